@@ -1,0 +1,262 @@
+//! Work the engine asks the shell to do, and the results it takes back.
+//!
+//! The engine never blocks and never touches storage or crypto: logging in
+//! needs a password hash checked, a message needs committing before it is
+//! acknowledged, history needs loading. Each of those leaves the hub as an
+//! [`Effect`] from [`crate::Hub::poll_output`] and comes back as an
+//! [`EffectResult`] through [`crate::Hub::handle_result`], carrying the
+//! [`ConnId`] it was for. Results for a connection that has gone are dropped,
+//! except a stored message, which is still delivered to everyone else.
+
+use crate::frame::{ErrorCode, MessageId, Ref, Target};
+use crate::hub::ConnId;
+use crate::name::Name;
+
+/// A message before it has an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Who sends it.
+    pub sender: Name,
+    /// Where to: the room, a group, or (a DM) the recipient.
+    pub target: Target,
+    /// The text, already checked against the body limit.
+    pub body: String,
+}
+
+/// A committed message, as storage returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Commit time, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Who sent it.
+    pub sender: Name,
+    /// Where it was sent.
+    pub target: Target,
+    /// The text.
+    pub body: String,
+}
+
+/// A change to a group's membership, to be committed before it takes effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupOp {
+    /// Create `group` with `user` as its first member.
+    Create {
+        /// The new group.
+        group: Name,
+        /// Its creator.
+        user: Name,
+    },
+    /// Add `user` to `group`.
+    Join {
+        /// The group.
+        group: Name,
+        /// The user.
+        user: Name,
+    },
+    /// Remove `user` from `group`.
+    Leave {
+        /// The group.
+        group: Name,
+        /// The user.
+        user: Name,
+    },
+}
+
+/// Which messages a resuming session is sent after it logs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayScope {
+    /// Everything the user may see with an id in `(after, upto]`: room
+    /// messages, messages of `groups`, and direct messages to or from them.
+    Since {
+        /// The client's last id.
+        after: MessageId,
+        /// The user's groups.
+        groups: Vec<Name>,
+    },
+    /// Direct messages to the user that arrived while none of their sessions
+    /// was online (after the mark storage keeps from [`Effect::UserOffline`]),
+    /// with an id up to `upto`.
+    OfflineDirect,
+}
+
+/// Work for the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Check `password` for `user`; answer with [`EffectResult::Authenticated`].
+    Authenticate {
+        /// The session.
+        conn: ConnId,
+        /// The name as typed (any case).
+        user: Name,
+        /// The password: never log it.
+        password: String,
+    },
+    /// Create an account; answer with [`EffectResult::Registered`].
+    Register {
+        /// The session.
+        conn: ConnId,
+        /// The wanted name.
+        user: Name,
+        /// The password: never log it.
+        password: String,
+    },
+    /// Commit a message, assigning its id and timestamp; answer with
+    /// [`EffectResult::Stored`]. Results must come back in the order the
+    /// effects went out, because ids are handed out in commit order and
+    /// deliveries follow results.
+    Store {
+        /// The sending session.
+        conn: ConnId,
+        /// The SEND's reference.
+        reference: Ref,
+        /// The message.
+        message: NewMessage,
+    },
+    /// Commit a group change; answer with [`EffectResult::GroupStored`].
+    StoreGroup {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// The change.
+        op: GroupOp,
+    },
+    /// Load a page of history; answer with [`EffectResult::History`].
+    LoadHistory {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// Who asks (a DM conversation is between `user` and the target).
+        user: Name,
+        /// The conversation.
+        target: Target,
+        /// Only ids below this; 0 for the newest.
+        before: MessageId,
+        /// At most this many.
+        limit: u16,
+    },
+    /// Load what a session missed; answer with [`EffectResult::Replayed`].
+    Replay {
+        /// The session.
+        conn: ConnId,
+        /// Whose messages.
+        user: Name,
+        /// Which.
+        scope: ReplayScope,
+        /// Only ids up to this: later ones reach the session live.
+        upto: MessageId,
+    },
+    /// The user's last session left; every direct message with an id up to
+    /// `seen_upto` was routed while they were online. Storage keeps this mark
+    /// for [`ReplayScope::OfflineDirect`]. Needs no answer.
+    UserOffline {
+        /// The user.
+        user: Name,
+        /// The newest id routed before they left.
+        seen_upto: MessageId,
+    },
+}
+
+/// Why a login or registration failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code to send.
+    pub code: ErrorCode,
+    /// When to retry, in ms, or 0.
+    pub retry_after_ms: u32,
+    /// The text to send.
+    pub text: String,
+}
+
+impl Refusal {
+    /// A refusal without a retry delay.
+    pub fn new(code: ErrorCode, text: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            retry_after_ms: 0,
+            text: text.into(),
+        }
+    }
+}
+
+/// The answer to an [`Effect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EffectResult {
+    /// The answer to [`Effect::Authenticate`]: the account's registered name.
+    Authenticated {
+        /// The session.
+        conn: ConnId,
+        /// The canonical name, or why not.
+        result: Result<Name, Refusal>,
+    },
+    /// The answer to [`Effect::Register`].
+    Registered {
+        /// The session.
+        conn: ConnId,
+        /// Created, or why not.
+        result: Result<(), Refusal>,
+    },
+    /// The answer to [`Effect::Store`], in the same order.
+    Stored {
+        /// The sending session.
+        conn: ConnId,
+        /// The SEND's reference.
+        reference: Ref,
+        /// The committed message, or why it was not committed (the message
+        /// is handed back either way).
+        result: Result<StoredMessage, (NewMessage, Refusal)>,
+    },
+    /// The answer to [`Effect::StoreGroup`].
+    GroupStored {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// The change.
+        op: GroupOp,
+        /// Committed, or why not.
+        result: Result<(), Refusal>,
+    },
+    /// The answer to [`Effect::LoadHistory`].
+    History {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// The conversation.
+        target: Target,
+        /// Newest first, or why not.
+        result: Result<HistoryLoaded, Refusal>,
+    },
+    /// The answer to [`Effect::Replay`].
+    Replayed {
+        /// The session.
+        conn: ConnId,
+        /// Oldest first, or why not.
+        result: Result<ReplayLoaded, Refusal>,
+    },
+}
+
+/// A loaded history page.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct HistoryLoaded {
+    /// Newest first.
+    pub messages: Vec<StoredMessage>,
+    /// Whether older ones remain.
+    pub more: bool,
+}
+
+/// Loaded missed messages.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ReplayLoaded {
+    /// Oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Conversations where more were missed than a replay carries: the
+    /// oldest ones were left out, `(target, first, last, count)`.
+    pub skipped: Vec<(Target, MessageId, MessageId, u32)>,
+}

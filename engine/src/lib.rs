@@ -1,0 +1,71 @@
+//! The confab protocol engine, sans I/O.
+//!
+//! This crate is the whole of confab's protocol: the frames and their codec
+//! ([`frame`], [`codec`]), the per-connection state machine ([`session`]),
+//! and the [`Hub`] that owns the sessions, the room, the groups and the
+//! roster and routes between them.
+//!
+//! It does no I/O: no sockets, no files, no threads, no clock, no async
+//! runtime. Bytes and the current time come in as arguments; frames to send,
+//! the next deadline and effects for the shell (check this password, commit
+//! this message, load that history) come out as values. That keeps it
+//! deterministic, so property tests drive it with a fake clock and fuzzers
+//! drive it with arbitrary bytes.
+//!
+//! # The run loop
+//!
+//! A shell (confab-net's server, or a test) drives it like this:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use confab_engine::{Config, Hub, Output, Source};
+//! use confab_engine::frame::{Frame, Text, PROTOCOL_VERSION};
+//!
+//! let mut hub = Hub::new(Config::default(), [], 0);
+//! let now = Instant::now();
+//! let conn = hub.connect(now, Source(1));
+//! // Bytes from the socket go in; what is not consumed is kept for later.
+//! let hello = Frame::Hello { version: PROTOCOL_VERSION, client: Text::new("doc").unwrap() }.to_bytes();
+//! let used = hub.handle_bytes(now, conn, &hello);
+//! assert_eq!(used, hello.len());
+//! // After every call that feeds the hub, drain its outputs.
+//! while let Some(out) = hub.poll_output() {
+//!     match out {
+//!         Output::Wake(c) => {
+//!             // The writer of `c` drains the queue and writes the frames.
+//!             let mut frames = Vec::new();
+//!             hub.drain(c, &mut frames, 64 * 1024);
+//!             assert!(!frames.is_empty());
+//!         }
+//!         Output::Effect(_effect) => { /* run it, then hub.handle_result(now, ..) */ }
+//!     }
+//! }
+//! // Timers: call handle_timeout at the deadline.
+//! if let Some(t) = hub.poll_timeout(conn) {
+//!     assert!(t > now);
+//!     hub.handle_timeout(t, conn);
+//! }
+//! ```
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod config;
+pub mod effect;
+pub mod frame;
+pub mod hub;
+pub mod name;
+mod roster;
+mod send_queue;
+pub mod session;
+
+pub use codec::{decode, DecodeError};
+pub use config::Config;
+pub use effect::{Effect, EffectResult};
+pub use frame::{Frame, MessageId, Target};
+pub use hub::{ConnId, Drained, Hub, Output, ReadReady};
+pub use name::{Name, NameError};
+pub use send_queue::Class;
+pub use session::{CloseReason, Phase, Source};
+
+#[cfg(test)]
+mod tests;

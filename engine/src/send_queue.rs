@@ -1,0 +1,273 @@
+//! A session's outbound queue: bounded in bytes, drained by priority.
+//!
+//! Frames are shared bytes (`Arc<[u8]>`): a broadcast is encoded once and
+//! the same allocation is queued for every recipient. When the byte budget
+//! is spent, the lowest class goes first: queued broadcasts are evicted
+//! (newest first, so what stays is a contiguous prefix) to make room for
+//! anything more important, and the message ids that were dropped are
+//! remembered per conversation so the session can be told exactly what it
+//! missed. Control frames are never dropped; if even they do not fit, the
+//! queue reports overflow and the session is closed as a slow consumer.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::frame::{MessageId, Target};
+
+/// Priority classes, most important first (docs/PROTOCOL.md, "Priorities").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// PING, PONG, OK, ACK, ERROR, MISSED, CAUGHT_UP, SHUTDOWN, LOGIN_OK, SERVER_HELLO.
+    Control = 0,
+    /// Direct messages.
+    Direct = 1,
+    /// Roster snapshots and deltas, group events.
+    Roster = 2,
+    /// Room and group messages, history pages, group lists.
+    Bulk = 3,
+}
+
+const CLASSES: usize = 4;
+
+/// One queued frame.
+#[derive(Clone, Debug)]
+pub(crate) struct Queued {
+    pub(crate) bytes: Arc<[u8]>,
+    /// For messages: which conversation and id, so a drop can be reported.
+    pub(crate) message: Option<(Target, MessageId)>,
+}
+
+/// Messages dropped from one conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MissedRange {
+    pub(crate) first: MessageId,
+    pub(crate) last: MessageId,
+    pub(crate) count: u32,
+}
+
+/// What [`SendQueue::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued; `was_empty` says the writer may need waking.
+    Queued { was_empty: bool },
+    /// Not queued: dropped (and recorded if it was a message).
+    Dropped,
+    /// A control frame did not fit even after evicting everything else.
+    Overflow,
+}
+
+/// The bounded queue (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    classes: [VecDeque<Queued>; CLASSES],
+    bytes: usize,
+    /// Dropped messages by conversation; bounded by `MAX_MISSED_TARGETS`.
+    missed: Vec<(Target, MissedRange)>,
+}
+
+/// Conversations whose drops a session remembers before it is simply closed.
+pub(crate) const MAX_MISSED_TARGETS: usize = 128;
+
+impl SendQueue {
+    /// Bytes queued.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.classes.iter().all(VecDeque::is_empty)
+    }
+
+    /// Whether messages were dropped and not yet reported.
+    pub(crate) fn has_missed(&self) -> bool {
+        !self.missed.is_empty()
+    }
+
+    /// Queues a frame within `limit` bytes (see the module docs). Only
+    /// messages are ever evicted or dropped, because only they can be fetched
+    /// again from history; any other frame that does not fit overflows.
+    pub(crate) fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
+        let was_empty = self.is_empty();
+        let len = item.bytes.len();
+        while self.bytes + len > limit {
+            match self.evict_below(class) {
+                Some(Ok(())) => {}
+                Some(Err(())) => return Pushed::Overflow,
+                None => match item.message {
+                    Some((t, id)) if class != Class::Control => {
+                        return if self.record_missed(t, id) {
+                            Pushed::Dropped
+                        } else {
+                            Pushed::Overflow
+                        };
+                    }
+                    _ => return Pushed::Overflow,
+                },
+            }
+        }
+        self.bytes += len;
+        self.classes[class as usize].push_back(item);
+        Pushed::Queued { was_empty }
+    }
+
+    /// Evicts the newest message queued in a class below `class`; `None` if
+    /// there is none, `Some(Err)` if the drop could not be recorded.
+    fn evict_below(&mut self, class: Class) -> Option<Result<(), ()>> {
+        for c in (class as usize + 1..CLASSES).rev() {
+            let q = &mut self.classes[c];
+            if let Some(pos) = q.iter().rposition(|f| f.message.is_some()) {
+                let v = q.remove(pos).expect("position is in range");
+                self.bytes -= v.bytes.len();
+                let (t, id) = v.message.expect("found by is_some");
+                return Some(if self.record_missed(t, id) {
+                    Ok(())
+                } else {
+                    Err(())
+                });
+            }
+        }
+        None
+    }
+
+    /// Removes every queued frame of `class` (superseded roster deltas).
+    pub(crate) fn clear(&mut self, class: Class) {
+        let q = &mut self.classes[class as usize];
+        self.bytes -= q.iter().map(|q| q.bytes.len()).sum::<usize>();
+        q.clear();
+    }
+
+    /// Moves queued frames, most important class first, into `out`, up to
+    /// about `max_bytes` (always at least one frame if any is queued).
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
+        let mut taken = 0;
+        for q in &mut self.classes {
+            while let Some(front) = q.front() {
+                if taken > 0 && taken + front.bytes.len() > max_bytes {
+                    self.bytes -= taken;
+                    return taken;
+                }
+                let f = q.pop_front().expect("front exists");
+                taken += f.bytes.len();
+                out.push(f.bytes);
+            }
+        }
+        self.bytes -= taken;
+        taken
+    }
+
+    /// Takes the record of dropped messages.
+    pub(crate) fn take_missed(&mut self) -> Vec<(Target, MissedRange)> {
+        std::mem::take(&mut self.missed)
+    }
+
+    /// Records a message that was dropped before it reached the queue;
+    /// false if the record is full.
+    pub(crate) fn note_dropped(&mut self, t: Target, id: MessageId) -> bool {
+        self.record_missed(t, id)
+    }
+
+    /// Frames queued in `class` (tests).
+    #[cfg(test)]
+    fn len(&self, class: Class) -> usize {
+        self.classes[class as usize].len()
+    }
+
+    fn record_missed(&mut self, t: Target, id: MessageId) -> bool {
+        if let Some((_, r)) = self.missed.iter_mut().find(|(x, _)| *x == t) {
+            r.first = r.first.min(id);
+            r.last = r.last.max(id);
+            r.count += 1;
+            return true;
+        }
+        if self.missed.len() >= MAX_MISSED_TARGETS {
+            return false;
+        }
+        self.missed.push((
+            t,
+            MissedRange {
+                first: id,
+                last: id,
+                count: 1,
+            },
+        ));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize, msg: Option<u64>) -> Queued {
+        Queued {
+            bytes: vec![0u8; n].into(),
+            message: msg.map(|id| (Target::Room, id)),
+        }
+    }
+
+    #[test]
+    fn drains_control_before_bulk_whatever_the_arrival_order() {
+        let mut q = SendQueue::default();
+        q.push(frame(10, Some(1)), Class::Bulk, 100);
+        q.push(frame(11, None), Class::Control, 100);
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 1000);
+        assert_eq!(out.iter().map(|b| b.len()).collect::<Vec<_>>(), [11, 10]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_evicts_newest_bulk_for_control_and_records_what_was_missed() {
+        let mut q = SendQueue::default();
+        for id in 1..=5 {
+            assert!(matches!(
+                q.push(frame(20, Some(id)), Class::Bulk, 100),
+                Pushed::Queued { .. }
+            ));
+        }
+        // Full: a new bulk message is dropped, a control frame evicts id 5.
+        assert_eq!(
+            q.push(frame(20, Some(6)), Class::Bulk, 100),
+            Pushed::Dropped
+        );
+        assert!(matches!(
+            q.push(frame(20, None), Class::Control, 100),
+            Pushed::Queued { .. }
+        ));
+        assert_eq!(q.len(Class::Bulk), 4);
+        let missed = q.take_missed();
+        assert_eq!(
+            missed,
+            vec![(
+                Target::Room,
+                MissedRange {
+                    first: 5,
+                    last: 6,
+                    count: 2
+                }
+            )]
+        );
+        assert!(q.bytes() <= 100);
+    }
+
+    #[test]
+    fn control_that_cannot_fit_even_alone_overflows() {
+        let mut q = SendQueue::default();
+        q.push(frame(90, None), Class::Control, 100);
+        assert_eq!(
+            q.push(frame(20, None), Class::Control, 100),
+            Pushed::Overflow
+        );
+    }
+
+    #[test]
+    fn drain_respects_the_byte_budget_but_always_makes_progress() {
+        let mut q = SendQueue::default();
+        q.push(frame(50, None), Class::Control, 1000);
+        q.push(frame(50, None), Class::Control, 1000);
+        let mut out = Vec::new();
+        assert_eq!(q.drain_into(&mut out, 10), 50);
+        assert_eq!(q.bytes(), 50);
+    }
+}

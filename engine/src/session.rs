@@ -1,0 +1,311 @@
+//! One connection's state machine: Auth → RosterSync → Messaging → Closed.
+//!
+//! Each state holds exactly the data valid in it (the logged-in user exists
+//! only once a login succeeded). [`accepts`] is the whole table of which
+//! frame each state takes; the hub consults it before acting on a frame, so
+//! a frame out of place gets `WRONG_STATE` and nothing else happens.
+//! Timers (auth deadline, idle ping, frame completion, rate-limit pause and
+//! flood) are plain `Instant`s compared against the `now` passed in.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::frame::{kind, ErrorCode, MessageId, Ref};
+use crate::name::Name;
+use crate::send_queue::SendQueue;
+
+/// An opaque key for the peer's source address: the shell maps addresses to
+/// it (the engine does no networking), and the hub counts sessions per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Source(pub u128);
+
+/// The state of a session, with the data valid in it.
+#[derive(Debug)]
+pub(crate) enum State {
+    /// Before login: HELLO, then REGISTER/LOGIN.
+    Auth(state::Auth),
+    /// Logged in, the roster snapshot sent, waiting for its ROSTER_ACK.
+    RosterSync(state::LoggedIn),
+    /// Logged in and synced.
+    Messaging(state::LoggedIn),
+    /// Closing: whatever is queued is flushed, then the shell closes.
+    Closed(state::Closed),
+}
+
+pub(crate) mod state {
+    use super::*;
+
+    #[derive(Debug)]
+    pub(crate) struct Auth {
+        pub(crate) deadline: Instant,
+        pub(crate) hello: bool,
+        /// A REGISTER or LOGIN waiting for the shell's answer.
+        pub(crate) pending: Option<PendingAuth>,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum PendingAuth {
+        Register {
+            reference: Ref,
+        },
+        Login {
+            reference: Ref,
+            resume_after: MessageId,
+            roster: bool,
+        },
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct LoggedIn {
+        pub(crate) user: Name,
+        pub(crate) roster: RosterCursor,
+    }
+
+    /// Where a session stands in the roster stream.
+    #[derive(Debug, Default)]
+    pub(crate) struct RosterCursor {
+        /// Newest version queued for the session.
+        pub(crate) sent: u64,
+        /// Newest version the client acknowledged.
+        pub(crate) acked: u64,
+        /// Queued deltas had to be dropped: send a snapshot when there is room.
+        pub(crate) needs_snapshot: bool,
+        /// The version of the last snapshot sent: acking it ends RosterSync.
+        pub(crate) synced_at: u64,
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Closed {
+        pub(crate) reason: CloseReason,
+    }
+}
+
+/// Why a session closed, for the shell's log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client logged out.
+    Logout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A fatal protocol error was sent to the client.
+    Error(ErrorCode, String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Logout => f.write_str("logged out"),
+            CloseReason::Shutdown => f.write_str("server shutdown"),
+            CloseReason::Error(code, text) => write!(f, "error {}: {text}", code.to_u16()),
+        }
+    }
+}
+
+/// The state names of docs/PROTOCOL.md, for errors and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Connected, no HELLO yet.
+    AwaitHello,
+    /// HELLO done, not logged in (or a login is being checked).
+    Auth,
+    /// Logged in, waiting for the snapshot's ROSTER_ACK.
+    RosterSync,
+    /// Logged in and synced.
+    Messaging,
+    /// Closing.
+    Closed,
+}
+
+/// Whether a session in `phase` accepts a frame of type `k` from the client.
+/// This is the table "Frames accepted per state" of docs/PROTOCOL.md.
+pub fn accepts(phase: Phase, k: u8) -> bool {
+    use Phase::*;
+    match k {
+        kind::PING | kind::PONG => phase != Closed,
+        kind::HELLO => phase == AwaitHello,
+        kind::REGISTER | kind::LOGIN => phase == Auth,
+        kind::LOGOUT | kind::ROSTER_ACK => matches!(phase, RosterSync | Messaging),
+        kind::GROUP_CREATE
+        | kind::GROUP_JOIN
+        | kind::GROUP_LEAVE
+        | kind::GROUP_LIST_REQUEST
+        | kind::SEND
+        | kind::HISTORY_REQUEST => phase == Messaging,
+        // Server-to-client frames are never accepted from a client.
+        _ => false,
+    }
+}
+
+/// A token bucket: `rate` per second sustained, `burst` at most.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn full(burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant, rate: f64, burst: f64) {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * rate).min(burst);
+        self.at = now;
+    }
+
+    /// Takes `n` tokens, or says how long until they are there.
+    pub(crate) fn take(
+        &mut self,
+        n: f64,
+        now: Instant,
+        rate: f64,
+        burst: f64,
+    ) -> Result<(), Duration> {
+        self.refill(now, rate, burst);
+        // A cost above the burst could never be paid: charge it down to the
+        // burst so an oversized (but allowed) frame waits, rather than forever.
+        let n = n.min(burst);
+        if self.tokens >= n {
+            self.tokens -= n;
+            Ok(())
+        } else if rate <= 0.0 {
+            Err(Duration::from_secs(3600))
+        } else {
+            Err(Duration::from_secs_f64((n - self.tokens) / rate).max(Duration::from_millis(1)))
+        }
+    }
+}
+
+/// Everything the hub keeps per connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) state: State,
+    pub(crate) source: Source,
+    pub(crate) queue: SendQueue,
+    /// Last time any byte arrived.
+    pub(crate) last_heard: Instant,
+    /// An unanswered PING of ours: when it went out.
+    pub(crate) ping_sent: Option<Instant>,
+    /// When the first byte of a still-incomplete frame arrived.
+    pub(crate) frame_started: Option<Instant>,
+    pub(crate) msgs: Bucket,
+    pub(crate) bytes: Bucket,
+    /// Reading is paused until then (rate limit).
+    pub(crate) paused_until: Option<Instant>,
+    /// Since when the client has been ahead of its rate limit.
+    pub(crate) throttled_since: Option<Instant>,
+    /// Requests handed to the shell and not answered yet.
+    pub(crate) inflight: u16,
+    /// The writer was told about queued bytes and has not drained yet.
+    pub(crate) wake_pending: bool,
+}
+
+impl Session {
+    pub(crate) fn new(now: Instant, source: Source, config: &Config) -> Session {
+        Session {
+            state: State::Auth(state::Auth {
+                deadline: now + config.auth_timeout,
+                hello: false,
+                pending: None,
+            }),
+            source,
+            queue: SendQueue::default(),
+            last_heard: now,
+            ping_sent: None,
+            frame_started: None,
+            msgs: Bucket::full(config.msg_burst as f64, now),
+            bytes: Bucket::full(config.byte_burst as f64, now),
+            paused_until: None,
+            throttled_since: None,
+            inflight: 0,
+            wake_pending: false,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match &self.state {
+            State::Auth(a) if !a.hello => Phase::AwaitHello,
+            State::Auth(_) => Phase::Auth,
+            State::RosterSync(_) => Phase::RosterSync,
+            State::Messaging(_) => Phase::Messaging,
+            State::Closed(_) => Phase::Closed,
+        }
+    }
+
+    /// The logged-in state, if any.
+    pub(crate) fn logged_in(&self) -> Option<&state::LoggedIn> {
+        match &self.state {
+            State::RosterSync(l) | State::Messaging(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn logged_in_mut(&mut self) -> Option<&mut state::LoggedIn> {
+        match &mut self.state {
+            State::RosterSync(l) | State::Messaging(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The next instant at which [`crate::Hub::handle_timeout`] has work for
+    /// this session.
+    pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
+        if let State::Closed(_) = self.state {
+            return None;
+        }
+        let mut d = match self.ping_sent {
+            Some(sent) => sent + config.idle_timeout,
+            None => self.last_heard + config.idle_timeout,
+        };
+        let mut min = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = d.min(t);
+            }
+        };
+        if let State::Auth(a) = &self.state {
+            min(Some(a.deadline));
+        }
+        min(self.frame_started.map(|t| t + config.frame_timeout));
+        min(self.paused_until);
+        min(self.throttled_since.map(|t| t + config.flood_timeout));
+        Some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_table_admits_chat_frames_only_after_sync() {
+        assert!(accepts(Phase::AwaitHello, kind::HELLO));
+        assert!(!accepts(Phase::AwaitHello, kind::LOGIN));
+        assert!(accepts(Phase::Auth, kind::LOGIN));
+        assert!(!accepts(Phase::Auth, kind::SEND));
+        assert!(!accepts(Phase::RosterSync, kind::SEND));
+        assert!(accepts(Phase::RosterSync, kind::ROSTER_ACK));
+        assert!(accepts(Phase::Messaging, kind::SEND));
+        assert!(!accepts(Phase::Messaging, kind::HELLO));
+        assert!(!accepts(Phase::Messaging, kind::MESSAGE));
+        assert!(!accepts(Phase::Closed, kind::PING));
+    }
+
+    #[test]
+    fn a_bucket_refills_at_its_rate_up_to_its_burst() {
+        let t0 = Instant::now();
+        let mut b = Bucket::full(2.0, t0);
+        assert!(b.take(1.0, t0, 10.0, 2.0).is_ok());
+        assert!(b.take(1.0, t0, 10.0, 2.0).is_ok());
+        let wait = b.take(1.0, t0, 10.0, 2.0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        assert!(b.take(1.0, t0 + wait, 10.0, 2.0).is_ok());
+        // Long idle does not bank more than the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert!(b.take(2.0, later, 10.0, 2.0).is_ok());
+        assert!(b.take(1.0, later, 10.0, 2.0).is_err());
+    }
+}
