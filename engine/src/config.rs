@@ -92,8 +92,8 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(10),
             roster_window: 256,
             roster_log: 4096,
-            max_clients: 20_000,
-            max_per_source: 20_000,
+            max_clients: 10_000,
+            max_per_source: 10_000,
             frames_per_turn: 64,
         }
     }

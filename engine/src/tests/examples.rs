@@ -1,0 +1,131 @@
+//! Every worked example in docs/PROTOCOL.md decodes to the frame its prose
+//! describes and re-encodes byte for byte.
+
+use crate::frame::*;
+use crate::name::Name;
+
+fn n(s: &str) -> Name {
+    Name::new(s).expect("test names are valid")
+}
+
+fn t(s: &str) -> Text<'_> {
+    Text::new(s).expect("short")
+}
+
+/// The frame each example describes, by the name in its heading.
+fn expected(name: &str) -> Option<Frame<'static>> {
+    Some(match name {
+        "HELLO" => Frame::Hello {
+            version: 1,
+            client: t("lua"),
+        },
+        "LOGIN" => Frame::Login {
+            reference: 1,
+            user: n("alice"),
+            password: t("pw"),
+            resume_after: 0,
+            roster: true,
+        },
+        "LOGIN_OK" => Frame::LoginOk {
+            reference: 1,
+            user: n("Alice"),
+        },
+        "ROSTER_SNAPSHOT" => Frame::RosterSnapshot {
+            version: 7,
+            last: true,
+            users: vec![n("alice"), n("bob")],
+        },
+        "ROSTER_DELTA" => Frame::RosterDelta {
+            version: 8,
+            presence: Presence::Offline,
+            user: n("bob"),
+        },
+        "SEND" => Frame::Send {
+            reference: 2,
+            target: Target::Group(n("dev")),
+            body: t("hi"),
+        },
+        "ACK" => Frame::Ack {
+            reference: 2,
+            id: 42,
+            timestamp_ms: 1_700_000_000_000,
+        },
+        "MESSAGE" => Frame::Message {
+            id: 42,
+            timestamp_ms: 1_700_000_000_000,
+            sender: n("alice"),
+            target: Target::Room,
+            body: t("hi"),
+        },
+        "ERROR" => Frame::Error {
+            code: ErrorCode::NoSuchUser,
+            reference: 3,
+            retry_after_ms: 0,
+            text: t("no user carol"),
+        },
+        "PING" => Frame::Ping { token: 5 },
+        "SHUTDOWN" => Frame::Shutdown {
+            retry_after_ms: 5000,
+            reason: t("bye"),
+        },
+        "HISTORY_REQUEST" => Frame::HistoryRequest {
+            reference: 4,
+            target: Target::User(n("bob")),
+            before: 0,
+            limit: 50,
+        },
+        _ => return None,
+    })
+}
+
+/// `(name, bytes)` for each "### Example: NAME" and the ```hex block after it.
+fn examples(doc: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut name: Option<String> = None;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if let Some(n) = line.strip_prefix("### Example: ") {
+            name = Some(n.trim().to_owned());
+        } else if line.trim() == "```hex" {
+            let mut bytes = Vec::new();
+            for l in lines.by_ref() {
+                if l.trim() == "```" {
+                    break;
+                }
+                for h in l.split_whitespace() {
+                    bytes.push(u8::from_str_radix(h, 16).expect("hex blocks hold hex bytes"));
+                }
+            }
+            out.push((
+                name.take().expect("a hex block follows an Example heading"),
+                bytes,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_hex_example_in_the_protocol_document_decodes_and_reencodes_exactly() {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let all = examples(doc);
+    assert!(
+        all.len() >= 6,
+        "PROTOCOL.md must keep at least six worked examples, found {}",
+        all.len()
+    );
+    for (name, bytes) in all {
+        let want = expected(&name)
+            .unwrap_or_else(|| panic!("example {name} has no expected frame in this test"));
+        let (got, used) = crate::decode(&bytes, u32::MAX)
+            .unwrap_or_else(|e| panic!("example {name}: {e}"))
+            .unwrap_or_else(|| panic!("example {name} is incomplete"));
+        assert_eq!(used, bytes.len(), "example {name} has extra bytes");
+        assert_eq!(got, want, "example {name} decodes to something else");
+        assert_eq!(
+            want.to_bytes(),
+            bytes,
+            "example {name} does not re-encode byte for byte"
+        );
+    }
+}

@@ -1,0 +1,676 @@
+//! The hub's behaviours, one scenario each, through the deterministic world.
+
+use std::time::Duration;
+
+use super::util::{name, Got, World};
+use crate::frame::*;
+use crate::{Config, Phase, Source};
+
+fn world(users: &[&str]) -> World {
+    World::with_accounts(Config::default(), users)
+}
+
+#[test]
+fn login_passes_through_roster_sync_to_messaging_once_the_snapshot_is_acked() {
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Auth));
+    w.peers[a].reading = false;
+    w.login_peer(a, "alice", 0, true);
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::RosterSync));
+    w.peers[a].reading = true;
+    w.run();
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
+    let got = &w.peers[a].got;
+    assert!(matches!(got[0], Got::ServerHello(_)));
+    assert!(matches!(&got[1], Got::LoginOk(_, u) if u == "alice"));
+    assert!(got.contains(&Got::CaughtUp(0)));
+    assert_eq!(w.peers[a].roster, ["alice".to_string()].into());
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_the_session_may_try_again() {
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    let reference = w.reference();
+    w.send(
+        a,
+        &Frame::Login {
+            reference,
+            user: name("alice"),
+            password: Text::new("nope").unwrap(),
+            resume_after: 0,
+            roster: false,
+        },
+    );
+    assert!(w.peers[a].got.contains(&Got::Error {
+        code: ErrorCode::BadCredentials,
+        reference,
+        retry_after_ms: 0
+    }));
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Auth));
+    w.login_peer(a, "ALICE", 0, false);
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
+    assert_eq!(
+        w.hub.user(w.peers[a].conn),
+        Some(name("alice")),
+        "the registered spelling wins"
+    );
+}
+
+#[test]
+fn a_frame_out_of_state_gets_wrong_state_and_the_connection_stays_open() {
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    let r = w.say(a, Target::Room, "too early");
+    assert_eq!(
+        w.peers[a].got.last(),
+        Some(&Got::Error {
+            code: ErrorCode::WrongState,
+            reference: r,
+            retry_after_ms: 0
+        })
+    );
+    w.send(a, &Frame::Ok { reference: 9 });
+    assert_eq!(w.errors(a), [ErrorCode::WrongState, ErrorCode::WrongState]);
+    w.login_peer(a, "alice", 0, false);
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
+}
+
+#[test]
+fn send_is_refused_until_the_roster_snapshot_is_acked() {
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    w.peers[a].reading = false;
+    w.login_peer(a, "alice", 0, true);
+    let r = w.say(a, Target::Room, "hi");
+    w.read(a);
+    assert!(w.peers[a].got.contains(&Got::Error {
+        code: ErrorCode::WrongState,
+        reference: r,
+        retry_after_ms: 0
+    }));
+}
+
+#[test]
+fn a_room_message_reaches_every_other_session_and_is_acked_to_the_sender() {
+    let mut w = world(&["alice", "bob", "carol"]);
+    let a = w.login("alice", true);
+    let b = w.login("bob", true);
+    let c = w.login("carol", false);
+    let a2 = w.login("alice", false);
+    let r = w.say(a, Target::Room, "hello room");
+    assert!(w.peers[a].got.contains(&Got::Ack {
+        reference: r,
+        id: 1
+    }));
+    assert!(
+        w.messages(a).is_empty(),
+        "the sending session does not get its own message"
+    );
+    for p in [b, c, a2] {
+        assert_eq!(
+            w.messages(p),
+            [(1, "alice".to_string(), "hello room".to_string())]
+        );
+    }
+}
+
+#[test]
+fn a_dm_reaches_every_session_of_the_target_and_the_senders_other_sessions_only() {
+    let mut w = world(&["alice", "bob", "carol"]);
+    let a = w.login("alice", false);
+    let a2 = w.login("alice", false);
+    let b1 = w.login("bob", false);
+    let b2 = w.login("Bob", false);
+    let c = w.login("carol", false);
+    w.say(a, Target::User(name("BOB")), "psst");
+    for p in [b1, b2, a2] {
+        let got = &w.peers[p].got;
+        assert!(
+            got.contains(&Got::Message {
+                id: 1,
+                sender: "alice".into(),
+                target: Target::User(name("bob")),
+                body: "psst".into()
+            }),
+            "peer {p}: {got:?}"
+        );
+    }
+    assert!(w.messages(c).is_empty());
+    assert!(w.messages(a).is_empty());
+}
+
+#[test]
+fn a_dm_to_a_user_that_does_not_exist_is_refused() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    let r = w.say(a, Target::User(name("nobody")), "hello?");
+    assert!(w.peers[a].got.contains(&Got::Error {
+        code: ErrorCode::NoSuchUser,
+        reference: r,
+        retry_after_ms: 0
+    }));
+    assert!(w.messages(b).is_empty());
+    assert!(w.store.messages.is_empty());
+}
+
+#[test]
+fn group_messages_reach_members_only_and_membership_changes_are_announced() {
+    let mut w = world(&["alice", "bob", "carol"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    let c = w.login("carol", false);
+    let r = w.reference();
+    w.send(
+        a,
+        &Frame::GroupCreate {
+            reference: r,
+            group: name("Dev"),
+        },
+    );
+    assert!(w.peers[a].got.contains(&Got::Ok(r)));
+    let r = w.reference();
+    w.send(
+        b,
+        &Frame::GroupJoin {
+            reference: r,
+            group: name("dev"),
+        },
+    );
+    assert!(w.peers[b].got.contains(&Got::Ok(r)));
+    assert!(w.peers[a].got.contains(&Got::GroupEvent {
+        joined: true,
+        group: "Dev".into(),
+        user: "bob".into()
+    }));
+    let r = w.say(c, Target::Group(name("dev")), "let me in");
+    assert!(w.peers[c].got.contains(&Got::Error {
+        code: ErrorCode::NotAMember,
+        reference: r,
+        retry_after_ms: 0
+    }));
+    w.say(a, Target::Group(name("dev")), "standup");
+    assert_eq!(w.messages(b), [(1, "alice".into(), "standup".into())]);
+    assert!(w.messages(c).is_empty());
+    let r = w.reference();
+    w.send(
+        b,
+        &Frame::GroupLeave {
+            reference: r,
+            group: name("DEV"),
+        },
+    );
+    assert!(w.peers[a].got.contains(&Got::GroupEvent {
+        joined: false,
+        group: "Dev".into(),
+        user: "bob".into()
+    }));
+    w.say(a, Target::Group(name("dev")), "after");
+    assert_eq!(
+        w.messages(b).len(),
+        1,
+        "a member who left gets nothing more"
+    );
+    assert_eq!(w.hub.group_members(&name("dev")), Some(vec![name("alice")]));
+    let r = w.reference();
+    w.send(c, &Frame::GroupListRequest { reference: r });
+    assert!(w.peers[c]
+        .got
+        .contains(&Got::GroupList(vec![("Dev".into(), 1, false)])));
+    let r = w.reference();
+    w.send(
+        c,
+        &Frame::GroupCreate {
+            reference: r,
+            group: name("DEV"),
+        },
+    );
+    assert!(w.peers[c].got.contains(&Got::Error {
+        code: ErrorCode::GroupExists,
+        reference: r,
+        retry_after_ms: 0
+    }));
+}
+
+#[test]
+fn the_roster_is_a_snapshot_then_gapless_deltas_and_a_user_is_online_once() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", true);
+    let b1 = w.login("bob", true);
+    let b2 = w.login("bob", false);
+    assert_eq!(
+        w.peers[a].roster,
+        ["alice".to_string(), "bob".to_string()].into()
+    );
+    let deltas = |w: &World| {
+        w.peers[a]
+            .got
+            .iter()
+            .filter(|g| matches!(g, Got::Delta { .. }))
+            .count()
+    };
+    assert_eq!(deltas(&w), 1, "bob's second session is not a roster change");
+    w.disconnect(b1);
+    assert_eq!(deltas(&w), 1, "bob still has a session");
+    w.disconnect(b2);
+    assert_eq!(deltas(&w), 2);
+    assert_eq!(w.peers[a].roster, ["alice".to_string()].into());
+    assert_eq!(w.peers[a].roster_version, w.hub.roster_version());
+}
+
+#[test]
+fn a_session_that_never_acks_gets_at_most_a_window_of_deltas_then_a_snapshot() {
+    let config = Config {
+        roster_window: 4,
+        roster_log: 8,
+        ..Config::default()
+    };
+    let names: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.push("watcher");
+    let mut w = World::with_accounts(config, &all);
+    let watcher = w.login("watcher", true);
+    // The watcher reads but stops acknowledging.
+    w.peers[watcher].acking = false;
+    for n in &names {
+        w.login(n, false);
+    }
+    let deltas = w.peers[watcher]
+        .got
+        .iter()
+        .filter(|g| matches!(g, Got::Delta { .. }))
+        .count();
+    assert_eq!(deltas, 4, "no more than the window beyond the last ack");
+    // It acks what it has: it is now further behind than the log reaches.
+    w.peers[watcher].acking = true;
+    let version = w.peers[watcher].roster_version;
+    w.send(watcher, &Frame::RosterAck { version });
+    assert!(matches!(
+        w.peers[watcher].got.last(),
+        Some(Got::Snapshot { last: true, .. })
+    ));
+    assert_eq!(w.peers[watcher].roster.len(), 21);
+    assert_eq!(w.peers[watcher].roster_version, w.hub.roster_version());
+}
+
+#[test]
+fn an_oversized_frame_before_login_is_refused_from_its_header_and_closes() {
+    let mut w = world(&[]);
+    let a = w.connect();
+    let used = w.send_bytes(a, &[0, 0, 0x10, 0]);
+    assert_eq!(used, 4);
+    assert_eq!(w.errors(a), [ErrorCode::FrameTooLarge]);
+    assert!(w.peers[a].closed);
+}
+
+#[test]
+fn garbage_gets_malformed_frame_and_a_close() {
+    let mut w = world(&[]);
+    let a = w.connect();
+    w.send_bytes(a, &[0, 0, 0, 3, kind::PING, 1, 2]);
+    assert_eq!(w.errors(a), [ErrorCode::MalformedFrame]);
+    assert!(w.peers[a].closed);
+}
+
+#[test]
+fn an_unknown_frame_type_is_skipped_with_an_error_and_the_session_goes_on() {
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    w.send_bytes(a, &[0, 0, 0, 3, 0x3f, 1, 2]);
+    assert_eq!(w.errors(a), [ErrorCode::UnknownFrameType]);
+    assert!(!w.peers[a].closed);
+    w.login_peer(a, "alice", 0, false);
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
+}
+
+#[test]
+fn a_client_that_does_not_log_in_in_time_is_closed() {
+    let mut w = world(&[]);
+    let a = w.connect();
+    w.advance(Duration::from_secs(9));
+    assert!(!w.peers[a].closed);
+    w.advance(Duration::from_secs(2));
+    assert_eq!(w.errors(a), [ErrorCode::AuthTimeout]);
+    assert!(w.peers[a].closed);
+}
+
+#[test]
+fn an_idle_session_is_pinged_and_kept_if_it_answers_and_closed_if_not() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.peers[b].reading = false; // never answers
+    w.advance(Duration::from_secs(61));
+    assert!(w.peers[a].got.iter().any(|g| matches!(g, Got::Ping(_))));
+    w.advance(Duration::from_secs(120));
+    assert!(!w.peers[a].closed, "a session that answers pings stays");
+    w.read(b);
+    assert_eq!(w.errors(b), [ErrorCode::IdleTimeout]);
+    assert!(w.peers[b].closed);
+}
+
+#[test]
+fn half_a_frame_then_silence_is_closed_after_the_frame_timeout() {
+    let config = Config {
+        frame_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["alice"]);
+    let a = w.login("alice", false);
+    let used = w.send_bytes(a, &[0, 0, 0, 9, kind::PING, 0]);
+    assert_eq!(used, 0, "a partial frame is left with the reader");
+    w.advance(Duration::from_secs(3));
+    assert_eq!(w.errors(a), [ErrorCode::FrameTimeout]);
+    assert!(w.peers[a].closed);
+}
+
+#[test]
+fn a_flooder_is_paused_told_and_finally_disconnected_while_others_are_served() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 5,
+        flood_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["flood", "bob"]);
+    let f = w.login("flood", false);
+    let b = w.login("bob", false);
+    let mut burst = Vec::new();
+    for i in 0..50 {
+        Frame::Send {
+            reference: i,
+            target: Target::Room,
+            body: Text::new("x").unwrap(),
+        }
+        .encode(&mut burst);
+    }
+    let used = w.send_bytes(f, &burst);
+    assert!(
+        used < burst.len(),
+        "reading pauses once the bucket is empty"
+    );
+    assert_eq!(w.messages(b).len(), 5, "the burst went through");
+    assert_eq!(w.errors(f), [ErrorCode::RateLimited]);
+    // The flooder keeps its backlog up: feed the remainder at every pause.
+    let mut rest = burst[used..].to_vec();
+    for _ in 0..100 {
+        if w.peers[f].closed {
+            break;
+        }
+        w.advance(Duration::from_millis(100));
+        let used = w.send_bytes(f, &rest);
+        rest.drain(..used);
+        rest.extend_from_slice(&burst[..used]);
+    }
+    assert!(w.errors(f).contains(&ErrorCode::Flooding));
+    assert!(w.peers[f].closed);
+    let r = w.say(b, Target::Room, "still here");
+    assert!(w.peers[b]
+        .got
+        .iter()
+        .any(|g| matches!(g, Got::Ack { reference, .. } if *reference == r)));
+}
+
+#[test]
+fn a_slow_reader_loses_only_bulk_messages_and_is_told_exactly_which() {
+    let config = Config {
+        send_queue_bytes: 2000,
+        msg_rate: 1000,
+        msg_burst: 1000,
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["alice", "slow", "fast"]);
+    let a = w.login("alice", false);
+    let s = w.login("slow", false);
+    let fast = w.login("fast", false);
+    w.peers[s].reading = false;
+    for i in 0..100 {
+        w.say(a, Target::Room, &format!("message number {i:03}"));
+    }
+    assert_eq!(
+        w.messages(fast).len(),
+        100,
+        "a slow reader never slows others"
+    );
+    w.say(a, Target::User(name("slow")), "direct");
+    w.peers[s].reading = true;
+    w.run();
+    let got: Vec<u64> = w.messages(s).iter().map(|m| m.0).collect();
+    let missed: Vec<_> = w.peers[s]
+        .got
+        .iter()
+        .filter_map(|g| match g {
+            Got::Missed {
+                target,
+                first,
+                last,
+                count,
+            } => Some((*target, *first, *last, *count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(missed.len(), 1);
+    let (target, first, last, count) = missed[0];
+    assert_eq!(target, Target::Room);
+    assert!(got.contains(&101), "the DM was not dropped");
+    let room: Vec<u64> = got.iter().copied().filter(|id| *id <= 100).collect();
+    assert_eq!(
+        room.len() as u32 + count,
+        100,
+        "every room message is either delivered or reported"
+    );
+    assert_eq!(
+        (first, last),
+        (room.len() as u64 + 1, 100),
+        "what was dropped is a contiguous, reported range"
+    );
+    assert!(!w.peers[s].closed);
+}
+
+#[test]
+fn a_reconnecting_client_gets_exactly_what_it_missed_in_order_then_live_traffic() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.say(a, Target::Room, "one");
+    let last_seen = w.messages(b)[0].0;
+    w.disconnect(b);
+    w.say(a, Target::Room, "two");
+    w.say(a, Target::User(name("bob")), "three");
+    // Bob comes back; while his replay loads, more traffic arrives.
+    let b = w.connect();
+    w.hold_effects = true;
+    w.login_peer(b, "bob", last_seen, false);
+    w.release(); // the login
+    w.say(a, Target::Room, "four"); // held: Store effect
+    w.hold_effects = false;
+    w.release(); // the replay, then "four"
+                 // Each conversation in order (a DM may overtake room traffic: it has
+                 // the higher priority), nothing twice, nothing from before `last_seen`.
+    let bodies: Vec<String> = w.messages(b).into_iter().map(|m| m.2).collect();
+    let room: Vec<&String> = bodies.iter().filter(|b| *b != "three").collect();
+    assert_eq!(room, ["two", "four"]);
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies.contains(&"three".to_string()));
+    let caught_up = w.peers[b]
+        .got
+        .iter()
+        .position(|g| matches!(g, Got::CaughtUp(3)))
+        .expect("caught up");
+    let four = w.peers[b]
+        .got
+        .iter()
+        .position(|g| matches!(g, Got::Message { body, .. } if body == "four"))
+        .unwrap();
+    assert!(caught_up < four, "live messages come after CAUGHT_UP");
+}
+
+#[test]
+fn live_messages_during_a_replay_are_held_then_delivered_after_it() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    w.say(a, Target::Room, "old");
+    let b = w.connect();
+    w.hold_effects = true;
+    w.login_peer(b, "bob", 0, false);
+    w.release(); // authenticate → login → Replay effect is held
+    assert!(matches!(w.held.front(), Some(crate::Effect::Replay { .. })));
+    let replay = w.held.pop_front().unwrap();
+    w.hold_effects = false;
+    w.say(a, Target::Room, "live");
+    assert!(w.messages(b).is_empty(), "held until the replay is in");
+    let r = w.store.run(replay).unwrap();
+    w.hub.handle_result(w.now, r);
+    w.run();
+    assert_eq!(
+        w.messages(b),
+        [(2, "alice".to_string(), "live".to_string())]
+    );
+}
+
+#[test]
+fn a_dm_to_an_offline_user_is_delivered_at_their_next_login() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.say(a, Target::User(name("bob")), "seen live");
+    w.disconnect(b);
+    w.say(a, Target::User(name("bob")), "while away 1");
+    w.say(a, Target::Room, "room chatter");
+    w.say(a, Target::User(name("bob")), "while away 2");
+    let b = w.login("bob", false);
+    let bodies: Vec<String> = w.messages(b).into_iter().map(|m| m.2).collect();
+    assert_eq!(bodies, ["while away 1", "while away 2"]);
+}
+
+#[test]
+fn history_pages_walk_back_without_gaps_or_repeats() {
+    let mut w = world(&["alice"]);
+    let a = w.login("alice", false);
+    for i in 0..25 {
+        w.say(a, Target::Room, &format!("m{i}"));
+    }
+    let mut before = 0;
+    let mut seen = Vec::new();
+    loop {
+        let r = w.reference();
+        w.send(
+            a,
+            &Frame::HistoryRequest {
+                reference: r,
+                target: Target::Room,
+                before,
+                limit: 10,
+            },
+        );
+        let Some(Got::History { ids, more, .. }) = w.peers[a]
+            .got
+            .iter()
+            .rev()
+            .find(|g| matches!(g, Got::History { reference, .. } if *reference == r))
+            .cloned()
+        else {
+            panic!("no page");
+        };
+        seen.extend(ids.iter().copied());
+        if !more {
+            break;
+        }
+        before = *ids.last().unwrap();
+    }
+    let want: Vec<u64> = (1..=25).rev().collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn a_stored_message_is_delivered_even_if_its_sender_left_before_the_commit() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.hold_effects = true;
+    w.say(a, Target::Room, "parting words");
+    w.hold_effects = false;
+    w.disconnect(a);
+    w.release();
+    assert_eq!(
+        w.messages(b),
+        [(1, "alice".to_string(), "parting words".to_string())]
+    );
+}
+
+#[test]
+fn shutdown_notifies_every_session_and_closes_each_after_its_queue() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", true);
+    let b = w.login("bob", false);
+    let pending = w.connect();
+    w.hub.shutdown(w.now, Duration::from_secs(5), "maintenance");
+    w.run();
+    for p in [a, b, pending] {
+        assert_eq!(w.peers[p].got.last(), Some(&Got::Shutdown), "peer {p}");
+        assert!(w.peers[p].closed);
+    }
+    let late = w.connect();
+    assert_eq!(w.peers[late].got.last(), Some(&Got::Shutdown));
+    assert!(w.peers[late].closed);
+}
+
+#[test]
+fn connections_beyond_the_limits_are_refused_with_an_error() {
+    let config = Config {
+        max_clients: 3,
+        max_per_source: 2,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.connect_from(Source(1));
+    let b = w.connect_from(Source(1));
+    let c = w.connect_from(Source(1));
+    assert!(!w.peers[a].closed && !w.peers[b].closed);
+    assert_eq!(w.errors(c), [ErrorCode::TooManyConnections]);
+    w.disconnect(c);
+    let d = w.connect_from(Source(2));
+    assert!(!w.peers[d].closed);
+    let e = w.connect_from(Source(3));
+    assert_eq!(w.errors(e), [ErrorCode::TooManyConnections]);
+    w.disconnect(e);
+    w.disconnect(a);
+    let f = w.connect_from(Source(3));
+    assert!(!w.peers[f].closed, "room again once others left");
+}
+
+#[test]
+fn logout_is_acknowledged_closes_and_leaves_the_roster() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", true);
+    let b = w.login("bob", false);
+    let r = w.reference();
+    w.send(b, &Frame::Logout { reference: r });
+    assert_eq!(w.peers[b].got.last(), Some(&Got::Ok(r)));
+    assert!(w.peers[b].closed);
+    assert_eq!(w.peers[a].roster, ["alice".to_string()].into());
+    assert_eq!(w.hub.online(), [name("alice")]);
+}
+
+#[test]
+fn requests_beyond_the_in_flight_limit_are_told_busy() {
+    let config = Config {
+        max_inflight: 2,
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["alice"]);
+    let a = w.login("alice", false);
+    w.hold_effects = true;
+    w.say(a, Target::Room, "1");
+    w.say(a, Target::Room, "2");
+    let r = w.say(a, Target::Room, "3");
+    assert!(w.peers[a].got.iter().any(
+        |g| matches!(g, Got::Error { code: ErrorCode::Busy, reference, .. } if *reference == r)
+    ));
+    w.hold_effects = false;
+    w.release();
+    w.say(a, Target::Room, "4");
+    assert_eq!(w.store.messages.len(), 3);
+}

@@ -1,0 +1,703 @@
+//! A deterministic world for driving the hub: a fake clock, an in-memory
+//! store that answers effects at once (or holds them, to test ordering),
+//! and peers that decode everything the hub writes to them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::effect::*;
+use crate::frame::*;
+use crate::name::{Name, NameKey};
+use crate::{decode, Config, ConnId, Hub, Output, Source};
+
+/// An owned copy of a received frame, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Got {
+    ServerHello(ServerInfo),
+    Ok(Ref),
+    LoginOk(Ref, String),
+    Snapshot {
+        version: u64,
+        last: bool,
+        users: Vec<String>,
+    },
+    Delta {
+        version: u64,
+        online: bool,
+        user: String,
+    },
+    Ack {
+        reference: Ref,
+        id: MessageId,
+    },
+    Message {
+        id: MessageId,
+        sender: String,
+        target: Target,
+        body: String,
+    },
+    GroupEvent {
+        joined: bool,
+        group: String,
+        user: String,
+    },
+    GroupList(Vec<(String, u32, bool)>),
+    History {
+        reference: Ref,
+        more: bool,
+        ids: Vec<MessageId>,
+    },
+    CaughtUp(MessageId),
+    Missed {
+        target: Target,
+        first: MessageId,
+        last: MessageId,
+        count: u32,
+    },
+    Error {
+        code: ErrorCode,
+        reference: Ref,
+        retry_after_ms: u32,
+    },
+    Ping(u64),
+    Pong(u64),
+    Shutdown,
+    Other(u8),
+}
+
+impl Got {
+    fn from(f: &Frame<'_>) -> Got {
+        match f {
+            Frame::ServerHello { info, .. } => Got::ServerHello(*info),
+            Frame::Ok { reference } => Got::Ok(*reference),
+            Frame::LoginOk { reference, user } => Got::LoginOk(*reference, user.to_string()),
+            Frame::RosterSnapshot {
+                version,
+                last,
+                users,
+            } => Got::Snapshot {
+                version: *version,
+                last: *last,
+                users: users.iter().map(|u| u.to_string()).collect(),
+            },
+            Frame::RosterDelta {
+                version,
+                presence,
+                user,
+            } => Got::Delta {
+                version: *version,
+                online: *presence == Presence::Online,
+                user: user.to_string(),
+            },
+            Frame::Ack { reference, id, .. } => Got::Ack {
+                reference: *reference,
+                id: *id,
+            },
+            Frame::Message {
+                id,
+                sender,
+                target,
+                body,
+                ..
+            } => Got::Message {
+                id: *id,
+                sender: sender.to_string(),
+                target: *target,
+                body: body.as_str().to_owned(),
+            },
+            Frame::GroupEvent {
+                change,
+                group,
+                user,
+            } => Got::GroupEvent {
+                joined: *change == GroupChange::Joined,
+                group: group.to_string(),
+                user: user.to_string(),
+            },
+            Frame::GroupList { groups, .. } => Got::GroupList(
+                groups
+                    .iter()
+                    .map(|g| (g.name.to_string(), g.members, g.is_member))
+                    .collect(),
+            ),
+            Frame::HistoryPage {
+                reference,
+                more,
+                entries,
+                ..
+            } => Got::History {
+                reference: *reference,
+                more: *more,
+                ids: entries.iter().map(|e| e.id).collect(),
+            },
+            Frame::CaughtUp { last_id } => Got::CaughtUp(*last_id),
+            Frame::Missed {
+                target,
+                first,
+                last,
+                count,
+            } => Got::Missed {
+                target: *target,
+                first: *first,
+                last: *last,
+                count: *count,
+            },
+            Frame::Error {
+                code,
+                reference,
+                retry_after_ms,
+                ..
+            } => Got::Error {
+                code: *code,
+                reference: *reference,
+                retry_after_ms: *retry_after_ms,
+            },
+            Frame::Ping { token } => Got::Ping(*token),
+            Frame::Pong { token } => Got::Pong(*token),
+            Frame::Shutdown { .. } => Got::Shutdown,
+            other => Got::Other(other.kind()),
+        }
+    }
+}
+
+/// One client of the world.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) conn: ConnId,
+    /// Everything received, in order.
+    pub(crate) got: Vec<Got>,
+    /// The roster rebuilt from snapshots and deltas.
+    pub(crate) roster: BTreeSet<String>,
+    pub(crate) roster_version: u64,
+    partial_snapshot: Vec<String>,
+    /// Whether the peer reads (drains) its queue when the world runs.
+    pub(crate) reading: bool,
+    /// Whether it acknowledges roster versions it applied.
+    pub(crate) acking: bool,
+    /// Whether the hub told it to close after its last frames.
+    pub(crate) closed: bool,
+    /// Bytes written to it and not yet decoded (a frame never splits here,
+    /// but keep the reader honest).
+    pending: Vec<u8>,
+}
+
+/// The in-memory store: what SQLite does in the server, minimally.
+#[derive(Debug, Default)]
+pub(crate) struct MemStore {
+    pub(crate) accounts: HashMap<NameKey, (Name, String)>,
+    pub(crate) messages: Vec<StoredMessage>,
+    pub(crate) groups: BTreeMap<NameKey, (Name, BTreeSet<NameKey>)>,
+    pub(crate) offline_marks: HashMap<NameKey, MessageId>,
+    next_id: MessageId,
+}
+
+impl MemStore {
+    fn entitled(&self, user: &Name, m: &StoredMessage, groups: &[Name]) -> bool {
+        match &m.target {
+            Target::Room => true,
+            Target::Group(g) => groups.iter().any(|x| x.key() == g.key()),
+            Target::User(u) => u.key() == user.key() || m.sender.key() == user.key(),
+        }
+    }
+
+    pub(crate) fn run(&mut self, e: Effect) -> Option<EffectResult> {
+        Some(match e {
+            Effect::Authenticate {
+                conn,
+                user,
+                password,
+            } => EffectResult::Authenticated {
+                conn,
+                result: match self.accounts.get(&user.key()) {
+                    Some((name, pw)) if *pw == password => Ok(*name),
+                    _ => Err(Refusal::new(
+                        ErrorCode::BadCredentials,
+                        "wrong user name or password",
+                    )),
+                },
+            },
+            Effect::Register {
+                conn,
+                user,
+                password,
+            } => EffectResult::Registered {
+                conn,
+                result: if self.accounts.contains_key(&user.key()) {
+                    Err(Refusal::new(ErrorCode::NameTaken, "taken"))
+                } else {
+                    self.accounts.insert(user.key(), (user, password));
+                    Ok(())
+                },
+            },
+            Effect::Store {
+                conn,
+                reference,
+                message,
+            } => {
+                let target = match message.target {
+                    Target::User(u) => match self.accounts.get(&u.key()) {
+                        Some((name, _)) => Target::User(*name),
+                        None => {
+                            return Some(EffectResult::Stored {
+                                conn,
+                                reference,
+                                result: Err((
+                                    message,
+                                    Refusal::new(ErrorCode::NoSuchUser, "no such user"),
+                                )),
+                            })
+                        }
+                    },
+                    t => t,
+                };
+                self.next_id += 1;
+                let m = StoredMessage {
+                    id: self.next_id,
+                    timestamp_ms: 1_000 + self.next_id,
+                    sender: message.sender,
+                    target,
+                    body: message.body,
+                };
+                self.messages.push(m.clone());
+                EffectResult::Stored {
+                    conn,
+                    reference,
+                    result: Ok(m),
+                }
+            }
+            Effect::StoreGroup {
+                conn,
+                reference,
+                op,
+            } => {
+                let result = match &op {
+                    GroupOp::Create { group, user } => {
+                        if self.groups.contains_key(&group.key()) {
+                            Err(Refusal::new(ErrorCode::GroupExists, "exists"))
+                        } else {
+                            self.groups
+                                .insert(group.key(), (*group, BTreeSet::from([user.key()])));
+                            Ok(())
+                        }
+                    }
+                    GroupOp::Join { group, user } => match self.groups.get_mut(&group.key()) {
+                        Some((_, m)) => {
+                            if m.insert(user.key()) {
+                                Ok(())
+                            } else {
+                                Err(Refusal::new(ErrorCode::AlreadyMember, "member"))
+                            }
+                        }
+                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                    },
+                    GroupOp::Leave { group, user } => match self.groups.get_mut(&group.key()) {
+                        Some((_, m)) => {
+                            if m.remove(&user.key()) {
+                                Ok(())
+                            } else {
+                                Err(Refusal::new(ErrorCode::NotAMember, "not member"))
+                            }
+                        }
+                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                    },
+                };
+                EffectResult::GroupStored {
+                    conn,
+                    reference,
+                    op,
+                    result,
+                }
+            }
+            Effect::LoadHistory {
+                conn,
+                reference,
+                user,
+                target,
+                before,
+                limit,
+            } => {
+                let groups: Vec<Name> = match &target {
+                    Target::Group(g) => vec![*g],
+                    _ => vec![],
+                };
+                let mut msgs: Vec<StoredMessage> = self
+                    .messages
+                    .iter()
+                    .rev()
+                    .filter(|m| before == 0 || m.id < before)
+                    .filter(|m| match (&target, &m.target) {
+                        (Target::Room, Target::Room) => true,
+                        (Target::Group(_), Target::Group(_)) => self.entitled(&user, m, &groups),
+                        (Target::User(other), Target::User(to)) => {
+                            (m.sender.key() == user.key() && to.key() == other.key())
+                                || (m.sender.key() == other.key() && to.key() == user.key())
+                        }
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect();
+                let more = msgs.len() > limit as usize;
+                msgs.truncate(limit as usize);
+                EffectResult::History {
+                    conn,
+                    reference,
+                    target,
+                    result: Ok(HistoryLoaded {
+                        messages: msgs,
+                        more,
+                    }),
+                }
+            }
+            Effect::Replay {
+                conn,
+                user,
+                scope,
+                upto,
+            } => {
+                let messages = match scope {
+                    ReplayScope::Since { after, groups } => self
+                        .messages
+                        .iter()
+                        .filter(|m| {
+                            m.id > after && m.id <= upto && self.entitled(&user, m, &groups)
+                        })
+                        .cloned()
+                        .collect(),
+                    ReplayScope::OfflineDirect => {
+                        let mark = self.offline_marks.get(&user.key()).copied().unwrap_or(0);
+                        self.messages
+                            .iter()
+                            .filter(|m| m.id > mark && m.id <= upto)
+                            .filter(
+                                |m| matches!(m.target, Target::User(u) if u.key() == user.key()),
+                            )
+                            .cloned()
+                            .collect()
+                    }
+                };
+                EffectResult::Replayed {
+                    conn,
+                    result: Ok(ReplayLoaded {
+                        messages,
+                        skipped: vec![],
+                    }),
+                }
+            }
+            Effect::UserOffline { user, seen_upto } => {
+                self.offline_marks.insert(user.key(), seen_upto);
+                return None;
+            }
+        })
+    }
+}
+
+/// The world: a hub, its peers, a store and a clock.
+pub(crate) struct World {
+    pub(crate) hub: Hub,
+    pub(crate) now: Instant,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) store: MemStore,
+    /// When set, effects wait here until [`World::release`].
+    pub(crate) hold_effects: bool,
+    pub(crate) held: VecDeque<Effect>,
+    next_ref: Ref,
+}
+
+pub(crate) fn name(s: &str) -> Name {
+    Name::new(s).expect("test names are valid")
+}
+
+impl World {
+    pub(crate) fn new(config: Config) -> World {
+        World {
+            hub: Hub::new(config, [], 0),
+            now: Instant::now(),
+            peers: Vec::new(),
+            store: MemStore::default(),
+            hold_effects: false,
+            held: VecDeque::new(),
+            next_ref: 1,
+        }
+    }
+
+    pub(crate) fn with_accounts(config: Config, users: &[&str]) -> World {
+        let mut w = World::new(config);
+        for u in users {
+            w.store
+                .accounts
+                .insert(name(u).key(), (name(u), "pw".into()));
+        }
+        w
+    }
+
+    /// A new reference number.
+    pub(crate) fn reference(&mut self) -> Ref {
+        self.next_ref += 1;
+        self.next_ref
+    }
+
+    /// Connects a peer (from its own source address) and sends HELLO.
+    pub(crate) fn connect(&mut self) -> usize {
+        self.connect_from(Source(self.peers.len() as u128 + 1))
+    }
+
+    pub(crate) fn connect_from(&mut self, source: Source) -> usize {
+        let conn = self.hub.connect(self.now, source);
+        self.peers.push(Peer {
+            conn,
+            got: Vec::new(),
+            roster: BTreeSet::new(),
+            roster_version: 0,
+            partial_snapshot: Vec::new(),
+            reading: true,
+            acking: true,
+            closed: false,
+            pending: Vec::new(),
+        });
+        let p = self.peers.len() - 1;
+        self.send(
+            p,
+            &Frame::Hello {
+                version: PROTOCOL_VERSION,
+                client: Text::new("test").expect("short"),
+            },
+        );
+        p
+    }
+
+    /// Connects and logs in as `user` (password "pw").
+    pub(crate) fn login(&mut self, user: &str, roster: bool) -> usize {
+        let p = self.connect();
+        self.login_peer(p, user, 0, roster);
+        p
+    }
+
+    pub(crate) fn login_peer(
+        &mut self,
+        p: usize,
+        user: &str,
+        resume_after: MessageId,
+        roster: bool,
+    ) {
+        let reference = self.reference();
+        self.send(
+            p,
+            &Frame::Login {
+                reference,
+                user: name(user),
+                password: Text::new("pw").expect("short"),
+                resume_after,
+                roster,
+            },
+        );
+    }
+
+    /// Sends a frame from peer `p` and runs the world until it is quiet.
+    pub(crate) fn send(&mut self, p: usize, f: &Frame<'_>) {
+        let bytes = f.to_bytes();
+        self.send_bytes(p, &bytes);
+    }
+
+    /// Feeds raw bytes; returns how many the hub consumed.
+    pub(crate) fn send_bytes(&mut self, p: usize, bytes: &[u8]) -> usize {
+        let used = self.hub.handle_bytes(self.now, self.peers[p].conn, bytes);
+        self.run();
+        used
+    }
+
+    /// Sends a message and returns its reference.
+    pub(crate) fn say(&mut self, p: usize, target: Target, body: &str) -> Ref {
+        let reference = self.reference();
+        self.send(
+            p,
+            &Frame::Send {
+                reference,
+                target,
+                body: Text::new(body).expect("short"),
+            },
+        );
+        reference
+    }
+
+    /// Drains outputs, runs effects, lets reading peers read, answers PINGs
+    /// and acknowledges roster versions, until nothing changes.
+    pub(crate) fn run(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(out) = self.hub.poll_output() {
+                progressed = true;
+                match out {
+                    Output::Effect(e) if self.hold_effects => self.held.push_back(e),
+                    Output::Effect(e) => {
+                        if let Some(r) = self.store.run(e) {
+                            self.hub.handle_result(self.now, r);
+                        }
+                    }
+                    Output::Wake(_) => {}
+                }
+            }
+            for p in 0..self.peers.len() {
+                if self.peers[p].reading && self.read(p) {
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Runs held effects in order.
+    pub(crate) fn release(&mut self) {
+        while let Some(e) = self.held.pop_front() {
+            if let Some(r) = self.store.run(e) {
+                self.hub.handle_result(self.now, r);
+            }
+        }
+        self.run();
+    }
+
+    /// Peer `p` reads what is queued for it; true if it got anything.
+    pub(crate) fn read(&mut self, p: usize) -> bool {
+        let conn = self.peers[p].conn;
+        let mut frames: Vec<Arc<[u8]>> = Vec::new();
+        let mut any = false;
+        loop {
+            let d = self.hub.drain(conn, &mut frames, 64 * 1024);
+            if d.close {
+                self.peers[p].closed = true;
+            }
+            if d.bytes == 0 {
+                break;
+            }
+            any = true;
+        }
+        let mut replies = Vec::new();
+        for f in frames {
+            self.peers[p].pending.extend_from_slice(&f);
+        }
+        let pending = std::mem::take(&mut self.peers[p].pending);
+        let mut off = 0;
+        while let Some((f, n)) =
+            decode(&pending[off..], u32::MAX).expect("the hub writes valid frames")
+        {
+            off += n;
+            let peer = &mut self.peers[p];
+            match &f {
+                Frame::Ping { token } => replies.push(Frame::Ping { token: *token }),
+                Frame::RosterSnapshot {
+                    version,
+                    last,
+                    users,
+                } => {
+                    peer.partial_snapshot
+                        .extend(users.iter().map(|u| u.to_string()));
+                    if *last {
+                        peer.roster = std::mem::take(&mut peer.partial_snapshot)
+                            .into_iter()
+                            .collect();
+                        peer.roster_version = *version;
+                        replies.push(Frame::RosterAck { version: *version });
+                    }
+                }
+                Frame::RosterDelta {
+                    version,
+                    presence,
+                    user,
+                } => {
+                    assert_eq!(
+                        *version,
+                        peer.roster_version + 1,
+                        "deltas arrive without gaps"
+                    );
+                    peer.roster_version = *version;
+                    match presence {
+                        Presence::Online => assert!(
+                            peer.roster.insert(user.to_string()),
+                            "{user} was already online"
+                        ),
+                        Presence::Offline => {
+                            assert!(peer.roster.remove(user.as_str()), "{user} was not online")
+                        }
+                    }
+                    replies.push(Frame::RosterAck { version: *version });
+                }
+                _ => {}
+            }
+            peer.got.push(Got::from(&f));
+        }
+        self.peers[p].pending = pending[off..].to_vec();
+        if !self.peers[p].acking {
+            replies.retain(|r| !matches!(r, Frame::RosterAck { .. }));
+        }
+        if !self.peers[p].closed {
+            for r in replies {
+                let bytes = match r {
+                    Frame::Ping { token } => Frame::Pong { token }.to_bytes(),
+                    other => other.to_bytes(),
+                };
+                self.hub.handle_bytes(self.now, conn, &bytes);
+            }
+        }
+        any
+    }
+
+    /// Advances the clock, running every due timer.
+    pub(crate) fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = self
+                .peers
+                .iter()
+                .filter_map(|p| self.hub.poll_timeout(p.conn))
+                .filter(|t| *t <= end)
+                .min();
+            let Some(t) = next else { break };
+            self.now = self.now.max(t);
+            for i in 0..self.peers.len() {
+                let conn = self.peers[i].conn;
+                if self.hub.poll_timeout(conn).is_some_and(|d| d <= self.now) {
+                    self.hub.handle_timeout(self.now, conn);
+                }
+            }
+            self.run();
+        }
+        self.now = end;
+        self.run();
+    }
+
+    /// The peer's socket closes.
+    pub(crate) fn disconnect(&mut self, p: usize) {
+        self.hub.disconnect(self.now, self.peers[p].conn);
+        self.peers[p].closed = true;
+        self.peers[p].reading = false;
+        self.run();
+    }
+
+    /// The messages peer `p` received, in order.
+    pub(crate) fn messages(&self, p: usize) -> Vec<(MessageId, String, String)> {
+        self.peers[p]
+            .got
+            .iter()
+            .filter_map(|g| match g {
+                Got::Message {
+                    id, sender, body, ..
+                } => Some((*id, sender.clone(), body.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The error codes peer `p` received, in order.
+    pub(crate) fn errors(&self, p: usize) -> Vec<ErrorCode> {
+        self.peers[p]
+            .got
+            .iter()
+            .filter_map(|g| match g {
+                Got::Error { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+}
