@@ -1,0 +1,667 @@
+-- confab.lua: a confab client library for Lua 5.4, written from
+-- docs/PROTOCOL.md alone.
+--
+-- Layers, each usable on its own:
+--   * the codec: M.encode(frame) -> bytes and M.decode_body(type, body) ->
+--     frame, driven by one schema table (SCHEMA) that mirrors the spec's
+--     frame table, so every frame of either direction encodes and decodes;
+--   * M.Decoder: a streaming decoder (feed bytes, take whole frames; the
+--     length is checked against the limit before the body is buffered);
+--   * M.connect(host, port): a connection over LuaSocket with request
+--     methods and an event loop, next_event(timeout).
+--
+-- Frames are plain tables: { type = "SEND", ref = 2, target = {...}, body = "hi" }.
+-- Targets are { kind = "room" }, { kind = "group", name = "dev" } or
+-- { kind = "user", name = "bob" }; M.parse_target / M.format_target convert
+-- them to and from the short forms "all", "#dev" and "@bob".
+-- u64 fields are Lua integers; values of 2^63 and more keep their bits but
+-- read as negative (only PING tokens could be that large, and they are
+-- echoed unchanged).
+
+local M = {}
+
+M.PROTOCOL_VERSION = 1
+M.DEFAULT_PORT = 7878
+
+-- Field kinds. "list" fields are { name, "list", count_kind, element } where
+-- element is either a field kind (a list of scalars) or a list of fields
+-- (a list of records).
+local SCHEMA = {
+  [0x01] = { "PING", "both", { { "token", "u64" } } },
+  [0x02] = { "PONG", "both", { { "token", "u64" } } },
+  [0x10] = { "HELLO", "c2s", { { "version", "u16" }, { "client", "short" } } },
+  [0x11] = { "REGISTER", "c2s", { { "ref", "u32" }, { "user", "name" }, { "password", "short" } } },
+  [0x12] = { "LOGIN", "c2s", {
+    { "ref", "u32" }, { "user", "name" }, { "password", "short" },
+    { "resume_after", "u64" }, { "roster", "flag" } } },
+  [0x13] = { "LOGOUT", "c2s", { { "ref", "u32" } } },
+  [0x14] = { "ROSTER_ACK", "c2s", { { "version", "u64" } } },
+  [0x15] = { "GROUP_CREATE", "c2s", { { "ref", "u32" }, { "group", "name" } } },
+  [0x16] = { "GROUP_JOIN", "c2s", { { "ref", "u32" }, { "group", "name" } } },
+  [0x17] = { "GROUP_LEAVE", "c2s", { { "ref", "u32" }, { "group", "name" } } },
+  [0x18] = { "GROUP_LIST_REQUEST", "c2s", { { "ref", "u32" } } },
+  [0x19] = { "SEND", "c2s", { { "ref", "u32" }, { "target", "target" }, { "body", "text" } } },
+  [0x1A] = { "HISTORY_REQUEST", "c2s", {
+    { "ref", "u32" }, { "target", "target" }, { "before", "u64" }, { "limit", "u16" } } },
+  [0x40] = { "SERVER_HELLO", "s2c", {
+    { "version", "u16" }, { "server", "short" }, { "registration_open", "flag" },
+    { "max_frame", "u32" }, { "max_frame_pre_auth", "u32" }, { "max_body", "u16" },
+    { "msg_rate", "u16" }, { "msg_burst", "u16" }, { "groups_per_user", "u16" },
+    { "history_page_max", "u16" }, { "idle_timeout_ms", "u32" } } },
+  [0x41] = { "OK", "s2c", { { "ref", "u32" } } },
+  [0x42] = { "LOGIN_OK", "s2c", { { "ref", "u32" }, { "user", "name" } } },
+  [0x43] = { "ROSTER_SNAPSHOT", "s2c", {
+    { "version", "u64" }, { "last", "flag" }, { "users", "list", "u16", "name" } } },
+  [0x44] = { "ROSTER_DELTA", "s2c", { { "version", "u64" }, { "presence", "u8" }, { "user", "name" } } },
+  [0x45] = { "ACK", "s2c", { { "ref", "u32" }, { "id", "u64" }, { "ts", "u64" } } },
+  [0x46] = { "MESSAGE", "s2c", {
+    { "id", "u64" }, { "ts", "u64" }, { "sender", "name" }, { "target", "target" }, { "body", "text" } } },
+  [0x47] = { "GROUP_EVENT", "s2c", { { "change", "u8" }, { "group", "name" }, { "user", "name" } } },
+  [0x48] = { "GROUP_LIST", "s2c", {
+    { "ref", "u32" },
+    { "groups", "list", "u16", { { "group", "name" }, { "members", "u32" }, { "is_member", "flag" } } } } },
+  [0x49] = { "HISTORY_PAGE", "s2c", {
+    { "ref", "u32" }, { "target", "target" }, { "more", "flag" },
+    { "messages", "list", "u16", { { "id", "u64" }, { "ts", "u64" }, { "sender", "name" }, { "body", "text" } } } } },
+  [0x4A] = { "CAUGHT_UP", "s2c", { { "last_id", "u64" } } },
+  [0x4B] = { "MISSED", "s2c", { { "target", "target" }, { "first", "u64" }, { "last", "u64" }, { "count", "u32" } } },
+  [0x4C] = { "ERROR", "s2c", {
+    { "code", "u16" }, { "ref", "u32" }, { "retry_after_ms", "u32" }, { "text", "text" } } },
+  [0x4D] = { "SHUTDOWN", "s2c", { { "retry_after_ms", "u32" }, { "reason", "text" } } },
+}
+
+-- M.TYPE.SEND == 0x19, M.TYPE_NAME[0x19] == "SEND", M.DIRECTION.SEND == "c2s".
+M.TYPE, M.TYPE_NAME, M.DIRECTION = {}, {}, {}
+for code, spec in pairs(SCHEMA) do
+  M.TYPE[spec[1]] = code
+  M.TYPE_NAME[code] = spec[1]
+  M.DIRECTION[spec[1]] = spec[2]
+end
+
+M.ERROR_CODES = {
+  [1] = { "MALFORMED_FRAME", true }, [2] = { "FRAME_TOO_LARGE", true },
+  [3] = { "UNSUPPORTED_VERSION", true }, [4] = { "WRONG_STATE", false },
+  [5] = { "UNKNOWN_FRAME_TYPE", false }, [10] = { "BAD_CREDENTIALS", false },
+  [11] = { "NAME_TAKEN", false }, [12] = { "REGISTRATION_CLOSED", false },
+  [13] = { "LOCKED_OUT", false }, [20] = { "NO_SUCH_USER", false },
+  [21] = { "NO_SUCH_GROUP", false }, [22] = { "GROUP_EXISTS", false },
+  [23] = { "NOT_A_MEMBER", false }, [24] = { "ALREADY_MEMBER", false },
+  [25] = { "TOO_MANY_GROUPS", false }, [26] = { "GROUP_FULL", false },
+  [27] = { "BAD_BODY", false }, [30] = { "RATE_LIMITED", false },
+  [31] = { "BUSY", false }, [32] = { "TOO_MANY_CONNECTIONS", true },
+  [33] = { "AUTH_TIMEOUT", true }, [34] = { "IDLE_TIMEOUT", true },
+  [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
+  [37] = { "FLOODING", true }, [40] = { "STORAGE_ERROR", false },
+}
+M.ERROR = {}
+for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
+
+--- The name and fatality of an error code; unknown codes are non-fatal.
+function M.error_name(code)
+  local e = M.ERROR_CODES[code]
+  if e then return e[1], e[2] end
+  return "UNKNOWN_" .. tostring(code), false
+end
+
+---------------------------------------------------------------------------
+-- Field rules
+
+--- True when s is a valid user or group name (1-32 bytes of A-Z a-z 0-9 _ - .,
+--- the first a letter or digit).
+function M.valid_name(s)
+  return type(s) == "string" and #s >= 1 and #s <= 32
+    and s:find("^[A-Za-z0-9][A-Za-z0-9_.%-]*$") ~= nil
+end
+
+local function valid_utf8(s)
+  return utf8.len(s) ~= nil
+end
+
+local TARGET_KIND = { room = 0, group = 1, user = 2 }
+local TARGET_KIND_NAME = { [0] = "room", [1] = "group", [2] = "user" }
+
+--- "all" (or "room"), "#group", "@user" -> a target table, or nil, error.
+function M.parse_target(s)
+  if s == "all" or s == "room" then return { kind = "room" } end
+  local sigil, name = s:sub(1, 1), s:sub(2)
+  local kind = (sigil == "#" and "group") or (sigil == "@" and "user") or nil
+  if not kind then return nil, "target must be all, #group or @user: " .. s end
+  if not M.valid_name(name) then return nil, "invalid name in target: " .. s end
+  return { kind = kind, name = name }
+end
+
+--- A target table -> "all", "#group" or "@user".
+function M.format_target(t)
+  if t.kind == "room" then return "all" end
+  return (t.kind == "group" and "#" or "@") .. t.name
+end
+
+---------------------------------------------------------------------------
+-- Encoding
+
+local function encode_field(out, kind, v, fname)
+  if kind == "u8" then out[#out + 1] = string.pack(">I1", v)
+  elseif kind == "u16" then out[#out + 1] = string.pack(">I2", v)
+  elseif kind == "u32" then out[#out + 1] = string.pack(">I4", v)
+  elseif kind == "u64" then out[#out + 1] = string.pack(">I8", v)
+  elseif kind == "flag" then out[#out + 1] = string.pack(">I1", v and v ~= 0 and 1 or 0)
+  elseif kind == "short" then
+    assert(type(v) == "string" and #v <= 255, fname .. ": short text of at most 255 bytes expected")
+    out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "text" then
+    assert(type(v) == "string" and #v <= 65535, fname .. ": text of at most 65535 bytes expected")
+    out[#out + 1] = string.pack(">s2", v)
+  elseif kind == "name" then
+    assert(M.valid_name(v), fname .. ": invalid name " .. tostring(v))
+    out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "target" then
+    assert(type(v) == "table" and TARGET_KIND[v.kind], fname .. ": target table expected")
+    if v.kind == "room" then
+      out[#out + 1] = "\0\0"
+    else
+      out[#out + 1] = string.pack(">I1", TARGET_KIND[v.kind])
+      encode_field(out, "name", v.name, fname)
+    end
+  else
+    error("unknown field kind " .. kind)
+  end
+end
+
+local function encode_fields(out, fields, t)
+  for _, f in ipairs(fields) do
+    local fname, kind = f[1], f[2]
+    local v = t[fname]
+    if kind == "list" then
+      v = v or {}
+      encode_field(out, f[3], #v, fname)
+      for _, item in ipairs(v) do
+        if type(f[4]) == "table" then encode_fields(out, f[4], item)
+        else encode_field(out, f[4], item, fname) end
+      end
+    else
+      assert(v ~= nil, "field " .. fname .. " missing")
+      encode_field(out, kind, v, fname)
+    end
+  end
+end
+
+--- Encodes a frame table into its complete bytes, length prefix included.
+--- Raises an error on a missing or invalid field (a caller bug).
+function M.encode(frame)
+  local code = M.TYPE[frame.type]
+  assert(code, "unknown frame type " .. tostring(frame.type))
+  local out = { string.pack(">I1", code) }
+  encode_fields(out, SCHEMA[code][3], frame)
+  local body = table.concat(out)
+  return string.pack(">I4", #body) .. body
+end
+
+---------------------------------------------------------------------------
+-- Decoding
+
+-- A bounds-checked reader over one frame's fields. Errors are raised as
+-- { malformed = "why" } tables and caught in decode_body.
+local function fail(why) error({ malformed = why }, 0) end
+
+local function take(r, n, what)
+  if r.pos + n - 1 > #r.s then fail("frame ends inside " .. what) end
+  local v = r.s:sub(r.pos, r.pos + n - 1)
+  r.pos = r.pos + n
+  return v
+end
+
+local INT_SIZE = { u8 = 1, u16 = 2, u32 = 4, u64 = 8 }
+
+local function decode_field(r, kind, fname)
+  local size = INT_SIZE[kind]
+  if size then
+    return (string.unpack(">I" .. size, take(r, size, fname)))
+  elseif kind == "flag" then
+    local v = string.byte(take(r, 1, fname))
+    if v > 1 then fail(fname .. ": flag is " .. v) end
+    return v
+  elseif kind == "short" or kind == "text" then
+    local n = string.unpack(kind == "short" and ">I1" or ">I2",
+      take(r, kind == "short" and 1 or 2, fname))
+    local s = take(r, n, fname)
+    if not valid_utf8(s) then fail(fname .. ": invalid UTF-8") end
+    return s
+  elseif kind == "name" then
+    local n = string.byte(take(r, 1, fname))
+    local s = take(r, n, fname)
+    if not M.valid_name(s) then fail(fname .. ": invalid name") end
+    return s
+  elseif kind == "target" then
+    local k = string.byte(take(r, 1, fname))
+    local kname = TARGET_KIND_NAME[k]
+    if not kname then fail(fname .. ": unknown target kind " .. k) end
+    if kname == "room" then
+      local n = string.byte(take(r, 1, fname))
+      if n ~= 0 then fail(fname .. ": room target with a name") end
+      return { kind = "room" }
+    end
+    return { kind = kname, name = decode_field(r, "name", fname) }
+  end
+  error("unknown field kind " .. kind)
+end
+
+local function decode_fields(r, fields)
+  local t = {}
+  for _, f in ipairs(fields) do
+    local fname, kind = f[1], f[2]
+    if kind == "list" then
+      local n = decode_field(r, f[3], fname)
+      local items = {}
+      for i = 1, n do
+        if type(f[4]) == "table" then items[i] = decode_fields(r, f[4])
+        else items[i] = decode_field(r, f[4], fname) end
+      end
+      t[fname] = items
+    else
+      t[fname] = decode_field(r, kind, fname)
+    end
+  end
+  return t
+end
+
+--- Decodes the fields of one frame of type `code` (body = the bytes after
+--- the type byte). Returns the frame table; for an unknown type
+--- { type = "UNKNOWN", code = code, body = body }; for a malformed frame
+--- nil and the reason.
+function M.decode_body(code, body)
+  local spec = SCHEMA[code]
+  if not spec then return { type = "UNKNOWN", code = code, body = body } end
+  local r = { s = body, pos = 1 }
+  local ok, t = pcall(decode_fields, r, spec[3])
+  if not ok then
+    if type(t) == "table" and t.malformed then return nil, spec[1] .. ": " .. t.malformed end
+    error(t, 0)
+  end
+  if r.pos <= #body then
+    return nil, spec[1] .. ": " .. (#body - r.pos + 1) .. " bytes left over"
+  end
+  t.type = spec[1]
+  return t
+end
+
+--- Decodes one complete frame (length prefix included) that must fill
+--- `bytes` exactly. Returns the frame, or nil and the reason.
+function M.decode(bytes)
+  if #bytes < 5 then return nil, "shorter than a frame header" end
+  local len = string.unpack(">I4", bytes)
+  if len < 1 then return nil, "length 0" end
+  if #bytes ~= 4 + len then return nil, "length field says " .. len .. ", have " .. (#bytes - 4) end
+  return M.decode_body(bytes:byte(5), bytes:sub(6))
+end
+
+---------------------------------------------------------------------------
+-- Streaming decoder
+
+local Decoder = {}
+Decoder.__index = Decoder
+M.Decoder = Decoder
+
+--- A streaming decoder; `limit` is the largest `length` accepted.
+function Decoder.new(limit)
+  return setmetatable({ buf = "", limit = limit or 65536 }, Decoder)
+end
+
+function Decoder:feed(bytes)
+  if #bytes > 0 then self.buf = self.buf .. bytes end
+end
+
+--- Takes the next whole frame out of the buffer.
+--- Returns the frame; nil when more bytes are needed; or nil, err where
+--- err is { too_large = length } or { malformed = reason } (both mean the
+--- stream is unusable from here on, except for a malformed frame whose
+--- length was sound, which has been consumed).
+function Decoder:next()
+  if #self.buf < 4 then return nil end
+  local len = string.unpack(">I4", self.buf)
+  if len > self.limit then return nil, { too_large = len } end
+  if len < 1 then return nil, { malformed = "length 0" } end
+  if #self.buf < 4 + len then return nil end
+  local code = self.buf:byte(5)
+  local body = self.buf:sub(6, 4 + len)
+  self.buf = self.buf:sub(5 + len)
+  local frame, why = M.decode_body(code, body)
+  if not frame then return nil, { malformed = why } end
+  return frame
+end
+
+---------------------------------------------------------------------------
+-- Events: what next_event returns, built from S->C frames.
+
+local function message_event(f)
+  return { type = "message", id = f.id, ts = f.ts, from = f.sender, target = f.target,
+           to = M.format_target(f.target), body = f.body }
+end
+
+local function error_event(f)
+  local name, fatal = M.error_name(f.code)
+  return { type = "error", code = f.code, name = name, fatal = fatal, ref = f.ref,
+           retry_after_ms = f.retry_after_ms, text = f.text }
+end
+
+---------------------------------------------------------------------------
+-- Connection
+
+local Conn = {}
+Conn.__index = Conn
+M.Conn = Conn
+
+--- Connects to host:port. opts: { timeout = seconds for connect and each
+--- write (default 10), client = name sent in HELLO }.
+--- Returns a connection or nil, error. Does not send HELLO.
+function M.connect(host, port, opts)
+  local socket = require("socket")
+  opts = opts or {}
+  local sock = socket.tcp()
+  sock:settimeout(opts.timeout or 10)
+  local ok, err = sock:connect(host, port)
+  if not ok then sock:close(); return nil, "connect " .. host .. ":" .. port .. ": " .. tostring(err) end
+  sock:setoption("tcp-nodelay", true)
+  return setmetatable({
+    socket = socket,
+    sock = sock,
+    io_timeout = opts.timeout or 10,
+    -- Before SERVER_HELLO we do not know the server's limits; 65 536 is
+    -- the default max_frame.
+    decoder = Decoder.new(65536),
+    next_ref = 1,
+    pending = {}, -- events read while waiting for an answer, FIFO
+    closed = false,
+    roster = {}, -- lower-cased name -> name as registered
+    roster_version = nil,
+    snapshot = nil, -- chunks being collected { version, users }
+    last_id = 0, -- newest message id seen (for resume_after)
+    server = nil, -- the SERVER_HELLO frame
+    user = nil, -- the name LOGIN_OK returned
+  }, Conn)
+end
+
+--- Sends one frame table. Returns true or nil, err.
+function Conn:send_frame(frame)
+  if self.closed then return nil, "closed" end
+  local data = M.encode(frame)
+  self.sock:settimeout(self.io_timeout)
+  local i = 0
+  while i < #data do
+    local last, err, partial = self.sock:send(data, i + 1)
+    if last then i = last
+    else
+      if partial and partial > i then i = partial end
+      if err ~= "timeout" or i == 0 then self:_close(); return nil, err end
+    end
+  end
+  return true
+end
+
+function Conn:_close()
+  if not self.closed then
+    self.closed = true
+    self.sock:close()
+  end
+end
+
+function Conn:close() self:_close() end
+
+--- Sends a request that carries a ref; returns the ref (or nil, err).
+function Conn:request(frame)
+  local ref = self.next_ref
+  self.next_ref = (ref % 0xFFFFFFFF) + 1 -- never 0
+  frame.ref = ref
+  local ok, err = self:send_frame(frame)
+  if not ok then return nil, err end
+  return ref
+end
+
+-- Reads bytes until one frame is decoded or the deadline passes.
+-- Returns frame; or nil, "timeout" | "closed" | error text.
+function Conn:_read_frame(deadline)
+  while true do
+    local frame, err = self.decoder:next()
+    if frame then return frame end
+    if err then
+      self:_close()
+      if err.too_large then return nil, "frame too large: " .. err.too_large end
+      return nil, "malformed frame from server: " .. err.malformed
+    end
+    if self.closed then return nil, "closed" end
+    local wait = deadline and math.max(0, deadline - self.socket.gettime()) or nil
+    local ready = self.socket.select({ self.sock }, nil, wait)
+    if not ready[1] and not ready[self.sock] then
+      if deadline and self.socket.gettime() >= deadline then return nil, "timeout" end
+    else
+      self.sock:settimeout(0)
+      local data, rerr, partial = self.sock:receive(65536)
+      data = data or partial
+      if data and #data > 0 then self.decoder:feed(data) end
+      -- On "closed", frames that arrived before the close are still
+      -- returned by the decoder at the top of the loop.
+      if rerr == "closed" then
+        self:_close()
+      elseif rerr and rerr ~= "timeout" then
+        self:_close()
+        return nil, rerr
+      end
+    end
+  end
+end
+
+local function sorted_users(set)
+  local users = {}
+  for _, name in pairs(set) do users[#users + 1] = name end
+  table.sort(users, function(a, b) return a:lower() < b:lower() end)
+  return users
+end
+
+-- Turns one S->C frame into an event, doing the protocol's chores (PONG,
+-- ROSTER_ACK, roster bookkeeping). Returns nil for frames that produce no
+-- event (PING, a snapshot chunk that is not the last).
+function Conn:_handle(f)
+  local t = f.type
+  if t == "PING" then
+    self:send_frame({ type = "PONG", token = f.token })
+    return nil
+  elseif t == "PONG" then
+    return { type = "pong", token = f.token }
+  elseif t == "MESSAGE" then
+    if f.id > self.last_id then self.last_id = f.id end
+    return message_event(f)
+  elseif t == "ROSTER_SNAPSHOT" then
+    if not self.snapshot or self.snapshot.version ~= f.version then
+      self.snapshot = { version = f.version, users = {} }
+    end
+    for _, u in ipairs(f.users) do self.snapshot.users[u:lower()] = u end
+    if f.last == 0 then return nil end
+    self.roster, self.roster_version = self.snapshot.users, f.version
+    self.snapshot = nil
+    self:send_frame({ type = "ROSTER_ACK", version = f.version })
+    return { type = "roster", version = f.version, users = sorted_users(self.roster) }
+  elseif t == "ROSTER_DELTA" then
+    -- Deltas continue from the snapshot's version without gaps; one from
+    -- before our snapshot is stale and is ignored.
+    if self.roster_version and f.version <= self.roster_version then return nil end
+    self.roster_version = f.version
+    if f.presence == 1 then self.roster[f.user:lower()] = f.user
+    else self.roster[f.user:lower()] = nil end
+    self:send_frame({ type = "ROSTER_ACK", version = f.version })
+    return { type = f.presence == 1 and "online" or "offline", user = f.user, version = f.version }
+  elseif t == "ACK" then
+    if f.id > self.last_id then self.last_id = f.id end
+    return { type = "ack", ref = f.ref, id = f.id, ts = f.ts }
+  elseif t == "OK" then
+    return { type = "ok", ref = f.ref }
+  elseif t == "LOGIN_OK" then
+    self.user = f.user
+    if self.server then self.decoder.limit = math.max(self.server.max_frame, self.decoder.limit) end
+    return { type = "login_ok", ref = f.ref, user = f.user }
+  elseif t == "SERVER_HELLO" then
+    self.server = f
+    self.decoder.limit = math.max(f.max_frame, f.max_frame_pre_auth)
+    local e = { type = "server_hello" }
+    for k, v in pairs(f) do if k ~= "type" then e[k] = v end end
+    return e
+  elseif t == "GROUP_EVENT" then
+    return { type = "group_event", change = f.change == 1 and "joined" or "left",
+             group = f.group, user = f.user }
+  elseif t == "GROUP_LIST" then
+    return { type = "group_list", ref = f.ref, groups = f.groups }
+  elseif t == "HISTORY_PAGE" then
+    return { type = "history", ref = f.ref, target = f.target, to = M.format_target(f.target),
+             more = f.more == 1, messages = f.messages }
+  elseif t == "CAUGHT_UP" then
+    if f.last_id > self.last_id then self.last_id = f.last_id end
+    return { type = "caught_up", last_id = f.last_id }
+  elseif t == "MISSED" then
+    return { type = "missed", target = f.target, to = M.format_target(f.target),
+             first = f.first, last = f.last, count = f.count }
+  elseif t == "ERROR" then
+    return error_event(f)
+  elseif t == "SHUTDOWN" then
+    return { type = "shutdown", retry_after_ms = f.retry_after_ms, reason = f.reason }
+  elseif t == "UNKNOWN" then
+    -- Later protocol versions may add frames; skip them.
+    return { type = "unknown", code = f.code, body = f.body }
+  end
+  -- A C->S frame from the server: a server bug; report it and go on.
+  return { type = "unknown", code = M.TYPE[t], frame = f }
+end
+
+--- Waits up to `timeout` seconds (nil: forever) for the next event.
+--- Returns an event table, or nil and "timeout" or "closed" (or another
+--- error text when the stream broke).
+--- Events: message, roster, online, offline, group_event, ack, ok,
+--- login_ok, server_hello, group_list, history, error, missed, caught_up,
+--- shutdown, pong, unknown. PINGs are answered here and roster changes
+--- acknowledged here, so call next_event regularly.
+function Conn:next_event(timeout)
+  if #self.pending > 0 then return table.remove(self.pending, 1) end
+  local deadline = timeout and (self.socket.gettime() + timeout) or nil
+  while true do
+    local f, err = self:_read_frame(deadline)
+    if not f then return nil, err end
+    local e = self:_handle(f)
+    if e then return e end
+  end
+end
+
+-- The event types that answer a request (they carry its ref).
+local ANSWERS = { ok = true, ack = true, login_ok = true, group_list = true, history = true, error = true }
+
+--- Waits for the answer to request `ref` (ok, ack, login_ok, group_list,
+--- history or error with that ref). Other events that arrive meanwhile are
+--- kept for next_event. Returns the answer event, or nil and an error.
+--- A fatal error or SHUTDOWN, whatever its ref, ends the wait: it is
+--- returned as the second value (and not kept for next_event).
+function Conn:wait(ref, timeout)
+  local deadline = self.socket.gettime() + (timeout or 10)
+  -- Answers already queued by an earlier wait.
+  for i, e in ipairs(self.pending) do
+    if ANSWERS[e.type] and e.ref == ref then return table.remove(self.pending, i) end
+  end
+  while true do
+    local f, err = self:_read_frame(deadline)
+    if not f then return nil, err end
+    local e = self:_handle(f)
+    if e then
+      if ANSWERS[e.type] and e.ref == ref then return e end
+      if (e.type == "error" and e.fatal) or e.type == "shutdown" then return nil, e end
+      self.pending[#self.pending + 1] = e
+    end
+  end
+end
+
+-- Answer-or-error helper: returns the event when it is of `want`, else
+-- nil and the error event (or the error text).
+local function expect(self, ref, err, want, timeout)
+  if not ref then return nil, err end
+  local e, werr = self:wait(ref, timeout)
+  if not e then return nil, werr end
+  if e.type ~= want then return nil, e end
+  return e
+end
+
+--- Sends HELLO and waits for SERVER_HELLO. Returns the server_hello event
+--- (the server's limits) or nil and an error (event or text).
+function Conn:hello(client, timeout)
+  local ok, err = self:send_frame({ type = "HELLO", version = M.PROTOCOL_VERSION, client = client or "confab-lua" })
+  if not ok then return nil, err end
+  local deadline = self.socket.gettime() + (timeout or 10)
+  while true do
+    local f, ferr = self:_read_frame(deadline)
+    if not f then return nil, ferr end
+    local e = self:_handle(f)
+    if e and e.type == "server_hello" then return e end
+    if e and e.type == "error" then return nil, e end
+    if e then self.pending[#self.pending + 1] = e end
+  end
+end
+
+--- REGISTER; returns true, or nil and the error event (NAME_TAKEN, ...).
+function Conn:register(user, password, timeout)
+  local ref, err = self:request({ type = "REGISTER", user = user, password = password })
+  local e, eerr = expect(self, ref, err, "ok", timeout)
+  if not e then return nil, eerr end
+  return true
+end
+
+--- LOGIN{user=, password=, resume_after=0, roster=true}. Returns the
+--- login_ok event (its `user` is the name as registered), or nil and the
+--- error event. The snapshot, replay and CAUGHT_UP follow as events.
+function Conn:login(args, timeout)
+  local ref, err = self:request({
+    type = "LOGIN", user = args.user, password = args.password,
+    resume_after = args.resume_after or 0,
+    roster = (args.roster == nil or args.roster) and 1 or 0,
+  })
+  return expect(self, ref, err, "login_ok", timeout)
+end
+
+--- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;
+--- the answer is an ack (or error) event with that ref: next_event or wait.
+function Conn:send(target, body)
+  if type(target) == "string" then
+    local t, err = M.parse_target(target)
+    if not t then return nil, err end
+    target = t
+  end
+  return self:request({ type = "SEND", target = target, body = body })
+end
+
+--- Group requests and the group list: each returns the ref; the answer is
+--- an ok / group_list / error event with that ref.
+function Conn:group_create(group) return self:request({ type = "GROUP_CREATE", group = group }) end
+function Conn:group_join(group) return self:request({ type = "GROUP_JOIN", group = group }) end
+function Conn:group_leave(group) return self:request({ type = "GROUP_LEAVE", group = group }) end
+function Conn:group_list() return self:request({ type = "GROUP_LIST_REQUEST" }) end
+
+--- HISTORY_REQUEST for a target ("all", "#g", "@u" or a table); before 0 =
+--- from the newest, limit 0 = the server's page maximum. Returns the ref;
+--- the answer is a history event.
+function Conn:history(target, before, limit)
+  if type(target) == "string" then
+    local t, err = M.parse_target(target)
+    if not t then return nil, err end
+    target = t
+  end
+  return self:request({ type = "HISTORY_REQUEST", target = target, before = before or 0, limit = limit or 0 })
+end
+
+--- Sends PING with a token; the answer is a pong event.
+function Conn:ping(token) return self:send_frame({ type = "PING", token = token or 0 }) end
+
+--- LOGOUT: waits for the OK, then closes. Returns true or nil, error.
+function Conn:logout(timeout)
+  local ref, err = self:request({ type = "LOGOUT" })
+  local e, eerr = expect(self, ref, err, "ok", timeout)
+  self:_close()
+  if not e then return nil, eerr end
+  return true
+end
+
+--- The online users, sorted ignoring case (empty without roster=1).
+function Conn:online() return sorted_users(self.roster) end
+
+return M
