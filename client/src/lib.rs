@@ -1,1 +1,43 @@
+//! The confab client.
+//!
+//! - [`session`]: the protocol, sans I/O. Bytes in, typed [`Event`]s out;
+//!   requests in, bytes out; PONG and ROSTER_ACK answered by itself; the
+//!   roster model ([`roster`]). A terminal UI, a load generator and the
+//!   command line all drive this one type.
+//! - [`connection`]: a blocking driver over `std::net::TcpStream`, with
+//!   request helpers that wait for their answer and keep every other event.
+//! - [`address`]: the `all` / `@user` / `#group` spelling of targets.
+//! - [`json`]: the JSON shape of events printed by `confab listen`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use confab::{connect, Event, LoginOptions};
+//! use confab_engine::{Name, Target};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let t = Duration::from_secs(10);
+//! let mut c = connect("127.0.0.1", 7878)?;
+//! c.login(Name::new("alice")?, "secret", LoginOptions::default(), t)?;
+//! let ack = c.send(Target::Room, "hello", t)?;
+//! println!("stored as {}", ack.id);
+//! while let Some(event) = c.next_event(t)? {
+//!     if let Event::Message(m) = event {
+//!         println!("{}: {}", m.sender, m.body);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod address;
+pub mod connection;
+pub mod json;
+pub mod roster;
+pub mod session;
+
+pub use connection::{connect, Ack, Connection, ConnectionError};
+pub use roster::Roster;
+pub use session::{
+    ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Phase, Request, ServerError,
+    ServerHello, Session,
+};

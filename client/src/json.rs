@@ -1,0 +1,163 @@
+//! The JSON shape of events, one object per line (client/README.md has the
+//! table). Every object has an `"event"` field naming its kind; targets are
+//! written as in [`crate::address`] (`all`, `@user`, `#group`); times are
+//! milliseconds since the Unix epoch. Fields are only ever added, never
+//! renamed or removed, so scripts and tests can rely on them.
+
+use confab_engine::frame::{GroupChange, GroupInfo, Presence};
+use serde_json::{json, Value};
+
+use crate::address::format_target;
+use crate::session::{code_name, Event, Message, ServerError};
+
+/// The JSON object for an event.
+pub fn event_json(event: &Event) -> Value {
+    match event {
+        Event::ServerHello(h) => json!({
+            "event": "server_hello",
+            "server": h.server,
+            "registration_open": h.info.registration_open,
+            "max_body": h.info.max_body,
+            "msg_rate": h.info.msg_rate,
+            "msg_burst": h.info.msg_burst,
+            "history_page_max": h.info.history_page_max,
+        }),
+        Event::Ok { reference, .. } => json!({ "event": "ok", "ref": reference }),
+        Event::LoginOk { user, .. } => json!({ "event": "logged_in", "user": user.as_str() }),
+        Event::RosterSnapshot { version, users } => json!({
+            "event": "roster",
+            "version": version,
+            "users": users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        }),
+        Event::RosterDelta {
+            version,
+            presence,
+            user,
+        } => json!({
+            "event": match presence { Presence::Online => "online", Presence::Offline => "offline" },
+            "user": user.as_str(),
+            "version": version,
+        }),
+        Event::CaughtUp { last_id } => json!({ "event": "caught_up", "last_id": last_id }),
+        Event::Message(m) => message_json(m),
+        Event::Ack {
+            reference,
+            id,
+            timestamp_ms,
+            target,
+        } => {
+            let mut v = json!({ "event": "ack", "ref": reference, "id": id, "ts": timestamp_ms });
+            if let Some(t) = target {
+                v["to"] = Value::from(format_target(t));
+            }
+            v
+        }
+        Event::GroupEvent {
+            change,
+            group,
+            user,
+        } => json!({
+            "event": match change { GroupChange::Joined => "joined", GroupChange::Left => "left" },
+            "group": group.as_str(),
+            "user": user.as_str(),
+        }),
+        Event::GroupList { groups, .. } => json!({
+            "event": "groups",
+            "groups": groups.iter().map(group_json).collect::<Vec<_>>(),
+        }),
+        Event::HistoryPage(page) => json!({
+            "event": "history",
+            "to": format_target(&page.target),
+            "more": page.more,
+            "messages": page.messages.iter().map(message_json).collect::<Vec<_>>(),
+        }),
+        Event::Missed {
+            target,
+            first,
+            last,
+            count,
+        } => json!({
+            "event": "missed",
+            "to": format_target(target),
+            "first": first,
+            "last": last,
+            "count": count,
+        }),
+        Event::Error(e) => error_json(e),
+        Event::Shutdown {
+            retry_after_ms,
+            reason,
+        } => json!({ "event": "shutdown", "retry_after_ms": retry_after_ms, "reason": reason }),
+    }
+}
+
+/// `{"event":"message","id":..,"ts":..,"from":..,"to":..,"body":..}`.
+pub fn message_json(m: &Message) -> Value {
+    json!({
+        "event": "message",
+        "id": m.id,
+        "ts": m.timestamp_ms,
+        "from": m.sender.as_str(),
+        "to": format_target(&m.target),
+        "body": m.body,
+    })
+}
+
+/// `{"event":"group","name":..,"members":..,"member":..}`.
+pub fn group_json(g: &GroupInfo) -> Value {
+    json!({
+        "event": "group",
+        "name": g.name.as_str(),
+        "members": g.members,
+        "member": g.is_member,
+    })
+}
+
+/// `{"event":"error","code":..,"name":..,"ref":..,"retry_after_ms":..,"text":..}`.
+pub fn error_json(e: &ServerError) -> Value {
+    json!({
+        "event": "error",
+        "code": e.code.to_u16(),
+        "name": code_name(e.code),
+        "ref": e.reference,
+        "retry_after_ms": e.retry_after_ms,
+        "text": e.text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_engine::{Name, Target};
+
+    use super::*;
+
+    #[test]
+    fn a_message_prints_with_its_target_spelled_as_on_the_command_line() {
+        let m = Message {
+            id: 12,
+            timestamp_ms: 1_700_000_000_000,
+            sender: Name::new("alice").unwrap(),
+            target: Target::Group(Name::new("dev").unwrap()),
+            body: "hi \"there\"".into(),
+        };
+        assert_eq!(
+            event_json(&Event::Message(m)).to_string(),
+            r##"{"body":"hi \"there\"","event":"message","from":"alice","id":12,"to":"#dev","ts":1700000000000}"##
+        );
+    }
+
+    #[test]
+    fn an_error_carries_its_code_number_and_name() {
+        let e = ServerError {
+            code: confab_engine::frame::ErrorCode::NoSuchUser,
+            reference: 3,
+            retry_after_ms: 0,
+            text: "no user zed".into(),
+            request: None,
+        };
+        let v = event_json(&Event::Error(e));
+        assert_eq!(v["code"], 20);
+        assert_eq!(v["name"], "NO_SUCH_USER");
+        assert_eq!(v["event"], "error");
+    }
+}

@@ -1,0 +1,426 @@
+//! `confab`: the command-line client (client/README.md documents the
+//! commands, the JSON lines and the exit codes).
+
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::builder::FalseyValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use confab::address::{format_target, parse_target};
+use confab::json::{event_json, group_json, message_json};
+use confab::{Connection, ConnectionError, Event, LoginOptions};
+use confab_engine::frame::ErrorCode;
+use confab_engine::{MessageId, Name, Target};
+use serde_json::{json, Value};
+
+/// Success.
+const EXIT_OK: u8 = 0;
+/// Cannot connect, connection lost, protocol error, no answer in time.
+const EXIT_FAILURE: u8 = 1;
+/// The server refused a request (bad credentials, no such user, ...).
+const EXIT_REFUSED: u8 = 2;
+/// The server announced SHUTDOWN.
+const EXIT_SHUTDOWN: u8 = 3;
+/// The command line is wrong.
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(name = "confab", version, about = "The confab chat client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Log in and print every event as one JSON object per line.
+    Listen(ListenArgs),
+    /// Send a message (or, with TEXT `-`, one per line of standard input)
+    /// and print each stored message's id.
+    Send(SendArgs),
+    /// Create, join, leave or list groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Print a page of a conversation's stored messages as JSON lines,
+    /// oldest first.
+    History(HistoryArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// Create a group and become its first member.
+    Create(GroupArgs),
+    /// Join a group.
+    Join(GroupArgs),
+    /// Leave a group.
+    Leave(GroupArgs),
+    /// Print every group as one JSON object per line.
+    List(GroupListArgs),
+}
+
+/// Where to connect and who to be.
+#[derive(Args, Debug)]
+struct Account {
+    /// Server host.
+    #[arg(long, env = "CONFAB_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, env = "CONFAB_PORT", default_value_t = 7878)]
+    port: u16,
+    /// Account name (1-32 of [A-Za-z0-9_.-], starting with a letter or digit).
+    #[arg(long, env = "CONFAB_USER", value_parser = parse_name)]
+    user: Name,
+    /// Password (prefer the environment variable: arguments are visible to other users).
+    #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Register the account first; a NAME_TAKEN answer is fine if the
+    /// password then logs in.
+    #[arg(long, env = "CONFAB_REGISTER", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
+    register: bool,
+}
+
+#[derive(Args, Debug)]
+struct ListenArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Exit 0 after printing this many lines (every line counts, `logged_in` included).
+    #[arg(long, env = "CONFAB_COUNT")]
+    count: Option<u64>,
+    /// Exit 0 after this many seconds (default: run until the server closes).
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs)]
+    timeout: Option<Duration>,
+    /// The last message id already seen: the server replays newer ones first.
+    #[arg(long, env = "CONFAB_RESUME_AFTER", default_value_t = 0)]
+    resume_after: MessageId,
+    /// Do not subscribe to presence (no roster, online or offline lines).
+    #[arg(long, env = "CONFAB_NO_ROSTER", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
+    no_roster: bool,
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Where to: `all` (the room), `@user` or `#group`.
+    #[arg(long, env = "CONFAB_TO", value_parser = parse_to)]
+    to: Target,
+    /// Seconds to wait for each answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The message; `-` sends each non-empty line of standard input.
+    text: String,
+}
+
+#[derive(Args, Debug)]
+struct GroupArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The group's name.
+    #[arg(value_parser = parse_name)]
+    group: Name,
+}
+
+#[derive(Args, Debug)]
+struct GroupListArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+struct HistoryArgs {
+    #[command(flatten)]
+    account: Account,
+    /// The conversation: `all`, `@user` (direct messages with them) or `#group`.
+    #[arg(long, env = "CONFAB_TO", value_parser = parse_to)]
+    to: Target,
+    /// Only messages with an id below this (0: from the newest).
+    #[arg(long, env = "CONFAB_BEFORE", default_value_t = 0)]
+    before: MessageId,
+    /// At most this many messages (the server caps it).
+    #[arg(long, env = "CONFAB_LIMIT", default_value_t = 50)]
+    limit: u16,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+}
+
+fn parse_name(s: &str) -> Result<Name, String> {
+    Name::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_to(s: &str) -> Result<Target, String> {
+    parse_target(s).map_err(|e| e.to_string())
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration in seconds"))
+}
+
+/// Why the command failed: an exit code and a message for standard error.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A connection error, with `context` (what was being done) in front
+    /// of a refusal.
+    fn from_connection(context: &str, e: ConnectionError) -> Failure {
+        let code = match &e {
+            ConnectionError::Refused(_) => EXIT_REFUSED,
+            ConnectionError::Shutdown { .. } => EXIT_SHUTDOWN,
+            _ => EXIT_FAILURE,
+        };
+        let message = match &e {
+            ConnectionError::Refused(_) => format!("{context} refused: {e}"),
+            _ => e.to_string(),
+        };
+        Failure { code, message }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let result = match cli.command {
+        Command::Listen(a) => listen(a),
+        Command::Send(a) => send(a),
+        Command::Group(g) => group(g),
+        Command::History(a) => history(a),
+    };
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(f) => {
+            eprintln!("confab: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Connects, registers if asked, logs in.
+fn open(
+    account: &Account,
+    options: LoginOptions,
+    timeout: Duration,
+) -> Result<(Connection, Name), Failure> {
+    let mut c = Connection::connect_timeout(&account.host, account.port, timeout)
+        .map_err(|e| Failure::from_connection("connect", e))?;
+    if account.register {
+        match c.register(account.user, &account.password, timeout) {
+            Ok(()) => {}
+            // Already registered: the login below tells whether it is ours.
+            Err(ConnectionError::Refused(e)) if e.code == ErrorCode::NameTaken => {}
+            Err(e) => return Err(Failure::from_connection("registration", e)),
+        }
+    }
+    let user = c
+        .login(account.user, &account.password, options, timeout)
+        .map_err(|e| Failure::from_connection("login", e))?;
+    Ok((c, user))
+}
+
+/// Writes one JSON line and flushes it.
+fn print_line(v: &Value) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{v}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`| head -1`): stop quietly.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure {
+            code: EXIT_OK,
+            message: "standard output closed".into(),
+        }),
+        Err(e) => Err(Failure {
+            code: EXIT_FAILURE,
+            message: format!("cannot write to standard output: {e}"),
+        }),
+    }
+}
+
+fn listen(a: ListenArgs) -> Result<(), Failure> {
+    let start = Instant::now();
+    let deadline = a.timeout.map(|t| start + t);
+    let connect_timeout = a.timeout.map_or(confab::connection::DEFAULT_TIMEOUT, |t| {
+        t.min(confab::connection::DEFAULT_TIMEOUT)
+    });
+    let options = LoginOptions {
+        resume_after: a.resume_after,
+        roster: !a.no_roster,
+    };
+    let (mut c, user) = open(&a.account, options, connect_timeout)?;
+    let mut printed = 0u64;
+    let mut print = |v: Value| -> Result<bool, Failure> {
+        print_line(&v)?;
+        printed += 1;
+        Ok(a.count.is_some_and(|n| printed >= n))
+    };
+    if print(json!({ "event": "logged_in", "user": user.as_str() }))? {
+        return Ok(());
+    }
+    loop {
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        let event = match c.next_event(wait) {
+            Ok(Some(e)) => e,
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(()),
+            Ok(None) => continue,
+            Err(e) => return Err(Failure::from_connection("listen", e)),
+        };
+        if let Event::ServerHello(_) = event {
+            continue;
+        }
+        let done = print(event_json(&event))?;
+        if let Event::Shutdown {
+            retry_after_ms,
+            reason,
+        } = &event
+        {
+            return Err(Failure {
+                code: EXIT_SHUTDOWN,
+                message: format!(
+                    "the server is shutting down: {reason} (come back in {retry_after_ms} ms)"
+                ),
+            });
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+fn send(a: SendArgs) -> Result<(), Failure> {
+    let options = LoginOptions {
+        resume_after: 0,
+        roster: false,
+    };
+    let (mut c, _) = open(&a.account, options, a.timeout)?;
+    let one = |c: &mut Connection, text: &str| -> Result<(), Failure> {
+        let ack = c
+            .send(a.to, text, a.timeout)
+            .map_err(|e| Failure::from_connection("send", e))?;
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{}", ack.id).and_then(|()| out.flush());
+        Ok(())
+    };
+    if a.text == "-" {
+        for line in io::stdin().lock().lines() {
+            let line = line.map_err(|e| Failure {
+                code: EXIT_FAILURE,
+                message: format!("cannot read standard input: {e}"),
+            })?;
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if !line.is_empty() {
+                one(&mut c, line)?;
+            }
+        }
+    } else {
+        one(&mut c, &a.text)?;
+    }
+    // Polite, but the messages are stored whatever happens now.
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+fn group(g: GroupCommand) -> Result<(), Failure> {
+    let options = LoginOptions {
+        resume_after: 0,
+        roster: false,
+    };
+    let (account, timeout) = match &g {
+        GroupCommand::Create(a) | GroupCommand::Join(a) | GroupCommand::Leave(a) => {
+            (&a.account, a.timeout)
+        }
+        GroupCommand::List(a) => (&a.account, a.timeout),
+    };
+    let (mut c, _) = open(account, options, timeout)?;
+    match &g {
+        GroupCommand::Create(a) => c
+            .group_create(a.group, timeout)
+            .map_err(|e| Failure::from_connection("group create", e))?,
+        GroupCommand::Join(a) => c
+            .group_join(a.group, timeout)
+            .map_err(|e| Failure::from_connection("group join", e))?,
+        GroupCommand::Leave(a) => c
+            .group_leave(a.group, timeout)
+            .map_err(|e| Failure::from_connection("group leave", e))?,
+        GroupCommand::List(_) => {
+            let groups = c
+                .group_list(timeout)
+                .map_err(|e| Failure::from_connection("group list", e))?;
+            for g in &groups {
+                print_line(&group_json(g))?;
+            }
+        }
+    }
+    let _ = c.logout(timeout);
+    Ok(())
+}
+
+fn history(a: HistoryArgs) -> Result<(), Failure> {
+    let options = LoginOptions {
+        resume_after: 0,
+        roster: false,
+    };
+    let (mut c, _) = open(&a.account, options, a.timeout)?;
+    let page = c
+        .history(a.to, a.before, a.limit, a.timeout)
+        .map_err(|e| Failure::from_connection("history", e))?;
+    for m in &page.messages {
+        print_line(&message_json(m))?;
+    }
+    let mut end = json!({
+        "event": "history_end",
+        "to": format_target(&page.target),
+        "more": page.more,
+    });
+    if let Some(first) = page.messages.first() {
+        end["next_before"] = Value::from(first.id);
+    }
+    print_line(&end)?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let codes = [
+            EXIT_OK,
+            EXIT_FAILURE,
+            EXIT_REFUSED,
+            EXIT_SHUTDOWN,
+            EXIT_USAGE,
+        ];
+        for (i, a) in codes.iter().enumerate() {
+            assert!(!codes[i + 1..].contains(a));
+        }
+    }
+}

@@ -1,0 +1,942 @@
+//! One client connection's protocol state, sans I/O.
+//!
+//! A [`Session`] turns the server's bytes into typed [`Event`]s and the
+//! application's requests into bytes for the server. It does no I/O and
+//! reads no clock: a driver ([`crate::connection`], a terminal UI's network
+//! task, a load generator) owns the socket and runs this loop:
+//!
+//! 1. call a request method ([`Session::login`], [`Session::send`], ...),
+//!    which queues a frame and returns the request's reference;
+//! 2. write out what [`Session::poll_transmit`] hands over;
+//! 3. feed whatever the socket reads to [`Session::handle_input`] (or
+//!    [`Session::handle_eof`] when it closes);
+//! 4. drain [`Session::poll_event`] until it returns `None`, then go back
+//!    to 2: handling input may queue frames of its own.
+//!
+//! The session answers PING with PONG and acknowledges the roster
+//! (ROSTER_ACK) by itself; both show up only in `poll_transmit`. It keeps
+//! the roster model ([`Session::roster`]) and the newest message id seen
+//! ([`Session::last_id`], for LOGIN's `resume_after` after a reconnect).
+//!
+//! Every request carries a reference, numbered from 1 upwards. An answer
+//! (OK, ACK, ERROR, GROUP_LIST, HISTORY_PAGE, LOGIN_OK) echoes it, and the
+//! events that carry one also say which [`Request`] it answered, so a caller
+//! may match answers by reference or simply look at the request.
+//!
+//! Errors: [`Error`] means the server sent something this client cannot
+//! accept; it is sticky (every later `handle_input` returns it again) and the
+//! driver should close the connection. [`ApiMisuse`] means the caller asked
+//! for something the session's state does not allow; nothing is sent.
+
+use std::collections::{HashMap, VecDeque};
+
+use confab_engine::codec::DecodeError;
+use confab_engine::frame::{
+    ErrorCode, Frame, GroupChange, GroupInfo, Presence, Ref, ServerInfo, Text, PROTOCOL_VERSION,
+};
+use confab_engine::{decode, MessageId, Name, Target};
+
+use crate::roster::Roster;
+
+/// The largest frame this client accepts from a server. Servers chunk their
+/// lists below their own `max_frame` (64 KiB by default); this bounds the
+/// memory a misbehaving server can make the client reserve.
+pub const MAX_INBOUND_FRAME: u32 = 16 * 1024 * 1024;
+
+/// The longest password a frame can carry (a one-byte length).
+pub const MAX_PASSWORD_LEN: usize = 255;
+
+/// The client side of one connection (see the module docs).
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    inbuf: Vec<u8>,
+    transmit: Vec<u8>,
+    events: VecDeque<Event>,
+    next_ref: Ref,
+    pending: HashMap<Ref, Request>,
+    roster: Roster,
+    /// The newest roster version acknowledged to the server.
+    roster_acked: u64,
+    server: Option<ServerHello>,
+    last_id: MessageId,
+    error: Option<Error>,
+}
+
+/// Where the session stands, as far as this client can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not logged in: REGISTER and LOGIN are allowed (HELLO is already queued).
+    Auth,
+    /// Logged in with the roster requested; its snapshot has not completed
+    /// yet, so the server still refuses chat requests.
+    RosterSync,
+    /// Logged in: every request is allowed.
+    Messaging,
+    /// Logged out, shut down, closed by a fatal error or by the peer.
+    Closed,
+}
+
+/// A request the client made, remembered under its reference until answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// REGISTER of this name.
+    Register {
+        /// The name.
+        user: Name,
+    },
+    /// LOGIN as this name.
+    Login {
+        /// The name as typed.
+        user: Name,
+        /// Whether the roster was requested.
+        roster: bool,
+    },
+    /// LOGOUT.
+    Logout,
+    /// SEND to this target.
+    Send {
+        /// Where to.
+        target: Target,
+    },
+    /// GROUP_CREATE.
+    GroupCreate {
+        /// The group.
+        group: Name,
+    },
+    /// GROUP_JOIN.
+    GroupJoin {
+        /// The group.
+        group: Name,
+    },
+    /// GROUP_LEAVE.
+    GroupLeave {
+        /// The group.
+        group: Name,
+    },
+    /// GROUP_LIST_REQUEST.
+    GroupList,
+    /// HISTORY_REQUEST for this conversation.
+    History {
+        /// The conversation.
+        target: Target,
+    },
+}
+
+/// Options of LOGIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginOptions {
+    /// The last message id this client has (0: none). The server replays
+    /// everything newer that the account may see, then sends CAUGHT_UP.
+    pub resume_after: MessageId,
+    /// Whether to subscribe to presence: a snapshot, then deltas.
+    pub roster: bool,
+}
+
+impl Default for LoginOptions {
+    fn default() -> LoginOptions {
+        LoginOptions {
+            resume_after: 0,
+            roster: true,
+        }
+    }
+}
+
+/// What the server said in SERVER_HELLO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerHello {
+    /// The server's free-form name.
+    pub server: String,
+    /// Its limits.
+    pub info: ServerInfo,
+}
+
+/// A chat message, live, replayed or from history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its id (increasing in commit order across all conversations).
+    pub id: MessageId,
+    /// Commit time in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Who sent it.
+    pub sender: Name,
+    /// Where it was sent: the room, a group, or for a DM the recipient.
+    pub target: Target,
+    /// The text.
+    pub body: String,
+}
+
+/// An ERROR frame from the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// The failed request's reference, or 0 for an error about no request.
+    pub reference: Ref,
+    /// When to retry in ms, or 0.
+    pub retry_after_ms: u32,
+    /// The server's explanation.
+    pub text: String,
+    /// The request it answers, if the reference was one of ours.
+    pub request: Option<Request>,
+}
+
+impl ServerError {
+    /// Whether the server closes the connection after it.
+    pub fn is_fatal(&self) -> bool {
+        self.code.is_fatal()
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            code_name(self.code),
+            self.code.to_u16(),
+            self.text
+        )?;
+        if self.retry_after_ms > 0 {
+            write!(f, " (retry after {} ms)", self.retry_after_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// A page of history, oldest entry first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The request's reference.
+    pub reference: Ref,
+    /// The conversation.
+    pub target: Target,
+    /// Whether older messages remain (ask again with `before` set to the
+    /// first entry's id).
+    pub more: bool,
+    /// The messages, oldest first. For a direct conversation each entry's
+    /// target is its actual recipient (the other party or this user).
+    pub messages: Vec<Message>,
+}
+
+/// Something the server said, decoded and applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The server's hello, with its limits.
+    ServerHello(ServerHello),
+    /// A request without a payload (REGISTER, LOGOUT, group changes) succeeded.
+    Ok {
+        /// Its reference.
+        reference: Ref,
+        /// The request, if the reference was one of ours.
+        request: Option<Request>,
+    },
+    /// Logged in.
+    LoginOk {
+        /// The LOGIN's reference.
+        reference: Ref,
+        /// The account name as registered.
+        user: Name,
+    },
+    /// A complete roster snapshot was applied (and acknowledged).
+    RosterSnapshot {
+        /// Its version.
+        version: u64,
+        /// Everyone online, in name order.
+        users: Vec<Name>,
+    },
+    /// A roster change was applied.
+    RosterDelta {
+        /// The version after it.
+        version: u64,
+        /// Online or offline.
+        presence: Presence,
+        /// Who.
+        user: Name,
+    },
+    /// Every message missed since LOGIN's `resume_after` has been delivered.
+    CaughtUp {
+        /// The newest message id the server had then.
+        last_id: MessageId,
+    },
+    /// A message from someone else (or from another session of this user).
+    Message(Message),
+    /// A message this session sent is stored.
+    Ack {
+        /// The SEND's reference.
+        reference: Ref,
+        /// The message's id.
+        id: MessageId,
+        /// Its commit time in ms since the Unix epoch.
+        timestamp_ms: u64,
+        /// Where it went, if the reference was one of ours.
+        target: Option<Target>,
+    },
+    /// Someone joined or left a group this user belongs to (or this user's
+    /// own membership changed in another session).
+    GroupEvent {
+        /// Joined or left.
+        change: GroupChange,
+        /// The group.
+        group: Name,
+        /// Who.
+        user: Name,
+    },
+    /// The answer to a group list request.
+    GroupList {
+        /// The request's reference.
+        reference: Ref,
+        /// Every group.
+        groups: Vec<GroupInfo>,
+    },
+    /// The answer to a history request.
+    HistoryPage(HistoryPage),
+    /// Messages were dropped for this session (it read too slowly); they
+    /// can be fetched with a history request.
+    Missed {
+        /// The conversation.
+        target: Target,
+        /// The first dropped id.
+        first: MessageId,
+        /// The last dropped id.
+        last: MessageId,
+        /// How many.
+        count: u32,
+    },
+    /// The server refused a request, or is closing the session (a fatal code).
+    Error(ServerError),
+    /// The server is shutting down; come back after the delay.
+    Shutdown {
+        /// When to reconnect, in ms.
+        retry_after_ms: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The server sent something this client cannot accept. Sticky.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A frame could not be decoded.
+    #[error("the server sent a bad frame: {0}")]
+    Decode(#[from] DecodeError),
+    /// The server sent a frame only a client sends.
+    #[error("the server sent {got}, which only a client sends")]
+    UnexpectedFrame {
+        /// The frame's name.
+        got: &'static str,
+    },
+    /// The server speaks another protocol version.
+    #[error("the server speaks protocol version {0}; this client speaks {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u16),
+}
+
+/// A request the session's state does not allow; nothing was sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiMisuse {
+    /// The request needs a logged-in session.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// Chat requests wait until the roster snapshot has arrived.
+    #[error("the roster snapshot has not arrived yet")]
+    RosterSyncing,
+    /// REGISTER and LOGIN are for sessions that are not logged in.
+    #[error("already logged in")]
+    AlreadyLoggedIn,
+    /// A REGISTER or LOGIN is waiting for its answer.
+    #[error("a login or registration is already waiting for its answer")]
+    AuthPending,
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+    /// The password cannot be carried by a frame.
+    #[error("a password is 1 to {MAX_PASSWORD_LEN} bytes")]
+    BadPassword,
+    /// The body cannot be carried by a frame.
+    #[error("a message body is at most {max} bytes, this one has {len}")]
+    BodyTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Auth,
+    RosterSync(LoggedIn),
+    Messaging(LoggedIn),
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LoggedIn {
+    user: Name,
+}
+
+impl Session {
+    /// A new session; HELLO (with `client` as the client's name) is queued.
+    pub fn new(client: &str) -> Session {
+        let mut s = Session {
+            state: State::Auth,
+            inbuf: Vec::new(),
+            transmit: Vec::new(),
+            events: VecDeque::new(),
+            next_ref: 1,
+            pending: HashMap::new(),
+            roster: Roster::default(),
+            roster_acked: 0,
+            server: None,
+            last_id: 0,
+            error: None,
+        };
+        let mut end = client.len().min(255);
+        while !client.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.queue(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            client: Text::truncated(&client[..end]),
+        });
+        s
+    }
+
+    // ---- getters ----
+
+    /// Where the session stands.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Auth => Phase::Auth,
+            State::RosterSync(_) => Phase::RosterSync,
+            State::Messaging(_) => Phase::Messaging,
+            State::Closed => Phase::Closed,
+        }
+    }
+
+    /// The logged-in user, as registered.
+    pub fn user(&self) -> Option<Name> {
+        match &self.state {
+            State::RosterSync(l) | State::Messaging(l) => Some(l.user),
+            _ => None,
+        }
+    }
+
+    /// The server's hello, once it arrived.
+    pub fn server(&self) -> Option<&ServerHello> {
+        self.server.as_ref()
+    }
+
+    /// Who is online (empty unless the login asked for the roster).
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The newest message id this session has seen (delivered, acknowledged
+    /// or covered by CAUGHT_UP): pass it as `resume_after` when logging in again.
+    pub fn last_id(&self) -> MessageId {
+        self.last_id
+    }
+
+    /// The request a reference stands for, while it waits for its answer.
+    pub fn pending(&self, reference: Ref) -> Option<&Request> {
+        self.pending.get(&reference)
+    }
+
+    /// The sticky error, if the server sent something unacceptable.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    // ---- requests ----
+
+    /// Creates an account. Answered by [`Event::Ok`] or [`Event::Error`].
+    pub fn register(&mut self, user: Name, password: &str) -> Result<Ref, ApiMisuse> {
+        self.check_auth()?;
+        let password = password_text(password)?;
+        let reference = self.request(Request::Register { user });
+        self.queue(&Frame::Register {
+            reference,
+            user,
+            password,
+        });
+        Ok(reference)
+    }
+
+    /// Logs in. Answered by [`Event::LoginOk`] (then, with the roster,
+    /// [`Event::RosterSnapshot`]; then any replay and [`Event::CaughtUp`]) or
+    /// by [`Event::Error`].
+    pub fn login(
+        &mut self,
+        user: Name,
+        password: &str,
+        options: LoginOptions,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_auth()?;
+        let password = password_text(password)?;
+        let reference = self.request(Request::Login {
+            user,
+            roster: options.roster,
+        });
+        self.queue(&Frame::Login {
+            reference,
+            user,
+            password,
+            resume_after: options.resume_after,
+            roster: options.roster,
+        });
+        Ok(reference)
+    }
+
+    /// Ends the session. Answered by [`Event::Ok`], then the server closes.
+    pub fn logout(&mut self) -> Result<Ref, ApiMisuse> {
+        match self.state {
+            State::RosterSync(_) | State::Messaging(_) => {}
+            State::Auth => return Err(ApiMisuse::NotLoggedIn),
+            State::Closed => return Err(ApiMisuse::Closed),
+        }
+        let reference = self.request(Request::Logout);
+        self.queue(&Frame::Logout { reference });
+        Ok(reference)
+    }
+
+    /// Sends a message. Answered by [`Event::Ack`] or [`Event::Error`].
+    pub fn send(&mut self, target: Target, body: &str) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let body = Text::new(body).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::Send { target });
+        self.queue(&Frame::Send {
+            reference,
+            target,
+            body,
+        });
+        Ok(reference)
+    }
+
+    /// Creates a group, with this user as its first member.
+    pub fn group_create(&mut self, group: Name) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reference = self.request(Request::GroupCreate { group });
+        self.queue(&Frame::GroupCreate { reference, group });
+        Ok(reference)
+    }
+
+    /// Joins a group.
+    pub fn group_join(&mut self, group: Name) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reference = self.request(Request::GroupJoin { group });
+        self.queue(&Frame::GroupJoin { reference, group });
+        Ok(reference)
+    }
+
+    /// Leaves a group.
+    pub fn group_leave(&mut self, group: Name) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reference = self.request(Request::GroupLeave { group });
+        self.queue(&Frame::GroupLeave { reference, group });
+        Ok(reference)
+    }
+
+    /// Lists the groups. Answered by [`Event::GroupList`].
+    pub fn group_list(&mut self) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reference = self.request(Request::GroupList);
+        self.queue(&Frame::GroupListRequest { reference });
+        Ok(reference)
+    }
+
+    /// Reads stored messages of a conversation with ids below `before` (0:
+    /// from the newest), at most `limit`. Answered by [`Event::HistoryPage`].
+    pub fn history(
+        &mut self,
+        target: Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reference = self.request(Request::History { target });
+        self.queue(&Frame::HistoryRequest {
+            reference,
+            target,
+            before,
+            limit,
+        });
+        Ok(reference)
+    }
+
+    // ---- input and output ----
+
+    /// Bytes read from the server. Decodes every complete frame, queues the
+    /// resulting events and any automatic answers (PONG, ROSTER_ACK), and
+    /// keeps an incomplete frame for the next call.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.inbuf.extend_from_slice(bytes);
+        let buf = std::mem::take(&mut self.inbuf);
+        let mut off = 0;
+        let result = loop {
+            match decode(&buf[off..], MAX_INBOUND_FRAME) {
+                Ok(None) => break Ok(()),
+                Ok(Some((frame, n))) => {
+                    off += n;
+                    if let Err(e) = self.handle_frame(frame) {
+                        break Err(e);
+                    }
+                }
+                // A newer server's frame type: its length is known, skip it.
+                Err(DecodeError::UnknownType { frame_len, .. }) => off += frame_len,
+                Err(e) => break Err(Error::Decode(e)),
+            }
+        };
+        self.inbuf = buf;
+        self.inbuf.drain(..off);
+        if let Err(e) = result {
+            self.state = State::Closed;
+            self.error = Some(e.clone());
+            return Err(e);
+        }
+        self.ack_roster();
+        Ok(())
+    }
+
+    /// The server closed the connection: the session is over.
+    pub fn handle_eof(&mut self) {
+        self.state = State::Closed;
+        self.pending.clear();
+    }
+
+    /// Appends the bytes to send to `out`; returns how many. Call after every
+    /// request and every [`Session::handle_input`].
+    #[must_use = "the bytes must be written to the server"]
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let n = self.transmit.len();
+        out.append(&mut self.transmit);
+        n
+    }
+
+    /// Whether bytes wait in [`Session::poll_transmit`].
+    pub fn wants_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
+    /// The next event, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- internals ----
+
+    fn check_auth(&self) -> Result<(), ApiMisuse> {
+        match self.state {
+            State::Auth => {}
+            State::RosterSync(_) | State::Messaging(_) => return Err(ApiMisuse::AlreadyLoggedIn),
+            State::Closed => return Err(ApiMisuse::Closed),
+        }
+        let auth_pending = self
+            .pending
+            .values()
+            .any(|r| matches!(r, Request::Register { .. } | Request::Login { .. }));
+        if auth_pending {
+            return Err(ApiMisuse::AuthPending);
+        }
+        Ok(())
+    }
+
+    fn check_messaging(&self) -> Result<(), ApiMisuse> {
+        match self.state {
+            State::Messaging(_) => Ok(()),
+            State::RosterSync(_) => Err(ApiMisuse::RosterSyncing),
+            State::Auth => Err(ApiMisuse::NotLoggedIn),
+            State::Closed => Err(ApiMisuse::Closed),
+        }
+    }
+
+    fn request(&mut self, request: Request) -> Ref {
+        let reference = self.next_ref;
+        // Zero means "no reference"; skip it when the counter wraps.
+        self.next_ref = self.next_ref.checked_add(1).unwrap_or(1);
+        self.pending.insert(reference, request);
+        reference
+    }
+
+    fn queue(&mut self, frame: &Frame<'_>) {
+        frame.encode(&mut self.transmit);
+    }
+
+    fn push(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    fn seen(&mut self, id: MessageId) {
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// Acknowledges the roster once per batch of input, after a completed
+    /// snapshot or any deltas: one ack covers every version up to it.
+    fn ack_roster(&mut self) {
+        let logged_in = matches!(self.state, State::RosterSync(_) | State::Messaging(_));
+        if logged_in && self.roster.is_synced() && self.roster.version() > self.roster_acked {
+            self.roster_acked = self.roster.version();
+            let version = self.roster_acked;
+            self.queue(&Frame::RosterAck { version });
+        }
+        if let State::RosterSync(l) = self.state {
+            if self.roster.is_synced() {
+                self.state = State::Messaging(l);
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame<'_>) -> Result<(), Error> {
+        match frame {
+            Frame::Ping { token } => self.queue(&Frame::Pong { token }),
+            Frame::Pong { .. } => {}
+            Frame::ServerHello {
+                version,
+                server,
+                info,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(Error::UnsupportedVersion(version));
+                }
+                let hello = ServerHello {
+                    server: server.as_str().to_owned(),
+                    info,
+                };
+                self.server = Some(hello.clone());
+                self.push(Event::ServerHello(hello));
+            }
+            Frame::Ok { reference } => {
+                let request = self.pending.remove(&reference);
+                if let Some(Request::Logout) = request {
+                    self.state = State::Closed;
+                }
+                self.push(Event::Ok { reference, request });
+            }
+            Frame::LoginOk { reference, user } => {
+                let roster = match self.pending.remove(&reference) {
+                    Some(Request::Login { roster, .. }) => roster,
+                    // A LOGIN_OK we did not ask for: trust the server's word
+                    // that we are logged in, without a roster.
+                    _ => false,
+                };
+                let l = LoggedIn { user };
+                self.state = if roster {
+                    State::RosterSync(l)
+                } else {
+                    State::Messaging(l)
+                };
+                self.push(Event::LoginOk { reference, user });
+            }
+            Frame::RosterSnapshot {
+                version,
+                last,
+                users,
+            } => {
+                if let Some(users) = self.roster.apply_chunk(version, last, users) {
+                    self.push(Event::RosterSnapshot { version, users });
+                }
+            }
+            Frame::RosterDelta {
+                version,
+                presence,
+                user,
+            } => {
+                if self.roster.apply_delta(version, presence, user) {
+                    self.push(Event::RosterDelta {
+                        version,
+                        presence,
+                        user,
+                    });
+                }
+            }
+            Frame::Ack {
+                reference,
+                id,
+                timestamp_ms,
+            } => {
+                self.seen(id);
+                let target = match self.pending.remove(&reference) {
+                    Some(Request::Send { target }) => Some(target),
+                    _ => None,
+                };
+                self.push(Event::Ack {
+                    reference,
+                    id,
+                    timestamp_ms,
+                    target,
+                });
+            }
+            Frame::Message {
+                id,
+                timestamp_ms,
+                sender,
+                target,
+                body,
+            } => {
+                self.seen(id);
+                self.push(Event::Message(Message {
+                    id,
+                    timestamp_ms,
+                    sender,
+                    target,
+                    body: body.as_str().to_owned(),
+                }));
+            }
+            Frame::GroupEvent {
+                change,
+                group,
+                user,
+            } => self.push(Event::GroupEvent {
+                change,
+                group,
+                user,
+            }),
+            Frame::GroupList { reference, groups } => {
+                self.pending.remove(&reference);
+                self.push(Event::GroupList { reference, groups });
+            }
+            Frame::HistoryPage {
+                reference,
+                target,
+                more,
+                entries,
+            } => {
+                self.pending.remove(&reference);
+                let me = self.user();
+                let mut messages: Vec<Message> = entries
+                    .iter()
+                    .map(|e| Message {
+                        id: e.id,
+                        timestamp_ms: e.timestamp_ms,
+                        sender: e.sender,
+                        target: recipient(target, e.sender, me),
+                        body: e.body.as_str().to_owned(),
+                    })
+                    .collect();
+                messages.sort_by_key(|m| m.id);
+                self.push(Event::HistoryPage(HistoryPage {
+                    reference,
+                    target,
+                    more,
+                    messages,
+                }));
+            }
+            Frame::CaughtUp { last_id } => {
+                self.seen(last_id);
+                self.push(Event::CaughtUp { last_id });
+            }
+            Frame::Missed {
+                target,
+                first,
+                last,
+                count,
+            } => self.push(Event::Missed {
+                target,
+                first,
+                last,
+                count,
+            }),
+            Frame::Error {
+                code,
+                reference,
+                retry_after_ms,
+                text,
+            } => {
+                let request = if reference == 0 {
+                    None
+                } else {
+                    self.pending.remove(&reference)
+                };
+                if code.is_fatal() {
+                    self.state = State::Closed;
+                }
+                self.push(Event::Error(ServerError {
+                    code,
+                    reference,
+                    retry_after_ms,
+                    text: text.as_str().to_owned(),
+                    request,
+                }));
+            }
+            Frame::Shutdown {
+                retry_after_ms,
+                reason,
+            } => {
+                self.state = State::Closed;
+                self.push(Event::Shutdown {
+                    retry_after_ms,
+                    reason: reason.as_str().to_owned(),
+                });
+            }
+            other => {
+                return Err(Error::UnexpectedFrame { got: other.name() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The actual recipient of a history entry: for a direct conversation with
+/// `partner`, the partner if this user sent it, else this user.
+fn recipient(conversation: Target, sender: Name, me: Option<Name>) -> Target {
+    match (conversation, me) {
+        (Target::User(_), Some(me)) if sender.key() != me.key() => Target::User(me),
+        (t, _) => t,
+    }
+}
+
+fn password_text(password: &str) -> Result<Text<'_>, ApiMisuse> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiMisuse::BadPassword);
+    }
+    Text::new(password).map_err(|_| ApiMisuse::BadPassword)
+}
+
+/// The protocol name of an error code, as in docs/PROTOCOL.md
+/// (`NO_SUCH_USER`); `UNKNOWN` for a code this client does not know.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    use ErrorCode::*;
+    match code {
+        MalformedFrame => "MALFORMED_FRAME",
+        FrameTooLarge => "FRAME_TOO_LARGE",
+        UnsupportedVersion => "UNSUPPORTED_VERSION",
+        WrongState => "WRONG_STATE",
+        UnknownFrameType => "UNKNOWN_FRAME_TYPE",
+        BadCredentials => "BAD_CREDENTIALS",
+        NameTaken => "NAME_TAKEN",
+        RegistrationClosed => "REGISTRATION_CLOSED",
+        LockedOut => "LOCKED_OUT",
+        NoSuchUser => "NO_SUCH_USER",
+        NoSuchGroup => "NO_SUCH_GROUP",
+        GroupExists => "GROUP_EXISTS",
+        NotAMember => "NOT_A_MEMBER",
+        AlreadyMember => "ALREADY_MEMBER",
+        TooManyGroups => "TOO_MANY_GROUPS",
+        GroupFull => "GROUP_FULL",
+        BadBody => "BAD_BODY",
+        RateLimited => "RATE_LIMITED",
+        Busy => "BUSY",
+        TooManyConnections => "TOO_MANY_CONNECTIONS",
+        AuthTimeout => "AUTH_TIMEOUT",
+        IdleTimeout => "IDLE_TIMEOUT",
+        FrameTimeout => "FRAME_TIMEOUT",
+        SlowConsumer => "SLOW_CONSUMER",
+        Flooding => "FLOODING",
+        StorageError => "STORAGE_ERROR",
+        _ => "UNKNOWN",
+    }
+}
+
+#[cfg(test)]
+mod tests;
