@@ -527,6 +527,11 @@ impl Hub {
             .map(|g| g.members.values().copied().collect())
     }
 
+    /// Bytes queued for `conn` (for tests, fuzzing and metrics).
+    pub fn queued_bytes(&self, conn: ConnId) -> Option<usize> {
+        self.session(conn).map(|s| s.queue.bytes())
+    }
+
     /// Connections the hub holds.
     pub fn connections(&self) -> u32 {
         self.count

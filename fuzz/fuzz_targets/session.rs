@@ -1,0 +1,161 @@
+//! The hub driven by arbitrary input: several connections each fed arbitrary
+//! bytes (with valid HELLO/LOGIN frames mixed in so deep states are reached),
+//! clock jumps, disconnects, shutdown, and a store that answers effects,
+//! sometimes late. Nothing may panic, and every queue stays within its bound.
+#![no_main]
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use confab_engine::effect::{HistoryLoaded, ReplayLoaded, StoredMessage};
+use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
+use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, Name, Output, Source};
+
+const _: Option<Name> = None;
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Connect(u8),
+    Bytes(u8, Vec<u8>),
+    Hello(u8),
+    Login(u8, Name, bool, u16),
+    Send(u8, Target, String),
+    Advance(u16),
+    Drain(u8),
+    Complete(u8),
+    Disconnect(u8),
+    Shutdown,
+}
+
+fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
+    Some(match e {
+        Effect::Authenticate { conn, user, password } => EffectResult::Authenticated {
+            conn,
+            result: if password.len() % 3 == 0 {
+                Err(confab_engine::effect::Refusal::new(confab_engine::frame::ErrorCode::BadCredentials, "no"))
+            } else {
+                Ok(user)
+            },
+        },
+        Effect::Register { conn, .. } => EffectResult::Registered { conn, result: Ok(()) },
+        Effect::Store { conn, reference, message } => {
+            *next_id += 1;
+            EffectResult::Stored {
+                conn,
+                reference,
+                result: Ok(StoredMessage {
+                    id: *next_id,
+                    timestamp_ms: *next_id,
+                    sender: message.sender,
+                    target: message.target,
+                    body: message.body,
+                }),
+            }
+        }
+        Effect::StoreGroup { conn, reference, op } => EffectResult::GroupStored { conn, reference, op, result: Ok(()) },
+        Effect::LoadHistory { conn, reference, target, .. } => EffectResult::History {
+            conn,
+            reference,
+            target,
+            result: Ok(HistoryLoaded::default()),
+        },
+        Effect::Replay { conn, .. } => EffectResult::Replayed { conn, result: Ok(ReplayLoaded::default()) },
+        _ => return None,
+    })
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let config = Config {
+        send_queue_bytes: 4096,
+        max_clients: 6,
+        max_per_source: 4,
+        ..Config::default()
+    };
+    let limit = config.send_queue_bytes;
+    let mut hub = Hub::new(config, [], 0);
+    let mut now = Instant::now();
+    let mut conns: Vec<ConnId> = Vec::new();
+    let mut pending: Vec<Effect> = Vec::new();
+    let mut next_id = 0;
+    let pick = |conns: &[ConnId], i: u8| conns.get(i as usize % conns.len().max(1)).copied();
+    for op in ops.into_iter().take(256) {
+        match op {
+            Op::Connect(s) => conns.push(hub.connect(now, Source(s as u128 % 3))),
+            Op::Bytes(i, b) => {
+                if let Some(c) = pick(&conns, i) {
+                    let n = hub.handle_bytes(now, c, &b);
+                    assert!(n <= b.len());
+                }
+            }
+            Op::Hello(i) => {
+                if let Some(c) = pick(&conns, i) {
+                    let f = Frame::Hello { version: PROTOCOL_VERSION, client: Text::new("fuzz").unwrap() };
+                    let _ = hub.handle_bytes(now, c, &f.to_bytes());
+                }
+            }
+            Op::Login(i, user, roster, resume) => {
+                if let Some(c) = pick(&conns, i) {
+                    let f = Frame::Login {
+                        reference: 1,
+                        user,
+                        password: Text::new("pw").unwrap(),
+                        resume_after: resume as u64,
+                        roster,
+                    };
+                    let _ = hub.handle_bytes(now, c, &f.to_bytes());
+                }
+            }
+            Op::Send(i, target, body) => {
+                if let (Some(c), Ok(body)) = (pick(&conns, i), Text::new(&body)) {
+                    let f = Frame::Send { reference: 2, target, body };
+                    let _ = hub.handle_bytes(now, c, &f.to_bytes());
+                }
+            }
+            Op::Advance(ms) => {
+                now += Duration::from_millis(ms as u64 * 50);
+                for &c in &conns {
+                    if hub.poll_timeout(c).is_some_and(|t| t <= now) {
+                        hub.handle_timeout(now, c);
+                    }
+                }
+            }
+            Op::Drain(i) => {
+                if let Some(c) = pick(&conns, i) {
+                    let mut out = Vec::new();
+                    let d = hub.drain(c, &mut out, 1 << 16);
+                    for f in &out {
+                        assert!(matches!(confab_engine::decode(f, u32::MAX), Ok(Some(_))), "the hub writes whole, valid frames");
+                    }
+                    if d.close {
+                        hub.disconnect(now, c);
+                    }
+                }
+            }
+            Op::Complete(n) => {
+                for e in pending.drain(..(n as usize).min(pending.len())) {
+                    if let Some(r) = answer(e, &mut next_id) {
+                        hub.handle_result(now, r);
+                    }
+                }
+            }
+            Op::Disconnect(i) => {
+                if let Some(c) = pick(&conns, i) {
+                    hub.disconnect(now, c);
+                }
+            }
+            Op::Shutdown => hub.shutdown(now, Duration::from_secs(1), "fuzz"),
+        }
+        while let Some(out) = hub.poll_output() {
+            if let Output::Effect(e) = out {
+                pending.push(e);
+            }
+        }
+        // Every queue stays within its byte bound; only the final error of a
+        // session closed for overflowing may stand alone beyond it.
+        for &c in &conns {
+            if let Some(q) = hub.queued_bytes(c) {
+                assert!(q <= limit + 1024, "queue of {q} bytes over its bound of {limit}");
+            }
+        }
+    }
+});
