@@ -9,6 +9,8 @@
 //! Each thread that uses storage opens its own `Store` (one writer thread,
 //! a few reader threads); implementations must allow that.
 
+pub mod sqlite;
+
 use confab_engine::effect::{GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage};
 use confab_engine::{MessageId, Name, Target};
 

@@ -1,0 +1,900 @@
+//! The embedded store: SQLite (bundled), in one file, `<data dir>/confab.db`.
+//!
+//! # Concurrency
+//!
+//! Each thread opens its own [`SqliteStore`] on the same directory: one
+//! writer thread (commits, retention) and a few reader threads (history,
+//! replay, logins). The database runs in WAL mode, so readers never wait for
+//! the writer and see a consistent snapshot; writes take the lock up front
+//! (`BEGIN IMMEDIATE`) and wait up to [`SqliteOptions::busy_timeout`] for
+//! another writer. Account changes are single statements and may run on any
+//! store.
+//!
+//! # Durability
+//!
+//! [`Store::commit`] runs the whole batch in one transaction: with
+//! [`Sync::Full`] it returns once the batch is fsynced, so one fsync covers
+//! every message in it. With [`Sync::Normal`] a commit survives the process
+//! crashing but the last ones may be lost if the machine loses power.
+//!
+//! # Failures
+//!
+//! Nothing on disk is trusted: a corrupt file, a foreign database or a newer
+//! schema is refused at [`SqliteStore::open`] (which also runs
+//! `PRAGMA quick_check`, reading the whole file once). A full disk surfaces
+//! as `SQLITE_FULL` from the statement or the commit that needed the space:
+//! the transaction is rolled back and [`StoreError::Failed`] returned, with a
+//! reason starting "the disk is full", so no write of that batch is
+//! acknowledged and nothing is half-stored. Later batches succeed again once
+//! there is room.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use confab_engine::effect::{
+    GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
+};
+use confab_engine::frame::ErrorCode;
+use confab_engine::{MessageId, Name, Target};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, ToSql,
+    TransactionBehavior,
+};
+
+use super::{Account, Loaded, Retention, Store, StoreError, Write, Written};
+
+mod migrations;
+#[cfg(test)]
+mod tests;
+
+use migrations::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
+
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "confab.db";
+
+/// How hard a commit pushes data to the disk (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sync {
+    /// Every commit is fsynced before it returns: an acknowledged message
+    /// survives a power loss.
+    #[default]
+    Full,
+    /// Commits survive the process crashing, but the newest ones may be lost
+    /// on a power loss (WAL fsyncs only at checkpoints). Much faster for
+    /// small batches.
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// See [`Sync`].
+    pub sync: Sync,
+    /// How long a statement waits for a lock another store holds before it
+    /// fails (e.g. a second writer, or a migration at start).
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    /// `Sync::Full`, 5 s busy timeout.
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            sync: Sync::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One connection to `<data dir>/confab.db`; see the module docs.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const ROOM_CONV: &str = "room";
+const KIND_ROOM: i64 = 0;
+const KIND_GROUP: i64 = 1;
+const KIND_USER: i64 = 2;
+/// Beyond this many groups a replay looks them up in one go instead of one
+/// index range each (SQLite allows 500 terms in a compound SELECT).
+const MAX_GROUP_BRANCHES: usize = 100;
+/// The columns [`message_from_row`] reads, in order.
+const MESSAGE_COLUMNS: &str = "id, ts_ms, sender, kind, target, body";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/confab.db`, migrating its schema
+    /// to the current version. Creates `data_dir` if it does not exist.
+    ///
+    /// Errors: [`StoreError::Open`] if the directory or file cannot be used
+    /// (not writable, not a database, corrupt, not confab's);
+    /// [`StoreError::TooNew`] if a newer confab wrote it.
+    pub fn open(data_dir: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        match std::fs::metadata(data_dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(open_err(format!(
+                    "the data directory {} is not a directory",
+                    data_dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(|e| {
+                    open_err(format!(
+                        "cannot create the data directory {}: {e}",
+                        data_dir.display()
+                    ))
+                })?;
+            }
+            Err(e) => {
+                return Err(open_err(format!(
+                    "cannot access the data directory {}: {e}",
+                    data_dir.display()
+                )))
+            }
+        }
+        let step = |doing: &'static str| {
+            let open_err = &open_err;
+            move |e: rusqlite::Error| open_err(format!("{doing}: {}", describe_open(&e)))
+        };
+
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(step("opening"))?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(step("setting the busy timeout"))?;
+        // SQLite silently falls back to read-only when it may not write the file.
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(step("checking access"))?
+        {
+            return Err(open_err(
+                "the file is read-only: the server must be able to write it (check its owner and permissions)"
+                    .to_owned(),
+            ));
+        }
+        // Before changing anything: is it confab's, and not from a newer one?
+        let version = inspect(&conn, &path, &open_err)?;
+        // Switching a new file to WAL needs a lock for which SQLite does not
+        // call the busy handler, so stores opened at once wait here.
+        let deadline = Instant::now() + options.busy_timeout;
+        let mode: String = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => break result.map_err(step("switching to WAL mode"))?,
+            }
+        };
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(format!(
+                "cannot use WAL mode (the journal mode stays {mode:?}); is the data directory on a network file system?"
+            )));
+        }
+        let sync = match options.sync {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(step("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(step("enabling foreign keys"))?;
+        conn.set_prepared_statement_cache_capacity(64);
+
+        let problems = {
+            let mut stmt = conn
+                .prepare("PRAGMA quick_check")
+                .map_err(step("checking integrity"))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(step("checking integrity"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(step("checking integrity"))?
+        };
+        if problems != ["ok"] {
+            let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
+            return Err(open_err(format!(
+                "the database is corrupt (quick_check: {})",
+                shown.join("; ")
+            )));
+        }
+
+        migrate(&mut conn, version, &path, &open_err)?;
+        Ok(SqliteStore { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The schema version of a file confab may use; refuses foreign and newer ones.
+fn inspect(
+    conn: &Connection,
+    path: &Path,
+    open_err: &dyn Fn(String) -> StoreError,
+) -> Result<u32, StoreError> {
+    // One statement, so one snapshot even while another store migrates.
+    let (version, app, tables): (u32, i32, i64) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT application_id FROM pragma_application_id),
+                    (SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite%')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(|e| open_err(format!("reading the schema version: {}", describe_open(&e))))?;
+    let ours = app == APPLICATION_ID || (app == 0 && version == 0 && tables == 0);
+    if !ours {
+        return Err(open_err(format!(
+            "it is a SQLite database but not confab's (application_id {app:#x}, schema version {version}, {tables} tables)"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
+}
+
+/// Brings the schema from `version` to [`SCHEMA_VERSION`].
+fn migrate(
+    conn: &mut Connection,
+    version: u32,
+    path: &Path,
+    open_err: &dyn Fn(String) -> StoreError,
+) -> Result<(), StoreError> {
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let step = |doing: &'static str| {
+        move |e: rusqlite::Error| open_err(format!("{doing}: {}", describe_open(&e)))
+    };
+    // Another store may be migrating at the same moment: take the write lock,
+    // then look again.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(step("starting the schema migration"))?;
+    let from = inspect(&tx, path, open_err)?;
+    for migration in &MIGRATIONS[from as usize..] {
+        tx.execute_batch(migration)
+            .map_err(step("migrating the schema"))?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(step("migrating the schema"))?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(step("migrating the schema"))?;
+    tx.commit().map_err(step("committing the schema migration"))
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A reason for [`StoreError::Open`] that says what to do.
+fn describe_open(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase) => format!("it is not a SQLite database, or it is corrupt ({e})"),
+        Some(C::DatabaseCorrupt) => format!("the database is corrupt ({e})"),
+        Some(C::CannotOpen) => format!(
+            "cannot open the file: the server must be able to write it and its directory, \
+             where SQLite also creates {FILE_NAME}-wal and {FILE_NAME}-shm ({e})"
+        ),
+        Some(C::ReadOnly | C::PermissionDenied) => {
+            format!("the database or its directory is read-only: the server must be able to write both (check owner and permissions) ({e})")
+        }
+        _ => describe(e),
+    }
+}
+
+/// A reason for [`StoreError::Failed`].
+fn describe(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => format!("the disk is full (SQLITE_FULL): {e}"),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            format!("the database stayed locked longer than the busy timeout: {e}")
+        }
+        Some(C::SystemIoFailure) => format!("I/O error: {e}"),
+        Some(C::DatabaseCorrupt | C::NotADatabase) => format!("the database is corrupt: {e}"),
+        _ => e.to_string(),
+    }
+}
+
+fn failed(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Failed {
+        doing,
+        reason: describe(&e),
+    }
+}
+
+/// Ids and times go to SQLite as i64; ours never reach 2^63, and a bound
+/// beyond it (a client's `before`) means "no bound".
+fn sat_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| sat_i64(d.as_millis().try_into().unwrap_or(u64::MAX)))
+}
+
+fn group_conv(group: &Name) -> String {
+    format!("group:{}", group.key().as_str())
+}
+
+fn dm_conv(a: &Name, b: &Name) -> String {
+    let (a, b) = (a.key(), b.key());
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm:{}:{}", lo.as_str(), hi.as_str())
+}
+
+fn conv_of(user: &Name, target: &Target) -> String {
+    match target {
+        Target::Room => ROOM_CONV.to_owned(),
+        Target::Group(g) => group_conv(g),
+        Target::User(u) => dm_conv(user, u),
+    }
+}
+
+/// A name read from the database, validated.
+struct DbName(Name);
+
+impl FromSql for DbName {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<DbName> {
+        Name::new(value.as_str()?)
+            .map(DbName)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// An id or a time read from the database: never negative.
+struct DbU64(u64);
+
+impl FromSql for DbU64 {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<DbU64> {
+        let v = value.as_i64()?;
+        u64::try_from(v)
+            .map(DbU64)
+            .map_err(|_| FromSqlError::OutOfRange(v))
+    }
+}
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    let kind: i64 = row.get(3)?;
+    let target = match kind {
+        KIND_ROOM => Target::Room,
+        KIND_GROUP => Target::Group(row.get::<_, DbName>(4)?.0),
+        KIND_USER => Target::User(row.get::<_, DbName>(4)?.0),
+        k => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                3,
+                Type::Integer,
+                format!("unknown target kind {k}").into(),
+            ))
+        }
+    };
+    Ok(StoredMessage {
+        id: row.get::<_, DbU64>(0)?.0,
+        timestamp_ms: row.get::<_, DbU64>(1)?.0,
+        sender: row.get::<_, DbName>(2)?.0,
+        target,
+        body: row.get(5)?,
+    })
+}
+
+/// The id and registered name of an account, by key.
+fn account_id(conn: &Connection, user: &Name) -> rusqlite::Result<Option<(i64, DbName)>> {
+    conn.prepare_cached("SELECT id, name FROM accounts WHERE name_key = ?1")?
+        .query_row([user.key().as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// The id and registered name of a group, by key.
+fn group_id(conn: &Connection, group: &Name) -> rusqlite::Result<Option<(i64, DbName)>> {
+    conn.prepare_cached("SELECT id, name FROM groups WHERE name_key = ?1")?
+        .query_row([group.key().as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+fn insert_message(
+    conn: &Connection,
+    m: &NewMessage,
+    ts_ms: u64,
+) -> rusqlite::Result<Result<StoredMessage, Refusal>> {
+    let (kind, target, target_key, conv) = match &m.target {
+        Target::Room => (KIND_ROOM, Target::Room, None, ROOM_CONV.to_owned()),
+        Target::Group(g) => {
+            let Some((_, DbName(name))) = group_id(conn, g)? else {
+                return Ok(Err(Refusal::new(
+                    ErrorCode::NoSuchGroup,
+                    format!("no group {g}"),
+                )));
+            };
+            (
+                KIND_GROUP,
+                Target::Group(name),
+                Some(name.key()),
+                group_conv(&name),
+            )
+        }
+        Target::User(u) => {
+            let Some((_, DbName(name))) = account_id(conn, u)? else {
+                return Ok(Err(Refusal::new(
+                    ErrorCode::NoSuchUser,
+                    format!("no user {u}"),
+                )));
+            };
+            (
+                KIND_USER,
+                Target::User(name),
+                Some(name.key()),
+                dm_conv(&m.sender, &name),
+            )
+        }
+    };
+    let target_name = match &target {
+        Target::Room => None,
+        Target::Group(n) | Target::User(n) => Some(n.as_str()),
+    };
+    conn.prepare_cached(
+        "INSERT INTO messages (ts_ms, sender, sender_key, kind, target, target_key, conv, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        sat_i64(ts_ms),
+        m.sender.as_str(),
+        m.sender.key().as_str(),
+        kind,
+        target_name,
+        target_key.as_ref().map(|k| k.as_str()),
+        conv,
+        m.body,
+    ])?;
+    Ok(Ok(StoredMessage {
+        id: conn.last_insert_rowid().unsigned_abs(),
+        timestamp_ms: ts_ms,
+        sender: m.sender,
+        target,
+        body: m.body.clone(),
+    }))
+}
+
+fn apply_group_op(
+    conn: &Connection,
+    op: &GroupOp,
+    ts_ms: u64,
+) -> rusqlite::Result<Result<(), Refusal>> {
+    let refuse = |code, text: String| Ok(Err(Refusal::new(code, text)));
+    match op {
+        GroupOp::Create { group, user } => {
+            if let Some((_, DbName(name))) = group_id(conn, group)? {
+                return refuse(
+                    ErrorCode::GroupExists,
+                    format!("group {name} already exists"),
+                );
+            }
+            let Some((account, _)) = account_id(conn, user)? else {
+                return refuse(ErrorCode::NoSuchUser, format!("no user {user}"));
+            };
+            conn.prepare_cached(
+                "INSERT INTO groups (name, name_key, created_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                group.as_str(),
+                group.key().as_str(),
+                sat_i64(ts_ms)
+            ])?;
+            let gid = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "INSERT INTO group_members (group_id, account_id, joined_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![gid, account, sat_i64(ts_ms)])?;
+            Ok(Ok(()))
+        }
+        GroupOp::Join { group, user } => {
+            let Some((gid, DbName(name))) = group_id(conn, group)? else {
+                return refuse(ErrorCode::NoSuchGroup, format!("no group {group}"));
+            };
+            let Some((account, _)) = account_id(conn, user)? else {
+                return refuse(ErrorCode::NoSuchUser, format!("no user {user}"));
+            };
+            let added = conn
+                .prepare_cached(
+                    "INSERT INTO group_members (group_id, account_id, joined_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![gid, account, sat_i64(ts_ms)])?;
+            if added == 0 {
+                return refuse(
+                    ErrorCode::AlreadyMember,
+                    format!("already a member of {name}"),
+                );
+            }
+            Ok(Ok(()))
+        }
+        GroupOp::Leave { group, user } => {
+            let Some((gid, DbName(name))) = group_id(conn, group)? else {
+                return refuse(ErrorCode::NoSuchGroup, format!("no group {group}"));
+            };
+            let removed = conn
+                .prepare_cached(
+                    "DELETE FROM group_members WHERE group_id = ?1
+                     AND account_id = (SELECT id FROM accounts WHERE name_key = ?2)",
+                )?
+                .execute(params![gid, user.key().as_str()])?;
+            if removed == 0 {
+                return refuse(ErrorCode::NotAMember, format!("not a member of {name}"));
+            }
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// Where a replay's messages come from: filters over `messages`, each an
+/// index range scan once `id > ?1 AND id < ?2` is added, and their
+/// parameters (`?1` after, `?2` the exclusive end, `?3` the user's key, then
+/// the groups' conversations).
+struct Sources {
+    filters: Vec<String>,
+    params: Vec<Box<dyn ToSql>>,
+}
+
+impl Sources {
+    fn new(
+        conn: &Connection,
+        user: &Name,
+        scope: &ReplayScope,
+        end: i64,
+    ) -> rusqlite::Result<Sources> {
+        let key = user.key().as_str().to_owned();
+        match scope {
+            ReplayScope::Since { after, groups } => {
+                let mut params: Vec<Box<dyn ToSql>> =
+                    vec![Box::new(sat_i64(*after)), Box::new(end), Box::new(key)];
+                let mut filters = vec![
+                    format!("conv = '{ROOM_CONV}'"),
+                    "kind = 2 AND target_key = ?3".to_owned(),
+                    "kind = 2 AND sender_key = ?3 AND target_key <> ?3".to_owned(),
+                ];
+                if groups.len() <= MAX_GROUP_BRANCHES {
+                    // One index range per group, so each stops at the limit.
+                    for (i, g) in groups.iter().enumerate() {
+                        filters.push(format!("conv = ?{}", i + 4));
+                        params.push(Box::new(group_conv(g)));
+                    }
+                } else {
+                    // Names need no escaping in JSON (see `Name`).
+                    let list: Vec<String> = groups
+                        .iter()
+                        .map(|g| format!("\"{}\"", group_conv(g)))
+                        .collect();
+                    filters.push("conv IN (SELECT value FROM json_each(?4))".to_owned());
+                    params.push(Box::new(format!("[{}]", list.join(","))));
+                }
+                Ok(Sources { filters, params })
+            }
+            ReplayScope::OfflineDirect => {
+                let mark: i64 = conn
+                    .prepare_cached(
+                        "SELECT seen_upto FROM offline_marks JOIN accounts ON accounts.id = account_id
+                         WHERE name_key = ?1",
+                    )?
+                    .query_row([&key], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                Ok(Sources {
+                    filters: vec!["kind = 2 AND target_key = ?3".to_owned()],
+                    params: vec![Box::new(mark), Box::new(end), Box::new(key)],
+                })
+            }
+        }
+    }
+
+    /// `SELECT columns` of every source, as one UNION ALL; `tail` follows
+    /// each source's WHERE clause (an ORDER BY and LIMIT, say).
+    fn union(&self, columns: &str, tail: &str) -> String {
+        let branches: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| {
+                format!("SELECT * FROM (SELECT {columns} FROM messages WHERE {f} AND id > ?1 AND id < ?2 {tail})")
+            })
+            .collect();
+        branches.join(" UNION ALL ")
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        const DOING: &str = "loading the groups";
+        let tx = self.conn.transaction().map_err(failed(DOING))?;
+        // sqlite_sequence keeps the highest id ever assigned, even after
+        // retention deleted it; max(id) is a second opinion.
+        let last_id: i64 = tx
+            .query_row(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+                            coalesce((SELECT max(id) FROM messages), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(failed(DOING))?;
+        let mut groups: Vec<(Name, Vec<Name>)> = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT g.id, g.name, a.name FROM groups g
+                     LEFT JOIN group_members m ON m.group_id = g.id
+                     LEFT JOIN accounts a ON a.id = m.account_id
+                     ORDER BY g.name_key, g.id, a.name_key",
+                )
+                .map_err(failed(DOING))?;
+            let mut rows = stmt.query([]).map_err(failed(DOING))?;
+            let mut last_group = None;
+            while let Some(row) = rows.next().map_err(failed(DOING))? {
+                let gid: i64 = row.get(0).map_err(failed(DOING))?;
+                if last_group != Some(gid) {
+                    let DbName(name) = row.get(1).map_err(failed(DOING))?;
+                    groups.push((name, Vec::new()));
+                    last_group = Some(gid);
+                }
+                if let (Some(DbName(member)), Some((_, members))) = (
+                    row.get::<_, Option<DbName>>(2).map_err(failed(DOING))?,
+                    groups.last_mut(),
+                ) {
+                    members.push(member);
+                }
+            }
+        }
+        tx.commit().map_err(failed(DOING))?;
+        Ok(Loaded {
+            last_id: last_id.unsigned_abs(),
+            groups,
+        })
+    }
+
+    fn account(&mut self, user: &Name) -> Result<Option<Account>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT name, password_hash FROM accounts WHERE name_key = ?1")
+            .and_then(|mut s| {
+                s.query_row([user.key().as_str()], |r| {
+                    Ok(Account {
+                        name: r.get::<_, DbName>(0)?.0,
+                        password_hash: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(failed("looking an account up"))
+    }
+
+    fn create_account(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError> {
+        // One statement in autocommit: durable when it returns.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO accounts (name, name_key, password_hash, created_ms)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    user.as_str(),
+                    user.key().as_str(),
+                    password_hash,
+                    now_ms()
+                ])
+            })
+            .map(|n| n == 1)
+            .map_err(failed("creating an account"))
+    }
+
+    fn set_password(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("UPDATE accounts SET password_hash = ?1 WHERE name_key = ?2")
+            .and_then(|mut s| s.execute(params![password_hash, user.key().as_str()]))
+            .map(|n| n == 1)
+            .map_err(failed("setting a password"))
+    }
+
+    fn delete_account(&mut self, user: &Name) -> Result<bool, StoreError> {
+        // Memberships and the offline mark go with it (ON DELETE CASCADE);
+        // the account's messages stay.
+        self.conn
+            .prepare_cached("DELETE FROM accounts WHERE name_key = ?1")
+            .and_then(|mut s| s.execute([user.key().as_str()]))
+            .map(|n| n == 1)
+            .map_err(failed("deleting an account"))
+    }
+
+    fn accounts(&mut self) -> Result<Vec<Name>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT name FROM accounts ORDER BY name_key")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, DbName>(0).map(|n| n.0))?
+                    .collect()
+            })
+            .map_err(failed("listing accounts"))
+    }
+
+    fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError> {
+        const DOING: &str = "committing a batch";
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed(DOING))?;
+        let mut written = Vec::with_capacity(batch.len());
+        for write in batch {
+            written.push(match write {
+                Write::Message(m) => {
+                    Written::Message(insert_message(&tx, m, now_ms).map_err(failed(DOING))?)
+                }
+                Write::Group(op) => {
+                    Written::Group(apply_group_op(&tx, op, now_ms).map_err(failed(DOING))?)
+                }
+                Write::Offline { user, seen_upto } => {
+                    // No account, no mark (and nothing to replay to).
+                    tx.prepare_cached(
+                        "INSERT INTO offline_marks (account_id, seen_upto)
+                         SELECT id, ?2 FROM accounts WHERE name_key = ?1
+                         ON CONFLICT (account_id) DO UPDATE
+                         SET seen_upto = max(seen_upto, excluded.seen_upto)",
+                    )
+                    .and_then(|mut s| s.execute(params![user.key().as_str(), sat_i64(*seen_upto)]))
+                    .map_err(failed(DOING))?;
+                    Written::Offline
+                }
+            });
+        }
+        // On error the transaction is rolled back when `tx` drops.
+        tx.commit().map_err(failed(DOING))?;
+        Ok(written)
+    }
+
+    fn history(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<HistoryLoaded, StoreError> {
+        let before = if before == 0 {
+            i64::MAX
+        } else {
+            sat_i64(before)
+        };
+        let mut messages: Vec<StoredMessage> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ))
+            .and_then(|mut s| {
+                s.query_map(
+                    params![conv_of(user, target), before, i64::from(limit) + 1],
+                    message_from_row,
+                )?
+                .collect()
+            })
+            .map_err(failed("loading history"))?;
+        let more = messages.len() > usize::from(limit);
+        messages.truncate(usize::from(limit));
+        Ok(HistoryLoaded { messages, more })
+    }
+
+    fn replay(
+        &mut self,
+        user: &Name,
+        scope: &ReplayScope,
+        upto: MessageId,
+        max: usize,
+    ) -> Result<ReplayLoaded, StoreError> {
+        const DOING: &str = "loading missed messages";
+        // One read transaction: the page and the skipped counts agree.
+        let tx = self.conn.transaction().map_err(failed(DOING))?;
+        let end = sat_i64(upto).saturating_add(1);
+        let mut sources = Sources::new(&tx, user, scope, end).map_err(failed(DOING))?;
+        // The newest max + 1: one more than fits says some were skipped.
+        let limit = format!("?{}", sources.params.len() + 1);
+        sources
+            .params
+            .push(Box::new(sat_i64(max as u64).saturating_add(1)));
+        let page = format!(
+            "SELECT * FROM ({}) ORDER BY id DESC LIMIT {limit}",
+            sources.union(MESSAGE_COLUMNS, &format!("ORDER BY id DESC LIMIT {limit}"))
+        );
+        let mut messages: Vec<StoredMessage> = tx
+            .prepare_cached(&page)
+            .and_then(|mut s| {
+                s.query_map(params_from_iter(&sources.params), message_from_row)?
+                    .collect()
+            })
+            .map_err(failed(DOING))?;
+        sources.params.pop();
+        let mut skipped = Vec::new();
+        if messages.len() > max {
+            messages.truncate(max);
+            // Everything older than the oldest message kept is skipped.
+            sources.params[1] = Box::new(messages.last().map_or(end, |m| sat_i64(m.id)));
+            // The conversation as the user sees it: the room, the group, or
+            // the other party of a direct conversation.
+            let columns = "id, conv, kind, CASE kind WHEN 0 THEN NULL WHEN 1 THEN target \
+                           ELSE CASE WHEN sender_key = ?3 THEN target ELSE sender END END AS peer";
+            let counts = format!(
+                "SELECT kind, max(peer), min(id), max(id), count(*) FROM ({}) GROUP BY conv ORDER BY min(id)",
+                sources.union(columns, "")
+            );
+            let mut stmt = tx.prepare_cached(&counts).map_err(failed(DOING))?;
+            let mut rows = stmt
+                .query(params_from_iter(&sources.params))
+                .map_err(failed(DOING))?;
+            while let Some(row) = rows.next().map_err(failed(DOING))? {
+                let skip = || -> rusqlite::Result<_> {
+                    let target = match row.get::<_, i64>(0)? {
+                        KIND_ROOM => Target::Room,
+                        KIND_GROUP => Target::Group(row.get::<_, DbName>(1)?.0),
+                        _ => Target::User(row.get::<_, DbName>(1)?.0),
+                    };
+                    let count: i64 = row.get(4)?;
+                    Ok((
+                        target,
+                        row.get::<_, DbU64>(2)?.0,
+                        row.get::<_, DbU64>(3)?.0,
+                        u32::try_from(count).unwrap_or(u32::MAX),
+                    ))
+                };
+                skipped.push(skip().map_err(failed(DOING))?);
+            }
+        }
+        tx.commit().map_err(failed(DOING))?;
+        messages.reverse();
+        Ok(ReplayLoaded { messages, skipped })
+    }
+
+    fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        const DOING: &str = "applying retention";
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed(DOING))?;
+        let mut deleted = 0;
+        if let Some(secs) = retention.max_age_secs {
+            let cutoff = sat_i64(now_ms).saturating_sub(sat_i64(secs.saturating_mul(1000)));
+            deleted += tx
+                .execute("DELETE FROM messages WHERE ts_ms < ?1", [cutoff])
+                .map_err(failed(DOING))?;
+        }
+        if let Some(keep) = retention.max_count {
+            deleted += tx
+                .execute(
+                    "DELETE FROM messages WHERE id IN (
+                         SELECT id FROM (
+                             SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS n
+                             FROM messages)
+                         WHERE n > ?1)",
+                    [sat_i64(keep)],
+                )
+                .map_err(failed(DOING))?;
+        }
+        // AUTOINCREMENT keeps sqlite_sequence: ids are never reused.
+        tx.commit().map_err(failed(DOING))?;
+        Ok(deleted as u64)
+    }
+}
