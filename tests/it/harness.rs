@@ -1,0 +1,527 @@
+//! The harness: a real `confab-server` per test, real `confab` clients, and
+//! waits that are always bounded.
+//!
+//! - [`Server::start`] runs the server on `127.0.0.1:0` with its own temp
+//!   data dir, reads its log until the `listening on ADDR` line, and kills it
+//!   when dropped.
+//! - [`Server::client`] names a user; [`Client::run`] runs one `confab`
+//!   command to completion (killed after [`WAIT`]); [`Client::listen`]
+//!   starts `confab listen` in the background.
+//! - [`Listener::wait_for`] collects JSON lines until one matches, for at
+//!   most [`WAIT`]. Tests never sleep: to show that something did *not*
+//!   arrive, they send a later "barrier" message of the same priority
+//!   class and check, once the barrier is there, that the other one is not.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use confab::{Connection, ConnectionError};
+use confab_engine::frame::ErrorCode;
+use confab_engine::Name;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The longest any single wait in a test may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
+
+/// Server options every test server gets: cheap password hashing (the
+/// tests register many accounts) and relaxed fsync.
+const FAST: &[&str] = &[
+    "--hash-memory-kib",
+    "64",
+    "--hash-passes",
+    "1",
+    "--sync",
+    "normal",
+];
+
+/// The path of a binary of this workspace, next to the test executable.
+pub(crate) fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable knows its path");
+    let mut dir = exe
+        .parent()
+        .expect("the test executable is in a directory")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// `confab`, with a clean environment.
+pub(crate) fn confab() -> Command {
+    command("confab")
+}
+
+/// A command for one of our binaries, without any `CONFAB_*` variable of
+/// the environment the tests run in.
+fn command(name: &str) -> Command {
+    let mut c = Command::new(bin(name));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CONFAB_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// The password the tests use for `user` unless they say otherwise.
+pub(crate) fn password(user: &str) -> String {
+    format!("{}-secret", user.to_ascii_lowercase())
+}
+
+/// A running server (see the module docs).
+pub(crate) struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// A server with the default options.
+    pub(crate) fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra command-line options.
+    pub(crate) fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("confab-e2e-")
+            .tempdir()
+            .expect("a temporary data dir");
+        let mut child = command("confab-server")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(FAST)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("confab-server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = listening_addr(&line) {
+                        let _ = tx.send(addr);
+                    }
+                    log.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                }
+            })
+        };
+        let addr = match rx.recv_timeout(WAIT) {
+            Ok(addr) => addr,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                let log = log
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .join("\n");
+                panic!("confab-server did not log `listening on ADDR` ({e:?}); its log:\n{log}");
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+            _dir: dir,
+        }
+    }
+
+    /// The port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The server's log so far.
+    pub(crate) fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .join("\n")
+    }
+
+    /// A user of this server, registered on first use with [`password`].
+    pub(crate) fn client(&self, user: &str) -> Client<'_> {
+        Client {
+            server: self,
+            user: user.to_owned(),
+            password: password(user),
+            register: true,
+        }
+    }
+
+    /// Registers `user` through the client library (NAME_TAKEN is fine).
+    pub(crate) fn register(&self, user: &str, password: &str) {
+        let mut c = self.connect();
+        let name = Name::new(user).expect("a valid test user name");
+        match c.register(name, password, WAIT) {
+            Ok(()) => {}
+            Err(ConnectionError::Refused(e)) if e.code == ErrorCode::NameTaken => {}
+            Err(e) => panic!("registering {user}: {e}"),
+        }
+    }
+
+    /// A library connection to the server.
+    pub(crate) fn connect(&self) -> Connection {
+        Connection::connect_timeout("127.0.0.1", self.port(), WAIT)
+            .unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", self.log()))
+    }
+
+    /// Sends the server SIGTERM (a graceful shutdown).
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (bounded) for the server to exit by itself.
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {WAIT:?}; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// `ADDR` from a log line containing `listening on ADDR`.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A user, for running `confab` commands as them.
+pub(crate) struct Client<'s> {
+    server: &'s Server,
+    user: String,
+    password: String,
+    register: bool,
+}
+
+/// A finished `confab` command.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// The exit code (`None`: killed by a signal).
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// Stdout's lines parsed as JSON.
+    pub(crate) fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
+    /// Asserts a zero exit and returns stdout.
+    #[track_caller]
+    pub(crate) fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "confab failed: {self:?}");
+        &self.stdout
+    }
+}
+
+impl Client<'_> {
+    /// The same user with another password.
+    pub(crate) fn with_password(self, password: &str) -> Self {
+        Client {
+            password: password.to_owned(),
+            ..self
+        }
+    }
+
+    /// The same user, not registering first.
+    pub(crate) fn without_register(self) -> Self {
+        Client {
+            register: false,
+            ..self
+        }
+    }
+
+    /// `confab` with this user's account in the environment (which also
+    /// checks that every account option reads `CONFAB_<NAME>`).
+    fn command(&self) -> Command {
+        let mut c = command("confab");
+        c.env("CONFAB_HOST", "127.0.0.1")
+            .env("CONFAB_PORT", self.server.port().to_string())
+            .env("CONFAB_USER", &self.user)
+            .env("CONFAB_PASSWORD", &self.password);
+        if self.register {
+            c.env("CONFAB_REGISTER", "1");
+        }
+        c
+    }
+
+    /// Runs `confab ARGS` to completion (killed after [`WAIT`]).
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `confab ARGS` with `input` on its standard input.
+    pub(crate) fn run_with_stdin(&self, args: &[&str], input: Option<&str>) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("confab starts");
+        if let Some(input) = input {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("confab reads its stdin");
+        }
+        let out = read_all(child.stdout.take().expect("stdout is piped"));
+        let err = read_all(child.stderr.take().expect("stderr is piped"));
+        let deadline = Instant::now() + WAIT;
+        let stdout = out.recv_timeout(WAIT);
+        let stderr = err.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let (Ok(stdout), Ok(stderr)) = (stdout, stderr) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`confab {}` did not finish within {WAIT:?}", args.join(" "));
+        };
+        let status = child.wait().expect("confab can be waited for");
+        Run {
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `confab send --to TO TEXT`, which must succeed; returns the id.
+    #[track_caller]
+    pub(crate) fn send(&self, to: &str, text: &str) -> u64 {
+        let run = self.run(&["send", "--to", to, text]);
+        let out = run.ok();
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`confab send` printed {out:?}, not an id"))
+    }
+
+    /// Starts `confab listen ARGS` and waits until it has caught up.
+    pub(crate) fn listen(&self) -> Listener {
+        let mut l = self.listen_with(&[]);
+        l.wait_for("caught_up", |v| v["event"] == "caught_up");
+        l
+    }
+
+    /// Starts `confab listen ARGS` without waiting for anything.
+    pub(crate) fn listen_with(&self, args: &[&str]) -> Listener {
+        let mut child = self
+            .command()
+            .arg("listen")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("confab listen starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = read_all(child.stderr.take().expect("stderr is piped"));
+        let (tx, lines) = mpsc::channel();
+        let reader = thread::spawn(move || read_json_lines(stdout, tx));
+        Listener {
+            who: self.user.clone(),
+            child,
+            lines,
+            reader: Some(reader),
+            stderr,
+            seen: Vec::new(),
+            taken: Vec::new(),
+        }
+    }
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    rx
+}
+
+fn read_json_lines(stdout: ChildStdout, tx: mpsc::Sender<Value>) {
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let v = serde_json::from_str(&line)
+            .unwrap_or_else(|e| Value::String(format!("NOT JSON ({e}): {line}")));
+        if tx.send(v).is_err() {
+            break;
+        }
+    }
+}
+
+/// A `confab listen` running in the background (killed when dropped).
+pub(crate) struct Listener {
+    who: String,
+    child: Child,
+    lines: Receiver<Value>,
+    reader: Option<JoinHandle<()>>,
+    stderr: Receiver<String>,
+    seen: Vec<Value>,
+    /// Which lines of `seen` a wait has returned.
+    taken: Vec<bool>,
+}
+
+impl Listener {
+    fn push(&mut self, v: Value) {
+        self.seen.push(v);
+        self.taken.push(false);
+    }
+
+    /// Waits for a line matching `pred` that no earlier wait returned, in
+    /// whatever order lines arrive, and returns it. Panics, showing everything received, after [`WAIT`].
+    #[track_caller]
+    pub(crate) fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = (0..self.seen.len()).find(|&i| !self.taken[i] && pred(&self.seen[i]));
+            if let Some(i) = found {
+                self.taken[i] = true;
+                return self.seen[i].clone();
+            }
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(v) => self.push(v),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: no {what} within {WAIT:?}; {}", self.who, self.report())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!("{}: exited before {what}; {}", self.who, self.report())
+                }
+            }
+        }
+    }
+
+    /// Waits for the message with this body.
+    #[track_caller]
+    pub(crate) fn wait_message(&mut self, body: &str) -> Value {
+        self.wait_for(&format!("message {body:?}"), |v| {
+            v["event"] == "message" && v["body"] == body
+        })
+    }
+
+    /// Asserts that no line received so far matches `pred`.
+    #[track_caller]
+    pub(crate) fn assert_not_seen(&self, what: &str, pred: impl Fn(&Value) -> bool) {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            panic!("{} got {what}: {v}; {}", self.who, self.report());
+        }
+    }
+
+    /// Asserts that no message with this body was received so far.
+    #[track_caller]
+    pub(crate) fn assert_no_message(&self, body: &str) {
+        self.assert_not_seen(&format!("message {body:?}"), |v| {
+            v["event"] == "message" && v["body"] == body
+        });
+    }
+
+    /// Every line received so far.
+    pub(crate) fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+
+    /// Kills the process (SIGKILL: no logout, the socket just closes).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the process to exit by itself, collecting its
+    /// remaining lines; returns its exit code and standard error.
+    #[track_caller]
+    pub(crate) fn wait_exit(&mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(v) => self.push(v),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{}: did not exit within {WAIT:?}; {}",
+                        self.who,
+                        self.report()
+                    )
+                }
+            }
+        }
+        let status = self.child.wait().expect("confab listen can be waited for");
+        let stderr = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
+        (status.code(), stderr)
+    }
+
+    fn report(&self) -> String {
+        let lines: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        format!("received:\n  {}", lines.join("\n  "))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}

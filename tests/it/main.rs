@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `confab-server` and `confab` binaries over
+//! real sockets (build them first: `cargo build --workspace --bins`).
+//!
+//! One binary, one module per area. Every test starts its own server on
+//! 127.0.0.1:0 with its own temp data dir; every wait is bounded; nothing
+//! sleeps to let something happen (see `harness`).
+
+mod harness;
+mod raw;
+
+mod accounts;
+mod bad_input;
+mod cli;
+mod direct;
+mod groups;
+mod room;
