@@ -1,1 +1,173 @@
+//! The confab server shell: drives the sans-IO [`confab_engine::Hub`] over
+//! TCP with smol's pieces (async-io, async-executor), and runs password
+//! hashing and storage on threads of their own.
+//!
+//! `net` makes no protocol decisions. It moves bytes between sockets and the
+//! hub, arms one timer per connection, and turns the hub's effects into
+//! work for the blocking threads and their results back into hub calls.
+//!
+//! - [`server`]: the executor, the accept loop, shutdown; [`Server`] is the
+//!   entry point for tests and benches.
+//! - `conn`: one task per connection, reader and writer.
+//! - `shared`: the hub and the writer wakers behind one lock.
+//! - `effects`: where each effect goes; `storage`: the writer (group
+//!   commit) and the readers; [`auth`]: argon2id and the login checks;
+//!   [`lockout`]: brute-force protection.
+//! - [`cli`], [`logger`], [`signals`], [`admin`]: the `confab-server` binary.
+//! - [`store`]: the storage interface and its implementations.
+//!
+//! A server in a test:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use confab_net::store::{memory::MemoryStore, Store};
+//! use confab_net::{Server, ServerOptions};
+//!
+//! let store = MemoryStore::default();
+//! let stores = Arc::new(move || Ok(Box::new(store.clone()) as Box<dyn Store>));
+//! let server = Server::bind(ServerOptions::default(), stores)?.spawn()?;
+//! let addr = server.local_addr();
+//! // ... connect to `addr` ...
+//! let stats = server.shutdown();
+//! # Ok::<(), confab_net::StartError>(())
+//! ```
 
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::info;
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+mod conn;
+mod effects;
+pub mod lockout;
+pub mod logger;
+pub mod server;
+mod shared;
+pub mod signals;
+pub mod source;
+mod storage;
+pub mod store;
+
+pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
+pub use shared::LockStats;
+
+use crate::auth::HashError;
+use crate::cli::{Cli, Command, ServeArgs, SyncMode};
+use crate::store::sqlite::{SqliteOptions, SqliteStore, Sync};
+use crate::store::{Store, StoreError};
+
+/// Why `confab-server` stopped with an error; each is one line for stderr.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The log file cannot be opened.
+    #[error("cannot open the log file {}: {source}", path.display())]
+    LogFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The data dir cannot be created or written.
+    #[error("the data dir {} cannot be used: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The server could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Storage failed (account commands).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed (account commands).
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+    /// An account command was refused.
+    #[error("{0}")]
+    User(String),
+}
+
+/// The `confab-server` binary: logs, then serves or runs an account command.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let args = &cli.serve;
+    logger::init(args.log_level.into(), args.log_file.as_deref()).map_err(|source| {
+        Error::LogFile {
+            path: args.log_file.clone().unwrap_or_default(),
+            source,
+        }
+    })?;
+    prepare_data_dir(&args.data_dir)?;
+    let stores = sqlite_stores(&args.data_dir, args.sync);
+    match cli.command {
+        Some(Command::User(command)) => {
+            let mut store = stores()?;
+            admin::run(&mut *store, &args.hash_params(), command)
+        }
+        None => serve(args, stores),
+    }
+}
+
+fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+    let signals = signals::Signals::install().map_err(Error::Signals)?;
+    let server = Server::bind(options(args), stores)?;
+    info!("data dir {}", args.data_dir.display());
+    info!("listening on {}", server.local_addr());
+    log::logger().flush();
+    server.run(signals.first())?;
+    Ok(())
+}
+
+/// The server options the command line asks for.
+pub fn options(args: &ServeArgs) -> ServerOptions {
+    ServerOptions {
+        listen: args.listen,
+        threads: args.io_threads(),
+        engine: args.engine_config(),
+        auth_threads: usize::from(args.auth_threads),
+        auth_queue: args.auth_queue as usize,
+        hash: args.hash_params(),
+        lockout: args.lockout_policy(),
+        write_queue: args.write_queue as usize,
+        retention: args.retention(),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        ..ServerOptions::default()
+    }
+}
+
+/// Opens SQLite stores on `data_dir`.
+pub fn sqlite_stores(data_dir: &Path, sync: SyncMode) -> StoreFactory {
+    let options = SqliteOptions {
+        sync: match sync {
+            SyncMode::Full => Sync::Full,
+            SyncMode::Normal => Sync::Normal,
+        },
+        ..SqliteOptions::default()
+    };
+    let dir = data_dir.to_owned();
+    Arc::new(move || Ok(Box::new(SqliteStore::open(&dir, &options)?) as Box<dyn Store>))
+}
+
+/// Creates the data dir if needed and checks that it is writable, so that
+/// the error names the directory rather than a database file.
+fn prepare_data_dir(dir: &Path) -> Result<(), Error> {
+    let err = |source| Error::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(".confab-write-test");
+    std::fs::write(&probe, b"").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)?;
+    Ok(())
+}

@@ -9,9 +9,12 @@
 //! Each thread that uses storage opens its own `Store` (one writer thread,
 //! a few reader threads); implementations must allow that.
 
+pub mod memory;
 pub mod sqlite;
 
-use confab_engine::effect::{GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage};
+use confab_engine::effect::{
+    GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
+};
 use confab_engine::{MessageId, Name, Target};
 
 /// An account as stored.
@@ -123,10 +126,22 @@ pub trait Store: Send {
     fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError>;
     /// A page of a conversation as `user` sees it, newest first: the room,
     /// a group, or the direct messages between `user` and a target user.
-    fn history(&mut self, user: &Name, target: &Target, before: MessageId, limit: u16) -> Result<HistoryLoaded, StoreError>;
+    fn history(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<HistoryLoaded, StoreError>;
     /// What `user` missed (see [`ReplayScope`]), oldest first, ids ≤ `upto`,
     /// at most `max` messages (the newest ones; the rest are reported as skipped).
-    fn replay(&mut self, user: &Name, scope: &ReplayScope, upto: MessageId, max: usize) -> Result<ReplayLoaded, StoreError>;
+    fn replay(
+        &mut self,
+        user: &Name,
+        scope: &ReplayScope,
+        upto: MessageId,
+        max: usize,
+    ) -> Result<ReplayLoaded, StoreError>;
     /// Deletes messages outside the retention; returns how many.
     fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
 }

@@ -1,0 +1,444 @@
+//! Logins and registrations: argon2id on a small pool of blocking threads.
+//!
+//! Hashing a password costs tens of milliseconds and megabytes on purpose,
+//! so it never runs on an I/O thread. The pool has `--auth-threads` threads,
+//! each with its own [`Store`]; the effect dispatcher hands them jobs through
+//! a bounded queue and answers "busy" when it is full. Hashes are PHC
+//! strings carrying their parameters; a login that verifies against weaker
+//! parameters than the current ones re-hashes the password.
+//!
+//! The [`Lockout`] is consulted twice: by the dispatcher before a job is
+//! queued, and here right before hashing (failures counted while the job
+//! waited count too), so a locked key never costs a hash.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{Error as PhcError, PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use confab_engine::effect::Refusal;
+use confab_engine::frame::ErrorCode;
+use confab_engine::{ConnId, EffectResult, Name};
+use log::{error, info, warn};
+
+use crate::lockout::Lockout;
+use crate::source::source_of;
+use crate::store::{Store, StoreError};
+
+/// Argon2id cost of new hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory per hash in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub passes: u32,
+    /// Parallel lanes.
+    pub lanes: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's first recommendation for argon2id: 19 MiB, 2 passes, 1 lane.
+    fn default() -> HashParams {
+        HashParams {
+            memory_kib: 19 * 1024,
+            passes: 2,
+            lanes: 1,
+        }
+    }
+}
+
+/// A password could not be hashed, or a stored hash not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// The parameters are out of argon2's range.
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    /// Hashing failed (the system's random source, ...).
+    #[error("hashing failed: {0}")]
+    Hash(String),
+    /// The stored hash is not a PHC string this server can verify.
+    #[error("the stored password hash is unreadable: {0}")]
+    Unreadable(String),
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The password is right; `upgrade` says the hash is weaker than current.
+    Match {
+        /// Re-hash with the current parameters.
+        upgrade: bool,
+    },
+    /// The password is wrong.
+    Mismatch,
+}
+
+impl HashParams {
+    fn hasher(&self) -> Result<Argon2<'static>, HashError> {
+        let params = Params::new(self.memory_kib, self.passes, self.lanes, None)
+            .map_err(|e| HashError::Params(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Checks that these parameters can hash at all.
+    pub fn validate(&self) -> Result<(), HashError> {
+        self.hasher().map(|_| ())
+    }
+
+    /// Hashes `password` with a fresh salt into a PHC string.
+    pub fn hash(&self, password: &str) -> Result<String, HashError> {
+        let hash = self
+            .hasher()?
+            .hash_password(password.as_bytes())
+            .map_err(|e| HashError::Hash(e.to_string()))?;
+        Ok(hash.to_string())
+    }
+
+    /// Checks `password` against a stored PHC string (with the parameters
+    /// stored in it).
+    pub fn verify(&self, stored: &str, password: &str) -> Result<Verified, HashError> {
+        let parsed = PasswordHash::new(stored).map_err(|e| HashError::Unreadable(e.to_string()))?;
+        match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+            Ok(()) => Ok(Verified::Match {
+                upgrade: self.is_stronger_than(&parsed),
+            }),
+            Err(PhcError::PasswordInvalid) => Ok(Verified::Mismatch),
+            Err(e) => Err(HashError::Unreadable(e.to_string())),
+        }
+    }
+
+    /// Whether a stored hash is weaker than these parameters (another
+    /// algorithm or version, less memory, fewer passes or lanes).
+    fn is_stronger_than(&self, stored: &PasswordHash) -> bool {
+        if stored.algorithm != argon2::ARGON2ID_IDENT || stored.version != Some(0x13) {
+            return true;
+        }
+        match Params::try_from(stored) {
+            Ok(p) => {
+                p.m_cost() < self.memory_kib || p.t_cost() < self.passes || p.p_cost() < self.lanes
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+/// A job for the pool.
+#[derive(Debug)]
+pub(crate) struct AuthJob {
+    pub(crate) conn: ConnId,
+    pub(crate) kind: AuthKind,
+    pub(crate) user: Name,
+    pub(crate) password: String,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// Which check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthKind {
+    Login,
+    Register,
+}
+
+impl AuthJob {
+    /// The answer when the job cannot even be queued.
+    pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
+        match self.kind {
+            AuthKind::Login => EffectResult::Authenticated {
+                conn: self.conn,
+                result: Err(refusal),
+            },
+            AuthKind::Register => EffectResult::Registered {
+                conn: self.conn,
+                result: Err(refusal),
+            },
+        }
+    }
+}
+
+/// The refusal for a key under lockout.
+pub(crate) fn locked_out(wait: Duration) -> Refusal {
+    let ms = wait.as_millis().clamp(1, u128::from(u32::MAX));
+    Refusal {
+        code: ErrorCode::LockedOut,
+        retry_after_ms: u32::try_from(ms).unwrap_or(u32::MAX),
+        text: format!(
+            "too many failed logins; try again in {} s",
+            wait.as_secs_f64().ceil()
+        ),
+    }
+}
+
+/// What each pool thread owns.
+pub(crate) struct Authenticator {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) params: HashParams,
+    pub(crate) lockout: Arc<Mutex<Lockout>>,
+    /// Verified against for unknown accounts, so that they take as long.
+    pub(crate) dummy_hash: Arc<str>,
+}
+
+impl Authenticator {
+    /// Runs one job.
+    pub(crate) fn run(&mut self, job: AuthJob) -> EffectResult {
+        let AuthJob {
+            conn,
+            kind,
+            user,
+            password,
+            peer,
+        } = job;
+        let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        match kind {
+            AuthKind::Login => {
+                let result = self.login(Instant::now(), user, &password, peer);
+                match &result {
+                    Ok(name) => info!("login user={name} conn={conn} peer={peer_text}"),
+                    Err(r) => info!(
+                        "login refused user={user} conn={conn} peer={peer_text}: {}",
+                        r.text
+                    ),
+                }
+                EffectResult::Authenticated { conn, result }
+            }
+            AuthKind::Register => {
+                let result = self.register(user, &password);
+                match &result {
+                    Ok(()) => info!("registered user={user} conn={conn} peer={peer_text}"),
+                    Err(r) => info!(
+                        "registration refused user={user} conn={conn} peer={peer_text}: {}",
+                        r.text
+                    ),
+                }
+                EffectResult::Registered { conn, result }
+            }
+        }
+    }
+
+    /// Checks a login (see the module docs); the canonical name on success.
+    pub(crate) fn login(
+        &mut self,
+        now: Instant,
+        user: Name,
+        password: &str,
+        peer: Option<SocketAddr>,
+    ) -> Result<Name, Refusal> {
+        let source = peer.map(|p| source_of(p.ip()));
+        let key = user.key();
+        if let Err(wait) = self.lockout().check(now, key, source) {
+            return Err(locked_out(wait));
+        }
+        let account = self
+            .store
+            .account(&user)
+            .map_err(|e| storage_failed("looking up an account", &e))?;
+        let verified = match &account {
+            Some(a) => self.params.verify(&a.password_hash, password),
+            None => {
+                // Same work as for a real account; the answer is "wrong" anyway.
+                let _ = self.params.verify(&self.dummy_hash, password);
+                Ok(Verified::Mismatch)
+            }
+        };
+        match (account, verified) {
+            (Some(account), Ok(Verified::Match { upgrade })) => {
+                self.lockout().success(key);
+                if upgrade {
+                    self.upgrade(&account.name, password);
+                }
+                Ok(account.name)
+            }
+            (_, Ok(Verified::Mismatch)) => {
+                let wait = self.lockout().failure(now, key, source);
+                let mut r = Refusal::new(ErrorCode::BadCredentials, "wrong user name or password");
+                if !wait.is_zero() {
+                    r.retry_after_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+                }
+                Err(r)
+            }
+            (_, Err(e)) => {
+                error!("cannot check the password of {user}: {e}");
+                Err(Refusal::new(ErrorCode::StorageError, e.to_string()))
+            }
+            (None, Ok(Verified::Match { .. })) => {
+                unreachable!("an unknown account is always a mismatch")
+            }
+        }
+    }
+
+    /// Creates an account.
+    pub(crate) fn register(&mut self, user: Name, password: &str) -> Result<(), Refusal> {
+        let taken = || Refusal::new(ErrorCode::NameTaken, format!("the name {user} is taken"));
+        // Cheap check first: a taken name costs no hash.
+        match self.store.account(&user) {
+            Ok(Some(_)) => return Err(taken()),
+            Ok(None) => {}
+            Err(e) => return Err(storage_failed("looking up an account", &e)),
+        }
+        let hash = self.params.hash(password).map_err(|e| {
+            error!("cannot hash a password: {e}");
+            Refusal::new(ErrorCode::StorageError, e.to_string())
+        })?;
+        match self.store.create_account(&user, &hash) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(taken()),
+            Err(e) => Err(storage_failed("creating an account", &e)),
+        }
+    }
+
+    fn upgrade(&mut self, user: &Name, password: &str) {
+        let result = self
+            .params
+            .hash(password)
+            .map_err(|e| e.to_string())
+            .and_then(|h| self.store.set_password(user, &h).map_err(|e| e.to_string()));
+        match result {
+            Ok(_) => info!("upgraded the password hash of {user} to the current parameters"),
+            Err(e) => warn!("cannot upgrade the password hash of {user}: {e}"),
+        }
+    }
+
+    fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
+        // The lockout maps stay consistent across a panic: each update is one insert.
+        self.lockout.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The refusal for a storage failure, logged at error level.
+pub(crate) fn storage_failed(doing: &str, e: &StoreError) -> Refusal {
+    error!("storage failed while {doing}: {e}");
+    Refusal::new(ErrorCode::StorageError, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockout::Policy;
+    use crate::store::memory::MemoryStore;
+
+    /// Cheap parameters: the tests check logic, not cost.
+    const FAST: HashParams = HashParams {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("test names are valid")
+    }
+
+    fn authenticator(params: HashParams, policy: Policy) -> (Authenticator, MemoryStore) {
+        let store = MemoryStore::default();
+        let a = Authenticator {
+            store: Box::new(store.clone()),
+            params,
+            lockout: Arc::new(Mutex::new(Lockout::new(policy))),
+            dummy_hash: params.hash("dummy").expect("hashes").into(),
+        };
+        (a, store)
+    }
+
+    #[test]
+    fn a_hash_verifies_its_password_only() {
+        let h = FAST.hash("secret").expect("hashes");
+        assert!(h.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{h}");
+        assert_eq!(
+            FAST.verify(&h, "secret"),
+            Ok(Verified::Match { upgrade: false })
+        );
+        assert_eq!(FAST.verify(&h, "Secret"), Ok(Verified::Mismatch));
+        assert!(matches!(
+            FAST.verify("plain", "x"),
+            Err(HashError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn a_weaker_hash_asks_for_an_upgrade() {
+        let h = FAST.hash("secret").expect("hashes");
+        let stronger = HashParams {
+            memory_kib: 128,
+            ..FAST
+        };
+        assert_eq!(
+            stronger.verify(&h, "secret"),
+            Ok(Verified::Match { upgrade: true })
+        );
+    }
+
+    #[test]
+    fn register_then_login_returns_the_registered_spelling() {
+        let (mut a, _) = authenticator(FAST, Policy::default());
+        assert_eq!(a.register(name("Alice"), "pw"), Ok(()));
+        let taken = a.register(name("alice"), "pw2").unwrap_err();
+        assert_eq!(taken.code, ErrorCode::NameTaken);
+        assert_eq!(taken.text, "the name alice is taken");
+        assert_eq!(
+            a.login(Instant::now(), name("ALICE"), "pw", None),
+            Ok(name("Alice"))
+        );
+    }
+
+    #[test]
+    fn repeated_failures_lock_out_without_hashing() {
+        let (mut a, _) = authenticator(
+            FAST,
+            Policy {
+                after: 2,
+                ..Policy::default()
+            },
+        );
+        a.register(name("bob"), "right").expect("registers");
+        let t = Instant::now();
+        let peer = Some("192.0.2.1:5000".parse().expect("valid"));
+        assert_eq!(
+            a.login(t, name("bob"), "wrong", peer).unwrap_err().code,
+            ErrorCode::BadCredentials
+        );
+        let r = a.login(t, name("bob"), "wrong", peer).unwrap_err();
+        assert_eq!(
+            (r.code, r.retry_after_ms),
+            (ErrorCode::BadCredentials, 300_000)
+        );
+        // Even the right password is refused while locked, with the time left.
+        let r = a
+            .login(t + Duration::from_secs(1), name("bob"), "right", peer)
+            .unwrap_err();
+        assert_eq!((r.code, r.retry_after_ms), (ErrorCode::LockedOut, 299_000));
+        let later = t + Duration::from_secs(300);
+        assert_eq!(a.login(later, name("bob"), "right", None), Ok(name("bob")));
+    }
+
+    #[test]
+    fn an_unknown_account_is_wrong_credentials() {
+        let (mut a, _) = authenticator(FAST, Policy::default());
+        let r = a
+            .login(Instant::now(), name("nobody"), "pw", None)
+            .unwrap_err();
+        assert_eq!(r.code, ErrorCode::BadCredentials);
+    }
+
+    #[test]
+    fn a_login_upgrades_a_weak_stored_hash() {
+        let (mut a, mut store) = authenticator(FAST, Policy::default());
+        a.register(name("carol"), "pw").expect("registers");
+        a.params = HashParams {
+            memory_kib: 128,
+            ..FAST
+        };
+        assert_eq!(
+            a.login(Instant::now(), name("carol"), "pw", None),
+            Ok(name("carol"))
+        );
+        let stored = store
+            .account(&name("carol"))
+            .expect("reads")
+            .expect("exists");
+        assert!(
+            stored.password_hash.contains("m=128,"),
+            "{}",
+            stored.password_hash
+        );
+    }
+}

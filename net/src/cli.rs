@@ -1,0 +1,370 @@
+//! The command line of `confab-server`: every option also reads an
+//! environment variable `CONFAB_<NAME>`, and the defaults run a working
+//! server on 127.0.0.1:7878 with its data in ./confab-data.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use confab_engine::{Config, Name};
+
+use crate::auth::HashParams;
+use crate::lockout;
+use crate::store::Retention;
+
+/// The confab chat server.
+///
+/// Run without a subcommand to serve. Accounts can be managed with
+/// `confab-server user ...` (the data dir is opened directly).
+#[derive(Debug, Parser)]
+#[command(name = "confab-server", version, max_term_width = 100)]
+pub struct Cli {
+    /// Serving options.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Account management instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage accounts in the data dir.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `confab-server user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add {
+        /// The account name: 1 to 32 of A-Z a-z 0-9 _ - . starting with a letter or digit.
+        name: Name,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+    /// Delete an account and its group memberships.
+    Del {
+        /// The account name (any case).
+        name: Name,
+    },
+    /// Set an account's password.
+    Passwd {
+        /// The account name (any case).
+        name: Name,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+    /// List the accounts, one per line.
+    List,
+}
+
+/// Where a password comes from.
+#[derive(Debug, Args)]
+pub struct PasswordArg {
+    /// The password (1 to 128 bytes). Without it, CONFAB_PASSWORD is used,
+    /// or it is asked for on the terminal.
+    #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// Whether anyone may create an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Clients may REGISTER.
+    Open,
+    /// Only `confab-server user add` creates accounts.
+    Closed,
+}
+
+/// How hard SQLite syncs a commit to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// fsync every commit: an acknowledged message survives a power cut.
+    Full,
+    /// Sync less often: faster, but a power cut may lose the last commits.
+    Normal,
+}
+
+/// How much to log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Failures only.
+    Error,
+    /// Failures and warnings.
+    Warn,
+    /// Connections, logins, start and stop.
+    Info,
+    /// Also internals (lock contention at shutdown).
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> log::LevelFilter {
+        match l {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// Options of the server (and, for `--data-dir` and logging, of `user`).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the log line
+    /// "listening on ADDR" tells which).
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+
+    /// Directory of the database; created if missing.
+    #[arg(
+        long,
+        env = "CONFAB_DATA_DIR",
+        default_value = "./confab-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// I/O threads [default: number of cores].
+    #[arg(long, env = "CONFAB_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
+    /// Most connections at once.
+    #[arg(long, env = "CONFAB_MAX_CLIENTS", default_value_t = 10_000)]
+    pub max_clients: u32,
+
+    /// Most connections from one IP address.
+    #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 10_000)]
+    pub max_per_source: u32,
+
+    /// Seconds of silence before the server pings; as long again without an answer disconnects.
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT", default_value_t = 60, value_parser = secs())]
+    pub idle_timeout: u64,
+
+    /// Seconds from connecting to a successful login.
+    #[arg(long, env = "CONFAB_AUTH_TIMEOUT", default_value_t = 10, value_parser = secs())]
+    pub auth_timeout: u64,
+
+    /// Seconds from the first byte of a frame to its last.
+    #[arg(long, env = "CONFAB_FRAME_TIMEOUT", default_value_t = 10, value_parser = secs())]
+    pub frame_timeout: u64,
+
+    /// Messages per second a session may send, sustained.
+    #[arg(long, env = "CONFAB_MSG_RATE", default_value_t = 20)]
+    pub msg_rate: u16,
+
+    /// Messages a session may send in a burst.
+    #[arg(long, env = "CONFAB_MSG_BURST", default_value_t = 50)]
+    pub msg_burst: u16,
+
+    /// Bytes per second a session may send, sustained.
+    #[arg(long, env = "CONFAB_BYTE_RATE", default_value_t = 64 * 1024)]
+    pub byte_rate: u32,
+
+    /// Bytes a session may send in a burst.
+    #[arg(long, env = "CONFAB_BYTE_BURST", default_value_t = 256 * 1024)]
+    pub byte_burst: u32,
+
+    /// Seconds a session may keep exceeding its rate limit before it is disconnected.
+    #[arg(long, env = "CONFAB_FLOOD_TIMEOUT", default_value_t = 10, value_parser = secs())]
+    pub flood_timeout: u64,
+
+    /// Longest message body in bytes.
+    #[arg(long, env = "CONFAB_MAX_BODY", default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_body: u16,
+
+    /// Bytes queued for a client before its lowest-priority traffic is dropped.
+    #[arg(long, env = "CONFAB_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..))]
+    pub send_queue_bytes: u64,
+
+    /// Whether clients may create accounts.
+    #[arg(long, env = "CONFAB_REGISTRATION", value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+
+    /// Keep at most this many messages per conversation [default: all].
+    #[arg(long, env = "CONFAB_RETENTION_COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_count: Option<u64>,
+
+    /// Delete messages older than this many days [default: never].
+    #[arg(long, env = "CONFAB_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_days: Option<u64>,
+
+    /// SQLite synchronous mode.
+    #[arg(long, env = "CONFAB_SYNC", value_enum, default_value_t = SyncMode::Full)]
+    pub sync: SyncMode,
+
+    /// Password-hashing threads; also the most logins checked at once.
+    #[arg(long, env = "CONFAB_AUTH_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub auth_threads: u16,
+
+    /// Logins waiting for a hashing thread before more are answered "busy".
+    #[arg(long, env = "CONFAB_AUTH_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_queue: u32,
+
+    /// Failed logins (per account, and per address) before a lockout.
+    #[arg(long, env = "CONFAB_LOCKOUT_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lockout_after: u32,
+
+    /// Seconds of the first lockout; doubles with each further failure, up to an hour.
+    #[arg(long, env = "CONFAB_LOCKOUT_SECS", default_value_t = 300, value_parser = secs())]
+    pub lockout_secs: u64,
+
+    /// Argon2id memory per hash, KiB (new hashes; weaker stored ones are upgraded at login).
+    #[arg(long, env = "CONFAB_HASH_MEMORY_KIB", default_value_t = HashParams::default().memory_kib, value_parser = clap::value_parser!(u32).range(8..))]
+    pub hash_memory_kib: u32,
+
+    /// Argon2id passes per hash.
+    #[arg(long, env = "CONFAB_HASH_PASSES", default_value_t = HashParams::default().passes, value_parser = clap::value_parser!(u32).range(1..))]
+    pub hash_passes: u32,
+
+    /// Messages queued for the storage writer before more are answered "busy".
+    #[arg(long, env = "CONFAB_WRITE_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_queue: u32,
+
+    /// Seconds to let clients flush and close at shutdown before dropping them.
+    #[arg(long, env = "CONFAB_SHUTDOWN_TIMEOUT", default_value_t = 5)]
+    pub shutdown_timeout: u64,
+
+    /// Log level.
+    #[arg(long, env = "CONFAB_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info, global = true)]
+    pub log_level: LogLevel,
+
+    /// Append the log to this file instead of stderr.
+    #[arg(long, env = "CONFAB_LOG_FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+
+    /// Server name announced to clients.
+    #[arg(long, env = "CONFAB_SERVER_NAME", default_value = "confab")]
+    pub server_name: String,
+}
+
+/// A whole number of seconds, at least 1.
+fn secs() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
+impl ServeArgs {
+    /// The engine's configuration: the options above over its defaults.
+    pub fn engine_config(&self) -> Config {
+        let defaults = Config::default();
+        Config {
+            server_name: self.server_name.clone(),
+            registration_open: self.registration == Registration::Open,
+            // A frame must hold the longest body plus its header and names.
+            max_frame: defaults.max_frame.max(u32::from(self.max_body) + 1024),
+            max_body: self.max_body,
+            msg_rate: self.msg_rate,
+            msg_burst: self.msg_burst,
+            byte_rate: self.byte_rate,
+            byte_burst: self.byte_burst,
+            flood_timeout: Duration::from_secs(self.flood_timeout),
+            send_queue_bytes: usize::try_from(self.send_queue_bytes).unwrap_or(usize::MAX),
+            auth_timeout: Duration::from_secs(self.auth_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            frame_timeout: Duration::from_secs(self.frame_timeout),
+            max_clients: self.max_clients,
+            max_per_source: self.max_per_source,
+            ..defaults
+        }
+    }
+
+    /// The retention to apply every minute, if any.
+    pub fn retention(&self) -> Option<Retention> {
+        let r = Retention {
+            max_count: self.retention_count,
+            max_age_secs: self.retention_days.map(|d| d.saturating_mul(86_400)),
+        };
+        (r != Retention::default()).then_some(r)
+    }
+
+    /// The lockout thresholds.
+    pub fn lockout_policy(&self) -> lockout::Policy {
+        lockout::Policy {
+            after: self.lockout_after,
+            lockout: Duration::from_secs(self.lockout_secs),
+            ..lockout::Policy::default()
+        }
+    }
+
+    /// The argon2id parameters for new hashes.
+    pub fn hash_params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.hash_memory_kib,
+            passes: self.hash_passes,
+            ..HashParams::default()
+        }
+    }
+
+    /// I/O threads: the option, or one per core.
+    pub fn io_threads(&self) -> usize {
+        match self.threads {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let cli = Cli::try_parse_from(["confab-server"]).expect("no arguments parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen, "127.0.0.1:7878".parse().expect("valid"));
+        assert_eq!(cli.serve.retention(), None);
+        let c = cli.serve.engine_config();
+        assert_eq!(c.max_clients, 10_000);
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert!(c.registration_open);
+    }
+
+    #[test]
+    fn user_commands_take_the_global_data_dir_on_either_side() {
+        for args in [
+            &[
+                "confab-server",
+                "--data-dir",
+                "/tmp/x",
+                "user",
+                "del",
+                "bob",
+            ][..],
+            &[
+                "confab-server",
+                "user",
+                "del",
+                "bob",
+                "--data-dir",
+                "/tmp/x",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(cli.serve.data_dir, PathBuf::from("/tmp/x"));
+            assert!(matches!(
+                cli.command,
+                Some(Command::User(UserCommand::Del { .. }))
+            ));
+        }
+        assert!(Cli::try_parse_from(["confab-server", "user", "add", "no spaces"]).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! One connection: a reader and a writer racing in one task.
+//!
+//! The two halves are independent: the reader feeds whatever arrives to the
+//! hub and never waits for the writer, so a client that stops reading is
+//! still read from (and eventually closed as a slow consumer by the engine),
+//! and nobody else slows down.
+//!
+//! - **Reader.** Waits until the socket is readable, then reads into a
+//!   32 KiB buffer on the thread's stack (not in the task, so an idle
+//!   connection holds no buffer) and calls `handle_bytes` once for the whole
+//!   read. What the hub does not consume (an incomplete frame, or frames held
+//!   back by the rate limit or the per-turn budget) is kept in a per-connection
+//!   vector that is freed when it empties. `read_ready` is obeyed: `At(t)`
+//!   stops reading until `t` (TCP back-pressure does the rest), `Never` stops
+//!   for good. The connection's one [`Timer`] is armed with `poll_timeout`.
+//! - **Writer.** Drains up to [`WRITE_BATCH`] bytes of frames under the lock,
+//!   writes them with vectored writes outside it, and parks when the queue is
+//!   empty until the hub wakes it. It ends the connection after writing the
+//!   last frames of a closed session.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use confab_engine::codec::frame_len;
+use confab_engine::{ConnId, ReadReady};
+use futures_lite::{future, AsyncWriteExt};
+
+use crate::shared::Shared;
+
+/// Bytes read from the socket at once.
+pub(crate) const READ_BUF: usize = 32 * 1024;
+/// Bytes of frames written per drain.
+pub(crate) const WRITE_BATCH: usize = 256 * 1024;
+/// Slices per vectored write (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+/// How long a closed session's last frames may take to go out.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+/// After our close, how long (and how much) the peer's unread bytes are
+/// drained so that the kernel does not answer them with a reset that could
+/// destroy our last frames.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
+/// A timer never fires sooner than this after a timeout was handled, so
+/// a deadline the hub failed to move cannot spin.
+const MIN_REARM: Duration = Duration::from_millis(5);
+
+/// Why a connection ended (besides the session's own close reason).
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The peer closed its side.
+    PeerClosed,
+    /// Reading or writing failed.
+    Io(io::Error),
+    /// The session closed and its last frames were written.
+    Closed,
+    /// The session closed but its last frames could not be written in time.
+    FlushTimeout,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::PeerClosed => f.write_str("peer closed"),
+            End::Io(e) => write!(f, "I/O error: {e}"),
+            End::Closed => f.write_str("closed"),
+            End::FlushTimeout => f.write_str("the last frames could not be sent in time"),
+        }
+    }
+}
+
+/// Serves `conn` on `stream` until it ends.
+pub(crate) async fn serve(
+    shared: &Shared,
+    stream: &Async<TcpStream>,
+    conn: ConnId,
+    woken: &AtomicBool,
+) -> End {
+    let end = future::or(
+        read_side(shared, stream, conn),
+        write_side(shared, stream, conn, woken),
+    )
+    .await;
+    if let End::Closed = end {
+        linger(stream).await;
+    }
+    end
+}
+
+/// What the hub said after being fed.
+#[derive(Debug, Clone, Copy)]
+struct Fed {
+    ready: ReadReady,
+    deadline: Option<Instant>,
+    /// The leftover holds a whole frame the hub did not take (budget).
+    backlog: bool,
+}
+
+async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> End {
+    enum Event {
+        Readable(io::Result<()>),
+        Timer,
+    }
+    let mut leftover = Vec::new();
+    let mut timer = Timer::never();
+    let mut armed = None;
+    let mut fed = feed(shared, conn, &mut leftover, &[], false);
+    loop {
+        if fed.deadline != armed {
+            match fed.deadline {
+                Some(t) => timer.set_at(t),
+                None => timer = Timer::never(),
+            }
+            armed = fed.deadline;
+        }
+        fed = match fed.ready {
+            ReadReady::Never => {
+                // Closing: the writer flushes and ends the race, within a bound.
+                Timer::after(CLOSE_FLUSH).await;
+                return End::FlushTimeout;
+            }
+            ReadReady::At(_) => {
+                // Paused by the rate limit; the deadline is no later than `At`.
+                (&mut timer).await;
+                armed = None;
+                on_timer(shared, conn, &mut leftover)
+            }
+            ReadReady::Now if fed.backlog => {
+                future::yield_now().await;
+                feed(shared, conn, &mut leftover, &[], false)
+            }
+            ReadReady::Now => {
+                let event = future::or(async { Event::Readable(stream.readable().await) }, async {
+                    (&mut timer).await;
+                    Event::Timer
+                })
+                .await;
+                match event {
+                    Event::Timer => {
+                        armed = None;
+                        on_timer(shared, conn, &mut leftover)
+                    }
+                    Event::Readable(Err(e)) => return End::Io(e),
+                    Event::Readable(Ok(())) => {
+                        match read_and_feed(shared, stream.get_ref(), conn, &mut leftover) {
+                            Ok(Some(fed)) => fed,
+                            // A spurious wake-up: wait again.
+                            Ok(None) => continue,
+                            Err(end) => return end,
+                        }
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// Handles a timer firing.
+fn on_timer(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>) -> Fed {
+    let mut fed = feed(shared, conn, leftover, &[], true);
+    let soonest = Instant::now() + MIN_REARM;
+    fed.deadline = fed.deadline.map(|t| t.max(soonest));
+    fed
+}
+
+/// Reads once and feeds the hub. The buffer lives on this call's stack
+/// frame, never in the task. `Ok(None)` if nothing was there after all.
+fn read_and_feed(
+    shared: &Shared,
+    stream: &TcpStream,
+    conn: ConnId,
+    leftover: &mut Vec<u8>,
+) -> Result<Option<Fed>, End> {
+    let mut buf = [0u8; READ_BUF];
+    let mut reader = stream;
+    match reader.read(&mut buf) {
+        Ok(0) => Err(End::PeerClosed),
+        Ok(n) => Ok(Some(feed(shared, conn, leftover, &buf[..n], false))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(End::Io(e)),
+    }
+}
+
+/// One lock hold: optionally the timeout, then the bytes (`leftover` first,
+/// then `fresh`), then what the hub says about reading and timing.
+fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], timeout: bool) -> Fed {
+    let direct = leftover.is_empty();
+    if !direct {
+        leftover.extend_from_slice(fresh);
+    }
+    let (used, ready, deadline) = shared.with_core(|core, now| {
+        let hub = &mut core.hub;
+        if timeout {
+            hub.handle_timeout(now, conn);
+        }
+        let input: &[u8] = if direct { fresh } else { leftover };
+        let used = if !input.is_empty() && hub.read_ready(now, conn) == ReadReady::Now {
+            hub.handle_bytes(now, conn, input)
+        } else {
+            0
+        };
+        (used, hub.read_ready(now, conn), hub.poll_timeout(conn))
+    });
+    if direct {
+        leftover.extend_from_slice(&fresh[used..]);
+    } else {
+        leftover.drain(..used);
+    }
+    if leftover.is_empty() {
+        // Free what a burst grew: an idle connection holds no buffer.
+        *leftover = Vec::new();
+    }
+    let backlog = frame_len(leftover).is_some_and(|n| leftover.len() >= n);
+    Fed {
+        ready,
+        deadline,
+        backlog,
+    }
+}
+
+async fn write_side(
+    shared: &Shared,
+    stream: &Async<TcpStream>,
+    conn: ConnId,
+    woken: &AtomicBool,
+) -> End {
+    let mut frames = Vec::new();
+    loop {
+        // The first poll always drains; later polls (the task is woken by the
+        // reader's events too) take the lock only if the hub woke this writer.
+        let mut first = true;
+        let drained = future::poll_fn(|cx| {
+            if !std::mem::take(&mut first) && !woken.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            shared.with_core(|core, _| {
+                let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
+                if drained.bytes == 0 && !drained.close {
+                    core.park_writer(conn, cx.waker());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(drained)
+                }
+            })
+        })
+        .await;
+        if let Err(e) = write_frames(stream, &frames).await {
+            return End::Io(e);
+        }
+        if drained.close {
+            return End::Closed;
+        }
+        frames.clear();
+        if frames.capacity() > 1024 {
+            frames = Vec::new();
+        }
+    }
+}
+
+/// Writes every frame, up to [`IOV_MAX`] slices per vectored write, looping
+/// on partial writes.
+async fn write_frames(stream: &Async<TcpStream>, frames: &[Arc<[u8]>]) -> io::Result<()> {
+    let mut writer = stream;
+    for chunk in frames.chunks(IOV_MAX) {
+        let mut slices: Vec<IoSlice<'_>> = chunk.iter().map(|f| IoSlice::new(f)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = writer.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+    }
+    Ok(())
+}
+
+/// After our close: half-close, then drain what the peer still sends for a
+/// moment (see [`LINGER`]).
+async fn linger(stream: &Async<TcpStream>) {
+    if stream.get_ref().shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let drain = async {
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match discard(stream.get_ref()) {
+                Ok(Some(0)) | Err(_) => return,
+                Ok(Some(n)) => total += n,
+                Ok(None) => {}
+            }
+        }
+    };
+    future::or(drain, async {
+        Timer::after(LINGER).await;
+    })
+    .await;
+}
+
+/// Reads and drops what is there; `Ok(None)` if nothing was.
+fn discard(stream: &TcpStream) -> io::Result<Option<usize>> {
+    let mut buf = [0u8; 4096];
+    let mut reader = stream;
+    match reader.read(&mut buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

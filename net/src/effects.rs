@@ -1,0 +1,200 @@
+//! Where each [`Effect`] goes.
+//!
+//! - `Authenticate`/`Register` → the auth pool's bounded queue. A login for
+//!   a locked-out account or address is refused here, before any hashing.
+//! - `Store`/`StoreGroup`/`UserOffline` → the one storage writer, FIFO, so
+//!   results come back in commit order.
+//! - `LoadHistory`/`Replay` → the storage reader pool's bounded queue.
+//!
+//! Nothing here blocks: a full queue answers at once with `BUSY` and a
+//! retry delay, and that answer goes back to the hub like any other result.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use async_channel::{Sender, TrySendError};
+use confab_engine::effect::Refusal;
+use confab_engine::frame::ErrorCode;
+use confab_engine::{Effect, EffectResult};
+use log::warn;
+
+use crate::auth::{locked_out, AuthJob, AuthKind};
+use crate::lockout::Lockout;
+use crate::source::source_of;
+use crate::storage::{ReadJob, WriteJob, WriteQueue};
+
+/// An effect with the peer of its connection (for logins).
+#[derive(Debug)]
+pub(crate) struct Routed {
+    pub(crate) effect: Effect,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// The queues effects go to.
+pub(crate) struct Effects {
+    pub(crate) auth: Sender<AuthJob>,
+    pub(crate) writes: WriteQueue,
+    pub(crate) reads: Sender<ReadJob>,
+    pub(crate) lockout: Arc<Mutex<Lockout>>,
+}
+
+/// The answer when a queue is full (or closed at shutdown).
+pub(crate) fn busy(what: &str) -> Refusal {
+    Refusal {
+        code: ErrorCode::Busy,
+        retry_after_ms: 1000,
+        text: format!("the server is busy {what}; retry"),
+    }
+}
+
+impl Effects {
+    /// Queues each effect; returns the answers for those refused at once.
+    pub(crate) fn dispatch(&self, effects: Vec<Routed>) -> Vec<EffectResult> {
+        let mut refused = Vec::new();
+        for Routed { effect, peer } in effects {
+            match effect {
+                Effect::Authenticate {
+                    conn,
+                    user,
+                    password,
+                } => {
+                    let job = AuthJob {
+                        conn,
+                        kind: AuthKind::Login,
+                        user,
+                        password,
+                        peer,
+                    };
+                    let source = peer.map(|p| source_of(p.ip()));
+                    let locked = self
+                        .lockout
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .check(Instant::now(), user.key(), source);
+                    if let Err(wait) = locked {
+                        log::info!(
+                            "login refused user={user} conn={conn} peer={}: locked out for {} s",
+                            peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                            wait.as_secs()
+                        );
+                        refused.push(job.refused(locked_out(wait)));
+                    } else {
+                        self.queue_auth(job, &mut refused);
+                    }
+                }
+                Effect::Register {
+                    conn,
+                    user,
+                    password,
+                } => self.queue_auth(
+                    AuthJob {
+                        conn,
+                        kind: AuthKind::Register,
+                        user,
+                        password,
+                        peer,
+                    },
+                    &mut refused,
+                ),
+                Effect::Store {
+                    conn,
+                    reference,
+                    message,
+                } => {
+                    if let Err(WriteJob::Message { message, .. }) =
+                        self.writes.push_refusable(WriteJob::Message {
+                            conn,
+                            reference,
+                            message,
+                        })
+                    {
+                        refused.push(EffectResult::Stored {
+                            conn,
+                            reference,
+                            result: Err((message, busy("storing messages"))),
+                        });
+                    }
+                }
+                Effect::StoreGroup {
+                    conn,
+                    reference,
+                    op,
+                } => {
+                    if let Err(WriteJob::Group { op, .. }) =
+                        self.writes.push_refusable(WriteJob::Group {
+                            conn,
+                            reference,
+                            op,
+                        })
+                    {
+                        refused.push(EffectResult::GroupStored {
+                            conn,
+                            reference,
+                            op,
+                            result: Err(busy("storing group changes")),
+                        });
+                    }
+                }
+                Effect::UserOffline { user, seen_upto } => {
+                    self.writes.push(WriteJob::Offline { user, seen_upto });
+                }
+                Effect::LoadHistory {
+                    conn,
+                    reference,
+                    user,
+                    target,
+                    before,
+                    limit,
+                } => {
+                    let job = ReadJob::History {
+                        conn,
+                        reference,
+                        user,
+                        target,
+                        before,
+                        limit,
+                    };
+                    if let Err(e) = self.reads.try_send(job) {
+                        refused.push(e.into_inner().refused(busy("loading history")));
+                    }
+                }
+                Effect::Replay {
+                    conn,
+                    user,
+                    scope,
+                    upto,
+                } => {
+                    let job = ReadJob::Replay {
+                        conn,
+                        user,
+                        scope,
+                        upto,
+                    };
+                    if let Err(e) = self.reads.try_send(job) {
+                        refused.push(e.into_inner().refused(busy("loading missed messages")));
+                    }
+                }
+                // Not printed: a future effect may carry a password.
+                _ => warn!("an effect this server does not know was dropped"),
+            }
+        }
+        refused
+    }
+
+    fn queue_auth(&self, job: AuthJob, refused: &mut Vec<EffectResult>) {
+        match self.auth.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job) | TrySendError::Closed(job)) => {
+                refused.push(job.refused(busy("checking passwords")));
+            }
+        }
+    }
+
+    /// Closes the queues of the auth and reader pools: their threads finish
+    /// what is queued and stop. The writer is closed separately, last.
+    pub(crate) fn close_pools(&self) {
+        self.auth.close();
+        self.reads.close();
+    }
+}

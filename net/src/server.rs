@@ -1,0 +1,527 @@
+//! The server: an executor of our own on N threads, the accept loop, the
+//! worker threads, and shutdown.
+//!
+//! ```text
+//!  I/O threads (async-executor, easy-parallel)      blocking threads
+//!  ┌──────────────┐  ┌─────────────────────────┐    ┌──────────────────┐
+//!  │ accept loop  │  │ task per connection:     │    │ auth pool (N)    │
+//!  │ + shutdown   │  │  reader ─┐ handle_bytes  │    │ storage writer   │
+//!  └──────────────┘  │  writer ─┤ drain ──────► │    │ storage readers  │
+//!                    └──────────┼──────────────┘    └────────┬─────────┘
+//!                               ▼                            │ results
+//!                      Mutex<Hub + writer wakers> ◄──────────┘
+//!                               │ effects (after unlock)
+//!                               └──► bounded queues ──► blocking threads
+//! ```
+//!
+//! Shutdown: stop accepting; `Hub::shutdown` queues SHUTDOWN for everyone;
+//! connections flush and close until `shutdown_timeout`, then the rest are
+//! cancelled; the pools finish their queues; the writer commits everything
+//! queued; then [`Server::run`] returns.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use async_executor::{Executor, Task};
+use async_io::{Async, Timer};
+use confab_engine::{Config, ConnId, Hub};
+use easy_parallel::Parallel;
+use futures_lite::future;
+use log::{debug, info, warn};
+
+use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
+use crate::conn::{self, End};
+use crate::effects::Effects;
+use crate::lockout::{self, Lockout};
+use crate::shared::Shared;
+use crate::source::source_of;
+use crate::storage::{self, ReadJob, WriteJob, WriteQueue};
+use crate::store::{Retention, Store, StoreError};
+
+/// Opens one [`Store`]; called once per storage-using thread.
+pub type StoreFactory = Arc<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send + Sync>;
+
+/// Everything the server needs besides storage.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Where to listen; port 0 picks one.
+    pub listen: SocketAddr,
+    /// I/O threads (at least 1).
+    pub threads: usize,
+    /// The engine's limits.
+    pub engine: Config,
+    /// Password-hashing threads.
+    pub auth_threads: usize,
+    /// Logins waiting for a hashing thread.
+    pub auth_queue: usize,
+    /// Cost of new password hashes.
+    pub hash: HashParams,
+    /// Brute-force thresholds.
+    pub lockout: lockout::Policy,
+    /// Messages and group changes waiting for the writer.
+    pub write_queue: usize,
+    /// History and replay threads.
+    pub read_threads: usize,
+    /// History and replay loads waiting for a reader.
+    pub read_queue: usize,
+    /// Applied every minute, if set.
+    pub retention: Option<Retention>,
+    /// How long connections get to flush and close at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    /// 127.0.0.1 on a free port, 2 threads of each kind, engine defaults.
+    fn default() -> ServerOptions {
+        ServerOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            threads: 2,
+            engine: Config::default(),
+            auth_threads: 2,
+            auth_queue: 256,
+            hash: HashParams::default(),
+            lockout: lockout::Policy::default(),
+            write_queue: 8192,
+            read_threads: 2,
+            read_queue: 256,
+            retention: None,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage could not be opened or loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The password-hash parameters are unusable.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Counters reported when the server stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Acquisitions of the hub lock.
+    pub lock_acquired: u64,
+    /// Acquisitions that found the lock held.
+    pub lock_contended: u64,
+}
+
+/// A bound server, not yet serving.
+pub struct Server {
+    options: ServerOptions,
+    listener: Async<TcpListener>,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    workers: Workers,
+}
+
+/// The blocking threads' state, until they start.
+struct Workers {
+    auth_rx: Receiver<AuthJob>,
+    authenticators: Vec<Authenticator>,
+    read_rx: Receiver<ReadJob>,
+    read_stores: Vec<Box<dyn Store>>,
+    write_rx: Receiver<WriteJob>,
+    write_store: Box<dyn Store>,
+}
+
+impl Server {
+    /// Opens storage (one store per thread that needs one), loads the hub's
+    /// starting state and binds the listener.
+    pub fn bind(options: ServerOptions, stores: StoreFactory) -> Result<Server, StartError> {
+        options.hash.validate()?;
+        let mut write_store = stores()?;
+        let loaded = write_store.load()?;
+        let hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+
+        let lockout = Arc::new(Mutex::new(Lockout::new(options.lockout)));
+        let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
+        let mut authenticators = Vec::new();
+        for _ in 0..options.auth_threads.max(1) {
+            authenticators.push(Authenticator {
+                store: stores()?,
+                params: options.hash,
+                lockout: lockout.clone(),
+                dummy_hash: dummy_hash.clone(),
+            });
+        }
+        let read_stores = (0..options.read_threads.max(1))
+            .map(|_| stores())
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let listener =
+            Async::<TcpListener>::bind(options.listen).map_err(|source| StartError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        let addr = listener
+            .get_ref()
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+
+        let (auth_tx, auth_rx) = async_channel::bounded(options.auth_queue.max(1));
+        let (read_tx, read_rx) = async_channel::bounded(options.read_queue.max(1));
+        let (writes, write_rx) = WriteQueue::new(options.write_queue.max(1));
+        let effects = Effects {
+            auth: auth_tx,
+            writes,
+            reads: read_tx,
+            lockout,
+        };
+        Ok(Server {
+            options,
+            listener,
+            addr,
+            shared: Arc::new(Shared::new(hub, effects)),
+            workers: Workers {
+                auth_rx,
+                authenticators,
+                read_rx,
+                read_stores,
+                write_rx,
+                write_store,
+            },
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `stop` completes, then shuts down (see the module docs).
+    pub fn run(self, stop: impl Future<Output = ()>) -> Result<Stats, StartError> {
+        let Server {
+            options,
+            listener,
+            addr: _,
+            shared,
+            workers,
+        } = self;
+        let threads = spawn_workers(&shared, workers)?;
+        info!(
+            "serving with {} I/O threads, {} password-hashing threads, {} storage readers",
+            options.threads.max(1),
+            options.auth_threads.max(1),
+            options.read_threads.max(1)
+        );
+
+        let ex = Executor::new();
+        let (stop_executor, executor_stopped) = async_channel::unbounded::<()>();
+        let (_, connections) = Parallel::new()
+            .each(0..options.threads.max(1) - 1, |_| {
+                async_io::block_on(ex.run(executor_stopped.recv()))
+            })
+            .finish(|| {
+                let accepted =
+                    async_io::block_on(ex.run(serve(&ex, &shared, listener, &options, stop)));
+                drop(stop_executor);
+                accepted
+            });
+
+        // The pools finish their queues (their results may still queue
+        // writes), then the writer commits everything and stops.
+        shared.effects.close_pools();
+        for t in threads.pools {
+            let _ = t.join();
+        }
+        shared.effects.writes.close();
+        let _ = threads.writer.join();
+
+        let stats = Stats {
+            connections,
+            lock_acquired: shared.stats.acquired.load(Ordering::Relaxed),
+            lock_contended: shared.stats.contended.load(Ordering::Relaxed),
+        };
+        debug!(
+            "hub lock: {} acquisitions, {} contended ({:.3}%), over {} connections",
+            stats.lock_acquired,
+            stats.lock_contended,
+            100.0 * stats.lock_contended as f64 / stats.lock_acquired.max(1) as f64,
+            stats.connections
+        );
+        info!("stopped");
+        Ok(stats)
+    }
+
+    /// Runs the server on a thread of its own until [`ServerHandle::shutdown`]
+    /// (or until the handle is dropped).
+    pub fn spawn(self) -> Result<ServerHandle, StartError> {
+        let addr = self.addr;
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let thread = thread::Builder::new()
+            .name("confab-server".into())
+            .spawn(move || {
+                self.run(async move {
+                    let _ = stopped.recv().await;
+                })
+            })
+            .map_err(StartError::Thread)?;
+        Ok(ServerHandle { addr, stop, thread })
+    }
+}
+
+/// A server running on its own thread.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Sender<()>,
+    thread: JoinHandle<Result<Stats, StartError>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shuts it down gracefully and waits for it.
+    pub fn shutdown(self) -> Stats {
+        let _ = self.stop.try_send(());
+        match self.thread.join() {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(e)) => {
+                warn!("the server failed: {e}");
+                Stats::default()
+            }
+            Err(_) => {
+                warn!("the server thread panicked");
+                Stats::default()
+            }
+        }
+    }
+}
+
+struct Threads {
+    pools: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+}
+
+fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError> {
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(StartError::Thread)
+    };
+    let mut pools = Vec::new();
+    for (i, mut auth) in w.authenticators.into_iter().enumerate() {
+        let (rx, shared) = (w.auth_rx.clone(), shared.clone());
+        pools.push(spawn(
+            format!("confab-auth-{i}"),
+            Box::new(move || {
+                while let Ok(job) = rx.recv_blocking() {
+                    let result = auth.run(job);
+                    shared.feed(vec![result]);
+                }
+            }),
+        )?);
+    }
+    for (i, store) in w.read_stores.into_iter().enumerate() {
+        let (rx, shared) = (w.read_rx.clone(), shared.clone());
+        pools.push(spawn(
+            format!("confab-read-{i}"),
+            Box::new(move || storage::run_reader(rx, shared, store)),
+        )?);
+    }
+    let (rx, shared, store) = (w.write_rx, shared.clone(), w.write_store);
+    let writer = spawn(
+        "confab-write".into(),
+        Box::new(move || storage::run_writer(rx, shared, store)),
+    )?;
+    Ok(Threads { pools, writer })
+}
+
+/// The accept loop and the shutdown sequence; returns connections accepted.
+async fn serve(
+    ex: &Executor<'_>,
+    shared: &Arc<Shared>,
+    listener: Async<TcpListener>,
+    options: &ServerOptions,
+    stop: impl Future<Output = ()>,
+) -> u64 {
+    enum Event {
+        Stop,
+        Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
+        Finished(u64),
+    }
+    let (done_tx, done_rx) = async_channel::unbounded::<u64>();
+    let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
+    let mut accepted = 0u64;
+    let retention = options
+        .retention
+        .map(|r| ex.spawn(retention_loop(shared.clone(), r)));
+    let mut stop = pin!(stop);
+    loop {
+        let event = future::or(
+            async {
+                stop.as_mut().await;
+                Event::Stop
+            },
+            future::or(
+                async {
+                    match done_rx.recv().await {
+                        Ok(id) => Event::Finished(id),
+                        // Unreachable while `done_tx` lives; treat as a stop.
+                        Err(_) => Event::Stop,
+                    }
+                },
+                async { Event::Accepted(listener.accept().await) },
+            ),
+        )
+        .await;
+        match event {
+            Event::Stop => break,
+            Event::Finished(id) => {
+                tasks.remove(&id);
+            }
+            Event::Accepted(Ok((stream, peer))) => {
+                // Frames are written whole; no need to wait for more.
+                let _ = stream.get_ref().set_nodelay(true);
+                let (conn, woken) =
+                    shared.with_core(|core, now| core.connect(now, peer, source_of(peer.ip())));
+                info!("connection opened peer={peer} conn={conn}");
+                let id = accepted;
+                accepted += 1;
+                let task = connection(
+                    shared.clone(),
+                    stream,
+                    peer,
+                    conn,
+                    woken,
+                    done_tx.clone(),
+                    id,
+                );
+                tasks.insert(id, ex.spawn(task));
+            }
+            Event::Accepted(Err(e)) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                warn!("accepting a connection failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    info!("shutting down: {} connections to close", tasks.len());
+    shared.with_core(|core, now| {
+        core.hub
+            .shutdown(now, Duration::from_secs(5), "server shutting down")
+    });
+    let deadline = Instant::now() + options.shutdown_timeout;
+    while !tasks.is_empty() {
+        let finished = future::or(async { done_rx.recv().await.ok() }, async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await;
+        match finished {
+            Some(id) => {
+                tasks.remove(&id);
+            }
+            None => {
+                warn!(
+                    "{} connections did not close within the shutdown timeout; dropping them",
+                    tasks.len()
+                );
+                break;
+            }
+        }
+    }
+    for (_, task) in tasks {
+        task.cancel().await;
+    }
+    if let Some(task) = retention {
+        task.cancel().await;
+    }
+    accepted
+}
+
+/// One connection's task.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+    conn: ConnId,
+    woken: Arc<AtomicBool>,
+    done: Sender<u64>,
+    id: u64,
+) {
+    let mut guard = Disconnect {
+        shared: &shared,
+        conn,
+        peer,
+        end: None,
+        done,
+        id,
+    };
+    guard.end = Some(conn::serve(&shared, &stream, conn, &woken).await);
+}
+
+/// Disconnects from the hub exactly once, however the task ends (even
+/// cancelled at the shutdown deadline), and logs why.
+struct Disconnect<'a> {
+    shared: &'a Shared,
+    conn: ConnId,
+    peer: SocketAddr,
+    end: Option<End>,
+    done: Sender<u64>,
+    id: u64,
+}
+
+impl Drop for Disconnect<'_> {
+    fn drop(&mut self) {
+        let conn = self.conn;
+        let reason = self.shared.with_core(|core, now| {
+            let reason = core.hub.close_reason(conn).map(ToString::to_string);
+            core.disconnect(now, conn);
+            reason
+        });
+        let end = match &self.end {
+            Some(end) => end.to_string(),
+            None => "dropped at the shutdown deadline".to_owned(),
+        };
+        let why = match (reason, &self.end) {
+            (Some(reason), Some(End::Closed)) => reason,
+            (Some(reason), _) => format!("{reason} ({end})"),
+            (None, _) => end,
+        };
+        info!("connection closed peer={} conn={conn}: {why}", self.peer);
+        let _ = self.done.try_send(self.id);
+    }
+}
+
+/// Queues a retention pass now and every minute.
+async fn retention_loop(shared: Arc<Shared>, retention: Retention) {
+    loop {
+        shared.effects.writes.push(WriteJob::Retention(retention));
+        Timer::after(Duration::from_secs(60)).await;
+    }
+}

@@ -1,0 +1,177 @@
+//! The hub behind one lock, and the rule for touching it.
+//!
+//! Every thread (I/O threads, the auth pool, the storage threads) reaches the
+//! engine through [`Shared::with_core`], which takes the lock once, runs the
+//! caller's batch (a whole read, a drain, a batch of results), then drains
+//! [`Hub::poll_output`] before letting go, as the engine requires after
+//! every call that feeds it. Writer wake-ups and effects are collected into
+//! local vectors and acted on after the lock is released, so the hold is
+//! just engine work plus a map lookup per woken writer; a broadcast to N
+//! sessions is one hold.
+//!
+//! The lock is a `std::sync::Mutex`: holds are short and never span an
+//! `.await`, so an async lock would only add a queue; the blocking pool
+//! threads must take it too, which a plain mutex does directly; std's mutex
+//! is futex-based (an uncontended lock is one atomic) and needs no extra
+//! crate. Contention is counted (`try_lock` first) and logged at shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::task::Waker;
+use std::time::Instant;
+
+use confab_engine::{ConnId, Effect, EffectResult, Hub, Output, Source};
+
+use crate::effects::{Effects, Routed};
+
+/// What the lock guards.
+pub(crate) struct Core {
+    pub(crate) hub: Hub,
+    /// Each live connection's peer and, while its writer waits, its waker.
+    conns: HashMap<ConnId, ConnEntry>,
+}
+
+struct ConnEntry {
+    peer: SocketAddr,
+    waker: Option<Waker>,
+    /// Set when the hub wakes the writer: the writer's task is also woken by
+    /// its reader, and only this says the lock is worth taking.
+    woken: Arc<AtomicBool>,
+}
+
+impl Core {
+    /// Registers a new connection with the hub; returns its writer's wake flag too.
+    pub(crate) fn connect(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        source: Source,
+    ) -> (ConnId, Arc<AtomicBool>) {
+        let conn = self.hub.connect(now, source);
+        let woken = Arc::new(AtomicBool::new(false));
+        self.conns.insert(
+            conn,
+            ConnEntry {
+                peer,
+                waker: None,
+                woken: woken.clone(),
+            },
+        );
+        (conn, woken)
+    }
+
+    /// Parks `conn`'s writer until the hub wakes it.
+    pub(crate) fn park_writer(&mut self, conn: ConnId, waker: &Waker) {
+        if let Some(e) = self.conns.get_mut(&conn) {
+            match &mut e.waker {
+                Some(w) if w.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// Frees `conn` in the hub and here.
+    pub(crate) fn disconnect(&mut self, now: Instant, conn: ConnId) {
+        self.hub.disconnect(now, conn);
+        self.conns.remove(&conn);
+    }
+}
+
+/// Lock acquisitions, and how many found the lock held.
+#[derive(Debug, Default)]
+pub struct LockStats {
+    /// Every acquisition.
+    pub acquired: AtomicU64,
+    /// Acquisitions that had to wait.
+    pub contended: AtomicU64,
+}
+
+/// The hub, the connection map and the effect queues (see the module docs).
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+    pub(crate) stats: LockStats,
+    pub(crate) effects: Effects,
+}
+
+impl Shared {
+    pub(crate) fn new(hub: Hub, effects: Effects) -> Shared {
+        Shared {
+            core: Mutex::new(Core {
+                hub,
+                conns: HashMap::new(),
+            }),
+            stats: LockStats::default(),
+            effects,
+        }
+    }
+
+    /// Runs `f` on the hub under the lock, drains its outputs, then wakes
+    /// writers and dispatches effects outside the lock. `now` is read under
+    /// the lock, so the hub never sees time go backwards across threads.
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let mut wakers: Vec<Waker> = Vec::new();
+        let mut effects: Vec<Routed> = Vec::new();
+        let r = {
+            let mut core = self.lock();
+            let r = f(&mut core, Instant::now());
+            let core = &mut *core;
+            while let Some(out) = core.hub.poll_output() {
+                match out {
+                    Output::Wake(conn) => {
+                        if let Some(e) = core.conns.get_mut(&conn) {
+                            if let Some(w) = e.waker.take() {
+                                e.woken.store(true, Ordering::Release);
+                                wakers.push(w);
+                            }
+                        }
+                    }
+                    Output::Effect(effect) => {
+                        let peer = match &effect {
+                            Effect::Authenticate { conn, .. } | Effect::Register { conn, .. } => {
+                                core.conns.get(conn).map(|e| e.peer)
+                            }
+                            _ => None,
+                        };
+                        effects.push(Routed { effect, peer });
+                    }
+                }
+            }
+            r
+        };
+        for w in wakers {
+            w.wake();
+        }
+        if !effects.is_empty() {
+            let refused = self.effects.dispatch(effects);
+            if !refused.is_empty() {
+                self.feed(refused);
+            }
+        }
+        r
+    }
+
+    /// Hands results to the hub in one lock hold, in order.
+    pub(crate) fn feed(&self, results: Vec<EffectResult>) {
+        self.with_core(|core, now| {
+            for r in results {
+                core.hub.handle_result(now, r);
+            }
+        });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.stats.acquired.fetch_add(1, Ordering::Relaxed);
+        match self.core.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => {
+                self.stats.contended.fetch_add(1, Ordering::Relaxed);
+                // A panic under the lock is a bug that has already been
+                // reported; going on keeps serving the other sessions.
+                self.core.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The storage threads: one writer with group commit, and a reader pool.
+//!
+//! The writer takes everything queued (up to [`MAX_BATCH`] writes), commits
+//! it with one [`Store::commit`] (one transaction, one fsync), stamps it
+//! with the wall clock of the commit, and hands the results to the hub in
+//! order under one lock hold. Its queue is FIFO and refuses messages and
+//! group changes beyond its bound with `BUSY`; `UserOffline` marks are never
+//! refused (there is at most one per online user). At shutdown the queue is
+//! closed and the writer commits what is left before it stops.
+//!
+//! Readers each own a store and answer history pages and replays.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_channel::{Receiver, Sender};
+use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
+use confab_engine::frame::{ErrorCode, Ref};
+use confab_engine::{ConnId, EffectResult, MessageId, Name, Target};
+use log::{error, info, warn};
+
+use crate::auth::storage_failed;
+use crate::shared::Shared;
+use crate::store::{Retention, Store, Write, Written};
+
+/// Most writes in one commit.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// Most messages one replay carries; older missed ones are reported as
+/// skipped (the client can page them from history).
+pub(crate) const REPLAY_MAX: usize = 1000;
+
+/// Work for the writer.
+#[derive(Debug)]
+pub(crate) enum WriteJob {
+    Message {
+        conn: ConnId,
+        reference: Ref,
+        message: NewMessage,
+    },
+    Group {
+        conn: ConnId,
+        reference: Ref,
+        op: GroupOp,
+    },
+    Offline {
+        user: Name,
+        seen_upto: MessageId,
+    },
+    Retention(Retention),
+}
+
+impl WriteJob {
+    fn refusable(&self) -> bool {
+        matches!(self, WriteJob::Message { .. } | WriteJob::Group { .. })
+    }
+}
+
+/// The writer's queue: one FIFO channel, bounded by hand for the writes
+/// that may be refused.
+pub(crate) struct WriteQueue {
+    tx: Sender<WriteJob>,
+    queued: AtomicUsize,
+    cap: usize,
+}
+
+impl WriteQueue {
+    pub(crate) fn new(cap: usize) -> (WriteQueue, Receiver<WriteJob>) {
+        let (tx, rx) = async_channel::unbounded();
+        let q = WriteQueue {
+            tx,
+            queued: AtomicUsize::new(0),
+            cap,
+        };
+        (q, rx)
+    }
+
+    /// Queues a message or group change, or hands it back if the queue is full.
+    pub(crate) fn push_refusable(&self, job: WriteJob) -> Result<(), WriteJob> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.cap {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(job);
+        }
+        self.tx.try_send(job).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            e.into_inner()
+        })
+    }
+
+    /// Queues a job that is never refused.
+    pub(crate) fn push(&self, job: WriteJob) {
+        if self.tx.try_send(job).is_err() {
+            warn!("the storage writer has stopped; a write was dropped");
+        }
+    }
+
+    /// Closes the queue; the writer drains it and stops.
+    pub(crate) fn close(&self) {
+        self.tx.close();
+    }
+}
+
+/// The writer thread's loop (see the module docs).
+pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
+    let mut jobs = Vec::new();
+    while let Ok(first) = rx.recv_blocking() {
+        jobs.push(first);
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let taken = jobs.iter().filter(|j| j.refusable()).count();
+        shared
+            .effects
+            .writes
+            .queued
+            .fetch_sub(taken, Ordering::AcqRel);
+        let results = run_jobs(&mut *store, jobs.drain(..));
+        if !results.is_empty() {
+            shared.feed(results);
+        }
+    }
+}
+
+/// Commits a batch of jobs; retention jobs split it so that they run
+/// between the writes queued before and after them.
+fn run_jobs(store: &mut dyn Store, jobs: impl Iterator<Item = WriteJob>) -> Vec<EffectResult> {
+    let mut results = Vec::new();
+    let mut batch = Vec::new();
+    let mut owners = Vec::new();
+    for job in jobs {
+        match job {
+            WriteJob::Message {
+                conn,
+                reference,
+                message,
+            } => {
+                batch.push(Write::Message(message));
+                owners.push(Some((conn, reference)));
+            }
+            WriteJob::Group {
+                conn,
+                reference,
+                op,
+            } => {
+                batch.push(Write::Group(op));
+                owners.push(Some((conn, reference)));
+            }
+            WriteJob::Offline { user, seen_upto } => {
+                batch.push(Write::Offline { user, seen_upto });
+                owners.push(None);
+            }
+            WriteJob::Retention(retention) => {
+                commit(store, &mut batch, &mut owners, &mut results);
+                match store.apply_retention(&retention, now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => info!("retention deleted {n} messages"),
+                    Err(e) => error!("storage failed while applying retention: {e}"),
+                }
+            }
+        }
+    }
+    commit(store, &mut batch, &mut owners, &mut results);
+    results
+}
+
+fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One group commit of `batch`; appends the answers to `results`.
+fn commit(
+    store: &mut dyn Store,
+    batch: &mut Vec<Write>,
+    owners: &mut Vec<Option<(ConnId, Ref)>>,
+    results: &mut Vec<EffectResult>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let outcome = match store.commit(batch, now_ms()) {
+        Ok(written) if written.len() == batch.len() => Ok(written),
+        Ok(written) => {
+            let text = format!(
+                "storage answered {} writes with {} outcomes",
+                batch.len(),
+                written.len()
+            );
+            error!("{text}");
+            Err(Refusal::new(ErrorCode::StorageError, text))
+        }
+        Err(e) => Err(storage_failed(
+            &format!("committing {} writes", batch.len()),
+            &e,
+        )),
+    };
+    let writes = batch.drain(..).zip(owners.drain(..));
+    match outcome {
+        Ok(written) => {
+            for ((write, owner), w) in writes.zip(written) {
+                results.extend(answer(write, owner, Ok(w)));
+            }
+        }
+        Err(refusal) => {
+            for (write, owner) in writes {
+                results.extend(answer(write, owner, Err(refusal.clone())));
+            }
+        }
+    }
+}
+
+/// The hub's answer for one write.
+fn answer(
+    write: Write,
+    owner: Option<(ConnId, Ref)>,
+    outcome: Result<Written, Refusal>,
+) -> Option<EffectResult> {
+    let (conn, reference) = owner?;
+    let wrong_kind = || {
+        error!("storage answered a write with an outcome of another kind");
+        Refusal::new(
+            ErrorCode::StorageError,
+            "storage answered with an outcome of another kind",
+        )
+    };
+    Some(match write {
+        Write::Message(message) => EffectResult::Stored {
+            conn,
+            reference,
+            result: match outcome {
+                Ok(Written::Message(Ok(stored))) => Ok(stored),
+                Ok(Written::Message(Err(r))) | Err(r) => Err((message, r)),
+                Ok(_) => Err((message, wrong_kind())),
+            },
+        },
+        Write::Group(op) => EffectResult::GroupStored {
+            conn,
+            reference,
+            op,
+            result: match outcome {
+                Ok(Written::Group(result)) => result,
+                Err(r) => Err(r),
+                Ok(_) => Err(wrong_kind()),
+            },
+        },
+        Write::Offline { .. } => return None,
+    })
+}
+
+/// Work for a reader.
+#[derive(Debug)]
+pub(crate) enum ReadJob {
+    History {
+        conn: ConnId,
+        reference: Ref,
+        user: Name,
+        target: Target,
+        before: MessageId,
+        limit: u16,
+    },
+    Replay {
+        conn: ConnId,
+        user: Name,
+        scope: ReplayScope,
+        upto: MessageId,
+    },
+}
+
+impl ReadJob {
+    /// The answer when the job is refused.
+    pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
+        match self {
+            ReadJob::History {
+                conn,
+                reference,
+                target,
+                ..
+            } => EffectResult::History {
+                conn,
+                reference,
+                target,
+                result: Err(refusal),
+            },
+            ReadJob::Replay { conn, .. } => EffectResult::Replayed {
+                conn,
+                result: Err(refusal),
+            },
+        }
+    }
+
+    fn run(self, store: &mut dyn Store) -> EffectResult {
+        match self {
+            ReadJob::History {
+                conn,
+                reference,
+                user,
+                target,
+                before,
+                limit,
+            } => EffectResult::History {
+                conn,
+                reference,
+                target,
+                result: store
+                    .history(&user, &target, before, limit)
+                    .map_err(|e| storage_failed("loading history", &e)),
+            },
+            ReadJob::Replay {
+                conn,
+                user,
+                scope,
+                upto,
+            } => EffectResult::Replayed {
+                conn,
+                result: store
+                    .replay(&user, &scope, upto, REPLAY_MAX)
+                    .map_err(|e| storage_failed("loading missed messages", &e)),
+            },
+        }
+    }
+}
+
+/// A reader thread's loop.
+pub(crate) fn run_reader(rx: Receiver<ReadJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
+    while let Ok(job) = rx.recv_blocking() {
+        let result = job.run(&mut *store);
+        shared.feed(vec![result]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_engine::effect::StoredMessage;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("test names are valid")
+    }
+
+    fn conn() -> ConnId {
+        let mut hub = confab_engine::Hub::new(confab_engine::Config::default(), [], 0);
+        hub.connect(std::time::Instant::now(), confab_engine::Source(1))
+    }
+
+    fn message(to: Target, body: &str) -> WriteJob {
+        WriteJob::Message {
+            conn: conn(),
+            reference: 7,
+            message: NewMessage {
+                sender: name("ann"),
+                target: to,
+                body: body.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_commits_in_order_and_answers_each_write() {
+        let mut store = MemoryStore::default();
+        store.create_account(&name("bob"), "h").expect("creates");
+        let jobs = vec![
+            message(Target::Room, "one"),
+            message(Target::User(name("nobody")), "lost"),
+            WriteJob::Offline {
+                user: name("bob"),
+                seen_upto: 0,
+            },
+            message(Target::User(name("BOB")), "two"),
+        ];
+        let results = run_jobs(&mut store, jobs.into_iter());
+        let got: Vec<Result<(MessageId, Target), ErrorCode>> = results
+            .into_iter()
+            .map(|r| match r {
+                EffectResult::Stored { result, .. } => result
+                    .map(|m: StoredMessage| (m.id, m.target))
+                    .map_err(|(_, r)| r.code),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Ok((1, Target::Room)),
+                Err(ErrorCode::NoSuchUser),
+                Ok((2, Target::User(name("bob")))),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_queue_refuses_messages_but_not_offline_marks() {
+        let (q, rx) = WriteQueue::new(1);
+        assert!(q.push_refusable(message(Target::Room, "a")).is_ok());
+        assert!(q.push_refusable(message(Target::Room, "b")).is_err());
+        q.push(WriteJob::Offline {
+            user: name("ann"),
+            seen_upto: 1,
+        });
+        assert_eq!(rx.len(), 2);
+    }
+}
