@@ -2,7 +2,8 @@
 //! table). Every object has an `"event"` field naming its kind; targets are
 //! written as in [`crate::address`] (`all`, `@user`, `#group`); times are
 //! milliseconds since the Unix epoch. Fields are only ever added, never
-//! renamed or removed, so scripts and tests can rely on them.
+//! renamed or removed, so scripts and tests can rely on them. Objects keep
+//! their fields in the order written here (`event` first), for people.
 
 use confab_engine::frame::{GroupChange, GroupInfo, Presence};
 use serde_json::{json, Value};
@@ -142,7 +143,7 @@ mod tests {
         };
         assert_eq!(
             event_json(&Event::Message(m)).to_string(),
-            r##"{"body":"hi \"there\"","event":"message","from":"alice","id":12,"to":"#dev","ts":1700000000000}"##
+            r##"{"event":"message","id":12,"ts":1700000000000,"from":"alice","to":"#dev","body":"hi \"there\""}"##
         );
     }
 

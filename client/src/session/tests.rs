@@ -451,3 +451,184 @@ fn history_comes_oldest_first_with_each_dms_actual_recipient() {
         ]
     );
 }
+
+/// The client session against the real engine hub, in memory: a fake shell
+/// that accepts every password and stores every message.
+mod with_the_engine {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use confab_engine::effect::{ReplayLoaded, StoredMessage};
+    use confab_engine::{ConnId, Effect, EffectResult, Hub, Output, Source};
+
+    use super::*;
+
+    struct Pair {
+        hub: Hub,
+        now: Instant,
+        next_id: MessageId,
+        clients: Vec<(ConnId, Session)>,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            Pair {
+                hub: Hub::new(Config::default(), [], 0),
+                now: Instant::now(),
+                next_id: 1,
+                clients: Vec::new(),
+            }
+        }
+
+        fn connect(&mut self) -> usize {
+            let conn = self.hub.connect(self.now, Source(1));
+            self.clients.push((conn, Session::new("pair")));
+            self.clients.len() - 1
+        }
+
+        /// Moves bytes both ways and runs effects until nothing moves.
+        fn step(&mut self) {
+            loop {
+                let mut moved = false;
+                for (conn, s) in &mut self.clients {
+                    let mut out = Vec::new();
+                    if s.poll_transmit(&mut out) > 0 {
+                        moved = true;
+                        let used = self.hub.handle_bytes(self.now, *conn, &out);
+                        assert_eq!(used, out.len());
+                    }
+                }
+                while let Some(o) = self.hub.poll_output() {
+                    moved = true;
+                    match o {
+                        Output::Effect(e) => {
+                            if let Some(r) = self.run(e) {
+                                self.hub.handle_result(self.now, r);
+                            }
+                        }
+                        Output::Wake(c) => {
+                            let mut frames: Vec<Arc<[u8]>> = Vec::new();
+                            let _ = self.hub.drain(c, &mut frames, usize::MAX);
+                            let (_, s) = self
+                                .clients
+                                .iter_mut()
+                                .find(|(k, _)| *k == c)
+                                .expect("a known connection");
+                            for f in frames {
+                                s.handle_input(&f).expect("the engine speaks our protocol");
+                            }
+                        }
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn run(&mut self, e: Effect) -> Option<EffectResult> {
+            Some(match e {
+                Effect::Authenticate { conn, user, .. } => EffectResult::Authenticated {
+                    conn,
+                    result: Ok(user),
+                },
+                Effect::Register { conn, .. } => EffectResult::Registered {
+                    conn,
+                    result: Ok(()),
+                },
+                Effect::Store {
+                    conn,
+                    reference,
+                    message,
+                } => {
+                    self.next_id += 1;
+                    EffectResult::Stored {
+                        conn,
+                        reference,
+                        result: Ok(StoredMessage {
+                            id: self.next_id,
+                            timestamp_ms: 1,
+                            sender: message.sender,
+                            target: message.target,
+                            body: message.body,
+                        }),
+                    }
+                }
+                Effect::Replay { conn, .. } => EffectResult::Replayed {
+                    conn,
+                    result: Ok(ReplayLoaded::default()),
+                },
+                _ => return None,
+            })
+        }
+
+        fn events(&mut self, i: usize) -> Vec<Event> {
+            events(&mut self.clients[i].1)
+        }
+    }
+
+    #[test]
+    fn a_session_logs_in_syncs_its_roster_and_chats_with_the_real_hub() {
+        let mut p = Pair::new();
+        let (a, b) = (p.connect(), p.connect());
+        for (i, name) in [(a, "alice"), (b, "bob")] {
+            let s = &mut p.clients[i].1;
+            s.login(n(name), "pw", LoginOptions::default()).unwrap();
+            p.step();
+            assert_eq!(p.clients[i].1.phase(), Phase::Messaging, "{name}");
+        }
+        let alice_saw = p.events(a);
+        assert!(
+            alice_saw.contains(&Event::RosterDelta {
+                version: 2,
+                presence: Presence::Online,
+                user: n("bob")
+            }),
+            "{alice_saw:?}"
+        );
+        let _ = p.events(b);
+
+        let r = p.clients[a].1.send(Target::Room, "hello bob").unwrap();
+        p.step();
+        let acked = p.events(a);
+        assert!(
+            matches!(acked.as_slice(), [Event::Ack { reference, target: Some(Target::Room), .. }] if *reference == r),
+            "{acked:?}"
+        );
+        let got = p.events(b);
+        assert!(
+            matches!(got.as_slice(), [Event::Message(m)] if m.body == "hello bob" && m.sender == n("alice")),
+            "{got:?}"
+        );
+        assert_eq!(p.clients[b].1.roster().len(), 2);
+    }
+
+    #[test]
+    fn the_session_answers_the_hubs_idle_ping_and_stays_connected() {
+        let mut p = Pair::new();
+        let a = p.connect();
+        p.clients[a]
+            .1
+            .login(n("alice"), "pw", LoginOptions::default())
+            .unwrap();
+        p.step();
+        let conn = p.clients[a].0;
+        // Jump to each deadline twice: the ping, then the point where an
+        // unanswered ping would close the session.
+        for _ in 0..2 {
+            let t = p
+                .hub
+                .poll_timeout(conn)
+                .expect("a logged-in session has a deadline");
+            p.now = p.now.max(t) + Duration::from_millis(1);
+            p.hub.handle_timeout(p.now, conn);
+            p.step();
+        }
+        let seen = p.events(a);
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::Error(_))),
+            "{seen:?}"
+        );
+        assert_eq!(p.clients[a].1.phase(), Phase::Messaging);
+    }
+}
