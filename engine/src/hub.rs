@@ -1203,7 +1203,7 @@ impl Hub {
                 is_member: g.members.contains_key(&key),
             })
             .collect();
-        groups.sort_by(|a, b| a.name.key().cmp(&b.name.key()));
+        groups.sort_by_key(|g| g.name.key());
         groups.truncate(u16::MAX as usize);
         let bytes = Frame::GroupList { reference, groups }.to_bytes().into();
         self.push(conn, bytes, Class::Bulk, None);

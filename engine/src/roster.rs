@@ -21,6 +21,10 @@ pub(crate) struct Online {
     pub(crate) sessions: Vec<ConnId>,
 }
 
+/// A snapshot encoded as ROSTER_SNAPSHOT frames, shared by every session
+/// that logs in while the roster stays at one version.
+pub(crate) type Chunks = Arc<[Arc<[u8]>]>;
+
 #[derive(Debug)]
 pub(crate) struct Roster {
     version: u64,
@@ -28,7 +32,7 @@ pub(crate) struct Roster {
     log: VecDeque<(u64, Arc<[u8]>)>,
     log_cap: usize,
     /// Encoded snapshot chunks for `version`, built on first demand.
-    snapshot: Option<(u64, Arc<[Arc<[u8]>]>)>,
+    snapshot: Option<(u64, Chunks)>,
     max_frame: usize,
 }
 
@@ -96,7 +100,7 @@ impl Roster {
 
     /// The current roster as encoded ROSTER_SNAPSHOT chunks, each within the
     /// frame limit.
-    pub(crate) fn snapshot(&mut self) -> Arc<[Arc<[u8]>]> {
+    pub(crate) fn snapshot(&mut self) -> Chunks {
         if let Some((v, s)) = &self.snapshot {
             if *v == self.version {
                 return s.clone();
@@ -142,7 +146,7 @@ impl Roster {
             }
             None => chunks.push(last.to_bytes().into()),
         }
-        let s: Arc<[Arc<[u8]>]> = chunks.into();
+        let s: Chunks = chunks.into();
         self.snapshot = Some((self.version, s.clone()));
         s
     }

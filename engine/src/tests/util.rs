@@ -223,11 +223,14 @@ impl MemStore {
                 password,
             } => EffectResult::Registered {
                 conn,
-                result: if self.accounts.contains_key(&user.key()) {
-                    Err(Refusal::new(ErrorCode::NameTaken, "taken"))
-                } else {
-                    self.accounts.insert(user.key(), (user, password));
-                    Ok(())
+                result: match self.accounts.entry(user.key()) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        Err(Refusal::new(ErrorCode::NameTaken, "taken"))
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((user, password));
+                        Ok(())
+                    }
                 },
             },
             Effect::Store {
@@ -272,15 +275,15 @@ impl MemStore {
                 op,
             } => {
                 let result = match &op {
-                    GroupOp::Create { group, user } => {
-                        if self.groups.contains_key(&group.key()) {
+                    GroupOp::Create { group, user } => match self.groups.entry(group.key()) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
                             Err(Refusal::new(ErrorCode::GroupExists, "exists"))
-                        } else {
-                            self.groups
-                                .insert(group.key(), (*group, BTreeSet::from([user.key()])));
+                        }
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert((*group, BTreeSet::from([user.key()])));
                             Ok(())
                         }
-                    }
+                    },
                     GroupOp::Join { group, user } => match self.groups.get_mut(&group.key()) {
                         Some((_, m)) => {
                             if m.insert(user.key()) {
