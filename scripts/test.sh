@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, then
+# checks formatting and lints, builds everything (benches included, so they
+# cannot rot; they are not run), runs every test, and gives each fuzz target
+# a short run. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing what is missing"
+bash scripts/install-deps.sh
+
+step "format"
+cargo fmt --all --check
+
+step "build (all targets, benches included)"
+cargo build --workspace --all-targets --locked
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "fuzz smoke run (${FUZZ_SECONDS:=15} s per target)"
+(
+  cd fuzz
+  export RUSTC_BOOTSTRAP=1
+  for target in decode_frame roundtrip session; do
+    # Runs on a copy of the committed seeds, so the tree stays clean.
+    corpus=$(mktemp -d)
+    cp corpus/"$target"/seed-* "$corpus"/
+    log=$(mktemp)
+    if ! cargo fuzz run "$target" "$corpus" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "fuzz target $target failed" >&2
+      exit 1
+    fi
+    echo "$target: $(grep -E 'stat::average_exec_per_sec' "$log" | tr -s ' ')"
+    rm -rf "$corpus" "$log"
+  done
+)
+
+step "all tests passed"
