@@ -165,6 +165,32 @@ impl Server {
             .join("\n")
     }
 
+    /// Waits (bounded) for a log line matching `pred`, for what the server
+    /// does not tell any client (a connection it has let go of).
+    #[track_caller]
+    pub(crate) fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|l| pred(l))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in the server log within {WAIT:?}:\n{}",
+                self.log()
+            );
+            // The log has no notification to wait on; poll it.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// A user of this server, registered on first use with [`password`].
     pub(crate) fn client(&self, user: &str) -> Client<'_> {
         Client {

@@ -13,4 +13,6 @@ mod bad_input;
 mod cli;
 mod direct;
 mod groups;
+mod limits;
+mod resume;
 mod room;
