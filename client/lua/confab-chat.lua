@@ -35,12 +35,14 @@
 --   missed to=#dev first=10 last=20 count=5
 --   error code=20 name=NO_SUCH_USER ref=3 fatal=0 retry_after_ms=0 text=no user carol
 --   shutdown retry_after_ms=5000 reason=bye
---   bye                         (logged out)
+--   bye resume_after=42         (logged out; the id to pass to --resume-after next time)
 -- Diagnostics go to stderr.
 --
 -- Interactive commands (--stdin): "/join g", "/leave g", "/create g",
 -- "/list", "/history TARGET [N]", "/quit", "@bob hi", "#dev hi", "/all hi";
--- any other line goes to the room.
+-- any other line goes to the room. Each command waits for its answer
+-- before the next line is read (answers can overtake one another, and a
+-- "#dev hi" must not race the "/create dev" before it).
 --
 -- Exit codes:
 --   0  everything succeeded
@@ -253,10 +255,17 @@ if opt.register then
   out("registered", "user", opt.user)
 end
 do
-  local e = await(request("login", opt.user, conn:request({
-    type = "LOGIN", user = opt.user, password = opt.password,
-    resume_after = opt.resume_after, roster = opt.roster and 1 or 0 })))
-  if e.type == "error" then print_error(e); fail(EXIT.auth, "LOGIN refused: " .. e.name) end
+  -- conn:login also waits out RosterSync; the events it read meanwhile
+  -- (the roster, replayed messages) come from next_event, in order.
+  local e, lerr = conn:login({ user = opt.user, password = opt.password,
+    resume_after = opt.resume_after, roster = opt.roster }, opt.timeout)
+  if not e then
+    if type(lerr) ~= "table" then fail(EXIT.conn, "LOGIN: " .. tostring(lerr)) end
+    if lerr.type == "shutdown" then show(lerr); fail(status, "LOGIN: server shutting down") end
+    print_error(lerr)
+    fail(lerr.fatal and EXIT.conn or EXIT.auth, "LOGIN refused: " .. lerr.name)
+  end
+  show(e)
 end
 
 -- Join (or create) groups. Two clients racing to create the same group:
@@ -291,28 +300,28 @@ local function handle_line(line)
     local t, terr = confab.parse_target(target)
     if not t then io.stderr:write("confab-chat: ", terr, "\n"); return end
     if #text == 0 then return end
-    request("send", target, conn:send(t, text))
+    return request("send", target, conn:send(t, text))
   end
   if cmd == "join" or cmd == "create" or cmd == "leave" then
     if not confab.valid_name(rest) then io.stderr:write("confab-chat: invalid group name\n"); return end
     local method = cmd == "join" and conn.group_join or cmd == "create" and conn.group_create or conn.group_leave
-    request(cmd, rest, method(conn, rest))
+    return request(cmd, rest, method(conn, rest))
   elseif cmd == "list" then
-    request("list", nil, conn:group_list())
+    return request("list", nil, conn:group_list())
   elseif cmd == "history" then
     local target, n = rest:match("^(%S+)%s*(%d*)$")
     if not target or not confab.parse_target(target) then io.stderr:write("confab-chat: /history TARGET [N]\n"); return end
-    request("history", target, conn:history(target, 0, tonumber(n) or 0))
+    return request("history", target, conn:history(target, 0, tonumber(n) or 0))
   elseif cmd == "all" then
-    target_send("all", rest)
+    return target_send("all", rest)
   elseif cmd == "quit" then
     return "quit"
   elseif cmd then
     io.stderr:write("confab-chat: unknown command /", cmd, "\n")
   else
     local target, text = line:match("^([@#][%w_.%-]+)%s+(.*)$")
-    if target then target_send(target, text)
-    elseif #line > 0 then target_send("all", line) end
+    if target then return target_send(target, text)
+    elseif #line > 0 then return target_send("all", line) end
   end
 end
 
@@ -325,10 +334,6 @@ local function drain_ready()
       fail(status ~= EXIT.ok and status or EXIT.conn, "connection " .. derr)
     end
     if not show(e) then fail(status, "session ended by the server") end
-    if e.ref and requests[e.ref] then
-      if e.type == "error" then worse(EXIT.request) end
-      requests[e.ref] = nil
-    end
   end
 end
 
@@ -339,17 +344,13 @@ if opt.stdin then
     local readable = socket.select({ conn.sock, stdin }, nil, nil)
     if readable[stdin] then
       local line = io.stdin:read("l")
-      if line == nil or handle_line(line) == "quit" then break end
+      local ref = line and handle_line(line)
+      if line == nil or ref == "quit" then break end
+      if ref then
+        local e = await(ref)
+        if e.type == "error" then print_error(e); worse(EXIT.request) end
+      end
     end
-  end
-  -- Wait for what is still unanswered.
-  local deadline = socket.gettime() + opt.timeout
-  while next(requests) do
-    local e, werr = conn:next_event(math.max(0, deadline - socket.gettime()))
-    if not e then fail(EXIT.conn, "waiting for answers: " .. werr) end
-    if not show(e) then fail(status, "session ended by the server") end
-    if e.type == "error" and requests[e.ref] then worse(EXIT.request) end
-    requests[e.ref or -1] = nil
   end
 end
 
@@ -379,5 +380,5 @@ local ref = request("logout", nil, conn:request({ type = "LOGOUT" }))
 local e = await(ref)
 if e.type == "error" then print_error(e); worse(EXIT.request) end
 conn:close()
-out("bye")
+out("bye", "resume_after", conn.bookmark)
 os.exit(status)

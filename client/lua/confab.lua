@@ -374,7 +374,10 @@ function M.connect(host, port, opts)
     roster = {}, -- lower-cased name -> name as registered
     roster_version = nil,
     snapshot = nil, -- chunks being collected { version, users }
-    last_id = 0, -- newest message id seen (for resume_after)
+    -- The resume_after for the next login (docs/PROTOCOL.md, "Conversations
+    -- and message ids"): CAUGHT_UP's last_id, raised by room and group
+    -- messages only, since DMs can overtake older room/group messages.
+    bookmark = 0,
     server = nil, -- the SERVER_HELLO frame
     user = nil, -- the name LOGIN_OK returned
   }, Conn)
@@ -467,7 +470,7 @@ function Conn:_handle(f)
   elseif t == "PONG" then
     return { type = "pong", token = f.token }
   elseif t == "MESSAGE" then
-    if f.id > self.last_id then self.last_id = f.id end
+    if f.target.kind ~= "user" and f.id > self.bookmark then self.bookmark = f.id end
     return message_event(f)
   elseif t == "ROSTER_SNAPSHOT" then
     if not self.snapshot or self.snapshot.version ~= f.version then
@@ -489,7 +492,6 @@ function Conn:_handle(f)
     self:send_frame({ type = "ROSTER_ACK", version = f.version })
     return { type = f.presence == 1 and "online" or "offline", user = f.user, version = f.version }
   elseif t == "ACK" then
-    if f.id > self.last_id then self.last_id = f.id end
     return { type = "ack", ref = f.ref, id = f.id, ts = f.ts }
   elseif t == "OK" then
     return { type = "ok", ref = f.ref }
@@ -512,7 +514,7 @@ function Conn:_handle(f)
     return { type = "history", ref = f.ref, target = f.target, to = M.format_target(f.target),
              more = f.more == 1, messages = f.messages }
   elseif t == "CAUGHT_UP" then
-    if f.last_id > self.last_id then self.last_id = f.last_id end
+    if f.last_id > self.bookmark then self.bookmark = f.last_id end
     return { type = "caught_up", last_id = f.last_id }
   elseif t == "MISSED" then
     return { type = "missed", target = f.target, to = M.format_target(f.target),
@@ -609,14 +611,32 @@ end
 
 --- LOGIN{user=, password=, resume_after=0, roster=true}. Returns the
 --- login_ok event (its `user` is the name as registered), or nil and the
---- error event. The snapshot, replay and CAUGHT_UP follow as events.
+--- error event. With the roster, it also waits for the whole snapshot and
+--- acknowledges it: until then the session is in RosterSync, where the
+--- server refuses other requests with WRONG_STATE. The roster event, the
+--- replay and CAUGHT_UP follow from next_event.
 function Conn:login(args, timeout)
+  local roster = args.roster == nil or args.roster
   local ref, err = self:request({
     type = "LOGIN", user = args.user, password = args.password,
-    resume_after = args.resume_after or 0,
-    roster = (args.roster == nil or args.roster) and 1 or 0,
+    resume_after = args.resume_after or 0, roster = roster and 1 or 0,
   })
-  return expect(self, ref, err, "login_ok", timeout)
+  local deadline = self.socket.gettime() + (timeout or 10)
+  local ok, lerr = expect(self, ref, err, "login_ok", timeout)
+  if not ok or not roster then return ok, lerr end
+  -- The snapshot is acknowledged in _handle; the roster event it gives
+  -- (and whatever came with it) stays queued for next_event.
+  self.roster_version = nil
+  while self.roster_version == nil do
+    local f, ferr = self:_read_frame(deadline)
+    if not f then return nil, ferr end
+    local e = self:_handle(f)
+    if e then
+      if (e.type == "error" and e.fatal) or e.type == "shutdown" then return nil, e end
+      self.pending[#self.pending + 1] = e
+    end
+  end
+  return ok
 end
 
 --- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;

@@ -14,5 +14,6 @@ mod cli;
 mod direct;
 mod groups;
 mod limits;
+mod lua_interop;
 mod resume;
 mod room;
