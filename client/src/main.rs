@@ -256,9 +256,9 @@ fn print_line(v: &Value) -> Result<(), Failure> {
 fn listen(a: ListenArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let deadline = a.timeout.map(|t| start + t);
-    let connect_timeout = a.timeout.map_or(confab::connection::DEFAULT_TIMEOUT, |t| {
-        t.min(confab::connection::DEFAULT_TIMEOUT)
-    });
+    // Logging in has its own bound: a short --timeout limits the listening,
+    // it does not make a slow login fail.
+    let connect_timeout = confab::connection::DEFAULT_TIMEOUT;
     let options = LoginOptions {
         resume_after: a.resume_after,
         roster: !a.no_roster,
