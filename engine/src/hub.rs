@@ -861,7 +861,7 @@ impl Hub {
             }
             None => {
                 let bytes = Frame::CaughtUp { last_id: upto }.to_bytes().into();
-                self.push(conn, bytes, Class::Bulk, None);
+                self.push(conn, bytes, Class::Message, None);
             }
         }
     }
@@ -897,7 +897,7 @@ impl Hub {
             Err(r) => self.error(conn, r.code, 0, r.retry_after_ms, &r.text),
         }
         let bytes = Frame::CaughtUp { last_id: hold.upto }.to_bytes().into();
-        self.push(conn, bytes, Class::Bulk, None);
+        self.push(conn, bytes, Class::Message, None);
         for (q, class) in hold.held {
             self.push(conn, q.bytes, class, q.message);
         }
@@ -1311,7 +1311,7 @@ impl Hub {
                                 config,
                                 c,
                                 &bytes,
-                                Class::Bulk,
+                                Class::Message,
                                 (Target::Room, m.id),
                             );
                         }
@@ -1346,7 +1346,7 @@ impl Hub {
                                 config,
                                 c,
                                 &bytes,
-                                Class::Bulk,
+                                Class::Message,
                                 (m.target, m.id),
                             );
                         }
@@ -1379,7 +1379,7 @@ impl Hub {
                                 config,
                                 c,
                                 &bytes,
-                                Class::Direct,
+                                Class::Message,
                                 (*conversation, m.id),
                             );
                         }
@@ -1734,9 +1734,9 @@ fn deliver(
 /// belongs to from `me`'s side (for MISSED).
 fn conversation_of(target: &Target, sender: &Name, me: &Name) -> (Class, Target) {
     match target {
-        Target::User(to) if to.key() == me.key() => (Class::Direct, Target::User(*sender)),
-        Target::User(to) => (Class::Direct, Target::User(*to)),
-        t => (Class::Bulk, *t),
+        Target::User(to) if to.key() == me.key() => (Class::Message, Target::User(*sender)),
+        Target::User(to) => (Class::Message, Target::User(*to)),
+        t => (Class::Message, *t),
     }
 }
 

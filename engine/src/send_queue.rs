@@ -1,12 +1,18 @@
 //! A session's outbound queue: bounded in bytes, drained by priority.
 //!
 //! Frames are shared bytes (`Arc<[u8]>`): a broadcast is encoded once and
-//! the same allocation is queued for every recipient. When the byte budget
-//! is spent, the lowest class goes first: queued broadcasts are evicted
-//! (newest first, so what stays is a contiguous prefix) to make room for
-//! anything more important, and the message ids that were dropped are
-//! remembered per conversation so the session can be told exactly what it
-//! missed. Control frames are never dropped; if even they do not fit, the
+//! the same allocation is queued for every recipient.
+//!
+//! All MESSAGE frames (direct, room and group) share one FIFO class, so a
+//! session receives messages in id order and "the newest id I have" is a
+//! complete resume point. Direct messages get their priority where it
+//! matters under load: when the byte budget is spent, room and group
+//! messages are evicted (newest first, so what stays is a contiguous
+//! prefix) to make room for a direct message or anything more important,
+//! and a direct message is only ever evicted to make room for a control
+//! frame. Every message dropped is remembered per conversation so the
+//! session can be told exactly what it missed. Other frames are never
+//! dropped; if one does not fit even after evicting every message, the
 //! queue reports overflow and the session is closed as a slow consumer.
 
 use std::collections::VecDeque;
@@ -14,16 +20,16 @@ use std::sync::Arc;
 
 use crate::frame::{MessageId, Target};
 
-/// Priority classes, most important first (docs/PROTOCOL.md, "Priorities").
+/// Priority classes, most important first (docs/PROTOCOL.md, "Flow control").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
-    /// PING, PONG, OK, ACK, ERROR, MISSED, CAUGHT_UP, SHUTDOWN, LOGIN_OK, SERVER_HELLO.
+    /// PING, PONG, OK, ACK, ERROR, MISSED, SHUTDOWN, LOGIN_OK, SERVER_HELLO.
     Control = 0,
-    /// Direct messages.
-    Direct = 1,
+    /// MESSAGE frames of every conversation, and CAUGHT_UP, in one FIFO.
+    Message = 1,
     /// Roster snapshots and deltas, group events.
     Roster = 2,
-    /// Room and group messages, history pages, group lists.
+    /// History pages and group lists.
     Bulk = 3,
 }
 
@@ -84,16 +90,28 @@ impl SendQueue {
         !self.missed.is_empty()
     }
 
-    /// Queues a frame within `limit` bytes (see the module docs). Only
-    /// messages are ever evicted or dropped, because only they can be fetched
-    /// again from history; any other frame that does not fit overflows.
+    /// Queues a frame within `limit` bytes (see the module docs).
     pub(crate) fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
         let was_empty = self.is_empty();
         let len = item.bytes.len();
+        // What a frame may evict: room/group messages always (except to make
+        // room for another room/group message), direct messages only for control.
+        let pushing_bulk_message = matches!(item.message, Some((t, _)) if !is_direct(&t));
         while self.bytes + len > limit {
-            match self.evict_below(class) {
-                Some(Ok(())) => {}
-                Some(Err(())) => return Pushed::Overflow,
+            let evicted = if pushing_bulk_message {
+                None
+            } else {
+                self.evict(|t| !is_direct(t)).or_else(|| {
+                    if class == Class::Control {
+                        self.evict(is_direct)
+                    } else {
+                        None
+                    }
+                })
+            };
+            match evicted {
+                Some(true) => {}
+                Some(false) => return Pushed::Overflow,
                 None => match item.message {
                     Some((t, id)) if class != Class::Control => {
                         return if self.record_missed(t, id) {
@@ -111,23 +129,17 @@ impl SendQueue {
         Pushed::Queued { was_empty }
     }
 
-    /// Evicts the newest message queued in a class below `class`; `None` if
-    /// there is none, `Some(Err)` if the drop could not be recorded.
-    fn evict_below(&mut self, class: Class) -> Option<Result<(), ()>> {
-        for c in (class as usize + 1..CLASSES).rev() {
-            let q = &mut self.classes[c];
-            if let Some(pos) = q.iter().rposition(|f| f.message.is_some()) {
-                let v = q.remove(pos).expect("position is in range");
-                self.bytes -= v.bytes.len();
-                let (t, id) = v.message.expect("found by is_some");
-                return Some(if self.record_missed(t, id) {
-                    Ok(())
-                } else {
-                    Err(())
-                });
-            }
-        }
-        None
+    /// Evicts the newest queued message whose conversation `which` selects;
+    /// `None` if there is none, `Some(false)` if the drop could not be recorded.
+    fn evict(&mut self, which: impl Fn(&Target) -> bool) -> Option<bool> {
+        let q = &mut self.classes[Class::Message as usize];
+        let pos = q
+            .iter()
+            .rposition(|f| f.message.is_some_and(|(t, _)| which(&t)))?;
+        let v = q.remove(pos).expect("position is in range");
+        self.bytes -= v.bytes.len();
+        let (t, id) = v.message.expect("found by is_some_and");
+        Some(self.record_missed(t, id))
     }
 
     /// Removes every queued frame of `class` (superseded roster deltas).
@@ -195,6 +207,10 @@ impl SendQueue {
     }
 }
 
+fn is_direct(t: &Target) -> bool {
+    matches!(t, Target::User(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,10 +222,17 @@ mod tests {
         }
     }
 
+    fn dm(n: usize, id: u64) -> Queued {
+        Queued {
+            bytes: vec![0u8; n].into(),
+            message: Some((Target::User(crate::Name::new("bob").unwrap()), id)),
+        }
+    }
+
     #[test]
     fn drains_control_before_bulk_whatever_the_arrival_order() {
         let mut q = SendQueue::default();
-        q.push(frame(10, Some(1)), Class::Bulk, 100);
+        q.push(frame(10, Some(1)), Class::Message, 100);
         q.push(frame(11, None), Class::Control, 100);
         let mut out = Vec::new();
         q.drain_into(&mut out, 1000);
@@ -222,20 +245,20 @@ mod tests {
         let mut q = SendQueue::default();
         for id in 1..=5 {
             assert!(matches!(
-                q.push(frame(20, Some(id)), Class::Bulk, 100),
+                q.push(frame(20, Some(id)), Class::Message, 100),
                 Pushed::Queued { .. }
             ));
         }
         // Full: a new bulk message is dropped, a control frame evicts id 5.
         assert_eq!(
-            q.push(frame(20, Some(6)), Class::Bulk, 100),
+            q.push(frame(20, Some(6)), Class::Message, 100),
             Pushed::Dropped
         );
         assert!(matches!(
             q.push(frame(20, None), Class::Control, 100),
             Pushed::Queued { .. }
         ));
-        assert_eq!(q.len(Class::Bulk), 4);
+        assert_eq!(q.len(Class::Message), 4);
         let missed = q.take_missed();
         assert_eq!(
             missed,
@@ -249,6 +272,46 @@ mod tests {
             )]
         );
         assert!(q.bytes() <= 100);
+    }
+
+    #[test]
+    fn messages_stay_in_id_order_and_a_dm_evicts_room_messages_but_not_the_reverse() {
+        let mut q = SendQueue::default();
+        q.push(frame(30, Some(1)), Class::Message, 100);
+        q.push(dm(30, 2), Class::Message, 100);
+        q.push(frame(30, Some(3)), Class::Message, 100);
+        // Full: a room message is dropped, a DM evicts the newest room message.
+        assert_eq!(
+            q.push(frame(30, Some(4)), Class::Message, 100),
+            Pushed::Dropped
+        );
+        assert!(matches!(
+            q.push(dm(30, 5), Class::Message, 100),
+            Pushed::Queued { .. }
+        ));
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 1000);
+        assert_eq!(out.len(), 3, "ids 1, 2 and 5 remain, in that order");
+        let missed = q.take_missed();
+        assert_eq!(
+            missed,
+            vec![(
+                Target::Room,
+                MissedRange {
+                    first: 3,
+                    last: 4,
+                    count: 2
+                }
+            )]
+        );
+        // Only control evicts a DM.
+        q.push(dm(60, 6), Class::Message, 100);
+        assert_eq!(q.push(dm(60, 7), Class::Message, 100), Pushed::Dropped);
+        assert!(matches!(
+            q.push(frame(60, None), Class::Control, 100),
+            Pushed::Queued { .. }
+        ));
+        assert_eq!(q.len(Class::Message), 0);
     }
 
     #[test]

@@ -414,7 +414,7 @@ fn a_flooder_is_paused_told_and_finally_disconnected_while_others_are_served() {
 }
 
 #[test]
-fn a_slow_reader_loses_only_bulk_messages_and_is_told_exactly_which() {
+fn a_slow_reader_loses_only_room_messages_and_is_told_exactly_which() {
     let config = Config {
         send_queue_bytes: 2000,
         msg_rate: 1000,
