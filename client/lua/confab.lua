@@ -470,7 +470,8 @@ function Conn:_handle(f)
   elseif t == "PONG" then
     return { type = "pong", token = f.token }
   elseif t == "MESSAGE" then
-    if f.target.kind ~= "user" and f.id > self.bookmark then self.bookmark = f.id end
+    -- Messages arrive in id order, so the newest id is the resume point.
+    if f.id > self.bookmark then self.bookmark = f.id end
     return message_event(f)
   elseif t == "ROSTER_SNAPSHOT" then
     if not self.snapshot or self.snapshot.version ~= f.version then
