@@ -1,0 +1,528 @@
+//! One client connection: connecting (optionally from a chosen loopback
+//! source address), a read buffer that decodes frames in place with the
+//! engine's codec, a write buffer, and the REGISTER + LOGIN handshake.
+//!
+//! Nothing here allocates per message: frames are decoded borrowing the
+//! read buffer and encoded into a reused write buffer.
+//!
+//! TLS plugs in at [`Connector`] and [`Stream`]: add a `Tls` variant to
+//! both (the connector holding the client config and server name, the
+//! stream the TLS stream over `Async<TcpStream>`) and delegate the four
+//! `poll_*` methods. Everything above only sees `AsyncRead + AsyncWrite`.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_io::{Async, Timer};
+use confab_engine::codec::frame_len;
+use confab_engine::frame::{ErrorCode, Text, PROTOCOL_VERSION};
+use confab_engine::{decode, DecodeError, Frame, Name, Target};
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::{future, AsyncWriteExt};
+
+/// A bench failure, with what was being done.
+#[derive(Debug)]
+pub(crate) struct Error(pub(crate) String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error(e.to_string())
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Error {
+        Error(format!("bad frame from the server: {e}"))
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// Shorthand for an [`Error`].
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error(msg.into()))
+}
+
+/// How connections are made.
+#[derive(Clone, Debug)]
+pub(crate) enum Connector {
+    /// Plain TCP.
+    Tcp,
+    // Tls(Arc<rustls::ClientConfig>, ServerName): added with TLS support.
+}
+
+impl Connector {
+    /// Connects to `remote`, from `local` (port chosen by the kernel) if given.
+    pub(crate) async fn connect(
+        &self,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+    ) -> Result<Stream> {
+        match self {
+            Connector::Tcp => Ok(Stream::Tcp(connect_tcp(remote, local).await?)),
+        }
+    }
+}
+
+/// Only loopback targets: the bench must never send load elsewhere.
+pub(crate) fn check_loopback(addr: &SocketAddr) -> Result<()> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        err(format!(
+            "{addr} is not a loopback address: confab-bench only targets 127.0.0.0/8 or ::1"
+        ))
+    }
+}
+
+async fn connect_tcp(remote: SocketAddr, local: Option<IpAddr>) -> io::Result<Async<TcpStream>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(remote),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    if let Some(ip) = local {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    match socket.connect(&remote.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    let stream = Async::new(TcpStream::from(socket))?;
+    stream.writable().await?;
+    if let Some(e) = stream.get_ref().take_error()? {
+        return Err(e);
+    }
+    // Frames are written whole: no need to wait for more.
+    stream.get_ref().set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// A connected byte stream.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// Plain TCP.
+    Tcp(Async<TcpStream>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_close(cx),
+        }
+    }
+}
+
+/// Frames received: a buffer the socket is read into and frames are
+/// decoded from in place. It grows only when a frame does not fit.
+pub(crate) struct Reader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_frame: u32,
+}
+
+impl Reader {
+    /// A reader with `size` bytes of buffer.
+    pub(crate) fn new(size: usize) -> Reader {
+        Reader {
+            buf: vec![0; size.max(64)],
+            start: 0,
+            end: 0,
+            max_frame: 64 * 1024,
+        }
+    }
+
+    /// The largest frame accepted, as the server announced.
+    pub(crate) fn set_max_frame(&mut self, max: u32) {
+        self.max_frame = max;
+    }
+
+    /// Reads once from `stream` (cancel-safe: nothing is lost if the
+    /// future is dropped). `Ready(Ok(0))` means the peer closed.
+    pub(crate) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+    ) -> Poll<io::Result<usize>> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.buf.len() - self.end < self.buf.len() / 4 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if let Some(need) = frame_len(&self.buf[self.start..self.end]) {
+            if self.start + need > self.buf.len() {
+                if self.start > 0 {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                }
+                if need > self.buf.len() {
+                    // Bounded: decode refuses frames over max_frame first.
+                    let cap = need.min(self.max_frame as usize + confab_engine::codec::HEADER_LEN);
+                    self.buf.resize(cap.max(self.buf.len()), 0);
+                }
+            }
+        }
+        if self.end == self.buf.len() {
+            // A frame longer than allowed: let decode report it.
+            return Poll::Ready(Err(io::Error::other("frame larger than max_frame")));
+        }
+        let end = self.end;
+        match Pin::new(stream).poll_read(cx, &mut self.buf[end..]) {
+            Poll::Ready(Ok(n)) => {
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    /// Reads once; `Ok(0)` means the peer closed.
+    pub(crate) async fn fill(&mut self, stream: &mut Stream) -> io::Result<usize> {
+        future::poll_fn(|cx| self.poll_fill(cx, stream)).await
+    }
+
+    /// The next whole frame in the buffer, if any. Frames of a type this
+    /// version does not know are skipped, as every client must.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
+        loop {
+            match decode(&self.buf[self.start..self.end], self.max_frame) {
+                Ok(Some((frame, used))) => {
+                    self.start += used;
+                    return Ok(Some(frame));
+                }
+                Ok(None) => return Ok(None),
+                Err(DecodeError::UnknownType { frame_len, .. }) => self.start += frame_len,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Bytes to send, written as far as the socket takes them.
+#[derive(Default)]
+pub(crate) struct Out {
+    pub(crate) buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Out {
+    /// Whether everything was written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Writes once (cancel-safe); clears the buffer when all is written.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(stream).poll_write(cx, &self.buf[self.pos..]) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                self.pos += n;
+                if self.pos == self.buf.len() {
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Length of the header every bench body starts with: 16 hex digits of
+/// send time (ns since the bench started), 8 of sender, 8 of sequence.
+pub(crate) const BODY_HEADER: usize = 32;
+
+/// Sender ids at or above this are not counted as deliveries (flooders).
+pub(crate) const FOREIGN_SENDER: u32 = 0xF000_0000;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn put_hex(out: &mut [u8], mut v: u64) {
+    for b in out.iter_mut().rev() {
+        *b = HEX[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+fn get_hex(b: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
+}
+
+/// A parsed bench body header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) sent_ns: u64,
+    pub(crate) sender: u32,
+    pub(crate) seq: u32,
+}
+
+impl Stamp {
+    /// Reads the header at the start of a body.
+    pub(crate) fn parse(body: &str) -> Option<Stamp> {
+        let b = body.as_bytes().get(..BODY_HEADER)?;
+        Some(Stamp {
+            sent_ns: get_hex(&b[..16])?,
+            sender: u32::try_from(get_hex(&b[16..24])?).ok()?,
+            seq: u32::try_from(get_hex(&b[24..32])?).ok()?,
+        })
+    }
+}
+
+/// Appends a SEND frame of a `size`-byte body (at least [`BODY_HEADER`])
+/// carrying `stamp`, without allocating.
+pub(crate) fn encode_send(
+    out: &mut Vec<u8>,
+    reference: u32,
+    target: &Target,
+    size: usize,
+    stamp: Stamp,
+) {
+    let size = size.max(BODY_HEADER);
+    // Frame::encode needs a &str body; write the frame by hand instead,
+    // byte for byte what it would produce (checked in the tests).
+    let target_len = match target {
+        Target::Room => 2,
+        Target::Group(n) | Target::User(n) => 2 + n.as_str().len(),
+    };
+    let len = 1 + 4 + target_len + 2 + size;
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.push(confab_engine::frame::kind::SEND);
+    out.extend_from_slice(&reference.to_be_bytes());
+    match target {
+        Target::Room => out.extend_from_slice(&[0, 0]),
+        Target::Group(n) | Target::User(n) => {
+            out.push(if matches!(target, Target::Group(_)) {
+                1
+            } else {
+                2
+            });
+            out.push(n.as_str().len() as u8);
+            out.extend_from_slice(n.as_str().as_bytes());
+        }
+    }
+    out.extend_from_slice(&(size as u16).to_be_bytes());
+    let at = out.len();
+    out.resize(at + size, b'.');
+    let h = &mut out[at..at + BODY_HEADER];
+    put_hex(&mut h[..16], stamp.sent_ns);
+    put_hex(&mut h[16..24], u64::from(stamp.sender));
+    put_hex(&mut h[24..32], u64::from(stamp.seq));
+}
+
+/// A logged-in connection, ready for the scenario.
+pub(crate) struct Client {
+    pub(crate) stream: Stream,
+    pub(crate) reader: Reader,
+}
+
+/// How a client logs in.
+#[derive(Clone, Debug)]
+pub(crate) struct Login {
+    pub(crate) connector: Connector,
+    pub(crate) addr: SocketAddr,
+    pub(crate) source: Option<IpAddr>,
+    pub(crate) password: &'static str,
+    /// Initial read buffer size.
+    pub(crate) read_buf: usize,
+    /// Whether to REGISTER first (a name taken already is fine: a rerun).
+    pub(crate) register: bool,
+}
+
+/// BUSY answers retried before giving up.
+const MAX_BUSY_RETRIES: u32 = 50;
+
+/// Connects, says HELLO, registers (unless told not to) and logs in with
+/// `roster: false`; returns once LOGIN_OK is in. Bounded by the caller's
+/// timeout.
+pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
+    let mut stream = how.connector.connect(how.addr, how.source).await?;
+    let mut reader = Reader::new(how.read_buf);
+    let mut out = Vec::with_capacity(256);
+    let password = Text::new(how.password).map_err(|_| Error("the password is too long".into()))?;
+    Frame::Hello {
+        version: PROTOCOL_VERSION,
+        client: Text::new("confab-bench").unwrap_or_default(),
+    }
+    .encode(&mut out);
+    let mut step = if how.register { 1 } else { 2 };
+    let mut retries = 0;
+    loop {
+        let request = if step == 1 {
+            Frame::Register {
+                reference: 1,
+                user: name,
+                password,
+            }
+        } else {
+            Frame::Login {
+                reference: 2,
+                user: name,
+                password,
+                resume_after: 0,
+                roster: false,
+            }
+        };
+        request.encode(&mut out);
+        stream.write_all(&out).await?;
+        out.clear();
+        // The answer to this request.
+        let answer = loop {
+            let mut found = None;
+            while let Some(frame) = reader.next_frame()? {
+                match frame {
+                    Frame::ServerHello { info, .. } => reader.set_max_frame(info.max_frame),
+                    Frame::Ok { reference: 1 } if step == 1 => found = Some(Ok(())),
+                    Frame::LoginOk { reference: 2, .. } if step == 2 => found = Some(Ok(())),
+                    Frame::Error {
+                        code,
+                        reference,
+                        retry_after_ms,
+                        text,
+                    } if code.is_fatal() || reference == step => {
+                        found = Some(Err((code, retry_after_ms, text.as_str().to_owned())));
+                    }
+                    _ => {}
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+            if let Some(f) = found {
+                break f;
+            }
+            if reader.fill(&mut stream).await? == 0 {
+                return err("the server closed the connection during login");
+            }
+        };
+        match answer {
+            Ok(()) if step == 1 => step = 2,
+            Ok(()) => break,
+            Err((ErrorCode::NameTaken, ..)) if step == 1 => step = 2,
+            Err((ErrorCode::Busy, wait, _)) if retries < MAX_BUSY_RETRIES => {
+                retries += 1;
+                Timer::after(Duration::from_millis(u64::from(wait.clamp(10, 2000)))).await;
+            }
+            Err((code, _, text)) => {
+                let what = if step == 1 { "REGISTER" } else { "LOGIN" };
+                return err(format!("{what} {name} failed: {code:?}: {text}"));
+            }
+        }
+    }
+    Ok(Client { stream, reader })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_encoded_send_matches_the_codec() {
+        let targets = [
+            Target::Room,
+            Target::User(Name::new("b1-2").expect("valid")),
+            Target::Group(Name::new("g").expect("valid")),
+        ];
+        for target in targets {
+            for size in [32, 100, 4096] {
+                let stamp = Stamp {
+                    sent_ns: 0x0123_4567_89ab_cdef,
+                    sender: 7,
+                    seq: 0xffff_fffe,
+                };
+                let mut mine = Vec::new();
+                encode_send(&mut mine, 42, &target, size, stamp);
+                let (frame, used) = decode(&mine, u32::MAX)
+                    .expect("decodes")
+                    .expect("a whole frame");
+                assert_eq!(used, mine.len());
+                let Frame::Send {
+                    reference,
+                    target: t,
+                    body,
+                } = frame
+                else {
+                    panic!("not a SEND: {frame:?}");
+                };
+                assert_eq!((reference, t), (42, target));
+                assert_eq!(body.as_str().len(), size);
+                assert_eq!(Stamp::parse(body.as_str()), Some(stamp));
+                let mut theirs = Vec::new();
+                Frame::Send {
+                    reference: 42,
+                    target,
+                    body,
+                }
+                .encode(&mut theirs);
+                assert_eq!(mine, theirs);
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_bodies_do_not_parse() {
+        assert_eq!(Stamp::parse("hi"), None);
+        assert_eq!(Stamp::parse(&"z".repeat(40)), None);
+    }
+}

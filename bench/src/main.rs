@@ -1,0 +1,283 @@
+//! `confab-bench`: drives a real `confab-server` over loopback and measures
+//! it (issue 9). See `confab-bench --help` and docs/PERFORMANCE.md.
+//!
+//! Every scenario is bounded in clients, messages and time, and stops by
+//! itself; it prints a human summary on stderr and one JSON line on stdout.
+
+mod conn;
+mod drive;
+mod fleet;
+mod procfs;
+mod rt;
+mod scenarios;
+mod suite;
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::conn::{check_loopback, err, Connector, Result};
+
+/// Load generator for confab-server (loopback only).
+#[derive(Debug, Parser)]
+#[command(name = "confab-bench", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// N clients in the room, S of them sending M messages of B bytes:
+    /// delivery throughput, loss, latency, server CPU per delivery.
+    Fanout(FanoutArgs),
+    /// N idle logged-in connections: connect+login time, server RSS per
+    /// connection, optionally one room message to all of them.
+    Conns(ConnsArgs),
+    /// Acknowledged messages/s and ACK latency (durable storage) at several
+    /// numbers of concurrent senders.
+    Storage(StorageArgs),
+    /// Latency of well-behaved clients while flooders and slowloris
+    /// connections attack.
+    Abuse(AbuseArgs),
+    /// Builds nothing: starts the given confab-server for each scenario run
+    /// (fresh data dir, limits raised as needed), runs every scenario 3
+    /// times and reports the medians. `bench/run.sh` builds and calls this.
+    Suite(suite::SuiteArgs),
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// Server host (must be loopback).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Server port.
+    #[arg(long)]
+    pub(crate) port: u16,
+    /// The server's pid, to read its CPU time and memory from /proc.
+    #[arg(long)]
+    pub(crate) server_pid: Option<u32>,
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
+    /// Logins in flight at once.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) login_concurrency: usize,
+    /// Seconds one client may take to connect and log in.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) login_timeout: u64,
+    /// Connect over TLS (not yet supported).
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// CA certificate for --tls (not yet supported).
+    #[arg(long)]
+    pub(crate) tls_ca: Option<PathBuf>,
+}
+
+impl Common {
+    pub(crate) fn addr(&self) -> Result<SocketAddr> {
+        let addr = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| conn::Error(format!("cannot resolve {}: {e}", self.host)))?
+            .next()
+            .ok_or_else(|| conn::Error(format!("{} resolves to nothing", self.host)))?;
+        check_loopback(&addr)?;
+        Ok(addr)
+    }
+
+    pub(crate) fn connector(&self) -> Result<Connector> {
+        if self.tls || self.tls_ca.is_some() {
+            return err("--tls: not yet (TLS support is added to confab-bench later)");
+        }
+        Ok(Connector::Tcp)
+    }
+
+    pub(crate) fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FanoutArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Clients in the room.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) clients: u32,
+    /// How many of them send.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) senders: u32,
+    /// Messages per sender.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) messages: u32,
+    /// Body bytes (at least 32: the send time and sequence number).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
+    pub(crate) size: u16,
+    /// Messages per second in total (all senders); default: as fast as
+    /// the server takes them (window-bounded).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Un-acknowledged SENDs per sender.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) window: usize,
+    /// Seconds to wait for every delivery after the start.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnsArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Idle connections.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) clients: u32,
+    /// Source addresses 127.0.0.1 .. 127.0.0.K to spread the connections
+    /// over (each client binds 127.0.0.(1 + i % K) before connecting).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub(crate) sources: u8,
+    /// Then one extra client sends a room message that must reach all N.
+    #[arg(long)]
+    pub(crate) broadcast: bool,
+    /// Seconds for all connections to log in (and for the broadcast).
+    #[arg(long, default_value_t = 120)]
+    pub(crate) timeout: u64,
+    /// Seconds to let the server settle before reading its RSS.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) settle: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StorageArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Concurrency levels: numbers of senders, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub(crate) senders: Vec<u32>,
+    /// Messages per sender at each level.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) messages: u32,
+    /// Un-acknowledged SENDs per sender (1: each waits for its ACK).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) window: usize,
+    /// Body bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
+    pub(crate) size: u16,
+    /// Send to the room instead of to oneself (adds fan-out to the senders).
+    #[arg(long)]
+    pub(crate) room: bool,
+    /// Seconds per level.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AbuseArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Well-behaved clients (paced room messages, latency measured).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) clients: u32,
+    /// Messages per second each well-behaved client sends.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) rate: f64,
+    /// Logged-in clients sending room messages as fast as they can
+    /// (reconnecting when disconnected).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) flooders: u32,
+    /// Connections that send half a frame and hold it (reconnecting when
+    /// the server closes them).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) slowloris: u32,
+    /// Body bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
+    pub(crate) size: u16,
+    /// Seconds of measured sending.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) duration: u64,
+    /// Seconds the attack runs before the measurement starts.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) warmup: u64,
+    /// Seconds to wait for the last deliveries after sending ends.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) timeout: u64,
+}
+
+/// Runs one parsed command; returns the JSON lines it printed.
+pub(crate) fn run(cli: Cli) -> Result<Vec<serde_json::Value>> {
+    let out = match cli.command {
+        Command::Fanout(a) => scenarios::fanout(&a)?,
+        Command::Conns(a) => scenarios::conns(&a)?,
+        Command::Storage(a) => scenarios::storage(&a)?,
+        Command::Abuse(a) => scenarios::abuse(&a)?,
+        Command::Suite(a) => return suite::run(&a),
+    };
+    println!("{out}");
+    Ok(vec![out])
+}
+
+/// A short id for this run's account names (`b<run>-<i>`), unique enough
+/// across runs against the same data dir.
+pub(crate) fn run_id() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let x = t ^ (u64::from(std::process::id()) << 32);
+    format!("{:06x}", (x ^ (x >> 24)) & 0xff_ffff)
+}
+
+/// `127.0.0.(1 + i % k)`.
+pub(crate) fn source(i: u32, k: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, 1 + (i % u32::from(k)) as u8])
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    procfs::raise_nofile();
+    match run(cli) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tls_is_a_stub_and_only_loopback_is_accepted() {
+        let cli = Cli::try_parse_from(["confab-bench", "fanout", "--port", "1", "--tls"])
+            .expect("parses");
+        let Command::Fanout(a) = cli.command else {
+            panic!("fanout")
+        };
+        let e = a.common.connector().expect_err("not yet");
+        assert!(e.to_string().contains("not yet"));
+        let mut c = a.common.clone();
+        c.host = "10.0.0.1".into();
+        assert!(c.addr().is_err());
+        c.host = "127.0.0.1".into();
+        assert!(c.addr().is_ok());
+    }
+
+    #[test]
+    fn sources_cycle_over_loopback() {
+        assert_eq!(source(0, 16), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(source(17, 16), IpAddr::from([127, 0, 0, 2]));
+        assert!(source(253, 254).is_loopback());
+    }
+}

@@ -1,0 +1,581 @@
+//! `confab-bench suite`: for every scenario and run, a fresh
+//! `confab-server --listen 127.0.0.1:0 --data-dir <temp dir>` with the limits
+//! that scenario needs; its `listening on ADDR` log line gives the port; the
+//! scenario runs against it; the server is killed (a Drop guard, and
+//! `PR_SET_PDEATHSIG` should the bench itself die). Each scenario runs
+//! `--runs` times and the median of every figure is reported.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use serde_json::{json, Value};
+
+use crate::conn::{err, Error, Result};
+use crate::Cli;
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SuiteArgs {
+    /// The confab-server binary.
+    #[arg(long, default_value = "target/release/confab-server")]
+    pub(crate) server: PathBuf,
+    /// Runs per scenario; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) runs: usize,
+    /// Scenarios to run, comma-separated [default: all]: fanout-a, fanout-b,
+    /// latency, conns, conns-1thread, storage, abuse, abuse-baseline.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
+    /// Clients of the conns scenarios.
+    #[arg(long, default_value_t = 19_000)]
+    pub(crate) conns: u32,
+    /// Only print the commands each scenario would run.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// Server options of every run: cheap password hashing, since logins are
+/// not what is measured (except by `conns`, see docs/PERFORMANCE.md).
+const BASE: &[&str] = &[
+    "--log-level",
+    "info",
+    "--hash-memory-kib",
+    "8",
+    "--hash-passes",
+    "1",
+];
+
+/// Rate limits lifted, for throughput runs.
+const UNLIMITED: &[&str] = &[
+    "--msg-rate",
+    "65535",
+    "--msg-burst",
+    "65535",
+    "--byte-rate",
+    "4000000000",
+    "--byte-burst",
+    "4000000000",
+];
+
+struct Scenario {
+    name: &'static str,
+    server: Vec<String>,
+    bench: Vec<String>,
+    /// Figures shown in the summary table.
+    show: &'static [&'static str],
+}
+
+fn strings(parts: &[&[&str]]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
+    let conns = a.conns.to_string();
+    let conn_limits: &[&str] = &["--max-clients", "20000", "--max-per-source", "20000"];
+    let fan_show: &[&str] = &[
+        "delivered",
+        "loss",
+        "deliveries_per_s",
+        "server_cpu_s_per_m_deliveries",
+        "server_cpu_s_per_m_deliveries_schedstat",
+        "latency.p50_us",
+        "latency.p99_us",
+        "latency.p999_us",
+        "latency.max_us",
+        "server_peak_rss_mib",
+    ];
+    let conns_show: &[&str] = &[
+        "connected",
+        "failed",
+        "connect_s",
+        "server_rss_per_conn_kib",
+        "server_peak_rss_mib",
+        "broadcast_delivered",
+        "broadcast_loss",
+        "broadcast_all_ms",
+    ];
+    let abuse_show: &[&str] = &[
+        "delivered",
+        "loss",
+        "latency.p50_us",
+        "latency.p99_us",
+        "latency.max_us",
+        "server_peak_rss_mib",
+        "flood_acked",
+        "flood_disconnects",
+        "slowloris_cycles",
+    ];
+    vec![
+        Scenario {
+            name: "fanout-a",
+            server: strings(&[UNLIMITED]),
+            bench: strings(&[&[
+                "fanout",
+                "--clients",
+                "100",
+                "--senders",
+                "10",
+                "--messages",
+                "1000",
+                "--size",
+                "100",
+            ]]),
+            show: fan_show,
+        },
+        Scenario {
+            name: "fanout-b",
+            server: strings(&[UNLIMITED]),
+            bench: strings(&[&[
+                "fanout",
+                "--clients",
+                "1000",
+                "--senders",
+                "5",
+                "--messages",
+                "200",
+                "--size",
+                "100",
+            ]]),
+            show: fan_show,
+        },
+        Scenario {
+            name: "latency",
+            server: strings(&[UNLIMITED]),
+            // 500,000 deliveries/s to 99 receivers each.
+            bench: strings(&[&[
+                "fanout",
+                "--clients",
+                "100",
+                "--senders",
+                "10",
+                "--messages",
+                "1000",
+                "--size",
+                "100",
+                "--rate",
+                "5051",
+            ]]),
+            show: fan_show,
+        },
+        Scenario {
+            name: "conns",
+            server: strings(&[conn_limits]),
+            bench: strings(&[&[
+                "conns",
+                "--clients",
+                &conns,
+                "--sources",
+                "16",
+                "--broadcast",
+            ]]),
+            show: conns_show,
+        },
+        Scenario {
+            name: "conns-1thread",
+            server: strings(&[conn_limits, &["--threads", "1"]]),
+            bench: strings(&[&[
+                "conns",
+                "--clients",
+                &conns,
+                "--sources",
+                "16",
+                "--broadcast",
+            ]]),
+            show: conns_show,
+        },
+        Scenario {
+            name: "storage",
+            server: strings(&[UNLIMITED]),
+            bench: strings(&[&["storage", "--senders", "1,10,100", "--messages", "1000"]]),
+            show: &[
+                "levels.0.acks_per_s",
+                "levels.0.ack_latency.p50_us",
+                "levels.0.ack_latency.p99_us",
+                "levels.1.acks_per_s",
+                "levels.1.ack_latency.p50_us",
+                "levels.1.ack_latency.p99_us",
+                "levels.2.acks_per_s",
+                "levels.2.ack_latency.p50_us",
+                "levels.2.ack_latency.p99_us",
+            ],
+        },
+        Scenario {
+            name: "abuse",
+            server: Vec::new(),
+            bench: strings(&[&[
+                "abuse",
+                "--clients",
+                "20",
+                "--flooders",
+                "50",
+                "--slowloris",
+                "200",
+            ]]),
+            show: abuse_show,
+        },
+        Scenario {
+            name: "abuse-baseline",
+            server: Vec::new(),
+            bench: strings(&[&[
+                "abuse",
+                "--clients",
+                "20",
+                "--flooders",
+                "0",
+                "--slowloris",
+                "0",
+            ]]),
+            show: abuse_show,
+        },
+    ]
+}
+
+/// A running confab-server, killed when dropped.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) pid: u32,
+    log: Arc<Mutex<VecDeque<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `bin` on 127.0.0.1:0 with a fresh data dir and `args`; waits
+    /// (at most 15 s) for its `listening on ADDR` line.
+    pub(crate) fn start(bin: &Path, args: &[String]) -> Result<ServerProcess> {
+        let dir = tempfile::Builder::new()
+            .prefix("confab-bench-")
+            .tempdir()
+            .map_err(|e| Error(format!("cannot make a temp dir: {e}")))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error(format!("cannot start {}: {e}", bin.display())))?;
+        let pid = child.id();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            // Drains the log for the server's whole life, keeping the tail.
+            thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = listening_addr(&line) {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        if l.len() == 20 {
+                            l.pop_front();
+                        }
+                        l.push_back(line);
+                    }
+                }
+            });
+        }
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid,
+            log,
+            _dir: dir,
+        };
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(addr) => server.addr = addr,
+            Err(_) => {
+                return err(format!(
+                    "{} did not log `listening on ADDR` within 15 s; its log:\n{}",
+                    bin.display(),
+                    server.log_tail()
+                ))
+            }
+        }
+        Ok(server)
+    }
+
+    /// The last lines of the server's log.
+    pub(crate) fn log_tail(&self) -> String {
+        self.log
+            .lock()
+            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ADDR` from a log line containing `listening on ADDR`.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The 1-minute load average, to tell how quiet the machine was.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Runs the suite; returns the median of each scenario.
+pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
+    let nofile = crate::procfs::raise_nofile();
+    if !a.dry_run && !a.server.is_file() {
+        return err(format!(
+            "{} is missing: build it with `cargo build --release -p confab-net`",
+            a.server.display()
+        ));
+    }
+    let all = scenarios(a);
+    for o in &a.only {
+        if !all.iter().any(|s| s.name == o) {
+            return err(format!("no scenario {o}"));
+        }
+    }
+    let chosen: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| a.only.is_empty() || a.only.iter().any(|o| o == s.name))
+        .collect();
+    eprintln!(
+        "suite: {} scenarios x {} runs; open-file limit {nofile}; {} cores",
+        chosen.len(),
+        a.runs,
+        thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut medians = Vec::new();
+    let mut table = Vec::new();
+    for s in chosen {
+        let server_args = strings(&[BASE])
+            .into_iter()
+            .chain(s.server.clone())
+            .collect::<Vec<_>>();
+        eprintln!(
+            "\n== {}\n   server: {} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}\n   bench:  confab-bench {} --port PORT --server-pid PID --threads {}",
+            s.name,
+            a.server.display(),
+            server_args.join(" "),
+            s.bench.join(" "),
+            a.threads
+        );
+        if a.dry_run {
+            continue;
+        }
+        let mut runs = Vec::new();
+        for i in 0..a.runs.max(1) {
+            let load = loadavg();
+            let mut server = ServerProcess::start(&a.server, &server_args)?;
+            let mut argv = vec!["confab-bench".to_string()];
+            argv.extend(s.bench.iter().cloned());
+            argv.extend([
+                "--port".into(),
+                server.addr.port().to_string(),
+                "--server-pid".into(),
+                server.pid.to_string(),
+                "--threads".into(),
+                a.threads.to_string(),
+            ]);
+            let cli = Cli::try_parse_from(&argv).map_err(|e| Error(e.to_string()))?;
+            eprintln!(
+                "-- {} run {}/{} (load average {load:?})",
+                s.name,
+                i + 1,
+                a.runs
+            );
+            let result = crate::run(cli);
+            let alive = server.alive();
+            let tail = server.log_tail();
+            drop(server);
+            match result {
+                Ok(mut v) => {
+                    let mut v = v.pop().unwrap_or(Value::Null);
+                    if let Value::Object(o) = &mut v {
+                        o.insert("loadavg_1m_before".into(), json!(load));
+                        o.insert("server_survived".into(), json!(alive));
+                    }
+                    if !alive {
+                        eprintln!("   the server died; its log:\n{tail}");
+                    }
+                    runs.push(v);
+                }
+                Err(e) => {
+                    eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
+                    runs.push(json!({ "scenario": s.name, "error": e.to_string() }));
+                }
+            }
+        }
+        let ok: Vec<Value> = runs
+            .iter()
+            .filter(|r| r.get("error").is_none())
+            .cloned()
+            .collect();
+        let median = median_json(&ok);
+        let line = json!({
+            "suite": s.name,
+            "runs": runs.len(),
+            "ok_runs": ok.len(),
+            "server_args": server_args,
+            "bench_args": s.bench,
+            "median": median,
+        });
+        println!("{line}");
+        table.push((s.name, s.show, median));
+        medians.push(line);
+    }
+    if !a.dry_run {
+        eprintln!("\n== medians of {} runs", a.runs);
+        for (name, show, median) in &table {
+            eprintln!("{name}:");
+            for key in show.iter() {
+                eprintln!(
+                    "  {key:<44} {}",
+                    lookup(median, key).unwrap_or(&Value::Null)
+                );
+            }
+        }
+    }
+    Ok(medians)
+}
+
+/// `a.b.0.c` in a JSON value.
+fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| match v {
+        Value::Array(a) => a.get(k.parse::<usize>().ok()?),
+        _ => v.get(k),
+    })
+}
+
+/// The element-wise median of several runs' results: numbers become their
+/// median, objects and arrays recurse, anything else is the first run's.
+pub(crate) fn median_json(runs: &[Value]) -> Value {
+    let Some(first) = runs.first() else {
+        return Value::Null;
+    };
+    match first {
+        Value::Number(_) => {
+            // Integers stay integers (the middle run's value for an odd count).
+            let mut ints: Vec<i64> = runs.iter().filter_map(Value::as_i64).collect();
+            let mid = runs.len() / 2;
+            if ints.len() == runs.len() && runs.len() != mid * 2 {
+                ints.sort_unstable();
+                return json!(ints[mid]);
+            }
+            let mut xs: Vec<f64> = runs.iter().filter_map(Value::as_f64).collect();
+            if xs.is_empty() {
+                return first.clone();
+            }
+            xs.sort_by(f64::total_cmp);
+            let mid = xs.len() / 2;
+            if xs.len() == mid * 2 {
+                json!((xs[mid - 1] + xs[mid]) / 2.0)
+            } else {
+                json!(xs[mid])
+            }
+        }
+        Value::Object(o) => Value::Object(
+            o.keys()
+                .map(|k| {
+                    let col: Vec<Value> = runs.iter().filter_map(|r| r.get(k).cloned()).collect();
+                    (k.clone(), median_json(&col))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            (0..a.len())
+                .map(|i| {
+                    let col: Vec<Value> = runs.iter().filter_map(|r| r.get(i).cloned()).collect();
+                    median_json(&col)
+                })
+                .collect(),
+        ),
+        _ => first.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_recurse() {
+        let runs = [
+            json!({"a": 1, "b": {"c": [5, "x"]}, "d": "keep"}),
+            json!({"a": 3, "b": {"c": [1, "y"]}, "d": "other"}),
+            json!({"a": 2, "b": {"c": [9, "z"]}, "d": null}),
+        ];
+        let m = median_json(&runs);
+        assert_eq!(m, json!({"a": 2, "b": {"c": [5, "x"]}, "d": "keep"}));
+        assert_eq!(lookup(&m, "b.c.0"), Some(&json!(5)));
+        assert_eq!(median_json(&[json!(1), json!(2.5)]), json!(1.75));
+    }
+
+    #[test]
+    fn finds_the_listening_line() {
+        let line = "2026-05-01T12:34:56.789Z INFO  confab_net: listening on 127.0.0.1:4242";
+        assert_eq!(
+            listening_addr(line),
+            Some("127.0.0.1:4242".parse().expect("addr"))
+        );
+        assert_eq!(listening_addr("nothing"), None);
+    }
+
+    #[test]
+    fn every_scenario_parses() {
+        let a = SuiteArgs {
+            server: PathBuf::from("x"),
+            runs: 1,
+            only: Vec::new(),
+            threads: 2,
+            conns: 100,
+            dry_run: true,
+        };
+        for s in scenarios(&a) {
+            let mut argv = vec!["confab-bench".to_string()];
+            argv.extend(s.bench.iter().cloned());
+            argv.extend(["--port".into(), "1".into()]);
+            Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        }
+    }
+}
