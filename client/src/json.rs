@@ -85,6 +85,7 @@ pub fn event_json(event: &Event) -> Value {
             "count": count,
         }),
         Event::Error(e) => error_json(e),
+        Event::Pong { token } => json!({ "event": "pong", "token": token }),
         Event::Shutdown {
             retry_after_ms,
             reason,

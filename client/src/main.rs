@@ -14,6 +14,8 @@ use confab_engine::frame::ErrorCode;
 use confab_engine::{MessageId, Name, Target};
 use serde_json::{json, Value};
 
+mod tui;
+
 /// Success.
 const EXIT_OK: u8 = 0;
 /// Cannot connect, connection lost, protocol error, no answer in time.
@@ -26,10 +28,16 @@ const EXIT_SHUTDOWN: u8 = 3;
 const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser, Debug)]
-#[command(name = "confab", version, about = "The confab chat client")]
+#[command(
+    name = "confab",
+    version,
+    about = "The confab chat client: without a command, the terminal UI (client/TUI.md)"
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    tui: tui::Options,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,10 +208,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Listen(a) => listen(a),
-        Command::Send(a) => send(a),
-        Command::Group(g) => group(g),
-        Command::History(a) => history(a),
+        None => tui::run(cli.tui).map_err(|message| Failure {
+            code: EXIT_FAILURE,
+            message,
+        }),
+        Some(Command::Listen(a)) => listen(a),
+        Some(Command::Send(a)) => send(a),
+        Some(Command::Group(g)) => group(g),
+        Some(Command::History(a)) => history(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -307,6 +307,11 @@ pub enum Event {
     },
     /// The server refused a request, or is closing the session (a fatal code).
     Error(ServerError),
+    /// The answer to [`Session::ping`]: the PING's token, echoed.
+    Pong {
+        /// The token.
+        token: u64,
+    },
     /// The server is shutting down; come back after the delay.
     Shutdown {
         /// When to reconnect, in ms.
@@ -490,6 +495,17 @@ impl Session {
             roster: options.roster,
         });
         Ok(reference)
+    }
+
+    /// Asks the server for a PONG with the same token ([`Event::Pong`]), to
+    /// measure the round trip. Allowed in every state but Closed; not rate
+    /// limited by the server.
+    pub fn ping(&mut self, token: u64) -> Result<(), ApiMisuse> {
+        if let State::Closed = self.state {
+            return Err(ApiMisuse::Closed);
+        }
+        self.queue(&Frame::Ping { token });
+        Ok(())
     }
 
     /// Ends the session. Answered by [`Event::Ok`], then the server closes.
@@ -700,7 +716,7 @@ impl Session {
     fn handle_frame(&mut self, frame: Frame<'_>) -> Result<(), Error> {
         match frame {
             Frame::Ping { token } => self.queue(&Frame::Pong { token }),
-            Frame::Pong { .. } => {}
+            Frame::Pong { token } => self.push(Event::Pong { token }),
             Frame::ServerHello {
                 version,
                 server,

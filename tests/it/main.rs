@@ -17,3 +17,4 @@ mod limits;
 mod lua_interop;
 mod resume;
 mod room;
+mod tui;

@@ -219,6 +219,17 @@ fn pings_are_answered_with_the_same_token() {
 }
 
 #[test]
+fn a_ping_of_ours_is_answered_by_a_pong_event_with_its_token() {
+    let mut s = greeted();
+    s.ping(9).unwrap();
+    assert_eq!(sent(&mut s), vec!["Ping { token: 9 }".to_owned()]);
+    s.handle_input(&bytes(&[Frame::Pong { token: 9 }])).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Pong { token: 9 }]);
+    s.handle_eof();
+    assert_eq!(s.ping(10), Err(ApiMisuse::Closed));
+}
+
+#[test]
 fn answers_name_the_request_they_answer() {
     let mut s = logged_in(false);
     let a = s.send(Target::Room, "one").unwrap();

@@ -1,0 +1,946 @@
+//! The terminal client's state, pure: no terminal, no socket, no clock.
+//!
+//! [`Model`] holds what the screen shows: the conversations keyed by
+//! [`ConvId`] (each message stored once, ordered by id), unread counts, the
+//! roster, the groups, the current conversation, the connection state and
+//! the text being typed. `update.rs` changes it in answer to a `Msg` (a key
+//! or a network event) and decides which commands go to the network;
+//! `view.rs` draws it. Time comes in as [`Now`].
+//!
+//! The resume bookmark follows docs/PROTOCOL.md ("Conversations and
+//! message ids"): messages arrive in id order across all conversations, so
+//! the newest MESSAGE id received (or CAUGHT_UP's `last_id`) is a complete
+//! bookmark. An ACK does not raise it: ACKs travel ahead of messages, so a
+//! message with a smaller id may still be on its way. History pages do not
+//! either. Resuming may repeat one of our own messages (known from its
+//! ACK); storage by id drops the repeat.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use confab_engine::frame::{GroupInfo, Presence, Ref};
+use confab_engine::name::NameKey;
+use confab_engine::{MessageId, Name, Target};
+
+use super::layout;
+use super::network::{Command, LoginProblem};
+use super::wrap;
+use tuirealm::ratatui::layout::Rect;
+
+/// The clock, read once per batch of messages by the main loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// Monotonic time, for timers.
+    pub(crate) mono: Instant,
+    /// Wall-clock time in ms since the Unix epoch, for display.
+    pub(crate) wall_ms: u64,
+}
+
+/// Which conversation: the room, a group or the DMs with one user. Names
+/// are compared ignoring case, as the server does.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum ConvId {
+    /// The room.
+    Room,
+    /// A group.
+    Group(NameKey),
+    /// Direct messages with this user.
+    User(NameKey),
+}
+
+impl ConvId {
+    /// The conversation a target names (for a DM: the other party).
+    pub(crate) fn of(target: &Target) -> ConvId {
+        match target {
+            Target::Room => ConvId::Room,
+            Target::Group(g) => ConvId::Group(g.key()),
+            Target::User(u) => ConvId::User(u.key()),
+        }
+    }
+}
+
+impl fmt::Debug for ConvId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvId::Room => f.write_str("all"),
+            ConvId::Group(g) => write!(f, "#{}", g.as_str()),
+            ConvId::User(u) => write!(f, "@{}", u.as_str()),
+        }
+    }
+}
+
+/// One stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its id.
+    pub(crate) id: MessageId,
+    /// Commit time, ms since the Unix epoch.
+    pub(crate) ts_ms: u64,
+    /// Who sent it.
+    pub(crate) sender: Name,
+    /// The text, cleaned of control characters.
+    pub(crate) body: String,
+}
+
+/// What is known about a conversation's older history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Older {
+    /// Never asked.
+    Unknown,
+    /// The server has more before the oldest message held.
+    More,
+    /// Everything is here.
+    Complete,
+}
+
+/// One conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Conversation {
+    /// Its target, in the spelling first seen.
+    pub(crate) target: Target,
+    /// Messages by id: ordered, each once.
+    pub(crate) messages: BTreeMap<MessageId, Entry>,
+    /// Messages from others that arrived while another conversation was shown.
+    pub(crate) unread: u32,
+    /// Older history.
+    pub(crate) older: Older,
+    /// A history request for it is on its way.
+    pub(crate) fetching: bool,
+    /// How many screen lines the view is scrolled up from the bottom.
+    pub(crate) scroll: usize,
+}
+
+impl Conversation {
+    fn new(target: Target) -> Conversation {
+        Conversation {
+            target,
+            messages: BTreeMap::new(),
+            unread: 0,
+            older: Older::Unknown,
+            fetching: false,
+            scroll: 0,
+        }
+    }
+
+    /// The oldest id held, for HISTORY_REQUEST's `before`.
+    pub(crate) fn oldest(&self) -> Option<MessageId> {
+        self.messages.keys().next().copied()
+    }
+}
+
+/// Which screen is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Screen {
+    /// The login/register form.
+    Login,
+    /// Conversations.
+    Main,
+}
+
+/// What receives the keys on the main screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Focus {
+    /// The input line.
+    Input,
+    /// The groups list.
+    Groups,
+    /// The people list.
+    People,
+}
+
+/// The fields of the login form, in tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// Server host.
+    Host,
+    /// Server port.
+    Port,
+    /// User name.
+    User,
+    /// Password.
+    Password,
+    /// The register toggle.
+    Register,
+}
+
+impl Field {
+    const ORDER: [Field; 5] = [
+        Field::Host,
+        Field::Port,
+        Field::User,
+        Field::Password,
+        Field::Register,
+    ];
+
+    /// The next (or previous) field, wrapping around.
+    pub(crate) fn step(self, forward: bool) -> Field {
+        let i = Field::ORDER.iter().position(|f| *f == self).unwrap_or(0);
+        let n = Field::ORDER.len();
+        Field::ORDER[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+}
+
+/// A one-line text editor: the text and a cursor, in characters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Editor {
+    text: String,
+    cursor: usize,
+}
+
+/// An edit of the focused text field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Edit {
+    /// Type a character at the cursor.
+    Insert(char),
+    /// Paste text at the cursor.
+    Paste(String),
+    /// Delete before the cursor.
+    Backspace,
+    /// Delete at the cursor.
+    Delete,
+    /// Delete the word before the cursor.
+    DeleteWord,
+    /// Delete everything.
+    Clear,
+    /// Cursor left.
+    Left,
+    /// Cursor right.
+    Right,
+    /// Cursor to the start.
+    Home,
+    /// Cursor to the end.
+    End,
+}
+
+impl Editor {
+    /// An editor holding `text`, the cursor at its end.
+    pub(crate) fn with(text: &str) -> Editor {
+        Editor {
+            text: text.to_owned(),
+            cursor: text.chars().count(),
+        }
+    }
+
+    /// The text.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The cursor, in characters from the start.
+    pub(crate) fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Applies an edit.
+    pub(crate) fn apply(&mut self, edit: &Edit) {
+        let len = self.text.chars().count();
+        match edit {
+            Edit::Insert(c) => self.insert(&c.to_string()),
+            Edit::Paste(s) => self.insert(&s.replace(['\r', '\n'], " ")),
+            Edit::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte(self.cursor);
+                self.text.remove(at);
+            }
+            Edit::Delete if self.cursor < len => {
+                let at = self.byte(self.cursor);
+                self.text.remove(at);
+            }
+            Edit::DeleteWord => {
+                let chars: Vec<char> = self.text.chars().collect();
+                let mut start = self.cursor;
+                while start > 0 && chars[start - 1] == ' ' {
+                    start -= 1;
+                }
+                while start > 0 && chars[start - 1] != ' ' {
+                    start -= 1;
+                }
+                let (a, b) = (self.byte(start), self.byte(self.cursor));
+                self.text.replace_range(a..b, "");
+                self.cursor = start;
+            }
+            Edit::Clear => *self = Editor::default(),
+            Edit::Left => self.cursor = self.cursor.saturating_sub(1),
+            Edit::Right => self.cursor = (self.cursor + 1).min(len),
+            Edit::Home => self.cursor = 0,
+            Edit::End => self.cursor = len,
+            Edit::Backspace | Edit::Delete => {}
+        }
+    }
+
+    /// Takes the text out, leaving the editor empty.
+    pub(crate) fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    fn insert(&mut self, s: &str) {
+        let at = self.byte(self.cursor);
+        self.text.insert_str(at, s);
+        self.cursor += s.chars().count();
+    }
+
+    fn byte(&self, chars: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(chars)
+            .map_or(self.text.len(), |(i, _)| i)
+    }
+}
+
+/// The login form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LoginForm {
+    /// Server host.
+    pub(crate) host: Editor,
+    /// Server port.
+    pub(crate) port: Editor,
+    /// User name.
+    pub(crate) user: Editor,
+    /// Password (drawn masked).
+    pub(crate) password: Editor,
+    /// Register the account before logging in.
+    pub(crate) register: bool,
+    /// The focused field.
+    pub(crate) field: Field,
+    /// Why the last attempt failed, or what is wrong with the form.
+    pub(crate) problem: Option<Problem>,
+    /// A login is under way.
+    pub(crate) busy: bool,
+}
+
+/// What the login form says went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The server or the connection said no.
+    Login(LoginProblem),
+    /// The form itself is wrong (an invalid name or port).
+    Form(String),
+}
+
+impl LoginForm {
+    /// A form prefilled from the command line, focused on the first empty
+    /// field.
+    pub(crate) fn new(host: &str, port: u16, user: &str, password: &str, register: bool) -> Self {
+        let mut form = LoginForm {
+            host: Editor::with(host),
+            port: Editor::with(&port.to_string()),
+            user: Editor::with(user),
+            password: Editor::with(password),
+            register,
+            field: Field::Host,
+            problem: None,
+            busy: false,
+        };
+        form.field = if user.is_empty() {
+            Field::User
+        } else if password.is_empty() {
+            Field::Password
+        } else {
+            Field::Host
+        };
+        form
+    }
+
+    /// The editor of the focused field (none for the toggle).
+    pub(crate) fn editor_mut(&mut self) -> Option<&mut Editor> {
+        match self.field {
+            Field::Host => Some(&mut self.host),
+            Field::Port => Some(&mut self.port),
+            Field::User => Some(&mut self.user),
+            Field::Password => Some(&mut self.password),
+            Field::Register => None,
+        }
+    }
+}
+
+/// The connection, as the status bar shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Not logged in.
+    Offline,
+    /// A login the user asked for is under way.
+    Connecting,
+    /// Logged in.
+    Online,
+    /// Lost (or told to go away); reconnecting at `retry_at`.
+    Waiting {
+        /// When the next attempt starts.
+        retry_at: Instant,
+        /// How many attempts failed so far.
+        attempt: u32,
+    },
+    /// A reconnect attempt is under way.
+    Reconnecting {
+        /// Which one (1 = the first).
+        attempt: u32,
+    },
+    /// Logging out.
+    LoggingOut,
+}
+
+/// A group, as far as this client knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Group {
+    /// Its name as created.
+    pub(crate) name: Name,
+    /// How many members it has, when known.
+    pub(crate) members: Option<u32>,
+    /// Whether this user is one of them.
+    pub(crate) member: bool,
+}
+
+/// A modal dialog over the main screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Dialog {
+    /// The actions menu, an entry selected.
+    Menu {
+        /// The selected entry.
+        selected: usize,
+    },
+    /// Asking for a group name.
+    Prompt {
+        /// What the name is for.
+        action: GroupAction,
+        /// The name being typed.
+        text: Editor,
+    },
+    /// The keys.
+    Help,
+}
+
+/// What a group-name prompt does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GroupAction {
+    /// GROUP_CREATE.
+    Create,
+    /// GROUP_JOIN.
+    Join,
+    /// GROUP_LEAVE.
+    Leave,
+}
+
+/// The line of news under the conversation: the latest outcome or error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Notice {
+    /// What to say.
+    pub(crate) text: String,
+    /// Whether it is bad news.
+    pub(crate) error: bool,
+}
+
+/// A row of the groups list or the people list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Row {
+    /// The conversation it opens.
+    pub(crate) id: ConvId,
+    /// Its target.
+    pub(crate) target: Target,
+    /// Unread messages.
+    pub(crate) unread: u32,
+    /// For a group: this user is a member. For a person: online.
+    pub(crate) active: bool,
+    /// It is the current conversation.
+    pub(crate) current: bool,
+}
+
+/// Who we are logged in as, where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Account {
+    /// The account as registered.
+    pub(crate) user: Name,
+    /// `host:port`.
+    pub(crate) addr: String,
+    /// Whether the connection is encrypted.
+    pub(crate) tls: bool,
+    /// The longest body the server takes, in bytes.
+    pub(crate) max_body: usize,
+    /// The login to repeat when reconnecting.
+    pub(crate) host: String,
+    /// Its port.
+    pub(crate) port: u16,
+    /// Its password.
+    pub(crate) password: String,
+}
+
+/// The whole state (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Model {
+    /// Which screen.
+    pub(crate) screen: Screen,
+    /// The login form.
+    pub(crate) login: LoginForm,
+    /// Who we are, once logged in (kept while reconnecting).
+    pub(crate) account: Option<Account>,
+    /// The connection.
+    pub(crate) link: Link,
+    /// The latest round trip.
+    pub(crate) rtt: Option<Duration>,
+    /// Conversations by id.
+    pub(crate) conversations: BTreeMap<ConvId, Conversation>,
+    /// The one shown.
+    pub(crate) current: ConvId,
+    /// Who is online.
+    pub(crate) roster: BTreeMap<NameKey, Name>,
+    /// Groups by name.
+    pub(crate) groups: BTreeMap<NameKey, Group>,
+    /// The resume bookmark (see the module docs).
+    pub(crate) bookmark: MessageId,
+    /// Requests waiting for their answer, by reference (this connection's).
+    pub(crate) requests: HashMap<Ref, Command>,
+    /// The input line.
+    pub(crate) input: Editor,
+    /// Lines sent, newest last, for recalling with Up/Down.
+    pub(crate) sent: Vec<String>,
+    /// Which sent line is recalled, if any.
+    pub(crate) recall: Option<usize>,
+    /// Which part of the main screen takes keys.
+    pub(crate) focus: Focus,
+    /// The selected row of the groups list.
+    pub(crate) groups_selected: usize,
+    /// The selected row of the people list.
+    pub(crate) people_selected: usize,
+    /// An open dialog.
+    pub(crate) dialog: Option<Dialog>,
+    /// The latest news.
+    pub(crate) notice: Option<Notice>,
+    /// The terminal's size.
+    pub(crate) size: (u16, u16),
+    /// The clock as of the latest message.
+    pub(crate) now: Option<Now>,
+    /// Local time minus UTC, in seconds, for showing times.
+    pub(crate) utc_offset_s: i32,
+    /// Leave the main loop.
+    pub(crate) quit: bool,
+}
+
+impl Model {
+    /// A model showing the login form.
+    pub(crate) fn new(login: LoginForm, size: (u16, u16), utc_offset_s: i32) -> Model {
+        let mut conversations = BTreeMap::new();
+        conversations.insert(ConvId::Room, Conversation::new(Target::Room));
+        Model {
+            screen: Screen::Login,
+            login,
+            account: None,
+            link: Link::Offline,
+            rtt: None,
+            conversations,
+            current: ConvId::Room,
+            roster: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            bookmark: 0,
+            requests: HashMap::new(),
+            input: Editor::default(),
+            sent: Vec::new(),
+            recall: None,
+            focus: Focus::Input,
+            groups_selected: 0,
+            people_selected: 0,
+            dialog: None,
+            notice: None,
+            size,
+            now: None,
+            utc_offset_s,
+            quit: false,
+        }
+    }
+
+    /// The logged-in user.
+    pub(crate) fn me(&self) -> Option<Name> {
+        self.account.as_ref().map(|a| a.user)
+    }
+
+    /// Whether `name` is the logged-in user.
+    pub(crate) fn is_me(&self, name: &Name) -> bool {
+        self.me().is_some_and(|me| me.key() == name.key())
+    }
+
+    /// The conversation shown.
+    pub(crate) fn current(&self) -> &Conversation {
+        // Invariant: `current` always names an existing conversation
+        // (`open` creates it first; nothing removes conversations but
+        // `forget_chat`, which resets `current` to the room it keeps).
+        self.conversations
+            .get(&self.current)
+            .expect("the current conversation exists")
+    }
+
+    fn current_mut(&mut self) -> &mut Conversation {
+        self.conversations
+            .get_mut(&self.current)
+            .expect("the current conversation exists")
+    }
+
+    /// A conversation, created if new.
+    pub(crate) fn conversation_mut(&mut self, target: &Target) -> &mut Conversation {
+        self.conversations
+            .entry(ConvId::of(target))
+            .or_insert_with(|| Conversation::new(*target))
+    }
+
+    /// Makes `target`'s conversation the current one and marks it read.
+    pub(crate) fn open(&mut self, target: &Target) {
+        self.conversation_mut(target).unread = 0;
+        self.current = ConvId::of(target);
+    }
+
+    /// The conversation a message belongs to: its target, except a DM,
+    /// which belongs to the other party (the recipient when we sent it).
+    pub(crate) fn conversation_of(&self, sender: &Name, target: &Target) -> Target {
+        match target {
+            Target::User(_) if !self.is_me(sender) => Target::User(*sender),
+            t => *t,
+        }
+    }
+
+    /// Stores a message (once: a known id is ignored). A new message from
+    /// someone else counts as unread unless its conversation is shown.
+    /// Returns whether it was new.
+    pub(crate) fn store(&mut self, conv: &Target, entry: Entry, count_unread: bool) -> bool {
+        let id = ConvId::of(conv);
+        let mine = self.is_me(&entry.sender);
+        let current = self.current == id;
+        let lines = self.entry_lines(&entry);
+        let c = self.conversation_mut(conv);
+        if c.messages.contains_key(&entry.id) {
+            return false;
+        }
+        let newest = c.messages.keys().next_back().is_none_or(|&n| entry.id > n);
+        c.messages.insert(entry.id, entry);
+        if count_unread && !mine && !current {
+            c.unread += 1;
+        }
+        // Scrolled up: a message appended below keeps the view where it is.
+        if c.scroll > 0 && newest {
+            c.scroll += lines;
+        }
+        true
+    }
+
+    /// A MESSAGE with this id arrived: raise the bookmark.
+    pub(crate) fn saw(&mut self, id: MessageId) {
+        self.bookmark = self.bookmark.max(id);
+    }
+
+    /// CAUGHT_UP: everything up to `last_id` has been delivered.
+    pub(crate) fn saw_caught_up(&mut self, last_id: MessageId) {
+        self.bookmark = self.bookmark.max(last_id);
+    }
+
+    /// Replaces the roster.
+    pub(crate) fn roster_snapshot(&mut self, users: &[Name]) {
+        self.roster = users.iter().map(|u| (u.key(), *u)).collect();
+        self.clamp_selection();
+    }
+
+    /// Applies a roster change.
+    pub(crate) fn roster_delta(&mut self, presence: Presence, user: Name) {
+        match presence {
+            Presence::Online => {
+                self.roster.insert(user.key(), user);
+            }
+            Presence::Offline => {
+                self.roster.remove(&user.key());
+            }
+        }
+        self.clamp_selection();
+    }
+
+    /// Replaces the groups with a GROUP_LIST.
+    pub(crate) fn group_list(&mut self, list: &[GroupInfo]) {
+        self.groups = list
+            .iter()
+            .map(|g| {
+                let group = Group {
+                    name: g.name,
+                    members: Some(g.members),
+                    member: g.is_member,
+                };
+                (g.name.key(), group)
+            })
+            .collect();
+        self.clamp_selection();
+    }
+
+    /// Notes that `user` joined or left `group`.
+    pub(crate) fn group_member(&mut self, group: Name, user: &Name, joined: bool) {
+        let me = self.is_me(user);
+        let g = self.groups.entry(group.key()).or_insert(Group {
+            name: group,
+            members: None,
+            member: false,
+        });
+        if me {
+            g.member = joined;
+        }
+        g.members = g.members.map(|n| {
+            if joined {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            }
+        });
+        self.clamp_selection();
+    }
+
+    /// The groups list: the room, then the groups this user belongs to,
+    /// then group conversations and groups not joined.
+    pub(crate) fn group_rows(&self) -> Vec<Row> {
+        let mut rows = vec![self.row(ConvId::Room, Target::Room, true)];
+        let mut others = Vec::new();
+        let mut keys: Vec<NameKey> = self.groups.keys().copied().collect();
+        for id in self.conversations.keys() {
+            if let ConvId::Group(k) = id {
+                if !self.groups.contains_key(k) {
+                    keys.push(*k);
+                }
+            }
+        }
+        keys.sort();
+        for k in keys {
+            let id = ConvId::Group(k);
+            let (name, member) = match (self.groups.get(&k), self.conversations.get(&id)) {
+                (Some(g), _) => (g.name, g.member),
+                (None, Some(c)) => match c.target {
+                    Target::Group(n) => (n, false),
+                    _ => continue,
+                },
+                (None, None) => continue,
+            };
+            let row = self.row(id, Target::Group(name), member);
+            if member {
+                rows.push(row);
+            } else {
+                others.push(row);
+            }
+        }
+        rows.extend(others);
+        rows
+    }
+
+    /// The people list: everyone online (this user first), then those with
+    /// a DM conversation who are offline.
+    pub(crate) fn people_rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        if let Some(me) = self.me() {
+            if self.roster.contains_key(&me.key()) {
+                rows.push(self.row(ConvId::User(me.key()), Target::User(me), true));
+            }
+        }
+        for (k, name) in &self.roster {
+            if !self.is_me(name) {
+                rows.push(self.row(ConvId::User(*k), Target::User(*name), true));
+            }
+        }
+        for (id, c) in &self.conversations {
+            if let ConvId::User(k) = id {
+                if !self.roster.contains_key(k) {
+                    rows.push(self.row(*id, c.target, false));
+                }
+            }
+        }
+        rows
+    }
+
+    fn row(&self, id: ConvId, target: Target, active: bool) -> Row {
+        let c = self.conversations.get(&id);
+        Row {
+            id,
+            target: c.map_or(target, |c| c.target),
+            unread: c.map_or(0, |c| c.unread),
+            active,
+            current: self.current == id,
+        }
+    }
+
+    /// Every conversation in list order (groups list, then people list),
+    /// for stepping through them.
+    pub(crate) fn all_rows(&self) -> Vec<Row> {
+        let mut rows = self.group_rows();
+        rows.extend(self.people_rows());
+        rows
+    }
+
+    fn clamp_selection(&mut self) {
+        let g = self.group_rows().len();
+        let p = self.people_rows().len();
+        self.groups_selected = self.groups_selected.min(g.saturating_sub(1));
+        self.people_selected = self.people_selected.min(p.saturating_sub(1));
+    }
+
+    /// The conversation pane's text area for the current terminal size.
+    pub(crate) fn pane(&self) -> Rect {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        layout::Main::of(area).conversation_text()
+    }
+
+    /// How many screen lines a message takes in the pane.
+    pub(crate) fn entry_lines(&self, e: &Entry) -> usize {
+        let prefix = wrap::prefix_width(e.sender.as_str());
+        wrap::body_lines(prefix, &e.body, usize::from(self.pane().width)).len()
+    }
+
+    /// How many screen lines the current conversation takes, pending
+    /// messages included.
+    pub(crate) fn current_height(&self) -> usize {
+        let me = self.me();
+        let held: usize = self
+            .current()
+            .messages
+            .values()
+            .map(|e| self.entry_lines(e))
+            .sum();
+        let pending: usize = self
+            .pending_in_current()
+            .iter()
+            .map(|body| match me {
+                Some(me) => self.entry_lines(&Entry {
+                    id: 0,
+                    ts_ms: 0,
+                    sender: me,
+                    body: body.clone(),
+                }),
+                None => 1,
+            })
+            .sum();
+        held + pending
+    }
+
+    /// Bodies sent to the current conversation and not yet acknowledged,
+    /// oldest first.
+    pub(crate) fn pending_in_current(&self) -> Vec<String> {
+        let mut pending: Vec<(&Ref, &String)> = self
+            .requests
+            .iter()
+            .filter_map(|(r, c)| match c {
+                Command::Send { target, body } if ConvId::of(target) == self.current => {
+                    Some((r, body))
+                }
+                _ => None,
+            })
+            .collect();
+        pending.sort();
+        pending.into_iter().map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Scrolls the current conversation up by `lines`; returns whether the
+    /// top is reached.
+    pub(crate) fn scroll_up(&mut self, lines: usize) -> bool {
+        let max = self
+            .current_height()
+            .saturating_sub(usize::from(self.pane().height));
+        let c = self.current_mut();
+        c.scroll = (c.scroll + lines).min(max);
+        c.scroll >= max
+    }
+
+    /// Scrolls the current conversation down by `lines`.
+    pub(crate) fn scroll_down(&mut self, lines: usize) {
+        let c = self.current_mut();
+        c.scroll = c.scroll.saturating_sub(lines);
+    }
+
+    /// Forgets everything learned while logged in (after a logout).
+    pub(crate) fn forget_chat(&mut self) {
+        let fresh = Model::new(self.login.clone(), self.size, self.utc_offset_s);
+        let sent = std::mem::take(&mut self.sent);
+        *self = Model { sent, ..fresh };
+    }
+
+    /// Sets the news line.
+    pub(crate) fn say(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    /// Sets the news line to bad news.
+    pub(crate) fn complain(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    /// `HH:MM` of a timestamp, local time.
+    pub(crate) fn clock(&self, ts_ms: u64) -> String {
+        let local = ts_ms as i64 / 1000 + i64::from(self.utc_offset_s);
+        let day_s = local.rem_euclid(86_400);
+        format!("{:02}:{:02}", day_s / 3600, day_s % 3600 / 60)
+    }
+
+    /// `HH:MM:SS` of a timestamp, local time.
+    pub(crate) fn clock_s(&self, ts_ms: u64) -> String {
+        let local = ts_ms as i64 / 1000 + i64::from(self.utc_offset_s);
+        let day_s = local.rem_euclid(86_400);
+        format!(
+            "{:02}:{:02}:{:02}",
+            day_s / 3600,
+            day_s % 3600 / 60,
+            day_s % 60
+        )
+    }
+}
+
+/// How the login screen words a problem; `now_ms` turns a lockout's end
+/// into "in N s".
+pub(crate) fn describe_problem(p: &Problem, model: &Model) -> String {
+    let now_ms = model.now.map_or(0, |n| n.wall_ms);
+    match p {
+        Problem::Form(s) => s.clone(),
+        Problem::Login(p) => match p {
+            LoginProblem::WrongPassword => "Wrong user name or password.".into(),
+            LoginProblem::NameTaken => {
+                "That name is taken: pick another, or untick Register to log in.".into()
+            }
+            LoginProblem::RegistrationClosed => {
+                "This server does not take registrations: ask its operator for an account.".into()
+            }
+            LoginProblem::LockedOut { until_ms } => {
+                let left = until_ms.saturating_sub(now_ms).div_ceil(1000);
+                format!(
+                    "Locked out after too many failed logins: try again in {} (at {}).",
+                    human_secs(left),
+                    model.clock_s(*until_ms)
+                )
+            }
+            LoginProblem::Unreachable { addr, reason } => {
+                format!("Cannot reach the server at {addr}: {reason}.")
+            }
+            LoginProblem::Timeout => "The server did not answer in time.".into(),
+            LoginProblem::ShuttingDown {
+                reason,
+                retry_after_ms,
+            } => format!(
+                "The server is shutting down ({reason}): try again in {}.",
+                human_secs(u64::from(*retry_after_ms).div_ceil(1000))
+            ),
+            LoginProblem::Busy { retry_after_ms } => format!(
+                "The server is busy: try again in {}.",
+                human_secs(u64::from(*retry_after_ms).div_ceil(1000))
+            ),
+            LoginProblem::CertificateChanged { addr } => format!(
+                "The server at {addr} shows a different certificate than before: \
+                 someone may be intercepting the connection. Not logging in."
+            ),
+            LoginProblem::Other(s) => s.clone(),
+        },
+    }
+}
+
+/// `42 s`, `3 min 5 s`, `2 h 1 min`.
+pub(crate) fn human_secs(s: u64) -> String {
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
