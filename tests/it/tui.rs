@@ -85,25 +85,27 @@ impl Tmux {
             confab,
         ];
         cmd.extend_from_slice(args);
-        cmd.extend_from_slice(&[";", "set-option", "-t", name, "remain-on-exit", "on"]);
+        let target = pane(name);
+        cmd.extend_from_slice(&[";", "set-option", "-t", &target, "remain-on-exit", "on"]);
         self.tmux(&cmd);
     }
 
     /// Types keys (tmux key names: `Enter`, `F3`, `Tab`, `C-p`).
     fn keys(&self, name: &str, keys: &[&str]) {
-        let mut cmd = vec!["send-keys", "-t", name];
+        let target = pane(name);
+        let mut cmd = vec!["send-keys", "-t", &target];
         cmd.extend_from_slice(keys);
         self.tmux(&cmd);
     }
 
     /// Types text literally.
     fn text(&self, name: &str, text: &str) {
-        self.tmux(&["send-keys", "-t", name, "-l", text]);
+        self.tmux(&["send-keys", "-t", &pane(name), "-l", text]);
     }
 
     /// The screen, one string per line.
     fn screen(&self, name: &str) -> Screen {
-        let out = self.tmux(&["capture-pane", "-p", "-t", name]);
+        let out = self.tmux(&["capture-pane", "-p", "-t", &pane(name)]);
         Screen(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -125,6 +127,12 @@ impl Tmux {
             thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The target naming session `name`'s pane exactly (a bare name may
+/// resolve to something else).
+fn pane(name: &str) -> String {
+    format!("={name}:")
 }
 
 impl Drop for Tmux {

@@ -56,7 +56,7 @@ impl Main {
 
 /// The login screen's box, centred.
 pub(crate) fn login_box(area: Rect) -> Rect {
-    centred(area, 64, 14)
+    centred(area, 64, 13)
 }
 
 /// A dialog box of at most `w`×`h`, centred.

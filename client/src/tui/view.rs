@@ -170,15 +170,15 @@ fn hints(m: &Model) -> HintsView {
         ],
         Screen::Main => &[
             ("F1", "Help"),
-            ("F2", "Log out"),
-            ("F5", "New group"),
+            ("F2", "Logout"),
+            ("F5", "Create"),
             ("F6", "Join"),
             ("F7", "Leave"),
             ("F9", "Menu"),
             ("F10", "Quit"),
             ("Tab", "Lists"),
-            ("^N/^P", "Next/prev"),
-            ("PgUp", "History"),
+            ("^N/^P", "Switch"),
+            ("PgUp", "Older"),
         ],
     };
     HintsView {

@@ -108,7 +108,7 @@ impl Draw for DialogView {
             }
             DialogView::Help { lines } => {
                 let h = u16::try_from(lines.len() + 4).unwrap_or(u16::MAX);
-                let r = layout::centred(area, 76, h);
+                let r = layout::centred(area, 80, h);
                 frame.render_widget(Clear, r);
                 let block = frame_box("Keys and commands");
                 let inner = block.inner(r);
@@ -117,7 +117,7 @@ impl Draw for DialogView {
                     .iter()
                     .map(|(k, what)| {
                         Line::from(vec![
-                            Span::styled(format!(" {k:<22}"), Style::default().fg(Color::Cyan)),
+                            Span::styled(format!(" {k:<24}"), Style::default().fg(Color::Cyan)),
                             Span::raw(what.clone()),
                         ])
                     })
