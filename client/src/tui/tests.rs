@@ -645,3 +645,41 @@ fn logging_out_forgets_the_conversations() {
     assert!(c.ids(room()).is_empty());
     assert_eq!(c.m.bookmark, 0);
 }
+
+#[test]
+fn missed_messages_are_fetched_from_history_and_count_as_read() {
+    let mut c = Client::online("bob", &["bob"], 0);
+    c.ev(message(50, "alice", group("dev"), "after the gap"));
+    let cmds = c.ev(Event::Missed {
+        target: group("dev"),
+        first: 41,
+        last: 48,
+        count: 3,
+    });
+    let want = Command::History {
+        target: group("dev"),
+        before: 49,
+        limit: 3,
+    };
+    assert_eq!(cmds, vec![want.clone()]);
+    let r = c.ref_of(&want);
+    let page = [41, 44, 48].map(|id| Message {
+        id,
+        timestamp_ms: id,
+        sender: n("alice"),
+        target: group("dev"),
+        body: format!("dropped {id}"),
+    });
+    c.ev(Event::HistoryPage(HistoryPage {
+        reference: r,
+        target: group("dev"),
+        more: true,
+        messages: page.to_vec(),
+    }));
+    assert_eq!(c.ids(group("dev")), vec![41, 44, 48, 50]);
+    let dev = &c.m.conversations[&ConvId::of(&group("dev"))];
+    // The page reaches below the oldest message held, so PgUp goes on
+    // from it.
+    assert_eq!(dev.older, Older::More);
+    assert_eq!(dev.unread, 1, "history is not unread");
+}
