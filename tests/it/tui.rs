@@ -5,6 +5,8 @@
 //! Every wait polls the screen with a bound ([`WAIT`]); the tmux server is
 //! killed when the test ends, however it ends.
 
+use std::cell::OnceCell;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
@@ -21,6 +23,8 @@ const PANE: usize = WIDTH - 26;
 /// A tmux server of our own (see the module docs).
 struct Tmux {
     socket: String,
+    /// The socket's path, once the server runs (removed at the end).
+    path: OnceCell<PathBuf>,
 }
 
 impl Tmux {
@@ -45,6 +49,7 @@ impl Tmux {
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ),
+            path: OnceCell::new(),
         }
     }
 
@@ -88,6 +93,11 @@ impl Tmux {
         let target = pane(name);
         cmd.extend_from_slice(&[";", "set-option", "-t", &target, "remain-on-exit", "on"]);
         self.tmux(&cmd);
+        if self.path.get().is_none() {
+            let out = self.tmux(&["display-message", "-p", "#{socket_path}"]);
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            let _ = self.path.set(PathBuf::from(path));
+        }
     }
 
     /// Types keys (tmux key names: `Enter`, `F3`, `Tab`, `C-p`).
@@ -142,6 +152,9 @@ impl Drop for Tmux {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if let Some(path) = self.path.get() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
