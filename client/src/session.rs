@@ -441,8 +441,11 @@ impl Session {
         &self.roster
     }
 
-    /// The newest message id this session has seen (delivered, acknowledged
-    /// or covered by CAUGHT_UP): pass it as `resume_after` when logging in again.
+    /// The newest message id this session has received (in a MESSAGE, or
+    /// covered by CAUGHT_UP): pass it as `resume_after` when logging in
+    /// again. Messages arrive in id order, so nothing older is missing
+    /// (except what MISSED reported). ACK ids do not count: an ACK may
+    /// overtake messages still on their way.
     pub fn last_id(&self) -> MessageId {
         self.last_id
     }
@@ -781,7 +784,8 @@ impl Session {
                 id,
                 timestamp_ms,
             } => {
-                self.seen(id);
+                // An ACK is a control frame and may overtake messages still
+                // queued for this session: it must not move the resume point.
                 let target = match self.pending.remove(&reference) {
                     Some(Request::Send { target }) => Some(target),
                     _ => None,
