@@ -9,8 +9,10 @@
 #   bench/run.sh --only fanout-a,latency # some scenarios
 #   bench/run.sh --runs 1 --dry-run      # just print the commands
 #
-# Measurements are noisy while other builds run on this machine: check
-# `uptime` first (each run records the load average it started with).
+# Measurements are noisy while other builds run on this machine: each run
+# waits (up to --quiet-wait 60 s) for the machine to be 90% idle, records
+# how much CPU other processes used meanwhile (others_cpu_s), and is done
+# again (up to --retries 2) if they used more than --max-noise 5% of it.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release -p confab-net -p confab-bench

@@ -120,6 +120,17 @@ pub(crate) enum Stream {
     Tcp(Async<TcpStream>),
 }
 
+impl Stream {
+    /// Ready once the stream may have bytes to read. For TCP this waits for
+    /// the reactor's event without a `read` that would only say "would
+    /// block"; a stream with its own buffering (TLS) must say `Ready`.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_readable(cx),
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -163,6 +174,10 @@ pub(crate) struct Reader {
     start: usize,
     end: usize,
     max_frame: u32,
+    /// The last read did not fill the buffer: the socket is most likely
+    /// drained, so wait for readiness before reading again (saves a `read`
+    /// syscall per wake-up, which matters when each wake brings one frame).
+    drained: bool,
 }
 
 impl Reader {
@@ -173,6 +188,7 @@ impl Reader {
             start: 0,
             end: 0,
             max_frame: 64 * 1024,
+            drained: false,
         }
     }
 
@@ -214,10 +230,19 @@ impl Reader {
             // A frame longer than allowed: let decode report it.
             return Poll::Ready(Err(io::Error::other("frame larger than max_frame")));
         }
+        if self.drained {
+            match stream.poll_readable(cx) {
+                Poll::Ready(Ok(())) => self.drained = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         let end = self.end;
+        let room = self.buf.len() - end;
         match Pin::new(stream).poll_read(cx, &mut self.buf[end..]) {
             Poll::Ready(Ok(n)) => {
                 self.end += n;
+                self.drained = n > 0 && n < room;
                 Poll::Ready(Ok(n))
             }
             other => other,

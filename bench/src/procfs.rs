@@ -81,6 +81,23 @@ pub(crate) fn raise_nofile() -> libc::rlim_t {
     lim.rlim_cur
 }
 
+/// Busy and total CPU time of the whole machine so far, in seconds (from
+/// the `cpu` line of /proc/stat; idle and iowait count as not busy).
+pub(crate) fn machine_cpu() -> Option<(f64, f64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    Some(((total - idle) as f64 / ticks, total as f64 / ticks))
+}
+
 /// Snapshot of the server's counters at the start of a measured phase.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CpuMark {

@@ -181,7 +181,7 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
         }),
     );
     eprintln!(
-        "fanout: {n} clients, {s} senders x {m} msgs of {} B{}: {}/{} delivered (loss {}) in {:.3} s = {:.0} deliveries/s\n  latency: {}\n  ack:     {}\n  server: {} CPU s per M deliveries, peak RSS {} MiB; bench CPU {} s",
+        "fanout: {n} clients, {s} senders x {m} msgs of {} B{}: {}/{} delivered (loss {}) in {:.3} s = {:.0} deliveries/s\n  latency: {}\n  ack:     {}\n  server: {} CPU s per M deliveries, peak RSS {} MiB; bench CPU {:.3} s",
         a.size,
         a.rate.map_or(String::new(), |r| format!(" at {r} msg/s")),
         v["delivered"], v["expected"], v["loss"],
@@ -189,7 +189,11 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
         v["deliveries_per_s"].as_f64().unwrap_or(0.0),
         describe(&recorded.delivery),
         describe(&recorded.ack),
-        v["server_cpu_s_per_m_deliveries"], v["server_peak_rss_mib"], v["bench_cpu_s"],
+        v["server_cpu_s_per_m_deliveries"]
+            .as_f64()
+            .map_or("?".into(), |x| format!("{x:.3}")),
+        v["server_peak_rss_mib"],
+        v["bench_cpu_s"].as_f64().unwrap_or(0.0),
     );
     Ok(v)
 }

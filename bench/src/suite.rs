@@ -39,6 +39,17 @@ pub(crate) struct SuiteArgs {
     /// Clients of the conns scenarios.
     #[arg(long, default_value_t = 19_000)]
     pub(crate) conns: u32,
+    /// Before each run, wait up to this many seconds for the machine to be
+    /// quiet (at least 90% idle over one second); 0: do not wait.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) quiet_wait: u64,
+    /// A run during which other processes used more than this share of the
+    /// machine's CPU is done again (at most --retries times).
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) max_noise: f64,
+    /// How often a noisy run is done again.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) retries: usize,
     /// Only print the commands each scenario would run.
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -350,6 +361,21 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// Waits (at most `limit`) until the machine is at least 90% idle over one
+/// second; returns the last idle fraction seen.
+fn wait_quiet(limit: Duration) -> Option<f64> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let (b0, t0) = crate::procfs::machine_cpu()?;
+        thread::sleep(Duration::from_secs(1));
+        let (b1, t1) = crate::procfs::machine_cpu()?;
+        let idle = 1.0 - (b1 - b0) / (t1 - t0).max(1e-9);
+        if idle >= 0.9 || std::time::Instant::now() >= deadline {
+            return Some(idle);
+        }
+    }
+}
+
 /// The 1-minute load average, to tell how quiet the machine was.
 fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
@@ -405,45 +431,18 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         }
         let mut runs = Vec::new();
         for i in 0..a.runs.max(1) {
-            let load = loadavg();
-            let mut server = ServerProcess::start(&a.server, &server_args)?;
-            let mut argv = vec!["confab-bench".to_string()];
-            argv.extend(s.bench.iter().cloned());
-            argv.extend([
-                "--port".into(),
-                server.addr.port().to_string(),
-                "--server-pid".into(),
-                server.pid.to_string(),
-                "--threads".into(),
-                a.threads.to_string(),
-            ]);
-            let cli = Cli::try_parse_from(&argv).map_err(|e| Error(e.to_string()))?;
-            eprintln!(
-                "-- {} run {}/{} (load average {load:?})",
-                s.name,
-                i + 1,
-                a.runs
-            );
-            let result = crate::run(cli);
-            let alive = server.alive();
-            let tail = server.log_tail();
-            drop(server);
-            match result {
-                Ok(mut v) => {
-                    let mut v = v.pop().unwrap_or(Value::Null);
-                    if let Value::Object(o) = &mut v {
-                        o.insert("loadavg_1m_before".into(), json!(load));
-                        o.insert("server_survived".into(), json!(alive));
-                    }
-                    if !alive {
-                        eprintln!("   the server died; its log:\n{tail}");
-                    }
-                    runs.push(v);
+            for attempt in 0..=a.retries {
+                let (v, noise) = run_once(a, s, &server_args, i)?;
+                let noisy = noise.is_some_and(|n| n > a.max_noise);
+                if noisy && attempt < a.retries {
+                    eprintln!(
+                        "   too noisy (others used {:.0}% of the machine): run again",
+                        noise.unwrap_or(0.0) * 100.0
+                    );
+                    continue;
                 }
-                Err(e) => {
-                    eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
-                    runs.push(json!({ "scenario": s.name, "error": e.to_string() }));
-                }
+                runs.push(v);
+                break;
             }
         }
         let ok: Vec<Value> = runs
@@ -468,7 +467,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         eprintln!("\n== medians of {} runs", a.runs);
         for (name, show, median) in &table {
             eprintln!("{name}:");
-            for key in show.iter() {
+            for key in show.iter().chain(&["others_cpu_s"]) {
                 eprintln!(
                     "  {key:<44} {}",
                     lookup(median, key).unwrap_or(&Value::Null)
@@ -477,6 +476,85 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         }
     }
     Ok(medians)
+}
+
+/// One run of scenario `s` against a fresh server; returns the result (or
+/// an `error` object) and the share of the machine other processes used.
+fn run_once(
+    a: &SuiteArgs,
+    s: &Scenario,
+    server_args: &[String],
+    i: usize,
+) -> Result<(Value, Option<f64>)> {
+    let idle = if a.quiet_wait > 0 {
+        wait_quiet(Duration::from_secs(a.quiet_wait))
+    } else {
+        None
+    };
+    let load = loadavg();
+    let machine0 = crate::procfs::machine_cpu();
+    let me = std::process::id();
+    let own0 = crate::procfs::cpu_seconds(me);
+    let mut server = ServerProcess::start(&a.server, server_args)?;
+    let mut argv = vec!["confab-bench".to_string()];
+    argv.extend(s.bench.iter().cloned());
+    argv.extend([
+        "--port".into(),
+        server.addr.port().to_string(),
+        "--server-pid".into(),
+        server.pid.to_string(),
+        "--threads".into(),
+        a.threads.to_string(),
+    ]);
+    let cli = Cli::try_parse_from(&argv).map_err(|e| Error(e.to_string()))?;
+    eprintln!(
+        "-- {} run {}/{} (load average {}{})",
+        s.name,
+        i + 1,
+        a.runs,
+        load.map_or("?".into(), |l| format!("{l:.2}")),
+        idle.map_or(String::new(), |f| format!(", {:.0}% idle", f * 100.0))
+    );
+    let result = crate::run(cli);
+    // CPU used by everything else on the machine during the run: how
+    // quiet it was.
+    let server_cpu = crate::procfs::cpu_seconds(server.pid);
+    let others = match (machine0, crate::procfs::machine_cpu(), own0, server_cpu) {
+        (Some((b0, t0)), Some((b1, t1)), Some(o0), Some(sv)) => {
+            let own = crate::procfs::cpu_seconds(me).unwrap_or(o0) - o0;
+            Some((((b1 - b0) - own - sv).max(0.0), t1 - t0))
+        }
+        _ => None,
+    };
+    if let Some((o, avail)) = others {
+        eprintln!("   other processes used {o:.2} of {avail:.1} CPU-s during the run");
+    }
+    let alive = server.alive();
+    let tail = server.log_tail();
+    drop(server);
+    let noise = others.map(|(o, avail)| o / avail.max(1e-9));
+    let v = match result {
+        Ok(mut v) => {
+            let mut v = v.pop().unwrap_or(Value::Null);
+            if let Value::Object(o) = &mut v {
+                o.insert("loadavg_1m_before".into(), json!(load));
+                o.insert("idle_before".into(), json!(idle));
+                // Summed over all cores: of `run_cpu_s_available`.
+                o.insert("others_cpu_s".into(), json!(others.map(|o| o.0)));
+                o.insert("run_cpu_s_available".into(), json!(others.map(|o| o.1)));
+                o.insert("server_survived".into(), json!(alive));
+            }
+            if !alive {
+                eprintln!("   the server died; its log:\n{tail}");
+            }
+            v
+        }
+        Err(e) => {
+            eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
+            json!({ "scenario": s.name, "error": e.to_string() })
+        }
+    };
+    Ok((v, noise))
 }
 
 /// `a.b.0.c` in a JSON value.
@@ -569,6 +647,9 @@ mod tests {
             only: Vec::new(),
             threads: 2,
             conns: 100,
+            quiet_wait: 0,
+            max_noise: 0.05,
+            retries: 0,
             dry_run: true,
         };
         for s in scenarios(&a) {
