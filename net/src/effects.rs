@@ -4,7 +4,8 @@
 //!   a locked-out account or address is refused here, before any hashing.
 //! - `Store`/`StoreGroup`/`UserOffline` → the one storage writer, FIFO, so
 //!   results come back in commit order.
-//! - `LoadHistory`/`Replay` → the storage reader pool's bounded queue.
+//! - `LoadHistory`/`Replay` → the storage reader pool's queue (bounded for
+//!   history; a replay, one per login, is never refused).
 //!
 //! Nothing here blocks: a full queue answers at once with `BUSY` and a
 //! retry delay, and that answer goes back to the hub like any other result.
@@ -22,7 +23,7 @@ use log::warn;
 use crate::auth::{locked_out, AuthJob, AuthKind};
 use crate::lockout::Lockout;
 use crate::source::source_of;
-use crate::storage::{ReadJob, WriteJob, WriteQueue};
+use crate::storage::{Queue, ReadJob, WriteJob};
 
 /// An effect with the peer of its connection (for logins).
 #[derive(Debug)]
@@ -34,8 +35,8 @@ pub(crate) struct Routed {
 /// The queues effects go to.
 pub(crate) struct Effects {
     pub(crate) auth: Sender<AuthJob>,
-    pub(crate) writes: WriteQueue,
-    pub(crate) reads: Sender<ReadJob>,
+    pub(crate) writes: Queue<WriteJob>,
+    pub(crate) reads: Queue<ReadJob>,
     pub(crate) lockout: Arc<Mutex<Lockout>>,
 }
 
@@ -137,7 +138,13 @@ impl Effects {
                     }
                 }
                 Effect::UserOffline { user, seen_upto } => {
-                    self.writes.push(WriteJob::Offline { user, seen_upto });
+                    if self
+                        .writes
+                        .push(WriteJob::Offline { user, seen_upto })
+                        .is_err()
+                    {
+                        warn!("the storage writer has stopped; the offline mark of {user} is lost");
+                    }
                 }
                 Effect::LoadHistory {
                     conn,
@@ -155,8 +162,8 @@ impl Effects {
                         before,
                         limit,
                     };
-                    if let Err(e) = self.reads.try_send(job) {
-                        refused.push(e.into_inner().refused(busy("loading history")));
+                    if let Err(job) = self.reads.push_refusable(job) {
+                        refused.push(job.refused(busy("loading history")));
                     }
                 }
                 Effect::Replay {
@@ -171,8 +178,8 @@ impl Effects {
                         scope,
                         upto,
                     };
-                    if let Err(e) = self.reads.try_send(job) {
-                        refused.push(e.into_inner().refused(busy("loading missed messages")));
+                    if let Err(job) = self.reads.push(job) {
+                        refused.push(job.refused(busy("loading missed messages")));
                     }
                 }
                 // Not printed: a future effect may carry a password.

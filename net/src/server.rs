@@ -43,7 +43,7 @@ use crate::effects::Effects;
 use crate::lockout::{self, Lockout};
 use crate::shared::Shared;
 use crate::source::source_of;
-use crate::storage::{self, ReadJob, WriteJob, WriteQueue};
+use crate::storage::{self, Queue, ReadJob, WriteJob};
 use crate::store::{Retention, Store, StoreError};
 
 /// Opens one [`Store`]; called once per storage-using thread.
@@ -189,12 +189,12 @@ impl Server {
             })?;
 
         let (auth_tx, auth_rx) = async_channel::bounded(options.auth_queue.max(1));
-        let (read_tx, read_rx) = async_channel::bounded(options.read_queue.max(1));
-        let (writes, write_rx) = WriteQueue::new(options.write_queue.max(1));
+        let (reads, read_rx) = Queue::new(options.read_queue.max(1));
+        let (writes, write_rx) = Queue::new(options.write_queue.max(1));
         let effects = Effects {
             auth: auth_tx,
             writes,
-            reads: read_tx,
+            reads,
             lockout,
         };
         Ok(Server {
@@ -521,7 +521,14 @@ impl Drop for Disconnect<'_> {
 /// Queues a retention pass now and every minute.
 async fn retention_loop(shared: Arc<Shared>, retention: Retention) {
     loop {
-        shared.effects.writes.push(WriteJob::Retention(retention));
+        if shared
+            .effects
+            .writes
+            .push(WriteJob::Retention(retention))
+            .is_err()
+        {
+            return;
+        }
         Timer::after(Duration::from_secs(60)).await;
     }
 }

@@ -8,7 +8,9 @@
 //! refused (there is at most one per online user). At shutdown the queue is
 //! closed and the writer commits what is left before it stops.
 //!
-//! Readers each own a store and answer history pages and replays.
+//! Readers each own a store and answer history pages (refused with `BUSY`
+//! beyond the bound) and replays (never refused: one per login, so a burst
+//! of reconnecting clients after a restart still gets what it missed).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use async_channel::{Receiver, Sender};
 use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
 use confab_engine::frame::{ErrorCode, Ref};
 use confab_engine::{ConnId, EffectResult, MessageId, Name, Target};
-use log::{error, info, warn};
+use log::{error, info};
 
 use crate::auth::storage_failed;
 use crate::shared::Shared;
@@ -57,18 +59,20 @@ impl WriteJob {
     }
 }
 
-/// The writer's queue: one FIFO channel, bounded by hand for the writes
-/// that may be refused.
-pub(crate) struct WriteQueue {
-    tx: Sender<WriteJob>,
+/// A FIFO queue to a storage thread, bounded by hand: jobs that may be
+/// refused count against the bound, jobs bounded by something else (one
+/// offline mark or one replay per session) always go in, and all keep one
+/// order.
+pub(crate) struct Queue<J> {
+    tx: Sender<J>,
     queued: AtomicUsize,
     cap: usize,
 }
 
-impl WriteQueue {
-    pub(crate) fn new(cap: usize) -> (WriteQueue, Receiver<WriteJob>) {
+impl<J> Queue<J> {
+    pub(crate) fn new(cap: usize) -> (Queue<J>, Receiver<J>) {
         let (tx, rx) = async_channel::unbounded();
-        let q = WriteQueue {
+        let q = Queue {
             tx,
             queued: AtomicUsize::new(0),
             cap,
@@ -76,8 +80,9 @@ impl WriteQueue {
         (q, rx)
     }
 
-    /// Queues a message or group change, or hands it back if the queue is full.
-    pub(crate) fn push_refusable(&self, job: WriteJob) -> Result<(), WriteJob> {
+    /// Queues a job that counts against the bound, or hands it back if the
+    /// queue is full (or closed).
+    pub(crate) fn push_refusable(&self, job: J) -> Result<(), J> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.cap {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(job);
@@ -88,14 +93,17 @@ impl WriteQueue {
         })
     }
 
-    /// Queues a job that is never refused.
-    pub(crate) fn push(&self, job: WriteJob) {
-        if self.tx.try_send(job).is_err() {
-            warn!("the storage writer has stopped; a write was dropped");
-        }
+    /// Queues a job that is never refused; hands it back if the queue is closed.
+    pub(crate) fn push(&self, job: J) -> Result<(), J> {
+        self.tx.try_send(job).map_err(|e| e.into_inner())
     }
 
-    /// Closes the queue; the writer drains it and stops.
+    /// The consumer took `n` refusable jobs.
+    fn taken(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Closes the queue; the consumer drains it and stops.
     pub(crate) fn close(&self) {
         self.tx.close();
     }
@@ -273,6 +281,12 @@ pub(crate) enum ReadJob {
 }
 
 impl ReadJob {
+    /// History requests may be refused when the queue is full; a replay,
+    /// one per login, may not: it is what tells the session it is caught up.
+    pub(crate) fn refusable(&self) -> bool {
+        matches!(self, ReadJob::History { .. })
+    }
+
     /// The answer when the job is refused.
     pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
         match self {
@@ -329,6 +343,9 @@ impl ReadJob {
 /// A reader thread's loop.
 pub(crate) fn run_reader(rx: Receiver<ReadJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
     while let Ok(job) = rx.recv_blocking() {
+        if job.refusable() {
+            shared.effects.reads.taken(1);
+        }
         let result = job.run(&mut *store);
         shared.feed(vec![result]);
     }
@@ -397,13 +414,16 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_messages_but_not_offline_marks() {
-        let (q, rx) = WriteQueue::new(1);
+        let (q, rx) = Queue::new(1);
         assert!(q.push_refusable(message(Target::Room, "a")).is_ok());
         assert!(q.push_refusable(message(Target::Room, "b")).is_err());
-        q.push(WriteJob::Offline {
+        let offline = WriteJob::Offline {
             user: name("ann"),
             seen_upto: 1,
-        });
+        };
+        assert!(q.push(offline).is_ok());
         assert_eq!(rx.len(), 2);
+        q.taken(1);
+        assert!(q.push_refusable(message(Target::Room, "c")).is_ok());
     }
 }
