@@ -83,7 +83,7 @@ pub enum Registration {
 /// How hard SQLite syncs a commit to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SyncMode {
-    /// fsync every commit: an acknowledged message survives a power cut.
+    /// Sync every commit to disk: an acknowledged message survives a power cut.
     Full,
     /// Sync less often: faster, but a power cut may lose the last commits.
     Normal,

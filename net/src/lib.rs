@@ -165,6 +165,9 @@ fn prepare_data_dir(dir: &Path) -> Result<(), Error> {
         path: dir.to_owned(),
         source,
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(err(io::Error::other("it is not a directory")));
+    }
     std::fs::create_dir_all(dir).map_err(err)?;
     let probe = dir.join(".confab-write-test");
     std::fs::write(&probe, b"").map_err(err)?;
