@@ -174,3 +174,6 @@ fn prepare_data_dir(dir: &Path) -> Result<(), Error> {
     std::fs::remove_file(&probe).map_err(err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
