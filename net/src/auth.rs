@@ -20,7 +20,8 @@ use argon2::password_hash::{Error as PhcError, PasswordHasher, PasswordVerifier}
 use argon2::{Algorithm, Argon2, Params, Version};
 use confab_engine::effect::Refusal;
 use confab_engine::frame::ErrorCode;
-use confab_engine::{ConnId, EffectResult, Name};
+use confab_engine::name::NameKey;
+use confab_engine::{ConnId, EffectResult, Name, Source};
 use log::{error, info, warn};
 
 use crate::lockout::Lockout;
@@ -233,38 +234,35 @@ impl Authenticator {
             .store
             .account(&user)
             .map_err(|e| storage_failed("looking up an account", &e))?;
-        let verified = match &account {
-            Some(a) => self.params.verify(&a.password_hash, password),
-            None => {
-                // Same work as for a real account; the answer is "wrong" anyway.
-                let _ = self.params.verify(&self.dummy_hash, password);
-                Ok(Verified::Mismatch)
-            }
+        let Some(account) = account else {
+            // Same work as for a real account; the answer is "wrong" anyway.
+            let _ = self.params.verify(&self.dummy_hash, password);
+            return Err(self.failed(now, key, source));
         };
-        match (account, verified) {
-            (Some(account), Ok(Verified::Match { upgrade })) => {
+        match self.params.verify(&account.password_hash, password) {
+            Ok(Verified::Match { upgrade }) => {
                 self.lockout().success(key);
                 if upgrade {
                     self.upgrade(&account.name, password);
                 }
                 Ok(account.name)
             }
-            (_, Ok(Verified::Mismatch)) => {
-                let wait = self.lockout().failure(now, key, source);
-                let mut r = Refusal::new(ErrorCode::BadCredentials, "wrong user name or password");
-                if !wait.is_zero() {
-                    r.retry_after_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-                }
-                Err(r)
-            }
-            (_, Err(e)) => {
+            Ok(Verified::Mismatch) => Err(self.failed(now, key, source)),
+            Err(e) => {
                 error!("cannot check the password of {user}: {e}");
                 Err(Refusal::new(ErrorCode::StorageError, e.to_string()))
             }
-            (None, Ok(Verified::Match { .. })) => {
-                unreachable!("an unknown account is always a mismatch")
-            }
         }
+    }
+
+    /// Counts a failed login; the refusal says how long the next one waits.
+    fn failed(&self, now: Instant, key: NameKey, source: Option<Source>) -> Refusal {
+        let wait = self.lockout().failure(now, key, source);
+        let mut r = Refusal::new(ErrorCode::BadCredentials, "wrong user name or password");
+        if !wait.is_zero() {
+            r.retry_after_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        }
+        r
     }
 
     /// Creates an account.
