@@ -3,7 +3,8 @@
 //!
 //! - [`Server::start`] runs the server on `127.0.0.1:0` with its own temp
 //!   data dir, reads its log until the `listening on ADDR` line, and kills it
-//!   when dropped.
+//!   when dropped. [`Server::restart`] runs a new one on the same data dir
+//!   (after a SIGKILL, [`Server::kill`], if it still runs).
 //! - [`Server::client`] names a user; [`Client::run`] runs one `confab`
 //!   command to completion (killed after [`WAIT`]); [`Client::listen`]
 //!   starts `confab listen` in the background.
@@ -14,7 +15,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -78,6 +79,38 @@ fn command(name: &str) -> Command {
     c
 }
 
+/// A seeded random generator (splitmix64), for tests that pick random
+/// moments or bytes: the same seed gives the same sequence everywhere.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// The generator for `CONFAB_TEST_SEED` if set, else for the clock;
+    /// prints the seed (shown when the test fails).
+    pub(crate) fn from_env_or_clock(what: &str) -> Rng {
+        let seed = match std::env::var("CONFAB_TEST_SEED") {
+            Ok(s) => s.parse().expect("CONFAB_TEST_SEED is a number"),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        };
+        println!("{what}: seed {seed} (replay with CONFAB_TEST_SEED={seed})");
+        Rng(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 /// The password the tests use for `user` unless they say otherwise.
 pub(crate) fn password(user: &str) -> String {
     format!("{}-secret", user.to_ascii_lowercase())
@@ -89,7 +122,9 @@ pub(crate) struct Server {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
-    _dir: TempDir,
+    /// Shared with the servers restarted on it.
+    dir: Arc<TempDir>,
+    args: Vec<String>,
 }
 
 impl Server {
@@ -104,11 +139,23 @@ impl Server {
             .prefix("confab-e2e-")
             .tempdir()
             .expect("a temporary data dir");
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Server::start_in(Arc::new(dir), args)
+    }
+
+    /// Kills this server (SIGKILL, if it still runs) and starts a new one on
+    /// the same data dir with the same options (on another port).
+    pub(crate) fn restart(mut self) -> Server {
+        self.kill();
+        Server::start_in(self.dir.clone(), std::mem::take(&mut self.args))
+    }
+
+    fn start_in(dir: Arc<TempDir>, args: Vec<String>) -> Server {
         let mut child = command("confab-server")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(FAST)
-            .args(args)
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -148,8 +195,35 @@ impl Server {
             addr,
             log,
             reader: Some(reader),
-            _dir: dir,
+            dir,
+            args,
         }
+    }
+
+    /// The data dir.
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGKILL, as in a crash, and waits for the process to be gone.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs `confab-server user ARGS` on this server's data dir (with cheap
+    /// hashing), with `password` as `CONFAB_PASSWORD` if given.
+    pub(crate) fn user_command(&self, args: &[&str], password: Option<&str>) -> Run {
+        let mut cmd = command("confab-server");
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(FAST)
+            .arg("user")
+            .args(args);
+        if let Some(p) = password {
+            cmd.env("CONFAB_PASSWORD", p);
+        }
+        run_to_end(cmd, &format!("confab-server user {}", args.join(" ")))
     }
 
     /// The port it listens on.
@@ -345,22 +419,7 @@ impl Client<'_> {
                 .write_all(input.as_bytes())
                 .expect("confab reads its stdin");
         }
-        let out = read_all(child.stdout.take().expect("stdout is piped"));
-        let err = read_all(child.stderr.take().expect("stderr is piped"));
-        let deadline = Instant::now() + WAIT;
-        let stdout = out.recv_timeout(WAIT);
-        let stderr = err.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        let (Ok(stdout), Ok(stderr)) = (stdout, stderr) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`confab {}` did not finish within {WAIT:?}", args.join(" "));
-        };
-        let status = child.wait().expect("confab can be waited for");
-        Run {
-            code: status.code(),
-            stdout,
-            stderr,
-        }
+        finish(child, &format!("confab {}", args.join(" ")))
     }
 
     /// `confab send --to TO TEXT`, which must succeed; returns the id.
@@ -403,6 +462,35 @@ impl Client<'_> {
             seen: Vec::new(),
             taken: Vec::new(),
         }
+    }
+}
+
+/// Runs `cmd` to completion with its output captured (killed after [`WAIT`]).
+fn run_to_end(mut cmd: Command, what: &str) -> Run {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("`{what}` starts: {e}"));
+    finish(child, what)
+}
+
+/// Waits (bounded) for a child with piped output to finish.
+fn finish(mut child: Child, what: &str) -> Run {
+    let out = read_all(child.stdout.take().expect("stdout is piped"));
+    let err = read_all(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + WAIT;
+    let stdout = out.recv_timeout(WAIT);
+    let stderr = err.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    let (Ok(stdout), Ok(stderr)) = (stdout, stderr) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("`{what}` did not finish within {WAIT:?}");
+    };
+    let status = child.wait().expect("the child can be waited for");
+    Run {
+        code: status.code(),
+        stdout,
+        stderr,
     }
 }
 

@@ -8,13 +8,17 @@
 mod harness;
 mod raw;
 
+mod abuse;
 mod accounts;
 mod bad_input;
 mod cli;
+mod crash;
 mod direct;
+mod durability;
 mod groups;
 mod limits;
 mod lua_interop;
 mod resume;
 mod room;
+mod shutdown;
 mod tui;

@@ -36,6 +36,19 @@ impl Raw {
         }
     }
 
+    /// A raw connection over a stream connected some other way.
+    pub(crate) fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Another handle to the socket, to write from another thread.
+    pub(crate) fn clone_stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("the socket can be cloned")
+    }
+
     /// Writes bytes; the server may already have closed (then it errors).
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
