@@ -346,7 +346,7 @@ fn a_flooder_is_rate_limited_then_disconnected_and_the_others_lose_nothing() {
     let mut out = raw.clone_stream();
     out.set_write_timeout(Some(WAIT)).expect("a write timeout");
     // Full speed, never waiting for an answer, until the server hangs up
-    // (in big writes, as a flooder does).
+    // (in big writes, as a flooder does: see the next test for small ones).
     let writer = thread::spawn(move || {
         let frames = send_bytes("flood").repeat(4096);
         while out.write_all(&frames).is_ok() {}
@@ -410,6 +410,54 @@ fn a_flooder_is_rate_limited_then_disconnected_and_the_others_lose_nothing() {
             .iter()
             .all(|g| matches!(g.name, "ACK" | "MESSAGE" | "ERROR" | "PING")),
         "{frames:?}"
+    );
+}
+
+#[test]
+fn a_flooder_that_never_stops_is_told_rate_limited_once_and_disconnected_on_time() {
+    let server = Server::start_with(&["--flood-timeout", "2"]);
+    server.register("flooder", &password("flooder"));
+    let mut raw = Raw::connect(&server);
+    raw.login("flooder", &password("flooder"));
+    // The burst (50) and ten more: the server holds the ten back.
+    raw.write(&send_bytes("flood").repeat(60))
+        .expect("the server reads");
+    loop {
+        let g = raw.next();
+        match (g.name, error_code(&g)) {
+            ("ACK", _) => {}
+            (_, Some(ErrorCode::RateLimited)) => break,
+            _ => panic!("before RATE_LIMITED: {}", g.debug),
+        }
+    }
+    let limited_at = Instant::now();
+    // And it never stops: more is waiting before the server has worked
+    // through the ten (half a second at 20 per second).
+    let mut out = raw.clone_stream();
+    out.set_write_timeout(Some(WAIT)).expect("a write timeout");
+    let writer = thread::spawn(move || {
+        let frames = send_bytes("flood").repeat(4096);
+        while out.write_all(&frames).is_ok() {}
+    });
+    let mut codes = Vec::new();
+    while let Some(g) = raw.recv() {
+        if let Some(code) = error_code(&g) {
+            codes.push((code, limited_at.elapsed()));
+        }
+    }
+    writer.join().expect("the flooder's writer");
+    // The session stayed over its limit from the first RATE_LIMITED on:
+    // one notice, and FLOODING once the flood timeout has passed.
+    let (last, after) = *codes.last().expect("an error");
+    assert_eq!(
+        codes.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [ErrorCode::Flooding],
+        "after RATE_LIMITED (at 0): {codes:?}"
+    );
+    assert_eq!(last, ErrorCode::Flooding);
+    assert!(
+        after < Duration::from_millis(2400),
+        "FLOODING after {after:?}"
     );
 }
 
