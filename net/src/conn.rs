@@ -128,7 +128,13 @@ async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> 
                 // Paused by the rate limit; the deadline is no later than `At`.
                 (&mut timer).await;
                 armed = None;
-                on_timer(shared, conn, &mut leftover)
+                // What arrived meanwhile goes in with the held-back frames,
+                // so the hub sees a flood that never paused as one.
+                match read_and_feed(shared, stream.get_ref(), conn, &mut leftover, true) {
+                    Ok(Some(fed)) => not_sooner(fed),
+                    Ok(None) => on_timer(shared, conn, &mut leftover),
+                    Err(end) => return end,
+                }
             }
             ReadReady::Now if fed.backlog => {
                 future::yield_now().await;
@@ -147,7 +153,7 @@ async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> 
                     }
                     Event::Readable(Err(e)) => return End::Io(e),
                     Event::Readable(Ok(())) => {
-                        match read_and_feed(shared, stream.get_ref(), conn, &mut leftover) {
+                        match read_and_feed(shared, stream.get_ref(), conn, &mut leftover, false) {
                             Ok(Some(fed)) => fed,
                             // A spurious wake-up: wait again.
                             Ok(None) => continue,
@@ -162,35 +168,51 @@ async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> 
 
 /// Handles a timer firing.
 fn on_timer(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>) -> Fed {
-    let mut fed = feed(shared, conn, leftover, &[], true);
+    not_sooner(feed(shared, conn, leftover, &[], true))
+}
+
+/// After a timeout: the next deadline is at least [`MIN_REARM`] away.
+fn not_sooner(mut fed: Fed) -> Fed {
     let soonest = Instant::now() + MIN_REARM;
     fed.deadline = fed.deadline.map(|t| t.max(soonest));
     fed
 }
 
-/// Reads once and feeds the hub. The buffer lives on this call's stack
-/// frame, never in the task. `Ok(None)` if nothing was there after all.
+/// Reads once and feeds the hub (after its timeout, if `timeout`). The
+/// buffer lives on this call's stack frame, never in the task. Without a
+/// timeout, `Ok(None)` means nothing was there after all. With one, nothing
+/// is read while the leftover already holds a buffer's worth, which bounds
+/// it however long the rate limit keeps the hub from taking it.
 fn read_and_feed(
     shared: &Shared,
     stream: &TcpStream,
     conn: ConnId,
     leftover: &mut Vec<u8>,
+    timeout: bool,
 ) -> Result<Option<Fed>, End> {
     let mut buf = [0u8; READ_BUF];
-    let mut reader = stream;
-    match reader.read(&mut buf) {
-        Ok(0) => Err(End::PeerClosed),
-        Ok(n) => Ok(Some(feed(shared, conn, leftover, &buf[..n], false))),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(None)
+    let n = if timeout && leftover.len() >= READ_BUF {
+        0
+    } else {
+        let mut reader = stream;
+        match reader.read(&mut buf) {
+            Ok(0) => return Err(End::PeerClosed),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if !timeout {
+                    return Ok(None);
+                }
+                0
+            }
+            Err(e) => return Err(End::Io(e)),
         }
-        Err(e) => Err(End::Io(e)),
-    }
+    };
+    Ok(Some(feed(shared, conn, leftover, &buf[..n], timeout)))
 }
 
 /// One lock hold: optionally the timeout, then the bytes (`leftover` first,
