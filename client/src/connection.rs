@@ -1,6 +1,8 @@
-//! A blocking driver: one [`Session`] over one `TcpStream`.
+//! A blocking driver: one [`Session`] over one `TcpStream`, in the clear or
+//! in TLS 1.3 ([`Security`], see [`crate::tls`]).
 //!
-//! [`connect`] opens the socket and says HELLO. The request helpers
+//! [`connect`] opens the socket (and, with TLS, completes the handshake
+//! within the same timeout) and says HELLO. The request helpers
 //! ([`Connection::login`], [`Connection::send`], ...) queue a request, then
 //! read until its answer arrives or the timeout passes, and return the
 //! answer (a refusal is [`ConnectionError::Refused`]). Everything else that
@@ -16,6 +18,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{GroupInfo, Ref};
@@ -24,6 +27,7 @@ use confab_engine::{MessageId, Name, Target};
 use crate::session::{
     ApiMisuse, Error, Event, HistoryPage, LoginOptions, Phase, ServerError, ServerHello, Session,
 };
+use crate::tls::{describe_certificate_error, Seen, TlsConfig, TlsInfo};
 
 /// The timeout [`connect`] uses, and a sensible one for requests.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +45,39 @@ pub enum ConnectionError {
         /// `host:port` as given.
         addr: String,
         /// Why, in words (`connection refused`).
+        reason: String,
+    },
+    /// The server's certificate is not the one pinned for it (trust on
+    /// first use): someone may be intercepting the connection.
+    #[error(
+        "the certificate of {addr} has changed ({fingerprint}): someone may be intercepting \
+         the connection; if this is expected, remove its line from {}",
+        known_servers.display()
+    )]
+    CertificateChanged {
+        /// `host:port`.
+        addr: String,
+        /// The fingerprint of the certificate shown now.
+        fingerprint: String,
+        /// The file that pins the old one.
+        known_servers: std::path::PathBuf,
+    },
+    /// The server's certificate is refused (expired, for another name,
+    /// signed by nobody trusted).
+    #[error("the certificate of {addr} is not trusted: {reason}")]
+    CertificateInvalid {
+        /// `host:port`.
+        addr: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The TLS handshake failed for another reason (the server does not
+    /// speak TLS, or speaks only TLS to a plaintext client).
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// `host:port`.
+        addr: String,
+        /// Why, in words.
         reason: String,
     },
     /// Reading or writing failed.
@@ -93,10 +130,64 @@ pub struct Ack {
     pub timestamp_ms: u64,
 }
 
+/// Whether to speak TLS.
+#[derive(Clone, Debug, Default)]
+pub enum Security {
+    /// Plain TCP.
+    #[default]
+    Plain,
+    /// TLS 1.3, checking the certificate as the configuration says.
+    Tls(Arc<TlsConfig>),
+}
+
+/// The byte stream under the session.
+#[derive(Debug)]
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A session over a blocking TCP stream (see the module docs).
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
+    tls: Option<TlsInfo>,
+    /// Nothing was read yet (to recognise a TLS server's first bytes).
+    fresh: bool,
     addr: String,
     session: Session,
     backlog: VecDeque<Event>,
@@ -120,6 +211,18 @@ impl Connection {
         port: u16,
         timeout: Duration,
     ) -> Result<Connection, ConnectionError> {
+        Connection::connect_with(host, port, timeout, &Security::Plain)
+    }
+
+    /// Connects to `host:port` in the clear or with TLS; connecting and the
+    /// TLS handshake together take at most about `timeout`.
+    pub fn connect_with(
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Connection, ConnectionError> {
+        let start = Instant::now();
         let addr = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -145,8 +248,18 @@ impl Connection {
             .set_nodelay(true)
             .and_then(|()| stream.set_write_timeout(Some(timeout)));
         setup.map_err(fail)?;
+        let (stream, tls) = match security {
+            Security::Plain => (Transport::Plain(stream), None),
+            Security::Tls(config) => {
+                let rest = timeout.saturating_sub(start.elapsed());
+                let (s, info) = handshake(stream, host, &addr, config, rest)?;
+                (Transport::Tls(Box::new(s)), info)
+            }
+        };
         let mut c = Connection {
             stream,
+            tls,
+            fresh: true,
             addr,
             session: Session::new(CLIENT_NAME),
             backlog: VecDeque::new(),
@@ -162,6 +275,11 @@ impl Connection {
     /// `host:port` as connected to.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The server's certificate and how it was trusted; `None` in the clear.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
     }
 
     /// The protocol session (roster, phase, last id, ...).
@@ -371,14 +489,28 @@ impl Connection {
             return Ok(false);
         }
         let wait = (deadline - now).max(Duration::from_millis(1));
-        if let Err(e) = self.stream.set_read_timeout(Some(wait)) {
+        if let Err(e) = self.stream.tcp().set_read_timeout(Some(wait)) {
             return Err(self.io_error(&e));
         }
         match self.stream.read(&mut self.buf) {
+            // A TLS peer that closes without close_notify has closed all the same.
             Ok(0) => {
                 self.eof = true;
                 self.session.handle_eof();
                 Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.eof = true;
+                self.session.handle_eof();
+                Ok(true)
+            }
+            Ok(n) if std::mem::take(&mut self.fresh) && looks_like_tls(&self.buf[..n]) => {
+                self.eof = true;
+                self.session.handle_eof();
+                Err(ConnectionError::Tls {
+                    addr: self.addr.clone(),
+                    reason: "the server speaks TLS: connect with --tls".into(),
+                })
             }
             Ok(n) => {
                 let r = self.session.handle_input(&self.buf[..n]);
@@ -458,6 +590,111 @@ impl Connection {
             addr: self.addr.clone(),
             reason: describe(e),
         }
+    }
+}
+
+/// Whether the first bytes from a server are a TLS record (an alert or a
+/// handshake) rather than a frame: no frame is that long.
+fn looks_like_tls(first: &[u8]) -> bool {
+    matches!(first, [0x15 | 0x16, 0x03, ..])
+}
+
+/// Completes a TLS handshake on `tcp` within `timeout` and pins a
+/// certificate trusted on first use.
+fn handshake(
+    mut tcp: TcpStream,
+    host: &str,
+    addr: &str,
+    config: &TlsConfig,
+    timeout: Duration,
+) -> Result<
+    (
+        rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+        Option<TlsInfo>,
+    ),
+    ConnectionError,
+> {
+    let tls_error = |reason: String| ConnectionError::Tls {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| tls_error(format!("{host:?} is not a host name or address")))?;
+    let (client_config, verifier) = config.client_config(addr);
+    let mut conn =
+        rustls::ClientConnection::new(client_config, name).map_err(|e| tls_error(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timed_out = ConnectionError::Timeout {
+            waiting_for: "TLS handshake",
+            after: timeout,
+        };
+        if left.is_zero() {
+            return Err(timed_out);
+        }
+        tcp.set_read_timeout(Some(left))
+            .map_err(|e| tls_error(describe(&e)))?;
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            return Err(match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out,
+                _ => handshake_error(&e, host, addr, &verifier),
+            });
+        }
+    }
+    let info = verifier.finish();
+    Ok((rustls::StreamOwned::new(conn, tcp), info))
+}
+
+/// A failed handshake in the terms of [`ConnectionError`].
+fn handshake_error(
+    e: &io::Error,
+    host: &str,
+    addr: &str,
+    verifier: &crate::tls::PinVerifier,
+) -> ConnectionError {
+    let tls_error = |reason: String| ConnectionError::Tls {
+        addr: addr.to_owned(),
+        reason,
+    };
+    match (verifier.seen(), verifier.known_servers()) {
+        (Some(Seen::Changed(fingerprint)), Some(file)) => {
+            return ConnectionError::CertificateChanged {
+                addr: addr.to_owned(),
+                fingerprint,
+                known_servers: file.to_owned(),
+            }
+        }
+        (Some(Seen::Unpinnable), _) => {
+            return ConnectionError::CertificateInvalid {
+                addr: addr.to_owned(),
+                reason: "it is not signed by a trusted authority, and there is no config \
+                         directory to pin it in (set CONFAB_CONFIG_DIR, or give --ca FILE)"
+                    .into(),
+            }
+        }
+        _ => {}
+    }
+    let Some(rustls_error) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                tls_error("the server closed the connection during the handshake".into())
+            }
+            _ => tls_error(describe(e)),
+        };
+    };
+    match rustls_error {
+        rustls::Error::InvalidCertificate(c) => ConnectionError::CertificateInvalid {
+            addr: addr.to_owned(),
+            reason: describe_certificate_error(c, host),
+        },
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => tls_error(
+            "the server did not answer in TLS (is it serving plaintext? try without --tls)".into(),
+        ),
+        rustls::Error::AlertReceived(alert) => {
+            tls_error(format!("the server refused the handshake ({alert:?})"))
+        }
+        other => tls_error(other.to_string()),
     }
 }
 

@@ -6,6 +6,8 @@
 //!   command line all drive this one type.
 //! - [`connection`]: a blocking driver over `std::net::TcpStream`, with
 //!   request helpers that wait for their answer and keep every other event.
+//! - [`tls`]: TLS 1.3 and how a server's certificate is trusted (a CA,
+//!   the system's roots, or pinned on first use like SSH's known_hosts).
 //! - [`address`]: the `all` / `@user` / `#group` spelling of targets.
 //! - [`json`]: the JSON shape of events printed by `confab listen`.
 //!
@@ -34,8 +36,9 @@ pub mod connection;
 pub mod json;
 pub mod roster;
 pub mod session;
+pub mod tls;
 
-pub use connection::{connect, Ack, Connection, ConnectionError};
+pub use connection::{connect, Ack, Connection, ConnectionError, Security};
 pub use roster::Roster;
 pub use session::{
     ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Phase, Request, ServerError,

@@ -9,7 +9,8 @@ use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use confab::address::{format_target, parse_target};
 use confab::json::{event_json, group_json, message_json};
-use confab::{Connection, ConnectionError, Event, LoginOptions};
+use confab::tls::{TlsConfig, Trust};
+use confab::{Connection, ConnectionError, Event, LoginOptions, Security};
 use confab_engine::frame::ErrorCode;
 use confab_engine::{MessageId, Name, Target};
 use serde_json::{json, Value};
@@ -24,6 +25,10 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_REFUSED: u8 = 2;
 /// The server announced SHUTDOWN.
 const EXIT_SHUTDOWN: u8 = 3;
+/// The server's certificate is not the one pinned for it.
+const EXIT_CERT_CHANGED: u8 = 4;
+/// The server's certificate is refused (expired, wrong name, unknown CA).
+const EXIT_CERT_INVALID: u8 = 5;
 /// The command line is wrong.
 const EXIT_USAGE: u8 = 64;
 
@@ -76,6 +81,8 @@ struct Account {
     /// Server port.
     #[arg(long, env = "CONFAB_PORT", default_value_t = 7878)]
     port: u16,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Account name (1-32 of [A-Za-z0-9_.-], starting with a letter or digit).
     #[arg(long, env = "CONFAB_USER", value_parser = parse_name)]
     user: Name,
@@ -87,6 +94,32 @@ struct Account {
     #[arg(long, env = "CONFAB_REGISTER", action = ArgAction::SetTrue,
           value_parser = FalseyValueParser::new())]
     register: bool,
+}
+
+/// Whether and how to use TLS (shared with the terminal UI).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct TlsArgs {
+    /// Connect with TLS 1.3. The certificate must chain to the system's
+    /// roots, or else it is trusted on first use and pinned in
+    /// known_servers in the config dir (CONFAB_CONFIG_DIR, else
+    /// $XDG_CONFIG_HOME/confab or ~/.config/confab).
+    #[arg(long, env = "CONFAB_TLS", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
+    tls: bool,
+    /// Trust only this CA certificate (PEM) for TLS; implies --tls.
+    #[arg(long, env = "CONFAB_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// Plain TCP, or TLS as asked.
+    pub(crate) fn security(&self) -> Result<Security, String> {
+        if !self.tls && self.ca.is_none() {
+            return Ok(Security::Plain);
+        }
+        let config = TlsConfig::from_options(self.ca.as_deref()).map_err(|e| e.to_string())?;
+        Ok(Security::Tls(std::sync::Arc::new(config)))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +222,8 @@ impl Failure {
         let code = match &e {
             ConnectionError::Refused(_) => EXIT_REFUSED,
             ConnectionError::Shutdown { .. } => EXIT_SHUTDOWN,
+            ConnectionError::CertificateChanged { .. } => EXIT_CERT_CHANGED,
+            ConnectionError::CertificateInvalid { .. } => EXIT_CERT_INVALID,
             _ => EXIT_FAILURE,
         };
         let message = match &e {
@@ -232,8 +267,20 @@ fn open(
     options: LoginOptions,
     timeout: Duration,
 ) -> Result<(Connection, Name), Failure> {
-    let mut c = Connection::connect_timeout(&account.host, account.port, timeout)
+    let security = account.tls.security().map_err(|message| Failure {
+        code: EXIT_USAGE,
+        message,
+    })?;
+    let mut c = Connection::connect_with(&account.host, account.port, timeout, &security)
         .map_err(|e| Failure::from_connection("connect", e))?;
+    if let Some(info) = c.tls() {
+        if let Trust::FirstUse(pinned) = &info.trust {
+            eprintln!(
+                "confab: {}",
+                first_use_notice(c.addr(), &info.fingerprint, pinned)
+            );
+        }
+    }
     if account.register {
         match c.register(account.user, &account.password, timeout) {
             Ok(()) => {}
@@ -246,6 +293,24 @@ fn open(
         .login(account.user, &account.password, options, timeout)
         .map_err(|e| Failure::from_connection("login", e))?;
     Ok((c, user))
+}
+
+/// What to say when a certificate is trusted on first use.
+pub(crate) fn first_use_notice(
+    addr: &str,
+    fingerprint: &str,
+    pinned: &Result<std::path::PathBuf, String>,
+) -> String {
+    match pinned {
+        Ok(file) => format!(
+            "trusting the certificate of {addr} on first use ({fingerprint}); pinned in {}",
+            file.display()
+        ),
+        Err(why) => format!(
+            "trusting the certificate of {addr} for this connection only ({fingerprint}); \
+             it could not be pinned: {why}"
+        ),
+    }
 }
 
 /// Writes one JSON line and flushes it.
@@ -429,6 +494,8 @@ mod tests {
             EXIT_FAILURE,
             EXIT_REFUSED,
             EXIT_SHUTDOWN,
+            EXIT_CERT_CHANGED,
+            EXIT_CERT_INVALID,
             EXIT_USAGE,
         ];
         for (i, a) in codes.iter().enumerate() {

@@ -71,6 +71,8 @@ pub(crate) struct Options {
     #[arg(long, env = "CONFAB_REGISTER", action = ArgAction::SetTrue,
           value_parser = FalseyValueParser::new())]
     register: bool,
+    #[command(flatten)]
+    tls: crate::TlsArgs,
 }
 
 /// A message for `update`: a key mapped by a component, or an event.
@@ -171,7 +173,8 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
     let form = model::LoginForm::new(&opts.host, opts.port, &user, &password, opts.register);
     let mut model = Model::new(form, (size.width, size.height), utc_offset_s);
 
-    let (network, port) = Network::start();
+    let security = opts.tls.security()?;
+    let (network, port) = Network::start(security);
     let mut app = application(port).map_err(|e| e.to_string())?;
     terminal.enable_raw_mode().map_err(|e| e.to_string())?;
     terminal

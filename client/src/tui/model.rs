@@ -926,10 +926,18 @@ pub(crate) fn describe_problem(p: &Problem, model: &Model) -> String {
                 "The server is busy: try again in {}.",
                 human_secs(u64::from(*retry_after_ms).div_ceil(1000))
             ),
-            LoginProblem::CertificateChanged { addr } => format!(
-                "The server at {addr} shows a different certificate than before: \
-                 someone may be intercepting the connection. Not logging in."
+            LoginProblem::CertificateChanged {
+                addr,
+                fingerprint,
+                known_servers,
+            } => format!(
+                "The certificate of {addr} has changed ({fingerprint}): someone may be \
+                 intercepting the connection; if this is expected, remove its line from \
+                 {known_servers}. Not logging in."
             ),
+            LoginProblem::CertificateInvalid { addr, reason } => {
+                format!("The certificate of {addr} is not trusted: {reason}. Not logging in.")
+            }
             LoginProblem::Other(s) => s.clone(),
         },
     }

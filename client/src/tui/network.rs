@@ -18,7 +18,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab::session::code_name;
-use confab::{Connection, ConnectionError, Event, LoginOptions, ServerHello};
+use confab::tls::Trust;
+use confab::{Connection, ConnectionError, Event, LoginOptions, Security, ServerHello};
 use confab_engine::frame::{ErrorCode, Ref};
 use confab_engine::{MessageId, Name, Target};
 use tuirealm::event::Event as UiEvent;
@@ -106,8 +107,11 @@ pub(crate) enum NetEvent {
         user: Name,
         /// `host:port`.
         addr: String,
-        /// Whether the connection is encrypted (always false until TLS lands).
+        /// Whether the connection is encrypted.
         tls: bool,
+        /// Something to tell about the connection (a certificate trusted on
+        /// first use and pinned).
+        notice: Option<String>,
         /// The server's hello.
         server: Option<ServerHello>,
     },
@@ -173,12 +177,22 @@ pub(crate) enum LoginProblem {
         /// When to retry.
         retry_after_ms: u32,
     },
-    /// The server's certificate is not the one seen before. Nothing
-    /// produces this yet: it is the hook for TLS (see [`problem_of`]).
-    #[allow(dead_code)]
+    /// The server's certificate is not the one pinned for it.
     CertificateChanged {
         /// `host:port`.
         addr: String,
+        /// The fingerprint of the certificate shown now.
+        fingerprint: String,
+        /// The file that pins the old one.
+        known_servers: String,
+    },
+    /// The server's certificate is refused (expired, for another name,
+    /// signed by nobody trusted).
+    CertificateInvalid {
+        /// `host:port`.
+        addr: String,
+        /// Why, in words.
+        reason: String,
     },
     /// Anything else, in words.
     Other(String),
@@ -200,11 +214,22 @@ impl LoginProblem {
     }
 }
 
-/// Maps a connection error to what the login screen says. This is the one
-/// place to extend when `ConnectionError` grows TLS variants: a changed
-/// certificate maps to [`LoginProblem::CertificateChanged`].
+/// Maps a connection error to what the login screen says.
 pub(crate) fn problem_of(e: &ConnectionError, now_ms: u64) -> LoginProblem {
     match e {
+        ConnectionError::CertificateChanged {
+            addr,
+            fingerprint,
+            known_servers,
+        } => LoginProblem::CertificateChanged {
+            addr: addr.clone(),
+            fingerprint: fingerprint.clone(),
+            known_servers: known_servers.display().to_string(),
+        },
+        ConnectionError::CertificateInvalid { addr, reason } => LoginProblem::CertificateInvalid {
+            addr: addr.clone(),
+            reason: reason.clone(),
+        },
         ConnectionError::Connect { addr, reason } | ConnectionError::Io { addr, reason } => {
             LoginProblem::Unreachable {
                 addr: addr.clone(),
@@ -242,13 +267,14 @@ pub(crate) struct Network {
 }
 
 impl Network {
-    /// Starts the thread; returns the handle and the port for tui-realm.
-    pub(crate) fn start() -> (Network, NetPort) {
+    /// Starts the thread, which connects in the clear or with TLS as
+    /// `security` says; returns the handle and the port for tui-realm.
+    pub(crate) fn start(security: Security) -> (Network, NetPort) {
         let (commands, command_rx) = mpsc::channel();
         let (event_tx, events) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("confab-network".into())
-            .spawn(move || Worker::new(event_tx).run(command_rx))
+            .spawn(move || Worker::new(event_tx, security).run(command_rx))
             .expect("a thread can be spawned at startup");
         (
             Network {
@@ -295,6 +321,7 @@ impl Poll<NetEvent> for NetPort {
 /// The thread's state.
 struct Worker {
     events: Sender<NetEvent>,
+    security: Security,
     conn: Option<Connection>,
     next_ping: Instant,
     /// The outstanding PING's token and when it went out.
@@ -303,9 +330,10 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(events: Sender<NetEvent>) -> Worker {
+    fn new(events: Sender<NetEvent>, security: Security) -> Worker {
         Worker {
             events,
+            security,
             conn: None,
             next_ping: Instant::now(),
             ping: None,
@@ -348,17 +376,25 @@ impl Worker {
     fn command(&mut self, c: Command) {
         if let Command::Connect(login) = c {
             self.conn = None;
-            match open(&login) {
+            match open(&login, &self.security) {
                 Ok((conn, user)) => {
                     let server = conn.session().server().cloned();
                     let addr = conn.addr().to_owned();
+                    let tls = conn.tls().is_some();
+                    let notice = conn.tls().and_then(|info| match &info.trust {
+                        Trust::FirstUse(pinned) => {
+                            Some(crate::first_use_notice(&addr, &info.fingerprint, pinned))
+                        }
+                        _ => None,
+                    });
                     self.conn = Some(conn);
                     self.ping = None;
                     self.next_ping = Instant::now();
                     self.emit(NetEvent::LoggedIn {
                         user,
                         addr,
-                        tls: false,
+                        tls,
+                        notice,
                         server,
                     });
                 }
@@ -468,8 +504,8 @@ impl Worker {
 }
 
 /// Connects, registers if asked, logs in with the roster.
-fn open(l: &Login) -> Result<(Connection, Name), ConnectionError> {
-    let mut c = Connection::connect_timeout(&l.host, l.port, CONNECT_TIMEOUT)?;
+fn open(l: &Login, security: &Security) -> Result<(Connection, Name), ConnectionError> {
+    let mut c = Connection::connect_with(&l.host, l.port, CONNECT_TIMEOUT, security)?;
     if l.register {
         c.register(l.user, &l.password, CONNECT_TIMEOUT)?;
     }

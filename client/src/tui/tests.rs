@@ -103,6 +103,7 @@ impl Client {
             user: n(user),
             addr: "127.0.0.1:7878".into(),
             tls: false,
+            notice: None,
             server: None,
         })
     }
@@ -578,6 +579,45 @@ fn a_shutdown_notice_sets_when_to_come_back() {
     assert!(notice.contains("maintenance"), "the notice stays: {notice}");
     assert_eq!(c.advance(Duration::from_millis(2900)), vec![]);
     assert_eq!(c.advance(Duration::from_millis(100)).len(), 1);
+}
+
+#[test]
+fn a_changed_certificate_stops_reconnecting_and_says_which_line_to_remove() {
+    let mut c = Client::online("bob", &["bob"], 5);
+    c.net(NetEvent::Lost("reset".into()));
+    c.advance(backoff(0));
+    assert_eq!(c.m.link, Link::Reconnecting { attempt: 1 });
+    let problem = LoginProblem::CertificateChanged {
+        addr: "127.0.0.1:7878".into(),
+        fingerprint: "SHA256:ab:cd".into(),
+        known_servers: "/home/bob/.config/confab/known_servers".into(),
+    };
+    assert!(!problem.is_transient());
+    c.net(NetEvent::LoginFailed(problem));
+    assert_eq!(c.m.screen, Screen::Login);
+    let text = super::model::describe_problem(c.m.login.problem.as_ref().unwrap(), &c.m);
+    assert!(
+        text.contains("The certificate of 127.0.0.1:7878 has changed (SHA256:ab:cd)")
+            && text.contains("remove its line from /home/bob/.config/confab/known_servers"),
+        "{text}"
+    );
+    assert_eq!(c.advance(backoff(5)), vec![], "no reconnect by itself");
+}
+
+#[test]
+fn a_tls_login_shows_in_the_status_bar_and_a_first_use_pin_is_announced() {
+    let mut c = Client::new("bob");
+    c.key(Msg::Submit);
+    c.net(NetEvent::LoggedIn {
+        user: n("bob"),
+        addr: "127.0.0.1:7878".into(),
+        tls: true,
+        notice: Some("trusting the certificate of 127.0.0.1:7878 on first use".into()),
+        server: None,
+    });
+    assert!(c.m.account.as_ref().unwrap().tls);
+    let notice = c.m.notice.clone().unwrap().text;
+    assert!(notice.contains("on first use"), "{notice}");
 }
 
 #[test]

@@ -112,8 +112,14 @@ fn net(m: &mut Model, e: NetEvent, now: Now, out: &mut Vec<Command>) {
             user,
             addr,
             tls,
+            notice,
             server,
-        } => logged_in(m, user, addr, tls, server.map(|s| s.info.max_body), out),
+        } => {
+            logged_in(m, user, addr, tls, server.map(|s| s.info.max_body), out);
+            if let Some(notice) = notice {
+                m.say(notice);
+            }
+        }
         NetEvent::LoginFailed(p) => login_failed(m, p, now),
         NetEvent::Requested { reference, command } => {
             m.requests.insert(reference, command);
