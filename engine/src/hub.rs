@@ -292,9 +292,6 @@ impl Hub {
             } else {
                 s.frame_started = None;
             }
-            if off == input.len() {
-                s.throttled_since = None;
-            }
         }
         off
     }
@@ -325,9 +322,9 @@ impl Hub {
                     "a frame was started and not finished in time",
                 ))
             }
-            _ if s
-                .throttled_since
-                .is_some_and(|t| now >= t + config.flood_timeout) =>
+            _ if s.paused_until.is_some()
+                && s.throttled_since
+                    .is_some_and(|t| now >= t + config.flood_timeout) =>
             {
                 Some((
                     ErrorCode::Flooding,
@@ -650,6 +647,11 @@ impl Hub {
         }
         let (mr, mb) = (config.msg_rate as f64, config.msg_burst as f64);
         let (br, bb) = (config.byte_rate as f64, config.byte_burst as f64);
+        // A client with slack in its bucket has been sending below its rate:
+        // whatever it did before, it is not flooding now.
+        if s.msgs.peek(now, mr, mb) >= 2.0 {
+            s.throttled_since = None;
+        }
         // Check both before taking either, so a refused frame costs nothing.
         let mut msgs = s.msgs;
         let mut bytes = s.bytes;

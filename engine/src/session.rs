@@ -157,6 +157,13 @@ impl Bucket {
         self.at = now;
     }
 
+    /// The tokens there would be at `now`, without taking any.
+    pub(crate) fn peek(&self, now: Instant, rate: f64, burst: f64) -> f64 {
+        let mut b = *self;
+        b.refill(now, rate, burst);
+        b.tokens
+    }
+
     /// Takes `n` tokens, or says how long until they are there.
     pub(crate) fn take(
         &mut self,
@@ -271,7 +278,10 @@ impl Session {
         }
         min(self.frame_started.map(|t| t + config.frame_timeout));
         min(self.paused_until);
-        min(self.throttled_since.map(|t| t + config.flood_timeout));
+        // Flooding is judged only while the session is held back.
+        if self.paused_until.is_some() {
+            min(self.throttled_since.map(|t| t + config.flood_timeout));
+        }
         Some(d)
     }
 }

@@ -674,3 +674,53 @@ fn requests_beyond_the_in_flight_limit_are_told_busy() {
     w.say(a, Target::Room, "4");
     assert_eq!(w.store.messages.len(), 3);
 }
+
+#[test]
+fn a_flooder_whose_reads_run_dry_between_frames_is_still_disconnected_on_time() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 5,
+        flood_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["flood"]);
+    let f = w.login("flood", false);
+    let frame = Frame::Send {
+        reference: 1,
+        target: Target::Room,
+        body: Text::new("x").unwrap(),
+    }
+    .to_bytes();
+    let start = w.now;
+    // The client writes ten frames at a time, and the server reads the next
+    // ten only once it has taken every frame it holds: its buffered input
+    // runs dry again and again, though the client never slows down.
+    let mut pending: Vec<u8> = Vec::new();
+    while !w.peers[f].closed && w.now < start + Duration::from_secs(10) {
+        if pending.is_empty() {
+            for _ in 0..10 {
+                pending.extend_from_slice(&frame);
+            }
+        }
+        let used = w.send_bytes(f, &pending);
+        pending.drain(..used);
+        if !pending.is_empty() {
+            w.advance(Duration::from_millis(20));
+        }
+    }
+    let errors = w.errors(f);
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|c| **c == ErrorCode::RateLimited)
+            .count(),
+        1,
+        "{errors:?}"
+    );
+    assert_eq!(errors.last(), Some(&ErrorCode::Flooding));
+    let took = w.now - start;
+    assert!(
+        took <= Duration::from_millis(2600),
+        "disconnected after {took:?}, flood timeout 2 s"
+    );
+}
