@@ -317,14 +317,32 @@ impl ReadJob {
                 target,
                 before,
                 limit,
-            } => EffectResult::History {
-                conn,
-                reference,
-                target,
-                result: store
-                    .history(&user, &target, before, limit)
-                    .map_err(|e| storage_failed("loading history", &e)),
-            },
+            } => {
+                // A DM conversation with an account that does not exist is an
+                // error, not an empty page: the client mistyped a name.
+                let result = match &target {
+                    Target::User(other) => match store.account(other) {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) => Err(Refusal::new(
+                            ErrorCode::NoSuchUser,
+                            format!("no user {other}"),
+                        )),
+                        Err(e) => Err(storage_failed("looking up an account", &e)),
+                    },
+                    _ => Ok(()),
+                }
+                .and_then(|()| {
+                    store
+                        .history(&user, &target, before, limit)
+                        .map_err(|e| storage_failed("loading history", &e))
+                });
+                EffectResult::History {
+                    conn,
+                    reference,
+                    target,
+                    result,
+                }
+            }
             ReadJob::Replay {
                 conn,
                 user,

@@ -89,3 +89,11 @@ fn a_dm_to_an_offline_user_is_delivered_when_they_log_in() {
     let caught_up = bob.wait_for("caught_up", |v| v["event"] == "caught_up");
     assert!(caught_up["last_id"].as_u64() >= Some(id));
 }
+
+#[test]
+fn history_with_a_user_that_does_not_exist_is_refused() {
+    let server = Server::start();
+    let run = server.client("alice").run(&["history", "--to", "@nobody"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("NO_SUCH_USER"), "{run:?}");
+}
