@@ -282,7 +282,11 @@ fn answers_name_the_request_they_answer() {
         ]
     );
     assert_eq!(s.pending(a), None);
-    assert_eq!(s.last_id(), 0, "an ACK may overtake queued messages: it is no resume point");
+    assert_eq!(
+        s.last_id(),
+        0,
+        "an ACK may overtake queued messages: it is no resume point"
+    );
     assert_eq!(s.phase(), Phase::Messaging, "a refusal is not fatal");
 }
 
