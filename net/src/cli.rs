@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::FalseyValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use confab_engine::{Config, Name};
 
 use crate::auth::HashParams;
@@ -247,6 +248,37 @@ pub struct ServeArgs {
     /// Server name announced to clients.
     #[arg(long, env = "CONFAB_SERVER_NAME", default_value = "confab")]
     pub server_name: String,
+
+    /// Serve TLS 1.3 with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "CONFAB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "CONFAB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS 1.3 with a self-signed certificate kept in the data dir
+    /// (created on first start for the listen address and localhost); its
+    /// fingerprint is logged for clients to compare.
+    #[arg(long, env = "CONFAB_TLS_SELF_SIGNED", conflicts_with = "tls_cert",
+          action = ArgAction::SetTrue, value_parser = FalseyValueParser::new())]
+    pub tls_self_signed: bool,
+
+    /// Serve plaintext on an address other than loopback: passwords and
+    /// messages cross the network unencrypted.
+    #[arg(long, env = "CONFAB_INSECURE_PLAINTEXT", conflicts_with_all = ["tls_cert", "tls_self_signed"],
+          action = ArgAction::SetTrue, value_parser = FalseyValueParser::new())]
+    pub insecure_plaintext: bool,
 }
 
 /// A whole number of seconds, at least 1.
@@ -306,6 +338,11 @@ impl ServeArgs {
         }
     }
 
+    /// Whether TLS is asked for.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_self_signed
+    }
+
     /// I/O threads: the option, or one per core.
     pub fn io_threads(&self) -> usize {
         match self.threads {
@@ -336,6 +373,24 @@ mod tests {
         assert_eq!(c.max_clients, 10_000);
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert!(c.registration_open);
+        assert!(!cli.serve.tls() && !cli.serve.insecure_plaintext);
+    }
+
+    #[test]
+    fn tls_options_go_together_or_not_at_all() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
+        };
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err(), "needs a key");
+        assert!(
+            parse(&["--tls-key", "k.pem"]).is_err(),
+            "needs a certificate"
+        );
+        assert!(parse(&["--tls-cert", "c", "--tls-key", "k", "--tls-self-signed"]).is_err());
+        assert!(parse(&["--tls-self-signed", "--insecure-plaintext"]).is_err());
+        let cli = parse(&["--tls-cert", "c", "--tls-key", "k"]).expect("a pair");
+        assert!(cli.serve.tls());
+        assert!(parse(&["--tls-self-signed"]).expect("parses").serve.tls());
     }
 
     #[test]

@@ -17,19 +17,40 @@
 //!   writes them with vectored writes outside it, and parks when the queue is
 //!   empty until the hub wakes it. It ends the connection after writing the
 //!   last frames of a closed session.
+//!
+//! Both run over a [`Transport`]: plain `Async<TcpStream>` (as above, the
+//! fast path) or [`TlsConn`], a rustls stream after its handshake.
+//!
+//! **TLS.** rustls keeps one state for both directions, so the reader and
+//! the writer share the stream through a per-connection `Mutex`, taken only
+//! inside a single `poll_*` call and never across an `.await`. Both halves
+//! live in this one task and are polled in turn, so the lock is never
+//! contended: it costs one atomic operation per poll. (`futures_lite::io::split`
+//! would do the same with an extra `Arc` per connection; a lock of our own
+//! also lets the reader borrow the socket for the linger.) The reader reads
+//! and feeds the hub inside one poll (`poll_fn`), with the 32 KiB buffer on
+//! that poll's stack, so here too no buffer lives in the task; rustls keeps
+//! its own record buffer (4 KiB while idle). The writer hands a whole drain
+//! to rustls in one `write_vectored` (its buffer limit is raised to a
+//! drain), which seals it into records of up to 16 KiB and writes them with
+//! one vectored socket write, then flushes before parking.
 
 use std::fmt;
+use std::future::Future;
 use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::Poll;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use confab_engine::codec::frame_len;
 use confab_engine::{ConnId, ReadReady};
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
+use futures_rustls::server::TlsStream;
 
 use crate::shared::Shared;
 
@@ -37,6 +58,8 @@ use crate::shared::Shared;
 pub(crate) const READ_BUF: usize = 32 * 1024;
 /// Bytes of frames written per drain.
 pub(crate) const WRITE_BATCH: usize = 256 * 1024;
+/// Room for TLS record overhead on top of a drain in rustls's buffer.
+pub(crate) const TLS_SLACK: usize = 32 * 1024;
 /// Slices per vectored write (Linux's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
 /// How long a closed session's last frames may take to go out.
@@ -61,6 +84,10 @@ pub(crate) enum End {
     Closed,
     /// The session closed but its last frames could not be written in time.
     FlushTimeout,
+    /// The TLS handshake failed (not a TLS client, say).
+    Handshake(io::Error),
+    /// No TLS handshake within the auth timeout.
+    HandshakeTimeout,
 }
 
 impl fmt::Display for End {
@@ -70,14 +97,192 @@ impl fmt::Display for End {
             End::Io(e) => write!(f, "I/O error: {e}"),
             End::Closed => f.write_str("closed"),
             End::FlushTimeout => f.write_str("the last frames could not be sent in time"),
+            End::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            End::HandshakeTimeout => f.write_str("no TLS handshake within the auth timeout"),
         }
+    }
+}
+
+/// What the reader and the writer need from a byte stream.
+pub(crate) trait Transport: Sync {
+    /// Waits until bytes may have arrived, then reads once and feeds the hub
+    /// as [`read_and_feed`] does; `Ok(None)` after a wake-up that brought
+    /// nothing.
+    fn read_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> impl Future<Output = Result<Option<Fed>, End>> + Send;
+
+    /// Reads what is there without waiting, then feeds the hub its timeout
+    /// (see [`read_and_feed`] with `timeout`).
+    fn read_now_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End>;
+
+    /// Writes every frame (see [`write_frames`]) and whatever the stream
+    /// buffered.
+    fn write_frames(&self, frames: &[Arc<[u8]>]) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// After the session's last frames: closes our side and lingers.
+    fn finish(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Plain TCP: readiness from the reactor, reads and vectored writes on the
+/// socket itself.
+impl Transport for Async<TcpStream> {
+    async fn read_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End> {
+        self.readable().await.map_err(End::Io)?;
+        let mut reader = self.get_ref();
+        read_and_feed(|buf| reader.read(buf), shared, conn, leftover, false)
+    }
+
+    fn read_now_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End> {
+        let mut reader = self.get_ref();
+        read_and_feed(|buf| reader.read(buf), shared, conn, leftover, true)
+    }
+
+    async fn write_frames(&self, frames: &[Arc<[u8]>]) -> io::Result<()> {
+        let mut writer = self;
+        write_frames(&mut writer, frames).await
+    }
+
+    async fn finish(&self) {
+        if self.get_ref().shutdown(Shutdown::Write).is_ok() {
+            linger(self).await;
+        }
+    }
+}
+
+/// A TLS connection after its handshake, shared by the reader and the
+/// writer through a lock taken only within one poll (see the module docs).
+pub(crate) struct TlsConn<'a> {
+    tls: Mutex<TlsStream<&'a Async<TcpStream>>>,
+    tcp: &'a Async<TcpStream>,
+}
+
+impl<'a> TlsConn<'a> {
+    pub(crate) fn new(tls: TlsStream<&'a Async<TcpStream>>) -> TlsConn<'a> {
+        let tcp: &'a Async<TcpStream> = tls.get_ref().0;
+        TlsConn {
+            tls: Mutex::new(tls),
+            tcp,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TlsStream<&'a Async<TcpStream>>> {
+        self.tls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One read, with `cx` registered for more if nothing was there
+    /// (`WouldBlock`); a peer gone without close_notify has simply closed.
+    fn read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.lock()).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Transport for TlsConn<'_> {
+    async fn read_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End> {
+        // rustls may hold decrypted bytes the socket no longer signals, so
+        // the read itself is the wait: it registers the task when there is
+        // nothing. Reading and feeding happen in one poll, the buffer on
+        // that poll's stack.
+        future::poll_fn(|cx| {
+            match read_and_feed(|buf| self.read(cx, buf), shared, conn, leftover, false) {
+                Ok(None) => Poll::Pending,
+                r => Poll::Ready(r),
+            }
+        })
+        .await
+    }
+
+    fn read_now_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End> {
+        // Nothing waits on this read: the loop's next wait registers the task.
+        let mut cx = Context::from_waker(Waker::noop());
+        read_and_feed(|buf| self.read(&mut cx, buf), shared, conn, leftover, true)
+    }
+
+    async fn write_frames(&self, frames: &[Arc<[u8]>]) -> io::Result<()> {
+        let mut writer = self;
+        write_frames(&mut writer, frames).await?;
+        writer.flush().await
+    }
+
+    async fn finish(&self) {
+        // close_notify, then the TCP half-close; bounded like the linger.
+        let mut writer = self;
+        let closed = future::or(
+            async { AsyncWriteExt::close(&mut writer).await.is_ok() },
+            async {
+                Timer::after(LINGER).await;
+                false
+            },
+        )
+        .await;
+        if closed {
+            linger(self.tcp).await;
+        }
+    }
+}
+
+impl AsyncWrite for &TlsConn<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_close(cx)
     }
 }
 
 /// Serves `conn` on `stream` until it ends.
 pub(crate) async fn serve(
     shared: &Shared,
-    stream: &Async<TcpStream>,
+    stream: &impl Transport,
     conn: ConnId,
     woken: &AtomicBool,
 ) -> End {
@@ -87,23 +292,23 @@ pub(crate) async fn serve(
     )
     .await;
     if let End::Closed = end {
-        linger(stream).await;
+        stream.finish().await;
     }
     end
 }
 
 /// What the hub said after being fed.
 #[derive(Debug, Clone, Copy)]
-struct Fed {
+pub(crate) struct Fed {
     ready: ReadReady,
     deadline: Option<Instant>,
     /// The leftover holds a whole frame the hub did not take (budget).
     backlog: bool,
 }
 
-async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> End {
+async fn read_side(shared: &Shared, stream: &impl Transport, conn: ConnId) -> End {
     enum Event {
-        Readable(io::Result<()>),
+        Read(Result<Option<Fed>, End>),
         Timer,
     }
     let mut leftover = Vec::new();
@@ -130,7 +335,7 @@ async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> 
                 armed = None;
                 // What arrived meanwhile goes in with the held-back frames,
                 // so the hub sees a flood that never paused as one.
-                match read_and_feed(shared, stream.get_ref(), conn, &mut leftover, true) {
+                match stream.read_now_and_feed(shared, conn, &mut leftover) {
                     Ok(Some(fed)) => not_sooner(fed),
                     Ok(None) => on_timer(shared, conn, &mut leftover),
                     Err(end) => return end,
@@ -141,25 +346,25 @@ async fn read_side(shared: &Shared, stream: &Async<TcpStream>, conn: ConnId) -> 
                 feed(shared, conn, &mut leftover, &[], false)
             }
             ReadReady::Now => {
-                let event = future::or(async { Event::Readable(stream.readable().await) }, async {
-                    (&mut timer).await;
-                    Event::Timer
-                })
+                // Dropping the read when the timer wins is safe: it reads
+                // and feeds in one step after its wait, or not at all.
+                let event = future::or(
+                    async { Event::Read(stream.read_and_feed(shared, conn, &mut leftover).await) },
+                    async {
+                        (&mut timer).await;
+                        Event::Timer
+                    },
+                )
                 .await;
                 match event {
                     Event::Timer => {
                         armed = None;
                         on_timer(shared, conn, &mut leftover)
                     }
-                    Event::Readable(Err(e)) => return End::Io(e),
-                    Event::Readable(Ok(())) => {
-                        match read_and_feed(shared, stream.get_ref(), conn, &mut leftover, false) {
-                            Ok(Some(fed)) => fed,
-                            // A spurious wake-up: wait again.
-                            Ok(None) => continue,
-                            Err(end) => return end,
-                        }
-                    }
+                    Event::Read(Ok(Some(fed))) => fed,
+                    // A spurious wake-up: wait again.
+                    Event::Read(Ok(None)) => continue,
+                    Event::Read(Err(end)) => return end,
                 }
             }
         };
@@ -184,8 +389,8 @@ fn not_sooner(mut fed: Fed) -> Fed {
 /// is read while the leftover already holds a buffer's worth, which bounds
 /// it however long the rate limit keeps the hub from taking it.
 fn read_and_feed(
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
     shared: &Shared,
-    stream: &TcpStream,
     conn: ConnId,
     leftover: &mut Vec<u8>,
     timeout: bool,
@@ -194,8 +399,7 @@ fn read_and_feed(
     let n = if timeout && leftover.len() >= READ_BUF {
         0
     } else {
-        let mut reader = stream;
-        match reader.read(&mut buf) {
+        match read(&mut buf) {
             Ok(0) => return Err(End::PeerClosed),
             Ok(n) => n,
             Err(e)
@@ -254,7 +458,7 @@ fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], tim
 
 async fn write_side(
     shared: &Shared,
-    stream: &Async<TcpStream>,
+    stream: &impl Transport,
     conn: ConnId,
     woken: &AtomicBool,
 ) -> End {
@@ -278,7 +482,7 @@ async fn write_side(
             })
         })
         .await;
-        if let Err(e) = write_frames(stream, &frames).await {
+        if let Err(e) = stream.write_frames(&frames).await {
             return End::Io(e);
         }
         if drained.close {
@@ -293,8 +497,10 @@ async fn write_side(
 
 /// Writes every frame, up to [`IOV_MAX`] slices per vectored write, looping
 /// on partial writes.
-async fn write_frames(stream: &Async<TcpStream>, frames: &[Arc<[u8]>]) -> io::Result<()> {
-    let mut writer = stream;
+async fn write_frames(
+    writer: &mut (impl AsyncWrite + Unpin),
+    frames: &[Arc<[u8]>],
+) -> io::Result<()> {
     for chunk in frames.chunks(IOV_MAX) {
         let mut slices: Vec<IoSlice<'_>> = chunk.iter().map(|f| IoSlice::new(f)).collect();
         let mut rest = &mut slices[..];
@@ -309,12 +515,9 @@ async fn write_frames(stream: &Async<TcpStream>, frames: &[Arc<[u8]>]) -> io::Re
     Ok(())
 }
 
-/// After our close: half-close, then drain what the peer still sends for a
-/// moment (see [`LINGER`]).
+/// After our half-close: drain what the peer still sends for a moment
+/// (see [`LINGER`]).
 async fn linger(stream: &Async<TcpStream>) {
-    if stream.get_ref().shutdown(Shutdown::Write).is_err() {
-        return;
-    }
     let drain = async {
         let mut total = 0;
         while total < LINGER_BYTES {

@@ -8,7 +8,8 @@
 //!
 //! - [`server`]: the executor, the accept loop, shutdown; [`Server`] is the
 //!   entry point for tests and benches.
-//! - `conn`: one task per connection, reader and writer.
+//! - `conn`: one task per connection, reader and writer, over plain TCP
+//!   or TLS; [`tls`]: the certificate and the rustls configuration.
 //! - `shared`: the hub and the writer wakers behind one lock.
 //! - `effects`: where each effect goes; `storage`: the writer (group
 //!   commit) and the readers; [`auth`]: argon2id and the login checks;
@@ -37,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 
 pub mod admin;
 pub mod auth;
@@ -52,6 +53,7 @@ pub mod signals;
 pub mod source;
 mod storage;
 pub mod store;
+pub mod tls;
 
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
 pub use shared::LockStats;
@@ -90,6 +92,16 @@ pub enum Error {
     /// Hashing failed (account commands).
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Plaintext on an address others can reach, without saying so.
+    #[error(
+        "refusing to serve plaintext on {0}, which is not a loopback address: give \
+         --tls-cert FILE --tls-key FILE or --tls-self-signed, or --insecure-plaintext \
+         to send passwords and messages unencrypted anyway"
+    )]
+    Plaintext(std::net::SocketAddr),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -119,13 +131,41 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+    let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    let server = Server::bind(options(args), stores)?;
+    let server = Server::bind(
+        ServerOptions {
+            tls: tls.map(|t| t.config),
+            ..options(args)
+        },
+        stores,
+    )?;
     info!("data dir {}", args.data_dir.display());
     info!("listening on {}", server.local_addr());
     log::logger().flush();
     server.run(signals.first())?;
     Ok(())
+}
+
+/// The TLS configuration the command line asks for (logging the
+/// certificate's fingerprint), or `None` for plaintext, which is refused
+/// on a non-loopback address without `--insecure-plaintext`.
+fn server_tls(args: &ServeArgs) -> Result<Option<tls::Tls>, Error> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
+        _ if args.tls_self_signed => Some(tls::self_signed(&args.data_dir, args.listen.ip())?),
+        _ => None,
+    };
+    match &tls {
+        Some(t) => info!("tls fingerprint {}", t.fingerprint),
+        None if args.listen.ip().is_loopback() => {}
+        None if args.insecure_plaintext => warn!(
+            "serving plaintext on {}: passwords and messages cross the network unencrypted",
+            args.listen
+        ),
+        None => return Err(Error::Plaintext(args.listen)),
+    }
+    Ok(tls)
 }
 
 /// The server options the command line asks for.

@@ -35,6 +35,7 @@ use async_io::{Async, Timer};
 use confab_engine::{Config, ConnId, Hub};
 use easy_parallel::Parallel;
 use futures_lite::future;
+use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
 use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
@@ -76,6 +77,8 @@ pub struct ServerOptions {
     pub retention: Option<Retention>,
     /// How long connections get to flush and close at shutdown.
     pub shutdown_timeout: Duration,
+    /// Serve TLS with this configuration (see [`crate::tls`]); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -94,6 +97,7 @@ impl Default for ServerOptions {
             read_queue: 256,
             retention: None,
             shutdown_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -379,6 +383,11 @@ async fn serve(
     let retention = options
         .retention
         .map(|r| ex.spawn(retention_loop(shared.clone(), r)));
+    let tls = options.tls.clone().map(|config| Tls {
+        acceptor: TlsAcceptor::from(config),
+        // The hub's auth timer starts now too: the handshake uses it up.
+        timeout: options.engine.auth_timeout,
+    });
     let mut stop = pin!(stop);
     loop {
         let event = future::or(
@@ -414,6 +423,7 @@ async fn serve(
                 let task = connection(
                     shared.clone(),
                     stream,
+                    tls.clone(),
                     peer,
                     conn,
                     woken,
@@ -464,10 +474,20 @@ async fn serve(
     accepted
 }
 
-/// One connection's task.
+/// What a TLS connection starts with.
+#[derive(Clone)]
+struct Tls {
+    acceptor: TlsAcceptor,
+    /// The most the handshake may take.
+    timeout: Duration,
+}
+
+/// One connection's task: the TLS handshake if any, then [`conn::serve`].
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     shared: Arc<Shared>,
     stream: Async<TcpStream>,
+    tls: Option<Tls>,
     peer: SocketAddr,
     conn: ConnId,
     woken: Arc<AtomicBool>,
@@ -482,7 +502,29 @@ async fn connection(
         done,
         id,
     };
-    guard.end = Some(conn::serve(&shared, &stream, conn, &woken).await);
+    let Some(tls) = tls else {
+        guard.end = Some(conn::serve(&shared, &stream, conn, &woken).await);
+        return;
+    };
+    // A client that does not speak TLS (or says nothing) fails here, and is
+    // closed: at once on garbage, after the auth timeout on silence.
+    let handshake = future::or(async { Some(tls.acceptor.accept(&stream).await) }, async {
+        Timer::after(tls.timeout).await;
+        None
+    });
+    guard.end = Some(match handshake.await {
+        Some(Ok(mut stream)) => {
+            // Room for a whole drain's records, so that one drain is one
+            // write to rustls and (usually) one vectored write to the socket.
+            stream
+                .get_mut()
+                .1
+                .set_buffer_limit(Some(conn::WRITE_BATCH + conn::TLS_SLACK));
+            conn::serve(&shared, &conn::TlsConn::new(stream), conn, &woken).await
+        }
+        Some(Err(e)) => End::Handshake(e),
+        None => End::HandshakeTimeout,
+    });
 }
 
 /// Disconnects from the hub exactly once, however the task ends (even
