@@ -5,6 +5,9 @@
 //!   data dir, reads its log until the `listening on ADDR` line, and kills it
 //!   when dropped. [`Server::restart`] runs a new one on the same data dir
 //!   (after a SIGKILL, [`Server::kill`], if it still runs).
+//!   [`Server::start_tls`] serves TLS with a self-signed certificate
+//!   ([`Server::certificate`]); [`Client::with_env`] gives a client
+//!   `CONFAB_TLS`, `CONFAB_CA` or `CONFAB_CONFIG_DIR`.
 //! - [`Server::client`] names a user; [`Client::run`] runs one `confab`
 //!   command to completion (killed after [`WAIT`]); [`Client::listen`]
 //!   starts `confab listen` in the background.
@@ -140,19 +143,43 @@ impl Server {
             .tempdir()
             .expect("a temporary data dir");
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Server::start_in(Arc::new(dir), args)
+        Server::start_in(Arc::new(dir), args, "127.0.0.1:0")
+    }
+
+    /// A server serving TLS with a self-signed certificate in its data dir.
+    pub(crate) fn start_tls(args: &[&str]) -> Server {
+        let mut all = vec!["--tls-self-signed"];
+        all.extend_from_slice(args);
+        Server::start_with(&all)
+    }
+
+    /// The self-signed certificate of a [`Server::start_tls`] server.
+    pub(crate) fn certificate(&self) -> PathBuf {
+        self.data_dir().join("tls-cert.pem")
+    }
+
+    /// Like [`Server::restart`], on the same port (for what clients pin
+    /// by `host:port`).
+    pub(crate) fn restart_same_port(mut self) -> Server {
+        self.kill();
+        let listen = self.addr.to_string();
+        Server::start_in(self.dir.clone(), std::mem::take(&mut self.args), &listen)
     }
 
     /// Kills this server (SIGKILL, if it still runs) and starts a new one on
     /// the same data dir with the same options (on another port).
     pub(crate) fn restart(mut self) -> Server {
         self.kill();
-        Server::start_in(self.dir.clone(), std::mem::take(&mut self.args))
+        Server::start_in(
+            self.dir.clone(),
+            std::mem::take(&mut self.args),
+            "127.0.0.1:0",
+        )
     }
 
-    fn start_in(dir: Arc<TempDir>, args: Vec<String>) -> Server {
+    fn start_in(dir: Arc<TempDir>, args: Vec<String>, listen: &str) -> Server {
         let mut child = command("confab-server")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(dir.path())
             .args(FAST)
             .args(&args)
@@ -272,6 +299,7 @@ impl Server {
             user: user.to_owned(),
             password: password(user),
             register: true,
+            env: Vec::new(),
         }
     }
 
@@ -340,6 +368,8 @@ pub(crate) struct Client<'s> {
     user: String,
     password: String,
     register: bool,
+    /// Extra environment for its commands.
+    env: Vec<(String, String)>,
 }
 
 /// A finished `confab` command.
@@ -377,6 +407,13 @@ impl Client<'_> {
         }
     }
 
+    /// The same user with `key=value` in the environment of its commands.
+    pub(crate) fn with_env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        let value = value.as_ref().to_string_lossy().into_owned();
+        self.env.push((key.to_owned(), value));
+        self
+    }
+
     /// The same user, not registering first.
     pub(crate) fn without_register(self) -> Self {
         Client {
@@ -396,6 +433,7 @@ impl Client<'_> {
         if self.register {
             c.env("CONFAB_REGISTER", "1");
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

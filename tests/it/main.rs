@@ -21,4 +21,5 @@ mod lua_interop;
 mod resume;
 mod room;
 mod shutdown;
+mod tls;
 mod tui;
