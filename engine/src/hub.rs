@@ -1041,6 +1041,18 @@ impl Hub {
         }
     }
 
+    /// The registered name of group `g`, if it exists and `user` is a
+    /// member; otherwise the error to answer with.
+    fn group_of_member(&self, user: &Name, g: &Name) -> Result<Name, (ErrorCode, String)> {
+        match self.groups.get(&g.key()) {
+            None => Err((ErrorCode::NoSuchGroup, format!("no group {g}"))),
+            Some(group) if !group.members.contains_key(&user.key()) => {
+                Err((ErrorCode::NotAMember, format!("not a member of {g}")))
+            }
+            Some(group) => Ok(group.name),
+        }
+    }
+
     fn groups_of(&self, user: &Name) -> Vec<Name> {
         let key = user.key();
         let mut v: Vec<Name> = self
@@ -1219,28 +1231,12 @@ impl Hub {
             return;
         }
         let target = match target {
-            Target::Group(g) => match self.groups.get(&g.key()) {
-                None => {
-                    self.error(
-                        conn,
-                        ErrorCode::NoSuchGroup,
-                        reference,
-                        0,
-                        &format!("no group {g}"),
-                    );
+            Target::Group(g) => match self.group_of_member(&user, &g) {
+                Ok(name) => Target::Group(name),
+                Err((code, text)) => {
+                    self.error(conn, code, reference, 0, &text);
                     return;
                 }
-                Some(group) if !group.members.contains_key(&user.key()) => {
-                    self.error(
-                        conn,
-                        ErrorCode::NotAMember,
-                        reference,
-                        0,
-                        &format!("not a member of {g}"),
-                    );
-                    return;
-                }
-                Some(group) => Target::Group(group.name),
             },
             // Prefer the registered spelling when the recipient is online;
             // storage canonicalises it otherwise.
@@ -1401,28 +1397,9 @@ impl Hub {
     ) {
         let Some(user) = self.user(conn) else { return };
         if let Target::Group(g) = &target {
-            match self.groups.get(&g.key()) {
-                None => {
-                    self.error(
-                        conn,
-                        ErrorCode::NoSuchGroup,
-                        reference,
-                        0,
-                        &format!("no group {g}"),
-                    );
-                    return;
-                }
-                Some(group) if !group.members.contains_key(&user.key()) => {
-                    self.error(
-                        conn,
-                        ErrorCode::NotAMember,
-                        reference,
-                        0,
-                        &format!("not a member of {g}"),
-                    );
-                    return;
-                }
-                Some(_) => {}
+            if let Err((code, text)) = self.group_of_member(&user, g) {
+                self.error(conn, code, reference, 0, &text);
+                return;
             }
         }
         let max = self.config.history_page_max;
