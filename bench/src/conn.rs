@@ -5,15 +5,18 @@
 //! Nothing here allocates per message: frames are decoded borrowing the
 //! read buffer and encoded into a reused write buffer.
 //!
-//! TLS plugs in at [`Connector`] and [`Stream`]: add a `Tls` variant to
-//! both (the connector holding the client config and server name, the
-//! stream the TLS stream over `Async<TcpStream>`) and delegate the four
-//! `poll_*` methods. Everything above only sees `AsyncRead + AsyncWrite`.
+//! TLS plugs in at [`Connector`] and [`Stream`]: the connector holds the
+//! rustls client configuration (TLS 1.3, ring, trusting `--tls-ca` or, with
+//! `--insecure-skip-tls-verify`, any certificate) and the server name; the
+//! stream is futures-rustls over `Async<TcpStream>`. Everything above only
+//! sees `AsyncRead + AsyncWrite`.
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -60,7 +63,11 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
 pub(crate) enum Connector {
     /// Plain TCP.
     Tcp,
-    // Tls(Arc<rustls::ClientConfig>, ServerName): added with TLS support.
+    /// TLS over TCP: the configuration and the name the certificate must carry.
+    Tls(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ),
 }
 
 impl Connector {
@@ -72,7 +79,97 @@ impl Connector {
     ) -> Result<Stream> {
         match self {
             Connector::Tcp => Ok(Stream::Tcp(connect_tcp(remote, local).await?)),
+            Connector::Tls(config, name) => {
+                let tcp = connect_tcp(remote, local).await?;
+                let tls = futures_rustls::TlsConnector::from(config.clone())
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| Error(format!("TLS handshake with {remote} failed: {e}")))?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
         }
+    }
+
+    /// A TLS connector for `host`, trusting the PEM certificates in `ca`,
+    /// or (`insecure`) any certificate at all.
+    pub(crate) fn tls(host: &str, ca: Option<&Path>, insecure: bool) -> Result<Connector> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error(e.to_string()))?;
+        let config = match (ca, insecure) {
+            (Some(ca), false) => {
+                let certs = CertificateDer::pem_file_iter(ca)
+                    .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| Error(format!("--tls-ca {}: {e:?}", ca.display())))?;
+                let mut roots = rustls::RootCertStore::empty();
+                if roots.add_parsable_certificates(certs).0 == 0 {
+                    return err(format!("--tls-ca {}: no certificate", ca.display()));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            (None, true) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth(),
+            _ => return err("--tls needs either --tls-ca FILE or --insecure-skip-tls-verify"),
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| Error(format!("{host} is not a valid TLS server name")))?;
+        Ok(Connector::Tls(Arc::new(config), name))
+    }
+}
+
+/// `--insecure-skip-tls-verify`: any certificate is accepted (the
+/// handshake signature is still checked, so the crypto work is the real
+/// one). For load tests against a throwaway server only.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -118,6 +215,8 @@ async fn connect_tcp(remote: SocketAddr, local: Option<IpAddr>) -> io::Result<As
 pub(crate) enum Stream {
     /// Plain TCP.
     Tcp(Async<TcpStream>),
+    /// TLS over TCP.
+    Tls(Box<futures_rustls::client::TlsStream<Async<TcpStream>>>),
 }
 
 impl Stream {
@@ -127,6 +226,8 @@ impl Stream {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Stream::Tcp(s) => s.poll_readable(cx),
+            // Decrypted bytes may wait in rustls: the read is the wait.
+            Stream::Tls(_) => Poll::Ready(Ok(())),
         }
     }
 }
@@ -139,6 +240,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -151,18 +253,21 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_close(cx),
         }
     }
 }

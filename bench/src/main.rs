@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::conn::{check_loopback, err, Connector, Result};
+use crate::conn::{check_loopback, Connector, Result};
 
 /// Load generator for confab-server (loopback only).
 #[derive(Debug, Parser)]
@@ -70,12 +70,17 @@ pub(crate) struct Common {
     /// Seconds one client may take to connect and log in.
     #[arg(long, default_value_t = 60)]
     pub(crate) login_timeout: u64,
-    /// Connect over TLS (not yet supported).
+    /// Connect over TLS 1.3 (with --tls-ca or --insecure-skip-tls-verify).
     #[arg(long)]
     pub(crate) tls: bool,
-    /// CA certificate for --tls (not yet supported).
+    /// For --tls: trust this CA certificate (PEM), e.g. the server's
+    /// self-signed tls-cert.pem; implies --tls.
     #[arg(long)]
     pub(crate) tls_ca: Option<PathBuf>,
+    /// For --tls: accept any server certificate. Benchmarks against a
+    /// throwaway local server only: nothing is authenticated.
+    #[arg(long)]
+    pub(crate) insecure_skip_tls_verify: bool,
 }
 
 impl Common {
@@ -90,10 +95,14 @@ impl Common {
     }
 
     pub(crate) fn connector(&self) -> Result<Connector> {
-        if self.tls || self.tls_ca.is_some() {
-            return err("--tls: not yet (TLS support is added to confab-bench later)");
+        if !self.tls && self.tls_ca.is_none() && !self.insecure_skip_tls_verify {
+            return Ok(Connector::Tcp);
         }
-        Ok(Connector::Tcp)
+        Connector::tls(
+            &self.host,
+            self.tls_ca.as_deref(),
+            self.insecure_skip_tls_verify,
+        )
     }
 
     pub(crate) fn login_timeout(&self) -> Duration {
@@ -259,14 +268,19 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_a_stub_and_only_loopback_is_accepted() {
+    fn tls_needs_a_way_to_trust_and_only_loopback_is_accepted() {
         let cli = Cli::try_parse_from(["confab-bench", "fanout", "--port", "1", "--tls"])
             .expect("parses");
         let Command::Fanout(a) = cli.command else {
             panic!("fanout")
         };
-        let e = a.common.connector().expect_err("not yet");
-        assert!(e.to_string().contains("not yet"));
+        let e = a.common.connector().expect_err("no CA, no insecure flag");
+        assert!(e.to_string().contains("--tls-ca"), "{e}");
+        let mut c = a.common.clone();
+        c.insecure_skip_tls_verify = true;
+        assert!(matches!(c.connector(), Ok(Connector::Tls(..))));
+        c.tls_ca = Some("/nonexistent.pem".into());
+        assert!(c.connector().is_err(), "a CA and no verification at once");
         let mut c = a.common.clone();
         c.host = "10.0.0.1".into();
         assert!(c.addr().is_err());

@@ -53,6 +53,10 @@ pub(crate) struct SuiteArgs {
     /// Only print the commands each scenario would run.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Serve and connect over TLS: the server gets --tls-self-signed, the
+    /// bench --tls-ca with that certificate.
+    #[arg(long)]
+    pub(crate) tls: bool,
 }
 
 /// Server options of every run: cheap password hashing, since logins are
@@ -260,7 +264,7 @@ pub(crate) struct ServerProcess {
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
     log: Arc<Mutex<VecDeque<String>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
@@ -319,7 +323,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pid,
             log,
-            _dir: dir,
+            dir,
         };
         match rx.recv_timeout(Duration::from_secs(15)) {
             Ok(addr) => server.addr = addr,
@@ -417,13 +421,19 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let server_args = strings(&[BASE])
             .into_iter()
             .chain(s.server.clone())
+            .chain(a.tls.then(|| "--tls-self-signed".to_owned()))
             .collect::<Vec<_>>();
         eprintln!(
-            "\n== {}\n   server: {} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}\n   bench:  confab-bench {} --port PORT --server-pid PID --threads {}",
+            "\n== {}\n   server: {} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
             s.name,
             a.server.display(),
             server_args.join(" "),
             s.bench.join(" "),
+            if a.tls {
+                " --tls-ca DATA_DIR/tls-cert.pem"
+            } else {
+                ""
+            },
             a.threads
         );
         if a.dry_run {
@@ -453,6 +463,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let median = median_json(&ok);
         let line = json!({
             "suite": s.name,
+            "tls": a.tls,
             "runs": runs.len(),
             "ok_runs": ok.len(),
             "server_args": server_args,
@@ -498,6 +509,10 @@ fn run_once(
     let mut server = ServerProcess::start(&a.server, server_args)?;
     let mut argv = vec!["confab-bench".to_string()];
     argv.extend(s.bench.iter().cloned());
+    if a.tls {
+        let ca = server.dir.path().join("tls-cert.pem");
+        argv.extend(["--tls-ca".into(), ca.to_string_lossy().into_owned()]);
+    }
     argv.extend([
         "--port".into(),
         server.addr.port().to_string(),
@@ -651,6 +666,7 @@ mod tests {
             max_noise: 0.05,
             retries: 0,
             dry_run: true,
+            tls: false,
         };
         for s in scenarios(&a) {
             let mut argv = vec!["confab-bench".to_string()];
