@@ -54,9 +54,10 @@ impl Main {
     }
 }
 
-/// The login screen's box, centred.
-pub(crate) fn login_box(area: Rect) -> Rect {
-    centred(area, 64, 13)
+/// The login screen's box, centred, with `problem_rows` for the problem
+/// line (two fit without growing it).
+pub(crate) fn login_box(area: Rect, problem_rows: u16) -> Rect {
+    centred(area, 64, 11 + problem_rows.max(2))
 }
 
 /// A dialog box of at most `w`×`h`, centred.

@@ -55,7 +55,14 @@ const LABEL: usize = 12;
 
 impl Draw for LoginView {
     fn draw(&self, frame: &mut Frame<'_>, area: Rect) {
-        let area = layout::login_box(area);
+        // A long problem (a changed certificate names a fingerprint and a
+        // file) gets the rows it needs; word wrapping wastes some.
+        let problem_rows = self
+            .problem
+            .as_ref()
+            .map_or(0, |p| (p.width() + 4).div_ceil(54));
+        let problem_rows = u16::try_from(problem_rows).unwrap_or(u16::MAX);
+        let area = layout::login_box(area, problem_rows);
         frame.render_widget(Clear, area);
         let title = if self.register {
             " confab · register "
