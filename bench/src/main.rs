@@ -216,17 +216,26 @@ pub(crate) struct AbuseArgs {
     pub(crate) timeout: u64,
 }
 
-/// Runs one parsed command; returns the JSON lines it printed.
-pub(crate) fn run(cli: Cli) -> Result<Vec<serde_json::Value>> {
-    let out = match cli.command {
-        Command::Fanout(a) => scenarios::fanout(&a)?,
-        Command::Conns(a) => scenarios::conns(&a)?,
-        Command::Storage(a) => scenarios::storage(&a)?,
-        Command::Abuse(a) => scenarios::abuse(&a)?,
-        Command::Suite(a) => return suite::run(&a),
-    };
-    println!("{out}");
-    Ok(vec![out])
+/// Runs one scenario (not `suite`) and returns its JSON object.
+pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
+    match command {
+        Command::Fanout(a) => scenarios::fanout(&a),
+        Command::Conns(a) => scenarios::conns(&a),
+        Command::Storage(a) => scenarios::storage(&a),
+        Command::Abuse(a) => scenarios::abuse(&a),
+        Command::Suite(_) => Err(conn::Error("a suite cannot run inside a suite".into())),
+    }
+}
+
+/// Runs one parsed command, printing its JSON line(s) on stdout.
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Suite(a) => suite::run(&a).map(drop),
+        command => {
+            println!("{}", scenario(command)?);
+            Ok(())
+        }
+    }
 }
 
 /// A short id for this run's account names (`b<run>-<i>`), unique enough

@@ -530,7 +530,7 @@ fn run_once(
         load.map_or("?".into(), |l| format!("{l:.2}")),
         idle.map_or(String::new(), |f| format!(", {:.0}% idle", f * 100.0))
     );
-    let result = crate::run(cli);
+    let result = crate::scenario(cli.command);
     // CPU used by everything else on the machine during the run: how
     // quiet it was.
     let server_cpu = crate::procfs::cpu_seconds(server.pid);
@@ -550,7 +550,6 @@ fn run_once(
     let noise = others.map(|(o, avail)| o / avail.max(1e-9));
     let v = match result {
         Ok(mut v) => {
-            let mut v = v.pop().unwrap_or(Value::Null);
             if let Value::Object(o) = &mut v {
                 o.insert("loadavg_1m_before".into(), json!(load));
                 o.insert("idle_before".into(), json!(idle));
@@ -562,6 +561,7 @@ fn run_once(
             if !alive {
                 eprintln!("   the server died; its log:\n{tail}");
             }
+            println!("{v}");
             v
         }
         Err(e) => {
