@@ -32,6 +32,9 @@ pub struct Config {
     /// How long a session may stay rate-limited without pausing before it is
     /// disconnected for flooding.
     pub flood_timeout: Duration,
+    /// After a disconnect for flooding, the account may not log in again
+    /// for this long, so a flooder cannot come back at once with a fresh burst.
+    pub flood_penalty: Duration,
     /// Most groups a user may belong to.
     pub groups_per_user: u16,
     /// Most members a group may have.
@@ -80,6 +83,7 @@ impl Default for Config {
             byte_rate: 64 * 1024,
             byte_burst: 256 * 1024,
             flood_timeout: Duration::from_secs(10),
+            flood_penalty: Duration::from_secs(30),
             groups_per_user: 64,
             members_per_group: 10_000,
             max_groups: 1000,

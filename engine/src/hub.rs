@@ -124,7 +124,14 @@ pub struct Hub {
     next_ping: u64,
     /// Connections whose queue overflowed during a broadcast; closed after it.
     overflowed: Vec<ConnId>,
+    /// Accounts disconnected for flooding, and until when they may not log
+    /// in; bounded by `MAX_PENALTIES`.
+    penalties: HashMap<NameKey, Instant>,
 }
+
+/// Flood penalties remembered at once; beyond this (a flood of floods) the
+/// expired ones go, and if none has expired no new one is recorded.
+const MAX_PENALTIES: usize = 10_000;
 
 impl Hub {
     /// A hub with the groups and the last committed message id that storage
@@ -159,6 +166,7 @@ impl Hub {
             shutting_down: false,
             next_ping: 1,
             overflowed: Vec::new(),
+            penalties: HashMap::new(),
         };
         for (name, members) in groups {
             let g = hub.groups.entry(name.key()).or_insert(Group {
@@ -337,6 +345,9 @@ impl Hub {
             _ => None,
         };
         if let Some((code, text)) = fatal {
+            if code == ErrorCode::Flooding {
+                self.penalize(now, conn);
+            }
             self.fatal(conn, code, 0, text);
             return;
         }
@@ -463,7 +474,7 @@ impl Hub {
     pub fn handle_result(&mut self, now: Instant, result: EffectResult) {
         let _ = now;
         match result {
-            EffectResult::Authenticated { conn, result } => self.authenticated(conn, result),
+            EffectResult::Authenticated { conn, result } => self.authenticated(now, conn, result),
             EffectResult::Registered { conn, result } => self.registered(conn, result),
             EffectResult::Stored {
                 conn,
@@ -781,7 +792,7 @@ impl Hub {
         }
     }
 
-    fn authenticated(&mut self, conn: ConnId, result: Result<Name, Refusal>) {
+    fn authenticated(&mut self, now: Instant, conn: ConnId, result: Result<Name, Refusal>) {
         let Some(state::PendingAuth::Login {
             reference,
             resume_after,
@@ -797,6 +808,20 @@ impl Hub {
                 return;
             }
         };
+        if let Some(until) = self.penalties.get(&user.key()).filter(|t| **t > now) {
+            let ms = until
+                .duration_since(now)
+                .as_millis()
+                .clamp(1, u32::MAX as u128) as u32;
+            self.error(
+                conn,
+                ErrorCode::RateLimited,
+                reference,
+                ms,
+                "this account was disconnected for flooding; log in again later",
+            );
+            return;
+        }
         let others_online = self.roster.online.contains_key(&user.key());
         if let Some(delta) = self.roster.attach(user, conn) {
             self.broadcast_roster(delta, conn);
@@ -1051,6 +1076,19 @@ impl Hub {
             }
             Some(group) => Ok(group.name),
         }
+    }
+
+    /// Bars the account of `conn` from logging in for `flood_penalty`.
+    fn penalize(&mut self, now: Instant, conn: ConnId) {
+        let Some(user) = self.user(conn) else { return };
+        if self.penalties.len() >= MAX_PENALTIES {
+            self.penalties.retain(|_, t| *t > now);
+            if self.penalties.len() >= MAX_PENALTIES {
+                return;
+            }
+        }
+        self.penalties
+            .insert(user.key(), now + self.config.flood_penalty);
     }
 
     fn groups_of(&self, user: &Name) -> Vec<Name> {

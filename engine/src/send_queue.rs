@@ -165,6 +165,13 @@ impl SendQueue {
             }
         }
         self.bytes -= taken;
+        // The queue is empty: give its buffers back, so an idle session
+        // holds no queue memory (most sessions are idle most of the time).
+        for q in &mut self.classes {
+            if q.capacity() > 0 {
+                *q = VecDeque::new();
+            }
+        }
         taken
     }
 
@@ -322,6 +329,16 @@ mod tests {
             q.push(frame(20, None), Class::Control, 100),
             Pushed::Overflow
         );
+    }
+
+    #[test]
+    fn a_drained_queue_holds_no_buffers() {
+        let mut q = SendQueue::default();
+        q.push(frame(50, Some(1)), Class::Message, 1000);
+        q.push(frame(50, None), Class::Control, 1000);
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 1000);
+        assert!(q.classes.iter().all(|c| c.capacity() == 0));
     }
 
     #[test]

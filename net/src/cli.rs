@@ -181,6 +181,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_FLOOD_TIMEOUT", default_value_t = 10, value_parser = secs())]
     pub flood_timeout: u64,
 
+    /// Seconds an account disconnected for flooding may not log in again.
+    #[arg(long, env = "CONFAB_FLOOD_PENALTY", default_value_t = 30, value_parser = secs())]
+    pub flood_penalty: u64,
+
     /// Longest message body in bytes.
     #[arg(long, env = "CONFAB_MAX_BODY", default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_body: u16,
@@ -301,6 +305,7 @@ impl ServeArgs {
             byte_rate: self.byte_rate,
             byte_burst: self.byte_burst,
             flood_timeout: Duration::from_secs(self.flood_timeout),
+            flood_penalty: Duration::from_secs(self.flood_penalty),
             send_queue_bytes: usize::try_from(self.send_queue_bytes).unwrap_or(usize::MAX),
             auth_timeout: Duration::from_secs(self.auth_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),

@@ -66,7 +66,7 @@ fn listen_exits_zero_after_its_count_or_at_its_timeout() {
     let kinds: Vec<&Value> = counted.seen().iter().map(|v| &v["event"]).collect();
     assert_eq!(kinds, ["logged_in", "roster"]);
 
-    let mut timed = server.client("bob").listen_with(&["--timeout", "0.5"]);
+    let mut timed = server.client("bob").listen_with(&["--timeout", "3"]);
     let (code, stderr) = timed.wait_exit();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(timed.seen().iter().any(|v| v["event"] == "caught_up"));

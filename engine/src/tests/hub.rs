@@ -724,3 +724,57 @@ fn a_flooder_whose_reads_run_dry_between_frames_is_still_disconnected_on_time() 
         "disconnected after {took:?}, flood timeout 2 s"
     );
 }
+
+#[test]
+fn an_account_disconnected_for_flooding_may_not_log_in_again_until_its_penalty_ends() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 5,
+        flood_timeout: Duration::from_secs(1),
+        flood_penalty: Duration::from_secs(30),
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["flood", "bob"]);
+    let f = w.login("flood", false);
+    let mut burst = Vec::new();
+    for i in 0..100 {
+        Frame::Send {
+            reference: i,
+            target: Target::Room,
+            body: Text::new("x").unwrap(),
+        }
+        .encode(&mut burst);
+    }
+    let mut rest = burst.clone();
+    while !w.peers[f].closed {
+        let used = w.send_bytes(f, &rest);
+        rest.drain(..used);
+        rest.extend_from_slice(&burst[..used]);
+        w.advance(Duration::from_millis(50));
+    }
+    assert_eq!(w.errors(f).last(), Some(&ErrorCode::Flooding));
+    // Straight back: refused, told when to come back.
+    let again = w.connect();
+    w.login_peer(again, "flood", 0, false);
+    let refused = w.peers[again].got.iter().find_map(|g| match g {
+        Got::Error {
+            code: ErrorCode::RateLimited,
+            retry_after_ms,
+            ..
+        } => Some(*retry_after_ms),
+        _ => None,
+    });
+    assert!(
+        refused.is_some_and(|ms| ms > 25_000 && ms <= 30_000),
+        "{:?}",
+        w.peers[again].got
+    );
+    assert_eq!(w.hub.phase(w.peers[again].conn), Some(Phase::Auth));
+    // Others are not affected; after the penalty the flooder may return.
+    let b = w.login("bob", false);
+    assert_eq!(w.hub.phase(w.peers[b].conn), Some(Phase::Messaging));
+    w.advance(Duration::from_secs(31));
+    let later = w.connect();
+    w.login_peer(later, "flood", 0, false);
+    assert_eq!(w.hub.phase(w.peers[later].conn), Some(Phase::Messaging));
+}
