@@ -141,7 +141,13 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
         stores,
     )?;
     info!("data dir {}", args.data_dir.display());
-    info!("listening on {}", server.local_addr());
+    if log::log_enabled!(log::Level::Info) {
+        info!("listening on {}", server.local_addr());
+    } else {
+        // Scripts and tests read the bound address from this line, so it is
+        // printed even when the log level hides info.
+        eprintln!("listening on {}", server.local_addr());
+    }
     log::logger().flush();
     server.run(signals.first())?;
     Ok(())

@@ -118,3 +118,11 @@ fn history_pages_through_a_conversation_oldest_first() {
     assert_eq!(older[1]["more"], false);
     assert_eq!(older.len(), 2);
 }
+
+#[test]
+fn the_bound_address_is_printed_even_when_the_log_level_hides_info() {
+    // Server::start_with waits for the `listening on` line and fails without it.
+    let server = Server::start_with(&["--log-level", "warn"]);
+    let run = server.client("alice").run(&["send", "--to", "all", "hi"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
