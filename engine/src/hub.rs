@@ -852,8 +852,11 @@ impl Hub {
         );
         if roster {
             self.subscribers.insert(conn);
+            // Part of the login's answer: ahead of the replay and
+            // CAUGHT_UP (Message class), which may be queued before the
+            // client reads anything.
             for chunk in self.roster.snapshot().iter() {
-                self.push(conn, chunk.clone(), Class::Roster, None);
+                self.push(conn, chunk.clone(), Class::Control, None);
             }
         }
         let upto = self.last_id;

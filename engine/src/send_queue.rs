@@ -23,11 +23,12 @@ use crate::frame::{MessageId, Target};
 /// Priority classes, most important first (docs/PROTOCOL.md, "Flow control").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
-    /// PING, PONG, OK, ACK, ERROR, MISSED, SHUTDOWN, LOGIN_OK, SERVER_HELLO.
+    /// PING, PONG, OK, ACK, ERROR, MISSED, SHUTDOWN, LOGIN_OK, SERVER_HELLO,
+    /// and the roster snapshot that answers a login.
     Control = 0,
     /// MESSAGE frames of every conversation, and CAUGHT_UP, in one FIFO.
     Message = 1,
-    /// Roster snapshots and deltas, group events.
+    /// Roster deltas and later snapshots, group events.
     Roster = 2,
     /// History pages and group lists.
     Bulk = 3,
