@@ -14,17 +14,18 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
 use confab_engine::frame::{ErrorCode, Ref};
 use confab_engine::{ConnId, EffectResult, MessageId, Name, Target};
+use futures_lite::FutureExt;
 use log::{error, info};
 
 use crate::auth::storage_failed;
 use crate::shared::Shared;
-use crate::store::{Retention, Store, Write, Written};
+use crate::store::{Fold, Retention, Store, Write, Written};
 
 /// Most writes in one commit.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -109,10 +110,17 @@ impl<J> Queue<J> {
     }
 }
 
-/// The writer thread's loop (see the module docs).
+/// How long the writer waits for work before it folds the store's journal
+/// (see [`Store::fold_journal`]) even though it is short.
+const FOLD_IDLE: Duration = Duration::from_millis(200);
+
+/// The writer thread's loop (see the module docs); between batches it
+/// folds the store's journal while no writes wait (see
+/// [`Store::fold_journal`]).
 pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
+    let store = &mut *store;
     let mut jobs = Vec::new();
-    while let Ok(first) = rx.recv_blocking() {
+    while let Some(first) = next_job(&rx, store) {
         jobs.push(first);
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -121,16 +129,42 @@ pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store:
             }
         }
         let taken = jobs.iter().filter(|j| j.refusable()).count();
-        shared
-            .effects
-            .writes
-            .queued
-            .fetch_sub(taken, Ordering::AcqRel);
-        let results = run_jobs(&mut *store, jobs.drain(..));
+        shared.effects.writes.taken(taken);
+        let results = run_jobs(store, jobs.drain(..));
         if !results.is_empty() {
             shared.feed(results);
         }
+        // Each step is short, so a write arriving meanwhile waits little.
+        while rx.is_empty() && fold_journal(store, Fold::Spare) > 0 {}
+        fold_journal(store, Fold::Due);
     }
+    fold_journal(store, Fold::All);
+}
+
+/// The next job; folds the journal while there is none for [`FOLD_IDLE`].
+/// `None` once the queue is closed and empty.
+fn next_job(rx: &Receiver<WriteJob>, store: &mut dyn Store) -> Option<WriteJob> {
+    let idle = async {
+        async_io::Timer::after(FOLD_IDLE).await;
+        None
+    };
+    match futures_lite::future::block_on(async { rx.recv().await.ok().map(Some) }.or(idle)) {
+        Some(job) => job,
+        None => {
+            fold_journal(store, Fold::All);
+            rx.recv_blocking().ok()
+        }
+    }
+}
+
+/// How many messages [`Store::fold_journal`] moved; 0 if it failed.
+fn fold_journal(store: &mut dyn Store, when: Fold) -> u64 {
+    store.fold_journal(when).unwrap_or_else(|e| {
+        // Nothing is lost: the messages stay in the journal, where readers
+        // find them, and a later fold tries again.
+        error!("storage failed while folding its journal: {e}");
+        0
+    })
 }
 
 /// Commits a batch of jobs; retention jobs split it so that they run

@@ -42,7 +42,7 @@ use rusqlite::{
     TransactionBehavior,
 };
 
-use super::{Account, Loaded, Retention, Store, StoreError, Write, Written};
+use super::{Account, Fold, Loaded, Retention, Store, StoreError, Write, Written};
 
 mod migrations;
 #[cfg(test)]
@@ -91,17 +91,35 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Messages this store has put in the journal since it last folded it
+    /// (counted at open; only the writer's store adds to it).
+    journal_rows: u64,
 }
 
 const ROOM_CONV: &str = "room";
+/// The room's conversation id (created by the schema migration).
+const ROOM_CONV_ID: i64 = 1;
 const KIND_ROOM: i64 = 0;
 const KIND_GROUP: i64 = 1;
 const KIND_USER: i64 = 2;
-/// Beyond this many groups a replay looks them up in one go instead of one
-/// index range each (SQLite allows 500 terms in a compound SELECT).
-const MAX_GROUP_BRANCHES: usize = 100;
+/// Beyond this many conversations a replay looks them up in one go instead
+/// of one index range each (SQLite allows 500 terms in a compound SELECT).
+const MAX_CONV_BRANCHES: usize = 100;
 /// The columns [`message_from_row`] reads, in order.
 const MESSAGE_COLUMNS: &str = "id, ts_ms, sender, kind, target, body";
+/// Every column of `messages` and `journal`, in order.
+const ALL_COLUMNS: &str = "id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body";
+/// Page cache per connection (a negative `cache_size` is KiB).
+const CACHE_KIB: i64 = 32 * 1024;
+/// Journal rows from which a spare moment is used to fold: enough that a
+/// conversation's index pages are written once for many of its messages.
+const FOLD_MIN: u64 = 1024;
+/// Journal rows beyond which folding goes on even while writes wait, so
+/// that readers' scans of the unindexed journal stay short.
+const FOLD_MAX: u64 = 8192;
+/// A fold step takes whole conversations, those of at least this many of
+/// the oldest journal rows: about a millisecond of work.
+const FOLD_STEP: u64 = 256;
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/confab.db`, migrating its schema
@@ -186,6 +204,13 @@ impl SqliteStore {
             .map_err(step("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(step("enabling foreign keys"))?;
+        // A fold dirties a few hundred index pages: with SQLite's default
+        // 2 MiB cache they spill to the WAL mid-transaction and are read
+        // back. Statement journals (INSERT ... SELECT keeps one) stay in RAM.
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(step("setting the cache size"))?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(step("setting the temp store"))?;
         conn.set_prepared_statement_cache_capacity(64);
 
         let problems = {
@@ -207,7 +232,14 @@ impl SqliteStore {
         }
 
         migrate(&mut conn, version, &path, &open_err)?;
-        Ok(SqliteStore { conn, path })
+        let journal_rows: i64 = conn
+            .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+            .map_err(step("reading the journal"))?;
+        Ok(SqliteStore {
+            conn,
+            path,
+            journal_rows: journal_rows.unsigned_abs(),
+        })
     }
 
     /// The database file.
@@ -413,13 +445,42 @@ fn group_id(conn: &Connection, group: &Name) -> rusqlite::Result<Option<(i64, Db
         .optional()
 }
 
+/// The id of the conversation keyed `key`, if it has one yet.
+fn conversation(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM conversations WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// The id of the conversation keyed `key`, created on its first message
+/// with `parties` (the users of a direct conversation) recorded.
+fn conversation_for_message(
+    conn: &Connection,
+    key: &str,
+    parties: &[&str],
+) -> rusqlite::Result<i64> {
+    if let Some(id) = conversation(conn, key)? {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO conversations (key) VALUES (?1)")?
+        .execute([key])?;
+    let id = conn.last_insert_rowid();
+    for party in parties {
+        conn.prepare_cached(
+            "INSERT INTO dm_parties (user_key, conv_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![party, id])?;
+    }
+    Ok(id)
+}
+
 fn insert_message(
     conn: &Connection,
     m: &NewMessage,
     ts_ms: u64,
 ) -> rusqlite::Result<Result<StoredMessage, Refusal>> {
-    let (kind, target, target_key, conv) = match &m.target {
-        Target::Room => (KIND_ROOM, Target::Room, None, ROOM_CONV.to_owned()),
+    let (kind, target, target_key, conv_id) = match &m.target {
+        Target::Room => (KIND_ROOM, Target::Room, None, ROOM_CONV_ID),
         Target::Group(g) => {
             let Some((_, DbName(name))) = group_id(conn, g)? else {
                 return Ok(Err(Refusal::new(
@@ -427,12 +488,8 @@ fn insert_message(
                     format!("no group {g}"),
                 )));
             };
-            (
-                KIND_GROUP,
-                Target::Group(name),
-                Some(name.key()),
-                group_conv(&name),
-            )
+            let conv = conversation_for_message(conn, &group_conv(&name), &[])?;
+            (KIND_GROUP, Target::Group(name), Some(name.key()), conv)
         }
         Target::User(u) => {
             let Some((_, DbName(name))) = account_id(conn, u)? else {
@@ -441,12 +498,13 @@ fn insert_message(
                     format!("no user {u}"),
                 )));
             };
-            (
-                KIND_USER,
-                Target::User(name),
-                Some(name.key()),
-                dm_conv(&m.sender, &name),
-            )
+            let parties = [m.sender.key(), name.key()];
+            let conv = conversation_for_message(
+                conn,
+                &dm_conv(&m.sender, &name),
+                &[parties[0].as_str(), parties[1].as_str()],
+            )?;
+            (KIND_USER, Target::User(name), Some(name.key()), conv)
         }
     };
     let target_name = match &target {
@@ -454,7 +512,7 @@ fn insert_message(
         Target::Group(n) | Target::User(n) => Some(n.as_str()),
     };
     conn.prepare_cached(
-        "INSERT INTO messages (ts_ms, sender, sender_key, kind, target, target_key, conv, body)
+        "INSERT INTO journal (ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
@@ -464,7 +522,7 @@ fn insert_message(
         kind,
         target_name,
         target_key.as_ref().map(|k| k.as_str()),
-        conv,
+        conv_id,
         m.body,
     ])?;
     Ok(Ok(StoredMessage {
@@ -547,12 +605,15 @@ fn apply_group_op(
     }
 }
 
-/// Where a replay's messages come from: filters over `messages`, each an
-/// index range scan once `id > ?1 AND id < ?2` is added, and their
-/// parameters (`?1` after, `?2` the exclusive end, `?3` the user's key, then
-/// the groups' conversations).
+/// Where a replay's messages come from: the user's conversations, each an
+/// index range scan of `messages` (`conv_id = ?N AND id > ?1 AND id < ?2`),
+/// plus one scan of the journal; and their parameters (`?1` after, `?2`
+/// the exclusive end, `?3` the user's key, then the conversation ids).
 struct Sources {
+    /// One per index range of `messages`.
     filters: Vec<String>,
+    /// Every conversation at once, for the journal.
+    any: String,
     params: Vec<Box<dyn ToSql>>,
 }
 
@@ -564,31 +625,20 @@ impl Sources {
         end: i64,
     ) -> rusqlite::Result<Sources> {
         let key = user.key().as_str().to_owned();
-        match scope {
+        let direct = |conn: &Connection| -> rusqlite::Result<Vec<i64>> {
+            conn.prepare_cached("SELECT conv_id FROM dm_parties WHERE user_key = ?1")?
+                .query_map([&key], |r| r.get(0))?
+                .collect()
+        };
+        let (after, convs, only) = match scope {
             ReplayScope::Since { after, groups } => {
-                let mut params: Vec<Box<dyn ToSql>> =
-                    vec![Box::new(sat_i64(*after)), Box::new(end), Box::new(key)];
-                let mut filters = vec![
-                    format!("conv = '{ROOM_CONV}'"),
-                    "kind = 2 AND target_key = ?3".to_owned(),
-                    "kind = 2 AND sender_key = ?3 AND target_key <> ?3".to_owned(),
-                ];
-                if groups.len() <= MAX_GROUP_BRANCHES {
-                    // One index range per group, so each stops at the limit.
-                    for (i, g) in groups.iter().enumerate() {
-                        filters.push(format!("conv = ?{}", i + 4));
-                        params.push(Box::new(group_conv(g)));
-                    }
-                } else {
-                    // Names need no escaping in JSON (see `Name`).
-                    let list: Vec<String> = groups
-                        .iter()
-                        .map(|g| format!("\"{}\"", group_conv(g)))
-                        .collect();
-                    filters.push("conv IN (SELECT value FROM json_each(?4))".to_owned());
-                    params.push(Box::new(format!("[{}]", list.join(","))));
+                let mut convs = vec![ROOM_CONV_ID];
+                // A group nobody has written to has no conversation yet.
+                for g in groups {
+                    convs.extend(conversation(conn, &group_conv(g))?);
                 }
-                Ok(Sources { filters, params })
+                convs.extend(direct(conn)?);
+                (sat_i64(*after), convs, "")
             }
             ReplayScope::OfflineDirect => {
                 let mark: i64 = conn
@@ -599,23 +649,51 @@ impl Sources {
                     .query_row([&key], |r| r.get(0))
                     .optional()?
                     .unwrap_or(0);
-                Ok(Sources {
-                    filters: vec!["kind = 2 AND target_key = ?3".to_owned()],
-                    params: vec![Box::new(mark), Box::new(end), Box::new(key)],
-                })
+                // Direct messages to the user (not those they sent).
+                (mark, direct(conn)?, " AND target_key = ?3")
             }
-        }
+        };
+        let mut params: Vec<Box<dyn ToSql>> =
+            vec![Box::new(after), Box::new(end), Box::new(key.clone())];
+        let (filters, any) = if convs.len() <= MAX_CONV_BRANCHES {
+            // One index range per conversation, so each stops at the limit.
+            let numbers: Vec<String> = (0..convs.len()).map(|i| format!("?{}", i + 4)).collect();
+            params.extend(convs.into_iter().map(|c| Box::new(c) as Box<dyn ToSql>));
+            (
+                numbers
+                    .iter()
+                    .map(|n| format!("conv_id = {n}{only}"))
+                    .collect(),
+                format!("conv_id IN ({}){only}", numbers.join(", ")),
+            )
+        } else {
+            let list: Vec<String> = convs.iter().map(i64::to_string).collect();
+            params.push(Box::new(format!("[{}]", list.join(","))));
+            let filter = format!("conv_id IN (SELECT value FROM json_each(?4)){only}");
+            (vec![filter.clone()], filter)
+        };
+        Ok(Sources {
+            filters,
+            any,
+            params,
+        })
     }
 
     /// `SELECT columns` of every source, as one UNION ALL; `tail` follows
-    /// each source's WHERE clause (an ORDER BY and LIMIT, say).
+    /// each source's WHERE clause (an ORDER BY and LIMIT, say). The
+    /// journal, which has no index but is short, is scanned once for all.
     fn union(&self, columns: &str, tail: &str) -> String {
+        let journal = format!(
+            "SELECT * FROM (SELECT {columns} FROM journal WHERE ({}) AND id > ?1 AND id < ?2 {tail})",
+            self.any
+        );
         let branches: Vec<String> = self
             .filters
             .iter()
             .map(|f| {
                 format!("SELECT * FROM (SELECT {columns} FROM messages WHERE {f} AND id > ?1 AND id < ?2 {tail})")
             })
+            .chain([journal])
             .collect();
         branches.join(" UNION ALL ")
     }
@@ -629,8 +707,10 @@ impl Store for SqliteStore {
         // retention deleted it; max(id) is a second opinion.
         let last_id: i64 = tx
             .query_row(
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
-                            coalesce((SELECT max(id) FROM messages), 0))",
+                "SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence
+                                      WHERE name IN ('messages', 'journal')), 0),
+                            coalesce((SELECT max(id) FROM messages), 0),
+                            coalesce((SELECT max(id) FROM journal), 0))",
                 [],
                 |r| r.get(0),
             )
@@ -765,6 +845,10 @@ impl Store for SqliteStore {
         }
         // On error the transaction is rolled back when `tx` drops.
         tx.commit().map_err(failed(DOING))?;
+        self.journal_rows += written
+            .iter()
+            .filter(|w| matches!(w, Written::Message(Ok(_))))
+            .count() as u64;
         Ok(written)
     }
 
@@ -780,15 +864,29 @@ impl Store for SqliteStore {
         } else {
             sat_i64(before)
         };
+        let Some(conv) =
+            conversation(&self.conn, &conv_of(user, target)).map_err(failed("loading history"))?
+        else {
+            // Nobody has written there yet.
+            return Ok(HistoryLoaded {
+                messages: Vec::new(),
+                more: false,
+            });
+        };
+        // A page may span the journal and `messages`.
         let mut messages: Vec<StoredMessage> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND id < ?2
+                "SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM journal WHERE conv_id = ?1 AND id < ?2
+                                ORDER BY id DESC LIMIT ?3)
+                 UNION ALL
+                 SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND id < ?2
+                                ORDER BY id DESC LIMIT ?3)
                  ORDER BY id DESC LIMIT ?3"
             ))
             .and_then(|mut s| {
                 s.query_map(
-                    params![conv_of(user, target), before, i64::from(limit) + 1],
+                    params![conv, before, i64::from(limit) + 1],
                     message_from_row,
                 )?
                 .collect()
@@ -835,10 +933,10 @@ impl Store for SqliteStore {
             sources.params[1] = Box::new(messages.last().map_or(end, |m| sat_i64(m.id)));
             // The conversation as the user sees it: the room, the group, or
             // the other party of a direct conversation.
-            let columns = "id, conv, kind, CASE kind WHEN 0 THEN NULL WHEN 1 THEN target \
+            let columns = "id, conv_id, kind, CASE kind WHEN 0 THEN NULL WHEN 1 THEN target \
                            ELSE CASE WHEN sender_key = ?3 THEN target ELSE sender END END AS peer";
             let counts = format!(
-                "SELECT kind, max(peer), min(id), max(id), count(*) FROM ({}) GROUP BY conv ORDER BY min(id)",
+                "SELECT kind, max(peer), min(id), max(id), count(*) FROM ({}) GROUP BY conv_id ORDER BY min(id)",
                 sources.union(columns, "")
             );
             let mut stmt = tx.prepare_cached(&counts).map_err(failed(DOING))?;
@@ -874,6 +972,9 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed(DOING))?;
+        // Retention counts per conversation, so everything is folded first.
+        fold(&tx).map_err(failed(DOING))?;
+        self.journal_rows = 0;
         let mut deleted = 0;
         if let Some(secs) = retention.max_age_secs {
             let cutoff = sat_i64(now_ms).saturating_sub(sat_i64(secs.saturating_mul(1000)));
@@ -886,7 +987,7 @@ impl Store for SqliteStore {
                 .execute(
                     "DELETE FROM messages WHERE id IN (
                          SELECT id FROM (
-                             SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS n
+                             SELECT id, row_number() OVER (PARTITION BY conv_id ORDER BY id DESC) AS n
                              FROM messages)
                          WHERE n > ?1)",
                     [sat_i64(keep)],
@@ -897,4 +998,62 @@ impl Store for SqliteStore {
         tx.commit().map_err(failed(DOING))?;
         Ok(deleted as u64)
     }
+
+    /// Moves the journal into `messages` (see the migrations' module docs),
+    /// in steps of whole conversations, oldest first, so that the writer is
+    /// never held up for long and each conversation's index pages are
+    /// written once per step. Each step is one transaction: a message is in
+    /// exactly one of the two tables, even across a crash.
+    fn fold_journal(&mut self, when: Fold) -> Result<u64, StoreError> {
+        const DOING: &str = "moving the journal into the message table";
+        let worth = match when {
+            Fold::Due => FOLD_MAX,
+            Fold::Spare => FOLD_MIN,
+            Fold::All => 1,
+        };
+        if self.journal_rows < worth {
+            return Ok(0);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed(DOING))?;
+        let moved = if when == Fold::All {
+            fold(&tx)
+        } else {
+            fold_step(&tx, FOLD_STEP)
+        }
+        .map_err(failed(DOING))?;
+        tx.commit().map_err(failed(DOING))?;
+        self.journal_rows = self.journal_rows.saturating_sub(moved);
+        Ok(moved)
+    }
+}
+
+/// Moves the journal rows of the conversations of the `oldest` oldest rows
+/// into `messages`; returns how many.
+fn fold_step(tx: &Connection, oldest: u64) -> rusqlite::Result<u64> {
+    let oldest = format!("SELECT conv_id FROM journal ORDER BY id LIMIT {oldest}");
+    let moved = tx
+        .prepare_cached(&format!(
+            "INSERT INTO messages ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM journal
+             WHERE conv_id IN ({oldest}) ORDER BY id"
+        ))?
+        .execute([])?;
+    let deleted = tx
+        .prepare_cached(&format!("DELETE FROM journal WHERE conv_id IN ({oldest})"))?
+        .execute([])?;
+    debug_assert_eq!(moved, deleted);
+    Ok(moved as u64)
+}
+
+/// Moves every journal row into `messages`, in id order; returns how many.
+fn fold(tx: &Connection) -> rusqlite::Result<u64> {
+    let moved = tx
+        .prepare_cached(&format!(
+            "INSERT INTO messages ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM journal ORDER BY id"
+        ))?
+        .execute([])?;
+    tx.prepare_cached("DELETE FROM journal")?.execute([])?;
+    Ok(moved as u64)
 }

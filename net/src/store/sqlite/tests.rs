@@ -963,7 +963,14 @@ fn a_writer_and_readers_work_at_once() {
 
 #[test]
 fn history_and_replay_are_index_scans() {
-    let (_dir, store) = fresh();
+    let (_dir, mut store) = fresh();
+    // A group and a direct conversation, so the replay has one of each.
+    commit_ok(&mut store, &[create("g", "alice")], 1);
+    commit_ok(
+        &mut store,
+        &[to_group("alice", "g", "hi"), dm("alice", "bob", "hi")],
+        2,
+    );
     let plan = |sql: &str, params: &[&dyn ToSql]| -> String {
         let mut stmt = store
             .conn
@@ -973,56 +980,47 @@ fn history_and_replay_are_index_scans() {
         rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
     };
     let history = plan(
-        &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
-        &[&"room", &10, &10],
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+        &[&1, &10, &10],
     );
     assert!(
-        history.contains("messages_by_conversation (conv=? AND id<?)"),
+        history.contains("messages_by_conversation (conv_id=? AND id<?)"),
         "{history}"
     );
     assert!(!history.contains("TEMP B-TREE"), "{history}");
-    let sources = Sources {
-        filters: Sources::new(
-            &store.conn,
-            &n("alice"),
-            &ReplayScope::Since {
-                after: 0,
-                groups: vec![n("g")],
-            },
-            10,
-        )
-        .unwrap()
-        .filters,
-        params: vec![],
-    };
-    let replay = plan(
-        &sources.union("id", "ORDER BY id DESC LIMIT ?5"),
-        &[&0, &10, &"alice", &"group:g", &5],
-    );
-    for index in [
-        "messages_by_conversation",
-        "messages_dm_to",
-        "messages_dm_from",
-    ] {
-        assert!(replay.contains(index), "{replay}");
-    }
-    assert!(
-        !replay.contains("SCAN messages\n") && !replay.ends_with("SCAN messages"),
-        "{replay}"
-    );
+    let sources = Sources::new(
+        &store.conn,
+        &n("alice"),
+        &ReplayScope::Since {
+            after: 0,
+            groups: vec![n("g")],
+        },
+        10,
+    )
+    .unwrap();
+    // The room, the group and the direct conversation.
+    assert_eq!(sources.filters.len(), 3, "{:?}", sources.filters);
+    let mut params: Vec<&dyn ToSql> = sources.params.iter().map(|p| &**p as &dyn ToSql).collect();
+    params.push(&5);
+    let replay = plan(&sources.union("id", "ORDER BY id DESC LIMIT ?7"), &params);
+    let ranges = replay
+        .matches("messages_by_conversation (conv_id=? AND id>? AND id<?)")
+        .count();
+    assert_eq!(ranges, 3, "{replay}");
+    assert!(!replay.contains("SCAN messages"), "{replay}");
 }
 
 #[test]
 fn replay_handles_users_in_very_many_groups() {
     let (_dir, mut store) = fresh();
-    let names: Vec<String> = (0..MAX_GROUP_BRANCHES + 5)
+    let names: Vec<String> = (0..MAX_CONV_BRANCHES + 5)
         .map(|i| format!("g{i}"))
         .collect();
     let creates: Vec<Write> = names.iter().map(|g| create(g, "alice")).collect();
     commit_ok(&mut store, &creates, 1);
     let msgs: Vec<Write> = names.iter().map(|g| to_group("alice", g, g)).collect();
     let got = commit_ok(&mut store, &msgs, 2);
-    for count in [MAX_GROUP_BRANCHES, MAX_GROUP_BRANCHES + 5] {
+    for count in [MAX_CONV_BRANCHES, MAX_CONV_BRANCHES + 5] {
         let scope = ReplayScope::Since {
             after: 0,
             groups: names[..count].iter().map(|g| n(g)).collect(),
@@ -1043,4 +1041,207 @@ fn replay_handles_users_in_very_many_groups() {
         assert_eq!(out.messages.len(), 2);
         assert_eq!(out.skipped.len(), count - 2);
     }
+}
+
+fn journal_rows(store: &SqliteStore) -> i64 {
+    store
+        .conn
+        .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Every read the store answers, for a fixed set of questions.
+fn every_read(store: &mut SqliteStore, newest: MessageId) -> Vec<String> {
+    let mut out = Vec::new();
+    let targets = [
+        Target::Room,
+        Target::Group(n("devs")),
+        Target::Group(n("ops")),
+        Target::User(n("bob")),
+        Target::User(n("carol")),
+        Target::User(n("alice")),
+    ];
+    for user in ["alice", "bob", "carol"] {
+        for target in &targets {
+            for (before, limit) in [(0, 1000), (0, 3), (newest / 2, 4), (newest, 2)] {
+                let page = store.history(&n(user), target, before, limit).unwrap();
+                out.push(format!(
+                    "history {user} {target:?} {before} {limit}: {page:?}"
+                ));
+            }
+        }
+        for after in [0, newest / 3, newest - 1] {
+            for max in [1000, 5, 1] {
+                let scope = ReplayScope::Since {
+                    after,
+                    groups: vec![n("devs"), n("ops")],
+                };
+                let got = store.replay(&n(user), &scope, newest, max).unwrap();
+                out.push(format!("replay {user} {after} {max}: {got:?}"));
+            }
+        }
+        let got = store
+            .replay(&n(user), &ReplayScope::OfflineDirect, newest, 1000)
+            .unwrap();
+        out.push(format!("offline {user}: {got:?}"));
+    }
+    out
+}
+
+#[test]
+fn reads_are_the_same_whether_messages_are_in_the_journal_or_folded() {
+    let (_dir, mut store) = fresh();
+    commit_ok(
+        &mut store,
+        &[create("devs", "alice"), create("ops", "Bob")],
+        1,
+    );
+    let users = ["alice", "Bob", "carol"];
+    let mut newest = 0;
+    for i in 0..60u64 {
+        let sender = users[(i % 3) as usize];
+        let other = users[((i / 3) % 3) as usize];
+        let write = match i % 5 {
+            0 | 1 => room(sender, &format!("r{i}")),
+            2 => to_group(
+                "alice",
+                if i % 2 == 0 { "devs" } else { "ops" },
+                &format!("g{i}"),
+            ),
+            _ => dm(sender, other, &format!("d{i}")),
+        };
+        newest = commit_ok(&mut store, &[write], 10 + i)[0].id;
+        if i == 20 {
+            let out = store.commit(
+                &[Write::Offline {
+                    user: n("carol"),
+                    seen_upto: newest,
+                }],
+                40,
+            );
+            assert_eq!(out.unwrap(), vec![Written::Offline]);
+        }
+    }
+    assert_eq!(journal_rows(&store), 60);
+    let unfolded = every_read(&mut store, newest);
+
+    // Part of it: the conversations of the oldest rows move, the rest stay.
+    let moved = fold_step(&store.conn, 5).unwrap();
+    assert!(moved > 0 && moved < 60, "{moved}");
+    assert_eq!(every_read(&mut store, newest), unfolded);
+
+    store.journal_rows = 60 - moved;
+    assert_eq!(store.fold_journal(Fold::All).unwrap(), 60 - moved);
+    assert_eq!(journal_rows(&store), 0);
+    assert_eq!(every_read(&mut store, newest), unfolded);
+}
+
+#[test]
+fn the_journal_folds_in_spare_time_past_its_minimum_and_always_past_its_maximum() {
+    let (_dir, mut store) = fresh();
+    let batch: Vec<Write> = (0..256).map(|i| room("alice", &i.to_string())).collect();
+    let mut committed = 0;
+    while committed + 256 <= FOLD_MIN {
+        commit_ok(&mut store, &batch, 1);
+        committed += 256;
+        let below_min = committed < FOLD_MIN;
+        assert_eq!(store.fold_journal(Fold::Due).unwrap(), 0);
+        if below_min {
+            assert_eq!(store.fold_journal(Fold::Spare).unwrap(), 0);
+        }
+    }
+    // At the minimum a spare moment folds (here, all of it: one conversation).
+    assert_eq!(store.fold_journal(Fold::Spare).unwrap(), FOLD_MIN);
+    assert_eq!(journal_rows(&store), 0);
+    while committed < FOLD_MIN + FOLD_MAX {
+        commit_ok(&mut store, &batch, 1);
+        committed += 256;
+    }
+    assert!(store.fold_journal(Fold::Due).unwrap() > 0);
+    // Reopening counts the journal again.
+    assert!(store.fold_journal(Fold::All).unwrap() > 0 || journal_rows(&store) == 0);
+    assert_eq!(journal_rows(&store), 0);
+    assert_eq!(store.fold_journal(Fold::All).unwrap(), 0);
+}
+
+#[test]
+fn ids_keep_increasing_across_a_fold_a_reopen_and_retention() {
+    let (dir, mut store) = fresh();
+    let first = commit_ok(
+        &mut store,
+        &[room("alice", "1"), dm("alice", "Bob", "2")],
+        1,
+    );
+    store.fold_journal(Fold::All).unwrap();
+    let second = commit_ok(&mut store, &[room("alice", "3")], 2);
+    assert!(second[0].id > first[1].id);
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(store.journal_rows, 1);
+    assert_eq!(store.load().unwrap().last_id, second[0].id);
+    // Retention folds first, then deletes everything (count 0 is not
+    // allowed, so by age): ids still never go back.
+    let retention = Retention {
+        max_age_secs: Some(1),
+        max_count: None,
+    };
+    assert_eq!(store.apply_retention(&retention, 1_000_000).unwrap(), 3);
+    assert_eq!(journal_rows(&store), 0);
+    assert_eq!(store.load().unwrap().last_id, second[0].id);
+    let third = commit_ok(&mut store, &[room("alice", "4")], 2_000_000);
+    assert!(third[0].id > second[0].id);
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_messages_and_ids() {
+    let dir = TempDir::new().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (name, name_key, password_hash, created_ms)
+                 VALUES ('alice', 'alice', 'h', 0), ('Bob', 'bob', 'h', 0);
+             INSERT INTO groups (name, name_key, created_ms) VALUES ('Devs', 'devs', 0);
+             INSERT INTO messages (ts_ms, sender, sender_key, kind, target, target_key, conv, body) VALUES
+                 (1, 'alice', 'alice', 0, NULL, NULL, 'room', 'r1'),
+                 (2, 'Bob', 'bob', 2, 'alice', 'alice', 'dm:alice:bob', 'd2'),
+                 (3, 'alice', 'alice', 1, 'Devs', 'devs', 'group:devs', 'g3'),
+                 (4, 'alice', 'alice', 2, 'Bob', 'bob', 'dm:alice:bob', 'd4'),
+                 (5, 'alice', 'alice', 0, NULL, NULL, 'room', 'r5');
+             -- Retention had deleted the newest: its id must not come back.
+             DELETE FROM messages WHERE id = 5;",
+        )
+        .unwrap();
+    }
+    let mut store = open(&dir);
+    assert_eq!(
+        pragma(&store, "user_version"),
+        format!("Integer({SCHEMA_VERSION})")
+    );
+    assert_eq!(store.load().unwrap().last_id, 5);
+    let room_page = store.history(&n("bob"), &Target::Room, 0, 10).unwrap();
+    assert_eq!(bodies(&room_page.messages), ["r1"]);
+    let dms = store
+        .history(&n("bob"), &Target::User(n("alice")), 0, 10)
+        .unwrap();
+    assert_eq!(bodies(&dms.messages), ["d4", "d2"]);
+    let group = store
+        .history(&n("alice"), &Target::Group(n("devs")), 0, 10)
+        .unwrap();
+    assert_eq!(bodies(&group.messages), ["g3"]);
+    let scope = ReplayScope::Since {
+        after: 0,
+        groups: vec![],
+    };
+    let replay = store.replay(&n("bob"), &scope, 10, 100).unwrap();
+    assert_eq!(bodies(&replay.messages), ["r1", "d2", "d4"]);
+    let next = commit_ok(&mut store, &[dm("Bob", "alice", "d6")], 6);
+    assert_eq!(next[0].id, 6);
+    let dms = store
+        .history(&n("alice"), &Target::User(n("bob")), 0, 10)
+        .unwrap();
+    assert_eq!(bodies(&dms.messages), ["d6", "d4", "d2"]);
 }
