@@ -380,9 +380,7 @@ async fn serve(
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
     let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
     let mut accepted = 0u64;
-    let retention = options
-        .retention
-        .map(|r| ex.spawn(retention_loop(shared.clone(), r)));
+    let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention));
     let tls = options.tls.clone().map(|config| Tls {
         acceptor: TlsAcceptor::from(config),
         // The hub's auth timer starts now too: the handshake uses it up.
@@ -468,9 +466,7 @@ async fn serve(
     for (_, task) in tasks {
         task.cancel().await;
     }
-    if let Some(task) = retention {
-        task.cancel().await;
-    }
+    storage_clock.cancel().await;
     accepted
 }
 
@@ -574,17 +570,20 @@ impl Drop for Disconnect<'_> {
     }
 }
 
-/// Queues a retention pass now and every minute.
-async fn retention_loop(shared: Arc<Shared>, retention: Retention) {
+/// Sends the storage writer its [`WriteJob::Tick`]s, and retention jobs
+/// once a minute if there is a retention; until the writer's queue closes.
+async fn storage_clock(shared: Arc<Shared>, retention: Option<Retention>) {
+    let ticks_per_retention =
+        (Duration::from_secs(60).as_millis() / storage::TICK.as_millis()).max(1);
+    let mut tick = 0u128;
     loop {
-        if shared
-            .effects
-            .writes
-            .push(WriteJob::Retention(retention))
-            .is_err()
-        {
+        let retention = retention.filter(|_| tick.is_multiple_of(ticks_per_retention));
+        let pushed = shared.effects.writes.push(WriteJob::Tick).is_ok()
+            && retention.is_none_or(|r| shared.effects.writes.push(WriteJob::Retention(r)).is_ok());
+        if !pushed {
             return;
         }
-        Timer::after(Duration::from_secs(60)).await;
+        tick += 1;
+        Timer::after(storage::TICK).await;
     }
 }

@@ -20,7 +20,6 @@ use async_channel::{Receiver, Sender};
 use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
 use confab_engine::frame::{ErrorCode, Ref};
 use confab_engine::{ConnId, EffectResult, MessageId, Name, Target};
-use futures_lite::FutureExt;
 use log::{error, info};
 
 use crate::auth::storage_failed;
@@ -52,6 +51,8 @@ pub(crate) enum WriteJob {
         seen_upto: MessageId,
     },
     Retention(Retention),
+    /// Time passes (see [`TICK`]).
+    Tick,
 }
 
 impl WriteJob {
@@ -110,17 +111,18 @@ impl<J> Queue<J> {
     }
 }
 
-/// How long the writer waits for work before it folds the store's journal
-/// (see [`Store::fold_journal`]) even though it is short.
-const FOLD_IDLE: Duration = Duration::from_millis(200);
+/// How often the server sends the writer a [`WriteJob::Tick`]: a journal
+/// left unfolded through a whole tick with no commit is folded.
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 
 /// The writer thread's loop (see the module docs); between batches it
-/// folds the store's journal while no writes wait (see
-/// [`Store::fold_journal`]).
+/// folds the store's journal while no writes wait, and all of it once a
+/// tick passes without a commit (see [`Store::fold_journal`]).
 pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
     let store = &mut *store;
     let mut jobs = Vec::new();
-    while let Some(first) = next_job(&rx, store) {
+    let mut committed_since_tick = false;
+    while let Ok(first) = rx.recv_blocking() {
         jobs.push(first);
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -130,31 +132,27 @@ pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store:
         }
         let taken = jobs.iter().filter(|j| j.refusable()).count();
         shared.effects.writes.taken(taken);
-        let results = run_jobs(store, jobs.drain(..));
-        if !results.is_empty() {
-            shared.feed(results);
+        let ticks = jobs.len();
+        jobs.retain(|j| !matches!(j, WriteJob::Tick));
+        let ticked = jobs.len() < ticks;
+        if !jobs.is_empty() {
+            committed_since_tick = true;
+            let results = run_jobs(store, jobs.drain(..));
+            if !results.is_empty() {
+                shared.feed(results);
+            }
+        }
+        if ticked {
+            if !committed_since_tick {
+                fold_journal(store, Fold::All);
+            }
+            committed_since_tick = false;
         }
         // Each step is short, so a write arriving meanwhile waits little.
         while rx.is_empty() && fold_journal(store, Fold::Spare) > 0 {}
         fold_journal(store, Fold::Due);
     }
     fold_journal(store, Fold::All);
-}
-
-/// The next job; folds the journal while there is none for [`FOLD_IDLE`].
-/// `None` once the queue is closed and empty.
-fn next_job(rx: &Receiver<WriteJob>, store: &mut dyn Store) -> Option<WriteJob> {
-    let idle = async {
-        async_io::Timer::after(FOLD_IDLE).await;
-        None
-    };
-    match futures_lite::future::block_on(async { rx.recv().await.ok().map(Some) }.or(idle)) {
-        Some(job) => job,
-        None => {
-            fold_journal(store, Fold::All);
-            rx.recv_blocking().ok()
-        }
-    }
 }
 
 /// How many messages [`Store::fold_journal`] moved; 0 if it failed.
@@ -195,6 +193,8 @@ fn run_jobs(store: &mut dyn Store, jobs: impl Iterator<Item = WriteJob>) -> Vec<
                 batch.push(Write::Offline { user, seen_upto });
                 owners.push(None);
             }
+            // Taken out by the writer's loop.
+            WriteJob::Tick => {}
             WriteJob::Retention(retention) => {
                 commit(store, &mut batch, &mut owners, &mut results);
                 match store.apply_retention(&retention, now_ms()) {
