@@ -141,7 +141,7 @@ impl Transport for Async<TcpStream> {
         conn: ConnId,
         leftover: &mut Vec<u8>,
     ) -> Result<Option<Fed>, End> {
-        self.readable().await.map_err(End::Io)?;
+        wait_readable(self).await.map_err(End::Io)?;
         let mut reader = self.get_ref();
         read_and_feed(|buf| reader.read(buf), shared, conn, leftover, false)
     }
@@ -521,7 +521,7 @@ async fn linger(stream: &Async<TcpStream>) {
     let drain = async {
         let mut total = 0;
         while total < LINGER_BYTES {
-            if stream.readable().await.is_err() {
+            if wait_readable(stream).await.is_err() {
                 return;
             }
             match discard(stream.get_ref()) {
@@ -535,6 +535,15 @@ async fn linger(stream: &Async<TcpStream>) {
         Timer::after(LINGER).await;
     })
     .await;
+}
+
+/// Waits until `stream` may be readable. Unlike `Async::readable`, which
+/// keeps a slab of wakers per socket (96 bytes once the first waiter
+/// registers, held for the connection's life), `poll_readable` keeps the one
+/// waker the socket has room for; only this task ever waits to read, so one
+/// is enough.
+async fn wait_readable(stream: &Async<TcpStream>) -> io::Result<()> {
+    future::poll_fn(|cx| stream.poll_readable(cx)).await
 }
 
 /// Reads and drops what is there; `Ok(None)` if nothing was.
