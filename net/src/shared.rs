@@ -72,10 +72,11 @@ impl Core {
         }
     }
 
-    /// Frees `conn` in the hub and here.
-    pub(crate) fn disconnect(&mut self, now: Instant, conn: ConnId) {
+    /// Frees `conn` in the hub and here; returns its peer (kept here only,
+    /// not in every connection's task too).
+    pub(crate) fn disconnect(&mut self, now: Instant, conn: ConnId) -> Option<SocketAddr> {
         self.hub.disconnect(now, conn);
-        self.conns.remove(&conn);
+        self.conns.remove(&conn).map(|e| e.peer)
     }
 }
 
