@@ -41,6 +41,21 @@ pub struct ConnId {
     generation: u32,
 }
 
+impl ConnId {
+    /// The connection's slot: small, dense, and reused once the connection
+    /// is gone (with a new generation), so a shell can keep per-connection
+    /// state in a `Vec` indexed by it instead of a map keyed by the id.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// A handle for tests of the hub's parts.
+    #[cfg(test)]
+    pub(crate) fn for_test(index: u32, generation: u32) -> ConnId {
+        ConnId { index, generation }
+    }
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}.{}", self.index, self.generation)
