@@ -545,6 +545,10 @@ fn write_side<'a>(
                     let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
                     if drained.bytes == 0 && !drained.close {
                         core.park_writer(conn, cx.waker());
+                        // Parked, perhaps for hours: an idle connection
+                        // keeps no buffer (the vector is empty here). A
+                        // busy one keeps it from drain to drain.
+                        frames = Vec::new();
                         Poll::Pending
                     } else {
                         Poll::Ready(drained)
