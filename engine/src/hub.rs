@@ -1250,7 +1250,7 @@ impl Hub {
             .keys()
             .chain(std::iter::once(&user.key()))
             .filter_map(|k| self.roster.online.get(k))
-            .flat_map(|o| o.sessions.as_slice().iter().copied())
+            .flat_map(|o| o.sessions.iter().copied())
             .filter(|c| *c != conn)
             .collect();
         recipients.sort();
@@ -1355,7 +1355,7 @@ impl Hub {
                     ..
                 } = self;
                 for online in roster.online.values() {
-                    for &c in online.sessions.as_slice() {
+                    for &c in &online.sessions {
                         if c != origin {
                             deliver(
                                 slots,
@@ -1390,7 +1390,7 @@ impl Hub {
                     let Some(online) = roster.online.get(member) else {
                         continue;
                     };
-                    for &c in online.sessions.as_slice() {
+                    for &c in &online.sessions {
                         if c != origin {
                             deliver(
                                 slots,
@@ -1423,7 +1423,7 @@ impl Hub {
                     let Some(online) = roster.online.get(&who.key()) else {
                         continue;
                     };
-                    for &c in online.sessions.as_slice() {
+                    for &c in &online.sessions {
                         if c != origin {
                             deliver(
                                 slots,

@@ -7,7 +7,6 @@
 //! reaches (or whose queued deltas had to be dropped) gets a fresh snapshot
 //! instead, so superseded deltas are coalesced into the snapshot.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -19,53 +18,7 @@ use crate::name::{Name, NameKey};
 #[derive(Debug)]
 pub(crate) struct Online {
     pub(crate) name: Name,
-    pub(crate) sessions: Sessions,
-}
-
-/// A user's sessions. Nearly every user has exactly one, and this is kept
-/// for every online user, so one is inline (16 bytes, no allocation, where a
-/// `Vec` took 24 bytes and a 32-byte buffer); more than one are boxed.
-#[derive(Debug)]
-pub(crate) enum Sessions {
-    One(ConnId),
-    // Boxed: a thin pointer keeps the enum at 16 bytes (a bare `Vec` would
-    // make it 32), and the extra allocation is only for multi-session users.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<ConnId>>),
-}
-
-impl Sessions {
-    pub(crate) fn as_slice(&self) -> &[ConnId] {
-        match self {
-            Sessions::One(c) => std::slice::from_ref(c),
-            Sessions::Many(v) => v,
-        }
-    }
-
-    fn push(&mut self, conn: ConnId) {
-        match self {
-            Sessions::One(c) => *self = Sessions::Many(Box::new(vec![*c, conn])),
-            Sessions::Many(v) => v.push(conn),
-        }
-    }
-
-    /// Removes `conn`; false if no session is left (the user goes offline).
-    fn remove(&mut self, conn: ConnId) -> bool {
-        match self {
-            Sessions::One(c) => *c != conn,
-            Sessions::Many(v) => {
-                v.retain(|c| *c != conn);
-                match v[..] {
-                    [] => false,
-                    [one] => {
-                        *self = Sessions::One(one);
-                        true
-                    }
-                    _ => true,
-                }
-            }
-        }
-    }
+    pub(crate) sessions: Vec<ConnId>,
 }
 
 /// A snapshot encoded as ROSTER_SNAPSHOT frames, shared by every session
@@ -101,26 +54,20 @@ impl Roster {
 
     /// Adds a session; returns the encoded delta if the user just came online.
     pub(crate) fn attach(&mut self, user: Name, conn: ConnId) -> Option<Arc<[u8]>> {
-        match self.online.entry(user.key()) {
-            Entry::Occupied(mut e) => {
-                e.get_mut().sessions.push(conn);
-                None
-            }
-            Entry::Vacant(e) => {
-                e.insert(Online {
-                    name: user,
-                    sessions: Sessions::One(conn),
-                });
-                Some(self.change(Presence::Online, user))
-            }
-        }
+        let entry = self.online.entry(user.key()).or_insert_with(|| Online {
+            name: user,
+            sessions: Vec::new(),
+        });
+        entry.sessions.push(conn);
+        (entry.sessions.len() == 1).then(|| self.change(Presence::Online, user))
     }
 
     /// Removes a session; returns the encoded delta if that was the user's last.
     pub(crate) fn detach(&mut self, user: Name, conn: ConnId) -> Option<Arc<[u8]>> {
         let key = user.key();
         let online = self.online.get_mut(&key)?;
-        if online.sessions.remove(conn) {
+        online.sessions.retain(|c| *c != conn);
+        if !online.sessions.is_empty() {
             return None;
         }
         let name = online.name;
@@ -202,31 +149,5 @@ impl Roster {
         let s: Chunks = chunks.into();
         self.snapshot = Some((self.version, s.clone()));
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_user_stays_online_until_their_last_session_detaches() {
-        let mut r = Roster::new(16, 65_536);
-        let ann = Name::new("ann").expect("a valid name");
-        let (a, b, c) = (
-            ConnId::for_test(0, 0),
-            ConnId::for_test(1, 0),
-            ConnId::for_test(2, 0),
-        );
-        assert!(r.attach(ann, a).is_some(), "the first session: online");
-        assert!(r.attach(ann, b).is_none());
-        assert!(r.attach(ann, c).is_none());
-        assert_eq!(r.online[&ann.key()].sessions.as_slice(), [a, b, c]);
-        assert!(r.detach(ann, b).is_none());
-        assert!(r.detach(ann, a).is_none());
-        assert_eq!(r.online[&ann.key()].sessions.as_slice(), [c]);
-        assert!(r.detach(ann, a).is_none(), "not a session of ann's");
-        assert!(r.detach(ann, c).is_some(), "the last session: offline");
-        assert!(r.online.is_empty());
     }
 }
