@@ -48,12 +48,6 @@ impl ConnId {
     pub fn index(self) -> usize {
         self.index as usize
     }
-
-    /// A handle for tests of the hub's parts.
-    #[cfg(test)]
-    pub(crate) fn for_test(index: u32, generation: u32) -> ConnId {
-        ConnId { index, generation }
-    }
 }
 
 impl std::fmt::Display for ConnId {
