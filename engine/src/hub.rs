@@ -41,6 +41,15 @@ pub struct ConnId {
     generation: u32,
 }
 
+impl ConnId {
+    /// The connection's slot: small, dense, and reused once the connection
+    /// is gone (with a new generation), so a shell can keep per-connection
+    /// state in a `Vec` indexed by it instead of a map keyed by the id.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}.{}", self.index, self.generation)

@@ -64,8 +64,18 @@ pub(crate) enum Pushed {
 }
 
 /// The bounded queue (see the module docs).
+///
+/// Its state is boxed and exists only while something is queued or a drop
+/// is unreported: most sessions are idle most of the time, and an empty
+/// queue is then one null pointer in every session instead of 160 bytes.
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
+    /// Invariant: `None`, or not [`Inner::is_idle`] (outside a method).
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
     classes: [VecDeque<Queued>; CLASSES],
     bytes: usize,
     /// Dropped messages by conversation; bounded by `MAX_MISSED_TARGETS`.
@@ -78,21 +88,88 @@ pub(crate) const MAX_MISSED_TARGETS: usize = 128;
 impl SendQueue {
     /// Bytes queued.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.inner.as_ref().map_or(0, |q| q.bytes)
     }
 
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.bytes == 0 && self.classes.iter().all(VecDeque::is_empty)
+        self.inner.as_ref().is_none_or(|q| q.is_empty())
     }
 
     /// Whether messages were dropped and not yet reported.
     pub(crate) fn has_missed(&self) -> bool {
-        !self.missed.is_empty()
+        self.inner.as_ref().is_some_and(|q| !q.missed.is_empty())
     }
 
     /// Queues a frame within `limit` bytes (see the module docs).
     pub(crate) fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
+        let pushed = self.inner.get_or_insert_default().push(item, class, limit);
+        self.release_if_idle();
+        pushed
+    }
+
+    /// Removes every queued frame of `class` (superseded roster deltas).
+    pub(crate) fn clear(&mut self, class: Class) {
+        if let Some(q) = &mut self.inner {
+            q.clear(class);
+        }
+        self.release_if_idle();
+    }
+
+    /// Moves queued frames, most important class first, into `out`, up to
+    /// about `max_bytes` (always at least one frame if any is queued).
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
+        let taken = self
+            .inner
+            .as_mut()
+            .map_or(0, |q| q.drain_into(out, max_bytes));
+        self.release_if_idle();
+        taken
+    }
+
+    /// Takes the record of dropped messages.
+    pub(crate) fn take_missed(&mut self) -> Vec<(Target, MissedRange)> {
+        let missed = self
+            .inner
+            .as_mut()
+            .map(|q| std::mem::take(&mut q.missed))
+            .unwrap_or_default();
+        self.release_if_idle();
+        missed
+    }
+
+    /// Records a message that was dropped before it reached the queue;
+    /// false if the record is full.
+    pub(crate) fn note_dropped(&mut self, t: Target, id: MessageId) -> bool {
+        self.inner.get_or_insert_default().record_missed(t, id)
+    }
+
+    /// Frames queued in `class` (tests).
+    #[cfg(test)]
+    fn len(&self, class: Class) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |q| q.classes[class as usize].len())
+    }
+
+    /// Frees the state once nothing is queued and nothing is to report.
+    fn release_if_idle(&mut self) {
+        if self.inner.as_ref().is_some_and(|q| q.is_idle()) {
+            self.inner = None;
+        }
+    }
+}
+
+impl Inner {
+    fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.classes.iter().all(VecDeque::is_empty)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.is_empty() && self.missed.is_empty()
+    }
+
+    fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
         let was_empty = self.is_empty();
         let len = item.bytes.len();
         // What a frame may evict: room/group messages always (except to make
@@ -143,16 +220,13 @@ impl SendQueue {
         Some(self.record_missed(t, id))
     }
 
-    /// Removes every queued frame of `class` (superseded roster deltas).
-    pub(crate) fn clear(&mut self, class: Class) {
+    fn clear(&mut self, class: Class) {
         let q = &mut self.classes[class as usize];
         self.bytes -= q.iter().map(|q| q.bytes.len()).sum::<usize>();
         q.clear();
     }
 
-    /// Moves queued frames, most important class first, into `out`, up to
-    /// about `max_bytes` (always at least one frame if any is queued).
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
+    fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
         let mut taken = 0;
         for q in &mut self.classes {
             while let Some(front) = q.front() {
@@ -166,31 +240,13 @@ impl SendQueue {
             }
         }
         self.bytes -= taken;
-        // The queue is empty: give its buffers back, so an idle session
-        // holds no queue memory (most sessions are idle most of the time).
+        // Empty, yet kept for its record of drops: still give the buffers back.
         for q in &mut self.classes {
             if q.capacity() > 0 {
                 *q = VecDeque::new();
             }
         }
         taken
-    }
-
-    /// Takes the record of dropped messages.
-    pub(crate) fn take_missed(&mut self) -> Vec<(Target, MissedRange)> {
-        std::mem::take(&mut self.missed)
-    }
-
-    /// Records a message that was dropped before it reached the queue;
-    /// false if the record is full.
-    pub(crate) fn note_dropped(&mut self, t: Target, id: MessageId) -> bool {
-        self.record_missed(t, id)
-    }
-
-    /// Frames queued in `class` (tests).
-    #[cfg(test)]
-    fn len(&self, class: Class) -> usize {
-        self.classes[class as usize].len()
     }
 
     fn record_missed(&mut self, t: Target, id: MessageId) -> bool {
@@ -339,7 +395,7 @@ mod tests {
         q.push(frame(50, None), Class::Control, 1000);
         let mut out = Vec::new();
         q.drain_into(&mut out, 1000);
-        assert!(q.classes.iter().all(|c| c.capacity() == 0));
+        assert!(q.inner.is_none());
     }
 
     #[test]

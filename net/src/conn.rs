@@ -34,6 +34,16 @@
 //! to rustls in one `write_vectored` (its buffer limit is raised to a
 //! drain), which seals it into records of up to 16 KiB and writes them with
 //! one vectored socket write, then flushes before parking.
+//!
+//! **Task size.** A connection's task stays in memory as long as the
+//! connection, so every byte of its state machine is paid per connection
+//! (19,000 idle ones are the bar, docs/PERFORMANCE.md). A state machine is as
+//! large as its largest await, and the reader and the writer are both inline
+//! in it. So: reading and writing are `poll_*` methods waited on in small
+//! `poll_fn`s (no nested futures); the connection has one [`Timer`], reused
+//! for the close-flush bound; and the functions that make up the task return
+//! `async move` blocks instead of being `async fn`s, since an `async fn`
+//! moves its arguments into locals and its state machine keeps both copies.
 
 use std::fmt;
 use std::future::Future;
@@ -42,7 +52,7 @@ use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -104,16 +114,21 @@ impl fmt::Display for End {
 }
 
 /// What the reader and the writer need from a byte stream.
+///
+/// Reading and writing are `poll_*` methods rather than `async fn`s: the
+/// reader and the writer poll them from small `poll_fn`s, so an idle
+/// connection's task holds no nested read or write futures, only the
+/// connection's own variables (every byte of it is paid per connection).
 pub(crate) trait Transport: Sync {
-    /// Waits until bytes may have arrived, then reads once and feeds the hub
-    /// as [`read_and_feed`] does; `Ok(None)` after a wake-up that brought
-    /// nothing.
-    fn read_and_feed(
+    /// Once bytes may have arrived, reads once and feeds the hub as
+    /// [`read_and_feed`] does; `Pending`, with `cx` registered, until then.
+    fn poll_read_and_feed(
         &self,
+        cx: &mut Context<'_>,
         shared: &Shared,
         conn: ConnId,
         leftover: &mut Vec<u8>,
-    ) -> impl Future<Output = Result<Option<Fed>, End>> + Send;
+    ) -> Poll<Result<Fed, End>>;
 
     /// Reads what is there without waiting, then feeds the hub its timeout
     /// (see [`read_and_feed`] with `timeout`).
@@ -124,9 +139,15 @@ pub(crate) trait Transport: Sync {
         leftover: &mut Vec<u8>,
     ) -> Result<Option<Fed>, End>;
 
-    /// Writes every frame (see [`write_frames`]) and whatever the stream
-    /// buffered.
-    fn write_frames(&self, frames: &[Arc<[u8]>]) -> impl Future<Output = io::Result<()>> + Send;
+    /// One vectored write.
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+
+    /// Writes out whatever the stream buffered.
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// After the session's last frames: closes our side and lingers.
     fn finish(&self) -> impl Future<Output = ()> + Send;
@@ -135,15 +156,29 @@ pub(crate) trait Transport: Sync {
 /// Plain TCP: readiness from the reactor, reads and vectored writes on the
 /// socket itself.
 impl Transport for Async<TcpStream> {
-    async fn read_and_feed(
+    fn poll_read_and_feed(
         &self,
+        cx: &mut Context<'_>,
         shared: &Shared,
         conn: ConnId,
         leftover: &mut Vec<u8>,
-    ) -> Result<Option<Fed>, End> {
-        self.readable().await.map_err(End::Io)?;
-        let mut reader = self.get_ref();
-        read_and_feed(|buf| reader.read(buf), shared, conn, leftover, false)
+    ) -> Poll<Result<Fed, End>> {
+        loop {
+            // `poll_readable`, not `readable()`: the latter keeps a slab of
+            // wakers per socket (96 bytes once used, for the connection's
+            // life); only this task waits to read, so the socket's one
+            // waker slot is enough.
+            if let Err(e) = ready!(self.poll_readable(cx)) {
+                return Poll::Ready(Err(End::Io(e)));
+            }
+            let mut reader = self.get_ref();
+            match read_and_feed(|buf| reader.read(buf), shared, conn, leftover, false) {
+                // A spurious wake-up: the next poll registers `cx` again.
+                Ok(None) => continue,
+                Ok(Some(fed)) => return Poll::Ready(Ok(fed)),
+                Err(end) => return Poll::Ready(Err(end)),
+            }
+        }
     }
 
     fn read_now_and_feed(
@@ -156,9 +191,18 @@ impl Transport for Async<TcpStream> {
         read_and_feed(|buf| reader.read(buf), shared, conn, leftover, true)
     }
 
-    async fn write_frames(&self, frames: &[Arc<[u8]>]) -> io::Result<()> {
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let mut writer = self;
-        write_frames(&mut writer, frames).await
+        Pin::new(&mut writer).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The socket buffers nothing of its own.
+        Poll::Ready(Ok(()))
     }
 
     async fn finish(&self) {
@@ -200,23 +244,22 @@ impl<'a> TlsConn<'a> {
 }
 
 impl Transport for TlsConn<'_> {
-    async fn read_and_feed(
+    fn poll_read_and_feed(
         &self,
+        cx: &mut Context<'_>,
         shared: &Shared,
         conn: ConnId,
         leftover: &mut Vec<u8>,
-    ) -> Result<Option<Fed>, End> {
+    ) -> Poll<Result<Fed, End>> {
         // rustls may hold decrypted bytes the socket no longer signals, so
         // the read itself is the wait: it registers the task when there is
         // nothing. Reading and feeding happen in one poll, the buffer on
         // that poll's stack.
-        future::poll_fn(|cx| {
-            match read_and_feed(|buf| self.read(cx, buf), shared, conn, leftover, false) {
-                Ok(None) => Poll::Pending,
-                r => Poll::Ready(r),
-            }
-        })
-        .await
+        match read_and_feed(|buf| self.read(cx, buf), shared, conn, leftover, false) {
+            Ok(None) => Poll::Pending,
+            Ok(Some(fed)) => Poll::Ready(Ok(fed)),
+            Err(end) => Poll::Ready(Err(end)),
+        }
     }
 
     fn read_now_and_feed(
@@ -230,10 +273,16 @@ impl Transport for TlsConn<'_> {
         read_and_feed(|buf| self.read(&mut cx, buf), shared, conn, leftover, true)
     }
 
-    async fn write_frames(&self, frames: &[Arc<[u8]>]) -> io::Result<()> {
-        let mut writer = self;
-        write_frames(&mut writer, frames).await?;
-        writer.flush().await
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_flush(cx)
     }
 
     async fn finish(&self) {
@@ -280,21 +329,25 @@ impl AsyncWrite for &TlsConn<'_> {
 }
 
 /// Serves `conn` on `stream` until it ends.
-pub(crate) async fn serve(
-    shared: &Shared,
-    stream: &impl Transport,
+// Not an `async fn`: see "Task size" in the module docs.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<'a>(
+    shared: &'a Shared,
+    stream: &'a impl Transport,
     conn: ConnId,
-    woken: &AtomicBool,
-) -> End {
-    let end = future::or(
-        read_side(shared, stream, conn),
-        write_side(shared, stream, conn, woken),
-    )
-    .await;
-    if let End::Closed = end {
-        stream.finish().await;
+    woken: &'a AtomicBool,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        let end = future::or(
+            read_side(shared, stream, conn),
+            write_side(shared, stream, conn, woken),
+        )
+        .await;
+        if let End::Closed = end {
+            stream.finish().await;
+        }
+        end
     }
-    end
 }
 
 /// What the hub said after being fed.
@@ -306,68 +359,82 @@ pub(crate) struct Fed {
     backlog: bool,
 }
 
-async fn read_side(shared: &Shared, stream: &impl Transport, conn: ConnId) -> End {
-    enum Event {
-        Read(Result<Option<Fed>, End>),
-        Timer,
-    }
-    let mut leftover = Vec::new();
-    let mut timer = Timer::never();
-    let mut armed = None;
-    let mut fed = feed(shared, conn, &mut leftover, &[], false);
-    loop {
-        if fed.deadline != armed {
-            match fed.deadline {
-                Some(t) => timer.set_at(t),
-                None => timer = Timer::never(),
-            }
-            armed = fed.deadline;
+// Not an `async fn`: see "Task size" in the module docs.
+#[allow(clippy::manual_async_fn)]
+fn read_side<'a>(
+    shared: &'a Shared,
+    stream: &'a impl Transport,
+    conn: ConnId,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        enum Event {
+            Read(Result<Fed, End>),
+            Timer,
         }
-        fed = match fed.ready {
-            ReadReady::Never => {
-                // Closing: the writer flushes and ends the race, within a bound.
-                Timer::after(CLOSE_FLUSH).await;
-                return End::FlushTimeout;
-            }
-            ReadReady::At(_) => {
-                // Paused by the rate limit; the deadline is no later than `At`.
-                (&mut timer).await;
-                armed = None;
-                // What arrived meanwhile goes in with the held-back frames,
-                // so the hub sees a flood that never paused as one.
-                match stream.read_now_and_feed(shared, conn, &mut leftover) {
-                    Ok(Some(fed)) => not_sooner(fed),
-                    Ok(None) => on_timer(shared, conn, &mut leftover),
-                    Err(end) => return end,
+        let mut leftover = Vec::new();
+        let mut timer = Timer::never();
+        let mut armed = None;
+        let mut fed = feed(shared, conn, &mut leftover, &[], false);
+        loop {
+            if fed.deadline != armed {
+                match fed.deadline {
+                    Some(t) => timer.set_at(t),
+                    None => timer = Timer::never(),
                 }
+                armed = fed.deadline;
             }
-            ReadReady::Now if fed.backlog => {
-                future::yield_now().await;
-                feed(shared, conn, &mut leftover, &[], false)
-            }
-            ReadReady::Now => {
-                // Dropping the read when the timer wins is safe: it reads
-                // and feeds in one step after its wait, or not at all.
-                let event = future::or(
-                    async { Event::Read(stream.read_and_feed(shared, conn, &mut leftover).await) },
-                    async {
-                        (&mut timer).await;
-                        Event::Timer
-                    },
-                )
-                .await;
-                match event {
-                    Event::Timer => {
-                        armed = None;
-                        on_timer(shared, conn, &mut leftover)
+            fed = match fed.ready {
+                ReadReady::Never => {
+                    // Closing: the writer flushes and ends the race, within a
+                    // bound. The connection's one timer measures it (a second
+                    // `Timer` would be room in every connection's task).
+                    timer.set_after(CLOSE_FLUSH);
+                    (&mut timer).await;
+                    return End::FlushTimeout;
+                }
+                ReadReady::At(_) => {
+                    // Paused by the rate limit; the deadline is no later than `At`.
+                    (&mut timer).await;
+                    armed = None;
+                    // What arrived meanwhile goes in with the held-back frames,
+                    // so the hub sees a flood that never paused as one.
+                    match stream.read_now_and_feed(shared, conn, &mut leftover) {
+                        Ok(Some(fed)) => not_sooner(fed),
+                        Ok(None) => on_timer(shared, conn, &mut leftover),
+                        Err(end) => return end,
                     }
-                    Event::Read(Ok(Some(fed))) => fed,
-                    // A spurious wake-up: wait again.
-                    Event::Read(Ok(None)) => continue,
-                    Event::Read(Err(end)) => return end,
                 }
-            }
-        };
+                ReadReady::Now if fed.backlog => {
+                    future::yield_now().await;
+                    feed(shared, conn, &mut leftover, &[], false)
+                }
+                ReadReady::Now => {
+                    // The read first, then the timer, in one poll: nothing but
+                    // this closure's references waits in the task. A read reads
+                    // and feeds in one step after its wait, or not at all.
+                    let event = future::poll_fn(|cx| {
+                        if let Poll::Ready(r) =
+                            stream.poll_read_and_feed(cx, shared, conn, &mut leftover)
+                        {
+                            return Poll::Ready(Event::Read(r));
+                        }
+                        if Pin::new(&mut timer).poll(cx).is_ready() {
+                            return Poll::Ready(Event::Timer);
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    match event {
+                        Event::Timer => {
+                            armed = None;
+                            on_timer(shared, conn, &mut leftover)
+                        }
+                        Event::Read(Ok(fed)) => fed,
+                        Event::Read(Err(end)) => return end,
+                    }
+                }
+            };
+        }
     }
 }
 
@@ -456,63 +523,85 @@ fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], tim
     }
 }
 
-async fn write_side(
-    shared: &Shared,
-    stream: &impl Transport,
+// Not an `async fn`: see "Task size" in the module docs.
+#[allow(clippy::manual_async_fn)]
+fn write_side<'a>(
+    shared: &'a Shared,
+    stream: &'a impl Transport,
     conn: ConnId,
-    woken: &AtomicBool,
-) -> End {
-    let mut frames = Vec::new();
-    loop {
-        // The first poll always drains; later polls (the task is woken by the
-        // reader's events too) take the lock only if the hub woke this writer.
-        let mut first = true;
-        let drained = future::poll_fn(|cx| {
-            if !std::mem::take(&mut first) && !woken.swap(false, Ordering::AcqRel) {
-                return Poll::Pending;
-            }
-            shared.with_core(|core, _| {
-                let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
-                if drained.bytes == 0 && !drained.close {
-                    core.park_writer(conn, cx.waker());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(drained)
+    woken: &'a AtomicBool,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        let mut frames = Vec::new();
+        loop {
+            // The first poll always drains; later polls (the task is woken by the
+            // reader's events too) take the lock only if the hub woke this writer.
+            let mut first = true;
+            let drained = future::poll_fn(|cx| {
+                if !std::mem::take(&mut first) && !woken.swap(false, Ordering::AcqRel) {
+                    return Poll::Pending;
                 }
+                shared.with_core(|core, _| {
+                    let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
+                    if drained.bytes == 0 && !drained.close {
+                        core.park_writer(conn, cx.waker());
+                        // Parked, perhaps for hours: an idle connection
+                        // keeps no buffer (the vector is empty here). A
+                        // busy one keeps it from drain to drain.
+                        frames = Vec::new();
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(drained)
+                    }
+                })
             })
-        })
-        .await;
-        if let Err(e) = stream.write_frames(&frames).await {
-            return End::Io(e);
-        }
-        if drained.close {
-            return End::Closed;
-        }
-        frames.clear();
-        if frames.capacity() > 1024 {
-            frames = Vec::new();
+            .await;
+            if let Err(e) = write_frames(stream, &frames).await {
+                return End::Io(e);
+            }
+            if drained.close {
+                return End::Closed;
+            }
+            frames.clear();
+            if frames.capacity() > 1024 {
+                frames = Vec::new();
+            }
         }
     }
 }
 
 /// Writes every frame, up to [`IOV_MAX`] slices per vectored write, looping
-/// on partial writes.
-async fn write_frames(
-    writer: &mut (impl AsyncWrite + Unpin),
-    frames: &[Arc<[u8]>],
-) -> io::Result<()> {
-    for chunk in frames.chunks(IOV_MAX) {
-        let mut slices: Vec<IoSlice<'_>> = chunk.iter().map(|f| IoSlice::new(f)).collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = writer.write_vectored(rest).await?;
+/// on partial writes, then flushes. The progress is two integers and the
+/// slices are rebuilt for each write: a writer's state while a write waits
+/// is room in every connection's task, idle or not.
+async fn write_frames(stream: &impl Transport, frames: &[Arc<[u8]>]) -> io::Result<()> {
+    // The next frame to write, and how much of it is already written.
+    let (mut next, mut offset) = (0, 0);
+    future::poll_fn(|cx| {
+        while let Some(rest) = frames.get(next..).filter(|r| !r.is_empty()) {
+            let slices: Vec<IoSlice<'_>> = rest
+                .iter()
+                .take(IOV_MAX)
+                .enumerate()
+                .map(|(i, f)| IoSlice::new(if i == 0 { &f[offset..] } else { f }))
+                .collect();
+            let mut n = ready!(stream.poll_write_vectored(cx, &slices))?;
             if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            IoSlice::advance_slices(&mut rest, n);
+            for s in &slices {
+                if n < s.len() {
+                    offset += n;
+                    break;
+                }
+                n -= s.len();
+                next += 1;
+                offset = 0;
+            }
         }
-    }
-    Ok(())
+        stream.poll_flush(cx)
+    })
+    .await
 }
 
 /// After our half-close: drain what the peer still sends for a moment
@@ -521,7 +610,10 @@ async fn linger(stream: &Async<TcpStream>) {
     let drain = async {
         let mut total = 0;
         while total < LINGER_BYTES {
-            if stream.readable().await.is_err() {
+            if future::poll_fn(|cx| stream.poll_readable(cx))
+                .await
+                .is_err()
+            {
                 return;
             }
             match discard(stream.get_ref()) {

@@ -418,17 +418,19 @@ async fn serve(
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;
-                let task = connection(
-                    shared.clone(),
+                let c = Connection {
+                    shared: shared.clone(),
                     stream,
-                    tls.clone(),
-                    peer,
                     conn,
                     woken,
-                    done_tx.clone(),
+                    done: done_tx.clone(),
                     id,
-                );
-                tasks.insert(id, ex.spawn(task));
+                };
+                let task = match &tls {
+                    None => ex.spawn(plain_connection(c)),
+                    Some(tls) => ex.spawn(tls_connection(c, tls.clone())),
+                };
+                tasks.insert(id, task);
             }
             Event::Accepted(Err(e)) => {
                 // Out of file descriptors, usually: back off instead of spinning.
@@ -478,34 +480,42 @@ struct Tls {
     timeout: Duration,
 }
 
-/// One connection's task: the TLS handshake if any, then [`conn::serve`].
-#[allow(clippy::too_many_arguments)]
-async fn connection(
+/// What a connection's task owns.
+struct Connection {
     shared: Arc<Shared>,
     stream: Async<TcpStream>,
-    tls: Option<Tls>,
-    peer: SocketAddr,
     conn: ConnId,
     woken: Arc<AtomicBool>,
+    /// Told `id` when the task ends.
     done: Sender<u64>,
     id: u64,
-) {
-    let mut guard = Disconnect {
-        shared: &shared,
-        conn,
-        peer,
-        end: None,
-        done,
-        id,
-    };
-    guard.end = Some(match tls {
-        None => conn::serve(&shared, &stream, conn, &woken).await,
-        // Boxed: a task's state machine is as large as its largest await,
-        // and rustls's state (~3.7 KiB) must not make every plain
-        // connection's task that large (6.7 instead of 2.9 KiB per idle
-        // connection, docs/PERFORMANCE.md).
-        Some(tls) => Box::pin(serve_tls(&shared, &stream, tls, conn, &woken)).await,
-    });
+}
+
+// Each connection's task is held in memory as long as the connection lives,
+// so its size is paid per connection (docs/PERFORMANCE.md). Hence:
+// - Plain and TLS connections are different tasks: an async state machine is
+//   as large as its largest await, and a plain connection must not carry
+//   room for rustls's state (~3.7 KiB).
+// - These are functions returning `async move` blocks, not `async fn`s: an
+//   `async fn` moves its arguments into locals, and the state machine keeps
+//   both copies.
+
+/// A plain TCP connection's task: [`conn::serve`].
+#[allow(clippy::manual_async_fn)]
+fn plain_connection(c: Connection) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut guard = Disconnect { c: &c, end: None };
+        guard.end = Some(conn::serve(&c.shared, &c.stream, c.conn, &c.woken).await);
+    }
+}
+
+/// A TLS connection's task: the handshake, then [`conn::serve`].
+#[allow(clippy::manual_async_fn)]
+fn tls_connection(c: Connection, tls: Tls) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut guard = Disconnect { c: &c, end: None };
+        guard.end = Some(serve_tls(&c.shared, &c.stream, tls, c.conn, &c.woken).await);
+    }
 }
 
 /// The TLS handshake, then [`conn::serve`] over the encrypted stream.
@@ -540,21 +550,16 @@ async fn serve_tls(
 /// Disconnects from the hub exactly once, however the task ends (even
 /// cancelled at the shutdown deadline), and logs why.
 struct Disconnect<'a> {
-    shared: &'a Shared,
-    conn: ConnId,
-    peer: SocketAddr,
+    c: &'a Connection,
     end: Option<End>,
-    done: Sender<u64>,
-    id: u64,
 }
 
 impl Drop for Disconnect<'_> {
     fn drop(&mut self) {
-        let conn = self.conn;
-        let reason = self.shared.with_core(|core, now| {
+        let conn = self.c.conn;
+        let (reason, peer) = self.c.shared.with_core(|core, now| {
             let reason = core.hub.close_reason(conn).map(ToString::to_string);
-            core.disconnect(now, conn);
-            reason
+            (reason, core.disconnect(now, conn))
         });
         let end = match &self.end {
             Some(end) => end.to_string(),
@@ -565,8 +570,11 @@ impl Drop for Disconnect<'_> {
             (Some(reason), _) => format!("{reason} ({end})"),
             (None, _) => end,
         };
-        info!("connection closed peer={} conn={conn}: {why}", self.peer);
-        let _ = self.done.try_send(self.id);
+        match peer {
+            Some(peer) => info!("connection closed peer={peer} conn={conn}: {why}"),
+            None => info!("connection closed conn={conn}: {why}"),
+        }
+        let _ = self.c.done.try_send(self.c.id);
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`Hub::poll_output`] before letting go, as the engine requires after
 //! every call that feeds it. Writer wake-ups and effects are collected into
 //! local vectors and acted on after the lock is released, so the hold is
-//! just engine work plus a map lookup per woken writer; a broadcast to N
+//! just engine work plus an index per woken writer; a broadcast to N
 //! sessions is one hold.
 //!
 //! The lock is a `std::sync::Mutex`: holds are short and never span an
@@ -15,7 +15,6 @@
 //! is futex-based (an uncontended lock is one atomic) and needs no extra
 //! crate. Contention is counted (`try_lock` first) and logged at shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -29,11 +28,16 @@ use crate::effects::{Effects, Routed};
 /// What the lock guards.
 pub(crate) struct Core {
     pub(crate) hub: Hub,
-    /// Each live connection's peer and, while its writer waits, its waker.
-    conns: HashMap<ConnId, ConnEntry>,
+    /// Each live connection's peer and, while its writer waits, its waker,
+    /// at the connection's [`ConnId::index`]: the hub keeps those dense, so
+    /// this is as long as the most connections there were at once, with no
+    /// hashing per wake-up and no map's slack per connection.
+    conns: Vec<Option<ConnEntry>>,
 }
 
 struct ConnEntry {
+    /// Which connection holds the slot (the index alone is reused).
+    conn: ConnId,
     peer: SocketAddr,
     waker: Option<Waker>,
     /// Set when the hub wakes the writer: the writer's task is also woken by
@@ -51,20 +55,29 @@ impl Core {
     ) -> (ConnId, Arc<AtomicBool>) {
         let conn = self.hub.connect(now, source);
         let woken = Arc::new(AtomicBool::new(false));
-        self.conns.insert(
+        let i = conn.index();
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, || None);
+        }
+        self.conns[i] = Some(ConnEntry {
             conn,
-            ConnEntry {
-                peer,
-                waker: None,
-                woken: woken.clone(),
-            },
-        );
+            peer,
+            waker: None,
+            woken: woken.clone(),
+        });
         (conn, woken)
+    }
+
+    fn entry(&mut self, conn: ConnId) -> Option<&mut ConnEntry> {
+        self.conns
+            .get_mut(conn.index())
+            .and_then(Option::as_mut)
+            .filter(|e| e.conn == conn)
     }
 
     /// Parks `conn`'s writer until the hub wakes it.
     pub(crate) fn park_writer(&mut self, conn: ConnId, waker: &Waker) {
-        if let Some(e) = self.conns.get_mut(&conn) {
+        if let Some(e) = self.entry(conn) {
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 slot => *slot = Some(waker.clone()),
@@ -72,10 +85,12 @@ impl Core {
         }
     }
 
-    /// Frees `conn` in the hub and here.
-    pub(crate) fn disconnect(&mut self, now: Instant, conn: ConnId) {
+    /// Frees `conn` in the hub and here; returns its peer (kept here only,
+    /// not in every connection's task too).
+    pub(crate) fn disconnect(&mut self, now: Instant, conn: ConnId) -> Option<SocketAddr> {
         self.hub.disconnect(now, conn);
-        self.conns.remove(&conn);
+        self.entry(conn)?;
+        self.conns[conn.index()].take().map(|e| e.peer)
     }
 }
 
@@ -100,7 +115,7 @@ impl Shared {
         Shared {
             core: Mutex::new(Core {
                 hub,
-                conns: HashMap::new(),
+                conns: Vec::new(),
             }),
             stats: LockStats::default(),
             effects,
@@ -120,7 +135,7 @@ impl Shared {
             while let Some(out) = core.hub.poll_output() {
                 match out {
                     Output::Wake(conn) => {
-                        if let Some(e) = core.conns.get_mut(&conn) {
+                        if let Some(e) = core.entry(conn) {
                             if let Some(w) = e.waker.take() {
                                 e.woken.store(true, Ordering::Release);
                                 wakers.push(w);
@@ -130,7 +145,7 @@ impl Shared {
                     Output::Effect(effect) => {
                         let peer = match &effect {
                             Effect::Authenticate { conn, .. } | Effect::Register { conn, .. } => {
-                                core.conns.get(conn).map(|e| e.peer)
+                                core.entry(*conn).map(|e| e.peer)
                             }
                             _ => None,
                         };
