@@ -31,7 +31,7 @@ use crate::frame::{
 use crate::name::{Name, NameKey};
 use crate::roster::Roster;
 use crate::send_queue::{Class, Pushed, Queued};
-use crate::session::{accepts, state, CloseReason, Phase, Session, Source, State};
+use crate::session::{accepts, state, Bucket, CloseReason, Phase, Session, Source, State};
 
 /// A connection's handle. Handles are never reused while the hub lives: a
 /// result for a connection that has gone is recognised and dropped.
@@ -47,6 +47,14 @@ impl ConnId {
     /// state in a `Vec` indexed by it instead of a map keyed by the id.
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(index: u32) -> ConnId {
+        ConnId {
+            index,
+            generation: 0,
+        }
     }
 }
 
@@ -259,7 +267,7 @@ impl Hub {
         }
         if !input.is_empty() {
             s.last_heard = now;
-            s.ping_sent = None;
+            s.set_marks(|m| m.ping_sent = None);
         }
         let mut off = 0;
         let mut frames = 0;
@@ -271,7 +279,7 @@ impl Hub {
             if matches!(s.state, State::Closed(_)) {
                 return input.len();
             }
-            if s.paused_until.is_some_and(|t| t > now) {
+            if s.marks().paused_until.is_some_and(|t| t > now) {
                 break;
             }
             let max = match s.state {
@@ -305,9 +313,11 @@ impl Hub {
         let incomplete = !rest.is_empty() && matches!(decode(rest, u32::MAX), Ok(None));
         if let Some(s) = self.session_mut(conn) {
             if incomplete {
-                s.frame_started.get_or_insert(now);
+                s.set_marks(|m| {
+                    m.frame_started.get_or_insert(now);
+                });
             } else {
-                s.frame_started = None;
+                s.set_marks(|m| m.frame_started = None);
             }
         }
         off
@@ -331,6 +341,7 @@ impl Hub {
                 "not logged in within the auth timeout",
             )),
             _ if s
+                .marks()
                 .frame_started
                 .is_some_and(|t| now >= t + config.frame_timeout) =>
             {
@@ -339,8 +350,9 @@ impl Hub {
                     "a frame was started and not finished in time",
                 ))
             }
-            _ if s.paused_until.is_some()
-                && s.throttled_since
+            _ if s.marks().paused_until.is_some()
+                && s.marks()
+                    .throttled_since
                     .is_some_and(|t| now >= t + config.flood_timeout) =>
             {
                 Some((
@@ -348,7 +360,11 @@ impl Hub {
                     "kept sending faster than the rate limit",
                 ))
             }
-            _ if s.ping_sent.is_some_and(|t| now >= t + config.idle_timeout) => {
+            _ if s
+                .marks()
+                .ping_sent
+                .is_some_and(|t| now >= t + config.idle_timeout) =>
+            {
                 Some((ErrorCode::IdleTimeout, "no answer to ping"))
             }
             _ => None,
@@ -360,11 +376,12 @@ impl Hub {
             self.fatal(conn, code, 0, text);
             return;
         }
-        if s.paused_until.is_some_and(|t| now >= t) {
-            s.paused_until = None;
+        if s.marks().paused_until.is_some_and(|t| now >= t) {
+            s.set_marks(|m| m.paused_until = None);
         }
-        if s.ping_sent.is_none() && now >= s.last_heard + config.idle_timeout {
-            s.ping_sent = Some(now);
+        s.refill_marks(now, config);
+        if s.marks().ping_sent.is_none() && now >= s.last_heard + config.idle_timeout {
+            s.set_marks(|m| m.ping_sent = Some(now));
             let token = self.next_ping;
             self.next_ping += 1;
             let bytes = Frame::Ping { token }.to_bytes().into();
@@ -382,7 +399,7 @@ impl Hub {
         match self.session(conn) {
             None => ReadReady::Never,
             Some(s) if matches!(s.state, State::Closed(_)) => ReadReady::Never,
-            Some(s) => match s.paused_until {
+            Some(s) => match s.marks().paused_until {
                 Some(t) if t > now => ReadReady::At(t),
                 _ => ReadReady::Now,
             },
@@ -518,6 +535,12 @@ impl Hub {
     /// The session's state (for tests and logs).
     pub fn phase(&self, conn: ConnId) -> Option<Phase> {
         self.session(conn).map(Session::phase)
+    }
+
+    /// Whether `conn`'s session has its marks boxed (tests of its memory).
+    #[cfg(test)]
+    pub(crate) fn holds_marks(&self, conn: ConnId) -> Option<bool> {
+        self.session(conn).map(Session::holds_marks)
     }
 
     /// The logged-in user of `conn`.
@@ -669,16 +692,19 @@ impl Hub {
         let (br, bb) = (config.byte_rate as f64, config.byte_burst as f64);
         // A client with slack in its bucket has been sending below its rate:
         // whatever it did before, it is not flooding now.
-        if s.msgs.peek(now, mr, mb) >= 2.0 {
-            s.throttled_since = None;
+        let marks = s.marks();
+        let mut msgs = marks.msgs.unwrap_or(Bucket::full(mb, now));
+        let mut bytes = marks.bytes.unwrap_or(Bucket::full(bb, now));
+        if msgs.peek(now, mr, mb) >= 2.0 {
+            s.set_marks(|m| m.throttled_since = None);
         }
         // Check both before taking either, so a refused frame costs nothing.
-        let mut msgs = s.msgs;
-        let mut bytes = s.bytes;
         msgs.take(1.0, now, mr, mb)?;
         bytes.take(len as f64, now, br, bb)?;
-        s.msgs = msgs;
-        s.bytes = bytes;
+        s.set_marks(|m| {
+            m.msgs = Some(msgs);
+            m.bytes = Some(bytes);
+        });
         Ok(())
     }
 
@@ -686,9 +712,9 @@ impl Hub {
         let Some(s) = self.session_mut(conn) else {
             return;
         };
-        s.paused_until = Some(now + wait);
-        if s.throttled_since.is_none() {
-            s.throttled_since = Some(now);
+        s.set_marks(|m| m.paused_until = Some(now + wait));
+        if s.marks().throttled_since.is_none() {
+            s.set_marks(|m| m.throttled_since = Some(now));
             let ms = wait.as_millis().clamp(1, u32::MAX as u128) as u32;
             self.error(
                 conn,
@@ -1655,8 +1681,8 @@ impl Hub {
             return;
         };
         s.state = State::Closed(state::Closed { reason });
-        s.paused_until = None;
-        s.frame_started = None;
+        s.set_marks(|m| m.paused_until = None);
+        s.set_marks(|m| m.frame_started = None);
         self.wake(conn);
     }
 

@@ -784,3 +784,23 @@ fn an_account_disconnected_for_flooding_may_not_log_in_again_until_its_penalty_e
     w.login_peer(later, "flood", 0, false);
     assert_eq!(w.hub.phase(w.peers[later].conn), Some(Phase::Messaging));
 }
+
+#[test]
+fn an_idle_session_holds_no_rate_or_timer_state_once_it_has_settled() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let conn = w.peers[a].conn;
+    assert_eq!(w.hub.holds_marks(conn), Some(false), "a fresh session");
+    w.say(a, Target::Room, "hi");
+    assert_eq!(
+        w.hub.holds_marks(conn),
+        Some(true),
+        "its buckets were charged"
+    );
+    // Past the idle timeout: its buckets are full again, and it is pinged
+    // and answers (the world's peers answer pings).
+    w.advance(Config::default().idle_timeout + Duration::from_secs(1));
+    assert!(w.peers[a].got.iter().any(|g| matches!(g, Got::Ping(_))));
+    assert_eq!(w.hub.phase(conn), Some(Phase::Messaging));
+    assert_eq!(w.hub.holds_marks(conn), Some(false));
+}
