@@ -5,8 +5,12 @@
 //! with the wall clock of the commit, and hands the results to the hub in
 //! order under one lock hold. Its queue is FIFO and refuses messages and
 //! group changes beyond its bound with `BUSY`; `UserOffline` marks are never
-//! refused (there is at most one per online user). At shutdown the queue is
-//! closed and the writer commits what is left before it stops.
+//! refused (there is at most one per online user). Between batches, while
+//! nothing waits, it lets the store fold its journal (see
+//! [`Store::fold_journal`]); the server's storage clock sends it a
+//! [`WriteJob::Tick`] every [`TICK`] so that an idle server folds the rest.
+//! At shutdown the queue is closed and the writer commits what is left,
+//! folds, and stops.
 //!
 //! Readers each own a store and answer history pages (refused with `BUSY`
 //! beyond the bound) and replays (never refused: one per login, so a burst

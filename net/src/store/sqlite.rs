@@ -16,6 +16,9 @@
 //! [`Sync::Full`] it returns once the batch is fsynced, so one fsync covers
 //! every message in it. With [`Sync::Normal`] a commit survives the process
 //! crashing but the last ones may be lost if the machine loses power.
+//! Messages are committed into the journal and later moved into `messages`
+//! (see `migrations.rs`, "The journal"); each move is one transaction too,
+//! so a crash at any point leaves every message in exactly one of them.
 //!
 //! # Failures
 //!
