@@ -977,7 +977,6 @@ impl Store for SqliteStore {
             .map_err(failed(DOING))?;
         // Retention counts per conversation, so everything is folded first.
         fold(&tx).map_err(failed(DOING))?;
-        self.journal_rows = 0;
         let mut deleted = 0;
         if let Some(secs) = retention.max_age_secs {
             let cutoff = sat_i64(now_ms).saturating_sub(sat_i64(secs.saturating_mul(1000)));
@@ -999,6 +998,9 @@ impl Store for SqliteStore {
         }
         // AUTOINCREMENT keeps sqlite_sequence: ids are never reused.
         tx.commit().map_err(failed(DOING))?;
+        // Only now: had the transaction failed, the rows would still be in
+        // the journal, and counted.
+        self.journal_rows = 0;
         Ok(deleted as u64)
     }
 
