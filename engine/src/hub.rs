@@ -30,7 +30,7 @@ use crate::frame::{
 };
 use crate::name::{Name, NameKey};
 use crate::roster::Roster;
-use crate::send_queue::{Class, Pushed, Queued};
+use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::{accepts, state, Bucket, CloseReason, Phase, Session, Source, State};
 
 /// A connection's handle. Handles are never reused while the hub lives: a
@@ -141,6 +141,8 @@ pub struct Hub {
     next_ping: u64,
     /// Connections whose queue overflowed during a broadcast; closed after it.
     overflowed: Vec<ConnId>,
+    /// Queue states of sessions whose queue emptied, for reuse.
+    spare_queues: SpareQueues,
     /// Accounts disconnected for flooding, and until when they may not log
     /// in; bounded by `MAX_PENALTIES`.
     penalties: HashMap<NameKey, Instant>,
@@ -183,6 +185,7 @@ impl Hub {
             shutting_down: false,
             next_ping: 1,
             overflowed: Vec::new(),
+            spare_queues: SpareQueues::default(),
             penalties: HashMap::new(),
         };
         for (name, members) in groups {
@@ -445,13 +448,18 @@ impl Hub {
             self.roster_catch_up(conn);
         }
         self.close_overflowed();
-        let Some(s) = self.session_mut(conn) else {
+        let Hub {
+            slots,
+            spare_queues,
+            ..
+        } = self;
+        let Some(s) = session_in(slots, conn) else {
             return Drained {
                 bytes: 0,
                 close: true,
             };
         };
-        let bytes = s.queue.drain_into(out, max_bytes);
+        let bytes = s.queue.drain_into(out, max_bytes, spare_queues);
         let close = matches!(s.state, State::Closed(_)) && s.queue.is_empty();
         Drained { bytes, close }
     }
@@ -1368,6 +1376,7 @@ impl Hub {
                 let Hub {
                     roster,
                     slots,
+                    spare_queues,
                     outputs,
                     holds,
                     config,
@@ -1379,6 +1388,7 @@ impl Hub {
                         if c != origin {
                             deliver(
                                 slots,
+                                spare_queues,
                                 outputs,
                                 holds,
                                 overflowed,
@@ -1396,6 +1406,7 @@ impl Hub {
                 let Hub {
                     roster,
                     slots,
+                    spare_queues,
                     outputs,
                     holds,
                     config,
@@ -1414,6 +1425,7 @@ impl Hub {
                         if c != origin {
                             deliver(
                                 slots,
+                                spare_queues,
                                 outputs,
                                 holds,
                                 overflowed,
@@ -1431,6 +1443,7 @@ impl Hub {
                 let Hub {
                     roster,
                     slots,
+                    spare_queues,
                     outputs,
                     holds,
                     config,
@@ -1447,6 +1460,7 @@ impl Hub {
                         if c != origin {
                             deliver(
                                 slots,
+                                spare_queues,
                                 outputs,
                                 holds,
                                 overflowed,
@@ -1580,10 +1594,18 @@ impl Hub {
         message: Option<(Target, MessageId)>,
     ) {
         let limit = self.config.send_queue_bytes;
-        let Some(s) = self.session_mut(conn) else {
+        let Hub {
+            slots,
+            spare_queues,
+            ..
+        } = self;
+        let Some(s) = session_in(slots, conn) else {
             return;
         };
-        match s.queue.push(Queued { bytes, message }, class, limit) {
+        match s
+            .queue
+            .push_from(spare_queues, Queued { bytes, message }, class, limit)
+        {
             Pushed::Queued { .. } | Pushed::Dropped => self.wake(conn),
             Pushed::Overflow => self.slow_consumer(conn),
         }
@@ -1747,6 +1769,7 @@ fn session_in(slots: &mut [Slot], conn: ConnId) -> Option<&mut Session> {
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     slots: &mut [Slot],
+    spare_queues: &mut SpareQueues,
     outputs: &mut VecDeque<Output>,
     holds: &mut HashMap<ConnId, Hold>,
     overflowed: &mut Vec<ConnId>,
@@ -1774,7 +1797,10 @@ fn deliver(
         }
         return;
     }
-    match s.queue.push(item, class, config.send_queue_bytes) {
+    match s
+        .queue
+        .push_from(spare_queues, item, class, config.send_queue_bytes)
+    {
         Pushed::Queued { .. } | Pushed::Dropped => {
             if !s.wake_pending {
                 s.wake_pending = true;
