@@ -270,7 +270,9 @@ impl Hub {
         }
         if !input.is_empty() {
             s.last_heard = now;
-            s.set_marks(|m| m.ping_sent = None);
+            if s.marks().ping_sent.is_some() {
+                s.set_marks(|m| m.ping_sent = None);
+            }
         }
         let mut off = 0;
         let mut frames = 0;

@@ -191,7 +191,7 @@ impl Bucket {
 /// ones, have none of it, so it lives in a box that exists only while
 /// something is set (~110 bytes less per idle connection; a PING round trip
 /// allocates it once a minute or so).
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Marks {
     /// The rate limits' token buckets; `None` is full (see
     /// [`Session::refill_marks`]).
@@ -206,6 +206,16 @@ pub(crate) struct Marks {
     /// Since when the client has been ahead of its rate limit.
     pub(crate) throttled_since: Option<Instant>,
 }
+
+/// No marks set: what a session without its box reads.
+const NO_MARKS: Marks = Marks {
+    msgs: None,
+    bytes: None,
+    ping_sent: None,
+    frame_started: None,
+    paused_until: None,
+    throttled_since: None,
+};
 
 /// Everything the hub keeps per connection.
 #[derive(Debug)]
@@ -224,8 +234,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn marks(&self) -> Marks {
-        self.marks.as_deref().copied().unwrap_or_default()
+    /// The marks, read in place (no copy on the per-frame path).
+    pub(crate) fn marks(&self) -> &Marks {
+        self.marks.as_deref().unwrap_or(&NO_MARKS)
     }
 
     /// Forgets buckets that have refilled, so that an idle session's marks
@@ -234,7 +245,7 @@ impl Session {
         let full = |b: Option<Bucket>, rate: f64, burst: f64| {
             b.filter(|b| b.peek(now, rate, burst) < burst)
         };
-        let m = self.marks();
+        let m = *self.marks();
         let (msgs, bytes) = (
             full(
                 m.msgs,
@@ -262,14 +273,20 @@ impl Session {
 
     /// Changes the marks; frees their box once none is set.
     pub(crate) fn set_marks(&mut self, change: impl FnOnce(&mut Marks)) {
-        let mut marks = self.marks();
-        change(&mut marks);
-        if marks == Marks::default() {
-            self.marks = None;
-        } else if let Some(b) = &mut self.marks {
-            **b = marks;
-        } else {
-            self.marks = Some(Box::new(marks));
+        match &mut self.marks {
+            Some(b) => {
+                change(b);
+                if **b == NO_MARKS {
+                    self.marks = None;
+                }
+            }
+            None => {
+                let mut marks = NO_MARKS;
+                change(&mut marks);
+                if marks != NO_MARKS {
+                    self.marks = Some(Box::new(marks));
+                }
+            }
         }
     }
 
