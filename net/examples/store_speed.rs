@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use confab_engine::effect::NewMessage;
 use confab_engine::{Name, Target};
 use confab_net::store::sqlite::{SqliteOptions, SqliteStore, Sync};
-use confab_net::store::{Fold, Store, Write};
+use confab_net::store::{CatchUp, Store, Write};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let body = "x".repeat(100);
     println!(
         "{:<9}{:<7}{:>7}{:>12}{:>12}{:>10}",
-        "workload", "sync", "batch", "msgs/s", "commits/s", "% folding"
+        "workload", "sync", "batch", "msgs/s", "commits/s", "% indexing"
     );
     // "mixed": four room messages to one DM, all from alice (one
     // conversation each: index inserts land on the same pages).
@@ -78,14 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let writes: Vec<Write> = (0..batch).map(|i| Write::Message(message(i))).collect();
             let start = Instant::now();
             let mut commits = 0u64;
-            let mut folding = Duration::ZERO;
+            let mut indexing = Duration::ZERO;
             while start.elapsed() < budget {
                 store.commit(&writes, 1)?;
-                let fold_start = Instant::now();
+                let index_start = Instant::now();
                 // As the server's writer does between batches when no
                 // writes wait (as here: the next batch is not sent yet).
-                while store.fold_journal(Fold::Spare)? > 0 {}
-                folding += fold_start.elapsed();
+                while store.catch_up(CatchUp::Spare)? > 0 {}
+                indexing += index_start.elapsed();
                 commits += 1;
             }
             let elapsed = start.elapsed().as_secs_f64();
@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 batch,
                 (commits * batch as u64) as f64 / elapsed,
                 commits as f64 / elapsed,
-                100.0 * folding.as_secs_f64() / elapsed,
+                100.0 * indexing.as_secs_f64() / elapsed,
             );
         }
     }

@@ -6,11 +6,11 @@
 //! order under one lock hold. Its queue is FIFO and refuses messages and
 //! group changes beyond its bound with `BUSY`; `UserOffline` marks are never
 //! refused (there is at most one per online user). Between batches, while
-//! nothing waits, it lets the store fold its journal (see
-//! [`Store::fold_journal`]); the server's storage clock sends it a
-//! [`WriteJob::Tick`] every [`TICK`] so that an idle server folds the rest.
-//! At shutdown the queue is closed and the writer commits what is left,
-//! folds, and stops.
+//! nothing waits, it lets the store catch up on deferred work (indexing,
+//! see [`Store::catch_up`]); the server's storage clock sends it a
+//! [`WriteJob::Tick`] every [`TICK`] so that an idle server catches up
+//! completely. At shutdown the queue is closed and the writer commits what
+//! is left, catches up, and stops.
 //!
 //! Readers each own a store and answer history pages (refused with `BUSY`
 //! beyond the bound) and replays (never refused: one per login, so a burst
@@ -28,7 +28,7 @@ use log::{error, info};
 
 use crate::auth::storage_failed;
 use crate::shared::Shared;
-use crate::store::{Fold, Retention, Store, Write, Written};
+use crate::store::{CatchUp, Retention, Store, Write, Written};
 
 /// Most writes in one commit.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -115,13 +115,13 @@ impl<J> Queue<J> {
     }
 }
 
-/// How often the server sends the writer a [`WriteJob::Tick`]: a journal
-/// left unfolded through a whole tick with no commit is folded.
+/// How often the server sends the writer a [`WriteJob::Tick`]: deferred
+/// work left through a whole tick with no commit is done.
 pub(crate) const TICK: Duration = Duration::from_millis(500);
 
-/// The writer thread's loop (see the module docs); between batches it
-/// folds the store's journal while no writes wait, and all of it once a
-/// tick passes without a commit (see [`Store::fold_journal`]).
+/// The writer thread's loop (see the module docs); between batches it lets
+/// the store catch up while no writes wait, and completely once a tick
+/// passes without a commit (see [`Store::catch_up`]).
 pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
     let store = &mut *store;
     let mut jobs = Vec::new();
@@ -148,23 +148,23 @@ pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store:
         }
         if ticked {
             if !committed_since_tick {
-                fold_journal(store, Fold::All);
+                catch_up(store, CatchUp::All);
             }
             committed_since_tick = false;
         }
         // Each step is short, so a write arriving meanwhile waits little.
-        while rx.is_empty() && fold_journal(store, Fold::Spare) > 0 {}
-        fold_journal(store, Fold::Due);
+        while rx.is_empty() && catch_up(store, CatchUp::Spare) > 0 {}
+        catch_up(store, CatchUp::Due);
     }
-    fold_journal(store, Fold::All);
+    catch_up(store, CatchUp::All);
 }
 
-/// How many messages [`Store::fold_journal`] moved; 0 if it failed.
-fn fold_journal(store: &mut dyn Store, when: Fold) -> u64 {
-    store.fold_journal(when).unwrap_or_else(|e| {
-        // Nothing is lost: the messages stay in the journal, where readers
-        // find them, and a later fold tries again.
-        error!("storage failed while folding its journal: {e}");
+/// How many messages [`Store::catch_up`] caught up on; 0 if it failed.
+fn catch_up(store: &mut dyn Store, when: CatchUp) -> u64 {
+    store.catch_up(when).unwrap_or_else(|e| {
+        // Nothing is lost: readers find the messages where they are, and
+        // a later call tries again.
+        error!("{e}");
         0
     })
 }

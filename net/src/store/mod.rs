@@ -144,22 +144,23 @@ pub trait Store: Send {
     ) -> Result<ReplayLoaded, StoreError>;
     /// Deletes messages outside the retention; returns how many.
     fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
-    /// Work a store defers off the acknowledgement path: a store may take
-    /// commits into a layout cheap to append to and move them into one
-    /// cheap to read later (SQLite: its journal). The writer calls this
-    /// between batches, saying how much time it has (see [`Fold`]); reads
-    /// see every committed message either way. Returns how many messages it
-    /// moved, 0 when there was nothing worth moving.
-    fn fold_journal(&mut self, when: Fold) -> Result<u64, StoreError> {
+    /// Work a store defers off the acknowledgement path: a store may commit
+    /// into a layout cheap to append to and make it cheap to read later
+    /// (SQLite: it indexes the newest messages by conversation). The
+    /// writer calls this between batches, saying how much time it has
+    /// (see [`CatchUp`]); reads see every committed message either way.
+    /// Returns how many messages it caught up on, 0 when there was nothing
+    /// worth doing.
+    fn catch_up(&mut self, when: CatchUp) -> Result<u64, StoreError> {
         let _ = when;
         Ok(0)
     }
 }
 
-/// How much of its deferred work [`Store::fold_journal`] should do.
+/// How much of its deferred work [`Store::catch_up`] should do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fold {
-    /// Writes are waiting: a short step, only if the journal has grown
+pub enum CatchUp {
+    /// Writes are waiting: a short step, only if the backlog has grown
     /// past its bound.
     Due,
     /// Nothing is waiting: a short step, if there is enough to be worth it.

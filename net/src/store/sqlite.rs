@@ -16,9 +16,11 @@
 //! [`Sync::Full`] it returns once the batch is fsynced, so one fsync covers
 //! every message in it. With [`Sync::Normal`] a commit survives the process
 //! crashing but the last ones may be lost if the machine loses power.
-//! Messages are committed into the journal and later moved into `messages`
-//! (see `migrations.rs`, "The journal"); each move is one transaction too,
-//! so a crash at any point leaves every message in exactly one of them.
+//! A message's row is committed at once; its entry in the conversation
+//! index follows later (see `migrations.rs`, "The index backlog"), and each
+//! indexing step is one transaction too, so a crash at any point leaves
+//! every message either indexed or above `indexed_upto`, where readers
+//! look for it.
 //!
 //! # Failures
 //!
@@ -31,6 +33,7 @@
 //! acknowledged and nothing is half-stored. Later batches succeed again once
 //! there is room.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +41,7 @@ use confab_engine::effect::{
     GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
 };
 use confab_engine::frame::ErrorCode;
+use confab_engine::name::NameKey;
 use confab_engine::{MessageId, Name, Target};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::{
@@ -45,7 +49,7 @@ use rusqlite::{
     TransactionBehavior,
 };
 
-use super::{Account, Fold, Loaded, Retention, Store, StoreError, Write, Written};
+use super::{Account, CatchUp, Loaded, Retention, Store, StoreError, Write, Written};
 
 mod migrations;
 #[cfg(test)]
@@ -94,12 +98,132 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-    /// Messages this store has put in the journal since it last folded it
+    /// Messages this store has committed beyond the conversation index
     /// (counted at open; only the writer's store adds to it).
-    journal_rows: u64,
+    backlog: u64,
+    /// As opened; catching up runs with [`Sync::Normal`] (see there).
+    sync: Sync,
+    /// What commits look up for every message (see [`Lookups`]).
+    lookups: Lookups,
 }
 
-const ROOM_CONV: &str = "room";
+/// Names and conversation ids that commits look up for every message,
+/// remembered from one commit to the next: each costs a statement
+/// otherwise, as much as the message's own insert.
+///
+/// Groups and conversations are created only by commits (the writer's) and
+/// never deleted; accounts are created and deleted by other connections
+/// too, so everything is forgotten whenever `PRAGMA data_version` says
+/// another connection committed, and after a commit that failed (it may
+/// have remembered rows it created and rolled back). Each map is bounded
+/// by [`LOOKUPS_MAX`], and forgotten when full.
+#[derive(Debug, Default)]
+struct Lookups {
+    data_version: Option<i64>,
+    /// Registered name by key.
+    accounts: HashMap<NameKey, Name>,
+    /// Name as created by key.
+    groups: HashMap<NameKey, Name>,
+    conversations: HashMap<ConvKey, i64>,
+}
+
+/// A conversation other than the room, by its parties' keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ConvKey {
+    Group(NameKey),
+    /// The two keys, sorted.
+    Direct(NameKey, NameKey),
+}
+
+impl ConvKey {
+    fn direct(a: &Name, b: &Name) -> ConvKey {
+        let (a, b) = (a.key(), b.key());
+        if a <= b {
+            ConvKey::Direct(a, b)
+        } else {
+            ConvKey::Direct(b, a)
+        }
+    }
+
+    /// The `conversations.key` (see the migrations' module docs).
+    fn text(&self) -> String {
+        match self {
+            ConvKey::Group(g) => format!("group:{}", g.as_str()),
+            ConvKey::Direct(a, b) => format!("dm:{}:{}", a.as_str(), b.as_str()),
+        }
+    }
+}
+
+/// Most entries in each map of [`Lookups`].
+const LOOKUPS_MAX: usize = 1 << 16;
+
+/// Remembers `v` under `k` in `map`, which is forgotten first when full.
+fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
+    if map.len() >= LOOKUPS_MAX {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
+impl Lookups {
+    fn forget(&mut self) {
+        self.accounts.clear();
+        self.groups.clear();
+        self.conversations.clear();
+    }
+
+    /// Forgets everything if another connection committed since the last
+    /// call; called in each write transaction.
+    fn revalidate(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            self.forget();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// The registered name of `user`'s account, if there is one.
+    fn account(&mut self, conn: &Connection, user: &Name) -> rusqlite::Result<Option<Name>> {
+        if let Some(name) = self.accounts.get(&user.key()) {
+            return Ok(Some(*name));
+        }
+        let found = account_id(conn, user)?.map(|(_, DbName(name))| name);
+        if let Some(name) = found {
+            remember(&mut self.accounts, user.key(), name);
+        }
+        Ok(found)
+    }
+
+    /// The name of `group` as created, if it exists.
+    fn group(&mut self, conn: &Connection, group: &Name) -> rusqlite::Result<Option<Name>> {
+        if let Some(name) = self.groups.get(&group.key()) {
+            return Ok(Some(*name));
+        }
+        let found = group_id(conn, group)?.map(|(_, DbName(name))| name);
+        if let Some(name) = found {
+            remember(&mut self.groups, group.key(), name);
+        }
+        Ok(found)
+    }
+
+    /// The id of the conversation `key`, created on its first message.
+    fn conversation(&mut self, conn: &Connection, key: ConvKey) -> rusqlite::Result<i64> {
+        if let Some(id) = self.conversations.get(&key) {
+            return Ok(*id);
+        }
+        let parties = match &key {
+            ConvKey::Group(_) => vec![],
+            ConvKey::Direct(a, b) => vec![a.as_str(), b.as_str()],
+        };
+        let id = conversation_for_message(conn, &key.text(), &parties)?;
+        remember(&mut self.conversations, key, id);
+        Ok(id)
+    }
+}
+
 /// The room's conversation id (created by the schema migration).
 const ROOM_CONV_ID: i64 = 1;
 const KIND_ROOM: i64 = 0;
@@ -109,20 +233,24 @@ const KIND_USER: i64 = 2;
 /// of one index range each (SQLite allows 500 terms in a compound SELECT).
 const MAX_CONV_BRANCHES: usize = 100;
 /// The columns [`message_from_row`] reads, in order.
-const MESSAGE_COLUMNS: &str = "id, ts_ms, sender, kind, target, body";
-/// Every column of `messages` and `journal`, in order.
-const ALL_COLUMNS: &str = "id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body";
+const MESSAGE_COLUMNS: &[&str] = &["id", "ts_ms", "sender", "kind", "target", "body"];
 /// Page cache per connection (a negative `cache_size` is KiB).
 const CACHE_KIB: i64 = 32 * 1024;
-/// Journal rows from which a spare moment is used to fold: enough that a
-/// conversation's index pages are written once for many of its messages.
-const FOLD_MIN: u64 = 1024;
-/// Journal rows beyond which folding goes on even while writes wait, so
-/// that readers' scans of the unindexed journal stay short.
-const FOLD_MAX: u64 = 8192;
-/// A fold step takes whole conversations, those of at least this many of
-/// the oldest journal rows: about a millisecond of work.
-const FOLD_STEP: u64 = 256;
+/// Unindexed messages from which a spare moment is used to index them:
+/// enough that each page of the index is written once for many entries.
+const BACKLOG_SPARE: u64 = 1024;
+/// Unindexed messages beyond which indexing goes on even while writes
+/// wait, so that readers' scans of the unindexed rows stay short.
+const BACKLOG_MAX: u64 = 8192;
+/// Messages one indexing step takes (oldest first): well under a
+/// millisecond of work, so a write arriving meanwhile waits little.
+const INDEX_STEP: u64 = 1024;
+/// The highest id assigned so far: the newest row's, or a higher one that
+/// retention deleted.
+const LAST_ID: &str = "SELECT max(coalesce((SELECT max(id) FROM messages), 0),
+                                (SELECT last_id FROM message_ids))";
+/// Messages at most this id are in `conversation_index`.
+const INDEXED_UPTO: &str = "(SELECT indexed_upto FROM message_ids)";
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/confab.db`, migrating its schema
@@ -199,12 +327,7 @@ impl SqliteStore {
                 "cannot use WAL mode (the journal mode stays {mode:?}); is the data directory on a network file system?"
             )));
         }
-        let sync = match options.sync {
-            Sync::Full => "FULL",
-            Sync::Normal => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(step("setting synchronous"))?;
+        set_sync(&conn, options.sync).map_err(step("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(step("enabling foreign keys"))?;
         // A fold dirties a few hundred index pages: with SQLite's default
@@ -235,13 +358,19 @@ impl SqliteStore {
         }
 
         migrate(&mut conn, version, &path, &open_err)?;
-        let journal_rows: i64 = conn
-            .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
-            .map_err(step("reading the journal"))?;
+        let backlog: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM messages WHERE id > {INDEXED_UPTO}"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(step("counting the messages not yet indexed"))?;
         Ok(SqliteStore {
             conn,
             path,
-            journal_rows: journal_rows.unsigned_abs(),
+            backlog: backlog.unsigned_abs(),
+            sync: options.sync,
+            lookups: Lookups::default(),
         })
     }
 
@@ -313,6 +442,14 @@ fn migrate(
     tx.commit().map_err(step("committing the schema migration"))
 }
 
+fn set_sync(conn: &Connection, sync: Sync) -> rusqlite::Result<()> {
+    let mode = match sync {
+        Sync::Full => "FULL",
+        Sync::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", mode)
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -368,24 +505,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| sat_i64(d.as_millis().try_into().unwrap_or(u64::MAX)))
-}
-
-fn group_conv(group: &Name) -> String {
-    format!("group:{}", group.key().as_str())
-}
-
-fn dm_conv(a: &Name, b: &Name) -> String {
-    let (a, b) = (a.key(), b.key());
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    format!("dm:{}:{}", lo.as_str(), hi.as_str())
-}
-
-fn conv_of(user: &Name, target: &Target) -> String {
-    match target {
-        Target::Room => ROOM_CONV.to_owned(),
-        Target::Group(g) => group_conv(g),
-        Target::User(u) => dm_conv(user, u),
-    }
 }
 
 /// A name read from the database, validated.
@@ -477,36 +596,34 @@ fn conversation_for_message(
     Ok(id)
 }
 
+/// Stores `m` with the id after `last`, which it advances.
 fn insert_message(
     conn: &Connection,
+    lookups: &mut Lookups,
     m: &NewMessage,
     ts_ms: u64,
+    last: &mut i64,
 ) -> rusqlite::Result<Result<StoredMessage, Refusal>> {
     let (kind, target, target_key, conv_id) = match &m.target {
         Target::Room => (KIND_ROOM, Target::Room, None, ROOM_CONV_ID),
         Target::Group(g) => {
-            let Some((_, DbName(name))) = group_id(conn, g)? else {
+            let Some(name) = lookups.group(conn, g)? else {
                 return Ok(Err(Refusal::new(
                     ErrorCode::NoSuchGroup,
                     format!("no group {g}"),
                 )));
             };
-            let conv = conversation_for_message(conn, &group_conv(&name), &[])?;
+            let conv = lookups.conversation(conn, ConvKey::Group(name.key()))?;
             (KIND_GROUP, Target::Group(name), Some(name.key()), conv)
         }
         Target::User(u) => {
-            let Some((_, DbName(name))) = account_id(conn, u)? else {
+            let Some(name) = lookups.account(conn, u)? else {
                 return Ok(Err(Refusal::new(
                     ErrorCode::NoSuchUser,
                     format!("no user {u}"),
                 )));
             };
-            let parties = [m.sender.key(), name.key()];
-            let conv = conversation_for_message(
-                conn,
-                &dm_conv(&m.sender, &name),
-                &[parties[0].as_str(), parties[1].as_str()],
-            )?;
+            let conv = lookups.conversation(conn, ConvKey::direct(&m.sender, &name))?;
             (KIND_USER, Target::User(name), Some(name.key()), conv)
         }
     };
@@ -514,11 +631,13 @@ fn insert_message(
         Target::Room => None,
         Target::Group(n) | Target::User(n) => Some(n.as_str()),
     };
+    let id = last.saturating_add(1);
     conn.prepare_cached(
-        "INSERT INTO journal (ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
+        id,
         sat_i64(ts_ms),
         m.sender.as_str(),
         m.sender.key().as_str(),
@@ -528,8 +647,9 @@ fn insert_message(
         conv_id,
         m.body,
     ])?;
+    *last = id;
     Ok(Ok(StoredMessage {
-        id: conn.last_insert_rowid().unsigned_abs(),
+        id: id.unsigned_abs(),
         timestamp_ms: ts_ms,
         sender: m.sender,
         target,
@@ -608,15 +728,78 @@ fn apply_group_op(
     }
 }
 
+/// [`Store::commit`]'s transaction; rolled back on error.
+fn commit_batch(
+    conn: &mut Connection,
+    lookups: &mut Lookups,
+    batch: &[Write],
+    now_ms: u64,
+) -> rusqlite::Result<Vec<Written>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    lookups.revalidate(&tx)?;
+    // Read under the write lock: no other store can be assigning ids.
+    let mut last: i64 = tx.prepare_cached(LAST_ID)?.query_row([], |r| r.get(0))?;
+    let mut written = Vec::with_capacity(batch.len());
+    for write in batch {
+        written.push(match write {
+            Write::Message(m) => {
+                Written::Message(insert_message(&tx, lookups, m, now_ms, &mut last)?)
+            }
+            Write::Group(op) => Written::Group(apply_group_op(&tx, op, now_ms)?),
+            Write::Offline { user, seen_upto } => {
+                // No account, no mark (and nothing to replay to).
+                tx.prepare_cached(
+                    "INSERT INTO offline_marks (account_id, seen_upto)
+                     SELECT id, ?2 FROM accounts WHERE name_key = ?1
+                     ON CONFLICT (account_id) DO UPDATE
+                     SET seen_upto = max(seen_upto, excluded.seen_upto)",
+                )?
+                .execute(params![user.key().as_str(), sat_i64(*seen_upto)])?;
+                Written::Offline
+            }
+        });
+    }
+    tx.commit()?;
+    Ok(written)
+}
+
+/// A page of one conversation (`?1`), ids below `?2`, newest first, at
+/// most `?3`: it may span the unindexed messages and the indexed ones.
+fn history_sql() -> String {
+    let plain = MESSAGE_COLUMNS.join(", ");
+    let joined = MESSAGE_COLUMNS
+        .iter()
+        .map(|&col| match col {
+            "id" => "c.id AS id".to_owned(),
+            _ => format!("m.{col} AS {col}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT * FROM (SELECT {plain} FROM messages
+                        WHERE id > {INDEXED_UPTO} AND conv_id = ?1 AND id < ?2
+                        ORDER BY id DESC LIMIT ?3)
+         UNION ALL
+         SELECT * FROM (SELECT {joined} FROM conversation_index c JOIN messages m ON m.id = c.id
+                        WHERE c.conv_id = ?1 AND c.id < ?2
+                        ORDER BY c.id DESC LIMIT ?3)
+         ORDER BY id DESC LIMIT ?3"
+    )
+}
+
 /// Where a replay's messages come from: the user's conversations, each an
-/// index range scan of `messages` (`conv_id = ?N AND id > ?1 AND id < ?2`),
-/// plus one scan of the journal; and their parameters (`?1` after, `?2`
-/// the exclusive end, `?3` the user's key, then the conversation ids).
+/// index range scan of `conversation_index` (`conv_id = ?N AND id > ?1 AND
+/// id < ?2`) joined to `messages`, plus one scan of the messages not yet
+/// indexed; and their parameters (`?1` after, `?2` the exclusive end, `?3`
+/// the user's key, then the conversation ids).
 struct Sources {
-    /// One per index range of `messages`.
-    filters: Vec<String>,
-    /// Every conversation at once, for the journal.
+    /// One condition on the index per range scan (`c.conv_id = ?N`).
+    ranges: Vec<String>,
+    /// Every conversation at once, for the unindexed messages.
     any: String,
+    /// A condition on the message's own columns (`AND target_key = ?3`
+    /// for direct messages to the user only), or nothing.
+    only: &'static str,
     params: Vec<Box<dyn ToSql>>,
 }
 
@@ -638,7 +821,7 @@ impl Sources {
                 let mut convs = vec![ROOM_CONV_ID];
                 // A group nobody has written to has no conversation yet.
                 for g in groups {
-                    convs.extend(conversation(conn, &group_conv(g))?);
+                    convs.extend(conversation(conn, &ConvKey::Group(g.key()).text())?);
                 }
                 convs.extend(direct(conn)?);
                 (sat_i64(*after), convs, "")
@@ -658,45 +841,62 @@ impl Sources {
         };
         let mut params: Vec<Box<dyn ToSql>> =
             vec![Box::new(after), Box::new(end), Box::new(key.clone())];
-        let (filters, any) = if convs.len() <= MAX_CONV_BRANCHES {
+        let (ranges, any) = if convs.len() <= MAX_CONV_BRANCHES {
             // One index range per conversation, so each stops at the limit.
             let numbers: Vec<String> = (0..convs.len()).map(|i| format!("?{}", i + 4)).collect();
             params.extend(convs.into_iter().map(|c| Box::new(c) as Box<dyn ToSql>));
             (
-                numbers
-                    .iter()
-                    .map(|n| format!("conv_id = {n}{only}"))
-                    .collect(),
-                format!("conv_id IN ({}){only}", numbers.join(", ")),
+                numbers.iter().map(|n| format!("c.conv_id = {n}")).collect(),
+                format!("conv_id IN ({})", numbers.join(", ")),
             )
         } else {
             let list: Vec<String> = convs.iter().map(i64::to_string).collect();
             params.push(Box::new(format!("[{}]", list.join(","))));
-            let filter = format!("conv_id IN (SELECT value FROM json_each(?4)){only}");
-            (vec![filter.clone()], filter)
+            let within = "IN (SELECT value FROM json_each(?4))";
+            (
+                vec![format!("c.conv_id {within}")],
+                format!("conv_id {within}"),
+            )
         };
         Ok(Sources {
-            filters,
+            ranges,
             any,
+            only,
             params,
         })
     }
 
-    /// `SELECT columns` of every source, as one UNION ALL; `tail` follows
-    /// each source's WHERE clause (an ORDER BY and LIMIT, say). The
-    /// journal, which has no index but is short, is scanned once for all.
-    fn union(&self, columns: &str, tail: &str) -> String {
-        let journal = format!(
-            "SELECT * FROM (SELECT {columns} FROM journal WHERE ({}) AND id > ?1 AND id < ?2 {tail})",
-            self.any
+    /// `SELECT columns` (of `messages`, by name) of every source, as one
+    /// UNION ALL; `tail` follows each source's WHERE clause (an ORDER BY
+    /// and LIMIT, say). The unindexed messages, at most a few thousand of
+    /// the newest, are scanned once for all.
+    fn union(&self, columns: &[&str], tail: &str) -> String {
+        // In the join, the index supplies id and conv_id (so that ORDER BY
+        // id follows the index), the message the rest.
+        let joined: Vec<String> = columns
+            .iter()
+            .map(|&col| match col {
+                "id" | "conv_id" => format!("c.{col} AS {col}"),
+                _ => format!("m.{col} AS {col}"),
+            })
+            .collect();
+        let joined = joined.join(", ");
+        let plain = columns.join(", ");
+        let only_m = self.only.replace("target_key", "m.target_key");
+        let unindexed = format!(
+            "SELECT * FROM (SELECT {plain} FROM messages WHERE id > {INDEXED_UPTO} AND ({}) AND id > ?1 AND id < ?2{} {tail})",
+            self.any, self.only
         );
         let branches: Vec<String> = self
-            .filters
+            .ranges
             .iter()
-            .map(|f| {
-                format!("SELECT * FROM (SELECT {columns} FROM messages WHERE {f} AND id > ?1 AND id < ?2 {tail})")
+            .map(|range| {
+                format!(
+                    "SELECT * FROM (SELECT {joined} FROM conversation_index c JOIN messages m ON m.id = c.id
+                     WHERE {range} AND c.id > ?1 AND c.id < ?2{only_m} {tail})"
+                )
             })
-            .chain([journal])
+            .chain([unindexed])
             .collect();
         branches.join(" UNION ALL ")
     }
@@ -706,17 +906,8 @@ impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         const DOING: &str = "loading the groups";
         let tx = self.conn.transaction().map_err(failed(DOING))?;
-        // sqlite_sequence keeps the highest id ever assigned, even after
-        // retention deleted it; max(id) is a second opinion.
         let last_id: i64 = tx
-            .query_row(
-                "SELECT max(coalesce((SELECT max(seq) FROM sqlite_sequence
-                                      WHERE name IN ('messages', 'journal')), 0),
-                            coalesce((SELECT max(id) FROM messages), 0),
-                            coalesce((SELECT max(id) FROM journal), 0))",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(LAST_ID, [], |r| r.get(0))
             .map_err(failed(DOING))?;
         let mut groups: Vec<(Name, Vec<Name>)> = Vec::new();
         {
@@ -815,44 +1006,21 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError> {
-        const DOING: &str = "committing a batch";
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(failed(DOING))?;
-        let mut written = Vec::with_capacity(batch.len());
-        for write in batch {
-            written.push(match write {
-                Write::Message(m) => {
-                    Written::Message(insert_message(&tx, m, now_ms).map_err(failed(DOING))?)
-                }
-                Write::Group(op) => {
-                    Written::Group(apply_group_op(&tx, op, now_ms).map_err(failed(DOING))?)
-                }
-                Write::Offline { user, seen_upto } => {
-                    // No account, no mark (and nothing to replay to).
-                    tx.prepare_cached(
-                        "INSERT INTO offline_marks (account_id, seen_upto)
-                         SELECT id, ?2 FROM accounts WHERE name_key = ?1
-                         ON CONFLICT (account_id) DO UPDATE
-                         SET seen_upto = max(seen_upto, excluded.seen_upto)",
-                    )
-                    .and_then(|mut s| s.execute(params![user.key().as_str(), sat_i64(*seen_upto)]))
-                    .map_err(failed(DOING))?;
-                    Written::Offline
-                }
-            });
+        let written = commit_batch(&mut self.conn, &mut self.lookups, batch, now_ms);
+        match &written {
+            Ok(written) => {
+                self.backlog += written
+                    .iter()
+                    .filter(|w| matches!(w, Written::Message(Ok(_))))
+                    .count() as u64;
+            }
+            // It may have remembered rows that were rolled back.
+            Err(_) => self.lookups.forget(),
         }
-        // On error the transaction is rolled back when `tx` drops.
-        tx.commit().map_err(failed(DOING))?;
-        self.journal_rows += written
-            .iter()
-            .filter(|w| matches!(w, Written::Message(Ok(_))))
-            .count() as u64;
-        Ok(written)
+        written.map_err(failed("committing a batch"))
     }
 
     fn history(
@@ -867,8 +1035,12 @@ impl Store for SqliteStore {
         } else {
             sat_i64(before)
         };
-        let Some(conv) =
-            conversation(&self.conn, &conv_of(user, target)).map_err(failed("loading history"))?
+        let Some(conv) = (match target {
+            Target::Room => Ok(Some(ROOM_CONV_ID)),
+            Target::Group(g) => conversation(&self.conn, &ConvKey::Group(g.key()).text()),
+            Target::User(u) => conversation(&self.conn, &ConvKey::direct(user, u).text()),
+        })
+        .map_err(failed("loading history"))?
         else {
             // Nobody has written there yet.
             return Ok(HistoryLoaded {
@@ -876,17 +1048,9 @@ impl Store for SqliteStore {
                 more: false,
             });
         };
-        // A page may span the journal and `messages`.
         let mut messages: Vec<StoredMessage> = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM journal WHERE conv_id = ?1 AND id < ?2
-                                ORDER BY id DESC LIMIT ?3)
-                 UNION ALL
-                 SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND id < ?2
-                                ORDER BY id DESC LIMIT ?3)
-                 ORDER BY id DESC LIMIT ?3"
-            ))
+            .prepare_cached(&history_sql())
             .and_then(|mut s| {
                 s.query_map(
                     params![conv, before, i64::from(limit) + 1],
@@ -936,11 +1100,12 @@ impl Store for SqliteStore {
             sources.params[1] = Box::new(messages.last().map_or(end, |m| sat_i64(m.id)));
             // The conversation as the user sees it: the room, the group, or
             // the other party of a direct conversation.
-            let columns = "id, conv_id, kind, CASE kind WHEN 0 THEN NULL WHEN 1 THEN target \
-                           ELSE CASE WHEN sender_key = ?3 THEN target ELSE sender END END AS peer";
+            let columns = ["id", "conv_id", "kind", "target", "sender", "sender_key"];
+            let peer = "CASE kind WHEN 0 THEN NULL WHEN 1 THEN target \
+                        ELSE CASE WHEN sender_key = ?3 THEN target ELSE sender END END";
             let counts = format!(
-                "SELECT kind, max(peer), min(id), max(id), count(*) FROM ({}) GROUP BY conv_id ORDER BY min(id)",
-                sources.union(columns, "")
+                "SELECT kind, max({peer}), min(id), max(id), count(*) FROM ({}) GROUP BY conv_id ORDER BY min(id)",
+                sources.union(&columns, "")
             );
             let mut stmt = tx.prepare_cached(&counts).map_err(failed(DOING))?;
             let mut rows = stmt
@@ -975,90 +1140,126 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed(DOING))?;
-        // Retention counts per conversation, so everything is folded first.
-        fold(&tx).map_err(failed(DOING))?;
+        // Retention counts per conversation, so everything is indexed first
+        // (which also records the highest id in `last_id`).
+        index_all(&tx).map_err(failed(DOING))?;
         let mut deleted = 0;
         if let Some(secs) = retention.max_age_secs {
             let cutoff = sat_i64(now_ms).saturating_sub(sat_i64(secs.saturating_mul(1000)));
+            tx.execute(
+                "DELETE FROM conversation_index WHERE (conv_id, id) IN
+                     (SELECT conv_id, id FROM messages WHERE ts_ms < ?1)",
+                [cutoff],
+            )
+            .map_err(failed(DOING))?;
             deleted += tx
                 .execute("DELETE FROM messages WHERE ts_ms < ?1", [cutoff])
                 .map_err(failed(DOING))?;
         }
         if let Some(keep) = retention.max_count {
+            let beyond = "SELECT conv_id, id FROM (
+                              SELECT conv_id, id,
+                                     row_number() OVER (PARTITION BY conv_id ORDER BY id DESC) AS n
+                              FROM conversation_index)
+                          WHERE n > ?1";
             deleted += tx
                 .execute(
-                    "DELETE FROM messages WHERE id IN (
-                         SELECT id FROM (
-                             SELECT id, row_number() OVER (PARTITION BY conv_id ORDER BY id DESC) AS n
-                             FROM messages)
-                         WHERE n > ?1)",
+                    &format!("DELETE FROM messages WHERE id IN (SELECT id FROM ({beyond}))"),
                     [sat_i64(keep)],
                 )
                 .map_err(failed(DOING))?;
+            tx.execute(
+                &format!("DELETE FROM conversation_index WHERE (conv_id, id) IN ({beyond})"),
+                [sat_i64(keep)],
+            )
+            .map_err(failed(DOING))?;
         }
-        // AUTOINCREMENT keeps sqlite_sequence: ids are never reused.
         tx.commit().map_err(failed(DOING))?;
-        // Only now: had the transaction failed, the rows would still be in
-        // the journal, and counted.
-        self.journal_rows = 0;
+        // Only now: had the transaction failed, the messages would still be
+        // unindexed, and counted.
+        self.backlog = 0;
         Ok(deleted as u64)
     }
 
-    /// Moves the journal into `messages` (see the migrations' module docs),
-    /// in steps of whole conversations, oldest first, so that the writer is
-    /// never held up for long and each conversation's index pages are
-    /// written once per step. Each step is one transaction: a message is in
-    /// exactly one of the two tables, even across a crash.
-    fn fold_journal(&mut self, when: Fold) -> Result<u64, StoreError> {
-        const DOING: &str = "moving the journal into the message table";
+    /// Indexes the newest messages (see the migrations' module docs), in
+    /// steps of the oldest [`INDEX_STEP`], so that the writer is never held
+    /// up for long and each index page is written once per step for many
+    /// entries. Each step is one transaction: a message is either in the
+    /// index or above `indexed_upto`, even across a crash.
+    fn catch_up(&mut self, when: CatchUp) -> Result<u64, StoreError> {
+        const DOING: &str = "indexing the newest messages";
         let worth = match when {
-            Fold::Due => FOLD_MAX,
-            Fold::Spare => FOLD_MIN,
-            Fold::All => 1,
+            CatchUp::Due => BACKLOG_MAX,
+            CatchUp::Spare => BACKLOG_SPARE,
+            CatchUp::All => 1,
         };
-        if self.journal_rows < worth {
+        if self.backlog < worth {
             return Ok(0);
         }
-        let tx = self
+        // The index is derived from rows already durable: a crash may
+        // lose a step (and its `indexed_upto` with it), never a message,
+        // so a step need not wait for an fsync of its own; the next
+        // commit's fsync covers it. NORMAL, not OFF: checkpoints still
+        // sync the WAL before copying it into the database file.
+        let relaxed = self.sync == Sync::Full;
+        if relaxed {
+            set_sync(&self.conn, Sync::Normal).map_err(failed(DOING))?;
+        }
+        let outcome = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(failed(DOING))?;
-        let moved = if when == Fold::All {
-            fold(&tx)
-        } else {
-            fold_step(&tx, FOLD_STEP)
+            .and_then(|tx| {
+                let indexed = if when == CatchUp::All {
+                    index_all(&tx)
+                } else {
+                    index_step(&tx, INDEX_STEP)
+                }?;
+                tx.commit()?;
+                Ok(indexed)
+            });
+        if relaxed {
+            set_sync(&self.conn, Sync::Full).map_err(failed(DOING))?;
         }
-        .map_err(failed(DOING))?;
-        tx.commit().map_err(failed(DOING))?;
-        self.journal_rows = self.journal_rows.saturating_sub(moved);
-        Ok(moved)
+        let indexed = outcome.map_err(failed(DOING))?;
+        self.backlog = self.backlog.saturating_sub(indexed);
+        Ok(indexed)
     }
 }
 
-/// Moves the journal rows of the conversations of the `oldest` oldest rows
-/// into `messages`; returns how many.
-fn fold_step(tx: &Connection, oldest: u64) -> rusqlite::Result<u64> {
-    let oldest = format!("SELECT conv_id FROM journal ORDER BY id LIMIT {oldest}");
-    let moved = tx
+/// Indexes the `count` oldest unindexed messages; returns how many.
+fn index_step(tx: &Connection, count: u64) -> rusqlite::Result<u64> {
+    let upto: i64 = tx
         .prepare_cached(&format!(
-            "INSERT INTO messages ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM journal
-             WHERE conv_id IN ({oldest}) ORDER BY id"
+            "SELECT max(id) FROM (SELECT id FROM messages WHERE id > {INDEXED_UPTO}
+                                  ORDER BY id LIMIT ?1)"
         ))?
-        .execute([])?;
-    let deleted = tx
-        .prepare_cached(&format!("DELETE FROM journal WHERE conv_id IN ({oldest})"))?
-        .execute([])?;
-    debug_assert_eq!(moved, deleted);
-    Ok(moved as u64)
+        .query_row([sat_i64(count)], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(0);
+    index_upto(tx, upto)
 }
 
-/// Moves every journal row into `messages`, in id order; returns how many.
-fn fold(tx: &Connection) -> rusqlite::Result<u64> {
-    let moved = tx
+/// Indexes every message; returns how many were not yet.
+fn index_all(tx: &Connection) -> rusqlite::Result<u64> {
+    let newest: i64 = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))?;
+    index_upto(tx, newest)
+}
+
+/// Indexes the messages from `indexed_upto` to `upto`, sorted so that
+/// each conversation's entries go in together.
+fn index_upto(tx: &Connection, upto: i64) -> rusqlite::Result<u64> {
+    let indexed = tx
         .prepare_cached(&format!(
-            "INSERT INTO messages ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM journal ORDER BY id"
+            "INSERT INTO conversation_index (conv_id, id)
+             SELECT conv_id, id FROM messages WHERE id > {INDEXED_UPTO} AND id <= ?1
+             ORDER BY conv_id, id"
         ))?
-        .execute([])?;
-    tx.prepare_cached("DELETE FROM journal")?.execute([])?;
-    Ok(moved as u64)
+        .execute([upto])?;
+    tx.prepare_cached(
+        "UPDATE message_ids SET indexed_upto = max(indexed_upto, ?1),
+                                last_id = max(last_id, ?1)",
+    )?
+    .execute([upto])?;
+    Ok(indexed as u64)
 }

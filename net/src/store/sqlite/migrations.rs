@@ -13,28 +13,38 @@
 //! version 2 each has an integer id in `conversations`, keyed `room`,
 //! `group:<group key>` or `dm:<key>:<key>` with the two users' keys sorted
 //! (`:` cannot occur in a name, so the three never collide), and
-//! `dm_parties` lists the direct conversations each user is in. `messages`
-//! has one index, `(conv_id, id)`: history is a backwards range scan of one
-//! conversation, replay a forward scan of each of the user's (the room,
-//! their groups, their direct conversations). Version 1 had three text
+//! `dm_parties` lists the direct conversations each user is in. Messages
+//! are indexed by `(conv_id, id)` (in `conversation_index` since version
+//! 3): history is a backwards range scan of one conversation, replay a
+//! forward scan of each of the user's (the room, their groups, their direct
+//! conversations). Version 1 had three text
 //! indexes (conversation, and direct messages to and from a user); every
 //! message cost a leaf page of each.
 //!
-//! # The journal (since version 2)
+//! # The index backlog (since version 3)
 //!
-//! A commit appends its messages to `journal`, which has no index but its
-//! id, so a commit dirties the last page or two of one B-tree whichever
-//! conversations its messages belong to. Inserted straight into `messages`,
-//! 100 messages in 100 conversations dirtied a leaf of the index per
-//! conversation (three per direct message in version 1), and writing those
-//! pages to the WAL, not the fsync, capped throughput (23,000 messages/s
-//! against 130,000 through the journal, `store_speed` example).
-//! The writer moves the journal into `messages` in its idle moments
-//! (`SqliteStore::fold_journal`), whole conversations at a time, so each
-//! index page is written once for many messages. Readers look at both
-//! tables in one snapshot: a message is in exactly one of them. Ids come
-//! from the journal's AUTOINCREMENT sequence, which starts where
-//! `messages`' left off.
+//! `messages` is a plain table by id, and a commit appends to its end, so
+//! it dirties the last page or two whichever conversations its messages
+//! belong to. The index of conversations, `conversation_index`
+//! `(conv_id, id)`, is filled later, between batches, by the writer
+//! (`SqliteStore::catch_up`): many messages at a time, sorted by
+//! conversation, so each of its pages is written once for many entries.
+//! Inserted at commit, 100 messages in 100 conversations dirtied an index
+//! leaf per conversation, and writing those pages to the WAL, not the
+//! fsync, capped throughput (23,000 messages/s against 130,000 without,
+//! `store_speed` example).
+//!
+//! `message_ids` (one row) says where that stands: every message with an
+//! id up to `indexed_upto` is in the index, none above it is; readers take
+//! the indexed part through the index and scan the few newer rows, in one
+//! snapshot. It also keeps `last_id`, the highest id ever assigned as of
+//! the last indexing or retention, so ids are never reused even when
+//! retention deletes the newest messages: the writer gives each message
+//! the next id after both it and the newest row.
+//!
+//! Version 2 had a `journal` table from which whole rows were moved into
+//! `messages` (then indexed); moving the row cost three times as much as
+//! indexing it in place.
 
 /// The schema version this build writes and understands.
 pub(super) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -140,5 +150,48 @@ CREATE TABLE journal (
 INSERT INTO sqlite_sequence (name, seq)
     SELECT 'journal', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
                           coalesce((SELECT max(id) FROM messages), 0));
+"#,
+    // 2 -> 3: messages indexed in place, in the background (see the module
+    // docs): the journal goes, ids are assigned by the writer.
+    r#"
+CREATE TABLE message_log (
+    id         INTEGER PRIMARY KEY,  -- assigned by the writer, never reused
+    ts_ms      INTEGER NOT NULL,
+    sender     TEXT    NOT NULL,
+    sender_key TEXT    NOT NULL,
+    kind       INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),  -- room, group, user
+    target     TEXT,     -- group or recipient as registered; NULL for the room
+    target_key TEXT,
+    conv_id    INTEGER NOT NULL,
+    body       TEXT    NOT NULL,
+    CHECK ((kind = 0) = (target IS NULL) AND (target IS NULL) = (target_key IS NULL))
+);
+INSERT INTO message_log (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
+    SELECT id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body FROM messages
+    UNION ALL
+    SELECT id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body FROM journal
+    ORDER BY 1;
+
+CREATE TABLE conversation_index (
+    conv_id INTEGER NOT NULL,
+    id      INTEGER NOT NULL,
+    PRIMARY KEY (conv_id, id)
+) WITHOUT ROWID;
+INSERT INTO conversation_index (conv_id, id)
+    SELECT conv_id, id FROM message_log ORDER BY conv_id, id;
+
+CREATE TABLE message_ids (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    last_id      INTEGER NOT NULL,  -- the highest id ever assigned (as of the last indexing)
+    indexed_upto INTEGER NOT NULL   -- ids up to this are in conversation_index, none above
+);
+INSERT INTO message_ids (one, last_id, indexed_upto)
+    SELECT 1, max(coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name IN ('messages', 'journal')), 0),
+                   coalesce((SELECT max(id) FROM message_log), 0)),
+              coalesce((SELECT max(id) FROM message_log), 0);
+
+DROP TABLE journal;
+DROP TABLE messages;
+ALTER TABLE message_log RENAME TO messages;
 "#,
 ];

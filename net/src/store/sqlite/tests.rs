@@ -874,7 +874,10 @@ fn a_full_disk_fails_the_whole_batch_and_acknowledges_nothing() {
         .pragma_update(None, "max_page_count", pages)
         .unwrap();
     let body = "x".repeat(4000);
-    let batch: Vec<Write> = (0..50).map(|_| room("alice", &body)).collect();
+    // The batch starts a direct conversation, which is rolled back too.
+    let batch: Vec<Write> = std::iter::once(dm("alice", "carol", "lost"))
+        .chain((0..50).map(|_| room("alice", &body)))
+        .collect();
     match store.commit(&batch, 2) {
         Err(e @ StoreError::Failed { .. }) => {
             assert!(e.to_string().contains("the disk is full"), "{e}");
@@ -891,8 +894,40 @@ fn a_full_disk_fails_the_whole_batch_and_acknowledges_nothing() {
         .conn
         .pragma_update(None, "max_page_count", 1 << 30)
         .unwrap();
-    let after = commit_ok(&mut store, &[room("alice", "after")], 3);
+    let after = commit_ok(
+        &mut store,
+        &[room("alice", "after"), dm("alice", "carol", "kept")],
+        3,
+    );
     assert!(after[0].id > before[0].id);
+    // The conversation is created anew, not remembered from the failed batch.
+    let page = store
+        .history(&n("carol"), &Target::User(n("alice")), 0, 10)
+        .unwrap();
+    assert_eq!(bodies(&page.messages), ["kept"]);
+    let scope = ReplayScope::Since {
+        after: before[0].id,
+        groups: vec![],
+    };
+    let missed = store.replay(&n("carol"), &scope, after[1].id, 10).unwrap();
+    assert_eq!(bodies(&missed.messages), ["after", "kept"]);
+}
+
+#[test]
+fn a_dm_to_an_account_another_connection_deleted_is_refused() {
+    let (dir, mut writer) = fresh();
+    commit_ok(&mut writer, &[dm("alice", "carol", "one")], 1);
+    let mut admin = open(&dir);
+    assert!(admin.delete_account(&n("carol")).unwrap());
+    let out = writer.commit(&[dm("alice", "carol", "two")], 2).unwrap();
+    assert!(
+        matches!(&out[0], Written::Message(Err(r)) if r.code == ErrorCode::NoSuchUser),
+        "{out:?}"
+    );
+    // And registered again, it is found again.
+    assert!(admin.create_account(&n("Carol"), "h").unwrap());
+    let out = commit_ok(&mut writer, &[dm("alice", "carol", "three")], 3);
+    assert_eq!(out[0].target, Target::User(n("Carol")));
 }
 
 #[test]
@@ -979,15 +1014,16 @@ fn history_and_replay_are_index_scans() {
         let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
         rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
     };
-    let history = plan(
-        &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
-        &[&1, &10, &10],
-    );
+    let history = plan(&history_sql(), &[&1, &10, &10]);
     assert!(
-        history.contains("messages_by_conversation (conv_id=? AND id<?)"),
+        history.contains("SEARCH c USING PRIMARY KEY (conv_id=? AND id<?)"),
         "{history}"
     );
-    assert!(!history.contains("TEMP B-TREE"), "{history}");
+    assert!(
+        history.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        "{history}"
+    );
+    assert_scans_no_table(&history);
     let sources = Sources::new(
         &store.conn,
         &n("alice"),
@@ -999,15 +1035,31 @@ fn history_and_replay_are_index_scans() {
     )
     .unwrap();
     // The room, the group and the direct conversation.
-    assert_eq!(sources.filters.len(), 3, "{:?}", sources.filters);
+    assert_eq!(sources.ranges.len(), 3, "{:?}", sources.ranges);
     let mut params: Vec<&dyn ToSql> = sources.params.iter().map(|p| &**p as &dyn ToSql).collect();
     params.push(&5);
-    let replay = plan(&sources.union("id", "ORDER BY id DESC LIMIT ?7"), &params);
+    let replay = plan(
+        &sources.union(&["id"], "ORDER BY id DESC LIMIT ?7"),
+        &params,
+    );
     let ranges = replay
-        .matches("messages_by_conversation (conv_id=? AND id>? AND id<?)")
+        .matches("SEARCH c USING PRIMARY KEY (conv_id=? AND id>? AND id<?)")
         .count();
     assert_eq!(ranges, 3, "{replay}");
-    assert!(!replay.contains("SCAN messages"), "{replay}");
+    assert_scans_no_table(&replay);
+}
+
+/// Scans (and sorts) only ever go over a part's result, at most its LIMIT
+/// of rows, or the one row of `message_ids`.
+fn assert_scans_no_table(plan: &str) {
+    for line in plan.lines() {
+        if let Some(scanned) = line.strip_prefix("SCAN ") {
+            assert!(
+                scanned.starts_with("(subquery-") || scanned == "message_ids",
+                "{plan}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1043,10 +1095,15 @@ fn replay_handles_users_in_very_many_groups() {
     }
 }
 
-fn journal_rows(store: &SqliteStore) -> i64 {
+/// Messages not yet in the conversation index.
+fn backlog(store: &SqliteStore) -> i64 {
     store
         .conn
-        .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+        .query_row(
+            &format!("SELECT count(*) FROM messages WHERE id > {INDEXED_UPTO}"),
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
 }
 
@@ -1089,7 +1146,7 @@ fn every_read(store: &mut SqliteStore, newest: MessageId) -> Vec<String> {
 }
 
 #[test]
-fn reads_are_the_same_whether_messages_are_in_the_journal_or_folded() {
+fn reads_are_the_same_whether_messages_are_indexed_or_not() {
     let (_dir, mut store) = fresh();
     commit_ok(
         &mut store,
@@ -1122,72 +1179,85 @@ fn reads_are_the_same_whether_messages_are_in_the_journal_or_folded() {
             assert_eq!(out.unwrap(), vec![Written::Offline]);
         }
     }
-    assert_eq!(journal_rows(&store), 60);
-    let unfolded = every_read(&mut store, newest);
+    assert_eq!(backlog(&store), 60);
+    let unindexed = every_read(&mut store, newest);
 
-    // Part of it: the conversations of the oldest rows move, the rest stay.
-    let moved = fold_step(&store.conn, 5).unwrap();
-    assert!(moved > 0 && moved < 60, "{moved}");
-    assert_eq!(every_read(&mut store, newest), unfolded);
+    // Part of it: the oldest are indexed, the rest are not.
+    let indexed = index_step(&store.conn, 25).unwrap();
+    assert_eq!(indexed, 25);
+    assert_eq!(backlog(&store), 35);
+    assert_eq!(every_read(&mut store, newest), unindexed);
 
-    store.journal_rows = 60 - moved;
-    assert_eq!(store.fold_journal(Fold::All).unwrap(), 60 - moved);
-    assert_eq!(journal_rows(&store), 0);
-    assert_eq!(every_read(&mut store, newest), unfolded);
+    store.backlog = 35;
+    assert_eq!(store.catch_up(CatchUp::All).unwrap(), 35);
+    assert_eq!(backlog(&store), 0);
+    assert_eq!(every_read(&mut store, newest), unindexed);
 }
 
 #[test]
-fn the_journal_folds_in_spare_time_past_its_minimum_and_always_past_its_maximum() {
-    let (_dir, mut store) = fresh();
+fn messages_are_indexed_in_spare_time_past_a_minimum_and_always_past_a_maximum() {
+    let (dir, mut store) = fresh();
     let batch: Vec<Write> = (0..256).map(|i| room("alice", &i.to_string())).collect();
     let mut committed = 0;
-    while committed + 256 <= FOLD_MIN {
+    while committed + 256 <= BACKLOG_SPARE {
         commit_ok(&mut store, &batch, 1);
         committed += 256;
-        let below_min = committed < FOLD_MIN;
-        assert_eq!(store.fold_journal(Fold::Due).unwrap(), 0);
+        let below_min = committed < BACKLOG_SPARE;
+        assert_eq!(store.catch_up(CatchUp::Due).unwrap(), 0);
         if below_min {
-            assert_eq!(store.fold_journal(Fold::Spare).unwrap(), 0);
+            assert_eq!(store.catch_up(CatchUp::Spare).unwrap(), 0);
         }
     }
-    // At the minimum a spare moment folds (here, all of it: one conversation).
-    assert_eq!(store.fold_journal(Fold::Spare).unwrap(), FOLD_MIN);
-    assert_eq!(journal_rows(&store), 0);
-    while committed < FOLD_MIN + FOLD_MAX {
+    // At the minimum a spare moment indexes one step.
+    assert_eq!(
+        store.catch_up(CatchUp::Spare).unwrap(),
+        BACKLOG_SPARE.min(INDEX_STEP)
+    );
+    assert_eq!(
+        backlog(&store) as u64,
+        BACKLOG_SPARE.saturating_sub(INDEX_STEP)
+    );
+    while committed < BACKLOG_SPARE + BACKLOG_MAX {
         commit_ok(&mut store, &batch, 1);
         committed += 256;
     }
-    assert!(store.fold_journal(Fold::Due).unwrap() > 0);
-    // Reopening counts the journal again.
-    assert!(store.fold_journal(Fold::All).unwrap() > 0 || journal_rows(&store) == 0);
-    assert_eq!(journal_rows(&store), 0);
-    assert_eq!(store.fold_journal(Fold::All).unwrap(), 0);
+    assert_eq!(store.catch_up(CatchUp::Due).unwrap(), INDEX_STEP);
+    // Reopening counts the backlog again.
+    let left = backlog(&store) as u64;
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(store.backlog, left);
+    assert_eq!(store.catch_up(CatchUp::All).unwrap(), left);
+    assert_eq!(backlog(&store), 0);
+    assert_eq!(store.catch_up(CatchUp::All).unwrap(), 0);
 }
 
 #[test]
-fn ids_keep_increasing_across_a_fold_a_reopen_and_retention() {
+fn ids_keep_increasing_across_indexing_a_reopen_and_retention() {
     let (dir, mut store) = fresh();
     let first = commit_ok(
         &mut store,
         &[room("alice", "1"), dm("alice", "Bob", "2")],
         1,
     );
-    store.fold_journal(Fold::All).unwrap();
+    store.catch_up(CatchUp::All).unwrap();
     let second = commit_ok(&mut store, &[room("alice", "3")], 2);
     assert!(second[0].id > first[1].id);
     drop(store);
     let mut store = open(&dir);
-    assert_eq!(store.journal_rows, 1);
+    assert_eq!(store.backlog, 1);
     assert_eq!(store.load().unwrap().last_id, second[0].id);
-    // Retention folds first, then deletes everything (count 0 is not
+    // Retention indexes first, then deletes everything (count 0 is not
     // allowed, so by age): ids still never go back.
     let retention = Retention {
         max_age_secs: Some(1),
         max_count: None,
     };
     assert_eq!(store.apply_retention(&retention, 1_000_000).unwrap(), 3);
-    assert_eq!(journal_rows(&store), 0);
+    assert_eq!(backlog(&store), 0);
     assert_eq!(store.load().unwrap().last_id, second[0].id);
+    drop(store);
+    let mut store = open(&dir);
     let third = commit_ok(&mut store, &[room("alice", "4")], 2_000_000);
     assert!(third[0].id > second[0].id);
 }
@@ -1244,4 +1314,64 @@ fn a_version_1_database_is_migrated_keeping_its_messages_and_ids() {
         .history(&n("alice"), &Target::User(n("bob")), 0, 10)
         .unwrap();
     assert_eq!(bodies(&dms.messages), ["d6", "d4", "d2"]);
+}
+
+#[test]
+fn a_version_2_database_is_migrated_keeping_its_messages_journal_and_ids() {
+    let dir = TempDir::new().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (name, name_key, password_hash, created_ms)
+                 VALUES ('alice', 'alice', 'h', 0), ('Bob', 'bob', 'h', 0);
+             INSERT INTO conversations (id, key) VALUES (2, 'dm:alice:bob');
+             INSERT INTO dm_parties (user_key, conv_id) VALUES ('alice', 2), ('bob', 2);
+             INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body) VALUES
+                 (1, 1, 'alice', 'alice', 0, NULL, NULL, 1, 'r1'),
+                 (2, 2, 'Bob', 'bob', 2, 'alice', 'alice', 2, 'd2');
+             -- Not yet folded when the old server stopped.
+             INSERT INTO journal (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body) VALUES
+                 (3, 3, 'alice', 'alice', 2, 'Bob', 'bob', 2, 'd3'),
+                 (4, 4, 'alice', 'alice', 0, NULL, NULL, 1, 'r4'),
+                 (5, 5, 'alice', 'alice', 0, NULL, NULL, 1, 'r5');
+             -- Retention had deleted the newest: its id must not come back.
+             DELETE FROM journal WHERE id = 5;",
+        )
+        .unwrap();
+    }
+    let mut store = open(&dir);
+    assert_eq!(
+        pragma(&store, "user_version"),
+        format!("Integer({SCHEMA_VERSION})")
+    );
+    assert_eq!(store.load().unwrap().last_id, 5);
+    assert_eq!(store.backlog, 0);
+    let room_page = store.history(&n("bob"), &Target::Room, 0, 10).unwrap();
+    assert_eq!(bodies(&room_page.messages), ["r4", "r1"]);
+    let dms = store
+        .history(&n("bob"), &Target::User(n("alice")), 0, 10)
+        .unwrap();
+    assert_eq!(bodies(&dms.messages), ["d3", "d2"]);
+    let scope = ReplayScope::Since {
+        after: 1,
+        groups: vec![],
+    };
+    let replay = store.replay(&n("bob"), &scope, 10, 100).unwrap();
+    assert_eq!(bodies(&replay.messages), ["d2", "d3", "r4"]);
+    let next = commit_ok(&mut store, &[dm("Bob", "alice", "d6")], 6);
+    assert_eq!(next[0].id, 6);
+    let tables: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('journal', 'message_log')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
 }
