@@ -12,7 +12,7 @@
 //! sees `AsyncRead + AsyncWrite`.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::pin::Pin;
@@ -309,6 +309,45 @@ impl Reader {
         cx: &mut Context<'_>,
         stream: &mut Stream,
     ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.make_room() {
+            return Poll::Ready(Err(e));
+        }
+        if self.drained {
+            match stream.poll_readable(cx) {
+                Poll::Ready(Ok(())) => self.drained = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let end = self.end;
+        let room = self.buf.len() - end;
+        match Pin::new(stream).poll_read(cx, &mut self.buf[end..]) {
+            Poll::Ready(Ok(n)) => {
+                self.end += n;
+                self.drained = n > 0 && n < room;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    /// Reads once; `Ok(0)` means the peer closed.
+    pub(crate) async fn fill(&mut self, stream: &mut Stream) -> io::Result<usize> {
+        future::poll_fn(|cx| self.poll_fill(cx, stream)).await
+    }
+
+    /// Reads once from a plain (non-blocking) socket; `Ok(0)` means the
+    /// peer closed.
+    pub(crate) fn fill_from(&mut self, r: &mut impl Read) -> io::Result<usize> {
+        self.make_room()?;
+        let n = r.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Makes room after the buffered bytes: moves them to the front when
+    /// the tail is short, grows the buffer for a frame that does not fit.
+    fn make_room(&mut self) -> io::Result<()> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -333,30 +372,9 @@ impl Reader {
         }
         if self.end == self.buf.len() {
             // A frame longer than allowed: let decode report it.
-            return Poll::Ready(Err(io::Error::other("frame larger than max_frame")));
+            return Err(io::Error::other("frame larger than max_frame"));
         }
-        if self.drained {
-            match stream.poll_readable(cx) {
-                Poll::Ready(Ok(())) => self.drained = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let end = self.end;
-        let room = self.buf.len() - end;
-        match Pin::new(stream).poll_read(cx, &mut self.buf[end..]) {
-            Poll::Ready(Ok(n)) => {
-                self.end += n;
-                self.drained = n > 0 && n < room;
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
-    }
-
-    /// Reads once; `Ok(0)` means the peer closed.
-    pub(crate) async fn fill(&mut self, stream: &mut Stream) -> io::Result<usize> {
-        future::poll_fn(|cx| self.poll_fill(cx, stream)).await
+        Ok(())
     }
 
     /// The next whole frame in the buffer, if any. Frames of a type this

@@ -4,6 +4,7 @@
 //! Every scenario is bounded in clients, messages and time, and stops by
 //! itself; it prints a human summary on stderr and one JSON line on stdout.
 
+mod ack_loop;
 mod conn;
 mod drive;
 mod fleet;

@@ -38,6 +38,12 @@ pub(crate) struct Recorded {
     pub(crate) ack: Histogram<u64>,
 }
 
+impl Default for Recorded {
+    fn default() -> Recorded {
+        Recorded::new()
+    }
+}
+
 impl Recorded {
     fn new() -> Recorded {
         Recorded {
@@ -74,7 +80,7 @@ pub(crate) fn record_ack(ns: u64) {
 fn take_local() -> Recorded {
     LOCAL
         .with(|l| l.borrow_mut().take())
-        .unwrap_or_else(Recorded::new)
+        .unwrap_or_default()
 }
 
 /// The executor handed to a run's main future, to spawn client tasks on.
@@ -110,6 +116,39 @@ where
     drop(ex);
     drop(take_local());
     (out, recorded)
+}
+
+/// Runs `work` on one thread per part (scoped: it may borrow) and returns
+/// their outputs, in order, with everything the threads recorded.
+pub(crate) fn on_threads<P: Send, T: Send>(
+    parts: Vec<P>,
+    work: impl Fn(P) -> T + Sync,
+) -> (Vec<T>, Recorded) {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    drop(take_local());
+                    let out = work(part);
+                    (out, take_local())
+                })
+            })
+            .collect();
+        let mut outs = Vec::with_capacity(handles.len());
+        let mut recorded = Recorded::new();
+        for h in handles {
+            match h.join() {
+                Ok((out, r)) => {
+                    recorded.merge(&r);
+                    outs.push(out);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        (outs, recorded)
+    })
 }
 
 /// Runs `f` with a deadline: `None` if it did not finish in time.

@@ -15,11 +15,12 @@ use confab_engine::{Name, Target};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use serde_json::{json, Value};
 
-use crate::conn::{err, Error, Login, Result, FOREIGN_SENDER};
-use crate::drive::{Role, SendPlan};
+use crate::ack_loop;
+use crate::conn::{self, err, Client, Connector, Error, Login, Result, Stream, FOREIGN_SENDER};
+use crate::drive::{Counters, Role, SendPlan};
 use crate::fleet::{login_summary, wait_until, Fleet, Member};
 use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
-use crate::rt::{self, describe, now_ns, summary};
+use crate::rt::{self, describe, now_ns, summary, Recorded};
 use crate::{run_id, source, AbuseArgs, Common, ConnsArgs, FanoutArgs, StorageArgs};
 
 const PASSWORD: &str = "confab-bench";
@@ -337,6 +338,110 @@ pub(crate) fn conns(a: &ConnsArgs) -> Result<Value> {
     Ok(v)
 }
 
+/// One storage level over plain TCP: the senders log in on the async
+/// runtime, then run [`ack_loop`] on the bench's threads (see there why).
+fn storage_level_plain(
+    a: &StorageArgs,
+    login: Login,
+    run: &str,
+    c: u32,
+) -> (Result<Value>, Recorded) {
+    let total = u64::from(c) * u64::from(a.messages);
+    let limit = a.common.login_timeout();
+    let names: Vec<Result<Name>> = (0..c).map(|i| name(&format!("b{run}-s{c}-{i}"))).collect();
+    let (clients, _) = rt::run(a.common.threads, |ex| async move {
+        // A bounded channel used as a semaphore: a send takes a permit.
+        let permits = Arc::new(async_channel::bounded::<()>(
+            a.common.login_concurrency.max(1),
+        ));
+        let tasks: Vec<Task<Result<(Name, Client)>>> = names
+            .into_iter()
+            .map(|me| {
+                let how = login.clone();
+                let permits = permits.clone();
+                ex.spawn(async move {
+                    let me = me?;
+                    let _ = permits.0.send(()).await;
+                    let client = rt::timeout(limit, conn::login(&how, me)).await;
+                    let _ = permits.1.try_recv();
+                    let client =
+                        client.unwrap_or_else(|| err(format!("login of {me} timed out")))?;
+                    Ok((me, client))
+                })
+            })
+            .collect();
+        let mut clients = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            clients.push(t.await);
+        }
+        clients
+    });
+    let threads = a.common.threads.max(1);
+    let mut parts: Vec<Vec<ack_loop::Sender>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let sender = client.and_then(|(me, client)| {
+            let Stream::Tcp(tcp) = client.stream else {
+                return err("a plain TCP login gave a TLS stream");
+            };
+            Ok(ack_loop::Sender {
+                stream: tcp.into_inner()?,
+                reader: client.reader,
+                plan: SendPlan {
+                    id: i as u32,
+                    messages: u64::from(a.messages),
+                    window: a.window.max(1),
+                    interval_ns: None,
+                    size: usize::from(a.size),
+                    target: if a.room {
+                        Target::Room
+                    } else {
+                        Target::User(me)
+                    },
+                    phase_ns: 0,
+                },
+            })
+        });
+        match sender {
+            Ok(s) => parts[i % threads].push(s),
+            Err(e) => return (Err(e), Recorded::default()),
+        }
+    }
+    let counters = Counters::default();
+    let cpu = a.common.server_pid.map(CpuMark::now);
+    let t0 = now_ns();
+    let (finished, recorded) = rt::on_threads(parts, |part| {
+        ack_loop::run(part, &counters, Duration::from_secs(a.timeout))
+    });
+    let cpu = cpu.map(|m| m.since());
+    let mut complete = true;
+    for f in finished {
+        match f {
+            Ok(all) => complete &= all,
+            Err(e) => {
+                counters.note(e);
+                complete = false;
+            }
+        }
+    }
+    let k = &counters;
+    let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
+    let acked = k.acked.load(Relaxed);
+    let secs = (t_end - t0) as f64 / 1e9;
+    let v = json!({
+        "senders": c,
+        "messages": total,
+        "complete": complete && acked + k.send_errors.load(Relaxed) >= total,
+        "acked": acked,
+        "send_errors": k.send_errors.load(Relaxed),
+        "busy": k.busy.load(Relaxed),
+        "duration_s": secs,
+        "acks_per_s": acked as f64 / secs,
+        "server_cpu_s": cpu.and_then(|c| c.0),
+        "errors": k.notes(),
+    });
+    (Ok(v), recorded)
+}
+
 /// Durable ACK throughput per concurrency level.
 pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
     let login = login_of(&a.common, 16 * 1024)?;
@@ -350,70 +455,74 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
         let total = u64::from(c) * u64::from(a.messages);
         let login = login.clone();
         let run = &run;
-        let (result, recorded) = rt::run(a.common.threads, |ex| async move {
-            let (fleet, mut start) =
-                Fleet::new(login, a.common.login_concurrency, a.common.login_timeout());
-            let mut tasks = Vec::new();
-            for i in 0..c {
-                let me = name(&format!("b{run}-s{c}-{i}"))?;
-                tasks.push(fleet.spawn(
-                    &ex,
-                    Member {
-                        name: me,
-                        source: None,
-                        role: Role {
-                            senders: 0,
-                            record: true,
-                            send: Some(SendPlan {
-                                id: i,
-                                messages: u64::from(a.messages),
-                                window: a.window.max(1),
-                                interval_ns: None,
-                                size: usize::from(a.size),
-                                target: if a.room {
-                                    Target::Room
-                                } else {
-                                    Target::User(me)
-                                },
-                                phase_ns: 0,
-                            }),
+        let (result, recorded) = if matches!(login.connector, Connector::Tcp) {
+            storage_level_plain(a, login, run, c)
+        } else {
+            rt::run(a.common.threads, |ex| async move {
+                let (fleet, mut start) =
+                    Fleet::new(login, a.common.login_concurrency, a.common.login_timeout());
+                let mut tasks = Vec::new();
+                for i in 0..c {
+                    let me = name(&format!("b{run}-s{c}-{i}"))?;
+                    tasks.push(fleet.spawn(
+                        &ex,
+                        Member {
+                            name: me,
+                            source: None,
+                            role: Role {
+                                senders: 0,
+                                record: true,
+                                send: Some(SendPlan {
+                                    id: i,
+                                    messages: u64::from(a.messages),
+                                    window: a.window.max(1),
+                                    interval_ns: None,
+                                    size: usize::from(a.size),
+                                    target: if a.room {
+                                        Target::Room
+                                    } else {
+                                        Target::User(me)
+                                    },
+                                    phase_ns: 0,
+                                }),
+                            },
+                            wait_start: true,
+                            reconnect: false,
                         },
-                        wait_start: true,
-                        reconnect: false,
-                    },
-                ));
-            }
-            all_ready(
-                &[(&fleet, c)],
-                a.common.login_timeout() + Duration::from_secs(5),
-            )
-            .await?;
-            let cpu = pid.map(CpuMark::now);
-            let t0 = now_ns();
-            start.go(&fleet, t0);
-            let k = &fleet.counters;
-            let complete = wait_until(Duration::from_secs(a.timeout), || {
-                k.acked.load(Relaxed) + k.send_errors.load(Relaxed) >= total
+                    ));
+                }
+                all_ready(
+                    &[(&fleet, c)],
+                    a.common.login_timeout() + Duration::from_secs(5),
+                )
+                .await?;
+                let cpu = pid.map(CpuMark::now);
+                let t0 = now_ns();
+                start.go(&fleet, t0);
+                let k = &fleet.counters;
+                let complete = wait_until(Duration::from_secs(a.timeout), || {
+                    k.acked.load(Relaxed) + k.send_errors.load(Relaxed) >= total
+                })
+                .await;
+                let cpu = cpu.map(|m| m.since());
+                let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
+                drop(tasks);
+                let acked = k.acked.load(Relaxed);
+                let secs = (t_end - t0) as f64 / 1e9;
+                Ok::<Value, Error>(json!({
+                    "senders": c,
+                    "messages": total,
+                    "complete": complete,
+                    "acked": acked,
+                    "send_errors": k.send_errors.load(Relaxed),
+                    "busy": k.busy.load(Relaxed),
+                    "duration_s": secs,
+                    "acks_per_s": acked as f64 / secs,
+                    "server_cpu_s": cpu.and_then(|c| c.0),
+                    "errors": k.notes(),
+                }))
             })
-            .await;
-            let cpu = cpu.map(|m| m.since());
-            let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
-            drop(tasks);
-            let acked = k.acked.load(Relaxed);
-            let secs = (t_end - t0) as f64 / 1e9;
-            Ok::<Value, Error>(json!({
-                "senders": c,
-                "messages": total,
-                "complete": complete,
-                "acked": acked,
-                "send_errors": k.send_errors.load(Relaxed),
-                "busy": k.busy.load(Relaxed),
-                "duration_s": secs,
-                "acks_per_s": acked as f64 / secs,
-                "server_cpu_s": cpu.and_then(|c| c.0),
-                "errors": k.notes(),
-            }))
-        });
+        };
         let mut v = result?;
         merge(&mut v, json!({ "ack_latency": summary(&recorded.ack) }));
         eprintln!(
