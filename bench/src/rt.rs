@@ -78,9 +78,7 @@ pub(crate) fn record_ack(ns: u64) {
 }
 
 fn take_local() -> Recorded {
-    LOCAL
-        .with(|l| l.borrow_mut().take())
-        .unwrap_or_default()
+    LOCAL.with(|l| l.borrow_mut().take()).unwrap_or_default()
 }
 
 /// The executor handed to a run's main future, to spawn client tasks on.

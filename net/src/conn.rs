@@ -6,7 +6,7 @@
 //! and nobody else slows down.
 //!
 //! - **Reader.** Waits until the socket is readable, then reads into a
-//!   32 KiB buffer on the thread's stack (not in the task, so an idle
+//!   32 KiB buffer of the thread's own (not in the task, so an idle
 //!   connection holds no buffer) and calls `handle_bytes` once for the whole
 //!   read. What the hub does not consume (an incomplete frame, or frames held
 //!   back by the rate limit or the per-turn budget) is kept in a per-connection
@@ -29,7 +29,7 @@
 //! would do the same with an extra `Arc` per connection; a lock of our own
 //! also lets the reader borrow the socket for the linger.) The reader reads
 //! and feeds the hub inside one poll (`poll_fn`), with the 32 KiB buffer on
-//! that poll's stack, so here too no buffer lives in the task; rustls keeps
+//! the thread's buffer, so here too no buffer lives in the task; rustls keeps
 //! its own record buffer (4 KiB while idle). The writer hands a whole drain
 //! to rustls in one `write_vectored` (its buffer limit is raised to a
 //! drain), which seals it into records of up to 16 KiB and writes them with
@@ -45,6 +45,7 @@
 //! `async move` blocks instead of being `async fn`s, since an `async fn`
 //! moves its arguments into locals and its state machine keeps both copies.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSlice, Read};
@@ -254,7 +255,7 @@ impl Transport for TlsConn<'_> {
         // rustls may hold decrypted bytes the socket no longer signals, so
         // the read itself is the wait: it registers the task when there is
         // nothing. Reading and feeding happen in one poll, the buffer on
-        // that poll's stack.
+        // the thread's buffer.
         match read_and_feed(|buf| self.read(cx, buf), shared, conn, leftover, false) {
             Ok(None) => Poll::Pending,
             Ok(Some(fed)) => Poll::Ready(Ok(fed)),
@@ -451,7 +452,7 @@ fn not_sooner(mut fed: Fed) -> Fed {
 }
 
 /// Reads once and feeds the hub (after its timeout, if `timeout`). The
-/// buffer lives on this call's stack frame, never in the task. Without a
+/// buffer is the thread's ([`THREAD_BUF`]), never in the task. Without a
 /// timeout, `Ok(None)` means nothing was there after all. With one, nothing
 /// is read while the leftover already holds a buffer's worth, which bounds
 /// it however long the rate limit keeps the hub from taking it.
@@ -462,28 +463,36 @@ fn read_and_feed(
     leftover: &mut Vec<u8>,
     timeout: bool,
 ) -> Result<Option<Fed>, End> {
-    let mut buf = [0u8; READ_BUF];
-    let n = if timeout && leftover.len() >= READ_BUF {
-        0
-    } else {
-        match read(&mut buf) {
-            Ok(0) => return Err(End::PeerClosed),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                if !timeout {
-                    return Ok(None);
+    THREAD_BUF.with_borrow_mut(|buf| {
+        let n = if timeout && leftover.len() >= READ_BUF {
+            0
+        } else {
+            match read(&mut buf[..]) {
+                Ok(0) => return Err(End::PeerClosed),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if !timeout {
+                        return Ok(None);
+                    }
+                    0
                 }
-                0
+                Err(e) => return Err(End::Io(e)),
             }
-            Err(e) => return Err(End::Io(e)),
-        }
-    };
-    Ok(Some(feed(shared, conn, leftover, &buf[..n], timeout)))
+        };
+        Ok(Some(feed(shared, conn, leftover, &buf[..n], timeout)))
+    })
+}
+
+thread_local! {
+    /// What [`read_and_feed`] reads into: one per thread, zeroed once (a
+    /// fresh 32 KiB array per read cost a `memset` per message). Only
+    /// borrowed for the read and the feed, which never read again.
+    static THREAD_BUF: RefCell<Box<[u8; READ_BUF]>> = RefCell::new(Box::new([0; READ_BUF]));
 }
 
 /// One lock hold: optionally the timeout, then the bytes (`leftover` first,
