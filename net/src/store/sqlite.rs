@@ -596,16 +596,30 @@ fn conversation_for_message(
     Ok(id)
 }
 
-/// Stores `m` with the id after `last`, which it advances.
-fn insert_message(
+/// A message checked and given its id, waiting to be inserted with the
+/// others of its batch (see [`insert_rows`]).
+struct MessageRow<'a> {
+    id: i64,
+    kind: i64,
+    /// The group or recipient as registered; `None` for the room.
+    target: Option<Name>,
+    conv_id: i64,
+    message: &'a NewMessage,
+}
+
+/// Checks `m`'s target and gives it the id after `last`, which it
+/// advances; the row goes to `rows`, which [`insert_rows`] inserts before
+/// the transaction commits.
+fn stage_message<'a>(
     conn: &Connection,
     lookups: &mut Lookups,
-    m: &NewMessage,
+    m: &'a NewMessage,
     ts_ms: u64,
     last: &mut i64,
+    rows: &mut Vec<MessageRow<'a>>,
 ) -> rusqlite::Result<Result<StoredMessage, Refusal>> {
-    let (kind, target, target_key, conv_id) = match &m.target {
-        Target::Room => (KIND_ROOM, Target::Room, None, ROOM_CONV_ID),
+    let (kind, target, conv_id) = match &m.target {
+        Target::Room => (KIND_ROOM, Target::Room, ROOM_CONV_ID),
         Target::Group(g) => {
             let Some(name) = lookups.group(conn, g)? else {
                 return Ok(Err(Refusal::new(
@@ -614,7 +628,7 @@ fn insert_message(
                 )));
             };
             let conv = lookups.conversation(conn, ConvKey::Group(name.key()))?;
-            (KIND_GROUP, Target::Group(name), Some(name.key()), conv)
+            (KIND_GROUP, Target::Group(name), conv)
         }
         Target::User(u) => {
             let Some(name) = lookups.account(conn, u)? else {
@@ -624,30 +638,21 @@ fn insert_message(
                 )));
             };
             let conv = lookups.conversation(conn, ConvKey::direct(&m.sender, &name))?;
-            (KIND_USER, Target::User(name), Some(name.key()), conv)
+            (KIND_USER, Target::User(name), conv)
         }
     };
-    let target_name = match &target {
-        Target::Room => None,
-        Target::Group(n) | Target::User(n) => Some(n.as_str()),
-    };
     let id = last.saturating_add(1);
-    conn.prepare_cached(
-        "INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        id,
-        sat_i64(ts_ms),
-        m.sender.as_str(),
-        m.sender.key().as_str(),
-        kind,
-        target_name,
-        target_key.as_ref().map(|k| k.as_str()),
-        conv_id,
-        m.body,
-    ])?;
     *last = id;
+    rows.push(MessageRow {
+        id,
+        kind,
+        target: match &target {
+            Target::Room => None,
+            Target::Group(n) | Target::User(n) => Some(*n),
+        },
+        conv_id,
+        message: m,
+    });
     Ok(Ok(StoredMessage {
         id: id.unsigned_abs(),
         timestamp_ms: ts_ms,
@@ -655,6 +660,65 @@ fn insert_message(
         target,
         body: m.body.clone(),
     }))
+}
+
+/// Most rows one INSERT statement takes (9 parameters each).
+const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO messages ... VALUES` with `n` rows of parameters.
+fn insert_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let p: Vec<String> = (1..=9).map(|c| format!("?{}", r * 9 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
+         VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// Inserts `rows` (and empties it) with multi-row INSERTs of power-of-two
+/// sizes up to [`ROWS_PER_INSERT`]: per row, a statement's own overhead
+/// (step, reset, the statement cache's lookup) cost as much as the insert,
+/// and power-of-two sizes keep the prepared statements few.
+fn insert_rows(
+    conn: &Connection,
+    rows: &mut Vec<MessageRow<'_>>,
+    ts_ms: u64,
+) -> rusqlite::Result<()> {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        (0..=ROWS_PER_INSERT.trailing_zeros())
+            .map(|k| insert_sql(1 << k))
+            .collect()
+    });
+    let mut rest = &rows[..];
+    while !rest.is_empty() {
+        let k = rest.len().min(ROWS_PER_INSERT).ilog2();
+        let (chunk, tail) = rest.split_at(1 << k);
+        let mut stmt = conn.prepare_cached(&sql[k as usize])?;
+        for (r, row) in chunk.iter().enumerate() {
+            let at = r * 9;
+            let m = row.message;
+            let target_key = row.target.map(|t| t.key());
+            stmt.raw_bind_parameter(at + 1, row.id)?;
+            stmt.raw_bind_parameter(at + 2, sat_i64(ts_ms))?;
+            stmt.raw_bind_parameter(at + 3, m.sender.as_str())?;
+            stmt.raw_bind_parameter(at + 4, m.sender.key().as_str())?;
+            stmt.raw_bind_parameter(at + 5, row.kind)?;
+            stmt.raw_bind_parameter(at + 6, row.target.as_ref().map(Name::as_str))?;
+            stmt.raw_bind_parameter(at + 7, target_key.as_ref().map(|k| k.as_str()))?;
+            stmt.raw_bind_parameter(at + 8, row.conv_id)?;
+            stmt.raw_bind_parameter(at + 9, m.body.as_str())?;
+        }
+        stmt.raw_execute()?;
+        rest = tail;
+    }
+    rows.clear();
+    Ok(())
 }
 
 fn apply_group_op(
@@ -740,11 +804,12 @@ fn commit_batch(
     // Read under the write lock: no other store can be assigning ids.
     let mut last: i64 = tx.prepare_cached(LAST_ID)?.query_row([], |r| r.get(0))?;
     let mut written = Vec::with_capacity(batch.len());
+    let mut rows = Vec::with_capacity(batch.len());
     for write in batch {
         written.push(match write {
-            Write::Message(m) => {
-                Written::Message(insert_message(&tx, lookups, m, now_ms, &mut last)?)
-            }
+            Write::Message(m) => Written::Message(stage_message(
+                &tx, lookups, m, now_ms, &mut last, &mut rows,
+            )?),
             Write::Group(op) => Written::Group(apply_group_op(&tx, op, now_ms)?),
             Write::Offline { user, seen_upto } => {
                 // No account, no mark (and nothing to replay to).
@@ -759,6 +824,7 @@ fn commit_batch(
             }
         });
     }
+    insert_rows(&tx, &mut rows, now_ms)?;
     tx.commit()?;
     Ok(written)
 }

@@ -1375,3 +1375,45 @@ fn a_version_2_database_is_migrated_keeping_its_messages_journal_and_ids() {
         .unwrap();
     assert_eq!(tables, 0);
 }
+
+#[test]
+fn a_batch_of_any_size_stores_each_message_once_with_its_own_columns() {
+    let (_dir, mut store) = fresh();
+    commit_ok(&mut store, &[create("devs", "alice")], 1);
+    // 45 = 32 + 8 + 4 + 1 rows, with a refusal in the middle.
+    let mut batch = Vec::new();
+    for i in 0..46 {
+        batch.push(match i % 4 {
+            0 => room("alice", &format!("m{i}")),
+            1 => dm("alice", "Bob", &format!("m{i}")),
+            2 => to_group("alice", "devs", &format!("m{i}")),
+            _ if i == 23 => dm("alice", "nobody", "refused"),
+            _ => dm("Bob", "carol", &format!("m{i}")),
+        });
+    }
+    let out = store.commit(&batch, 7).unwrap();
+    let stored: Vec<StoredMessage> = out
+        .iter()
+        .filter_map(|w| match w {
+            Written::Message(Ok(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 45);
+    for pair in stored.windows(2) {
+        assert_eq!(pair[1].id, pair[0].id + 1);
+    }
+    // Each message reads back as it was answered, wherever it went.
+    let last = stored.last().unwrap().id;
+    let mut read = Vec::new();
+    for user in ["alice", "Bob", "carol"] {
+        let scope = ReplayScope::Since {
+            after: 0,
+            groups: vec![n("devs")],
+        };
+        read.extend(store.replay(&n(user), &scope, last, 1000).unwrap().messages);
+    }
+    read.sort_by_key(|m| m.id);
+    read.dedup_by_key(|m| m.id);
+    assert_eq!(read, stored);
+}
