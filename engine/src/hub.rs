@@ -93,6 +93,12 @@ pub struct Drained {
     pub bytes: usize,
     /// After writing them, close the connection: the session is over.
     pub close: bool,
+    /// Nothing is left to hand over (no frame queued, no MISSED report or
+    /// roster snapshot waiting for a drain to queue it): the next frame
+    /// queued for the connection yields [`Output::Wake`], so a writer may
+    /// park now, before writing these, instead of draining once more only
+    /// to find nothing.
+    pub empty: bool,
 }
 
 #[derive(Debug)]
@@ -426,6 +432,7 @@ impl Hub {
             return Drained {
                 bytes: 0,
                 close: true,
+                empty: true,
             };
         };
         s.wake_pending = false;
@@ -459,11 +466,21 @@ impl Hub {
             return Drained {
                 bytes: 0,
                 close: true,
+                empty: true,
             };
         };
         let bytes = s.queue.drain_into(out, max_bytes, spare_queues);
         let close = matches!(s.state, State::Closed(_)) && s.queue.is_empty();
-        Drained { bytes, close }
+        // MISSED reports and roster snapshots are queued by a drain, not
+        // when they arise: with either pending, drain again.
+        let empty = s.queue.is_empty()
+            && !s.queue.has_missed()
+            && !s.logged_in().is_some_and(|l| l.roster.needs_snapshot);
+        Drained {
+            bytes,
+            close,
+            empty,
+        }
     }
 
     /// The connection is gone (peer closed, I/O error, or the shell closed it

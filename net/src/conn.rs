@@ -542,10 +542,14 @@ fn write_side<'a>(
 ) -> impl Future<Output = End> + Send + 'a {
     async move {
         let mut frames = Vec::new();
+        // The hub holds this task's waker: it wakes the writer (setting
+        // `woken`) when a frame is queued.
+        let mut parked = false;
         loop {
-            // The first poll always drains; later polls (the task is woken by the
-            // reader's events too) take the lock only if the hub woke this writer.
-            let mut first = true;
+            // Unless parked, the first poll drains; later polls (the task is
+            // woken by the reader's events too) take the lock only if the hub
+            // woke this writer.
+            let mut first = !parked;
             let drained = future::poll_fn(|cx| {
                 if !std::mem::take(&mut first) && !woken.swap(false, Ordering::AcqRel) {
                     return Poll::Pending;
@@ -554,12 +558,19 @@ fn write_side<'a>(
                     let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
                     if drained.bytes == 0 && !drained.close {
                         core.park_writer(conn, cx.waker());
+                        parked = true;
                         // Parked, perhaps for hours: an idle connection
                         // keeps no buffer (the vector is empty here). A
                         // busy one keeps it from drain to drain.
                         frames = Vec::new();
                         Poll::Pending
                     } else {
+                        // Emptied: park in this same hold, before writing,
+                        // so the loop need not lock again only to park.
+                        parked = drained.empty && !drained.close;
+                        if parked {
+                            core.park_writer(conn, cx.waker());
+                        }
                         Poll::Ready(drained)
                     }
                 })
@@ -572,7 +583,8 @@ fn write_side<'a>(
                 return End::Closed;
             }
             frames.clear();
-            if frames.capacity() > 1024 {
+            if parked || frames.capacity() > 1024 {
+                // Parked: perhaps idle from now on (see above).
                 frames = Vec::new();
             }
         }

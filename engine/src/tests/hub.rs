@@ -804,3 +804,76 @@ fn an_idle_session_holds_no_rate_or_timer_state_once_it_has_settled() {
     assert_eq!(w.hub.phase(conn), Some(Phase::Messaging));
     assert_eq!(w.hub.holds_marks(conn), Some(false));
 }
+
+#[test]
+fn a_drain_says_when_it_emptied_the_queue_and_the_next_frame_then_wakes() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.peers[b].reading = false;
+    let conn = w.peers[b].conn;
+    for i in 0..3 {
+        w.say(a, Target::User(name("bob")), &format!("m{i}"));
+    }
+    let mut frames = Vec::new();
+    // A limit of one byte takes one frame at a time.
+    let first = w.hub.drain(conn, &mut frames, 1);
+    assert!(first.bytes > 0 && !first.empty, "{first:?}");
+    let rest = w.hub.drain(conn, &mut frames, 64 * 1024);
+    assert!(rest.bytes > 0 && rest.empty, "{rest:?}");
+    assert_eq!(frames.len(), 3);
+    while w.hub.poll_output().is_some() {}
+    // Parked after that drain, the writer is woken by the next frame.
+    w.hub.handle_bytes(
+        w.now,
+        w.peers[a].conn,
+        &Frame::Send {
+            reference: 99,
+            target: Target::User(name("bob")),
+            body: Text::new("m3").unwrap(),
+        }
+        .to_bytes(),
+    );
+    let mut woke = false;
+    while let Some(out) = w.hub.poll_output() {
+        match out {
+            crate::Output::Wake(c) if c == conn => woke = true,
+            crate::Output::Effect(e) => {
+                if let Some(r) = w.store.run(e) {
+                    w.hub.handle_result(w.now, r);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(woke);
+}
+
+#[test]
+fn a_drain_is_not_empty_while_a_missed_report_waits_to_be_queued() {
+    let mut w = World::with_accounts(
+        Config {
+            send_queue_bytes: 16 * 1024,
+            ..Config::default()
+        },
+        &["alice", "bob"],
+    );
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.peers[b].reading = false;
+    let conn = w.peers[b].conn;
+    let body = "x".repeat(3000);
+    for _ in 0..20 {
+        w.say(a, Target::Room, &body);
+    }
+    let mut frames = Vec::new();
+    let all = w.hub.drain(conn, &mut frames, 1 << 20);
+    assert!(all.bytes > 0, "{all:?}");
+    // Everything queued was taken, but what was dropped is not reported yet.
+    assert!(!all.empty, "{all:?}");
+    frames.clear();
+    let report = w.hub.drain(conn, &mut frames, 1 << 20);
+    assert!(report.empty, "{report:?}");
+    let kinds: Vec<u8> = frames.iter().map(|f| f[4]).collect();
+    assert!(kinds.contains(&kind::MISSED), "{kinds:?}");
+}
