@@ -147,11 +147,8 @@ pub(crate) fn run(senders: Vec<Sender>, counters: &Counters, limit: Duration) ->
     let deadline = Instant::now() + limit;
     let poller = Poller::new()?;
     let mut running: Vec<Running> = Vec::with_capacity(senders.len());
-    for (key, s) in senders.into_iter().enumerate() {
+    for s in senders {
         s.stream.set_nonblocking(true)?;
-        // Safety (of the registration, which `polling` marks unsafe): each
-        // socket is deleted from the poller below before it is dropped.
-        unsafe { poller.add_with_mode(&s.stream, Event::readable(key), PollMode::Level)? };
         running.push(Running {
             sent_at: vec![0; s.plan.window.max(1)],
             stream: s.stream,
@@ -164,8 +161,23 @@ pub(crate) fn run(senders: Vec<Sender>, counters: &Counters, limit: Duration) ->
             wants_write: false,
         });
     }
-    let result = serve(&poller, &mut running, counters, deadline);
-    for r in &running {
+    let mut added = 0;
+    let mut result = Ok(());
+    for (key, r) in running.iter().enumerate() {
+        // Safety (of the registration, which `polling` marks unsafe): every
+        // socket added is deleted from the poller below, before `running`,
+        // which owns the sockets, is dropped.
+        result = unsafe { poller.add_with_mode(&r.stream, Event::readable(key), PollMode::Level) };
+        if result.is_err() {
+            break;
+        }
+        added += 1;
+    }
+    let result = match result {
+        Ok(()) => serve(&poller, &mut running, counters, deadline),
+        Err(e) => Err(e.into()),
+    };
+    for r in &running[..added] {
         let _ = poller.delete(&r.stream);
     }
     result
