@@ -330,9 +330,10 @@ impl SqliteStore {
         set_sync(&conn, options.sync).map_err(step("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(step("enabling foreign keys"))?;
-        // A fold dirties a few hundred index pages: with SQLite's default
-        // 2 MiB cache they spill to the WAL mid-transaction and are read
-        // back. Statement journals (INSERT ... SELECT keeps one) stay in RAM.
+        // An indexing step dirties a hundred or more index pages, and a
+        // history page reads scattered rows: keep the hot pages in memory
+        // rather than SQLite's default 2 MiB. Statement journals (INSERT
+        // ... SELECT keeps one) stay in RAM.
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(step("setting the cache size"))?;
         conn.pragma_update(None, "temp_store", "MEMORY")

@@ -104,7 +104,7 @@ CREATE TABLE offline_marks (
 );
 "#,
     // 1 -> 2: conversations by integer id, one index, and the journal (see
-    // the module docs).
+    // the module docs; the journal went again in version 3).
     r#"
 CREATE TABLE conversations (
     id  INTEGER PRIMARY KEY,
