@@ -7,6 +7,9 @@
 //! complete mode from exactly `length` bytes, where running out means the
 //! frame is malformed. [`Frame::encode`] is the exact inverse of [`decode`].
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
 use nom::Parser;
@@ -857,4 +860,27 @@ impl Frame<'_> {
         self.encode(&mut v);
         v
     }
+
+    /// The encoded frame in a shared buffer of exactly its length, as the
+    /// hub queues frames. Encoded into a per-thread scratch vector first,
+    /// so a frame costs one allocation (encoding into a fresh vector grew
+    /// it several times, then `Arc::from` copied it once more).
+    pub fn to_shared(&self) -> Arc<[u8]> {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            self.encode(scratch);
+            let shared = Arc::from(&scratch[..]);
+            // A large frame (a history page) does not pin its buffer.
+            if scratch.capacity() > SCRATCH_KEEP {
+                *scratch = Vec::new();
+            }
+            shared
+        })
+    }
 }
+
+/// Scratch capacity [`Frame::to_shared`] keeps between frames.
+const SCRATCH_KEEP: usize = 16 * 1024;

@@ -171,8 +171,7 @@ impl Hub {
             server: Text::truncated(&config.server_name),
             info: config.server_info(),
         }
-        .to_bytes()
-        .into();
+        .to_shared();
         let mut hub = Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
             config,
@@ -395,7 +394,7 @@ impl Hub {
             s.set_marks(|m| m.ping_sent = Some(now));
             let token = self.next_ping;
             self.next_ping += 1;
-            let bytes = Frame::Ping { token }.to_bytes().into();
+            let bytes = Frame::Ping { token }.to_shared();
             self.push(conn, bytes, Class::Control, None);
         }
     }
@@ -444,8 +443,7 @@ impl Hub {
                     last: r.last,
                     count: r.count,
                 }
-                .to_bytes()
-                .into();
+                .to_shared();
                 self.push(conn, bytes, Class::Control, None);
             }
         }
@@ -623,7 +621,7 @@ impl Hub {
         }
         match frame {
             Frame::Ping { token } => {
-                let bytes = Frame::Pong { token }.to_bytes().into();
+                let bytes = Frame::Pong { token }.to_shared();
                 self.push(conn, bytes, Class::Control, None);
             }
             Frame::Pong { .. } => {}
@@ -908,7 +906,7 @@ impl Hub {
         };
         self.push(
             conn,
-            Frame::LoginOk { reference, user }.to_bytes().into(),
+            Frame::LoginOk { reference, user }.to_shared(),
             Class::Control,
             None,
         );
@@ -952,7 +950,7 @@ impl Hub {
                 }));
             }
             None => {
-                let bytes = Frame::CaughtUp { last_id: upto }.to_bytes().into();
+                let bytes = Frame::CaughtUp { last_id: upto }.to_shared();
                 self.push(conn, bytes, Class::Message, None);
             }
         }
@@ -975,8 +973,7 @@ impl Hub {
                         last,
                         count,
                     }
-                    .to_bytes()
-                    .into();
+                    .to_shared();
                     self.push(conn, bytes, Class::Control, None);
                 }
                 let Some(me) = self.user(conn) else { return };
@@ -988,7 +985,7 @@ impl Hub {
             }
             Err(r) => self.error(conn, r.code, 0, r.retry_after_ms, &r.text),
         }
-        let bytes = Frame::CaughtUp { last_id: hold.upto }.to_bytes().into();
+        let bytes = Frame::CaughtUp { last_id: hold.upto }.to_shared();
         self.push(conn, bytes, Class::Message, None);
         for (q, class) in hold.held {
             self.push(conn, q.bytes, class, q.message);
@@ -1289,8 +1286,7 @@ impl Hub {
             group: g.name,
             user,
         }
-        .to_bytes()
-        .into();
+        .to_shared();
         let g = self.groups.get(&group.key()).expect("looked up above");
         let mut recipients: Vec<ConnId> = g
             .members
@@ -1322,7 +1318,7 @@ impl Hub {
             .collect();
         groups.sort_by_key(|g| g.name.key());
         groups.truncate(u16::MAX as usize);
-        let bytes = Frame::GroupList { reference, groups }.to_bytes().into();
+        let bytes = Frame::GroupList { reference, groups }.to_shared();
         self.push(conn, bytes, Class::Bulk, None);
     }
 
@@ -1380,8 +1376,7 @@ impl Hub {
             id: m.id,
             timestamp_ms: m.timestamp_ms,
         }
-        .to_bytes()
-        .into();
+        .to_shared();
         self.push(conn, ack, Class::Control, None);
         self.route(&m, conn);
     }
@@ -1570,8 +1565,7 @@ impl Hub {
             more,
             entries,
         }
-        .to_bytes()
-        .into();
+        .to_shared();
         self.push(conn, bytes, Class::Bulk, None);
     }
 
@@ -1848,12 +1842,11 @@ fn message_frame(m: &StoredMessage) -> Arc<[u8]> {
         target: m.target,
         body: Text::truncated(&m.body),
     }
-    .to_bytes()
-    .into()
+    .to_shared()
 }
 
 fn ok_frame(reference: Ref) -> Arc<[u8]> {
-    Frame::Ok { reference }.to_bytes().into()
+    Frame::Ok { reference }.to_shared()
 }
 
 fn error_frame(code: ErrorCode, reference: Ref, retry_after_ms: u32, text: &str) -> Arc<[u8]> {
@@ -1863,8 +1856,7 @@ fn error_frame(code: ErrorCode, reference: Ref, retry_after_ms: u32, text: &str)
         retry_after_ms,
         text: Text::truncated(text),
     }
-    .to_bytes()
-    .into()
+    .to_shared()
 }
 
 fn shutdown_frame(retry_after: Duration, reason: &str) -> Arc<[u8]> {
@@ -1872,8 +1864,7 @@ fn shutdown_frame(retry_after: Duration, reason: &str) -> Arc<[u8]> {
         retry_after_ms: retry_after.as_millis().min(u32::MAX as u128) as u32,
         reason: Text::truncated(reason),
     }
-    .to_bytes()
-    .into()
+    .to_shared()
 }
 
 /// The reference a request carries, for the error that answers it.
