@@ -28,8 +28,8 @@
 //! contended: it costs one atomic operation per poll. (`futures_lite::io::split`
 //! would do the same with an extra `Arc` per connection; a lock of our own
 //! also lets the reader borrow the socket for the linger.) The reader reads
-//! and feeds the hub inside one poll (`poll_fn`), with the 32 KiB buffer on
-//! the thread's buffer, so here too no buffer lives in the task; rustls keeps
+//! and feeds the hub inside one poll (`poll_fn`), into the thread's 32 KiB
+//! buffer, so here too no buffer lives in the task; rustls keeps
 //! its own record buffer (4 KiB while idle). The writer hands a whole drain
 //! to rustls in one `write_vectored` (its buffer limit is raised to a
 //! drain), which seals it into records of up to 16 KiB and writes them with
@@ -254,8 +254,8 @@ impl Transport for TlsConn<'_> {
     ) -> Poll<Result<Fed, End>> {
         // rustls may hold decrypted bytes the socket no longer signals, so
         // the read itself is the wait: it registers the task when there is
-        // nothing. Reading and feeding happen in one poll, the buffer on
-        // the thread's buffer.
+        // nothing. Reading and feeding happen in one poll, into the
+        // thread's buffer.
         match read_and_feed(|buf| self.read(cx, buf), shared, conn, leftover, false) {
             Ok(None) => Poll::Pending,
             Ok(Some(fed)) => Poll::Ready(Ok(fed)),
