@@ -338,6 +338,51 @@ pub(crate) fn conns(a: &ConnsArgs) -> Result<Value> {
     Ok(v)
 }
 
+/// What storage sender `id` sends: the run's messages, to itself (or the
+/// room), a window at a time, as fast as the ACKs come.
+fn storage_plan(a: &StorageArgs, id: u32, me: Name) -> SendPlan {
+    SendPlan {
+        id,
+        messages: u64::from(a.messages),
+        window: a.window.max(1),
+        interval_ns: None,
+        size: usize::from(a.size),
+        target: if a.room {
+            Target::Room
+        } else {
+            Target::User(me)
+        },
+        phase_ns: 0,
+    }
+}
+
+/// A storage level's figures: `c` senders, `total` SENDs, counted in `k`
+/// from `t0` (monotonic ns) to the last ACK.
+fn storage_level(
+    c: u32,
+    total: u64,
+    complete: bool,
+    k: &Counters,
+    t0: u64,
+    server_cpu_s: Option<f64>,
+) -> Value {
+    let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
+    let acked = k.acked.load(Relaxed);
+    let secs = (t_end - t0) as f64 / 1e9;
+    json!({
+        "senders": c,
+        "messages": total,
+        "complete": complete,
+        "acked": acked,
+        "send_errors": k.send_errors.load(Relaxed),
+        "busy": k.busy.load(Relaxed),
+        "duration_s": secs,
+        "acks_per_s": acked as f64 / secs,
+        "server_cpu_s": server_cpu_s,
+        "errors": k.notes(),
+    })
+}
+
 /// One storage level over plain TCP: the senders log in on the async
 /// runtime, then run [`ack_loop`] on the bench's threads (see there why).
 fn storage_level_plain(
@@ -386,19 +431,7 @@ fn storage_level_plain(
             Ok(ack_loop::Sender {
                 stream: tcp.into_inner()?,
                 reader: client.reader,
-                plan: SendPlan {
-                    id: i as u32,
-                    messages: u64::from(a.messages),
-                    window: a.window.max(1),
-                    interval_ns: None,
-                    size: usize::from(a.size),
-                    target: if a.room {
-                        Target::Room
-                    } else {
-                        Target::User(me)
-                    },
-                    phase_ns: 0,
-                },
+                plan: storage_plan(a, i as u32, me),
             })
         });
         match sender {
@@ -423,22 +456,15 @@ fn storage_level_plain(
             }
         }
     }
-    let k = &counters;
-    let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
-    let acked = k.acked.load(Relaxed);
-    let secs = (t_end - t0) as f64 / 1e9;
-    let v = json!({
-        "senders": c,
-        "messages": total,
-        "complete": complete && acked + k.send_errors.load(Relaxed) >= total,
-        "acked": acked,
-        "send_errors": k.send_errors.load(Relaxed),
-        "busy": k.busy.load(Relaxed),
-        "duration_s": secs,
-        "acks_per_s": acked as f64 / secs,
-        "server_cpu_s": cpu.and_then(|c| c.0),
-        "errors": k.notes(),
-    });
+    let answered = counters.acked.load(Relaxed) + counters.send_errors.load(Relaxed);
+    let v = storage_level(
+        c,
+        total,
+        complete && answered >= total,
+        &counters,
+        t0,
+        cpu.and_then(|c| c.0),
+    );
     (Ok(v), recorded)
 }
 
@@ -472,19 +498,7 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
                             role: Role {
                                 senders: 0,
                                 record: true,
-                                send: Some(SendPlan {
-                                    id: i,
-                                    messages: u64::from(a.messages),
-                                    window: a.window.max(1),
-                                    interval_ns: None,
-                                    size: usize::from(a.size),
-                                    target: if a.room {
-                                        Target::Room
-                                    } else {
-                                        Target::User(me)
-                                    },
-                                    phase_ns: 0,
-                                }),
+                                send: Some(storage_plan(a, i, me)),
                             },
                             wait_start: true,
                             reconnect: false,
@@ -505,22 +519,15 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
                 })
                 .await;
                 let cpu = cpu.map(|m| m.since());
-                let t_end = k.last_ack_ns.load(Relaxed).max(t0 + 1);
                 drop(tasks);
-                let acked = k.acked.load(Relaxed);
-                let secs = (t_end - t0) as f64 / 1e9;
-                Ok::<Value, Error>(json!({
-                    "senders": c,
-                    "messages": total,
-                    "complete": complete,
-                    "acked": acked,
-                    "send_errors": k.send_errors.load(Relaxed),
-                    "busy": k.busy.load(Relaxed),
-                    "duration_s": secs,
-                    "acks_per_s": acked as f64 / secs,
-                    "server_cpu_s": cpu.and_then(|c| c.0),
-                    "errors": k.notes(),
-                }))
+                Ok::<Value, Error>(storage_level(
+                    c,
+                    total,
+                    complete,
+                    k,
+                    t0,
+                    cpu.and_then(|c| c.0),
+                ))
             })
         };
         let mut v = result?;
