@@ -134,8 +134,7 @@ impl Roster {
             presence,
             user,
         }
-        .to_bytes()
-        .into();
+        .to_shared();
         if self.log.len() == self.log_cap {
             self.log.pop_front();
         }
@@ -171,8 +170,7 @@ impl Roster {
                     last: false,
                     users: c.to_vec(),
                 }
-                .to_bytes()
-                .into()
+                .to_shared()
             })
             .collect();
         let last = Frame::RosterSnapshot {
@@ -193,10 +191,9 @@ impl Roster {
                     last: true,
                     users,
                 }
-                .to_bytes()
-                .into();
+                .to_shared();
             }
-            None => chunks.push(last.to_bytes().into()),
+            None => chunks.push(last.to_shared()),
         }
         let s: Chunks = chunks.into();
         self.snapshot = Some((self.version, s.clone()));

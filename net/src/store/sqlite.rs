@@ -832,18 +832,13 @@ fn commit_batch(
 
 /// A page of one conversation (`?1`), ids below `?2`, newest first, at
 /// most `?3`: it may span the unindexed messages and the indexed ones.
-fn history_sql() -> String {
-    let plain = MESSAGE_COLUMNS.join(", ");
-    let joined = MESSAGE_COLUMNS
-        .iter()
-        .map(|&col| match col {
-            "id" => "c.id AS id".to_owned(),
-            _ => format!("m.{col} AS {col}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "SELECT * FROM (SELECT {plain} FROM messages
+fn history_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let plain = MESSAGE_COLUMNS.join(", ");
+        let joined = joined_columns(MESSAGE_COLUMNS);
+        format!(
+            "SELECT * FROM (SELECT {plain} FROM messages
                         WHERE id > {INDEXED_UPTO} AND conv_id = ?1 AND id < ?2
                         ORDER BY id DESC LIMIT ?3)
          UNION ALL
@@ -851,7 +846,22 @@ fn history_sql() -> String {
                         WHERE c.conv_id = ?1 AND c.id < ?2
                         ORDER BY c.id DESC LIMIT ?3)
          ORDER BY id DESC LIMIT ?3"
-    )
+        )
+    })
+}
+
+/// `columns` of `messages` as a join of `conversation_index c` and
+/// `messages m` selects them: the index supplies `id` and `conv_id` (so
+/// that ORDER BY id follows the index), the message the rest.
+fn joined_columns(columns: &[&str]) -> String {
+    let joined: Vec<String> = columns
+        .iter()
+        .map(|&col| match col {
+            "id" | "conv_id" => format!("c.{col} AS {col}"),
+            _ => format!("m.{col} AS {col}"),
+        })
+        .collect();
+    joined.join(", ")
 }
 
 /// Where a replay's messages come from: the user's conversations, each an
@@ -938,16 +948,7 @@ impl Sources {
     /// and LIMIT, say). The unindexed messages, at most a few thousand of
     /// the newest, are scanned once for all.
     fn union(&self, columns: &[&str], tail: &str) -> String {
-        // In the join, the index supplies id and conv_id (so that ORDER BY
-        // id follows the index), the message the rest.
-        let joined: Vec<String> = columns
-            .iter()
-            .map(|&col| match col {
-                "id" | "conv_id" => format!("c.{col} AS {col}"),
-                _ => format!("m.{col} AS {col}"),
-            })
-            .collect();
-        let joined = joined.join(", ");
+        let joined = joined_columns(columns);
         let plain = columns.join(", ");
         let only_m = self.only.replace("target_key", "m.target_key");
         let unindexed = format!(
@@ -1117,7 +1118,7 @@ impl Store for SqliteStore {
         };
         let mut messages: Vec<StoredMessage> = self
             .conn
-            .prepare_cached(&history_sql())
+            .prepare_cached(history_sql())
             .and_then(|mut s| {
                 s.query_map(
                     params![conv, before, i64::from(limit) + 1],

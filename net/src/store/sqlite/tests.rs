@@ -1014,7 +1014,7 @@ fn history_and_replay_are_index_scans() {
         let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
         rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
     };
-    let history = plan(&history_sql(), &[&1, &10, &10]);
+    let history = plan(history_sql(), &[&1, &10, &10]);
     assert!(
         history.contains("SEARCH c USING PRIMARY KEY (conv_id=? AND id<?)"),
         "{history}"
@@ -1266,11 +1266,7 @@ fn ids_keep_increasing_across_indexing_a_reopen_and_retention() {
 fn a_version_1_database_is_migrated_keeping_its_messages_and_ids() {
     let dir = TempDir::new().unwrap();
     {
-        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
+        let conn = database_at_version(&dir, 1);
         conn.execute_batch(
             "INSERT INTO accounts (name, name_key, password_hash, created_ms)
                  VALUES ('alice', 'alice', 'h', 0), ('Bob', 'bob', 'h', 0);
@@ -1320,12 +1316,7 @@ fn a_version_1_database_is_migrated_keeping_its_messages_and_ids() {
 fn a_version_2_database_is_migrated_keeping_its_messages_journal_and_ids() {
     let dir = TempDir::new().unwrap();
     {
-        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch(MIGRATIONS[1]).unwrap();
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        let conn = database_at_version(&dir, 2);
         conn.execute_batch(
             "INSERT INTO accounts (name, name_key, password_hash, created_ms)
                  VALUES ('alice', 'alice', 'h', 0), ('Bob', 'bob', 'h', 0);
@@ -1416,4 +1407,17 @@ fn a_batch_of_any_size_stores_each_message_once_with_its_own_columns() {
     read.sort_by_key(|m| m.id);
     read.dedup_by_key(|m| m.id);
     assert_eq!(read, stored);
+}
+
+/// A confab database in `dir` at schema `version`, as an older confab left it.
+fn database_at_version(dir: &TempDir, version: usize) -> Connection {
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    for migration in &MIGRATIONS[..version] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.pragma_update(None, "application_id", APPLICATION_ID)
+        .unwrap();
+    conn.pragma_update(None, "user_version", version as u32)
+        .unwrap();
+    conn
 }
