@@ -944,6 +944,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         AlreadyMember => "ALREADY_MEMBER",
         TooManyGroups => "TOO_MANY_GROUPS",
         GroupFull => "GROUP_FULL",
+        ServerGroupsFull => "SERVER_GROUPS_FULL",
         BadBody => "BAD_BODY",
         RateLimited => "RATE_LIMITED",
         Busy => "BUSY",

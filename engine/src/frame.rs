@@ -191,6 +191,9 @@ pub enum ErrorCode {
     GroupFull,
     /// The body is empty or longer than the announced limit.
     BadBody,
+    /// The server has as many groups as it allows (`max_groups`); a
+    /// GROUP_CREATE cannot succeed however long the client waits.
+    ServerGroupsFull,
     /// The session sends faster than allowed; slow down and retry after the delay.
     RateLimited,
     /// The server cannot take the request now; retry after the delay.
@@ -235,6 +238,7 @@ impl ErrorCode {
             TooManyGroups => 25,
             GroupFull => 26,
             BadBody => 27,
+            ServerGroupsFull => 28,
             RateLimited => 30,
             Busy => 31,
             TooManyConnections => 32,
@@ -269,6 +273,7 @@ impl ErrorCode {
             25 => TooManyGroups,
             26 => GroupFull,
             27 => BadBody,
+            28 => ServerGroupsFull,
             30 => RateLimited,
             31 => Busy,
             32 => TooManyConnections,

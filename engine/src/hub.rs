@@ -322,12 +322,15 @@ impl Hub {
         let rest = &input[off..];
         let incomplete = !rest.is_empty() && matches!(decode(rest, u32::MAX), Ok(None));
         if let Some(s) = self.session_mut(conn) {
-            if incomplete {
-                s.set_marks(|m| {
+            // The deadline is the incomplete frame's own: if frames were
+            // taken in this call, the one left over is a newer frame than
+            // any that was incomplete before, and its clock starts now.
+            match (incomplete, off) {
+                (false, _) => s.set_marks(|m| m.frame_started = None),
+                (true, 0) => s.set_marks(|m| {
                     m.frame_started.get_or_insert(now);
-                });
-            } else {
-                s.set_marks(|m| m.frame_started = None);
+                }),
+                (true, _) => s.set_marks(|m| m.frame_started = Some(now)),
             }
         }
         off
@@ -1186,8 +1189,11 @@ impl Hub {
                     >= self.config.max_groups as usize =>
             {
                 Some((
-                    ErrorCode::Busy,
-                    "the server has as many groups as it allows".to_owned(),
+                    ErrorCode::ServerGroupsFull,
+                    format!(
+                        "the server has {} groups, as many as it allows",
+                        self.config.max_groups
+                    ),
                 ))
             }
             GroupRequest::Join | GroupRequest::Leave if existing.is_none() => {

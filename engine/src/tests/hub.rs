@@ -373,6 +373,39 @@ fn half_a_frame_then_silence_is_closed_after_the_frame_timeout() {
 }
 
 #[test]
+fn a_client_whose_writes_split_frames_is_never_cut() {
+    // A bot sending 10 messages a second, each write ending with the first
+    // bytes of the next frame: every frame completes within 100 ms, so the
+    // frame timeout (10 s by default) must never fire, however long it runs.
+    let mut w = world(&["bot", "bob"]);
+    let bot = w.login("bot", false);
+    let bob = w.login("bob", false);
+    let frame = |i: u32| {
+        Frame::Send {
+            reference: i,
+            target: Target::Room,
+            body: Text::new("tick").unwrap(),
+        }
+        .to_bytes()
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut next = frame(1);
+    for i in 1..=300u32 {
+        // The rest of frame i, then the first 3 bytes of frame i + 1.
+        pending.extend_from_slice(&next);
+        next = frame(i + 1);
+        let head: Vec<u8> = next.drain(..3).collect();
+        pending.extend_from_slice(&head);
+        let used = w.send_bytes(bot, &pending);
+        pending.drain(..used);
+        w.advance(Duration::from_millis(100));
+        assert!(!w.peers[bot].closed, "cut after {i} frames: {:?}", w.errors(bot));
+    }
+    assert_eq!(w.errors(bot), []);
+    assert_eq!(w.messages(bob).len(), 300);
+}
+
+#[test]
 fn a_flooder_is_paused_told_and_finally_disconnected_while_others_are_served() {
     let config = Config {
         msg_rate: 10,
@@ -876,4 +909,43 @@ fn a_drain_is_not_empty_while_a_missed_report_waits_to_be_queued() {
     assert!(report.empty, "{report:?}");
     let kinds: Vec<u8> = frames.iter().map(|f| f[4]).collect();
     assert!(kinds.contains(&kind::MISSED), "{kinds:?}");
+}
+
+#[test]
+fn a_group_create_at_the_servers_group_cap_gets_a_code_of_its_own_not_busy() {
+    let config = Config {
+        max_groups: 2,
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["alice"]);
+    let a = w.login("alice", false);
+    let mut answers = Vec::new();
+    for g in ["one", "two", "three"] {
+        let r = w.reference();
+        w.send(
+            a,
+            &Frame::GroupCreate {
+                reference: r,
+                group: name(g),
+            },
+        );
+        answers.push(w.peers[a].got.iter().rev().find_map(|g| match g {
+            Got::Ok(x) if *x == r => Some(None),
+            Got::Error {
+                code,
+                reference,
+                retry_after_ms,
+            } if *reference == r => Some(Some((*code, *retry_after_ms))),
+            _ => None,
+        }));
+    }
+    assert_eq!(
+        answers,
+        [
+            Some(None),
+            Some(None),
+            Some(Some((ErrorCode::ServerGroupsFull, 0)))
+        ],
+        "a retry could never succeed, so it is not BUSY"
+    );
 }
