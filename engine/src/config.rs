@@ -29,6 +29,13 @@ pub struct Config {
     pub byte_rate: u32,
     /// Bytes a session may send in a burst.
     pub byte_burst: u32,
+    /// Every frame costs at least this many bytes of the byte budget, so
+    /// that tiny frames (a PING flood) are bounded by it too.
+    pub min_frame_charge: u32,
+    /// Frames a session may send before it has logged in, at once...
+    pub pre_auth_burst: u16,
+    /// ...and per second after that; beyond them it is closed (FLOODING).
+    pub pre_auth_rate: u16,
     /// How long a session may stay rate-limited without pausing before it is
     /// disconnected for flooding.
     pub flood_timeout: Duration,
@@ -82,6 +89,9 @@ impl Default for Config {
             msg_burst: 50,
             byte_rate: 64 * 1024,
             byte_burst: 256 * 1024,
+            min_frame_charge: 64,
+            pre_auth_burst: 10,
+            pre_auth_rate: 1,
             flood_timeout: Duration::from_secs(10),
             flood_penalty: Duration::from_secs(30),
             groups_per_user: 64,

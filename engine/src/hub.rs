@@ -273,10 +273,15 @@ impl Hub {
         if matches!(s.state, State::Closed(_)) {
             return input.len();
         }
+        // The PONG to our own PING is the server's doing, paid for by its
+        // ping schedule: it does not touch the budgets, so an idle session
+        // that answers pings holds no rate state (see `Marks`).
+        let mut solicited_pong = false;
         if !input.is_empty() {
             s.last_heard = now;
             if s.marks().ping_sent.is_some() {
                 s.set_marks(|m| m.ping_sent = None);
+                solicited_pong = true;
             }
         }
         let mut off = 0;
@@ -299,8 +304,9 @@ impl Hub {
             match decode(&input[off..], max) {
                 Ok(None) => break,
                 Ok(Some((frame, n))) => {
-                    if let Err(wait) = self.charge(now, conn, &frame, n) {
-                        self.throttle(now, conn, wait);
+                    let free = solicited_pong && matches!(frame, Frame::Pong { .. });
+                    solicited_pong &= !free;
+                    if !free && !self.pay(now, conn, is_exempt(frame.kind()), n) {
                         break;
                     }
                     off += n;
@@ -308,6 +314,10 @@ impl Hub {
                     self.handle_frame(now, conn, frame);
                 }
                 Err(DecodeError::UnknownType { kind, frame_len }) => {
+                    // Skipped, but paid for like any other frame.
+                    if !self.pay(now, conn, false, frame_len) {
+                        break;
+                    }
                     off += frame_len;
                     frames += 1;
                     let text = format!("unknown frame type 0x{kind:02x} skipped");
@@ -693,44 +703,92 @@ impl Hub {
         let _ = now;
     }
 
-    /// Charges a frame against the session's rate limits. Only logged-in
-    /// requests count; PING, PONG and ROSTER_ACK are free so that a limited
-    /// session can still prove it is alive and keep its roster.
+    /// Pays for a frame of `len` bytes before it is acted on; false if it
+    /// may not be read now (the session was paused or closed instead).
+    fn pay(&mut self, now: Instant, conn: ConnId, exempt: bool, len: usize) -> bool {
+        let Some(s) = self.session_mut(conn) else {
+            return false;
+        };
+        if matches!(s.state, State::Auth(_)) {
+            return match self.charge_pre_auth(now, conn) {
+                Ok(()) => true,
+                Err(()) => {
+                    let text = format!(
+                        "sent more than {} frames before logging in (then {} a second)",
+                        self.config.pre_auth_burst, self.config.pre_auth_rate
+                    );
+                    self.fatal(conn, ErrorCode::Flooding, 0, &text);
+                    false
+                }
+            };
+        }
+        match self.charge(now, conn, exempt, len) {
+            Ok(()) => true,
+            Err(wait) => {
+                self.throttle(now, conn, wait);
+                false
+            }
+        }
+    }
+
+    /// Charges a frame from a session that has not logged in against its
+    /// small budget of frames (`pre_auth_burst`, refilled at
+    /// `pre_auth_rate`): logging in takes a few frames, so a session that
+    /// sends more is flooding and is closed rather than paused. Every
+    /// frame counts, PING included; its bytes are bounded by
+    /// `max_frame_pre_auth`.
+    fn charge_pre_auth(&mut self, now: Instant, conn: ConnId) -> Result<(), ()> {
+        let config = &self.config;
+        let Some(s) = session_in(&mut self.slots, conn) else {
+            return Ok(());
+        };
+        let (rate, burst) = (
+            f64::from(config.pre_auth_rate),
+            f64::from(config.pre_auth_burst),
+        );
+        let mut frames = s.marks().msgs.unwrap_or(Bucket::full(burst, now));
+        frames.take(1.0, now, rate, burst).map_err(|_| ())?;
+        s.set_marks(|m| m.msgs = Some(frames));
+        Ok(())
+    }
+
+    /// Charges a frame against a logged-in session's rate limits. Every
+    /// frame's bytes count against the byte budget, at least
+    /// `min_frame_charge` each (a frame costs the server work beyond its
+    /// bytes); every frame but PING, PONG and ROSTER_ACK also takes a
+    /// message token, so that a limited session can still prove it is
+    /// alive and keep its roster, and those three are bounded by bytes.
     fn charge(
         &mut self,
         now: Instant,
         conn: ConnId,
-        frame: &Frame<'_>,
+        exempt: bool,
         len: usize,
     ) -> Result<(), Duration> {
         let config = &self.config;
-        let Some(s) = self
-            .slots
-            .get_mut(conn.index as usize)
-            .and_then(|slot| slot.session.as_mut())
-        else {
+        let Some(s) = session_in(&mut self.slots, conn) else {
             return Ok(());
         };
-        if s.logged_in().is_none()
-            || matches!(frame.kind(), kind::PING | kind::PONG | kind::ROSTER_ACK)
-        {
-            return Ok(());
-        }
         let (mr, mb) = (config.msg_rate as f64, config.msg_burst as f64);
         let (br, bb) = (config.byte_rate as f64, config.byte_burst as f64);
-        // A client with slack in its bucket has been sending below its rate:
-        // whatever it did before, it is not flooding now.
+        let cost = len.max(config.min_frame_charge as usize) as f64;
+        // A client with slack in its buckets has been sending below its
+        // rate: whatever it did before, it is not flooding now.
         let marks = s.marks();
         let mut msgs = marks.msgs.unwrap_or(Bucket::full(mb, now));
         let mut bytes = marks.bytes.unwrap_or(Bucket::full(bb, now));
-        if msgs.peek(now, mr, mb) >= 2.0 {
+        if (exempt || msgs.peek(now, mr, mb) >= 2.0) && bytes.peek(now, br, bb) >= 2.0 * cost {
             s.set_marks(|m| m.throttled_since = None);
         }
         // Check both before taking either, so a refused frame costs nothing.
-        msgs.take(1.0, now, mr, mb)?;
-        bytes.take(len as f64, now, br, bb)?;
+        if !exempt {
+            msgs.take(1.0, now, mr, mb)?;
+        }
+        bytes.take(cost, now, br, bb)?;
         s.set_marks(|m| {
-            m.msgs = Some(msgs);
+            if !exempt {
+                m.msgs = Some(msgs);
+            }
             m.bytes = Some(bytes);
         });
         Ok(())
@@ -902,6 +960,12 @@ impl Hub {
         let Some(s) = self.session_mut(conn) else {
             return;
         };
+        // The pre-auth budget is spent: logged in, the session starts with
+        // full buckets of its own limits.
+        s.set_marks(|m| {
+            m.msgs = None;
+            m.bytes = None;
+        });
         s.state = if roster {
             State::RosterSync(logged_in)
         } else {
@@ -1874,6 +1938,11 @@ fn shutdown_frame(retry_after: Duration, reason: &str) -> Arc<[u8]> {
 }
 
 /// The reference a request carries, for the error that answers it.
+/// Frames that take no message token (see [`Hub::charge`]).
+fn is_exempt(k: u8) -> bool {
+    matches!(k, kind::PING | kind::PONG | kind::ROSTER_ACK)
+}
+
 fn reference_of(f: &Frame<'_>) -> Ref {
     match f {
         Frame::Register { reference, .. }

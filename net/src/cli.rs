@@ -177,6 +177,21 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_BYTE_BURST", default_value_t = 256 * 1024)]
     pub byte_burst: u32,
 
+    /// Bytes of the byte budget every frame costs at least, so that floods
+    /// of tiny frames (PING) are bounded by it too (1-65536).
+    #[arg(long, env = "CONFAB_MIN_FRAME_CHARGE", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub min_frame_charge: u32,
+
+    /// Frames a connection may send before it has logged in, at once (1-1000);
+    /// beyond its budget it is disconnected (FLOODING).
+    #[arg(long, env = "CONFAB_PRE_AUTH_BURST", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pre_auth_burst: u16,
+
+    /// Frames per second a connection may send before it has logged in,
+    /// after its burst (0-1000).
+    #[arg(long, env = "CONFAB_PRE_AUTH_RATE", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub pre_auth_rate: u16,
+
     /// Seconds a session may keep exceeding its rate limit before it is disconnected.
     #[arg(long, env = "CONFAB_FLOOD_TIMEOUT", default_value_t = 10, value_parser = secs())]
     pub flood_timeout: u64,
@@ -304,6 +319,9 @@ impl ServeArgs {
             msg_burst: self.msg_burst,
             byte_rate: self.byte_rate,
             byte_burst: self.byte_burst,
+            min_frame_charge: self.min_frame_charge,
+            pre_auth_burst: self.pre_auth_burst,
+            pre_auth_rate: self.pre_auth_rate,
             flood_timeout: Duration::from_secs(self.flood_timeout),
             flood_penalty: Duration::from_secs(self.flood_penalty),
             send_queue_bytes: usize::try_from(self.send_queue_bytes).unwrap_or(usize::MAX),

@@ -399,7 +399,11 @@ fn a_client_whose_writes_split_frames_is_never_cut() {
         let used = w.send_bytes(bot, &pending);
         pending.drain(..used);
         w.advance(Duration::from_millis(100));
-        assert!(!w.peers[bot].closed, "cut after {i} frames: {:?}", w.errors(bot));
+        assert!(
+            !w.peers[bot].closed,
+            "cut after {i} frames: {:?}",
+            w.errors(bot)
+        );
     }
     assert_eq!(w.errors(bot), []);
     assert_eq!(w.messages(bob).len(), 300);
@@ -948,4 +952,123 @@ fn a_group_create_at_the_servers_group_cap_gets_a_code_of_its_own_not_busy() {
         ],
         "a retry could never succeed, so it is not BUSY"
     );
+}
+
+/// An unknown frame type (0x7e) of `len` bytes in all.
+fn unknown_frame(len: usize) -> Vec<u8> {
+    let mut f = ((len - 4) as u32).to_be_bytes().to_vec();
+    f.push(0x7e);
+    f.resize(len, 0);
+    f
+}
+
+/// Feeds `input` again and again (as a reader whose socket is always full)
+/// for `secs` of virtual time; returns the bytes the hub took.
+fn flood(w: &mut World, p: usize, input: &[u8], secs: u64) -> usize {
+    let mut taken = 0;
+    let mut pending = input.to_vec();
+    for _ in 0..secs * 10 {
+        if w.peers[p].closed {
+            break;
+        }
+        // A reader keeps reading while the hub takes bytes; bounded, as a
+        // socket's buffer is.
+        for _ in 0..100 {
+            let used = w.send_bytes(p, &pending);
+            taken += used;
+            pending.drain(..used);
+            pending.extend_from_slice(&input[..used.min(input.len())]);
+            if used == 0 || w.peers[p].closed {
+                break;
+            }
+        }
+        w.advance(Duration::from_millis(100));
+    }
+    taken
+}
+
+#[test]
+fn unknown_frame_types_are_paid_for_from_the_byte_budget_and_a_flood_of_them_is_cut() {
+    let mut w = world(&["alice"]);
+    let a = w.login("alice", false);
+    let frames: Vec<u8> = (0..8).flat_map(|_| unknown_frame(60_000)).collect();
+    let taken = flood(&mut w, a, &frames, 12);
+    let c = Config::default();
+    // At most the burst and 12 s of the byte rate (the flood is cut at 10 s).
+    let allowed = c.byte_burst as usize + 12 * c.byte_rate as usize;
+    assert!(
+        taken <= allowed,
+        "took {taken} bytes, the budget is {allowed}"
+    );
+    let errors = w.errors(a);
+    assert!(errors.contains(&ErrorCode::RateLimited), "{errors:?}");
+    assert_eq!(errors.last(), Some(&ErrorCode::Flooding));
+    assert!(w.peers[a].closed);
+}
+
+#[test]
+fn a_ping_flood_after_login_is_bounded_by_the_byte_budget() {
+    let mut w = world(&["alice"]);
+    let a = w.login("alice", false);
+    let pings: Vec<u8> = (0..1000u64)
+        .flat_map(|token| Frame::Ping { token }.to_bytes())
+        .collect();
+    flood(&mut w, a, &pings, 5);
+    let pongs = w.peers[a]
+        .got
+        .iter()
+        .filter(|g| matches!(g, Got::Pong(_)))
+        .count();
+    let c = Config::default();
+    let allowed = (c.byte_burst + 5 * c.byte_rate) / c.min_frame_charge;
+    assert!(
+        pongs as u32 <= allowed,
+        "{pongs} PINGs answered in 5 s, the budget is {allowed}"
+    );
+    assert!(w.errors(a).contains(&ErrorCode::RateLimited));
+}
+
+#[test]
+fn a_session_that_floods_before_logging_in_is_closed_after_a_few_frames() {
+    for flood_frame in [
+        Frame::Ping { token: 7 }.to_bytes(),
+        Frame::Send {
+            reference: 1,
+            target: Target::Room,
+            body: Text::new("x").unwrap(),
+        }
+        .to_bytes(),
+        unknown_frame(100),
+    ] {
+        let mut w = world(&["alice"]);
+        let a = w.connect();
+        let burst: Vec<u8> = (0..100).flat_map(|_| flood_frame.clone()).collect();
+        flood(&mut w, a, &burst, 1);
+        let answered = w.peers[a]
+            .got
+            .iter()
+            .filter(|g| matches!(g, Got::Pong(_) | Got::Error { .. }))
+            .count();
+        let burst = usize::from(Config::default().pre_auth_burst);
+        assert!(answered <= burst + 1, "{answered} frames answered");
+        assert_eq!(w.errors(a).last(), Some(&ErrorCode::Flooding));
+        assert!(w.peers[a].closed);
+    }
+    // Logging in, even after a wrong password and a PING, is well within it.
+    let mut w = world(&["alice"]);
+    let a = w.connect();
+    w.send(a, &Frame::Ping { token: 1 });
+    let r = w.reference();
+    w.send(
+        a,
+        &Frame::Login {
+            reference: r,
+            user: name("alice"),
+            password: Text::new("wrong").unwrap(),
+            resume_after: 0,
+            roster: false,
+        },
+    );
+    w.login_peer(a, "alice", 0, false);
+    assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
 }
