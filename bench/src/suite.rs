@@ -59,8 +59,9 @@ pub(crate) struct SuiteArgs {
     pub(crate) tls: bool,
 }
 
-/// Server options of every run: cheap password hashing, since logins are
-/// not what is measured (except by `conns`, see docs/PERFORMANCE.md).
+/// Server options of every run: cheap password hashing and registrations
+/// unlimited, since logins are not what is measured (except by `conns`,
+/// see docs/PERFORMANCE.md).
 const BASE: &[&str] = &[
     "--log-level",
     "info",
@@ -68,6 +69,10 @@ const BASE: &[&str] = &[
     "8",
     "--hash-passes",
     "1",
+    "--register-source-burst",
+    "65535",
+    "--register-server-burst",
+    "65535",
 ];
 
 /// Rate limits lifted, for throughput runs.

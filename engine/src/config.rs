@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::frame::ServerInfo;
+use crate::registrations::RegistrationLimit;
 
 /// Configuration of a [`crate::Hub`].
 #[derive(Clone, Debug)]
@@ -42,6 +43,11 @@ pub struct Config {
     /// After a disconnect for flooding, the account may not log in again
     /// for this long, so a flooder cannot come back at once with a fresh burst.
     pub flood_penalty: Duration,
+    /// Accounts one source address may create (REGISTER attempts, taken
+    /// names included).
+    pub registrations_per_source: RegistrationLimit,
+    /// Accounts the whole server may create.
+    pub registrations_per_server: RegistrationLimit,
     /// Most groups a user may belong to.
     pub groups_per_user: u16,
     /// Most members a group may have.
@@ -94,6 +100,16 @@ impl Default for Config {
             pre_auth_rate: 1,
             flood_timeout: Duration::from_secs(10),
             flood_penalty: Duration::from_secs(30),
+            // Synapse allows an address 3 at once and one per 6 s; Ergo, 30
+            // per 10 minutes server-wide. A team's server sees a handful a day.
+            registrations_per_source: RegistrationLimit {
+                burst: 5,
+                every: Duration::from_secs(60),
+            },
+            registrations_per_server: RegistrationLimit {
+                burst: 30,
+                every: Duration::from_secs(20),
+            },
             groups_per_user: 64,
             members_per_group: 10_000,
             max_groups: 1000,

@@ -29,6 +29,7 @@ use crate::frame::{
     PROTOCOL_VERSION,
 };
 use crate::name::{Name, NameKey};
+use crate::registrations::{Refused, Registrations};
 use crate::roster::Roster;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::{accepts, state, Bucket, CloseReason, Phase, Session, Source, State};
@@ -152,6 +153,8 @@ pub struct Hub {
     /// Accounts disconnected for flooding, and until when they may not log
     /// in; bounded by `MAX_PENALTIES`.
     penalties: HashMap<NameKey, Instant>,
+    /// How many accounts each source and the server may still create.
+    registrations: Registrations,
 }
 
 /// Flood penalties remembered at once; beyond this (a flood of floods) the
@@ -172,6 +175,10 @@ impl Hub {
             info: config.server_info(),
         }
         .to_shared();
+        let registrations = Registrations::new(
+            config.registrations_per_source,
+            config.registrations_per_server,
+        );
         let mut hub = Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
             config,
@@ -192,6 +199,7 @@ impl Hub {
             overflowed: Vec::new(),
             spare_queues: SpareQueues::default(),
             penalties: HashMap::new(),
+            registrations,
         };
         for (name, members) in groups {
             let g = hub.groups.entry(name.key()).or_insert(Group {
@@ -656,7 +664,7 @@ impl Hub {
                 reference,
                 user,
                 password,
-            } => self.register(conn, reference, user, password.as_str()),
+            } => self.register(now, conn, reference, user, password.as_str()),
             Frame::Login {
                 reference,
                 user,
@@ -812,7 +820,7 @@ impl Hub {
         }
     }
 
-    fn register(&mut self, conn: ConnId, reference: Ref, user: Name, password: &str) {
+    fn register(&mut self, now: Instant, conn: ConnId, reference: Ref, user: Name, password: &str) {
         if !self.config.registration_open {
             self.error(
                 conn,
@@ -831,6 +839,21 @@ impl Hub {
                 0,
                 "a password is 1 to 128 bytes",
             );
+            return;
+        }
+        let Some(source) = self.session(conn).map(|s| s.source) else {
+            return;
+        };
+        if let Err(refused) = self.registrations.charge(now, source) {
+            let (wait, text) = match refused {
+                Refused::Source(wait) => (wait, "too many accounts were created from your address"),
+                Refused::Server(wait) => {
+                    (wait, "too many accounts are being created on this server")
+                }
+            };
+            let ms = wait.as_millis().clamp(1, u32::MAX as u128) as u32;
+            let text = format!("{text}; try again in {} s", ms.div_ceil(1000));
+            self.error(conn, ErrorCode::RateLimited, reference, ms, &text);
             return;
         }
         if !self.begin_auth(conn, reference, state::PendingAuth::Register { reference }) {

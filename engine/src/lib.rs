@@ -54,6 +54,7 @@ pub mod effect;
 pub mod frame;
 pub mod hub;
 pub mod name;
+pub mod registrations;
 mod roster;
 mod send_queue;
 pub mod session;
@@ -64,6 +65,7 @@ pub use effect::{Effect, EffectResult};
 pub use frame::{Frame, MessageId, Target};
 pub use hub::{ConnId, Drained, Hub, Output, ReadReady};
 pub use name::{Name, NameError};
+pub use registrations::RegistrationLimit;
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase, Source};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use confab_engine::{Config, Name};
+use confab_engine::{Config, Name, RegistrationLimit};
 
 use crate::auth::HashParams;
 use crate::lockout;
@@ -192,6 +192,23 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_PRE_AUTH_RATE", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
     pub pre_auth_rate: u16,
 
+    /// Accounts one address may create at once (REGISTER attempts, taken
+    /// names included; 1-65535)...
+    #[arg(long, env = "CONFAB_REGISTER_SOURCE_BURST", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub register_source_burst: u16,
+
+    /// ...and then one more every this many seconds (0-86400; 0: no limit).
+    #[arg(long, env = "CONFAB_REGISTER_SOURCE_EVERY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub register_source_every: u64,
+
+    /// Accounts the whole server may create at once (1-65535)...
+    #[arg(long, env = "CONFAB_REGISTER_SERVER_BURST", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..))]
+    pub register_server_burst: u16,
+
+    /// ...and then one more every this many seconds (0-86400; 0: no limit).
+    #[arg(long, env = "CONFAB_REGISTER_SERVER_EVERY", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub register_server_every: u64,
+
     /// Seconds a session may keep exceeding its rate limit before it is disconnected.
     #[arg(long, env = "CONFAB_FLOOD_TIMEOUT", default_value_t = 10, value_parser = secs())]
     pub flood_timeout: u64,
@@ -320,6 +337,14 @@ impl ServeArgs {
             byte_rate: self.byte_rate,
             byte_burst: self.byte_burst,
             min_frame_charge: self.min_frame_charge,
+            registrations_per_source: RegistrationLimit {
+                burst: self.register_source_burst,
+                every: Duration::from_secs(self.register_source_every),
+            },
+            registrations_per_server: RegistrationLimit {
+                burst: self.register_server_burst,
+                every: Duration::from_secs(self.register_server_every),
+            },
             pre_auth_burst: self.pre_auth_burst,
             pre_auth_rate: self.pre_auth_rate,
             flood_timeout: Duration::from_secs(self.flood_timeout),

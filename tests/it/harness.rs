@@ -34,8 +34,9 @@ use tempfile::TempDir;
 /// The longest any single wait in a test may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
-/// Server options every test server gets: cheap password hashing (the
-/// tests register many accounts) and relaxed fsync.
+/// Server options every test server gets: cheap password hashing and
+/// lifted registration limits (the tests register many accounts from one
+/// address) and relaxed fsync.
 const FAST: &[&str] = &[
     "--hash-memory-kib",
     "64",
@@ -43,6 +44,10 @@ const FAST: &[&str] = &[
     "1",
     "--sync",
     "normal",
+    "--register-source-burst",
+    "65535",
+    "--register-server-burst",
+    "65535",
 ];
 
 /// The path of a binary of this workspace, next to the test executable.

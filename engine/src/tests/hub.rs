@@ -1072,3 +1072,81 @@ fn a_session_that_floods_before_logging_in_is_closed_after_a_few_frames() {
     w.login_peer(a, "alice", 0, false);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
 }
+
+/// Peer `p` registers `user`; the answer: None for OK, else the error.
+fn register(w: &mut World, p: usize, user: &str) -> Option<(ErrorCode, u32)> {
+    let r = w.reference();
+    w.send(
+        p,
+        &Frame::Register {
+            reference: r,
+            user: name(user),
+            password: Text::new("pw").unwrap(),
+        },
+    );
+    w.peers[p]
+        .got
+        .iter()
+        .rev()
+        .find_map(|g| match g {
+            Got::Ok(x) if *x == r => Some(None),
+            Got::Error {
+                code,
+                reference,
+                retry_after_ms,
+            } if *reference == r => Some(Some((*code, *retry_after_ms))),
+            _ => None,
+        })
+        .expect("REGISTER is answered")
+}
+
+#[test]
+fn one_address_may_create_only_its_share_of_accounts_and_is_told_when_to_retry() {
+    let mut w = world(&["taken"]);
+    let limit = Config::default().registrations_per_source;
+    let spammer = Source(99);
+    let mut refused = None;
+    for i in 0..100 {
+        let p = w.connect_from(spammer);
+        // A taken name costs the same: probing names is no faster.
+        let user = if i % 2 == 0 {
+            "taken".to_owned()
+        } else {
+            format!("spam{i}")
+        };
+        if let Some((ErrorCode::RateLimited, ms)) = register(&mut w, p, &user) {
+            refused = Some((i, ms));
+            break;
+        }
+        w.disconnect(p);
+    }
+    let (after, ms) = refused.expect("registrations from one address are limited");
+    assert_eq!(after, usize::from(limit.burst));
+    assert!(ms > 0 && u64::from(ms) <= limit.every.as_millis() as u64);
+    // Another address is not held back by it.
+    let other = w.connect();
+    assert_eq!(register(&mut w, other, "newcomer"), None);
+    // And the spammer's address may create one more once the interval passed.
+    w.advance(limit.every);
+    let p = w.connect_from(spammer);
+    assert_eq!(register(&mut w, p, "patient"), None);
+}
+
+#[test]
+fn the_server_wide_registration_limit_holds_against_many_addresses() {
+    let mut w = world(&[]);
+    let limit = Config::default().registrations_per_server;
+    let mut created = 0;
+    for i in 0..200u128 {
+        let p = w.connect_from(Source(1000 + i));
+        match register(&mut w, p, &format!("user{i}")) {
+            None => created += 1,
+            Some((code, ms)) => {
+                assert_eq!(code, ErrorCode::RateLimited);
+                assert!(ms > 0);
+            }
+        }
+        w.disconnect(p);
+    }
+    assert_eq!(created, usize::from(limit.burst));
+}
