@@ -447,7 +447,6 @@ impl Hub {
     /// first, into `out`. Call until it returns no bytes, then wait for
     /// [`Output::Wake`]; close the connection when it says so.
     pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> Drained {
-        let limit = self.config.send_queue_bytes;
         let Some(s) = self.session_mut(conn) else {
             return Drained {
                 bytes: 0,
@@ -456,18 +455,6 @@ impl Hub {
             };
         };
         s.wake_pending = false;
-        if s.queue.has_missed() && s.queue.bytes() <= limit / 2 {
-            for (target, r) in s.queue.take_missed() {
-                let bytes = Frame::Missed {
-                    target,
-                    first: r.first,
-                    last: r.last,
-                    count: r.count,
-                }
-                .to_shared();
-                self.push(conn, bytes, Class::Control, None);
-            }
-        }
         let needs_snapshot = self
             .session(conn)
             .and_then(Session::logged_in)
@@ -488,7 +475,31 @@ impl Hub {
                 empty: true,
             };
         };
-        let bytes = s.queue.drain_into(out, max_bytes, spare_queues);
+        let mut bytes = 0;
+        loop {
+            bytes += s
+                .queue
+                .drain_into(out, max_bytes - bytes.min(max_bytes), spare_queues);
+            if !s.queue.at_gap() {
+                break;
+            }
+            // Messages were dropped here: the report goes before anything
+            // newer (see `send_queue`), straight to the writer.
+            for (target, r) in s.queue.take_missed() {
+                let report = Frame::Missed {
+                    target,
+                    first: r.first,
+                    last: r.last,
+                    count: r.count,
+                }
+                .to_shared();
+                bytes += report.len();
+                out.push(report);
+            }
+            if bytes >= max_bytes {
+                break;
+            }
+        }
         let close = matches!(s.state, State::Closed(_)) && s.queue.is_empty();
         // MISSED reports and roster snapshots are queued by a drain, not
         // when they arise: with either pending, drain again.

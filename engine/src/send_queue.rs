@@ -23,10 +23,12 @@ use crate::frame::{MessageId, Target};
 /// Priority classes, most important first (docs/PROTOCOL.md, "Flow control").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
-    /// PING, PONG, OK, ACK, ERROR, MISSED, SHUTDOWN, LOGIN_OK, SERVER_HELLO,
-    /// and the roster snapshot that answers a login.
+    /// PING, PONG, OK, ACK, ERROR, SHUTDOWN, LOGIN_OK, SERVER_HELLO, the
+    /// roster snapshot that answers a login, and the MISSED of a replay's
+    /// left-out oldest messages (older than anything the replay queues).
     Control = 0,
-    /// MESSAGE frames of every conversation, and CAUGHT_UP, in one FIFO.
+    /// MESSAGE frames of every conversation, and CAUGHT_UP, in one FIFO;
+    /// the MISSED reports of drops are written in their place in it.
     Message = 1,
     /// Roster deltas and later snapshots, group events.
     Roster = 2,
@@ -80,6 +82,16 @@ struct Inner {
     bytes: usize,
     /// Dropped messages by conversation; bounded by `MAX_MISSED_TARGETS`.
     missed: Vec<(Target, MissedRange)>,
+    /// Where the drops must be reported: after this many of the frames
+    /// queued in the message class, before the rest. Invariant: `Some`
+    /// exactly while `missed` is not empty, and every queued message
+    /// behind that point is newer than no dropped one it would overtake:
+    /// a drop moves the point to just before the first queued message
+    /// newer than it (the end of the queue for a message that was never
+    /// queued, its own place for an evicted one). So a MISSED report comes
+    /// before any message with a larger id than a message it reports, and
+    /// "the newest id I have" stays a safe bookmark.
+    gap: Option<usize>,
 }
 
 /// Conversations whose drops a session remembers before it is simply closed.
@@ -197,12 +209,21 @@ impl SendQueue {
         taken
     }
 
+    /// Whether the drain has reached the point where the drops must be
+    /// reported (see `Inner::gap`): report them before draining on.
+    pub(crate) fn at_gap(&self) -> bool {
+        self.inner.as_ref().is_some_and(|q| q.gap == Some(0))
+    }
+
     /// Takes the record of dropped messages.
     pub(crate) fn take_missed(&mut self) -> Vec<(Target, MissedRange)> {
         let missed = self
             .inner
             .as_mut()
-            .map(|q| std::mem::take(&mut q.missed))
+            .map(|q| {
+                q.gap = None;
+                std::mem::take(&mut q.missed)
+            })
             .unwrap_or_default();
         self.release_if_idle();
         missed
@@ -211,7 +232,9 @@ impl SendQueue {
     /// Records a message that was dropped before it reached the queue;
     /// false if the record is full.
     pub(crate) fn note_dropped(&mut self, t: Target, id: MessageId) -> bool {
-        self.inner.get_or_insert_default().record_missed(t, id)
+        let q = self.inner.get_or_insert_default();
+        let end = q.classes[Class::Message as usize].len();
+        q.record_missed(t, id, end)
     }
 
     /// Frames queued in `class` (tests).
@@ -262,7 +285,8 @@ impl Inner {
                 Some(false) => return Pushed::Overflow,
                 None => match item.message {
                     Some((t, id)) if class != Class::Control => {
-                        return if self.record_missed(t, id) {
+                        let end = self.classes[Class::Message as usize].len();
+                        return if self.record_missed(t, id, end) {
                             Pushed::Dropped
                         } else {
                             Pushed::Overflow
@@ -287,26 +311,51 @@ impl Inner {
         let v = q.remove(pos).expect("position is in range");
         self.bytes -= v.bytes.len();
         let (t, id) = v.message.expect("found by is_some_and");
-        Some(self.record_missed(t, id))
+        // What queued behind it is newer: the report goes where it was.
+        Some(self.record_missed(t, id, pos))
     }
 
     fn clear(&mut self, class: Class) {
         let q = &mut self.classes[class as usize];
         self.bytes -= q.iter().map(|q| q.bytes.len()).sum::<usize>();
         q.clear();
+        if class == Class::Message {
+            self.gap = self.gap.map(|_| 0);
+        }
     }
 
+    /// Drains most important class first, stopping in the message class
+    /// at the gap (see `Inner::gap`), so the caller reports it first.
     fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
         let mut taken = 0;
-        for q in &mut self.classes {
+        for (class, q) in self.classes.iter_mut().enumerate() {
+            let is_messages = class == Class::Message as usize;
+            let mut before_gap = match self.gap {
+                Some(n) if is_messages => n,
+                _ => usize::MAX,
+            };
+            let mut full = false;
             while let Some(front) = q.front() {
                 if taken > 0 && taken + front.bytes.len() > max_bytes {
-                    self.bytes -= taken;
-                    return taken;
+                    full = true;
+                    break;
+                }
+                if before_gap == 0 {
+                    break;
                 }
                 let f = q.pop_front().expect("front exists");
                 taken += f.bytes.len();
                 out.push(f.bytes);
+                before_gap -= 1;
+            }
+            if is_messages {
+                if let Some(gap) = &mut self.gap {
+                    *gap = before_gap;
+                }
+            }
+            if full || (is_messages && self.gap == Some(0)) {
+                self.bytes -= taken;
+                return taken;
             }
         }
         self.bytes -= taken;
@@ -321,16 +370,20 @@ impl Inner {
         taken
     }
 
-    fn record_missed(&mut self, t: Target, id: MessageId) -> bool {
+    /// Records a dropped message whose report must come before the
+    /// message-class frame now at `pos` (see `Inner::gap`).
+    fn record_missed(&mut self, t: Target, id: MessageId, pos: usize) -> bool {
         if let Some((_, r)) = self.missed.iter_mut().find(|(x, _)| *x == t) {
             r.first = r.first.min(id);
             r.last = r.last.max(id);
             r.count += 1;
+            self.gap = Some(self.gap.map_or(pos, |g| g.min(pos)));
             return true;
         }
         if self.missed.len() >= MAX_MISSED_TARGETS {
             return false;
         }
+        self.gap = Some(self.gap.map_or(pos, |g| g.min(pos)));
         self.missed.push((
             t,
             MissedRange {
@@ -427,7 +480,8 @@ mod tests {
         ));
         let mut out = Vec::new();
         q.drain_into(&mut out, 1000, &mut SpareQueues::default());
-        assert_eq!(out.len(), 3, "ids 1, 2 and 5 remain, in that order");
+        assert_eq!(out.len(), 2, "ids 1 and 2, then the gap where 3 and 4 were");
+        assert!(q.at_gap());
         let missed = q.take_missed();
         assert_eq!(
             missed,
@@ -440,6 +494,8 @@ mod tests {
                 }
             )]
         );
+        q.drain_into(&mut out, 1000, &mut SpareQueues::default());
+        assert_eq!(out.len(), 3, "then id 5");
         // Only control evicts a DM.
         q.push(dm(60, 6), Class::Message, 100);
         assert_eq!(q.push(dm(60, 7), Class::Message, 100), Pushed::Dropped);
