@@ -30,6 +30,8 @@ local EXPECTED = {
   ACK = { type = "ACK", ref = 2, id = 42, ts = TS },
   MESSAGE = { type = "MESSAGE", id = 42, ts = TS, sender = "alice", target = { kind = "room" }, body = "hi" },
   ERROR = { type = "ERROR", code = 20, ref = 3, retry_after_ms = 0, text = "no user carol" },
+  ["ERROR RATE_LIMITED"] = { type = "ERROR", code = 30, ref = 5, retry_after_ms = 60000, text = "try again in 60 s" },
+  ["ERROR SERVER_GROUPS_FULL"] = { type = "ERROR", code = 28, ref = 6, retry_after_ms = 0, text = "no more groups" },
   PING = { type = "PING", token = 5 },
   SHUTDOWN = { type = "SHUTDOWN", retry_after_ms = 5000, reason = "bye" },
   HISTORY_REQUEST = { type = "HISTORY_REQUEST", ref = 4, target = { kind = "user", name = "bob" }, before = 0, limit = 50 },

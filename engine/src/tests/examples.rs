@@ -63,6 +63,18 @@ fn expected(name: &str) -> Option<Frame<'static>> {
             retry_after_ms: 0,
             text: t("no user carol"),
         },
+        "ERROR RATE_LIMITED" => Frame::Error {
+            code: ErrorCode::RateLimited,
+            reference: 5,
+            retry_after_ms: 60_000,
+            text: t("try again in 60 s"),
+        },
+        "ERROR SERVER_GROUPS_FULL" => Frame::Error {
+            code: ErrorCode::ServerGroupsFull,
+            reference: 6,
+            retry_after_ms: 0,
+            text: t("no more groups"),
+        },
         "PING" => Frame::Ping { token: 5 },
         "SHUTDOWN" => Frame::Shutdown {
             retry_after_ms: 5000,
