@@ -803,17 +803,16 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
             let (stop, attempts) = (stop.clone(), attempts.clone());
             thread::spawn(move || {
                 let mut codes = Vec::new();
-                let mut conns: Vec<Raw> = (0..10u8)
-                    .map(|i| {
-                        let ip = Ipv4Addr::new(127, 0, 1 + t, 2 + i);
-                        let mut r = Raw::from_stream(connect_from(ip, port));
-                        r.hello();
-                        r
-                    })
-                    .collect();
+                let fresh = |i: u8| {
+                    let ip = Ipv4Addr::new(127, 0, 1 + t, 2 + i);
+                    let mut r = Raw::from_stream(connect_from(ip, port));
+                    r.hello();
+                    r
+                };
+                let mut conns: Vec<Raw> = (0..10u8).map(fresh).collect();
                 let mut attempt = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    for r in &mut conns {
+                    for (i, r) in conns.iter_mut().enumerate() {
                         attempt += 1;
                         // One real account, and names nobody has.
                         let user = if attempt % 2 == 1 {
@@ -821,16 +820,32 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
                         } else {
                             "target".to_owned()
                         };
-                        r.frame(&Frame::Login {
+                        let login = Frame::Login {
                             reference: attempt,
                             user: name(&user),
                             password: Text::new("guess").expect("short"),
                             resume_after: 0,
                             roster: false,
-                        });
+                        };
+                        if r.write(&login.to_bytes()).is_err() {
+                            *r = fresh(i as u8);
+                            r.frame(&login);
+                        }
                     }
-                    for r in &mut conns {
-                        let g = r.next();
+                    for (i, r) in conns.iter_mut().enumerate() {
+                        // A connection that tried more than its pre-auth
+                        // budget was closed (FLOODING): the attacker
+                        // reconnects, as a real one would.
+                        let g = loop {
+                            match r.recv() {
+                                Some(g) if g.name == "PING" => continue,
+                                other => break other,
+                            }
+                        };
+                        let Some(g) = g else {
+                            *r = fresh(i as u8);
+                            continue;
+                        };
                         codes.push(
                             error_code(&g)
                                 .unwrap_or_else(|| panic!("a wrong password got {}", g.debug)),
@@ -858,16 +873,20 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
         .collect();
     let count = |c: ErrorCode| codes.iter().filter(|x| **x == c).count();
     println!(
-        "login flood: {} attempts: {} BAD_CREDENTIALS, {} LOCKED_OUT, {} BUSY",
+        "login flood: {} attempts: {} BAD_CREDENTIALS, {} LOCKED_OUT, {} BUSY, {} FLOODING",
         codes.len(),
         count(ErrorCode::BadCredentials),
         count(ErrorCode::LockedOut),
-        count(ErrorCode::Busy)
+        count(ErrorCode::Busy),
+        count(ErrorCode::Flooding)
     );
     assert!(
         codes.iter().all(|c| matches!(
             c,
-            ErrorCode::BadCredentials | ErrorCode::LockedOut | ErrorCode::Busy
+            ErrorCode::BadCredentials
+                | ErrorCode::LockedOut
+                | ErrorCode::Busy
+                | ErrorCode::Flooding
         )),
         "{codes:?}"
     );
