@@ -45,6 +45,7 @@ pub mod auth;
 pub mod cli;
 mod conn;
 mod effects;
+mod hash_memory;
 pub mod lockout;
 pub mod logger;
 pub mod server;

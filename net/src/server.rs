@@ -168,12 +168,12 @@ impl Server {
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
         for _ in 0..options.auth_threads.max(1) {
-            authenticators.push(Authenticator {
-                store: stores()?,
-                params: options.hash,
-                lockout: lockout.clone(),
-                dummy_hash: dummy_hash.clone(),
-            });
+            authenticators.push(Authenticator::new(
+                stores()?,
+                options.hash,
+                lockout.clone(),
+                dummy_hash.clone(),
+            ));
         }
         let read_stores = (0..options.read_threads.max(1))
             .map(|_| stores())
@@ -344,6 +344,9 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
             Box::new(move || {
                 while let Ok(job) = rx.recv_blocking() {
                     let result = auth.run(job);
+                    if rx.is_empty() {
+                        auth.idle();
+                    }
                     shared.feed(vec![result]);
                 }
             }),
