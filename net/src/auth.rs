@@ -333,7 +333,7 @@ impl Authenticator {
             .verify_in(&mut self.memory, &account.password_hash, password)
         {
             Ok(Verified::Match { upgrade }) => {
-                self.lockout().success(key);
+                self.lockout().success(key, source);
                 if upgrade {
                     self.upgrade(&account.name, password);
                 }
