@@ -62,7 +62,7 @@ pub use codec::{decode, DecodeError};
 pub use config::Config;
 pub use effect::{Effect, EffectResult};
 pub use frame::{Frame, MessageId, Target};
-pub use hub::{ConnId, Drained, Hub, Output, ReadReady};
+pub use hub::{ConnId, Drained, Hub, Output, ReadReady, Refused, TurnedAway};
 pub use name::{Name, NameError};
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase, Source};

@@ -48,6 +48,7 @@ mod effects;
 mod hash_memory;
 pub mod lockout;
 pub mod logger;
+mod refuse;
 pub mod server;
 mod shared;
 pub mod signals;

@@ -42,6 +42,7 @@ use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
 use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::lockout::{self, Lockout};
+use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::source::source_of;
 use crate::storage::{self, Queue, ReadJob, WriteJob};
@@ -379,6 +380,7 @@ async fn serve(
         Stop,
         Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
         Finished(u64),
+        Summary,
     }
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
     let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
@@ -390,7 +392,9 @@ async fn serve(
         timeout: options.engine.auth_timeout,
     });
     let mut stop = pin!(stop);
+    let mut refusals = Refusals::new();
     loop {
+        let due = refusals.due();
         let event = future::or(
             async {
                 stop.as_mut().await;
@@ -404,7 +408,13 @@ async fn serve(
                         Err(_) => Event::Stop,
                     }
                 },
-                async { Event::Accepted(listener.accept().await) },
+                future::or(async { Event::Accepted(listener.accept().await) }, async {
+                    match due {
+                        Some(t) => Timer::at(t).await,
+                        None => Timer::never().await,
+                    };
+                    Event::Summary
+                }),
             ),
         )
         .await;
@@ -413,11 +423,23 @@ async fn serve(
             Event::Finished(id) => {
                 tasks.remove(&id);
             }
+            Event::Summary => refusals.summarize(Instant::now()),
             Event::Accepted(Ok((stream, peer))) => {
                 // Frames are written whole; no need to wait for more.
                 let _ = stream.get_ref().set_nodelay(true);
-                let (conn, woken) =
-                    shared.with_core(|core, now| core.connect(now, peer, source_of(peer.ip())));
+                let source = source_of(peer.ip());
+                let admitted = shared.with_core(|core, now| {
+                    core.hub
+                        .admit(source)
+                        .map(|()| core.connect(now, peer, source))
+                });
+                let (conn, woken) = match admitted {
+                    Ok(admitted) => admitted,
+                    Err(refused) => {
+                        refusals.turn_away(ex, Instant::now(), stream, peer, refused);
+                        continue;
+                    }
+                };
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;

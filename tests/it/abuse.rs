@@ -924,3 +924,96 @@ fn an_attacker_locks_itself_out_and_the_owner_at_another_address_logs_in() {
     // The owner, from 127.0.0.1, is not held up.
     drop(log_in(server.port(), "victim"));
 }
+
+/// A storm of connections from one address at its limit, each refused and
+/// held open by the attacker, on a full server: once some users leave, a
+/// client from another address gets in and logs in, and the log holds no
+/// line per refusal.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_refused_connection_storm_never_keeps_others_out() {
+    let server = Server::start_with(&["--max-per-source", "5", "--max-clients", "10"]);
+    server.register("legit", &password("legit"));
+    let port = server.port();
+    let storm_ip = Ipv4Addr::new(127, 0, 0, 2);
+    // Full: five from the storm's address, five users from another.
+    let held: Vec<Raw> = (0..5)
+        .map(|_| {
+            let mut r = Raw::from_stream(connect_from(storm_ip, port));
+            r.hello();
+            r
+        })
+        .collect();
+    let users: Vec<Raw> = (0..5)
+        .map(|_| {
+            let mut r = Raw::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 3), port));
+            r.hello();
+            r
+        })
+        .collect();
+
+    // The storm: a connection every 2 ms, each kept open (the last 500).
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let storm = {
+        let (stop, refused) = (stop.clone(), refused.clone());
+        thread::spawn(move || {
+            let mut open = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                let s = connect_from(storm_ip, port);
+                let _ = (&s).write_all(&hello_bytes());
+                open.push_back(s);
+                if open.len() > 500 {
+                    open.pop_front();
+                }
+                refused.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while refused.load(Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "the storm did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+
+    // The users leave; once the server has let go of them, there is room.
+    let addrs: Vec<String> = users
+        .iter()
+        .map(|r| {
+            r.clone_stream()
+                .local_addr()
+                .expect("a local address")
+                .to_string()
+        })
+        .collect();
+    drop(users);
+    for a in &addrs {
+        server.wait_log("a user's close", |l| {
+            l.contains("connection closed") && l.contains(&format!("peer={a} "))
+        });
+    }
+    let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT)
+        .unwrap_or_else(|e| panic!("legit cannot connect during the storm: {e}"));
+    let options = LoginOptions {
+        resume_after: 0,
+        roster: false,
+    };
+    c.login(name("legit"), &password("legit"), options, WAIT)
+        .unwrap_or_else(|e| panic!("legit cannot log in during the storm: {e}"));
+    stop.store(true, Ordering::Relaxed);
+    storm
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    drop(held);
+
+    let n = refused.load(Ordering::Relaxed);
+    let lines = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("127.0.0.2"))
+        .count();
+    println!("storm: {n} refused connections, {lines} log lines naming the storm's address");
+    // Its five accepted connections' lines, and the first refusal.
+    assert!(lines <= 11, "{lines} log lines for {n} refusals");
+}
