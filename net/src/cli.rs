@@ -145,8 +145,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_CLIENTS", default_value_t = 10_000)]
     pub max_clients: u32,
 
-    /// Most connections from one IP address.
-    #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 10_000)]
+    /// Most connections from one IP address [1..]; raise it for many users behind one NAT.
+    #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_per_source: u32,
 
     /// Seconds of silence before the server pings; as long again without an answer disconnects.
@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// Logins waiting for a hashing thread before more are answered "busy".
     #[arg(long, env = "CONFAB_AUTH_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_queue: u32,
+
+    /// Of those, waiting from one IP address [1..]; the threads serve addresses in turn.
+    #[arg(long, env = "CONFAB_AUTH_QUEUE_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_queue_per_source: u32,
 
     /// Failed logins from one address (against one account, or in all) before that address is locked out.
     #[arg(long, env = "CONFAB_LOCKOUT_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]

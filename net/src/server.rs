@@ -39,6 +39,7 @@ use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
 use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
+use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::lockout::{self, Lockout};
@@ -64,6 +65,8 @@ pub struct ServerOptions {
     pub auth_threads: usize,
     /// Logins waiting for a hashing thread.
     pub auth_queue: usize,
+    /// Of those, from one source address.
+    pub auth_queue_per_source: usize,
     /// Cost of new password hashes.
     pub hash: HashParams,
     /// Brute-force thresholds.
@@ -91,6 +94,7 @@ impl Default for ServerOptions {
             engine: Config::default(),
             auth_threads: 2,
             auth_queue: 256,
+            auth_queue_per_source: 16,
             hash: HashParams::default(),
             lockout: lockout::Policy::default(),
             write_queue: 8192,
@@ -148,7 +152,7 @@ pub struct Server {
 
 /// The blocking threads' state, until they start.
 struct Workers {
-    auth_rx: Receiver<AuthJob>,
+    auth_rx: Arc<FairQueue<AuthJob>>,
     authenticators: Vec<Authenticator>,
     read_rx: Receiver<ReadJob>,
     read_stores: Vec<Box<dyn Store>>,
@@ -193,11 +197,14 @@ impl Server {
                 source,
             })?;
 
-        let (auth_tx, auth_rx) = async_channel::bounded(options.auth_queue.max(1));
+        let auth_rx = Arc::new(FairQueue::new(
+            options.auth_queue,
+            options.auth_queue_per_source,
+        ));
         let (reads, read_rx) = Queue::new(options.read_queue.max(1));
         let (writes, write_rx) = Queue::new(options.write_queue.max(1));
         let effects = Effects {
-            auth: auth_tx,
+            auth: auth_rx.clone(),
             writes,
             reads,
             lockout,
@@ -343,7 +350,7 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
         pools.push(spawn(
             format!("confab-auth-{i}"),
             Box::new(move || {
-                while let Ok(job) = rx.recv_blocking() {
+                while let Some(job) = rx.pop_blocking() {
                     let result = auth.run(job);
                     if rx.is_empty() {
                         auth.idle();

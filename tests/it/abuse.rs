@@ -1017,3 +1017,68 @@ fn a_refused_connection_storm_never_keeps_others_out() {
     // Its five accepted connections' lines, and the first refusal.
     assert!(lines <= 11, "{lines} log lines for {n} refusals");
 }
+
+/// Registrations queued back to back from one address do not hold up a
+/// login from another: the hashing thread takes the addresses in turn, so
+/// the login waits for about one of the flood's hashes, not for all of
+/// them. Counted in the server's log (one hashing thread: its lines are in
+/// the order it hashed), not timed.
+#[cfg(target_os = "linux")]
+#[test]
+fn registration_spam_from_one_address_does_not_queue_ahead_of_a_login_from_another() {
+    let server = Server::start_with_default_hashing(&["--auth-threads", "1"]);
+    server.register("legit", &password("legit"));
+    let port = server.port();
+    let mut flood: Vec<Raw> = (0..16)
+        .map(|_| {
+            let mut r = Raw::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 2), port));
+            r.hello();
+            r
+        })
+        .collect();
+    for (i, r) in flood.iter_mut().enumerate() {
+        r.frame(&Frame::Register {
+            reference: 1,
+            user: name(&format!("flood{i}")),
+            password: Text::new("flood-password").expect("short"),
+        });
+    }
+    // Once the first is answered, the rest have long been queued.
+    let first = flood[0].next();
+    assert_eq!(first.name, "OK", "{}", first.debug);
+    let flood_done = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("registered user=flood"))
+            .count()
+    };
+    // Connected first, so that only the login itself is counted.
+    let mut legit = Connection::connect_timeout("127.0.0.1", port, WAIT).expect("connects");
+    let options = LoginOptions {
+        resume_after: 0,
+        roster: false,
+    };
+    let before = flood_done(&server.log());
+    legit
+        .login(name("legit"), &password("legit"), options, WAIT)
+        .unwrap_or_else(|e| panic!("legit cannot log in: {e}"));
+    let log = server.log();
+    let upto_login = log
+        .split_once("login user=legit")
+        .map(|(head, _)| head)
+        .expect("the login is logged");
+    let during = flood_done(upto_login) - before;
+    println!(
+        "registrations hashed while the login waited: {during} of {}",
+        16 - before
+    );
+    // One being hashed, one more in turn, and slack for a slow machine;
+    // a first-come queue made it wait for all of them.
+    assert!(
+        during <= 4,
+        "the login waited for {during} of the flood's registrations"
+    );
+    for r in &mut flood[1..] {
+        let g = r.next();
+        assert_eq!(g.name, "OK", "{}", g.debug);
+    }
+}

@@ -215,10 +215,22 @@ impl Server {
 
     fn start_in(dir: Arc<TempDir>, args: Vec<String>, listen: &str, fast: bool) -> Server {
         let fast_args = if fast { FAST } else { FAST_SYNC };
+        // Every test client comes from loopback: one address, unless a
+        // test limits it itself.
+        let mut per_source = Vec::new();
+        for (option, value) in [
+            ("--max-per-source", "10000"),
+            ("--auth-queue-per-source", "256"),
+        ] {
+            if !args.iter().any(|a| a == option) {
+                per_source.extend([option, value]);
+            }
+        }
         let mut child = command("confab-server")
             .args(["--listen", listen, "--data-dir"])
             .arg(dir.path())
             .args(fast_args)
+            .args(per_source)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
