@@ -102,6 +102,24 @@ pub struct Drained {
     pub empty: bool,
 }
 
+/// Why [`Hub::admit`] turned a connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TurnedAway {
+    /// The server has `max_clients` connections.
+    Full,
+    /// The source has `max_per_source` connections.
+    PerSource,
+}
+
+/// A connection [`Hub::admit`] turned away.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Why.
+    pub reason: TurnedAway,
+    /// The whole ERROR frame to write to it before closing.
+    pub frame: Arc<[u8]>,
+}
+
 #[derive(Debug)]
 struct Slot {
     generation: u32,
@@ -218,6 +236,32 @@ impl Hub {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Whether a new connection from `source` fits the connection limits,
+    /// decided without creating a session. A refusal carries its reason and
+    /// the ERROR frame (`TOO_MANY_CONNECTIONS`) to write before closing, so
+    /// that a storm of refused connections costs the shell one write each
+    /// and never occupies a slot: a refused connection is not counted.
+    /// Call it under the same hold as the [`Hub::connect`] it guards.
+    pub fn admit(&self, source: Source) -> Result<(), Refused> {
+        let (reason, text) = if self.count >= self.config.max_clients {
+            (
+                TurnedAway::Full,
+                "the server has as many connections as it allows",
+            )
+        } else if self.per_source.get(&source).copied().unwrap_or(0) >= self.config.max_per_source {
+            (
+                TurnedAway::PerSource,
+                "too many connections from your address",
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Refused {
+            reason,
+            frame: error_frame(ErrorCode::TooManyConnections, 0, 0, text),
+        })
     }
 
     /// A new connection from `source`. Over the connection limits, the

@@ -63,7 +63,7 @@ pub use codec::{decode, DecodeError};
 pub use config::Config;
 pub use effect::{Effect, EffectResult};
 pub use frame::{Frame, MessageId, Target};
-pub use hub::{ConnId, Drained, Hub, Output, ReadReady};
+pub use hub::{ConnId, Drained, Hub, Output, ReadReady, Refused, TurnedAway};
 pub use name::{Name, NameError};
 pub use registrations::RegistrationLimit;
 pub use send_queue::Class;

@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{Error as PhcError, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Params, Version};
 use confab_engine::effect::Refusal;
 use confab_engine::frame::ErrorCode;
@@ -24,6 +23,7 @@ use confab_engine::name::NameKey;
 use confab_engine::{ConnId, EffectResult, Name, Source};
 use log::{error, info, warn};
 
+use crate::hash_memory::HashMemory;
 use crate::lockout::Lockout;
 use crate::source::source_of;
 use crate::store::{Store, StoreError};
@@ -88,25 +88,89 @@ impl HashParams {
         self.hasher().map(|_| ())
     }
 
-    /// Hashes `password` with a fresh salt into a PHC string.
+    /// Hashes `password` with a fresh salt into a PHC string, in memory of
+    /// its own, given back at once (for one-off hashes: see [`HashMemory`]).
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
-        let hash = self
-            .hasher()?
-            .hash_password(password.as_bytes())
-            .map_err(|e| HashError::Hash(e.to_string()))?;
-        Ok(hash.to_string())
+        self.hash_in(&mut HashMemory::new(), password)
+    }
+
+    /// Hashes `password` with a fresh salt into a PHC string, in `memory`.
+    pub(crate) fn hash_in(
+        &self,
+        memory: &mut HashMemory,
+        password: &str,
+    ) -> Result<String, HashError> {
+        let salt = argon2::password_hash::try_generate_salt()
+            .map_err(|e| HashError::Hash(format!("no random salt: {e}")))?;
+        self.hash_with_salt(memory, password, &salt)
+    }
+
+    fn hash_with_salt(
+        &self,
+        memory: &mut HashMemory,
+        password: &str,
+        salt: &[u8],
+    ) -> Result<String, HashError> {
+        let hasher = self.hasher()?;
+        let hash_err = |e: &dyn std::fmt::Display| HashError::Hash(e.to_string());
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let blocks = memory
+            .blocks(hasher.params().block_count())
+            .ok_or(HashError::Hash("out of memory".to_owned()))?;
+        hasher
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+            .map_err(|e| hash_err(&e))?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: hasher.params().try_into().map_err(|e| hash_err(&e))?,
+            salt: Some(Salt::new(salt).map_err(|e| hash_err(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| hash_err(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Checks `password` against a stored PHC string (with the parameters
-    /// stored in it).
+    /// stored in it), in memory of its own.
     pub fn verify(&self, stored: &str, password: &str) -> Result<Verified, HashError> {
-        let parsed = PasswordHash::new(stored).map_err(|e| HashError::Unreadable(e.to_string()))?;
-        match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-            Ok(()) => Ok(Verified::Match {
+        self.verify_in(&mut HashMemory::new(), stored, password)
+    }
+
+    /// Checks `password` against a stored PHC string (with the parameters
+    /// stored in it), in `memory`.
+    pub(crate) fn verify_in(
+        &self,
+        memory: &mut HashMemory,
+        stored: &str,
+        password: &str,
+    ) -> Result<Verified, HashError> {
+        let unreadable = |e: &dyn std::fmt::Display| HashError::Unreadable(e.to_string());
+        let parsed = PasswordHash::new(stored).map_err(|e| unreadable(&e))?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(HashError::Unreadable("no salt or no hash".to_owned()));
+        };
+        let algorithm =
+            Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| unreadable(&e))?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(|e| unreadable(&e))?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|e| unreadable(&e))?;
+        let hasher = Argon2::new(algorithm, version, params);
+        let blocks = memory
+            .blocks(hasher.params().block_count())
+            .ok_or(HashError::Hash("out of memory".to_owned()))?;
+        let mut out = vec![0u8; expected.len()];
+        hasher
+            .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, blocks)
+            .map_err(|e| unreadable(&e))?;
+        // `Output`'s equality is constant-time.
+        if Output::new(&out).map_err(|e| unreadable(&e))? == *expected {
+            Ok(Verified::Match {
                 upgrade: self.is_stronger_than(&parsed),
-            }),
-            Err(PhcError::PasswordInvalid) => Ok(Verified::Mismatch),
-            Err(e) => Err(HashError::Unreadable(e.to_string())),
+            })
+        } else {
+            Ok(Verified::Mismatch)
         }
     }
 
@@ -178,9 +242,32 @@ pub(crate) struct Authenticator {
     pub(crate) lockout: Arc<Mutex<Lockout>>,
     /// Verified against for unknown accounts, so that they take as long.
     pub(crate) dummy_hash: Arc<str>,
+    /// This thread's argon2 blocks (see [`HashMemory`]).
+    pub(crate) memory: HashMemory,
 }
 
 impl Authenticator {
+    /// A thread's authenticator, holding no hash memory yet.
+    pub(crate) fn new(
+        store: Box<dyn Store>,
+        params: HashParams,
+        lockout: Arc<Mutex<Lockout>>,
+        dummy_hash: Arc<str>,
+    ) -> Authenticator {
+        Authenticator {
+            store,
+            params,
+            lockout,
+            dummy_hash,
+            memory: HashMemory::new(),
+        }
+    }
+
+    /// No job waits: gives the hash memory back to the OS.
+    pub(crate) fn idle(&mut self) {
+        self.memory.release();
+    }
+
     /// Runs one job.
     pub(crate) fn run(&mut self, job: AuthJob) -> EffectResult {
         let AuthJob {
@@ -236,12 +323,17 @@ impl Authenticator {
             .map_err(|e| storage_failed("looking up an account", &e))?;
         let Some(account) = account else {
             // Same work as for a real account; the answer is "wrong" anyway.
-            let _ = self.params.verify(&self.dummy_hash, password);
+            let _ = self
+                .params
+                .verify_in(&mut self.memory, &self.dummy_hash, password);
             return Err(self.failed(now, key, source));
         };
-        match self.params.verify(&account.password_hash, password) {
+        match self
+            .params
+            .verify_in(&mut self.memory, &account.password_hash, password)
+        {
             Ok(Verified::Match { upgrade }) => {
-                self.lockout().success(key);
+                self.lockout().success(key, source);
                 if upgrade {
                     self.upgrade(&account.name, password);
                 }
@@ -274,10 +366,13 @@ impl Authenticator {
             Ok(None) => {}
             Err(e) => return Err(storage_failed("looking up an account", &e)),
         }
-        let hash = self.params.hash(password).map_err(|e| {
-            error!("cannot hash a password: {e}");
-            Refusal::new(ErrorCode::StorageError, e.to_string())
-        })?;
+        let hash = self
+            .params
+            .hash_in(&mut self.memory, password)
+            .map_err(|e| {
+                error!("cannot hash a password: {e}");
+                Refusal::new(ErrorCode::StorageError, e.to_string())
+            })?;
         match self.store.create_account(&user, &hash) {
             Ok(true) => Ok(()),
             Ok(false) => Err(taken()),
@@ -288,7 +383,7 @@ impl Authenticator {
     fn upgrade(&mut self, user: &Name, password: &str) {
         let result = self
             .params
-            .hash(password)
+            .hash_in(&mut self.memory, password)
             .map_err(|e| e.to_string())
             .and_then(|h| self.store.set_password(user, &h).map_err(|e| e.to_string()));
         match result {
@@ -328,12 +423,12 @@ mod tests {
 
     fn authenticator(params: HashParams, policy: Policy) -> (Authenticator, MemoryStore) {
         let store = MemoryStore::default();
-        let a = Authenticator {
-            store: Box::new(store.clone()),
+        let a = Authenticator::new(
+            Box::new(store.clone()),
             params,
-            lockout: Arc::new(Mutex::new(Lockout::new(policy))),
-            dummy_hash: params.hash("dummy").expect("hashes").into(),
-        };
+            Arc::new(Mutex::new(Lockout::new(policy))),
+            params.hash("dummy").expect("hashes").into(),
+        );
         (a, store)
     }
 
@@ -350,6 +445,22 @@ mod tests {
             FAST.verify("plain", "x"),
             Err(HashError::Unreadable(_))
         ));
+    }
+
+    #[test]
+    fn a_hash_in_our_memory_is_the_argon2_crates_phc_string() {
+        use argon2::password_hash::PasswordHasher;
+        let salt = [7u8; 16];
+        let ours = FAST
+            .hash_with_salt(&mut HashMemory::new(), "secret", &salt)
+            .expect("hashes");
+        let theirs = FAST
+            .hasher()
+            .expect("valid")
+            .hash_password_with_salt(b"secret", &salt)
+            .expect("hashes")
+            .to_string();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

@@ -145,8 +145,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_CLIENTS", default_value_t = 10_000)]
     pub max_clients: u32,
 
-    /// Most connections from one IP address.
-    #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 10_000)]
+    /// Most connections from one IP address [1..]; raise it for many users behind one NAT.
+    #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_per_source: u32,
 
     /// Seconds of silence before the server pings; as long again without an answer disconnects.
@@ -249,9 +249,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_AUTH_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_queue: u32,
 
-    /// Failed logins (per account, and per address) before a lockout.
+    /// Of those, waiting from one IP address [1..]; the threads serve addresses in turn.
+    #[arg(long, env = "CONFAB_AUTH_QUEUE_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_queue_per_source: u32,
+
+    /// Failed logins from one address (against one account, or in all) before that address is locked out.
     #[arg(long, env = "CONFAB_LOCKOUT_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub lockout_after: u32,
+
+    /// Failed logins against one account, from all addresses together, before the account is locked for everyone (a distributed attack) [1..].
+    #[arg(long, env = "CONFAB_LOCKOUT_ACCOUNT_AFTER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lockout_account_after: u32,
 
     /// Seconds of the first lockout; doubles with each further failure, up to an hour.
     #[arg(long, env = "CONFAB_LOCKOUT_SECS", default_value_t = 300, value_parser = secs())]
@@ -372,6 +380,7 @@ impl ServeArgs {
     pub fn lockout_policy(&self) -> lockout::Policy {
         lockout::Policy {
             after: self.lockout_after,
+            account_after: self.lockout_account_after,
             lockout: Duration::from_secs(self.lockout_secs),
             ..lockout::Policy::default()
         }

@@ -627,7 +627,7 @@ async fn write_frames(stream: &impl Transport, frames: &[Arc<[u8]>]) -> io::Resu
 
 /// After our half-close: drain what the peer still sends for a moment
 /// (see [`LINGER`]).
-async fn linger(stream: &Async<TcpStream>) {
+pub(crate) async fn linger(stream: &Async<TcpStream>) {
     let drain = async {
         let mut total = 0;
         while total < LINGER_BYTES {

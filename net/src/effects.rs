@@ -1,6 +1,7 @@
 //! Where each [`Effect`] goes.
 //!
-//! - `Authenticate`/`Register` → the auth pool's bounded queue. A login for
+//! - `Authenticate`/`Register` → the auth pool's queue, bounded in all and
+//!   per source address and fair across sources ([`FairQueue`]). A login for
 //!   a locked-out account or address is refused here, before any hashing.
 //! - `Store`/`StoreGroup`/`UserOffline` → the one storage writer, FIFO, so
 //!   results come back in commit order.
@@ -14,13 +15,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use async_channel::{Sender, TrySendError};
 use confab_engine::effect::Refusal;
 use confab_engine::frame::ErrorCode;
 use confab_engine::{Effect, EffectResult};
 use log::warn;
 
 use crate::auth::{locked_out, AuthJob, AuthKind};
+use crate::auth_queue::FairQueue;
 use crate::lockout::Lockout;
 use crate::source::source_of;
 use crate::storage::{Queue, ReadJob, WriteJob};
@@ -34,7 +35,7 @@ pub(crate) struct Routed {
 
 /// The queues effects go to.
 pub(crate) struct Effects {
-    pub(crate) auth: Sender<AuthJob>,
+    pub(crate) auth: Arc<FairQueue<AuthJob>>,
     pub(crate) writes: Queue<WriteJob>,
     pub(crate) reads: Queue<ReadJob>,
     pub(crate) lockout: Arc<Mutex<Lockout>>,
@@ -190,11 +191,9 @@ impl Effects {
     }
 
     fn queue_auth(&self, job: AuthJob, refused: &mut Vec<EffectResult>) {
-        match self.auth.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job) | TrySendError::Closed(job)) => {
-                refused.push(job.refused(busy("checking passwords")));
-            }
+        let source = job.peer.map(|p| source_of(p.ip()));
+        if let Err(job) = self.auth.push(source, job) {
+            refused.push(job.refused(busy("checking passwords")));
         }
     }
 

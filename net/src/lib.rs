@@ -42,11 +42,14 @@ use log::{info, warn};
 
 pub mod admin;
 pub mod auth;
+mod auth_queue;
 pub mod cli;
 mod conn;
 mod effects;
+mod hash_memory;
 pub mod lockout;
 pub mod logger;
+mod refuse;
 pub mod server;
 mod shared;
 pub mod signals;
@@ -182,6 +185,7 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
         engine: args.engine_config(),
         auth_threads: usize::from(args.auth_threads),
         auth_queue: args.auth_queue as usize,
+        auth_queue_per_source: args.auth_queue_per_source as usize,
         hash: args.hash_params(),
         lockout: args.lockout_policy(),
         write_queue: args.write_queue as usize,

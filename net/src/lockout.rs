@@ -1,16 +1,28 @@
 //! Brute-force protection for logins.
 //!
-//! Failed logins are counted per account and per source address. The first
-//! failure costs nothing (a typo); each further one makes the next attempt
-//! wait longer (1 s, 2 s, 4 s, ...), and from the `after`-th failure on the
-//! key is locked out for `lockout`, doubling with every further failure up
-//! to `max_lockout`. An attempt against a locked key is refused before any
-//! password hashing runs, so a locked-out attacker costs a map lookup.
+//! Failed logins are counted three ways: per account *and* source address
+//! (a pair), per source address, and per account. The pair and the source
+//! follow one ladder: the first failure costs nothing (a typo); each
+//! further one makes the next attempt wait longer (1 s, 2 s, 4 s, ...), and
+//! from the `after`-th failure on the key is locked out for `lockout`,
+//! doubling with every further failure up to `max_lockout`. So an address
+//! guessing one account locks itself out of that account, and an address
+//! guessing many accounts locks itself out of all of them, but neither
+//! locks anyone else out: the owner logging in from another address is
+//! checked as usual.
 //!
-//! A successful login clears the account's count (not the address's: one
-//! valid account must not let an address go on guessing others). A key with
-//! no failure for `max_lockout` past the end of its penalty starts over.
-//! Both maps are bounded: beyond `max_entries` the stalest entries go.
+//! The account's own count locks it for everyone only under a distributed
+//! attack: from its `account_after`-th failure (20 times `after` by
+//! default) it is locked for `lockout`, doubling likewise; below that it
+//! adds no wait at all. Since each address is throttled by its own ladder,
+//! that many failures within the memory of the maps takes many addresses.
+//!
+//! An attempt against a locked key is refused before any password hashing
+//! runs, so a locked-out attacker costs a map lookup. A successful login
+//! clears the pair's and the account's counts (not the address's: one valid
+//! account must not let an address go on guessing others). A key with no
+//! failure for `max_lockout` past the end of its penalty starts over. The
+//! maps are bounded: beyond `max_entries` the stalest entries go.
 //!
 //! Time is passed in, so tests run on a fake clock.
 
@@ -24,8 +36,12 @@ use confab_engine::Source;
 /// The thresholds (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
-    /// Failures before the first lockout.
+    /// Failures of one address (against one account, or in all) before
+    /// its first lockout.
     pub after: u32,
+    /// Failures against one account, from any addresses, before it is
+    /// locked for everyone.
+    pub account_after: u32,
     /// The first lockout; doubles with each further failure.
     pub lockout: Duration,
     /// The longest lockout.
@@ -38,6 +54,7 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             after: 5,
+            account_after: 100,
             lockout: Duration::from_secs(300),
             max_lockout: Duration::from_secs(3600),
             max_entries: 100_000,
@@ -46,13 +63,11 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// How long a key waits after its `n`-th consecutive failure.
+    /// How long an address (for one account or for all) waits after its
+    /// `n`-th consecutive failure.
     pub fn penalty(&self, n: u32) -> Duration {
         if n >= self.after {
-            let doublings = (n - self.after).min(31);
-            self.lockout
-                .saturating_mul(1u32 << doublings)
-                .min(self.max_lockout)
+            self.lock(n - self.after)
         } else if n <= 1 {
             Duration::ZERO
         } else {
@@ -60,6 +75,23 @@ impl Policy {
                 .min(self.lockout)
                 .min(self.max_lockout)
         }
+    }
+
+    /// How long everyone waits for an account after its `n`-th
+    /// consecutive failure from any address.
+    pub fn account_penalty(&self, n: u32) -> Duration {
+        if n >= self.account_after {
+            self.lock(n - self.account_after)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// The lockout after `beyond` failures past a threshold.
+    fn lock(&self, beyond: u32) -> Duration {
+        self.lockout
+            .saturating_mul(1u32 << beyond.min(31))
+            .min(self.max_lockout)
     }
 }
 
@@ -74,6 +106,7 @@ struct Strikes {
 #[derive(Debug)]
 pub struct Lockout {
     policy: Policy,
+    pairs: HashMap<(NameKey, Option<Source>), Strikes>,
     accounts: HashMap<NameKey, Strikes>,
     sources: HashMap<Source, Strikes>,
 }
@@ -83,6 +116,7 @@ impl Lockout {
     pub fn new(policy: Policy) -> Lockout {
         Lockout {
             policy,
+            pairs: HashMap::new(),
             accounts: HashMap::new(),
             sources: HashMap::new(),
         }
@@ -99,9 +133,9 @@ impl Lockout {
         let wait = |s: Option<&Strikes>| {
             s.map_or(Duration::ZERO, |s| s.until.saturating_duration_since(now))
         };
-        let by_account = wait(self.accounts.get(&user));
-        let by_source = wait(source.and_then(|s| self.sources.get(&s)));
-        let longest = by_account.max(by_source);
+        let longest = wait(self.pairs.get(&(user, source)))
+            .max(wait(self.accounts.get(&user)))
+            .max(wait(source.and_then(|s| self.sources.get(&s))));
         if longest.is_zero() {
             Ok(())
         } else {
@@ -109,25 +143,34 @@ impl Lockout {
         }
     }
 
-    /// Counts a failed login; returns the wait it earned (the longer of the
-    /// account's and the source's).
+    /// Counts a failed login; returns the wait it earned (the longest of
+    /// the pair's, the account's and the source's).
     pub fn failure(&mut self, now: Instant, user: NameKey, source: Option<Source>) -> Duration {
         let policy = self.policy;
-        let mut wait = strike(&mut self.accounts, &policy, now, user);
+        let mut wait = strike(&mut self.pairs, &policy, now, (user, source), |n| {
+            policy.penalty(n)
+        });
+        wait = wait.max(strike(&mut self.accounts, &policy, now, user, |n| {
+            policy.account_penalty(n)
+        }));
         if let Some(source) = source {
-            wait = wait.max(strike(&mut self.sources, &policy, now, source));
+            wait = wait.max(strike(&mut self.sources, &policy, now, source, |n| {
+                policy.penalty(n)
+            }));
         }
         wait
     }
 
-    /// A successful login: the account starts over.
-    pub fn success(&mut self, user: NameKey) {
+    /// A successful login of `user` from `source`: the account and the pair
+    /// start over.
+    pub fn success(&mut self, user: NameKey, source: Option<Source>) {
+        self.pairs.remove(&(user, source));
         self.accounts.remove(&user);
     }
 
-    /// Entries held (accounts, sources).
-    pub fn len(&self) -> (usize, usize) {
-        (self.accounts.len(), self.sources.len())
+    /// Entries held (pairs, accounts, sources).
+    pub fn len(&self) -> (usize, usize, usize) {
+        (self.pairs.len(), self.accounts.len(), self.sources.len())
     }
 }
 
@@ -136,6 +179,7 @@ fn strike<K: Hash + Eq + Copy>(
     policy: &Policy,
     now: Instant,
     key: K,
+    penalty: impl Fn(u32) -> Duration,
 ) -> Duration {
     let s = map.entry(key).or_insert(Strikes {
         failures: 0,
@@ -145,7 +189,7 @@ fn strike<K: Hash + Eq + Copy>(
         s.failures = 0;
     }
     s.failures = s.failures.saturating_add(1);
-    let wait = policy.penalty(s.failures);
+    let wait = penalty(s.failures);
     s.until = now + wait;
     if map.len() > policy.max_entries {
         evict(map, policy, now);
@@ -203,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fifth_failure_locks_the_account_for_five_minutes() {
+    fn the_fifth_failure_locks_that_address_out_of_the_account_for_five_minutes() {
         let t0 = Instant::now();
         let mut l = Lockout::new(Policy::default());
         let mut t = t0;
@@ -214,20 +258,79 @@ mod tests {
             assert_eq!(l.check(t, user("alice"), Some(SRC)), Ok(()));
         }
         assert_eq!(l.failure(t, user("alice"), Some(SRC)), secs(300));
-        // Refused from another address too, with the time left.
         assert_eq!(
-            l.check(t + secs(100), user("ALICE"), Some(OTHER_SRC)),
+            l.check(t + secs(100), user("ALICE"), Some(SRC)),
             Err(secs(200))
         );
-        assert_eq!(
-            l.check(t + secs(300), user("alice"), Some(OTHER_SRC)),
-            Ok(())
-        );
+        assert_eq!(l.check(t + secs(300), user("alice"), Some(SRC)), Ok(()));
         // The next failure doubles it.
         assert_eq!(
             l.failure(t + secs(300), user("alice"), Some(SRC)),
             secs(600)
         );
+    }
+
+    #[test]
+    fn an_attacker_locking_itself_out_leaves_the_owner_at_another_address_alone() {
+        let mut t = Instant::now();
+        let mut l = Lockout::new(Policy::default());
+        // The attacker guesses as fast as it is let: 30 failures.
+        for n in 1..=30 {
+            let wait = l.failure(t, user("victim"), Some(SRC));
+            if n >= 5 {
+                assert!(l.check(t, user("victim"), Some(SRC)).is_err());
+            }
+            assert_eq!(
+                l.check(t, user("victim"), Some(OTHER_SRC)),
+                Ok(()),
+                "after {n} failures"
+            );
+            t += wait;
+        }
+    }
+
+    #[test]
+    fn a_distributed_attack_locks_the_account_for_everyone_past_its_own_threshold() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            account_after: 20,
+            ..Policy::default()
+        };
+        let mut l = Lockout::new(policy);
+        // One failure each from 19 addresses: nobody else is held up.
+        for i in 0..19u128 {
+            assert_eq!(
+                l.failure(t0, user("victim"), Some(Source(1000 + i))),
+                Duration::ZERO
+            );
+        }
+        assert_eq!(l.check(t0, user("victim"), Some(OTHER_SRC)), Ok(()));
+        // The 20th locks the account, from anywhere, doubling from there.
+        assert_eq!(l.failure(t0, user("victim"), Some(Source(2000))), secs(300));
+        assert_eq!(
+            l.check(t0 + secs(1), user("victim"), Some(OTHER_SRC)),
+            Err(secs(299))
+        );
+        assert_eq!(l.check(t0, user("other"), Some(OTHER_SRC)), Ok(()));
+        assert_eq!(
+            l.failure(t0 + secs(300), user("victim"), Some(Source(3000))),
+            secs(600)
+        );
+        // The owner's success once it is over resets the account's count.
+        l.success(user("victim"), Some(OTHER_SRC));
+        assert_eq!(
+            l.failure(t0 + secs(900), user("victim"), Some(Source(4000))),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_account_ladder_adds_no_wait_below_its_threshold() {
+        let p = Policy::default();
+        assert_eq!(p.account_penalty(99), Duration::ZERO);
+        assert_eq!(p.account_penalty(100), secs(300));
+        assert_eq!(p.account_penalty(101), secs(600));
+        assert_eq!(p.account_penalty(u32::MAX), secs(3600));
     }
 
     #[test]
@@ -242,7 +345,7 @@ mod tests {
         assert_eq!(l.check(t0, user("dave"), Some(SRC)), Err(secs(300)));
         assert_eq!(l.check(t0, user("bob"), Some(OTHER_SRC)), Ok(()));
         assert_eq!(l.check(t0, user("carol"), Some(OTHER_SRC)), Ok(()));
-        l.success(user("bob"));
+        l.success(user("bob"), Some(OTHER_SRC));
         assert_eq!(l.check(t0, user("bob"), Some(SRC)), Err(secs(300)));
         assert_eq!(l.check(t0, user("bob"), None), Ok(()));
     }
@@ -268,11 +371,11 @@ mod tests {
         for i in 0..1000u64 {
             let t = t0 + Duration::from_millis(i);
             l.failure(t, user(&format!("u{i}")), Some(Source(u128::from(i))));
-            let (a, s) = l.len();
-            assert!(a <= 100 && s <= 100, "{a} {s}");
+            let (p, a, s) = l.len();
+            assert!(p <= 100 && a <= 100 && s <= 100, "{p} {a} {s}");
         }
         // The newest survive.
         let end = t0 + secs(1);
-        assert_eq!(l.failure(end, user("u999"), None), secs(1));
+        assert_eq!(l.failure(end, user("u999"), Some(Source(999))), secs(1));
     }
 }

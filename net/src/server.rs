@@ -39,9 +39,11 @@ use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
 use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
+use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::lockout::{self, Lockout};
+use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::source::source_of;
 use crate::storage::{self, Queue, ReadJob, WriteJob};
@@ -63,6 +65,8 @@ pub struct ServerOptions {
     pub auth_threads: usize,
     /// Logins waiting for a hashing thread.
     pub auth_queue: usize,
+    /// Of those, from one source address.
+    pub auth_queue_per_source: usize,
     /// Cost of new password hashes.
     pub hash: HashParams,
     /// Brute-force thresholds.
@@ -90,6 +94,7 @@ impl Default for ServerOptions {
             engine: Config::default(),
             auth_threads: 2,
             auth_queue: 256,
+            auth_queue_per_source: 16,
             hash: HashParams::default(),
             lockout: lockout::Policy::default(),
             write_queue: 8192,
@@ -147,7 +152,7 @@ pub struct Server {
 
 /// The blocking threads' state, until they start.
 struct Workers {
-    auth_rx: Receiver<AuthJob>,
+    auth_rx: Arc<FairQueue<AuthJob>>,
     authenticators: Vec<Authenticator>,
     read_rx: Receiver<ReadJob>,
     read_stores: Vec<Box<dyn Store>>,
@@ -168,12 +173,12 @@ impl Server {
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
         for _ in 0..options.auth_threads.max(1) {
-            authenticators.push(Authenticator {
-                store: stores()?,
-                params: options.hash,
-                lockout: lockout.clone(),
-                dummy_hash: dummy_hash.clone(),
-            });
+            authenticators.push(Authenticator::new(
+                stores()?,
+                options.hash,
+                lockout.clone(),
+                dummy_hash.clone(),
+            ));
         }
         let read_stores = (0..options.read_threads.max(1))
             .map(|_| stores())
@@ -192,11 +197,14 @@ impl Server {
                 source,
             })?;
 
-        let (auth_tx, auth_rx) = async_channel::bounded(options.auth_queue.max(1));
+        let auth_rx = Arc::new(FairQueue::new(
+            options.auth_queue,
+            options.auth_queue_per_source,
+        ));
         let (reads, read_rx) = Queue::new(options.read_queue.max(1));
         let (writes, write_rx) = Queue::new(options.write_queue.max(1));
         let effects = Effects {
-            auth: auth_tx,
+            auth: auth_rx.clone(),
             writes,
             reads,
             lockout,
@@ -342,8 +350,11 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
         pools.push(spawn(
             format!("confab-auth-{i}"),
             Box::new(move || {
-                while let Ok(job) = rx.recv_blocking() {
+                while let Some(job) = rx.pop_blocking() {
                     let result = auth.run(job);
+                    if rx.is_empty() {
+                        auth.idle();
+                    }
                     shared.feed(vec![result]);
                 }
             }),
@@ -376,6 +387,7 @@ async fn serve(
         Stop,
         Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
         Finished(u64),
+        Summary,
     }
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
     let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
@@ -387,7 +399,9 @@ async fn serve(
         timeout: options.engine.auth_timeout,
     });
     let mut stop = pin!(stop);
+    let mut refusals = Refusals::new();
     loop {
+        let due = refusals.due();
         let event = future::or(
             async {
                 stop.as_mut().await;
@@ -401,7 +415,13 @@ async fn serve(
                         Err(_) => Event::Stop,
                     }
                 },
-                async { Event::Accepted(listener.accept().await) },
+                future::or(async { Event::Accepted(listener.accept().await) }, async {
+                    match due {
+                        Some(t) => Timer::at(t).await,
+                        None => Timer::never().await,
+                    };
+                    Event::Summary
+                }),
             ),
         )
         .await;
@@ -410,11 +430,23 @@ async fn serve(
             Event::Finished(id) => {
                 tasks.remove(&id);
             }
+            Event::Summary => refusals.summarize(Instant::now()),
             Event::Accepted(Ok((stream, peer))) => {
                 // Frames are written whole; no need to wait for more.
                 let _ = stream.get_ref().set_nodelay(true);
-                let (conn, woken) =
-                    shared.with_core(|core, now| core.connect(now, peer, source_of(peer.ip())));
+                let source = source_of(peer.ip());
+                let admitted = shared.with_core(|core, now| {
+                    core.hub
+                        .admit(source)
+                        .map(|()| core.connect(now, peer, source))
+                });
+                let (conn, woken) = match admitted {
+                    Ok(admitted) => admitted,
+                    Err(refused) => {
+                        refusals.turn_away(ex, Instant::now(), stream, peer, refused);
+                        continue;
+                    }
+                };
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;

@@ -34,9 +34,9 @@ use tempfile::TempDir;
 /// The longest any single wait in a test may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
-/// Server options every test server gets: cheap password hashing and
-/// lifted registration limits (the tests register many accounts from one
-/// address) and relaxed fsync.
+/// Server options every test server gets: cheap password hashing (the
+/// tests register many accounts; see [`FAST_SYNC`] for the exception) and
+/// relaxed fsync.
 const FAST: &[&str] = &[
     "--hash-memory-kib",
     "64",
@@ -44,11 +44,10 @@ const FAST: &[&str] = &[
     "1",
     "--sync",
     "normal",
-    "--register-source-burst",
-    "65535",
-    "--register-server-burst",
-    "65535",
 ];
+
+/// [`FAST`] without the cheap hashing.
+const FAST_SYNC: &[&str] = &["--sync", "normal"];
 
 /// The path of a binary of this workspace, next to the test executable.
 pub(crate) fn bin(name: &str) -> PathBuf {
@@ -133,6 +132,9 @@ pub(crate) struct Server {
     /// Shared with the servers restarted on it.
     dir: Arc<TempDir>,
     args: Vec<String>,
+    /// Cheap password hashing ([`FAST`]) unless started with
+    /// [`Server::start_with_default_hashing`].
+    fast: bool,
 }
 
 impl Server {
@@ -148,7 +150,30 @@ impl Server {
             .tempdir()
             .expect("a temporary data dir");
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Server::start_in(Arc::new(dir), args, "127.0.0.1:0")
+        Server::start_in(Arc::new(dir), args, "127.0.0.1:0", true)
+    }
+
+    /// A server hashing passwords at the default (real) cost, with extra
+    /// options: for what the cost itself does (memory, queueing).
+    pub(crate) fn start_with_default_hashing(args: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("confab-e2e-")
+            .tempdir()
+            .expect("a temporary data dir");
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Server::start_in(Arc::new(dir), args, "127.0.0.1:0", false)
+    }
+
+    /// The server process's resident memory now, in KiB (Linux's
+    /// `/proc/PID/status`).
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status is readable");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("/proc status has VmRSS in kB")
     }
 
     /// A server serving TLS with a self-signed certificate in its data dir.
@@ -168,7 +193,12 @@ impl Server {
     pub(crate) fn restart_same_port(mut self) -> Server {
         self.kill();
         let listen = self.addr.to_string();
-        Server::start_in(self.dir.clone(), std::mem::take(&mut self.args), &listen)
+        Server::start_in(
+            self.dir.clone(),
+            std::mem::take(&mut self.args),
+            &listen,
+            self.fast,
+        )
     }
 
     /// Kills this server (SIGKILL, if it still runs) and starts a new one on
@@ -179,14 +209,30 @@ impl Server {
             self.dir.clone(),
             std::mem::take(&mut self.args),
             "127.0.0.1:0",
+            self.fast,
         )
     }
 
-    fn start_in(dir: Arc<TempDir>, args: Vec<String>, listen: &str) -> Server {
+    fn start_in(dir: Arc<TempDir>, args: Vec<String>, listen: &str, fast: bool) -> Server {
+        let fast_args = if fast { FAST } else { FAST_SYNC };
+        // Every test client comes from loopback: one address, unless a
+        // test limits it itself; and the tests register many accounts.
+        let mut per_source = Vec::new();
+        for (option, value) in [
+            ("--max-per-source", "10000"),
+            ("--auth-queue-per-source", "256"),
+            ("--register-source-burst", "65535"),
+            ("--register-server-burst", "65535"),
+        ] {
+            if !args.iter().any(|a| a == option) {
+                per_source.extend([option, value]);
+            }
+        }
         let mut child = command("confab-server")
             .args(["--listen", listen, "--data-dir"])
             .arg(dir.path())
-            .args(FAST)
+            .args(fast_args)
+            .args(per_source)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -229,6 +275,7 @@ impl Server {
             reader: Some(reader),
             dir,
             args,
+            fast,
         }
     }
 

@@ -16,6 +16,7 @@ mod crash;
 mod direct;
 mod durability;
 mod groups;
+mod hashing;
 mod limits;
 mod lua_interop;
 mod resume;

@@ -1235,3 +1235,42 @@ fn the_server_wide_registration_limit_holds_against_many_addresses() {
     }
     assert_eq!(created, usize::from(limit.burst));
 }
+
+#[test]
+fn admission_refuses_beyond_the_limits_without_creating_a_session() {
+    let config = Config {
+        max_clients: 3,
+        max_per_source: 2,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    assert!(w.hub.admit(Source(1)).is_ok());
+    let a = w.connect_from(Source(1));
+    w.connect_from(Source(1));
+    let refused = w.hub.admit(Source(1)).expect_err("per source");
+    assert_eq!(refused.reason, crate::TurnedAway::PerSource);
+    let (frame, used) = crate::decode(&refused.frame, u32::MAX)
+        .expect("a frame")
+        .expect("whole");
+    assert_eq!(used, refused.frame.len());
+    assert!(
+        matches!(
+            frame,
+            Frame::Error {
+                code: ErrorCode::TooManyConnections,
+                reference: 0,
+                ..
+            }
+        ),
+        "{frame:?}"
+    );
+    // Refusing counted nothing: another source still fits, then the total.
+    assert_eq!(w.hub.connections(), 2);
+    assert!(w.hub.admit(Source(2)).is_ok());
+    w.connect_from(Source(2));
+    let full = w.hub.admit(Source(3)).expect_err("full");
+    assert_eq!(full.reason, crate::TurnedAway::Full);
+    w.disconnect(a);
+    assert!(w.hub.admit(Source(3)).is_ok(), "room again once one left");
+    assert!(w.hub.admit(Source(1)).is_ok());
+}
