@@ -216,9 +216,11 @@ impl Probe {
 /// bounded by `limit`.
 async fn probe(how: Login, name: Name, pause: Duration, limit: Duration, count: u64, p: &Probe) {
     for _ in 0..count {
-        p.attempts.fetch_add(1, Relaxed);
         let t0 = now_ns();
-        match timeout(limit, conn::login(&how, name)).await {
+        let result = timeout(limit, conn::login(&how, name)).await;
+        // Counted once done: an attempt cut off by the end of the run is none.
+        p.attempts.fetch_add(1, Relaxed);
+        match result {
             Some(Ok(client)) => {
                 let t1 = now_ns();
                 p.ok.fetch_add(1, Relaxed);
@@ -448,9 +450,9 @@ async fn register(how: Arc<Login>, run: String, i: u32, st: &AttackStats) {
                                 st.registered.fetch_add(1, Relaxed);
                                 break 'answer;
                             }
-                            Frame::Error {
-                                code, reference: r, ..
-                            } if r == reference || code.is_fatal() => {
+                            // Counted by `saw`; the server closes next.
+                            Frame::Error { code, .. } if code.is_fatal() => {}
+                            Frame::Error { reference: r, .. } if r == reference => {
                                 st.register_refused.fetch_add(1, Relaxed);
                                 break 'answer;
                             }
