@@ -830,6 +830,20 @@ mod tests {
     }
 
     #[test]
+    fn ratios_compare_the_attack_run_with_the_one_without() {
+        let on = json!({"latency": {"p99_us": 30.0}, "probe": {"login_p99_ms": 5.0}});
+        let off = json!({"latency": {"p99_us": 10.0}, "probe": null});
+        let r = ratios(&on, &off);
+        assert_eq!(r["latency_p99"], json!(3.0));
+        assert_eq!(
+            r["probe_login_p99"],
+            Value::Null,
+            "no probe without the attack"
+        );
+        assert_eq!(r["peak_rss"], Value::Null);
+    }
+
+    #[test]
     fn finds_the_listening_line() {
         let line = "2026-05-01T12:34:56.789Z INFO  confab_net: listening on 127.0.0.1:4242";
         assert_eq!(
