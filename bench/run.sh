@@ -5,7 +5,7 @@
 # scenario runs 3 times and the medians are printed (human table on
 # stderr, JSON lines on stdout). Loopback only; every wait is bounded.
 #
-#   bench/run.sh                         # everything (about 5 minutes)
+#   bench/run.sh                         # everything (about 25 minutes)
 #   bench/run.sh --only fanout-a,latency # some scenarios
 #   bench/run.sh --runs 1 --dry-run      # just print the commands
 #

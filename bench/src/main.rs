@@ -5,6 +5,7 @@
 //! itself; it prints a human summary on stderr and one JSON line on stdout.
 
 mod ack_loop;
+mod attack;
 mod conn;
 mod drive;
 mod fleet;
@@ -44,6 +45,13 @@ pub(crate) enum Command {
     /// Latency of well-behaved clients while flooders and slowloris
     /// connections attack.
     Abuse(AbuseArgs),
+    /// One flood class of issue 15 (refused-connection storm, pre-auth
+    /// flood, unknown-frame flood, registration spam) against well-behaved
+    /// clients, or with --off the same scenario without the attack.
+    Attack(AttackArgs),
+    /// The server's RSS after sequential logins (default password hashing
+    /// is what it is about: run the server without cheap hashing).
+    Logins(LoginsArgs),
     /// Builds nothing: starts the given confab-server for each scenario run
     /// (fresh data dir, limits raised as needed), runs every scenario 3
     /// times and reports the medians. `bench/run.sh` builds and calls this.
@@ -217,6 +225,74 @@ pub(crate) struct AbuseArgs {
     pub(crate) timeout: u64,
 }
 
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AttackArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The flood.
+    #[arg(value_enum)]
+    pub(crate) kind: attack::Kind,
+    /// Run the scenario without the attacker (the comparison run).
+    #[arg(long)]
+    pub(crate) off: bool,
+    /// Attacking connections (storm: connecting tasks) [default: storm 1,
+    /// pre-auth 4, unknown-frame 4, register 32].
+    #[arg(long)]
+    pub(crate) attackers: Option<u32>,
+    /// The attacker's source address (loopback).
+    #[arg(long, default_value = "127.0.0.2")]
+    pub(crate) attack_source: IpAddr,
+    /// The probe's source address (loopback), for the attacks on logins.
+    #[arg(long, default_value = "127.0.0.3")]
+    pub(crate) probe_source: IpAddr,
+    /// Well-behaved clients (paced room messages, latency measured), from
+    /// 127.0.0.1.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) clients: u32,
+    /// Messages per second each well-behaved client sends.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) rate: f64,
+    /// Body bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
+    pub(crate) size: u16,
+    /// Idle logged-in users besides the well-behaved clients (to fill the
+    /// server for the storm), from 127.0.1.1 .. 127.0.1.8.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) fillers: u32,
+    /// How many of the fillers leave when the measurement starts.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) leave: u32,
+    /// Storm: milliseconds between two connection attempts.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) interval_ms: u64,
+    /// Storm: milliseconds each connection is held open (unread) before
+    /// it is dropped.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) hold_ms: u64,
+    /// Milliseconds between the end of one probe login and the next.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) probe_pause_ms: u64,
+    /// Seconds of measured sending (the attack runs throughout).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) duration: u64,
+    /// Seconds the attack runs before the measurement starts.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) warmup: u64,
+    /// Seconds to wait for the last deliveries after the attack stopped.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoginsArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Numbers of sequential logins after which the server's RSS is read,
+    /// comma-separated; the last is the total.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    pub(crate) checkpoints: Vec<u64>,
+}
+
 /// Runs one scenario (not `suite`) and returns its JSON object.
 pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
     match command {
@@ -224,6 +300,8 @@ pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
         Command::Conns(a) => scenarios::conns(&a),
         Command::Storage(a) => scenarios::storage(&a),
         Command::Abuse(a) => scenarios::abuse(&a),
+        Command::Attack(a) => attack::attack(&a),
+        Command::Logins(a) => attack::logins(&a),
         Command::Suite(_) => Err(conn::Error("a suite cannot run inside a suite".into())),
     }
 }

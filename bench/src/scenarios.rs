@@ -23,13 +23,13 @@ use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
 use crate::rt::{self, describe, now_ns, summary, Recorded};
 use crate::{run_id, source, AbuseArgs, Common, ConnsArgs, FanoutArgs, StorageArgs};
 
-const PASSWORD: &str = "confab-bench";
+pub(crate) const PASSWORD: &str = "confab-bench";
 
-fn name(s: &str) -> Result<Name> {
+pub(crate) fn name(s: &str) -> Result<Name> {
     Name::new(s).map_err(|e| Error(format!("bad name {s}: {e}")))
 }
 
-fn login_of(c: &Common, read_buf: usize) -> Result<Login> {
+pub(crate) fn login_of(c: &Common, read_buf: usize) -> Result<Login> {
     Ok(Login {
         connector: c.connector()?,
         addr: c.addr()?,
@@ -40,14 +40,14 @@ fn login_of(c: &Common, read_buf: usize) -> Result<Login> {
     })
 }
 
-fn mib(b: Option<u64>) -> Value {
+pub(crate) fn mib(b: Option<u64>) -> Value {
     b.map_or(Value::Null, |b| {
         json!((b as f64 / 1048576.0 * 10.0).round() / 10.0)
     })
 }
 
 /// Waits until every client of `fleets` logged in or gave up; an error if any gave up.
-async fn all_ready(fleets: &[(&Fleet, u32)], limit: Duration) -> Result<()> {
+pub(crate) async fn all_ready(fleets: &[(&Fleet, u32)], limit: Duration) -> Result<()> {
     let done = wait_until(limit, || {
         fleets
             .iter()
@@ -84,7 +84,7 @@ fn cpu_fields(cpu: Option<(Option<f64>, Option<f64>)>, deliveries: u64) -> Value
     })
 }
 
-fn merge(into: &mut Value, from: Value) {
+pub(crate) fn merge(into: &mut Value, from: Value) {
     if let (Value::Object(a), Value::Object(b)) = (into, from) {
         a.extend(b);
     }

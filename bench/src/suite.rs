@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -30,7 +31,8 @@ pub(crate) struct SuiteArgs {
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,
     /// Scenarios to run, comma-separated [default: all]: fanout-a, fanout-b,
-    /// latency, conns, conns-1thread, storage, abuse, abuse-baseline.
+    /// latency, conns, conns-1thread, storage, abuse, abuse-baseline, storm,
+    /// pre-auth-flood, unknown-frame-flood, registration-spam, logins.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Load-generator threads.
@@ -59,21 +61,31 @@ pub(crate) struct SuiteArgs {
     pub(crate) tls: bool,
 }
 
-/// Server options of every run: cheap password hashing and registrations
-/// unlimited, since logins are not what is measured (except by `conns`,
-/// see docs/PERFORMANCE.md), and no per-address limits, since every fleet
-/// connects from 127.0.0.1.
-const BASE: &[&str] = &[
-    "--log-level",
-    "info",
+/// Server options of every run.
+const BASE: &[&str] = &["--log-level", "info"];
+
+/// Cheap password hashing, for every run where logins are not what is
+/// measured (all but `registration-spam` and `logins`; see
+/// docs/PERFORMANCE.md for `conns`).
+const CHEAP_HASHING: &[&str] = &["--hash-memory-kib", "8", "--hash-passes", "1"];
+
+/// The per-address limits lifted, for the runs whose clients all come
+/// from 127.0.0.1 and register there (the defaults are meant for a public
+/// server): connections, queued password checks, and registrations.
+const ONE_SOURCE: &[&str] = &[
     "--max-per-source",
-    "20000",
+    "10000",
     "--auth-queue-per-source",
     "256",
-    "--hash-memory-kib",
-    "8",
-    "--hash-passes",
-    "1",
+    "--register-source-burst",
+    "65535",
+    "--register-server-burst",
+    "65535",
+];
+
+/// Registration limits lifted, for runs whose fleets register from one
+/// address.
+const REGISTRATIONS: &[&str] = &[
     "--register-source-burst",
     "65535",
     "--register-server-burst",
@@ -94,6 +106,12 @@ const UNLIMITED: &[&str] = &[
 
 struct Scenario {
     name: &'static str,
+    /// Whether the server gets [`CHEAP_HASHING`].
+    cheap_hashing: bool,
+    /// Each run is followed by a run of the same scenario with `--off`
+    /// (the attack scenarios' comparison); both are reported, and the
+    /// ratio of their p99s.
+    paired: bool,
     server: Vec<String>,
     bench: Vec<String>,
     /// Figures shown in the summary table.
@@ -109,7 +127,7 @@ fn strings(parts: &[&[&str]]) -> Vec<String> {
 
 fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
     let conns = a.conns.to_string();
-    let conn_limits: &[&str] = &["--max-clients", "20000"];
+    let conn_limits: &[&str] = &["--max-clients", "20000", "--max-per-source", "20000"];
     let fan_show: &[&str] = &[
         "delivered",
         "loss",
@@ -143,10 +161,30 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
         "flood_disconnects",
         "slowloris_cycles",
     ];
+    let attack_show: &[&str] = &[
+        "loss",
+        "latency.p50_us",
+        "latency.p99_us",
+        "latency.max_us",
+        "ack_latency.p99_us",
+        "probe.success",
+        "probe.login_p50_ms",
+        "probe.login_p99_ms",
+        "server_peak_rss_mib",
+        "server_log_lines",
+        "attacker.connects",
+        "attacker.answers_per_s",
+        "attacker.accepted_mib_per_s",
+        "attacker.registered_per_min",
+        "attacker.rate_limited",
+        "attacker.fatal",
+    ];
     vec![
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "fanout-a",
-            server: strings(&[UNLIMITED]),
+            server: strings(&[UNLIMITED, ONE_SOURCE]),
             bench: strings(&[&[
                 "fanout",
                 "--clients",
@@ -161,8 +199,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: fan_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "fanout-b",
-            server: strings(&[UNLIMITED]),
+            server: strings(&[UNLIMITED, ONE_SOURCE]),
             bench: strings(&[&[
                 "fanout",
                 "--clients",
@@ -177,8 +217,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: fan_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "latency",
-            server: strings(&[UNLIMITED]),
+            server: strings(&[UNLIMITED, ONE_SOURCE]),
             // 500,000 deliveries/s to 99 receivers each.
             bench: strings(&[&[
                 "fanout",
@@ -196,8 +238,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: fan_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "conns",
-            server: strings(&[conn_limits]),
+            server: strings(&[ONE_SOURCE, conn_limits]),
             bench: strings(&[&[
                 "conns",
                 "--clients",
@@ -209,8 +253,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: conns_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "conns-1thread",
-            server: strings(&[conn_limits, &["--threads", "1"]]),
+            server: strings(&[ONE_SOURCE, conn_limits, &["--threads", "1"]]),
             bench: strings(&[&[
                 "conns",
                 "--clients",
@@ -222,8 +268,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: conns_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "storage",
-            server: strings(&[UNLIMITED]),
+            server: strings(&[UNLIMITED, ONE_SOURCE]),
             bench: strings(&[&["storage", "--senders", "1,10,100", "--messages", "1000"]]),
             show: &[
                 "levels.0.acks_per_s",
@@ -238,8 +286,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             ],
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "abuse",
-            server: Vec::new(),
+            server: strings(&[ONE_SOURCE]),
             bench: strings(&[&[
                 "abuse",
                 "--clients",
@@ -252,8 +302,10 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             show: abuse_show,
         },
         Scenario {
+            cheap_hashing: true,
+            paired: false,
             name: "abuse-baseline",
-            server: Vec::new(),
+            server: strings(&[ONE_SOURCE]),
             bench: strings(&[&[
                 "abuse",
                 "--clients",
@@ -265,6 +317,80 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             ]]),
             show: abuse_show,
         },
+        // Issue 15's flood classes: each run is paired with the same
+        // scenario with `--off` (see `Scenario::paired`).
+        Scenario {
+            name: "storm",
+            cheap_hashing: true,
+            paired: true,
+            // Full: 20 well-behaved clients + 30 idle users = 50; the
+            // attacker and the probe each have an address of their own.
+            server: strings(&[
+                REGISTRATIONS,
+                &["--max-per-source", "20", "--max-clients", "50"],
+            ]),
+            bench: strings(&[&[
+                "attack",
+                "storm",
+                "--clients",
+                "20",
+                "--fillers",
+                "30",
+                "--leave",
+                "5",
+            ]]),
+            show: attack_show,
+        },
+        Scenario {
+            name: "pre-auth-flood",
+            cheap_hashing: true,
+            paired: true,
+            server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
+            bench: strings(&[&["attack", "pre-auth", "--clients", "20"]]),
+            show: attack_show,
+        },
+        Scenario {
+            name: "unknown-frame-flood",
+            cheap_hashing: true,
+            paired: true,
+            server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
+            bench: strings(&[&["attack", "unknown-frame", "--clients", "20"]]),
+            show: attack_show,
+        },
+        Scenario {
+            name: "registration-spam",
+            // The server's default argon2id: the hashing is the point.
+            cheap_hashing: false,
+            paired: true,
+            // Registrations unlimited: what is measured is how the password
+            // pool shares itself out under the spam (the registration
+            // limits, which stop it sooner, are the engine's tests').
+            server: strings(&[
+                REGISTRATIONS,
+                &["--registration", "open", "--max-per-source", "64"],
+            ]),
+            bench: strings(&[&["attack", "register", "--clients", "20", "--duration", "20"]]),
+            show: attack_show,
+        },
+        Scenario {
+            name: "logins",
+            cheap_hashing: false,
+            paired: false,
+            server: Vec::new(),
+            bench: strings(&[&["logins", "--checkpoints", "10,100,1000"]]),
+            show: &[
+                "server_rss_start_mib",
+                "checkpoints.0.server_rss_mib",
+                "checkpoints.1.server_rss_mib",
+                "checkpoints.2.server_rss_mib",
+                "checkpoints.2.seconds",
+                "rss_ratio_last_to_first",
+                "server_peak_rss_mib",
+                "probe.failed",
+                "probe.login_p50_ms",
+                "probe.login_p99_ms",
+            ],
+        },
     ]
 }
 
@@ -274,6 +400,8 @@ pub(crate) struct ServerProcess {
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// Lines the server logged so far (a refusal that logs is a log flood).
+    pub(crate) log_lines: Arc<AtomicU64>,
     dir: tempfile::TempDir,
 }
 
@@ -306,14 +434,17 @@ impl ServerProcess {
             .map_err(|e| Error(format!("cannot start {}: {e}", bin.display())))?;
         let pid = child.id();
         let log = Arc::new(Mutex::new(VecDeque::new()));
+        let log_lines = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
             let log = log.clone();
+            let lines = log_lines.clone();
             // Drains the log for the server's whole life, keeping the tail.
             thread::spawn(move || {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    lines.fetch_add(1, Ordering::Relaxed);
                     if let Some(addr) = listening_addr(&line) {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(addr);
@@ -333,6 +464,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pid,
             log,
+            log_lines,
             dir,
         };
         match rx.recv_timeout(Duration::from_secs(15)) {
@@ -430,6 +562,12 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     for s in chosen {
         let server_args = strings(&[BASE])
             .into_iter()
+            .chain(
+                s.cheap_hashing
+                    .then(|| strings(&[CHEAP_HASHING]))
+                    .into_iter()
+                    .flatten(),
+            )
             .chain(s.server.clone())
             .chain(a.tls.then(|| "--tls-self-signed".to_owned()))
             .collect::<Vec<_>>();
@@ -438,7 +576,12 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             s.name,
             a.server.display(),
             server_args.join(" "),
-            s.bench.join(" "),
+            s.bench.join(" ")
+                + if s.paired {
+                    ", interleaved with the same plus --off"
+                } else {
+                    ""
+                },
             if a.tls {
                 " --tls-ca DATA_DIR/tls-cert.pem"
             } else {
@@ -449,49 +592,67 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         if a.dry_run {
             continue;
         }
-        let mut runs = Vec::new();
+        let off_bench: Vec<String> = s.bench.iter().cloned().chain(["--off".into()]).collect();
+        let (mut runs, mut offs) = (Vec::new(), Vec::new());
         for i in 0..a.runs.max(1) {
-            for attempt in 0..=a.retries {
-                let (v, noise) = run_once(a, s, &server_args, i)?;
-                let noisy = noise.is_some_and(|n| n > a.max_noise);
-                if noisy && attempt < a.retries {
-                    eprintln!(
-                        "   too noisy (others used {:.0}% of the machine): run again",
-                        noise.unwrap_or(0.0) * 100.0
-                    );
-                    continue;
-                }
-                runs.push(v);
-                break;
+            runs.push(run_retried(a, s.name, &s.bench, &server_args, i)?);
+            if s.paired {
+                offs.push(run_retried(a, s.name, &off_bench, &server_args, i)?);
             }
         }
-        let ok: Vec<Value> = runs
-            .iter()
-            .filter(|r| r.get("error").is_none())
-            .cloned()
-            .collect();
-        let median = median_json(&ok);
-        let line = json!({
+        let ok = |runs: &[Value]| -> Vec<Value> {
+            runs.iter()
+                .filter(|r| r.get("error").is_none())
+                .cloned()
+                .collect()
+        };
+        let median = median_json(&ok(&runs));
+        let mut line = json!({
             "suite": s.name,
             "tls": a.tls,
             "runs": runs.len(),
-            "ok_runs": ok.len(),
+            "ok_runs": ok(&runs).len(),
             "server_args": server_args,
             "bench_args": s.bench,
             "median": median,
         });
+        let median_off = s.paired.then(|| median_json(&ok(&offs)));
+        if let (Some(off), Value::Object(o)) = (&median_off, &mut line) {
+            o.insert("ok_runs_off".into(), json!(ok(&offs).len()));
+            o.insert("median_off".into(), off.clone());
+            o.insert("ratios".into(), ratios(&median, off));
+        }
         println!("{line}");
-        table.push((s.name, s.show, median));
+        table.push((s.name, s.show, median, median_off));
         medians.push(line);
     }
     if !a.dry_run {
         eprintln!("\n== medians of {} runs", a.runs);
-        for (name, show, median) in &table {
-            eprintln!("{name}:");
+        for (name, show, median, off) in &table {
+            eprintln!(
+                "{name}:{}",
+                if off.is_some() {
+                    format!("\n  {:<44} {:<12} without the attack", "", "attack")
+                } else {
+                    String::new()
+                }
+            );
             for key in show.iter().chain(&["others_cpu_s"]) {
+                let on = lookup(median, key).unwrap_or(&Value::Null);
+                match off {
+                    Some(off) => eprintln!(
+                        "  {key:<44} {:<12} {}",
+                        on.to_string(),
+                        lookup(off, key).unwrap_or(&Value::Null)
+                    ),
+                    None => eprintln!("  {key:<44} {on}"),
+                }
+            }
+            if let Some(off) = off {
                 eprintln!(
-                    "  {key:<44} {}",
-                    lookup(median, key).unwrap_or(&Value::Null)
+                    "  {:<44} {}",
+                    "ratios (attack / without)",
+                    ratios(median, off)
                 );
             }
         }
@@ -499,11 +660,51 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     Ok(medians)
 }
 
+/// The figures issue 15's bar compares, attack run over comparison run:
+/// the well-behaved clients' delivery p99 (bar: 3x) and, where there is a
+/// probe, its login p99.
+fn ratios(on: &Value, off: &Value) -> Value {
+    let ratio = |key: &str| {
+        let (a, b) = (lookup(on, key)?.as_f64()?, lookup(off, key)?.as_f64()?);
+        (b > 0.0).then(|| (a / b * 100.0).round() / 100.0)
+    };
+    json!({
+        "latency_p99": ratio("latency.p99_us"),
+        "probe_login_p99": ratio("probe.login_p99_ms"),
+        "peak_rss": ratio("server_peak_rss_mib"),
+    })
+}
+
+/// Run `i` of a scenario, done again (up to `--retries`) while too noisy.
+fn run_retried(
+    a: &SuiteArgs,
+    name: &str,
+    bench: &[String],
+    server_args: &[String],
+    i: usize,
+) -> Result<Value> {
+    let mut attempt = 0;
+    loop {
+        let (v, noise) = run_once(a, name, bench, server_args, i)?;
+        let noisy = noise.is_some_and(|n| n > a.max_noise);
+        if noisy && attempt < a.retries {
+            eprintln!(
+                "   too noisy (others used {:.0}% of the machine): run again",
+                noise.unwrap_or(0.0) * 100.0
+            );
+            attempt += 1;
+            continue;
+        }
+        return Ok(v);
+    }
+}
+
 /// One run of scenario `s` against a fresh server; returns the result (or
 /// an `error` object) and the share of the machine other processes used.
 fn run_once(
     a: &SuiteArgs,
-    s: &Scenario,
+    name: &str,
+    bench: &[String],
     server_args: &[String],
     i: usize,
 ) -> Result<(Value, Option<f64>)> {
@@ -518,7 +719,7 @@ fn run_once(
     let own0 = crate::procfs::cpu_seconds(me);
     let mut server = ServerProcess::start(&a.server, server_args)?;
     let mut argv = vec!["confab-bench".to_string()];
-    argv.extend(s.bench.iter().cloned());
+    argv.extend(bench.iter().cloned());
     if a.tls {
         let ca = server.dir.path().join("tls-cert.pem");
         argv.extend(["--tls-ca".into(), ca.to_string_lossy().into_owned()]);
@@ -534,7 +735,7 @@ fn run_once(
     let cli = Cli::try_parse_from(&argv).map_err(|e| Error(e.to_string()))?;
     eprintln!(
         "-- {} run {}/{} (load average {}{})",
-        s.name,
+        name,
         i + 1,
         a.runs,
         load.map_or("?".into(), |l| format!("{l:.2}")),
@@ -556,6 +757,7 @@ fn run_once(
     }
     let alive = server.alive();
     let tail = server.log_tail();
+    let log_lines = server.log_lines.load(Ordering::Relaxed);
     drop(server);
     let noise = others.map(|(o, avail)| o / avail.max(1e-9));
     let v = match result {
@@ -567,6 +769,7 @@ fn run_once(
                 o.insert("others_cpu_s".into(), json!(others.map(|o| o.0)));
                 o.insert("run_cpu_s_available".into(), json!(others.map(|o| o.1)));
                 o.insert("server_survived".into(), json!(alive));
+                o.insert("server_log_lines".into(), json!(log_lines));
             }
             if !alive {
                 eprintln!("   the server died; its log:\n{tail}");
@@ -576,7 +779,7 @@ fn run_once(
         }
         Err(e) => {
             eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
-            json!({ "scenario": s.name, "error": e.to_string() })
+            json!({ "scenario": name, "error": e.to_string() })
         }
     };
     Ok((v, noise))
@@ -655,6 +858,20 @@ mod tests {
     }
 
     #[test]
+    fn ratios_compare_the_attack_run_with_the_one_without() {
+        let on = json!({"latency": {"p99_us": 30.0}, "probe": {"login_p99_ms": 5.0}});
+        let off = json!({"latency": {"p99_us": 10.0}, "probe": null});
+        let r = ratios(&on, &off);
+        assert_eq!(r["latency_p99"], json!(3.0));
+        assert_eq!(
+            r["probe_login_p99"],
+            Value::Null,
+            "no probe without the attack"
+        );
+        assert_eq!(r["peak_rss"], Value::Null);
+    }
+
+    #[test]
     fn finds_the_listening_line() {
         let line = "2026-05-01T12:34:56.789Z INFO  confab_net: listening on 127.0.0.1:4242";
         assert_eq!(
@@ -683,6 +900,10 @@ mod tests {
             argv.extend(s.bench.iter().cloned());
             argv.extend(["--port".into(), "1".into()]);
             Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            if s.paired {
+                argv.push("--off".into());
+                Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{} --off: {e}", s.name));
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::frame::{
     PROTOCOL_VERSION,
 };
 use crate::name::{Name, NameKey};
-use crate::registrations::{Refused, Registrations};
+use crate::registrations::{self, Registrations};
 use crate::roster::Roster;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::{accepts, state, Bucket, CloseReason, Phase, Session, Source, State};
@@ -901,8 +901,10 @@ impl Hub {
         };
         if let Err(refused) = self.registrations.charge(now, source) {
             let (wait, text) = match refused {
-                Refused::Source(wait) => (wait, "too many accounts were created from your address"),
-                Refused::Server(wait) => {
+                registrations::Refused::Source(wait) => {
+                    (wait, "too many accounts were created from your address")
+                }
+                registrations::Refused::Server(wait) => {
                     (wait, "too many accounts are being created on this server")
                 }
             };
