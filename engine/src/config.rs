@@ -77,7 +77,8 @@ pub struct Config {
     pub roster_log: usize,
     /// Sessions in total.
     pub max_clients: u32,
-    /// Sessions from one source address.
+    /// Sessions from one source address (Ergo allows 16, InspIRCd 3: one
+    /// address must not be able to take the whole server).
     pub max_per_source: u32,
     /// Frames handled from one session before the shell should let others run.
     pub frames_per_turn: usize,
@@ -123,7 +124,7 @@ impl Default for Config {
             roster_window: 256,
             roster_log: 4096,
             max_clients: 10_000,
-            max_per_source: 10_000,
+            max_per_source: 16,
             frames_per_turn: 64,
         }
     }
