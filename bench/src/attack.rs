@@ -34,11 +34,13 @@ use futures_lite::{future, AsyncWriteExt};
 use serde_json::{json, Value};
 
 use crate::conn::{self, encode_send, err, Connector, Error, Login, Reader, Result, Stamp, Stream};
-use crate::drive::{Role, SendPlan};
+use crate::drive::Role;
 use crate::fleet::{Fleet, Member};
 use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
 use crate::rt::{self, describe, now_ns, summary, timeout};
-use crate::scenarios::{all_ready, login_of, merge, mib, name, PASSWORD};
+use crate::scenarios::{
+    all_ready, login_of, merge, mib, name, spawn_paced_senders, Paced, PASSWORD,
+};
 use crate::{run_id, AttackArgs, LoginsArgs};
 
 /// Which flood.
@@ -541,31 +543,17 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
         probe_login.register = false;
 
         let (good, mut start) = Fleet::new(login.clone(), a.common.login_concurrency, limit);
-        let mut tasks = Vec::new();
-        for i in 0..g {
-            tasks.push(good.spawn(
-                &ex,
-                Member {
-                    name: name(&format!("b{run}-{i}"))?,
-                    source: None,
-                    role: Role {
-                        senders: g,
-                        record: true,
-                        send: Some(SendPlan {
-                            id: i,
-                            messages: per_client,
-                            window: 64,
-                            interval_ns: Some(interval),
-                            size: usize::from(a.size),
-                            target: Target::Room,
-                            phase_ns: interval * u64::from(i) / u64::from(g),
-                        }),
-                    },
-                    wait_start: true,
-                    reconnect: false,
-                },
-            ));
-        }
+        let tasks = spawn_paced_senders(
+            &ex,
+            &good,
+            Paced {
+                run: &run,
+                clients: g,
+                per_client,
+                interval_ns: interval,
+                size: a.size,
+            },
+        )?;
         all_ready(&[(&good, g)], limit + Duration::from_secs(5)).await?;
         // Idle users filling the server (the storm's), from addresses of
         // their own so the per-source limit does not stop them.

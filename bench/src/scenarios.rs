@@ -552,6 +552,58 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
     }))
 }
 
+/// The well-behaved clients of the abuse and attack scenarios: `clients`
+/// members from 127.0.0.1, each sending `per_client` room messages of
+/// `size` bytes every `interval_ns`, phased evenly, recorded.
+pub(crate) struct Paced<'a> {
+    pub(crate) run: &'a str,
+    pub(crate) clients: u32,
+    pub(crate) per_client: u64,
+    pub(crate) interval_ns: u64,
+    pub(crate) size: u16,
+}
+
+/// Spawns [`Paced`] senders in `good`.
+pub(crate) fn spawn_paced_senders(
+    ex: &rt::Ex,
+    good: &Arc<Fleet>,
+    p: Paced<'_>,
+) -> Result<Vec<Task<()>>> {
+    let Paced {
+        run,
+        clients: g,
+        per_client,
+        interval_ns: interval,
+        size,
+    } = p;
+    let mut tasks = Vec::new();
+    for i in 0..g {
+        tasks.push(good.spawn(
+            ex,
+            Member {
+                name: name(&format!("b{run}-{i}"))?,
+                source: None,
+                role: Role {
+                    senders: g,
+                    record: true,
+                    send: Some(SendPlan {
+                        id: i,
+                        messages: per_client,
+                        window: 64,
+                        interval_ns: Some(interval),
+                        size: usize::from(size),
+                        target: Target::Room,
+                        phase_ns: interval * u64::from(i) / u64::from(g),
+                    }),
+                },
+                wait_start: true,
+                reconnect: false,
+            },
+        ));
+    }
+    Ok(tasks)
+}
+
 /// Slowloris: connect, send half a pre-auth frame, hold it until the server
 /// closes, again; counts the cycles.
 async fn slowloris(login: Arc<Login>, cycles: Arc<std::sync::atomic::AtomicU64>) {
@@ -601,31 +653,17 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
             a.common.login_concurrency,
             a.common.login_timeout(),
         );
-        let mut tasks = Vec::new();
-        for i in 0..g {
-            tasks.push(good.spawn(
-                &ex,
-                Member {
-                    name: name(&format!("b{run}-{i}"))?,
-                    source: None,
-                    role: Role {
-                        senders: g,
-                        record: true,
-                        send: Some(SendPlan {
-                            id: i,
-                            messages: per_client,
-                            window: 64,
-                            interval_ns: Some(interval),
-                            size: usize::from(a.size),
-                            target: Target::Room,
-                            phase_ns: interval * u64::from(i) / u64::from(g),
-                        }),
-                    },
-                    wait_start: true,
-                    reconnect: false,
-                },
-            ));
-        }
+        let mut tasks = spawn_paced_senders(
+            &ex,
+            &good,
+            Paced {
+                run: &run,
+                clients: g,
+                per_client,
+                interval_ns: interval,
+                size: a.size,
+            },
+        )?;
         for i in 0..a.flooders {
             tasks.push(bad.spawn(
                 &ex,
