@@ -109,6 +109,9 @@ pub enum TurnedAway {
     Full,
     /// The source has `max_per_source` connections.
     PerSource,
+    /// A connection from the source flooded before logging in, less than
+    /// `flood_penalty` ago.
+    Flooded,
 }
 
 /// A connection [`Hub::admit`] turned away.
@@ -171,6 +174,12 @@ pub struct Hub {
     /// Accounts disconnected for flooding, and until when they may not log
     /// in; bounded by `MAX_PENALTIES`.
     penalties: HashMap<NameKey, Instant>,
+    /// Source addresses one of whose connections flooded before logging
+    /// in, and until when [`Hub::admit`] turns them away; bounded by
+    /// `MAX_PENALTIES` like `penalties`. A flooder without an account has
+    /// nothing else to be barred by, and reconnecting costs the server far
+    /// more than a refusal does.
+    barred: HashMap<Source, Instant>,
     /// How many accounts each source and the server may still create.
     registrations: Registrations,
 }
@@ -217,6 +226,7 @@ impl Hub {
             overflowed: Vec::new(),
             spare_queues: SpareQueues::default(),
             penalties: HashMap::new(),
+            barred: HashMap::new(),
             registrations,
         };
         for (name, members) in groups {
@@ -244,7 +254,18 @@ impl Hub {
     /// that a storm of refused connections costs the shell one write each
     /// and never occupies a slot: a refused connection is not counted.
     /// Call it under the same hold as the [`Hub::connect`] it guards.
-    pub fn admit(&self, source: Source) -> Result<(), Refused> {
+    pub fn admit(&self, now: Instant, source: Source) -> Result<(), Refused> {
+        if let Some(until) = self.barred.get(&source).filter(|t| **t > now) {
+            let ms = until
+                .duration_since(now)
+                .as_millis()
+                .clamp(1, u32::MAX as u128) as u32;
+            let text = "a connection from your address flooded before logging in; try again later";
+            return Err(Refused {
+                reason: TurnedAway::Flooded,
+                frame: error_frame(ErrorCode::TooManyConnections, 0, ms, text),
+            });
+        }
         let (reason, text) = if self.count >= self.config.max_clients {
             (
                 TurnedAway::Full,
@@ -780,6 +801,7 @@ impl Hub {
                         "sent more than {} frames before logging in (then {} a second)",
                         self.config.pre_auth_burst, self.config.pre_auth_rate
                     );
+                    self.bar_source(now, conn);
                     self.fatal(conn, ErrorCode::Flooding, 0, &text);
                     false
                 }
@@ -1298,6 +1320,20 @@ impl Hub {
         }
         self.penalties
             .insert(user.key(), now + self.config.flood_penalty);
+    }
+
+    /// Turns `conn`'s source away for `flood_penalty` (see `Hub::barred`).
+    fn bar_source(&mut self, now: Instant, conn: ConnId) {
+        let Some(source) = self.session(conn).map(|s| s.source) else {
+            return;
+        };
+        if self.barred.len() >= MAX_PENALTIES {
+            self.barred.retain(|_, t| *t > now);
+            if self.barred.len() >= MAX_PENALTIES {
+                return;
+            }
+        }
+        self.barred.insert(source, now + self.config.flood_penalty);
     }
 
     fn groups_of(&self, user: &Name) -> Vec<Name> {

@@ -39,6 +39,7 @@ pub(crate) struct Refusals {
     /// Counted since the last summary, by reason.
     full: u64,
     per_source: u64,
+    flooded: u64,
     /// When the counted ones are due to be summed up; `None`: none counted.
     due: Option<Instant>,
 }
@@ -49,6 +50,7 @@ impl Refusals {
             lingering: Arc::new(AtomicUsize::new(0)),
             full: 0,
             per_source: 0,
+            flooded: 0,
             due: None,
         }
     }
@@ -78,6 +80,7 @@ impl Refusals {
             Some(_) => match refused.reason {
                 TurnedAway::Full => self.full += 1,
                 TurnedAway::PerSource => self.per_source += 1,
+                TurnedAway::Flooded => self.flooded += 1,
             },
         }
         if self.lingering.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
@@ -100,21 +103,24 @@ impl Refusals {
     /// Logs what was counted since the last line, if anything; a quiet
     /// interval ends the summing up.
     pub(crate) fn summarize(&mut self, now: Instant) {
-        let total = self.full + self.per_source;
+        let total = self.full + self.per_source + self.flooded;
         if total == 0 {
             self.due = None;
             return;
         }
         info!(
-            "turned away {total} more connections in {} s: {} {}, {} {}",
+            "turned away {total} more connections in {} s: {} {}, {} {}, {} {}",
             SUMMARY_EVERY.as_secs(),
             self.per_source,
             describe(TurnedAway::PerSource),
             self.full,
             describe(TurnedAway::Full),
+            self.flooded,
+            describe(TurnedAway::Flooded),
         );
         self.full = 0;
         self.per_source = 0;
+        self.flooded = 0;
         self.due = Some(now + SUMMARY_EVERY);
     }
 }
@@ -123,5 +129,6 @@ fn describe(reason: TurnedAway) -> &'static str {
     match reason {
         TurnedAway::Full => "the server is full",
         TurnedAway::PerSource => "too many connections from the address",
+        TurnedAway::Flooded => "the address flooded before logging in",
     }
 }

@@ -437,7 +437,7 @@ async fn serve(
                 let source = source_of(peer.ip());
                 let admitted = shared.with_core(|core, now| {
                     core.hub
-                        .admit(source)
+                        .admit(now, source)
                         .map(|()| core.connect(now, peer, source))
                 });
                 let (conn, woken) = match admitted {

@@ -1244,10 +1244,10 @@ fn admission_refuses_beyond_the_limits_without_creating_a_session() {
         ..Config::default()
     };
     let mut w = World::new(config);
-    assert!(w.hub.admit(Source(1)).is_ok());
+    assert!(w.hub.admit(w.now, Source(1)).is_ok());
     let a = w.connect_from(Source(1));
     w.connect_from(Source(1));
-    let refused = w.hub.admit(Source(1)).expect_err("per source");
+    let refused = w.hub.admit(w.now, Source(1)).expect_err("per source");
     assert_eq!(refused.reason, crate::TurnedAway::PerSource);
     let (frame, used) = crate::decode(&refused.frame, u32::MAX)
         .expect("a frame")
@@ -1266,11 +1266,37 @@ fn admission_refuses_beyond_the_limits_without_creating_a_session() {
     );
     // Refusing counted nothing: another source still fits, then the total.
     assert_eq!(w.hub.connections(), 2);
-    assert!(w.hub.admit(Source(2)).is_ok());
+    assert!(w.hub.admit(w.now, Source(2)).is_ok());
     w.connect_from(Source(2));
-    let full = w.hub.admit(Source(3)).expect_err("full");
+    let full = w.hub.admit(w.now, Source(3)).expect_err("full");
     assert_eq!(full.reason, crate::TurnedAway::Full);
     w.disconnect(a);
-    assert!(w.hub.admit(Source(3)).is_ok(), "room again once one left");
-    assert!(w.hub.admit(Source(1)).is_ok());
+    assert!(
+        w.hub.admit(w.now, Source(3)).is_ok(),
+        "room again once one left"
+    );
+    assert!(w.hub.admit(w.now, Source(1)).is_ok());
+}
+
+#[test]
+fn an_address_whose_connection_flooded_before_login_is_turned_away_for_the_flood_penalty() {
+    let mut w = world(&["alice"]);
+    let attacker = Source(66);
+    let a = w.connect_from(attacker);
+    let pings: Vec<u8> = (0..50u64)
+        .flat_map(|token| Frame::Ping { token }.to_bytes())
+        .collect();
+    w.send_bytes(a, &pings);
+    assert_eq!(w.errors(a).last(), Some(&ErrorCode::Flooding));
+    let refused = w.hub.admit(w.now, attacker).expect_err("barred");
+    assert_eq!(refused.reason, crate::hub::TurnedAway::Flooded);
+    let (f, _) = decode(&refused.frame, u32::MAX).unwrap().unwrap();
+    assert!(
+        matches!(f, Frame::Error { code: ErrorCode::TooManyConnections, retry_after_ms, .. } if retry_after_ms > 0),
+        "{f:?}"
+    );
+    // Other addresses are not; the attacker's is again after the penalty.
+    assert!(w.hub.admit(w.now, Source(67)).is_ok());
+    w.advance(Config::default().flood_penalty);
+    assert!(w.hub.admit(w.now, attacker).is_ok());
 }
