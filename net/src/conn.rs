@@ -628,9 +628,14 @@ async fn write_frames(stream: &impl Transport, frames: &[Arc<[u8]>]) -> io::Resu
 /// After our half-close: drain what the peer still sends for a moment
 /// (see [`LINGER`]).
 pub(crate) async fn linger(stream: &Async<TcpStream>) {
+    linger_up_to(stream, LINGER_BYTES).await;
+}
+
+/// [`linger`], reading and dropping at most `max_bytes`.
+pub(crate) async fn linger_up_to(stream: &Async<TcpStream>, max_bytes: usize) {
     let drain = async {
         let mut total = 0;
-        while total < LINGER_BYTES {
+        while total < max_bytes {
             if future::poll_fn(|cx| stream.poll_readable(cx))
                 .await
                 .is_err()

@@ -8,8 +8,10 @@
 //! it), then our side is shut down. So that the kernel does not answer the
 //! peer's unread bytes with a reset that could destroy the frame, the
 //! socket lingers like a closing session's, reading and dropping for at
-//! most a second, but at most [`MAX_LINGERING`] refused sockets at once:
-//! beyond that a storm's sockets are closed at once.
+//! most a second and [`REFUSED_LINGER_BYTES`], but at most
+//! [`MAX_LINGERING`] refused sockets at once: beyond that a storm's
+//! sockets are closed at once, as are those of an address barred for
+//! flooding.
 //!
 //! Logging each refusal let a storm flood the log (2,188 lines in 5 s).
 //! The first refusal after a quiet interval is logged with its peer; the
@@ -30,6 +32,9 @@ use crate::conn;
 
 /// Refused sockets lingering at once (each is a descriptor and a small task).
 pub(crate) const MAX_LINGERING: usize = 256;
+/// Bytes a refused socket's linger reads at most: a client that is told
+/// no has sent a HELLO and perhaps a LOGIN, not more.
+pub(crate) const REFUSED_LINGER_BYTES: usize = 16 * 1024;
 /// How often refusals are summed up in the log.
 pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -83,13 +88,18 @@ impl Refusals {
                 TurnedAway::Flooded => self.flooded += 1,
             },
         }
+        // An address barred for flooding gets no linger: it would only
+        // write on into it, and a reset is all a flooder is owed.
+        if refused.reason == TurnedAway::Flooded {
+            return;
+        }
         if self.lingering.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
             self.lingering.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let lingering = self.lingering.clone();
         ex.spawn(async move {
-            conn::linger(&stream).await;
+            conn::linger_up_to(&stream, REFUSED_LINGER_BYTES).await;
             lingering.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
