@@ -75,6 +75,8 @@ const CHEAP_HASHING: &[&str] = &["--hash-memory-kib", "8", "--hash-passes", "1"]
 const ONE_SOURCE: &[&str] = &[
     "--max-per-source",
     "10000",
+    "--max-pre-auth-per-source",
+    "10000",
     "--auth-queue-per-source",
     "256",
     "--register-source-burst",
@@ -127,7 +129,14 @@ fn strings(parts: &[&[&str]]) -> Vec<String> {
 
 fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
     let conns = a.conns.to_string();
-    let conn_limits: &[&str] = &["--max-clients", "20000", "--max-per-source", "20000"];
+    let conn_limits: &[&str] = &[
+        "--max-clients",
+        "20000",
+        "--max-per-source",
+        "20000",
+        "--max-pre-auth-per-source",
+        "20000",
+    ];
     let fan_show: &[&str] = &[
         "delivered",
         "loss",
@@ -332,19 +341,14 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             bench: strings(&[&[
                 "attack",
                 "storm",
+                "--login-concurrency",
+                "4",
                 "--clients",
                 "20",
                 "--fillers",
                 "30",
                 "--leave",
                 "5",
-                // Each attempt dropped at once, as in the issue: the
-                // attacker holds nothing, so whatever keeps others out is
-                // the refusals themselves (holding admitted connections is
-                // slowloris, bounded by the per-address limit and the auth
-                // timeout, and measured by `abuse`).
-                "--hold-ms",
-                "0",
             ]]),
             show: attack_show,
         },
@@ -353,7 +357,14 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             cheap_hashing: true,
             paired: true,
             server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
-            bench: strings(&[&["attack", "pre-auth", "--clients", "20"]]),
+            bench: strings(&[&[
+                "attack",
+                "pre-auth",
+                "--clients",
+                "20",
+                "--login-concurrency",
+                "4",
+            ]]),
             show: attack_show,
         },
         Scenario {
@@ -361,7 +372,14 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             cheap_hashing: true,
             paired: true,
             server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
-            bench: strings(&[&["attack", "unknown-frame", "--clients", "20"]]),
+            bench: strings(&[&[
+                "attack",
+                "unknown-frame",
+                "--clients",
+                "20",
+                "--login-concurrency",
+                "4",
+            ]]),
             show: attack_show,
         },
         Scenario {
@@ -376,7 +394,16 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
                 REGISTRATIONS,
                 &["--registration", "open", "--max-per-source", "64"],
             ]),
-            bench: strings(&[&["attack", "register", "--clients", "20", "--duration", "20"]]),
+            bench: strings(&[&[
+                "attack",
+                "register",
+                "--clients",
+                "20",
+                "--duration",
+                "20",
+                "--login-concurrency",
+                "4",
+            ]]),
             show: attack_show,
         },
         Scenario {

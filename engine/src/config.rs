@@ -80,6 +80,9 @@ pub struct Config {
     /// Sessions from one source address (Ergo allows 16, InspIRCd 3: one
     /// address must not be able to take the whole server).
     pub max_per_source: u32,
+    /// Of those, connections that have not logged in: holding slots
+    /// without an account is cheap, so one address may hold only a few.
+    pub max_pre_auth_per_source: u32,
     /// Frames handled from one session before the shell should let others run.
     pub frames_per_turn: usize,
 }
@@ -125,6 +128,7 @@ impl Default for Config {
             roster_log: 4096,
             max_clients: 10_000,
             max_per_source: 16,
+            max_pre_auth_per_source: 4,
             frames_per_turn: 64,
         }
     }

@@ -152,6 +152,9 @@ pub struct Hub {
     free: Vec<u32>,
     count: u32,
     per_source: HashMap<Source, u32>,
+    /// Connections per source that have not logged in (a subset of
+    /// `per_source`'s, so bounded by it).
+    unauthenticated: HashMap<Source, u32>,
     roster: Roster,
     /// Sessions that asked for the roster stream.
     subscribers: HashSet<ConnId>,
@@ -213,6 +216,7 @@ impl Hub {
             free: Vec::new(),
             count: 0,
             per_source: HashMap::new(),
+            unauthenticated: HashMap::new(),
             subscribers: HashSet::new(),
             groups: HashMap::new(),
             memberships: HashMap::new(),
@@ -276,6 +280,13 @@ impl Hub {
                 TurnedAway::PerSource,
                 "too many connections from your address",
             )
+        } else if self.unauthenticated.get(&source).copied().unwrap_or(0)
+            >= self.config.max_pre_auth_per_source
+        {
+            (
+                TurnedAway::PerSource,
+                "too many connections from your address have not logged in",
+            )
         } else {
             return Ok(());
         };
@@ -310,6 +321,10 @@ impl Hub {
             }
         };
         self.count += 1;
+        *self.unauthenticated.entry(source).or_default() += 1;
+        if let Some(s) = session_in(&mut self.slots, id) {
+            s.unauthenticated = true;
+        }
         let from_source = self.per_source.entry(source).or_default();
         *from_source += 1;
         let from_source = *from_source;
@@ -595,6 +610,19 @@ impl Hub {
             *n -= 1;
             if *n == 0 {
                 self.per_source.remove(&session.source);
+            }
+        }
+        if session.unauthenticated {
+            self.authenticated_from(session.source);
+        }
+    }
+
+    /// One connection from `source` no longer counts as not logged in.
+    fn authenticated_from(&mut self, source: Source) {
+        if let Some(n) = self.unauthenticated.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.unauthenticated.remove(&source);
             }
         }
     }
@@ -1068,11 +1096,16 @@ impl Hub {
             m.msgs = None;
             m.bytes = None;
         });
+        let counted = std::mem::take(&mut s.unauthenticated);
+        let source = s.source;
         s.state = if roster {
             State::RosterSync(logged_in)
         } else {
             State::Messaging(logged_in)
         };
+        if counted {
+            self.authenticated_from(source);
+        }
         self.push(
             conn,
             Frame::LoginOk { reference, user }.to_shared(),

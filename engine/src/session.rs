@@ -231,6 +231,9 @@ pub(crate) struct Session {
     pub(crate) inflight: u16,
     /// The writer was told about queued bytes and has not drained yet.
     pub(crate) wake_pending: bool,
+    /// Counted among its source's connections that have not logged in
+    /// (see `Config::max_pre_auth_per_source`) until it logs in or goes.
+    pub(crate) unauthenticated: bool,
 }
 
 impl Session {
@@ -303,6 +306,7 @@ impl Session {
             marks: None,
             inflight: 0,
             wake_pending: false,
+            unauthenticated: false,
         }
     }
 

@@ -149,6 +149,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_PER_SOURCE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_per_source: u32,
 
+    /// Of those, connections that have not logged in yet (1-65535): one
+    /// address cannot hold the server's slots without an account.
+    #[arg(long, env = "CONFAB_MAX_PRE_AUTH_PER_SOURCE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub max_pre_auth_per_source: u32,
+
     /// Seconds of silence before the server pings; as long again without an answer disconnects.
     #[arg(long, env = "CONFAB_IDLE_TIMEOUT", default_value_t = 60, value_parser = secs())]
     pub idle_timeout: u64,
@@ -363,6 +368,7 @@ impl ServeArgs {
             frame_timeout: Duration::from_secs(self.frame_timeout),
             max_clients: self.max_clients,
             max_per_source: self.max_per_source,
+            max_pre_auth_per_source: self.max_pre_auth_per_source,
             ..defaults
         }
     }

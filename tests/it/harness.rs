@@ -220,6 +220,7 @@ impl Server {
         let mut per_source = Vec::new();
         for (option, value) in [
             ("--max-per-source", "10000"),
+            ("--max-pre-auth-per-source", "10000"),
             ("--auth-queue-per-source", "256"),
             ("--register-source-burst", "65535"),
             ("--register-server-burst", "65535"),

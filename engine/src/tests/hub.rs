@@ -1300,3 +1300,42 @@ fn an_address_whose_connection_flooded_before_login_is_turned_away_for_the_flood
     w.advance(Config::default().flood_penalty);
     assert!(w.hub.admit(w.now, attacker).is_ok());
 }
+
+#[test]
+fn an_address_may_hold_only_a_few_connections_that_have_not_logged_in() {
+    let mut w = world(&["alice"]);
+    let cap = Config::default().max_pre_auth_per_source as usize;
+    let source = Source(5);
+    let waiting: Vec<usize> = (0..cap).map(|_| w.connect_from(source)).collect();
+    let refused = w.hub.admit(w.now, source).expect_err("all of them waiting");
+    let (f, _) = decode(&refused.frame, u32::MAX).unwrap().unwrap();
+    assert!(matches!(
+        f,
+        Frame::Error {
+            code: ErrorCode::TooManyConnections,
+            ..
+        }
+    ));
+    assert!(
+        w.hub.admit(w.now, Source(6)).is_ok(),
+        "other addresses are not held back"
+    );
+    // One logs in: it no longer counts, and there is room for another.
+    w.login_peer(waiting[0], "alice", 0, false);
+    assert_eq!(
+        w.hub.phase(w.peers[waiting[0]].conn),
+        Some(Phase::Messaging)
+    );
+    assert!(w.hub.admit(w.now, source).is_ok());
+    let again = w.connect_from(source);
+    assert!(w.hub.admit(w.now, source).is_err());
+    // One that leaves without logging in makes room too.
+    w.disconnect(again);
+    assert!(w.hub.admit(w.now, source).is_ok());
+    // And a logged-in one leaving does not count twice.
+    w.disconnect(waiting[0]);
+    assert!(w.hub.admit(w.now, source).is_ok());
+    let extra = w.connect_from(source);
+    assert!(w.hub.admit(w.now, source).is_err(), "still {cap} waiting");
+    w.disconnect(extra);
+}
