@@ -813,16 +813,28 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
             let (stop, attempts) = (stop.clone(), attempts.clone());
             thread::spawn(move || {
                 let mut codes = Vec::new();
+                // A connection that tried more than its pre-auth budget
+                // was closed (FLOODING) and its address barred for a
+                // while: the attacker reconnects, as a real one would, and
+                // gives up on an address the server turns away.
                 let fresh = |i: u8| {
                     let ip = Ipv4Addr::new(127, 0, 1 + t, 2 + i);
                     let mut r = Raw::from_stream(connect_from(ip, port));
-                    r.hello();
-                    r
+                    r.frame(&Frame::Hello {
+                        version: PROTOCOL_VERSION,
+                        client: Text::new("attacker").expect("short"),
+                    });
+                    let g = r.recv()?;
+                    match error_code(&g) {
+                        Some(ErrorCode::TooManyConnections) => None,
+                        _ => Some(r),
+                    }
                 };
-                let mut conns: Vec<Raw> = (0..10u8).map(fresh).collect();
+                let mut conns: Vec<Option<Raw>> = (0..10u8).map(fresh).collect();
                 let mut attempt = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    for (i, r) in conns.iter_mut().enumerate() {
+                while !stop.load(Ordering::Relaxed) && conns.iter().any(Option::is_some) {
+                    for (i, slot) in conns.iter_mut().enumerate() {
+                        let Some(r) = slot else { continue };
                         attempt += 1;
                         // One real account, and names nobody has.
                         let user = if attempt % 2 == 1 {
@@ -838,14 +850,15 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
                             roster: false,
                         };
                         if r.write(&login.to_bytes()).is_err() {
-                            *r = fresh(i as u8);
-                            r.frame(&login);
+                            *slot = fresh(i as u8);
+                            match slot {
+                                Some(r) => r.frame(&login),
+                                None => continue,
+                            }
                         }
                     }
-                    for (i, r) in conns.iter_mut().enumerate() {
-                        // A connection that tried more than its pre-auth
-                        // budget was closed (FLOODING): the attacker
-                        // reconnects, as a real one would.
+                    for (i, slot) in conns.iter_mut().enumerate() {
+                        let Some(r) = slot else { continue };
                         let g = loop {
                             match r.recv() {
                                 Some(g) if g.name == "PING" => continue,
@@ -853,7 +866,7 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
                             }
                         };
                         let Some(g) = g else {
-                            *r = fresh(i as u8);
+                            *slot = fresh(i as u8);
                             continue;
                         };
                         codes.push(
@@ -1080,6 +1093,8 @@ fn registration_spam_from_one_address_does_not_queue_ahead_of_a_login_from_anoth
     legit
         .login(name("legit"), &password("legit"), options, WAIT)
         .unwrap_or_else(|e| panic!("legit cannot log in: {e}"));
+    // The auth thread logs the login as it answers it: wait for the line.
+    server.wait_log("the legit login logged", |l| l.contains("login user=legit"));
     let log = server.log();
     let upto_login = log
         .split_once("login user=legit")
