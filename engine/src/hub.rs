@@ -1906,12 +1906,15 @@ impl Hub {
         if matches!(s.state, State::Closed(_)) {
             return;
         }
+        // In the last class, so that it is the last frame written, after
+        // whatever was queued before it (nothing is queued after it: the
+        // session is closed), as the spec promises.
         if let Pushed::Overflow = s.queue.push(
             Queued {
                 bytes: bytes.clone(),
                 message: None,
             },
-            Class::Control,
+            Class::Bulk,
             limit,
         ) {
             s.queue = Default::default();
@@ -1920,7 +1923,7 @@ impl Hub {
                     bytes,
                     message: None,
                 },
-                Class::Control,
+                Class::Bulk,
                 usize::MAX,
             );
         }

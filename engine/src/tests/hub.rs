@@ -1339,3 +1339,31 @@ fn an_address_may_hold_only_a_few_connections_that_have_not_logged_in() {
     assert!(w.hub.admit(w.now, source).is_err(), "still {cap} waiting");
     w.disconnect(extra);
 }
+
+#[test]
+fn a_fatal_error_is_the_last_frame_even_with_messages_queued() {
+    let mut w = world(&["alice", "bob"]);
+    let a = w.login("alice", false);
+    let b = w.login("bob", false);
+    w.peers[b].reading = false;
+    for i in 0..5 {
+        w.say(a, Target::Room, &format!("m{i}"));
+    }
+    // Garbage from bob while his messages wait to be written.
+    w.send_bytes(b, &[0, 0, 0, 3, kind::PING, 1, 2]);
+    w.peers[b].reading = true;
+    w.run();
+    assert_eq!(w.messages(b).len(), 5, "what was queued is still written");
+    assert!(
+        matches!(
+            w.peers[b].got.last(),
+            Some(Got::Error {
+                code: ErrorCode::MalformedFrame,
+                ..
+            })
+        ),
+        "{:?}",
+        w.peers[b].got
+    );
+    assert!(w.peers[b].closed);
+}
