@@ -38,9 +38,7 @@ use crate::drive::Role;
 use crate::fleet::{Fleet, Member};
 use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
 use crate::rt::{self, describe, now_ns, summary, timeout};
-use crate::scenarios::{
-    all_ready, login_of, merge, mib, name, spawn_paced_senders, Paced, PASSWORD,
-};
+use crate::scenarios::{all_ready, login_of, merge, mib, name, spawn_paced_senders, PASSWORD};
 use crate::{run_id, AttackArgs, LoginsArgs};
 
 /// Which flood.
@@ -510,7 +508,7 @@ fn unknown_chunk(count: usize) -> Vec<u8> {
 
 /// One flood class against well-behaved clients (or, `--off`, none).
 pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
-    let g = a.clients;
+    let g = a.good.clients;
     if g < 2 {
         return err("need at least 2 well-behaved clients");
     }
@@ -524,9 +522,8 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
     let login = login_of(&a.common, 64 * 1024)?;
     let run = run_id();
     let pid = a.common.server_pid;
-    let per_client = (a.rate * a.duration as f64).round().max(1.0) as u64;
-    let expected = per_client * u64::from(g) * u64::from(g - 1);
-    let interval = (1e9 / a.rate.max(1e-3)) as u64;
+    let paced = a.good.paced(&run, a.duration);
+    let expected = paced.expected();
     let limit = a.common.login_timeout();
     let stats = Arc::new(AttackStats::default());
     let probe_stats = Arc::new(Probe::default());
@@ -543,17 +540,7 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
         probe_login.register = false;
 
         let (good, mut start) = Fleet::new(login.clone(), a.common.login_concurrency, limit);
-        let tasks = spawn_paced_senders(
-            &ex,
-            &good,
-            Paced {
-                run: &run,
-                clients: g,
-                per_client,
-                interval_ns: interval,
-                size: a.size,
-            },
-        )?;
+        let tasks = spawn_paced_senders(&ex, &good, &paced)?;
         all_ready(&[(&good, g)], limit + Duration::from_secs(5)).await?;
         // Idle users filling the server (the storm's), from addresses of
         // their own so the per-source limit does not stop them.
@@ -654,7 +641,7 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
             "kind": kind.label(),
             "attack": !a.off,
             "attackers": if a.off { 0 } else { attackers },
-            "clients": g, "rate": a.rate, "duration_s": a.duration,
+            "clients": g, "rate": a.good.rate, "duration_s": a.duration,
             "fillers": a.fillers, "left": a.leave.min(a.fillers),
             "complete": complete,
             "expected": expected,
@@ -684,7 +671,7 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
         "attack {}{}: {g} good clients at {}/s: {}/{} delivered (loss {}); good latency {}; probe {}; attacker {}; server peak RSS {} MiB",
         kind.label(),
         if a.off { " (off)" } else { "" },
-        a.rate,
+        a.good.rate,
         v["delivered"],
         v["expected"],
         v["loss"],

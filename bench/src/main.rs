@@ -193,16 +193,27 @@ pub(crate) struct StorageArgs {
     pub(crate) timeout: u64,
 }
 
+/// The well-behaved clients of `abuse` and `attack`: paced room
+/// messages from 127.0.0.1, latency measured.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct AbuseArgs {
-    #[command(flatten)]
-    pub(crate) common: Common,
-    /// Well-behaved clients (paced room messages, latency measured).
+pub(crate) struct WellBehaved {
+    /// Well-behaved clients.
     #[arg(long, default_value_t = 20)]
     pub(crate) clients: u32,
     /// Messages per second each well-behaved client sends.
     #[arg(long, default_value_t = 5.0)]
     pub(crate) rate: f64,
+    /// Body bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
+    pub(crate) size: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AbuseArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) good: WellBehaved,
     /// Logged-in clients sending room messages as fast as they can
     /// (reconnecting when disconnected).
     #[arg(long, default_value_t = 50)]
@@ -211,9 +222,6 @@ pub(crate) struct AbuseArgs {
     /// the server closes them).
     #[arg(long, default_value_t = 200)]
     pub(crate) slowloris: u32,
-    /// Body bytes.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
-    pub(crate) size: u16,
     /// Seconds of measured sending.
     #[arg(long, default_value_t = 20)]
     pub(crate) duration: u64,
@@ -245,16 +253,8 @@ pub(crate) struct AttackArgs {
     /// The probe's source address (loopback), for the attacks on logins.
     #[arg(long, default_value = "127.0.0.3")]
     pub(crate) probe_source: IpAddr,
-    /// Well-behaved clients (paced room messages, latency measured), from
-    /// 127.0.0.1.
-    #[arg(long, default_value_t = 20)]
-    pub(crate) clients: u32,
-    /// Messages per second each well-behaved client sends.
-    #[arg(long, default_value_t = 5.0)]
-    pub(crate) rate: f64,
-    /// Body bytes.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(32..))]
-    pub(crate) size: u16,
+    #[command(flatten)]
+    pub(crate) good: WellBehaved,
     /// Idle logged-in users besides the well-behaved clients (to fill the
     /// server for the storm), from 127.0.1.1 .. 127.0.1.8.
     #[arg(long, default_value_t = 0)]

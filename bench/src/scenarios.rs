@@ -555,27 +555,48 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
 /// The well-behaved clients of the abuse and attack scenarios: `clients`
 /// members from 127.0.0.1, each sending `per_client` room messages of
 /// `size` bytes every `interval_ns`, phased evenly, recorded.
-pub(crate) struct Paced<'a> {
-    pub(crate) run: &'a str,
+pub(crate) struct Paced {
+    pub(crate) run: String,
     pub(crate) clients: u32,
     pub(crate) per_client: u64,
     pub(crate) interval_ns: u64,
     pub(crate) size: u16,
 }
 
+impl crate::WellBehaved {
+    /// The plan for `duration` seconds of sending, in run `run`.
+    pub(crate) fn paced(&self, run: &str, duration: u64) -> Paced {
+        Paced {
+            run: run.to_owned(),
+            clients: self.clients,
+            per_client: (self.rate * duration as f64).round().max(1.0) as u64,
+            interval_ns: (1e9 / self.rate.max(1e-3)) as u64,
+            size: self.size,
+        }
+    }
+}
+
+impl Paced {
+    /// Deliveries expected: each message reaches every other client.
+    pub(crate) fn expected(&self) -> u64 {
+        let g = u64::from(self.clients);
+        self.per_client * g * g.saturating_sub(1)
+    }
+}
+
 /// Spawns [`Paced`] senders in `good`.
 pub(crate) fn spawn_paced_senders(
     ex: &rt::Ex,
     good: &Arc<Fleet>,
-    p: Paced<'_>,
+    p: &Paced,
 ) -> Result<Vec<Task<()>>> {
     let Paced {
-        run,
+        ref run,
         clients: g,
         per_client,
         interval_ns: interval,
         size,
-    } = p;
+    } = *p;
     let mut tasks = Vec::new();
     for i in 0..g {
         tasks.push(good.spawn(
@@ -632,16 +653,15 @@ async fn slowloris(login: Arc<Login>, cycles: Arc<std::sync::atomic::AtomicU64>)
 
 /// Well-behaved clients under attack.
 pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
-    let g = a.clients;
+    let g = a.good.clients;
     if g < 2 {
         return err("need at least 2 well-behaved clients");
     }
     let login = login_of(&a.common, 64 * 1024)?;
     let run = run_id();
     let pid = a.common.server_pid;
-    let per_client = (a.rate * a.duration as f64).round().max(1.0) as u64;
-    let expected = per_client * u64::from(g) * u64::from(g - 1);
-    let interval = (1e9 / a.rate.max(1e-3)) as u64;
+    let paced = a.good.paced(&run, a.duration);
+    let expected = paced.expected();
     let (result, recorded) = rt::run(a.common.threads, |ex| async move {
         let (good, mut start) = Fleet::new(
             login.clone(),
@@ -653,17 +673,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
             a.common.login_concurrency,
             a.common.login_timeout(),
         );
-        let mut tasks = spawn_paced_senders(
-            &ex,
-            &good,
-            Paced {
-                run: &run,
-                clients: g,
-                per_client,
-                interval_ns: interval,
-                size: a.size,
-            },
-        )?;
+        let mut tasks = spawn_paced_senders(&ex, &good, &paced)?;
         for i in 0..a.flooders {
             tasks.push(bad.spawn(
                 &ex,
@@ -678,7 +688,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
                             messages: u64::MAX,
                             window: usize::MAX,
                             interval_ns: None,
-                            size: usize::from(a.size),
+                            size: usize::from(a.good.size),
                             target: Target::Room,
                             phase_ns: 0,
                         }),
@@ -712,7 +722,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
         let delivered = c.delivered.load(Relaxed);
         Ok::<Value, Error>(json!({
             "scenario": "abuse",
-            "clients": g, "rate": a.rate, "flooders": a.flooders, "slowloris": a.slowloris,
+            "clients": g, "rate": a.good.rate, "flooders": a.flooders, "slowloris": a.slowloris,
             "duration_s": a.duration,
             "complete": complete,
             "expected": expected,
@@ -738,7 +748,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
     merge(&mut v, json!({ "latency": summary(&recorded.delivery) }));
     eprintln!(
         "abuse: {g} good clients at {}/s, {} flooders, {} slowloris: {}/{} delivered (loss {}); good latency {}; flooders {} acked, {} disconnected; slowloris cycles {}; server peak RSS {} MiB",
-        a.rate, a.flooders, a.slowloris, v["delivered"], v["expected"], v["loss"],
+        a.good.rate, a.flooders, a.slowloris, v["delivered"], v["expected"], v["loss"],
         describe(&recorded.delivery), v["flood_acked"], v["flood_disconnects"],
         v["slowloris_cycles"], v["server_peak_rss_mib"],
     );

@@ -1345,14 +1345,8 @@ impl Hub {
     /// Bars the account of `conn` from logging in for `flood_penalty`.
     fn penalize(&mut self, now: Instant, conn: ConnId) {
         let Some(user) = self.user(conn) else { return };
-        if self.penalties.len() >= MAX_PENALTIES {
-            self.penalties.retain(|_, t| *t > now);
-            if self.penalties.len() >= MAX_PENALTIES {
-                return;
-            }
-        }
-        self.penalties
-            .insert(user.key(), now + self.config.flood_penalty);
+        let until = now + self.config.flood_penalty;
+        insert_penalty(&mut self.penalties, user.key(), until, now);
     }
 
     /// Turns `conn`'s source away for `flood_penalty` (see `Hub::barred`).
@@ -1360,13 +1354,8 @@ impl Hub {
         let Some(source) = self.session(conn).map(|s| s.source) else {
             return;
         };
-        if self.barred.len() >= MAX_PENALTIES {
-            self.barred.retain(|_, t| *t > now);
-            if self.barred.len() >= MAX_PENALTIES {
-                return;
-            }
-        }
-        self.barred.insert(source, now + self.config.flood_penalty);
+        let until = now + self.config.flood_penalty;
+        insert_penalty(&mut self.barred, source, until, now);
     }
 
     fn groups_of(&self, user: &Name) -> Vec<Name> {
@@ -1990,6 +1979,24 @@ enum GroupRequest {
     Create,
     Join,
     Leave,
+}
+
+/// Records a penalty until `until`, keeping the map within
+/// `MAX_PENALTIES`: the expired ones go first, and if none has expired no
+/// new one is recorded (a flood of floods).
+fn insert_penalty<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Instant>,
+    key: K,
+    until: Instant,
+    now: Instant,
+) {
+    if map.len() >= MAX_PENALTIES {
+        map.retain(|_, t| *t > now);
+        if map.len() >= MAX_PENALTIES {
+            return;
+        }
+    }
+    map.insert(key, until);
 }
 
 fn session_in(slots: &mut [Slot], conn: ConnId) -> Option<&mut Session> {
