@@ -160,7 +160,10 @@ fn chat_requests_wait_for_the_roster_snapshot_which_is_acknowledged_automaticall
             }
         ]
     );
-    assert_eq!(sent(&mut s), vec!["RosterAck { version: 4 }".to_owned()]);
+    assert_eq!(
+        sent(&mut s),
+        vec!["RosterAck { version: RosterVersion(4) }".to_owned()]
+    );
     assert_eq!(s.phase(), Phase::Messaging);
     assert!(s.send(Target::Room, "hi").is_ok());
 }
@@ -187,7 +190,10 @@ fn roster_deltas_are_applied_and_acknowledged_once_per_batch() {
     ]))
     .unwrap();
     assert_eq!(events(&mut s).len(), 3);
-    assert_eq!(sent(&mut s), vec!["RosterAck { version: 4 }".to_owned()]);
+    assert_eq!(
+        sent(&mut s),
+        vec!["RosterAck { version: RosterVersion(4) }".to_owned()]
+    );
     let users: Vec<Name> = s.roster().users().copied().collect();
     assert_eq!(users, vec![n("alice"), n("carol")]);
     // A stale delta changes nothing and is not acknowledged again.
