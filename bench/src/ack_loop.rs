@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::ErrorCode;
-use confab_engine::Frame;
+use confab_engine::{Frame, Ref};
 use polling::{Event, Events, PollMode, Poller};
 
 use crate::conn::{encode_send, err, Error, Reader, Result, Stamp};
@@ -103,8 +103,8 @@ impl Running {
                 Frame::Ack { reference, .. } => {
                     acks += 1;
                     self.answered += 1;
-                    if reference > 0 {
-                        let at = self.sent_at[(reference as usize - 1) % window];
+                    if reference > Ref(0) {
+                        let at = self.sent_at[(reference.0 as usize - 1) % window];
                         record_ack(now.saturating_sub(at));
                     }
                 }
@@ -118,7 +118,7 @@ impl Running {
                         counters.fatal.fetch_add(1, Relaxed);
                         return err(format!("{code:?}: {}", text.as_str()));
                     }
-                    if reference > 0 {
+                    if reference > Ref(0) {
                         self.answered += 1;
                         counters.send_errors.fetch_add(1, Relaxed);
                         if code == ErrorCode::Busy {

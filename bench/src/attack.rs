@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use confab_engine::frame::{ErrorCode, Text, PROTOCOL_VERSION};
-use confab_engine::{Frame, Name, Target};
+use confab_engine::{Frame, Name, Ref, Target};
 use futures_lite::io::AsyncWrite;
 use futures_lite::{future, AsyncWriteExt};
 use serde_json::{json, Value};
@@ -435,7 +435,7 @@ async fn register(how: Arc<Login>, run: String, i: u32, st: &AttackStats) {
                 let reference = k.wrapping_add(1).max(1);
                 k = k.wrapping_add(1);
                 Frame::Register {
-                    reference,
+                    reference: Ref(reference),
                     user,
                     password,
                 }
@@ -446,13 +446,13 @@ async fn register(how: Arc<Login>, run: String, i: u32, st: &AttackStats) {
                     while let Some(frame) = reader.next_frame()? {
                         st.saw(&frame);
                         match frame {
-                            Frame::Ok { reference: r } if r == reference => {
+                            Frame::Ok { reference: r } if r == Ref(reference) => {
                                 st.registered.fetch_add(1, Relaxed);
                                 break 'answer;
                             }
                             // Counted by `saw`; the server closes next.
                             Frame::Error { code, .. } if code.is_fatal() => {}
-                            Frame::Error { reference: r, .. } if r == reference => {
+                            Frame::Error { reference: r, .. } if r == Ref(reference) => {
                                 st.register_refused.fetch_add(1, Relaxed);
                                 break 'answer;
                             }
@@ -785,7 +785,16 @@ mod tests {
         let (f, _) = confab_engine::decode(&sends, 1024)
             .expect("decodes")
             .expect("whole");
-        assert!(matches!(f, Frame::Send { reference: 1, .. }), "{f:?}");
+        assert!(
+            matches!(
+                f,
+                Frame::Send {
+                    reference: Ref(1),
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
         // Under the logged-in frame limit, and of a type nobody knows.
         let unknown = unknown_chunk(2);
         assert_eq!(unknown.len(), 2 * (5 + UNKNOWN_PAYLOAD));

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_io::{Async, Timer};
 use confab_engine::codec::frame_len;
 use confab_engine::frame::{ErrorCode, Text, PROTOCOL_VERSION};
-use confab_engine::{decode, DecodeError, Frame, Name, Target};
+use confab_engine::{decode, DecodeError, Frame, MessageId, Name, Ref, Target};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
 
@@ -559,16 +559,16 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
     loop {
         let request = if step == 1 {
             Frame::Register {
-                reference: 1,
+                reference: Ref(1),
                 user: name,
                 password,
             }
         } else {
             Frame::Login {
-                reference: 2,
+                reference: Ref(2),
                 user: name,
                 password,
-                resume_after: 0,
+                resume_after: MessageId(0),
                 roster: false,
             }
         };
@@ -581,14 +581,16 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
             while let Some(frame) = reader.next_frame()? {
                 match frame {
                     Frame::ServerHello { info, .. } => reader.set_max_frame(info.max_frame),
-                    Frame::Ok { reference: 1 } if step == 1 => found = Some(Ok(())),
-                    Frame::LoginOk { reference: 2, .. } if step == 2 => found = Some(Ok(())),
+                    Frame::Ok { reference: Ref(1) } if step == 1 => found = Some(Ok(())),
+                    Frame::LoginOk {
+                        reference: Ref(2), ..
+                    } if step == 2 => found = Some(Ok(())),
                     Frame::Error {
                         code,
                         reference,
                         retry_after_ms,
                         text,
-                    } if code.is_fatal() || reference == step => {
+                    } if code.is_fatal() || reference == Ref(step) => {
                         found = Some(Err((code, retry_after_ms, text.as_str().to_owned())));
                     }
                     _ => {}
@@ -653,12 +655,12 @@ mod tests {
                 else {
                     panic!("not a SEND: {frame:?}");
                 };
-                assert_eq!((reference, t), (42, target));
+                assert_eq!((reference, t), (Ref(42), target));
                 assert_eq!(body.as_str().len(), size);
                 assert_eq!(Stamp::parse(body.as_str()), Some(stamp));
                 let mut theirs = Vec::new();
                 Frame::Send {
-                    reference: 42,
+                    reference: Ref(42),
                     target,
                     body,
                 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 use confab_engine::frame::ErrorCode;
-use confab_engine::{Frame, Target};
+use confab_engine::{Frame, Ref, Target};
 use futures_lite::future;
 
 use crate::conn::{encode_send, Client, Out, Result, Stamp};
@@ -291,8 +291,8 @@ async fn drive_inner(
                 Frame::Ack { reference, .. } => {
                     tally.acked += 1;
                     outstanding = outstanding.saturating_sub(1);
-                    if track > 0 && reference > 0 && role.record {
-                        let at = sent_at[(reference as usize - 1) % track];
+                    if track > 0 && reference > Ref(0) && role.record {
+                        let at = sent_at[(reference.0 as usize - 1) % track];
                         record_ack(now.saturating_sub(at));
                     }
                 }
@@ -310,7 +310,7 @@ async fn drive_inner(
                     if code.is_fatal() {
                         tally.fatal += 1;
                         counters.note(format!("{code:?}: {}", text.as_str()));
-                    } else if reference > 0 && plan.is_some() {
+                    } else if reference > Ref(0) && plan.is_some() {
                         tally.send_errors += 1;
                         outstanding = outstanding.saturating_sub(1);
                         if code != ErrorCode::Busy {

@@ -21,8 +21,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_engine::frame::{GroupInfo, Ref};
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::frame::GroupInfo;
+use confab_engine::{MessageId, Name, Ref, Target};
 
 use crate::session::{
     ApiMisuse, Error, Event, HistoryPage, LoginOptions, Phase, ServerError, ServerHello, Session,

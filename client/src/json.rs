@@ -23,11 +23,11 @@ pub fn event_json(event: &Event) -> Value {
             "msg_burst": h.info.msg_burst,
             "history_page_max": h.info.history_page_max,
         }),
-        Event::Ok { reference, .. } => json!({ "event": "ok", "ref": reference }),
+        Event::Ok { reference, .. } => json!({ "event": "ok", "ref": reference.0 }),
         Event::LoginOk { user, .. } => json!({ "event": "logged_in", "user": user.as_str() }),
         Event::RosterSnapshot { version, users } => json!({
             "event": "roster",
-            "version": version,
+            "version": version.0,
             "users": users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
         }),
         Event::RosterDelta {
@@ -37,9 +37,9 @@ pub fn event_json(event: &Event) -> Value {
         } => json!({
             "event": match presence { Presence::Online => "online", Presence::Offline => "offline" },
             "user": user.as_str(),
-            "version": version,
+            "version": version.0,
         }),
-        Event::CaughtUp { last_id } => json!({ "event": "caught_up", "last_id": last_id }),
+        Event::CaughtUp { last_id } => json!({ "event": "caught_up", "last_id": last_id.0 }),
         Event::Message(m) => message_json(m),
         Event::Ack {
             reference,
@@ -47,7 +47,8 @@ pub fn event_json(event: &Event) -> Value {
             timestamp_ms,
             target,
         } => {
-            let mut v = json!({ "event": "ack", "ref": reference, "id": id, "ts": timestamp_ms });
+            let mut v =
+                json!({ "event": "ack", "ref": reference.0, "id": id.0, "ts": timestamp_ms });
             if let Some(t) = target {
                 v["to"] = Value::from(format_target(t));
             }
@@ -80,8 +81,8 @@ pub fn event_json(event: &Event) -> Value {
         } => json!({
             "event": "missed",
             "to": format_target(target),
-            "first": first,
-            "last": last,
+            "first": first.0,
+            "last": last.0,
             "count": count,
         }),
         Event::Error(e) => error_json(e),
@@ -97,7 +98,7 @@ pub fn event_json(event: &Event) -> Value {
 pub fn message_json(m: &Message) -> Value {
     json!({
         "event": "message",
-        "id": m.id,
+        "id": m.id.0,
         "ts": m.timestamp_ms,
         "from": m.sender.as_str(),
         "to": format_target(&m.target),
@@ -121,7 +122,7 @@ pub fn error_json(e: &ServerError) -> Value {
         "event": "error",
         "code": e.code.to_u16(),
         "name": code_name(e.code),
-        "ref": e.reference,
+        "ref": e.reference.0,
         "retry_after_ms": e.retry_after_ms,
         "text": e.text,
     })
@@ -129,14 +130,14 @@ pub fn error_json(e: &ServerError) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use confab_engine::{Name, Target};
+    use confab_engine::{MessageId, Name, Ref, Target};
 
     use super::*;
 
     #[test]
     fn a_message_prints_with_its_target_spelled_as_on_the_command_line() {
         let m = Message {
-            id: 12,
+            id: MessageId(12),
             timestamp_ms: 1_700_000_000_000,
             sender: Name::new("alice").unwrap(),
             target: Target::Group(Name::new("dev").unwrap()),
@@ -152,7 +153,7 @@ mod tests {
     fn an_error_carries_its_code_number_and_name() {
         let e = ServerError {
             code: confab_engine::frame::ErrorCode::NoSuchUser,
-            reference: 3,
+            reference: Ref(3),
             retry_after_ms: 0,
             text: "no user zed".into(),
             request: None,

@@ -133,7 +133,7 @@ struct ListenArgs {
     #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs)]
     timeout: Option<Duration>,
     /// The last message id already seen: the server replays newer ones first.
-    #[arg(long, env = "CONFAB_RESUME_AFTER", default_value_t = 0)]
+    #[arg(long, env = "CONFAB_RESUME_AFTER", default_value_t = MessageId(0))]
     resume_after: MessageId,
     /// Do not subscribe to presence (no roster, online or offline lines).
     #[arg(long, env = "CONFAB_NO_ROSTER", action = ArgAction::SetTrue,
@@ -184,7 +184,7 @@ struct HistoryArgs {
     #[arg(long, env = "CONFAB_TO", value_parser = parse_to)]
     to: Target,
     /// Only messages with an id below this (0: from the newest).
-    #[arg(long, env = "CONFAB_BEFORE", default_value_t = 0)]
+    #[arg(long, env = "CONFAB_BEFORE", default_value_t = MessageId(0))]
     before: MessageId,
     /// At most this many messages (the server caps it).
     #[arg(long, env = "CONFAB_LIMIT", default_value_t = 50)]
@@ -385,7 +385,7 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
 
 fn send(a: SendArgs) -> Result<(), Failure> {
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     let (mut c, _) = open(&a.account, options, a.timeout)?;
@@ -418,7 +418,7 @@ fn send(a: SendArgs) -> Result<(), Failure> {
 
 fn group(g: GroupCommand) -> Result<(), Failure> {
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     let (account, timeout) = match &g {
@@ -453,7 +453,7 @@ fn group(g: GroupCommand) -> Result<(), Failure> {
 
 fn history(a: HistoryArgs) -> Result<(), Failure> {
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     let (mut c, _) = open(&a.account, options, a.timeout)?;
@@ -469,7 +469,7 @@ fn history(a: HistoryArgs) -> Result<(), Failure> {
         "more": page.more,
     });
     if let Some(first) = page.messages.first() {
-        end["next_before"] = Value::from(first.id);
+        end["next_before"] = Value::from(first.id.0);
     }
     print_line(&end)?;
     let _ = c.logout(a.timeout);

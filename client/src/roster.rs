@@ -11,20 +11,21 @@ use std::collections::BTreeMap;
 
 use confab_engine::frame::Presence;
 use confab_engine::name::{Name, NameKey};
+use confab_engine::RosterVersion;
 
 /// Who is online, as of [`Roster::version`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Roster {
-    version: u64,
+    version: RosterVersion,
     synced: bool,
     users: BTreeMap<NameKey, Name>,
     /// Chunks of a snapshot still being received: its version and users.
-    partial: Option<(u64, Vec<Name>)>,
+    partial: Option<(RosterVersion, Vec<Name>)>,
 }
 
 impl Roster {
     /// The version of the newest snapshot or delta applied (0 before any).
-    pub fn version(&self) -> u64 {
+    pub fn version(&self) -> RosterVersion {
         self.version
     }
 
@@ -57,7 +58,7 @@ impl Roster {
     /// `last` completes the snapshot.
     pub(crate) fn apply_chunk(
         &mut self,
-        version: u64,
+        version: RosterVersion,
         last: bool,
         users: Vec<Name>,
     ) -> Option<Vec<Name>> {
@@ -79,7 +80,12 @@ impl Roster {
     }
 
     /// Applies a delta if it is newer than the roster; says whether it was.
-    pub(crate) fn apply_delta(&mut self, version: u64, presence: Presence, user: Name) -> bool {
+    pub(crate) fn apply_delta(
+        &mut self,
+        version: RosterVersion,
+        presence: Presence,
+        user: Name,
+    ) -> bool {
         if version <= self.version {
             return false;
         }
@@ -107,12 +113,14 @@ mod tests {
     #[test]
     fn a_snapshot_in_chunks_replaces_the_roster_when_its_last_chunk_arrives() {
         let mut r = Roster::default();
-        assert_eq!(r.apply_chunk(5, false, vec![n("bob")]), None);
+        assert_eq!(r.apply_chunk(RosterVersion(5), false, vec![n("bob")]), None);
         assert!(!r.is_synced());
         assert!(r.is_empty());
-        let users = r.apply_chunk(5, true, vec![n("Alice")]).unwrap();
+        let users = r
+            .apply_chunk(RosterVersion(5), true, vec![n("Alice")])
+            .unwrap();
         assert_eq!(users, vec![n("Alice"), n("bob")]);
-        assert_eq!(r.version(), 5);
+        assert_eq!(r.version(), RosterVersion(5));
         assert!(r.is_synced());
         assert!(r.contains(&n("ALICE")));
     }
@@ -120,21 +128,23 @@ mod tests {
     #[test]
     fn deltas_apply_in_version_order_and_stale_ones_are_ignored() {
         let mut r = Roster::default();
-        r.apply_chunk(3, true, vec![n("alice")]);
-        assert!(!r.apply_delta(3, Presence::Online, n("carol")));
+        r.apply_chunk(RosterVersion(3), true, vec![n("alice")]);
+        assert!(!r.apply_delta(RosterVersion(3), Presence::Online, n("carol")));
         assert!(!r.contains(&n("carol")));
-        assert!(r.apply_delta(4, Presence::Online, n("bob")));
-        assert!(r.apply_delta(5, Presence::Offline, n("ALICE")));
+        assert!(r.apply_delta(RosterVersion(4), Presence::Online, n("bob")));
+        assert!(r.apply_delta(RosterVersion(5), Presence::Offline, n("ALICE")));
         assert_eq!(r.users().copied().collect::<Vec<_>>(), vec![n("bob")]);
-        assert_eq!(r.version(), 5);
+        assert_eq!(r.version(), RosterVersion(5));
     }
 
     #[test]
     fn a_chunk_of_a_new_version_restarts_the_snapshot() {
         let mut r = Roster::default();
-        r.apply_chunk(2, false, vec![n("gone")]);
-        let users = r.apply_chunk(7, true, vec![n("here")]).unwrap();
+        r.apply_chunk(RosterVersion(2), false, vec![n("gone")]);
+        let users = r
+            .apply_chunk(RosterVersion(7), true, vec![n("here")])
+            .unwrap();
         assert_eq!(users, vec![n("here")]);
-        assert_eq!(r.version(), 7);
+        assert_eq!(r.version(), RosterVersion(7));
     }
 }

@@ -32,9 +32,9 @@ use std::collections::{HashMap, VecDeque};
 
 use confab_engine::codec::DecodeError;
 use confab_engine::frame::{
-    ErrorCode, Frame, GroupChange, GroupInfo, Presence, Ref, ServerInfo, Text, PROTOCOL_VERSION,
+    ErrorCode, Frame, GroupChange, GroupInfo, Presence, ServerInfo, Text, PROTOCOL_VERSION,
 };
-use confab_engine::{decode, MessageId, Name, Target};
+use confab_engine::{decode, MessageId, Name, Ref, RosterVersion, Target};
 
 use crate::roster::Roster;
 
@@ -57,7 +57,7 @@ pub struct Session {
     pending: HashMap<Ref, Request>,
     roster: Roster,
     /// The newest roster version acknowledged to the server.
-    roster_acked: u64,
+    roster_acked: RosterVersion,
     server: Option<ServerHello>,
     last_id: MessageId,
     error: Option<Error>,
@@ -137,7 +137,7 @@ pub struct LoginOptions {
 impl Default for LoginOptions {
     fn default() -> LoginOptions {
         LoginOptions {
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: true,
         }
     }
@@ -243,14 +243,14 @@ pub enum Event {
     /// A complete roster snapshot was applied (and acknowledged).
     RosterSnapshot {
         /// Its version.
-        version: u64,
+        version: RosterVersion,
         /// Everyone online, in name order.
         users: Vec<Name>,
     },
     /// A roster change was applied.
     RosterDelta {
         /// The version after it.
-        version: u64,
+        version: RosterVersion,
         /// Online or offline.
         presence: Presence,
         /// Who.
@@ -392,12 +392,12 @@ impl Session {
             inbuf: Vec::new(),
             transmit: Vec::new(),
             events: VecDeque::new(),
-            next_ref: 1,
+            next_ref: Ref(1),
             pending: HashMap::new(),
             roster: Roster::default(),
-            roster_acked: 0,
+            roster_acked: RosterVersion(0),
             server: None,
-            last_id: 0,
+            last_id: MessageId(0),
             error: None,
         };
         let mut end = client.len().min(255);
@@ -683,7 +683,7 @@ impl Session {
     fn request(&mut self, request: Request) -> Ref {
         let reference = self.next_ref;
         // Zero means "no reference"; skip it when the counter wraps.
-        self.next_ref = self.next_ref.checked_add(1).unwrap_or(1);
+        self.next_ref = Ref(self.next_ref.0.checked_add(1).unwrap_or(1));
         self.pending.insert(reference, request);
         reference
     }
@@ -873,7 +873,7 @@ impl Session {
                 retry_after_ms,
                 text,
             } => {
-                let request = if reference == 0 {
+                let request = if reference == Ref(0) {
                     None
                 } else {
                     self.pending.remove(&reference)

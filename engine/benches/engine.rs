@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use confab_engine::effect::{ReplayLoaded, StoredMessage};
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
-use confab_engine::{decode, Config, ConnId, Effect, EffectResult, Hub, Name, Output, Source};
+use confab_engine::{
+    decode, Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Ref, Source,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// A stream of typical traffic: mostly 100-byte room messages, some DMs, acks, pings.
@@ -19,20 +21,20 @@ fn typical_stream() -> Vec<u8> {
     for i in 0..1000u64 {
         let f = match i % 10 {
             0 => Frame::Ack {
-                reference: i as u32,
-                id: i,
+                reference: Ref(i as u32),
+                id: MessageId(i),
                 timestamp_ms: 1_700_000_000_000,
             },
             1 => Frame::Ping { token: i },
             2 => Frame::Message {
-                id: i,
+                id: MessageId(i),
                 timestamp_ms: 1_700_000_000_000,
                 sender: alice,
                 target: Target::User(Name::new("bob").unwrap()),
                 body: Text::new(&body).unwrap(),
             },
             _ => Frame::Message {
-                id: i,
+                id: MessageId(i),
                 timestamp_ms: 1_700_000_000_000,
                 sender: alice,
                 target: Target::Room,
@@ -94,7 +96,7 @@ fn hub_with(n: usize) -> (Hub, Vec<ConnId>, Instant) {
         send_queue_bytes: 64 << 20,
         ..Config::default()
     };
-    let mut hub = Hub::new(config, [], 0);
+    let mut hub = Hub::new(config, [], MessageId(0));
     let now = Instant::now();
     let mut conns = Vec::new();
     for i in 0..n {
@@ -106,10 +108,10 @@ fn hub_with(n: usize) -> (Hub, Vec<ConnId>, Instant) {
         }
         .to_bytes();
         Frame::Login {
-            reference: 1,
+            reference: Ref(1),
             user,
             password: Text::new("pw").unwrap(),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         }
         .encode(&mut bytes);
@@ -162,9 +164,9 @@ fn routing(c: &mut Criterion) {
                     now,
                     EffectResult::Stored {
                         conn: sender,
-                        reference: 1,
+                        reference: Ref(1),
                         result: Ok(StoredMessage {
-                            id,
+                            id: confab_engine::MessageId(id),
                             timestamp_ms: id,
                             sender: sender_name,
                             target: Target::Room,

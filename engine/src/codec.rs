@@ -18,6 +18,7 @@ use crate::frame::{
     kind, kind_name, ErrorCode, Frame, GroupChange, GroupInfo, HistoryEntry, Presence, ServerInfo,
     Target, Text,
 };
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameError};
 
 /// Bytes in the length prefix.
@@ -196,6 +197,18 @@ pub fn frame_len(input: &[u8]) -> Option<usize> {
     header(input).ok().map(|(_, len)| HEADER_LEN + len as usize)
 }
 
+fn ref_id(i: &[u8]) -> FieldResult<'_, Ref> {
+    be_u32.map(Ref).parse(i)
+}
+
+fn message_id(i: &[u8]) -> FieldResult<'_, MessageId> {
+    be_u64.map(MessageId).parse(i)
+}
+
+fn roster_version(i: &[u8]) -> FieldResult<'_, RosterVersion> {
+    be_u64.map(RosterVersion).parse(i)
+}
+
 fn text(i: &[u8]) -> FieldResult<'_, Text<'_>> {
     let (i, len) = be_u16(i)?;
     let (i, b) = take(len as usize).parse(i)?;
@@ -326,7 +339,7 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             (i, Frame::Hello { version, client })
         }
         kind::REGISTER => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, user) = name(i)?;
             let (i, password) = short_text(i)?;
             (
@@ -339,10 +352,10 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::LOGIN => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, user) = name(i)?;
             let (i, password) = short_text(i)?;
-            let (i, resume_after) = be_u64(i)?;
+            let (i, resume_after) = message_id(i)?;
             let (i, roster) = flag("roster flag")(i)?;
             (
                 i,
@@ -356,15 +369,15 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::LOGOUT => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             (i, Frame::Logout { reference })
         }
         kind::ROSTER_ACK => {
-            let (i, version) = be_u64(i)?;
+            let (i, version) = roster_version(i)?;
             (i, Frame::RosterAck { version })
         }
         kind::GROUP_CREATE | kind::GROUP_JOIN | kind::GROUP_LEAVE => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, group) = name(i)?;
             let f = match k {
                 kind::GROUP_CREATE => Frame::GroupCreate { reference, group },
@@ -374,11 +387,11 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             (i, f)
         }
         kind::GROUP_LIST_REQUEST => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             (i, Frame::GroupListRequest { reference })
         }
         kind::SEND => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, target) = target(i)?;
             let (i, body) = text(i)?;
             (
@@ -391,9 +404,9 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::HISTORY_REQUEST => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, target) = target(i)?;
-            let (i, before) = be_u64(i)?;
+            let (i, before) = message_id(i)?;
             let (i, limit) = be_u16(i)?;
             (
                 i,
@@ -419,16 +432,16 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::OK => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             (i, Frame::Ok { reference })
         }
         kind::LOGIN_OK => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, user) = name(i)?;
             (i, Frame::LoginOk { reference, user })
         }
         kind::ROSTER_SNAPSHOT => {
-            let (i, version) = be_u64(i)?;
+            let (i, version) = roster_version(i)?;
             let (i, last) = flag("last flag")(i)?;
             let (i, users) = counted(i, name)?;
             (
@@ -441,7 +454,7 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::ROSTER_DELTA => {
-            let (i, version) = be_u64(i)?;
+            let (i, version) = roster_version(i)?;
             let (i, p) = be_u8(i)?;
             let presence = match p {
                 0 => Presence::Offline,
@@ -464,8 +477,8 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::ACK => {
-            let (i, reference) = be_u32(i)?;
-            let (i, id) = be_u64(i)?;
+            let (i, reference) = ref_id(i)?;
+            let (i, id) = message_id(i)?;
             let (i, timestamp_ms) = be_u64(i)?;
             (
                 i,
@@ -477,7 +490,7 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::MESSAGE => {
-            let (i, id) = be_u64(i)?;
+            let (i, id) = message_id(i)?;
             let (i, timestamp_ms) = be_u64(i)?;
             let (i, sender) = name(i)?;
             let (i, target) = target(i)?;
@@ -517,7 +530,7 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::GROUP_LIST => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, groups) = counted(i, |i| {
                 let (i, name) = name(i)?;
                 let (i, members) = be_u32(i)?;
@@ -534,11 +547,11 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             (i, Frame::GroupList { reference, groups })
         }
         kind::HISTORY_PAGE => {
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, target) = target(i)?;
             let (i, more) = flag("more flag")(i)?;
             let (i, entries) = counted(i, |i| {
-                let (i, id) = be_u64(i)?;
+                let (i, id) = message_id(i)?;
                 let (i, timestamp_ms) = be_u64(i)?;
                 let (i, sender) = name(i)?;
                 let (i, body) = text(i)?;
@@ -563,13 +576,13 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             )
         }
         kind::CAUGHT_UP => {
-            let (i, last_id) = be_u64(i)?;
+            let (i, last_id) = message_id(i)?;
             (i, Frame::CaughtUp { last_id })
         }
         kind::MISSED => {
             let (i, target) = target(i)?;
-            let (i, first) = be_u64(i)?;
-            let (i, last) = be_u64(i)?;
+            let (i, first) = message_id(i)?;
+            let (i, last) = message_id(i)?;
             let (i, count) = be_u32(i)?;
             (
                 i,
@@ -583,7 +596,7 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
         }
         kind::ERROR => {
             let (i, code) = be_u16(i)?;
-            let (i, reference) = be_u32(i)?;
+            let (i, reference) = ref_id(i)?;
             let (i, retry_after_ms) = be_u32(i)?;
             let (i, text) = text(i)?;
             (
@@ -694,7 +707,7 @@ impl Frame<'_> {
                 user,
                 password,
             } => {
-                w.u32(*reference).name(user).short_text(*password);
+                w.u32(reference.0).name(user).short_text(*password);
             }
             Frame::Login {
                 reference,
@@ -703,31 +716,31 @@ impl Frame<'_> {
                 resume_after,
                 roster,
             } => {
-                w.u32(*reference)
+                w.u32(reference.0)
                     .name(user)
                     .short_text(*password)
-                    .u64(*resume_after)
+                    .u64(resume_after.0)
                     .bool(*roster);
             }
             Frame::Logout { reference }
             | Frame::GroupListRequest { reference }
             | Frame::Ok { reference } => {
-                w.u32(*reference);
+                w.u32(reference.0);
             }
             Frame::RosterAck { version } => {
-                w.u64(*version);
+                w.u64(version.0);
             }
             Frame::GroupCreate { reference, group }
             | Frame::GroupJoin { reference, group }
             | Frame::GroupLeave { reference, group } => {
-                w.u32(*reference).name(group);
+                w.u32(reference.0).name(group);
             }
             Frame::Send {
                 reference,
                 target,
                 body,
             } => {
-                w.u32(*reference).target(target).text(*body);
+                w.u32(reference.0).target(target).text(*body);
             }
             Frame::HistoryRequest {
                 reference,
@@ -735,7 +748,7 @@ impl Frame<'_> {
                 before,
                 limit,
             } => {
-                w.u32(*reference).target(target).u64(*before).u16(*limit);
+                w.u32(reference.0).target(target).u64(before.0).u16(*limit);
             }
             Frame::ServerHello {
                 version,
@@ -755,14 +768,14 @@ impl Frame<'_> {
                     .u32(info.idle_timeout_ms);
             }
             Frame::LoginOk { reference, user } => {
-                w.u32(*reference).name(user);
+                w.u32(reference.0).name(user);
             }
             Frame::RosterSnapshot {
                 version,
                 last,
                 users,
             } => {
-                w.u64(*version).bool(*last).count(users.len());
+                w.u64(version.0).bool(*last).count(users.len());
                 for u in users {
                     w.name(u);
                 }
@@ -772,14 +785,14 @@ impl Frame<'_> {
                 presence,
                 user,
             } => {
-                w.u64(*version).u8(*presence as u8).name(user);
+                w.u64(version.0).u8(*presence as u8).name(user);
             }
             Frame::Ack {
                 reference,
                 id,
                 timestamp_ms,
             } => {
-                w.u32(*reference).u64(*id).u64(*timestamp_ms);
+                w.u32(reference.0).u64(id.0).u64(*timestamp_ms);
             }
             Frame::Message {
                 id,
@@ -788,7 +801,7 @@ impl Frame<'_> {
                 target,
                 body,
             } => {
-                w.u64(*id)
+                w.u64(id.0)
                     .u64(*timestamp_ms)
                     .name(sender)
                     .target(target)
@@ -802,7 +815,7 @@ impl Frame<'_> {
                 w.u8(*change as u8).name(group).name(user);
             }
             Frame::GroupList { reference, groups } => {
-                w.u32(*reference).count(groups.len());
+                w.u32(reference.0).count(groups.len());
                 for g in groups {
                     w.name(&g.name).u32(g.members).bool(g.is_member);
                 }
@@ -813,16 +826,19 @@ impl Frame<'_> {
                 more,
                 entries,
             } => {
-                w.u32(*reference)
+                w.u32(reference.0)
                     .target(target)
                     .bool(*more)
                     .count(entries.len());
                 for e in entries {
-                    w.u64(e.id).u64(e.timestamp_ms).name(&e.sender).text(e.body);
+                    w.u64(e.id.0)
+                        .u64(e.timestamp_ms)
+                        .name(&e.sender)
+                        .text(e.body);
                 }
             }
             Frame::CaughtUp { last_id } => {
-                w.u64(*last_id);
+                w.u64(last_id.0);
             }
             Frame::Missed {
                 target,
@@ -830,7 +846,7 @@ impl Frame<'_> {
                 last,
                 count,
             } => {
-                w.target(target).u64(*first).u64(*last).u32(*count);
+                w.target(target).u64(first.0).u64(last.0).u32(*count);
             }
             Frame::Error {
                 code,
@@ -839,7 +855,7 @@ impl Frame<'_> {
                 text,
             } => {
                 w.u16(code.to_u16())
-                    .u32(*reference)
+                    .u32(reference.0)
                     .u32(*retry_after_ms)
                     .text(*text);
             }

@@ -8,8 +8,8 @@
 //! [`ConnId`] it was for. Results for a connection that has gone are dropped,
 //! except a stored message, which is still delivered to everyone else.
 
-use crate::frame::{ErrorCode, MessageId, Ref, Target};
-use crate::hub::ConnId;
+use crate::frame::{ErrorCode, Target};
+use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 
 /// A message before it has an id.

@@ -8,20 +8,11 @@
 //! Frames borrow their text from the input buffer: decoding allocates only
 //! for frames that carry lists (roster snapshots, group lists, history pages).
 
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
 /// Protocol version spoken by this engine.
 pub const PROTOCOL_VERSION: u16 = 1;
-
-/// A client-chosen number that the server echoes in the answer to a request
-/// (ack, ok or error), so a client can match answers to requests. `0` is
-/// allowed but means "I will not match this".
-pub type Ref = u32;
-
-/// A server-assigned message id. Ids are positive and strictly increasing in
-/// the order the server commits messages, across all conversations, so "I
-/// have everything up to id N" is a complete description of what a client has.
-pub type MessageId = u64;
 
 /// UTF-8 text carried with a 16-bit length (message bodies, error texts):
 /// at most [`Text::MAX_LEN`] bytes, so it always encodes.
@@ -360,7 +351,7 @@ pub enum Frame<'a> {
     /// 0x14, C→S: the client has applied the roster up to this version.
     RosterAck {
         /// The version applied.
-        version: u64,
+        version: RosterVersion,
     },
     /// 0x15, C→S: create a group and become its first member.
     GroupCreate {
@@ -432,7 +423,7 @@ pub enum Frame<'a> {
     /// 0x43, S→C: everyone online, as of `version`.
     RosterSnapshot {
         /// The roster version this snapshot is.
-        version: u64,
+        version: RosterVersion,
         /// Whether this is the snapshot's final chunk. A roster larger than
         /// one frame comes as several ROSTER_SNAPSHOT frames with the same
         /// version; the client replaces its roster when the final one arrives.
@@ -445,7 +436,7 @@ pub enum Frame<'a> {
         /// The version after this change; one more than the previous one the
         /// session saw (deltas are never skipped: if some must be dropped the
         /// server sends a fresh snapshot instead).
-        version: u64,
+        version: RosterVersion,
         /// Online or offline.
         presence: Presence,
         /// Who.

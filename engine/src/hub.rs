@@ -25,45 +25,14 @@ use crate::effect::{
     StoredMessage,
 };
 use crate::frame::{
-    kind, ErrorCode, Frame, GroupChange, GroupInfo, HistoryEntry, MessageId, Ref, Target, Text,
-    PROTOCOL_VERSION,
+    kind, ErrorCode, Frame, GroupChange, GroupInfo, HistoryEntry, Target, Text, PROTOCOL_VERSION,
 };
+use crate::id::{ConnId, MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameKey};
 use crate::registrations::{self, Registrations};
 use crate::roster::Roster;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::{accepts, state, Bucket, CloseReason, Phase, Session, Source, State};
-
-/// A connection's handle. Handles are never reused while the hub lives: a
-/// result for a connection that has gone is recognised and dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    index: u32,
-    generation: u32,
-}
-
-impl ConnId {
-    /// The connection's slot: small, dense, and reused once the connection
-    /// is gone (with a new generation), so a shell can keep per-connection
-    /// state in a `Vec` indexed by it instead of a map keyed by the id.
-    pub fn index(self) -> usize {
-        self.index as usize
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_test(index: u32) -> ConnId {
-        ConnId {
-            index,
-            generation: 0,
-        }
-    }
-}
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}.{}", self.index, self.generation)
-    }
-}
 
 /// Something the shell must act on.
 #[derive(Debug, PartialEq, Eq)]
@@ -267,7 +236,7 @@ impl Hub {
             let text = "a connection from your address flooded before logging in; try again later";
             return Err(Refused {
                 reason: TurnedAway::Flooded,
-                frame: error_frame(ErrorCode::TooManyConnections, 0, ms, text),
+                frame: error_frame(ErrorCode::TooManyConnections, Ref(0), ms, text),
             });
         }
         let (reason, text) = if self.count >= self.config.max_clients {
@@ -292,7 +261,7 @@ impl Hub {
         };
         Err(Refused {
             reason,
-            frame: error_frame(ErrorCode::TooManyConnections, 0, 0, text),
+            frame: error_frame(ErrorCode::TooManyConnections, Ref(0), 0, text),
         })
     }
 
@@ -304,20 +273,14 @@ impl Hub {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
                 slot.session = Some(session);
-                ConnId {
-                    index,
-                    generation: slot.generation,
-                }
+                ConnId::new(index, slot.generation)
             }
             None => {
                 self.slots.push(Slot {
                     generation: 0,
                     session: Some(session),
                 });
-                ConnId {
-                    index: self.slots.len() as u32 - 1,
-                    generation: 0,
-                }
+                ConnId::new(self.slots.len() as u32 - 1, 0)
             }
         };
         self.count += 1;
@@ -336,14 +299,14 @@ impl Hub {
             self.fatal(
                 id,
                 ErrorCode::TooManyConnections,
-                0,
+                Ref(0),
                 "the server has as many connections as it allows",
             );
         } else if from_source > self.config.max_per_source {
             self.fatal(
                 id,
                 ErrorCode::TooManyConnections,
-                0,
+                Ref(0),
                 "too many connections from your address",
             );
         }
@@ -409,10 +372,10 @@ impl Hub {
                     off += frame_len;
                     frames += 1;
                     let text = format!("unknown frame type 0x{kind:02x} skipped");
-                    self.error(conn, ErrorCode::UnknownFrameType, 0, 0, &text);
+                    self.error(conn, ErrorCode::UnknownFrameType, Ref(0), 0, &text);
                 }
                 Err(e) => {
-                    self.fatal(conn, e.code(), 0, &e.to_string());
+                    self.fatal(conn, e.code(), Ref(0), &e.to_string());
                     return input.len();
                 }
             }
@@ -438,8 +401,8 @@ impl Hub {
     /// rate-limit pause and flood detection.
     pub fn handle_timeout(&mut self, now: Instant, conn: ConnId) {
         let config = &self.config;
-        let Some(s) = self.slots.get_mut(conn.index as usize).and_then(|slot| {
-            (slot.generation == conn.generation)
+        let Some(s) = self.slots.get_mut(conn.index()).and_then(|slot| {
+            (slot.generation == conn.generation())
                 .then_some(slot.session.as_mut())
                 .flatten()
         }) else {
@@ -484,7 +447,7 @@ impl Hub {
             if code == ErrorCode::Flooding {
                 self.penalize(now, conn);
             }
-            self.fatal(conn, code, 0, text);
+            self.fatal(conn, code, Ref(0), text);
             return;
         }
         if s.marks().paused_until.is_some_and(|t| now >= t) {
@@ -601,10 +564,10 @@ impl Hub {
             return;
         }
         self.leave(conn);
-        let slot = &mut self.slots[conn.index as usize];
+        let slot = &mut self.slots[conn.index()];
         let session = slot.session.take().expect("checked above");
         slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(conn.index);
+        self.free.push(conn.index() as u32);
         self.count -= 1;
         if let Some(n) = self.per_source.get_mut(&session.source) {
             *n -= 1;
@@ -706,7 +669,7 @@ impl Hub {
     }
 
     /// The roster version.
-    pub fn roster_version(&self) -> u64 {
+    pub fn roster_version(&self) -> RosterVersion {
         self.roster.version()
     }
 
@@ -755,7 +718,7 @@ impl Hub {
                     let text = format!(
                         "this server speaks protocol version {PROTOCOL_VERSION}, not {version}"
                     );
-                    self.fatal(conn, ErrorCode::UnsupportedVersion, 0, &text);
+                    self.fatal(conn, ErrorCode::UnsupportedVersion, Ref(0), &text);
                     return;
                 }
                 if let State::Auth(a) = &mut s.state {
@@ -830,7 +793,7 @@ impl Hub {
                         self.config.pre_auth_burst, self.config.pre_auth_rate
                     );
                     self.bar_source(now, conn);
-                    self.fatal(conn, ErrorCode::Flooding, 0, &text);
+                    self.fatal(conn, ErrorCode::Flooding, Ref(0), &text);
                     false
                 }
             };
@@ -918,7 +881,7 @@ impl Hub {
             self.error(
                 conn,
                 ErrorCode::RateLimited,
-                0,
+                Ref(0),
                 ms,
                 "sending faster than the rate limit: reading is paused; keep it up and you will be disconnected",
             );
@@ -1082,7 +1045,7 @@ impl Hub {
             user,
             roster: state::RosterCursor {
                 sent: version,
-                acked: 0,
+                acked: RosterVersion(0),
                 needs_snapshot: false,
                 synced_at: version,
             },
@@ -1122,7 +1085,7 @@ impl Hub {
             }
         }
         let upto = self.last_id;
-        let scope = if resume_after > 0 {
+        let scope = if resume_after > MessageId::ZERO {
             Some(ReplayScope::Since {
                 after: resume_after,
                 groups: self.groups_of(&user),
@@ -1185,7 +1148,7 @@ impl Hub {
                     self.push(conn, bytes, class, Some((conversation, m.id)));
                 }
             }
-            Err(r) => self.error(conn, r.code, 0, r.retry_after_ms, &r.text),
+            Err(r) => self.error(conn, r.code, Ref(0), r.retry_after_ms, &r.text),
         }
         let bytes = Frame::CaughtUp { last_id: hold.upto }.to_shared();
         self.push(conn, bytes, Class::Message, None);
@@ -1194,7 +1157,7 @@ impl Hub {
         }
     }
 
-    fn roster_ack(&mut self, conn: ConnId, version: u64) {
+    fn roster_ack(&mut self, conn: ConnId, version: RosterVersion) {
         let Some(s) = self.session_mut(conn) else {
             return;
         };
@@ -1234,10 +1197,10 @@ impl Hub {
                 return;
             };
             let c = &l.roster;
-            if !c.needs_snapshot && (c.sent >= version || c.sent - c.acked >= window) {
+            if !c.needs_snapshot && (c.sent >= version || c.sent.0 - c.acked.0 >= window) {
                 return;
             }
-            let next = c.sent + 1;
+            let next = c.sent.next();
             match (c.needs_snapshot, self.roster.delta(next)) {
                 (false, Some(delta)) => {
                     if !self.push_roster(conn, delta) {
@@ -1319,7 +1282,7 @@ impl Hub {
                 continue;
             };
             let c = &l.roster;
-            if c.needs_snapshot || c.sent + 1 != version || c.sent - c.acked >= window {
+            if c.needs_snapshot || c.sent.next() != version || c.sent.0 - c.acked.0 >= window {
                 continue;
             }
             if self.push_roster(conn, delta.clone()) {
@@ -1854,7 +1817,7 @@ impl Hub {
         self.fatal(
             conn,
             ErrorCode::SlowConsumer,
-            0,
+            Ref(0),
             "did not read its traffic; the send queue overflowed",
         );
     }
@@ -1953,8 +1916,8 @@ impl Hub {
     }
 
     fn session(&self, conn: ConnId) -> Option<&Session> {
-        let slot = self.slots.get(conn.index as usize)?;
-        if slot.generation != conn.generation {
+        let slot = self.slots.get(conn.index())?;
+        if slot.generation != conn.generation() {
             return None;
         }
         slot.session.as_ref()
@@ -1966,10 +1929,9 @@ impl Hub {
 
     fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.session.as_ref().map(|_| ConnId {
-                index: i as u32,
-                generation: s.generation,
-            })
+            s.session
+                .as_ref()
+                .map(|_| ConnId::new(i as u32, s.generation))
         })
     }
 }
@@ -2000,8 +1962,8 @@ fn insert_penalty<K: std::hash::Hash + Eq>(
 }
 
 fn session_in(slots: &mut [Slot], conn: ConnId) -> Option<&mut Session> {
-    let slot = slots.get_mut(conn.index as usize)?;
-    if slot.generation != conn.generation {
+    let slot = slots.get_mut(conn.index())?;
+    if slot.generation != conn.generation() {
         return None;
     }
     slot.session.as_mut()
@@ -2113,6 +2075,6 @@ fn reference_of(f: &Frame<'_>) -> Ref {
         | Frame::GroupListRequest { reference }
         | Frame::Send { reference, .. }
         | Frame::HistoryRequest { reference, .. } => *reference,
-        _ => 0,
+        _ => Ref(0),
     }
 }

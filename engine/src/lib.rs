@@ -18,10 +18,10 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use confab_engine::{Config, Hub, Output, Source};
+//! use confab_engine::{Config, Hub, MessageId, Output, Source};
 //! use confab_engine::frame::{Frame, Text, PROTOCOL_VERSION};
 //!
-//! let mut hub = Hub::new(Config::default(), [], 0);
+//! let mut hub = Hub::new(Config::default(), [], MessageId::ZERO);
 //! let now = Instant::now();
 //! let conn = hub.connect(now, Source(1));
 //! // Bytes from the socket go in; what is not consumed is kept for later.
@@ -54,6 +54,7 @@ pub mod effect;
 pub mod error;
 pub mod frame;
 pub mod hub;
+pub mod id;
 pub mod name;
 pub mod password;
 pub mod registrations;
@@ -65,8 +66,9 @@ pub use codec::{decode, DecodeError};
 pub use config::Config;
 pub use effect::{Effect, EffectResult};
 pub use error::ProtocolError;
-pub use frame::{Frame, MessageId, Target};
-pub use hub::{ConnId, Drained, Hub, Output, ReadReady, Refused, TurnedAway};
+pub use frame::{Frame, Target};
+pub use hub::{Drained, Hub, Output, ReadReady, Refused, TurnedAway};
+pub use id::{ConnId, MessageId, Ref, RosterVersion};
 pub use name::{Name, NameError};
 pub use password::Password;
 pub use registrations::RegistrationLimit;

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::frame::{Frame, Presence};
-use crate::hub::ConnId;
+use crate::id::{ConnId, RosterVersion};
 use crate::name::{Name, NameKey};
 
 /// An online user and their sessions.
@@ -82,19 +82,19 @@ pub(crate) type Chunks = Arc<[Arc<[u8]>]>;
 
 #[derive(Debug)]
 pub(crate) struct Roster {
-    version: u64,
+    version: RosterVersion,
     pub(crate) online: OnlineUsers,
-    log: VecDeque<(u64, Arc<[u8]>)>,
+    log: VecDeque<(RosterVersion, Arc<[u8]>)>,
     log_cap: usize,
     /// Encoded snapshot chunks for `version`, built on first demand.
-    snapshot: Option<(u64, Chunks)>,
+    snapshot: Option<(RosterVersion, Chunks)>,
     max_frame: usize,
 }
 
 impl Roster {
     pub(crate) fn new(log_cap: usize, max_frame: u32) -> Roster {
         Roster {
-            version: 0,
+            version: RosterVersion(0),
             online: OnlineUsers::default(),
             log: VecDeque::new(),
             log_cap: log_cap.max(1),
@@ -103,7 +103,7 @@ impl Roster {
         }
     }
 
-    pub(crate) fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> RosterVersion {
         self.version
     }
 
@@ -128,7 +128,7 @@ impl Roster {
     }
 
     fn change(&mut self, presence: Presence, user: Name) -> Arc<[u8]> {
-        self.version += 1;
+        self.version = self.version.next();
         let bytes: Arc<[u8]> = Frame::RosterDelta {
             version: self.version,
             presence,
@@ -143,9 +143,9 @@ impl Roster {
     }
 
     /// The encoded delta that brings a session from `version - 1` to `version`.
-    pub(crate) fn delta(&self, version: u64) -> Option<Arc<[u8]>> {
+    pub(crate) fn delta(&self, version: RosterVersion) -> Option<Arc<[u8]>> {
         let first = self.log.front()?.0;
-        let i = version.checked_sub(first)? as usize;
+        let i = version.0.checked_sub(first.0)? as usize;
         self.log.get(i).map(|(_, b)| b.clone())
     }
 
@@ -235,6 +235,10 @@ mod tests {
         assert!(!r.online.contains_key(&names[0].key()));
         assert!(!r.online.contains_key(&names[3].key()));
         assert_eq!(r.online.values().count(), 3);
-        assert_eq!(r.version(), 7, "five arrivals, two departures");
+        assert_eq!(
+            r.version(),
+            RosterVersion(7),
+            "five arrivals, two departures"
+        );
     }
 }

@@ -18,7 +18,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::frame::{MessageId, Target};
+use crate::frame::Target;
+use crate::id::MessageId;
 
 /// Priority classes, most important first (docs/PROTOCOL.md, "Flow control").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -407,14 +408,17 @@ mod tests {
     fn frame(n: usize, msg: Option<u64>) -> Queued {
         Queued {
             bytes: vec![0u8; n].into(),
-            message: msg.map(|id| (Target::Room, id)),
+            message: msg.map(|id| (Target::Room, MessageId(id))),
         }
     }
 
     fn dm(n: usize, id: u64) -> Queued {
         Queued {
             bytes: vec![0u8; n].into(),
-            message: Some((Target::User(crate::Name::new("bob").unwrap()), id)),
+            message: Some((
+                Target::User(crate::Name::new("bob").unwrap()),
+                MessageId(id),
+            )),
         }
     }
 
@@ -454,8 +458,8 @@ mod tests {
             vec![(
                 Target::Room,
                 MissedRange {
-                    first: 5,
-                    last: 6,
+                    first: MessageId(5),
+                    last: MessageId(6),
                     count: 2
                 }
             )]
@@ -488,8 +492,8 @@ mod tests {
             vec![(
                 Target::Room,
                 MissedRange {
-                    first: 3,
-                    last: 4,
+                    first: MessageId(3),
+                    last: MessageId(4),
                     count: 2
                 }
             )]

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::frame::{kind, ErrorCode, MessageId, Ref};
+use crate::frame::{kind, ErrorCode};
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 use crate::send_queue::SendQueue;
 
@@ -65,13 +66,13 @@ pub(crate) mod state {
     #[derive(Debug, Default)]
     pub(crate) struct RosterCursor {
         /// Newest version queued for the session.
-        pub(crate) sent: u64,
+        pub(crate) sent: RosterVersion,
         /// Newest version the client acknowledged.
-        pub(crate) acked: u64,
+        pub(crate) acked: RosterVersion,
         /// Queued deltas had to be dropped: send a snapshot when there is room.
         pub(crate) needs_snapshot: bool,
         /// The version of the last snapshot sent: acking it ends RosterSync.
-        pub(crate) synced_at: u64,
+        pub(crate) synced_at: RosterVersion,
     }
 
     #[derive(Debug)]

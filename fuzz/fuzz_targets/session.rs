@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use confab_engine::effect::{HistoryLoaded, ReplayLoaded, StoredMessage};
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
-use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, Name, Output, Source};
+use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Ref, Source};
 
 const _: Option<Name> = None;
 use libfuzzer_sys::fuzz_target;
@@ -44,7 +44,7 @@ fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
                 conn,
                 reference,
                 result: Ok(StoredMessage {
-                    id: *next_id,
+                    id: MessageId(*next_id),
                     timestamp_ms: *next_id,
                     sender: message.sender,
                     target: message.target,
@@ -72,7 +72,7 @@ fuzz_target!(|ops: Vec<Op>| {
         ..Config::default()
     };
     let limit = config.send_queue_bytes;
-    let mut hub = Hub::new(config, [], 0);
+    let mut hub = Hub::new(config, [], MessageId(0));
     let mut now = Instant::now();
     let mut conns: Vec<ConnId> = Vec::new();
     let mut pending: Vec<Effect> = Vec::new();
@@ -96,10 +96,10 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Login(i, user, roster, resume) => {
                 if let Some(c) = pick(&conns, i) {
                     let f = Frame::Login {
-                        reference: 1,
+                        reference: Ref(1),
                         user,
                         password: Text::new("pw").unwrap(),
-                        resume_after: resume as u64,
+                        resume_after: MessageId(resume as u64),
                         roster,
                     };
                     let _ = hub.handle_bytes(now, c, &f.to_bytes());
@@ -107,7 +107,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Send(i, target, body) => {
                 if let (Some(c), Ok(body)) = (pick(&conns, i), Text::new(&body)) {
-                    let f = Frame::Send { reference: 2, target, body };
+                    let f = Frame::Send { reference: Ref(2), target, body };
                     let _ = hub.handle_bytes(now, c, &f.to_bytes());
                 }
             }

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{kind, ErrorCode, Text, PROTOCOL_VERSION};
-use confab_engine::{decode, Config, Frame, Name, Target};
+use confab_engine::{decode, Config, Frame, MessageId, Name, Ref, Target};
 use confab_net::auth::HashParams;
 use confab_net::store::memory::MemoryStore;
 use confab_net::store::sqlite::{SqliteOptions, SqliteStore, Sync};
@@ -155,7 +155,7 @@ fn client(
             send(
                 &mut writer,
                 &Frame::Send {
-                    reference: 10 + n as u32,
+                    reference: Ref(10 + n as u32),
                     target: Target::Room,
                     body: Text::truncated("hello from the load generator"),
                 },
@@ -211,16 +211,16 @@ fn log_in(addr: SocketAddr, i: usize) -> io::Result<(Reader, Writer)> {
     send(&mut writer, &hello)?;
     // One login or registration at a time; BUSY means retry after the delay.
     let register = Frame::Register {
-        reference: 1,
+        reference: Ref(1),
         user,
         password,
     };
     request(&mut reader, &mut writer, &register, kind::OK)?;
     let login = Frame::Login {
-        reference: 2,
+        reference: Ref(2),
         user,
         password,
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     request(&mut reader, &mut writer, &login, kind::CAUGHT_UP)?;

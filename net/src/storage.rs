@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
-use confab_engine::frame::{ErrorCode, Ref};
-use confab_engine::{ConnId, EffectResult, MessageId, Name, Target};
+use confab_engine::frame::ErrorCode;
+use confab_engine::{ConnId, EffectResult, MessageId, Name, Ref, Target};
 use log::{error, info};
 
 use crate::auth::storage_failed;
@@ -419,14 +419,14 @@ mod tests {
     }
 
     fn conn() -> ConnId {
-        let mut hub = confab_engine::Hub::new(confab_engine::Config::default(), [], 0);
+        let mut hub = confab_engine::Hub::new(confab_engine::Config::default(), [], MessageId(0));
         hub.connect(std::time::Instant::now(), confab_engine::Source(1))
     }
 
     fn message(to: Target, body: &str) -> WriteJob {
         WriteJob::Message {
             conn: conn(),
-            reference: 7,
+            reference: Ref(7),
             message: NewMessage {
                 sender: name("ann"),
                 target: to,
@@ -444,7 +444,7 @@ mod tests {
             message(Target::User(name("nobody")), "lost"),
             WriteJob::Offline {
                 user: name("bob"),
-                seen_upto: 0,
+                seen_upto: MessageId(0),
             },
             message(Target::User(name("BOB")), "two"),
         ];
@@ -461,9 +461,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                Ok((1, Target::Room)),
+                Ok((MessageId(1), Target::Room)),
                 Err(ErrorCode::NoSuchUser),
-                Ok((2, Target::User(name("bob")))),
+                Ok((MessageId(2), Target::User(name("bob")))),
             ]
         );
     }
@@ -475,7 +475,7 @@ mod tests {
         assert!(q.push_refusable(message(Target::Room, "b")).is_err());
         let offline = WriteJob::Offline {
             user: name("ann"),
-            seen_upto: 1,
+            seen_upto: MessageId(1),
         };
         assert!(q.push(offline).is_ok());
         assert_eq!(rx.len(), 2);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_engine::frame::{kind, Text, PROTOCOL_VERSION};
-use confab_engine::{decode, Config, Frame, Name, Target};
+use confab_engine::{decode, Config, Frame, MessageId, Name, Ref, Target};
 
 use crate::auth::HashParams;
 use crate::store::memory::MemoryStore;
@@ -89,16 +89,16 @@ impl Client {
             client: Text::truncated("net tests"),
         });
         c.send(&Frame::Register {
-            reference: 1,
+            reference: Ref(1),
             user,
             password,
         });
         c.expect(kind::OK);
         c.send(&Frame::Login {
-            reference: 2,
+            reference: Ref(2),
             user,
             password,
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         });
         c.expect(kind::CAUGHT_UP);
@@ -148,14 +148,16 @@ fn a_message_is_acked_delivered_and_stored() {
     let mut ann = Client::log_in(&server, "ann");
     let mut bob = Client::log_in(&server, "bob");
     ann.send(&Frame::Send {
-        reference: 9,
+        reference: Ref(9),
         target: Target::Room,
         body: Text::truncated("hi bob"),
     });
     let ack = ann.expect(kind::ACK);
     let Ok(Some((
         Frame::Ack {
-            reference: 9, id, ..
+            reference: Ref(9),
+            id,
+            ..
         },
         _,
     ))) = decode(&ack, u32::MAX)
@@ -171,7 +173,7 @@ fn a_message_is_acked_delivered_and_stored() {
     assert!(stats.lock_acquired > 0);
     let ann_name = Name::new("ann").expect("valid");
     let page = store
-        .history(&ann_name, &Target::Room, 0, 10)
+        .history(&ann_name, &Target::Room, MessageId(0), 10)
         .expect("reads");
     assert_eq!(page.messages.len(), 1);
 }
@@ -189,7 +191,7 @@ fn a_client_that_stops_reading_slows_nobody() {
     // acknowledged to the talker without waiting for the sleeper.
     for n in 0..2000u32 {
         talker.send(&Frame::Send {
-            reference: n + 10,
+            reference: Ref(n + 10),
             target: Target::Room,
             body: Text::truncated(&body),
         });

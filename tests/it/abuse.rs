@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use confab::{Connection, ConnectionError, Event, LoginOptions};
 use confab_engine::frame::{ErrorCode, Frame, Text, PROTOCOL_VERSION};
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Ref, Target};
 
 use crate::harness::{password, Rng, Server, WAIT};
 use crate::raw::Raw;
@@ -34,7 +34,7 @@ fn log_in(port: u16, user: &str) -> Connection {
     let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT)
         .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"));
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     let deadline = Instant::now() + WAIT;
@@ -59,7 +59,7 @@ fn log_in(port: u16, user: &str) -> Connection {
 /// A message as one good user sent or received it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Msg {
-    id: u64,
+    id: MessageId,
     body: String,
 }
 
@@ -177,8 +177,8 @@ impl Good {
                 got.iter().map(|m| m.id).collect::<Vec<_>>()
             );
             if *got != expected {
-                let got_ids: HashSet<u64> = got.iter().map(|m| m.id).collect();
-                let want_ids: HashSet<u64> = expected.iter().map(|m| m.id).collect();
+                let got_ids: HashSet<MessageId> = got.iter().map(|m| m.id).collect();
+                let want_ids: HashSet<MessageId> = expected.iter().map(|m| m.id).collect();
                 panic!(
                     "{who}: missing {:?}, unexpected {:?}",
                     want_ids.difference(&got_ids).collect::<Vec<_>>(),
@@ -322,7 +322,7 @@ fn hello_bytes() -> Vec<u8> {
 
 fn send_bytes(body: &str) -> Vec<u8> {
     Frame::Send {
-        reference: 1,
+        reference: Ref(1),
         target: Target::Room,
         body: Text::new(body).expect("short"),
     }
@@ -386,7 +386,7 @@ fn a_flooder_is_rate_limited_then_disconnected_and_the_others_lose_nothing() {
         .iter()
         .find(|g| error_code(g) == Some(ErrorCode::RateLimited))
         .expect("seen");
-    assert_eq!(limited.error, Some((ErrorCode::RateLimited, 0)));
+    assert_eq!(limited.error, Some((ErrorCode::RateLimited, Ref(0))));
     assert!(
         !limited.debug.contains("retry_after_ms: 0,"),
         "RATE_LIMITED says when: {}",
@@ -468,10 +468,10 @@ fn two_hundred_slowloris_connections_are_timed_out_and_the_others_lose_nothing()
     let good = Good::log_in(&server, 15, 40);
 
     let login = Frame::Login {
-        reference: 1,
+        reference: Ref(1),
         user: name("loris"),
         password: Text::new("loris-secret").expect("short"),
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     }
     .to_bytes();
@@ -557,9 +557,9 @@ fn a_client_that_never_reads_is_told_what_it_missed_and_slows_no_one() {
     // Reads until the barrier has come and the MISSED notices (sent once
     // the queue has room again, so possibly after it) cover every room
     // message that did not.
-    let all: Vec<u64> = room.iter().map(|m| m.id).chain([barrier.id]).collect();
-    let mut got: Vec<u64> = Vec::new();
-    let mut missed: Vec<(u64, u64, u32)> = Vec::new();
+    let all: Vec<MessageId> = room.iter().map(|m| m.id).chain([barrier.id]).collect();
+    let mut got: Vec<MessageId> = Vec::new();
+    let mut missed: Vec<(MessageId, MessageId, u32)> = Vec::new();
     let mut slow_consumer = false;
     let deadline = Instant::now() + WAIT;
     loop {
@@ -607,7 +607,7 @@ fn a_client_that_never_reads_is_told_what_it_missed_and_slows_no_one() {
         got.windows(2).all(|w| w[0] < w[1]),
         "in id order, once each"
     );
-    let sent: HashSet<u64> = all.iter().copied().collect();
+    let sent: HashSet<MessageId> = all.iter().copied().collect();
     assert!(got.iter().all(|id| sent.contains(id)), "{got:?}");
     assert!(
         slow_consumer || !missed.is_empty(),
@@ -617,8 +617,8 @@ fn a_client_that_never_reads_is_told_what_it_missed_and_slows_no_one() {
         return;
     }
     // Every room message not received is reported, with the right counts.
-    let received: HashSet<u64> = got.iter().copied().collect();
-    let not_received: Vec<u64> = all
+    let received: HashSet<MessageId> = got.iter().copied().collect();
+    let not_received: Vec<MessageId> = all
         .iter()
         .copied()
         .filter(|id| !received.contains(id))
@@ -641,7 +641,7 @@ fn a_client_that_never_reads_is_told_what_it_missed_and_slows_no_one() {
         not_received.len()
     );
     // And they are in history, as MISSED promises.
-    let mut before = not_received.iter().max().map_or(0, |m| m + 1);
+    let mut before = not_received.iter().max().map_or(MessageId(0), |m| m.next());
     let mut in_history = HashSet::new();
     while in_history.len() < not_received.len() {
         let page = sloth
@@ -761,7 +761,7 @@ fn a_connection_storm_beyond_max_clients_is_turned_away_and_the_others_stay() {
         match (g.name, error_code(&g)) {
             ("SERVER_HELLO", _) => accepted += 1,
             (_, Some(ErrorCode::TooManyConnections)) => {
-                assert_eq!(g.error, Some((ErrorCode::TooManyConnections, 0)));
+                assert_eq!(g.error, Some((ErrorCode::TooManyConnections, Ref(0))));
                 r.expect_closed();
                 refused += 1;
             }
@@ -844,10 +844,10 @@ fn a_login_flood_with_wrong_passwords_is_refused_while_good_users_log_in_and_cha
                             "target".to_owned()
                         };
                         let login = Frame::Login {
-                            reference: attempt,
+                            reference: Ref(attempt),
                             user: name(&user),
                             password: Text::new("guess").expect("short"),
-                            resume_after: 0,
+                            resume_after: MessageId(0),
                             roster: false,
                         };
                         if r.write(&login.to_bytes()).is_err() {
@@ -936,10 +936,10 @@ fn an_attacker_locks_itself_out_and_the_owner_at_another_address_logs_in() {
     attacker.hello();
     let mut attempt = |reference: u32, password: &str| {
         attacker.frame(&Frame::Login {
-            reference,
+            reference: Ref(reference),
             user: name("victim"),
             password: Text::new(password).expect("short"),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         });
         let g = attacker.next();
@@ -1029,7 +1029,7 @@ fn a_refused_connection_storm_never_keeps_others_out() {
     let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT)
         .unwrap_or_else(|e| panic!("legit cannot connect during the storm: {e}"));
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     c.login(name("legit"), &password("legit"), options, WAIT)
@@ -1071,7 +1071,7 @@ fn registration_spam_from_one_address_does_not_queue_ahead_of_a_login_from_anoth
         .collect();
     for (i, r) in flood.iter_mut().enumerate() {
         r.frame(&Frame::Register {
-            reference: 1,
+            reference: Ref(1),
             user: name(&format!("flood{i}")),
             password: Text::new("flood-password").expect("short"),
         });
@@ -1087,7 +1087,7 @@ fn registration_spam_from_one_address_does_not_queue_ahead_of_a_login_from_anoth
     // Connected first, so that only the login itself is counted.
     let mut legit = Connection::connect_timeout("127.0.0.1", port, WAIT).expect("connects");
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     let before = flood_done(&server.log());

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{ErrorCode, Frame, Text};
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Ref, Target};
 
 use crate::harness::{Listener, Server};
 use crate::raw::Raw;
@@ -49,7 +49,7 @@ fn garbage_bytes_are_refused_and_the_others_are_unaffected() {
     let mut raw = Raw::connect(&server);
     raw.login("mallory", "mallory-secret");
     let mut send = Frame::Send {
-        reference: 1,
+        reference: Ref(1),
         target: Target::Room,
         body: Text::new("ab").expect("short"),
     }
@@ -94,7 +94,7 @@ fn a_frame_in_the_wrong_state_is_refused_and_the_connection_stays_open() {
     let mut watcher = server.client("watcher").listen();
     server.register("rawuser", "raw-secret");
     let send = Frame::Send {
-        reference: 7,
+        reference: Ref(7),
         target: Target::Room,
         body: Text::new("too early").expect("short"),
     };
@@ -102,10 +102,10 @@ fn a_frame_in_the_wrong_state_is_refused_and_the_connection_stays_open() {
     // SEND before HELLO, then before LOGIN: WRONG_STATE, echoing the reference.
     let mut raw = Raw::connect(&server);
     raw.frame(&send);
-    assert_eq!(raw.expect_error(ErrorCode::WrongState), 7);
+    assert_eq!(raw.expect_error(ErrorCode::WrongState), Ref(7));
     raw.hello();
     raw.frame(&send);
-    assert_eq!(raw.expect_error(ErrorCode::WrongState), 7);
+    assert_eq!(raw.expect_error(ErrorCode::WrongState), Ref(7));
     // A second HELLO is out of place too.
     raw.frame(&Frame::Hello {
         version: 1,
@@ -115,10 +115,10 @@ fn a_frame_in_the_wrong_state_is_refused_and_the_connection_stays_open() {
 
     // The connection is still open: the same socket logs in.
     raw.frame(&Frame::Login {
-        reference: 8,
+        reference: Ref(8),
         user: Name::new("rawuser").expect("valid"),
         password: Text::new("raw-secret").expect("short"),
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: true,
     });
     let g = raw.next();
@@ -128,7 +128,7 @@ fn a_frame_in_the_wrong_state_is_refused_and_the_connection_stays_open() {
     loop {
         let g = raw.next();
         match (g.name, g.error) {
-            ("ERROR", Some((ErrorCode::WrongState, 7))) => break,
+            ("ERROR", Some((ErrorCode::WrongState, Ref(7)))) => break,
             ("ROSTER_SNAPSHOT" | "CAUGHT_UP", _) => {}
             _ => panic!("unexpected {}", g.debug),
         }
@@ -180,7 +180,7 @@ fn a_connection_closed_mid_frame_costs_the_others_nothing() {
         v["event"] == "online" && v["user"] == "quitter"
     });
     let send = Frame::Send {
-        reference: 1,
+        reference: Ref(1),
         target: Target::Room,
         body: Text::new("never finished").expect("short"),
     }

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use confab::{Connection, ConnectionError, LoginOptions};
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Target};
 
 use crate::harness::{password, Rng, Server, WAIT};
 
@@ -32,7 +32,7 @@ fn name(s: &str) -> Name {
 /// An acknowledged message.
 #[derive(Debug, Clone)]
 struct Acked {
-    id: u64,
+    id: MessageId,
     dm: bool,
     body: String,
 }
@@ -40,7 +40,7 @@ struct Acked {
 fn logged_in(port: u16, user: &str) -> Option<Connection> {
     let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT).ok()?;
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     match c.login(name(user), &password(user), options, WAIT) {
@@ -103,9 +103,9 @@ fn registrar(port: u16, round: u64, count: &AtomicUsize) -> Vec<String> {
 }
 
 /// Every message of a conversation, paged from the newest, as (id, body).
-fn whole_history(c: &mut Connection, target: Target) -> Vec<(u64, String)> {
+fn whole_history(c: &mut Connection, target: Target) -> Vec<(MessageId, String)> {
     let mut all = Vec::new();
-    let mut before = 0;
+    let mut before = MessageId(0);
     loop {
         let page = c.history(target, before, 0, WAIT).expect("a history page");
         let Some(oldest) = page.messages.first() else {
@@ -187,7 +187,7 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
     let room = whole_history(&mut c, Target::Room);
     let dms = whole_history(&mut c, Target::User(name(WRITERS[1])));
     for (what, stored, dm) in [("room", &room, false), ("DM", &dms, true)] {
-        let mut by_id: HashMap<u64, &str> = HashMap::new();
+        let mut by_id: HashMap<MessageId, &str> = HashMap::new();
         let mut bodies = HashSet::new();
         for (id, body) in stored {
             assert!(
@@ -209,7 +209,7 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
             );
         }
     }
-    let ids: HashSet<u64> = acked.iter().map(|a| a.id).collect();
+    let ids: HashSet<MessageId> = acked.iter().map(|a| a.id).collect();
     assert_eq!(ids.len(), acked.len(), "an id was given twice");
 
     // Every account answered OK exists once, and can log in.

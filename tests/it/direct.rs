@@ -2,7 +2,7 @@
 
 use confab::{ConnectionError, LoginOptions, Request};
 use confab_engine::frame::ErrorCode;
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Target};
 
 use crate::harness::{Server, WAIT};
 
@@ -53,7 +53,7 @@ fn a_dm_to_a_user_that_does_not_exist_is_refused() {
     server.register("carol", "carol-secret");
     let mut c = server.connect();
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     c.login(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use confab::{Connection, ConnectionError, LoginOptions, ServerError};
 use confab_engine::frame::ErrorCode;
-use confab_engine::Name;
+use confab_engine::{MessageId, Name};
 use serde_json::{json, Value};
 
 use crate::harness::{password, Listener, Run, Server, WAIT};
@@ -50,7 +50,7 @@ fn refused(run: &Run, code: &str) {
 fn try_login(server: &Server, user: &str, pw: &str) -> Result<Connection, ServerError> {
     let mut c = server.connect();
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     match c.login(name(user), pw, options, WAIT) {

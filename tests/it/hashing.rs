@@ -2,7 +2,7 @@
 //! server's memory.
 
 use confab::LoginOptions;
-use confab_engine::Name;
+use confab_engine::{MessageId, Name};
 
 use crate::harness::{password, Server, WAIT};
 
@@ -11,7 +11,7 @@ fn log_in_once(server: &Server, user: &str) {
     let mut c = server.connect();
     let name = Name::new(user).expect("a valid test name");
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     c.login(name, &password(user), options, WAIT)

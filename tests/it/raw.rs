@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{ErrorCode, Frame, Text, PROTOCOL_VERSION};
-use confab_engine::{decode, Name};
+use confab_engine::{decode, MessageId, Name, Ref};
 
 use crate::harness::{Server, WAIT};
 
@@ -16,7 +16,7 @@ pub(crate) struct Got {
     /// The frame's name (`ERROR`, `SERVER_HELLO`, ...).
     pub(crate) name: &'static str,
     /// For an ERROR: its code and reference.
-    pub(crate) error: Option<(ErrorCode, u32)>,
+    pub(crate) error: Option<(ErrorCode, Ref)>,
     /// The whole frame, for messages.
     pub(crate) debug: String,
 }
@@ -123,7 +123,7 @@ impl Raw {
 
     /// Asserts the next frame is ERROR `code` and returns its reference.
     #[track_caller]
-    pub(crate) fn expect_error(&mut self, code: ErrorCode) -> u32 {
+    pub(crate) fn expect_error(&mut self, code: ErrorCode) -> Ref {
         let g = self.next();
         match g.error {
             Some((c, reference)) if c == code => reference,
@@ -155,10 +155,10 @@ impl Raw {
     pub(crate) fn login(&mut self, user: &str, password: &str) {
         self.hello();
         self.frame(&Frame::Login {
-            reference: 1,
+            reference: Ref(1),
             user: Name::new(user).expect("a valid name"),
             password: Text::new(password).expect("short"),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         });
         let g = self.next();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use confab::{Event, LoginOptions};
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Target};
 use serde_json::Value;
 
 use crate::harness::{Listener, Server, WAIT};
@@ -95,7 +95,7 @@ fn logging_out_ends_the_session_and_takes_the_user_offline() {
     server.register("bob", "bob-secret");
     let mut bob = server.connect();
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     bob.login(
@@ -130,7 +130,7 @@ fn a_client_killed_mid_stream_leaves_the_roster_and_the_others_carry_on() {
     server.register("dave", "dave-secret");
     let mut dave = server.connect();
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     dave.login(

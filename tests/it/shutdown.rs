@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use confab::{Connection, ConnectionError, Event, LoginOptions};
-use confab_engine::{Name, Target};
+use confab_engine::{MessageId, Name, Target};
 
 use crate::harness::{password, Server, WAIT};
 
@@ -24,7 +24,7 @@ fn log_in(port: u16, user: &str) -> Connection {
     let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT)
         .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"));
     let options = LoginOptions {
-        resume_after: 0,
+        resume_after: MessageId(0),
         roster: false,
     };
     c.login(name(user), &password(user), options, WAIT)
@@ -112,7 +112,7 @@ fn sigterm_tells_a_hundred_clients_exits_0_in_time_and_keeps_every_acknowledged_
         expect_shutdown(c, who);
     }
     drop(idle);
-    let mut sent: Vec<(u64, String)> = Vec::new();
+    let mut sent: Vec<(MessageId, String)> = Vec::new();
     for s in senders {
         sent.extend(s.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     }
@@ -134,8 +134,8 @@ fn sigterm_tells_a_hundred_clients_exits_0_in_time_and_keeps_every_acknowledged_
     // Every acknowledged message is there after a restart.
     let server = server.restart();
     let mut c = log_in(server.port(), &users[0]);
-    let mut stored: HashMap<u64, String> = HashMap::new();
-    let mut before = 0;
+    let mut stored: HashMap<MessageId, String> = HashMap::new();
+    let mut before = MessageId(0);
     loop {
         let page = c
             .history(Target::Room, before, 0, WAIT)

@@ -60,7 +60,7 @@ fn logged_in(roster: bool) -> Session {
             n("alice"),
             "pw",
             LoginOptions {
-                resume_after: 0,
+                resume_after: MessageId(0),
                 roster,
             },
         )
@@ -71,7 +71,7 @@ fn logged_in(roster: bool) -> Session {
     }]);
     if roster {
         input.extend(bytes(&[Frame::RosterSnapshot {
-            version: 1,
+            version: RosterVersion(1),
             last: true,
             users: vec![n("alice")],
         }]));
@@ -127,7 +127,7 @@ fn chat_requests_wait_for_the_roster_snapshot_which_is_acknowledged_automaticall
             user: n("alice"),
         },
         Frame::RosterSnapshot {
-            version: 4,
+            version: RosterVersion(4),
             last: false,
             users: vec![n("carol")],
         },
@@ -142,7 +142,7 @@ fn chat_requests_wait_for_the_roster_snapshot_which_is_acknowledged_automaticall
         "no ack before the last chunk"
     );
     s.handle_input(&bytes(&[Frame::RosterSnapshot {
-        version: 4,
+        version: RosterVersion(4),
         last: true,
         users: vec![n("alice")],
     }]))
@@ -155,12 +155,15 @@ fn chat_requests_wait_for_the_roster_snapshot_which_is_acknowledged_automaticall
                 user: n("alice")
             },
             Event::RosterSnapshot {
-                version: 4,
+                version: RosterVersion(4),
                 users: vec![n("alice"), n("carol")]
             }
         ]
     );
-    assert_eq!(sent(&mut s), vec!["RosterAck { version: 4 }".to_owned()]);
+    assert_eq!(
+        sent(&mut s),
+        vec!["RosterAck { version: RosterVersion(4) }".to_owned()]
+    );
     assert_eq!(s.phase(), Phase::Messaging);
     assert!(s.send(Target::Room, "hi").is_ok());
 }
@@ -170,29 +173,32 @@ fn roster_deltas_are_applied_and_acknowledged_once_per_batch() {
     let mut s = logged_in(true);
     s.handle_input(&bytes(&[
         Frame::RosterDelta {
-            version: 2,
+            version: RosterVersion(2),
             presence: Presence::Online,
             user: n("bob"),
         },
         Frame::RosterDelta {
-            version: 3,
+            version: RosterVersion(3),
             presence: Presence::Online,
             user: n("carol"),
         },
         Frame::RosterDelta {
-            version: 4,
+            version: RosterVersion(4),
             presence: Presence::Offline,
             user: n("bob"),
         },
     ]))
     .unwrap();
     assert_eq!(events(&mut s).len(), 3);
-    assert_eq!(sent(&mut s), vec!["RosterAck { version: 4 }".to_owned()]);
+    assert_eq!(
+        sent(&mut s),
+        vec!["RosterAck { version: RosterVersion(4) }".to_owned()]
+    );
     let users: Vec<Name> = s.roster().users().copied().collect();
     assert_eq!(users, vec![n("alice"), n("carol")]);
     // A stale delta changes nothing and is not acknowledged again.
     s.handle_input(&bytes(&[Frame::RosterDelta {
-        version: 3,
+        version: RosterVersion(3),
         presence: Presence::Online,
         user: n("zed"),
     }]))
@@ -245,7 +251,7 @@ fn answers_name_the_request_they_answer() {
     s.handle_input(&bytes(&[
         Frame::Ack {
             reference: a,
-            id: 10,
+            id: MessageId(10),
             timestamp_ms: 5,
         },
         Frame::Error {
@@ -262,7 +268,7 @@ fn answers_name_the_request_they_answer() {
         vec![
             Event::Ack {
                 reference: a,
-                id: 10,
+                id: MessageId(10),
                 timestamp_ms: 5,
                 target: Some(Target::Room)
             },
@@ -284,7 +290,7 @@ fn answers_name_the_request_they_answer() {
     assert_eq!(s.pending(a), None);
     assert_eq!(
         s.last_id(),
-        0,
+        MessageId(0),
         "an ACK may overtake queued messages: it is no resume point"
     );
     assert_eq!(s.phase(), Phase::Messaging, "a refusal is not fatal");
@@ -294,7 +300,7 @@ fn answers_name_the_request_they_answer() {
 fn a_frame_split_across_reads_is_decoded_once_complete() {
     let mut s = logged_in(false);
     let input = bytes(&[Frame::Message {
-        id: 3,
+        id: MessageId(3),
         timestamp_ms: 9,
         sender: n("bob"),
         target: Target::Room,
@@ -308,7 +314,7 @@ fn a_frame_split_across_reads_is_decoded_once_complete() {
     assert_eq!(
         events(&mut s),
         vec![Event::Message(Message {
-            id: 3,
+            id: MessageId(3),
             timestamp_ms: 9,
             sender: n("bob"),
             target: Target::Room,
@@ -342,7 +348,7 @@ fn a_frame_only_clients_send_is_refused_and_unknown_types_are_skipped() {
     assert_eq!(sent(&mut s), vec!["Pong { token: 5 }".to_owned()]);
 
     let e = s
-        .handle_input(&bytes(&[Frame::Logout { reference: 1 }]))
+        .handle_input(&bytes(&[Frame::Logout { reference: Ref(1) }]))
         .unwrap_err();
     assert_eq!(e, Error::UnexpectedFrame { got: "LOGOUT" });
 }
@@ -381,7 +387,7 @@ fn shutdown_and_fatal_errors_close_the_session() {
     let mut s = logged_in(false);
     s.handle_input(&bytes(&[Frame::Error {
         code: ErrorCode::IdleTimeout,
-        reference: 0,
+        reference: Ref(0),
         retry_after_ms: 0,
         text: Text::new("no pong").unwrap(),
     }]))
@@ -411,14 +417,16 @@ fn a_refused_login_may_be_retried_and_logout_closes() {
             user: n("alice"),
         },
         Frame::RosterSnapshot {
-            version: 1,
+            version: RosterVersion(1),
             last: true,
             users: vec![],
         },
-        Frame::CaughtUp { last_id: 40 },
+        Frame::CaughtUp {
+            last_id: MessageId(40),
+        },
     ]))
     .unwrap();
-    assert_eq!(s.last_id(), 40);
+    assert_eq!(s.last_id(), MessageId(40));
     let r = s.logout().unwrap();
     s.handle_input(&bytes(&[Frame::Ok { reference: r }]))
         .unwrap();
@@ -428,20 +436,20 @@ fn a_refused_login_may_be_retried_and_logout_closes() {
 #[test]
 fn history_comes_oldest_first_with_each_dms_actual_recipient() {
     let mut s = logged_in(false);
-    let r = s.history(Target::User(n("bob")), 0, 10).unwrap();
+    let r = s.history(Target::User(n("bob")), MessageId(0), 10).unwrap();
     s.handle_input(&bytes(&[Frame::HistoryPage {
         reference: r,
         target: Target::User(n("bob")),
         more: true,
         entries: vec![
             HistoryEntry {
-                id: 9,
+                id: MessageId(9),
                 timestamp_ms: 2,
                 sender: n("bob"),
                 body: Text::new("yes").unwrap(),
             },
             HistoryEntry {
-                id: 4,
+                id: MessageId(4),
                 timestamp_ms: 1,
                 sender: n("alice"),
                 body: Text::new("ok?").unwrap(),
@@ -461,8 +469,8 @@ fn history_comes_oldest_first_with_each_dms_actual_recipient() {
     assert_eq!(
         got,
         vec![
-            (4, n("alice"), Target::User(n("bob"))),
-            (9, n("bob"), Target::User(n("alice"))),
+            (MessageId(4), n("alice"), Target::User(n("bob"))),
+            (MessageId(9), n("bob"), Target::User(n("alice"))),
         ]
     );
 }
@@ -488,9 +496,9 @@ mod with_the_engine {
     impl Pair {
         fn new() -> Pair {
             Pair {
-                hub: Hub::new(Config::default(), [], 0),
+                hub: Hub::new(Config::default(), [], MessageId(0)),
                 now: Instant::now(),
-                next_id: 1,
+                next_id: MessageId(1),
                 clients: Vec::new(),
             }
         }
@@ -556,7 +564,7 @@ mod with_the_engine {
                     reference,
                     message,
                 } => {
-                    self.next_id += 1;
+                    self.next_id = self.next_id.next();
                     EffectResult::Stored {
                         conn,
                         reference,
@@ -595,7 +603,7 @@ mod with_the_engine {
         let alice_saw = p.events(a);
         assert!(
             alice_saw.contains(&Event::RosterDelta {
-                version: 2,
+                version: RosterVersion(2),
                 presence: Presence::Online,
                 user: n("bob")
             }),

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use confab_engine::frame::{GroupInfo, Presence, Ref};
+use confab_engine::frame::{GroupInfo, Presence};
 use confab_engine::name::NameKey;
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::{MessageId, Name, Ref, Target};
 
 use super::layout;
 use super::network::{Command, LoginProblem};
@@ -534,7 +534,7 @@ impl Model {
             current: ConvId::Room,
             roster: BTreeMap::new(),
             groups: BTreeMap::new(),
-            bookmark: 0,
+            bookmark: MessageId(0),
             requests: HashMap::new(),
             input: Editor::default(),
             sent: Vec::new(),
@@ -801,7 +801,7 @@ impl Model {
             .iter()
             .map(|body| match me {
                 Some(me) => self.entry_lines(&Entry {
-                    id: 0,
+                    id: MessageId(0),
                     ts_ms: 0,
                     sender: me,
                     body: body.clone(),

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use confab::session::code_name;
 use confab::tls::Trust;
 use confab::{Connection, ConnectionError, Event, LoginOptions, Security, ServerHello};
-use confab_engine::frame::{ErrorCode, Ref};
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::frame::ErrorCode;
+use confab_engine::{MessageId, Name, Ref, Target};
 use tuirealm::event::Event as UiEvent;
 use tuirealm::listener::{Poll, PortResult};
 

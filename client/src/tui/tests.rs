@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use confab::session::HistoryPage;
 use confab::{Event, Message};
 use confab_engine::frame::{ErrorCode, GroupChange, GroupInfo, Presence};
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::{MessageId, Name, Ref, RosterVersion, Target};
 
 use super::model::{ConvId, Edit, Field, Link, LoginForm, Model, Now, Older, Problem, Screen};
 use super::network::{Command, Login, LoginProblem, NetEvent};
@@ -49,7 +49,10 @@ impl Client {
         assert!(matches!(&cmds[..], [Command::Connect(_)]), "{cmds:?}");
         c.logged_in(user);
         let users: Vec<Name> = online.iter().map(|u| n(u)).collect();
-        c.ev(Event::RosterSnapshot { version: 1, users });
+        c.ev(Event::RosterSnapshot {
+            version: RosterVersion(1),
+            users,
+        });
         c.ev(Event::CaughtUp { last_id: caught_up });
         c
     }
@@ -75,7 +78,7 @@ impl Client {
                 let _ = update(
                     &mut self.m,
                     Msg::Net(NetEvent::Requested {
-                        reference,
+                        reference: Ref(reference),
                         command: c.clone(),
                     }),
                     now,
@@ -137,7 +140,7 @@ impl Client {
     }
 
     /// The reference the model holds for a pending command.
-    fn ref_of(&self, want: &Command) -> u32 {
+    fn ref_of(&self, want: &Command) -> Ref {
         *self
             .m
             .requests
@@ -151,7 +154,7 @@ impl Client {
 fn message(id: MessageId, sender: &str, target: Target, body: &str) -> Event {
     Event::Message(Message {
         id,
-        timestamp_ms: 1_700_000_000_000 + id,
+        timestamp_ms: 1_700_000_000_000 + id.0,
         sender: n(sender),
         target,
         body: body.into(),
@@ -182,7 +185,7 @@ fn logging_in_lists_groups_and_loads_the_rooms_history() {
             user: n("alice"),
             password: "pw".into(),
             register: false,
-            resume_after: 0,
+            resume_after: MessageId(0),
         })]
     );
     assert_eq!(c.m.link, Link::Connecting);
@@ -193,7 +196,7 @@ fn logging_in_lists_groups_and_loads_the_rooms_history() {
             Command::GroupList,
             Command::History {
                 target: room(),
-                before: 0,
+                before: MessageId(0),
                 limit: HISTORY_PAGE
             }
         ]
@@ -205,32 +208,32 @@ fn logging_in_lists_groups_and_loads_the_rooms_history() {
 
 #[test]
 fn messages_land_in_their_conversation_and_count_as_unread_elsewhere() {
-    let mut c = Client::online("bob", &["alice", "bob"], 0);
-    c.ev(message(1, "alice", room(), "hello room"));
-    c.ev(message(2, "alice", user("bob"), "psst"));
-    c.ev(message(3, "alice", group("dev"), "hi devs"));
-    c.ev(message(4, "alice", group("dev"), "still there?"));
+    let mut c = Client::online("bob", &["alice", "bob"], MessageId(0));
+    c.ev(message(MessageId(1), "alice", room(), "hello room"));
+    c.ev(message(MessageId(2), "alice", user("bob"), "psst"));
+    c.ev(message(MessageId(3), "alice", group("dev"), "hi devs"));
+    c.ev(message(MessageId(4), "alice", group("dev"), "still there?"));
 
     assert_eq!(c.m.current, ConvId::Room);
-    assert_eq!(c.ids(room()), vec![1]);
+    assert_eq!(c.ids(room()), vec![MessageId(1)]);
     // The DM sent to bob is filed under its sender, alice.
-    assert_eq!(c.ids(user("alice")), vec![2]);
-    assert_eq!(c.ids(group("dev")), vec![3, 4]);
+    assert_eq!(c.ids(user("alice")), vec![MessageId(2)]);
+    assert_eq!(c.ids(group("dev")), vec![MessageId(3), MessageId(4)]);
     assert_eq!(c.unread(room()), 0, "the shown conversation is read");
     assert_eq!(c.unread(user("alice")), 1);
     assert_eq!(c.unread(group("dev")), 2);
 
     // A DM of our own from another session goes under its recipient.
-    c.ev(message(5, "bob", user("carol"), "from my phone"));
-    assert_eq!(c.ids(user("carol")), vec![5]);
+    c.ev(message(MessageId(5), "bob", user("carol"), "from my phone"));
+    assert_eq!(c.ids(user("carol")), vec![MessageId(5)]);
     assert_eq!(c.unread(user("carol")), 0, "our own words are not unread");
 }
 
 #[test]
 fn switching_conversations_marks_them_read_and_loads_their_history_once() {
-    let mut c = Client::online("bob", &["alice", "bob"], 0);
-    c.ev(message(3, "alice", group("dev"), "hi devs"));
-    c.ev(message(4, "alice", user("bob"), "psst"));
+    let mut c = Client::online("bob", &["alice", "bob"], MessageId(0));
+    c.ev(message(MessageId(3), "alice", group("dev"), "hi devs"));
+    c.ev(message(MessageId(4), "alice", user("bob"), "psst"));
 
     // Ctrl-N walks the lists in order: all, #dev, then the people.
     let cmds = c.key(Msg::NextConversation);
@@ -240,7 +243,7 @@ fn switching_conversations_marks_them_read_and_loads_their_history_once() {
         cmds,
         vec![Command::History {
             target: group("dev"),
-            before: 0,
+            before: MessageId(0),
             limit: HISTORY_PAGE
         }]
     );
@@ -281,7 +284,7 @@ fn switching_conversations_marks_them_read_and_loads_their_history_once() {
 
 #[test]
 fn acks_store_our_messages_and_history_adds_no_unread() {
-    let mut c = Client::online("bob", &["bob"], 0);
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
     c.type_line("first");
     let r = c.ref_of(&Command::Send {
         target: room(),
@@ -289,23 +292,23 @@ fn acks_store_our_messages_and_history_adds_no_unread() {
     });
     c.ev(Event::Ack {
         reference: r,
-        id: 7,
+        id: MessageId(7),
         timestamp_ms: 1,
         target: Some(room()),
     });
-    assert_eq!(c.ids(room()), vec![7]);
+    assert_eq!(c.ids(room()), vec![MessageId(7)]);
     assert!(c.m.pending_in_current().is_empty());
 
     let r = c.ref_of(&Command::History {
         target: room(),
-        before: 0,
+        before: MessageId(0),
         limit: HISTORY_PAGE,
     });
     let page = |ids: &[MessageId]| -> Vec<Message> {
         ids.iter()
             .map(|&id| Message {
                 id,
-                timestamp_ms: id,
+                timestamp_ms: id.0,
                 sender: n("alice"),
                 target: room(),
                 body: format!("old {id}"),
@@ -316,9 +319,13 @@ fn acks_store_our_messages_and_history_adds_no_unread() {
         reference: r,
         target: room(),
         more: true,
-        messages: page(&[3, 5, 7]),
+        messages: page(&[MessageId(3), MessageId(5), MessageId(7)]),
     }));
-    assert_eq!(c.ids(room()), vec![3, 5, 7], "id 7 is held once");
+    assert_eq!(
+        c.ids(room()),
+        vec![MessageId(3), MessageId(5), MessageId(7)],
+        "id 7 is held once"
+    );
     assert_eq!(c.unread(room()), 0);
     assert_eq!(c.m.current().older, Older::More);
 
@@ -326,7 +333,7 @@ fn acks_store_our_messages_and_history_adds_no_unread() {
     let cmds = c.key(Msg::PageUp);
     let want = Command::History {
         target: room(),
-        before: 3,
+        before: MessageId(3),
         limit: HISTORY_PAGE,
     };
     assert_eq!(cmds, vec![want.clone()]);
@@ -336,16 +343,25 @@ fn acks_store_our_messages_and_history_adds_no_unread() {
         reference: r,
         target: room(),
         more: false,
-        messages: page(&[1, 2]),
+        messages: page(&[MessageId(1), MessageId(2)]),
     }));
-    assert_eq!(c.ids(room()), vec![1, 2, 3, 5, 7]);
+    assert_eq!(
+        c.ids(room()),
+        vec![
+            MessageId(1),
+            MessageId(2),
+            MessageId(3),
+            MessageId(5),
+            MessageId(7)
+        ]
+    );
     assert_eq!(c.m.current().older, Older::Complete);
     assert_eq!(c.key(Msg::PageUp), vec![], "nothing older to fetch");
 }
 
 #[test]
 fn roster_snapshots_and_deltas_update_the_people_list() {
-    let mut c = Client::online("bob", &["carol", "bob", "alice"], 0);
+    let mut c = Client::online("bob", &["carol", "bob", "alice"], MessageId(0));
     let people = |c: &Client| -> Vec<(String, bool)> {
         c.m.people_rows()
             .iter()
@@ -360,12 +376,12 @@ fn roster_snapshots_and_deltas_update_the_people_list() {
         s(&[("@bob", true), ("@alice", true), ("@carol", true)])
     );
     c.ev(Event::RosterDelta {
-        version: 2,
+        version: RosterVersion(2),
         presence: Presence::Offline,
         user: n("carol"),
     });
     c.ev(Event::RosterDelta {
-        version: 3,
+        version: RosterVersion(3),
         presence: Presence::Online,
         user: n("Dave"),
     });
@@ -374,9 +390,9 @@ fn roster_snapshots_and_deltas_update_the_people_list() {
         s(&[("@bob", true), ("@alice", true), ("@Dave", true)])
     );
     // Someone offline with a DM conversation stays listed, dimmed.
-    c.ev(message(9, "Dave", user("bob"), "bye"));
+    c.ev(message(MessageId(9), "Dave", user("bob"), "bye"));
     c.ev(Event::RosterDelta {
-        version: 4,
+        version: RosterVersion(4),
         presence: Presence::Offline,
         user: n("dave"),
     });
@@ -386,7 +402,7 @@ fn roster_snapshots_and_deltas_update_the_people_list() {
     );
     // A fresh snapshot (after a reconnect, or a coalesced one) replaces it all.
     c.ev(Event::RosterSnapshot {
-        version: 10,
+        version: RosterVersion(10),
         users: vec![n("bob"), n("erin")],
     });
     assert_eq!(
@@ -397,7 +413,7 @@ fn roster_snapshots_and_deltas_update_the_people_list() {
 
 #[test]
 fn groups_follow_the_list_events_and_our_answers() {
-    let mut c = Client::online("bob", &["bob"], 0);
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
     let r = c.ref_of(&Command::GroupList);
     c.ev(Event::GroupList {
         reference: r,
@@ -461,10 +477,10 @@ fn groups_follow_the_list_events_and_our_answers() {
 
 #[test]
 fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplicates() {
-    let mut c = Client::online("bob", &["alice", "bob"], 10);
-    c.ev(message(11, "alice", room(), "live room"));
-    c.ev(message(12, "alice", group("dev"), "live group"));
-    c.ev(message(13, "alice", user("bob"), "a DM"));
+    let mut c = Client::online("bob", &["alice", "bob"], MessageId(10));
+    c.ev(message(MessageId(11), "alice", room(), "live room"));
+    c.ev(message(MessageId(12), "alice", group("dev"), "live group"));
+    c.ev(message(MessageId(13), "alice", user("bob"), "a DM"));
     c.type_line("mine");
     let r = c.ref_of(&Command::Send {
         target: room(),
@@ -473,11 +489,15 @@ fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplica
     // Id 14 (carol's) is still on its way when our ACK (15) overtakes it.
     c.ev(Event::Ack {
         reference: r,
-        id: 15,
+        id: MessageId(15),
         timestamp_ms: 15,
         target: Some(room()),
     });
-    assert_eq!(c.m.bookmark, 13, "an ACK does not raise the bookmark");
+    assert_eq!(
+        c.m.bookmark,
+        MessageId(13),
+        "an ACK does not raise the bookmark"
+    );
     assert_eq!(c.unread(group("dev")), 1);
     assert_eq!(c.unread(user("alice")), 1);
 
@@ -494,7 +514,7 @@ fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplica
             user: n("bob"),
             password: "pw".into(),
             register: false,
-            resume_after: 13,
+            resume_after: MessageId(13),
         })]
     );
     assert_eq!(c.m.link, Link::Reconnecting { attempt: 1 });
@@ -509,32 +529,42 @@ fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplica
             Command::GroupList,
             Command::History {
                 target: room(),
-                before: 0,
+                before: MessageId(0),
                 limit: HISTORY_PAGE
             }
         ]
     );
     c.ev(Event::RosterSnapshot {
-        version: 30,
+        version: RosterVersion(30),
         users: vec![n("bob"), n("carol")],
     });
     c.ev(message(
-        14,
+        MessageId(14),
         "carol",
         room(),
         "in flight when we were cut off",
     ));
-    c.ev(message(15, "bob", room(), "mine"));
-    c.ev(message(16, "carol", group("dev"), "missed while away"));
-    c.ev(Event::CaughtUp { last_id: 16 });
-    c.ev(message(17, "carol", room(), "live again"));
+    c.ev(message(MessageId(15), "bob", room(), "mine"));
+    c.ev(message(
+        MessageId(16),
+        "carol",
+        group("dev"),
+        "missed while away",
+    ));
+    c.ev(Event::CaughtUp {
+        last_id: MessageId(16),
+    });
+    c.ev(message(MessageId(17), "carol", room(), "live again"));
 
-    assert_eq!(c.ids(room()), vec![11, 14, 15, 17]);
-    assert_eq!(c.ids(group("dev")), vec![12, 16]);
-    assert_eq!(c.ids(user("alice")), vec![13]);
+    assert_eq!(
+        c.ids(room()),
+        vec![MessageId(11), MessageId(14), MessageId(15), MessageId(17)]
+    );
+    assert_eq!(c.ids(group("dev")), vec![MessageId(12), MessageId(16)]);
+    assert_eq!(c.ids(user("alice")), vec![MessageId(13)]);
     assert_eq!(c.unread(group("dev")), 2);
     assert_eq!(c.unread(user("alice")), 1);
-    assert_eq!(c.m.bookmark, 17);
+    assert_eq!(c.m.bookmark, MessageId(17));
     assert_eq!(c.m.link, Link::Online);
     let people: Vec<String> = c.m.roster.values().map(|u| u.to_string()).collect();
     assert_eq!(people, vec!["bob", "carol"], "the roster was resynced");
@@ -542,7 +572,7 @@ fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplica
 
 #[test]
 fn failed_reconnects_back_off_and_a_wrong_password_returns_to_the_login_screen() {
-    let mut c = Client::online("bob", &["bob"], 5);
+    let mut c = Client::online("bob", &["bob"], MessageId(5));
     c.net(NetEvent::Lost("reset".into()));
     c.advance(backoff(0));
     assert_eq!(c.m.link, Link::Reconnecting { attempt: 1 });
@@ -568,7 +598,7 @@ fn failed_reconnects_back_off_and_a_wrong_password_returns_to_the_login_screen()
 
 #[test]
 fn a_shutdown_notice_sets_when_to_come_back() {
-    let mut c = Client::online("bob", &["bob"], 5);
+    let mut c = Client::online("bob", &["bob"], MessageId(5));
     c.ev(Event::Shutdown {
         retry_after_ms: 3000,
         reason: "maintenance".into(),
@@ -583,7 +613,7 @@ fn a_shutdown_notice_sets_when_to_come_back() {
 
 #[test]
 fn a_changed_certificate_stops_reconnecting_and_says_which_line_to_remove() {
-    let mut c = Client::online("bob", &["bob"], 5);
+    let mut c = Client::online("bob", &["bob"], MessageId(5));
     c.net(NetEvent::Lost("reset".into()));
     c.advance(backoff(0));
     assert_eq!(c.m.link, Link::Reconnecting { attempt: 1 });
@@ -642,7 +672,7 @@ fn login_problems_are_shown_in_words() {
 
 #[test]
 fn refusals_are_reported_and_pending_messages_dropped() {
-    let mut c = Client::online("bob", &["bob"], 0);
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
     c.type_line("/msg nobody hello?");
     let r = c.ref_of(&Command::Send {
         target: user("nobody"),
@@ -667,7 +697,7 @@ fn refusals_are_reported_and_pending_messages_dropped() {
 
 #[test]
 fn a_message_too_long_or_while_offline_stays_in_the_input_line() {
-    let mut c = Client::online("bob", &["bob"], 0);
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
     c.net(NetEvent::Lost("reset".into()));
     assert_eq!(c.type_line("are you there"), vec![]);
     assert_eq!(c.m.input.text(), "are you there");
@@ -676,35 +706,40 @@ fn a_message_too_long_or_while_offline_stays_in_the_input_line() {
 
 #[test]
 fn logging_out_forgets_the_conversations() {
-    let mut c = Client::online("bob", &["bob"], 0);
-    c.ev(message(1, "alice", room(), "hi"));
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
+    c.ev(message(MessageId(1), "alice", room(), "hi"));
     assert_eq!(c.key(Msg::Action(Action::Account)), vec![Command::Logout]);
     c.net(NetEvent::LoggedOut);
     assert_eq!(c.m.screen, Screen::Login);
     assert!(c.m.account.is_none());
     assert!(c.ids(room()).is_empty());
-    assert_eq!(c.m.bookmark, 0);
+    assert_eq!(c.m.bookmark, MessageId(0));
 }
 
 #[test]
 fn missed_messages_are_fetched_from_history_and_count_as_read() {
-    let mut c = Client::online("bob", &["bob"], 0);
-    c.ev(message(50, "alice", group("dev"), "after the gap"));
+    let mut c = Client::online("bob", &["bob"], MessageId(0));
+    c.ev(message(
+        MessageId(50),
+        "alice",
+        group("dev"),
+        "after the gap",
+    ));
     let cmds = c.ev(Event::Missed {
         target: group("dev"),
-        first: 41,
-        last: 48,
+        first: MessageId(41),
+        last: MessageId(48),
         count: 3,
     });
     let want = Command::History {
         target: group("dev"),
-        before: 49,
+        before: MessageId(49),
         limit: 3,
     };
     assert_eq!(cmds, vec![want.clone()]);
     let r = c.ref_of(&want);
     let page = [41, 44, 48].map(|id| Message {
-        id,
+        id: MessageId(id),
         timestamp_ms: id,
         sender: n("alice"),
         target: group("dev"),
@@ -716,7 +751,10 @@ fn missed_messages_are_fetched_from_history_and_count_as_read() {
         more: true,
         messages: page.to_vec(),
     }));
-    assert_eq!(c.ids(group("dev")), vec![41, 44, 48, 50]);
+    assert_eq!(
+        c.ids(group("dev")),
+        vec![MessageId(41), MessageId(44), MessageId(48), MessageId(50)]
+    );
     let dev = &c.m.conversations[&ConvId::of(&group("dev"))];
     // The page reaches below the oldest message held, so PgUp goes on
     // from it.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use confab::address::parse_target;
 use confab::session::code_name;
 use confab::{Event, ServerError};
-use confab_engine::frame::{GroupChange, Ref};
-use confab_engine::{Name, Target};
+use confab_engine::frame::GroupChange;
+use confab_engine::{MessageId, Name, Ref, Target};
 
 use super::model::{
     describe_problem, Account, ConvId, Dialog, Edit, Editor, Entry, Field, Focus, GroupAction,
@@ -315,11 +315,11 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
         Event::HistoryPage(page) => {
             let before = match m.requests.remove(&page.reference) {
                 Some(Command::History { before, .. }) => before,
-                _ => 0,
+                _ => MessageId(0),
             };
             let c = m.conversation_mut(&page.target);
             c.fetching = false;
-            let extends_top = before == 0 || c.oldest().is_none_or(|o| before <= o);
+            let extends_top = before == MessageId(0) || c.oldest().is_none_or(|o| before <= o);
             if extends_top {
                 c.older = if page.more {
                     Older::More
@@ -346,7 +346,7 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
             // Exactly the dropped ones: the newest `count` below `last + 1`.
             out.push(Command::History {
                 target,
-                before: last.saturating_add(1),
+                before: MessageId(last.0.saturating_add(1)),
                 limit: u16::try_from(count).unwrap_or(u16::MAX).min(200),
             });
             m.complain(format!(
@@ -464,7 +464,7 @@ fn fetch_if_unknown(m: &mut Model, target: &Target, out: &mut Vec<Command>) {
         c.fetching = true;
         out.push(Command::History {
             target: *target,
-            before: 0,
+            before: MessageId(0),
             limit: HISTORY_PAGE,
         });
     }
@@ -476,7 +476,7 @@ fn page_up(m: &mut Model, out: &mut Vec<Command>) {
     let online = m.link == Link::Online;
     let c = m.current();
     if at_top && online && !c.fetching && c.older != Older::Complete {
-        let (target, before) = (c.target, c.oldest().unwrap_or(0));
+        let (target, before) = (c.target, c.oldest().unwrap_or(MessageId(0)));
         m.conversation_mut(&target).fetching = true;
         out.push(Command::History {
             target,
@@ -647,7 +647,7 @@ fn submit_login(m: &mut Model, out: &mut Vec<Command>) {
         user,
         password,
         register,
-        resume_after: 0,
+        resume_after: MessageId(0),
     }));
 }
 

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use crate::codec::{decode, DecodeError};
 use crate::frame::*;
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
 fn name() -> impl Strategy<Value = Name> {
@@ -100,41 +101,47 @@ fn build(p: &Parts) -> Frame<'_> {
             client: short,
         },
         3 => Frame::Register {
-            reference: p.r,
+            reference: Ref(p.r),
             user: p.n1,
             password: short,
         },
         4 => Frame::Login {
-            reference: p.r,
+            reference: Ref(p.r),
             user: p.n1,
             password: short,
-            resume_after: p.a,
+            resume_after: MessageId(p.a),
             roster: p.flag,
         },
-        5 => Frame::Logout { reference: p.r },
-        6 => Frame::RosterAck { version: p.a },
+        5 => Frame::Logout {
+            reference: Ref(p.r),
+        },
+        6 => Frame::RosterAck {
+            version: RosterVersion(p.a),
+        },
         7 => Frame::GroupCreate {
-            reference: p.r,
+            reference: Ref(p.r),
             group: p.n1,
         },
         8 => Frame::GroupJoin {
-            reference: p.r,
+            reference: Ref(p.r),
             group: p.n1,
         },
         9 => Frame::GroupLeave {
-            reference: p.r,
+            reference: Ref(p.r),
             group: p.n1,
         },
-        10 => Frame::GroupListRequest { reference: p.r },
+        10 => Frame::GroupListRequest {
+            reference: Ref(p.r),
+        },
         11 => Frame::Send {
-            reference: p.r,
+            reference: Ref(p.r),
             target: p.target,
             body: text,
         },
         12 => Frame::HistoryRequest {
-            reference: p.r,
+            reference: Ref(p.r),
             target: p.target,
-            before: p.a,
+            before: MessageId(p.a),
             limit: p.small,
         },
         13 => Frame::ServerHello {
@@ -152,18 +159,20 @@ fn build(p: &Parts) -> Frame<'_> {
                 idle_timeout_ms: p.r / 3,
             },
         },
-        14 => Frame::Ok { reference: p.r },
+        14 => Frame::Ok {
+            reference: Ref(p.r),
+        },
         15 => Frame::LoginOk {
-            reference: p.r,
+            reference: Ref(p.r),
             user: p.n1,
         },
         16 => Frame::RosterSnapshot {
-            version: p.a,
+            version: RosterVersion(p.a),
             last: p.flag,
             users: p.names.clone(),
         },
         17 => Frame::RosterDelta {
-            version: p.a,
+            version: RosterVersion(p.a),
             presence: if p.flag {
                 Presence::Online
             } else {
@@ -172,12 +181,12 @@ fn build(p: &Parts) -> Frame<'_> {
             user: p.n1,
         },
         18 => Frame::Ack {
-            reference: p.r,
-            id: p.a,
+            reference: Ref(p.r),
+            id: MessageId(p.a),
             timestamp_ms: p.b,
         },
         19 => Frame::Message {
-            id: p.a,
+            id: MessageId(p.a),
             timestamp_ms: p.b,
             sender: p.n1,
             target: p.target,
@@ -193,7 +202,7 @@ fn build(p: &Parts) -> Frame<'_> {
             user: p.n2,
         },
         21 => Frame::GroupList {
-            reference: p.r,
+            reference: Ref(p.r),
             groups: p
                 .names
                 .iter()
@@ -206,7 +215,7 @@ fn build(p: &Parts) -> Frame<'_> {
                 .collect(),
         },
         22 => Frame::HistoryPage {
-            reference: p.r,
+            reference: Ref(p.r),
             target: p.target,
             more: p.flag,
             entries: p
@@ -214,23 +223,25 @@ fn build(p: &Parts) -> Frame<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, t)| HistoryEntry {
-                    id: p.a.wrapping_add(i as u64),
+                    id: MessageId(p.a.wrapping_add(i as u64)),
                     timestamp_ms: p.b,
                     sender: p.n2,
                     body: Text::new(t).expect("short"),
                 })
                 .collect(),
         },
-        23 => Frame::CaughtUp { last_id: p.a },
+        23 => Frame::CaughtUp {
+            last_id: MessageId(p.a),
+        },
         24 => Frame::Missed {
             target: p.target,
-            first: p.a,
-            last: p.b,
+            first: MessageId(p.a),
+            last: MessageId(p.b),
             count: p.r,
         },
         25 => Frame::Error {
             code: ErrorCode::from_u16(p.code),
-            reference: p.r,
+            reference: Ref(p.r),
             retry_after_ms: p.r / 2,
             text,
         },

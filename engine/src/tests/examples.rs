@@ -2,6 +2,7 @@
 //! describes and re-encodes byte for byte.
 
 use crate::frame::*;
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
 fn n(s: &str) -> Name {
@@ -20,38 +21,38 @@ fn expected(name: &str) -> Option<Frame<'static>> {
             client: t("lua"),
         },
         "LOGIN" => Frame::Login {
-            reference: 1,
+            reference: Ref(1),
             user: n("alice"),
             password: t("pw"),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: true,
         },
         "LOGIN_OK" => Frame::LoginOk {
-            reference: 1,
+            reference: Ref(1),
             user: n("Alice"),
         },
         "ROSTER_SNAPSHOT" => Frame::RosterSnapshot {
-            version: 7,
+            version: RosterVersion(7),
             last: true,
             users: vec![n("alice"), n("bob")],
         },
         "ROSTER_DELTA" => Frame::RosterDelta {
-            version: 8,
+            version: RosterVersion(8),
             presence: Presence::Offline,
             user: n("bob"),
         },
         "SEND" => Frame::Send {
-            reference: 2,
+            reference: Ref(2),
             target: Target::Group(n("dev")),
             body: t("hi"),
         },
         "ACK" => Frame::Ack {
-            reference: 2,
-            id: 42,
+            reference: Ref(2),
+            id: MessageId(42),
             timestamp_ms: 1_700_000_000_000,
         },
         "MESSAGE" => Frame::Message {
-            id: 42,
+            id: MessageId(42),
             timestamp_ms: 1_700_000_000_000,
             sender: n("alice"),
             target: Target::Room,
@@ -59,19 +60,19 @@ fn expected(name: &str) -> Option<Frame<'static>> {
         },
         "ERROR" => Frame::Error {
             code: ErrorCode::NoSuchUser,
-            reference: 3,
+            reference: Ref(3),
             retry_after_ms: 0,
             text: t("no user carol"),
         },
         "ERROR RATE_LIMITED" => Frame::Error {
             code: ErrorCode::RateLimited,
-            reference: 5,
+            reference: Ref(5),
             retry_after_ms: 60_000,
             text: t("try again in 60 s"),
         },
         "ERROR SERVER_GROUPS_FULL" => Frame::Error {
             code: ErrorCode::ServerGroupsFull,
-            reference: 6,
+            reference: Ref(6),
             retry_after_ms: 0,
             text: t("no more groups"),
         },
@@ -81,9 +82,9 @@ fn expected(name: &str) -> Option<Frame<'static>> {
             reason: t("bye"),
         },
         "HISTORY_REQUEST" => Frame::HistoryRequest {
-            reference: 4,
+            reference: Ref(4),
             target: Target::User(n("bob")),
-            before: 0,
+            before: MessageId(0),
             limit: 50,
         },
         _ => return None,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::util::{name, Got, World};
 use crate::frame::*;
+use crate::id::{MessageId, Ref};
 use crate::{decode, Config, Phase, Source};
 
 fn world(users: &[&str]) -> World {
@@ -17,7 +18,7 @@ fn login_passes_through_roster_sync_to_messaging_once_the_snapshot_is_acked() {
     let a = w.connect();
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Auth));
     w.peers[a].reading = false;
-    w.login_peer(a, "alice", 0, true);
+    w.login_peer(a, "alice", MessageId(0), true);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::RosterSync));
     w.peers[a].reading = true;
     w.run();
@@ -31,7 +32,7 @@ fn login_passes_through_roster_sync_to_messaging_once_the_snapshot_is_acked() {
         matches!(&got[2], Got::Snapshot { last: true, .. }),
         "{got:?}"
     );
-    assert_eq!(got[3], Got::CaughtUp(0), "{got:?}");
+    assert_eq!(got[3], Got::CaughtUp(MessageId(0)), "{got:?}");
     assert_eq!(w.peers[a].roster, ["alice".to_string()].into());
 }
 
@@ -46,7 +47,7 @@ fn a_wrong_password_is_refused_and_the_session_may_try_again() {
             reference,
             user: name("alice"),
             password: Text::new("nope").unwrap(),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         },
     );
@@ -56,7 +57,7 @@ fn a_wrong_password_is_refused_and_the_session_may_try_again() {
         retry_after_ms: 0
     }));
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Auth));
-    w.login_peer(a, "ALICE", 0, false);
+    w.login_peer(a, "ALICE", MessageId(0), false);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
     assert_eq!(
         w.hub.user(w.peers[a].conn),
@@ -78,9 +79,9 @@ fn a_frame_out_of_state_gets_wrong_state_and_the_connection_stays_open() {
             retry_after_ms: 0
         })
     );
-    w.send(a, &Frame::Ok { reference: 9 });
+    w.send(a, &Frame::Ok { reference: Ref(9) });
     assert_eq!(w.errors(a), [ErrorCode::WrongState, ErrorCode::WrongState]);
-    w.login_peer(a, "alice", 0, false);
+    w.login_peer(a, "alice", MessageId(0), false);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
 }
 
@@ -89,7 +90,7 @@ fn send_is_refused_until_the_roster_snapshot_is_acked() {
     let mut w = world(&["alice"]);
     let a = w.connect();
     w.peers[a].reading = false;
-    w.login_peer(a, "alice", 0, true);
+    w.login_peer(a, "alice", MessageId(0), true);
     let r = w.say(a, Target::Room, "hi");
     w.read(a);
     assert!(w.peers[a].got.contains(&Got::Error {
@@ -109,7 +110,7 @@ fn a_room_message_reaches_every_other_session_and_is_acked_to_the_sender() {
     let r = w.say(a, Target::Room, "hello room");
     assert!(w.peers[a].got.contains(&Got::Ack {
         reference: r,
-        id: 1
+        id: MessageId(1)
     }));
     assert!(
         w.messages(a).is_empty(),
@@ -118,7 +119,7 @@ fn a_room_message_reaches_every_other_session_and_is_acked_to_the_sender() {
     for p in [b, c, a2] {
         assert_eq!(
             w.messages(p),
-            [(1, "alice".to_string(), "hello room".to_string())]
+            [(MessageId(1), "alice".to_string(), "hello room".to_string())]
         );
     }
 }
@@ -136,7 +137,7 @@ fn a_dm_reaches_every_session_of_the_target_and_the_senders_other_sessions_only(
         let got = &w.peers[p].got;
         assert!(
             got.contains(&Got::Message {
-                id: 1,
+                id: MessageId(1),
                 sender: "alice".into(),
                 target: Target::User(name("bob")),
                 body: "psst".into()
@@ -199,7 +200,10 @@ fn group_messages_reach_members_only_and_membership_changes_are_announced() {
         retry_after_ms: 0
     }));
     w.say(a, Target::Group(name("dev")), "standup");
-    assert_eq!(w.messages(b), [(1, "alice".into(), "standup".into())]);
+    assert_eq!(
+        w.messages(b),
+        [(MessageId(1), "alice".into(), "standup".into())]
+    );
     assert!(w.messages(c).is_empty());
     let r = w.reference();
     w.send(
@@ -328,7 +332,7 @@ fn an_unknown_frame_type_is_skipped_with_an_error_and_the_session_goes_on() {
     w.send_bytes(a, &[0, 0, 0, 3, 0x3f, 1, 2]);
     assert_eq!(w.errors(a), [ErrorCode::UnknownFrameType]);
     assert!(!w.peers[a].closed);
-    w.login_peer(a, "alice", 0, false);
+    w.login_peer(a, "alice", MessageId(0), false);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
 }
 
@@ -383,7 +387,7 @@ fn a_client_whose_writes_split_frames_is_never_cut() {
     let bob = w.login("bob", false);
     let frame = |i: u32| {
         Frame::Send {
-            reference: i,
+            reference: Ref(i),
             target: Target::Room,
             body: Text::new("tick").unwrap(),
         }
@@ -424,7 +428,7 @@ fn a_flooder_is_paused_told_and_finally_disconnected_while_others_are_served() {
     let mut burst = Vec::new();
     for i in 0..50 {
         Frame::Send {
-            reference: i,
+            reference: Ref(i),
             target: Target::Room,
             body: Text::new("x").unwrap(),
         }
@@ -481,7 +485,7 @@ fn a_slow_reader_loses_only_room_messages_and_is_told_exactly_which() {
     w.say(a, Target::User(name("slow")), "direct");
     w.peers[s].reading = true;
     w.run();
-    let got: Vec<u64> = w.messages(s).iter().map(|m| m.0).collect();
+    let got: Vec<MessageId> = w.messages(s).iter().map(|m| m.0).collect();
     let missed: Vec<_> = w.peers[s]
         .got
         .iter()
@@ -498,8 +502,12 @@ fn a_slow_reader_loses_only_room_messages_and_is_told_exactly_which() {
     assert_eq!(missed.len(), 1);
     let (target, first, last, count) = missed[0];
     assert_eq!(target, Target::Room);
-    assert!(got.contains(&101), "the DM was not dropped");
-    let room: Vec<u64> = got.iter().copied().filter(|id| *id <= 100).collect();
+    assert!(got.contains(&MessageId(101)), "the DM was not dropped");
+    let room: Vec<MessageId> = got
+        .iter()
+        .copied()
+        .filter(|id| *id <= MessageId(100))
+        .collect();
     assert_eq!(
         room.len() as u32 + count,
         100,
@@ -507,7 +515,7 @@ fn a_slow_reader_loses_only_room_messages_and_is_told_exactly_which() {
     );
     assert_eq!(
         (first, last),
-        (room.len() as u64 + 1, 100),
+        (MessageId(room.len() as u64 + 1), MessageId(100)),
         "what was dropped is a contiguous, reported range"
     );
     assert!(!w.peers[s].closed);
@@ -541,7 +549,7 @@ fn a_reconnecting_client_gets_exactly_what_it_missed_in_order_then_live_traffic(
     let caught_up = w.peers[b]
         .got
         .iter()
-        .position(|g| matches!(g, Got::CaughtUp(3)))
+        .position(|g| matches!(g, Got::CaughtUp(MessageId(3))))
         .expect("caught up");
     let four = w.peers[b]
         .got
@@ -558,7 +566,7 @@ fn live_messages_during_a_replay_are_held_then_delivered_after_it() {
     w.say(a, Target::Room, "old");
     let b = w.connect();
     w.hold_effects = true;
-    w.login_peer(b, "bob", 0, false);
+    w.login_peer(b, "bob", MessageId(0), false);
     w.release(); // authenticate → login → Replay effect is held
     assert!(matches!(w.held.front(), Some(crate::Effect::Replay { .. })));
     let replay = w.held.pop_front().unwrap();
@@ -570,7 +578,7 @@ fn live_messages_during_a_replay_are_held_then_delivered_after_it() {
     w.run();
     assert_eq!(
         w.messages(b),
-        [(2, "alice".to_string(), "live".to_string())]
+        [(MessageId(2), "alice".to_string(), "live".to_string())]
     );
 }
 
@@ -596,7 +604,7 @@ fn history_pages_walk_back_without_gaps_or_repeats() {
     for i in 0..25 {
         w.say(a, Target::Room, &format!("m{i}"));
     }
-    let mut before = 0;
+    let mut before = MessageId(0);
     let mut seen = Vec::new();
     loop {
         let r = w.reference();
@@ -624,7 +632,7 @@ fn history_pages_walk_back_without_gaps_or_repeats() {
         }
         before = *ids.last().unwrap();
     }
-    let want: Vec<u64> = (1..=25).rev().collect();
+    let want: Vec<MessageId> = (1..=25).rev().map(MessageId).collect();
     assert_eq!(seen, want);
 }
 
@@ -640,7 +648,11 @@ fn a_stored_message_is_delivered_even_if_its_sender_left_before_the_commit() {
     w.release();
     assert_eq!(
         w.messages(b),
-        [(1, "alice".to_string(), "parting words".to_string())]
+        [(
+            MessageId(1),
+            "alice".to_string(),
+            "parting words".to_string()
+        )]
     );
 }
 
@@ -730,7 +742,7 @@ fn a_flooder_whose_reads_run_dry_between_frames_is_still_disconnected_on_time() 
     let mut w = World::with_accounts(config, &["flood"]);
     let f = w.login("flood", false);
     let frame = Frame::Send {
-        reference: 1,
+        reference: Ref(1),
         target: Target::Room,
         body: Text::new("x").unwrap(),
     }
@@ -783,7 +795,7 @@ fn an_account_disconnected_for_flooding_may_not_log_in_again_until_its_penalty_e
     let mut burst = Vec::new();
     for i in 0..100 {
         Frame::Send {
-            reference: i,
+            reference: Ref(i),
             target: Target::Room,
             body: Text::new("x").unwrap(),
         }
@@ -799,7 +811,7 @@ fn an_account_disconnected_for_flooding_may_not_log_in_again_until_its_penalty_e
     assert_eq!(w.errors(f).last(), Some(&ErrorCode::Flooding));
     // Straight back: refused, told when to come back.
     let again = w.connect();
-    w.login_peer(again, "flood", 0, false);
+    w.login_peer(again, "flood", MessageId(0), false);
     let refused = w.peers[again].got.iter().find_map(|g| match g {
         Got::Error {
             code: ErrorCode::RateLimited,
@@ -819,7 +831,7 @@ fn an_account_disconnected_for_flooding_may_not_log_in_again_until_its_penalty_e
     assert_eq!(w.hub.phase(w.peers[b].conn), Some(Phase::Messaging));
     w.advance(Duration::from_secs(31));
     let later = w.connect();
-    w.login_peer(later, "flood", 0, false);
+    w.login_peer(later, "flood", MessageId(0), false);
     assert_eq!(w.hub.phase(w.peers[later].conn), Some(Phase::Messaging));
 }
 
@@ -866,7 +878,7 @@ fn a_drain_says_when_it_emptied_the_queue_and_the_next_frame_then_wakes() {
         w.now,
         w.peers[a].conn,
         &Frame::Send {
-            reference: 99,
+            reference: Ref(99),
             target: Target::User(name("bob")),
             body: Text::new("m3").unwrap(),
         }
@@ -974,7 +986,7 @@ fn a_missed_report_comes_before_any_message_newer_than_what_it_reports() {
         .filter(|s| matches!(s, Seen::Missed { .. }))
         .count();
     assert!(reports >= 1, "the scenario drops messages: {seen:?}");
-    let mut newest = 0;
+    let mut newest = MessageId(0);
     let mut delivered = 0u32;
     let mut reported = 0u32;
     for s in &seen {
@@ -1118,7 +1130,7 @@ fn a_session_that_floods_before_logging_in_is_closed_after_a_few_frames() {
     for flood_frame in [
         Frame::Ping { token: 7 }.to_bytes(),
         Frame::Send {
-            reference: 1,
+            reference: Ref(1),
             target: Target::Room,
             body: Text::new("x").unwrap(),
         }
@@ -1150,11 +1162,11 @@ fn a_session_that_floods_before_logging_in_is_closed_after_a_few_frames() {
             reference: r,
             user: name("alice"),
             password: Text::new("wrong").unwrap(),
-            resume_after: 0,
+            resume_after: MessageId(0),
             roster: false,
         },
     );
-    w.login_peer(a, "alice", 0, false);
+    w.login_peer(a, "alice", MessageId(0), false);
     assert_eq!(w.hub.phase(w.peers[a].conn), Some(Phase::Messaging));
 }
 
@@ -1258,7 +1270,7 @@ fn admission_refuses_beyond_the_limits_without_creating_a_session() {
             frame,
             Frame::Error {
                 code: ErrorCode::TooManyConnections,
-                reference: 0,
+                reference: Ref(0),
                 ..
             }
         ),
@@ -1321,7 +1333,7 @@ fn an_address_may_hold_only_a_few_connections_that_have_not_logged_in() {
         "other addresses are not held back"
     );
     // One logs in: it no longer counts, and there is room for another.
-    w.login_peer(waiting[0], "alice", 0, false);
+    w.login_peer(waiting[0], "alice", MessageId(0), false);
     assert_eq!(
         w.hub.phase(w.peers[waiting[0]].conn),
         Some(Phase::Messaging)

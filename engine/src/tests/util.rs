@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::effect::*;
 use crate::frame::*;
+use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameKey};
 use crate::{decode, Config, ConnId, Hub, Output, Source};
 
@@ -18,12 +19,12 @@ pub(crate) enum Got {
     Ok(Ref),
     LoginOk(Ref, String),
     Snapshot {
-        version: u64,
+        version: RosterVersion,
         last: bool,
         users: Vec<String>,
     },
     Delta {
-        version: u64,
+        version: RosterVersion,
         online: bool,
         user: String,
     },
@@ -169,7 +170,7 @@ pub(crate) struct Peer {
     pub(crate) got: Vec<Got>,
     /// The roster rebuilt from snapshots and deltas.
     pub(crate) roster: BTreeSet<String>,
-    pub(crate) roster_version: u64,
+    pub(crate) roster_version: RosterVersion,
     partial_snapshot: Vec<String>,
     /// Whether the peer reads (drains) its queue when the world runs.
     pub(crate) reading: bool,
@@ -254,10 +255,10 @@ impl MemStore {
                     },
                     t => t,
                 };
-                self.next_id += 1;
+                self.next_id = self.next_id.next();
                 let m = StoredMessage {
                     id: self.next_id,
-                    timestamp_ms: 1_000 + self.next_id,
+                    timestamp_ms: 1_000 + self.next_id.0,
                     sender: message.sender,
                     target,
                     body: message.body,
@@ -328,7 +329,7 @@ impl MemStore {
                     .messages
                     .iter()
                     .rev()
-                    .filter(|m| before == 0 || m.id < before)
+                    .filter(|m| before == MessageId(0) || m.id < before)
                     .filter(|m| match (&target, &m.target) {
                         (Target::Room, Target::Room) => true,
                         (Target::Group(_), Target::Group(_)) => self.entitled(&user, m, &groups),
@@ -368,7 +369,11 @@ impl MemStore {
                         .cloned()
                         .collect(),
                     ReplayScope::OfflineDirect => {
-                        let mark = self.offline_marks.get(&user.key()).copied().unwrap_or(0);
+                        let mark = self
+                            .offline_marks
+                            .get(&user.key())
+                            .copied()
+                            .unwrap_or(MessageId(0));
                         self.messages
                             .iter()
                             .filter(|m| m.id > mark && m.id <= upto)
@@ -414,13 +419,13 @@ pub(crate) fn name(s: &str) -> Name {
 impl World {
     pub(crate) fn new(config: Config) -> World {
         World {
-            hub: Hub::new(config, [], 0),
+            hub: Hub::new(config, [], MessageId(0)),
             now: Instant::now(),
             peers: Vec::new(),
             store: MemStore::default(),
             hold_effects: false,
             held: VecDeque::new(),
-            next_ref: 1,
+            next_ref: Ref(1),
         }
     }
 
@@ -436,7 +441,7 @@ impl World {
 
     /// A new reference number.
     pub(crate) fn reference(&mut self) -> Ref {
-        self.next_ref += 1;
+        self.next_ref = Ref(self.next_ref.0 + 1);
         self.next_ref
     }
 
@@ -451,7 +456,7 @@ impl World {
             conn,
             got: Vec::new(),
             roster: BTreeSet::new(),
-            roster_version: 0,
+            roster_version: RosterVersion(0),
             partial_snapshot: Vec::new(),
             reading: true,
             acking: true,
@@ -472,7 +477,7 @@ impl World {
     /// Connects and logs in as `user` (password "pw").
     pub(crate) fn login(&mut self, user: &str, roster: bool) -> usize {
         let p = self.connect();
-        self.login_peer(p, user, 0, roster);
+        self.login_peer(p, user, MessageId(0), roster);
         p
     }
 
@@ -611,7 +616,7 @@ impl World {
                 } => {
                     assert_eq!(
                         *version,
-                        peer.roster_version + 1,
+                        peer.roster_version.next(),
                         "deltas arrive without gaps"
                     );
                     peer.roster_version = *version;

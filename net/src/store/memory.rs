@@ -128,7 +128,7 @@ impl Store for MemoryStore {
                         },
                         t => t,
                     };
-                    inner.last_id += 1;
+                    inner.last_id = inner.last_id.next();
                     let stored = StoredMessage {
                         id: inner.last_id,
                         timestamp_ms: now_ms,
@@ -161,7 +161,7 @@ impl Store for MemoryStore {
             .messages
             .iter()
             .rev()
-            .filter(|m| before == 0 || m.id < before)
+            .filter(|m| before == MessageId(0) || m.id < before)
             .filter(|m| in_conversation(m, user, target));
         let messages: Vec<StoredMessage> = matching
             .by_ref()
@@ -194,7 +194,7 @@ impl Store for MemoryStore {
                 })
                 .collect(),
             ReplayScope::OfflineDirect => {
-                let mark = inner.offline.get(&me).copied().unwrap_or(0);
+                let mark = inner.offline.get(&me).copied().unwrap_or(MessageId(0));
                 inner
                     .messages
                     .iter()

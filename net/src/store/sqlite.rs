@@ -546,7 +546,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         }
     };
     Ok(StoredMessage {
-        id: row.get::<_, DbU64>(0)?.0,
+        id: MessageId(row.get::<_, DbU64>(0)?.0),
         timestamp_ms: row.get::<_, DbU64>(1)?.0,
         sender: row.get::<_, DbName>(2)?.0,
         target,
@@ -655,7 +655,7 @@ fn stage_message<'a>(
         message: m,
     });
     Ok(Ok(StoredMessage {
-        id: id.unsigned_abs(),
+        id: MessageId(id.unsigned_abs()),
         timestamp_ms: ts_ms,
         sender: m.sender,
         target,
@@ -820,7 +820,7 @@ fn commit_batch(
                      ON CONFLICT (account_id) DO UPDATE
                      SET seen_upto = max(seen_upto, excluded.seen_upto)",
                 )?
-                .execute(params![user.key().as_str(), sat_i64(*seen_upto)])?;
+                .execute(params![user.key().as_str(), sat_i64(seen_upto.0)])?;
                 Written::Offline
             }
         });
@@ -901,7 +901,7 @@ impl Sources {
                     convs.extend(conversation(conn, &ConvKey::Group(g.key()).text())?);
                 }
                 convs.extend(direct(conn)?);
-                (sat_i64(*after), convs, "")
+                (sat_i64(after.0), convs, "")
             }
             ReplayScope::OfflineDirect => {
                 let mark: i64 = conn
@@ -1006,7 +1006,7 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(failed(DOING))?;
         Ok(Loaded {
-            last_id: last_id.unsigned_abs(),
+            last_id: MessageId(last_id.unsigned_abs()),
             groups,
         })
     }
@@ -1098,10 +1098,10 @@ impl Store for SqliteStore {
         before: MessageId,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
-        let before = if before == 0 {
+        let before = if before == MessageId(0) {
             i64::MAX
         } else {
-            sat_i64(before)
+            sat_i64(before.0)
         };
         let Some(conv) = (match target {
             Target::Room => Ok(Some(ROOM_CONV_ID)),
@@ -1142,7 +1142,7 @@ impl Store for SqliteStore {
         const DOING: &str = "loading missed messages";
         // One read transaction: the page and the skipped counts agree.
         let tx = self.conn.transaction().map_err(failed(DOING))?;
-        let end = sat_i64(upto).saturating_add(1);
+        let end = sat_i64(upto.0).saturating_add(1);
         let mut sources = Sources::new(&tx, user, scope, end).map_err(failed(DOING))?;
         // The newest max + 1: one more than fits says some were skipped.
         let limit = format!("?{}", sources.params.len() + 1);
@@ -1165,7 +1165,7 @@ impl Store for SqliteStore {
         if messages.len() > max {
             messages.truncate(max);
             // Everything older than the oldest message kept is skipped.
-            sources.params[1] = Box::new(messages.last().map_or(end, |m| sat_i64(m.id)));
+            sources.params[1] = Box::new(messages.last().map_or(end, |m| sat_i64(m.id.0)));
             // The conversation as the user sees it: the room, the group, or
             // the other party of a direct conversation.
             let columns = ["id", "conv_id", "kind", "target", "sender", "sender_key"];
@@ -1189,8 +1189,8 @@ impl Store for SqliteStore {
                     let count: i64 = row.get(4)?;
                     Ok((
                         target,
-                        row.get::<_, DbU64>(2)?.0,
-                        row.get::<_, DbU64>(3)?.0,
+                        MessageId(row.get::<_, DbU64>(2)?.0),
+                        MessageId(row.get::<_, DbU64>(3)?.0),
                         u32::try_from(count).unwrap_or(u32::MAX),
                     ))
                 };

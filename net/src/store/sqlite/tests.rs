@@ -117,7 +117,7 @@ fn a_fresh_dir_gets_a_wal_database_with_the_asked_sync_and_foreign_keys() {
 #[test]
 fn ids_strictly_increase_across_batches_and_reopen() {
     let (dir, mut store) = fresh();
-    assert_eq!(store.load().unwrap().last_id, 0);
+    assert_eq!(store.load().unwrap().last_id, MessageId(0));
     let mut all = Vec::new();
     all.extend(ids(&commit_ok(&mut store, &[room("alice", "1")], 10)));
     all.extend(ids(&commit_ok(
@@ -139,7 +139,7 @@ fn ids_strictly_increase_across_batches_and_reopen() {
         12,
     )));
     assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
-    assert!(all[0] > 0);
+    assert!(all[0] > MessageId(0));
     assert_eq!(store.load().unwrap().last_id, *all.last().unwrap());
 }
 
@@ -167,7 +167,7 @@ fn a_committed_message_carries_its_id_time_and_canonical_target() {
     );
     // History hands back the same.
     let page = store
-        .history(&n("bob"), &Target::User(n("Alice")), 0, 10)
+        .history(&n("bob"), &Target::User(n("Alice")), MessageId(0), 10)
         .unwrap();
     assert_eq!(page.messages, vec![got[0].clone()]);
 }
@@ -196,12 +196,14 @@ fn dm_to_unknown_user_is_refused_and_not_stored() {
     let (Written::Message(Ok(a)), Written::Message(Ok(c))) = (&out[0], &out[2]) else {
         panic!("{out:?}");
     };
-    assert_eq!(c.id, a.id + 1);
+    assert_eq!(c.id, a.id.next());
     let page = store
-        .history(&n("alice"), &Target::User(n("nobody")), 0, 10)
+        .history(&n("alice"), &Target::User(n("nobody")), MessageId(0), 10)
         .unwrap();
     assert!(page.messages.is_empty());
-    let page = store.history(&n("alice"), &Target::Room, 0, 10).unwrap();
+    let page = store
+        .history(&n("alice"), &Target::Room, MessageId(0), 10)
+        .unwrap();
     assert_eq!(bodies(&page.messages), ["c", "a"]);
 }
 
@@ -215,7 +217,7 @@ fn a_message_to_an_unknown_group_is_refused_and_not_stored() {
         matches!(&out[0], Written::Message(Err(r)) if r.code == ErrorCode::NoSuchGroup),
         "{out:?}"
     );
-    assert_eq!(store.load().unwrap().last_id, 0);
+    assert_eq!(store.load().unwrap().last_id, MessageId(0));
 }
 
 #[test]
@@ -240,7 +242,7 @@ fn history_pages_without_gaps_or_repeats() {
     }
     for limit in [1u16, 3, 7, 70, 100] {
         let mut seen = Vec::new();
-        let mut before = 0;
+        let mut before = MessageId(0);
         loop {
             let page = store
                 .history(&n("Bob"), &Target::Room, before, limit)
@@ -258,11 +260,13 @@ fn history_pages_without_gaps_or_repeats() {
     }
     // A `before` beyond every id, or far in the future, means "newest".
     let page = store
-        .history(&n("Bob"), &Target::Room, u64::MAX, 2)
+        .history(&n("Bob"), &Target::Room, MessageId(u64::MAX), 2)
         .unwrap();
     assert_eq!(page.messages[0].id, *room_ids.last().unwrap());
     // An empty page of a non-empty conversation still says whether more exist.
-    let page = store.history(&n("Bob"), &Target::Room, 0, 0).unwrap();
+    let page = store
+        .history(&n("Bob"), &Target::Room, MessageId(0), 0)
+        .unwrap();
     assert!(page.messages.is_empty() && page.more);
 }
 
@@ -283,7 +287,7 @@ fn history_of_a_dm_holds_both_directions_and_nothing_else() {
     );
     for (user, other) in [("alice", "BOB"), ("bob", "Alice")] {
         let page = store
-            .history(&n(user), &Target::User(n(other)), 0, 10)
+            .history(&n(user), &Target::User(n(other)), MessageId(0), 10)
             .unwrap();
         assert_eq!(bodies(&page.messages), ["3", "2", "1"]);
         assert!(!page.more);
@@ -308,7 +312,7 @@ fn group_history_holds_only_that_groups_messages() {
         2,
     );
     let page = store
-        .history(&n("alice"), &Target::Group(n("Devs")), 0, 10)
+        .history(&n("alice"), &Target::Group(n("Devs")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&page.messages), ["d2", "d1"]);
 }
@@ -405,7 +409,7 @@ fn replay_since_over_max_keeps_the_newest_and_reports_the_rest_per_conversation(
     );
     let id = |i: usize| got[i].id;
     let scope = ReplayScope::Since {
-        after: 0,
+        after: MessageId(0),
         groups: vec![n("devs")],
     };
     let out = store.replay(&n("carol"), &scope, id(7), 3).unwrap();
@@ -481,7 +485,7 @@ fn offline_direct_replays_only_dms_after_the_mark() {
             },
             Write::Offline {
                 user: n("nobody"),
-                seen_upto: 1,
+                seen_upto: MessageId(1),
             },
         ],
         4,
@@ -533,7 +537,7 @@ fn passwords_change_and_deleted_accounts_leave_their_groups() {
             }),
             Write::Offline {
                 user: n("alice"),
-                seen_upto: 1,
+                seen_upto: MessageId(1),
             },
             dm("alice", "Bob", "kept"),
         ],
@@ -550,7 +554,7 @@ fn passwords_change_and_deleted_accounts_leave_their_groups() {
     );
     // Messages stay; the name can be registered again.
     let page = store
-        .history(&n("bob"), &Target::User(n("alice")), 0, 10)
+        .history(&n("bob"), &Target::User(n("alice")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&page.messages), ["kept"]);
     assert!(store.create_account(&n("alice"), "again").unwrap());
@@ -804,15 +808,17 @@ fn retention_by_count_keeps_the_newest() {
         max_age_secs: None,
     };
     assert_eq!(store.apply_retention(&retention, 2).unwrap(), 7 + 17);
-    let page = store.history(&n("carol"), &Target::Room, 0, 100).unwrap();
+    let page = store
+        .history(&n("carol"), &Target::Room, MessageId(0), 100)
+        .unwrap();
     assert_eq!(bodies(&page.messages), ["r9", "r8", "r7"]);
     assert!(!page.more);
     let page = store
-        .history(&n("alice"), &Target::User(n("bob")), 0, 100)
+        .history(&n("alice"), &Target::User(n("bob")), MessageId(0), 100)
         .unwrap();
     assert_eq!(bodies(&page.messages), ["b9", "a9", "b8"]);
     let page = store
-        .history(&n("carol"), &Target::User(n("bob")), 0, 100)
+        .history(&n("carol"), &Target::User(n("bob")), MessageId(0), 100)
         .unwrap();
     assert_eq!(bodies(&page.messages), ["only one"]);
     assert_eq!(store.apply_retention(&retention, 3).unwrap(), 0);
@@ -824,7 +830,7 @@ fn retention_by_count_keeps_the_newest() {
     assert_eq!(store.apply_retention(&none, 3).unwrap(), 7);
     assert_eq!(store.load().unwrap().last_id, last);
     let next = commit_ok(&mut store, &[room("alice", "next")], 4);
-    assert_eq!(next[0].id, last + 1);
+    assert_eq!(next[0].id, last.next());
 }
 
 #[test]
@@ -842,7 +848,9 @@ fn retention_by_age_drops_the_old_and_never_lowers_last_id() {
         max_age_secs: Some(10),
     };
     assert_eq!(store.apply_retention(&retention, 55_000).unwrap(), 2);
-    let page = store.history(&n("alice"), &Target::Room, 0, 10).unwrap();
+    let page = store
+        .history(&n("alice"), &Target::Room, MessageId(0), 10)
+        .unwrap();
     assert_eq!(bodies(&page.messages), ["young"]);
     assert_eq!(
         store
@@ -856,7 +864,7 @@ fn retention_by_age_drops_the_old_and_never_lowers_last_id() {
     assert_eq!(store.load().unwrap().last_id, last);
     assert_eq!(
         commit_ok(&mut store, &[room("alice", "n")], 60_000)[0].id,
-        last + 1
+        last.next()
     );
 }
 
@@ -884,7 +892,9 @@ fn a_full_disk_fails_the_whole_batch_and_acknowledges_nothing() {
         }
         other => panic!("{other:?}"),
     }
-    let page = store.history(&n("alice"), &Target::Room, 0, 100).unwrap();
+    let page = store
+        .history(&n("alice"), &Target::Room, MessageId(0), 100)
+        .unwrap();
     assert_eq!(
         page.messages, before,
         "nothing of the failed batch is stored"
@@ -902,7 +912,7 @@ fn a_full_disk_fails_the_whole_batch_and_acknowledges_nothing() {
     assert!(after[0].id > before[0].id);
     // The conversation is created anew, not remembered from the failed batch.
     let page = store
-        .history(&n("carol"), &Target::User(n("alice")), 0, 10)
+        .history(&n("carol"), &Target::User(n("alice")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&page.messages), ["kept"]);
     let scope = ReplayScope::Since {
@@ -961,19 +971,23 @@ fn a_writer_and_readers_work_at_once() {
                 let mut last = 0;
                 let mut reads = 0;
                 while last < batches * 5 {
-                    let page = store.history(&n("carol"), &Target::Room, 0, 5).unwrap();
-                    let newest = page.messages.first().map_or(0, |m| m.id);
+                    let page = store
+                        .history(&n("carol"), &Target::Room, MessageId(0), 5)
+                        .unwrap();
+                    let newest = page.messages.first().map_or(0, |m| m.id.0);
                     assert!(
                         newest >= last,
                         "reader {r} went back from {last} to {newest}"
                     );
                     // A snapshot: every page is whole, newest first, contiguous.
-                    assert!(page.messages.windows(2).all(|w| w[0].id == w[1].id + 1));
+                    assert!(page.messages.windows(2).all(|w| w[0].id == w[1].id.next()));
                     let scope = ReplayScope::Since {
-                        after: 0,
+                        after: MessageId(0),
                         groups: vec![],
                     };
-                    let replay = store.replay(&n("carol"), &scope, newest, 1_000).unwrap();
+                    let replay = store
+                        .replay(&n("carol"), &scope, MessageId(newest), 1_000)
+                        .unwrap();
                     assert_eq!(replay.messages.len() as u64, newest);
                     last = newest;
                     reads += 1;
@@ -1028,7 +1042,7 @@ fn history_and_replay_are_index_scans() {
         &store.conn,
         &n("alice"),
         &ReplayScope::Since {
-            after: 0,
+            after: MessageId(0),
             groups: vec![n("g")],
         },
         10,
@@ -1074,7 +1088,7 @@ fn replay_handles_users_in_very_many_groups() {
     let got = commit_ok(&mut store, &msgs, 2);
     for count in [MAX_CONV_BRANCHES, MAX_CONV_BRANCHES + 5] {
         let scope = ReplayScope::Since {
-            after: 0,
+            after: MessageId(0),
             groups: names[..count].iter().map(|g| n(g)).collect(),
         };
         let out = store
@@ -1120,17 +1134,19 @@ fn every_read(store: &mut SqliteStore, newest: MessageId) -> Vec<String> {
     ];
     for user in ["alice", "bob", "carol"] {
         for target in &targets {
-            for (before, limit) in [(0, 1000), (0, 3), (newest / 2, 4), (newest, 2)] {
-                let page = store.history(&n(user), target, before, limit).unwrap();
+            for (before, limit) in [(0, 1000), (0, 3), (newest.0 / 2, 4), (newest.0, 2)] {
+                let page = store
+                    .history(&n(user), target, MessageId(before), limit)
+                    .unwrap();
                 out.push(format!(
                     "history {user} {target:?} {before} {limit}: {page:?}"
                 ));
             }
         }
-        for after in [0, newest / 3, newest - 1] {
+        for after in [0, newest.0 / 3, newest.0 - 1] {
             for max in [1000, 5, 1] {
                 let scope = ReplayScope::Since {
-                    after,
+                    after: MessageId(after),
                     groups: vec![n("devs"), n("ops")],
                 };
                 let got = store.replay(&n(user), &scope, newest, max).unwrap();
@@ -1154,7 +1170,7 @@ fn reads_are_the_same_whether_messages_are_indexed_or_not() {
         1,
     );
     let users = ["alice", "Bob", "carol"];
-    let mut newest = 0;
+    let mut newest = MessageId(0);
     for i in 0..60u64 {
         let sender = users[(i % 3) as usize];
         let other = users[((i / 3) % 3) as usize];
@@ -1287,27 +1303,29 @@ fn a_version_1_database_is_migrated_keeping_its_messages_and_ids() {
         pragma(&store, "user_version"),
         format!("Integer({SCHEMA_VERSION})")
     );
-    assert_eq!(store.load().unwrap().last_id, 5);
-    let room_page = store.history(&n("bob"), &Target::Room, 0, 10).unwrap();
+    assert_eq!(store.load().unwrap().last_id, MessageId(5));
+    let room_page = store
+        .history(&n("bob"), &Target::Room, MessageId(0), 10)
+        .unwrap();
     assert_eq!(bodies(&room_page.messages), ["r1"]);
     let dms = store
-        .history(&n("bob"), &Target::User(n("alice")), 0, 10)
+        .history(&n("bob"), &Target::User(n("alice")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&dms.messages), ["d4", "d2"]);
     let group = store
-        .history(&n("alice"), &Target::Group(n("devs")), 0, 10)
+        .history(&n("alice"), &Target::Group(n("devs")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&group.messages), ["g3"]);
     let scope = ReplayScope::Since {
-        after: 0,
+        after: MessageId(0),
         groups: vec![],
     };
-    let replay = store.replay(&n("bob"), &scope, 10, 100).unwrap();
+    let replay = store.replay(&n("bob"), &scope, MessageId(10), 100).unwrap();
     assert_eq!(bodies(&replay.messages), ["r1", "d2", "d4"]);
     let next = commit_ok(&mut store, &[dm("Bob", "alice", "d6")], 6);
-    assert_eq!(next[0].id, 6);
+    assert_eq!(next[0].id, MessageId(6));
     let dms = store
-        .history(&n("alice"), &Target::User(n("bob")), 0, 10)
+        .history(&n("alice"), &Target::User(n("bob")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&dms.messages), ["d6", "d4", "d2"]);
 }
@@ -1340,22 +1358,24 @@ fn a_version_2_database_is_migrated_keeping_its_messages_journal_and_ids() {
         pragma(&store, "user_version"),
         format!("Integer({SCHEMA_VERSION})")
     );
-    assert_eq!(store.load().unwrap().last_id, 5);
+    assert_eq!(store.load().unwrap().last_id, MessageId(5));
     assert_eq!(store.backlog, 0);
-    let room_page = store.history(&n("bob"), &Target::Room, 0, 10).unwrap();
+    let room_page = store
+        .history(&n("bob"), &Target::Room, MessageId(0), 10)
+        .unwrap();
     assert_eq!(bodies(&room_page.messages), ["r4", "r1"]);
     let dms = store
-        .history(&n("bob"), &Target::User(n("alice")), 0, 10)
+        .history(&n("bob"), &Target::User(n("alice")), MessageId(0), 10)
         .unwrap();
     assert_eq!(bodies(&dms.messages), ["d3", "d2"]);
     let scope = ReplayScope::Since {
-        after: 1,
+        after: MessageId(1),
         groups: vec![],
     };
-    let replay = store.replay(&n("bob"), &scope, 10, 100).unwrap();
+    let replay = store.replay(&n("bob"), &scope, MessageId(10), 100).unwrap();
     assert_eq!(bodies(&replay.messages), ["d2", "d3", "r4"]);
     let next = commit_ok(&mut store, &[dm("Bob", "alice", "d6")], 6);
-    assert_eq!(next[0].id, 6);
+    assert_eq!(next[0].id, MessageId(6));
     let tables: i64 = store
         .conn
         .query_row(
@@ -1392,14 +1412,14 @@ fn a_batch_of_any_size_stores_each_message_once_with_its_own_columns() {
         .collect();
     assert_eq!(stored.len(), 45);
     for pair in stored.windows(2) {
-        assert_eq!(pair[1].id, pair[0].id + 1);
+        assert_eq!(pair[1].id, pair[0].id.next());
     }
     // Each message reads back as it was answered, wherever it went.
     let last = stored.last().unwrap().id;
     let mut read = Vec::new();
     for user in ["alice", "Bob", "carol"] {
         let scope = ReplayScope::Since {
-            after: 0,
+            after: MessageId(0),
             groups: vec![n("devs")],
         };
         read.extend(store.replay(&n(user), &scope, last, 1000).unwrap().messages);
