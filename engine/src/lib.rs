@@ -48,30 +48,37 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod codec;
 pub mod config;
 pub mod effect;
 pub mod error;
-pub mod frame;
+pub mod event;
 pub mod hub;
 pub mod id;
 pub mod name;
 pub mod password;
+pub mod protocol;
 pub mod registrations;
+pub mod request;
 mod roster;
 mod send_queue;
 pub mod session;
+pub mod wire;
+
+pub use wire::{codec, frame};
 
 pub use codec::{decode, DecodeError};
 pub use config::Config;
 pub use effect::{Effect, EffectResult};
 pub use error::ProtocolError;
+pub use event::{Event, Shared};
 pub use frame::{Frame, Target};
 pub use hub::{Drained, Hub, Output, ReadReady, Refused, TurnedAway};
 pub use id::{ConnId, MessageId, Ref, RosterVersion};
 pub use name::{Name, NameError};
 pub use password::Password;
+pub use protocol::{Codec, Decoded, Protocol};
 pub use registrations::RegistrationLimit;
+pub use request::{GroupRequest, Request};
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase, Source};
 

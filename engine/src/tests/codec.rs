@@ -282,6 +282,8 @@ proptest! {
         // The shared encoding is the same bytes, whatever the scratch
         // buffer held from the frame before.
         prop_assert_eq!(&*f.to_shared(), &bytes[..]);
+        // Queue budgets count frames without encoding them.
+        prop_assert_eq!(f.encoded_len(), bytes.len());
     }
 
     #[test]

@@ -625,24 +625,46 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
     Ok((i, Some(f)))
 }
 
-/// Encodes field by field into a caller-owned buffer.
-struct Writer<'o>(&'o mut Vec<u8>);
+/// Where a [`Writer`] puts bytes: a buffer, or a count of them, so that
+/// [`Frame::encoded_len`] is the same code as [`Frame::encode`] and cannot
+/// disagree with it.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
 
-impl Writer<'_> {
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts the bytes it is given.
+struct Count(usize);
+
+impl Sink for Count {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+/// Encodes field by field into a caller-owned sink.
+struct Writer<'o, S: Sink>(&'o mut S);
+
+impl<S: Sink> Writer<'_, S> {
     fn u8(&mut self, v: u8) -> &mut Self {
-        self.0.push(v);
+        self.0.put(&[v]);
         self
     }
     fn u16(&mut self, v: u16) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.0.put(&v.to_be_bytes());
         self
     }
     fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.0.put(&v.to_be_bytes());
         self
     }
     fn u64(&mut self, v: u64) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.0.put(&v.to_be_bytes());
         self
     }
     fn bool(&mut self, v: bool) -> &mut Self {
@@ -651,7 +673,7 @@ impl Writer<'_> {
     fn text(&mut self, t: Text<'_>) -> &mut Self {
         // `Text` is at most u16::MAX bytes by construction.
         self.u16(t.as_str().len() as u16);
-        self.0.extend_from_slice(t.as_str().as_bytes());
+        self.0.put(t.as_str().as_bytes());
         self
     }
     /// One-byte length: longer texts are cut at a character boundary, which
@@ -664,12 +686,12 @@ impl Writer<'_> {
             end -= 1;
         }
         self.u8(end as u8);
-        self.0.extend_from_slice(&s.as_bytes()[..end]);
+        self.0.put(&s.as_bytes()[..end]);
         self
     }
     fn name(&mut self, n: &Name) -> &mut Self {
         self.u8(n.as_str().len() as u8);
-        self.0.extend_from_slice(n.as_str().as_bytes());
+        self.0.put(n.as_str().as_bytes());
         self
     }
     fn target(&mut self, t: &Target) -> &mut Self {
@@ -693,7 +715,21 @@ impl Frame<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&[0; HEADER_LEN]);
-        let mut w = Writer(out);
+        self.fields(&mut Writer(out));
+        let len = (out.len() - start - HEADER_LEN) as u32;
+        out[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// The bytes [`Frame::encode`] appends, length prefix included,
+    /// counted without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let mut count = Count(HEADER_LEN);
+        self.fields(&mut Writer(&mut count));
+        count.0
+    }
+
+    /// The type byte and the fields.
+    fn fields<S: Sink>(&self, w: &mut Writer<'_, S>) {
         w.u8(self.kind());
         match self {
             Frame::Ping { token } | Frame::Pong { token } => {
@@ -831,10 +867,7 @@ impl Frame<'_> {
                     .bool(*more)
                     .count(entries.len());
                 for e in entries {
-                    w.u64(e.id.0)
-                        .u64(e.timestamp_ms)
-                        .name(&e.sender)
-                        .text(e.body);
+                    e.write(w);
                 }
             }
             Frame::CaughtUp { last_id } => {
@@ -866,8 +899,6 @@ impl Frame<'_> {
                 w.u32(*retry_after_ms).text(*reason);
             }
         }
-        let len = (out.len() - start - HEADER_LEN) as u32;
-        out[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
     }
 
     /// The encoded frame in a fresh buffer.
@@ -900,3 +931,19 @@ impl Frame<'_> {
 
 /// Scratch capacity [`Frame::to_shared`] keeps between frames.
 const SCRATCH_KEEP: usize = 16 * 1024;
+
+impl HistoryEntry<'_> {
+    fn write<S: Sink>(&self, w: &mut Writer<'_, S>) {
+        w.u64(self.id.0)
+            .u64(self.timestamp_ms)
+            .name(&self.sender)
+            .text(self.body);
+    }
+
+    /// The bytes this entry adds to a HISTORY_PAGE frame.
+    pub fn encoded_len(&self) -> usize {
+        let mut count = Count(0);
+        self.write(&mut Writer(&mut count));
+        count.0
+    }
+}

@@ -1,0 +1,157 @@
+//! What a client asks of the server, whatever protocol it speaks.
+//!
+//! Every front end (the confab binary codec, and next the IRC and
+//! WebSocket gateways) turns its bytes into these and hands them to
+//! [`crate::Hub::handle_request`]; the hub never sees a frame. Texts borrow
+//! from the front end's input buffer, so a request is parsed without
+//! allocating; the hub copies what outlives the call (a body it stores).
+
+use crate::id::{MessageId, Ref, RosterVersion};
+use crate::name::Name;
+use crate::wire::frame::Target;
+
+/// A change to group membership a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRequest {
+    /// Create the group and become its first member.
+    Create,
+    /// Join it.
+    Join,
+    /// Leave it.
+    Leave,
+}
+
+/// A client's request (see the module docs). Variants follow the requests
+/// of docs/PROTOCOL.md; [`Request::name`] gives the document's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Are you there? Answered with [`crate::Event::Pong`].
+    Ping {
+        /// Echoed.
+        token: u64,
+    },
+    /// The answer to the server's ping.
+    Pong {
+        /// The ping's token.
+        token: u64,
+    },
+    /// The first request of every session.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u16,
+    },
+    /// Create an account.
+    Register {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The name wanted.
+        user: Name,
+        /// The password (checked against [`crate::Password`]'s limits).
+        password: &'a str,
+    },
+    /// Log in.
+    Login {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The account, any case.
+        user: Name,
+        /// The password.
+        password: &'a str,
+        /// The newest id the client has, or zero.
+        resume_after: MessageId,
+        /// Whether the session wants the roster stream.
+        roster: bool,
+    },
+    /// End the session.
+    Logout {
+        /// Echoed in the answer.
+        reference: Ref,
+    },
+    /// The client has applied the roster up to this version.
+    RosterAck {
+        /// The version applied.
+        version: RosterVersion,
+    },
+    /// Create, join or leave a group.
+    Group {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Which change.
+        op: GroupRequest,
+        /// The group.
+        group: Name,
+    },
+    /// List the groups.
+    GroupList {
+        /// Echoed in the answer.
+        reference: Ref,
+    },
+    /// Send a message.
+    Send {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Where to.
+        target: Target,
+        /// The text.
+        body: &'a str,
+    },
+    /// Read a page of a conversation, newest first.
+    History {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The conversation.
+        target: Target,
+        /// Only ids below this; zero for the newest.
+        before: MessageId,
+        /// At most this many (capped at the server's page size).
+        limit: u16,
+    },
+}
+
+impl Request<'_> {
+    /// The request's name in docs/PROTOCOL.md, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping { .. } => "PING",
+            Request::Pong { .. } => "PONG",
+            Request::Hello { .. } => "HELLO",
+            Request::Register { .. } => "REGISTER",
+            Request::Login { .. } => "LOGIN",
+            Request::Logout { .. } => "LOGOUT",
+            Request::RosterAck { .. } => "ROSTER_ACK",
+            Request::Group { op: GroupRequest::Create, .. } => "GROUP_CREATE",
+            Request::Group { op: GroupRequest::Join, .. } => "GROUP_JOIN",
+            Request::Group { op: GroupRequest::Leave, .. } => "GROUP_LEAVE",
+            Request::GroupList { .. } => "GROUP_LIST_REQUEST",
+            Request::Send { .. } => "SEND",
+            Request::History { .. } => "HISTORY_REQUEST",
+        }
+    }
+
+    /// The reference its answer echoes (zero for requests without one).
+    pub fn reference(&self) -> Ref {
+        match self {
+            Request::Register { reference, .. }
+            | Request::Login { reference, .. }
+            | Request::Logout { reference }
+            | Request::Group { reference, .. }
+            | Request::GroupList { reference }
+            | Request::Send { reference, .. }
+            | Request::History { reference, .. } => *reference,
+            Request::Ping { .. }
+            | Request::Pong { .. }
+            | Request::Hello { .. }
+            | Request::RosterAck { .. } => Ref(0),
+        }
+    }
+
+    /// Whether it takes no message token, only bytes (see the hub's
+    /// budget): a limited session can still prove it is alive and keep
+    /// its roster.
+    pub fn is_exempt(&self) -> bool {
+        matches!(
+            self,
+            Request::Ping { .. } | Request::Pong { .. } | Request::RosterAck { .. }
+        )
+    }
+}

@@ -1,0 +1,236 @@
+//! The confab binary protocol as a front end of the hub.
+//!
+//! [`Confab`] is the [`Codec`] of [`Protocol::CONFAB`](crate::Protocol):
+//! it reads frames into [`Request`]s and writes [`Event`]s as frames, byte
+//! for byte as docs/PROTOCOL.md describes. The frame codec itself
+//! ([`super::codec`]) knows nothing of requests or events; this is the only
+//! place that maps between them.
+
+use crate::effect::StoredMessage;
+use crate::error::ProtocolError;
+use crate::event::Event;
+use crate::name::Name;
+use crate::protocol::{Codec, Decoded};
+use crate::request::{GroupRequest, Request};
+use crate::wire::codec::{decode, DecodeError};
+use crate::wire::frame::{Frame, HistoryEntry, Text, PROTOCOL_VERSION};
+
+/// The confab binary codec (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Confab;
+
+impl Codec for Confab {
+    fn decode<'a>(&self, input: &'a [u8], max_len: u32) -> Decoded<'a> {
+        match decode(input, max_len) {
+            Ok(None) => Decoded::Incomplete,
+            Ok(Some((frame, len))) => {
+                let name = frame.name();
+                match request(frame) {
+                    Some(r) => Decoded::Request(r, len),
+                    None => Decoded::NotARequest(len, name),
+                }
+            }
+            Err(DecodeError::UnknownType { kind, frame_len }) => {
+                Decoded::Skipped(frame_len, ProtocolError::UnknownFrameType { kind })
+            }
+            Err(e) => Decoded::Fatal(e.into()),
+        }
+    }
+
+    fn encode(&self, event: &Event, out: &mut Vec<u8>) {
+        with_frame(event, |f| f.encode(out));
+    }
+
+    fn encoded_len(&self, event: &Event) -> usize {
+        with_frame(event, |f| f.encoded_len())
+    }
+
+    fn history_entry_len(&self, m: &StoredMessage) -> usize {
+        entry(m).encoded_len()
+    }
+
+    fn roster_entry_len(&self, user: &Name) -> usize {
+        // A name is its one-byte length, then its bytes.
+        1 + user.as_str().len()
+    }
+}
+
+/// The request a client's frame makes; `None` for a server's frame.
+fn request(frame: Frame<'_>) -> Option<Request<'_>> {
+    let group = |reference, op, group| Request::Group {
+        reference,
+        op,
+        group,
+    };
+    Some(match frame {
+        Frame::Ping { token } => Request::Ping { token },
+        Frame::Pong { token } => Request::Pong { token },
+        Frame::Hello { version, .. } => Request::Hello { version },
+        Frame::Register {
+            reference,
+            user,
+            password,
+        } => Request::Register {
+            reference,
+            user,
+            password: password.as_str(),
+        },
+        Frame::Login {
+            reference,
+            user,
+            password,
+            resume_after,
+            roster,
+        } => Request::Login {
+            reference,
+            user,
+            password: password.as_str(),
+            resume_after,
+            roster,
+        },
+        Frame::Logout { reference } => Request::Logout { reference },
+        Frame::RosterAck { version } => Request::RosterAck { version },
+        Frame::GroupCreate { reference, group: g } => group(reference, GroupRequest::Create, g),
+        Frame::GroupJoin { reference, group: g } => group(reference, GroupRequest::Join, g),
+        Frame::GroupLeave { reference, group: g } => group(reference, GroupRequest::Leave, g),
+        Frame::GroupListRequest { reference } => Request::GroupList { reference },
+        Frame::Send {
+            reference,
+            target,
+            body,
+        } => Request::Send {
+            reference,
+            target,
+            body: body.as_str(),
+        },
+        Frame::HistoryRequest {
+            reference,
+            target,
+            before,
+            limit,
+        } => Request::History {
+            reference,
+            target,
+            before,
+            limit,
+        },
+        _ => return None,
+    })
+}
+
+fn entry(m: &StoredMessage) -> HistoryEntry<'_> {
+    HistoryEntry {
+        id: m.id,
+        timestamp_ms: m.timestamp_ms,
+        sender: m.sender,
+        body: Text::truncated(&m.body),
+    }
+}
+
+/// Runs `f` on the frame that carries `event`. Texts the server writes
+/// (error texts, reasons) are cut to what a frame carries; bodies and
+/// names are within the limits by construction.
+fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
+    match event {
+        Event::Ping { token } => f(&Frame::Ping { token: *token }),
+        Event::Pong { token } => f(&Frame::Pong { token: *token }),
+        Event::ServerHello { server, info } => f(&Frame::ServerHello {
+            version: PROTOCOL_VERSION,
+            server: Text::truncated(server),
+            info: *info,
+        }),
+        Event::Ok { reference } => f(&Frame::Ok {
+            reference: *reference,
+        }),
+        Event::LoginOk { reference, user } => f(&Frame::LoginOk {
+            reference: *reference,
+            user: *user,
+        }),
+        Event::RosterSnapshot {
+            version,
+            last,
+            users,
+        } => f(&Frame::RosterSnapshot {
+            version: *version,
+            last: *last,
+            users: users.clone(),
+        }),
+        Event::RosterDelta {
+            version,
+            presence,
+            user,
+        } => f(&Frame::RosterDelta {
+            version: *version,
+            presence: *presence,
+            user: *user,
+        }),
+        Event::Ack {
+            reference,
+            id,
+            timestamp_ms,
+        } => f(&Frame::Ack {
+            reference: *reference,
+            id: *id,
+            timestamp_ms: *timestamp_ms,
+        }),
+        Event::Message(m) => f(&Frame::Message {
+            id: m.id,
+            timestamp_ms: m.timestamp_ms,
+            sender: m.sender,
+            target: m.target,
+            body: Text::truncated(&m.body),
+        }),
+        Event::GroupEvent {
+            change,
+            group,
+            user,
+        } => f(&Frame::GroupEvent {
+            change: *change,
+            group: *group,
+            user: *user,
+        }),
+        Event::GroupList { reference, groups } => f(&Frame::GroupList {
+            reference: *reference,
+            groups: groups.clone(),
+        }),
+        Event::HistoryPage {
+            reference,
+            target,
+            more,
+            entries,
+        } => f(&Frame::HistoryPage {
+            reference: *reference,
+            target: *target,
+            more: *more,
+            entries: entries.iter().map(entry).collect(),
+        }),
+        Event::CaughtUp { last_id } => f(&Frame::CaughtUp { last_id: *last_id }),
+        Event::Missed {
+            target,
+            first,
+            last,
+            count,
+        } => f(&Frame::Missed {
+            target: *target,
+            first: *first,
+            last: *last,
+            count: *count,
+        }),
+        Event::Error { reference, error } => {
+            let text = error.to_string();
+            f(&Frame::Error {
+                code: error.code(),
+                reference: *reference,
+                retry_after_ms: error.retry_after_ms(),
+                text: Text::truncated(&text),
+            })
+        }
+        Event::Shutdown {
+            retry_after,
+            reason,
+        } => f(&Frame::Shutdown {
+            retry_after_ms: retry_after.as_millis().min(u128::from(u32::MAX)) as u32,
+            reason: Text::truncated(reason),
+        }),
+    }
+}
