@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use confab_engine::effect::{ReplayLoaded, StoredMessage};
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
 use confab_engine::{
-    decode, Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Ref, Source,
+    decode, Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Protocol, Ref,
+    Source,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -100,7 +101,7 @@ fn hub_with(n: usize) -> (Hub, Vec<ConnId>, Instant) {
     let now = Instant::now();
     let mut conns = Vec::new();
     for i in 0..n {
-        let c = hub.connect(now, Source(i as u128));
+        let c = hub.connect(now, Source(i as u128), Protocol::CONFAB);
         let user = Name::new(&format!("u{i}")).unwrap();
         let mut bytes = Frame::Hello {
             version: PROTOCOL_VERSION,
@@ -160,20 +161,24 @@ fn routing(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
                 id += 1;
+                // What the server's writer does for one committed message:
+                // the sender's ACK, then the routing.
+                let m = StoredMessage {
+                    id: confab_engine::MessageId(id),
+                    timestamp_ms: id,
+                    sender: sender_name,
+                    target: Target::Room,
+                    body: body.clone(),
+                };
                 hub.handle_result(
                     now,
                     EffectResult::Stored {
                         conn: sender,
                         reference: Ref(1),
-                        result: Ok(StoredMessage {
-                            id: confab_engine::MessageId(id),
-                            timestamp_ms: id,
-                            sender: sender_name,
-                            target: Target::Room,
-                            body: body.clone(),
-                        }),
+                        result: Ok(m.committed()),
                     },
                 );
+                hub.handle_committed(now, m, Some(sender));
                 // Each woken writer drains its queue, as the server's writers do.
                 while let Some(o) = hub.poll_output() {
                     if let Output::Wake(c) = o {

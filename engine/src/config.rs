@@ -85,6 +85,9 @@ pub struct Config {
     pub max_pre_auth_per_source: u32,
     /// Frames handled from one session before the shell should let others run.
     pub frames_per_turn: usize,
+    /// The retry delay SHUTDOWN announces to a connection that arrives
+    /// while the server is shutting down.
+    pub shutdown_retry: Duration,
 }
 
 impl Default for Config {
@@ -130,6 +133,7 @@ impl Default for Config {
             max_per_source: 16,
             max_pre_auth_per_source: 4,
             frames_per_turn: 64,
+            shutdown_retry: Duration::from_secs(5),
         }
     }
 }

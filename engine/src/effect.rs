@@ -5,12 +5,15 @@
 //! acknowledged, history needs loading. Each of those leaves the hub as an
 //! [`Effect`] from [`crate::Hub::poll_output`] and comes back as an
 //! [`EffectResult`] through [`crate::Hub::handle_result`], carrying the
-//! [`ConnId`] it was for. Results for a connection that has gone are dropped,
-//! except a stored message, which is still delivered to everyone else.
+//! [`ConnId`] it was for. Results for a connection that has gone are
+//! dropped; what was committed for it is still routed to everyone else,
+//! because routing is its own input (`Hub::handle_committed`).
 
-use crate::frame::{ErrorCode, Target};
+use crate::error::ProtocolError;
+use crate::frame::Target;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
+use crate::password::Password;
 
 /// A message before it has an id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,8 +94,8 @@ pub enum Effect {
         conn: ConnId,
         /// The name as typed (any case).
         user: Name,
-        /// The password: never log it.
-        password: String,
+        /// The password.
+        password: Password,
     },
     /// Create an account; answer with [`EffectResult::Registered`].
     Register {
@@ -100,13 +103,15 @@ pub enum Effect {
         conn: ConnId,
         /// The wanted name.
         user: Name,
-        /// The password: never log it.
-        password: String,
+        /// The password.
+        password: Password,
     },
     /// Commit a message, assigning its id and timestamp; answer with
-    /// [`EffectResult::Stored`]. Results must come back in the order the
-    /// effects went out, because ids are handed out in commit order and
-    /// deliveries follow results.
+    /// [`EffectResult::Stored`], which only answers the sender, and hand
+    /// the committed message to [`crate::Hub::handle_committed`], which
+    /// routes it (on every node, if there are several). Results must come
+    /// back in the order the effects went out, because ids are handed out
+    /// in commit order.
     Store {
         /// The sending session.
         conn: ConnId,
@@ -115,7 +120,10 @@ pub enum Effect {
         /// The message.
         message: NewMessage,
     },
-    /// Commit a group change; answer with [`EffectResult::GroupStored`].
+    /// Commit a group change; answer with [`EffectResult::GroupStored`]
+    /// (the requester's OK) and hand the change to
+    /// [`crate::Hub::handle_group_committed`] (the membership and the
+    /// members' events).
     StoreGroup {
         /// The session.
         conn: ConnId,
@@ -161,24 +169,21 @@ pub enum Effect {
     },
 }
 
-/// Why a login or registration failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The code to send.
-    pub code: ErrorCode,
-    /// When to retry, in ms, or 0.
-    pub retry_after_ms: u32,
-    /// The text to send.
-    pub text: String,
+/// Where a committed message got its id and time: what the sender's ACK says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its id.
+    pub id: MessageId,
+    /// Commit time, ms since the Unix epoch.
+    pub timestamp_ms: u64,
 }
 
-impl Refusal {
-    /// A refusal without a retry delay.
-    pub fn new(code: ErrorCode, text: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            retry_after_ms: 0,
-            text: text.into(),
+impl StoredMessage {
+    /// Its id and time.
+    pub fn committed(&self) -> Committed {
+        Committed {
+            id: self.id,
+            timestamp_ms: self.timestamp_ms,
         }
     }
 }
@@ -192,14 +197,14 @@ pub enum EffectResult {
         /// The session.
         conn: ConnId,
         /// The canonical name, or why not.
-        result: Result<Name, Refusal>,
+        result: Result<Name, ProtocolError>,
     },
     /// The answer to [`Effect::Register`].
     Registered {
         /// The session.
         conn: ConnId,
         /// Created, or why not.
-        result: Result<(), Refusal>,
+        result: Result<(), ProtocolError>,
     },
     /// The answer to [`Effect::Store`], in the same order.
     Stored {
@@ -207,9 +212,9 @@ pub enum EffectResult {
         conn: ConnId,
         /// The SEND's reference.
         reference: Ref,
-        /// The committed message, or why it was not committed (the message
-        /// is handed back either way).
-        result: Result<StoredMessage, (NewMessage, Refusal)>,
+        /// Where it was committed, or why it was not (the message is
+        /// handed back then).
+        result: Result<Committed, (NewMessage, ProtocolError)>,
     },
     /// The answer to [`Effect::StoreGroup`].
     GroupStored {
@@ -220,7 +225,7 @@ pub enum EffectResult {
         /// The change.
         op: GroupOp,
         /// Committed, or why not.
-        result: Result<(), Refusal>,
+        result: Result<(), ProtocolError>,
     },
     /// The answer to [`Effect::LoadHistory`].
     History {
@@ -231,14 +236,14 @@ pub enum EffectResult {
         /// The conversation.
         target: Target,
         /// Newest first, or why not.
-        result: Result<HistoryLoaded, Refusal>,
+        result: Result<HistoryLoaded, ProtocolError>,
     },
     /// The answer to [`Effect::Replay`].
     Replayed {
         /// The session.
         conn: ConnId,
         /// Oldest first, or why not.
-        result: Result<ReplayLoaded, Refusal>,
+        result: Result<ReplayLoaded, ProtocolError>,
     },
 }
 

@@ -231,9 +231,7 @@ impl ProtocolError {
             BadPassword | BadCredentials { .. } => ErrorCode::BadCredentials,
             LockedOut { .. } => ErrorCode::LockedOut,
             NameTaken { .. } => ErrorCode::NameTaken,
-            RegistrationsFromSource { .. } | RegistrationsOnServer { .. } => {
-                ErrorCode::RateLimited
-            }
+            RegistrationsFromSource { .. } | RegistrationsOnServer { .. } => ErrorCode::RateLimited,
             AccountPenalized { .. } | RateLimited { .. } => ErrorCode::RateLimited,
             NoSuchUser { .. } => ErrorCode::NoSuchUser,
             NoSuchGroup { .. } => ErrorCode::NoSuchGroup,

@@ -163,6 +163,16 @@ impl Shared {
         &self.event
     }
 
+    /// The length of the event in `protocol`'s encoding: the encoding's,
+    /// once made, else asked of `codec` without encoding.
+    pub fn encoded_len(&self, protocol: Protocol, codec: &dyn Codec) -> u32 {
+        let len = match self.encoded[protocol.index()].get() {
+            Some(bytes) => bytes.len(),
+            None => codec.encoded_len(&self.event),
+        };
+        u32::try_from(len).unwrap_or(u32::MAX)
+    }
+
     /// The event in `protocol`'s encoding, made by `codec` on first demand.
     pub fn encoded(&self, protocol: Protocol, codec: &dyn Codec) -> &Arc<[u8]> {
         self.encoded[protocol.index()].get_or_init(|| encode_shared(codec, &self.event))

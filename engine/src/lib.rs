@@ -1,16 +1,17 @@
 //! The confab protocol engine, sans I/O.
 //!
-//! This crate is the whole of confab's protocol: the frames and their codec
-//! ([`frame`], [`codec`]), the per-connection state machine ([`session`]),
-//! and the [`Hub`] that owns the sessions, the room, the groups and the
-//! roster and routes between them.
+//! This crate is the whole of confab's protocol: the [`Hub`] that owns the
+//! sessions, the room, the groups and the roster and routes between them;
+//! the protocol-neutral [`Request`]s it takes and [`Event`]s it queues; the
+//! [`Codec`] trait a wire protocol's front end implements; and the confab
+//! binary protocol, the first front end ([`wire`]).
 //!
 //! It does no I/O: no sockets, no files, no threads, no clock, no async
-//! runtime. Bytes and the current time come in as arguments; frames to send,
-//! the next deadline and effects for the shell (check this password, commit
-//! this message, load that history) come out as values. That keeps it
-//! deterministic, so property tests drive it with a fake clock and fuzzers
-//! drive it with arbitrary bytes.
+//! runtime. Bytes, requests and the current time come in as arguments;
+//! encoded events, the next deadline and effects for the shell (check
+//! this password, commit this message, load that history) come out as
+//! values. That keeps it deterministic, so property tests drive it with a
+//! fake clock and fuzzers drive it with arbitrary bytes.
 //!
 //! # The run loop
 //!
@@ -18,12 +19,12 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use confab_engine::{Config, Hub, MessageId, Output, Source};
+//! use confab_engine::{Config, Hub, MessageId, Output, Protocol, Source};
 //! use confab_engine::frame::{Frame, Text, PROTOCOL_VERSION};
 //!
-//! let mut hub = Hub::new(Config::default(), [], MessageId::ZERO);
+//! let mut hub = Hub::new(Config::default(), [], MessageId(0));
 //! let now = Instant::now();
-//! let conn = hub.connect(now, Source(1));
+//! let conn = hub.connect(now, Source(1), Protocol::CONFAB);
 //! // Bytes from the socket go in; what is not consumed is kept for later.
 //! let hello = Frame::Hello { version: PROTOCOL_VERSION, client: Text::new("doc").unwrap() }.to_bytes();
 //! let used = hub.handle_bytes(now, conn, &hello);
@@ -37,7 +38,10 @@
 //!             hub.drain(c, &mut frames, 64 * 1024);
 //!             assert!(!frames.is_empty());
 //!         }
-//!         Output::Effect(_effect) => { /* run it, then hub.handle_result(now, ..) */ }
+//!         Output::Effect(_effect) => {
+//!             // Run it, then hub.handle_result(now, ..); a committed
+//!             // message also goes to hub.handle_committed(now, ..).
+//!         }
 //!     }
 //! }
 //! // Timers: call handle_timeout at the deadline.

@@ -38,6 +38,14 @@ impl Name {
     /// The longest name, in bytes.
     pub const MAX_LEN: usize = 32;
 
+    /// A name of the greatest length, for sizing what must fit any name.
+    pub(crate) fn longest() -> Name {
+        Name {
+            len: Name::MAX_LEN as u8,
+            bytes: [b'n'; Name::MAX_LEN],
+        }
+    }
+
     /// Validates `s` as a name.
     pub fn new(s: &str) -> Result<Name, NameError> {
         Name::from_bytes(s.as_bytes())

@@ -26,7 +26,7 @@ impl Protocol {
     pub const CONFAB: Protocol = Protocol(0);
 
     pub(crate) fn new(index: usize) -> Option<Protocol> {
-        (index < MAX_PROTOCOLS).then(|| Protocol(index as u8))
+        (index < MAX_PROTOCOLS).then_some(Protocol(index as u8))
     }
 
     pub(crate) fn index(self) -> usize {

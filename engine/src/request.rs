@@ -119,9 +119,18 @@ impl Request<'_> {
             Request::Login { .. } => "LOGIN",
             Request::Logout { .. } => "LOGOUT",
             Request::RosterAck { .. } => "ROSTER_ACK",
-            Request::Group { op: GroupRequest::Create, .. } => "GROUP_CREATE",
-            Request::Group { op: GroupRequest::Join, .. } => "GROUP_JOIN",
-            Request::Group { op: GroupRequest::Leave, .. } => "GROUP_LEAVE",
+            Request::Group {
+                op: GroupRequest::Create,
+                ..
+            } => "GROUP_CREATE",
+            Request::Group {
+                op: GroupRequest::Join,
+                ..
+            } => "GROUP_JOIN",
+            Request::Group {
+                op: GroupRequest::Leave,
+                ..
+            } => "GROUP_LEAVE",
             Request::GroupList { .. } => "GROUP_LIST_REQUEST",
             Request::Send { .. } => "SEND",
             Request::History { .. } => "HISTORY_REQUEST",

@@ -1,8 +1,8 @@
 //! Who is online, as a versioned stream: a snapshot, then deltas.
 //!
 //! Every change (a user's first session arrives, their last one leaves)
-//! bumps the version by one and is encoded once into the delta log, which
-//! keeps the last `Config::roster_log` deltas. A session is sent deltas in
+//! bumps the version by one and is kept, as one shared event, in the delta
+//! log, which keeps the last `Config::roster_log` deltas. A session is sent deltas in
 //! version order, never skipping one; a session further behind than the log
 //! reaches (or whose queued deltas had to be dropped) gets a fresh snapshot
 //! instead, so superseded deltas are coalesced into the snapshot.
@@ -10,9 +10,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::frame::{Frame, Presence};
+use crate::event::{Event, Shared, MAX_PROTOCOLS};
+use crate::frame::Presence;
 use crate::id::{ConnId, RosterVersion};
 use crate::name::{Name, NameKey};
+use crate::protocol::{Codec, Protocol};
 
 /// An online user and their sessions.
 #[derive(Debug)]
@@ -76,18 +78,19 @@ impl OnlineUsers {
     }
 }
 
-/// A snapshot encoded as ROSTER_SNAPSHOT frames, shared by every session
-/// that logs in while the roster stays at one version.
-pub(crate) type Chunks = Arc<[Arc<[u8]>]>;
+/// A snapshot as chunks that each fit one frame of a protocol, shared by
+/// every session of that protocol that logs in while the roster stays at
+/// one version.
+pub(crate) type Chunks = Arc<[Arc<Shared>]>;
 
 #[derive(Debug)]
 pub(crate) struct Roster {
     version: RosterVersion,
     pub(crate) online: OnlineUsers,
-    log: VecDeque<(RosterVersion, Arc<[u8]>)>,
+    log: VecDeque<(RosterVersion, Arc<Shared>)>,
     log_cap: usize,
-    /// Encoded snapshot chunks for `version`, built on first demand.
-    snapshot: Option<(RosterVersion, Chunks)>,
+    /// Snapshot chunks for `version`, per protocol, built on first demand.
+    snapshots: [Option<(RosterVersion, Chunks)>; MAX_PROTOCOLS],
     max_frame: usize,
 }
 
@@ -98,7 +101,7 @@ impl Roster {
             online: OnlineUsers::default(),
             log: VecDeque::new(),
             log_cap: log_cap.max(1),
-            snapshot: None,
+            snapshots: Default::default(),
             max_frame: max_frame as usize,
         }
     }
@@ -107,15 +110,15 @@ impl Roster {
         self.version
     }
 
-    /// Adds a session; returns the encoded delta if the user just came online.
-    pub(crate) fn attach(&mut self, user: Name, conn: ConnId) -> Option<Arc<[u8]>> {
+    /// Adds a session; returns the delta if the user just came online.
+    pub(crate) fn attach(&mut self, user: Name, conn: ConnId) -> Option<Arc<Shared>> {
         let entry = self.online.entry(user);
         entry.sessions.push(conn);
         (entry.sessions.len() == 1).then(|| self.change(Presence::Online, user))
     }
 
-    /// Removes a session; returns the encoded delta if that was the user's last.
-    pub(crate) fn detach(&mut self, user: Name, conn: ConnId) -> Option<Arc<[u8]>> {
+    /// Removes a session; returns the delta if that was the user's last.
+    pub(crate) fn detach(&mut self, user: Name, conn: ConnId) -> Option<Arc<Shared>> {
         let key = user.key();
         let online = self.online.get_mut(&key)?;
         online.sessions.retain(|c| *c != conn);
@@ -127,77 +130,59 @@ impl Roster {
         Some(self.change(Presence::Offline, name))
     }
 
-    fn change(&mut self, presence: Presence, user: Name) -> Arc<[u8]> {
+    fn change(&mut self, presence: Presence, user: Name) -> Arc<Shared> {
         self.version = self.version.next();
-        let bytes: Arc<[u8]> = Frame::RosterDelta {
+        let delta = Shared::new(Event::RosterDelta {
             version: self.version,
             presence,
             user,
-        }
-        .to_shared();
+        });
         if self.log.len() == self.log_cap {
             self.log.pop_front();
         }
-        self.log.push_back((self.version, bytes.clone()));
-        bytes
+        self.log.push_back((self.version, delta.clone()));
+        delta
     }
 
-    /// The encoded delta that brings a session from `version - 1` to `version`.
-    pub(crate) fn delta(&self, version: RosterVersion) -> Option<Arc<[u8]>> {
+    /// The delta that brings a session from `version - 1` to `version`.
+    pub(crate) fn delta(&self, version: RosterVersion) -> Option<Arc<Shared>> {
         let first = self.log.front()?.0;
-        let i = version.0.checked_sub(first.0)? as usize;
-        self.log.get(i).map(|(_, b)| b.clone())
+        let i = version.get().checked_sub(first.get())? as usize;
+        self.log.get(i).map(|(_, d)| d.clone())
     }
 
-    /// The current roster as encoded ROSTER_SNAPSHOT chunks, each within the
-    /// frame limit.
-    pub(crate) fn snapshot(&mut self) -> Chunks {
-        if let Some((v, s)) = &self.snapshot {
+    /// The current roster as ROSTER_SNAPSHOT chunks for `protocol`, each
+    /// within the frame limit as `codec` encodes it.
+    pub(crate) fn snapshot(&mut self, protocol: Protocol, codec: &dyn Codec) -> Chunks {
+        if let Some((v, s)) = &self.snapshots[protocol.index()] {
             if *v == self.version {
                 return s.clone();
             }
         }
-        // Header 4 + type 1 + version 8 + last 1 + count 2; a name ≤ 33 bytes.
-        let per_chunk =
-            ((self.max_frame.saturating_sub(16)) / (1 + Name::MAX_LEN)).clamp(1, u16::MAX as usize);
+        let chunk = |users: &[Name], last| {
+            Shared::new(Event::RosterSnapshot {
+                version: self.version,
+                last,
+                users: users.to_vec(),
+            })
+        };
+        // Sized for the longest names, so every chunk fits whoever is in it.
+        let empty = codec.encoded_len(chunk(&[], false).event());
+        let per_chunk = (self.max_frame.saturating_sub(empty)
+            / codec.roster_entry_len(&Name::longest()))
+        .clamp(1, u16::MAX as usize);
         let mut names: Vec<Name> = self.online.values().map(|o| o.name).collect();
         names.sort();
-        let mut chunks: Vec<Arc<[u8]>> = names
-            .chunks(per_chunk)
-            .map(|c| {
-                Frame::RosterSnapshot {
-                    version: self.version,
-                    last: false,
-                    users: c.to_vec(),
-                }
-                .to_shared()
+        let n = names.len().div_ceil(per_chunk).max(1);
+        let chunks: Chunks = (0..n)
+            .map(|i| {
+                let users = &names
+                    [(i * per_chunk).min(names.len())..((i + 1) * per_chunk).min(names.len())];
+                chunk(users, i + 1 == n)
             })
             .collect();
-        let last = Frame::RosterSnapshot {
-            version: self.version,
-            last: true,
-            users: Vec::new(),
-        };
-        match chunks.last_mut() {
-            Some(c) => {
-                // Re-encode the final chunk with the flag set.
-                let users = names
-                    .chunks(per_chunk)
-                    .last()
-                    .expect("chunks not empty")
-                    .to_vec();
-                *c = Frame::RosterSnapshot {
-                    version: self.version,
-                    last: true,
-                    users,
-                }
-                .to_shared();
-            }
-            None => chunks.push(last.to_shared()),
-        }
-        let s: Chunks = chunks.into();
-        self.snapshot = Some((self.version, s.clone()));
-        s
+        self.snapshots[protocol.index()] = Some((self.version, chunks.clone()));
+        chunks
     }
 }
 

@@ -1,7 +1,10 @@
 //! A session's outbound queue: bounded in bytes, drained by priority.
 //!
-//! Frames are shared bytes (`Arc<[u8]>`): a broadcast is encoded once and
-//! the same allocation is queued for every recipient.
+//! Entries are shared typed events ([`Shared`]): a broadcast is one
+//! allocation queued for every recipient, encoded once per protocol when
+//! the first recipient of that protocol drains it. Each entry carries its
+//! encoded length in the recipient's protocol, asked of its codec when it
+//! is queued, so the byte budget is exact without encoding anything.
 //!
 //! All MESSAGE frames (direct, room and group) share one FIFO class, so a
 //! session receives messages in id order and "the newest id I have" is a
@@ -18,6 +21,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::event::Shared;
 use crate::frame::Target;
 use crate::id::MessageId;
 
@@ -39,10 +43,12 @@ pub enum Class {
 
 const CLASSES: usize = 4;
 
-/// One queued frame.
+/// One queued event.
 #[derive(Clone, Debug)]
 pub(crate) struct Queued {
-    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) event: Arc<Shared>,
+    /// Its encoded length in the recipient's protocol.
+    pub(crate) len: u32,
     /// For messages: which conversation and id, so a drop can be reported.
     pub(crate) message: Option<(Target, MessageId)>,
 }
@@ -199,11 +205,12 @@ impl SendQueue {
         out: &mut Vec<Arc<[u8]>>,
         max_bytes: usize,
         spare: &mut SpareQueues,
+        encode: impl FnMut(&Shared) -> Arc<[u8]>,
     ) -> usize {
         let taken = self
             .inner
             .as_mut()
-            .map_or(0, |q| q.drain_into(out, max_bytes));
+            .map_or(0, |q| q.drain_into(out, max_bytes, encode));
         if let Some(inner) = self.inner.take_if(|q| q.is_idle()) {
             spare.give(inner);
         }
@@ -265,7 +272,7 @@ impl Inner {
 
     fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
         let was_empty = self.is_empty();
-        let len = item.bytes.len();
+        let len = item.len as usize;
         // What a frame may evict: room/group messages always (except to make
         // room for another room/group message), direct messages only for control.
         let pushing_bulk_message = matches!(item.message, Some((t, _)) if !is_direct(&t));
@@ -310,7 +317,7 @@ impl Inner {
             .iter()
             .rposition(|f| f.message.is_some_and(|(t, _)| which(&t)))?;
         let v = q.remove(pos).expect("position is in range");
-        self.bytes -= v.bytes.len();
+        self.bytes -= v.len as usize;
         let (t, id) = v.message.expect("found by is_some_and");
         // What queued behind it is newer: the report goes where it was.
         Some(self.record_missed(t, id, pos))
@@ -318,7 +325,7 @@ impl Inner {
 
     fn clear(&mut self, class: Class) {
         let q = &mut self.classes[class as usize];
-        self.bytes -= q.iter().map(|q| q.bytes.len()).sum::<usize>();
+        self.bytes -= q.iter().map(|q| q.len as usize).sum::<usize>();
         q.clear();
         if class == Class::Message {
             self.gap = self.gap.map(|_| 0);
@@ -327,7 +334,12 @@ impl Inner {
 
     /// Drains most important class first, stopping in the message class
     /// at the gap (see `Inner::gap`), so the caller reports it first.
-    fn drain_into(&mut self, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> usize {
+    fn drain_into(
+        &mut self,
+        out: &mut Vec<Arc<[u8]>>,
+        max_bytes: usize,
+        mut encode: impl FnMut(&Shared) -> Arc<[u8]>,
+    ) -> usize {
         let mut taken = 0;
         for (class, q) in self.classes.iter_mut().enumerate() {
             let is_messages = class == Class::Message as usize;
@@ -337,7 +349,7 @@ impl Inner {
             };
             let mut full = false;
             while let Some(front) = q.front() {
-                if taken > 0 && taken + front.bytes.len() > max_bytes {
+                if taken > 0 && taken + front.len as usize > max_bytes {
                     full = true;
                     break;
                 }
@@ -345,8 +357,8 @@ impl Inner {
                     break;
                 }
                 let f = q.pop_front().expect("front exists");
-                taken += f.bytes.len();
-                out.push(f.bytes);
+                taken += f.len as usize;
+                out.push(encode(&f.event));
                 before_gap -= 1;
             }
             if is_messages {
@@ -404,17 +416,35 @@ fn is_direct(t: &Target) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
 
+    /// An event `n` bytes long when encoded (the bytes are made up: the
+    /// queue only counts them).
     fn frame(n: usize, msg: Option<u64>) -> Queued {
         Queued {
-            bytes: vec![0u8; n].into(),
+            event: Shared::new(Event::Ping { token: n as u64 }),
+            len: n as u32,
             message: msg.map(|id| (Target::Room, MessageId(id))),
         }
     }
 
+    /// Drains as a writer would, each event as `len` zero bytes.
+    fn drain(
+        q: &mut SendQueue,
+        out: &mut Vec<Arc<[u8]>>,
+        max: usize,
+        spare: &mut SpareQueues,
+    ) -> usize {
+        q.drain_into(out, max, spare, |e| match e.event() {
+            Event::Ping { token } => vec![0u8; *token as usize].into(),
+            _ => unreachable!("only pings are queued here"),
+        })
+    }
+
     fn dm(n: usize, id: u64) -> Queued {
         Queued {
-            bytes: vec![0u8; n].into(),
+            event: Shared::new(Event::Ping { token: n as u64 }),
+            len: n as u32,
             message: Some((
                 Target::User(crate::Name::new("bob").unwrap()),
                 MessageId(id),
@@ -428,7 +458,7 @@ mod tests {
         q.push(frame(10, Some(1)), Class::Message, 100);
         q.push(frame(11, None), Class::Control, 100);
         let mut out = Vec::new();
-        q.drain_into(&mut out, 1000, &mut SpareQueues::default());
+        drain(&mut q, &mut out, 1000, &mut SpareQueues::default());
         assert_eq!(out.iter().map(|b| b.len()).collect::<Vec<_>>(), [11, 10]);
         assert!(q.is_empty());
     }
@@ -483,7 +513,7 @@ mod tests {
             Pushed::Queued { .. }
         ));
         let mut out = Vec::new();
-        q.drain_into(&mut out, 1000, &mut SpareQueues::default());
+        drain(&mut q, &mut out, 1000, &mut SpareQueues::default());
         assert_eq!(out.len(), 2, "ids 1 and 2, then the gap where 3 and 4 were");
         assert!(q.at_gap());
         let missed = q.take_missed();
@@ -498,7 +528,7 @@ mod tests {
                 }
             )]
         );
-        q.drain_into(&mut out, 1000, &mut SpareQueues::default());
+        drain(&mut q, &mut out, 1000, &mut SpareQueues::default());
         assert_eq!(out.len(), 3, "then id 5");
         // Only control evicts a DM.
         q.push(dm(60, 6), Class::Message, 100);
@@ -526,7 +556,7 @@ mod tests {
         q.push(frame(50, Some(1)), Class::Message, 1000);
         q.push(frame(50, None), Class::Control, 1000);
         let mut out = Vec::new();
-        q.drain_into(&mut out, 1000, &mut SpareQueues::default());
+        drain(&mut q, &mut out, 1000, &mut SpareQueues::default());
         assert!(q.inner.is_none());
     }
 
@@ -540,7 +570,7 @@ mod tests {
             q.push_from(&mut spare, frame(10, Some(1)), Class::Message, 1000);
         }
         for q in &mut queues {
-            q.drain_into(&mut out, 1000, &mut spare);
+            drain(q, &mut out, 1000, &mut spare);
             assert!(q.inner.is_none());
         }
         assert_eq!(spare.len(), MAX_SPARE);
@@ -556,7 +586,7 @@ mod tests {
         let mut q = SendQueue::default();
         q.push_from(&mut spare, frame(60, Some(1)), Class::Message, 100);
         q.push_from(&mut spare, frame(60, Some(2)), Class::Message, 100);
-        q.drain_into(&mut out, 1000, &mut spare);
+        drain(&mut q, &mut out, 1000, &mut spare);
         assert!(q.has_missed() && q.inner.is_some());
     }
 
@@ -566,7 +596,7 @@ mod tests {
         q.push(frame(50, None), Class::Control, 1000);
         q.push(frame(50, None), Class::Control, 1000);
         let mut out = Vec::new();
-        assert_eq!(q.drain_into(&mut out, 10, &mut SpareQueues::default()), 50);
+        assert_eq!(drain(&mut q, &mut out, 10, &mut SpareQueues::default()), 50);
         assert_eq!(q.bytes(), 50);
     }
 }

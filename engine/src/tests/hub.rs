@@ -891,6 +891,7 @@ fn a_drain_says_when_it_emptied_the_queue_and_the_next_frame_then_wakes() {
             crate::Output::Effect(e) => {
                 if let Some(r) = w.store.run(e) {
                     w.hub.handle_result(w.now, r);
+                    w.route_commits();
                 }
             }
             _ => {}

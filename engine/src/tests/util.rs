@@ -10,7 +10,7 @@ use crate::effect::*;
 use crate::frame::*;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameKey};
-use crate::{decode, Config, ConnId, Hub, Output, Source};
+use crate::{decode, Config, ConnId, Hub, Output, Protocol, ProtocolError, Source};
 
 /// An owned copy of a received frame, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +191,30 @@ pub(crate) struct MemStore {
     pub(crate) groups: BTreeMap<NameKey, (Name, BTreeSet<NameKey>)>,
     pub(crate) offline_marks: HashMap<NameKey, MessageId>,
     next_id: MessageId,
+    /// What was committed, to be routed once its result is handled: the
+    /// hub takes the two as separate inputs, as from the server's writer.
+    pub(crate) commits: VecDeque<Commit>,
+}
+
+/// A commit to feed to the hub after the result that answers it.
+#[derive(Debug)]
+pub(crate) enum Commit {
+    Message(StoredMessage, ConnId),
+    Group(GroupOp, ConnId),
+}
+
+impl World {
+    /// Feeds the hub what the store committed, as the server's writer does.
+    pub(crate) fn route_commits(&mut self) {
+        while let Some(c) = self.store.commits.pop_front() {
+            match c {
+                Commit::Message(m, origin) => self.hub.handle_committed(self.now, m, Some(origin)),
+                Commit::Group(op, origin) => {
+                    self.hub.handle_group_committed(self.now, op, Some(origin))
+                }
+            }
+        }
+    }
 }
 
 impl MemStore {
@@ -211,11 +235,10 @@ impl MemStore {
             } => EffectResult::Authenticated {
                 conn,
                 result: match self.accounts.get(&user.key()) {
-                    Some((name, pw)) if *pw == password => Ok(*name),
-                    _ => Err(Refusal::new(
-                        ErrorCode::BadCredentials,
-                        "wrong user name or password",
-                    )),
+                    Some((name, pw)) if pw == password.expose() => Ok(*name),
+                    _ => Err(ProtocolError::BadCredentials {
+                        retry: Duration::ZERO,
+                    }),
                 },
             },
             Effect::Register {
@@ -226,10 +249,10 @@ impl MemStore {
                 conn,
                 result: match self.accounts.entry(user.key()) {
                     std::collections::hash_map::Entry::Occupied(_) => {
-                        Err(Refusal::new(ErrorCode::NameTaken, "taken"))
+                        Err(ProtocolError::NameTaken { user })
                     }
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert((user, password));
+                        v.insert((user, password.expose().to_owned()));
                         Ok(())
                     }
                 },
@@ -246,10 +269,7 @@ impl MemStore {
                             return Some(EffectResult::Stored {
                                 conn,
                                 reference,
-                                result: Err((
-                                    message,
-                                    Refusal::new(ErrorCode::NoSuchUser, "no such user"),
-                                )),
+                                result: Err((message, ProtocolError::NoSuchUser { user: u })),
                             })
                         }
                     },
@@ -264,10 +284,12 @@ impl MemStore {
                     body: message.body,
                 };
                 self.messages.push(m.clone());
+                let committed = m.committed();
+                self.commits.push_back(Commit::Message(m, conn));
                 EffectResult::Stored {
                     conn,
                     reference,
-                    result: Ok(m),
+                    result: Ok(committed),
                 }
             }
             Effect::StoreGroup {
@@ -278,7 +300,7 @@ impl MemStore {
                 let result = match &op {
                     GroupOp::Create { group, user } => match self.groups.entry(group.key()) {
                         std::collections::btree_map::Entry::Occupied(_) => {
-                            Err(Refusal::new(ErrorCode::GroupExists, "exists"))
+                            Err(ProtocolError::GroupExists { group: *group })
                         }
                         std::collections::btree_map::Entry::Vacant(v) => {
                             v.insert((*group, BTreeSet::from([user.key()])));
@@ -290,22 +312,25 @@ impl MemStore {
                             if m.insert(user.key()) {
                                 Ok(())
                             } else {
-                                Err(Refusal::new(ErrorCode::AlreadyMember, "member"))
+                                Err(ProtocolError::AlreadyMember { group: *group })
                             }
                         }
-                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
                     },
                     GroupOp::Leave { group, user } => match self.groups.get_mut(&group.key()) {
                         Some((_, m)) => {
                             if m.remove(&user.key()) {
                                 Ok(())
                             } else {
-                                Err(Refusal::new(ErrorCode::NotAMember, "not member"))
+                                Err(ProtocolError::NotAMember { group: *group })
                             }
                         }
-                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
                     },
                 };
+                if result.is_ok() {
+                    self.commits.push_back(Commit::Group(op.clone(), conn));
+                }
                 EffectResult::GroupStored {
                     conn,
                     reference,
@@ -451,7 +476,7 @@ impl World {
     }
 
     pub(crate) fn connect_from(&mut self, source: Source) -> usize {
-        let conn = self.hub.connect(self.now, source);
+        let conn = self.hub.connect(self.now, source, Protocol::CONFAB);
         self.peers.push(Peer {
             conn,
             got: Vec::new(),
@@ -540,6 +565,7 @@ impl World {
                     Output::Effect(e) => {
                         if let Some(r) = self.store.run(e) {
                             self.hub.handle_result(self.now, r);
+                            self.route_commits();
                         }
                     }
                     Output::Wake(_) => {}
@@ -561,6 +587,7 @@ impl World {
         while let Some(e) = self.held.pop_front() {
             if let Some(r) = self.store.run(e) {
                 self.hub.handle_result(self.now, r);
+                self.route_commits();
             }
         }
         self.run();

@@ -90,9 +90,18 @@ fn request(frame: Frame<'_>) -> Option<Request<'_>> {
         },
         Frame::Logout { reference } => Request::Logout { reference },
         Frame::RosterAck { version } => Request::RosterAck { version },
-        Frame::GroupCreate { reference, group: g } => group(reference, GroupRequest::Create, g),
-        Frame::GroupJoin { reference, group: g } => group(reference, GroupRequest::Join, g),
-        Frame::GroupLeave { reference, group: g } => group(reference, GroupRequest::Leave, g),
+        Frame::GroupCreate {
+            reference,
+            group: g,
+        } => group(reference, GroupRequest::Create, g),
+        Frame::GroupJoin {
+            reference,
+            group: g,
+        } => group(reference, GroupRequest::Join, g),
+        Frame::GroupLeave {
+            reference,
+            group: g,
+        } => group(reference, GroupRequest::Leave, g),
         Frame::GroupListRequest { reference } => Request::GroupList { reference },
         Frame::Send {
             reference,

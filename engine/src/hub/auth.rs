@@ -1,0 +1,291 @@
+//! Logging in and registering, and the penalties that bar them.
+//!
+//! A session says HELLO, then REGISTER or LOGIN; the password check is the
+//! shell's ([`Effect::Authenticate`], [`Effect::Register`]), one at a time
+//! per session. The [`Guard`] holds what bars a login or a connection
+//! before any work is done: accounts disconnected for flooding, source
+//! addresses whose connection flooded before logging in, and how many
+//! accounts each address and the server may still create.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::effect::{Effect, ReplayScope};
+use crate::error::ProtocolError;
+use crate::event::Event;
+use crate::id::{ConnId, Ref};
+use crate::name::{Name, NameKey};
+use crate::password::Password;
+use crate::registrations::{self, Registrations};
+use crate::send_queue::Class;
+use crate::session::state::{Auth, PendingAuth};
+use crate::session::{Source, State};
+use crate::wire::frame::PROTOCOL_VERSION;
+
+use super::Hub;
+
+/// Penalties remembered at once; beyond this (a flood of floods) the
+/// expired ones go, and if none has expired no new one is recorded.
+const MAX_PENALTIES: usize = 10_000;
+
+/// What bars a login or a connection (see the module docs).
+#[derive(Debug)]
+pub(super) struct Guard {
+    /// Accounts disconnected for flooding, and until when they may not log
+    /// in; bounded by `MAX_PENALTIES`.
+    penalties: HashMap<NameKey, Instant>,
+    /// Source addresses one of whose connections flooded before logging
+    /// in, and until when [`Hub::admit`] turns them away; bounded by
+    /// `MAX_PENALTIES` like `penalties`. A flooder without an account has
+    /// nothing else to be barred by, and reconnecting costs the server far
+    /// more than a refusal does.
+    barred: HashMap<Source, Instant>,
+    /// How many accounts each source and the server may still create.
+    registrations: Registrations,
+}
+
+impl Guard {
+    pub(super) fn new(config: &Config) -> Guard {
+        Guard {
+            penalties: HashMap::new(),
+            barred: HashMap::new(),
+            registrations: Registrations::new(
+                config.registrations_per_source,
+                config.registrations_per_server,
+            ),
+        }
+    }
+
+    /// How long `source` is still barred, if it is.
+    pub(super) fn barred(&self, now: Instant, source: Source) -> Option<Duration> {
+        remaining(&self.barred, &source, now)
+    }
+
+    /// Bars `source` for `flood_penalty`.
+    pub(super) fn bar(&mut self, now: Instant, source: Source, config: &Config) {
+        insert_penalty(&mut self.barred, source, now + config.flood_penalty, now);
+    }
+
+    /// Bars `user` from logging in for `flood_penalty`.
+    pub(super) fn penalize(&mut self, now: Instant, user: Name, config: &Config) {
+        let until = now + config.flood_penalty;
+        insert_penalty(&mut self.penalties, user.key(), until, now);
+    }
+
+    fn penalized(&self, now: Instant, user: &Name) -> Option<Duration> {
+        remaining(&self.penalties, &user.key(), now)
+    }
+}
+
+fn remaining<K: Hash + Eq>(map: &HashMap<K, Instant>, key: &K, now: Instant) -> Option<Duration> {
+    let until = map.get(key).filter(|t| **t > now)?;
+    Some(until.duration_since(now))
+}
+
+/// Records a penalty until `until`, keeping the map within
+/// `MAX_PENALTIES`: the expired ones go first, and if none has expired no
+/// new one is recorded (a flood of floods).
+fn insert_penalty<K: Hash + Eq>(
+    map: &mut HashMap<K, Instant>,
+    key: K,
+    until: Instant,
+    now: Instant,
+) {
+    if map.len() >= MAX_PENALTIES {
+        map.retain(|_, t| *t > now);
+        if map.len() >= MAX_PENALTIES {
+            return;
+        }
+    }
+    map.insert(key, until);
+}
+
+impl Hub {
+    pub(super) fn hello(&mut self, conn: ConnId, version: u16) {
+        if version != PROTOCOL_VERSION {
+            self.fatal(conn, Ref(0), ProtocolError::UnsupportedVersion { version });
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        if let State::AwaitHello(a) = s.state {
+            s.state = State::Auth(a.hello());
+        }
+        let hello = self.server_hello.clone();
+        self.push_shared(conn, &hello, Class::Control, None);
+    }
+
+    pub(super) fn register(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reference: Ref,
+        user: Name,
+        password: &str,
+    ) {
+        if !self.config.registration_open {
+            self.refuse(conn, reference, ProtocolError::RegistrationClosed);
+            return;
+        }
+        let Some(password) = Password::new(password) else {
+            self.refuse(conn, reference, ProtocolError::BadPassword);
+            return;
+        };
+        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+            return;
+        };
+        if let Err(refused) = self.guard.registrations.charge(now, source) {
+            let error = match refused {
+                registrations::Refused::Source(retry) => {
+                    ProtocolError::RegistrationsFromSource { retry }
+                }
+                registrations::Refused::Server(retry) => {
+                    ProtocolError::RegistrationsOnServer { retry }
+                }
+            };
+            self.refuse(conn, reference, error);
+            return;
+        }
+        if self.begin_auth(conn, reference, PendingAuth::Register { reference }) {
+            self.outbox.effect(Effect::Register {
+                conn,
+                user,
+                password,
+            });
+        }
+    }
+
+    /// LOGIN; `pending` holds what the answer needs (its reference, the
+    /// resume point, the roster choice).
+    pub(super) fn login(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        user: Name,
+        password: &str,
+        pending: PendingAuth,
+    ) {
+        let _ = now;
+        let PendingAuth::Login { reference, .. } = pending else {
+            return;
+        };
+        if self.begin_auth(conn, reference, pending) {
+            self.outbox.effect(Effect::Authenticate {
+                conn,
+                user,
+                password: Password::offered(password),
+            });
+        }
+    }
+
+    /// Records a pending REGISTER/LOGIN; refuses a second one while the first is checked.
+    fn begin_auth(&mut self, conn: ConnId, reference: Ref, pending: PendingAuth) -> bool {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return false;
+        };
+        let State::Auth(a) = &mut s.state else {
+            return false;
+        };
+        if a.pending.is_some() {
+            self.refuse(conn, reference, ProtocolError::AuthPending);
+            return false;
+        }
+        a.pending = Some(pending);
+        s.inflight += 1;
+        true
+    }
+
+    fn take_pending_auth(&mut self, conn: ConnId) -> Option<PendingAuth> {
+        let s = self.sessions.get_mut(conn)?;
+        let State::Auth(a) = &mut s.state else {
+            return None;
+        };
+        let p = a.pending.take()?;
+        s.inflight = s.inflight.saturating_sub(1);
+        Some(p)
+    }
+
+    pub(super) fn registered(&mut self, conn: ConnId, result: Result<(), ProtocolError>) {
+        let Some(PendingAuth::Register { reference }) = self.take_pending_auth(conn) else {
+            return;
+        };
+        match result {
+            Ok(()) => self.push(conn, Event::Ok { reference }, Class::Control),
+            Err(e) => self.refuse(conn, reference, e),
+        }
+    }
+
+    pub(super) fn authenticated(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        result: Result<Name, ProtocolError>,
+    ) {
+        let Some(PendingAuth::Login {
+            reference,
+            resume_after,
+            roster,
+        }) = self.take_pending_auth(conn)
+        else {
+            return;
+        };
+        let user = match result {
+            Ok(user) => user,
+            Err(e) => return self.refuse(conn, reference, e),
+        };
+        if let Some(retry) = self.guard.penalized(now, &user) {
+            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
+            return;
+        }
+        let others_online = self.roster.online.contains_key(&user.key());
+        self.log_in(conn, user, roster);
+        self.push(conn, Event::LoginOk { reference, user }, Class::Control);
+        if roster {
+            self.subscribers.insert(conn);
+            // Part of the login's answer: ahead of the replay and
+            // CAUGHT_UP (Message class), which may be queued before the
+            // client reads anything.
+            self.push_snapshot(conn, Class::Control);
+        }
+        let scope = if resume_after.get() > 0 {
+            Some(ReplayScope::Since {
+                after: resume_after,
+                groups: self.groups.of(&user),
+            })
+        } else if !others_online {
+            Some(ReplayScope::OfflineDirect)
+        } else {
+            None
+        };
+        match scope {
+            Some(scope) => self.start_replay(conn, user, scope),
+            None => {
+                let last_id = self.last_id;
+                self.push(conn, Event::CaughtUp { last_id }, Class::Message);
+            }
+        }
+    }
+
+    /// The session's transition out of Auth: it joins the roster and
+    /// starts its own budgets.
+    fn log_in(&mut self, conn: ConnId, user: Name, roster: bool) {
+        if let Some(delta) = self.roster.attach(user, conn) {
+            self.broadcast_roster(&delta, conn);
+        }
+        let version = self.roster.version();
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        // The pre-auth budget is spent: logged in, the session starts with
+        // full buckets of its own limits.
+        s.set_marks(|m| {
+            m.msgs = None;
+            m.bytes = None;
+        });
+        s.state = Auth::logged_in(user, version, roster);
+        self.sessions.logged_in(conn);
+    }
+}

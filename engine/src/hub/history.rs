@@ -1,0 +1,95 @@
+//! History pages: a HISTORY_REQUEST checked and handed to storage, and the
+//! page fitted into one frame of the asker's protocol.
+
+use crate::effect::{Effect, HistoryLoaded};
+use crate::error::ProtocolError;
+use crate::event::Event;
+use crate::id::{ConnId, MessageId, Ref};
+use crate::name::Name;
+use crate::send_queue::Class;
+use crate::wire::frame::Target;
+
+use super::Hub;
+
+impl Hub {
+    pub(super) fn history(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        target: Target,
+        before: MessageId,
+        limit: u16,
+    ) {
+        let Some(user) = self.user(conn) else { return };
+        if let Target::Group(g) = &target {
+            if let Err(e) = self.groups.of_member(&user, g) {
+                return self.refuse(conn, reference, e);
+            }
+        }
+        let max = self.config.history_page_max;
+        let limit = if limit == 0 || limit > max {
+            max
+        } else {
+            limit
+        };
+        if !self.begin_request(conn, reference) {
+            return;
+        }
+        self.outbox.effect(Effect::LoadHistory {
+            conn,
+            reference,
+            user,
+            target,
+            before,
+            limit,
+        });
+    }
+
+    /// The loaded page, cut to what one frame of the session's protocol
+    /// holds within `max_frame`: what does not fit is "more".
+    pub(super) fn history_loaded(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        target: Target,
+        result: Result<HistoryLoaded, ProtocolError>,
+    ) {
+        self.end_request(conn);
+        let loaded = match result {
+            Ok(l) => l,
+            Err(e) => return self.refuse(conn, reference, e),
+        };
+        let Some(s) = self.sessions.get(conn) else {
+            return;
+        };
+        let codec = &*self.codecs[s.protocol.index()];
+        let budget = self.config.max_frame as usize;
+        let mut page = Event::HistoryPage {
+            reference,
+            target,
+            more: loaded.more,
+            entries: Vec::new(),
+        };
+        // Sized for the longest target, so the page fits whichever it is.
+        let mut size = codec.encoded_len(&Event::HistoryPage {
+            reference,
+            target: Target::User(Name::longest()),
+            more: false,
+            entries: Vec::new(),
+        });
+        let Event::HistoryPage { entries, more, .. } = &mut page else {
+            unreachable!("built as a page just above")
+        };
+        let mut messages = loaded.messages.into_iter();
+        for m in messages.by_ref() {
+            let n = codec.history_entry_len(&m);
+            if size + n > budget || entries.len() == u16::MAX as usize {
+                *more = true;
+                break;
+            }
+            size += n;
+            entries.push(m);
+        }
+        self.push(conn, page, Class::Bulk);
+    }
+}

@@ -1,0 +1,218 @@
+//! A session's input: bytes read by its protocol's codec, or requests a
+//! front end parsed itself, paid for and then dispatched by the state table.
+
+use std::time::Instant;
+
+use crate::error::ProtocolError;
+use crate::event::Event;
+use crate::id::{ConnId, Ref};
+use crate::protocol::Decoded;
+use crate::request::Request;
+use crate::send_queue::Class;
+use crate::session::state::PendingAuth;
+use crate::session::CloseReason;
+
+use super::Hub;
+
+impl Hub {
+    /// Bytes that arrived from the peer, read by the connection's codec.
+    /// Returns how many were consumed: the rest (an incomplete request, or
+    /// requests held back by the rate limit or the per-turn budget) must be
+    /// passed again, with anything newer appended, when
+    /// [`Hub::read_ready`] allows.
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, input: &[u8]) -> usize {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return input.len();
+        };
+        if s.state.is_closed() {
+            return input.len();
+        }
+        let codec = self.codecs[s.protocol.index()].clone();
+        // The PONG to our own PING is the server's doing, paid for by its
+        // ping schedule: it does not touch the budgets, so an idle session
+        // that answers pings holds no rate state (see `Marks`).
+        let mut solicited_pong = false;
+        if !input.is_empty() {
+            s.last_heard = now;
+            if s.marks().ping_sent.is_some() {
+                s.set_marks(|m| m.ping_sent = None);
+                solicited_pong = true;
+            }
+        }
+        let mut off = 0;
+        let mut taken = 0;
+        while taken < self.config.frames_per_turn {
+            let Some(s) = self.sessions.get(conn) else {
+                return input.len();
+            };
+            if s.state.is_closed() {
+                return input.len();
+            }
+            if s.marks().paused_until.is_some_and(|t| t > now) {
+                break;
+            }
+            let max = if s.state.before_login() {
+                self.config.max_frame_pre_auth
+            } else {
+                self.config.max_frame
+            };
+            let len = match codec.decode(&input[off..], max) {
+                Decoded::Incomplete => break,
+                Decoded::Request(r, len) => {
+                    let free = solicited_pong && matches!(r, Request::Pong { .. });
+                    solicited_pong &= !free;
+                    if !free && !self.pay(now, conn, r.is_exempt(), len) {
+                        break;
+                    }
+                    self.dispatch(now, conn, r);
+                    len
+                }
+                Decoded::Skipped(len, error) => {
+                    if !self.pay(now, conn, false, len) {
+                        break;
+                    }
+                    self.refuse(conn, Ref(0), error);
+                    len
+                }
+                Decoded::NotARequest(len, request) => {
+                    if !self.pay(now, conn, false, len) {
+                        break;
+                    }
+                    self.out_of_place(conn, Ref(0), request);
+                    len
+                }
+                Decoded::Fatal(error) => {
+                    self.fatal(conn, Ref(0), error);
+                    self.finish();
+                    return input.len();
+                }
+            };
+            off += len;
+            taken += 1;
+            self.finish();
+        }
+        let rest = &input[off..];
+        let incomplete =
+            !rest.is_empty() && matches!(codec.decode(rest, u32::MAX), Decoded::Incomplete);
+        if let Some(s) = self.sessions.get_mut(conn) {
+            // The deadline is the incomplete request's own: if requests were
+            // taken in this call, the one left over is newer than any that
+            // was incomplete before, and its clock starts now.
+            match (incomplete, off) {
+                (false, _) => s.set_marks(|m| m.frame_started = None),
+                (true, 0) => s.set_marks(|m| {
+                    m.frame_started.get_or_insert(now);
+                }),
+                (true, _) => s.set_marks(|m| m.frame_started = Some(now)),
+            }
+        }
+        off
+    }
+
+    /// Whether `input` (what [`Hub::handle_bytes`] left unconsumed) holds
+    /// a whole request or more, so the reader should feed it again without
+    /// waiting for the socket.
+    pub fn holds_request(&self, conn: ConnId, input: &[u8]) -> bool {
+        let Some(s) = self.sessions.get(conn) else {
+            return false;
+        };
+        !input.is_empty()
+            && !matches!(
+                self.codecs[s.protocol.index()].decode(input, u32::MAX),
+                Decoded::Incomplete
+            )
+    }
+
+    /// A request from a front end that parsed it itself (one whose framing
+    /// the hub's codecs do not read, such as WebSocket messages). It pays
+    /// `min_frame_charge` bytes; false if it was not taken (the session is
+    /// paused: offer it again when [`Hub::read_ready`] allows).
+    pub fn handle_request(&mut self, now: Instant, conn: ConnId, request: Request<'_>) -> bool {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return true;
+        };
+        if s.state.is_closed() {
+            return true;
+        }
+        if s.marks().paused_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        s.last_heard = now;
+        if !self.pay(now, conn, request.is_exempt(), 0) {
+            self.finish();
+            return false;
+        }
+        self.dispatch(now, conn, request);
+        self.finish();
+        true
+    }
+
+    /// Acts on a paid request, if the session's state accepts it.
+    fn dispatch(&mut self, now: Instant, conn: ConnId, request: Request<'_>) {
+        let Some(s) = self.sessions.get(conn) else {
+            return;
+        };
+        if !s.state.accepts(&request) {
+            self.out_of_place(conn, request.reference(), request.name());
+            return;
+        }
+        match request {
+            Request::Ping { token } => self.push(conn, Event::Pong { token }, Class::Control),
+            Request::Pong { .. } => {}
+            Request::Hello { version } => self.hello(conn, version),
+            Request::Register {
+                reference,
+                user,
+                password,
+            } => self.register(now, conn, reference, user, password),
+            Request::Login {
+                reference,
+                user,
+                password,
+                resume_after,
+                roster,
+            } => {
+                let pending = PendingAuth::Login {
+                    reference,
+                    resume_after,
+                    roster,
+                };
+                self.login(now, conn, user, password, pending)
+            }
+            Request::Logout { reference } => {
+                self.push(conn, Event::Ok { reference }, Class::Control);
+                self.close(conn, CloseReason::Logout);
+            }
+            Request::RosterAck { version } => self.roster_ack(conn, version),
+            Request::Group {
+                reference,
+                op,
+                group,
+            } => self.group_request(conn, reference, op, group),
+            Request::GroupList { reference } => self.group_list(conn, reference),
+            Request::Send {
+                reference,
+                target,
+                body,
+            } => self.send(conn, reference, target, body),
+            Request::History {
+                reference,
+                target,
+                before,
+                limit,
+            } => self.history(conn, reference, target, before, limit),
+        }
+    }
+
+    /// Refuses a request the session's state does not take.
+    fn out_of_place(&mut self, conn: ConnId, reference: Ref, request: &'static str) {
+        let Some(phase) = self.sessions.get(conn).map(|s| s.phase()) else {
+            return;
+        };
+        self.refuse(
+            conn,
+            reference,
+            ProtocolError::WrongState { request, phase },
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! Queueing events for sessions, waking their writers, draining, closing.
+//!
+//! Every event for a session goes through [`Outbox::push`], which charges
+//! it to the session's queue at its length in the session's protocol and
+//! wakes the writer if it was idle. A push never closes anything itself:
+//! a queue that overflows is recorded, and [`Hub::finish`] closes it once
+//! the input that caused it is handled, so pushing is safe from anywhere
+//! (a broadcast loop, a roster update) without re-entering the hub.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::effect::Effect;
+use crate::error::ProtocolError;
+use crate::event::{Event, Shared};
+use crate::id::{ConnId, MessageId, Ref};
+use crate::name::Name;
+use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
+use crate::session::state::Closed;
+use crate::session::{CloseReason, Session, State};
+use crate::wire::frame::Target;
+
+use super::{Hub, Output};
+
+/// What [`Hub::drain`] handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Bytes moved into the caller's vector.
+    pub bytes: usize,
+    /// After writing them, close the connection: the session is over.
+    pub close: bool,
+    /// Nothing is left to hand over (no frame queued, no MISSED report or
+    /// roster snapshot waiting for a drain to queue it): the next frame
+    /// queued for the connection yields [`Output::Wake`], so a writer may
+    /// park now, before writing these, instead of draining once more only
+    /// to find nothing.
+    pub empty: bool,
+}
+
+/// The hub's outputs and the queues' shared spare state (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    pub(super) outputs: VecDeque<Output>,
+    /// Queue states of sessions whose queue emptied, for reuse.
+    spare: SpareQueues,
+    /// Sessions whose queue overflowed; closed by [`Hub::finish`].
+    overflowed: Vec<ConnId>,
+}
+
+impl Outbox {
+    /// Queues `item` for session `s` (`conn`) within `limit` bytes.
+    pub(super) fn push(
+        &mut self,
+        s: &mut Session,
+        conn: ConnId,
+        item: Queued,
+        class: Class,
+        limit: usize,
+    ) {
+        match s.queue.push_from(&mut self.spare, item, class, limit) {
+            Pushed::Queued { .. } | Pushed::Dropped => self.wake(s, conn),
+            Pushed::Overflow => self.overflowed.push(conn),
+        }
+    }
+
+    /// Records a session to close as a slow consumer once the input is handled.
+    pub(super) fn overflowed(&mut self, conn: ConnId) {
+        self.overflowed.push(conn);
+    }
+
+    pub(super) fn take_overflowed(&mut self) -> Option<ConnId> {
+        self.overflowed.pop()
+    }
+
+    /// Tells the shell to drain `conn`, once until it does.
+    pub(super) fn wake(&mut self, s: &mut Session, conn: ConnId) {
+        if !s.wake_pending {
+            s.wake_pending = true;
+            self.outputs.push_back(Output::Wake(conn));
+        }
+    }
+
+    pub(super) fn effect(&mut self, effect: Effect) {
+        self.outputs.push_back(Output::Effect(effect));
+    }
+}
+
+impl Hub {
+    /// Queues a new event for one session.
+    pub(super) fn push(&mut self, conn: ConnId, event: Event, class: Class) {
+        self.push_shared(conn, &Shared::new(event), class, None);
+    }
+
+    /// Queues a shared event for one session; `message` names the
+    /// conversation and id of a message, so that a drop can be reported.
+    pub(super) fn push_shared(
+        &mut self,
+        conn: ConnId,
+        event: &Arc<Shared>,
+        class: Class,
+        message: Option<(Target, MessageId)>,
+    ) {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        let codec = &*self.codecs[s.protocol.index()];
+        let item = Queued {
+            len: event.encoded_len(s.protocol, codec),
+            event: event.clone(),
+            message,
+        };
+        self.outbox
+            .push(s, conn, item, class, self.config.send_queue_bytes);
+    }
+
+    /// Answers a request with an error; a fatal one closes the session.
+    pub(super) fn refuse(&mut self, conn: ConnId, reference: Ref, error: ProtocolError) {
+        if error.is_fatal() {
+            self.fatal(conn, reference, error);
+        } else {
+            self.push(conn, Event::Error { reference, error }, Class::Control);
+        }
+    }
+
+    /// Sends a fatal error and closes the session.
+    pub(super) fn fatal(&mut self, conn: ConnId, reference: Ref, error: ProtocolError) {
+        let limit = self.config.send_queue_bytes;
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        if s.state.is_closed() {
+            return;
+        }
+        let reason = CloseReason::Error(error.code(), error.to_string());
+        let event = Shared::new(Event::Error { reference, error });
+        let codec = &*self.codecs[s.protocol.index()];
+        let item = Queued {
+            len: event.encoded_len(s.protocol, codec),
+            event,
+            message: None,
+        };
+        // In the last class, so that it is the last frame written, after
+        // whatever was queued before it (nothing is queued after it: the
+        // session is closed), as the spec promises.
+        if let Pushed::Overflow = s.queue.push(item.clone(), Class::Bulk, limit) {
+            s.queue = Default::default();
+            let _ = s.queue.push(item, Class::Bulk, usize::MAX);
+        }
+        self.close(conn, reason);
+    }
+
+    pub(super) fn slow_consumer(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        if s.state.is_closed() {
+            return;
+        }
+        // What is queued will not be read in time; make room for the reason.
+        s.queue = Default::default();
+        self.fatal(conn, Ref(0), ProtocolError::SlowConsumer);
+    }
+
+    /// Moves a session to Closed: it leaves the roster and its groups' view
+    /// now; its queue is still flushed by the writer.
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        let was = std::mem::replace(&mut s.state, State::Closed(Closed { reason }));
+        s.set_marks(|m| {
+            m.paused_until = None;
+            m.frame_started = None;
+        });
+        self.left(conn, was.logged_in().map(|l| l.user));
+        if let Some(s) = self.sessions.get_mut(conn) {
+            self.outbox.wake(s, conn);
+        }
+    }
+
+    /// `conn` (of `user`, if it had logged in) is closed or gone: it leaves
+    /// the roster and the streams it was in.
+    pub(super) fn left(&mut self, conn: ConnId, user: Option<Name>) {
+        self.subscribers.remove(&conn);
+        self.replays.cancel(conn);
+        let Some(user) = user else { return };
+        if let Some(delta) = self.roster.detach(user, conn) {
+            self.outbox.effect(Effect::UserOffline {
+                user,
+                seen_upto: self.last_id,
+            });
+            self.broadcast_roster(&delta, conn);
+        }
+    }
+
+    /// Moves up to about `max_bytes` of `conn`'s queued events, most
+    /// important first, encoded by its protocol's codec, into `out`. Call
+    /// until it returns no bytes, then wait for [`Output::Wake`]; close the
+    /// connection when it says so.
+    pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> Drained {
+        const GONE: Drained = Drained {
+            bytes: 0,
+            close: true,
+            empty: true,
+        };
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return GONE;
+        };
+        s.wake_pending = false;
+        if s.logged_in().is_some_and(|l| l.roster.needs_snapshot) {
+            self.roster_catch_up(conn);
+        }
+        self.finish();
+        let Hub {
+            sessions,
+            outbox,
+            codecs,
+            ..
+        } = self;
+        let Some(s) = sessions.get_mut(conn) else {
+            return GONE;
+        };
+        let (protocol, codec) = (s.protocol, &*codecs[s.protocol.index()]);
+        let mut bytes = 0;
+        loop {
+            bytes += s.queue.drain_into(
+                out,
+                max_bytes - bytes.min(max_bytes),
+                &mut outbox.spare,
+                |e| e.encoded(protocol, codec).clone(),
+            );
+            if !s.queue.at_gap() {
+                break;
+            }
+            // Messages were dropped here: the report goes before anything
+            // newer (see `send_queue`), straight to the writer.
+            for (target, r) in s.queue.take_missed() {
+                let report = Shared::new(Event::Missed {
+                    target,
+                    first: r.first,
+                    last: r.last,
+                    count: r.count,
+                });
+                let report = report.encoded(protocol, codec).clone();
+                bytes += report.len();
+                out.push(report);
+            }
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        let close = s.state.is_closed() && s.queue.is_empty();
+        // MISSED reports and roster snapshots are queued by a drain, not
+        // when they arise: with either pending, drain again.
+        let empty = s.queue.is_empty()
+            && !s.queue.has_missed()
+            && !s.logged_in().is_some_and(|l| l.roster.needs_snapshot);
+        Drained {
+            bytes,
+            close,
+            empty,
+        }
+    }
+}
