@@ -8,9 +8,11 @@
 //! [`ConnId`] it was for. Results for a connection that has gone are dropped,
 //! except a stored message, which is still delivered to everyone else.
 
-use crate::frame::{ErrorCode, Target};
+use crate::error::ProtocolError;
+use crate::frame::Target;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
+use crate::password::Password;
 
 /// A message before it has an id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,8 +93,8 @@ pub enum Effect {
         conn: ConnId,
         /// The name as typed (any case).
         user: Name,
-        /// The password: never log it.
-        password: String,
+        /// The password (its `Debug` hides it).
+        password: Password,
     },
     /// Create an account; answer with [`EffectResult::Registered`].
     Register {
@@ -100,8 +102,8 @@ pub enum Effect {
         conn: ConnId,
         /// The wanted name.
         user: Name,
-        /// The password: never log it.
-        password: String,
+        /// The password (its `Debug` hides it).
+        password: Password,
     },
     /// Commit a message, assigning its id and timestamp; answer with
     /// [`EffectResult::Stored`]. Results must come back in the order the
@@ -161,28 +163,6 @@ pub enum Effect {
     },
 }
 
-/// Why a login or registration failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The code to send.
-    pub code: ErrorCode,
-    /// When to retry, in ms, or 0.
-    pub retry_after_ms: u32,
-    /// The text to send.
-    pub text: String,
-}
-
-impl Refusal {
-    /// A refusal without a retry delay.
-    pub fn new(code: ErrorCode, text: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            retry_after_ms: 0,
-            text: text.into(),
-        }
-    }
-}
-
 /// The answer to an [`Effect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -192,14 +172,14 @@ pub enum EffectResult {
         /// The session.
         conn: ConnId,
         /// The canonical name, or why not.
-        result: Result<Name, Refusal>,
+        result: Result<Name, ProtocolError>,
     },
     /// The answer to [`Effect::Register`].
     Registered {
         /// The session.
         conn: ConnId,
         /// Created, or why not.
-        result: Result<(), Refusal>,
+        result: Result<(), ProtocolError>,
     },
     /// The answer to [`Effect::Store`], in the same order.
     Stored {
@@ -209,7 +189,7 @@ pub enum EffectResult {
         reference: Ref,
         /// The committed message, or why it was not committed (the message
         /// is handed back either way).
-        result: Result<StoredMessage, (NewMessage, Refusal)>,
+        result: Result<StoredMessage, (NewMessage, ProtocolError)>,
     },
     /// The answer to [`Effect::StoreGroup`].
     GroupStored {
@@ -220,7 +200,7 @@ pub enum EffectResult {
         /// The change.
         op: GroupOp,
         /// Committed, or why not.
-        result: Result<(), Refusal>,
+        result: Result<(), ProtocolError>,
     },
     /// The answer to [`Effect::LoadHistory`].
     History {
@@ -231,14 +211,14 @@ pub enum EffectResult {
         /// The conversation.
         target: Target,
         /// Newest first, or why not.
-        result: Result<HistoryLoaded, Refusal>,
+        result: Result<HistoryLoaded, ProtocolError>,
     },
     /// The answer to [`Effect::Replay`].
     Replayed {
         /// The session.
         conn: ConnId,
         /// Oldest first, or why not.
-        result: Result<ReplayLoaded, Refusal>,
+        result: Result<ReplayLoaded, ProtocolError>,
     },
 }
 

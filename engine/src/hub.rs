@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use crate::codec::{decode, DecodeError};
 use crate::config::Config;
 use crate::effect::{
-    Effect, EffectResult, GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope,
+    Effect, EffectResult, GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope,
     StoredMessage,
 };
+use crate::error::ProtocolError;
 use crate::frame::{
     kind, ErrorCode, Frame, GroupChange, GroupInfo, HistoryEntry, Target, Text, PROTOCOL_VERSION,
 };
 use crate::id::{ConnId, MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameKey};
+use crate::password::Password;
 use crate::registrations::{self, Registrations};
 use crate::roster::Roster;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
@@ -899,16 +901,17 @@ impl Hub {
             );
             return;
         }
-        if password.is_empty() || password.len() > 128 {
+        let Some(password) = Password::new(password) else {
+            let e = ProtocolError::BadPassword;
             self.error(
                 conn,
-                ErrorCode::BadCredentials,
+                e.code(),
                 reference,
-                0,
-                "a password is 1 to 128 bytes",
+                e.retry_after_ms(),
+                &e.to_string(),
             );
             return;
-        }
+        };
         let Some(source) = self.session(conn).map(|s| s.source) else {
             return;
         };
@@ -932,7 +935,7 @@ impl Hub {
         self.outputs.push_back(Output::Effect(Effect::Register {
             conn,
             user,
-            password: password.to_owned(),
+            password,
         }));
     }
 
@@ -959,7 +962,7 @@ impl Hub {
         self.outputs.push_back(Output::Effect(Effect::Authenticate {
             conn,
             user,
-            password: password.to_owned(),
+            password: Password::offered(password),
         }));
     }
 
@@ -996,17 +999,23 @@ impl Hub {
         Some(p)
     }
 
-    fn registered(&mut self, conn: ConnId, result: Result<(), Refusal>) {
+    fn registered(&mut self, conn: ConnId, result: Result<(), ProtocolError>) {
         let Some(state::PendingAuth::Register { reference }) = self.take_pending_auth(conn) else {
             return;
         };
         match result {
             Ok(()) => self.push(conn, ok_frame(reference), Class::Control, None),
-            Err(r) => self.error(conn, r.code, reference, r.retry_after_ms, &r.text),
+            Err(r) => self.error(
+                conn,
+                r.code(),
+                reference,
+                r.retry_after_ms(),
+                &r.to_string(),
+            ),
         }
     }
 
-    fn authenticated(&mut self, now: Instant, conn: ConnId, result: Result<Name, Refusal>) {
+    fn authenticated(&mut self, now: Instant, conn: ConnId, result: Result<Name, ProtocolError>) {
         let Some(state::PendingAuth::Login {
             reference,
             resume_after,
@@ -1018,7 +1027,13 @@ impl Hub {
         let user = match result {
             Ok(user) => user,
             Err(r) => {
-                self.error(conn, r.code, reference, r.retry_after_ms, &r.text);
+                self.error(
+                    conn,
+                    r.code(),
+                    reference,
+                    r.retry_after_ms(),
+                    &r.to_string(),
+                );
                 return;
             }
         };
@@ -1121,7 +1136,7 @@ impl Hub {
         }
     }
 
-    fn replayed(&mut self, conn: ConnId, result: Result<ReplayLoaded, Refusal>) {
+    fn replayed(&mut self, conn: ConnId, result: Result<ReplayLoaded, ProtocolError>) {
         let Some(hold) = self.holds.remove(&conn) else {
             return;
         };
@@ -1148,7 +1163,7 @@ impl Hub {
                     self.push(conn, bytes, class, Some((conversation, m.id)));
                 }
             }
-            Err(r) => self.error(conn, r.code, Ref(0), r.retry_after_ms, &r.text),
+            Err(r) => self.error(conn, r.code(), Ref(0), r.retry_after_ms(), &r.to_string()),
         }
         let bytes = Frame::CaughtUp { last_id: hold.upto }.to_shared();
         self.push(conn, bytes, Class::Message, None);
@@ -1416,14 +1431,20 @@ impl Hub {
         conn: ConnId,
         reference: Ref,
         op: GroupOp,
-        result: Result<(), Refusal>,
+        result: Result<(), ProtocolError>,
     ) {
         self.end_request(conn);
         if let GroupOp::Create { group, .. } = &op {
             self.pending_creates.remove(&group.key());
         }
         if let Err(r) = result {
-            self.error(conn, r.code, reference, r.retry_after_ms, &r.text);
+            self.error(
+                conn,
+                r.code(),
+                reference,
+                r.retry_after_ms(),
+                &r.to_string(),
+            );
             return;
         }
         let (group, user, change) = match op {
@@ -1531,13 +1552,19 @@ impl Hub {
         &mut self,
         conn: ConnId,
         reference: Ref,
-        result: Result<StoredMessage, (NewMessage, Refusal)>,
+        result: Result<StoredMessage, (NewMessage, ProtocolError)>,
     ) {
         self.end_request(conn);
         let m = match result {
             Ok(m) => m,
             Err((_, r)) => {
-                self.error(conn, r.code, reference, r.retry_after_ms, &r.text);
+                self.error(
+                    conn,
+                    r.code(),
+                    reference,
+                    r.retry_after_ms(),
+                    &r.to_string(),
+                );
                 return;
             }
         };
@@ -1701,13 +1728,19 @@ impl Hub {
         conn: ConnId,
         reference: Ref,
         target: Target,
-        result: Result<HistoryLoaded, Refusal>,
+        result: Result<HistoryLoaded, ProtocolError>,
     ) {
         self.end_request(conn);
         let loaded = match result {
             Ok(l) => l,
             Err(r) => {
-                self.error(conn, r.code, reference, r.retry_after_ms, &r.text);
+                self.error(
+                    conn,
+                    r.code(),
+                    reference,
+                    r.retry_after_ms(),
+                    &r.to_string(),
+                );
                 return;
             }
         };

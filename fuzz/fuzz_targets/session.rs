@@ -31,8 +31,8 @@ fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
     Some(match e {
         Effect::Authenticate { conn, user, password } => EffectResult::Authenticated {
             conn,
-            result: if password.len() % 3 == 0 {
-                Err(confab_engine::effect::Refusal::new(confab_engine::frame::ErrorCode::BadCredentials, "no"))
+            result: if password.expose().len() % 3 == 0 {
+                Err(confab_engine::ProtocolError::BadCredentials { retry: std::time::Duration::ZERO })
             } else {
                 Ok(user)
             },

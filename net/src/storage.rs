@@ -21,9 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
-use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
-use confab_engine::frame::ErrorCode;
-use confab_engine::{ConnId, EffectResult, MessageId, Name, Ref, Target};
+use confab_engine::effect::{GroupOp, NewMessage, ReplayScope};
+use confab_engine::{ConnId, EffectResult, MessageId, Name, ProtocolError, Ref, Target};
 use log::{error, info};
 
 use crate::auth::storage_failed;
@@ -239,7 +238,7 @@ fn commit(
                 written.len()
             );
             error!("{text}");
-            Err(Refusal::new(ErrorCode::StorageError, text))
+            Err(ProtocolError::Storage(text))
         }
         Err(e) => Err(storage_failed(
             &format!("committing {} writes", batch.len()),
@@ -265,15 +264,12 @@ fn commit(
 fn answer(
     write: Write,
     owner: Option<(ConnId, Ref)>,
-    outcome: Result<Written, Refusal>,
+    outcome: Result<Written, ProtocolError>,
 ) -> Option<EffectResult> {
     let (conn, reference) = owner?;
     let wrong_kind = || {
         error!("storage answered a write with an outcome of another kind");
-        Refusal::new(
-            ErrorCode::StorageError,
-            "storage answered with an outcome of another kind",
-        )
+        ProtocolError::Storage("storage answered with an outcome of another kind".to_owned())
     };
     Some(match write {
         Write::Message(message) => EffectResult::Stored {
@@ -326,7 +322,7 @@ impl ReadJob {
     }
 
     /// The answer when the job is refused.
-    pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
+    pub(crate) fn refused(self, refusal: ProtocolError) -> EffectResult {
         match self {
             ReadJob::History {
                 conn,
@@ -361,10 +357,7 @@ impl ReadJob {
                 let result = match &target {
                     Target::User(other) => match store.account(other) {
                         Ok(Some(_)) => Ok(()),
-                        Ok(None) => Err(Refusal::new(
-                            ErrorCode::NoSuchUser,
-                            format!("no user {other}"),
-                        )),
+                        Ok(None) => Err(ProtocolError::NoSuchUser { user: *other }),
                         Err(e) => Err(storage_failed("looking up an account", &e)),
                     },
                     _ => Ok(()),
@@ -410,6 +403,7 @@ pub(crate) fn run_reader(rx: Receiver<ReadJob>, shared: Arc<Shared>, mut store: 
 #[cfg(test)]
 mod tests {
     use confab_engine::effect::StoredMessage;
+    use confab_engine::frame::ErrorCode;
 
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -454,7 +448,7 @@ mod tests {
             .map(|r| match r {
                 EffectResult::Stored { result, .. } => result
                     .map(|m: StoredMessage| (m.id, m.target))
-                    .map_err(|(_, r)| r.code),
+                    .map_err(|(_, r)| r.code()),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();

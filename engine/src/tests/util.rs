@@ -10,7 +10,7 @@ use crate::effect::*;
 use crate::frame::*;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameKey};
-use crate::{decode, Config, ConnId, Hub, Output, Source};
+use crate::{decode, Config, ConnId, Hub, Output, ProtocolError, Source};
 
 /// An owned copy of a received frame, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,11 +211,10 @@ impl MemStore {
             } => EffectResult::Authenticated {
                 conn,
                 result: match self.accounts.get(&user.key()) {
-                    Some((name, pw)) if *pw == password => Ok(*name),
-                    _ => Err(Refusal::new(
-                        ErrorCode::BadCredentials,
-                        "wrong user name or password",
-                    )),
+                    Some((name, pw)) if pw == password.expose() => Ok(*name),
+                    _ => Err(ProtocolError::BadCredentials {
+                        retry: Duration::ZERO,
+                    }),
                 },
             },
             Effect::Register {
@@ -226,10 +225,10 @@ impl MemStore {
                 conn,
                 result: match self.accounts.entry(user.key()) {
                     std::collections::hash_map::Entry::Occupied(_) => {
-                        Err(Refusal::new(ErrorCode::NameTaken, "taken"))
+                        Err(ProtocolError::NameTaken { user })
                     }
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert((user, password));
+                        v.insert((user, password.expose().to_owned()));
                         Ok(())
                     }
                 },
@@ -246,10 +245,7 @@ impl MemStore {
                             return Some(EffectResult::Stored {
                                 conn,
                                 reference,
-                                result: Err((
-                                    message,
-                                    Refusal::new(ErrorCode::NoSuchUser, "no such user"),
-                                )),
+                                result: Err((message, ProtocolError::NoSuchUser { user: u })),
                             })
                         }
                     },
@@ -278,7 +274,7 @@ impl MemStore {
                 let result = match &op {
                     GroupOp::Create { group, user } => match self.groups.entry(group.key()) {
                         std::collections::btree_map::Entry::Occupied(_) => {
-                            Err(Refusal::new(ErrorCode::GroupExists, "exists"))
+                            Err(ProtocolError::GroupExists { group: *group })
                         }
                         std::collections::btree_map::Entry::Vacant(v) => {
                             v.insert((*group, BTreeSet::from([user.key()])));
@@ -290,20 +286,20 @@ impl MemStore {
                             if m.insert(user.key()) {
                                 Ok(())
                             } else {
-                                Err(Refusal::new(ErrorCode::AlreadyMember, "member"))
+                                Err(ProtocolError::AlreadyMember { group: *group })
                             }
                         }
-                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
                     },
                     GroupOp::Leave { group, user } => match self.groups.get_mut(&group.key()) {
                         Some((_, m)) => {
                             if m.remove(&user.key()) {
                                 Ok(())
                             } else {
-                                Err(Refusal::new(ErrorCode::NotAMember, "not member"))
+                                Err(ProtocolError::NotAMember { group: *group })
                             }
                         }
-                        None => Err(Refusal::new(ErrorCode::NoSuchGroup, "no group")),
+                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
                     },
                 };
                 EffectResult::GroupStored {
