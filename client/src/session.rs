@@ -34,7 +34,7 @@ use confab_engine::codec::DecodeError;
 use confab_engine::frame::{
     ErrorCode, Frame, GroupChange, GroupInfo, Presence, ServerInfo, Text, PROTOCOL_VERSION,
 };
-use confab_engine::{decode, MessageId, Name, Ref, RosterVersion, Target};
+use confab_engine::{decode, MessageId, Name, Password, Ref, RosterVersion, Target};
 
 use crate::roster::Roster;
 
@@ -43,8 +43,11 @@ use crate::roster::Roster;
 /// memory a misbehaving server can make the client reserve.
 pub const MAX_INBOUND_FRAME: u32 = 16 * 1024 * 1024;
 
-/// The longest password a frame can carry (a one-byte length).
-pub const MAX_PASSWORD_LEN: usize = 255;
+/// The longest password this client sends: the protocol's limit
+/// ([`Password::MAX_LEN`], docs/PROTOCOL.md), not the 255 bytes a frame
+/// could carry, so that the client refuses what every server refuses. A
+/// login with a longer password could not match a registered one anyway.
+pub const MAX_PASSWORD_LEN: usize = Password::MAX_LEN;
 
 /// The client side of one connection (see the module docs).
 #[derive(Debug)]
@@ -358,8 +361,8 @@ pub enum ApiMisuse {
     /// The session is closed.
     #[error("the session is closed")]
     Closed,
-    /// The password cannot be carried by a frame.
-    #[error("a password is 1 to {MAX_PASSWORD_LEN} bytes")]
+    /// The password is outside the protocol's limits.
+    #[error("a password is {} to {} bytes", Password::MIN_LEN, Password::MAX_LEN)]
     BadPassword,
     /// The body cannot be carried by a frame.
     #[error("a message body is at most {max} bytes, this one has {len}")]
@@ -917,7 +920,7 @@ fn recipient(conversation: Target, sender: Name, me: Option<Name>) -> Target {
 }
 
 fn password_text(password: &str) -> Result<Text<'_>, ApiMisuse> {
-    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+    if Password::new(password).is_none() {
         return Err(ApiMisuse::BadPassword);
     }
     Text::new(password).map_err(|_| ApiMisuse::BadPassword)

@@ -247,6 +247,36 @@ pub enum EffectResult {
     },
 }
 
+/// What a shell's workers hand back to the hub, in the order it happened:
+/// the answer to an effect, or a commit to route. A storage writer feeds
+/// a committed message's [`EffectResult::Stored`] (the sender's ACK) and
+/// then its [`Input::Committed`] (everyone else's copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// See [`crate::Hub::handle_result`].
+    Result(EffectResult),
+    /// See [`crate::Hub::handle_committed`].
+    Committed {
+        /// The message.
+        message: StoredMessage,
+        /// The session that sent it, if it is on this node.
+        origin: Option<ConnId>,
+    },
+    /// See [`crate::Hub::handle_group_committed`].
+    GroupCommitted {
+        /// The change.
+        op: GroupOp,
+        /// The session that asked for it, if it is on this node.
+        origin: Option<ConnId>,
+    },
+}
+
+impl From<EffectResult> for Input {
+    fn from(r: EffectResult) -> Input {
+        Input::Result(r)
+    }
+}
+
 /// A loaded history page.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HistoryLoaded {

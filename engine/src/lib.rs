@@ -72,7 +72,7 @@ pub use wire::{codec, frame};
 
 pub use codec::{decode, DecodeError};
 pub use config::Config;
-pub use effect::{Effect, EffectResult};
+pub use effect::{Effect, EffectResult, Input};
 pub use error::ProtocolError;
 pub use event::{Event, Shared};
 pub use frame::{Frame, Target};

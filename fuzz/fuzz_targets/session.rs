@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use confab_engine::effect::{HistoryLoaded, ReplayLoaded, StoredMessage};
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
-use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Ref, Source};
+use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, Input, MessageId, Name, Output, Protocol, Ref, Source};
 
 const _: Option<Name> = None;
 use libfuzzer_sys::fuzz_target;
@@ -23,16 +23,20 @@ enum Op {
     Advance(u16),
     Drain(u8),
     Complete(u8),
+    /// A message another node committed, routed here.
+    Elsewhere(Name, Target, String),
     Disconnect(u8),
     Shutdown,
 }
 
-fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
-    Some(match e {
+/// The store's answer, and what it committed: a stored message is its
+/// sender's ACK, then its routing, as from the server's writer.
+fn answer(e: Effect, next_id: &mut u64) -> Vec<Input> {
+    vec![match e {
         Effect::Authenticate { conn, user, password } => EffectResult::Authenticated {
             conn,
-            result: if password.len() % 3 == 0 {
-                Err(confab_engine::effect::Refusal::new(confab_engine::frame::ErrorCode::BadCredentials, "no"))
+            result: if password.expose().len() % 3 == 0 {
+                Err(confab_engine::ProtocolError::BadCredentials { retry: std::time::Duration::ZERO })
             } else {
                 Ok(user)
             },
@@ -40,19 +44,20 @@ fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
         Effect::Register { conn, .. } => EffectResult::Registered { conn, result: Ok(()) },
         Effect::Store { conn, reference, message } => {
             *next_id += 1;
-            EffectResult::Stored {
-                conn,
-                reference,
-                result: Ok(StoredMessage {
-                    id: MessageId(*next_id),
-                    timestamp_ms: *next_id,
-                    sender: message.sender,
-                    target: message.target,
-                    body: message.body,
-                }),
-            }
+            let message = StoredMessage {
+                id: MessageId(*next_id),
+                timestamp_ms: *next_id,
+                sender: message.sender,
+                target: message.target,
+                body: message.body,
+            };
+            let stored = EffectResult::Stored { conn, reference, result: Ok(message.committed()) };
+            return vec![stored.into(), Input::Committed { message, origin: Some(conn) }];
         }
-        Effect::StoreGroup { conn, reference, op } => EffectResult::GroupStored { conn, reference, op, result: Ok(()) },
+        Effect::StoreGroup { conn, reference, op } => {
+            let stored = EffectResult::GroupStored { conn, reference, op: op.clone(), result: Ok(()) };
+            return vec![stored.into(), Input::GroupCommitted { op, origin: Some(conn) }];
+        }
         Effect::LoadHistory { conn, reference, target, .. } => EffectResult::History {
             conn,
             reference,
@@ -60,8 +65,9 @@ fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
             result: Ok(HistoryLoaded::default()),
         },
         Effect::Replay { conn, .. } => EffectResult::Replayed { conn, result: Ok(ReplayLoaded::default()) },
-        _ => return None,
-    })
+        _ => return Vec::new(),
+    }
+    .into()]
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -80,7 +86,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let pick = |conns: &[ConnId], i: u8| conns.get(i as usize % conns.len().max(1)).copied();
     for op in ops.into_iter().take(256) {
         match op {
-            Op::Connect(s) => conns.push(hub.connect(now, Source(s as u128 % 3))),
+            Op::Connect(s) => conns.push(hub.connect(now, Source(s as u128 % 3), Protocol::CONFAB)),
             Op::Bytes(i, b) => {
                 if let Some(c) = pick(&conns, i) {
                     let n = hub.handle_bytes(now, c, &b);
@@ -133,10 +139,15 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Complete(n) => {
                 for e in pending.drain(..(n as usize).min(pending.len())) {
-                    if let Some(r) = answer(e, &mut next_id) {
-                        hub.handle_result(now, r);
+                    for input in answer(e, &mut next_id) {
+                        hub.handle_input(now, input);
                     }
                 }
+            }
+            Op::Elsewhere(sender, target, body) => {
+                next_id += 1;
+                let message = StoredMessage { id: MessageId(next_id), timestamp_ms: next_id, sender, target, body };
+                hub.handle_committed(now, message, None);
             }
             Op::Disconnect(i) => {
                 if let Some(c) = pick(&conns, i) {

@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal};
 
-use confab_engine::Name;
+use confab_engine::{Name, Password, ProtocolError};
 
 use crate::auth::HashParams;
 use crate::cli::{PasswordArg, UserCommand};
@@ -78,8 +78,8 @@ fn password_for(name: &Name, arg: PasswordArg) -> Result<String, Error> {
             ))
         }
     };
-    if password.is_empty() || password.len() > 128 {
-        return Err(Error::User("a password is 1 to 128 bytes".into()));
+    if Password::new(&password).is_none() {
+        return Err(Error::User(ProtocolError::BadPassword.to_string()));
     }
     Ok(password)
 }

@@ -13,14 +13,12 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Params, Version};
-use confab_engine::effect::Refusal;
-use confab_engine::frame::ErrorCode;
 use confab_engine::name::NameKey;
-use confab_engine::{ConnId, EffectResult, Name, Source};
+use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError, Source};
 use log::{error, info, warn};
 
 use crate::hash_memory::HashMemory;
@@ -195,7 +193,7 @@ pub(crate) struct AuthJob {
     pub(crate) conn: ConnId,
     pub(crate) kind: AuthKind,
     pub(crate) user: Name,
-    pub(crate) password: String,
+    pub(crate) password: Password,
     pub(crate) peer: Option<SocketAddr>,
 }
 
@@ -208,7 +206,7 @@ pub(crate) enum AuthKind {
 
 impl AuthJob {
     /// The answer when the job cannot even be queued.
-    pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
+    pub(crate) fn refused(self, refusal: ProtocolError) -> EffectResult {
         match self.kind {
             AuthKind::Login => EffectResult::Authenticated {
                 conn: self.conn,
@@ -219,19 +217,6 @@ impl AuthJob {
                 result: Err(refusal),
             },
         }
-    }
-}
-
-/// The refusal for a key under lockout.
-pub(crate) fn locked_out(wait: Duration) -> Refusal {
-    let ms = wait.as_millis().clamp(1, u128::from(u32::MAX));
-    Refusal {
-        code: ErrorCode::LockedOut,
-        retry_after_ms: u32::try_from(ms).unwrap_or(u32::MAX),
-        text: format!(
-            "too many failed logins; try again in {} s",
-            wait.as_secs_f64().ceil()
-        ),
     }
 }
 
@@ -280,24 +265,20 @@ impl Authenticator {
         let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
         match kind {
             AuthKind::Login => {
-                let result = self.login(Instant::now(), user, &password, peer);
+                let result = self.login(Instant::now(), user, password.expose(), peer);
                 match &result {
                     Ok(name) => info!("login user={name} conn={conn} peer={peer_text}"),
-                    Err(r) => info!(
-                        "login refused user={user} conn={conn} peer={peer_text}: {}",
-                        r.text
-                    ),
+                    Err(r) => info!("login refused user={user} conn={conn} peer={peer_text}: {r}"),
                 }
                 EffectResult::Authenticated { conn, result }
             }
             AuthKind::Register => {
-                let result = self.register(user, &password);
+                let result = self.register(user, password.expose());
                 match &result {
                     Ok(()) => info!("registered user={user} conn={conn} peer={peer_text}"),
-                    Err(r) => info!(
-                        "registration refused user={user} conn={conn} peer={peer_text}: {}",
-                        r.text
-                    ),
+                    Err(r) => {
+                        info!("registration refused user={user} conn={conn} peer={peer_text}: {r}")
+                    }
                 }
                 EffectResult::Registered { conn, result }
             }
@@ -311,11 +292,11 @@ impl Authenticator {
         user: Name,
         password: &str,
         peer: Option<SocketAddr>,
-    ) -> Result<Name, Refusal> {
+    ) -> Result<Name, ProtocolError> {
         let source = peer.map(|p| source_of(p.ip()));
         let key = user.key();
         if let Err(wait) = self.lockout().check(now, key, source) {
-            return Err(locked_out(wait));
+            return Err(ProtocolError::LockedOut { retry: wait });
         }
         let account = self
             .store
@@ -342,24 +323,20 @@ impl Authenticator {
             Ok(Verified::Mismatch) => Err(self.failed(now, key, source)),
             Err(e) => {
                 error!("cannot check the password of {user}: {e}");
-                Err(Refusal::new(ErrorCode::StorageError, e.to_string()))
+                Err(ProtocolError::Storage(e.to_string()))
             }
         }
     }
 
     /// Counts a failed login; the refusal says how long the next one waits.
-    fn failed(&self, now: Instant, key: NameKey, source: Option<Source>) -> Refusal {
-        let wait = self.lockout().failure(now, key, source);
-        let mut r = Refusal::new(ErrorCode::BadCredentials, "wrong user name or password");
-        if !wait.is_zero() {
-            r.retry_after_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        }
-        r
+    fn failed(&self, now: Instant, key: NameKey, source: Option<Source>) -> ProtocolError {
+        let retry = self.lockout().failure(now, key, source);
+        ProtocolError::BadCredentials { retry }
     }
 
     /// Creates an account.
-    pub(crate) fn register(&mut self, user: Name, password: &str) -> Result<(), Refusal> {
-        let taken = || Refusal::new(ErrorCode::NameTaken, format!("the name {user} is taken"));
+    pub(crate) fn register(&mut self, user: Name, password: &str) -> Result<(), ProtocolError> {
+        let taken = || ProtocolError::NameTaken { user };
         // Cheap check first: a taken name costs no hash.
         match self.store.account(&user) {
             Ok(Some(_)) => return Err(taken()),
@@ -371,7 +348,7 @@ impl Authenticator {
             .hash_in(&mut self.memory, password)
             .map_err(|e| {
                 error!("cannot hash a password: {e}");
-                Refusal::new(ErrorCode::StorageError, e.to_string())
+                ProtocolError::Storage(e.to_string())
             })?;
         match self.store.create_account(&user, &hash) {
             Ok(true) => Ok(()),
@@ -399,9 +376,9 @@ impl Authenticator {
 }
 
 /// The refusal for a storage failure, logged at error level.
-pub(crate) fn storage_failed(doing: &str, e: &StoreError) -> Refusal {
+pub(crate) fn storage_failed(doing: &str, e: &StoreError) -> ProtocolError {
     error!("storage failed while {doing}: {e}");
-    Refusal::new(ErrorCode::StorageError, e.to_string())
+    ProtocolError::Storage(e.to_string())
 }
 
 #[cfg(test)]
@@ -409,6 +386,8 @@ mod tests {
     use super::*;
     use crate::lockout::Policy;
     use crate::store::memory::MemoryStore;
+    use confab_engine::frame::ErrorCode;
+    use std::time::Duration;
 
     /// Cheap parameters: the tests check logic, not cost.
     const FAST: HashParams = HashParams {
@@ -481,8 +460,8 @@ mod tests {
         let (mut a, _) = authenticator(FAST, Policy::default());
         assert_eq!(a.register(name("Alice"), "pw"), Ok(()));
         let taken = a.register(name("alice"), "pw2").unwrap_err();
-        assert_eq!(taken.code, ErrorCode::NameTaken);
-        assert_eq!(taken.text, "the name alice is taken");
+        assert_eq!(taken.code(), ErrorCode::NameTaken);
+        assert_eq!(taken.to_string(), "the name alice is taken");
         assert_eq!(
             a.login(Instant::now(), name("ALICE"), "pw", None),
             Ok(name("Alice"))
@@ -502,19 +481,22 @@ mod tests {
         let t = Instant::now();
         let peer = Some("192.0.2.1:5000".parse().expect("valid"));
         assert_eq!(
-            a.login(t, name("bob"), "wrong", peer).unwrap_err().code,
+            a.login(t, name("bob"), "wrong", peer).unwrap_err().code(),
             ErrorCode::BadCredentials
         );
         let r = a.login(t, name("bob"), "wrong", peer).unwrap_err();
         assert_eq!(
-            (r.code, r.retry_after_ms),
+            (r.code(), r.retry_after_ms()),
             (ErrorCode::BadCredentials, 300_000)
         );
         // Even the right password is refused while locked, with the time left.
         let r = a
             .login(t + Duration::from_secs(1), name("bob"), "right", peer)
             .unwrap_err();
-        assert_eq!((r.code, r.retry_after_ms), (ErrorCode::LockedOut, 299_000));
+        assert_eq!(
+            (r.code(), r.retry_after_ms()),
+            (ErrorCode::LockedOut, 299_000)
+        );
         let later = t + Duration::from_secs(300);
         assert_eq!(a.login(later, name("bob"), "right", None), Ok(name("bob")));
     }
@@ -525,7 +507,7 @@ mod tests {
         let r = a
             .login(Instant::now(), name("nobody"), "pw", None)
             .unwrap_err();
-        assert_eq!(r.code, ErrorCode::BadCredentials);
+        assert_eq!(r.code(), ErrorCode::BadCredentials);
     }
 
     #[test]

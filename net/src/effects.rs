@@ -15,12 +15,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use confab_engine::effect::Refusal;
-use confab_engine::frame::ErrorCode;
-use confab_engine::{Effect, EffectResult};
+use confab_engine::{Effect, EffectResult, ProtocolError};
 use log::warn;
 
-use crate::auth::{locked_out, AuthJob, AuthKind};
+use crate::auth::{AuthJob, AuthKind};
 use crate::auth_queue::FairQueue;
 use crate::lockout::Lockout;
 use crate::source::source_of;
@@ -42,12 +40,8 @@ pub(crate) struct Effects {
 }
 
 /// The answer when a queue is full (or closed at shutdown).
-pub(crate) fn busy(what: &str) -> Refusal {
-    Refusal {
-        code: ErrorCode::Busy,
-        retry_after_ms: 1000,
-        text: format!("the server is busy {what}; retry"),
-    }
+pub(crate) fn busy(doing: &'static str) -> ProtocolError {
+    ProtocolError::Busy { doing }
 }
 
 impl Effects {
@@ -80,7 +74,7 @@ impl Effects {
                             peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                             wait.as_secs()
                         );
-                        refused.push(job.refused(locked_out(wait)));
+                        refused.push(job.refused(ProtocolError::LockedOut { retry: wait }));
                     } else {
                         self.queue_auth(job, &mut refused);
                     }

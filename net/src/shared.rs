@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::Waker;
 use std::time::Instant;
 
-use confab_engine::{ConnId, Effect, EffectResult, Hub, Output, Source};
+use confab_engine::{ConnId, Effect, Hub, Input, Output, Protocol, Source};
 
 use crate::effects::{Effects, Routed};
 
@@ -53,7 +53,7 @@ impl Core {
         peer: SocketAddr,
         source: Source,
     ) -> (ConnId, Arc<AtomicBool>) {
-        let conn = self.hub.connect(now, source);
+        let conn = self.hub.connect(now, source, Protocol::CONFAB);
         let woken = Arc::new(AtomicBool::new(false));
         let i = conn.index();
         if self.conns.len() <= i {
@@ -167,11 +167,12 @@ impl Shared {
         r
     }
 
-    /// Hands results to the hub in one lock hold, in order.
-    pub(crate) fn feed(&self, results: Vec<EffectResult>) {
+    /// Hands results (and commits to route) to the hub in one lock hold,
+    /// in order.
+    pub(crate) fn feed<I: Into<Input>>(&self, inputs: Vec<I>) {
         self.with_core(|core, now| {
-            for r in results {
-                core.hub.handle_result(now, r);
+            for i in inputs {
+                core.hub.handle_input(now, i.into());
             }
         });
     }

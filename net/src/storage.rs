@@ -21,9 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
-use confab_engine::effect::{GroupOp, NewMessage, Refusal, ReplayScope};
-use confab_engine::frame::ErrorCode;
-use confab_engine::{ConnId, EffectResult, MessageId, Name, Ref, Target};
+use confab_engine::effect::{GroupOp, NewMessage, ReplayScope};
+use confab_engine::{ConnId, EffectResult, Input, MessageId, Name, ProtocolError, Ref, Target};
 use log::{error, info};
 
 use crate::auth::storage_failed;
@@ -171,7 +170,7 @@ fn catch_up(store: &mut dyn Store, when: CatchUp) -> u64 {
 
 /// Commits a batch of jobs; retention jobs split it so that they run
 /// between the writes queued before and after them.
-fn run_jobs(store: &mut dyn Store, jobs: impl Iterator<Item = WriteJob>) -> Vec<EffectResult> {
+fn run_jobs(store: &mut dyn Store, jobs: impl Iterator<Item = WriteJob>) -> Vec<Input> {
     let mut results = Vec::new();
     let mut batch = Vec::new();
     let mut owners = Vec::new();
@@ -225,7 +224,7 @@ fn commit(
     store: &mut dyn Store,
     batch: &mut Vec<Write>,
     owners: &mut Vec<Option<(ConnId, Ref)>>,
-    results: &mut Vec<EffectResult>,
+    results: &mut Vec<Input>,
 ) {
     if batch.is_empty() {
         return;
@@ -239,7 +238,7 @@ fn commit(
                 written.len()
             );
             error!("{text}");
-            Err(Refusal::new(ErrorCode::StorageError, text))
+            Err(ProtocolError::Storage(text))
         }
         Err(e) => Err(storage_failed(
             &format!("committing {} writes", batch.len()),
@@ -261,42 +260,58 @@ fn commit(
     }
 }
 
-/// The hub's answer for one write.
+/// What the hub is fed for one write: the requester's answer, then (if
+/// it was committed) the commit to route.
 fn answer(
     write: Write,
     owner: Option<(ConnId, Ref)>,
-    outcome: Result<Written, Refusal>,
-) -> Option<EffectResult> {
-    let (conn, reference) = owner?;
+    outcome: Result<Written, ProtocolError>,
+) -> Vec<Input> {
+    let Some((conn, reference)) = owner else {
+        return Vec::new();
+    };
     let wrong_kind = || {
         error!("storage answered a write with an outcome of another kind");
-        Refusal::new(
-            ErrorCode::StorageError,
-            "storage answered with an outcome of another kind",
-        )
+        ProtocolError::Storage("storage answered with an outcome of another kind".to_owned())
     };
-    Some(match write {
-        Write::Message(message) => EffectResult::Stored {
-            conn,
-            reference,
-            result: match outcome {
-                Ok(Written::Message(Ok(stored))) => Ok(stored),
-                Ok(Written::Message(Err(r))) | Err(r) => Err((message, r)),
-                Ok(_) => Err((message, wrong_kind())),
-            },
-        },
-        Write::Group(op) => EffectResult::GroupStored {
-            conn,
-            reference,
-            op,
-            result: match outcome {
+    match write {
+        Write::Message(message) => {
+            let (result, commit) = match outcome {
+                Ok(Written::Message(Ok(stored))) => (Ok(stored.committed()), Some(stored)),
+                Ok(Written::Message(Err(r))) | Err(r) => (Err((message, r)), None),
+                Ok(_) => (Err((message, wrong_kind())), None),
+            };
+            let stored = EffectResult::Stored {
+                conn,
+                reference,
+                result,
+            };
+            let routed = commit.map(|message| Input::Committed {
+                message,
+                origin: Some(conn),
+            });
+            std::iter::once(stored.into()).chain(routed).collect()
+        }
+        Write::Group(op) => {
+            let result = match outcome {
                 Ok(Written::Group(result)) => result,
                 Err(r) => Err(r),
                 Ok(_) => Err(wrong_kind()),
-            },
-        },
-        Write::Offline { .. } => return None,
-    })
+            };
+            let routed = result.is_ok().then(|| Input::GroupCommitted {
+                op: op.clone(),
+                origin: Some(conn),
+            });
+            let stored = EffectResult::GroupStored {
+                conn,
+                reference,
+                op,
+                result,
+            };
+            std::iter::once(stored.into()).chain(routed).collect()
+        }
+        Write::Offline { .. } => Vec::new(),
+    }
 }
 
 /// Work for a reader.
@@ -326,7 +341,7 @@ impl ReadJob {
     }
 
     /// The answer when the job is refused.
-    pub(crate) fn refused(self, refusal: Refusal) -> EffectResult {
+    pub(crate) fn refused(self, refusal: ProtocolError) -> EffectResult {
         match self {
             ReadJob::History {
                 conn,
@@ -361,10 +376,7 @@ impl ReadJob {
                 let result = match &target {
                     Target::User(other) => match store.account(other) {
                         Ok(Some(_)) => Ok(()),
-                        Ok(None) => Err(Refusal::new(
-                            ErrorCode::NoSuchUser,
-                            format!("no user {other}"),
-                        )),
+                        Ok(None) => Err(ProtocolError::NoSuchUser { user: *other }),
                         Err(e) => Err(storage_failed("looking up an account", &e)),
                     },
                     _ => Ok(()),
@@ -409,7 +421,7 @@ pub(crate) fn run_reader(rx: Receiver<ReadJob>, shared: Arc<Shared>, mut store: 
 
 #[cfg(test)]
 mod tests {
-    use confab_engine::effect::StoredMessage;
+    use confab_engine::frame::ErrorCode;
 
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -420,7 +432,11 @@ mod tests {
 
     fn conn() -> ConnId {
         let mut hub = confab_engine::Hub::new(confab_engine::Config::default(), [], MessageId(0));
-        hub.connect(std::time::Instant::now(), confab_engine::Source(1))
+        hub.connect(
+            std::time::Instant::now(),
+            confab_engine::Source(1),
+            confab_engine::Protocol::CONFAB,
+        )
     }
 
     fn message(to: Target, body: &str) -> WriteJob {
@@ -449,21 +465,30 @@ mod tests {
             message(Target::User(name("BOB")), "two"),
         ];
         let results = run_jobs(&mut store, jobs.into_iter());
-        let got: Vec<Result<(MessageId, Target), ErrorCode>> = results
+        // Each stored message is its sender's ACK, then its routing; a
+        // refused one is the refusal alone.
+        type Got = (&'static str, Result<MessageId, ErrorCode>, Option<Target>);
+        let got: Vec<Got> = results
             .into_iter()
-            .map(|r| match r {
-                EffectResult::Stored { result, .. } => result
-                    .map(|m: StoredMessage| (m.id, m.target))
-                    .map_err(|(_, r)| r.code),
+            .map(|i| match i {
+                Input::Result(EffectResult::Stored { result, .. }) => {
+                    ("ack", result.map(|c| c.id).map_err(|(_, r)| r.code()), None)
+                }
+                Input::Committed { message, origin } => {
+                    assert!(origin.is_some(), "routed from its sender");
+                    ("route", Ok(message.id), Some(message.target))
+                }
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
         assert_eq!(
             got,
             [
-                Ok((MessageId(1), Target::Room)),
-                Err(ErrorCode::NoSuchUser),
-                Ok((MessageId(2), Target::User(name("bob")))),
+                ("ack", Ok(MessageId(1)), None),
+                ("route", Ok(MessageId(1)), Some(Target::Room)),
+                ("ack", Err(ErrorCode::NoSuchUser), None),
+                ("ack", Ok(MessageId(2)), None),
+                ("route", Ok(MessageId(2)), Some(Target::User(name("bob")))),
             ]
         );
     }

@@ -482,7 +482,7 @@ mod with_the_engine {
     use std::time::{Duration, Instant};
 
     use confab_engine::effect::{ReplayLoaded, StoredMessage};
-    use confab_engine::{ConnId, Effect, EffectResult, Hub, Output, Source};
+    use confab_engine::{ConnId, Effect, EffectResult, Hub, Input, Output, Protocol, Source};
 
     use super::*;
 
@@ -504,7 +504,7 @@ mod with_the_engine {
         }
 
         fn connect(&mut self) -> usize {
-            let conn = self.hub.connect(self.now, Source(1));
+            let conn = self.hub.connect(self.now, Source(1), Protocol::CONFAB);
             self.clients.push((conn, Session::new("pair")));
             self.clients.len() - 1
         }
@@ -525,8 +525,8 @@ mod with_the_engine {
                     moved = true;
                     match o {
                         Output::Effect(e) => {
-                            if let Some(r) = self.run(e) {
-                                self.hub.handle_result(self.now, r);
+                            for input in self.run(e) {
+                                self.hub.handle_input(self.now, input);
                             }
                         }
                         Output::Wake(c) => {
@@ -549,8 +549,10 @@ mod with_the_engine {
             }
         }
 
-        fn run(&mut self, e: Effect) -> Option<EffectResult> {
-            Some(match e {
+        /// Answers an effect as the server's workers would: a stored
+        /// message is its sender's ACK, then its routing.
+        fn run(&mut self, e: Effect) -> Vec<Input> {
+            vec![match e {
                 Effect::Authenticate { conn, user, .. } => EffectResult::Authenticated {
                     conn,
                     result: Ok(user),
@@ -565,24 +567,33 @@ mod with_the_engine {
                     message,
                 } => {
                     self.next_id = self.next_id.next();
-                    EffectResult::Stored {
+                    let message = StoredMessage {
+                        id: self.next_id,
+                        timestamp_ms: 1,
+                        sender: message.sender,
+                        target: message.target,
+                        body: message.body,
+                    };
+                    let stored = EffectResult::Stored {
                         conn,
                         reference,
-                        result: Ok(StoredMessage {
-                            id: self.next_id,
-                            timestamp_ms: 1,
-                            sender: message.sender,
-                            target: message.target,
-                            body: message.body,
-                        }),
-                    }
+                        result: Ok(message.committed()),
+                    };
+                    return vec![
+                        stored.into(),
+                        Input::Committed {
+                            message,
+                            origin: Some(conn),
+                        },
+                    ];
                 }
                 Effect::Replay { conn, .. } => EffectResult::Replayed {
                     conn,
                     result: Ok(ReplayLoaded::default()),
                 },
-                _ => return None,
-            })
+                _ => return Vec::new(),
+            }
+            .into()]
         }
 
         fn events(&mut self, i: usize) -> Vec<Event> {

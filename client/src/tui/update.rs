@@ -9,7 +9,7 @@ use confab::address::parse_target;
 use confab::session::code_name;
 use confab::{Event, ServerError};
 use confab_engine::frame::GroupChange;
-use confab_engine::{MessageId, Name, Ref, Target};
+use confab_engine::{MessageId, Name, Password, Ref, Target};
 
 use super::model::{
     describe_problem, Account, ConvId, Dialog, Edit, Editor, Entry, Field, Focus, GroupAction,
@@ -624,8 +624,15 @@ fn submit_login(m: &mut Model, out: &mut Vec<Command>) {
         ))
     } else if let Err(e) = &user {
         Some((Field::User, format!("Not a user name: {e}.")))
-    } else if password.is_empty() || password.len() > 128 {
-        Some((Field::Password, "A password is 1 to 128 bytes.".to_owned()))
+    } else if Password::new(&password).is_none() {
+        Some((
+            Field::Password,
+            format!(
+                "A password is {} to {} bytes.",
+                Password::MIN_LEN,
+                Password::MAX_LEN
+            ),
+        ))
     } else {
         None
     };

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::effect::{Effect, EffectResult};
+use crate::effect::{Effect, EffectResult, Input};
 use crate::event::{Event, Shared, MAX_PROTOCOLS};
 use crate::id::{ConnId, MessageId, RosterVersion};
 use crate::name::Name;
@@ -172,6 +172,15 @@ impl Hub {
             EffectResult::Replayed { conn, result } => self.replayed(conn, result),
         }
         self.finish();
+    }
+
+    /// Takes what a worker handed back (see [`Input`]).
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Result(r) => self.handle_result(now, r),
+            Input::Committed { message, origin } => self.handle_committed(now, message, origin),
+            Input::GroupCommitted { op, origin } => self.handle_group_committed(now, op, origin),
+        }
     }
 
     /// Begins shutdown: every session is sent SHUTDOWN and closes once its

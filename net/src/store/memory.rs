@@ -5,12 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use confab_engine::effect::{
-    GroupOp, HistoryLoaded, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
-};
-use confab_engine::frame::ErrorCode;
+use confab_engine::effect::{GroupOp, HistoryLoaded, ReplayLoaded, ReplayScope, StoredMessage};
 use confab_engine::name::NameKey;
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::{MessageId, Name, ProtocolError, Target};
 
 use super::{Account, Loaded, Retention, Store, StoreError, Write, Written};
 
@@ -121,7 +118,7 @@ impl Store for MemoryStore {
                         Target::User(u) => match inner.accounts.get(&u.key()) {
                             Some(a) => Target::User(a.name),
                             None => {
-                                let r = Refusal::new(ErrorCode::NoSuchUser, format!("no user {u}"));
+                                let r = ProtocolError::NoSuchUser { user: u };
                                 out.push(Written::Message(Err(r)));
                                 continue;
                             }
@@ -262,14 +259,11 @@ enum Conversation {
     Direct(NameKey, NameKey),
 }
 
-fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), Refusal> {
+fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
     match op {
         GroupOp::Create { group, user } => {
             if inner.groups.contains_key(&group.key()) {
-                return Err(Refusal::new(
-                    ErrorCode::GroupExists,
-                    format!("group {group} already exists"),
-                ));
+                return Err(ProtocolError::GroupExists { group: *group });
             }
             let members = BTreeMap::from([(user.key(), *user)]);
             inner.groups.insert(group.key(), (*group, members));
@@ -277,10 +271,7 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), Refusal> {
         }
         GroupOp::Join { group, user } | GroupOp::Leave { group, user } => {
             let Some((_, members)) = inner.groups.get_mut(&group.key()) else {
-                return Err(Refusal::new(
-                    ErrorCode::NoSuchGroup,
-                    format!("no group {group}"),
-                ));
+                return Err(ProtocolError::NoSuchGroup { group: *group });
             };
             if matches!(op, GroupOp::Join { .. }) {
                 members.insert(user.key(), *user);

@@ -13,9 +13,9 @@ pub mod memory;
 pub mod sqlite;
 
 use confab_engine::effect::{
-    GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
+    GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage,
 };
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::{MessageId, Name, ProtocolError, Target};
 
 /// An account as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,9 +47,9 @@ pub enum Write {
 pub enum Written {
     /// The committed message, or why not (e.g. `NO_SUCH_USER` for a DM to
     /// an unknown account: nothing is stored then).
-    Message(Result<StoredMessage, Refusal>),
+    Message(Result<StoredMessage, ProtocolError>),
     /// Committed, or why not (`GROUP_EXISTS`, `NO_SUCH_GROUP`, ...).
-    Group(Result<(), Refusal>),
+    Group(Result<(), ProtocolError>),
     /// Recorded.
     Offline,
 }

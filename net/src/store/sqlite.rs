@@ -38,11 +38,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_engine::effect::{
-    GroupOp, HistoryLoaded, NewMessage, Refusal, ReplayLoaded, ReplayScope, StoredMessage,
+    GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage,
 };
-use confab_engine::frame::ErrorCode;
 use confab_engine::name::NameKey;
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::{MessageId, Name, ProtocolError, Target};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, ToSql,
@@ -618,25 +617,19 @@ fn stage_message<'a>(
     ts_ms: u64,
     last: &mut i64,
     rows: &mut Vec<MessageRow<'a>>,
-) -> rusqlite::Result<Result<StoredMessage, Refusal>> {
+) -> rusqlite::Result<Result<StoredMessage, ProtocolError>> {
     let (kind, target, conv_id) = match &m.target {
         Target::Room => (KIND_ROOM, Target::Room, ROOM_CONV_ID),
         Target::Group(g) => {
             let Some(name) = lookups.group(conn, g)? else {
-                return Ok(Err(Refusal::new(
-                    ErrorCode::NoSuchGroup,
-                    format!("no group {g}"),
-                )));
+                return Ok(Err(ProtocolError::NoSuchGroup { group: *g }));
             };
             let conv = lookups.conversation(conn, ConvKey::Group(name.key()))?;
             (KIND_GROUP, Target::Group(name), conv)
         }
         Target::User(u) => {
             let Some(name) = lookups.account(conn, u)? else {
-                return Ok(Err(Refusal::new(
-                    ErrorCode::NoSuchUser,
-                    format!("no user {u}"),
-                )));
+                return Ok(Err(ProtocolError::NoSuchUser { user: *u }));
             };
             let conv = lookups.conversation(conn, ConvKey::direct(&m.sender, &name))?;
             (KIND_USER, Target::User(name), conv)
@@ -726,18 +719,15 @@ fn apply_group_op(
     conn: &Connection,
     op: &GroupOp,
     ts_ms: u64,
-) -> rusqlite::Result<Result<(), Refusal>> {
-    let refuse = |code, text: String| Ok(Err(Refusal::new(code, text)));
+) -> rusqlite::Result<Result<(), ProtocolError>> {
+    let refuse = |e: ProtocolError| Ok(Err(e));
     match op {
         GroupOp::Create { group, user } => {
             if let Some((_, DbName(name))) = group_id(conn, group)? {
-                return refuse(
-                    ErrorCode::GroupExists,
-                    format!("group {name} already exists"),
-                );
+                return refuse(ProtocolError::GroupExists { group: name });
             }
             let Some((account, _)) = account_id(conn, user)? else {
-                return refuse(ErrorCode::NoSuchUser, format!("no user {user}"));
+                return refuse(ProtocolError::NoSuchUser { user: *user });
             };
             conn.prepare_cached(
                 "INSERT INTO groups (name, name_key, created_ms) VALUES (?1, ?2, ?3)",
@@ -756,10 +746,10 @@ fn apply_group_op(
         }
         GroupOp::Join { group, user } => {
             let Some((gid, DbName(name))) = group_id(conn, group)? else {
-                return refuse(ErrorCode::NoSuchGroup, format!("no group {group}"));
+                return refuse(ProtocolError::NoSuchGroup { group: *group });
             };
             let Some((account, _)) = account_id(conn, user)? else {
-                return refuse(ErrorCode::NoSuchUser, format!("no user {user}"));
+                return refuse(ProtocolError::NoSuchUser { user: *user });
             };
             let added = conn
                 .prepare_cached(
@@ -768,16 +758,13 @@ fn apply_group_op(
                 )?
                 .execute(params![gid, account, sat_i64(ts_ms)])?;
             if added == 0 {
-                return refuse(
-                    ErrorCode::AlreadyMember,
-                    format!("already a member of {name}"),
-                );
+                return refuse(ProtocolError::AlreadyMember { group: name });
             }
             Ok(Ok(()))
         }
         GroupOp::Leave { group, user } => {
             let Some((gid, DbName(name))) = group_id(conn, group)? else {
-                return refuse(ErrorCode::NoSuchGroup, format!("no group {group}"));
+                return refuse(ProtocolError::NoSuchGroup { group: *group });
             };
             let removed = conn
                 .prepare_cached(
@@ -786,7 +773,7 @@ fn apply_group_op(
                 )?
                 .execute(params![gid, user.key().as_str()])?;
             if removed == 0 {
-                return refuse(ErrorCode::NotAMember, format!("not a member of {name}"));
+                return refuse(ProtocolError::NotAMember { group: name });
             }
             Ok(Ok(()))
         }

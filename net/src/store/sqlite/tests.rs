@@ -1,4 +1,5 @@
 use super::*;
+use confab_engine::frame::ErrorCode;
 use std::io::Write as _;
 use tempfile::TempDir;
 
@@ -187,8 +188,8 @@ fn dm_to_unknown_user_is_refused_and_not_stored() {
         .unwrap();
     match &out[1] {
         Written::Message(Err(r)) => {
-            assert_eq!(r.code, ErrorCode::NoSuchUser);
-            assert_eq!(r.text, "no user nobody");
+            assert_eq!(r.code(), ErrorCode::NoSuchUser);
+            assert_eq!(r.to_string(), "no user nobody");
         }
         other => panic!("{other:?}"),
     }
@@ -214,7 +215,7 @@ fn a_message_to_an_unknown_group_is_refused_and_not_stored() {
         .commit(&[to_group("alice", "ghosts", "boo")], 5)
         .unwrap();
     assert!(
-        matches!(&out[0], Written::Message(Err(r)) if r.code == ErrorCode::NoSuchGroup),
+        matches!(&out[0], Written::Message(Err(r)) if r.code() == ErrorCode::NoSuchGroup),
         "{out:?}"
     );
     assert_eq!(store.load().unwrap().last_id, MessageId(0));
@@ -595,7 +596,7 @@ fn group_changes_are_refused_as_the_hub_would() {
     let codes: Vec<Option<ErrorCode>> = out
         .iter()
         .map(|w| match w {
-            Written::Group(r) => r.as_ref().err().map(|r| r.code),
+            Written::Group(r) => r.as_ref().err().map(|r| r.code()),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -618,7 +619,7 @@ fn group_changes_are_refused_as_the_hub_would() {
     let Written::Group(Err(r)) = &out[1] else {
         unreachable!()
     };
-    assert_eq!(r.text, "group Devs already exists");
+    assert_eq!(r.to_string(), "group Devs already exists");
     assert_eq!(
         store.load().unwrap().groups,
         vec![(n("Devs"), vec![n("alice")])]
@@ -931,7 +932,7 @@ fn a_dm_to_an_account_another_connection_deleted_is_refused() {
     assert!(admin.delete_account(&n("carol")).unwrap());
     let out = writer.commit(&[dm("alice", "carol", "two")], 2).unwrap();
     assert!(
-        matches!(&out[0], Written::Message(Err(r)) if r.code == ErrorCode::NoSuchUser),
+        matches!(&out[0], Written::Message(Err(r)) if r.code() == ErrorCode::NoSuchUser),
         "{out:?}"
     );
     // And registered again, it is found again.
