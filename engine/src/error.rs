@@ -14,7 +14,6 @@ use crate::codec::DecodeError;
 use crate::frame::{ErrorCode, PROTOCOL_VERSION};
 use crate::name::Name;
 use crate::password::Password;
-use crate::session::Phase;
 
 /// Why a request was refused or a session closed (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,12 +30,12 @@ pub enum ProtocolError {
         kind: u8,
     },
     /// A request the session's state does not take.
-    #[error("{request} is not accepted in state {phase:?}")]
+    #[error("{request} is not accepted in state {phase}")]
     WrongState {
         /// The request's name in docs/PROTOCOL.md.
         request: &'static str,
-        /// The state.
-        phase: Phase,
+        /// The state's name in docs/PROTOCOL.md.
+        phase: &'static str,
     },
     /// A second LOGIN or REGISTER while the first is being checked.
     #[error("a login or registration is already being checked")]

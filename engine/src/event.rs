@@ -1,20 +1,15 @@
 //! What the server tells a client, whatever protocol it speaks.
 //!
-//! The hub queues [`Event`]s, not bytes. Each sits in a [`Shared`] beside
-//! the encodings made of it, one per protocol, made the first time a
-//! connection of that protocol drains it: a room message to ten thousand
-//! sessions is encoded once for the confab codec and once for IRC, and
-//! every queue holds the same `Arc`.
+//! The hub queues [`Event`]s, not bytes (see [`crate::shared`] for how one
+//! event is shared and encoded once per protocol); each front end's codec
+//! turns them into its protocol's bytes.
 
-use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::effect::StoredMessage;
 use crate::error::ProtocolError;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
-use crate::protocol::{Codec, Protocol};
 use crate::wire::frame::{GroupChange, GroupInfo, Presence, ServerInfo, Target};
 
 /// A server event (see the module docs). Variants follow the server's
@@ -138,65 +133,3 @@ pub enum Event {
         reason: String,
     },
 }
-
-/// Protocols a hub can speak at once (see [`crate::Hub::add_protocol`]).
-pub const MAX_PROTOCOLS: usize = 4;
-
-/// An event and its encodings (see the module docs).
-#[derive(Debug)]
-pub struct Shared {
-    event: Event,
-    encoded: [OnceLock<Arc<[u8]>>; MAX_PROTOCOLS],
-}
-
-impl Shared {
-    /// A new shared event, not yet encoded.
-    pub fn new(event: Event) -> Arc<Shared> {
-        Arc::new(Shared {
-            event,
-            encoded: Default::default(),
-        })
-    }
-
-    /// The event.
-    pub fn event(&self) -> &Event {
-        &self.event
-    }
-
-    /// The length of the event in `protocol`'s encoding: the encoding's,
-    /// once made, else asked of `codec` without encoding.
-    pub fn encoded_len(&self, protocol: Protocol, codec: &dyn Codec) -> u32 {
-        let len = match self.encoded[protocol.index()].get() {
-            Some(bytes) => bytes.len(),
-            None => codec.encoded_len(&self.event),
-        };
-        u32::try_from(len).unwrap_or(u32::MAX)
-    }
-
-    /// The event in `protocol`'s encoding, made by `codec` on first demand.
-    pub fn encoded(&self, protocol: Protocol, codec: &dyn Codec) -> &Arc<[u8]> {
-        self.encoded[protocol.index()].get_or_init(|| encode_shared(codec, &self.event))
-    }
-}
-
-/// Encodes into a per-thread scratch vector, then allocates the shared
-/// buffer once at its exact length (encoding into a fresh vector grew it
-/// several times, then `Arc::from` copied it once more).
-fn encode_shared(codec: &dyn Codec, event: &Event) -> Arc<[u8]> {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with_borrow_mut(|scratch| {
-        scratch.clear();
-        codec.encode(event, scratch);
-        let shared = Arc::from(&scratch[..]);
-        // A large event (a history page) does not pin its buffer.
-        if scratch.capacity() > SCRATCH_KEEP {
-            *scratch = Vec::new();
-        }
-        shared
-    })
-}
-
-/// Scratch capacity kept between encodings.
-const SCRATCH_KEEP: usize = 16 * 1024;

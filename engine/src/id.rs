@@ -120,3 +120,8 @@ macro_rules! number {
 number!(Ref, u32);
 number!(MessageId, u64);
 number!(RosterVersion, u64);
+
+/// An opaque key for the peer's source address: the shell maps addresses to
+/// it (the engine does no networking), and the hub counts sessions per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Source(pub u128);

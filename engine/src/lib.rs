@@ -4,7 +4,7 @@
 //! sessions, the room, the groups and the roster and routes between them;
 //! the protocol-neutral [`Request`]s it takes and [`Event`]s it queues; the
 //! [`Codec`] trait a wire protocol's front end implements; and the confab
-//! binary protocol, the first front end ([`wire`]).
+//! binary protocol ([`wire`]) with its front end ([`confab`]).
 //!
 //! It does no I/O: no sockets, no files, no threads, no clock, no async
 //! runtime. Bytes, requests and the current time come in as arguments;
@@ -52,6 +52,8 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bucket;
+pub mod confab;
 pub mod config;
 pub mod effect;
 pub mod error;
@@ -66,25 +68,28 @@ pub mod request;
 mod roster;
 mod send_queue;
 pub mod session;
+pub mod shared;
 pub mod wire;
 
 pub use wire::{codec, frame};
 
 pub use codec::{decode, DecodeError};
+pub use confab::Confab;
 pub use config::Config;
 pub use effect::{Effect, EffectResult, Input};
 pub use error::ProtocolError;
-pub use event::{Event, Shared};
+pub use event::Event;
 pub use frame::{Frame, Target};
 pub use hub::{Drained, Hub, Output, ReadReady, Refused, TurnedAway};
 pub use id::{ConnId, MessageId, Ref, RosterVersion};
 pub use name::{Name, NameError};
 pub use password::Password;
-pub use protocol::{Codec, Decoded, Protocol};
+pub use protocol::{Codec, Decoded, Protocol, MAX_PROTOCOLS};
 pub use registrations::RegistrationLimit;
 pub use request::{GroupRequest, Request};
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase, Source};
+pub use shared::Shared;
 
 #[cfg(test)]
 mod tests;

@@ -13,9 +13,12 @@ use std::fmt;
 
 use crate::effect::StoredMessage;
 use crate::error::ProtocolError;
-use crate::event::{Event, MAX_PROTOCOLS};
+use crate::event::Event;
 use crate::name::Name;
 use crate::request::Request;
+
+/// Protocols a hub can speak at once (see [`crate::Hub::add_protocol`]).
+pub const MAX_PROTOCOLS: usize = 4;
 
 /// A protocol the hub speaks: an index into its codecs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::session::{Bucket, Source};
+use crate::bucket::Bucket;
+use crate::id::Source;
 
 /// Sources whose registrations are remembered at once.
 pub(crate) const MAX_SOURCES: usize = 10_000;

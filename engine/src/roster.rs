@@ -10,11 +10,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::event::{Event, Shared, MAX_PROTOCOLS};
+use crate::event::Event;
 use crate::frame::Presence;
 use crate::id::{ConnId, RosterVersion};
 use crate::name::{Name, NameKey};
+use crate::protocol::MAX_PROTOCOLS;
 use crate::protocol::{Codec, Protocol};
+use crate::shared::Shared;
 
 /// An online user and their sessions.
 #[derive(Debug)]

@@ -21,9 +21,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::event::Shared;
 use crate::frame::Target;
 use crate::id::MessageId;
+use crate::shared::Shared;
 
 /// Priority classes, most important first (docs/PROTOCOL.md, "Flow control").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,11 +12,12 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::effect::{Effect, GroupOp};
 use crate::error::ProtocolError;
-use crate::event::{Event, Shared};
+use crate::event::Event;
 use crate::id::{ConnId, Ref};
 use crate::name::{Name, NameKey};
 use crate::request::GroupRequest;
 use crate::send_queue::Class;
+use crate::shared::Shared;
 use crate::wire::frame::{GroupChange, GroupInfo};
 
 use super::Hub;

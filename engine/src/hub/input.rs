@@ -206,7 +206,7 @@ impl Hub {
 
     /// Refuses a request the session's state does not take.
     fn out_of_place(&mut self, conn: ConnId, reference: Ref, request: &'static str) {
-        let Some(phase) = self.sessions.get(conn).map(|s| s.phase()) else {
+        let Some(phase) = self.sessions.get(conn).map(|s| s.phase().name()) else {
             return;
         };
         self.refuse(

@@ -45,15 +45,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::confab::Confab;
 use crate::config::Config;
 use crate::effect::{Effect, EffectResult, Input};
-use crate::event::{Event, Shared, MAX_PROTOCOLS};
+use crate::event::Event;
 use crate::id::{ConnId, MessageId, RosterVersion};
 use crate::name::Name;
+use crate::protocol::MAX_PROTOCOLS;
 use crate::protocol::{Codec, Protocol};
 use crate::roster::Roster;
 use crate::session::{CloseReason, Phase, Session};
-use crate::wire::Confab;
+use crate::shared::Shared;
 
 use auth::Guard;
 use groups::Groups;

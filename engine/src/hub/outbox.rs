@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use crate::effect::Effect;
 use crate::error::ProtocolError;
-use crate::event::{Event, Shared};
+use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::state::Closed;
 use crate::session::{CloseReason, Session, State};
+use crate::shared::Shared;
 use crate::wire::frame::Target;
 
 use super::{Hub, Output};

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use crate::effect::{Effect, ReplayLoaded, ReplayScope};
 use crate::error::ProtocolError;
-use crate::event::{Event, Shared};
+use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 use crate::send_queue::{Class, Queued};
+use crate::shared::Shared;
 use crate::wire::frame::Target;
 
 use super::Hub;

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use crate::event::Shared;
 use crate::id::{ConnId, RosterVersion};
 use crate::send_queue::{Class, Pushed, Queued};
+use crate::shared::Shared;
 
 use super::Hub;
 

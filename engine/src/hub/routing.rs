@@ -17,12 +17,14 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::effect::{Committed, Effect, NewMessage, StoredMessage};
 use crate::error::ProtocolError;
-use crate::event::{Event, Shared, MAX_PROTOCOLS};
+use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::NameKey;
 use crate::protocol::Codec;
+use crate::protocol::MAX_PROTOCOLS;
 use crate::roster::Roster;
 use crate::send_queue::{Class, Queued};
+use crate::shared::Shared;
 use crate::wire::frame::Target;
 
 use super::groups::Groups;

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::ProtocolError;
-use crate::event::{Event, Shared};
+use crate::event::Event;
 use crate::id::{ConnId, Ref};
 use crate::protocol::Protocol;
 use crate::send_queue::Class;
 use crate::session::{CloseReason, Session, Source};
+use crate::shared::Shared;
 
 use super::Hub;
 

@@ -1,10 +1,9 @@
 //! One connection's session: its state machine ([`state`]), its rate
-//! limits ([`limits`]) and its queue, as the hub keeps them.
+//! limits' buckets and its queue, as the hub keeps them.
 //!
 //! Timers (auth deadline, idle ping, frame completion, rate-limit pause and
 //! flood) are plain `Instant`s compared against the `now` passed in.
 
-pub(crate) mod limits;
 pub(crate) mod state;
 
 use std::time::Instant;
@@ -13,14 +12,11 @@ use crate::config::Config;
 use crate::protocol::Protocol;
 use crate::send_queue::SendQueue;
 
-pub(crate) use limits::Bucket;
+pub(crate) use crate::bucket::Bucket;
 pub(crate) use state::State;
-pub use state::{CloseReason, Phase};
 
-/// An opaque key for the peer's source address: the shell maps addresses to
-/// it (the engine does no networking), and the hub counts sessions per key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Source(pub u128);
+pub use crate::id::Source;
+pub use state::{CloseReason, Phase};
 
 /// A session's state that is set only for a while: most sessions, idle
 /// ones, have none of it, so it lives in a box that exists only while

@@ -161,6 +161,19 @@ pub enum Phase {
     Closed,
 }
 
+impl Phase {
+    /// The state's name in docs/PROTOCOL.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::AwaitHello => "AwaitHello",
+            Phase::Auth => "Auth",
+            Phase::RosterSync => "RosterSync",
+            Phase::Messaging => "Messaging",
+            Phase::Closed => "Closed",
+        }
+    }
+}
+
 impl State {
     /// Whether the state takes `request` from the client: the table
     /// "Frames accepted per state" of docs/PROTOCOL.md, and the only place
@@ -184,7 +197,7 @@ impl State {
         }
     }
 
-    /// The state's name in docs/PROTOCOL.md.
+    /// The state's phase.
     pub(crate) fn phase(&self) -> Phase {
         match self {
             State::AwaitHello(_) => Phase::AwaitHello,

@@ -1,12 +1,10 @@
-//! The confab binary protocol: its frames, their byte codec, and the front
-//! end that maps them to the hub's requests and events.
+//! The confab binary protocol's syntax: its frames and their byte codec.
 //!
-//! Nothing outside this module knows the frame layout; the hub reaches it
-//! only through the [`Codec`](crate::protocol::Codec) trait, as it would
-//! any other protocol's front end.
+//! This is the bottom layer: it knows bytes and frames, nothing of
+//! sessions, requests or events. [`crate::confab`] maps its frames to the
+//! hub's requests and events; the hub reaches it only through that front
+//! end's [`Codec`](crate::protocol::Codec), as it would any other
+//! protocol's.
 
 pub mod codec;
-mod confab;
 pub mod frame;
-
-pub use confab::Confab;

@@ -1,4 +1,5 @@
-//! The token bucket every rate limit of a session is made of.
+//! The token bucket every rate limit is made of: a session's message and
+//! byte budgets, the pre-auth budget, the registration limits.
 
 use std::time::{Duration, Instant};
 
