@@ -4,5 +4,7 @@
 mod codec;
 mod examples;
 mod hub;
+mod lines;
 mod routing;
+mod seam;
 pub(crate) mod util;
