@@ -470,6 +470,17 @@ impl Hub {
         self.session(conn)?.deadline(&self.config)
     }
 
+    /// Whether `input`, bytes of `conn` that [`Hub::handle_bytes`] left
+    /// unread, already holds a whole request: then the reader should feed
+    /// them again when reading resumes, without waiting for the socket.
+    /// The shell asks here rather than parsing frames itself; `conn` names
+    /// the session whose framing applies (today every session speaks the
+    /// confab codec).
+    pub fn holds_request(&self, conn: ConnId, input: &[u8]) -> bool {
+        let _ = conn;
+        crate::codec::frame_len(input).is_some_and(|n| input.len() >= n)
+    }
+
     /// Whether the reader may feed bytes now.
     pub fn read_ready(&self, now: Instant, conn: ConnId) -> ReadReady {
         match self.session(conn) {
@@ -1127,6 +1138,7 @@ impl Hub {
                     user,
                     scope,
                     upto,
+                    max: self.config.replay_max,
                 }));
             }
             None => {

@@ -63,7 +63,7 @@ mod send_queue;
 pub mod session;
 
 pub use codec::{decode, DecodeError};
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use effect::{Effect, EffectResult};
 pub use error::ProtocolError;
 pub use frame::{Frame, Target};

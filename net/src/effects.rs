@@ -166,12 +166,14 @@ impl Effects {
                     user,
                     scope,
                     upto,
+                    max,
                 } => {
                     let job = ReadJob::Replay {
                         conn,
                         user,
                         scope,
                         upto,
+                        max,
                     };
                     if let Err(job) = self.reads.push(job) {
                         refused.push(job.refused(busy("loading missed messages")));

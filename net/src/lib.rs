@@ -105,6 +105,9 @@ pub enum Error {
          to send passwords and messages unencrypted anyway"
     )]
     Plaintext(std::net::SocketAddr),
+    /// The limits do not fit together (see `Config::check`).
+    #[error("invalid limits: {0}")]
+    Config(#[from] confab_engine::ConfigError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+    args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
     let server = Server::bind(

@@ -474,8 +474,8 @@ async fn serve(
     drop(listener);
     info!("shutting down: {} connections to close", tasks.len());
     shared.with_core(|core, now| {
-        core.hub
-            .shutdown(now, Duration::from_secs(5), "server shutting down")
+        let retry = core.hub.config().shutdown_retry;
+        core.hub.shutdown(now, retry, "server shutting down")
     });
     let deadline = Instant::now() + options.shutdown_timeout;
     while !tasks.is_empty() {

@@ -32,10 +32,6 @@ use crate::store::{CatchUp, Retention, Store, Write, Written};
 /// Most writes in one commit.
 pub(crate) const MAX_BATCH: usize = 1024;
 
-/// Most messages one replay carries; older missed ones are reported as
-/// skipped (the client can page them from history).
-pub(crate) const REPLAY_MAX: usize = 1000;
-
 /// Work for the writer.
 #[derive(Debug)]
 pub(crate) enum WriteJob {
@@ -311,6 +307,7 @@ pub(crate) enum ReadJob {
         user: Name,
         scope: ReplayScope,
         upto: MessageId,
+        max: usize,
     },
 }
 
@@ -352,21 +349,9 @@ impl ReadJob {
                 before,
                 limit,
             } => {
-                // A DM conversation with an account that does not exist is an
-                // error, not an empty page: the client mistyped a name.
-                let result = match &target {
-                    Target::User(other) => match store.account(other) {
-                        Ok(Some(_)) => Ok(()),
-                        Ok(None) => Err(ProtocolError::NoSuchUser { user: *other }),
-                        Err(e) => Err(storage_failed("looking up an account", &e)),
-                    },
-                    _ => Ok(()),
-                }
-                .and_then(|()| {
-                    store
-                        .history(&user, &target, before, limit)
-                        .map_err(|e| storage_failed("loading history", &e))
-                });
+                let result = store
+                    .history_page(&user, &target, before, limit)
+                    .unwrap_or_else(|e| Err(storage_failed("loading history", &e)));
                 EffectResult::History {
                     conn,
                     reference,
@@ -379,10 +364,11 @@ impl ReadJob {
                 user,
                 scope,
                 upto,
+                max,
             } => EffectResult::Replayed {
                 conn,
                 result: store
-                    .replay(&user, &scope, upto, REPLAY_MAX)
+                    .replay(&user, &scope, upto, max)
                     .map_err(|e| storage_failed("loading missed messages", &e)),
             },
         }

@@ -1379,3 +1379,36 @@ fn a_fatal_error_is_the_last_frame_even_with_messages_queued() {
     );
     assert!(w.peers[b].closed);
 }
+
+#[test]
+fn a_replay_asks_storage_for_at_most_the_configured_number_of_messages() {
+    let mut w = World::with_accounts(
+        Config {
+            replay_max: 7,
+            ..Config::default()
+        },
+        &["alice", "bob"],
+    );
+    let a = w.login("alice", false);
+    w.say(a, Target::Room, "old");
+    let b = w.connect();
+    w.hold_effects = true;
+    w.login_peer(b, "bob", MessageId(0), false);
+    w.release();
+    assert!(matches!(
+        w.held.front(),
+        Some(crate::Effect::Replay { max: 7, .. })
+    ));
+}
+
+#[test]
+fn holds_request_says_whether_unread_bytes_hold_a_whole_frame() {
+    let mut w = world(&[]);
+    let a = w.connect();
+    let conn = w.peers[a].conn;
+    let ping = Frame::Ping { token: 1 }.to_bytes();
+    assert!(w.hub.holds_request(conn, &ping));
+    assert!(!w.hub.holds_request(conn, &ping[..ping.len() - 1]));
+    assert!(!w.hub.holds_request(conn, &ping[..3]));
+    assert!(!w.hub.holds_request(conn, &[]));
+}

@@ -354,6 +354,7 @@ impl MemStore {
                 user,
                 scope,
                 upto,
+                ..
             } => {
                 let messages = match scope {
                     ReplayScope::Since { after, groups } => self

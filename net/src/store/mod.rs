@@ -133,6 +133,24 @@ pub trait Store: Send {
         before: MessageId,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError>;
+    /// The answer to a history request: [`Store::history`], except that a
+    /// direct conversation with an account that does not exist is refused
+    /// with `NO_SUCH_USER` rather than answered with an empty page (the
+    /// client mistyped a name), as a message to one is.
+    fn history_page(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<Result<HistoryLoaded, ProtocolError>, StoreError> {
+        if let Target::User(other) = target {
+            if self.account(other)?.is_none() {
+                return Ok(Err(ProtocolError::NoSuchUser { user: *other }));
+            }
+        }
+        self.history(user, target, before, limit).map(Ok)
+    }
     /// What `user` missed (see [`ReplayScope`]), oldest first, ids ≤ `upto`,
     /// at most `max` messages (the newest ones; the rest are reported as skipped).
     fn replay(
