@@ -61,6 +61,9 @@ pub mod registrations;
 mod roster;
 mod send_queue;
 pub mod session;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use codec::{decode, DecodeError};
 pub use config::{Config, ConfigError};

@@ -1,14 +1,16 @@
 //! The hub driven by arbitrary input: several connections each fed arbitrary
 //! bytes (with valid HELLO/LOGIN frames mixed in so deep states are reached),
-//! clock jumps, disconnects, shutdown, and a store that answers effects,
-//! sometimes late. Nothing may panic, and every queue stays within its bound.
+//! clock jumps, disconnects, shutdown, and the engine's in-memory store
+//! answering effects, sometimes late (a LOGIN op registers its account
+//! first, so that it succeeds). Nothing may panic, and every queue stays within its bound.
 #![no_main]
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use confab_engine::effect::{HistoryLoaded, ReplayLoaded, StoredMessage};
+use confab_engine::store::Store;
+use confab_engine::testing::MemoryStore;
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
-use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, MessageId, Name, Output, Ref, Source};
+use confab_engine::{Config, ConnId, Effect, Hub, MessageId, Name, Output, Ref, Source};
 
 const _: Option<Name> = None;
 use libfuzzer_sys::fuzz_target;
@@ -27,43 +29,6 @@ enum Op {
     Shutdown,
 }
 
-fn answer(e: Effect, next_id: &mut u64) -> Option<EffectResult> {
-    Some(match e {
-        Effect::Authenticate { conn, user, password } => EffectResult::Authenticated {
-            conn,
-            result: if password.expose().len() % 3 == 0 {
-                Err(confab_engine::ProtocolError::BadCredentials { retry: std::time::Duration::ZERO })
-            } else {
-                Ok(user)
-            },
-        },
-        Effect::Register { conn, .. } => EffectResult::Registered { conn, result: Ok(()) },
-        Effect::Store { conn, reference, message } => {
-            *next_id += 1;
-            EffectResult::Stored {
-                conn,
-                reference,
-                result: Ok(StoredMessage {
-                    id: MessageId(*next_id),
-                    timestamp_ms: *next_id,
-                    sender: message.sender,
-                    target: message.target,
-                    body: message.body,
-                }),
-            }
-        }
-        Effect::StoreGroup { conn, reference, op } => EffectResult::GroupStored { conn, reference, op, result: Ok(()) },
-        Effect::LoadHistory { conn, reference, target, .. } => EffectResult::History {
-            conn,
-            reference,
-            target,
-            result: Ok(HistoryLoaded::default()),
-        },
-        Effect::Replay { conn, .. } => EffectResult::Replayed { conn, result: Ok(ReplayLoaded::default()) },
-        _ => return None,
-    })
-}
-
 fuzz_target!(|ops: Vec<Op>| {
     let config = Config {
         send_queue_bytes: 4096,
@@ -76,7 +41,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut now = Instant::now();
     let mut conns: Vec<ConnId> = Vec::new();
     let mut pending: Vec<Effect> = Vec::new();
-    let mut next_id = 0;
+    let mut store = MemoryStore::default();
     let pick = |conns: &[ConnId], i: u8| conns.get(i as usize % conns.len().max(1)).copied();
     for op in ops.into_iter().take(256) {
         match op {
@@ -95,6 +60,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Login(i, user, roster, resume) => {
                 if let Some(c) = pick(&conns, i) {
+                    let _ = store.create_account(&user, "pw");
                     let f = Frame::Login {
                         reference: Ref(1),
                         user,
@@ -133,7 +99,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Complete(n) => {
                 for e in pending.drain(..(n as usize).min(pending.len())) {
-                    if let Some(r) = answer(e, &mut next_id) {
+                    if let Some(r) = store.run(e) {
                         hub.handle_result(now, r);
                     }
                 }

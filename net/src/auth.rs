@@ -383,11 +383,13 @@ pub(crate) fn storage_failed(doing: &str, e: &StoreError) -> ProtocolError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use confab_engine::frame::ErrorCode;
+    use confab_engine::testing::MemoryStore;
+
     use super::*;
     use crate::lockout::Policy;
-    use crate::store::memory::MemoryStore;
-    use confab_engine::frame::ErrorCode;
-    use std::time::Duration;
 
     /// Cheap parameters: the tests check logic, not cost.
     const FAST: HashParams = HashParams {

@@ -21,7 +21,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use confab_net::store::{memory::MemoryStore, Store};
+//! use confab_engine::testing::MemoryStore;
+//! use confab_net::store::Store;
 //! use confab_net::{Server, ServerOptions};
 //!
 //! let store = MemoryStore::default();

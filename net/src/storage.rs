@@ -392,7 +392,7 @@ mod tests {
     use confab_engine::frame::ErrorCode;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use confab_engine::testing::MemoryStore;
 
     fn name(s: &str) -> Name {
         Name::new(s).expect("test names are valid")

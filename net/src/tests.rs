@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_engine::frame::{kind, Text, PROTOCOL_VERSION};
+use confab_engine::testing::MemoryStore;
 use confab_engine::{decode, Config, Frame, MessageId, Name, Ref, Target};
 
 use clap::Parser;
 
 use crate::auth::HashParams;
-use crate::store::memory::MemoryStore;
 use crate::store::Store;
 use crate::{Server, ServerHandle, ServerOptions};
 

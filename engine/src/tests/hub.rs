@@ -161,7 +161,7 @@ fn a_dm_to_a_user_that_does_not_exist_is_refused() {
         retry_after_ms: 0
     }));
     assert!(w.messages(b).is_empty());
-    assert!(w.store.messages.is_empty());
+    assert!(w.store.messages().is_empty());
 }
 
 #[test]
@@ -728,7 +728,7 @@ fn requests_beyond_the_in_flight_limit_are_told_busy() {
     w.hold_effects = false;
     w.release();
     w.say(a, Target::Room, "4");
-    assert_eq!(w.store.messages.len(), 3);
+    assert_eq!(w.store.messages().len(), 3);
 }
 
 #[test]
