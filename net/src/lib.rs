@@ -48,6 +48,7 @@ pub mod cli;
 mod conn;
 mod effects;
 mod hash_memory;
+mod inbox;
 pub mod lockout;
 pub mod logger;
 mod refuse;
@@ -55,9 +56,9 @@ pub mod server;
 mod shared;
 pub mod signals;
 pub mod source;
-mod storage;
 pub mod store;
 pub mod tls;
+mod workers;
 
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
 pub use shared::LockStats;
