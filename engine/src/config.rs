@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use crate::frame::ServerInfo;
+use crate::frame::Frame;
+use crate::frame::{GroupInfo, HistoryEntry, ServerInfo, Target, Text};
+use crate::id::{MessageId, Ref};
+use crate::name::Name;
 use crate::registrations::RegistrationLimit;
 
 /// Configuration of a [`crate::Hub`].
@@ -85,8 +88,10 @@ pub struct Config {
     pub max_pre_auth_per_source: u32,
     /// Frames handled from one session before the shell should let others run.
     pub frames_per_turn: usize,
-    /// The retry delay SHUTDOWN announces to a connection that arrives
-    /// while the server is shutting down.
+    /// Most messages one resume replay carries; older missed ones are
+    /// reported as skipped (MISSED), and the client pages them from history.
+    pub replay_max: usize,
+    /// The retry delay SHUTDOWN announces: about how long a restart takes.
     pub shutdown_retry: Duration,
 }
 
@@ -133,12 +138,211 @@ impl Default for Config {
             max_per_source: 16,
             max_pre_auth_per_source: 4,
             frames_per_turn: 64,
+            replay_max: 1000,
             shutdown_retry: Duration::from_secs(5),
         }
     }
 }
 
+/// A [`Config`] the protocol cannot work with: a limit out of its range,
+/// or a frame limit too small for a frame the server must carry whole.
+/// `field` is the [`Config`] field's name (a command line spells it with
+/// dashes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A limit outside the range it may take.
+    #[error("{field} is {value}; it must be {min} to {max}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// A frame limit below the longest frame it must carry.
+    #[error("{field} is {value}; it must be at least {needed} to carry {carrying}")]
+    FrameTooSmall {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u32,
+        /// The smallest that works.
+        needed: u32,
+        /// Which frame needs it.
+        carrying: &'static str,
+    },
+}
+
 impl Config {
+    /// The largest `max_frame` allowed: what the confab client accepts
+    /// from a server (its `MAX_INBOUND_FRAME`), 16 MiB.
+    pub const MAX_FRAME_CEILING: u32 = 16 * 1024 * 1024;
+    /// The most deltas `roster_log` may remember (each costs a name).
+    pub const ROSTER_LOG_CEILING: usize = 1_000_000;
+    /// The most messages `replay_max` may carry in one replay (held in
+    /// memory whole while it is routed).
+    pub const REPLAY_MAX_CEILING: usize = 100_000;
+
+    /// `max_frame` for a server whose bodies are up to `max_body` bytes
+    /// and which sets no frame limit of its own: the default, or more if a
+    /// body needs it (a frame holds the body plus its header and names,
+    /// well within 1 KiB).
+    pub fn default_max_frame(max_body: u16) -> u32 {
+        Config::default().max_frame.max(u32::from(max_body) + 1024)
+    }
+
+    /// The least `max_frame` that carries, whole, every frame the server
+    /// cannot cut: a MESSAGE (and a SEND, and a one-entry HISTORY page)
+    /// with a `max_body` body between the longest names, and GROUP_LIST
+    /// with `max_groups` groups. Measured on the codec (header included,
+    /// as the history page fitting counts it), not from literals.
+    pub fn needed_max_frame(&self) -> (u32, &'static str) {
+        let longest = longest_name();
+        let body = "x".repeat(usize::from(self.max_body));
+        let body = Text::truncated(&body);
+        let target = Target::User(longest);
+        let message = Frame::Message {
+            id: MessageId(u64::MAX),
+            timestamp_ms: u64::MAX,
+            sender: longest,
+            target,
+            body,
+        };
+        let page = Frame::HistoryPage {
+            reference: Ref(u32::MAX),
+            target,
+            more: true,
+            entries: vec![HistoryEntry {
+                id: MessageId(u64::MAX),
+                timestamp_ms: u64::MAX,
+                sender: longest,
+                body,
+            }],
+        };
+        let list = |n: usize| Frame::GroupList {
+            reference: Ref(u32::MAX),
+            groups: vec![
+                GroupInfo {
+                    name: longest,
+                    members: u32::MAX,
+                    is_member: true,
+                };
+                n
+            ],
+        };
+        let (empty, one) = (encoded_len(&list(0)), encoded_len(&list(1)));
+        let groups = u64::from(self.max_groups.min(u32::from(u16::MAX)));
+        let list_len = empty + groups * (one - empty);
+        [
+            (encoded_len(&message), "a message of max_body bytes"),
+            (encoded_len(&page), "a history entry of max_body bytes"),
+            (list_len, "the group list of max_groups groups"),
+        ]
+        .into_iter()
+        .max_by_key(|(n, _)| *n)
+        .map(|(n, what)| (u32::try_from(n).unwrap_or(u32::MAX), what))
+        .unwrap_or((0, ""))
+    }
+
+    /// The least `max_frame_pre_auth` that carries the longest HELLO,
+    /// REGISTER and LOGIN a client can encode (a 255-byte password or
+    /// client text between the longest names), so that a frame limit never
+    /// answers for the credentials check.
+    pub fn needed_max_frame_pre_auth() -> u32 {
+        let longest = longest_name();
+        let text = "x".repeat(255);
+        let text = Text::truncated(&text);
+        let frames = [
+            Frame::Hello {
+                version: u16::MAX,
+                client: text,
+            },
+            Frame::Register {
+                reference: Ref(u32::MAX),
+                user: longest,
+                password: text,
+            },
+            Frame::Login {
+                reference: Ref(u32::MAX),
+                user: longest,
+                password: text,
+                resume_after: MessageId(u64::MAX),
+                roster: true,
+            },
+        ];
+        let n = frames.iter().map(encoded_len).max().unwrap_or(0);
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Checks the limits a protocol session depends on (see [`ConfigError`]);
+    /// a shell calls it before building a [`crate::Hub`] from options.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let range = |field, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    field,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        let at_least_one = |field, value: u64| range(field, value, 1, u64::MAX);
+        at_least_one("groups_per_user", u64::from(self.groups_per_user))?;
+        at_least_one("members_per_group", u64::from(self.members_per_group))?;
+        at_least_one("max_groups", u64::from(self.max_groups))?;
+        at_least_one("history_page_max", u64::from(self.history_page_max))?;
+        at_least_one("max_inflight", u64::from(self.max_inflight))?;
+        at_least_one("roster_window", self.roster_window)?;
+        let roster_log = self.roster_log as u64;
+        range(
+            "roster_log",
+            roster_log,
+            1,
+            Config::ROSTER_LOG_CEILING as u64,
+        )?;
+        let replay_max = self.replay_max as u64;
+        range(
+            "replay_max",
+            replay_max,
+            1,
+            Config::REPLAY_MAX_CEILING as u64,
+        )?;
+        let ceiling = u64::from(Config::MAX_FRAME_CEILING);
+        range("max_frame", u64::from(self.max_frame), 1, ceiling)?;
+        let (needed, carrying) = self.needed_max_frame();
+        if self.max_frame < needed {
+            return Err(ConfigError::FrameTooSmall {
+                field: "max_frame",
+                value: self.max_frame,
+                needed,
+                carrying,
+            });
+        }
+        let needed = Config::needed_max_frame_pre_auth();
+        if self.max_frame_pre_auth < needed {
+            return Err(ConfigError::FrameTooSmall {
+                field: "max_frame_pre_auth",
+                value: self.max_frame_pre_auth,
+                needed,
+                carrying: "the longest LOGIN",
+            });
+        }
+        let (value, max) = (self.max_frame_pre_auth, self.max_frame);
+        range(
+            "max_frame_pre_auth",
+            value.into(),
+            needed.into(),
+            max.into(),
+        )
+    }
+
     /// What SERVER_HELLO announces.
     pub fn server_info(&self) -> ServerInfo {
         ServerInfo {
@@ -152,5 +356,85 @@ impl Config {
             history_page_max: self.history_page_max,
             idle_timeout_ms: self.idle_timeout.as_millis().min(u32::MAX as u128) as u32,
         }
+    }
+}
+
+/// A name of [`Name::MAX_LEN`] bytes, for sizing frames.
+fn longest_name() -> Name {
+    Name::new(&"n".repeat(Name::MAX_LEN)).unwrap_or_else(|_| unreachable!("a valid name"))
+}
+
+/// A frame's encoded length, header included.
+fn encoded_len(frame: &Frame<'_>) -> u64 {
+    let mut out = Vec::new();
+    frame.encode(&mut out);
+    out.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_pass_their_own_check() {
+        assert_eq!(Config::default().check(), Ok(()));
+        assert_eq!(Config::default_max_frame(4096), Config::default().max_frame);
+    }
+
+    #[test]
+    fn a_max_frame_below_a_maximal_message_is_refused() {
+        let c = Config {
+            max_frame: 4096,
+            ..Config::default()
+        };
+        let Err(ConfigError::FrameTooSmall { needed, .. }) = c.check() else {
+            panic!("a 4096-byte body cannot fit a 4096-byte frame");
+        };
+        let fits = Config {
+            max_frame: needed,
+            ..c
+        };
+        assert_eq!(fits.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_pre_auth_frame_must_carry_a_login_and_stay_below_max_frame() {
+        let small = Config {
+            max_frame_pre_auth: 64,
+            ..Config::default()
+        };
+        assert!(matches!(
+            small.check(),
+            Err(ConfigError::FrameTooSmall {
+                field: "max_frame_pre_auth",
+                ..
+            })
+        ));
+        let large = Config {
+            max_frame_pre_auth: Config::default().max_frame + 1,
+            ..Config::default()
+        };
+        assert!(matches!(
+            large.check(),
+            Err(ConfigError::OutOfRange {
+                field: "max_frame_pre_auth",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn more_groups_than_a_group_list_frame_holds_are_refused() {
+        let c = Config {
+            max_groups: 10_000,
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::FrameTooSmall {
+                field: "max_frame",
+                ..
+            })
+        ));
     }
 }

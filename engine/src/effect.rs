@@ -157,6 +157,9 @@ pub enum Effect {
         scope: ReplayScope,
         /// Only ids up to this: later ones reach the session live.
         upto: MessageId,
+        /// At most this many messages, the newest (`Config::replay_max`);
+        /// the older ones are reported as skipped.
+        max: usize,
     },
     /// The user's last session left; every direct message with an id up to
     /// `seen_upto` was routed while they were online. Storage keeps this mark

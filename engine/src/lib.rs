@@ -69,13 +69,16 @@ mod roster;
 mod send_queue;
 pub mod session;
 pub mod shared;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wire;
 
 pub use wire::{codec, frame};
 
 pub use codec::{decode, DecodeError};
 pub use confab::Confab;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use effect::{Effect, EffectResult, Input};
 pub use error::ProtocolError;
 pub use event::Event;

@@ -1,14 +1,17 @@
 //! The hub driven by arbitrary input: several connections each fed arbitrary
 //! bytes (with valid HELLO/LOGIN frames mixed in so deep states are reached),
-//! clock jumps, disconnects, shutdown, and a store that answers effects,
-//! sometimes late. Nothing may panic, and every queue stays within its bound.
+//! clock jumps, disconnects, shutdown, and the engine's in-memory store
+//! answering effects, sometimes late (a LOGIN op registers its account
+//! first, so that it succeeds). Nothing may panic, and every queue stays within its bound.
 #![no_main]
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use confab_engine::effect::{HistoryLoaded, ReplayLoaded, StoredMessage};
+use confab_engine::store::Store;
+use confab_engine::testing::MemoryStore;
 use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
-use confab_engine::{Config, ConnId, Effect, EffectResult, Hub, Input, MessageId, Name, Output, Protocol, Ref, Source};
+use confab_engine::effect::StoredMessage;
+use confab_engine::{Config, ConnId, Effect, Hub, MessageId, Name, Output, Protocol, Ref, Source};
 
 const _: Option<Name> = None;
 use libfuzzer_sys::fuzz_target;
@@ -24,50 +27,9 @@ enum Op {
     Drain(u8),
     Complete(u8),
     /// A message another node committed, routed here.
-    Elsewhere(Name, Target, String),
+    Elsewhere(u8, Name, Target, String),
     Disconnect(u8),
     Shutdown,
-}
-
-/// The store's answer, and what it committed: a stored message is its
-/// sender's ACK, then its routing, as from the server's writer.
-fn answer(e: Effect, next_id: &mut u64) -> Vec<Input> {
-    vec![match e {
-        Effect::Authenticate { conn, user, password } => EffectResult::Authenticated {
-            conn,
-            result: if password.expose().len() % 3 == 0 {
-                Err(confab_engine::ProtocolError::BadCredentials { retry: std::time::Duration::ZERO })
-            } else {
-                Ok(user)
-            },
-        },
-        Effect::Register { conn, .. } => EffectResult::Registered { conn, result: Ok(()) },
-        Effect::Store { conn, reference, message } => {
-            *next_id += 1;
-            let message = StoredMessage {
-                id: MessageId(*next_id),
-                timestamp_ms: *next_id,
-                sender: message.sender,
-                target: message.target,
-                body: message.body,
-            };
-            let stored = EffectResult::Stored { conn, reference, result: Ok(message.committed()) };
-            return vec![stored.into(), Input::Committed { message, origin: Some(conn) }];
-        }
-        Effect::StoreGroup { conn, reference, op } => {
-            let stored = EffectResult::GroupStored { conn, reference, op: op.clone(), result: Ok(()) };
-            return vec![stored.into(), Input::GroupCommitted { op, origin: Some(conn) }];
-        }
-        Effect::LoadHistory { conn, reference, target, .. } => EffectResult::History {
-            conn,
-            reference,
-            target,
-            result: Ok(HistoryLoaded::default()),
-        },
-        Effect::Replay { conn, .. } => EffectResult::Replayed { conn, result: Ok(ReplayLoaded::default()) },
-        _ => return Vec::new(),
-    }
-    .into()]
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -82,7 +44,7 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut now = Instant::now();
     let mut conns: Vec<ConnId> = Vec::new();
     let mut pending: Vec<Effect> = Vec::new();
-    let mut next_id = 0;
+    let mut store = MemoryStore::default();
     let pick = |conns: &[ConnId], i: u8| conns.get(i as usize % conns.len().max(1)).copied();
     for op in ops.into_iter().take(256) {
         match op {
@@ -101,6 +63,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Login(i, user, roster, resume) => {
                 if let Some(c) = pick(&conns, i) {
+                    let _ = store.create_account(&user, "pw");
                     let f = Frame::Login {
                         reference: Ref(1),
                         user,
@@ -139,14 +102,14 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Complete(n) => {
                 for e in pending.drain(..(n as usize).min(pending.len())) {
-                    for input in answer(e, &mut next_id) {
+                    for input in store.run(e) {
                         hub.handle_input(now, input);
                     }
                 }
             }
-            Op::Elsewhere(sender, target, body) => {
-                next_id += 1;
-                let message = StoredMessage { id: MessageId(next_id), timestamp_ms: next_id, sender, target, body };
+            Op::Elsewhere(gap, sender, target, body) => {
+                let id = MessageId(hub.last_id().0 + 1 + gap as u64);
+                let message = StoredMessage { id, timestamp_ms: id.0, sender, target, body };
                 hub.handle_committed(now, message, None);
             }
             Op::Disconnect(i) => {

@@ -18,9 +18,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{kind, ErrorCode, Text, PROTOCOL_VERSION};
+use confab_engine::testing::MemoryStore;
 use confab_engine::{decode, Config, Frame, MessageId, Name, Ref, Target};
 use confab_net::auth::HashParams;
-use confab_net::store::memory::MemoryStore;
 use confab_net::store::sqlite::{SqliteOptions, SqliteStore, Sync};
 use confab_net::store::Store;
 use confab_net::{Server, ServerOptions, StoreFactory};

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::FalseyValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use confab_engine::{Config, Name, RegistrationLimit};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use confab_engine::{Config, ConfigError, Name, RegistrationLimit};
 
 use crate::auth::HashParams;
 use crate::lockout;
@@ -226,6 +226,52 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_BODY", default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_body: u16,
 
+    /// Largest frame a logged-in client may send and the server sends, in
+    /// bytes (length field value): at least what a --max-body message and
+    /// the list of --max-groups groups need, at most 16 MiB (what the
+    /// confab client accepts). [default: 65536, or more if --max-body needs it]
+    #[arg(long, env = "CONFAB_MAX_FRAME", value_parser = clap::value_parser!(u32).range(1..=i64::from(Config::MAX_FRAME_CEILING)))]
+    pub max_frame: Option<u32>,
+
+    /// Largest frame before login, in bytes: at least the longest LOGIN a
+    /// client can send (about 300), at most --max-frame.
+    #[arg(long, env = "CONFAB_MAX_FRAME_PRE_AUTH", default_value_t = Config::default().max_frame_pre_auth, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_frame_pre_auth: u32,
+
+    /// Most groups a user may belong to (1-65535).
+    #[arg(long, env = "CONFAB_GROUPS_PER_USER", default_value_t = Config::default().groups_per_user, value_parser = clap::value_parser!(u16).range(1..))]
+    pub groups_per_user: u16,
+
+    /// Most members a group may have [1..].
+    #[arg(long, env = "CONFAB_MEMBERS_PER_GROUP", default_value_t = Config::default().members_per_group, value_parser = clap::value_parser!(u32).range(1..))]
+    pub members_per_group: u32,
+
+    /// Most groups on the server [1..]: the group list of all of them must
+    /// fit one --max-frame frame (about 1700 per 64 KiB).
+    #[arg(long, env = "CONFAB_MAX_GROUPS", default_value_t = Config::default().max_groups, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_groups: u32,
+
+    /// Most entries in one history page (1-65535); longer pages are also cut to fit --max-frame.
+    #[arg(long, env = "CONFAB_HISTORY_PAGE_MAX", default_value_t = Config::default().history_page_max, value_parser = clap::value_parser!(u16).range(1..))]
+    pub history_page_max: u16,
+
+    /// Requests a session may have waiting for storage before it is answered "busy" (1-65535).
+    #[arg(long, env = "CONFAB_MAX_INFLIGHT", default_value_t = Config::default().max_inflight, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_inflight: u16,
+
+    /// Roster deltas sent to a session beyond its last acknowledgement before the server waits [1..].
+    #[arg(long, env = "CONFAB_ROSTER_WINDOW", default_value_t = Config::default().roster_window, value_parser = clap::value_parser!(u64).range(1..))]
+    pub roster_window: u64,
+
+    /// Roster deltas remembered (1-1000000); a session further behind is sent a snapshot.
+    #[arg(long, env = "CONFAB_ROSTER_LOG", default_value_t = Config::default().roster_log as u64, value_parser = clap::value_parser!(u64).range(1..=Config::ROSTER_LOG_CEILING as u64))]
+    pub roster_log: u64,
+
+    /// Most missed messages replayed at login (1-100000); older ones are
+    /// reported as missed, for the client to page from history.
+    #[arg(long, env = "CONFAB_REPLAY_MAX", default_value_t = Config::default().replay_max as u64, value_parser = clap::value_parser!(u64).range(1..=Config::REPLAY_MAX_CEILING as u64))]
+    pub replay_max: u64,
+
     /// Bytes queued for a client before its lowest-priority traffic is dropped.
     #[arg(long, env = "CONFAB_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub send_queue_bytes: u64,
@@ -342,9 +388,19 @@ impl ServeArgs {
         Config {
             server_name: self.server_name.clone(),
             registration_open: self.registration == Registration::Open,
-            // A frame must hold the longest body plus its header and names.
-            max_frame: defaults.max_frame.max(u32::from(self.max_body) + 1024),
+            max_frame: self
+                .max_frame
+                .unwrap_or_else(|| Config::default_max_frame(self.max_body)),
+            max_frame_pre_auth: self.max_frame_pre_auth,
             max_body: self.max_body,
+            groups_per_user: self.groups_per_user,
+            members_per_group: self.members_per_group,
+            max_groups: self.max_groups,
+            history_page_max: self.history_page_max,
+            max_inflight: self.max_inflight,
+            roster_window: self.roster_window,
+            roster_log: usize::try_from(self.roster_log).unwrap_or(usize::MAX),
+            replay_max: usize::try_from(self.replay_max).unwrap_or(usize::MAX),
             msg_rate: self.msg_rate,
             msg_burst: self.msg_burst,
             byte_rate: self.byte_rate,
@@ -371,6 +427,24 @@ impl ServeArgs {
             max_pre_auth_per_source: self.max_pre_auth_per_source,
             ..defaults
         }
+    }
+
+    /// Checks the engine's configuration as a whole (limits that depend
+    /// on each other, see [`Config::check`]); the error names the option,
+    /// as clap's own range errors do.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        self.engine_config().check().map_err(|e| {
+            let field = match &e {
+                ConfigError::OutOfRange { field, .. }
+                | ConfigError::FrameTooSmall { field, .. } => field,
+                _ => "a limit",
+            };
+            let option = field.replace('_', "-");
+            Cli::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--{option}': {e}"),
+            )
+        })
     }
 
     /// The retention to apply every minute, if any.
@@ -417,8 +491,6 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
@@ -437,6 +509,105 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert!(c.registration_open);
         assert!(!cli.serve.tls() && !cli.serve.insecure_plaintext);
+    }
+
+    #[test]
+    fn every_limit_option_reaches_the_engine_config() {
+        let cli = Cli::try_parse_from([
+            "confab-server",
+            "--max-frame",
+            "100000",
+            "--max-frame-pre-auth",
+            "2000",
+            "--groups-per-user",
+            "3",
+            "--members-per-group",
+            "4",
+            "--max-groups",
+            "5",
+            "--history-page-max",
+            "6",
+            "--max-inflight",
+            "7",
+            "--roster-window",
+            "8",
+            "--roster-log",
+            "9",
+            "--replay-max",
+            "10",
+        ])
+        .expect("parses");
+        assert!(cli.serve.check().is_ok());
+        let c = cli.serve.engine_config();
+        assert_eq!((c.max_frame, c.max_frame_pre_auth), (100_000, 2000));
+        assert_eq!(
+            (c.groups_per_user, c.members_per_group, c.max_groups),
+            (3, 4, 5)
+        );
+        assert_eq!((c.history_page_max, c.max_inflight), (6, 7));
+        assert_eq!((c.roster_window, c.roster_log, c.replay_max), (8, 9, 10));
+    }
+
+    #[test]
+    fn the_defaults_are_the_engines_and_max_frame_grows_with_max_body() {
+        let cli = Cli::try_parse_from(["confab-server"]).expect("parses");
+        let (ours, engine) = (cli.serve.engine_config(), Config::default());
+        assert_eq!(
+            (ours.max_frame, ours.max_frame_pre_auth, ours.replay_max),
+            (
+                engine.max_frame,
+                engine.max_frame_pre_auth,
+                engine.replay_max
+            )
+        );
+        assert_eq!(
+            (ours.roster_log, ours.max_groups),
+            (engine.roster_log, engine.max_groups)
+        );
+        let cli = Cli::try_parse_from(["confab-server", "--max-body", "65535"]).expect("parses");
+        assert_eq!(cli.serve.engine_config().max_frame, 65_535 + 1024);
+        assert!(cli.serve.check().is_ok());
+    }
+
+    #[test]
+    fn a_limit_out_of_its_range_is_a_cli_error_naming_the_option() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
+        };
+        // Ranges clap checks on its own.
+        assert!(parse(&["--max-frame", "0"]).is_err());
+        assert!(parse(&["--max-frame", "16777217"]).is_err());
+        assert!(parse(&["--replay-max", "0"]).is_err());
+        assert!(parse(&["--groups-per-user", "0"]).is_err());
+        // Ranges that depend on other limits.
+        let small = parse(&["--max-frame", "4100", "--max-groups", "1"]).expect("parses");
+        let e = small
+            .serve
+            .check()
+            .expect_err("a 4096-byte body needs more");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = e.to_string();
+        assert!(
+            text.contains("'--max-frame'") && text.contains("max_body"),
+            "{text}"
+        );
+        let pre_auth = parse(&["--max-frame-pre-auth", "100"]).expect("parses");
+        let text = pre_auth
+            .serve
+            .check()
+            .expect_err("a LOGIN needs more")
+            .to_string();
+        assert!(
+            text.contains("'--max-frame-pre-auth'") && text.contains("LOGIN"),
+            "{text}"
+        );
+        let groups = parse(&["--max-groups", "100000"]).expect("parses");
+        let text = groups
+            .serve
+            .check()
+            .expect_err("the list needs more")
+            .to_string();
+        assert!(text.contains("group list"), "{text}");
     }
 
     #[test]

@@ -57,7 +57,6 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use confab_engine::codec::frame_len;
 use confab_engine::{ConnId, ReadReady};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
@@ -502,7 +501,7 @@ fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], tim
     if !direct {
         leftover.extend_from_slice(fresh);
     }
-    let (used, ready, deadline) = shared.with_core(|core, now| {
+    let (used, ready, deadline, backlog) = shared.with_core(|core, now| {
         let hub = &mut core.hub;
         if timeout {
             hub.handle_timeout(now, conn);
@@ -513,7 +512,13 @@ fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], tim
         } else {
             0
         };
-        (used, hub.read_ready(now, conn), hub.poll_timeout(conn))
+        let backlog = hub.holds_request(conn, &input[used..]);
+        (
+            used,
+            hub.read_ready(now, conn),
+            hub.poll_timeout(conn),
+            backlog,
+        )
     });
     if direct {
         leftover.extend_from_slice(&fresh[used..]);
@@ -524,7 +529,6 @@ fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], tim
         // Free what a burst grew: an idle connection holds no buffer.
         *leftover = Vec::new();
     }
-    let backlog = frame_len(leftover).is_some_and(|n| leftover.len() >= n);
     Fed {
         ready,
         deadline,

@@ -18,11 +18,12 @@ use std::time::Instant;
 use confab_engine::{Effect, EffectResult, ProtocolError};
 use log::warn;
 
-use crate::auth::{AuthJob, AuthKind};
 use crate::auth_queue::FairQueue;
 use crate::lockout::Lockout;
 use crate::source::source_of;
-use crate::storage::{Queue, ReadJob, WriteJob};
+use crate::workers::auth::{AuthJob, AuthKind};
+use crate::workers::queue::Queue;
+use crate::workers::storage::{ReadJob, WriteJob};
 
 /// An effect with the peer of its connection (for logins).
 #[derive(Debug)]
@@ -166,12 +167,14 @@ impl Effects {
                     user,
                     scope,
                     upto,
+                    max,
                 } => {
                     let job = ReadJob::Replay {
                         conn,
                         user,
                         scope,
                         upto,
+                        max,
                     };
                     if let Err(job) = self.reads.push(job) {
                         refused.push(job.refused(busy("loading missed messages")));

@@ -21,7 +21,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use confab_net::store::{memory::MemoryStore, Store};
+//! use confab_engine::testing::MemoryStore;
+//! use confab_net::store::Store;
 //! use confab_net::{Server, ServerOptions};
 //!
 //! let store = MemoryStore::default();
@@ -47,6 +48,7 @@ pub mod cli;
 mod conn;
 mod effects;
 mod hash_memory;
+mod inbox;
 pub mod lockout;
 pub mod logger;
 mod refuse;
@@ -54,9 +56,9 @@ pub mod server;
 mod shared;
 pub mod signals;
 pub mod source;
-mod storage;
 pub mod store;
 pub mod tls;
+mod workers;
 
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
 pub use shared::LockStats;
@@ -105,6 +107,9 @@ pub enum Error {
          to send passwords and messages unencrypted anyway"
     )]
     Plaintext(std::net::SocketAddr),
+    /// The limits do not fit together (see `Config::check`).
+    #[error("invalid limits: {0}")]
+    Config(#[from] confab_engine::ConfigError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -134,6 +139,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+    args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
     let server = Server::bind(

@@ -7,6 +7,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     one_malloc_arena();
     let cli = confab_net::cli::Cli::parse();
+    if let Err(e) = cli.serve.check() {
+        e.exit();
+    }
     match confab_net::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

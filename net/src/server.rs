@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use confab_engine::{Config, ConnId, Hub};
@@ -38,16 +38,19 @@ use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
-use crate::auth::{AuthJob, Authenticator, HashError, HashParams};
+use crate::auth::{HashError, HashParams};
 use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
+use crate::inbox::Results;
 use crate::lockout::{self, Lockout};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::source::source_of;
-use crate::storage::{self, Queue, ReadJob, WriteJob};
 use crate::store::{Retention, Store, StoreError};
+use crate::workers::auth::{self as pool, AuthJob, Authenticator};
+use crate::workers::queue::{Jobs, Queue};
+use crate::workers::storage::{self, ReadJob, WriteJob};
 
 /// Opens one [`Store`]; called once per storage-using thread.
 pub type StoreFactory = Arc<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send + Sync>;
@@ -154,9 +157,9 @@ pub struct Server {
 struct Workers {
     auth_rx: Arc<FairQueue<AuthJob>>,
     authenticators: Vec<Authenticator>,
-    read_rx: Receiver<ReadJob>,
+    read_rx: Jobs<ReadJob>,
     read_stores: Vec<Box<dyn Store>>,
-    write_rx: Receiver<WriteJob>,
+    write_rx: Jobs<WriteJob>,
     write_store: Box<dyn Store>,
 }
 
@@ -345,32 +348,26 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
             .map_err(StartError::Thread)
     };
     let mut pools = Vec::new();
-    for (i, mut auth) in w.authenticators.into_iter().enumerate() {
-        let (rx, shared) = (w.auth_rx.clone(), shared.clone());
+    // The workers see the hub only as the inbox for their results.
+    let results: Arc<dyn Results> = shared.clone();
+    for (i, auth) in w.authenticators.into_iter().enumerate() {
+        let (rx, results) = (w.auth_rx.clone(), results.clone());
         pools.push(spawn(
             format!("confab-auth-{i}"),
-            Box::new(move || {
-                while let Some(job) = rx.pop_blocking() {
-                    let result = auth.run(job);
-                    if rx.is_empty() {
-                        auth.idle();
-                    }
-                    shared.feed(vec![result]);
-                }
-            }),
+            Box::new(move || pool::run_pool(rx, auth, results)),
         )?);
     }
     for (i, store) in w.read_stores.into_iter().enumerate() {
-        let (rx, shared) = (w.read_rx.clone(), shared.clone());
+        let (rx, results) = (w.read_rx.clone(), results.clone());
         pools.push(spawn(
             format!("confab-read-{i}"),
-            Box::new(move || storage::run_reader(rx, shared, store)),
+            Box::new(move || storage::run_reader(rx, results, store)),
         )?);
     }
-    let (rx, shared, store) = (w.write_rx, shared.clone(), w.write_store);
+    let (rx, store) = (w.write_rx, w.write_store);
     let writer = spawn(
         "confab-write".into(),
-        Box::new(move || storage::run_writer(rx, shared, store)),
+        Box::new(move || storage::run_writer(rx, results, store)),
     )?;
     Ok(Threads { pools, writer })
 }
@@ -474,8 +471,8 @@ async fn serve(
     drop(listener);
     info!("shutting down: {} connections to close", tasks.len());
     shared.with_core(|core, now| {
-        core.hub
-            .shutdown(now, Duration::from_secs(5), "server shutting down")
+        let retry = core.hub.config().shutdown_retry;
+        core.hub.shutdown(now, retry, "server shutting down")
     });
     let deadline = Instant::now() + options.shutdown_timeout;
     while !tasks.is_empty() {

@@ -24,6 +24,7 @@ use std::time::Instant;
 use confab_engine::{ConnId, Effect, Hub, Input, Output, Protocol, Source};
 
 use crate::effects::{Effects, Routed};
+use crate::inbox::Results;
 
 /// What the lock guards.
 pub(crate) struct Core {
@@ -189,5 +190,12 @@ impl Shared {
             }
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
         }
+    }
+}
+
+/// The workers' inbox: their results go to the hub in one lock hold per batch.
+impl Results for Shared {
+    fn deliver(&self, results: Vec<Input>) {
+        self.feed(results);
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_engine::frame::{kind, Text, PROTOCOL_VERSION};
+use confab_engine::testing::MemoryStore;
 use confab_engine::{decode, Config, Frame, MessageId, Name, Ref, Target};
 
+use clap::Parser;
+
 use crate::auth::HashParams;
-use crate::store::memory::MemoryStore;
 use crate::store::Store;
 use crate::{Server, ServerHandle, ServerOptions};
 
@@ -140,6 +142,55 @@ fn hello_is_answered_with_server_hello() {
         decode(&f, u32::MAX)
     );
     server.shutdown();
+}
+
+#[test]
+fn server_hello_announces_the_frame_limits_given_on_the_command_line() {
+    let cli = crate::cli::Cli::try_parse_from([
+        "confab-server",
+        "--max-frame",
+        "100000",
+        "--max-frame-pre-auth",
+        "2000",
+        "--history-page-max",
+        "77",
+    ])
+    .expect("parses");
+    cli.serve.check().expect("valid limits");
+    let (server, _) = start(crate::options(&cli.serve).engine);
+    let mut c = Client::connect(&server);
+    c.send(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        client: Text::truncated("net tests"),
+    });
+    let f = c.expect(kind::SERVER_HELLO);
+    let Ok(Some((Frame::ServerHello { info, .. }, _))) = decode(&f, u32::MAX) else {
+        panic!("{:?}", decode(&f, u32::MAX));
+    };
+    assert_eq!(
+        (
+            info.max_frame,
+            info.max_frame_pre_auth,
+            info.history_page_max
+        ),
+        (100_000, 2000, 77)
+    );
+    server.shutdown();
+}
+
+#[test]
+fn shutdown_announces_the_configured_retry_delay() {
+    let (server, _) = start(Config {
+        shutdown_retry: Duration::from_millis(1234),
+        ..Config::default()
+    });
+    let mut ann = Client::log_in(&server, "ann");
+    server.shutdown();
+    let f = ann.expect(kind::SHUTDOWN);
+    let Ok(Some((Frame::Shutdown { retry_after_ms, .. }, _))) = decode(&f, u32::MAX) else {
+        panic!("{:?}", decode(&f, u32::MAX));
+    };
+    assert_eq!(retry_after_ms, 1234);
 }
 
 #[test]

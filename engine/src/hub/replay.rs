@@ -77,6 +77,7 @@ impl Hub {
             user,
             scope,
             upto,
+            max: self.config.replay_max,
         });
     }
 

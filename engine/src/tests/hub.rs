@@ -161,7 +161,7 @@ fn a_dm_to_a_user_that_does_not_exist_is_refused() {
         retry_after_ms: 0
     }));
     assert!(w.messages(b).is_empty());
-    assert!(w.store.messages.is_empty());
+    assert!(w.store.messages().is_empty());
 }
 
 #[test]
@@ -573,8 +573,9 @@ fn live_messages_during_a_replay_are_held_then_delivered_after_it() {
     w.hold_effects = false;
     w.say(a, Target::Room, "live");
     assert!(w.messages(b).is_empty(), "held until the replay is in");
-    let r = w.store.run(replay).unwrap();
-    w.hub.handle_result(w.now, r);
+    for input in w.store.run(replay) {
+        w.hub.handle_input(w.now, input);
+    }
     w.run();
     assert_eq!(
         w.messages(b),
@@ -728,7 +729,7 @@ fn requests_beyond_the_in_flight_limit_are_told_busy() {
     w.hold_effects = false;
     w.release();
     w.say(a, Target::Room, "4");
-    assert_eq!(w.store.messages.len(), 3);
+    assert_eq!(w.store.messages().len(), 3);
 }
 
 #[test]
@@ -889,9 +890,8 @@ fn a_drain_says_when_it_emptied_the_queue_and_the_next_frame_then_wakes() {
         match out {
             crate::Output::Wake(c) if c == conn => woke = true,
             crate::Output::Effect(e) => {
-                if let Some(r) = w.store.run(e) {
-                    w.hub.handle_result(w.now, r);
-                    w.route_commits();
+                for input in w.store.run(e) {
+                    w.hub.handle_input(w.now, input);
                 }
             }
             _ => {}
@@ -1379,4 +1379,37 @@ fn a_fatal_error_is_the_last_frame_even_with_messages_queued() {
         w.peers[b].got
     );
     assert!(w.peers[b].closed);
+}
+
+#[test]
+fn a_replay_asks_storage_for_at_most_the_configured_number_of_messages() {
+    let mut w = World::with_accounts(
+        Config {
+            replay_max: 7,
+            ..Config::default()
+        },
+        &["alice", "bob"],
+    );
+    let a = w.login("alice", false);
+    w.say(a, Target::Room, "old");
+    let b = w.connect();
+    w.hold_effects = true;
+    w.login_peer(b, "bob", MessageId(0), false);
+    w.release();
+    assert!(matches!(
+        w.held.front(),
+        Some(crate::Effect::Replay { max: 7, .. })
+    ));
+}
+
+#[test]
+fn holds_request_says_whether_unread_bytes_hold_a_whole_frame() {
+    let mut w = world(&[]);
+    let a = w.connect();
+    let conn = w.peers[a].conn;
+    let ping = Frame::Ping { token: 1 }.to_bytes();
+    assert!(w.hub.holds_request(conn, &ping));
+    assert!(!w.hub.holds_request(conn, &ping[..ping.len() - 1]));
+    assert!(!w.hub.holds_request(conn, &ping[..3]));
+    assert!(!w.hub.holds_request(conn, &[]));
 }

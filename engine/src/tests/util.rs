@@ -2,15 +2,17 @@
 //! store that answers effects at once (or holds them, to test ordering),
 //! and peers that decode everything the hub writes to them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::effect::*;
 use crate::frame::*;
 use crate::id::{MessageId, Ref, RosterVersion};
-use crate::name::{Name, NameKey};
-use crate::{decode, Config, ConnId, Hub, Output, Protocol, ProtocolError, Source};
+use crate::name::Name;
+use crate::store::Store;
+use crate::testing::MemoryStore;
+use crate::{decode, Config, ConnId, Hub, Output, Protocol, Source};
 
 /// An owned copy of a received frame, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,254 +185,12 @@ pub(crate) struct Peer {
     pending: Vec<u8>,
 }
 
-/// The in-memory store: what SQLite does in the server, minimally.
-#[derive(Debug, Default)]
-pub(crate) struct MemStore {
-    pub(crate) accounts: HashMap<NameKey, (Name, String)>,
-    pub(crate) messages: Vec<StoredMessage>,
-    pub(crate) groups: BTreeMap<NameKey, (Name, BTreeSet<NameKey>)>,
-    pub(crate) offline_marks: HashMap<NameKey, MessageId>,
-    next_id: MessageId,
-    /// What was committed, to be routed once its result is handled: the
-    /// hub takes the two as separate inputs, as from the server's writer.
-    pub(crate) commits: VecDeque<Commit>,
-}
-
-/// A commit to feed to the hub after the result that answers it.
-#[derive(Debug)]
-pub(crate) enum Commit {
-    Message(StoredMessage, ConnId),
-    Group(GroupOp, ConnId),
-}
-
-impl World {
-    /// Feeds the hub what the store committed, as the server's writer does.
-    pub(crate) fn route_commits(&mut self) {
-        while let Some(c) = self.store.commits.pop_front() {
-            match c {
-                Commit::Message(m, origin) => self.hub.handle_committed(self.now, m, Some(origin)),
-                Commit::Group(op, origin) => {
-                    self.hub.handle_group_committed(self.now, op, Some(origin))
-                }
-            }
-        }
-    }
-}
-
-impl MemStore {
-    fn entitled(&self, user: &Name, m: &StoredMessage, groups: &[Name]) -> bool {
-        match &m.target {
-            Target::Room => true,
-            Target::Group(g) => groups.iter().any(|x| x.key() == g.key()),
-            Target::User(u) => u.key() == user.key() || m.sender.key() == user.key(),
-        }
-    }
-
-    pub(crate) fn run(&mut self, e: Effect) -> Option<EffectResult> {
-        Some(match e {
-            Effect::Authenticate {
-                conn,
-                user,
-                password,
-            } => EffectResult::Authenticated {
-                conn,
-                result: match self.accounts.get(&user.key()) {
-                    Some((name, pw)) if pw == password.expose() => Ok(*name),
-                    _ => Err(ProtocolError::BadCredentials {
-                        retry: Duration::ZERO,
-                    }),
-                },
-            },
-            Effect::Register {
-                conn,
-                user,
-                password,
-            } => EffectResult::Registered {
-                conn,
-                result: match self.accounts.entry(user.key()) {
-                    std::collections::hash_map::Entry::Occupied(_) => {
-                        Err(ProtocolError::NameTaken { user })
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert((user, password.expose().to_owned()));
-                        Ok(())
-                    }
-                },
-            },
-            Effect::Store {
-                conn,
-                reference,
-                message,
-            } => {
-                let target = match message.target {
-                    Target::User(u) => match self.accounts.get(&u.key()) {
-                        Some((name, _)) => Target::User(*name),
-                        None => {
-                            return Some(EffectResult::Stored {
-                                conn,
-                                reference,
-                                result: Err((message, ProtocolError::NoSuchUser { user: u })),
-                            })
-                        }
-                    },
-                    t => t,
-                };
-                self.next_id = self.next_id.next();
-                let m = StoredMessage {
-                    id: self.next_id,
-                    timestamp_ms: 1_000 + self.next_id.0,
-                    sender: message.sender,
-                    target,
-                    body: message.body,
-                };
-                self.messages.push(m.clone());
-                let committed = m.committed();
-                self.commits.push_back(Commit::Message(m, conn));
-                EffectResult::Stored {
-                    conn,
-                    reference,
-                    result: Ok(committed),
-                }
-            }
-            Effect::StoreGroup {
-                conn,
-                reference,
-                op,
-            } => {
-                let result = match &op {
-                    GroupOp::Create { group, user } => match self.groups.entry(group.key()) {
-                        std::collections::btree_map::Entry::Occupied(_) => {
-                            Err(ProtocolError::GroupExists { group: *group })
-                        }
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            v.insert((*group, BTreeSet::from([user.key()])));
-                            Ok(())
-                        }
-                    },
-                    GroupOp::Join { group, user } => match self.groups.get_mut(&group.key()) {
-                        Some((_, m)) => {
-                            if m.insert(user.key()) {
-                                Ok(())
-                            } else {
-                                Err(ProtocolError::AlreadyMember { group: *group })
-                            }
-                        }
-                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
-                    },
-                    GroupOp::Leave { group, user } => match self.groups.get_mut(&group.key()) {
-                        Some((_, m)) => {
-                            if m.remove(&user.key()) {
-                                Ok(())
-                            } else {
-                                Err(ProtocolError::NotAMember { group: *group })
-                            }
-                        }
-                        None => Err(ProtocolError::NoSuchGroup { group: *group }),
-                    },
-                };
-                if result.is_ok() {
-                    self.commits.push_back(Commit::Group(op.clone(), conn));
-                }
-                EffectResult::GroupStored {
-                    conn,
-                    reference,
-                    op,
-                    result,
-                }
-            }
-            Effect::LoadHistory {
-                conn,
-                reference,
-                user,
-                target,
-                before,
-                limit,
-            } => {
-                let groups: Vec<Name> = match &target {
-                    Target::Group(g) => vec![*g],
-                    _ => vec![],
-                };
-                let mut msgs: Vec<StoredMessage> = self
-                    .messages
-                    .iter()
-                    .rev()
-                    .filter(|m| before == MessageId(0) || m.id < before)
-                    .filter(|m| match (&target, &m.target) {
-                        (Target::Room, Target::Room) => true,
-                        (Target::Group(_), Target::Group(_)) => self.entitled(&user, m, &groups),
-                        (Target::User(other), Target::User(to)) => {
-                            (m.sender.key() == user.key() && to.key() == other.key())
-                                || (m.sender.key() == other.key() && to.key() == user.key())
-                        }
-                        _ => false,
-                    })
-                    .cloned()
-                    .collect();
-                let more = msgs.len() > limit as usize;
-                msgs.truncate(limit as usize);
-                EffectResult::History {
-                    conn,
-                    reference,
-                    target,
-                    result: Ok(HistoryLoaded {
-                        messages: msgs,
-                        more,
-                    }),
-                }
-            }
-            Effect::Replay {
-                conn,
-                user,
-                scope,
-                upto,
-            } => {
-                let messages = match scope {
-                    ReplayScope::Since { after, groups } => self
-                        .messages
-                        .iter()
-                        .filter(|m| {
-                            m.id > after && m.id <= upto && self.entitled(&user, m, &groups)
-                        })
-                        .cloned()
-                        .collect(),
-                    ReplayScope::OfflineDirect => {
-                        let mark = self
-                            .offline_marks
-                            .get(&user.key())
-                            .copied()
-                            .unwrap_or(MessageId(0));
-                        self.messages
-                            .iter()
-                            .filter(|m| m.id > mark && m.id <= upto)
-                            .filter(
-                                |m| matches!(m.target, Target::User(u) if u.key() == user.key()),
-                            )
-                            .cloned()
-                            .collect()
-                    }
-                };
-                EffectResult::Replayed {
-                    conn,
-                    result: Ok(ReplayLoaded {
-                        messages,
-                        skipped: vec![],
-                    }),
-                }
-            }
-            Effect::UserOffline { user, seen_upto } => {
-                self.offline_marks.insert(user.key(), seen_upto);
-                return None;
-            }
-        })
-    }
-}
-
 /// The world: a hub, its peers, a store and a clock.
 pub(crate) struct World {
     pub(crate) hub: Hub,
     pub(crate) now: Instant,
     pub(crate) peers: Vec<Peer>,
-    pub(crate) store: MemStore,
+    pub(crate) store: MemoryStore,
     /// When set, effects wait here until [`World::release`].
     pub(crate) hold_effects: bool,
     pub(crate) held: VecDeque<Effect>,
@@ -447,7 +207,7 @@ impl World {
             hub: Hub::new(config, [], MessageId(0)),
             now: Instant::now(),
             peers: Vec::new(),
-            store: MemStore::default(),
+            store: MemoryStore::default(),
             hold_effects: false,
             held: VecDeque::new(),
             next_ref: Ref(1),
@@ -457,9 +217,10 @@ impl World {
     pub(crate) fn with_accounts(config: Config, users: &[&str]) -> World {
         let mut w = World::new(config);
         for u in users {
+            // The memory store keeps a password as its "hash".
             w.store
-                .accounts
-                .insert(name(u).key(), (name(u), "pw".into()));
+                .create_account(&name(u), "pw")
+                .expect("the memory store does not fail");
         }
         w
     }
@@ -563,9 +324,8 @@ impl World {
                 match out {
                     Output::Effect(e) if self.hold_effects => self.held.push_back(e),
                     Output::Effect(e) => {
-                        if let Some(r) = self.store.run(e) {
-                            self.hub.handle_result(self.now, r);
-                            self.route_commits();
+                        for input in self.store.run(e) {
+                            self.hub.handle_input(self.now, input);
                         }
                     }
                     Output::Wake(_) => {}
@@ -585,9 +345,8 @@ impl World {
     /// Runs held effects in order.
     pub(crate) fn release(&mut self) {
         while let Some(e) = self.held.pop_front() {
-            if let Some(r) = self.store.run(e) {
-                self.hub.handle_result(self.now, r);
-                self.route_commits();
+            for input in self.store.run(e) {
+                self.hub.handle_input(self.now, input);
             }
         }
         self.run();

@@ -16,25 +16,20 @@
 //! beyond the bound) and replays (never refused: one per login, so a burst
 //! of reconnecting clients after a restart still gets what it missed).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_channel::{Receiver, Sender};
 use confab_engine::effect::{GroupOp, NewMessage, ReplayScope};
 use confab_engine::{ConnId, EffectResult, Input, MessageId, Name, ProtocolError, Ref, Target};
 use log::{error, info};
 
-use crate::auth::storage_failed;
-use crate::shared::Shared;
+use super::queue::Jobs;
+use super::storage_failed;
+use crate::inbox::Results;
 use crate::store::{CatchUp, Retention, Store, Write, Written};
 
 /// Most writes in one commit.
 pub(crate) const MAX_BATCH: usize = 1024;
-
-/// Most messages one replay carries; older missed ones are reported as
-/// skipped (the client can page them from history).
-pub(crate) const REPLAY_MAX: usize = 1000;
 
 /// Work for the writer.
 #[derive(Debug)]
@@ -64,56 +59,6 @@ impl WriteJob {
     }
 }
 
-/// A FIFO queue to a storage thread, bounded by hand: jobs that may be
-/// refused count against the bound, jobs bounded by something else (one
-/// offline mark or one replay per session) always go in, and all keep one
-/// order.
-pub(crate) struct Queue<J> {
-    tx: Sender<J>,
-    queued: AtomicUsize,
-    cap: usize,
-}
-
-impl<J> Queue<J> {
-    pub(crate) fn new(cap: usize) -> (Queue<J>, Receiver<J>) {
-        let (tx, rx) = async_channel::unbounded();
-        let q = Queue {
-            tx,
-            queued: AtomicUsize::new(0),
-            cap,
-        };
-        (q, rx)
-    }
-
-    /// Queues a job that counts against the bound, or hands it back if the
-    /// queue is full (or closed).
-    pub(crate) fn push_refusable(&self, job: J) -> Result<(), J> {
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.cap {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(job);
-        }
-        self.tx.try_send(job).map_err(|e| {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            e.into_inner()
-        })
-    }
-
-    /// Queues a job that is never refused; hands it back if the queue is closed.
-    pub(crate) fn push(&self, job: J) -> Result<(), J> {
-        self.tx.try_send(job).map_err(|e| e.into_inner())
-    }
-
-    /// The consumer took `n` refusable jobs.
-    fn taken(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-    }
-
-    /// Closes the queue; the consumer drains it and stops.
-    pub(crate) fn close(&self) {
-        self.tx.close();
-    }
-}
-
 /// How often the server sends the writer a [`WriteJob::Tick`]: deferred
 /// work left through a whole tick with no commit is done.
 pub(crate) const TICK: Duration = Duration::from_millis(500);
@@ -121,7 +66,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(500);
 /// The writer thread's loop (see the module docs); between batches it lets
 /// the store catch up while no writes wait, and completely once a tick
 /// passes without a commit (see [`Store::catch_up`]).
-pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
+pub(crate) fn run_writer(rx: Jobs<WriteJob>, results: Arc<dyn Results>, mut store: Box<dyn Store>) {
     let store = &mut *store;
     let mut jobs = Vec::new();
     let mut committed_since_tick = false;
@@ -133,16 +78,15 @@ pub(crate) fn run_writer(rx: Receiver<WriteJob>, shared: Arc<Shared>, mut store:
                 Err(_) => break,
             }
         }
-        let taken = jobs.iter().filter(|j| j.refusable()).count();
-        shared.effects.writes.taken(taken);
+        rx.taken(jobs.iter().filter(|j| j.refusable()).count());
         let ticks = jobs.len();
         jobs.retain(|j| !matches!(j, WriteJob::Tick));
         let ticked = jobs.len() < ticks;
         if !jobs.is_empty() {
             committed_since_tick = true;
-            let results = run_jobs(store, jobs.drain(..));
-            if !results.is_empty() {
-                shared.feed(results);
+            let answers = run_jobs(store, jobs.drain(..));
+            if !answers.is_empty() {
+                results.deliver(answers);
             }
         }
         if ticked {
@@ -330,6 +274,7 @@ pub(crate) enum ReadJob {
         user: Name,
         scope: ReplayScope,
         upto: MessageId,
+        max: usize,
     },
 }
 
@@ -371,21 +316,9 @@ impl ReadJob {
                 before,
                 limit,
             } => {
-                // A DM conversation with an account that does not exist is an
-                // error, not an empty page: the client mistyped a name.
-                let result = match &target {
-                    Target::User(other) => match store.account(other) {
-                        Ok(Some(_)) => Ok(()),
-                        Ok(None) => Err(ProtocolError::NoSuchUser { user: *other }),
-                        Err(e) => Err(storage_failed("looking up an account", &e)),
-                    },
-                    _ => Ok(()),
-                }
-                .and_then(|()| {
-                    store
-                        .history(&user, &target, before, limit)
-                        .map_err(|e| storage_failed("loading history", &e))
-                });
+                let result = store
+                    .history_page(&user, &target, before, limit)
+                    .unwrap_or_else(|e| Err(storage_failed("loading history", &e)));
                 EffectResult::History {
                     conn,
                     reference,
@@ -398,10 +331,11 @@ impl ReadJob {
                 user,
                 scope,
                 upto,
+                max,
             } => EffectResult::Replayed {
                 conn,
                 result: store
-                    .replay(&user, &scope, upto, REPLAY_MAX)
+                    .replay(&user, &scope, upto, max)
                     .map_err(|e| storage_failed("loading missed messages", &e)),
             },
         }
@@ -409,13 +343,13 @@ impl ReadJob {
 }
 
 /// A reader thread's loop.
-pub(crate) fn run_reader(rx: Receiver<ReadJob>, shared: Arc<Shared>, mut store: Box<dyn Store>) {
+pub(crate) fn run_reader(rx: Jobs<ReadJob>, results: Arc<dyn Results>, mut store: Box<dyn Store>) {
     while let Ok(job) = rx.recv_blocking() {
         if job.refusable() {
-            shared.effects.reads.taken(1);
+            rx.taken(1);
         }
         let result = job.run(&mut *store);
-        shared.feed(vec![result]);
+        results.deliver(vec![result.into()]);
     }
 }
 
@@ -424,7 +358,7 @@ mod tests {
     use confab_engine::frame::ErrorCode;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use confab_engine::testing::MemoryStore;
 
     fn name(s: &str) -> Name {
         Name::new(s).expect("test names are valid")
@@ -495,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_messages_but_not_offline_marks() {
-        let (q, rx) = Queue::new(1);
+        let (q, rx) = super::super::queue::Queue::new(1);
         assert!(q.push_refusable(message(Target::Room, "a")).is_ok());
         assert!(q.push_refusable(message(Target::Room, "b")).is_err());
         let offline = WriteJob::Offline {
@@ -504,7 +438,7 @@ mod tests {
         };
         assert!(q.push(offline).is_ok());
         assert_eq!(rx.len(), 2);
-        q.taken(1);
+        rx.taken(1);
         assert!(q.push_refusable(message(Target::Room, "c")).is_ok());
     }
 }

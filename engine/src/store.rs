@@ -1,0 +1,192 @@
+//! Storage behind one interface: what the shell's storage threads need
+//! from a database, and what they hand back to the hub.
+//!
+//! This is an interface only, no I/O: `confab-server` implements it on
+//! SQLite, [`crate::testing`] in memory. It is shaped so a PostgreSQL
+//! implementation can follow: ids and timestamps are assigned by the store
+//! at commit, and writes come in batches so one commit (one fsync) covers
+//! many messages. A refusal a store decides (a DM to an unknown account, a
+//! group that exists) is the engine's [`ProtocolError`], so it reads the
+//! same whichever store decides it.
+//!
+//! Each thread that uses storage opens its own `Store` (one writer thread,
+//! a few reader threads); implementations must allow that.
+
+use crate::effect::{GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage};
+use crate::error::ProtocolError;
+use crate::frame::Target;
+use crate::id::MessageId;
+use crate::name::Name;
+
+/// An account as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The name as registered (its spelling); lookups ignore case.
+    pub name: Name,
+    /// The PHC string of the argon2id hash, parameters included.
+    pub password_hash: String,
+}
+
+/// One write in a group-committed batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A message to commit; gets the next id and the commit timestamp.
+    Message(NewMessage),
+    /// A group change.
+    Group(GroupOp),
+    /// A user's last session left (see `Effect::UserOffline`).
+    Offline {
+        /// The user.
+        user: Name,
+        /// Direct messages up to this id were routed while they were online.
+        seen_upto: MessageId,
+    },
+}
+
+/// The outcome of one [`Write`], in the same position of the batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The committed message, or why not (e.g. `NO_SUCH_USER` for a DM to
+    /// an unknown account: nothing is stored then).
+    Message(Result<StoredMessage, ProtocolError>),
+    /// Committed, or why not (`GROUP_EXISTS`, `NO_SUCH_GROUP`, ...).
+    Group(Result<(), ProtocolError>),
+    /// Recorded.
+    Offline,
+}
+
+/// What the hub needs at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The newest committed message id (0 for an empty store).
+    pub last_id: MessageId,
+    /// Every group with its members.
+    pub groups: Vec<(Name, Vec<Name>)>,
+}
+
+/// Retention of messages; `None` keeps forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many messages per conversation.
+    pub max_count: Option<u64>,
+    /// Drop messages older than this many seconds.
+    pub max_age_secs: Option<u64>,
+}
+
+/// A storage failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data dir or database cannot be opened (missing permissions,
+    /// read-only, corrupt, not a database).
+    #[error("cannot open the database at {path}: {reason}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer confab.
+    #[error("the database at {path} has schema version {found}, newer than this confab's {supported}; upgrade confab")]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// Ours.
+        supported: u32,
+    },
+    /// A query or commit failed (disk full, I/O error, ...).
+    #[error("storage failed while {doing}: {reason}")]
+    Failed {
+        /// What was being done.
+        doing: &'static str,
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+/// Storage (see the module docs). All methods are blocking; the server calls
+/// them from its storage threads, never from an I/O thread.
+pub trait Store: Send {
+    /// The hub's starting state.
+    fn load(&mut self) -> Result<Loaded, StoreError>;
+    /// Looks an account up, ignoring case.
+    fn account(&mut self, user: &Name) -> Result<Option<Account>, StoreError>;
+    /// Creates an account; `Ok(false)` if the name is taken (ignoring case).
+    /// Committed before it returns.
+    fn create_account(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError>;
+    /// Replaces a password hash; `Ok(false)` if there is no such account.
+    fn set_password(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes an account and its group memberships; `Ok(false)` if absent.
+    fn delete_account(&mut self, user: &Name) -> Result<bool, StoreError>;
+    /// Every account name, sorted ignoring case.
+    fn accounts(&mut self) -> Result<Vec<Name>, StoreError>;
+    /// Commits a batch in one transaction (one fsync), returning one
+    /// outcome per write in order. Message ids increase in batch order.
+    /// `now_ms` is the commit timestamp (ms since the Unix epoch).
+    fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError>;
+    /// A page of a conversation as `user` sees it, newest first: the room,
+    /// a group, or the direct messages between `user` and a target user.
+    fn history(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<HistoryLoaded, StoreError>;
+    /// The answer to a history request: [`Store::history`], except that a
+    /// direct conversation with an account that does not exist is refused
+    /// with `NO_SUCH_USER` rather than answered with an empty page (the
+    /// client mistyped a name), as a message to one is.
+    fn history_page(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        before: MessageId,
+        limit: u16,
+    ) -> Result<Result<HistoryLoaded, ProtocolError>, StoreError> {
+        if let Target::User(other) = target {
+            if self.account(other)?.is_none() {
+                return Ok(Err(ProtocolError::NoSuchUser { user: *other }));
+            }
+        }
+        self.history(user, target, before, limit).map(Ok)
+    }
+    /// What `user` missed (see [`ReplayScope`]), oldest first, ids ≤ `upto`,
+    /// at most `max` messages (the newest ones; the rest are reported as skipped).
+    fn replay(
+        &mut self,
+        user: &Name,
+        scope: &ReplayScope,
+        upto: MessageId,
+        max: usize,
+    ) -> Result<ReplayLoaded, StoreError>;
+    /// Deletes messages outside the retention; returns how many.
+    fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
+    /// Work a store defers off the acknowledgement path: a store may commit
+    /// into a layout cheap to append to and make it cheap to read later
+    /// (SQLite: it indexes the newest messages by conversation). The
+    /// writer calls this between batches, saying how much time it has
+    /// (see [`CatchUp`]); reads see every committed message either way.
+    /// Returns how many messages it caught up on, 0 when there was nothing
+    /// worth doing.
+    fn catch_up(&mut self, when: CatchUp) -> Result<u64, StoreError> {
+        let _ = when;
+        Ok(0)
+    }
+}
+
+/// How much of its deferred work [`Store::catch_up`] should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Writes are waiting: a short step, only if the backlog has grown
+    /// past its bound.
+    Due,
+    /// Nothing is waiting: a short step, if there is enough to be worth it.
+    Spare,
+    /// Idle or stopping: everything.
+    All,
+}
+
+/// Re-exported for implementations.
+pub type Stored = StoredMessage;

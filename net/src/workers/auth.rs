@@ -1,0 +1,344 @@
+//! The password pool: logins and registrations on a small pool of
+//! blocking threads.
+//!
+//! The pool has `--auth-threads` threads, each with its own [`Store`] and
+//! its own argon2 memory; the effect dispatcher hands them jobs through a
+//! bounded queue that serves source addresses in turn ([`FairQueue`]) and
+//! answers "busy" when it is full. Each thread hands its results to the
+//! hub through a [`Results`] inbox, not the hub's lock.
+//!
+//! The [`Lockout`] is consulted twice: by the dispatcher before a job is
+//! queued, and here right before hashing (failures counted while the job
+//! waited count too), so a locked key never costs a hash.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use confab_engine::name::NameKey;
+use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError, Source};
+use log::{error, info, warn};
+
+use super::storage_failed;
+use crate::auth::{HashParams, Verified};
+use crate::auth_queue::FairQueue;
+use crate::hash_memory::HashMemory;
+use crate::inbox::Results;
+use crate::lockout::Lockout;
+use crate::source::source_of;
+use crate::store::Store;
+
+/// A pool thread's loop: runs jobs until the queue is closed and empty,
+/// giving its hash memory back whenever no job waits.
+pub(crate) fn run_pool(
+    jobs: Arc<FairQueue<AuthJob>>,
+    mut auth: Authenticator,
+    results: Arc<dyn Results>,
+) {
+    while let Some(job) = jobs.pop_blocking() {
+        let result = auth.run(job);
+        if jobs.is_empty() {
+            auth.idle();
+        }
+        results.deliver(vec![result.into()]);
+    }
+}
+
+/// A job for the pool.
+#[derive(Debug)]
+pub(crate) struct AuthJob {
+    pub(crate) conn: ConnId,
+    pub(crate) kind: AuthKind,
+    pub(crate) user: Name,
+    pub(crate) password: Password,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// Which check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthKind {
+    Login,
+    Register,
+}
+
+impl AuthJob {
+    /// The answer when the job cannot even be queued.
+    pub(crate) fn refused(self, refusal: ProtocolError) -> EffectResult {
+        match self.kind {
+            AuthKind::Login => EffectResult::Authenticated {
+                conn: self.conn,
+                result: Err(refusal),
+            },
+            AuthKind::Register => EffectResult::Registered {
+                conn: self.conn,
+                result: Err(refusal),
+            },
+        }
+    }
+}
+
+/// What each pool thread owns.
+pub(crate) struct Authenticator {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) params: HashParams,
+    pub(crate) lockout: Arc<Mutex<Lockout>>,
+    /// Verified against for unknown accounts, so that they take as long.
+    pub(crate) dummy_hash: Arc<str>,
+    /// This thread's argon2 blocks (see [`HashMemory`]).
+    pub(crate) memory: HashMemory,
+}
+
+impl Authenticator {
+    /// A thread's authenticator, holding no hash memory yet.
+    pub(crate) fn new(
+        store: Box<dyn Store>,
+        params: HashParams,
+        lockout: Arc<Mutex<Lockout>>,
+        dummy_hash: Arc<str>,
+    ) -> Authenticator {
+        Authenticator {
+            store,
+            params,
+            lockout,
+            dummy_hash,
+            memory: HashMemory::new(),
+        }
+    }
+
+    /// No job waits: gives the hash memory back to the OS.
+    pub(crate) fn idle(&mut self) {
+        self.memory.release();
+    }
+
+    /// Runs one job.
+    pub(crate) fn run(&mut self, job: AuthJob) -> EffectResult {
+        let AuthJob {
+            conn,
+            kind,
+            user,
+            password,
+            peer,
+        } = job;
+        let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        match kind {
+            AuthKind::Login => {
+                let result = self.login(Instant::now(), user, password.expose(), peer);
+                match &result {
+                    Ok(name) => info!("login user={name} conn={conn} peer={peer_text}"),
+                    Err(r) => info!("login refused user={user} conn={conn} peer={peer_text}: {r}"),
+                }
+                EffectResult::Authenticated { conn, result }
+            }
+            AuthKind::Register => {
+                let result = self.register(user, password.expose());
+                match &result {
+                    Ok(()) => info!("registered user={user} conn={conn} peer={peer_text}"),
+                    Err(r) => {
+                        info!("registration refused user={user} conn={conn} peer={peer_text}: {r}")
+                    }
+                }
+                EffectResult::Registered { conn, result }
+            }
+        }
+    }
+
+    /// Checks a login (see the module docs); the canonical name on success.
+    pub(crate) fn login(
+        &mut self,
+        now: Instant,
+        user: Name,
+        password: &str,
+        peer: Option<SocketAddr>,
+    ) -> Result<Name, ProtocolError> {
+        let source = peer.map(|p| source_of(p.ip()));
+        let key = user.key();
+        if let Err(wait) = self.lockout().check(now, key, source) {
+            return Err(ProtocolError::LockedOut { retry: wait });
+        }
+        let account = self
+            .store
+            .account(&user)
+            .map_err(|e| storage_failed("looking up an account", &e))?;
+        let Some(account) = account else {
+            // Same work as for a real account; the answer is "wrong" anyway.
+            let _ = self
+                .params
+                .verify_in(&mut self.memory, &self.dummy_hash, password);
+            return Err(self.failed(now, key, source));
+        };
+        match self
+            .params
+            .verify_in(&mut self.memory, &account.password_hash, password)
+        {
+            Ok(Verified::Match { upgrade }) => {
+                self.lockout().success(key, source);
+                if upgrade {
+                    self.upgrade(&account.name, password);
+                }
+                Ok(account.name)
+            }
+            Ok(Verified::Mismatch) => Err(self.failed(now, key, source)),
+            Err(e) => {
+                error!("cannot check the password of {user}: {e}");
+                Err(ProtocolError::Storage(e.to_string()))
+            }
+        }
+    }
+
+    /// Counts a failed login; the refusal says how long the next one waits.
+    fn failed(&self, now: Instant, key: NameKey, source: Option<Source>) -> ProtocolError {
+        let retry = self.lockout().failure(now, key, source);
+        ProtocolError::BadCredentials { retry }
+    }
+
+    /// Creates an account.
+    pub(crate) fn register(&mut self, user: Name, password: &str) -> Result<(), ProtocolError> {
+        let taken = || ProtocolError::NameTaken { user };
+        // Cheap check first: a taken name costs no hash.
+        match self.store.account(&user) {
+            Ok(Some(_)) => return Err(taken()),
+            Ok(None) => {}
+            Err(e) => return Err(storage_failed("looking up an account", &e)),
+        }
+        let hash = self
+            .params
+            .hash_in(&mut self.memory, password)
+            .map_err(|e| {
+                error!("cannot hash a password: {e}");
+                ProtocolError::Storage(e.to_string())
+            })?;
+        match self.store.create_account(&user, &hash) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(taken()),
+            Err(e) => Err(storage_failed("creating an account", &e)),
+        }
+    }
+
+    fn upgrade(&mut self, user: &Name, password: &str) {
+        let result = self
+            .params
+            .hash_in(&mut self.memory, password)
+            .map_err(|e| e.to_string())
+            .and_then(|h| self.store.set_password(user, &h).map_err(|e| e.to_string()));
+        match result {
+            Ok(_) => info!("upgraded the password hash of {user} to the current parameters"),
+            Err(e) => warn!("cannot upgrade the password hash of {user}: {e}"),
+        }
+    }
+
+    fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
+        // The lockout maps stay consistent across a panic: each update is one insert.
+        self.lockout.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use confab_engine::frame::ErrorCode;
+    use confab_engine::testing::MemoryStore;
+
+    use super::*;
+    use crate::lockout::Policy;
+
+    /// Cheap parameters: the tests check logic, not cost.
+    const FAST: HashParams = HashParams {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("test names are valid")
+    }
+
+    fn authenticator(params: HashParams, policy: Policy) -> (Authenticator, MemoryStore) {
+        let store = MemoryStore::default();
+        let a = Authenticator::new(
+            Box::new(store.clone()),
+            params,
+            Arc::new(Mutex::new(Lockout::new(policy))),
+            params.hash("dummy").expect("hashes").into(),
+        );
+        (a, store)
+    }
+
+    #[test]
+    fn register_then_login_returns_the_registered_spelling() {
+        let (mut a, _) = authenticator(FAST, Policy::default());
+        assert_eq!(a.register(name("Alice"), "pw"), Ok(()));
+        let taken = a.register(name("alice"), "pw2").unwrap_err();
+        assert_eq!(taken.code(), ErrorCode::NameTaken);
+        assert_eq!(taken.to_string(), "the name alice is taken");
+        assert_eq!(
+            a.login(Instant::now(), name("ALICE"), "pw", None),
+            Ok(name("Alice"))
+        );
+    }
+
+    #[test]
+    fn repeated_failures_lock_out_without_hashing() {
+        let (mut a, _) = authenticator(
+            FAST,
+            Policy {
+                after: 2,
+                ..Policy::default()
+            },
+        );
+        a.register(name("bob"), "right").expect("registers");
+        let t = Instant::now();
+        let peer = Some("192.0.2.1:5000".parse().expect("valid"));
+        assert_eq!(
+            a.login(t, name("bob"), "wrong", peer).unwrap_err().code(),
+            ErrorCode::BadCredentials
+        );
+        let r = a.login(t, name("bob"), "wrong", peer).unwrap_err();
+        assert_eq!(
+            (r.code(), r.retry_after_ms()),
+            (ErrorCode::BadCredentials, 300_000)
+        );
+        // Even the right password is refused while locked, with the time left.
+        let r = a
+            .login(t + Duration::from_secs(1), name("bob"), "right", peer)
+            .unwrap_err();
+        assert_eq!(
+            (r.code(), r.retry_after_ms()),
+            (ErrorCode::LockedOut, 299_000)
+        );
+        let later = t + Duration::from_secs(300);
+        assert_eq!(a.login(later, name("bob"), "right", None), Ok(name("bob")));
+    }
+
+    #[test]
+    fn an_unknown_account_is_wrong_credentials() {
+        let (mut a, _) = authenticator(FAST, Policy::default());
+        let r = a
+            .login(Instant::now(), name("nobody"), "pw", None)
+            .unwrap_err();
+        assert_eq!(r.code(), ErrorCode::BadCredentials);
+    }
+
+    #[test]
+    fn a_login_upgrades_a_weak_stored_hash() {
+        let (mut a, mut store) = authenticator(FAST, Policy::default());
+        a.register(name("carol"), "pw").expect("registers");
+        a.params = HashParams {
+            memory_kib: 128,
+            ..FAST
+        };
+        assert_eq!(
+            a.login(Instant::now(), name("carol"), "pw", None),
+            Ok(name("carol"))
+        );
+        let stored = store
+            .account(&name("carol"))
+            .expect("reads")
+            .expect("exists");
+        assert!(
+            stored.password_hash.contains("m=128,"),
+            "{}",
+            stored.password_hash
+        );
+    }
+}
