@@ -55,6 +55,7 @@ pub mod error;
 pub mod frame;
 pub mod hub;
 pub mod id;
+pub mod lockout;
 pub mod name;
 pub mod password;
 pub mod registrations;
