@@ -60,6 +60,7 @@ pub mod error;
 pub mod event;
 pub mod hub;
 pub mod id;
+pub mod lockout;
 pub mod name;
 pub mod password;
 pub mod protocol;
