@@ -27,6 +27,7 @@ use confab_engine::{MessageId, Name, Ref, Target};
 use crate::session::{
     ApiMisuse, Error, Event, HistoryPage, LoginOptions, Phase, ServerError, ServerHello, Session,
 };
+pub use crate::io_error::describe;
 use crate::tls::{describe_certificate_error, Seen, TlsConfig, TlsInfo};
 
 /// The timeout [`connect`] uses, and a sensible one for requests.
@@ -708,18 +709,5 @@ fn answers(e: &Event, reference: Ref) -> bool {
         Event::HistoryPage(p) => p.reference == reference,
         Event::Error(err) => err.reference == reference,
         _ => false,
-    }
-}
-
-/// An I/O error in words: `connection refused`, not `Connection refused (os error 111)`.
-pub fn describe(e: &io::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(i) = s.find(" (os error") {
-        s.truncate(i);
-    }
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => s,
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod address;
 pub mod connection;
+mod io_error;
 pub mod json;
 pub mod roster;
 pub mod session;

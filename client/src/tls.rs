@@ -163,7 +163,7 @@ fn verifier(
 
 fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
     match e {
-        rustls::pki_types::pem::Error::Io(e) => crate::connection::describe(e),
+        rustls::pki_types::pem::Error::Io(e) => crate::io_error::describe(e),
         rustls::pki_types::pem::Error::NoItemsFound => "it holds no PEM certificate".into(),
         other => format!("it is not a PEM certificate file ({other:?})"),
     }
@@ -271,7 +271,7 @@ impl PinVerifier {
                         format!(
                             "cannot write {}: {}",
                             file.display(),
-                            crate::connection::describe(&e)
+                            crate::io_error::describe(&e)
                         )
                     });
                 TlsInfo {
