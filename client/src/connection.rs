@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use confab_engine::frame::GroupInfo;
 use confab_engine::{MessageId, Name, Ref, Target};
 
+pub use crate::io_error::describe;
 use crate::session::{
     ApiMisuse, Error, Event, HistoryPage, LoginOptions, Phase, ServerError, ServerHello, Session,
 };
-pub use crate::io_error::describe;
 use crate::tls::{describe_certificate_error, Seen, TlsConfig, TlsInfo};
 
 /// The timeout [`connect`] uses, and a sensible one for requests.

@@ -140,20 +140,14 @@ fn entry(m: &StoredMessage) -> HistoryEntry<'_> {
 /// (error texts, reasons) are cut to what a frame carries; bodies and
 /// names are within the limits by construction.
 fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
+    if let Some(frame) = fixed_frame(event) {
+        return f(&frame);
+    }
     match event {
-        Event::Ping { token } => f(&Frame::Ping { token: *token }),
-        Event::Pong { token } => f(&Frame::Pong { token: *token }),
         Event::ServerHello { server, info } => f(&Frame::ServerHello {
             version: PROTOCOL_VERSION,
             server: Text::truncated(server),
             info: *info,
-        }),
-        Event::Ok { reference } => f(&Frame::Ok {
-            reference: *reference,
-        }),
-        Event::LoginOk { reference, user } => f(&Frame::LoginOk {
-            reference: *reference,
-            user: *user,
         }),
         Event::RosterSnapshot {
             version,
@@ -164,39 +158,12 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
             last: *last,
             users: users.clone(),
         }),
-        Event::RosterDelta {
-            version,
-            presence,
-            user,
-        } => f(&Frame::RosterDelta {
-            version: *version,
-            presence: *presence,
-            user: *user,
-        }),
-        Event::Ack {
-            reference,
-            id,
-            timestamp_ms,
-        } => f(&Frame::Ack {
-            reference: *reference,
-            id: *id,
-            timestamp_ms: *timestamp_ms,
-        }),
         Event::Message(m) => f(&Frame::Message {
             id: m.id,
             timestamp_ms: m.timestamp_ms,
             sender: m.sender,
             target: m.target,
             body: Text::truncated(&m.body),
-        }),
-        Event::GroupEvent {
-            change,
-            group,
-            user,
-        } => f(&Frame::GroupEvent {
-            change: *change,
-            group: *group,
-            user: *user,
         }),
         Event::GroupList { reference, groups } => f(&Frame::GroupList {
             reference: *reference,
@@ -212,18 +179,6 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
             target: *target,
             more: *more,
             entries: entries.iter().map(entry).collect(),
-        }),
-        Event::CaughtUp { last_id } => f(&Frame::CaughtUp { last_id: *last_id }),
-        Event::Missed {
-            target,
-            first,
-            last,
-            count,
-        } => f(&Frame::Missed {
-            target: *target,
-            first: *first,
-            last: *last,
-            count: *count,
         }),
         Event::Error { reference, error } => {
             let text = error.to_string();
@@ -241,5 +196,56 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
             retry_after_ms: retry_after.as_millis().min(u128::from(u32::MAX)) as u32,
             reason: Text::truncated(reason),
         }),
+        _ => unreachable!("fixed_frame takes every other event"),
     }
+}
+
+/// The frame of an event whose fields are all fixed-size values.
+fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
+    Some(match *event {
+        Event::Ping { token } => Frame::Ping { token },
+        Event::Pong { token } => Frame::Pong { token },
+        Event::Ok { reference } => Frame::Ok { reference },
+        Event::LoginOk { reference, user } => Frame::LoginOk { reference, user },
+        Event::RosterDelta {
+            version,
+            presence,
+            user,
+        } => Frame::RosterDelta {
+            version,
+            presence,
+            user,
+        },
+        Event::Ack {
+            reference,
+            id,
+            timestamp_ms,
+        } => Frame::Ack {
+            reference,
+            id,
+            timestamp_ms,
+        },
+        Event::GroupEvent {
+            change,
+            group,
+            user,
+        } => Frame::GroupEvent {
+            change,
+            group,
+            user,
+        },
+        Event::CaughtUp { last_id } => Frame::CaughtUp { last_id },
+        Event::Missed {
+            target,
+            first,
+            last,
+            count,
+        } => Frame::Missed {
+            target,
+            first,
+            last,
+            count,
+        },
+        _ => return None,
+    })
 }

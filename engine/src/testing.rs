@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::effect::{
-    Effect, EffectResult, GroupOp, HistoryLoaded, Input, ReplayLoaded, ReplayScope, StoredMessage,
+    Effect, EffectResult, GroupOp, HistoryLoaded, Input, NewMessage, ReplayLoaded, ReplayScope,
+    StoredMessage,
 };
 use crate::error::ProtocolError;
 use crate::frame::Target;
-use crate::id::MessageId;
+use crate::id::{ConnId, MessageId, Ref};
 use crate::name::{Name, NameKey};
 use crate::store::{Account, Loaded, Retention, Store, StoreError, Write, Written};
 
@@ -335,7 +336,6 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
 /// text: accounts made through [`Effect::Register`] store the password
 /// itself. That is why this is for tests only.
 pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> {
-    let failed = |e: StoreError| ProtocolError::Storage(e.to_string());
     let result = match effect {
         Effect::Authenticate {
             conn,
@@ -367,48 +367,12 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             conn,
             reference,
             message,
-        } => {
-            let write = [Write::Message(message.clone())];
-            let (result, routed) = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
-                Ok(Some(Written::Message(Ok(stored)))) => (Ok(stored.committed()), Some(stored)),
-                Ok(Some(Written::Message(Err(e)))) => (Err((message, e)), None),
-                Ok(_) => (Err((message, wrong_outcome())), None),
-                Err(e) => (Err((message, failed(e))), None),
-            };
-            let stored = EffectResult::Stored {
-                conn,
-                reference,
-                result,
-            };
-            let routed = routed.map(|message| Input::Committed {
-                message,
-                origin: Some(conn),
-            });
-            return std::iter::once(stored.into()).chain(routed).collect();
-        }
+        } => return commit_message(store, conn, reference, message, now_ms),
         Effect::StoreGroup {
             conn,
             reference,
             op,
-        } => {
-            let write = [Write::Group(op.clone())];
-            let result = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
-                Ok(Some(Written::Group(result))) => result,
-                Ok(_) => Err(wrong_outcome()),
-                Err(e) => Err(failed(e)),
-            };
-            let routed = result.is_ok().then(|| Input::GroupCommitted {
-                op: op.clone(),
-                origin: Some(conn),
-            });
-            let stored = EffectResult::GroupStored {
-                conn,
-                reference,
-                op,
-                result,
-            };
-            return std::iter::once(stored.into()).chain(routed).collect();
-        }
+        } => return commit_group(store, conn, reference, op, now_ms),
         Effect::LoadHistory {
             conn,
             reference,
@@ -441,6 +405,64 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
         }
     };
     vec![result.into()]
+}
+
+fn failed(e: StoreError) -> ProtocolError {
+    ProtocolError::Storage(e.to_string())
+}
+
+/// A message committed: its sender's ACK, then its routing.
+fn commit_message(
+    store: &mut dyn Store,
+    conn: ConnId,
+    reference: Ref,
+    message: NewMessage,
+    now_ms: u64,
+) -> Vec<Input> {
+    let write = [Write::Message(message.clone())];
+    let (result, routed) = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
+        Ok(Some(Written::Message(Ok(stored)))) => (Ok(stored.committed()), Some(stored)),
+        Ok(Some(Written::Message(Err(e)))) => (Err((message, e)), None),
+        Ok(_) => (Err((message, wrong_outcome())), None),
+        Err(e) => (Err((message, failed(e))), None),
+    };
+    let stored = EffectResult::Stored {
+        conn,
+        reference,
+        result,
+    };
+    let routed = routed.map(|message| Input::Committed {
+        message,
+        origin: Some(conn),
+    });
+    std::iter::once(stored.into()).chain(routed).collect()
+}
+
+/// A group change committed: the requester's OK, then the change.
+fn commit_group(
+    store: &mut dyn Store,
+    conn: ConnId,
+    reference: Ref,
+    op: GroupOp,
+    now_ms: u64,
+) -> Vec<Input> {
+    let write = [Write::Group(op.clone())];
+    let result = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
+        Ok(Some(Written::Group(result))) => result,
+        Ok(_) => Err(wrong_outcome()),
+        Err(e) => Err(failed(e)),
+    };
+    let routed = result.is_ok().then(|| Input::GroupCommitted {
+        op: op.clone(),
+        origin: Some(conn),
+    });
+    let stored = EffectResult::GroupStored {
+        conn,
+        reference,
+        op,
+        result,
+    };
+    std::iter::once(stored.into()).chain(routed).collect()
 }
 
 fn wrong_outcome() -> ProtocolError {

@@ -6,13 +6,23 @@ use std::time::Instant;
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, Ref};
-use crate::protocol::Decoded;
+use crate::protocol::{Codec, Decoded};
 use crate::request::Request;
 use crate::send_queue::Class;
 use crate::session::state::PendingAuth;
 use crate::session::CloseReason;
 
 use super::Hub;
+
+/// What [`Hub::take_one`] did.
+enum Step {
+    /// Took a request this many bytes long.
+    Took(usize),
+    /// Took nothing: the request is incomplete, or reading is paused.
+    Wait,
+    /// The session is closed (or gone): the input is all consumed.
+    Closed,
+}
 
 impl Hub {
     /// Bytes that arrived from the peer, read by the connection's codec.
@@ -40,55 +50,12 @@ impl Hub {
             }
         }
         let mut off = 0;
-        let mut taken = 0;
-        while taken < self.config.frames_per_turn {
-            let Some(s) = self.sessions.get(conn) else {
-                return input.len();
-            };
-            if s.state.is_closed() {
-                return input.len();
+        for _ in 0..self.config.frames_per_turn {
+            match self.take_one(now, conn, &*codec, &input[off..], &mut solicited_pong) {
+                Step::Took(len) => off += len,
+                Step::Wait => break,
+                Step::Closed => return input.len(),
             }
-            if s.marks().paused_until.is_some_and(|t| t > now) {
-                break;
-            }
-            let max = if s.state.before_login() {
-                self.config.max_frame_pre_auth
-            } else {
-                self.config.max_frame
-            };
-            let len = match codec.decode(&input[off..], max) {
-                Decoded::Incomplete => break,
-                Decoded::Request(r, len) => {
-                    let free = solicited_pong && matches!(r, Request::Pong { .. });
-                    solicited_pong &= !free;
-                    if !free && !self.pay(now, conn, r.is_exempt(), len) {
-                        break;
-                    }
-                    self.dispatch(now, conn, r);
-                    len
-                }
-                Decoded::Skipped(len, error) => {
-                    if !self.pay(now, conn, false, len) {
-                        break;
-                    }
-                    self.refuse(conn, Ref(0), error);
-                    len
-                }
-                Decoded::NotARequest(len, request) => {
-                    if !self.pay(now, conn, false, len) {
-                        break;
-                    }
-                    self.out_of_place(conn, Ref(0), request);
-                    len
-                }
-                Decoded::Fatal(error) => {
-                    self.fatal(conn, Ref(0), error);
-                    self.finish();
-                    return input.len();
-                }
-            };
-            off += len;
-            taken += 1;
             self.finish();
         }
         let rest = &input[off..];
@@ -107,6 +74,62 @@ impl Hub {
             }
         }
         off
+    }
+
+    /// Reads, pays for and acts on the request at the front of `input`.
+    fn take_one(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        codec: &dyn Codec,
+        input: &[u8],
+        solicited_pong: &mut bool,
+    ) -> Step {
+        let Some(s) = self.sessions.get(conn) else {
+            return Step::Closed;
+        };
+        if s.state.is_closed() {
+            return Step::Closed;
+        }
+        if s.marks().paused_until.is_some_and(|t| t > now) {
+            return Step::Wait;
+        }
+        let max = if s.state.before_login() {
+            self.config.max_frame_pre_auth
+        } else {
+            self.config.max_frame
+        };
+        match codec.decode(input, max) {
+            Decoded::Incomplete => Step::Wait,
+            Decoded::Request(r, len) => {
+                let free = *solicited_pong && matches!(r, Request::Pong { .. });
+                *solicited_pong &= !free;
+                if !free && !self.pay(now, conn, r.is_exempt(), len) {
+                    return Step::Wait;
+                }
+                self.dispatch(now, conn, r);
+                Step::Took(len)
+            }
+            Decoded::Skipped(len, error) => {
+                if !self.pay(now, conn, false, len) {
+                    return Step::Wait;
+                }
+                self.refuse(conn, Ref(0), error);
+                Step::Took(len)
+            }
+            Decoded::NotARequest(len, request) => {
+                if !self.pay(now, conn, false, len) {
+                    return Step::Wait;
+                }
+                self.out_of_place(conn, Ref(0), request);
+                Step::Took(len)
+            }
+            Decoded::Fatal(error) => {
+                self.fatal(conn, Ref(0), error);
+                self.finish();
+                Step::Closed
+            }
+        }
     }
 
     /// Whether `input` (what [`Hub::handle_bytes`] left unconsumed) holds
