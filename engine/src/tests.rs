@@ -1,10 +1,13 @@
 //! Engine tests: the protocol document's examples, codec properties, and the
 //! hub driven through a deterministic world (fake clock, in-memory store).
 
+mod abuse;
 mod codec;
+mod delivery;
 mod examples;
-mod hub;
+mod flow;
 mod lines;
 mod routing;
 mod seam;
+mod session;
 pub(crate) mod util;
