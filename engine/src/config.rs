@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::frame::Frame;
 use crate::frame::{GroupInfo, HistoryEntry, ServerInfo, Target, Text};
 use crate::id::{MessageId, Ref};
+use crate::lockout::Policy as LockoutPolicy;
 use crate::name::Name;
 use crate::registrations::RegistrationLimit;
 
@@ -46,6 +47,10 @@ pub struct Config {
     /// After a disconnect for flooding, the account may not log in again
     /// for this long, so a flooder cannot come back at once with a fresh burst.
     pub flood_penalty: Duration,
+    /// When failed logins lock an account, an address, or the pair of them
+    /// out (see [`crate::lockout`]): with the flood penalty, the one policy
+    /// of who may not log in, kept by the hub before any password is hashed.
+    pub lockout: LockoutPolicy,
     /// Accounts one source address may create (REGISTER attempts, taken
     /// names included).
     pub registrations_per_source: RegistrationLimit,
@@ -112,6 +117,7 @@ impl Default for Config {
             pre_auth_rate: 1,
             flood_timeout: Duration::from_secs(10),
             flood_penalty: Duration::from_secs(30),
+            lockout: LockoutPolicy::default(),
             // Synapse allows an address 3 at once and one per 6 s; Ergo, 30
             // per 10 minutes server-wide. A team's server sees a handful a day.
             registrations_per_source: RegistrationLimit {

@@ -11,7 +11,7 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use confab_engine::{Config, ConfigError, Name, RegistrationLimit};
 
 use crate::auth::HashParams;
-use crate::lockout;
+use confab_engine::lockout;
 use crate::store::Retention;
 
 /// The confab chat server.
@@ -387,6 +387,7 @@ impl ServeArgs {
         let defaults = Config::default();
         Config {
             server_name: self.server_name.clone(),
+            lockout: self.lockout_policy(),
             registration_open: self.registration == Registration::Open,
             max_frame: self
                 .max_frame

@@ -12,14 +12,12 @@
 //! retry delay, and that answer goes back to the hub like any other result.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
 
 use confab_engine::{Effect, EffectResult, ProtocolError};
 use log::warn;
 
 use crate::auth_queue::FairQueue;
-use crate::lockout::Lockout;
 use crate::source::source_of;
 use crate::workers::auth::{AuthJob, AuthKind};
 use crate::workers::queue::Queue;
@@ -37,7 +35,6 @@ pub(crate) struct Effects {
     pub(crate) auth: Arc<FairQueue<AuthJob>>,
     pub(crate) writes: Queue<WriteJob>,
     pub(crate) reads: Queue<ReadJob>,
-    pub(crate) lockout: Arc<Mutex<Lockout>>,
 }
 
 /// The answer when a queue is full (or closed at shutdown).
@@ -63,22 +60,7 @@ impl Effects {
                         password,
                         peer,
                     };
-                    let source = peer.map(|p| source_of(p.ip()));
-                    let locked = self
-                        .lockout
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .check(Instant::now(), user.key(), source);
-                    if let Err(wait) = locked {
-                        log::info!(
-                            "login refused user={user} conn={conn} peer={}: locked out for {} s",
-                            peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-                            wait.as_secs()
-                        );
-                        refused.push(job.refused(ProtocolError::LockedOut { retry: wait }));
-                    } else {
-                        self.queue_auth(job, &mut refused);
-                    }
+                    self.queue_auth(job, &mut refused);
                 }
                 Effect::Register {
                     conn,

@@ -13,7 +13,6 @@
 //! - `shared`: the hub and the writer wakers behind one lock.
 //! - `effects`: where each effect goes; `storage`: the writer (group
 //!   commit) and the readers; [`auth`]: argon2id and the login checks;
-//!   [`lockout`]: brute-force protection.
 //! - [`cli`], [`logger`], [`signals`], [`admin`]: the `confab-server` binary.
 //! - [`store`]: the storage interface and its implementations.
 //!
@@ -49,7 +48,6 @@ mod conn;
 mod effects;
 mod hash_memory;
 mod inbox;
-pub mod lockout;
 pub mod logger;
 mod refuse;
 pub mod server;
@@ -193,7 +191,6 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
         auth_queue: args.auth_queue as usize,
         auth_queue_per_source: args.auth_queue_per_source as usize,
         hash: args.hash_params(),
-        lockout: args.lockout_policy(),
         write_queue: args.write_queue as usize,
         retention: args.retention(),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),

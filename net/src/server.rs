@@ -25,7 +25,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,6 @@ use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::inbox::Results;
-use crate::lockout::{self, Lockout};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::source::source_of;
@@ -72,8 +71,6 @@ pub struct ServerOptions {
     pub auth_queue_per_source: usize,
     /// Cost of new password hashes.
     pub hash: HashParams,
-    /// Brute-force thresholds.
-    pub lockout: lockout::Policy,
     /// Messages and group changes waiting for the writer.
     pub write_queue: usize,
     /// History and replay threads.
@@ -99,7 +96,6 @@ impl Default for ServerOptions {
             auth_queue: 256,
             auth_queue_per_source: 16,
             hash: HashParams::default(),
-            lockout: lockout::Policy::default(),
             write_queue: 8192,
             read_threads: 2,
             read_queue: 256,
@@ -172,14 +168,12 @@ impl Server {
         let loaded = write_store.load()?;
         let hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
 
-        let lockout = Arc::new(Mutex::new(Lockout::new(options.lockout)));
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
         for _ in 0..options.auth_threads.max(1) {
             authenticators.push(Authenticator::new(
                 stores()?,
                 options.hash,
-                lockout.clone(),
                 dummy_hash.clone(),
             ));
         }
@@ -210,7 +204,6 @@ impl Server {
             auth: auth_rx.clone(),
             writes,
             reads,
-            lockout,
         };
         Ok(Server {
             options,

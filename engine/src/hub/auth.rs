@@ -3,9 +3,15 @@
 //! A session says HELLO, then REGISTER or LOGIN; the password check is the
 //! shell's ([`Effect::Authenticate`], [`Effect::Register`]), one at a time
 //! per session. The [`Guard`] holds what bars a login or a connection
-//! before any work is done: accounts disconnected for flooding, source
-//! addresses whose connection flooded before logging in, and how many
-//! accounts each address and the server may still create.
+//! before any work is done, in one place: failed logins' lockouts (per
+//! account and address, per address, per account), accounts disconnected
+//! for flooding, source addresses whose connection flooded before logging
+//! in, and how many accounts each address and the server may still create.
+//!
+//! A locked-out login is refused before it reaches the shell, so it costs
+//! no hash. One that was already being checked when its key locked is
+//! refused when its answer comes back, whatever the answer: at most
+//! `max_pre_auth_per_source` hashes per address are spent that way.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -16,6 +22,7 @@ use crate::effect::{Effect, ReplayScope};
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, Ref};
+use crate::lockout::Lockout;
 use crate::name::{Name, NameKey};
 use crate::password::Password;
 use crate::registrations::{self, Registrations};
@@ -44,6 +51,8 @@ pub(super) struct Guard {
     barred: HashMap<Source, Instant>,
     /// How many accounts each source and the server may still create.
     registrations: Registrations,
+    /// Failed logins, and the lockouts they earned.
+    lockout: Lockout,
 }
 
 impl Guard {
@@ -55,6 +64,7 @@ impl Guard {
                 config.registrations_per_source,
                 config.registrations_per_server,
             ),
+            lockout: Lockout::new(config.lockout),
         }
     }
 
@@ -159,7 +169,7 @@ impl Hub {
     }
 
     /// LOGIN; `pending` holds what the answer needs (its reference, the
-    /// resume point, the roster choice).
+    /// name as typed, the resume point, the roster choice).
     pub(super) fn login(
         &mut self,
         now: Instant,
@@ -168,10 +178,15 @@ impl Hub {
         password: &str,
         pending: PendingAuth,
     ) {
-        let _ = now;
+        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+            return;
+        };
         let PendingAuth::Login { reference, .. } = pending else {
             return;
         };
+        if let Err(retry) = self.guard.lockout.check(now, user.key(), Some(source)) {
+            return self.refuse(conn, reference, ProtocolError::LockedOut { retry });
+        }
         if self.begin_auth(conn, reference, pending) {
             self.outbox.effect(Effect::Authenticate {
                 conn,
@@ -226,13 +241,17 @@ impl Hub {
     ) {
         let Some(PendingAuth::Login {
             reference,
+            user: typed,
             resume_after,
             roster,
         }) = self.take_pending_auth(conn)
         else {
             return;
         };
-        let user = match result {
+        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+            return;
+        };
+        let user = match self.judge_login(now, typed, source, result) {
             Ok(user) => user,
             Err(e) => return self.refuse(conn, reference, e),
         };
@@ -266,6 +285,34 @@ impl Hub {
                 let last_id = self.last_id;
                 self.push(conn, Event::CaughtUp { last_id }, Class::Message);
             }
+        }
+    }
+
+    /// The lockout's verdict on a checked login: a key that locked while
+    /// it was checked is refused whatever the answer; a wrong password
+    /// counts, and says how long the next attempt waits; a right one
+    /// clears the account's and the pair's counts.
+    fn judge_login(
+        &mut self,
+        now: Instant,
+        typed: Name,
+        source: Source,
+        result: Result<Name, ProtocolError>,
+    ) -> Result<Name, ProtocolError> {
+        let lockout = &mut self.guard.lockout;
+        let key = typed.key();
+        if let Err(retry) = lockout.check(now, key, Some(source)) {
+            return Err(ProtocolError::LockedOut { retry });
+        }
+        match result {
+            Ok(user) => {
+                lockout.success(key, Some(source));
+                Ok(user)
+            }
+            Err(ProtocolError::BadCredentials { .. }) => Err(ProtocolError::BadCredentials {
+                retry: lockout.failure(now, key, Some(source)),
+            }),
+            Err(e) => Err(e),
         }
     }
 

@@ -197,6 +197,7 @@ impl Hub {
             } => {
                 let pending = PendingAuth::Login {
                     reference,
+                    user,
                     resume_after,
                     roster,
                 };

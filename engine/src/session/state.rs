@@ -87,6 +87,8 @@ pub(crate) enum PendingAuth {
     },
     Login {
         reference: Ref,
+        /// The name as typed: failures are counted against it.
+        user: Name,
         resume_after: MessageId,
         roster: bool,
     },

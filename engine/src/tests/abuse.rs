@@ -546,3 +546,110 @@ fn an_address_may_hold_only_a_few_connections_that_have_not_logged_in() {
     assert!(w.hub.admit(w.now, source).is_err(), "still {cap} waiting");
     w.disconnect(extra);
 }
+
+fn log_in_with(w: &mut World, p: usize, password: &str) {
+    let reference = w.reference();
+    w.send(
+        p,
+        &Frame::Login {
+            reference,
+            user: name("bob"),
+            password: Text::new(password).expect("short"),
+            resume_after: MessageId(0),
+            roster: false,
+        },
+    );
+}
+
+fn last_error(w: &World, p: usize) -> Option<(ErrorCode, u32)> {
+    w.peers[p].got.iter().rev().find_map(|g| match g {
+        Got::Error {
+            code,
+            retry_after_ms,
+            ..
+        } => Some((*code, *retry_after_ms)),
+        _ => None,
+    })
+}
+
+#[test]
+fn repeated_wrong_passwords_lock_the_address_out_before_any_hash_is_asked_for() {
+    let config = Config {
+        lockout: crate::lockout::Policy {
+            after: 2,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["bob"]);
+    let attacker = w.connect();
+    w.hold_effects = true;
+    let checks = |w: &mut World| {
+        let n = w.held.len();
+        w.release();
+        n
+    };
+    log_in_with(&mut w, attacker, "wrong");
+    assert_eq!(checks(&mut w), 1);
+    assert_eq!(
+        last_error(&w, attacker),
+        Some((ErrorCode::BadCredentials, 0))
+    );
+    log_in_with(&mut w, attacker, "wrong");
+    assert_eq!(checks(&mut w), 1);
+    assert_eq!(
+        last_error(&w, attacker),
+        Some((ErrorCode::BadCredentials, 300_000)),
+        "the second failure locks the address out of the account"
+    );
+    // Locked: even the right password is refused, with the time left, and
+    // the shell is not asked to check it.
+    w.advance(Duration::from_secs(1));
+    log_in_with(&mut w, attacker, "pw");
+    assert_eq!(checks(&mut w), 0, "no hash for a locked-out login");
+    assert_eq!(
+        last_error(&w, attacker),
+        Some((ErrorCode::LockedOut, 299_000))
+    );
+    // The owner, at another address, is checked as usual.
+    let owner = w.connect();
+    log_in_with(&mut w, owner, "pw");
+    assert_eq!(checks(&mut w), 1);
+    assert_eq!(w.hub.user(w.peers[owner].conn), Some(name("bob")));
+}
+
+#[test]
+fn a_login_whose_key_locked_while_it_was_checked_is_refused_whatever_its_answer() {
+    let config = Config {
+        lockout: crate::lockout::Policy {
+            after: 2,
+            ..Default::default()
+        },
+        max_pre_auth_per_source: 8,
+        ..Config::default()
+    };
+    let mut w = World::with_accounts(config, &["bob"]);
+    // Three sessions from one address, each with a login in flight.
+    let source = Source(7);
+    let peers: Vec<usize> = (0..3).map(|_| w.connect_from(source)).collect();
+    w.hold_effects = true;
+    log_in_with(&mut w, peers[0], "wrong");
+    log_in_with(&mut w, peers[1], "wrong");
+    log_in_with(&mut w, peers[2], "pw");
+    assert_eq!(
+        w.held.len(),
+        3,
+        "all three were asked for before any answer"
+    );
+    w.release();
+    assert_eq!(
+        last_error(&w, peers[1]).map(|e| e.0),
+        Some(ErrorCode::BadCredentials)
+    );
+    assert_eq!(
+        last_error(&w, peers[2]).map(|e| e.0),
+        Some(ErrorCode::LockedOut),
+        "the right password arrived after the lock"
+    );
+    assert_eq!(w.hub.user(w.peers[peers[2]].conn), None);
+}

@@ -7,16 +7,16 @@
 //! answers "busy" when it is full. Each thread hands its results to the
 //! hub through a [`Results`] inbox, not the hub's lock.
 //!
-//! The [`Lockout`] is consulted twice: by the dispatcher before a job is
-//! queued, and here right before hashing (failures counted while the job
-//! waited count too), so a locked key never costs a hash.
+//! A login is only ever a password check here: whether it may be tried at
+//! all (lockouts, flood penalties) and what a failure costs the next try
+//! are the engine's to decide, before the job is queued and when its
+//! answer comes back.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
-use confab_engine::name::NameKey;
-use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError, Source};
+use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError};
 use log::{error, info, warn};
 
 use super::storage_failed;
@@ -24,8 +24,6 @@ use crate::auth::{HashParams, Verified};
 use crate::auth_queue::FairQueue;
 use crate::hash_memory::HashMemory;
 use crate::inbox::Results;
-use crate::lockout::Lockout;
-use crate::source::source_of;
 use crate::store::Store;
 
 /// A pool thread's loop: runs jobs until the queue is closed and empty,
@@ -81,7 +79,6 @@ impl AuthJob {
 pub(crate) struct Authenticator {
     pub(crate) store: Box<dyn Store>,
     pub(crate) params: HashParams,
-    pub(crate) lockout: Arc<Mutex<Lockout>>,
     /// Verified against for unknown accounts, so that they take as long.
     pub(crate) dummy_hash: Arc<str>,
     /// This thread's argon2 blocks (see [`HashMemory`]).
@@ -93,13 +90,11 @@ impl Authenticator {
     pub(crate) fn new(
         store: Box<dyn Store>,
         params: HashParams,
-        lockout: Arc<Mutex<Lockout>>,
         dummy_hash: Arc<str>,
     ) -> Authenticator {
         Authenticator {
             store,
             params,
-            lockout,
             dummy_hash,
             memory: HashMemory::new(),
         }
@@ -122,7 +117,7 @@ impl Authenticator {
         let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
         match kind {
             AuthKind::Login => {
-                let result = self.login(Instant::now(), user, password.expose(), peer);
+                let result = self.login(user, password.expose());
                 match &result {
                     Ok(name) => info!("login user={name} conn={conn} peer={peer_text}"),
                     Err(r) => info!("login refused user={user} conn={conn} peer={peer_text}: {r}"),
@@ -142,19 +137,12 @@ impl Authenticator {
         }
     }
 
-    /// Checks a login (see the module docs); the canonical name on success.
-    pub(crate) fn login(
-        &mut self,
-        now: Instant,
-        user: Name,
-        password: &str,
-        peer: Option<SocketAddr>,
-    ) -> Result<Name, ProtocolError> {
-        let source = peer.map(|p| source_of(p.ip()));
-        let key = user.key();
-        if let Err(wait) = self.lockout().check(now, key, source) {
-            return Err(ProtocolError::LockedOut { retry: wait });
-        }
+    /// Checks a login's password; the canonical name on success.
+    pub(crate) fn login(&mut self, user: Name, password: &str) -> Result<Name, ProtocolError> {
+        // The engine sets the wait a failure earns (its lockout policy).
+        let wrong = ProtocolError::BadCredentials {
+            retry: Duration::ZERO,
+        };
         let account = self
             .store
             .account(&user)
@@ -164,31 +152,24 @@ impl Authenticator {
             let _ = self
                 .params
                 .verify_in(&mut self.memory, &self.dummy_hash, password);
-            return Err(self.failed(now, key, source));
+            return Err(wrong);
         };
         match self
             .params
             .verify_in(&mut self.memory, &account.password_hash, password)
         {
             Ok(Verified::Match { upgrade }) => {
-                self.lockout().success(key, source);
                 if upgrade {
                     self.upgrade(&account.name, password);
                 }
                 Ok(account.name)
             }
-            Ok(Verified::Mismatch) => Err(self.failed(now, key, source)),
+            Ok(Verified::Mismatch) => Err(wrong),
             Err(e) => {
                 error!("cannot check the password of {user}: {e}");
                 Err(ProtocolError::Storage(e.to_string()))
             }
         }
-    }
-
-    /// Counts a failed login; the refusal says how long the next one waits.
-    fn failed(&self, now: Instant, key: NameKey, source: Option<Source>) -> ProtocolError {
-        let retry = self.lockout().failure(now, key, source);
-        ProtocolError::BadCredentials { retry }
     }
 
     /// Creates an account.
@@ -225,22 +206,15 @@ impl Authenticator {
             Err(e) => warn!("cannot upgrade the password hash of {user}: {e}"),
         }
     }
-
-    fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
-        // The lockout maps stay consistent across a panic: each update is one insert.
-        self.lockout.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use confab_engine::frame::ErrorCode;
     use confab_engine::testing::MemoryStore;
 
     use super::*;
-    use crate::lockout::Policy;
 
     /// Cheap parameters: the tests check logic, not cost.
     const FAST: HashParams = HashParams {
@@ -253,12 +227,11 @@ mod tests {
         Name::new(s).expect("test names are valid")
     }
 
-    fn authenticator(params: HashParams, policy: Policy) -> (Authenticator, MemoryStore) {
+    fn authenticator(params: HashParams) -> (Authenticator, MemoryStore) {
         let store = MemoryStore::default();
         let a = Authenticator::new(
             Box::new(store.clone()),
             params,
-            Arc::new(Mutex::new(Lockout::new(policy))),
             params.hash("dummy").expect("hashes").into(),
         );
         (a, store)
@@ -266,71 +239,44 @@ mod tests {
 
     #[test]
     fn register_then_login_returns_the_registered_spelling() {
-        let (mut a, _) = authenticator(FAST, Policy::default());
+        let (mut a, _) = authenticator(FAST);
         assert_eq!(a.register(name("Alice"), "pw"), Ok(()));
         let taken = a.register(name("alice"), "pw2").unwrap_err();
         assert_eq!(taken.code(), ErrorCode::NameTaken);
         assert_eq!(taken.to_string(), "the name alice is taken");
-        assert_eq!(
-            a.login(Instant::now(), name("ALICE"), "pw", None),
-            Ok(name("Alice"))
-        );
+        assert_eq!(a.login(name("ALICE"), "pw"), Ok(name("Alice")));
     }
 
     #[test]
-    fn repeated_failures_lock_out_without_hashing() {
-        let (mut a, _) = authenticator(
-            FAST,
-            Policy {
-                after: 2,
-                ..Policy::default()
-            },
-        );
+    fn a_wrong_password_is_bad_credentials_and_the_wait_is_left_to_the_engine() {
+        let (mut a, _) = authenticator(FAST);
         a.register(name("bob"), "right").expect("registers");
-        let t = Instant::now();
-        let peer = Some("192.0.2.1:5000".parse().expect("valid"));
-        assert_eq!(
-            a.login(t, name("bob"), "wrong", peer).unwrap_err().code(),
-            ErrorCode::BadCredentials
-        );
-        let r = a.login(t, name("bob"), "wrong", peer).unwrap_err();
-        assert_eq!(
-            (r.code(), r.retry_after_ms()),
-            (ErrorCode::BadCredentials, 300_000)
-        );
-        // Even the right password is refused while locked, with the time left.
-        let r = a
-            .login(t + Duration::from_secs(1), name("bob"), "right", peer)
-            .unwrap_err();
-        assert_eq!(
-            (r.code(), r.retry_after_ms()),
-            (ErrorCode::LockedOut, 299_000)
-        );
-        let later = t + Duration::from_secs(300);
-        assert_eq!(a.login(later, name("bob"), "right", None), Ok(name("bob")));
+        for _ in 0..3 {
+            let r = a.login(name("bob"), "wrong").unwrap_err();
+            assert_eq!(
+                (r.code(), r.retry_after_ms()),
+                (ErrorCode::BadCredentials, 0)
+            );
+        }
+        assert_eq!(a.login(name("bob"), "right"), Ok(name("bob")));
     }
 
     #[test]
     fn an_unknown_account_is_wrong_credentials() {
-        let (mut a, _) = authenticator(FAST, Policy::default());
-        let r = a
-            .login(Instant::now(), name("nobody"), "pw", None)
-            .unwrap_err();
+        let (mut a, _) = authenticator(FAST);
+        let r = a.login(name("nobody"), "pw").unwrap_err();
         assert_eq!(r.code(), ErrorCode::BadCredentials);
     }
 
     #[test]
     fn a_login_upgrades_a_weak_stored_hash() {
-        let (mut a, mut store) = authenticator(FAST, Policy::default());
+        let (mut a, mut store) = authenticator(FAST);
         a.register(name("carol"), "pw").expect("registers");
         a.params = HashParams {
             memory_kib: 128,
             ..FAST
         };
-        assert_eq!(
-            a.login(Instant::now(), name("carol"), "pw", None),
-            Ok(name("carol"))
-        );
+        assert_eq!(a.login(name("carol"), "pw"), Ok(name("carol")));
         let stored = store
             .account(&name("carol"))
             .expect("reads")
