@@ -2,8 +2,8 @@
 //! room message to N sessions (encode once, one `Arc` clone per recipient)
 //! including the writers' drains. Run with `cargo bench -p confab-engine`.
 
+use confab_engine::Outgoing;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_engine::effect::{ReplayLoaded, StoredMessage};
@@ -156,7 +156,7 @@ fn routing(c: &mut Criterion) {
         let sender_name = hub.user(sender).unwrap();
         let body = "x".repeat(100);
         let mut id = 0;
-        let mut sink: Vec<Arc<[u8]>> = Vec::with_capacity(64);
+        let mut sink: Vec<Outgoing> = Vec::with_capacity(64);
         g.throughput(Throughput::Elements(n as u64 - 1));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {

@@ -93,7 +93,7 @@ pub use registrations::RegistrationLimit;
 pub use request::{GroupRequest, Request};
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase, Source};
-pub use shared::Shared;
+pub use shared::{Outgoing, Shared};
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,7 @@ impl Protocol {
         (index < MAX_PROTOCOLS).then_some(Protocol(index as u8))
     }
 
+    #[inline]
     pub(crate) fn index(self) -> usize {
         self.0 as usize
     }

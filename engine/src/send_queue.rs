@@ -169,6 +169,7 @@ impl SendQueue {
     }
 
     /// Queues a frame within `limit` bytes (see the module docs).
+    #[inline]
     pub(crate) fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
         let pushed = self.inner.get_or_insert_default().push(item, class, limit);
         self.release_if_idle();
@@ -176,6 +177,7 @@ impl SendQueue {
     }
 
     /// [`SendQueue::push`], taking the state from `spare` if it needs one.
+    #[inline]
     pub(crate) fn push_from(
         &mut self,
         spare: &mut SpareQueues,
@@ -200,12 +202,12 @@ impl SendQueue {
     /// Moves queued frames, most important class first, into `out`, up to
     /// about `max_bytes` (always at least one frame if any is queued); gives
     /// the state to `spare` if that emptied it.
-    pub(crate) fn drain_into(
+    pub(crate) fn drain_into<T>(
         &mut self,
-        out: &mut Vec<Arc<[u8]>>,
+        out: &mut Vec<T>,
         max_bytes: usize,
         spare: &mut SpareQueues,
-        encode: impl FnMut(&Shared) -> Arc<[u8]>,
+        encode: impl FnMut(Arc<Shared>) -> T,
     ) -> usize {
         let taken = self
             .inner
@@ -270,6 +272,7 @@ impl Inner {
         self.is_empty() && self.missed.is_empty()
     }
 
+    #[inline]
     fn push(&mut self, item: Queued, class: Class, limit: usize) -> Pushed {
         let was_empty = self.is_empty();
         let len = item.len as usize;
@@ -334,11 +337,11 @@ impl Inner {
 
     /// Drains most important class first, stopping in the message class
     /// at the gap (see `Inner::gap`), so the caller reports it first.
-    fn drain_into(
+    fn drain_into<T>(
         &mut self,
-        out: &mut Vec<Arc<[u8]>>,
+        out: &mut Vec<T>,
         max_bytes: usize,
-        mut encode: impl FnMut(&Shared) -> Arc<[u8]>,
+        mut encode: impl FnMut(Arc<Shared>) -> T,
     ) -> usize {
         let mut taken = 0;
         for (class, q) in self.classes.iter_mut().enumerate() {
@@ -358,7 +361,7 @@ impl Inner {
                 }
                 let f = q.pop_front().expect("front exists");
                 taken += f.len as usize;
-                out.push(encode(&f.event));
+                out.push(encode(f.event));
                 before_gap -= 1;
             }
             if is_messages {
@@ -435,7 +438,7 @@ mod tests {
         max: usize,
         spare: &mut SpareQueues,
     ) -> usize {
-        q.drain_into(out, max, spare, |e| match e.event() {
+        q.drain_into(out, max, spare, |e: Arc<Shared>| match e.event() {
             Event::Ping { token } => vec![0u8; *token as usize].into(),
             _ => unreachable!("only pings are queued here"),
         })

@@ -11,8 +11,8 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use confab_engine::{Config, ConfigError, Name, RegistrationLimit};
 
 use crate::auth::HashParams;
-use confab_engine::lockout;
 use crate::store::Retention;
+use confab_engine::lockout;
 
 /// The confab chat server.
 ///

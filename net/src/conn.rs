@@ -52,12 +52,12 @@ use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use confab_engine::{ConnId, ReadReady};
+use confab_engine::{ConnId, Outgoing, ReadReady};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
 use futures_rustls::server::TlsStream;
@@ -599,7 +599,7 @@ fn write_side<'a>(
 /// on partial writes, then flushes. The progress is two integers and the
 /// slices are rebuilt for each write: a writer's state while a write waits
 /// is room in every connection's task, idle or not.
-async fn write_frames(stream: &impl Transport, frames: &[Arc<[u8]>]) -> io::Result<()> {
+async fn write_frames(stream: &impl Transport, frames: &[Outgoing]) -> io::Result<()> {
     // The next frame to write, and how much of it is already written.
     let (mut next, mut offset) = (0, 0);
     future::poll_fn(|cx| {
@@ -608,7 +608,7 @@ async fn write_frames(stream: &impl Transport, frames: &[Arc<[u8]>]) -> io::Resu
                 .iter()
                 .take(IOV_MAX)
                 .enumerate()
-                .map(|(i, f)| IoSlice::new(if i == 0 { &f[offset..] } else { f }))
+                .map(|(i, f)| IoSlice::new(if i == 0 { &f[offset..] } else { &f[..] }))
                 .collect();
             let mut n = ready!(stream.poll_write_vectored(cx, &slices))?;
             if n == 0 {

@@ -478,11 +478,12 @@ fn history_comes_oldest_first_with_each_dms_actual_recipient() {
 /// The client session against the real engine hub, in memory: a fake shell
 /// that accepts every password and stores every message.
 mod with_the_engine {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use confab_engine::effect::{ReplayLoaded, StoredMessage};
-    use confab_engine::{ConnId, Effect, EffectResult, Hub, Input, Output, Protocol, Source};
+    use confab_engine::{
+        ConnId, Effect, EffectResult, Hub, Input, Outgoing, Output, Protocol, Source,
+    };
 
     use super::*;
 
@@ -530,7 +531,7 @@ mod with_the_engine {
                             }
                         }
                         Output::Wake(c) => {
-                            let mut frames: Vec<Arc<[u8]>> = Vec::new();
+                            let mut frames: Vec<Outgoing> = Vec::new();
                             let _ = self.hub.drain(c, &mut frames, usize::MAX);
                             let (_, s) = self
                                 .clients

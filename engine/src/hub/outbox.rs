@@ -18,7 +18,7 @@ use crate::name::Name;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
 use crate::session::state::Closed;
 use crate::session::{CloseReason, Session, State};
-use crate::shared::Shared;
+use crate::shared::{Outgoing, Shared};
 use crate::wire::frame::Target;
 
 use super::{Hub, Output};
@@ -50,6 +50,7 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Queues `item` for session `s` (`conn`) within `limit` bytes.
+    #[inline]
     pub(super) fn push(
         &mut self,
         s: &mut Session,
@@ -74,6 +75,7 @@ impl Outbox {
     }
 
     /// Tells the shell to drain `conn`, once until it does.
+    #[inline]
     pub(super) fn wake(&mut self, s: &mut Session, conn: ConnId) {
         if !s.wake_pending {
             s.wake_pending = true;
@@ -195,10 +197,11 @@ impl Hub {
     }
 
     /// Moves up to about `max_bytes` of `conn`'s queued events, most
-    /// important first, encoded by its protocol's codec, into `out`. Call
+    /// important first, into `out`, each encoded by its protocol's codec
+    /// (once per event and protocol: see [`Outgoing`]). Call
     /// until it returns no bytes, then wait for [`Output::Wake`]; close the
     /// connection when it says so.
-    pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Arc<[u8]>>, max_bytes: usize) -> Drained {
+    pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Outgoing>, max_bytes: usize) -> Drained {
         const GONE: Drained = Drained {
             bytes: 0,
             close: true,
@@ -228,7 +231,7 @@ impl Hub {
                 out,
                 max_bytes - bytes.min(max_bytes),
                 &mut outbox.spare,
-                |e| e.encoded(protocol, codec).clone(),
+                |e| Outgoing::new(e, protocol, codec),
             );
             if !s.queue.at_gap() {
                 break;
@@ -242,7 +245,7 @@ impl Hub {
                     last: r.last,
                     count: r.count,
                 });
-                let report = report.encoded(protocol, codec).clone();
+                let report = Outgoing::new(report, protocol, codec);
                 bytes += report.len();
                 out.push(report);
             }

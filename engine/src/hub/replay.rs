@@ -29,26 +29,23 @@ pub(super) struct Replays {
     holds: HashMap<ConnId, Hold>,
 }
 
-/// What [`Replays::hold`] did with a live message.
-pub(super) enum Held {
-    /// No replay is under way: queue it.
-    No(Queued),
-    /// Held until the replay is queued.
-    Yes,
-    /// The hold is full: the message is dropped (and must be reported).
-    Full,
-}
-
 impl Replays {
-    /// Holds a live message for `conn` if its replay is under way.
-    pub(super) fn hold(&mut self, conn: ConnId, item: Queued, cap: usize) -> Held {
+    /// Whether `conn`'s replay is under way, so live messages must wait.
+    #[inline]
+    pub(super) fn holds(&self, conn: ConnId) -> bool {
+        // Almost always: no replay under way anywhere.
+        !self.holds.is_empty() && self.holds.contains_key(&conn)
+    }
+
+    /// Keeps a live message for `conn` until its replay is queued; false
+    /// if the hold is full (the message is dropped, and must be reported).
+    pub(super) fn keep(&mut self, conn: ConnId, item: Queued, cap: usize) -> bool {
         match self.holds.get_mut(&conn) {
-            None => Held::No(item),
             Some(h) if h.held.len() < cap => {
                 h.held.push(item);
-                Held::Yes
+                true
             }
-            Some(_) => Held::Full,
+            _ => false,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::wire::frame::Target;
 
 use super::groups::Groups;
 use super::outbox::Outbox;
-use super::replay::{Held, Replays};
+use super::replay::Replays;
 use super::sessions::Sessions;
 use super::Hub;
 
@@ -196,17 +196,16 @@ impl Delivery<'_> {
             len,
             message: Some(message),
         };
-        match self.replays.hold(conn, item, self.config.replay_hold) {
-            Held::No(item) => {
-                let limit = self.config.send_queue_bytes;
-                self.outbox.push(s, conn, item, Class::Message, limit);
+        if self.replays.holds(conn) {
+            // Its replay is loading: kept until it is queued, in id order.
+            if !self.replays.keep(conn, item, self.config.replay_hold)
+                && !s.queue.note_dropped(message.0, message.1)
+            {
+                self.outbox.overflowed(conn);
             }
-            Held::Yes => {}
-            Held::Full => {
-                if !s.queue.note_dropped(message.0, message.1) {
-                    self.outbox.overflowed(conn);
-                }
-            }
+            return;
         }
+        let limit = self.config.send_queue_bytes;
+        self.outbox.push(s, conn, item, Class::Message, limit);
     }
 }

@@ -42,6 +42,7 @@ pub(super) struct Sessions {
 
 impl Sessions {
     /// The session `conn` names, if it is still there.
+    #[inline]
     pub(super) fn get(&self, conn: ConnId) -> Option<&Session> {
         let slot = self.slots.get(conn.index())?;
         (slot.generation == conn.generation())
@@ -50,6 +51,7 @@ impl Sessions {
     }
 
     /// The session `conn` names, if it is still there.
+    #[inline]
     pub(super) fn get_mut(&mut self, conn: ConnId) -> Option<&mut Session> {
         let slot = self.slots.get_mut(conn.index())?;
         (slot.generation == conn.generation())
@@ -184,7 +186,7 @@ impl Hub {
             reference: Ref(0),
             error,
         });
-        let frame = event.encoded(Protocol::CONFAB, &*self.codecs[0]).clone();
+        let frame = Arc::from(event.encoded(Protocol::CONFAB, &*self.codecs[0]));
         Err(Refused { reason, frame })
     }
 

@@ -152,6 +152,7 @@ impl Session {
     }
 
     /// The logged-in state, if any.
+    #[inline]
     pub(crate) fn logged_in(&self) -> Option<&state::LoggedIn> {
         self.state.logged_in()
     }

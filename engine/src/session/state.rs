@@ -224,11 +224,13 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self, State::Closed(_))
     }
 
     /// The logged-in state, if any.
+    #[inline]
     pub(crate) fn logged_in(&self) -> Option<&LoggedIn> {
         match self {
             State::RosterSync(l) | State::Messaging(l) => Some(l),

@@ -1,6 +1,6 @@
 //! Flow control: slow readers, what a drain hands over, MISSED reports.
 
-use std::sync::Arc;
+use crate::shared::Outgoing;
 
 use super::util::{name, Got, World};
 use crate::frame::*;
@@ -168,7 +168,7 @@ fn a_missed_report_comes_before_any_message_newer_than_what_it_reports() {
     w.peers[slow].reading = false;
     let conn = w.peers[slow].conn;
     let mut bytes = Vec::new();
-    let mut frames: Vec<Arc<[u8]>> = Vec::new();
+    let mut frames: Vec<Outgoing> = Vec::new();
     for i in 0..300 {
         // Room messages, with now and then a DM (which evicts room messages).
         if i % 7 == 3 {

@@ -2,8 +2,8 @@
 //! store that answers effects at once (or holds them, to test ordering),
 //! and peers that decode everything the hub writes to them.
 
+use crate::shared::Outgoing;
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::effect::*;
@@ -355,7 +355,7 @@ impl World {
     /// Peer `p` reads what is queued for it; true if it got anything.
     pub(crate) fn read(&mut self, p: usize) -> bool {
         let conn = self.peers[p].conn;
-        let mut frames: Vec<Arc<[u8]>> = Vec::new();
+        let mut frames: Vec<Outgoing> = Vec::new();
         let mut any = false;
         loop {
             let d = self.hub.drain(conn, &mut frames, 64 * 1024);
