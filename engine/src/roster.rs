@@ -1,8 +1,12 @@
 //! Who is online, as a versioned stream: a snapshot, then deltas.
 //!
 //! Every change (a user's first session arrives, their last one leaves)
-//! bumps the version by one and is kept, as one shared event, in the delta
-//! log, which keeps the last `Config::roster_log` deltas. A session is sent deltas in
+//! bumps the version by one and is kept in the delta log, which keeps the
+//! last `Config::roster_log` deltas. The log holds them as plain values
+//! (48 bytes each, inline): the sessions that are up to date share the one
+//! event broadcast at the change, and a session catching up later is
+//! queued an event made from the log, so a log of thousands of changes
+//! costs no more memory than the changes themselves. A session is sent deltas in
 //! version order, never skipping one; a session further behind than the log
 //! reaches (or whose queued deltas had to be dropped) gets a fresh snapshot
 //! instead, so superseded deltas are coalesced into the snapshot.
@@ -80,6 +84,24 @@ impl OnlineUsers {
     }
 }
 
+/// One change of the roster, as the log keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Delta {
+    version: RosterVersion,
+    presence: Presence,
+    user: Name,
+}
+
+impl Delta {
+    fn event(self) -> Arc<Shared> {
+        Shared::new(Event::RosterDelta {
+            version: self.version,
+            presence: self.presence,
+            user: self.user,
+        })
+    }
+}
+
 /// A snapshot as chunks that each fit one frame of a protocol, shared by
 /// every session of that protocol that logs in while the roster stays at
 /// one version.
@@ -89,7 +111,7 @@ pub(crate) type Chunks = Arc<[Arc<Shared>]>;
 pub(crate) struct Roster {
     version: RosterVersion,
     pub(crate) online: OnlineUsers,
-    log: VecDeque<(RosterVersion, Arc<Shared>)>,
+    log: VecDeque<Delta>,
     log_cap: usize,
     /// Snapshot chunks for `version`, per protocol, built on first demand.
     snapshots: [Option<(RosterVersion, Chunks)>; MAX_PROTOCOLS],
@@ -134,23 +156,23 @@ impl Roster {
 
     fn change(&mut self, presence: Presence, user: Name) -> Arc<Shared> {
         self.version = self.version.next();
-        let delta = Shared::new(Event::RosterDelta {
+        let delta = Delta {
             version: self.version,
             presence,
             user,
-        });
+        };
         if self.log.len() == self.log_cap {
             self.log.pop_front();
         }
-        self.log.push_back((self.version, delta.clone()));
-        delta
+        self.log.push_back(delta);
+        delta.event()
     }
 
     /// The delta that brings a session from `version - 1` to `version`.
     pub(crate) fn delta(&self, version: RosterVersion) -> Option<Arc<Shared>> {
-        let first = self.log.front()?.0;
+        let first = self.log.front()?.version;
         let i = version.get().checked_sub(first.get())? as usize;
-        self.log.get(i).map(|(_, d)| d.clone())
+        self.log.get(i).map(|d| d.event())
     }
 
     /// The current roster as ROSTER_SNAPSHOT chunks for `protocol`, each

@@ -17,10 +17,15 @@ use crate::event::Event;
 use crate::protocol::{Codec, Protocol, MAX_PROTOCOLS};
 
 /// An event and its encodings (see the module docs).
+///
+/// `repr(C)` keeps the encodings first, beside the `Arc`'s counts: a drain
+/// and a writer read the first protocol's encoding in the cache line that
+/// queueing the event already brought in.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Shared {
-    event: Event,
     encoded: [OnceLock<Box<[u8]>>; MAX_PROTOCOLS],
+    event: Event,
 }
 
 impl Shared {
