@@ -274,6 +274,54 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// What a storage writer feeds for a message it was asked to commit:
+    /// the sender's answer, then, if it was committed, the commit to route
+    /// (with the sender as its origin).
+    pub fn message_written(
+        conn: ConnId,
+        reference: Ref,
+        result: Result<StoredMessage, (NewMessage, ProtocolError)>,
+    ) -> Vec<Input> {
+        let (result, routed) = match result {
+            Ok(stored) => (Ok(stored.committed()), Some(stored)),
+            Err(e) => (Err(e), None),
+        };
+        let answer = EffectResult::Stored {
+            conn,
+            reference,
+            result,
+        };
+        let routed = routed.map(|message| Input::Committed {
+            message,
+            origin: Some(conn),
+        });
+        std::iter::once(answer.into()).chain(routed).collect()
+    }
+
+    /// What a storage writer feeds for a group change it was asked to
+    /// commit: the requester's answer, then, if it was committed, the
+    /// change to apply.
+    pub fn group_written(
+        conn: ConnId,
+        reference: Ref,
+        op: GroupOp,
+        result: Result<(), ProtocolError>,
+    ) -> Vec<Input> {
+        let routed = result.is_ok().then(|| Input::GroupCommitted {
+            op: op.clone(),
+            origin: Some(conn),
+        });
+        let answer = EffectResult::GroupStored {
+            conn,
+            reference,
+            op,
+            result,
+        };
+        std::iter::once(answer.into()).chain(routed).collect()
+    }
+}
+
 impl From<EffectResult> for Input {
     fn from(r: EffectResult) -> Input {
         Input::Result(r)

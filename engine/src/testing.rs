@@ -420,22 +420,12 @@ fn commit_message(
     now_ms: u64,
 ) -> Vec<Input> {
     let write = [Write::Message(message.clone())];
-    let (result, routed) = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
-        Ok(Some(Written::Message(Ok(stored)))) => (Ok(stored.committed()), Some(stored)),
-        Ok(Some(Written::Message(Err(e)))) => (Err((message, e)), None),
-        Ok(_) => (Err((message, wrong_outcome())), None),
-        Err(e) => (Err((message, failed(e))), None),
+    let result = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
+        Ok(Some(Written::Message(result))) => result.map_err(|e| (message, e)),
+        Ok(_) => Err((message, wrong_outcome())),
+        Err(e) => Err((message, failed(e))),
     };
-    let stored = EffectResult::Stored {
-        conn,
-        reference,
-        result,
-    };
-    let routed = routed.map(|message| Input::Committed {
-        message,
-        origin: Some(conn),
-    });
-    std::iter::once(stored.into()).chain(routed).collect()
+    Input::message_written(conn, reference, result)
 }
 
 /// A group change committed: the requester's OK, then the change.
@@ -452,17 +442,7 @@ fn commit_group(
         Ok(_) => Err(wrong_outcome()),
         Err(e) => Err(failed(e)),
     };
-    let routed = result.is_ok().then(|| Input::GroupCommitted {
-        op: op.clone(),
-        origin: Some(conn),
-    });
-    let stored = EffectResult::GroupStored {
-        conn,
-        reference,
-        op,
-        result,
-    };
-    std::iter::once(stored.into()).chain(routed).collect()
+    Input::group_written(conn, reference, op, result)
 }
 
 fn wrong_outcome() -> ProtocolError {

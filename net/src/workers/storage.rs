@@ -220,21 +220,12 @@ fn answer(
     };
     match write {
         Write::Message(message) => {
-            let (result, commit) = match outcome {
-                Ok(Written::Message(Ok(stored))) => (Ok(stored.committed()), Some(stored)),
-                Ok(Written::Message(Err(r))) | Err(r) => (Err((message, r)), None),
-                Ok(_) => (Err((message, wrong_kind())), None),
+            let result = match outcome {
+                Ok(Written::Message(result)) => result.map_err(|r| (message, r)),
+                Err(r) => Err((message, r)),
+                Ok(_) => Err((message, wrong_kind())),
             };
-            let stored = EffectResult::Stored {
-                conn,
-                reference,
-                result,
-            };
-            let routed = commit.map(|message| Input::Committed {
-                message,
-                origin: Some(conn),
-            });
-            std::iter::once(stored.into()).chain(routed).collect()
+            Input::message_written(conn, reference, result)
         }
         Write::Group(op) => {
             let result = match outcome {
@@ -242,17 +233,7 @@ fn answer(
                 Err(r) => Err(r),
                 Ok(_) => Err(wrong_kind()),
             };
-            let routed = result.is_ok().then(|| Input::GroupCommitted {
-                op: op.clone(),
-                origin: Some(conn),
-            });
-            let stored = EffectResult::GroupStored {
-                conn,
-                reference,
-                op,
-                result,
-            };
-            std::iter::once(stored.into()).chain(routed).collect()
+            Input::group_written(conn, reference, op, result)
         }
         Write::Offline { .. } => Vec::new(),
     }
