@@ -10,7 +10,7 @@
 //! because routing is its own input (`Hub::handle_committed`).
 
 use crate::error::ProtocolError;
-use crate::frame::Target;
+use crate::frame::{Presence, Target};
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 use crate::password::Password;
@@ -271,6 +271,14 @@ pub enum Input {
         op: GroupOp,
         /// The session that asked for it, if it is on this node.
         origin: Option<ConnId>,
+    },
+    /// See [`crate::Hub::handle_presence`]: another node's first session
+    /// of `user` came online, or its last left.
+    Presence {
+        /// The user.
+        user: Name,
+        /// Online or offline there.
+        presence: Presence,
     },
 }
 

@@ -22,11 +22,20 @@ use crate::protocol::MAX_PROTOCOLS;
 use crate::protocol::{Codec, Protocol};
 use crate::shared::Shared;
 
-/// An online user and their sessions.
+/// An online user: their sessions here, and on how many other nodes they
+/// have sessions (see [`Roster::remote`]). Online while either is not
+/// zero; messages go to the sessions here only.
 #[derive(Debug)]
 pub(crate) struct Online {
     pub(crate) name: Name,
     pub(crate) sessions: Vec<ConnId>,
+    nodes_elsewhere: u32,
+}
+
+impl Online {
+    fn is_online(&self) -> bool {
+        !self.sessions.is_empty() || self.nodes_elsewhere > 0
+    }
 }
 
 /// The online users, densely in a vector, with a map from key to position.
@@ -70,6 +79,7 @@ impl OnlineUsers {
             self.users.push(Online {
                 name: user,
                 sessions: Vec::new(),
+                nodes_elsewhere: 0,
             });
         }
         &mut self.users[i]
@@ -137,20 +147,49 @@ impl Roster {
     /// Adds a session; returns the delta if the user just came online.
     pub(crate) fn attach(&mut self, user: Name, conn: ConnId) -> Option<Arc<Shared>> {
         let entry = self.online.entry(user);
+        let was_online = entry.is_online();
         entry.sessions.push(conn);
-        (entry.sessions.len() == 1).then(|| self.change(Presence::Online, user))
+        (!was_online).then(|| self.change(Presence::Online, user))
     }
 
-    /// Removes a session; returns the delta if that was the user's last.
+    /// Removes a session; returns the delta if that was the user's last
+    /// anywhere.
     pub(crate) fn detach(&mut self, user: Name, conn: ConnId) -> Option<Arc<Shared>> {
         let key = user.key();
         let online = self.online.get_mut(&key)?;
         online.sessions.retain(|c| *c != conn);
-        if !online.sessions.is_empty() {
+        self.settle(&key)
+    }
+
+    /// Another node says `user`'s first session there came online, or its
+    /// last there left; returns the delta if that changed whether they
+    /// are online at all. An Offline for a node that never said Online is
+    /// ignored.
+    pub(crate) fn remote(&mut self, user: Name, presence: Presence) -> Option<Arc<Shared>> {
+        match presence {
+            Presence::Online => {
+                let entry = self.online.entry(user);
+                let was_online = entry.is_online();
+                entry.nodes_elsewhere = entry.nodes_elsewhere.saturating_add(1);
+                (!was_online).then(|| self.change(Presence::Online, user))
+            }
+            Presence::Offline => {
+                let key = user.key();
+                let online = self.online.get_mut(&key)?;
+                online.nodes_elsewhere = online.nodes_elsewhere.checked_sub(1)?;
+                self.settle(&key)
+            }
+        }
+    }
+
+    /// Removes `key`'s entry once they are online nowhere; its delta.
+    fn settle(&mut self, key: &NameKey) -> Option<Arc<Shared>> {
+        let online = self.online.get(key)?;
+        if online.is_online() {
             return None;
         }
         let name = online.name;
-        self.online.remove(&key);
+        self.online.remove(key);
         Some(self.change(Presence::Offline, name))
     }
 

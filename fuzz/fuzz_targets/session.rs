@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use confab_engine::store::Store;
 use confab_engine::testing::MemoryStore;
-use confab_engine::frame::{Frame, Target, Text, PROTOCOL_VERSION};
+use confab_engine::frame::{Frame, Presence, Target, Text, PROTOCOL_VERSION};
 use confab_engine::effect::StoredMessage;
 use confab_engine::{Config, ConnId, Effect, Hub, MessageId, Name, Output, Protocol, Ref, Source};
 
@@ -26,6 +26,8 @@ enum Op {
     Advance(u16),
     Drain(u8),
     Complete(u8),
+    /// Another node's presence of a user.
+    Presence(Name, bool),
     /// A message another node committed, routed here.
     Elsewhere(u8, Name, Target, String),
     Disconnect(u8),
@@ -106,6 +108,10 @@ fuzz_target!(|ops: Vec<Op>| {
                         hub.handle_input(now, input);
                     }
                 }
+            }
+            Op::Presence(user, online) => {
+                let presence = if online { Presence::Online } else { Presence::Offline };
+                hub.handle_presence(now, user, presence);
             }
             Op::Elsewhere(gap, sender, target, body) => {
                 let id = MessageId(hub.last_id().0 + 1 + gap as u64);

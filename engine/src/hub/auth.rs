@@ -320,7 +320,7 @@ impl Hub {
     /// starts its own budgets.
     fn log_in(&mut self, conn: ConnId, user: Name, roster: bool) {
         if let Some(delta) = self.roster.attach(user, conn) {
-            self.broadcast_roster(&delta, conn);
+            self.broadcast_roster(&delta, Some(conn));
         }
         let version = self.roster.version();
         let Some(s) = self.sessions.get_mut(conn) else {

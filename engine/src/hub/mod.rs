@@ -8,8 +8,8 @@
 //!   front end parsed itself), [`Hub::handle_timeout`],
 //!   [`Hub::handle_result`] (the answer to an effect),
 //!   [`Hub::handle_committed`] and [`Hub::handle_group_committed`] (a
-//!   commit, by this node or another), [`Hub::disconnect`] and
-//!   [`Hub::shutdown`] feed it;
+//!   commit, by this node or another), [`Hub::handle_presence`] (another
+//!   node's presence), [`Hub::disconnect`] and [`Hub::shutdown`] feed it;
 //! - [`Hub::poll_output`] yields effects for the shell and writer wake-ups;
 //!   after every call that feeds the hub, drain it until it returns `None`;
 //! - [`Hub::drain`] hands a connection's queued events, encoded by its
@@ -182,6 +182,7 @@ impl Hub {
             Input::Result(r) => self.handle_result(now, r),
             Input::Committed { message, origin } => self.handle_committed(now, message, origin),
             Input::GroupCommitted { op, origin } => self.handle_group_committed(now, op, origin),
+            Input::Presence { user, presence } => self.handle_presence(now, user, presence),
         }
     }
 

@@ -192,7 +192,7 @@ impl Hub {
                 user,
                 seen_upto: self.last_id,
             });
-            self.broadcast_roster(&delta, conn);
+            self.broadcast_roster(&delta, Some(conn));
         }
     }
 

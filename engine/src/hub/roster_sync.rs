@@ -9,14 +9,29 @@
 //! gets a fresh snapshot instead (queued by its next drain).
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::frame::Presence;
 use crate::id::{ConnId, RosterVersion};
+use crate::name::Name;
 use crate::send_queue::{Class, Pushed, Queued};
 use crate::shared::Shared;
 
 use super::Hub;
 
 impl Hub {
+    /// Another node says `user`'s first session there came online, or its
+    /// last there left (a bus subscriber feeds this for every other node's
+    /// presence). The roster here counts a user online while any node has
+    /// a session of theirs, so its deltas are those of the whole cluster.
+    pub fn handle_presence(&mut self, now: Instant, user: Name, presence: Presence) {
+        let _ = now;
+        if let Some(delta) = self.roster.remote(user, presence) {
+            self.broadcast_roster(&delta, None);
+        }
+        self.finish();
+    }
+
     pub(super) fn roster_ack(&mut self, conn: ConnId, version: RosterVersion) {
         let Some(s) = self.sessions.get_mut(conn) else {
             return;
@@ -127,7 +142,7 @@ impl Hub {
 
     /// Sends a roster delta to every subscribed session that is up to date
     /// and within its window; the others catch up on their next ack.
-    pub(super) fn broadcast_roster(&mut self, delta: &Arc<Shared>, except: ConnId) {
+    pub(super) fn broadcast_roster(&mut self, delta: &Arc<Shared>, except: Option<ConnId>) {
         if self.shutting_down {
             return;
         }
@@ -137,7 +152,7 @@ impl Hub {
             .subscribers
             .iter()
             .copied()
-            .filter(|c| *c != except)
+            .filter(|c| Some(*c) != except)
             .collect();
         for conn in subs {
             let Some(l) = self.sessions.get(conn).and_then(|s| s.logged_in()) else {

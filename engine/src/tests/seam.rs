@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::lines::Lines;
 use super::util::{name, World};
 use crate::effect::{EffectResult, GroupOp, Input, ReplayLoaded, StoredMessage};
-use crate::frame::{Frame, Text, PROTOCOL_VERSION};
+use crate::frame::{Frame, Presence, Text, PROTOCOL_VERSION};
 use crate::id::{ConnId, MessageId, Ref};
 use crate::request::Request;
 use crate::shared::Outgoing;
@@ -271,4 +271,37 @@ fn a_group_change_committed_elsewhere_takes_effect_and_is_announced() {
         w.messages(ann).last().map(|m| m.2.clone()),
         Some("hi crew".into())
     );
+}
+
+#[test]
+fn presence_from_other_nodes_reaches_subscribers_and_a_user_is_offline_once_offline_everywhere() {
+    let mut w = World::with_accounts(Config::default(), &["ann", "bob"]);
+    let ann = w.login("ann", true);
+    let roster = |w: &World| w.peers[ann].roster.iter().cloned().collect::<Vec<_>>();
+    // zed is online on another node; bob on another node, then here too.
+    w.hub.handle_presence(w.now, name("zed"), Presence::Online);
+    w.hub.handle_presence(w.now, name("bob"), Presence::Online);
+    w.run();
+    assert_eq!(roster(&w), ["ann", "bob", "zed"]);
+    let bob = w.login("bob", false);
+    // bob leaves here: still online there, so no delta (the peer's roster
+    // checks that deltas come without gaps or repeats).
+    w.disconnect(bob);
+    assert_eq!(roster(&w), ["ann", "bob", "zed"]);
+    w.hub.handle_presence(w.now, name("bob"), Presence::Offline);
+    w.run();
+    assert_eq!(roster(&w), ["ann", "zed"]);
+    // zed on a second node too: offline only once both nodes say so; a
+    // stray offline from a node that never said online changes nothing.
+    w.hub.handle_presence(w.now, name("zed"), Presence::Online);
+    w.hub.handle_presence(w.now, name("zed"), Presence::Offline);
+    w.run();
+    assert_eq!(roster(&w), ["ann", "zed"]);
+    w.hub.handle_presence(w.now, name("zed"), Presence::Offline);
+    w.hub.handle_presence(w.now, name("zed"), Presence::Offline);
+    w.hub
+        .handle_presence(w.now, name("nobody"), Presence::Offline);
+    w.run();
+    assert_eq!(roster(&w), ["ann"]);
+    assert_eq!(w.hub.online(), [name("ann")]);
 }
