@@ -85,14 +85,14 @@ pub use error::ProtocolError;
 pub use event::Event;
 pub use frame::{Frame, Target};
 pub use hub::{Drained, Hub, Output, ReadReady, Refused, TurnedAway};
-pub use id::{ConnId, MessageId, Ref, RosterVersion};
+pub use id::{ConnId, MessageId, Ref, RosterVersion, Source};
 pub use name::{Name, NameError};
 pub use password::Password;
 pub use protocol::{Codec, Decoded, Protocol, MAX_PROTOCOLS};
 pub use registrations::RegistrationLimit;
 pub use request::{GroupRequest, Request};
 pub use send_queue::Class;
-pub use session::{CloseReason, Phase, Source};
+pub use session::{CloseReason, Phase};
 pub use shared::{Outgoing, Shared};
 
 #[cfg(test)]

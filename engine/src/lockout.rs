@@ -34,8 +34,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use crate::id::Source;
 use crate::name::NameKey;
-use crate::session::Source;
 
 /// The thresholds (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
