@@ -14,6 +14,9 @@ bash scripts/install-deps.sh
 step "format"
 cargo fmt --all --check
 
+step "shape (import cycles, file and function lengths: scripts/shape.py)"
+python3 scripts/shape.py
+
 step "build (all targets, benches included)"
 cargo build --workspace --all-targets --locked
 

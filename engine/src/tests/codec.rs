@@ -90,6 +90,8 @@ fn parts() -> impl Strategy<Value = Parts> {
         )
 }
 
+/// A frame of the kind `p.kind` selects, from `p`'s values: a client's
+/// frame for kinds 0 to 12, else a server's.
 fn build(p: &Parts) -> Frame<'_> {
     let text = Text::new(&p.text).expect("short enough");
     let short = Text::new(&p.short).expect("short enough");
@@ -144,6 +146,15 @@ fn build(p: &Parts) -> Frame<'_> {
             before: MessageId(p.a),
             limit: p.small,
         },
+        _ => build_server(p),
+    }
+}
+
+/// A server's frame (kinds 13 and up) from `p`'s values.
+fn build_server(p: &Parts) -> Frame<'_> {
+    let text = Text::new(&p.text).expect("short enough");
+    let short = Text::new(&p.short).expect("short enough");
+    match p.kind {
         13 => Frame::ServerHello {
             version: p.small,
             server: short,
@@ -201,6 +212,14 @@ fn build(p: &Parts) -> Frame<'_> {
             group: p.n1,
             user: p.n2,
         },
+        _ => build_server_lists(p),
+    }
+}
+
+/// A server's frame of kind 21 and up: lists, reports, errors.
+fn build_server_lists(p: &Parts) -> Frame<'_> {
+    let text = Text::new(&p.text).expect("short enough");
+    match p.kind {
         21 => Frame::GroupList {
             reference: Ref(p.r),
             groups: p

@@ -61,202 +61,220 @@ fn group(g: usize) -> Name {
 }
 use crate::name::Name;
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let config = Config {
-        msg_rate: 10_000,
-        msg_burst: 10_000,
-        ..Config::default()
-    };
-    let users: Vec<String> = (0..USERS).map(user).collect();
-    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-    let mut w = World::with_accounts(config, &refs);
-    let mut peers: Vec<PeerModel> = Vec::new();
-    let mut groups: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    // What each peer must receive: message id → (sender peer, conversation class).
-    let mut expected: Vec<BTreeSet<MessageId>> = Vec::new();
-    // Direct messages sent while none of the user's sessions was online:
-    // delivered to the next session that logs in with nobody else online.
-    let mut offline_dms: Vec<BTreeSet<MessageId>> = vec![BTreeSet::new(); USERS];
+/// The world under test and the reference model beside it.
+struct Model {
+    w: World,
+    peers: Vec<PeerModel>,
+    groups: BTreeMap<usize, BTreeSet<usize>>,
+    /// What each peer must receive.
+    expected: Vec<BTreeSet<MessageId>>,
+    /// Direct messages sent while none of the user's sessions was online:
+    /// delivered to the next session that logs in with nobody else online.
+    offline_dms: Vec<BTreeSet<MessageId>>,
+}
 
-    let open_peers = |peers: &[PeerModel]| -> Vec<usize> {
-        (0..peers.len())
-            .filter(|&p| peers[p].open && peers[p].user.is_some())
+impl Model {
+    fn new() -> Model {
+        let config = Config {
+            msg_rate: 10_000,
+            msg_burst: 10_000,
+            ..Config::default()
+        };
+        let users: Vec<String> = (0..USERS).map(user).collect();
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        Model {
+            w: World::with_accounts(config, &refs),
+            peers: Vec::new(),
+            groups: BTreeMap::new(),
+            expected: Vec::new(),
+            offline_dms: vec![BTreeSet::new(); USERS],
+        }
+    }
+
+    /// Peers with an open socket that logged in.
+    fn open_peers(&self) -> Vec<usize> {
+        (0..self.peers.len())
+            .filter(|&p| self.peers[p].open && self.peers[p].user.is_some())
             .collect()
-    };
+    }
 
-    for op in ops {
+    fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
-            Op::Login(u) => {
-                let others_online = peers.iter().any(|q| q.open && q.user == Some(u));
-                let p = w.login(&user(u), true);
-                peers.push(PeerModel {
-                    user: Some(u),
-                    open: true,
-                });
-                expected.push(if others_online {
-                    BTreeSet::new()
-                } else {
-                    std::mem::take(&mut offline_dms[u])
-                });
-                prop_assert_eq!(p, peers.len() - 1);
-                // The login may have been refused only for timing reasons we do not generate.
-                prop_assert!(
-                    w.peers[p].got.iter().any(|g| matches!(g, Got::LoginOk(..))),
-                    "login failed: {:?}",
-                    w.peers[p].got
-                );
-            }
+            Op::Login(u) => self.login(u)?,
             Op::Lurk => {
-                w.connect();
-                peers.push(PeerModel {
+                self.w.connect();
+                self.peers.push(PeerModel {
                     user: None,
                     open: true,
                 });
-                expected.push(BTreeSet::new());
+                self.expected.push(BTreeSet::new());
             }
             Op::Disconnect(p) => {
-                let live: Vec<usize> = (0..peers.len()).filter(|&p| peers[p].open).collect();
-                if live.is_empty() {
-                    continue;
-                }
-                let p = live[p % live.len()];
-                w.disconnect(p);
-                peers[p].open = false;
-            }
-            Op::Send(p, k, x) => {
-                let live = open_peers(&peers);
-                if live.is_empty() {
-                    continue;
-                }
-                let p = live[p % live.len()];
-                let u = peers[p].user.expect("open_peers are logged in");
-                let mut offline_to = None;
-                let (target, entitled, ok): (Target, Vec<usize>, bool) = match k {
-                    0 => (
-                        Target::Room,
-                        live.iter().copied().filter(|&q| q != p).collect(),
-                        true,
-                    ),
-                    1 => {
-                        let g = x % GROUPS;
-                        let members = groups.get(&g);
-                        let ok = members.is_some_and(|m| m.contains(&u));
-                        let to = live
-                            .iter()
-                            .copied()
-                            .filter(|&q| {
-                                q != p
-                                    && members.is_some_and(|m| {
-                                        m.contains(&peers[q].user.expect("logged in"))
-                                    })
-                            })
-                            .collect();
-                        (Target::Group(group(g)), to, ok)
-                    }
-                    _ => {
-                        let t = x % USERS;
-                        let to = live
-                            .iter()
-                            .copied()
-                            .filter(|&q| {
-                                q != p && (peers[q].user == Some(t) || peers[q].user == Some(u))
-                            })
-                            .collect();
-                        if !live.iter().any(|&q| peers[q].user == Some(t)) {
-                            offline_to = Some(t);
-                        }
-                        (Target::User(name(&user(t))), to, true)
-                    }
-                };
-                let r = w.say(p, target, "m");
-                let ack = w.peers[p].got.iter().find_map(|g| match g {
-                    Got::Ack { reference, id } if *reference == r => Some(*id),
-                    _ => None,
-                });
-                prop_assert_eq!(
-                    ack.is_some(),
-                    ok,
-                    "send {:?} by u{} acked={:?}",
-                    target,
-                    u,
-                    ack
-                );
-                if let Some(id) = ack {
-                    for q in entitled {
-                        expected[q].insert(id);
-                    }
-                    if let Some(t) = offline_to {
-                        offline_dms[t].insert(id);
-                    }
+                let live: Vec<usize> = (0..self.peers.len())
+                    .filter(|&p| self.peers[p].open)
+                    .collect();
+                if let Some(&p) = live.get(p % live.len().max(1)) {
+                    self.w.disconnect(p);
+                    self.peers[p].open = false;
                 }
             }
-            Op::Create(p, g) | Op::Join(p, g) | Op::Leave(p, g) => {
-                let live = open_peers(&peers);
-                if live.is_empty() {
-                    continue;
-                }
-                let p = live[p % live.len()];
-                let u = peers[p].user.expect("logged in");
-                let r = w.reference();
-                let (frame, ok) = match op {
-                    Op::Create(..) => (
-                        Frame::GroupCreate {
-                            reference: r,
-                            group: group(g),
-                        },
-                        !groups.contains_key(&g),
-                    ),
-                    Op::Join(..) => (
-                        Frame::GroupJoin {
-                            reference: r,
-                            group: group(g),
-                        },
-                        groups.get(&g).is_some_and(|m| !m.contains(&u)),
-                    ),
-                    _ => (
-                        Frame::GroupLeave {
-                            reference: r,
-                            group: group(g),
-                        },
-                        groups.get(&g).is_some_and(|m| m.contains(&u)),
-                    ),
-                };
-                w.send(p, &frame);
-                let got_ok = w.peers[p].got.contains(&Got::Ok(r));
-                prop_assert_eq!(got_ok, ok, "{:?}", frame);
-                if ok {
-                    match op {
-                        Op::Create(..) => {
-                            groups.insert(g, BTreeSet::from([u]));
-                        }
-                        Op::Join(..) => {
-                            groups.entry(g).or_default().insert(u);
-                        }
-                        _ => {
-                            groups.entry(g).or_default().remove(&u);
-                        }
-                    }
-                }
+            Op::Send(p, k, x) => self.send(p, k, x)?,
+            Op::Create(p, g) | Op::Join(p, g) | Op::Leave(p, g) => self.group_op(&op, p, g)?,
+            Op::Advance(ms) => self.advance(ms)?,
+        }
+        Ok(())
+    }
+
+    fn login(&mut self, u: usize) -> Result<(), TestCaseError> {
+        let others_online = self.peers.iter().any(|q| q.open && q.user == Some(u));
+        let p = self.w.login(&user(u), true);
+        self.peers.push(PeerModel {
+            user: Some(u),
+            open: true,
+        });
+        self.expected.push(if others_online {
+            BTreeSet::new()
+        } else {
+            std::mem::take(&mut self.offline_dms[u])
+        });
+        prop_assert_eq!(p, self.peers.len() - 1);
+        // The login may have been refused only for timing reasons we do not generate.
+        prop_assert!(
+            self.w.peers[p]
+                .got
+                .iter()
+                .any(|g| matches!(g, Got::LoginOk(..))),
+            "login failed: {:?}",
+            self.w.peers[p].got
+        );
+        Ok(())
+    }
+
+    /// Where a send of kind `k` by peer `p` (user `u`) goes: its target,
+    /// the peers entitled to it, whether it is allowed, and the user it
+    /// waits for if none of their sessions is online.
+    fn entitled(
+        &self,
+        p: usize,
+        u: usize,
+        k: u8,
+        x: usize,
+    ) -> (Target, Vec<usize>, bool, Option<usize>) {
+        let live = self.open_peers();
+        let others = live.iter().copied().filter(move |&q| q != p);
+        let user_of = |q: usize| self.peers[q].user.expect("open_peers are logged in");
+        match k {
+            0 => (Target::Room, others.collect(), true, None),
+            1 => {
+                let g = x % GROUPS;
+                let members = self.groups.get(&g);
+                let ok = members.is_some_and(|m| m.contains(&u));
+                let to = others
+                    .filter(|&q| members.is_some_and(|m| m.contains(&user_of(q))))
+                    .collect();
+                (Target::Group(group(g)), to, ok, None)
             }
-            Op::Advance(ms) => {
-                w.advance(Duration::from_millis(ms));
-                // Lurkers are closed by the auth timeout; the model follows.
-                for (i, pm) in peers.iter_mut().enumerate() {
-                    if pm.open && w.peers[i].closed {
-                        prop_assert!(
-                            pm.user.is_none(),
-                            "a logged-in peer that answers pings was closed: {:?}",
-                            w.peers[i].got
-                        );
-                        pm.open = false;
-                    }
-                }
+            _ => {
+                let t = x % USERS;
+                let to = others
+                    .filter(|&q| user_of(q) == t || user_of(q) == u)
+                    .collect();
+                let offline = (!live.iter().any(|&q| user_of(q) == t)).then_some(t);
+                (Target::User(name(&user(t))), to, true, offline)
             }
         }
     }
-    w.run();
 
-    for (p, pm) in peers.iter().enumerate() {
+    fn send(&mut self, p: usize, k: u8, x: usize) -> Result<(), TestCaseError> {
+        let live = self.open_peers();
+        let Some(&p) = live.get(p % live.len().max(1)) else {
+            return Ok(());
+        };
+        let u = self.peers[p].user.expect("open_peers are logged in");
+        let (target, entitled, ok, offline_to) = self.entitled(p, u, k, x);
+        let r = self.w.say(p, target, "m");
+        let ack = self.w.peers[p].got.iter().find_map(|g| match g {
+            Got::Ack { reference, id } if *reference == r => Some(*id),
+            _ => None,
+        });
+        prop_assert_eq!(
+            ack.is_some(),
+            ok,
+            "send {:?} by u{} acked={:?}",
+            target,
+            u,
+            ack
+        );
+        if let Some(id) = ack {
+            for q in entitled {
+                self.expected[q].insert(id);
+            }
+            if let Some(t) = offline_to {
+                self.offline_dms[t].insert(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn group_op(&mut self, op: &Op, p: usize, g: usize) -> Result<(), TestCaseError> {
+        let live = self.open_peers();
+        let Some(&p) = live.get(p % live.len().max(1)) else {
+            return Ok(());
+        };
+        let u = self.peers[p].user.expect("logged in");
+        let (reference, group) = (self.w.reference(), group(g));
+        let members = self.groups.get(&g);
+        let (frame, ok) = match op {
+            Op::Create(..) => (Frame::GroupCreate { reference, group }, members.is_none()),
+            Op::Join(..) => (
+                Frame::GroupJoin { reference, group },
+                members.is_some_and(|m| !m.contains(&u)),
+            ),
+            _ => (
+                Frame::GroupLeave { reference, group },
+                members.is_some_and(|m| m.contains(&u)),
+            ),
+        };
+        self.w.send(p, &frame);
+        let got_ok = self.w.peers[p].got.contains(&Got::Ok(reference));
+        prop_assert_eq!(got_ok, ok, "{:?}", frame);
+        if ok {
+            let members = self.groups.entry(g).or_default();
+            match op {
+                Op::Create(..) | Op::Join(..) => members.insert(u),
+                _ => members.remove(&u),
+            };
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, ms: u64) -> Result<(), TestCaseError> {
+        self.w.advance(Duration::from_millis(ms));
+        // Lurkers are closed by the auth timeout; the model follows.
+        for (i, pm) in self.peers.iter_mut().enumerate() {
+            if pm.open && self.w.peers[i].closed {
+                prop_assert!(
+                    pm.user.is_none(),
+                    "a logged-in peer that answers pings was closed: {:?}",
+                    self.w.peers[i].got
+                );
+                pm.open = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// What every peer got, against the model.
+    fn check(&mut self) -> Result<(), TestCaseError> {
+        self.w.run();
+        for p in 0..self.peers.len() {
+            self.check_peer(p)?;
+        }
+        Ok(())
+    }
+
+    fn check_peer(&self, p: usize) -> Result<(), TestCaseError> {
+        let (w, pm) = (&self.w, self.peers[p]);
         let got = &w.peers[p].got;
         // Nothing before authentication.
         let login = got
@@ -285,7 +303,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             p,
             ids
         );
-        prop_assert_eq!(&set, &expected[p], "peer {} (user {:?})", p, pm.user);
+        prop_assert_eq!(&set, &self.expected[p], "peer {} (user {:?})", p, pm.user);
         prop_assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
             "peer {} got ids out of order: {:?}",
@@ -298,8 +316,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             prop_assert_eq!(&w.peers[p].roster, &hub, "peer {}", p);
             prop_assert_eq!(w.peers[p].roster_version, w.hub.roster_version());
         }
+        Ok(())
     }
-    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut model = Model::new();
+    for op in ops {
+        model.step(op)?;
+    }
+    model.check()
 }
 
 proptest! {

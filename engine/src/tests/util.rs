@@ -70,6 +70,8 @@ pub(crate) enum Got {
 }
 
 impl Got {
+    /// The owned copy of a frame: session and roster frames here, the
+    /// others in [`Got::from_traffic`].
     fn from(f: &Frame<'_>) -> Got {
         match f {
             Frame::ServerHello { info, .. } => Got::ServerHello(*info),
@@ -93,6 +95,13 @@ impl Got {
                 online: *presence == Presence::Online,
                 user: user.to_string(),
             },
+            other => Got::from_traffic(other),
+        }
+    }
+
+    /// Messages, answers, errors and the rest.
+    fn from_traffic(f: &Frame<'_>) -> Got {
+        match f {
             Frame::Ack { reference, id, .. } => Got::Ack {
                 reference: *reference,
                 id: *id,
@@ -183,6 +192,56 @@ pub(crate) struct Peer {
     /// Bytes written to it and not yet decoded (a frame never splits here,
     /// but keep the reader honest).
     pending: Vec<u8>,
+}
+
+impl Peer {
+    /// Takes in one frame the hub wrote: records it, keeps the roster,
+    /// and says what a client answers (a PONG, a ROSTER_ACK).
+    fn apply(&mut self, f: &Frame<'_>) -> Option<Frame<'static>> {
+        let reply = match f {
+            Frame::Ping { token } => Some(Frame::Ping { token: *token }),
+            Frame::RosterSnapshot {
+                version,
+                last,
+                users,
+            } => {
+                self.partial_snapshot
+                    .extend(users.iter().map(|u| u.to_string()));
+                (*last).then(|| {
+                    self.roster = std::mem::take(&mut self.partial_snapshot)
+                        .into_iter()
+                        .collect();
+                    self.roster_version = *version;
+                    Frame::RosterAck { version: *version }
+                })
+            }
+            Frame::RosterDelta {
+                version,
+                presence,
+                user,
+            } => {
+                assert_eq!(
+                    *version,
+                    self.roster_version.next(),
+                    "deltas arrive without gaps"
+                );
+                self.roster_version = *version;
+                match presence {
+                    Presence::Online => assert!(
+                        self.roster.insert(user.to_string()),
+                        "{user} was already online"
+                    ),
+                    Presence::Offline => {
+                        assert!(self.roster.remove(user.as_str()), "{user} was not online")
+                    }
+                }
+                Some(Frame::RosterAck { version: *version })
+            }
+            _ => None,
+        };
+        self.got.push(Got::from(f));
+        reply
+    }
 }
 
 /// The world: a hub, its peers, a store and a clock.
@@ -377,49 +436,7 @@ impl World {
             decode(&pending[off..], u32::MAX).expect("the hub writes valid frames")
         {
             off += n;
-            let peer = &mut self.peers[p];
-            match &f {
-                Frame::Ping { token } => replies.push(Frame::Ping { token: *token }),
-                Frame::RosterSnapshot {
-                    version,
-                    last,
-                    users,
-                } => {
-                    peer.partial_snapshot
-                        .extend(users.iter().map(|u| u.to_string()));
-                    if *last {
-                        peer.roster = std::mem::take(&mut peer.partial_snapshot)
-                            .into_iter()
-                            .collect();
-                        peer.roster_version = *version;
-                        replies.push(Frame::RosterAck { version: *version });
-                    }
-                }
-                Frame::RosterDelta {
-                    version,
-                    presence,
-                    user,
-                } => {
-                    assert_eq!(
-                        *version,
-                        peer.roster_version.next(),
-                        "deltas arrive without gaps"
-                    );
-                    peer.roster_version = *version;
-                    match presence {
-                        Presence::Online => assert!(
-                            peer.roster.insert(user.to_string()),
-                            "{user} was already online"
-                        ),
-                        Presence::Offline => {
-                            assert!(peer.roster.remove(user.as_str()), "{user} was not online")
-                        }
-                    }
-                    replies.push(Frame::RosterAck { version: *version });
-                }
-                _ => {}
-            }
-            peer.got.push(Got::from(&f));
+            replies.extend(self.peers[p].apply(&f));
         }
         self.peers[p].pending = pending[off..].to_vec();
         if !self.peers[p].acking {
