@@ -13,7 +13,7 @@ use crate::name::Name;
 use crate::protocol::{Codec, Decoded};
 use crate::request::{GroupRequest, Request};
 use crate::wire::codec::{decode, DecodeError};
-use crate::wire::frame::{Frame, HistoryEntry, Text, PROTOCOL_VERSION};
+use crate::wire::frame::{Frame, HistoryEntry, Text};
 
 /// The confab binary codec (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
@@ -123,6 +123,38 @@ fn request(frame: Frame<'_>) -> Option<Request<'_>> {
             before,
             limit,
         },
+        Frame::Login2 {
+            reference,
+            user,
+            credential,
+            device,
+            issue_token,
+            resume,
+            roster,
+        } => Request::Login2 {
+            reference,
+            user,
+            credential,
+            device,
+            issue_token,
+            resume,
+            roster,
+        },
+        Frame::Send2 {
+            reference,
+            client_id,
+            target,
+            body,
+        } => Request::Send2 {
+            reference,
+            client_id,
+            target,
+            body: body.as_str(),
+        },
+        Frame::Delivered { id } => Request::Delivered { id },
+        Frame::MarkRead { target, id } => Request::MarkRead { target, id },
+        Frame::DeviceListRequest { reference } => Request::Devices { reference },
+        Frame::DeviceRevoke { reference, device } => Request::RevokeDevice { reference, device },
         _ => return None,
     })
 }
@@ -144,8 +176,12 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
         return f(&frame);
     }
     match event {
-        Event::ServerHello { server, info } => f(&Frame::ServerHello {
-            version: PROTOCOL_VERSION,
+        Event::ServerHello {
+            version,
+            server,
+            info,
+        } => f(&Frame::ServerHello {
+            version: *version,
             server: Text::truncated(server),
             info: *info,
         }),
@@ -164,6 +200,10 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
             sender: m.sender,
             target: m.target,
             body: Text::truncated(&m.body),
+        }),
+        Event::DeviceList { reference, devices } => f(&Frame::DeviceList {
+            reference: *reference,
+            devices: devices.clone(),
         }),
         Event::GroupList { reference, groups } => f(&Frame::GroupList {
             reference: *reference,
@@ -235,6 +275,20 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             user,
         },
         Event::CaughtUp { last_id } => Frame::CaughtUp { last_id },
+        Event::LoginOk2 {
+            reference,
+            user,
+            device,
+            token,
+            bookmark,
+        } => Frame::LoginOk2 {
+            reference,
+            user,
+            device,
+            token,
+            bookmark,
+        },
+        Event::ReadMarker { target, id } => Frame::ReadMarker { target, id },
         Event::Missed {
             target,
             first,

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use crate::frame::Frame;
-use crate::frame::{GroupInfo, HistoryEntry, ServerInfo, Target, Text};
+use crate::frame::{
+    Credential, DeviceInfo, GroupInfo, HistoryEntry, Resume, ServerInfo, Target, Text,
+};
 use crate::id::{MessageId, Ref};
 use crate::lockout::Policy as LockoutPolicy;
 use crate::name::Name;
@@ -98,6 +100,19 @@ pub struct Config {
     pub replay_max: usize,
     /// The retry delay SHUTDOWN announces: about how long a restart takes.
     pub shutdown_retry: Duration,
+    /// Most devices one user may have (v2; `TOO_MANY_DEVICES` beyond).
+    pub devices_per_user: u16,
+    /// A device token not used to log in for this long expires.
+    pub token_idle: Duration,
+    /// How long a SEND2's key is remembered at least: a retry within it is
+    /// never stored twice.
+    pub dedup_window: Duration,
+    /// How many keys are kept per device at most (the newest), whatever
+    /// their age; far more than `max_inflight`, so no send a client may
+    /// still retry is forgotten by count.
+    pub dedup_per_device: u32,
+    /// Read markers kept per user (the most recently set).
+    pub read_markers_per_user: u16,
 }
 
 impl Default for Config {
@@ -146,6 +161,11 @@ impl Default for Config {
             frames_per_turn: 64,
             replay_max: 1000,
             shutdown_retry: Duration::from_secs(5),
+            devices_per_user: 32,
+            token_idle: Duration::from_secs(90 * 24 * 3600),
+            dedup_window: Duration::from_secs(24 * 3600),
+            dedup_per_device: 10_000,
+            read_markers_per_user: 1024,
         }
     }
 }
@@ -192,6 +212,9 @@ impl Config {
     /// The most messages `replay_max` may carry in one replay (held in
     /// memory whole while it is routed).
     pub const REPLAY_MAX_CEILING: usize = 100_000;
+    /// The most devices `devices_per_user` may allow (a list of them fits
+    /// one frame of the default `max_frame`).
+    pub const DEVICES_CEILING: u16 = 1000;
 
     /// `max_frame` for a server whose bodies are up to `max_body` bytes
     /// and which sets no frame limit of its own: the default, or more if a
@@ -243,7 +266,20 @@ impl Config {
         let (empty, one) = (encoded_len(&list(0)), encoded_len(&list(1)));
         let groups = u64::from(self.max_groups.min(u32::from(u16::MAX)));
         let list_len = empty + groups * (one - empty);
+        let device = DeviceInfo {
+            name: longest,
+            created_ms: u64::MAX,
+            last_seen_ms: u64::MAX,
+            current: true,
+        };
+        let devices = |n: usize| Frame::DeviceList {
+            reference: Ref(u32::MAX),
+            devices: vec![device; n],
+        };
+        let (empty, one) = (encoded_len(&devices(0)), encoded_len(&devices(1)));
+        let devices_len = empty + u64::from(self.devices_per_user) * (one - empty);
         [
+            (devices_len, "the device list of devices_per_user devices"),
             (encoded_len(&message), "a message of max_body bytes"),
             (encoded_len(&page), "a history entry of max_body bytes"),
             (list_len, "the group list of max_groups groups"),
@@ -279,6 +315,15 @@ impl Config {
                 resume_after: MessageId(u64::MAX),
                 roster: true,
             },
+            Frame::Login2 {
+                reference: Ref(u32::MAX),
+                user: longest,
+                credential: Credential::Password(text),
+                device: Some(longest),
+                issue_token: true,
+                resume: Resume::After(MessageId(u64::MAX)),
+                roster: true,
+            },
         ];
         let n = frames.iter().map(encoded_len).max().unwrap_or(0);
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -306,6 +351,19 @@ impl Config {
         at_least_one("history_page_max", u64::from(self.history_page_max))?;
         at_least_one("max_inflight", u64::from(self.max_inflight))?;
         at_least_one("roster_window", self.roster_window)?;
+        range(
+            "devices_per_user",
+            u64::from(self.devices_per_user),
+            1,
+            Config::DEVICES_CEILING.into(),
+        )?;
+        at_least_one("read_markers_per_user", self.read_markers_per_user.into())?;
+        range(
+            "dedup_per_device",
+            self.dedup_per_device.into(),
+            self.max_inflight.into(),
+            u32::MAX.into(),
+        )?;
         let roster_log = self.roster_log as u64;
         range(
             "roster_log",

@@ -9,6 +9,9 @@
 //! dropped; what was committed for it is still routed to everyone else,
 //! because routing is its own input (`Hub::handle_committed`).
 
+use std::time::Duration;
+
+use crate::device::{ClientId, DeviceId, Token};
 use crate::error::ProtocolError;
 use crate::frame::{Presence, Target};
 use crate::id::{ConnId, MessageId, Ref};
@@ -24,6 +27,73 @@ pub struct NewMessage {
     pub target: Target,
     /// The text, already checked against the body limit.
     pub body: String,
+}
+
+/// What makes a SEND2 unique: storage commits at most one message per
+/// key, in the same transaction as the message (docs/PROTOCOL.md,
+/// "Exactly-once sends").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SendKey {
+    /// The sending device.
+    pub device: DeviceId,
+    /// The client's id for the send.
+    pub client_id: ClientId,
+}
+
+/// How a LOGIN2 proves who it is, checked by the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Secret {
+    /// The account's password (checked against its argon2id hash).
+    Password(Password),
+    /// A device token (looked up by its blake3 hash).
+    Token(Token),
+}
+
+/// The device a password LOGIN2 names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAsk {
+    /// Its name (created at its first login, within `max_devices`).
+    pub name: Name,
+    /// Issue a new token for it, replacing the old one.
+    pub issue_token: bool,
+}
+
+/// The device a session is logged in as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seat {
+    /// Storage's id for it.
+    pub id: DeviceId,
+    /// Its name.
+    pub name: Name,
+    /// The newest id it acknowledged (DELIVERED), 0 for none.
+    pub bookmark: MessageId,
+}
+
+/// A successful LOGIN2, as the shell found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceLogin {
+    /// The account's registered name.
+    pub user: Name,
+    /// The session's device, if the login named one.
+    pub seat: Option<Seat>,
+    /// The new token, if one was issued: the only time it exists outside
+    /// the client.
+    pub token: Option<Token>,
+    /// The user's read markers (at most `Config::read_markers_per_user`).
+    pub read_markers: Vec<(Target, MessageId)>,
+}
+
+/// A device as storage lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Storage's id.
+    pub id: DeviceId,
+    /// Its name.
+    pub name: Name,
+    /// First login, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Last login by token (or its creation), ms since the Unix epoch.
+    pub last_seen_ms: u64,
 }
 
 /// A committed message, as storage returns it.
@@ -119,6 +189,10 @@ pub enum Effect {
         reference: Ref,
         /// The message.
         message: NewMessage,
+        /// For a SEND2: commit the message only if no message has this key
+        /// (within `Config::dedup_window`), else answer with
+        /// [`EffectResult::StoredBefore`] and route nothing.
+        once: Option<SendKey>,
     },
     /// Commit a group change; answer with [`EffectResult::GroupStored`]
     /// (the requester's OK) and hand the change to
@@ -160,6 +234,73 @@ pub enum Effect {
         /// At most this many messages, the newest (`Config::replay_max`);
         /// the older ones are reported as skipped.
         max: usize,
+    },
+    /// Check a LOGIN2: the password or the token, then the device (find
+    /// or create it by name, issue a token; or find it by token, refusing
+    /// one idle for longer than `token_idle`), and load the user's read
+    /// markers. Answer with [`EffectResult::LoggedIn2`]. Every wrong
+    /// secret is `BAD_CREDENTIALS`, whichever part was wrong.
+    Login2 {
+        /// The session.
+        conn: ConnId,
+        /// The name as typed.
+        user: Name,
+        /// The password or the token.
+        secret: Secret,
+        /// The device a password login names.
+        device: Option<DeviceAsk>,
+        /// A token not used for this long is expired (and deleted).
+        token_idle: Duration,
+        /// A user may have at most this many devices (`TOO_MANY_DEVICES`).
+        max_devices: u16,
+        /// At most this many read markers are loaded, the newest.
+        max_read_markers: u16,
+    },
+    /// Store the device's bookmark (the newest id it acknowledged, only
+    /// ever raised). Answer with [`EffectResult::BookmarkSaved`], in
+    /// order with the other writes.
+    SaveBookmark {
+        /// The device.
+        device: DeviceId,
+        /// Its new bookmark.
+        upto: MessageId,
+        /// A LOGOUT waiting for this write: its OK goes out after it.
+        logout: Option<(ConnId, Ref)>,
+    },
+    /// Store a read marker (only ever raised; the user's oldest markers
+    /// beyond `max` go). Answer with [`EffectResult::ReadMarkerSaved`].
+    SaveReadMarker {
+        /// The session that set it.
+        conn: ConnId,
+        /// Whose.
+        user: Name,
+        /// The conversation, as the user sees it (a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+        /// Markers kept per user.
+        max: u16,
+    },
+    /// List the user's devices; answer with [`EffectResult::Devices`].
+    ListDevices {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// Whose.
+        user: Name,
+    },
+    /// Delete one of the user's devices (its token, bookmark and send
+    /// records); answer with [`EffectResult::DeviceRevoked`].
+    RevokeDevice {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// Whose.
+        user: Name,
+        /// Which.
+        device: Name,
     },
     /// The user's last session left; every direct message with an id up to
     /// `seen_upto` was routed while they were online. Storage keeps this mark
@@ -218,6 +359,65 @@ pub enum EffectResult {
         /// Where it was committed, or why it was not (the message is
         /// handed back then).
         result: Result<Committed, (NewMessage, ProtocolError)>,
+    },
+    /// The answer to an [`Effect::Store`] with a key that was committed
+    /// before: the original message's id and time (the ACK a retried
+    /// SEND2 gets). Nothing is routed.
+    StoredBefore {
+        /// The sending session.
+        conn: ConnId,
+        /// The SEND2's reference.
+        reference: Ref,
+        /// The original commit.
+        committed: Committed,
+    },
+    /// The answer to [`Effect::Login2`].
+    LoggedIn2 {
+        /// The session.
+        conn: ConnId,
+        /// The login, or why not.
+        result: Result<DeviceLogin, ProtocolError>,
+    },
+    /// The answer to [`Effect::SaveBookmark`].
+    BookmarkSaved {
+        /// The device.
+        device: DeviceId,
+        /// The bookmark written.
+        upto: MessageId,
+        /// The LOGOUT that waited for it.
+        logout: Option<(ConnId, Ref)>,
+        /// Whether it was stored (a failure is logged by the shell; the
+        /// device is at worst sent some messages again).
+        saved: bool,
+    },
+    /// The answer to [`Effect::SaveReadMarker`], once it is stored.
+    ReadMarkerSaved {
+        /// The session that set it.
+        conn: ConnId,
+        /// Whose.
+        user: Name,
+        /// The conversation.
+        target: Target,
+        /// The marker as stored (never lower than before), or why not.
+        result: Result<MessageId, ProtocolError>,
+    },
+    /// The answer to [`Effect::ListDevices`].
+    Devices {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// By name, or why not.
+        result: Result<Vec<DeviceRecord>, ProtocolError>,
+    },
+    /// The answer to [`Effect::RevokeDevice`].
+    DeviceRevoked {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// The revoked device, or why not (`NO_SUCH_DEVICE`).
+        result: Result<DeviceId, ProtocolError>,
     },
     /// The answer to [`Effect::StoreGroup`].
     GroupStored {
@@ -305,6 +505,17 @@ impl Input {
             origin: Some(conn),
         });
         std::iter::once(answer.into()).chain(routed).collect()
+    }
+
+    /// What a storage writer feeds for a SEND2 whose key was committed
+    /// before: the original ACK, and nothing to route.
+    pub fn message_stored_before(conn: ConnId, reference: Ref, committed: Committed) -> Vec<Input> {
+        vec![EffectResult::StoredBefore {
+            conn,
+            reference,
+            committed,
+        }
+        .into()]
     }
 
     /// What a storage writer feeds for a group change it was asked to

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::codec::DecodeError;
-use crate::frame::{ErrorCode, PROTOCOL_VERSION};
+use crate::frame::{ErrorCode, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::name::Name;
 use crate::password::Password;
 
@@ -41,7 +41,7 @@ pub enum ProtocolError {
     #[error("a login or registration is already being checked")]
     AuthPending,
     /// HELLO with a version the server does not speak (fatal).
-    #[error("this server speaks protocol version {PROTOCOL_VERSION}, not {version}")]
+    #[error("this server speaks protocol versions {OLDEST_VERSION} to {PROTOCOL_VERSION}, not {version}")]
     UnsupportedVersion {
         /// The client's version.
         version: u16,
@@ -65,6 +65,42 @@ pub enum ProtocolError {
     LockedOut {
         /// Until the lockout ends.
         retry: Duration,
+    },
+    /// A LOGIN2 by a token that is not one: wrong, revoked, expired, or
+    /// not the named user's. The next attempt waits `retry`.
+    #[error("unknown, revoked or expired device token")]
+    BadToken {
+        /// The backoff before the next attempt is checked.
+        retry: Duration,
+    },
+    /// A request that needs a session logged in as a device.
+    #[error("{request} needs a session logged in with a device (LOGIN2)")]
+    NoDevice {
+        /// The request's name.
+        request: &'static str,
+    },
+    /// A LOGIN2 naming a new device for a user who has `max` already.
+    #[error("a user may have at most {max} devices; revoke one first")]
+    TooManyDevices {
+        /// The limit.
+        max: u16,
+    },
+    /// DEVICE_REVOKE of a device the user does not have.
+    #[error("no device {device}")]
+    NoSuchDevice {
+        /// The name.
+        device: Name,
+    },
+    /// The session's device was revoked (fatal).
+    #[error("this device was revoked; log in with a password again")]
+    DeviceRevoked,
+    /// A request of a newer protocol version than the session's HELLO.
+    #[error("{request} is not in protocol version {version}")]
+    NotInVersion {
+        /// The request's name.
+        request: &'static str,
+        /// The session's version.
+        version: u16,
     },
     /// The name is registered already (ignoring case).
     #[error("the name {user} is taken")]
@@ -227,7 +263,12 @@ impl ProtocolError {
             WrongState { .. } | AuthPending => ErrorCode::WrongState,
             UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
             RegistrationClosed => ErrorCode::RegistrationClosed,
-            BadPassword | BadCredentials { .. } => ErrorCode::BadCredentials,
+            BadPassword | BadCredentials { .. } | BadToken { .. } => ErrorCode::BadCredentials,
+            NoDevice { .. } => ErrorCode::NoDevice,
+            TooManyDevices { .. } => ErrorCode::TooManyDevices,
+            NoSuchDevice { .. } => ErrorCode::NoSuchDevice,
+            DeviceRevoked => ErrorCode::DeviceRevoked,
+            NotInVersion { .. } => ErrorCode::UnknownFrameType,
             LockedOut { .. } => ErrorCode::LockedOut,
             NameTaken { .. } => ErrorCode::NameTaken,
             RegistrationsFromSource { .. } | RegistrationsOnServer { .. } => ErrorCode::RateLimited,
@@ -262,8 +303,10 @@ impl ProtocolError {
         use ProtocolError::*;
         let ms = |d: &Duration| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
         match self {
-            BadCredentials { retry } if retry.is_zero() => 0,
-            BadCredentials { retry } => retry.as_millis().min(u128::from(u32::MAX)) as u32,
+            BadCredentials { retry } | BadToken { retry } if retry.is_zero() => 0,
+            BadCredentials { retry } | BadToken { retry } => {
+                retry.as_millis().min(u128::from(u32::MAX)) as u32
+            }
             LockedOut { retry }
             | RegistrationsFromSource { retry }
             | RegistrationsOnServer { retry }

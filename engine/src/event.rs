@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
+use crate::device::Token;
 use crate::effect::StoredMessage;
 use crate::error::ProtocolError;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
-use crate::wire::frame::{GroupChange, GroupInfo, Presence, ServerInfo, Target};
+use crate::wire::frame::{DeviceInfo, GroupChange, GroupInfo, Presence, ServerInfo, Target};
 
 /// A server event (see the module docs). Variants follow the server's
 /// frames of docs/PROTOCOL.md.
@@ -29,6 +30,8 @@ pub enum Event {
     },
     /// The answer to HELLO: who the server is and the limits it keeps.
     ServerHello {
+        /// The protocol version the session speaks (the client's).
+        version: u16,
         /// Its name.
         server: String,
         /// Its limits.
@@ -45,6 +48,33 @@ pub enum Event {
         reference: Ref,
         /// The account as registered.
         user: Name,
+    },
+    /// Logged in by LOGIN2.
+    LoginOk2 {
+        /// The login's reference.
+        reference: Ref,
+        /// The account as registered.
+        user: Name,
+        /// The session's device, if any.
+        device: Option<Name>,
+        /// A new token, shown only here.
+        token: Option<Token>,
+        /// The device's bookmark (0: none).
+        bookmark: MessageId,
+    },
+    /// The user has read a conversation up to `id`.
+    ReadMarker {
+        /// The conversation (a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
+    /// The user's devices.
+    DeviceList {
+        /// The request's reference.
+        reference: Ref,
+        /// By name.
+        devices: Vec<DeviceInfo>,
     },
     /// One chunk of who is online at `version`.
     RosterSnapshot {

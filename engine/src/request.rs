@@ -6,9 +6,10 @@
 //! from the front end's input buffer, so a request is parsed without
 //! allocating; the hub copies what outlives the call (a body it stores).
 
+use crate::device::ClientId;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
-use crate::wire::frame::Target;
+use crate::wire::frame::{Credential, Resume, Target};
 
 /// A change to group membership a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,58 @@ pub enum Request<'a> {
         /// The text.
         body: &'a str,
     },
+    /// Log in (version 2): by password or device token, as a device.
+    Login2 {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The account, any case.
+        user: Name,
+        /// The password or the token.
+        credential: Credential<'a>,
+        /// With a password: the device the session is.
+        device: Option<Name>,
+        /// With a password and a device: issue it a new token.
+        issue_token: bool,
+        /// What to replay.
+        resume: Resume,
+        /// Whether the session wants the roster stream.
+        roster: bool,
+    },
+    /// Send a message at most once per `client_id` (version 2).
+    Send2 {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Unique per device.
+        client_id: ClientId,
+        /// Where to.
+        target: Target,
+        /// The text.
+        body: &'a str,
+    },
+    /// The device has every message up to `id` (version 2).
+    Delivered {
+        /// Cumulative.
+        id: MessageId,
+    },
+    /// The user has read a conversation up to `id` (version 2).
+    MarkRead {
+        /// The conversation (a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
+    /// List the user's devices (version 2).
+    Devices {
+        /// Echoed in the answer.
+        reference: Ref,
+    },
+    /// Revoke one of the user's devices (version 2).
+    RevokeDevice {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Which.
+        device: Name,
+    },
     /// Read a page of a conversation, newest first.
     History {
         /// Echoed in the answer.
@@ -134,6 +187,12 @@ impl Request<'_> {
             Request::GroupList { .. } => "GROUP_LIST_REQUEST",
             Request::Send { .. } => "SEND",
             Request::History { .. } => "HISTORY_REQUEST",
+            Request::Login2 { .. } => "LOGIN2",
+            Request::Send2 { .. } => "SEND2",
+            Request::Delivered { .. } => "DELIVERED",
+            Request::MarkRead { .. } => "MARK_READ",
+            Request::Devices { .. } => "DEVICE_LIST_REQUEST",
+            Request::RevokeDevice { .. } => "DEVICE_REVOKE",
         }
     }
 
@@ -146,11 +205,17 @@ impl Request<'_> {
             | Request::Group { reference, .. }
             | Request::GroupList { reference }
             | Request::Send { reference, .. }
-            | Request::History { reference, .. } => *reference,
+            | Request::History { reference, .. }
+            | Request::Login2 { reference, .. }
+            | Request::Send2 { reference, .. }
+            | Request::Devices { reference }
+            | Request::RevokeDevice { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
-            | Request::RosterAck { .. } => Ref(0),
+            | Request::RosterAck { .. }
+            | Request::Delivered { .. }
+            | Request::MarkRead { .. } => Ref(0),
         }
     }
 
@@ -160,7 +225,25 @@ impl Request<'_> {
     pub fn is_exempt(&self) -> bool {
         matches!(
             self,
-            Request::Ping { .. } | Request::Pong { .. } | Request::RosterAck { .. }
+            Request::Ping { .. }
+                | Request::Pong { .. }
+                | Request::RosterAck { .. }
+                | Request::Delivered { .. }
         )
+    }
+
+    /// The protocol version that introduced the request: a session that
+    /// said HELLO with an older one is answered as that version's server
+    /// would answer an unknown frame.
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Request::Login2 { .. }
+            | Request::Send2 { .. }
+            | Request::Delivered { .. }
+            | Request::MarkRead { .. }
+            | Request::Devices { .. }
+            | Request::RevokeDevice { .. } => 2,
+            _ => 1,
+        }
     }
 }

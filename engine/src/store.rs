@@ -12,7 +12,11 @@
 //! Each thread that uses storage opens its own `Store` (one writer thread,
 //! a few reader threads); implementations must allow that.
 
-use crate::effect::{GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage};
+use crate::device::DeviceId;
+use crate::effect::{
+    Committed, DeviceRecord, GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope,
+    SendKey, StoredMessage,
+};
 use crate::error::ProtocolError;
 use crate::frame::Target;
 use crate::id::MessageId;
@@ -32,6 +36,27 @@ pub struct Account {
 pub enum Write {
     /// A message to commit; gets the next id and the commit timestamp.
     Message(NewMessage),
+    /// A SEND2's message: committed only if no message has its key yet.
+    MessageOnce(NewMessage, SendKey),
+    /// A device's bookmark, raised to `upto` (never lowered).
+    Bookmark {
+        /// The device.
+        device: DeviceId,
+        /// The newest id it acknowledged.
+        upto: MessageId,
+    },
+    /// A read marker, raised to `id` (never lowered); the user's markers
+    /// beyond `max` go, least recently set first.
+    ReadMarker {
+        /// Whose.
+        user: Name,
+        /// The conversation as the user sees it (a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+        /// Markers kept per user.
+        max: u16,
+    },
     /// A group change.
     Group(GroupOp),
     /// A user's last session left (see `Effect::UserOffline`).
@@ -49,6 +74,13 @@ pub enum Written {
     /// The committed message, or why not (e.g. `NO_SUCH_USER` for a DM to
     /// an unknown account: nothing is stored then).
     Message(Result<StoredMessage, ProtocolError>),
+    /// A [`Write::MessageOnce`] whose key was committed before: the
+    /// original message's id and time; nothing new was stored.
+    Duplicate(Committed),
+    /// Recorded (a device revoked meanwhile is no error).
+    Bookmark,
+    /// The marker as stored (the higher of the old and the new).
+    ReadMarker(MessageId),
     /// Committed, or why not (`GROUP_EXISTS`, `NO_SUCH_GROUP`, ...).
     Group(Result<(), ProtocolError>),
     /// Recorded.
@@ -62,6 +94,20 @@ pub struct Loaded {
     pub last_id: MessageId,
     /// Every group with its members.
     pub groups: Vec<(Name, Vec<Name>)>,
+}
+
+/// A device as storage holds it: [`DeviceRecord`], and what logging in
+/// by it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredDevice {
+    /// What a device list shows.
+    pub record: DeviceRecord,
+    /// Whose.
+    pub user: Name,
+    /// The blake3 hash of its token; `None` once no token is valid.
+    pub token_hash: Option<[u8; 32]>,
+    /// The newest id it acknowledged.
+    pub bookmark: MessageId,
 }
 
 /// Retention of messages; `None` keeps forever.
@@ -161,6 +207,56 @@ pub trait Store: Send {
         upto: MessageId,
         max: usize,
     ) -> Result<ReplayLoaded, StoreError>;
+    // ---- devices (protocol version 2) ----
+
+    /// The device with this token hash, if any (whoever's it is: the
+    /// caller checks the user).
+    fn device_by_token(
+        &mut self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<StoredDevice>, StoreError>;
+    /// The user's device of this name (ignoring case), if any.
+    fn device_by_name(
+        &mut self,
+        user: &Name,
+        device: &Name,
+    ) -> Result<Option<StoredDevice>, StoreError>;
+    /// Creates a device for an existing account, committed before it
+    /// returns; `now_ms` is its creation and last use.
+    fn create_device(
+        &mut self,
+        user: &Name,
+        device: &Name,
+        token_hash: Option<[u8; 32]>,
+        now_ms: u64,
+    ) -> Result<StoredDevice, StoreError>;
+    /// Replaces a device's token hash (`None`: no token is valid).
+    fn set_device_token(
+        &mut self,
+        device: DeviceId,
+        token_hash: Option<[u8; 32]>,
+    ) -> Result<(), StoreError>;
+    /// Records a login by the device at `now_ms` (what token expiry counts from).
+    fn touch_device(&mut self, device: DeviceId, now_ms: u64) -> Result<(), StoreError>;
+    /// The user's devices, by name ignoring case.
+    fn devices(&mut self, user: &Name) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Deletes the user's device of this name with its bookmark and send
+    /// records; its id, or `None` if there is none.
+    fn revoke_device(&mut self, user: &Name, device: &Name)
+        -> Result<Option<DeviceId>, StoreError>;
+    /// Deletes every device of the user (a changed password); their ids.
+    fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError>;
+    /// The user's read markers, the `max` most recently set.
+    fn read_markers(
+        &mut self,
+        user: &Name,
+        max: u16,
+    ) -> Result<Vec<(Target, MessageId)>, StoreError>;
+    /// Forgets send records (the exactly-once keys) older than
+    /// `older_than_ms`, and beyond the newest `keep` of each device;
+    /// returns how many.
+    fn prune_sends(&mut self, older_than_ms: u64, keep: u32) -> Result<u64, StoreError>;
+
     /// Deletes messages outside the retention; returns how many.
     fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
     /// Work a store defers off the acknowledgement path: a store may commit

@@ -14,15 +14,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::device::{DeviceId, Token};
 use crate::effect::{
-    Effect, EffectResult, GroupOp, HistoryLoaded, Input, NewMessage, ReplayLoaded, ReplayScope,
-    StoredMessage,
+    Committed, DeviceLogin, DeviceRecord, Effect, EffectResult, GroupOp, HistoryLoaded, Input,
+    NewMessage, ReplayLoaded, ReplayScope, Secret, SendKey, StoredMessage,
 };
 use crate::error::ProtocolError;
 use crate::frame::Target;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::{Name, NameKey};
-use crate::store::{Account, Loaded, Retention, Store, StoreError, Write, Written};
+use crate::seat;
+use crate::store::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, Written};
 
 /// The in-memory store (see the module docs).
 #[derive(Clone, Debug, Default)]
@@ -38,6 +40,12 @@ struct Inner {
     messages: Vec<StoredMessage>,
     last_id: MessageId,
     offline: HashMap<NameKey, MessageId>,
+    /// By id.
+    devices: BTreeMap<DeviceId, StoredDevice>,
+    /// Each committed SEND2's key, with its message's commit.
+    sends: HashMap<SendKey, Committed>,
+    /// Per user: (conversation, marker), least recently set first.
+    markers: HashMap<NameKey, Vec<(Target, MessageId)>>,
 }
 
 impl MemoryStore {
@@ -57,6 +65,17 @@ impl MemoryStore {
     /// Answers `effect` with [`answer`] at [`MemoryStore::COMMIT_MS`].
     pub fn run(&mut self, effect: Effect) -> Vec<Input> {
         answer(self, effect, MemoryStore::COMMIT_MS)
+    }
+}
+
+/// Whether two targets name one conversation (names ignore case).
+fn same_conversation(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Room, Target::Room) => true,
+        (Target::Group(x), Target::Group(y)) | (Target::User(x), Target::User(y)) => {
+            x.key() == y.key()
+        }
+        _ => false,
     }
 }
 
@@ -163,6 +182,41 @@ impl Store for MemoryStore {
                     inner.messages.push(stored.clone());
                     Written::Message(Ok(stored))
                 }
+                Write::MessageOnce(m, key) => {
+                    if let Some(c) = inner.sends.get(key) {
+                        out.push(Written::Duplicate(*c));
+                        continue;
+                    }
+                    drop(inner);
+                    let written = self.commit(&[Write::Message(m.clone())], now_ms)?;
+                    inner = self.inner();
+                    if let Some(Written::Message(Ok(stored))) = written.first() {
+                        inner.sends.insert(*key, stored.committed());
+                    }
+                    out.extend(written);
+                    continue;
+                }
+                Write::Bookmark { device, upto } => {
+                    if let Some(d) = inner.devices.get_mut(device) {
+                        d.bookmark = d.bookmark.max(*upto);
+                    }
+                    Written::Bookmark
+                }
+                Write::ReadMarker {
+                    user,
+                    target,
+                    id,
+                    max,
+                } => {
+                    let list = inner.markers.entry(user.key()).or_default();
+                    let old = list.iter().position(|(t, _)| same_conversation(t, target));
+                    let id = old.map_or(*id, |i| list.remove(i).1.max(*id));
+                    list.push((*target, id));
+                    while list.len() > usize::from(*max) {
+                        list.remove(0);
+                    }
+                    Written::ReadMarker(id)
+                }
                 Write::Group(op) => Written::Group(apply_group(&mut inner, op)),
                 Write::Offline { user, seen_upto } => {
                     inner.offline.insert(user.key(), *seen_upto);
@@ -242,6 +296,138 @@ impl Store for MemoryStore {
             messages: missed[cut..].iter().map(|m| (*m).clone()).collect(),
             skipped,
         })
+    }
+
+    fn device_by_token(&mut self, hash: &[u8; 32]) -> Result<Option<StoredDevice>, StoreError> {
+        let inner = self.inner();
+        let found = inner
+            .devices
+            .values()
+            .find(|d| d.token_hash.as_ref() == Some(hash));
+        Ok(found.copied())
+    }
+
+    fn device_by_name(
+        &mut self,
+        user: &Name,
+        device: &Name,
+    ) -> Result<Option<StoredDevice>, StoreError> {
+        let inner = self.inner();
+        let mine = |d: &&StoredDevice| d.user.key() == user.key();
+        let found = inner
+            .devices
+            .values()
+            .filter(mine)
+            .find(|d| d.record.name.key() == device.key());
+        Ok(found.copied())
+    }
+
+    fn create_device(
+        &mut self,
+        user: &Name,
+        device: &Name,
+        token_hash: Option<[u8; 32]>,
+        now_ms: u64,
+    ) -> Result<StoredDevice, StoreError> {
+        let mut inner = self.inner();
+        let user = inner.accounts.get(&user.key()).map_or(*user, |a| a.name);
+        let id = DeviceId(inner.devices.keys().last().map_or(1, |d| d.0 + 1));
+        let d = StoredDevice {
+            record: DeviceRecord {
+                id,
+                name: *device,
+                created_ms: now_ms,
+                last_seen_ms: now_ms,
+            },
+            user,
+            token_hash,
+            bookmark: MessageId(0),
+        };
+        inner.devices.insert(id, d);
+        Ok(d)
+    }
+
+    fn set_device_token(
+        &mut self,
+        device: DeviceId,
+        token_hash: Option<[u8; 32]>,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = self.inner().devices.get_mut(&device) {
+            d.token_hash = token_hash;
+        }
+        Ok(())
+    }
+
+    fn touch_device(&mut self, device: DeviceId, now_ms: u64) -> Result<(), StoreError> {
+        if let Some(d) = self.inner().devices.get_mut(&device) {
+            d.record.last_seen_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    fn devices(&mut self, user: &Name) -> Result<Vec<DeviceRecord>, StoreError> {
+        let inner = self.inner();
+        let mut v: Vec<DeviceRecord> = inner
+            .devices
+            .values()
+            .filter(|d| d.user.key() == user.key())
+            .map(|d| d.record)
+            .collect();
+        v.sort_by_key(|r| r.name.key());
+        Ok(v)
+    }
+
+    fn revoke_device(
+        &mut self,
+        user: &Name,
+        device: &Name,
+    ) -> Result<Option<DeviceId>, StoreError> {
+        let Some(d) = self.device_by_name(user, device)? else {
+            return Ok(None);
+        };
+        let mut inner = self.inner();
+        inner.devices.remove(&d.record.id);
+        inner.sends.retain(|k, _| k.device != d.record.id);
+        Ok(Some(d.record.id))
+    }
+
+    fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {
+        let ids: Vec<DeviceId> = self.devices(user)?.iter().map(|r| r.id).collect();
+        let mut inner = self.inner();
+        for id in &ids {
+            inner.devices.remove(id);
+        }
+        inner.sends.retain(|k, _| !ids.contains(&k.device));
+        Ok(ids)
+    }
+
+    fn read_markers(
+        &mut self,
+        user: &Name,
+        max: u16,
+    ) -> Result<Vec<(Target, MessageId)>, StoreError> {
+        let inner = self.inner();
+        let list = inner.markers.get(&user.key()).cloned().unwrap_or_default();
+        let skip = list.len().saturating_sub(usize::from(max));
+        Ok(list.into_iter().skip(skip).collect())
+    }
+
+    fn prune_sends(&mut self, older_than_ms: u64, keep: u32) -> Result<u64, StoreError> {
+        let mut inner = self.inner();
+        let before = inner.sends.len();
+        inner.sends.retain(|_, c| c.timestamp_ms >= older_than_ms);
+        let mut per_device: HashMap<DeviceId, Vec<(MessageId, SendKey)>> = HashMap::new();
+        for (k, c) in &inner.sends {
+            per_device.entry(k.device).or_default().push((c.id, *k));
+        }
+        for (_, mut v) in per_device {
+            v.sort_by_key(|(id, _)| *id);
+            let extra = v.len().saturating_sub(keep as usize);
+            for (_, k) in v.into_iter().take(extra) {
+                inner.sends.remove(&k);
+            }
+        }
+        Ok((before - inner.sends.len()) as u64)
     }
 
     fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
@@ -367,7 +553,87 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             conn,
             reference,
             message,
-        } => return commit_message(store, conn, reference, message, now_ms),
+            once,
+        } => return commit_message(store, conn, reference, message, once, now_ms),
+        Effect::Login2 {
+            conn,
+            user,
+            secret,
+            device,
+            token_idle,
+            max_devices,
+            max_read_markers,
+        } => EffectResult::LoggedIn2 {
+            conn,
+            result: login2(store, user, secret, device, token_idle, max_devices, now_ms).and_then(
+                |mut login| {
+                    login.read_markers = store
+                        .read_markers(&login.user, max_read_markers)
+                        .map_err(failed)?;
+                    Ok(login)
+                },
+            ),
+        },
+        Effect::SaveBookmark {
+            device,
+            upto,
+            logout,
+        } => EffectResult::BookmarkSaved {
+            device,
+            upto,
+            logout,
+            saved: store
+                .commit(&[Write::Bookmark { device, upto }], now_ms)
+                .is_ok(),
+        },
+        Effect::SaveReadMarker {
+            conn,
+            user,
+            target,
+            id,
+            max,
+        } => {
+            let write = Write::ReadMarker {
+                user,
+                target,
+                id,
+                max,
+            };
+            let result = match store.commit(&[write], now_ms).map(|mut w| w.pop()) {
+                Ok(Some(Written::ReadMarker(id))) => Ok(id),
+                Ok(_) => Err(wrong_outcome()),
+                Err(e) => Err(failed(e)),
+            };
+            EffectResult::ReadMarkerSaved {
+                conn,
+                user,
+                target,
+                result,
+            }
+        }
+        Effect::ListDevices {
+            conn,
+            reference,
+            user,
+        } => EffectResult::Devices {
+            conn,
+            reference,
+            result: store.devices(&user).map_err(failed),
+        },
+        Effect::RevokeDevice {
+            conn,
+            reference,
+            user,
+            device,
+        } => EffectResult::DeviceRevoked {
+            conn,
+            reference,
+            result: match store.revoke_device(&user, &device) {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(ProtocolError::NoSuchDevice { device }),
+                Err(e) => Err(failed(e)),
+            },
+        },
         Effect::StoreGroup {
             conn,
             reference,
@@ -407,6 +673,65 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
     vec![result.into()]
 }
 
+/// The stand-in for blake3 a test store uses: the token itself (tests
+/// read tokens back; the server's store never sees one).
+pub fn test_hash(t: &Token) -> [u8; 32] {
+    t.0
+}
+
+/// The token [`answer`] issues: deterministic, different per device name.
+fn test_token(device: &Name) -> Token {
+    let mut t = [7u8; 32];
+    for (o, b) in t.iter_mut().zip(device.as_str().bytes()) {
+        *o = b;
+    }
+    Token(t)
+}
+
+/// A LOGIN2 answered as the server's auth pool answers it.
+fn login2(
+    store: &mut dyn Store,
+    typed: Name,
+    secret: Secret,
+    device: Option<crate::effect::DeviceAsk>,
+    token_idle: Duration,
+    max_devices: u16,
+    now_ms: u64,
+) -> Result<DeviceLogin, ProtocolError> {
+    let bad = ProtocolError::BadCredentials {
+        retry: Duration::ZERO,
+    };
+    let (user, seated) = match secret {
+        Secret::Password(p) => {
+            let user = match store.account(&typed).map_err(failed)? {
+                Some(a) if a.password_hash == p.expose() => a.name,
+                _ => return Err(bad),
+            };
+            let seated = match device {
+                Some(ask) => {
+                    let t = test_token(&ask.name);
+                    let issue = Some((t, test_hash(&t)));
+                    let s = seat::by_password(store, &user, ask, issue, max_devices, now_ms);
+                    Some(s.map_err(failed)??)
+                }
+                None => None,
+            };
+            (user, seated)
+        }
+        Secret::Token(t) => {
+            let (user, seat) = seat::by_token(store, &typed, &test_hash(&t), token_idle, now_ms)
+                .map_err(failed)??;
+            (user, Some((seat, None)))
+        }
+    };
+    Ok(DeviceLogin {
+        user,
+        seat: seated.map(|(s, _)| s),
+        token: seated.and_then(|(_, t)| t),
+        read_markers: Vec::new(),
+    })
+}
+
 fn failed(e: StoreError) -> ProtocolError {
     ProtocolError::Storage(e.to_string())
 }
@@ -417,10 +742,15 @@ fn commit_message(
     conn: ConnId,
     reference: Ref,
     message: NewMessage,
+    once: Option<SendKey>,
     now_ms: u64,
 ) -> Vec<Input> {
-    let write = [Write::Message(message.clone())];
+    let write = [match once {
+        Some(key) => Write::MessageOnce(message.clone(), key),
+        None => Write::Message(message.clone()),
+    }];
     let result = match store.commit(&write, now_ms).map(|mut w| w.pop()) {
+        Ok(Some(Written::Duplicate(c))) => return Input::message_stored_before(conn, reference, c),
         Ok(Some(Written::Message(result))) => result.map_err(|e| (message, e)),
         Ok(_) => Err((message, wrong_outcome())),
         Err(e) => Err((message, failed(e))),

@@ -18,7 +18,8 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::effect::{Effect, ReplayScope};
+use crate::device::Token;
+use crate::effect::{DeviceAsk, DeviceLogin, Effect, ReplayScope, Secret};
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, Ref};
@@ -29,7 +30,7 @@ use crate::registrations::{self, Registrations};
 use crate::send_queue::Class;
 use crate::session::state::{Auth, PendingAuth};
 use crate::session::{Source, State};
-use crate::wire::frame::PROTOCOL_VERSION;
+use crate::wire::frame::{Credential, Resume, OLDEST_VERSION, PROTOCOL_VERSION};
 
 use super::Hub;
 
@@ -114,7 +115,7 @@ fn insert_penalty<K: Hash + Eq>(
 
 impl Hub {
     pub(super) fn hello(&mut self, conn: ConnId, version: u16) {
-        if version != PROTOCOL_VERSION {
+        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
             self.fatal(conn, Ref(0), ProtocolError::UnsupportedVersion { version });
             return;
         }
@@ -124,7 +125,8 @@ impl Hub {
         if let State::AwaitHello(a) = s.state {
             s.state = State::Auth(a.hello());
         }
-        let hello = self.server_hello.clone();
+        s.version = version;
+        let hello = self.server_hello[usize::from(version - OLDEST_VERSION)].clone();
         self.push_shared(conn, &hello, Class::Control, None);
     }
 
@@ -196,6 +198,111 @@ impl Hub {
         }
     }
 
+    /// LOGIN2: a password (and a device to be) or a device token. A
+    /// token that is not a token's length is wrong like any other: it
+    /// counts as a failed login without reaching the shell.
+    pub(super) fn login2(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        user: Name,
+        credential: Credential<'_>,
+        device: Option<DeviceAsk>,
+        pending: PendingAuth,
+    ) {
+        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+            return;
+        };
+        let PendingAuth::Login2 { reference, .. } = pending else {
+            return;
+        };
+        if let Err(retry) = self.guard.lockout.check(now, user.key(), Some(source)) {
+            return self.refuse(conn, reference, ProtocolError::LockedOut { retry });
+        }
+        if !self.begin_auth(conn, reference, pending) {
+            return;
+        }
+        let secret = match credential {
+            Credential::Password(p) => Secret::Password(Password::offered(p.as_str())),
+            Credential::Token(bytes) => match Token::from_slice(bytes) {
+                Some(t) => Secret::Token(t),
+                None => {
+                    let bad = ProtocolError::BadToken {
+                        retry: Duration::ZERO,
+                    };
+                    return self.authenticated2(now, conn, Err(bad));
+                }
+            },
+        };
+        self.outbox.effect(Effect::Login2 {
+            conn,
+            user,
+            secret,
+            device,
+            token_idle: self.config.token_idle,
+            max_devices: self.config.devices_per_user,
+            max_read_markers: self.config.read_markers_per_user,
+        });
+    }
+
+    /// The answer to a LOGIN2: as a LOGIN's, with the device attached, its
+    /// token shown, the user's read markers, and the replay from the
+    /// device's bookmark if asked.
+    pub(super) fn authenticated2(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        result: Result<DeviceLogin, ProtocolError>,
+    ) {
+        let Some(PendingAuth::Login2 {
+            reference,
+            user: typed,
+            resume,
+            roster,
+        }) = self.take_pending_auth(conn)
+        else {
+            return;
+        };
+        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+            return;
+        };
+        let (result, login) = match result {
+            Ok(login) => (Ok(login.user), Some(login)),
+            Err(e) => (Err(e), None),
+        };
+        let user = match self.judge_login(now, typed, source, result) {
+            Ok(user) => user,
+            Err(e) => return self.refuse(conn, reference, e),
+        };
+        let Some(login) = login else { return };
+        if let Some(retry) = self.guard.penalized(now, &user) {
+            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
+            return;
+        }
+        let others_online = self.roster.online.contains_key(&user.key());
+        let seat = login.seat;
+        self.log_in(conn, user, seat.map(|s| s.id), roster);
+        if let Some(seat) = seat {
+            self.devices.attach(seat.id, conn, seat.bookmark);
+        }
+        let ok = Event::LoginOk2 {
+            reference,
+            user,
+            device: seat.map(|s| s.name),
+            token: login.token,
+            bookmark: seat.map_or(crate::MessageId(0), |s| s.bookmark),
+        };
+        self.push(conn, ok, Class::Control);
+        for (target, id) in login.read_markers {
+            self.push(conn, Event::ReadMarker { target, id }, Class::Control);
+        }
+        let resume_after = match resume {
+            Resume::After(id) => id,
+            Resume::Device => seat.map_or(crate::MessageId(0), |s| s.bookmark),
+        };
+        self.logged_in_answer(conn, user, roster, resume_after, others_online);
+    }
+
     /// Records a pending REGISTER/LOGIN; refuses a second one while the first is checked.
     fn begin_auth(&mut self, conn: ConnId, reference: Ref, pending: PendingAuth) -> bool {
         let Some(s) = self.sessions.get_mut(conn) else {
@@ -260,8 +367,23 @@ impl Hub {
             return;
         }
         let others_online = self.roster.online.contains_key(&user.key());
-        self.log_in(conn, user, roster);
+        self.log_in(conn, user, None, roster);
         self.push(conn, Event::LoginOk { reference, user }, Class::Control);
+        self.logged_in_answer(conn, user, roster, resume_after, others_online);
+    }
+
+    /// The rest of a login's answer, after LOGIN_OK: the roster snapshot
+    /// if asked, then the replay (from `resume_after`, or the offline
+    /// direct messages if no other session of the user was online), then
+    /// CAUGHT_UP.
+    fn logged_in_answer(
+        &mut self,
+        conn: ConnId,
+        user: Name,
+        roster: bool,
+        resume_after: crate::MessageId,
+        others_online: bool,
+    ) {
         if roster {
             self.subscribers.insert(conn);
             // Part of the login's answer: ahead of the replay and
@@ -312,13 +434,16 @@ impl Hub {
             Err(ProtocolError::BadCredentials { .. }) => Err(ProtocolError::BadCredentials {
                 retry: lockout.failure(now, key, Some(source)),
             }),
+            Err(ProtocolError::BadToken { .. }) => Err(ProtocolError::BadToken {
+                retry: lockout.failure(now, key, Some(source)),
+            }),
             Err(e) => Err(e),
         }
     }
 
     /// The session's transition out of Auth: it joins the roster and
     /// starts its own budgets.
-    fn log_in(&mut self, conn: ConnId, user: Name, roster: bool) {
+    fn log_in(&mut self, conn: ConnId, user: Name, device: Option<crate::DeviceId>, roster: bool) {
         if let Some(delta) = self.roster.attach(user, conn) {
             self.broadcast_roster(&delta, Some(conn));
         }
@@ -332,7 +457,7 @@ impl Hub {
             m.msgs = None;
             m.bytes = None;
         });
-        s.state = Auth::logged_in(user, version, roster);
+        s.state = Auth::logged_in(user, device, version, roster);
         self.sessions.logged_in(conn);
     }
 }

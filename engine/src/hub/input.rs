@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::effect::DeviceAsk;
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, Ref};
@@ -10,7 +11,6 @@ use crate::protocol::{Codec, Decoded};
 use crate::request::Request;
 use crate::send_queue::Class;
 use crate::session::state::PendingAuth;
-use crate::session::CloseReason;
 
 use super::Hub;
 
@@ -175,6 +175,11 @@ impl Hub {
         let Some(s) = self.sessions.get(conn) else {
             return;
         };
+        if request.since_version() > s.version {
+            let (request, version) = (request.name(), s.version);
+            let error = ProtocolError::NotInVersion { request, version };
+            return self.refuse(conn, Ref(0), error);
+        }
         if !s.state.accepts(&request) {
             self.out_of_place(conn, request.reference(), request.name());
             return;
@@ -203,10 +208,25 @@ impl Hub {
                 };
                 self.login(now, conn, user, password, pending)
             }
-            Request::Logout { reference } => {
-                self.push(conn, Event::Ok { reference }, Class::Control);
-                self.close(conn, CloseReason::Logout);
+            Request::Login2 {
+                reference,
+                user,
+                credential,
+                device,
+                issue_token,
+                resume,
+                roster,
+            } => {
+                let pending = PendingAuth::Login2 {
+                    reference,
+                    user,
+                    resume,
+                    roster,
+                };
+                let device = device.map(|name| DeviceAsk { name, issue_token });
+                self.login2(now, conn, user, credential, device, pending)
             }
+            Request::Logout { reference } => self.logout(conn, reference),
             Request::RosterAck { version } => self.roster_ack(conn, version),
             Request::Group {
                 reference,
@@ -218,7 +238,19 @@ impl Hub {
                 reference,
                 target,
                 body,
-            } => self.send(conn, reference, target, body),
+            } => self.send(conn, reference, target, body, None),
+            Request::Send2 {
+                reference,
+                client_id,
+                target,
+                body,
+            } => self.send2(conn, reference, client_id, target, body),
+            Request::Delivered { id } => self.delivered(conn, id),
+            Request::MarkRead { target, id } => self.mark_read(conn, target, id),
+            Request::Devices { reference } => self.list_devices(conn, reference),
+            Request::RevokeDevice { reference, device } => {
+                self.revoke_device(conn, reference, device)
+            }
             Request::History {
                 reference,
                 target,

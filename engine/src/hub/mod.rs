@@ -31,10 +31,12 @@
 
 mod auth;
 mod budget;
+mod devices;
 mod groups;
 mod history;
 mod input;
 mod outbox;
+mod read_markers;
 mod replay;
 mod roster_sync;
 mod routing;
@@ -94,7 +96,10 @@ pub struct Hub {
     guard: Guard,
     /// The newest committed message id the hub has seen.
     last_id: MessageId,
-    server_hello: Arc<Shared>,
+    /// SERVER_HELLO for each version from `OLDEST_VERSION`, made once.
+    server_hello: [Arc<Shared>; 2],
+    /// Devices with a session here (see [`devices`]).
+    devices: devices::Devices,
     shutting_down: bool,
     next_ping: u64,
 }
@@ -108,9 +113,12 @@ impl Hub {
         groups: impl IntoIterator<Item = (Name, Vec<Name>)>,
         last_id: MessageId,
     ) -> Hub {
-        let server_hello = Shared::new(Event::ServerHello {
-            server: config.server_name.clone(),
-            info: config.server_info(),
+        let server_hello = [1, 2].map(|version| {
+            Shared::new(Event::ServerHello {
+                version,
+                server: config.server_name.clone(),
+                info: config.server_info(),
+            })
         });
         Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
@@ -123,6 +131,7 @@ impl Hub {
             replays: Replays::default(),
             last_id,
             server_hello,
+            devices: devices::Devices::default(),
             shutting_down: false,
             next_ping: 1,
             config,
@@ -172,6 +181,34 @@ impl Hub {
                 result,
             } => self.history_loaded(conn, reference, target, result),
             EffectResult::Replayed { conn, result } => self.replayed(conn, result),
+            EffectResult::StoredBefore {
+                conn,
+                reference,
+                committed,
+            } => self.stored(conn, reference, Ok(committed)),
+            EffectResult::LoggedIn2 { conn, result } => self.authenticated2(now, conn, result),
+            EffectResult::BookmarkSaved {
+                device,
+                upto,
+                logout,
+                saved,
+            } => self.bookmark_saved(device, upto, logout, saved),
+            EffectResult::ReadMarkerSaved {
+                conn,
+                user,
+                target,
+                result,
+            } => self.read_marker_saved(conn, user, target, result),
+            EffectResult::Devices {
+                conn,
+                reference,
+                result,
+            } => self.devices_loaded(conn, reference, result),
+            EffectResult::DeviceRevoked {
+                conn,
+                reference,
+                result,
+            } => self.device_revoked(conn, reference, result),
         }
         self.finish();
     }

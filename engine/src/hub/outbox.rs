@@ -14,9 +14,8 @@ use crate::effect::Effect;
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
-use crate::name::Name;
 use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
-use crate::session::state::Closed;
+use crate::session::state::{Closed, LoggedIn};
 use crate::session::{CloseReason, Session, State};
 use crate::shared::{Outgoing, Shared};
 use crate::wire::frame::Target;
@@ -175,7 +174,7 @@ impl Hub {
             m.paused_until = None;
             m.frame_started = None;
         });
-        self.left(conn, was.logged_in().map(|l| l.user));
+        self.left(conn, was.logged_in().copied());
         if let Some(s) = self.sessions.get_mut(conn) {
             self.outbox.wake(s, conn);
         }
@@ -183,10 +182,15 @@ impl Hub {
 
     /// `conn` (of `user`, if it had logged in) is closed or gone: it leaves
     /// the roster and the streams it was in.
-    pub(super) fn left(&mut self, conn: ConnId, user: Option<Name>) {
+    pub(super) fn left(&mut self, conn: ConnId, logged_in: Option<LoggedIn>) {
         self.subscribers.remove(&conn);
         self.replays.cancel(conn);
-        let Some(user) = user else { return };
+        let Some(LoggedIn { user, device, .. }) = logged_in else {
+            return;
+        };
+        if let Some(device) = device {
+            self.device_left(conn, device);
+        }
         if let Some(delta) = self.roster.detach(user, conn) {
             self.outbox.effect(Effect::UserOffline {
                 user,

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::effect::{Committed, Effect, NewMessage, StoredMessage};
+use crate::device::ClientId;
+use crate::effect::{Committed, Effect, NewMessage, SendKey, StoredMessage};
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
@@ -34,7 +35,42 @@ use super::sessions::Sessions;
 use super::Hub;
 
 impl Hub {
-    pub(super) fn send(&mut self, conn: ConnId, reference: Ref, target: Target, body: &str) {
+    /// SEND2: a SEND that storage commits at most once per client id of
+    /// the session's device.
+    pub(super) fn send2(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        client_id: ClientId,
+        target: Target,
+        body: &str,
+    ) {
+        let device = self
+            .sessions
+            .get(conn)
+            .and_then(|s| s.logged_in())
+            .and_then(|l| l.device);
+        match device {
+            Some(device) => {
+                let once = Some(SendKey { device, client_id });
+                self.send(conn, reference, target, body, once)
+            }
+            None => self.refuse(
+                conn,
+                reference,
+                ProtocolError::NoDevice { request: "SEND2" },
+            ),
+        }
+    }
+
+    pub(super) fn send(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        target: Target,
+        body: &str,
+        once: Option<SendKey>,
+    ) {
         let Some(user) = self.user(conn) else { return };
         let max = self.config.max_body;
         if body.is_empty() || body.len() > max as usize {
@@ -61,6 +97,7 @@ impl Hub {
                 target,
                 body: body.to_owned(),
             },
+            once,
         });
     }
 

@@ -240,7 +240,7 @@ impl Hub {
         let Some(session) = self.sessions.remove(conn) else {
             return;
         };
-        self.left(conn, session.logged_in().map(|l| l.user));
+        self.left(conn, session.logged_in().copied());
         self.finish();
     }
 }

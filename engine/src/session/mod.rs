@@ -55,6 +55,9 @@ pub(crate) struct Session {
     pub(crate) source: Source,
     /// The front end it speaks: which codec encodes its events.
     pub(crate) protocol: Protocol,
+    /// The protocol version its HELLO named (1 until then): requests of a
+    /// later version are answered as that version's server would.
+    pub(crate) version: u16,
     pub(crate) queue: SendQueue,
     /// Last time any byte arrived.
     pub(crate) last_heard: Instant,
@@ -138,6 +141,7 @@ impl Session {
             }),
             source,
             protocol,
+            version: 1,
             queue: SendQueue::default(),
             last_heard: now,
             marks: None,

@@ -13,10 +13,11 @@
 
 use std::time::Instant;
 
+use crate::device::DeviceId;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 use crate::request::Request;
-use crate::wire::frame::ErrorCode;
+use crate::wire::frame::{ErrorCode, Resume};
 
 /// The state of a session, with the data valid in it.
 #[derive(Debug)]
@@ -61,9 +62,15 @@ pub(crate) struct Auth {
 
 impl Auth {
     /// The login succeeded: the state the session goes on in.
-    pub(crate) fn logged_in(user: Name, version: RosterVersion, roster: bool) -> State {
+    pub(crate) fn logged_in(
+        user: Name,
+        device: Option<DeviceId>,
+        version: RosterVersion,
+        roster: bool,
+    ) -> State {
         let l = LoggedIn {
             user,
+            device,
             roster: RosterCursor {
                 sent: version,
                 acked: RosterVersion(0),
@@ -92,12 +99,22 @@ pub(crate) enum PendingAuth {
         resume_after: MessageId,
         roster: bool,
     },
+    /// A LOGIN2: answered with LOGIN_OK2, and may resume at the device's
+    /// bookmark.
+    Login2 {
+        reference: Ref,
+        user: Name,
+        resume: Resume,
+        roster: bool,
+    },
 }
 
 /// Logged in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoggedIn {
     pub(crate) user: Name,
+    /// The device it logged in as (LOGIN2), if any.
+    pub(crate) device: Option<DeviceId>,
     pub(crate) roster: RosterCursor,
 }
 
@@ -186,14 +203,21 @@ impl State {
             (State::Closed(_), _) => false,
             (_, R::Ping { .. } | R::Pong { .. }) => true,
             (State::AwaitHello(_), R::Hello { .. }) => true,
-            (State::Auth(_), R::Register { .. } | R::Login { .. }) => true,
+            (State::Auth(_), R::Register { .. } | R::Login { .. } | R::Login2 { .. }) => true,
             (
                 State::RosterSync(_) | State::Messaging(_),
-                R::Logout { .. } | R::RosterAck { .. },
+                R::Logout { .. } | R::RosterAck { .. } | R::Delivered { .. },
             ) => true,
             (
                 State::Messaging(_),
-                R::Group { .. } | R::GroupList { .. } | R::Send { .. } | R::History { .. },
+                R::Group { .. }
+                | R::GroupList { .. }
+                | R::Send { .. }
+                | R::Send2 { .. }
+                | R::History { .. }
+                | R::MarkRead { .. }
+                | R::Devices { .. }
+                | R::RevokeDevice { .. },
             ) => true,
             _ => false,
         }
@@ -260,8 +284,8 @@ mod tests {
             pending: None,
         });
         let user = Name::new("ann").expect("valid");
-        let sync = Auth::logged_in(user, RosterVersion(1), true);
-        let messaging = Auth::logged_in(user, RosterVersion(1), false);
+        let sync = Auth::logged_in(user, None, RosterVersion(1), true);
+        let messaging = Auth::logged_in(user, None, RosterVersion(1), false);
         let closed = State::Closed(Closed {
             reason: CloseReason::Logout,
         });

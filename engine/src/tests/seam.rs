@@ -51,6 +51,7 @@ impl Shell {
                 conn,
                 reference,
                 message,
+                ..
             } => {
                 self.next_id += 1;
                 let message = StoredMessage {

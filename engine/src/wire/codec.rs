@@ -14,9 +14,10 @@ use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
 use nom::Parser;
 
+use crate::device::{ClientId, Token};
 use crate::frame::{
-    kind, kind_name, ErrorCode, Frame, GroupChange, GroupInfo, HistoryEntry, Presence, ServerInfo,
-    Target, Text,
+    kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupChange, GroupInfo,
+    HistoryEntry, Presence, Resume, ServerInfo, Target, Text,
 };
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameError};
@@ -233,6 +234,25 @@ fn short_text(i: &[u8]) -> FieldResult<'_, Text<'_>> {
         )),
         Err(_) => fail(FieldError::Utf8),
     }
+}
+
+/// Bytes carried with a one-byte length (a token).
+fn short_bytes(i: &[u8]) -> FieldResult<'_, &[u8]> {
+    let (i, len) = be_u8(i)?;
+    take(len as usize).parse(i)
+}
+
+/// A name, or (a zero length byte) none.
+fn opt_name(i: &[u8]) -> FieldResult<'_, Option<Name>> {
+    if i.first() == Some(&0) {
+        return Ok((&i[1..], None));
+    }
+    name(i).map(|(i, n)| (i, Some(n)))
+}
+
+/// A field combination the frame forbids (docs/PROTOCOL.md says which).
+fn forbid<T>(field: &'static str, value: u8) -> Result<T, nom::Err<FieldError>> {
+    fail(FieldError::Value { field, value })
 }
 
 fn name(i: &[u8]) -> FieldResult<'_, Name> {
@@ -620,9 +640,151 @@ fn fields(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
                 },
             )
         }
+        _ => return fields_v2(k, i),
+    };
+    Ok((i, Some(f)))
+}
+
+/// The fields of the frames protocol version 2 added.
+fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
+    let (i, f) = match k {
+        kind::LOGIN2 => login2(i)?,
+        kind::SEND2 => {
+            let (i, reference) = ref_id(i)?;
+            let (i, client_id) = be_u64(i)?;
+            if client_id == 0 {
+                return forbid("client_id (must not be 0)", 0);
+            }
+            let (i, target) = target(i)?;
+            let (i, body) = text(i)?;
+            let client_id = ClientId(client_id);
+            (
+                i,
+                Frame::Send2 {
+                    reference,
+                    client_id,
+                    target,
+                    body,
+                },
+            )
+        }
+        kind::DELIVERED => {
+            let (i, id) = message_id(i)?;
+            (i, Frame::Delivered { id })
+        }
+        kind::MARK_READ | kind::READ_MARKER => {
+            let (i, target) = target(i)?;
+            let (i, id) = message_id(i)?;
+            let f = match k {
+                kind::MARK_READ => Frame::MarkRead { target, id },
+                _ => Frame::ReadMarker { target, id },
+            };
+            (i, f)
+        }
+        kind::DEVICE_LIST_REQUEST => {
+            let (i, reference) = ref_id(i)?;
+            (i, Frame::DeviceListRequest { reference })
+        }
+        kind::DEVICE_REVOKE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, device) = name(i)?;
+            (i, Frame::DeviceRevoke { reference, device })
+        }
+        kind::LOGIN_OK2 => {
+            let (i, reference) = ref_id(i)?;
+            let (i, user) = name(i)?;
+            let (i, device) = opt_name(i)?;
+            let (i, token) = short_bytes(i)?;
+            let token = match token.len() {
+                0 => None,
+                _ => match Token::from_slice(token) {
+                    Some(t) => Some(t),
+                    None => return forbid("token length (0 or 32)", token.len() as u8),
+                },
+            };
+            let (i, bookmark) = message_id(i)?;
+            (
+                i,
+                Frame::LoginOk2 {
+                    reference,
+                    user,
+                    device,
+                    token,
+                    bookmark,
+                },
+            )
+        }
+        kind::DEVICE_LIST => {
+            let (i, reference) = ref_id(i)?;
+            let (i, devices) = counted(i, |i| {
+                let (i, name) = name(i)?;
+                let (i, created_ms) = be_u64(i)?;
+                let (i, last_seen_ms) = be_u64(i)?;
+                let (i, current) = flag("current flag")(i)?;
+                Ok((
+                    i,
+                    DeviceInfo {
+                        name,
+                        created_ms,
+                        last_seen_ms,
+                        current,
+                    },
+                ))
+            })?;
+            (i, Frame::DeviceList { reference, devices })
+        }
         _ => return Ok((i, None)),
     };
     Ok((i, Some(f)))
+}
+
+/// LOGIN2's fields, and the combinations docs/PROTOCOL.md forbids: a token
+/// names its device (no device, no new token); a new token needs a device;
+/// resuming at the device's bookmark needs a device and no id.
+fn login2(i: &[u8]) -> FieldResult<'_, Frame<'_>> {
+    let (i, reference) = ref_id(i)?;
+    let (i, user) = name(i)?;
+    let (i, kind) = be_u8(i)?;
+    let (i, secret) = short_bytes(i)?;
+    let credential = match kind {
+        Credential::PASSWORD => match std::str::from_utf8(secret) {
+            Ok(p) => Credential::Password(Text::truncated(p)),
+            Err(_) => return fail(FieldError::Utf8),
+        },
+        Credential::TOKEN => Credential::Token(secret),
+        value => return forbid("credential kind", value),
+    };
+    let (i, device) = opt_name(i)?;
+    let (i, issue_token) = flag("issue_token flag")(i)?;
+    let (i, resume_kind) = be_u8(i)?;
+    let (i, resume_after) = message_id(i)?;
+    let (i, roster) = flag("roster flag")(i)?;
+    let token = matches!(credential, Credential::Token(_));
+    if token && device.is_some() {
+        return forbid("device (a token names its device)", 1);
+    }
+    if issue_token && (token || device.is_none()) {
+        return forbid("issue_token (needs a password and a device)", 1);
+    }
+    let resume = match resume_kind {
+        0 => Resume::After(resume_after),
+        1 if resume_after.get() != 0 => return forbid("resume_after (must be 0 with resume 1)", 1),
+        1 if !token && device.is_none() => return forbid("resume (1 needs a device)", 1),
+        1 => Resume::Device,
+        value => return forbid("resume", value),
+    };
+    Ok((
+        i,
+        Frame::Login2 {
+            reference,
+            user,
+            credential,
+            device,
+            issue_token,
+            resume,
+            roster,
+        },
+    ))
 }
 
 /// Where a [`Writer`] puts bytes: a buffer, or a count of them, so that
@@ -688,6 +850,18 @@ impl<S: Sink> Writer<'_, S> {
         self.u8(end as u8);
         self.0.put(&s.as_bytes()[..end]);
         self
+    }
+    fn short_bytes(&mut self, b: &[u8]) -> &mut Self {
+        let b = &b[..b.len().min(255)];
+        self.u8(b.len() as u8);
+        self.0.put(b);
+        self
+    }
+    fn opt_name(&mut self, n: &Option<Name>) -> &mut Self {
+        match n {
+            Some(n) => self.name(n),
+            None => self.u8(0),
+        }
     }
     fn name(&mut self, n: &Name) -> &mut Self {
         self.u8(n.as_str().len() as u8);
@@ -898,6 +1072,88 @@ impl Frame<'_> {
             } => {
                 w.u32(*retry_after_ms).text(*reason);
             }
+            v2 => v2.fields_v2(w),
+        }
+    }
+
+    /// The fields of the frames protocol version 2 added.
+    fn fields_v2<S: Sink>(&self, w: &mut Writer<'_, S>) {
+        match self {
+            Frame::Login2 {
+                reference,
+                user,
+                credential,
+                device,
+                issue_token,
+                resume,
+                roster,
+            } => {
+                w.u32(reference.0).name(user);
+                match credential {
+                    Credential::Password(p) => {
+                        w.u8(Credential::PASSWORD).short_text(*p);
+                    }
+                    Credential::Token(t) => {
+                        w.u8(Credential::TOKEN).short_bytes(t);
+                    }
+                }
+                let (resume_kind, after) = match resume {
+                    Resume::After(id) => (0, *id),
+                    Resume::Device => (1, MessageId(0)),
+                };
+                w.opt_name(device)
+                    .bool(*issue_token)
+                    .u8(resume_kind)
+                    .u64(after.0)
+                    .bool(*roster);
+            }
+            Frame::Send2 {
+                reference,
+                client_id,
+                target,
+                body,
+            } => {
+                w.u32(reference.0)
+                    .u64(client_id.0)
+                    .target(target)
+                    .text(*body);
+            }
+            Frame::Delivered { id } => {
+                w.u64(id.0);
+            }
+            Frame::MarkRead { target, id } | Frame::ReadMarker { target, id } => {
+                w.target(target).u64(id.0);
+            }
+            Frame::DeviceListRequest { reference } => {
+                w.u32(reference.0);
+            }
+            Frame::DeviceRevoke { reference, device } => {
+                w.u32(reference.0).name(device);
+            }
+            Frame::LoginOk2 {
+                reference,
+                user,
+                device,
+                token,
+                bookmark,
+            } => {
+                w.u32(reference.0).name(user).opt_name(device);
+                match token {
+                    Some(t) => w.short_bytes(&t.0),
+                    None => w.u8(0),
+                };
+                w.u64(bookmark.0);
+            }
+            Frame::DeviceList { reference, devices } => {
+                w.u32(reference.0).count(devices.len());
+                for d in devices {
+                    w.name(&d.name)
+                        .u64(d.created_ms)
+                        .u64(d.last_seen_ms)
+                        .bool(d.current);
+                }
+            }
+            _ => unreachable!("Frame::fields writes every version 1 frame"),
         }
     }
 

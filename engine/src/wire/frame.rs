@@ -8,11 +8,19 @@
 //! Frames borrow their text from the input buffer: decoding allocates only
 //! for frames that carry lists (roster snapshots, group lists, history pages).
 
+use crate::device::{ClientId, Token};
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
-/// Protocol version spoken by this engine.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub use super::error_code::ErrorCode;
+
+/// The newest protocol version this engine speaks (it speaks every one
+/// from [`OLDEST_VERSION`]): version 2 adds devices, tokens, exactly-once
+/// sends and read markers to version 1, whose frames it keeps unchanged.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version this engine speaks.
+pub const OLDEST_VERSION: u16 = 1;
 
 /// UTF-8 text carried with a 16-bit length (message bodies, error texts):
 /// at most [`Text::MAX_LEN`] bytes, so it always encodes.
@@ -141,159 +149,43 @@ pub struct ServerInfo {
     pub idle_timeout_ms: u32,
 }
 
-/// Error codes of the ERROR frame. The numeric values are part of the wire
-/// protocol; docs/PROTOCOL.md has the table with which ones close the
-/// connection.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// The frame could not be parsed. Fatal.
-    MalformedFrame,
-    /// The length field exceeds the limit. Fatal.
-    FrameTooLarge,
-    /// The client speaks a protocol version the server does not. Fatal.
-    UnsupportedVersion,
-    /// The frame is not accepted in the session's current state.
-    WrongState,
-    /// The frame type is unknown. The frame is skipped.
-    UnknownFrameType,
-    /// The user name or password is wrong.
-    BadCredentials,
-    /// The name is already registered (ignoring case).
-    NameTaken,
-    /// Registration is closed on this server.
-    RegistrationClosed,
-    /// Too many failed logins; retry after the given delay.
-    LockedOut,
-    /// No such user.
-    NoSuchUser,
-    /// No such group.
-    NoSuchGroup,
-    /// A group of that name already exists.
-    GroupExists,
-    /// The user is not a member of the group.
-    NotAMember,
-    /// The user is already a member of the group.
-    AlreadyMember,
-    /// The user belongs to as many groups as allowed.
-    TooManyGroups,
-    /// The group has as many members as allowed.
-    GroupFull,
-    /// The body is empty or longer than the announced limit.
-    BadBody,
-    /// The server has as many groups as it allows (`max_groups`); a
-    /// GROUP_CREATE cannot succeed however long the client waits.
-    ServerGroupsFull,
-    /// The session sends faster than allowed; slow down and retry after the delay.
-    RateLimited,
-    /// The server cannot take the request now; retry after the delay.
-    Busy,
-    /// The server (or this source address) has as many connections as allowed. Fatal.
-    TooManyConnections,
-    /// Not logged in within the auth timeout. Fatal.
-    AuthTimeout,
-    /// No answer to the server's ping. Fatal.
-    IdleTimeout,
-    /// A frame was started but not finished in time. Fatal.
-    FrameTimeout,
-    /// The session did not read its traffic and its queue overflowed. Fatal.
-    SlowConsumer,
-    /// The session kept sending faster than allowed after being told. Fatal.
-    Flooding,
-    /// The server failed to store or load data.
-    StorageError,
-    /// A code this implementation does not know (kept for forward compatibility).
-    Other(u16),
+/// How a LOGIN2 proves who it is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Credential<'a> {
+    /// The account's password, 1 to 128 bytes.
+    Password(Text<'a>),
+    /// A device token as LOGIN_OK2 gave it (any length on the wire: one
+    /// that is not 32 bytes is simply wrong).
+    Token(&'a [u8]),
 }
 
-impl ErrorCode {
-    /// The code's number on the wire.
-    pub fn to_u16(self) -> u16 {
-        use ErrorCode::*;
-        match self {
-            MalformedFrame => 1,
-            FrameTooLarge => 2,
-            UnsupportedVersion => 3,
-            WrongState => 4,
-            UnknownFrameType => 5,
-            BadCredentials => 10,
-            NameTaken => 11,
-            RegistrationClosed => 12,
-            LockedOut => 13,
-            NoSuchUser => 20,
-            NoSuchGroup => 21,
-            GroupExists => 22,
-            NotAMember => 23,
-            AlreadyMember => 24,
-            TooManyGroups => 25,
-            GroupFull => 26,
-            BadBody => 27,
-            ServerGroupsFull => 28,
-            RateLimited => 30,
-            Busy => 31,
-            TooManyConnections => 32,
-            AuthTimeout => 33,
-            IdleTimeout => 34,
-            FrameTimeout => 35,
-            SlowConsumer => 36,
-            Flooding => 37,
-            StorageError => 40,
-            Other(n) => n,
-        }
-    }
+impl Credential<'_> {
+    pub(crate) const PASSWORD: u8 = 0;
+    pub(crate) const TOKEN: u8 = 1;
+}
 
-    /// The code for a number on the wire.
-    pub fn from_u16(n: u16) -> ErrorCode {
-        use ErrorCode::*;
-        match n {
-            1 => MalformedFrame,
-            2 => FrameTooLarge,
-            3 => UnsupportedVersion,
-            4 => WrongState,
-            5 => UnknownFrameType,
-            10 => BadCredentials,
-            11 => NameTaken,
-            12 => RegistrationClosed,
-            13 => LockedOut,
-            20 => NoSuchUser,
-            21 => NoSuchGroup,
-            22 => GroupExists,
-            23 => NotAMember,
-            24 => AlreadyMember,
-            25 => TooManyGroups,
-            26 => GroupFull,
-            27 => BadBody,
-            28 => ServerGroupsFull,
-            30 => RateLimited,
-            31 => Busy,
-            32 => TooManyConnections,
-            33 => AuthTimeout,
-            34 => IdleTimeout,
-            35 => FrameTimeout,
-            36 => SlowConsumer,
-            37 => Flooding,
-            40 => StorageError,
-            n => Other(n),
-        }
-    }
+/// Where a LOGIN2 resumes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Resume {
+    /// As version 1's `resume_after`: after this id, or (0) the direct
+    /// messages that arrived while the user was offline.
+    After(MessageId),
+    /// After the device's bookmark on the server.
+    Device,
+}
 
-    /// Whether the server closes the connection after sending this error.
-    pub fn is_fatal(self) -> bool {
-        use ErrorCode::*;
-        matches!(
-            self,
-            MalformedFrame
-                | FrameTooLarge
-                | UnsupportedVersion
-                | TooManyConnections
-                | AuthTimeout
-                | IdleTimeout
-                | FrameTimeout
-                | SlowConsumer
-                | Flooding
-        )
-    }
+/// One row of a device list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct DeviceInfo {
+    /// The device's name, unique per user (ignoring case).
+    pub name: Name,
+    /// When it was first logged in, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When its token last logged in, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// Whether it is the asking session's device.
+    pub current: bool,
 }
 
 /// A frame of the confab protocol. The doc line of each variant gives its
@@ -526,6 +418,87 @@ pub enum Frame<'a> {
         /// Human-readable reason.
         reason: Text<'a>,
     },
+    /// 0x1B, C→S, v2: log in with a password or a device token.
+    Login2 {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The account name (any case).
+        user: Name,
+        /// The password or the token.
+        credential: Credential<'a>,
+        /// With a password: the device this session is (created at its
+        /// first login). With a token: `None`, the token names it.
+        device: Option<Name>,
+        /// With a password and a device: issue a new token for the device
+        /// (replacing its old one), shown once in LOGIN_OK2.
+        issue_token: bool,
+        /// What to replay.
+        resume: Resume,
+        /// Whether the session wants the roster stream.
+        roster: bool,
+    },
+    /// 0x1C, C→S, v2: send a message at most once per `client_id`.
+    Send2 {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Unique per device, non-zero.
+        client_id: ClientId,
+        /// Where to.
+        target: Target,
+        /// The text.
+        body: Text<'a>,
+    },
+    /// 0x1D, C→S, v2: the device has every message up to `id`.
+    Delivered {
+        /// The newest id it has, cumulative.
+        id: MessageId,
+    },
+    /// 0x1E, C→S, v2: the user has read a conversation up to `id`.
+    MarkRead {
+        /// The conversation (for a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
+    /// 0x1F, C→S, v2: list the user's devices. Answered by DEVICE_LIST.
+    DeviceListRequest {
+        /// Echoed in the answer.
+        reference: Ref,
+    },
+    /// 0x20, C→S, v2: revoke one of the user's devices. Answered by OK.
+    DeviceRevoke {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Which.
+        device: Name,
+    },
+    /// 0x4E, S→C, v2: the answer to LOGIN2.
+    LoginOk2 {
+        /// The LOGIN2's reference.
+        reference: Ref,
+        /// The account name as registered.
+        user: Name,
+        /// The session's device, if it has one.
+        device: Option<Name>,
+        /// A new token, when LOGIN2 asked for one: shown only here.
+        token: Option<Token>,
+        /// The device's bookmark on the server (0: none).
+        bookmark: MessageId,
+    },
+    /// 0x4F, S→C, v2: the user has read a conversation up to `id`.
+    ReadMarker {
+        /// The conversation (for a DM: the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
+    /// 0x50, S→C, v2: the answer to DEVICE_LIST_REQUEST.
+    DeviceList {
+        /// The request's reference.
+        reference: Ref,
+        /// The user's devices, by name.
+        devices: Vec<DeviceInfo>,
+    },
 }
 
 /// The frame type byte of each frame.
@@ -544,6 +517,12 @@ pub mod kind {
     pub const GROUP_LIST_REQUEST: u8 = 0x18;
     pub const SEND: u8 = 0x19;
     pub const HISTORY_REQUEST: u8 = 0x1A;
+    pub const LOGIN2: u8 = 0x1B;
+    pub const SEND2: u8 = 0x1C;
+    pub const DELIVERED: u8 = 0x1D;
+    pub const MARK_READ: u8 = 0x1E;
+    pub const DEVICE_LIST_REQUEST: u8 = 0x1F;
+    pub const DEVICE_REVOKE: u8 = 0x20;
     pub const SERVER_HELLO: u8 = 0x40;
     pub const OK: u8 = 0x41;
     pub const LOGIN_OK: u8 = 0x42;
@@ -558,6 +537,9 @@ pub mod kind {
     pub const MISSED: u8 = 0x4B;
     pub const ERROR: u8 = 0x4C;
     pub const SHUTDOWN: u8 = 0x4D;
+    pub const LOGIN_OK2: u8 = 0x4E;
+    pub const READ_MARKER: u8 = 0x4F;
+    pub const DEVICE_LIST: u8 = 0x50;
 }
 
 impl Frame<'_> {
@@ -592,12 +574,34 @@ impl Frame<'_> {
             Frame::Missed { .. } => MISSED,
             Frame::Error { .. } => ERROR,
             Frame::Shutdown { .. } => SHUTDOWN,
+            Frame::Login2 { .. } => LOGIN2,
+            Frame::Send2 { .. } => SEND2,
+            Frame::Delivered { .. } => DELIVERED,
+            Frame::MarkRead { .. } => MARK_READ,
+            Frame::DeviceListRequest { .. } => DEVICE_LIST_REQUEST,
+            Frame::DeviceRevoke { .. } => DEVICE_REVOKE,
+            Frame::LoginOk2 { .. } => LOGIN_OK2,
+            Frame::ReadMarker { .. } => READ_MARKER,
+            Frame::DeviceList { .. } => DEVICE_LIST,
         }
     }
 
     /// The frame's name as in docs/PROTOCOL.md, for errors and logs.
     pub fn name(&self) -> &'static str {
         kind_name(self.kind())
+    }
+
+    /// The protocol version that introduced the frame: a session that
+    /// said HELLO with an older one is answered `UNKNOWN_FRAME_TYPE`, as
+    /// that version's server would.
+    pub fn since_version(&self) -> u16 {
+        if self.kind() >= kind::LOGIN2 && self.kind() < kind::SERVER_HELLO
+            || self.kind() >= kind::LOGIN_OK2
+        {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -632,6 +636,15 @@ pub fn kind_name(k: u8) -> &'static str {
         MISSED => "MISSED",
         ERROR => "ERROR",
         SHUTDOWN => "SHUTDOWN",
+        LOGIN2 => "LOGIN2",
+        SEND2 => "SEND2",
+        DELIVERED => "DELIVERED",
+        MARK_READ => "MARK_READ",
+        DEVICE_LIST_REQUEST => "DEVICE_LIST_REQUEST",
+        DEVICE_REVOKE => "DEVICE_REVOKE",
+        LOGIN_OK2 => "LOGIN_OK2",
+        READ_MARKER => "READ_MARKER",
+        DEVICE_LIST => "DEVICE_LIST",
         _ => "UNKNOWN",
     }
 }

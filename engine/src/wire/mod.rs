@@ -7,4 +7,5 @@
 //! protocol's.
 
 pub mod codec;
+mod error_code;
 pub mod frame;
