@@ -1,6 +1,7 @@
 //! Every worked example in docs/PROTOCOL.md decodes to the frame its prose
 //! describes and re-encodes byte for byte.
 
+use crate::device::{ClientId, Token};
 use crate::frame::*;
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
@@ -87,9 +88,76 @@ fn expected(name: &str) -> Option<Frame<'static>> {
             before: MessageId(0),
             limit: 50,
         },
+        "HELLO v2" => Frame::Hello {
+            version: 2,
+            client: t("lua"),
+        },
+        "LOGIN2 by password" => Frame::Login2 {
+            reference: Ref(1),
+            user: n("alice"),
+            credential: Credential::Password(t("pw")),
+            device: Some(n("laptop")),
+            issue_token: true,
+            resume: Resume::After(MessageId(0)),
+            roster: true,
+        },
+        "LOGIN2 by token" => Frame::Login2 {
+            reference: Ref(1),
+            user: n("alice"),
+            credential: Credential::Token(&TOKEN.0),
+            device: None,
+            issue_token: false,
+            resume: Resume::Device,
+            roster: false,
+        },
+        "LOGIN_OK2" => Frame::LoginOk2 {
+            reference: Ref(1),
+            user: n("Alice"),
+            device: Some(n("laptop")),
+            token: Some(TOKEN),
+            bookmark: MessageId(0),
+        },
+        "SEND2" => Frame::Send2 {
+            reference: Ref(2),
+            client_id: ClientId(7),
+            target: Target::Room,
+            body: t("hi"),
+        },
+        "DELIVERED" => Frame::Delivered { id: MessageId(42) },
+        "MARK_READ" => Frame::MarkRead {
+            target: Target::Group(n("dev")),
+            id: MessageId(42),
+        },
+        "READ_MARKER" => Frame::ReadMarker {
+            target: Target::User(n("bob")),
+            id: MessageId(42),
+        },
+        "DEVICE_LIST_REQUEST" => Frame::DeviceListRequest { reference: Ref(3) },
+        "DEVICE_LIST" => Frame::DeviceList {
+            reference: Ref(3),
+            devices: vec![DeviceInfo {
+                name: n("laptop"),
+                created_ms: 1_700_000_000_000,
+                last_seen_ms: 1_700_000_000_000,
+                current: true,
+            }],
+        },
+        "DEVICE_REVOKE" => Frame::DeviceRevoke {
+            reference: Ref(4),
+            device: n("laptop"),
+        },
+        "ERROR DEVICE_REVOKED" => Frame::Error {
+            code: ErrorCode::DeviceRevoked,
+            reference: Ref(0),
+            retry_after_ms: 0,
+            text: t("device revoked"),
+        },
         _ => return None,
     })
 }
+
+/// The token of the examples: 32 bytes of 0x11.
+const TOKEN: Token = Token([0x11; 32]);
 
 /// `(name, bytes)` for each "### Example: NAME" and the ```hex block after it.
 fn examples(doc: &str) -> Vec<(String, Vec<u8>)> {
