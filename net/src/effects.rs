@@ -19,7 +19,7 @@ use log::warn;
 
 use crate::auth_queue::FairQueue;
 use crate::source::source_of;
-use crate::workers::auth::{AuthJob, AuthKind};
+use crate::workers::auth::{AuthJob, AuthKind, Login2Ask};
 use crate::workers::queue::Queue;
 use crate::workers::storage::{ReadJob, WriteJob};
 
@@ -55,9 +55,8 @@ impl Effects {
                 } => {
                     let job = AuthJob {
                         conn,
-                        kind: AuthKind::Login,
+                        kind: AuthKind::Login(password),
                         user,
-                        password,
                         peer,
                     };
                     self.queue_auth(job, &mut refused);
@@ -69,9 +68,8 @@ impl Effects {
                 } => self.queue_auth(
                     AuthJob {
                         conn,
-                        kind: AuthKind::Register,
+                        kind: AuthKind::Register(password),
                         user,
-                        password,
                         peer,
                     },
                     &mut refused,
@@ -80,12 +78,14 @@ impl Effects {
                     conn,
                     reference,
                     message,
+                    once,
                 } => {
                     if let Err(WriteJob::Message { message, .. }) =
                         self.writes.push_refusable(WriteJob::Message {
                             conn,
                             reference,
                             message,
+                            once,
                         })
                     {
                         refused.push(EffectResult::Stored {
@@ -162,11 +162,119 @@ impl Effects {
                         refused.push(job.refused(busy("loading missed messages")));
                     }
                 }
-                // Not printed: a future effect may carry a password.
-                _ => warn!("an effect this server does not know was dropped"),
+                Effect::Login2 {
+                    conn,
+                    user,
+                    secret,
+                    device,
+                    token_idle,
+                    max_devices,
+                    max_read_markers,
+                } => {
+                    let ask = Login2Ask {
+                        secret,
+                        device,
+                        token_idle,
+                        max_devices,
+                        max_read_markers,
+                    };
+                    let kind = AuthKind::Login2(Box::new(ask));
+                    let job = AuthJob {
+                        conn,
+                        kind,
+                        user,
+                        peer,
+                    };
+                    self.queue_auth(job, &mut refused);
+                }
+                other => self.dispatch_v2(other, &mut refused),
             }
         }
         refused
+    }
+
+    /// Protocol version 2's storage effects.
+    fn dispatch_v2(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::SaveBookmark {
+                device,
+                upto,
+                logout,
+            } => {
+                let job = WriteJob::Bookmark {
+                    device,
+                    upto,
+                    logout,
+                };
+                if self.writes.push(job).is_err() {
+                    refused.push(EffectResult::BookmarkSaved {
+                        device,
+                        upto,
+                        logout,
+                        saved: false,
+                    });
+                }
+            }
+            Effect::SaveReadMarker {
+                conn,
+                user,
+                target,
+                id,
+                max,
+            } => {
+                let job = WriteJob::ReadMarker {
+                    conn,
+                    user,
+                    target,
+                    id,
+                    max,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::ReadMarkerSaved {
+                        conn,
+                        user,
+                        target,
+                        result: Err(busy("storing read markers")),
+                    });
+                }
+            }
+            Effect::ListDevices {
+                conn,
+                reference,
+                user,
+            } => {
+                let job = ReadJob::Devices {
+                    conn,
+                    reference,
+                    user,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("listing devices")));
+                }
+            }
+            Effect::RevokeDevice {
+                conn,
+                reference,
+                user,
+                device,
+            } => {
+                let job = WriteJob::RevokeDevice {
+                    conn,
+                    reference,
+                    user,
+                    device,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::DeviceRevoked {
+                        conn,
+                        reference,
+                        result: Err(busy("revoking devices")),
+                    });
+                }
+            }
+            // Not printed: a future effect may carry a password.
+            _ => warn!("an effect this server does not know was dropped"),
+        }
     }
 
     fn queue_auth(&self, job: AuthJob, refused: &mut Vec<EffectResult>) {
