@@ -52,15 +52,32 @@ pub enum UserCommand {
         /// The account name (any case).
         name: Name,
     },
-    /// Set an account's password.
+    /// Set an account's password; this revokes every device of the account.
     Passwd {
         /// The account name (any case).
         name: Name,
         #[command(flatten)]
         password: PasswordArg,
+        /// Keep the account's devices and their tokens.
+        #[arg(long)]
+        keep_devices: bool,
     },
     /// List the accounts, one per line.
     List,
+    /// List an account's devices: name, created, last seen, whether its token is valid.
+    Devices {
+        /// The account name (any case).
+        name: Name,
+    },
+    /// Delete one of an account's devices: its token, bookmark and send
+    /// records. A running server refuses the device from its next login;
+    /// its open sessions stay until they reconnect.
+    Revoke {
+        /// The account name (any case).
+        name: Name,
+        /// The device name (any case).
+        device: Name,
+    },
 }
 
 /// Where a password comes from.
@@ -272,6 +289,28 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_REPLAY_MAX", default_value_t = Config::default().replay_max as u64, value_parser = clap::value_parser!(u64).range(1..=Config::REPLAY_MAX_CEILING as u64))]
     pub replay_max: u64,
 
+    /// Most devices one user may have (1-1000).
+    #[arg(long, env = "CONFAB_DEVICES_PER_USER", default_value_t = Config::default().devices_per_user, value_parser = clap::value_parser!(u16).range(1..=i64::from(Config::DEVICES_CEILING)))]
+    pub devices_per_user: u16,
+
+    /// Days a device token may go unused before it expires [1..].
+    #[arg(long, env = "CONFAB_TOKEN_IDLE_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub token_idle_days: u64,
+
+    /// Seconds a SEND2's id is remembered at least: a retry within them is
+    /// never stored twice [1..].
+    #[arg(long, env = "CONFAB_DEDUP_WINDOW_SECS", default_value_t = 86_400, value_parser = secs())]
+    pub dedup_window_secs: u64,
+
+    /// SEND2 ids remembered per device at most, the newest, whatever their
+    /// age (at least --max-inflight) [1..].
+    #[arg(long, env = "CONFAB_DEDUP_PER_DEVICE", default_value_t = Config::default().dedup_per_device, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dedup_per_device: u32,
+
+    /// Read markers kept per user, the most recently set (1-65535).
+    #[arg(long, env = "CONFAB_READ_MARKERS_PER_USER", default_value_t = Config::default().read_markers_per_user, value_parser = clap::value_parser!(u16).range(1..))]
+    pub read_markers_per_user: u16,
+
     /// Bytes queued for a client before its lowest-priority traffic is dropped.
     #[arg(long, env = "CONFAB_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub send_queue_bytes: u64,
@@ -426,6 +465,11 @@ impl ServeArgs {
             max_clients: self.max_clients,
             max_per_source: self.max_per_source,
             max_pre_auth_per_source: self.max_pre_auth_per_source,
+            devices_per_user: self.devices_per_user,
+            token_idle: Duration::from_secs(self.token_idle_days.saturating_mul(86_400)),
+            dedup_window: Duration::from_secs(self.dedup_window_secs),
+            dedup_per_device: self.dedup_per_device,
+            read_markers_per_user: self.read_markers_per_user,
             ..defaults
         }
     }
@@ -547,6 +591,59 @@ mod tests {
         );
         assert_eq!((c.history_page_max, c.max_inflight), (6, 7));
         assert_eq!((c.roster_window, c.roster_log, c.replay_max), (8, 9, 10));
+    }
+
+    #[test]
+    fn the_device_options_reach_the_engine_config_and_check_their_ranges() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
+        };
+        let cli = parse(&[
+            "--devices-per-user",
+            "3",
+            "--token-idle-days",
+            "2",
+            "--dedup-window-secs",
+            "60",
+            "--dedup-per-device",
+            "500",
+            "--read-markers-per-user",
+            "7",
+        ])
+        .expect("parses");
+        assert!(cli.serve.check().is_ok());
+        let c = cli.serve.engine_config();
+        assert_eq!((c.devices_per_user, c.read_markers_per_user), (3, 7));
+        assert_eq!(c.token_idle, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            (c.dedup_window, c.dedup_per_device),
+            (Duration::from_secs(60), 500)
+        );
+        let d = parse(&[]).expect("parses").serve.engine_config();
+        let e = Config::default();
+        assert_eq!(
+            (
+                d.devices_per_user,
+                d.token_idle,
+                d.dedup_window,
+                d.dedup_per_device
+            ),
+            (
+                e.devices_per_user,
+                e.token_idle,
+                e.dedup_window,
+                e.dedup_per_device
+            )
+        );
+        assert!(parse(&["--devices-per-user", "1001"]).is_err());
+        assert!(parse(&["--devices-per-user", "0"]).is_err());
+        let few = parse(&["--dedup-per-device", "10", "--max-inflight", "11"]).expect("parses");
+        let text = few
+            .serve
+            .check()
+            .expect_err("below max_inflight")
+            .to_string();
+        assert!(text.contains("'--dedup-per-device'"), "{text}");
     }
 
     #[test]

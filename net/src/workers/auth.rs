@@ -389,4 +389,68 @@ mod tests {
             stored.password_hash
         );
     }
+
+    fn login2(
+        a: &mut Authenticator,
+        secret: Secret,
+        device: Option<&str>,
+    ) -> Result<DeviceLogin, ProtocolError> {
+        let ask = Login2Ask {
+            secret,
+            device: device.map(|d| DeviceAsk {
+                name: name(d),
+                issue_token: true,
+            }),
+            token_idle: Duration::from_secs(3600),
+            max_devices: 2,
+            max_read_markers: 8,
+        };
+        a.login2(name("DAN"), ask)
+    }
+
+    #[test]
+    fn a_password_login2_issues_a_random_token_that_then_logs_in_by_its_blake3_hash() {
+        let (mut a, mut store) = authenticator(FAST);
+        a.register(name("dan"), "pw").expect("registers");
+        let wrong = login2(
+            &mut a,
+            Secret::Password(Password::offered("no")),
+            Some("laptop"),
+        );
+        assert_eq!(
+            wrong.map(|_| ()).unwrap_err().code(),
+            ErrorCode::BadCredentials
+        );
+        let first = login2(
+            &mut a,
+            Secret::Password(Password::offered("pw")),
+            Some("laptop"),
+        )
+        .expect("logs in");
+        let token = first.token.expect("a token was issued");
+        let seat = first.seat.expect("seated");
+        assert_eq!(first.user, name("dan"));
+        let stored = store
+            .device_by_name(&name("dan"), &name("laptop"))
+            .expect("reads");
+        let hash: [u8; 32] = blake3::hash(&token.0).into();
+        assert_eq!(stored.and_then(|d| d.token_hash), Some(hash));
+        let again = login2(&mut a, Secret::Token(token), None).expect("the token logs in");
+        assert_eq!(
+            (again.user, again.seat.map(|s| s.id), again.token),
+            (name("dan"), Some(seat.id), None)
+        );
+        // A second password login gets a different token; the first is void.
+        let second = login2(
+            &mut a,
+            Secret::Password(Password::offered("pw")),
+            Some("laptop"),
+        )
+        .expect("logs in");
+        assert_ne!(second.token, Some(token));
+        let stale = login2(&mut a, Secret::Token(token), None)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(stale, ProtocolError::BadToken { .. }), "{stale:?}");
+    }
 }

@@ -596,4 +596,89 @@ mod tests {
         rx.taken(1);
         assert!(q.push_refusable(message(Target::Room, "c")).is_ok());
     }
+
+    #[test]
+    fn a_repeated_send2_is_acked_with_the_original_id_and_not_routed_again() {
+        let mut store = MemoryStore::default();
+        let key = SendKey {
+            device: DeviceId(1),
+            client_id: confab_engine::ClientId(5),
+        };
+        let send2 = || match message(Target::Room, "once") {
+            WriteJob::Message {
+                conn,
+                reference,
+                message,
+                ..
+            } => WriteJob::Message {
+                conn,
+                reference,
+                message,
+                once: Some(key),
+            },
+            other => other,
+        };
+        let results = run_jobs(&mut store, vec![send2(), send2()].into_iter());
+        let kinds: Vec<(&str, MessageId)> = results
+            .iter()
+            .map(|i| match i {
+                Input::Result(EffectResult::Stored { result: Ok(c), .. }) => ("ack", c.id),
+                Input::Committed { message, .. } => ("route", message.id),
+                Input::Result(EffectResult::StoredBefore { committed, .. }) => {
+                    ("ack again", committed.id)
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ack", MessageId(1)),
+                ("route", MessageId(1)),
+                ("ack again", MessageId(1))
+            ]
+        );
+        assert_eq!(store.messages().len(), 1);
+    }
+
+    #[test]
+    fn bookmarks_and_read_markers_are_answered_in_order_with_the_batch() {
+        let mut store = MemoryStore::default();
+        let c = conn();
+        let jobs = vec![
+            message(Target::Room, "one"),
+            WriteJob::Bookmark {
+                device: DeviceId(3),
+                upto: MessageId(1),
+                logout: Some((c, Ref(9))),
+            },
+            WriteJob::ReadMarker {
+                conn: c,
+                user: name("ann"),
+                target: Target::Room,
+                id: MessageId(1),
+                max: 4,
+            },
+        ];
+        let results = run_jobs(&mut store, jobs.into_iter());
+        assert!(
+            matches!(
+                results.as_slice(),
+                [
+                    Input::Result(EffectResult::Stored { .. }),
+                    Input::Committed { .. },
+                    Input::Result(EffectResult::BookmarkSaved {
+                        saved: true,
+                        logout: Some((_, Ref(9))),
+                        ..
+                    }),
+                    Input::Result(EffectResult::ReadMarkerSaved {
+                        result: Ok(MessageId(1)),
+                        ..
+                    }),
+                ]
+            ),
+            "{results:?}"
+        );
+    }
 }
