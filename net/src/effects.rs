@@ -1,12 +1,16 @@
 //! Where each [`Effect`] goes.
 //!
-//! - `Authenticate`/`Register` → the auth pool's queue, bounded in all and
-//!   per source address and fair across sources ([`FairQueue`]). A login for
-//!   a locked-out account or address is refused here, before any hashing.
-//! - `Store`/`StoreGroup`/`UserOffline` → the one storage writer, FIFO, so
-//!   results come back in commit order.
-//! - `LoadHistory`/`Replay` → the storage reader pool's queue (bounded for
-//!   history; a replay, one per login, is never refused).
+//! - `Authenticate`/`Register`/`Login2` → the auth pool's queue, bounded in
+//!   all and per source address and fair across sources ([`FairQueue`]). A
+//!   login for a locked-out account or address is refused here, before any
+//!   hashing.
+//! - `Store`/`StoreGroup`/`UserOffline`/`SaveBookmark`/`SaveReadMarker`/
+//!   `RevokeDevice` → the one storage writer, FIFO, so results come back in
+//!   commit order (a bookmark, which a LOGOUT may wait for, is never
+//!   refused).
+//! - `LoadHistory`/`Replay`/`ListDevices` → the storage reader pool's queue
+//!   (bounded for history and device lists; a replay, one per login, is
+//!   never refused).
 //!
 //! Nothing here blocks: a full queue answers at once with `BUSY` and a
 //! retry delay, and that answer goes back to the hub like any other result.
@@ -74,94 +78,6 @@ impl Effects {
                     },
                     &mut refused,
                 ),
-                Effect::Store {
-                    conn,
-                    reference,
-                    message,
-                    once,
-                } => {
-                    if let Err(WriteJob::Message { message, .. }) =
-                        self.writes.push_refusable(WriteJob::Message {
-                            conn,
-                            reference,
-                            message,
-                            once,
-                        })
-                    {
-                        refused.push(EffectResult::Stored {
-                            conn,
-                            reference,
-                            result: Err((message, busy("storing messages"))),
-                        });
-                    }
-                }
-                Effect::StoreGroup {
-                    conn,
-                    reference,
-                    op,
-                } => {
-                    if let Err(WriteJob::Group { op, .. }) =
-                        self.writes.push_refusable(WriteJob::Group {
-                            conn,
-                            reference,
-                            op,
-                        })
-                    {
-                        refused.push(EffectResult::GroupStored {
-                            conn,
-                            reference,
-                            op,
-                            result: Err(busy("storing group changes")),
-                        });
-                    }
-                }
-                Effect::UserOffline { user, seen_upto } => {
-                    if self
-                        .writes
-                        .push(WriteJob::Offline { user, seen_upto })
-                        .is_err()
-                    {
-                        warn!("the storage writer has stopped; the offline mark of {user} is lost");
-                    }
-                }
-                Effect::LoadHistory {
-                    conn,
-                    reference,
-                    user,
-                    target,
-                    before,
-                    limit,
-                } => {
-                    let job = ReadJob::History {
-                        conn,
-                        reference,
-                        user,
-                        target,
-                        before,
-                        limit,
-                    };
-                    if let Err(job) = self.reads.push_refusable(job) {
-                        refused.push(job.refused(busy("loading history")));
-                    }
-                }
-                Effect::Replay {
-                    conn,
-                    user,
-                    scope,
-                    upto,
-                    max,
-                } => {
-                    let job = ReadJob::Replay {
-                        conn,
-                        user,
-                        scope,
-                        upto,
-                        max,
-                    };
-                    if let Err(job) = self.reads.push(job) {
-                        refused.push(job.refused(busy("loading missed messages")));
-                    }
-                }
                 Effect::Login2 {
                     conn,
                     user,
@@ -187,13 +103,129 @@ impl Effects {
                     };
                     self.queue_auth(job, &mut refused);
                 }
-                other => self.dispatch_v2(other, &mut refused),
+                other => self.dispatch_storage(other, &mut refused),
             }
         }
         refused
     }
 
-    /// Protocol version 2's storage effects.
+    /// The writer's effects (and, through [`Effects::dispatch_reads`], the readers').
+    fn dispatch_storage(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::Store {
+                conn,
+                reference,
+                message,
+                once,
+            } => {
+                if let Err(WriteJob::Message { message, .. }) =
+                    self.writes.push_refusable(WriteJob::Message {
+                        conn,
+                        reference,
+                        message,
+                        once,
+                    })
+                {
+                    refused.push(EffectResult::Stored {
+                        conn,
+                        reference,
+                        result: Err((message, busy("storing messages"))),
+                    });
+                }
+            }
+            Effect::StoreGroup {
+                conn,
+                reference,
+                op,
+            } => {
+                if let Err(WriteJob::Group { op, .. }) =
+                    self.writes.push_refusable(WriteJob::Group {
+                        conn,
+                        reference,
+                        op,
+                    })
+                {
+                    refused.push(EffectResult::GroupStored {
+                        conn,
+                        reference,
+                        op,
+                        result: Err(busy("storing group changes")),
+                    });
+                }
+            }
+            Effect::UserOffline { user, seen_upto } => {
+                if self
+                    .writes
+                    .push(WriteJob::Offline { user, seen_upto })
+                    .is_err()
+                {
+                    warn!("the storage writer has stopped; the offline mark of {user} is lost");
+                }
+            }
+            other => self.dispatch_reads(other, refused),
+        }
+    }
+
+    /// The readers' effects.
+    fn dispatch_reads(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::LoadHistory {
+                conn,
+                reference,
+                user,
+                target,
+                before,
+                limit,
+            } => {
+                let job = ReadJob::History {
+                    conn,
+                    reference,
+                    user,
+                    target,
+                    before,
+                    limit,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("loading history")));
+                }
+            }
+            Effect::Replay {
+                conn,
+                user,
+                scope,
+                upto,
+                max,
+            } => {
+                let job = ReadJob::Replay {
+                    conn,
+                    user,
+                    scope,
+                    upto,
+                    max,
+                };
+                if let Err(job) = self.reads.push(job) {
+                    refused.push(job.refused(busy("loading missed messages")));
+                }
+            }
+            Effect::ListDevices {
+                conn,
+                reference,
+                user,
+            } => {
+                let job = ReadJob::Devices {
+                    conn,
+                    reference,
+                    user,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("listing devices")));
+                }
+            }
+            other => self.dispatch_v2(other, refused),
+        }
+    }
+
+    /// Protocol version 2's writes.
     fn dispatch_v2(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
         match effect {
             Effect::SaveBookmark {
@@ -236,20 +268,6 @@ impl Effects {
                         target,
                         result: Err(busy("storing read markers")),
                     });
-                }
-            }
-            Effect::ListDevices {
-                conn,
-                reference,
-                user,
-            } => {
-                let job = ReadJob::Devices {
-                    conn,
-                    reference,
-                    user,
-                };
-                if let Err(job) = self.reads.push_refusable(job) {
-                    refused.push(job.refused(busy("listing devices")));
                 }
             }
             Effect::RevokeDevice {
