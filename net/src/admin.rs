@@ -64,9 +64,12 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
         }
         UserCommand::Revoke { name, device } => {
             let canonical = existing(store, &name)?;
-            match store.revoke_device(&canonical, &device)? {
+            let named = store
+                .device_by_name(&canonical, &device)?
+                .map_or(device, |d| d.record.name);
+            match store.revoke_device(&canonical, &named)? {
                 Some(id) => println!(
-                    "revoked device {device} ({id}) of {canonical}; a running server refuses it from its next login"
+                    "revoked device {named} ({id}) of {canonical}; a running server refuses it from its next login"
                 ),
                 None => {
                     return Err(Error::User(format!(

@@ -293,7 +293,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_DEVICES_PER_USER", default_value_t = Config::default().devices_per_user, value_parser = clap::value_parser!(u16).range(1..=i64::from(Config::DEVICES_CEILING)))]
     pub devices_per_user: u16,
 
-    /// Days a device token may go unused before it expires [1..].
+    /// Days a device token may go unused before it expires (1-36500).
     #[arg(long, env = "CONFAB_TOKEN_IDLE_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub token_idle_days: u64,
 
