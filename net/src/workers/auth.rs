@@ -226,9 +226,13 @@ impl Authenticator {
                 let user = self.login(typed, password.expose())?;
                 let seated = match ask.device {
                     Some(device) => {
-                        let issue = self.new_token()?;
+                        let issue = if device.issue_token {
+                            Some(self.new_token()?)
+                        } else {
+                            None
+                        };
                         let store = &mut *self.store;
-                        let issue = Some((issue, blake3::hash(&issue.0).into()));
+                        let issue = issue.map(|t| (t, blake3::hash(&t.0).into()));
                         let seated =
                             seat::by_password(store, &user, device, issue, ask.max_devices, now)
                                 .map_err(|e| storage_failed("seating a device", &e))??;
