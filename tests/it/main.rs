@@ -5,6 +5,7 @@
 //! 127.0.0.1:0 with its own temp data dir; every wait is bounded; nothing
 //! sleeps to let something happen (see `harness`).
 
+mod device;
 mod harness;
 mod raw;
 
@@ -13,6 +14,7 @@ mod accounts;
 mod bad_input;
 mod cli;
 mod crash;
+mod devices;
 mod direct;
 mod durability;
 mod groups;
