@@ -42,6 +42,6 @@ pub mod tls;
 pub use connection::{connect, Ack, Connection, ConnectionError, Security};
 pub use roster::Roster;
 pub use session::{
-    ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Phase, Request, ServerError,
-    ServerHello, Session,
+    ApiMisuse, Error, Event, HistoryPage, Login2Options, LoginOptions, Message, Outbox, Phase,
+    Request, ServerError, ServerHello, Session, Unacked,
 };

@@ -32,11 +32,18 @@ use std::collections::{HashMap, VecDeque};
 
 use confab_engine::codec::DecodeError;
 use confab_engine::frame::{
-    ErrorCode, Frame, GroupChange, GroupInfo, Presence, ServerInfo, Text, PROTOCOL_VERSION,
+    DeviceInfo, ErrorCode, Frame, GroupChange, GroupInfo, Presence, ServerInfo, Text,
+    PROTOCOL_VERSION,
 };
-use confab_engine::{decode, MessageId, Name, Password, Ref, RosterVersion, Target};
+use confab_engine::{decode, MessageId, Name, Password, Ref, RosterVersion, Target, Token};
 
 use crate::roster::Roster;
+
+mod outbox;
+mod v2;
+
+pub use outbox::{Outbox, Unacked, MAX_UNACKED};
+pub use v2::{Login2Options, DELIVERED_DELAY, DELIVERED_EVERY};
 
 /// The largest frame this client accepts from a server. Servers chunk their
 /// lists below their own `max_frame` (64 KiB by default); this bounds the
@@ -64,6 +71,10 @@ pub struct Session {
     server: Option<ServerHello>,
     last_id: MessageId,
     error: Option<Error>,
+    /// Devices, DELIVERED (version 2).
+    v2: v2::DeviceState,
+    /// The SEND2s without an ACK yet.
+    outbox: Outbox,
 }
 
 /// Where the session stands, as far as this client can tell.
@@ -95,6 +106,20 @@ pub enum Request {
         user: Name,
         /// Whether the roster was requested.
         roster: bool,
+    },
+    /// LOGIN2 as this name (by password or token).
+    Login2 {
+        /// The name as typed.
+        user: Name,
+        /// Whether the roster was requested.
+        roster: bool,
+    },
+    /// DEVICE_LIST_REQUEST.
+    DeviceList,
+    /// DEVICE_REVOKE of this device.
+    DeviceRevoke {
+        /// The device.
+        device: Name,
     },
     /// LOGOUT.
     Logout,
@@ -243,6 +268,30 @@ pub enum Event {
         /// The account name as registered.
         user: Name,
     },
+    /// LOGIN_OK2 issued a new token for the device: store it (as
+    /// [`Token::to_hex`]); the server never shows it again. Comes right
+    /// after [`Event::LoginOk`].
+    TokenIssued {
+        /// The device.
+        device: Name,
+        /// Its token.
+        token: Token,
+    },
+    /// The user has read a conversation up to `id` (set by another session,
+    /// or one of the markers right after LOGIN_OK2).
+    ReadMarker {
+        /// The conversation (for direct messages, the other party).
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
+    /// The answer to a device list request.
+    DeviceList {
+        /// The request's reference.
+        reference: Ref,
+        /// The user's devices, by name.
+        devices: Vec<DeviceInfo>,
+    },
     /// A complete roster snapshot was applied (and acknowledged).
     RosterSnapshot {
         /// Its version.
@@ -361,6 +410,12 @@ pub enum ApiMisuse {
     /// The session is closed.
     #[error("the session is closed")]
     Closed,
+    /// Too many sends wait for their ACK.
+    #[error(
+        "{} messages wait for the server's acknowledgement already",
+        MAX_UNACKED
+    )]
+    OutboxFull,
     /// The password is outside the protocol's limits.
     #[error("a password is {} to {} bytes", Password::MIN_LEN, Password::MAX_LEN)]
     BadPassword,
@@ -402,6 +457,8 @@ impl Session {
             server: None,
             last_id: MessageId(0),
             error: None,
+            v2: v2::DeviceState::default(),
+            outbox: Outbox::random(),
         };
         let mut end = client.len().min(255);
         while !client.is_char_boundary(end) {
@@ -521,6 +578,8 @@ impl Session {
             State::Auth => return Err(ApiMisuse::NotLoggedIn),
             State::Closed => return Err(ApiMisuse::Closed),
         }
+        // The bookmark is stored before LOGOUT's OK: make it complete.
+        self.deliver_now();
         let reference = self.request(Request::Logout);
         self.queue(&Frame::Logout { reference });
         Ok(reference)
@@ -533,6 +592,9 @@ impl Session {
             len: e.0,
             max: Text::MAX_LEN,
         })?;
+        if self.v2.device.is_some() {
+            return self.send2(target, body);
+        }
         let reference = self.request(Request::Send { target });
         self.queue(&Frame::Send {
             reference,
@@ -627,6 +689,7 @@ impl Session {
             return Err(e);
         }
         self.ack_roster();
+        self.after_input();
         Ok(())
     }
 
@@ -664,10 +727,12 @@ impl Session {
             State::RosterSync(_) | State::Messaging(_) => return Err(ApiMisuse::AlreadyLoggedIn),
             State::Closed => return Err(ApiMisuse::Closed),
         }
-        let auth_pending = self
-            .pending
-            .values()
-            .any(|r| matches!(r, Request::Register { .. } | Request::Login { .. }));
+        let auth_pending = self.pending.values().any(|r| {
+            matches!(
+                r,
+                Request::Register { .. } | Request::Login { .. } | Request::Login2 { .. }
+            )
+        });
         if auth_pending {
             return Err(ApiMisuse::AuthPending);
         }
@@ -720,6 +785,9 @@ impl Session {
     }
 
     fn handle_frame(&mut self, frame: Frame<'_>) -> Result<(), Error> {
+        let Some(frame) = self.handle_v2_frame(frame) else {
+            return Ok(());
+        };
         match frame {
             Frame::Ping { token } => self.queue(&Frame::Pong { token }),
             Frame::Pong { token } => self.push(Event::Pong { token }),
@@ -793,6 +861,7 @@ impl Session {
                     Some(Request::Send { target }) => Some(target),
                     _ => None,
                 };
+                self.outbox.settle(reference);
                 self.push(Event::Ack {
                     reference,
                     id,
@@ -807,6 +876,11 @@ impl Session {
                 target,
                 body,
             } => {
+                // Ids are unique and increase: one seen already (a replay
+                // after a reconnect) is not shown again.
+                if !self.message_is_new(id) {
+                    return Ok(());
+                }
                 self.seen(id);
                 self.push(Event::Message(Message {
                     id,
@@ -857,6 +931,7 @@ impl Session {
             }
             Frame::CaughtUp { last_id } => {
                 self.seen(last_id);
+                self.caught_up();
                 self.push(Event::CaughtUp { last_id });
             }
             Frame::Missed {
@@ -881,6 +956,7 @@ impl Session {
                 } else {
                     self.pending.remove(&reference)
                 };
+                self.outbox.settle(reference);
                 if code.is_fatal() {
                     self.state = State::Closed;
                 }
@@ -958,6 +1034,10 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         SlowConsumer => "SLOW_CONSUMER",
         Flooding => "FLOODING",
         StorageError => "STORAGE_ERROR",
+        NoDevice => "NO_DEVICE",
+        TooManyDevices => "TOO_MANY_DEVICES",
+        NoSuchDevice => "NO_SUCH_DEVICE",
+        DeviceRevoked => "DEVICE_REVOKED",
         _ => "UNKNOWN",
     }
 }
