@@ -37,6 +37,14 @@ pub struct Outbox {
     pub(crate) seen: MessageId,
 }
 
+impl Unacked {
+    /// The reference of its SEND2 on the current connection, once sent
+    /// there (a resend goes out after CAUGHT_UP).
+    pub fn reference(&self) -> Option<Ref> {
+        self.reference
+    }
+}
+
 impl Outbox {
     /// An empty outbox whose client ids start at `first` (0 counts as 1).
     /// Ids must be unique per device across runs: start from 64 random
