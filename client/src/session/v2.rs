@@ -173,7 +173,6 @@ impl Session {
     pub fn adopt_outbox(&mut self, mut outbox: Outbox) {
         outbox.forget_references();
         self.last_id = self.last_id.max(outbox.seen);
-        self.v2.delivered = self.v2.delivered.max(outbox.seen);
         self.outbox = outbox;
         self.after_input();
     }
