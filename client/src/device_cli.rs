@@ -284,7 +284,7 @@ impl<'a> Sender<'a> {
     pub(crate) fn send(&mut self, to: Target, text: &str) -> Result<confab::Ack, Failure> {
         let mut c = match self.conn.take() {
             Some(c) => c,
-            None => self.open()?,
+            None => self.open_retrying()?,
         };
         let cause = match c.send(to, text, self.timeout) {
             Ok(ack) => {
@@ -297,6 +297,27 @@ impl<'a> Sender<'a> {
             Err(e) => e.to_string(),
         };
         self.resend(c, cause)
+    }
+
+    /// Opens a connection, trying again (as [`Sender::resend`] does) while
+    /// the server is unreachable or busy; a refused login is final.
+    fn open_retrying(&self) -> Result<Connection, Failure> {
+        let give_up = Instant::now() + self.timeout * SEND_ATTEMPTS;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.open() {
+                Ok(c) => return Ok(c),
+                Err(f) if f.code == EXIT_REFUSED => return Err(f),
+                Err(f) if attempt >= SEND_ATTEMPTS || Instant::now() >= give_up => {
+                    return Err(Failure {
+                        code: f.code,
+                        message: format!("{} (after {attempt} attempts)", f.message),
+                    })
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200) * attempt),
+            }
+        }
     }
 
     fn resend(&mut self, mut old: Connection, mut cause: String) -> Result<confab::Ack, Failure> {

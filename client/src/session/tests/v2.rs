@@ -260,6 +260,34 @@ fn a_read_marker_set_on_one_device_reaches_the_users_other_device() {
     };
     assert_eq!(p.events(phone), vec![want.clone()]);
     assert_eq!(p.events(laptop), Vec::<Event>::new());
+
+    // A later login hears the marker right after LOGIN_OK2.
+    let tablet = p.connect();
+    p.session(tablet)
+        .login_device(
+            n("alice"),
+            "pw",
+            n("tablet"),
+            false,
+            Login2Options::default(),
+        )
+        .unwrap();
+    p.step();
+    let seen = p.events(tablet);
+    assert!(
+        matches!(seen.as_slice(), [Event::ServerHello(_), Event::LoginOk { .. }, m, ..] if *m == want),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_full_outbox_refuses_another_send_instead_of_forgetting_one() {
+    let mut s = device_session();
+    for i in 0..MAX_UNACKED {
+        s.send(Target::Room, &format!("m{i}")).unwrap();
+    }
+    assert_eq!(s.send(Target::Room, "one more"), Err(ApiMisuse::OutboxFull));
+    assert_eq!(s.outbox().len(), MAX_UNACKED);
 }
 
 #[test]
