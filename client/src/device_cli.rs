@@ -300,7 +300,8 @@ impl<'a> Sender<'a> {
     }
 
     /// Opens a connection, trying again (as [`Sender::resend`] does) while
-    /// the server is unreachable or busy; a refused login is final.
+    /// the server is unreachable or busy; a refused login or a certificate
+    /// problem is final.
     fn open_retrying(&self) -> Result<Connection, Failure> {
         let give_up = Instant::now() + self.timeout * SEND_ATTEMPTS;
         let mut attempt = 0;
@@ -308,7 +309,7 @@ impl<'a> Sender<'a> {
             attempt += 1;
             match self.open() {
                 Ok(c) => return Ok(c),
-                Err(f) if f.code == EXIT_REFUSED => return Err(f),
+                Err(f) if f.code != EXIT_FAILURE => return Err(f),
                 Err(f) if attempt >= SEND_ATTEMPTS || Instant::now() >= give_up => {
                     return Err(Failure {
                         code: f.code,
@@ -332,7 +333,7 @@ impl<'a> Sender<'a> {
             std::thread::sleep(Duration::from_millis(200) * attempt);
             let mut c = match self.open() {
                 Ok(c) => c,
-                Err(f) if f.code == EXIT_REFUSED => return Err(f),
+                Err(f) if f.code != EXIT_FAILURE => return Err(f),
                 Err(f) => {
                     cause = f.message;
                     continue;
