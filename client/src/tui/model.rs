@@ -620,8 +620,11 @@ impl Model {
             return false;
         }
         let newest = c.messages.keys().next_back().is_none_or(|&n| entry.id > n);
+        // Read on another device already (its READ_MARKER came first, as
+        // at login before the replay): not unread here either.
+        let read = entry.id <= c.read_up_to;
         c.messages.insert(entry.id, entry);
-        if count_unread && !mine && !current {
+        if count_unread && !mine && !current && !read {
             c.unread += 1;
         }
         // Scrolled up: a message appended below keeps the view where it is.

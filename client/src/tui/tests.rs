@@ -330,6 +330,15 @@ fn a_read_marker_from_another_device_recomputes_the_unread_count_from_the_marker
         !cmds.iter().any(|c| matches!(c, Command::MarkRead { .. })),
         "{cmds:?}"
     );
+    // A marker heard before the messages (at login, before the replay)
+    // keeps them from counting as unread.
+    c.ev(Event::ReadMarker {
+        target: user("alice"),
+        id: MessageId(9),
+    });
+    c.ev(message(MessageId(9), "alice", user("bob"), "old news"));
+    c.ev(message(MessageId(10), "alice", user("bob"), "new"));
+    assert_eq!(c.unread(user("alice")), 1);
 }
 
 #[test]
