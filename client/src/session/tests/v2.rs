@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::Resume;
-use confab_engine::ClientId;
+use confab_engine::{ClientId, Token};
 
 use super::pair::Pair;
 use super::*;
