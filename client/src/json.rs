@@ -87,6 +87,19 @@ pub fn event_json(event: &Event) -> Value {
         }),
         Event::Error(e) => error_json(e),
         Event::Pong { token } => json!({ "event": "pong", "token": token }),
+        Event::TokenIssued { .. } | Event::ReadMarker { .. } | Event::DeviceList { .. } => {
+            v2_json(event)
+        }
+        Event::Shutdown {
+            retry_after_ms,
+            reason,
+        } => json!({ "event": "shutdown", "retry_after_ms": retry_after_ms, "reason": reason }),
+    }
+}
+
+/// The JSON of protocol version 2's events.
+fn v2_json(event: &Event) -> Value {
+    match event {
         // The token itself is never printed here: `confab login` stores it.
         Event::TokenIssued { device, .. } => {
             json!({ "event": "token_issued", "device": device.as_str() })
@@ -100,10 +113,7 @@ pub fn event_json(event: &Event) -> Value {
             "event": "devices",
             "devices": devices.iter().map(device_json).collect::<Vec<_>>(),
         }),
-        Event::Shutdown {
-            retry_after_ms,
-            reason,
-        } => json!({ "event": "shutdown", "retry_after_ms": retry_after_ms, "reason": reason }),
+        _ => json!({ "event": "unknown" }),
     }
 }
 
@@ -171,6 +181,16 @@ mod tests {
             event_json(&Event::Message(m)).to_string(),
             r##"{"event":"message","id":12,"ts":1700000000000,"from":"alice","to":"#dev","body":"hi \"there\""}"##
         );
+    }
+
+    #[test]
+    fn a_token_issued_event_prints_the_device_but_never_the_token() {
+        let e = Event::TokenIssued {
+            device: Name::new("laptop").unwrap(),
+            token: confab_engine::Token([0xab; 32]),
+        };
+        let line = event_json(&e).to_string();
+        assert_eq!(line, r#"{"event":"token_issued","device":"laptop"}"#);
     }
 
     #[test]

@@ -398,55 +398,7 @@ impl Worker {
 
     fn command(&mut self, c: Command) {
         if let Command::Connect(login) = c {
-            if let Some(mut old) = self.conn.take() {
-                self.outbox = Some(old.take_outbox());
-            }
-            let token = self.device.as_ref().and_then(|(h, p, u, t)| {
-                (*h == login.host && *p == login.port && u.key() == login.user.key()).then_some(*t)
-            });
-            match open(&login, &self.security, token) {
-                Ok((mut conn, user, issued)) => {
-                    if let Some(t) = issued {
-                        self.device = Some((login.host.clone(), login.port, login.user, t));
-                    }
-                    if conn.session().device().is_some() {
-                        if let Some(o) = self.outbox.take() {
-                            let _ = conn.adopt_outbox(o);
-                        }
-                    }
-                    self.announced.clear();
-                    let server = conn.session().server().cloned();
-                    let addr = conn.addr().to_owned();
-                    let tls = conn.tls().is_some();
-                    let notice = conn.tls().and_then(|info| match &info.trust {
-                        Trust::FirstUse(pinned) => {
-                            Some(crate::first_use_notice(&addr, &info.fingerprint, pinned))
-                        }
-                        _ => None,
-                    });
-                    self.conn = Some(conn);
-                    self.ping = None;
-                    self.next_ping = Instant::now();
-                    self.emit(NetEvent::LoggedIn {
-                        user,
-                        addr,
-                        tls,
-                        notice,
-                        server,
-                    });
-                }
-                Err(e) => {
-                    if matches!(
-                        e,
-                        ConnectionError::Refused(_) | ConnectionError::ClosedWithError(_)
-                    ) {
-                        // A refused token is not tried again.
-                        self.device = None;
-                    }
-                    self.emit(NetEvent::LoginFailed(problem_of(&e, now_ms())))
-                }
-            }
-            return;
+            return self.connect(&login);
         }
         let Some(conn) = self.conn.as_mut() else {
             self.emit(NetEvent::NotSent {
@@ -497,6 +449,60 @@ impl Worker {
                 command: c,
                 reason: e.to_string(),
             }),
+        }
+    }
+
+    /// Drops any connection (keeping its unacknowledged sends), connects
+    /// and logs in: by this run's device token if it has one for the
+    /// account, else as `login` says.
+    fn connect(&mut self, login: &Login) {
+        if let Some(mut old) = self.conn.take() {
+            self.outbox = Some(old.take_outbox());
+        }
+        let token = self.device.as_ref().and_then(|(h, p, u, t)| {
+            (*h == login.host && *p == login.port && u.key() == login.user.key()).then_some(*t)
+        });
+        match open(login, &self.security, token) {
+            Ok((mut conn, user, issued)) => {
+                if let Some(t) = issued {
+                    self.device = Some((login.host.clone(), login.port, login.user, t));
+                }
+                if conn.session().device().is_some() {
+                    if let Some(o) = self.outbox.take() {
+                        let _ = conn.adopt_outbox(o);
+                    }
+                }
+                self.announced.clear();
+                let server = conn.session().server().cloned();
+                let addr = conn.addr().to_owned();
+                let tls = conn.tls().is_some();
+                let notice = conn.tls().and_then(|info| match &info.trust {
+                    Trust::FirstUse(pinned) => {
+                        Some(crate::first_use_notice(&addr, &info.fingerprint, pinned))
+                    }
+                    _ => None,
+                });
+                self.conn = Some(conn);
+                self.ping = None;
+                self.next_ping = Instant::now();
+                self.emit(NetEvent::LoggedIn {
+                    user,
+                    addr,
+                    tls,
+                    notice,
+                    server,
+                });
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    ConnectionError::Refused(_) | ConnectionError::ClosedWithError(_)
+                ) {
+                    // A refused token is not tried again.
+                    self.device = None;
+                }
+                self.emit(NetEvent::LoginFailed(problem_of(&e, now_ms())))
+            }
         }
     }
 
