@@ -381,7 +381,7 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
         Ok(a.count.is_some_and(|n| printed >= n))
     };
     if print(json!({ "event": "logged_in", "user": user.as_str() }))? {
-        return Ok(());
+        return end_listen(&mut c);
     }
     loop {
         let wait = match deadline {
@@ -390,7 +390,7 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
         };
         let event = match c.next_event(wait) {
             Ok(Some(e)) => e,
-            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(()),
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return end_listen(&mut c),
             Ok(None) => continue,
             Err(e) => return Err(Failure::from_connection("listen", e)),
         };
@@ -411,9 +411,18 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
             });
         }
         if done {
-            return Ok(());
+            return end_listen(&mut c);
         }
     }
+}
+
+/// A device's `listen` logs out at the end: LOGOUT stores the bookmark
+/// (DELIVERED of everything printed), so the next `listen` starts after it.
+fn end_listen(c: &mut Connection) -> Result<(), Failure> {
+    if c.session().device().is_some() {
+        let _ = c.logout(Duration::from_secs(2));
+    }
+    Ok(())
 }
 
 fn send(a: SendArgs) -> Result<(), Failure> {
