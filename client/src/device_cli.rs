@@ -156,6 +156,13 @@ pub(crate) fn login(a: LoginArgs) -> Result<(), Failure> {
     };
     let path = path_of(&a.account)?;
     let mut c = connect(&a.account, a.timeout)?;
+    if a.account.register {
+        match c.register(a.account.user, &password, a.timeout) {
+            // Already registered: the login below tells whether it is ours.
+            Ok(()) | Err(ConnectionError::Refused(_)) => {}
+            Err(e) => return Err(Failure::from_connection("registration", e)),
+        }
+    }
     let options = Login2Options {
         resume: Resume::Device,
         roster: false,
