@@ -30,6 +30,10 @@ use crate::session::{
 };
 use crate::tls::{describe_certificate_error, Seen, TlsConfig, TlsInfo};
 
+mod device;
+
+pub use device::DeviceLogin;
+
 /// The timeout [`connect`] uses, and a sensible one for requests.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -486,10 +490,21 @@ impl Connection {
             return Err(self.closed_error());
         }
         let now = Instant::now();
+        // A DELIVERED that has waited long enough goes out with the reads.
+        self.session.tick(now);
+        if self.session.wants_transmit() {
+            let _ = self.flush();
+        }
         if now >= deadline {
             return Ok(false);
         }
-        let wait = (deadline - now).max(Duration::from_millis(1));
+        let until = self
+            .session
+            .next_tick()
+            .map_or(deadline, |t| t.min(deadline));
+        let wait = until
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
         if let Err(e) = self.stream.tcp().set_read_timeout(Some(wait)) {
             return Err(self.io_error(&e));
         }
@@ -528,7 +543,8 @@ impl Connection {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                Ok(false)
+                // Woken early for a DELIVERED: the caller's time is not up.
+                Ok(Instant::now() < deadline)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(e) => {
@@ -705,7 +721,8 @@ fn answers(e: &Event, reference: Ref) -> bool {
         Event::Ok { reference: r, .. }
         | Event::LoginOk { reference: r, .. }
         | Event::Ack { reference: r, .. }
-        | Event::GroupList { reference: r, .. } => *r == reference,
+        | Event::GroupList { reference: r, .. }
+        | Event::DeviceList { reference: r, .. } => *r == reference,
         Event::HistoryPage(p) => p.reference == reference,
         Event::Error(err) => err.reference == reference,
         _ => false,

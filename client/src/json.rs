@@ -5,7 +5,7 @@
 //! renamed or removed, so scripts and tests can rely on them. Objects keep
 //! their fields in the order written here (`event` first), for people.
 
-use confab_engine::frame::{GroupChange, GroupInfo, Presence};
+use confab_engine::frame::{DeviceInfo, GroupChange, GroupInfo, Presence};
 use serde_json::{json, Value};
 
 use crate::address::format_target;
@@ -87,10 +87,33 @@ pub fn event_json(event: &Event) -> Value {
         }),
         Event::Error(e) => error_json(e),
         Event::Pong { token } => json!({ "event": "pong", "token": token }),
+        Event::TokenIssued { .. } | Event::ReadMarker { .. } | Event::DeviceList { .. } => {
+            v2_json(event)
+        }
         Event::Shutdown {
             retry_after_ms,
             reason,
         } => json!({ "event": "shutdown", "retry_after_ms": retry_after_ms, "reason": reason }),
+    }
+}
+
+/// The JSON of protocol version 2's events.
+fn v2_json(event: &Event) -> Value {
+    match event {
+        // The token itself is never printed here: `confab login` stores it.
+        Event::TokenIssued { device, .. } => {
+            json!({ "event": "token_issued", "device": device.as_str() })
+        }
+        Event::ReadMarker { target, id } => json!({
+            "event": "read_marker",
+            "to": format_target(target),
+            "id": id.0,
+        }),
+        Event::DeviceList { devices, .. } => json!({
+            "event": "devices",
+            "devices": devices.iter().map(device_json).collect::<Vec<_>>(),
+        }),
+        _ => json!({ "event": "unknown" }),
     }
 }
 
@@ -113,6 +136,17 @@ pub fn group_json(g: &GroupInfo) -> Value {
         "name": g.name.as_str(),
         "members": g.members,
         "member": g.is_member,
+    })
+}
+
+/// `{"event":"device","name":..,"created_ms":..,"last_seen_ms":..,"current":..}`.
+pub fn device_json(d: &DeviceInfo) -> Value {
+    json!({
+        "event": "device",
+        "name": d.name.as_str(),
+        "created_ms": d.created_ms,
+        "last_seen_ms": d.last_seen_ms,
+        "current": d.current,
     })
 }
 
@@ -147,6 +181,16 @@ mod tests {
             event_json(&Event::Message(m)).to_string(),
             r##"{"event":"message","id":12,"ts":1700000000000,"from":"alice","to":"#dev","body":"hi \"there\""}"##
         );
+    }
+
+    #[test]
+    fn a_token_issued_event_prints_the_device_but_never_the_token() {
+        let e = Event::TokenIssued {
+            device: Name::new("laptop").unwrap(),
+            token: confab_engine::Token([0xab; 32]),
+        };
+        let line = event_json(&e).to_string();
+        assert_eq!(line, r#"{"event":"token_issued","device":"laptop"}"#);
     }
 
     #[test]

@@ -38,10 +38,11 @@ pub mod json;
 pub mod roster;
 pub mod session;
 pub mod tls;
+pub mod token_file;
 
-pub use connection::{connect, Ack, Connection, ConnectionError, Security};
+pub use connection::{connect, Ack, Connection, ConnectionError, DeviceLogin, Security};
 pub use roster::Roster;
 pub use session::{
-    ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Phase, Request, ServerError,
-    ServerHello, Session,
+    ApiMisuse, Error, Event, HistoryPage, Login2Options, LoginOptions, Message, Outbox, Phase,
+    Request, ServerError, ServerHello, Session, Unacked,
 };

@@ -10,11 +10,12 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use confab::address::{format_target, parse_target};
 use confab::json::{event_json, group_json, message_json};
 use confab::tls::{TlsConfig, Trust};
-use confab::{Connection, ConnectionError, Event, LoginOptions, Security};
-use confab_engine::frame::ErrorCode;
+use confab::{Connection, ConnectionError, Event, Login2Options, LoginOptions, Security};
+use confab_engine::frame::{ErrorCode, Resume};
 use confab_engine::{MessageId, Name, Target};
 use serde_json::{json, Value};
 
+mod device_cli;
 mod tui;
 
 /// Success.
@@ -58,6 +59,11 @@ enum Command {
     /// Print a page of a conversation's stored messages as JSON lines,
     /// oldest first.
     History(HistoryArgs),
+    /// Log in by password as a device and store its new token in the
+    /// config dir: later commands without a password use it.
+    Login(device_cli::LoginArgs),
+    /// Print the account's devices as JSON lines, or `revoke NAME`.
+    Devices(device_cli::DevicesArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,9 +92,11 @@ struct Account {
     /// Account name (1-32 of [A-Za-z0-9_.-], starting with a letter or digit).
     #[arg(long, env = "CONFAB_USER", value_parser = parse_name)]
     user: Name,
-    /// Password (prefer the environment variable: arguments are visible to other users).
+    /// Password (prefer the environment variable: arguments are visible to
+    /// other users). Without one, the device token stored by `confab login
+    /// --device` for this server and user is used, or CONFAB_TOKEN (hex).
     #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
-    password: String,
+    password: Option<String>,
     /// Register the account first; a NAME_TAKEN answer is fine if the
     /// password then logs in.
     #[arg(long, env = "CONFAB_REGISTER", action = ArgAction::SetTrue,
@@ -251,6 +259,8 @@ fn main() -> ExitCode {
         Some(Command::Send(a)) => send(a),
         Some(Command::Group(g)) => group(g),
         Some(Command::History(a)) => history(a),
+        Some(Command::Login(a)) => device_cli::login(a),
+        Some(Command::Devices(a)) => device_cli::devices(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -261,17 +271,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects, registers if asked, logs in.
-fn open(
-    account: &Account,
-    options: LoginOptions,
-    timeout: Duration,
-) -> Result<(Connection, Name), Failure> {
+/// Connects (telling about a certificate trusted on first use).
+fn connect(account: &Account, timeout: Duration) -> Result<Connection, Failure> {
     let security = account.tls.security().map_err(|message| Failure {
         code: EXIT_USAGE,
         message,
     })?;
-    let mut c = Connection::connect_with(&account.host, account.port, timeout, &security)
+    let c = Connection::connect_with(&account.host, account.port, timeout, &security)
         .map_err(|e| Failure::from_connection("connect", e))?;
     if let Some(info) = c.tls() {
         if let Trust::FirstUse(pinned) = &info.trust {
@@ -281,8 +287,35 @@ fn open(
             );
         }
     }
+    Ok(c)
+}
+
+/// Connects, registers if asked, logs in: by password, or else by the
+/// device token (resuming at the device's bookmark unless told otherwise).
+fn open(
+    account: &Account,
+    options: LoginOptions,
+    timeout: Duration,
+) -> Result<(Connection, Name), Failure> {
+    let credential = device_cli::credential(account)?;
+    let mut c = connect(account, timeout)?;
+    let password = match credential {
+        device_cli::Credential::Password(p) => p,
+        device_cli::Credential::Token { token, source } => {
+            let resume = match options.resume_after {
+                MessageId(0) => Resume::Device,
+                after => Resume::After(after),
+            };
+            let options = Login2Options {
+                resume,
+                roster: options.roster,
+            };
+            let user = device_cli::login_token(&mut c, account, &token, &source, options, timeout)?;
+            return Ok((c, user));
+        }
+    };
     if account.register {
-        match c.register(account.user, &account.password, timeout) {
+        match c.register(account.user, &password, timeout) {
             Ok(()) => {}
             // Already registered: the login below tells whether it is ours.
             Err(ConnectionError::Refused(e)) if e.code == ErrorCode::NameTaken => {}
@@ -290,7 +323,7 @@ fn open(
         }
     }
     let user = c
-        .login(account.user, &account.password, options, timeout)
+        .login(account.user, &password, options, timeout)
         .map_err(|e| Failure::from_connection("login", e))?;
     Ok((c, user))
 }
@@ -348,7 +381,7 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
         Ok(a.count.is_some_and(|n| printed >= n))
     };
     if print(json!({ "event": "logged_in", "user": user.as_str() }))? {
-        return Ok(());
+        return end_listen(&mut c);
     }
     loop {
         let wait = match deadline {
@@ -357,7 +390,7 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
         };
         let event = match c.next_event(wait) {
             Ok(Some(e)) => e,
-            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(()),
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => return end_listen(&mut c),
             Ok(None) => continue,
             Err(e) => return Err(Failure::from_connection("listen", e)),
         };
@@ -378,12 +411,31 @@ fn listen(a: ListenArgs) -> Result<(), Failure> {
             });
         }
         if done {
-            return Ok(());
+            return end_listen(&mut c);
         }
     }
 }
 
+/// A device's `listen` logs out at the end: LOGOUT stores the bookmark
+/// (DELIVERED of everything printed), so the next `listen` starts after it.
+fn end_listen(c: &mut Connection) -> Result<(), Failure> {
+    if c.session().device().is_some() {
+        let _ = c.logout(Duration::from_secs(2));
+    }
+    Ok(())
+}
+
 fn send(a: SendArgs) -> Result<(), Failure> {
+    if let device_cli::Credential::Token { token, source } = device_cli::credential(&a.account)? {
+        let mut sender = device_cli::Sender::new(&a.account, token, source, a.timeout);
+        for_each_text(&a.text, |text| {
+            let ack = sender.send(a.to, text)?;
+            print_id(ack.id);
+            Ok(())
+        })?;
+        sender.finish();
+        return Ok(());
+    }
     let options = LoginOptions {
         resume_after: MessageId(0),
         roster: false,
@@ -393,26 +445,38 @@ fn send(a: SendArgs) -> Result<(), Failure> {
         let ack = c
             .send(a.to, text, a.timeout)
             .map_err(|e| Failure::from_connection("send", e))?;
-        let mut out = io::stdout().lock();
-        let _ = writeln!(out, "{}", ack.id).and_then(|()| out.flush());
+        print_id(ack.id);
         Ok(())
     };
-    if a.text == "-" {
-        for line in io::stdin().lock().lines() {
-            let line = line.map_err(|e| Failure {
-                code: EXIT_FAILURE,
-                message: format!("cannot read standard input: {e}"),
-            })?;
-            let line = line.strip_suffix('\r').unwrap_or(&line);
-            if !line.is_empty() {
-                one(&mut c, line)?;
-            }
-        }
-    } else {
-        one(&mut c, &a.text)?;
-    }
+    for_each_text(&a.text, |text| one(&mut c, text))?;
     // Polite, but the messages are stored whatever happens now.
     let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+fn print_id(id: MessageId) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{id}").and_then(|()| out.flush());
+}
+
+/// `text`, or with `-` each non-empty line of standard input.
+fn for_each_text(
+    text: &str,
+    mut f: impl FnMut(&str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    if text != "-" {
+        return f(text);
+    }
+    for line in io::stdin().lock().lines() {
+        let line = line.map_err(|e| Failure {
+            code: EXIT_FAILURE,
+            message: format!("cannot read standard input: {e}"),
+        })?;
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if !line.is_empty() {
+            f(line)?;
+        }
+    }
     Ok(())
 }
 

@@ -31,12 +31,20 @@
 use std::collections::{HashMap, VecDeque};
 
 use confab_engine::codec::DecodeError;
-use confab_engine::frame::{
-    ErrorCode, Frame, GroupChange, GroupInfo, Presence, ServerInfo, Text, PROTOCOL_VERSION,
-};
+use confab_engine::frame::{ErrorCode, Frame, Text, PROTOCOL_VERSION};
 use confab_engine::{decode, MessageId, Name, Password, Ref, RosterVersion, Target};
 
 use crate::roster::Roster;
+
+mod outbox;
+mod types;
+mod v2;
+
+pub use outbox::{Outbox, Unacked, MAX_UNACKED};
+pub use types::{
+    ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Request, ServerError, ServerHello,
+};
+pub use v2::{Login2Options, DELIVERED_DELAY, DELIVERED_EVERY};
 
 /// The largest frame this client accepts from a server. Servers chunk their
 /// lists below their own `max_frame` (64 KiB by default); this bounds the
@@ -64,6 +72,10 @@ pub struct Session {
     server: Option<ServerHello>,
     last_id: MessageId,
     error: Option<Error>,
+    /// Devices, DELIVERED (version 2).
+    v2: v2::DeviceState,
+    /// The SEND2s without an ACK yet.
+    outbox: Outbox,
 }
 
 /// Where the session stands, as far as this client can tell.
@@ -78,300 +90,6 @@ pub enum Phase {
     Messaging,
     /// Logged out, shut down, closed by a fatal error or by the peer.
     Closed,
-}
-
-/// A request the client made, remembered under its reference until answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Request {
-    /// REGISTER of this name.
-    Register {
-        /// The name.
-        user: Name,
-    },
-    /// LOGIN as this name.
-    Login {
-        /// The name as typed.
-        user: Name,
-        /// Whether the roster was requested.
-        roster: bool,
-    },
-    /// LOGOUT.
-    Logout,
-    /// SEND to this target.
-    Send {
-        /// Where to.
-        target: Target,
-    },
-    /// GROUP_CREATE.
-    GroupCreate {
-        /// The group.
-        group: Name,
-    },
-    /// GROUP_JOIN.
-    GroupJoin {
-        /// The group.
-        group: Name,
-    },
-    /// GROUP_LEAVE.
-    GroupLeave {
-        /// The group.
-        group: Name,
-    },
-    /// GROUP_LIST_REQUEST.
-    GroupList,
-    /// HISTORY_REQUEST for this conversation.
-    History {
-        /// The conversation.
-        target: Target,
-    },
-}
-
-/// Options of LOGIN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoginOptions {
-    /// The last message id this client has (0: none). The server replays
-    /// everything newer that the account may see, then sends CAUGHT_UP.
-    pub resume_after: MessageId,
-    /// Whether to subscribe to presence: a snapshot, then deltas.
-    pub roster: bool,
-}
-
-impl Default for LoginOptions {
-    fn default() -> LoginOptions {
-        LoginOptions {
-            resume_after: MessageId(0),
-            roster: true,
-        }
-    }
-}
-
-/// What the server said in SERVER_HELLO.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerHello {
-    /// The server's free-form name.
-    pub server: String,
-    /// Its limits.
-    pub info: ServerInfo,
-}
-
-/// A chat message, live, replayed or from history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// Its id (increasing in commit order across all conversations).
-    pub id: MessageId,
-    /// Commit time in ms since the Unix epoch.
-    pub timestamp_ms: u64,
-    /// Who sent it.
-    pub sender: Name,
-    /// Where it was sent: the room, a group, or for a DM the recipient.
-    pub target: Target,
-    /// The text.
-    pub body: String,
-}
-
-/// An ERROR frame from the server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerError {
-    /// What went wrong.
-    pub code: ErrorCode,
-    /// The failed request's reference, or 0 for an error about no request.
-    pub reference: Ref,
-    /// When to retry in ms, or 0.
-    pub retry_after_ms: u32,
-    /// The server's explanation.
-    pub text: String,
-    /// The request it answers, if the reference was one of ours.
-    pub request: Option<Request>,
-}
-
-impl ServerError {
-    /// Whether the server closes the connection after it.
-    pub fn is_fatal(&self) -> bool {
-        self.code.is_fatal()
-    }
-}
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            code_name(self.code),
-            self.code.to_u16(),
-            self.text
-        )?;
-        if self.retry_after_ms > 0 {
-            write!(f, " (retry after {} ms)", self.retry_after_ms)?;
-        }
-        Ok(())
-    }
-}
-
-/// A page of history, oldest entry first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryPage {
-    /// The request's reference.
-    pub reference: Ref,
-    /// The conversation.
-    pub target: Target,
-    /// Whether older messages remain (ask again with `before` set to the
-    /// first entry's id).
-    pub more: bool,
-    /// The messages, oldest first. For a direct conversation each entry's
-    /// target is its actual recipient (the other party or this user).
-    pub messages: Vec<Message>,
-}
-
-/// Something the server said, decoded and applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// The server's hello, with its limits.
-    ServerHello(ServerHello),
-    /// A request without a payload (REGISTER, LOGOUT, group changes) succeeded.
-    Ok {
-        /// Its reference.
-        reference: Ref,
-        /// The request, if the reference was one of ours.
-        request: Option<Request>,
-    },
-    /// Logged in.
-    LoginOk {
-        /// The LOGIN's reference.
-        reference: Ref,
-        /// The account name as registered.
-        user: Name,
-    },
-    /// A complete roster snapshot was applied (and acknowledged).
-    RosterSnapshot {
-        /// Its version.
-        version: RosterVersion,
-        /// Everyone online, in name order.
-        users: Vec<Name>,
-    },
-    /// A roster change was applied.
-    RosterDelta {
-        /// The version after it.
-        version: RosterVersion,
-        /// Online or offline.
-        presence: Presence,
-        /// Who.
-        user: Name,
-    },
-    /// Every message missed since LOGIN's `resume_after` has been delivered.
-    CaughtUp {
-        /// The newest message id the server had then.
-        last_id: MessageId,
-    },
-    /// A message from someone else (or from another session of this user).
-    Message(Message),
-    /// A message this session sent is stored.
-    Ack {
-        /// The SEND's reference.
-        reference: Ref,
-        /// The message's id.
-        id: MessageId,
-        /// Its commit time in ms since the Unix epoch.
-        timestamp_ms: u64,
-        /// Where it went, if the reference was one of ours.
-        target: Option<Target>,
-    },
-    /// Someone joined or left a group this user belongs to (or this user's
-    /// own membership changed in another session).
-    GroupEvent {
-        /// Joined or left.
-        change: GroupChange,
-        /// The group.
-        group: Name,
-        /// Who.
-        user: Name,
-    },
-    /// The answer to a group list request.
-    GroupList {
-        /// The request's reference.
-        reference: Ref,
-        /// Every group.
-        groups: Vec<GroupInfo>,
-    },
-    /// The answer to a history request.
-    HistoryPage(HistoryPage),
-    /// Messages were dropped for this session (it read too slowly); they
-    /// can be fetched with a history request.
-    Missed {
-        /// The conversation.
-        target: Target,
-        /// The first dropped id.
-        first: MessageId,
-        /// The last dropped id.
-        last: MessageId,
-        /// How many.
-        count: u32,
-    },
-    /// The server refused a request, or is closing the session (a fatal code).
-    Error(ServerError),
-    /// The answer to [`Session::ping`]: the PING's token, echoed.
-    Pong {
-        /// The token.
-        token: u64,
-    },
-    /// The server is shutting down; come back after the delay.
-    Shutdown {
-        /// When to reconnect, in ms.
-        retry_after_ms: u32,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The server sent something this client cannot accept. Sticky.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A frame could not be decoded.
-    #[error("the server sent a bad frame: {0}")]
-    Decode(#[from] DecodeError),
-    /// The server sent a frame only a client sends.
-    #[error("the server sent {got}, which only a client sends")]
-    UnexpectedFrame {
-        /// The frame's name.
-        got: &'static str,
-    },
-    /// The server speaks another protocol version.
-    #[error("the server speaks protocol version {0}; this client speaks {PROTOCOL_VERSION}")]
-    UnsupportedVersion(u16),
-}
-
-/// A request the session's state does not allow; nothing was sent.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiMisuse {
-    /// The request needs a logged-in session.
-    #[error("not logged in")]
-    NotLoggedIn,
-    /// Chat requests wait until the roster snapshot has arrived.
-    #[error("the roster snapshot has not arrived yet")]
-    RosterSyncing,
-    /// REGISTER and LOGIN are for sessions that are not logged in.
-    #[error("already logged in")]
-    AlreadyLoggedIn,
-    /// A REGISTER or LOGIN is waiting for its answer.
-    #[error("a login or registration is already waiting for its answer")]
-    AuthPending,
-    /// The session is closed.
-    #[error("the session is closed")]
-    Closed,
-    /// The password is outside the protocol's limits.
-    #[error("a password is {} to {} bytes", Password::MIN_LEN, Password::MAX_LEN)]
-    BadPassword,
-    /// The body cannot be carried by a frame.
-    #[error("a message body is at most {max} bytes, this one has {len}")]
-    BodyTooLong {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
 }
 
 #[derive(Debug)]
@@ -402,6 +120,8 @@ impl Session {
             server: None,
             last_id: MessageId(0),
             error: None,
+            v2: v2::DeviceState::default(),
+            outbox: Outbox::random(),
         };
         let mut end = client.len().min(255);
         while !client.is_char_boundary(end) {
@@ -521,6 +241,8 @@ impl Session {
             State::Auth => return Err(ApiMisuse::NotLoggedIn),
             State::Closed => return Err(ApiMisuse::Closed),
         }
+        // The bookmark is stored before LOGOUT's OK: make it complete.
+        self.deliver_now();
         let reference = self.request(Request::Logout);
         self.queue(&Frame::Logout { reference });
         Ok(reference)
@@ -533,6 +255,9 @@ impl Session {
             len: e.0,
             max: Text::MAX_LEN,
         })?;
+        if self.v2.device.is_some() {
+            return self.send2(target, body);
+        }
         let reference = self.request(Request::Send { target });
         self.queue(&Frame::Send {
             reference,
@@ -627,6 +352,7 @@ impl Session {
             return Err(e);
         }
         self.ack_roster();
+        self.after_input();
         Ok(())
     }
 
@@ -664,10 +390,12 @@ impl Session {
             State::RosterSync(_) | State::Messaging(_) => return Err(ApiMisuse::AlreadyLoggedIn),
             State::Closed => return Err(ApiMisuse::Closed),
         }
-        let auth_pending = self
-            .pending
-            .values()
-            .any(|r| matches!(r, Request::Register { .. } | Request::Login { .. }));
+        let auth_pending = self.pending.values().any(|r| {
+            matches!(
+                r,
+                Request::Register { .. } | Request::Login { .. } | Request::Login2 { .. }
+            )
+        });
         if auth_pending {
             return Err(ApiMisuse::AuthPending);
         }
@@ -720,6 +448,9 @@ impl Session {
     }
 
     fn handle_frame(&mut self, frame: Frame<'_>) -> Result<(), Error> {
+        let Some(frame) = self.handle_v2_frame(frame) else {
+            return Ok(());
+        };
         match frame {
             Frame::Ping { token } => self.queue(&Frame::Pong { token }),
             Frame::Pong { token } => self.push(Event::Pong { token }),
@@ -793,6 +524,7 @@ impl Session {
                     Some(Request::Send { target }) => Some(target),
                     _ => None,
                 };
+                self.outbox.settle(reference);
                 self.push(Event::Ack {
                     reference,
                     id,
@@ -807,6 +539,11 @@ impl Session {
                 target,
                 body,
             } => {
+                // Ids are unique and increase: one seen already (a replay
+                // after a reconnect) is not shown again.
+                if !self.message_is_new(id) {
+                    return Ok(());
+                }
                 self.seen(id);
                 self.push(Event::Message(Message {
                     id,
@@ -857,6 +594,7 @@ impl Session {
             }
             Frame::CaughtUp { last_id } => {
                 self.seen(last_id);
+                self.caught_up();
                 self.push(Event::CaughtUp { last_id });
             }
             Frame::Missed {
@@ -881,6 +619,7 @@ impl Session {
                 } else {
                     self.pending.remove(&reference)
                 };
+                self.outbox.settle(reference);
                 if code.is_fatal() {
                     self.state = State::Closed;
                 }
@@ -958,6 +697,10 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         SlowConsumer => "SLOW_CONSUMER",
         Flooding => "FLOODING",
         StorageError => "STORAGE_ERROR",
+        NoDevice => "NO_DEVICE",
+        TooManyDevices => "TOO_MANY_DEVICES",
+        NoSuchDevice => "NO_SUCH_DEVICE",
+        DeviceRevoked => "DEVICE_REVOKED",
         _ => "UNKNOWN",
     }
 }

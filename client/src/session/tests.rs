@@ -1,4 +1,4 @@
-use confab_engine::frame::{kind, HistoryEntry, ServerInfo};
+use confab_engine::frame::{kind, HistoryEntry, Presence, ServerInfo};
 use confab_engine::Config;
 
 use super::*;
@@ -477,135 +477,18 @@ fn history_comes_oldest_first_with_each_dms_actual_recipient() {
 
 /// The client session against the real engine hub, in memory: a fake shell
 /// that accepts every password and stores every message.
+mod pair;
+mod v2;
+
 mod with_the_engine {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use confab_engine::effect::{ReplayLoaded, StoredMessage};
-    use confab_engine::{
-        ConnId, Effect, EffectResult, Hub, Input, Outgoing, Output, Protocol, Source,
-    };
-
+    use super::pair::Pair;
     use super::*;
-
-    struct Pair {
-        hub: Hub,
-        now: Instant,
-        next_id: MessageId,
-        clients: Vec<(ConnId, Session)>,
-    }
-
-    impl Pair {
-        fn new() -> Pair {
-            Pair {
-                hub: Hub::new(Config::default(), [], MessageId(0)),
-                now: Instant::now(),
-                next_id: MessageId(1),
-                clients: Vec::new(),
-            }
-        }
-
-        fn connect(&mut self) -> usize {
-            let conn = self.hub.connect(self.now, Source(1), Protocol::CONFAB);
-            self.clients.push((conn, Session::new("pair")));
-            self.clients.len() - 1
-        }
-
-        /// Moves bytes both ways and runs effects until nothing moves.
-        fn step(&mut self) {
-            loop {
-                let mut moved = false;
-                for (conn, s) in &mut self.clients {
-                    let mut out = Vec::new();
-                    if s.poll_transmit(&mut out) > 0 {
-                        moved = true;
-                        let used = self.hub.handle_bytes(self.now, *conn, &out);
-                        assert_eq!(used, out.len());
-                    }
-                }
-                while let Some(o) = self.hub.poll_output() {
-                    moved = true;
-                    match o {
-                        Output::Effect(e) => {
-                            for input in self.run(e) {
-                                self.hub.handle_input(self.now, input);
-                            }
-                        }
-                        Output::Wake(c) => {
-                            let mut frames: Vec<Outgoing> = Vec::new();
-                            let _ = self.hub.drain(c, &mut frames, usize::MAX);
-                            let (_, s) = self
-                                .clients
-                                .iter_mut()
-                                .find(|(k, _)| *k == c)
-                                .expect("a known connection");
-                            for f in frames {
-                                s.handle_input(&f).expect("the engine speaks our protocol");
-                            }
-                        }
-                    }
-                }
-                if !moved {
-                    return;
-                }
-            }
-        }
-
-        /// Answers an effect as the server's workers would: a stored
-        /// message is its sender's ACK, then its routing.
-        fn run(&mut self, e: Effect) -> Vec<Input> {
-            vec![match e {
-                Effect::Authenticate { conn, user, .. } => EffectResult::Authenticated {
-                    conn,
-                    result: Ok(user),
-                },
-                Effect::Register { conn, .. } => EffectResult::Registered {
-                    conn,
-                    result: Ok(()),
-                },
-                Effect::Store {
-                    conn,
-                    reference,
-                    message,
-                    ..
-                } => {
-                    self.next_id = self.next_id.next();
-                    let message = StoredMessage {
-                        id: self.next_id,
-                        timestamp_ms: 1,
-                        sender: message.sender,
-                        target: message.target,
-                        body: message.body,
-                    };
-                    let stored = EffectResult::Stored {
-                        conn,
-                        reference,
-                        result: Ok(message.committed()),
-                    };
-                    return vec![
-                        stored.into(),
-                        Input::Committed {
-                            message,
-                            origin: Some(conn),
-                        },
-                    ];
-                }
-                Effect::Replay { conn, .. } => EffectResult::Replayed {
-                    conn,
-                    result: Ok(ReplayLoaded::default()),
-                },
-                _ => return Vec::new(),
-            }
-            .into()]
-        }
-
-        fn events(&mut self, i: usize) -> Vec<Event> {
-            events(&mut self.clients[i].1)
-        }
-    }
 
     #[test]
     fn a_session_logs_in_syncs_its_roster_and_chats_with_the_real_hub() {
-        let mut p = Pair::new();
+        let mut p = Pair::with_accounts(&["alice", "bob"]);
         let (a, b) = (p.connect(), p.connect());
         for (i, name) in [(a, "alice"), (b, "bob")] {
             let s = &mut p.clients[i].1;
@@ -641,7 +524,7 @@ mod with_the_engine {
 
     #[test]
     fn the_session_answers_the_hubs_idle_ping_and_stays_connected() {
-        let mut p = Pair::new();
+        let mut p = Pair::with_accounts(&["alice"]);
         let a = p.connect();
         p.clients[a]
             .1

@@ -71,6 +71,11 @@ pub(crate) struct Options {
     #[arg(long, env = "CONFAB_REGISTER", action = ArgAction::SetTrue,
           value_parser = FalseyValueParser::new())]
     register: bool,
+    /// Log in as this device: reconnects use its token (kept in memory)
+    /// instead of the password, resend unacknowledged messages exactly
+    /// once, and unread counts follow the read markers of every device.
+    #[arg(long, env = "CONFAB_DEVICE", value_parser = crate::parse_name)]
+    device: Option<confab_engine::Name>,
     #[command(flatten)]
     tls: crate::TlsArgs,
 }
@@ -172,6 +177,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
     let password = opts.password.clone().unwrap_or_default();
     let form = model::LoginForm::new(&opts.host, opts.port, &user, &password, opts.register);
     let mut model = Model::new(form, (size.width, size.height), utc_offset_s);
+    model.device = opts.device;
 
     let security = opts.tls.security()?;
     let (network, port) = Network::start(security);

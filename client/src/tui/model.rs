@@ -109,6 +109,9 @@ pub(crate) struct Conversation {
     pub(crate) fetching: bool,
     /// How many screen lines the view is scrolled up from the bottom.
     pub(crate) scroll: usize,
+    /// Read up to here, on every device of the user (MARK_READ sent, or
+    /// READ_MARKER received).
+    pub(crate) read_up_to: MessageId,
 }
 
 impl Conversation {
@@ -120,6 +123,7 @@ impl Conversation {
             older: Older::Unknown,
             fetching: false,
             scroll: 0,
+            read_up_to: MessageId(0),
         }
     }
 
@@ -491,6 +495,9 @@ pub(crate) struct Model {
     pub(crate) groups: BTreeMap<NameKey, Group>,
     /// The resume bookmark (see the module docs).
     pub(crate) bookmark: MessageId,
+    /// The device to log in as (`--device`): reconnects then use its token,
+    /// and the password is not kept.
+    pub(crate) device: Option<Name>,
     /// Requests waiting for their answer, by reference (this connection's).
     pub(crate) requests: HashMap<Ref, Command>,
     /// The input line.
@@ -535,6 +542,7 @@ impl Model {
             roster: BTreeMap::new(),
             groups: BTreeMap::new(),
             bookmark: MessageId(0),
+            device: None,
             requests: HashMap::new(),
             input: Editor::default(),
             sent: Vec::new(),
@@ -612,8 +620,11 @@ impl Model {
             return false;
         }
         let newest = c.messages.keys().next_back().is_none_or(|&n| entry.id > n);
+        // Read on another device already (its READ_MARKER came first, as
+        // at login before the replay): not unread here either.
+        let read = entry.id <= c.read_up_to;
         c.messages.insert(entry.id, entry);
-        if count_unread && !mine && !current {
+        if count_unread && !mine && !current && !read {
             c.unread += 1;
         }
         // Scrolled up: a message appended below keeps the view where it is.
@@ -621,6 +632,33 @@ impl Model {
             c.scroll += lines;
         }
         true
+    }
+
+    /// The current conversation's newest message, if the server has not
+    /// been told yet that it is read: the MARK_READ to send. Notes it sent.
+    pub(crate) fn mark_current_read(&mut self) -> Option<(Target, MessageId)> {
+        let c = self.conversations.get_mut(&self.current)?;
+        let newest = *c.messages.keys().next_back()?;
+        if newest <= c.read_up_to {
+            return None;
+        }
+        c.read_up_to = newest;
+        Some((c.target, newest))
+    }
+
+    /// READ_MARKER: another session read `target` up to `id`. Its unread
+    /// count becomes the messages from others it holds above the marker,
+    /// so every device of the user shows the same count.
+    pub(crate) fn read_marker(&mut self, target: &Target, id: MessageId) {
+        let me = self.me();
+        let c = self.conversation_mut(target);
+        c.read_up_to = c.read_up_to.max(id);
+        let above = c
+            .messages
+            .range(MessageId(c.read_up_to.0.saturating_add(1))..)
+            .filter(|(_, e)| me.is_none_or(|me| e.sender.key() != me.key()))
+            .count();
+        c.unread = u32::try_from(above).unwrap_or(u32::MAX);
     }
 
     /// A MESSAGE with this id arrived: raise the bookmark.

@@ -19,9 +19,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab::session::code_name;
 use confab::tls::Trust;
-use confab::{Connection, ConnectionError, Event, LoginOptions, Security, ServerHello};
-use confab_engine::frame::ErrorCode;
-use confab_engine::{MessageId, Name, Ref, Target};
+use confab::{
+    Connection, ConnectionError, Event, Login2Options, LoginOptions, Outbox, Security, ServerHello,
+};
+use confab_engine::frame::{ErrorCode, Resume};
+use confab_engine::{MessageId, Name, Ref, Target, Token};
 use tuirealm::event::Event as UiEvent;
 use tuirealm::listener::{Poll, PortResult};
 
@@ -54,6 +56,13 @@ pub(crate) enum Command {
     GroupLeave(Name),
     /// List every group.
     GroupList,
+    /// Tell the user's other sessions that a conversation is read up to `id`.
+    MarkRead {
+        /// The conversation.
+        target: Target,
+        /// Read up to here.
+        id: MessageId,
+    },
     /// Fetch stored messages of a conversation with ids below `before`
     /// (0: the newest).
     History {
@@ -83,6 +92,9 @@ pub(crate) struct Login {
     pub(crate) register: bool,
     /// LOGIN's `resume_after`: the model's bookmark.
     pub(crate) resume_after: MessageId,
+    /// Log in as this device (`--device`): later reconnects of this run
+    /// use its token instead of the password.
+    pub(crate) device: Option<Name>,
 }
 
 impl fmt::Debug for Login {
@@ -94,6 +106,7 @@ impl fmt::Debug for Login {
             .field("password", &"…")
             .field("register", &self.register)
             .field("resume_after", &self.resume_after)
+            .field("device", &self.device)
             .finish()
     }
 }
@@ -327,6 +340,13 @@ struct Worker {
     /// The outstanding PING's token and when it went out.
     ping: Option<(u64, Instant)>,
     token: u64,
+    /// The device token of this run's device login, to reconnect with
+    /// instead of the password: (host, port, user, token).
+    device: Option<(String, u16, Name, Token)>,
+    /// The unacknowledged sends of the lost connection, for the next one.
+    outbox: Option<Outbox>,
+    /// Resent sends already reported to the UI as requested.
+    announced: Vec<Ref>,
 }
 
 impl Worker {
@@ -338,6 +358,9 @@ impl Worker {
             next_ping: Instant::now(),
             ping: None,
             token: 0,
+            device: None,
+            outbox: None,
+            announced: Vec::new(),
         }
     }
 
@@ -375,32 +398,7 @@ impl Worker {
 
     fn command(&mut self, c: Command) {
         if let Command::Connect(login) = c {
-            self.conn = None;
-            match open(&login, &self.security) {
-                Ok((conn, user)) => {
-                    let server = conn.session().server().cloned();
-                    let addr = conn.addr().to_owned();
-                    let tls = conn.tls().is_some();
-                    let notice = conn.tls().and_then(|info| match &info.trust {
-                        Trust::FirstUse(pinned) => {
-                            Some(crate::first_use_notice(&addr, &info.fingerprint, pinned))
-                        }
-                        _ => None,
-                    });
-                    self.conn = Some(conn);
-                    self.ping = None;
-                    self.next_ping = Instant::now();
-                    self.emit(NetEvent::LoggedIn {
-                        user,
-                        addr,
-                        tls,
-                        notice,
-                        server,
-                    });
-                }
-                Err(e) => self.emit(NetEvent::LoginFailed(problem_of(&e, now_ms()))),
-            }
-            return;
+            return self.connect(&login);
         }
         let Some(conn) = self.conn.as_mut() else {
             self.emit(NetEvent::NotSent {
@@ -412,7 +410,15 @@ impl Worker {
         if c == Command::Logout {
             let _ = conn.logout(Duration::from_secs(2));
             self.conn = None;
+            self.device = None;
             self.emit(NetEvent::LoggedOut);
+            return;
+        }
+        if let Command::MarkRead { target, id } = c {
+            // No answer; a refusal comes back as an ERROR event.
+            if conn.session_mut().mark_read(target, id).is_ok() {
+                self.flush();
+            }
             return;
         }
         let s = conn.session_mut();
@@ -427,7 +433,7 @@ impl Worker {
                 before,
                 limit,
             } => s.history(*target, *before, *limit),
-            Command::Connect(_) | Command::Logout | Command::Quit => {
+            Command::Connect(_) | Command::Logout | Command::Quit | Command::MarkRead { .. } => {
                 unreachable!("handled above")
             }
         };
@@ -443,6 +449,60 @@ impl Worker {
                 command: c,
                 reason: e.to_string(),
             }),
+        }
+    }
+
+    /// Drops any connection (keeping its unacknowledged sends), connects
+    /// and logs in: by this run's device token if it has one for the
+    /// account, else as `login` says.
+    fn connect(&mut self, login: &Login) {
+        if let Some(mut old) = self.conn.take() {
+            self.outbox = Some(old.take_outbox());
+        }
+        let token = self.device.as_ref().and_then(|(h, p, u, t)| {
+            (*h == login.host && *p == login.port && u.key() == login.user.key()).then_some(*t)
+        });
+        match open(login, &self.security, token) {
+            Ok((mut conn, user, issued)) => {
+                if let Some(t) = issued {
+                    self.device = Some((login.host.clone(), login.port, login.user, t));
+                }
+                if conn.session().device().is_some() {
+                    if let Some(o) = self.outbox.take() {
+                        let _ = conn.adopt_outbox(o);
+                    }
+                }
+                self.announced.clear();
+                let server = conn.session().server().cloned();
+                let addr = conn.addr().to_owned();
+                let tls = conn.tls().is_some();
+                let notice = conn.tls().and_then(|info| match &info.trust {
+                    Trust::FirstUse(pinned) => {
+                        Some(crate::first_use_notice(&addr, &info.fingerprint, pinned))
+                    }
+                    _ => None,
+                });
+                self.conn = Some(conn);
+                self.ping = None;
+                self.next_ping = Instant::now();
+                self.emit(NetEvent::LoggedIn {
+                    user,
+                    addr,
+                    tls,
+                    notice,
+                    server,
+                });
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    ConnectionError::Refused(_) | ConnectionError::ClosedWithError(_)
+                ) {
+                    // A refused token is not tried again.
+                    self.device = None;
+                }
+                self.emit(NetEvent::LoginFailed(problem_of(&e, now_ms())))
+            }
         }
     }
 
@@ -472,6 +532,31 @@ impl Worker {
             Ok(None) => {}
             Err(e) => self.lost(&e),
         }
+        self.announce_resends();
+    }
+
+    /// Sends taken over from a lost connection go out again once caught
+    /// up, under new references: tell the UI, so that their ACKs show
+    /// them (once: the UI keeps each id once).
+    fn announce_resends(&mut self) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        let mut fresh = Vec::new();
+        for u in conn.session().outbox().unacked() {
+            if let Some(r) = u.reference() {
+                if !self.announced.contains(&r) {
+                    fresh.push((r, u.target, u.body.clone()));
+                }
+            }
+        }
+        for (reference, target, body) in fresh {
+            self.announced.push(reference);
+            self.emit(NetEvent::Requested {
+                reference,
+                command: Command::Send { target, body },
+            });
+        }
     }
 
     fn maybe_ping(&mut self) {
@@ -491,7 +576,9 @@ impl Worker {
     }
 
     fn lost(&mut self, e: &ConnectionError) {
-        self.conn = None;
+        if let Some(mut old) = self.conn.take() {
+            self.outbox = Some(old.take_outbox());
+        }
         self.ping = None;
         self.emit(NetEvent::Lost(e.to_string()));
     }
@@ -503,9 +590,26 @@ impl Worker {
     }
 }
 
-/// Connects, registers if asked, logs in with the roster.
-fn open(l: &Login, security: &Security) -> Result<(Connection, Name), ConnectionError> {
+/// Connects, registers if asked, logs in with the roster: by `token` if
+/// this run has one for the account, as `l.device` by password if asked
+/// (with a new token, returned), else by password without a device.
+fn open(
+    l: &Login,
+    security: &Security,
+    token: Option<Token>,
+) -> Result<(Connection, Name, Option<Token>), ConnectionError> {
     let mut c = Connection::connect_with(&l.host, l.port, CONNECT_TIMEOUT, security)?;
+    let v2 = |resume_after: MessageId| Login2Options {
+        resume: match resume_after {
+            MessageId(0) => Resume::Device,
+            after => Resume::After(after),
+        },
+        roster: true,
+    };
+    if let Some(t) = token {
+        let d = c.login_token(l.user, &t, v2(l.resume_after), CONNECT_TIMEOUT)?;
+        return Ok((c, d.user, None));
+    }
     if l.register {
         c.register(l.user, &l.password, CONNECT_TIMEOUT)?;
     }
@@ -513,8 +617,19 @@ fn open(l: &Login, security: &Security) -> Result<(Connection, Name), Connection
         resume_after: l.resume_after,
         roster: true,
     };
+    if let Some(device) = l.device {
+        let d = c.login_device(
+            l.user,
+            &l.password,
+            device,
+            true,
+            v2(l.resume_after),
+            CONNECT_TIMEOUT,
+        )?;
+        return Ok((c, d.user, d.token));
+    }
     let user = c.login(l.user, &l.password, options, CONNECT_TIMEOUT)?;
-    Ok((c, user))
+    Ok((c, user, None))
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -71,7 +71,11 @@ impl Client {
         let now = self.now();
         let cmds = update(&mut self.m, msg, now);
         for c in &cmds {
-            if !matches!(c, Command::Connect(_) | Command::Logout | Command::Quit) {
+            let unanswered = matches!(
+                c,
+                Command::Connect(_) | Command::Logout | Command::Quit | Command::MarkRead { .. }
+            );
+            if !unanswered {
                 let reference = self.next_ref;
                 self.next_ref += 1;
                 let now = self.now();
@@ -186,6 +190,7 @@ fn logging_in_lists_groups_and_loads_the_rooms_history() {
             password: "pw".into(),
             register: false,
             resume_after: MessageId(0),
+            device: None,
         })]
     );
     assert_eq!(c.m.link, Link::Connecting);
@@ -241,11 +246,18 @@ fn switching_conversations_marks_them_read_and_loads_their_history_once() {
     assert_eq!(c.unread(group("dev")), 0);
     assert_eq!(
         cmds,
-        vec![Command::History {
-            target: group("dev"),
-            before: MessageId(0),
-            limit: HISTORY_PAGE
-        }]
+        vec![
+            Command::History {
+                target: group("dev"),
+                before: MessageId(0),
+                limit: HISTORY_PAGE
+            },
+            // The user's other sessions learn that it is read.
+            Command::MarkRead {
+                target: group("dev"),
+                id: MessageId(3)
+            }
+        ]
     );
     // Typing goes to the shown conversation.
     let cmds = c.type_line("hello devs");
@@ -266,7 +278,14 @@ fn switching_conversations_marks_them_read_and_loads_their_history_once() {
     let cmds = c.key(Msg::Submit);
     assert_eq!(c.m.current, ConvId::of(&user("alice")));
     assert_eq!(c.unread(user("alice")), 0);
-    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(
+        cmds[1],
+        Command::MarkRead {
+            target: user("alice"),
+            id: MessageId(4)
+        }
+    );
     // Back to the group: its history is not fetched again.
     let cmds = c.type_line("/msg #dev");
     assert_eq!(c.m.current, ConvId::of(&group("dev")));
@@ -279,6 +298,68 @@ fn switching_conversations_marks_them_read_and_loads_their_history_once() {
             target: user("carol"),
             body: "are you there".into()
         }]
+    );
+}
+
+#[test]
+fn a_read_marker_from_another_device_recomputes_the_unread_count_from_the_marker() {
+    let mut c = Client::online("bob", &["alice", "bob"], MessageId(0));
+    for id in [3, 4, 5] {
+        c.ev(message(MessageId(id), "alice", group("dev"), "hi devs"));
+    }
+    assert_eq!(c.unread(group("dev")), 3);
+    c.ev(Event::ReadMarker {
+        target: group("dev"),
+        id: MessageId(4),
+    });
+    assert_eq!(c.unread(group("dev")), 1);
+    c.ev(Event::ReadMarker {
+        target: group("dev"),
+        id: MessageId(5),
+    });
+    assert_eq!(c.unread(group("dev")), 0);
+    // An older marker arriving late changes nothing, and viewing the
+    // conversation now sends no MARK_READ: the server knows already.
+    c.ev(Event::ReadMarker {
+        target: group("dev"),
+        id: MessageId(3),
+    });
+    assert_eq!(c.unread(group("dev")), 0);
+    let cmds = c.key(Msg::NextConversation);
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::MarkRead { .. })),
+        "{cmds:?}"
+    );
+    // A marker heard before the messages (at login, before the replay)
+    // keeps them from counting as unread.
+    c.ev(Event::ReadMarker {
+        target: user("alice"),
+        id: MessageId(9),
+    });
+    c.ev(message(MessageId(9), "alice", user("bob"), "old news"));
+    c.ev(message(MessageId(10), "alice", user("bob"), "new"));
+    assert_eq!(c.unread(user("alice")), 1);
+}
+
+#[test]
+fn viewing_a_conversation_marks_it_read_once_per_new_message() {
+    let mut c = Client::online("bob", &["alice", "bob"], MessageId(0));
+    let marks = |cmds: &[Command]| -> Vec<MessageId> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::MarkRead { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        marks(&c.ev(message(MessageId(7), "alice", room(), "hi"))),
+        vec![MessageId(7)]
+    );
+    assert_eq!(marks(&c.advance(Duration::from_millis(10))), vec![]);
+    assert_eq!(
+        marks(&c.ev(message(MessageId(8), "alice", room(), "yo"))),
+        vec![MessageId(8)]
     );
 }
 
@@ -515,6 +596,7 @@ fn a_lost_connection_reconnects_from_the_bookmark_and_catches_up_without_duplica
             password: "pw".into(),
             register: false,
             resume_after: MessageId(13),
+            device: None,
         })]
     );
     assert_eq!(c.m.link, Link::Reconnecting { attempt: 1 });

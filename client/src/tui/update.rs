@@ -65,7 +65,19 @@ pub(crate) fn update(m: &mut Model, msg: Msg, now: Now) -> Vec<Command> {
             }
         }
     }
+    mark_read(m, &mut out);
     out
+}
+
+/// The conversation on screen is read up to its newest message: tell the
+/// user's other sessions (once per new message there).
+fn mark_read(m: &mut Model, out: &mut Vec<Command>) {
+    if m.link != Link::Online || m.screen != Screen::Main {
+        return;
+    }
+    if let Some((target, id)) = m.mark_current_read() {
+        out.push(Command::MarkRead { target, id });
+    }
 }
 
 /// How long to wait before reconnect attempt `attempt + 1`.
@@ -98,6 +110,7 @@ fn tick(m: &mut Model, now: Now, out: &mut Vec<Command>) {
         password: a.password.clone(),
         register: false,
         resume_after: m.bookmark,
+        device: m.device,
     }));
     m.link = Link::Reconnecting {
         attempt: attempt + 1,
@@ -160,7 +173,12 @@ fn logged_in(
             max_body: usize::from(max_body.unwrap_or(4096)),
             host: f.host.text().trim().to_owned(),
             port: f.port.text().trim().parse().unwrap_or(0),
-            password: f.password.text().to_owned(),
+            // A device reconnects by its token: no password kept.
+            password: if m.device.is_some() {
+                String::new()
+            } else {
+                f.password.text().to_owned()
+            },
         });
         f.busy = false;
         f.register = false;
@@ -246,7 +264,11 @@ fn lost(m: &mut Model, reason: String, now: Now) {
             };
         }
     }
-    if unsent > 0 {
+    if unsent > 0 && m.device.is_some() {
+        m.complain(format!(
+            "Connection lost: {unsent} message(s) go out again, once, after reconnecting."
+        ));
+    } else if unsent > 0 {
         m.complain(format!(
             "Connection lost: {unsent} message(s) may not have been sent."
         ));
@@ -354,6 +376,7 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
                 label(&target)
             ));
         }
+        Event::ReadMarker { target, id } => m.read_marker(&target, id),
         Event::Error(err) => server_error(m, err),
         Event::Shutdown {
             retry_after_ms,
@@ -435,6 +458,7 @@ fn what(c: &Command) -> String {
         Command::GroupJoin(g) => format!("Joining #{g}"),
         Command::GroupLeave(g) => format!("Leaving #{g}"),
         Command::GroupList => "Listing groups".into(),
+        Command::MarkRead { .. } => "Marking read".into(),
         Command::History { target, .. } => format!("History of {}", label(target)),
         Command::Connect(_) => "Logging in".into(),
         Command::Logout => "Logging out".into(),
@@ -655,6 +679,7 @@ fn submit_login(m: &mut Model, out: &mut Vec<Command>) {
         password,
         register,
         resume_after: MessageId(0),
+        device: m.device,
     }));
 }
 
