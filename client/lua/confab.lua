@@ -20,7 +20,9 @@
 
 local M = {}
 
-M.PROTOCOL_VERSION = 1
+-- The newest version this client speaks (HELLO's default); it speaks 1 too.
+M.PROTOCOL_VERSION = 2
+M.PROTOCOL_VERSIONS = { [1] = true, [2] = true }
 M.DEFAULT_PORT = 7878
 
 -- Field kinds. "list" fields are { name, "list", count_kind, element } where
@@ -68,7 +70,30 @@ local SCHEMA = {
   [0x4C] = { "ERROR", "s2c", {
     { "code", "u16" }, { "ref", "u32" }, { "retry_after_ms", "u32" }, { "text", "text" } } },
   [0x4D] = { "SHUTDOWN", "s2c", { { "retry_after_ms", "u32" }, { "reason", "text" } } },
+  -- Version 2 (docs/PROTOCOL.md, "Frames added in version 2").
+  [0x1B] = { "LOGIN2", "c2s", {
+    { "ref", "u32" }, { "user", "name" }, { "credential", "u8" }, { "secret", "blob" },
+    { "device", "opt_name" }, { "issue_token", "flag" }, { "resume", "u8" },
+    { "resume_after", "u64" }, { "roster", "flag" } } },
+  [0x1C] = { "SEND2", "c2s", {
+    { "ref", "u32" }, { "client_id", "u64" }, { "target", "target" }, { "body", "text" } } },
+  [0x1D] = { "DELIVERED", "c2s", { { "id", "u64" } } },
+  [0x1E] = { "MARK_READ", "c2s", { { "target", "target" }, { "id", "u64" } } },
+  [0x1F] = { "DEVICE_LIST_REQUEST", "c2s", { { "ref", "u32" } } },
+  [0x20] = { "DEVICE_REVOKE", "c2s", { { "ref", "u32" }, { "device", "name" } } },
+  [0x4E] = { "LOGIN_OK2", "s2c", {
+    { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
+    { "bookmark", "u64" } } },
+  [0x4F] = { "READ_MARKER", "s2c", { { "target", "target" }, { "id", "u64" } } },
+  [0x50] = { "DEVICE_LIST", "s2c", {
+    { "ref", "u32" },
+    { "devices", "list", "u16", {
+      { "device", "name" }, { "created_ms", "u64" }, { "last_seen_ms", "u64" }, { "current", "flag" } } } } },
 }
+
+-- LOGIN2's credential and resume fields.
+M.CREDENTIAL = { password = 0, token = 1 }
+M.RESUME = { after = 0, device = 1 }
 
 -- M.TYPE.SEND == 0x19, M.TYPE_NAME[0x19] == "SEND", M.DIRECTION.SEND == "c2s".
 M.TYPE, M.TYPE_NAME, M.DIRECTION = {}, {}, {}
@@ -83,16 +108,17 @@ M.ERROR_CODES = {
   [3] = { "UNSUPPORTED_VERSION", true }, [4] = { "WRONG_STATE", false },
   [5] = { "UNKNOWN_FRAME_TYPE", false }, [10] = { "BAD_CREDENTIALS", false },
   [11] = { "NAME_TAKEN", false }, [12] = { "REGISTRATION_CLOSED", false },
-  [13] = { "LOCKED_OUT", false }, [20] = { "NO_SUCH_USER", false },
+  [13] = { "LOCKED_OUT", false }, [14] = { "NO_DEVICE", false },
+  [15] = { "TOO_MANY_DEVICES", false }, [20] = { "NO_SUCH_USER", false },
   [21] = { "NO_SUCH_GROUP", false }, [22] = { "GROUP_EXISTS", false },
   [23] = { "NOT_A_MEMBER", false }, [24] = { "ALREADY_MEMBER", false },
   [25] = { "TOO_MANY_GROUPS", false }, [26] = { "GROUP_FULL", false },
   [27] = { "BAD_BODY", false }, [28] = { "SERVER_GROUPS_FULL", false },
-  [30] = { "RATE_LIMITED", false },
+  [29] = { "NO_SUCH_DEVICE", false }, [30] = { "RATE_LIMITED", false },
   [31] = { "BUSY", false }, [32] = { "TOO_MANY_CONNECTIONS", true },
   [33] = { "AUTH_TIMEOUT", true }, [34] = { "IDLE_TIMEOUT", true },
   [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
-  [37] = { "FLOODING", true }, [40] = { "STORAGE_ERROR", false },
+  [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -137,6 +163,24 @@ function M.format_target(t)
   return (t.kind == "group" and "#" or "@") .. t.name
 end
 
+--- Bytes -> lowercase hex ("\x11\xab" -> "11ab"): how tokens are shown and kept.
+function M.to_hex(bytes)
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- Hex (either case, no separators) -> bytes, or nil when it is not hex.
+function M.from_hex(hex)
+  if type(hex) ~= "string" or #hex % 2 ~= 0 or hex:find("[^0-9a-fA-F]") then return nil end
+  return (hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- A device token (64 hex digits, docs/PROTOCOL.md "Devices and tokens")
+--- -> its 32 bytes, or nil.
+function M.parse_token(hex)
+  if type(hex) ~= "string" or #hex ~= 64 then return nil end
+  return M.from_hex(hex)
+end
+
 ---------------------------------------------------------------------------
 -- Encoding
 
@@ -155,6 +199,13 @@ local function encode_field(out, kind, v, fname)
   elseif kind == "name" then
     assert(M.valid_name(v), fname .. ": invalid name " .. tostring(v))
     out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "blob" then
+    assert(type(v) == "string" and #v <= 255, fname .. ": blob of at most 255 bytes expected")
+    out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "opt_name" then
+    -- nil or "" is "none": a single zero byte.
+    if v == nil or v == "" then out[#out + 1] = "\0"
+    else encode_field(out, "name", v, fname) end
   elseif kind == "target" then
     assert(type(v) == "table" and TARGET_KIND[v.kind], fname .. ": target table expected")
     if v.kind == "room" then
@@ -180,7 +231,7 @@ local function encode_fields(out, fields, t)
         else encode_field(out, f[4], item, fname) end
       end
     else
-      assert(v ~= nil, "field " .. fname .. " missing")
+      assert(v ~= nil or kind == "opt_name", "field " .. fname .. " missing")
       encode_field(out, kind, v, fname)
     end
   end
@@ -227,11 +278,14 @@ local function decode_field(r, kind, fname)
     local s = take(r, n, fname)
     if not valid_utf8(s) then fail(fname .. ": invalid UTF-8") end
     return s
-  elseif kind == "name" then
+  elseif kind == "name" or kind == "opt_name" then
     local n = string.byte(take(r, 1, fname))
+    if n == 0 and kind == "opt_name" then return "" end -- none
     local s = take(r, n, fname)
     if not M.valid_name(s) then fail(fname .. ": invalid name") end
     return s
+  elseif kind == "blob" then
+    return take(r, string.byte(take(r, 1, fname)), fname)
   elseif kind == "target" then
     local k = string.byte(take(r, 1, fname))
     local kname = TARGET_KIND_NAME[k]
