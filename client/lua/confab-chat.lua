@@ -4,20 +4,21 @@
 --       [--register] [--join g1,g2] [--send TARGET TEXT]... [--listen SECONDS]
 --       [--count N] [--resume-after ID] [--no-roster] [--stdin]
 --       [--protocol 1|2] [--device NAME | --token HEX] [--reconnect]
---       [--devices] [--revoke NAME]... [--mark-read TARGET ID]...
+--       [--state FILE] [--devices] [--revoke NAME]... [--mark-read TARGET ID]...
 --
 -- Steps, in order: connect and HELLO; REGISTER (with --register); LOGIN
 -- (LOGIN2 in version 2); join each --join group (creating it when it does
--- not exist); print "ready"; each --mark-read; --devices; each --revoke;
--- send each --send in order, waiting for its ACK; with --stdin, read
--- commands from standard input until EOF; listen until --listen seconds
--- have passed or --count messages have arrived; LOGOUT.
+-- not exist); print "ready"; resend the sends --state kept without an
+-- ACK; each --mark-read; --devices; each --revoke; send each --send in
+-- order, waiting for its ACK; with --stdin, read commands from standard
+-- input until EOF; listen until --listen seconds have passed or --count
+-- messages have arrived; LOGOUT.
 --
 -- TARGET is "all" (the room), "#group" or "@user".
 --
 -- Protocol version (docs/PROTOCOL.md, "Version 2"): --protocol 1 or 2;
 -- without it, 2 when a version 2 option (--device, --token, --reconnect,
--- --devices, --revoke, --mark-read) is given, else 1 (so a version 1
+-- --state, --devices, --revoke, --mark-read) is given, else 1 (so a version 1
 -- command line behaves, and prints, exactly as it always did).
 --   --device NAME  log in by password as device NAME (created at its first
 --                  login), asking for a new token, printed as a "token"
@@ -32,6 +33,13 @@
 --                  ACK with its client_id (stored exactly once); retries
 --                  with backoff for up to --timeout seconds. Only sends and
 --                  listening survive a drop; other requests fail.
+--   --state FILE   keep the device's token, its client_id counter, its
+--                  SEND2s without an ACK and its own recent message ids in
+--                  FILE (written before each SEND2 goes out and after each
+--                  ACK). A later run with the same FILE logs in by the saved
+--                  token (without --device/--token), resends those SEND2s
+--                  with their client_ids ("resend" lines, then their ACKs)
+--                  and does not show its own messages when they are replayed.
 --   --devices      list the user's devices; --revoke NAME revokes one.
 --   --mark-read TARGET ID  sets the read marker of TARGET to ID.
 -- In a device session every MESSAGE is acknowledged with DELIVERED (after
@@ -73,6 +81,7 @@
 --   revoked device=phone
 --   disconnected text=closed                    (--reconnect: the connection dropped)
 --   reconnected user=Alice device=phone bookmark=42 resent=1
+--   resend client_id=123456 to=#dev           (--state: sent by an earlier run, no ACK)
 --   bye resume_after=42 device=phone delivered=42
 -- Diagnostics go to stderr.
 --
@@ -107,7 +116,7 @@ usage: lua5.4 confab-chat.lua --host H --port P --user U --password W
          [--register] [--join g1,g2] [--send TARGET TEXT]... [--listen SECONDS]
          [--count N] [--resume-after ID] [--no-roster] [--stdin] [--timeout SECONDS]
          [--protocol 1|2] [--device NAME | --token HEX] [--reconnect]
-         [--devices] [--revoke NAME]... [--mark-read TARGET ID]...
+         [--state FILE] [--devices] [--revoke NAME]... [--mark-read TARGET ID]...
 TARGET: all | #group | @user
 ]])
   os.exit(EXIT.usage)
@@ -156,6 +165,7 @@ do
     elseif a == "--device" then opt.device = value(a); opt.v2 = a
     elseif a == "--token" then opt.token = value(a); opt.v2 = a
     elseif a == "--reconnect" then opt.reconnect = true; opt.v2 = a
+    elseif a == "--state" then opt.state = value(a); opt.v2 = a
     elseif a == "--devices" then opt.devices = true; opt.v2 = a
     elseif a == "--revoke" then opt.revokes[#opt.revokes + 1] = value(a); opt.v2 = a
     elseif a == "--mark-read" then
@@ -167,14 +177,18 @@ do
     else usage("unknown argument " .. a) end
     i = i + 1
   end
-  if not opt.user or not (opt.password or opt.token) then usage("--user and --password (or --token) are required") end
+  if not opt.user or not (opt.password or opt.token or opt.state) then
+    usage("--user and --password (or --token, or --state) are required")
+  end
   if opt.v2 and opt.protocol == 1 then usage(opt.v2 .. " needs protocol version 2") end
   opt.protocol = opt.protocol or (opt.v2 and 2 or 1)
   if opt.device and not confab.valid_name(opt.device) then usage("invalid device name " .. opt.device) end
   if opt.device and opt.token then usage("--device and --token exclude each other (the token names its device)") end
   if opt.token and not confab.parse_token(opt.token) then usage("--token needs 64 hex digits") end
   if opt.register and not opt.password then usage("--register needs --password") end
-  if opt.reconnect and not (opt.device or opt.token) then usage("--reconnect needs --device or --token") end
+  if opt.reconnect and not (opt.device or opt.token or opt.state) then
+    usage("--reconnect needs --device, --token or --state")
+  end
   for _, d in ipairs(opt.revokes) do
     if not confab.valid_name(d) then usage("invalid device name " .. d) end
   end
@@ -206,6 +220,58 @@ local function out(kind, ...)
     parts[#parts + 1] = kv[i] .. "=" .. tostring(kv[i + 1])
   end
   io.stdout:write(table.concat(parts, " "), "\n")
+end
+
+local function unesc(s)
+  return (s:gsub("\\(.)", { n = "\n", r = "\r", t = "\t", ["\\"] = "\\" }))
+end
+
+-- --state FILE: what a device keeps between runs (docs/PROTOCOL.md,
+-- "Exactly-once sends": the token, the client_id counter and the SEND2s
+-- without an ACK; and its own recent ids, not to show them when they are
+-- replayed). Lines: "user U", "device D", "token HEX", "next_client_id N",
+-- "own ID", "outbox CLIENT_ID TARGET BODY" (BODY escaped as on stdout).
+local OWN_KEPT = 1000
+local state = { own = {}, outbox = {} }
+if opt.state then
+  local f = io.open(opt.state, "r")
+  if f then
+    for line in f:lines() do
+      local k, v = line:match("^(%S+) ?(.*)$")
+      if k == "user" or k == "device" or k == "token" then state[k] = v
+      elseif k == "next_client_id" then state.next_client_id = math.tointeger(tonumber(v))
+      elseif k == "own" then state.own[#state.own + 1] = math.tointeger(tonumber(v))
+      elseif k == "outbox" then
+        local cid, target, body = v:match("^(%d+) (%S+) (.*)$")
+        if cid then state.outbox[#state.outbox + 1] = { math.tointeger(tonumber(cid)), target, unesc(body) } end
+      end
+    end
+    f:close()
+    if state.user and state.user:lower() ~= opt.user:lower() then
+      usage("--state " .. opt.state .. " belongs to user " .. state.user)
+    end
+    -- Log in by the saved token unless told otherwise.
+    if state.token and not opt.device and not opt.token then opt.token = state.token end
+  end
+  if not opt.token and not opt.device then usage("--state without a saved token needs --device or --token") end
+end
+
+-- Writes the state (a new file renamed over the old one).
+local function save_state(conn)
+  if not opt.state or not conn.token then return end
+  local lines = { "user " .. conn.user, "device " .. (conn.device or ""), "token " .. confab.to_hex(conn.token),
+                  "next_client_id " .. conn.next_client_id }
+  local start = math.max(1, #state.own - OWN_KEPT + 1)
+  for i = start, #state.own do lines[#lines + 1] = "own " .. state.own[i] end
+  for _, cid in ipairs(conn:unacked()) do
+    local e = conn.outbox[cid]
+    lines[#lines + 1] = "outbox " .. cid .. " " .. confab.format_target(e.target) .. " " .. esc(e.body)
+  end
+  local tmp = opt.state .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(table.concat(lines, "\n"), "\n")
+  f:close()
+  assert(os.rename(tmp, opt.state))
 end
 
 local status = EXIT.ok
@@ -398,6 +464,19 @@ end
 local err
 conn, err = confab.connect(opt.host, opt.port, { timeout = opt.timeout })
 if not conn then fail(EXIT.conn, err) end
+if opt.state then
+  if state.next_client_id and state.next_client_id > 0 then conn.next_client_id = state.next_client_id end
+  for _, id in ipairs(state.own) do conn.own_ids[id] = true end
+  -- The saved sends belong to the saved device: with --device (a new
+  -- token, maybe another device) they are kept only for the same device.
+  if not opt.device or (state.device or ""):lower() == opt.device:lower() then
+    for _, o in ipairs(state.outbox) do conn:restore_send(o[1], o[2], o[3]) end
+  end
+  conn.on_outbox = function(what, _, id)
+    if what == "ack" then state.own[#state.own + 1] = id end
+    save_state(conn)
+  end
+end
 local sh, herr = conn:hello("confab-chat.lua", opt.timeout, opt.protocol)
 if not sh then
   if type(herr) == "table" then print_error(herr) end
@@ -434,6 +513,7 @@ do
     fail(lerr.fatal and EXIT.conn or EXIT.auth, "LOGIN refused: " .. lerr.name)
   end
   show(e)
+  save_state(conn)
 end
 
 -- Join (or create) groups. Two clients racing to create the same group:
@@ -454,6 +534,19 @@ end
 for _, g in ipairs(opt.joins) do join(g) end
 
 out("ready")
+
+-- The sends an earlier run (--state) got no ACK for, with their client_ids.
+if next(conn.outbox) then
+  local cids, rerr = conn:resend()
+  if not cids then fail(EXIT.conn, "resending: " .. tostring(rerr)) end
+  for _, cid in ipairs(cids) do
+    out("resend", "client_id", cid, "to", confab.format_target(conn.outbox[cid].target))
+  end
+  for _, cid in ipairs(cids) do
+    local e = await({ cid = cid })
+    if e.type == "error" then print_error(e); worse(EXIT.request) end
+  end
+end
 
 -- Read markers, devices.
 for _, m in ipairs(opt.mark_reads) do

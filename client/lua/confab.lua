@@ -475,6 +475,7 @@ function M.connect(host, port, opts)
     next_client_id = opts.first_client_id or M.random_client_id(),
     outbox = {}, -- client_id -> { client_id, target, body, ref, resends }: SEND2s without an answer
     outbox_ref = {}, -- ref -> client_id, for this connection's SEND2s
+    on_outbox = nil, -- function(what, entry, id): "add" (before it is sent), "ack", "error"
     own_ids = {}, -- ids of this client's own SEND2 messages (from ACKs): not shown as MESSAGEs
     seen = {}, -- ids of the MESSAGEs handled: a repeat is dropped
     read_markers = {}, -- "all" / "#g" / "@u" -> id
@@ -613,6 +614,7 @@ function Conn:_handle(f)
       self.outbox_ref[f.ref], self.outbox[cid] = nil, nil
       self.own_ids[f.id] = true
       e.client_id, e.target, e.to, e.resent = cid, entry.target, M.format_target(entry.target), entry.resends > 0
+      if self.on_outbox then self.on_outbox("ack", entry, f.id) end
     end
     return e
   elseif t == "OK" then
@@ -666,6 +668,7 @@ function Conn:_handle(f)
       local entry = self.outbox[cid]
       self.outbox_ref[f.ref], self.outbox[cid] = nil, nil
       e.client_id, e.target, e.to = cid, entry.target, M.format_target(entry.target)
+      if self.on_outbox then self.on_outbox("error", entry) end
     end
     return e
   elseif t == "SHUTDOWN" then
@@ -886,6 +889,8 @@ function Conn:send2(target, body)
   self.next_client_id = cid < 0x7FFFFFFFFFFFFFFF and cid + 1 or 1
   local entry = { client_id = cid, target = target, body = body, resends = 0 }
   self.outbox[cid] = entry
+  -- Saved before it goes out: a crash after this point cannot lose it.
+  if self.on_outbox then self.on_outbox("add", entry) end
   local ref, err = self:request({ type = "SEND2", client_id = cid, target = target, body = body })
   entry.ref = ref
   if not ref then return nil, err, cid end
@@ -899,6 +904,31 @@ function Conn:unacked()
   for cid in pairs(self.outbox) do ids[#ids + 1] = cid end
   table.sort(ids, function(a, b) return math.ult(a, b) end)
   return ids
+end
+
+--- Sends every SEND2 of the outbox again, oldest first, with its
+--- client_id (and a new ref). Returns their client_ids, or nil and an error.
+--- reconnect does this; call it after a login when the outbox was filled
+--- from saved state (M.outbox_entry).
+function Conn:resend()
+  local resent = self:unacked()
+  for _, cid in ipairs(resent) do
+    local entry = self.outbox[cid]
+    entry.resends = entry.resends + 1
+    local ref, err = self:request({ type = "SEND2", client_id = cid, target = entry.target, body = entry.body })
+    if not ref then return nil, err end
+    entry.ref = ref
+    self.outbox_ref[ref] = cid
+  end
+  return resent
+end
+
+--- Puts a SEND2 that an earlier run sent without getting its ACK back into
+--- the outbox (target as "all" / "#g" / "@u" or a table); resend sends it.
+function Conn:restore_send(client_id, target, body)
+  if type(target) == "string" then target = assert(M.parse_target(target)) end
+  self.outbox[client_id] = { client_id = client_id, target = target, body = body, resends = 0 }
+  if math.ult(self.next_client_id, client_id + 1) then self.next_client_id = client_id + 1 end
 end
 
 --- Connects again (same host and port), says HELLO version 2 and logs in
@@ -922,15 +952,8 @@ function Conn:reconnect(timeout)
   local ok, lerr = self:login2({ user = self.user, token = self.token, resume = "device",
                                  roster = self.login_roster }, timeout)
   if not ok then return nil, lerr end
-  local resent = self:unacked()
-  for _, cid in ipairs(resent) do
-    local entry = self.outbox[cid]
-    entry.resends = entry.resends + 1
-    local ref, rerr = self:request({ type = "SEND2", client_id = cid, target = entry.target, body = entry.body })
-    if not ref then return nil, rerr end
-    entry.ref = ref
-    self.outbox_ref[ref] = cid
-  end
+  local resent, rerr = self:resend()
+  if not resent then return nil, rerr end
   local deadline = self.socket.gettime() + (timeout or 10)
   while next(self.outbox_ref) do
     local f, ferr = self:_read_frame(deadline)
