@@ -537,14 +537,20 @@ out("ready")
 
 -- The sends an earlier run (--state) got no ACK for, with their client_ids.
 if next(conn.outbox) then
-  local cids, rerr = conn:resend()
-  if not cids then fail(EXIT.conn, "resending: " .. tostring(rerr)) end
-  for _, cid in ipairs(cids) do
+  for _, cid in ipairs(conn:unacked()) do
     out("resend", "client_id", cid, "to", confab.format_target(conn.outbox[cid].target))
   end
-  for _, cid in ipairs(cids) do
-    local e = await({ cid = cid })
-    if e.type == "error" then print_error(e); worse(EXIT.request) end
+  local cids, rerr = conn:resend_and_wait(opt.timeout)
+  if not cids then
+    if type(rerr) == "table" then show(rerr) end
+    fail(status ~= EXIT.ok and status or EXIT.conn, "resending: " .. (type(rerr) == "table" and rerr.type or tostring(rerr)))
+  end
+  -- Their answers (in any order) and what came with them are queued.
+  while #conn.pending > 0 do
+    local e = conn:next_event(0)
+    if not e then break end
+    if e.type == "error" and e.client_id and not e.fatal then print_error(e); worse(EXIT.request)
+    elseif not show(e) then fail(status, "session ended by the server") end
   end
 end
 
@@ -682,7 +688,19 @@ else
 end
 
 -- LOGOUT: events up to its OK are still printed. A device session says
--- DELIVERED first: the OK comes once its bookmark is stored.
+-- DELIVERED first (after CAUGHT_UP, which ends every login's replay: wait
+-- for it): the OK comes once its bookmark is stored.
+if conn.device and not conn.caught_up then
+  local deadline = socket.gettime() + opt.timeout
+  while not conn.caught_up do
+    local e, cerr = next_ev(math.max(0, deadline - socket.gettime()))
+    if not e then
+      if cerr ~= "timeout" then fail(EXIT.conn, "connection " .. cerr) end
+      fail(EXIT.conn, "no CAUGHT_UP within " .. opt.timeout .. " s")
+    end
+    if not show(e) then fail(status, "session ended by the server") end
+  end
+end
 conn:flush_delivered()
 local ref = request("logout", nil, conn:request({ type = "LOGOUT" }))
 local e = await(ref)

@@ -520,6 +520,8 @@ function Conn:close() self:_close() end
 
 --- Sends a request that carries a ref; returns the ref (or nil, err).
 function Conn:request(frame)
+  -- Nothing more is said after LOGOUT (a DELIVERED then would be lost).
+  if frame.type == "LOGOUT" then self:flush_delivered(); self.logging_out = true end
   local ref = self.next_ref
   self.next_ref = (ref % 0xFFFFFFFF) + 1 -- never 0
   frame.ref = ref
@@ -728,7 +730,7 @@ end
 --- event loop on its own; call it before closing.
 function Conn:flush_delivered()
   self.flush_at, self.undelivered = nil, 0
-  if not self.device or not self.caught_up or self.closed then return true end
+  if not self.device or not self.caught_up or self.closed or self.logging_out then return true end
   if self.delivered_max <= self.delivered_sent then return true end
   local ok, err = self:send_frame({ type = "DELIVERED", id = self.delivered_max })
   if not ok then return nil, err end
@@ -943,7 +945,7 @@ function Conn:reconnect(timeout)
   self:_close()
   local sock, err = open_socket(self.socket, self.host, self.port, self.io_timeout)
   if not sock then return nil, err end
-  self.sock, self.closed = sock, false
+  self.sock, self.closed, self.logging_out = sock, false, false
   self.decoder = Decoder.new(65536)
   self.roster, self.roster_version, self.snapshot = {}, nil, nil
   self.flush_at, self.undelivered = nil, 0
@@ -952,6 +954,17 @@ function Conn:reconnect(timeout)
   local ok, lerr = self:login2({ user = self.user, token = self.token, resume = "device",
                                  roster = self.login_roster }, timeout)
   if not ok then return nil, lerr end
+  local resent, rerr = self:resend_and_wait(timeout)
+  if not resent then return nil, rerr end
+  return ok, resent
+end
+
+--- resend, then reads until every resent SEND2 is answered, keeping the
+--- events for next_event (the ACKs among them): so a replayed MESSAGE of
+--- one of them, which the login's replay may have brought before its ACK,
+--- is known as our own before next_event would show it. Returns the
+--- resent client_ids, or nil and an error.
+function Conn:resend_and_wait(timeout)
   local resent, rerr = self:resend()
   if not resent then return nil, rerr end
   local deadline = self.socket.gettime() + (timeout or 10)
@@ -964,7 +977,7 @@ function Conn:reconnect(timeout)
       self.pending[#self.pending + 1] = e
     end
   end
-  return ok, resent
+  return resent
 end
 
 --- MARK_READ: the user has read `target` up to `id` (no answer; the
@@ -1020,7 +1033,6 @@ function Conn:ping(token) return self:send_frame({ type = "PING", token = token 
 
 --- LOGOUT: waits for the OK, then closes. Returns true or nil, error.
 function Conn:logout(timeout)
-  self:flush_delivered()
   local ref, err = self:request({ type = "LOGOUT" })
   local e, eerr = expect(self, ref, err, "ok", timeout)
   self:_close()

@@ -57,6 +57,7 @@ local function random_token()
 end
 
 local function handle(c, f)
+  if os.getenv("MOCK_TRACE") then log("<-", f.type) end
   local t = f.type
   if t == "HELLO" then
     c.version = f.version
