@@ -27,12 +27,13 @@
 --   --token HEX    log in by the device token (64 hex digits) instead of
 --                  the password, resuming at the device's bookmark (unless
 --                  --resume-after). Sends use SEND2.
---   --reconnect    (with --device or --token) when the connection drops
---                  (or SHUTDOWN), connect again, log in by the token at the
---                  device's bookmark, and resend every SEND2 that has no
---                  ACK with its client_id (stored exactly once); retries
---                  with backoff for up to --timeout seconds. Only sends and
---                  listening survive a drop; other requests fail.
+--   --reconnect    (with --device, --token or --state) when the connection
+--                  drops (or SHUTDOWN), connect again, log in by the token
+--                  (resuming after the newest id received, or at the
+--                  device's bookmark if none), and resend every SEND2 that
+--                  has no ACK with its client_id (stored exactly once);
+--                  retries with backoff for up to --timeout seconds. Only
+--                  sends and listening survive a drop; other requests fail.
 --   --state FILE   keep the device's token, its client_id counter, its
 --                  SEND2s without an ACK and its own recent message ids in
 --                  FILE (written before each SEND2 goes out and after each

@@ -934,7 +934,8 @@ function Conn:restore_send(client_id, target, body)
 end
 
 --- Connects again (same host and port), says HELLO version 2 and logs in
---- by the device's token, resuming at the device's bookmark, then sends
+--- by the device's token, resuming after conn.bookmark (the newest id
+--- received; the device's bookmark when that is 0), then sends
 --- every SEND2 of the outbox again with its client_id and waits for their
 --- answers (the server answers a repeat with the original ACK and stores
 --- nothing). Events read meanwhile (the replay, the ACKs) stay queued for
@@ -951,8 +952,13 @@ function Conn:reconnect(timeout)
   self.flush_at, self.undelivered = nil, 0
   local sh, herr = self:hello(self.client_name, timeout, 2)
   if not sh then return nil, herr end
-  local ok, lerr = self:login2({ user = self.user, token = self.token, resume = "device",
-                                 roster = self.login_roster }, timeout)
+  -- Where to resume: after the newest id this client has (its own
+  -- bookmark, never behind the device's), else at the device's bookmark.
+  -- (Both are "0" for a device that has seen nothing: then, as for any
+  -- resume from 0, only offline direct messages are replayed.)
+  local ok, lerr = self:login2({ user = self.user, token = self.token,
+    resume = self.bookmark > 0 and "after" or "device", resume_after = self.bookmark,
+    roster = self.login_roster }, timeout)
   if not ok then return nil, lerr end
   local resent, rerr = self:resend_and_wait(timeout)
   if not resent then return nil, rerr end
