@@ -854,6 +854,9 @@ function Conn:login2(args, timeout)
   if args.token and not token then return nil, "a token is 64 hex digits" end
   local device = not token and args.device or nil
   local resume = args.resume or ((device or token) and "device" or "after")
+  -- What would make the LOGIN2 malformed (and the connection closed).
+  if resume == "device" and not (device or token) then return nil, "resume = device needs a device or a token" end
+  if args.issue_token and not device then return nil, "issue_token needs a device (and a password)" end
   local frame = {
     type = "LOGIN2", user = args.user,
     credential = token and M.CREDENTIAL.token or M.CREDENTIAL.password,
