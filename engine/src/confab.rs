@@ -123,6 +123,13 @@ fn request(frame: Frame<'_>) -> Option<Request<'_>> {
             before,
             limit,
         },
+        other => return request_v2(other),
+    })
+}
+
+/// The request a version 2 frame makes; `None` for a server's frame.
+fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
+    Some(match frame {
         Frame::Login2 {
             reference,
             user,

@@ -4,6 +4,7 @@
 mod abuse;
 mod codec;
 mod delivery;
+mod devices;
 mod examples;
 mod flow;
 mod lines;

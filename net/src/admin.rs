@@ -27,13 +27,56 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
             store.delete_account(&canonical)?;
             println!("deleted user {canonical}");
         }
-        UserCommand::Passwd { name, password } => {
+        UserCommand::Passwd {
+            name,
+            password,
+            keep_devices,
+        } => {
             let canonical = existing(store, &name)?;
             let hash = params.hash(&password_for(&canonical, password)?)?;
             if !store.set_password(&canonical, &hash)? {
                 return Err(no_such_user(&name));
             }
             println!("changed the password of {canonical}");
+            if !keep_devices {
+                let revoked = store.revoke_devices(&canonical)?;
+                println!("revoked {} devices of {canonical}", revoked.len());
+            }
+        }
+        UserCommand::Devices { name } => {
+            let canonical = existing(store, &name)?;
+            for d in store.devices(&canonical)? {
+                let token = store
+                    .device_by_name(&canonical, &d.name)?
+                    .is_some_and(|s| s.token_hash.is_some());
+                println!(
+                    "{}\tcreated {}\tlast seen {}\t{}",
+                    d.name,
+                    utc(d.created_ms),
+                    utc(d.last_seen_ms),
+                    if token {
+                        "token valid"
+                    } else {
+                        "no valid token"
+                    }
+                );
+            }
+        }
+        UserCommand::Revoke { name, device } => {
+            let canonical = existing(store, &name)?;
+            let named = store
+                .device_by_name(&canonical, &device)?
+                .map_or(device, |d| d.record.name);
+            match store.revoke_device(&canonical, &named)? {
+                Some(id) => println!(
+                    "revoked device {named} ({id}) of {canonical}; a running server refuses it from its next login"
+                ),
+                None => {
+                    return Err(Error::User(format!(
+                        "{canonical} has no device {device}"
+                    )))
+                }
+            }
         }
         UserCommand::List => {
             for name in store.accounts()? {
@@ -42,6 +85,28 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
         }
     }
     Ok(())
+}
+
+/// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm), for dates after 1970.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 fn no_such_user(name: &Name) -> Error {
@@ -82,4 +147,16 @@ fn password_for(name: &Name, arg: PasswordArg) -> Result<String, Error> {
         return Err(Error::User(ProtocolError::BadPassword.to_string()));
     }
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn times_print_as_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+    }
 }

@@ -52,15 +52,32 @@ pub enum UserCommand {
         /// The account name (any case).
         name: Name,
     },
-    /// Set an account's password.
+    /// Set an account's password; this revokes every device of the account.
     Passwd {
         /// The account name (any case).
         name: Name,
         #[command(flatten)]
         password: PasswordArg,
+        /// Keep the account's devices and their tokens.
+        #[arg(long)]
+        keep_devices: bool,
     },
     /// List the accounts, one per line.
     List,
+    /// List an account's devices: name, created, last seen, whether its token is valid.
+    Devices {
+        /// The account name (any case).
+        name: Name,
+    },
+    /// Delete one of an account's devices: its token, bookmark and send
+    /// records. A running server refuses the device from its next login;
+    /// its open sessions stay until they reconnect.
+    Revoke {
+        /// The account name (any case).
+        name: Name,
+        /// The device name (any case).
+        device: Name,
+    },
 }
 
 /// Where a password comes from.
@@ -272,6 +289,28 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_REPLAY_MAX", default_value_t = Config::default().replay_max as u64, value_parser = clap::value_parser!(u64).range(1..=Config::REPLAY_MAX_CEILING as u64))]
     pub replay_max: u64,
 
+    /// Most devices one user may have (1-1000).
+    #[arg(long, env = "CONFAB_DEVICES_PER_USER", default_value_t = Config::default().devices_per_user, value_parser = clap::value_parser!(u16).range(1..=i64::from(Config::DEVICES_CEILING)))]
+    pub devices_per_user: u16,
+
+    /// Days a device token may go unused before it expires (1-36500).
+    #[arg(long, env = "CONFAB_TOKEN_IDLE_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub token_idle_days: u64,
+
+    /// Seconds a SEND2's id is remembered at least: a retry within them is
+    /// never stored twice [1..].
+    #[arg(long, env = "CONFAB_DEDUP_WINDOW_SECS", default_value_t = 86_400, value_parser = secs())]
+    pub dedup_window_secs: u64,
+
+    /// SEND2 ids remembered per device at most, the newest, whatever their
+    /// age (at least --max-inflight) [1..].
+    #[arg(long, env = "CONFAB_DEDUP_PER_DEVICE", default_value_t = Config::default().dedup_per_device, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dedup_per_device: u32,
+
+    /// Read markers kept per user, the most recently set (1-65535).
+    #[arg(long, env = "CONFAB_READ_MARKERS_PER_USER", default_value_t = Config::default().read_markers_per_user, value_parser = clap::value_parser!(u16).range(1..))]
+    pub read_markers_per_user: u16,
+
     /// Bytes queued for a client before its lowest-priority traffic is dropped.
     #[arg(long, env = "CONFAB_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub send_queue_bytes: u64,
@@ -426,6 +465,11 @@ impl ServeArgs {
             max_clients: self.max_clients,
             max_per_source: self.max_per_source,
             max_pre_auth_per_source: self.max_pre_auth_per_source,
+            devices_per_user: self.devices_per_user,
+            token_idle: Duration::from_secs(self.token_idle_days.saturating_mul(86_400)),
+            dedup_window: Duration::from_secs(self.dedup_window_secs),
+            dedup_per_device: self.dedup_per_device,
+            read_markers_per_user: self.read_markers_per_user,
             ..defaults
         }
     }
@@ -491,170 +535,4 @@ impl ServeArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn defaults_work_out_of_the_box() {
-        let cli = Cli::try_parse_from(["confab-server"]).expect("no arguments parse");
-        assert!(cli.command.is_none());
-        assert_eq!(cli.serve.listen, "127.0.0.1:7878".parse().expect("valid"));
-        assert_eq!(cli.serve.retention(), None);
-        let c = cli.serve.engine_config();
-        assert_eq!(c.max_clients, 10_000);
-        assert_eq!(c.idle_timeout, Duration::from_secs(60));
-        assert!(c.registration_open);
-        assert!(!cli.serve.tls() && !cli.serve.insecure_plaintext);
-    }
-
-    #[test]
-    fn every_limit_option_reaches_the_engine_config() {
-        let cli = Cli::try_parse_from([
-            "confab-server",
-            "--max-frame",
-            "100000",
-            "--max-frame-pre-auth",
-            "2000",
-            "--groups-per-user",
-            "3",
-            "--members-per-group",
-            "4",
-            "--max-groups",
-            "5",
-            "--history-page-max",
-            "6",
-            "--max-inflight",
-            "7",
-            "--roster-window",
-            "8",
-            "--roster-log",
-            "9",
-            "--replay-max",
-            "10",
-        ])
-        .expect("parses");
-        assert!(cli.serve.check().is_ok());
-        let c = cli.serve.engine_config();
-        assert_eq!((c.max_frame, c.max_frame_pre_auth), (100_000, 2000));
-        assert_eq!(
-            (c.groups_per_user, c.members_per_group, c.max_groups),
-            (3, 4, 5)
-        );
-        assert_eq!((c.history_page_max, c.max_inflight), (6, 7));
-        assert_eq!((c.roster_window, c.roster_log, c.replay_max), (8, 9, 10));
-    }
-
-    #[test]
-    fn the_defaults_are_the_engines_and_max_frame_grows_with_max_body() {
-        let cli = Cli::try_parse_from(["confab-server"]).expect("parses");
-        let (ours, engine) = (cli.serve.engine_config(), Config::default());
-        assert_eq!(
-            (ours.max_frame, ours.max_frame_pre_auth, ours.replay_max),
-            (
-                engine.max_frame,
-                engine.max_frame_pre_auth,
-                engine.replay_max
-            )
-        );
-        assert_eq!(
-            (ours.roster_log, ours.max_groups),
-            (engine.roster_log, engine.max_groups)
-        );
-        let cli = Cli::try_parse_from(["confab-server", "--max-body", "65535"]).expect("parses");
-        assert_eq!(cli.serve.engine_config().max_frame, 65_535 + 1024);
-        assert!(cli.serve.check().is_ok());
-    }
-
-    #[test]
-    fn a_limit_out_of_its_range_is_a_cli_error_naming_the_option() {
-        let parse = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
-        };
-        // Ranges clap checks on its own.
-        assert!(parse(&["--max-frame", "0"]).is_err());
-        assert!(parse(&["--max-frame", "16777217"]).is_err());
-        assert!(parse(&["--replay-max", "0"]).is_err());
-        assert!(parse(&["--groups-per-user", "0"]).is_err());
-        // Ranges that depend on other limits.
-        let small = parse(&["--max-frame", "4100", "--max-groups", "1"]).expect("parses");
-        let e = small
-            .serve
-            .check()
-            .expect_err("a 4096-byte body needs more");
-        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
-        let text = e.to_string();
-        assert!(
-            text.contains("'--max-frame'") && text.contains("max_body"),
-            "{text}"
-        );
-        let pre_auth = parse(&["--max-frame-pre-auth", "100"]).expect("parses");
-        let text = pre_auth
-            .serve
-            .check()
-            .expect_err("a LOGIN needs more")
-            .to_string();
-        assert!(
-            text.contains("'--max-frame-pre-auth'") && text.contains("LOGIN"),
-            "{text}"
-        );
-        let groups = parse(&["--max-groups", "100000"]).expect("parses");
-        let text = groups
-            .serve
-            .check()
-            .expect_err("the list needs more")
-            .to_string();
-        assert!(text.contains("group list"), "{text}");
-    }
-
-    #[test]
-    fn tls_options_go_together_or_not_at_all() {
-        let parse = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
-        };
-        assert!(parse(&["--tls-cert", "c.pem"]).is_err(), "needs a key");
-        assert!(
-            parse(&["--tls-key", "k.pem"]).is_err(),
-            "needs a certificate"
-        );
-        assert!(parse(&["--tls-cert", "c", "--tls-key", "k", "--tls-self-signed"]).is_err());
-        assert!(parse(&["--tls-self-signed", "--insecure-plaintext"]).is_err());
-        let cli = parse(&["--tls-cert", "c", "--tls-key", "k"]).expect("a pair");
-        assert!(cli.serve.tls());
-        assert!(parse(&["--tls-self-signed"]).expect("parses").serve.tls());
-    }
-
-    #[test]
-    fn user_commands_take_the_global_data_dir_on_either_side() {
-        for args in [
-            &[
-                "confab-server",
-                "--data-dir",
-                "/tmp/x",
-                "user",
-                "del",
-                "bob",
-            ][..],
-            &[
-                "confab-server",
-                "user",
-                "del",
-                "bob",
-                "--data-dir",
-                "/tmp/x",
-            ][..],
-        ] {
-            let cli = Cli::try_parse_from(args).expect("parses");
-            assert_eq!(cli.serve.data_dir, PathBuf::from("/tmp/x"));
-            assert!(matches!(
-                cli.command,
-                Some(Command::User(UserCommand::Del { .. }))
-            ));
-        }
-        assert!(Cli::try_parse_from(["confab-server", "user", "add", "no spaces"]).is_err());
-    }
-}
+mod tests;

@@ -1,12 +1,16 @@
 //! Where each [`Effect`] goes.
 //!
-//! - `Authenticate`/`Register` → the auth pool's queue, bounded in all and
-//!   per source address and fair across sources ([`FairQueue`]). A login for
-//!   a locked-out account or address is refused here, before any hashing.
-//! - `Store`/`StoreGroup`/`UserOffline` → the one storage writer, FIFO, so
-//!   results come back in commit order.
-//! - `LoadHistory`/`Replay` → the storage reader pool's queue (bounded for
-//!   history; a replay, one per login, is never refused).
+//! - `Authenticate`/`Register`/`Login2` → the auth pool's queue, bounded in
+//!   all and per source address and fair across sources ([`FairQueue`]). A
+//!   login for a locked-out account or address is refused here, before any
+//!   hashing.
+//! - `Store`/`StoreGroup`/`UserOffline`/`SaveBookmark`/`SaveReadMarker`/
+//!   `RevokeDevice` → the one storage writer, FIFO, so results come back in
+//!   commit order (a bookmark, which a LOGOUT may wait for, is never
+//!   refused).
+//! - `LoadHistory`/`Replay`/`ListDevices` → the storage reader pool's queue
+//!   (bounded for history and device lists; a replay, one per login, is
+//!   never refused).
 //!
 //! Nothing here blocks: a full queue answers at once with `BUSY` and a
 //! retry delay, and that answer goes back to the hub like any other result.
@@ -19,7 +23,7 @@ use log::warn;
 
 use crate::auth_queue::FairQueue;
 use crate::source::source_of;
-use crate::workers::auth::{AuthJob, AuthKind};
+use crate::workers::auth::{AuthJob, AuthKind, Login2Ask};
 use crate::workers::queue::Queue;
 use crate::workers::storage::{ReadJob, WriteJob};
 
@@ -55,9 +59,8 @@ impl Effects {
                 } => {
                     let job = AuthJob {
                         conn,
-                        kind: AuthKind::Login,
+                        kind: AuthKind::Login(password),
                         user,
-                        password,
                         peer,
                     };
                     self.queue_auth(job, &mut refused);
@@ -69,104 +72,227 @@ impl Effects {
                 } => self.queue_auth(
                     AuthJob {
                         conn,
-                        kind: AuthKind::Register,
+                        kind: AuthKind::Register(password),
                         user,
-                        password,
                         peer,
                     },
                     &mut refused,
                 ),
-                Effect::Store {
+                Effect::Login2 {
                     conn,
-                    reference,
-                    message,
+                    user,
+                    secret,
+                    device,
+                    token_idle,
+                    max_devices,
+                    max_read_markers,
                 } => {
-                    if let Err(WriteJob::Message { message, .. }) =
-                        self.writes.push_refusable(WriteJob::Message {
-                            conn,
-                            reference,
-                            message,
-                        })
-                    {
-                        refused.push(EffectResult::Stored {
-                            conn,
-                            reference,
-                            result: Err((message, busy("storing messages"))),
-                        });
-                    }
+                    let ask = Login2Ask {
+                        secret,
+                        device,
+                        token_idle,
+                        max_devices,
+                        max_read_markers,
+                    };
+                    let kind = AuthKind::Login2(Box::new(ask));
+                    let job = AuthJob {
+                        conn,
+                        kind,
+                        user,
+                        peer,
+                    };
+                    self.queue_auth(job, &mut refused);
                 }
-                Effect::StoreGroup {
-                    conn,
-                    reference,
-                    op,
-                } => {
-                    if let Err(WriteJob::Group { op, .. }) =
-                        self.writes.push_refusable(WriteJob::Group {
-                            conn,
-                            reference,
-                            op,
-                        })
-                    {
-                        refused.push(EffectResult::GroupStored {
-                            conn,
-                            reference,
-                            op,
-                            result: Err(busy("storing group changes")),
-                        });
-                    }
+                other => self.dispatch_storage(other, &mut refused),
+            }
+        }
+        refused
+    }
+
+    /// The writer's effects (and, through [`Effects::dispatch_reads`], the readers').
+    fn dispatch_storage(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::Store {
+                conn,
+                reference,
+                message,
+                once,
+            } => {
+                if let Err(WriteJob::Message { message, .. }) =
+                    self.writes.push_refusable(WriteJob::Message {
+                        conn,
+                        reference,
+                        message,
+                        once,
+                    })
+                {
+                    refused.push(EffectResult::Stored {
+                        conn,
+                        reference,
+                        result: Err((message, busy("storing messages"))),
+                    });
                 }
-                Effect::UserOffline { user, seen_upto } => {
-                    if self
-                        .writes
-                        .push(WriteJob::Offline { user, seen_upto })
-                        .is_err()
-                    {
-                        warn!("the storage writer has stopped; the offline mark of {user} is lost");
-                    }
+            }
+            Effect::StoreGroup {
+                conn,
+                reference,
+                op,
+            } => {
+                if let Err(WriteJob::Group { op, .. }) =
+                    self.writes.push_refusable(WriteJob::Group {
+                        conn,
+                        reference,
+                        op,
+                    })
+                {
+                    refused.push(EffectResult::GroupStored {
+                        conn,
+                        reference,
+                        op,
+                        result: Err(busy("storing group changes")),
+                    });
                 }
-                Effect::LoadHistory {
+            }
+            Effect::UserOffline { user, seen_upto } => {
+                if self
+                    .writes
+                    .push(WriteJob::Offline { user, seen_upto })
+                    .is_err()
+                {
+                    warn!("the storage writer has stopped; the offline mark of {user} is lost");
+                }
+            }
+            other => self.dispatch_reads(other, refused),
+        }
+    }
+
+    /// The readers' effects.
+    fn dispatch_reads(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::LoadHistory {
+                conn,
+                reference,
+                user,
+                target,
+                before,
+                limit,
+            } => {
+                let job = ReadJob::History {
                     conn,
                     reference,
                     user,
                     target,
                     before,
                     limit,
-                } => {
-                    let job = ReadJob::History {
-                        conn,
-                        reference,
-                        user,
-                        target,
-                        before,
-                        limit,
-                    };
-                    if let Err(job) = self.reads.push_refusable(job) {
-                        refused.push(job.refused(busy("loading history")));
-                    }
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("loading history")));
                 }
-                Effect::Replay {
+            }
+            Effect::Replay {
+                conn,
+                user,
+                scope,
+                upto,
+                max,
+            } => {
+                let job = ReadJob::Replay {
                     conn,
                     user,
                     scope,
                     upto,
                     max,
-                } => {
-                    let job = ReadJob::Replay {
+                };
+                if let Err(job) = self.reads.push(job) {
+                    refused.push(job.refused(busy("loading missed messages")));
+                }
+            }
+            Effect::ListDevices {
+                conn,
+                reference,
+                user,
+            } => {
+                let job = ReadJob::Devices {
+                    conn,
+                    reference,
+                    user,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("listing devices")));
+                }
+            }
+            other => self.dispatch_v2(other, refused),
+        }
+    }
+
+    /// Protocol version 2's writes.
+    fn dispatch_v2(&self, effect: Effect, refused: &mut Vec<EffectResult>) {
+        match effect {
+            Effect::SaveBookmark {
+                device,
+                upto,
+                logout,
+            } => {
+                let job = WriteJob::Bookmark {
+                    device,
+                    upto,
+                    logout,
+                };
+                if self.writes.push(job).is_err() {
+                    refused.push(EffectResult::BookmarkSaved {
+                        device,
+                        upto,
+                        logout,
+                        saved: false,
+                    });
+                }
+            }
+            Effect::SaveReadMarker {
+                conn,
+                user,
+                target,
+                id,
+                max,
+            } => {
+                let job = WriteJob::ReadMarker {
+                    conn,
+                    user,
+                    target,
+                    id,
+                    max,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::ReadMarkerSaved {
                         conn,
                         user,
-                        scope,
-                        upto,
-                        max,
-                    };
-                    if let Err(job) = self.reads.push(job) {
-                        refused.push(job.refused(busy("loading missed messages")));
-                    }
+                        target,
+                        result: Err(busy("storing read markers")),
+                    });
                 }
-                // Not printed: a future effect may carry a password.
-                _ => warn!("an effect this server does not know was dropped"),
             }
+            Effect::RevokeDevice {
+                conn,
+                reference,
+                user,
+                device,
+            } => {
+                let job = WriteJob::RevokeDevice {
+                    conn,
+                    reference,
+                    user,
+                    device,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::DeviceRevoked {
+                        conn,
+                        reference,
+                        result: Err(busy("revoking devices")),
+                    });
+                }
+            }
+            // Not printed: a future effect may carry a password.
+            _ => warn!("an effect this server does not know was dropped"),
         }
-        refused
     }
 
     fn queue_auth(&self, job: AuthJob, refused: &mut Vec<EffectResult>) {

@@ -382,7 +382,11 @@ async fn serve(
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
     let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
     let mut accepted = 0u64;
-    let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention));
+    let prune = WriteJob::PruneSends {
+        window: options.engine.dedup_window,
+        keep: options.engine.dedup_per_device,
+    };
+    let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention, prune));
     let tls = options.tls.clone().map(|config| Tls {
         acceptor: TlsAcceptor::from(config),
         // The hub's auth timer starts now too: the handshake uses it up.
@@ -600,16 +604,24 @@ impl Drop for Disconnect<'_> {
     }
 }
 
-/// Sends the storage writer its [`WriteJob::Tick`]s, and retention jobs
-/// once a minute if there is a retention; until the writer's queue closes.
-async fn storage_clock(shared: Arc<Shared>, retention: Option<Retention>) {
+/// Sends the storage writer its [`WriteJob::Tick`]s, and once a minute
+/// the pruning of exactly-once records (`prune`, a
+/// [`WriteJob::PruneSends`]) and retention if there is one; until the
+/// writer's queue closes.
+async fn storage_clock(shared: Arc<Shared>, retention: Option<Retention>, prune: WriteJob) {
+    let WriteJob::PruneSends { window, keep } = prune else {
+        return;
+    };
     let ticks_per_retention =
         (Duration::from_secs(60).as_millis() / storage::TICK.as_millis()).max(1);
     let mut tick = 0u128;
     loop {
-        let retention = retention.filter(|_| tick.is_multiple_of(ticks_per_retention));
-        let pushed = shared.effects.writes.push(WriteJob::Tick).is_ok()
-            && retention.is_none_or(|r| shared.effects.writes.push(WriteJob::Retention(r)).is_ok());
+        let minute = tick.is_multiple_of(ticks_per_retention);
+        let retention = retention.filter(|_| minute);
+        let writes = &shared.effects.writes;
+        let pushed = writes.push(WriteJob::Tick).is_ok()
+            && (!minute || writes.push(WriteJob::PruneSends { window, keep }).is_ok())
+            && retention.is_none_or(|r| writes.push(WriteJob::Retention(r)).is_ok());
         if !pushed {
             return;
         }

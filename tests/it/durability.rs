@@ -436,8 +436,14 @@ fn the_operator_adds_changes_lists_and_deletes_accounts_with_confab_server_user(
     // passwd: the old password stops working, the new one works.
     assert_eq!(
         user(&["passwd", "ALICE"], Some("pw-2")),
-        "changed the password of alice\n"
+        "changed the password of alice\nrevoked 0 devices of alice\n"
     );
+    assert_eq!(user(&["devices", "alice"], None), "");
+    let no_device = server.user_command(&["revoke", "alice", "laptop"], None);
+    assert_ne!(no_device.code, Some(0), "no such device: {no_device:?}");
+    assert!(no_device.stderr.contains("no device laptop"), "{no_device:?}");
+    let no_user = server.user_command(&["revoke", "nobody", "laptop"], None);
+    assert_ne!(no_user.code, Some(0), "no such user: {no_user:?}");
     let old = login_outcome(&server, "alice", "pw-1").err();
     assert_eq!(old.map(|e| e.code), Some(ErrorCode::BadCredentials));
     login_outcome(&server, "alice", "pw-2").expect("the new password works");

@@ -566,6 +566,7 @@ mod with_the_engine {
                     conn,
                     reference,
                     message,
+                    ..
                 } => {
                     self.next_id = self.next_id.next();
                     let message = StoredMessage {

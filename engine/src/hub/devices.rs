@@ -38,7 +38,7 @@ pub(super) struct DeviceState {
 
 /// Every device with a session on this node (see the module docs).
 #[derive(Debug, Default)]
-pub(super) struct Devices {
+pub(crate) struct Devices {
     map: HashMap<DeviceId, DeviceState>,
 }
 
@@ -82,7 +82,7 @@ impl Devices {
 
     /// How many devices are held (for tests of the bound).
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 }

@@ -208,6 +208,32 @@ impl Hub {
                 };
                 self.login(now, conn, user, password, pending)
             }
+            Request::Logout { reference } => self.logout(conn, reference),
+            Request::RosterAck { version } => self.roster_ack(conn, version),
+            Request::Group {
+                reference,
+                op,
+                group,
+            } => self.group_request(conn, reference, op, group),
+            Request::GroupList { reference } => self.group_list(conn, reference),
+            Request::Send {
+                reference,
+                target,
+                body,
+            } => self.send(conn, reference, target, body, None),
+            Request::History {
+                reference,
+                target,
+                before,
+                limit,
+            } => self.history(conn, reference, target, before, limit),
+            v2 => self.dispatch_v2(now, conn, v2),
+        }
+    }
+
+    /// Acts on an accepted request of protocol version 2.
+    fn dispatch_v2(&mut self, now: Instant, conn: ConnId, request: Request<'_>) {
+        match request {
             Request::Login2 {
                 reference,
                 user,
@@ -226,19 +252,6 @@ impl Hub {
                 let device = device.map(|name| DeviceAsk { name, issue_token });
                 self.login2(now, conn, user, credential, device, pending)
             }
-            Request::Logout { reference } => self.logout(conn, reference),
-            Request::RosterAck { version } => self.roster_ack(conn, version),
-            Request::Group {
-                reference,
-                op,
-                group,
-            } => self.group_request(conn, reference, op, group),
-            Request::GroupList { reference } => self.group_list(conn, reference),
-            Request::Send {
-                reference,
-                target,
-                body,
-            } => self.send(conn, reference, target, body, None),
             Request::Send2 {
                 reference,
                 client_id,
@@ -251,12 +264,10 @@ impl Hub {
             Request::RevokeDevice { reference, device } => {
                 self.revoke_device(conn, reference, device)
             }
-            Request::History {
-                reference,
-                target,
-                before,
-                limit,
-            } => self.history(conn, reference, target, before, limit),
+            other => unreachable!(
+                "dispatch passes only version 2 requests, not {}",
+                other.name()
+            ),
         }
     }
 

@@ -99,7 +99,7 @@ pub struct Hub {
     /// SERVER_HELLO for each version from `OLDEST_VERSION`, made once.
     server_hello: [Arc<Shared>; 2],
     /// Devices with a session here (see [`devices`]).
-    devices: devices::Devices,
+    pub(crate) devices: devices::Devices,
     shutting_down: bool,
     next_ping: u64,
 }

@@ -66,6 +66,18 @@ pub(crate) enum Got {
     Ping(u64),
     Pong(u64),
     Shutdown,
+    LoginOk2 {
+        reference: Ref,
+        device: Option<String>,
+        token: Option<crate::device::Token>,
+        bookmark: MessageId,
+    },
+    ReadMarker {
+        target: Target,
+        id: MessageId,
+    },
+    /// (name, current) of each device listed.
+    Devices(Vec<(String, bool)>),
     Other(u8),
 }
 
@@ -168,6 +180,34 @@ impl Got {
             Frame::Ping { token } => Got::Ping(*token),
             Frame::Pong { token } => Got::Pong(*token),
             Frame::Shutdown { .. } => Got::Shutdown,
+            other => Got::from_v2(other),
+        }
+    }
+
+    fn from_v2(f: &Frame<'_>) -> Got {
+        match f {
+            Frame::LoginOk2 {
+                reference,
+                device,
+                token,
+                bookmark,
+                ..
+            } => Got::LoginOk2 {
+                reference: *reference,
+                device: device.map(|d| d.to_string()),
+                token: *token,
+                bookmark: *bookmark,
+            },
+            Frame::ReadMarker { target, id } => Got::ReadMarker {
+                target: *target,
+                id: *id,
+            },
+            Frame::DeviceList { devices, .. } => Got::Devices(
+                devices
+                    .iter()
+                    .map(|d| (d.name.to_string(), d.current))
+                    .collect(),
+            ),
             other => Got::Other(other.kind()),
         }
     }

@@ -7,5 +7,5 @@
 pub mod sqlite;
 
 pub use confab_engine::store::{
-    Account, CatchUp, Loaded, Retention, Store, StoreError, Stored, Write, Written,
+    Account, CatchUp, Loaded, Retention, Store, StoreError, Stored, StoredDevice, Write, Written,
 };

@@ -48,11 +48,16 @@ use rusqlite::{
     TransactionBehavior,
 };
 
-use super::{Account, CatchUp, Loaded, Retention, Store, StoreError, Write, Written};
+use super::{Account, CatchUp, Loaded, Retention, Store, StoreError, StoredDevice, Write, Written};
+use confab_engine::device::DeviceId;
+use confab_engine::effect::DeviceRecord;
 
+mod devices;
 mod migrations;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_devices;
 
 use migrations::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 
@@ -798,6 +803,16 @@ fn commit_batch(
             Write::Message(m) => Written::Message(stage_message(
                 &tx, lookups, m, now_ms, &mut last, &mut rows,
             )?),
+            Write::MessageOnce(m, key) => {
+                devices::message_once(&tx, lookups, (m, key), now_ms, &mut last, &mut rows)?
+            }
+            Write::Bookmark { device, upto } => devices::raise_bookmark(&tx, *device, *upto)?,
+            Write::ReadMarker {
+                user,
+                target,
+                id,
+                max,
+            } => devices::set_read_marker(&tx, user, target, *id, *max)?,
             Write::Group(op) => Written::Group(apply_group_op(&tx, op, now_ms)?),
             Write::Offline { user, seen_upto } => {
                 // No account, no mark (and nothing to replay to).
@@ -1187,6 +1202,71 @@ impl Store for SqliteStore {
         tx.commit().map_err(failed(DOING))?;
         messages.reverse();
         Ok(ReplayLoaded { messages, skipped })
+    }
+
+    fn device_by_token(
+        &mut self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<StoredDevice>, StoreError> {
+        devices::by_token(&self.conn, token_hash)
+    }
+
+    fn device_by_name(
+        &mut self,
+        user: &Name,
+        device: &Name,
+    ) -> Result<Option<StoredDevice>, StoreError> {
+        devices::by_name(&self.conn, user, device)
+    }
+
+    fn create_device(
+        &mut self,
+        user: &Name,
+        device: &Name,
+        token_hash: Option<[u8; 32]>,
+        now_ms: u64,
+    ) -> Result<StoredDevice, StoreError> {
+        devices::create(&self.conn, user, device, token_hash, now_ms)
+    }
+
+    fn set_device_token(
+        &mut self,
+        device: DeviceId,
+        token_hash: Option<[u8; 32]>,
+    ) -> Result<(), StoreError> {
+        devices::set_token(&self.conn, device, token_hash)
+    }
+
+    fn touch_device(&mut self, device: DeviceId, now_ms: u64) -> Result<(), StoreError> {
+        devices::touch(&self.conn, device, now_ms)
+    }
+
+    fn devices(&mut self, user: &Name) -> Result<Vec<DeviceRecord>, StoreError> {
+        devices::list(&self.conn, user)
+    }
+
+    fn revoke_device(
+        &mut self,
+        user: &Name,
+        device: &Name,
+    ) -> Result<Option<DeviceId>, StoreError> {
+        devices::revoke(&self.conn, user, device)
+    }
+
+    fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {
+        devices::revoke_all(&self.conn, user)
+    }
+
+    fn read_markers(
+        &mut self,
+        user: &Name,
+        max: u16,
+    ) -> Result<Vec<(Target, MessageId)>, StoreError> {
+        devices::read_markers(&self.conn, user, max)
+    }
+
+    fn prune_sends(&mut self, older_than_ms: u64, keep: u32) -> Result<u64, StoreError> {
+        devices::prune_sends(&mut self.conn, older_than_ms, keep)
     }
 
     fn apply_retention(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {

@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError};
+use confab_engine::effect::{DeviceAsk, DeviceLogin, Secret};
+use confab_engine::{ConnId, EffectResult, Name, Password, ProtocolError, Token};
 use log::{error, info, warn};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use super::storage_failed;
 use crate::auth::{HashParams, Verified};
@@ -25,6 +27,7 @@ use crate::auth_queue::FairQueue;
 use crate::hash_memory::HashMemory;
 use crate::inbox::Results;
 use crate::store::Store;
+use confab_engine::seat;
 
 /// A pool thread's loop: runs jobs until the queue is closed and empty,
 /// giving its hash memory back whenever no job waits.
@@ -48,26 +51,40 @@ pub(crate) struct AuthJob {
     pub(crate) conn: ConnId,
     pub(crate) kind: AuthKind,
     pub(crate) user: Name,
-    pub(crate) password: Password,
     pub(crate) peer: Option<SocketAddr>,
 }
 
-/// Which check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which check, with its secret.
+#[derive(Debug)]
 pub(crate) enum AuthKind {
-    Login,
-    Register,
+    Login(Password),
+    Register(Password),
+    Login2(Box<Login2Ask>),
+}
+
+/// A LOGIN2 as `Effect::Login2` asks it.
+#[derive(Debug)]
+pub(crate) struct Login2Ask {
+    pub(crate) secret: Secret,
+    pub(crate) device: Option<DeviceAsk>,
+    pub(crate) token_idle: Duration,
+    pub(crate) max_devices: u16,
+    pub(crate) max_read_markers: u16,
 }
 
 impl AuthJob {
     /// The answer when the job cannot even be queued.
     pub(crate) fn refused(self, refusal: ProtocolError) -> EffectResult {
         match self.kind {
-            AuthKind::Login => EffectResult::Authenticated {
+            AuthKind::Login(_) => EffectResult::Authenticated {
                 conn: self.conn,
                 result: Err(refusal),
             },
-            AuthKind::Register => EffectResult::Registered {
+            AuthKind::Register(_) => EffectResult::Registered {
+                conn: self.conn,
+                result: Err(refusal),
+            },
+            AuthKind::Login2(_) => EffectResult::LoggedIn2 {
                 conn: self.conn,
                 result: Err(refusal),
             },
@@ -83,6 +100,8 @@ pub(crate) struct Authenticator {
     pub(crate) dummy_hash: Arc<str>,
     /// This thread's argon2 blocks (see [`HashMemory`]).
     pub(crate) memory: HashMemory,
+    /// Where new device tokens come from.
+    pub(crate) rng: SystemRandom,
 }
 
 impl Authenticator {
@@ -97,6 +116,7 @@ impl Authenticator {
             params,
             dummy_hash,
             memory: HashMemory::new(),
+            rng: SystemRandom::new(),
         }
     }
 
@@ -111,12 +131,11 @@ impl Authenticator {
             conn,
             kind,
             user,
-            password,
             peer,
         } = job;
         let peer_text = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
         match kind {
-            AuthKind::Login => {
+            AuthKind::Login(password) => {
                 let result = self.login(user, password.expose());
                 match &result {
                     Ok(name) => info!("login user={name} conn={conn} peer={peer_text}"),
@@ -124,7 +143,7 @@ impl Authenticator {
                 }
                 EffectResult::Authenticated { conn, result }
             }
-            AuthKind::Register => {
+            AuthKind::Register(password) => {
                 let result = self.register(user, password.expose());
                 match &result {
                     Ok(()) => info!("registered user={user} conn={conn} peer={peer_text}"),
@@ -133,6 +152,26 @@ impl Authenticator {
                     }
                 }
                 EffectResult::Registered { conn, result }
+            }
+            AuthKind::Login2(ask) => {
+                let result = self.login2(user, *ask);
+                match &result {
+                    // Neither the token nor the password is printed.
+                    Ok(l) => {
+                        let device = l.seat.map_or_else(|| "-".to_owned(), |s| s.id.to_string());
+                        let issued = if l.token.is_some() {
+                            " (new token)"
+                        } else {
+                            ""
+                        };
+                        info!(
+                            "login2 user={} {device}{issued} conn={conn} peer={peer_text}",
+                            l.user
+                        )
+                    }
+                    Err(r) => info!("login2 refused user={user} conn={conn} peer={peer_text}: {r}"),
+                }
+                EffectResult::LoggedIn2 { conn, result }
             }
         }
     }
@@ -172,6 +211,66 @@ impl Authenticator {
         }
     }
 
+    /// A LOGIN2: the password checked as a LOGIN's (argon2id), then the
+    /// device it names; or the token, by its blake3 hash (no argon2: it
+    /// has 256 bits of entropy). Then the user's read markers.
+    pub(crate) fn login2(
+        &mut self,
+        typed: Name,
+        ask: Login2Ask,
+    ) -> Result<DeviceLogin, ProtocolError> {
+        let now = now_ms();
+        let store = &mut *self.store;
+        let (user, seated) = match ask.secret {
+            Secret::Password(password) => {
+                let user = self.login(typed, password.expose())?;
+                let seated = match ask.device {
+                    Some(device) => {
+                        let issue = if device.issue_token {
+                            Some(self.new_token()?)
+                        } else {
+                            None
+                        };
+                        let store = &mut *self.store;
+                        let issue = issue.map(|t| (t, blake3::hash(&t.0).into()));
+                        let seated =
+                            seat::by_password(store, &user, device, issue, ask.max_devices, now)
+                                .map_err(|e| storage_failed("seating a device", &e))??;
+                        Some(seated)
+                    }
+                    None => None,
+                };
+                (user, seated)
+            }
+            Secret::Token(token) => {
+                let hash: [u8; 32] = blake3::hash(&token.0).into();
+                let (user, seat) = seat::by_token(store, &typed, &hash, ask.token_idle, now)
+                    .map_err(|e| storage_failed("looking a device token up", &e))??;
+                (user, Some((seat, None)))
+            }
+        };
+        let read_markers = self
+            .store
+            .read_markers(&user, ask.max_read_markers)
+            .map_err(|e| storage_failed("loading read markers", &e))?;
+        Ok(DeviceLogin {
+            user,
+            seat: seated.map(|(s, _)| s),
+            token: seated.and_then(|(_, t)| t),
+            read_markers,
+        })
+    }
+
+    /// 32 bytes from the OS's random source.
+    fn new_token(&self) -> Result<Token, ProtocolError> {
+        let mut bytes = [0u8; Token::LEN];
+        self.rng.fill(&mut bytes).map_err(|_| {
+            error!("the system's random source failed; no device token issued");
+            ProtocolError::Storage("cannot make a device token".to_owned())
+        })?;
+        Ok(Token(bytes))
+    }
+
     /// Creates an account.
     pub(crate) fn register(&mut self, user: Name, password: &str) -> Result<(), ProtocolError> {
         let taken = || ProtocolError::NameTaken { user };
@@ -206,6 +305,13 @@ impl Authenticator {
             Err(e) => warn!("cannot upgrade the password hash of {user}: {e}"),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -286,5 +392,69 @@ mod tests {
             "{}",
             stored.password_hash
         );
+    }
+
+    fn login2(
+        a: &mut Authenticator,
+        secret: Secret,
+        device: Option<&str>,
+    ) -> Result<DeviceLogin, ProtocolError> {
+        let ask = Login2Ask {
+            secret,
+            device: device.map(|d| DeviceAsk {
+                name: name(d),
+                issue_token: true,
+            }),
+            token_idle: Duration::from_secs(3600),
+            max_devices: 2,
+            max_read_markers: 8,
+        };
+        a.login2(name("DAN"), ask)
+    }
+
+    #[test]
+    fn a_password_login2_issues_a_random_token_that_then_logs_in_by_its_blake3_hash() {
+        let (mut a, mut store) = authenticator(FAST);
+        a.register(name("dan"), "pw").expect("registers");
+        let wrong = login2(
+            &mut a,
+            Secret::Password(Password::offered("no")),
+            Some("laptop"),
+        );
+        assert_eq!(
+            wrong.map(|_| ()).unwrap_err().code(),
+            ErrorCode::BadCredentials
+        );
+        let first = login2(
+            &mut a,
+            Secret::Password(Password::offered("pw")),
+            Some("laptop"),
+        )
+        .expect("logs in");
+        let token = first.token.expect("a token was issued");
+        let seat = first.seat.expect("seated");
+        assert_eq!(first.user, name("dan"));
+        let stored = store
+            .device_by_name(&name("dan"), &name("laptop"))
+            .expect("reads");
+        let hash: [u8; 32] = blake3::hash(&token.0).into();
+        assert_eq!(stored.and_then(|d| d.token_hash), Some(hash));
+        let again = login2(&mut a, Secret::Token(token), None).expect("the token logs in");
+        assert_eq!(
+            (again.user, again.seat.map(|s| s.id), again.token),
+            (name("dan"), Some(seat.id), None)
+        );
+        // A second password login gets a different token; the first is void.
+        let second = login2(
+            &mut a,
+            Secret::Password(Password::offered("pw")),
+            Some("laptop"),
+        )
+        .expect("logs in");
+        assert_ne!(second.token, Some(token));
+        let stale = login2(&mut a, Secret::Token(token), None)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(stale, ProtocolError::BadToken { .. }), "{stale:?}");
     }
 }

@@ -19,9 +19,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use confab_engine::effect::{GroupOp, NewMessage, ReplayScope};
+use confab_engine::device::DeviceId;
+use confab_engine::effect::{GroupOp, NewMessage, ReplayScope, SendKey};
 use confab_engine::{ConnId, EffectResult, Input, MessageId, Name, ProtocolError, Ref, Target};
-use log::{error, info};
+use log::{debug, error, info, warn};
 
 use super::queue::Jobs;
 use super::storage_failed;
@@ -38,6 +39,34 @@ pub(crate) enum WriteJob {
         conn: ConnId,
         reference: Ref,
         message: NewMessage,
+        /// A SEND2's key: committed at most once.
+        once: Option<SendKey>,
+    },
+    /// Never refused: one per session at a time, and a LOGOUT may wait for it.
+    Bookmark {
+        device: DeviceId,
+        upto: MessageId,
+        logout: Option<(ConnId, Ref)>,
+    },
+    ReadMarker {
+        conn: ConnId,
+        user: Name,
+        target: Target,
+        id: MessageId,
+        max: u16,
+    },
+    /// A write, but not a batched one: it runs between the batches.
+    RevokeDevice {
+        conn: ConnId,
+        reference: Ref,
+        user: Name,
+        device: Name,
+    },
+    /// Forget exactly-once records older than `window` and beyond the
+    /// newest `keep` per device.
+    PruneSends {
+        window: Duration,
+        keep: u32,
     },
     Group {
         conn: ConnId,
@@ -55,7 +84,13 @@ pub(crate) enum WriteJob {
 
 impl WriteJob {
     fn refusable(&self) -> bool {
-        matches!(self, WriteJob::Message { .. } | WriteJob::Group { .. })
+        matches!(
+            self,
+            WriteJob::Message { .. }
+                | WriteJob::Group { .. }
+                | WriteJob::ReadMarker { .. }
+                | WriteJob::RevokeDevice { .. }
+        )
     }
 }
 
@@ -112,48 +147,137 @@ fn catch_up(store: &mut dyn Store, when: CatchUp) -> u64 {
     })
 }
 
-/// Commits a batch of jobs; retention jobs split it so that they run
-/// between the writes queued before and after them.
+/// Who waits for a write's outcome, and what they are told.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    /// Nobody (an offline mark).
+    Nobody,
+    /// A request's sender: a message or a group change.
+    Request(ConnId, Ref),
+    /// A bookmark, perhaps with a LOGOUT waiting for it.
+    Bookmark(Option<(ConnId, Ref)>),
+    /// A read marker's session.
+    Marker(ConnId),
+}
+
+/// The write a job adds to the batch, and who waits for it; or the job
+/// itself, if it runs on its own, between batches.
+fn batched(job: WriteJob) -> Sorted {
+    Sorted::Batched(match job {
+        WriteJob::Message {
+            conn,
+            reference,
+            message,
+            once,
+        } => {
+            let write = match once {
+                Some(key) => Write::MessageOnce(message, key),
+                None => Write::Message(message),
+            };
+            (write, Owner::Request(conn, reference))
+        }
+        WriteJob::Group {
+            conn,
+            reference,
+            op,
+        } => (Write::Group(op), Owner::Request(conn, reference)),
+        WriteJob::Offline { user, seen_upto } => {
+            (Write::Offline { user, seen_upto }, Owner::Nobody)
+        }
+        WriteJob::Bookmark {
+            device,
+            upto,
+            logout,
+        } => (Write::Bookmark { device, upto }, Owner::Bookmark(logout)),
+        WriteJob::ReadMarker {
+            conn,
+            user,
+            target,
+            id,
+            max,
+        } => (
+            Write::ReadMarker {
+                user,
+                target,
+                id,
+                max,
+            },
+            Owner::Marker(conn),
+        ),
+        other => return Sorted::Alone(other),
+    })
+}
+
+/// A job as [`batched`] sorts it.
+enum Sorted {
+    Batched((Write, Owner)),
+    Alone(WriteJob),
+}
+
+/// Commits a batch of jobs; the jobs that are not batched (retention,
+/// pruning, revoking a device) split it so that they run between the
+/// writes queued before and after them.
 fn run_jobs(store: &mut dyn Store, jobs: impl Iterator<Item = WriteJob>) -> Vec<Input> {
     let mut results = Vec::new();
     let mut batch = Vec::new();
     let mut owners = Vec::new();
     for job in jobs {
-        match job {
-            WriteJob::Message {
-                conn,
-                reference,
-                message,
-            } => {
-                batch.push(Write::Message(message));
-                owners.push(Some((conn, reference)));
+        match batched(job) {
+            Sorted::Batched((write, owner)) => {
+                batch.push(write);
+                owners.push(owner);
             }
-            WriteJob::Group {
-                conn,
-                reference,
-                op,
-            } => {
-                batch.push(Write::Group(op));
-                owners.push(Some((conn, reference)));
-            }
-            WriteJob::Offline { user, seen_upto } => {
-                batch.push(Write::Offline { user, seen_upto });
-                owners.push(None);
-            }
-            // Taken out by the writer's loop.
-            WriteJob::Tick => {}
-            WriteJob::Retention(retention) => {
+            Sorted::Alone(job) => {
                 commit(store, &mut batch, &mut owners, &mut results);
-                match store.apply_retention(&retention, now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => info!("retention deleted {n} messages"),
-                    Err(e) => error!("storage failed while applying retention: {e}"),
-                }
+                results.extend(run_alone(store, job));
             }
         }
     }
     commit(store, &mut batch, &mut owners, &mut results);
     results
+}
+
+/// A job that is not batched.
+fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
+    match job {
+        WriteJob::Retention(retention) => match store.apply_retention(&retention, now_ms()) {
+            Ok(0) => {}
+            Ok(n) => info!("retention deleted {n} messages"),
+            Err(e) => error!("storage failed while applying retention: {e}"),
+        },
+        WriteJob::PruneSends { window, keep } => {
+            let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+            let older_than = now_ms().saturating_sub(window_ms);
+            match store.prune_sends(older_than, keep) {
+                Ok(n) => debug!("pruned {n} exactly-once send records"),
+                Err(e) => error!("storage failed while pruning send records: {e}"),
+            }
+        }
+        WriteJob::RevokeDevice {
+            conn,
+            reference,
+            user,
+            device,
+        } => {
+            let result = match store.revoke_device(&user, &device) {
+                Ok(Some(id)) => {
+                    info!("revoked {id} ({device}) of user={user} conn={conn}");
+                    Ok(id)
+                }
+                Ok(None) => Err(ProtocolError::NoSuchDevice { device }),
+                Err(e) => Err(storage_failed("revoking a device", &e)),
+            };
+            let answer = EffectResult::DeviceRevoked {
+                conn,
+                reference,
+                result,
+            };
+            return Some(answer.into());
+        }
+        // Batched, or taken out by the writer's loop.
+        _ => {}
+    }
+    None
 }
 
 fn now_ms() -> u64 {
@@ -167,7 +291,7 @@ fn now_ms() -> u64 {
 fn commit(
     store: &mut dyn Store,
     batch: &mut Vec<Write>,
-    owners: &mut Vec<Option<(ConnId, Ref)>>,
+    owners: &mut Vec<Owner>,
     results: &mut Vec<Input>,
 ) {
     if batch.is_empty() {
@@ -206,28 +330,27 @@ fn commit(
 
 /// What the hub is fed for one write: the requester's answer, then (if
 /// it was committed) the commit to route.
-fn answer(
-    write: Write,
-    owner: Option<(ConnId, Ref)>,
-    outcome: Result<Written, ProtocolError>,
-) -> Vec<Input> {
-    let Some((conn, reference)) = owner else {
-        return Vec::new();
-    };
+fn answer(write: Write, owner: Owner, outcome: Result<Written, ProtocolError>) -> Vec<Input> {
     let wrong_kind = || {
         error!("storage answered a write with an outcome of another kind");
         ProtocolError::Storage("storage answered with an outcome of another kind".to_owned())
     };
-    match write {
-        Write::Message(message) => {
+    match (write, owner) {
+        (
+            Write::Message(message) | Write::MessageOnce(message, _),
+            Owner::Request(conn, reference),
+        ) => {
             let result = match outcome {
+                Ok(Written::Duplicate(c)) => {
+                    return Input::message_stored_before(conn, reference, c)
+                }
                 Ok(Written::Message(result)) => result.map_err(|r| (message, r)),
                 Err(r) => Err((message, r)),
                 Ok(_) => Err((message, wrong_kind())),
             };
             Input::message_written(conn, reference, result)
         }
-        Write::Group(op) => {
+        (Write::Group(op), Owner::Request(conn, reference)) => {
             let result = match outcome {
                 Ok(Written::Group(result)) => result,
                 Err(r) => Err(r),
@@ -235,7 +358,34 @@ fn answer(
             };
             Input::group_written(conn, reference, op, result)
         }
-        Write::Offline { .. } => Vec::new(),
+        (Write::Bookmark { device, upto }, Owner::Bookmark(logout)) => {
+            let saved = matches!(outcome, Ok(Written::Bookmark));
+            if !saved {
+                warn!("the bookmark of {device} was not saved (up to id {}); it may be sent some messages again", upto.0);
+            }
+            let saved = EffectResult::BookmarkSaved {
+                device,
+                upto,
+                logout,
+                saved,
+            };
+            vec![saved.into()]
+        }
+        (Write::ReadMarker { user, target, .. }, Owner::Marker(conn)) => {
+            let result = match outcome {
+                Ok(Written::ReadMarker(id)) => Ok(id),
+                Err(r) => Err(r),
+                Ok(_) => Err(wrong_kind()),
+            };
+            let saved = EffectResult::ReadMarkerSaved {
+                conn,
+                user,
+                target,
+                result,
+            };
+            vec![saved.into()]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -257,13 +407,18 @@ pub(crate) enum ReadJob {
         upto: MessageId,
         max: usize,
     },
+    Devices {
+        conn: ConnId,
+        reference: Ref,
+        user: Name,
+    },
 }
 
 impl ReadJob {
     /// History requests may be refused when the queue is full; a replay,
     /// one per login, may not: it is what tells the session it is caught up.
     pub(crate) fn refusable(&self) -> bool {
-        matches!(self, ReadJob::History { .. })
+        matches!(self, ReadJob::History { .. } | ReadJob::Devices { .. })
     }
 
     /// The answer when the job is refused.
@@ -282,6 +437,13 @@ impl ReadJob {
             },
             ReadJob::Replay { conn, .. } => EffectResult::Replayed {
                 conn,
+                result: Err(refusal),
+            },
+            ReadJob::Devices {
+                conn, reference, ..
+            } => EffectResult::Devices {
+                conn,
+                reference,
                 result: Err(refusal),
             },
         }
@@ -318,6 +480,17 @@ impl ReadJob {
                 result: store
                     .replay(&user, &scope, upto, max)
                     .map_err(|e| storage_failed("loading missed messages", &e)),
+            },
+            ReadJob::Devices {
+                conn,
+                reference,
+                user,
+            } => EffectResult::Devices {
+                conn,
+                reference,
+                result: store
+                    .devices(&user)
+                    .map_err(|e| storage_failed("listing devices", &e)),
             },
         }
     }
@@ -363,6 +536,7 @@ mod tests {
                 target: to,
                 body: body.into(),
             },
+            once: None,
         }
     }
 
@@ -421,5 +595,90 @@ mod tests {
         assert_eq!(rx.len(), 2);
         rx.taken(1);
         assert!(q.push_refusable(message(Target::Room, "c")).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_send2_is_acked_with_the_original_id_and_not_routed_again() {
+        let mut store = MemoryStore::default();
+        let key = SendKey {
+            device: DeviceId(1),
+            client_id: confab_engine::ClientId(5),
+        };
+        let send2 = || match message(Target::Room, "once") {
+            WriteJob::Message {
+                conn,
+                reference,
+                message,
+                ..
+            } => WriteJob::Message {
+                conn,
+                reference,
+                message,
+                once: Some(key),
+            },
+            other => other,
+        };
+        let results = run_jobs(&mut store, vec![send2(), send2()].into_iter());
+        let kinds: Vec<(&str, MessageId)> = results
+            .iter()
+            .map(|i| match i {
+                Input::Result(EffectResult::Stored { result: Ok(c), .. }) => ("ack", c.id),
+                Input::Committed { message, .. } => ("route", message.id),
+                Input::Result(EffectResult::StoredBefore { committed, .. }) => {
+                    ("ack again", committed.id)
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ack", MessageId(1)),
+                ("route", MessageId(1)),
+                ("ack again", MessageId(1))
+            ]
+        );
+        assert_eq!(store.messages().len(), 1);
+    }
+
+    #[test]
+    fn bookmarks_and_read_markers_are_answered_in_order_with_the_batch() {
+        let mut store = MemoryStore::default();
+        let c = conn();
+        let jobs = vec![
+            message(Target::Room, "one"),
+            WriteJob::Bookmark {
+                device: DeviceId(3),
+                upto: MessageId(1),
+                logout: Some((c, Ref(9))),
+            },
+            WriteJob::ReadMarker {
+                conn: c,
+                user: name("ann"),
+                target: Target::Room,
+                id: MessageId(1),
+                max: 4,
+            },
+        ];
+        let results = run_jobs(&mut store, jobs.into_iter());
+        assert!(
+            matches!(
+                results.as_slice(),
+                [
+                    Input::Result(EffectResult::Stored { .. }),
+                    Input::Committed { .. },
+                    Input::Result(EffectResult::BookmarkSaved {
+                        saved: true,
+                        logout: Some((_, Ref(9))),
+                        ..
+                    }),
+                    Input::Result(EffectResult::ReadMarkerSaved {
+                        result: Ok(MessageId(1)),
+                        ..
+                    }),
+                ]
+            ),
+            "{results:?}"
+        );
     }
 }

@@ -194,4 +194,46 @@ DROP TABLE journal;
 DROP TABLE messages;
 ALTER TABLE message_log RENAME TO messages;
 "#,
+    // 3 -> 4: protocol version 2's devices, exactly-once send records and
+    // read markers (see devices.rs).
+    r#"
+-- AUTOINCREMENT: a device id is never reused, so a stale bookmark or send
+-- record can never be taken for another device's.
+CREATE TABLE devices (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name         TEXT    NOT NULL,            -- as first named
+    name_key     TEXT    NOT NULL,            -- lower case: unique per account
+    token_hash   BLOB    UNIQUE CHECK (token_hash IS NULL OR length(token_hash) = 32),
+    created_ms   INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    bookmark     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, name_key)
+);
+
+-- Each committed SEND2's key, written in the same transaction as its
+-- message; the message id and time are kept here, so a retry is answered
+-- even after retention deleted the message.
+CREATE TABLE sends (
+    device     INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    client_id  INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    PRIMARY KEY (device, client_id)
+) WITHOUT ROWID;
+CREATE INDEX sends_by_time ON sends(ts_ms);
+
+-- kind as in messages (0 room, 1 group, 2 user); target_key '' for the
+-- room; set_seq orders markers by when they were last set.
+CREATE TABLE read_markers (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    kind       INTEGER NOT NULL CHECK (kind IN (0, 1, 2)),
+    target_key TEXT    NOT NULL,
+    target     TEXT,
+    id         INTEGER NOT NULL,
+    set_seq    INTEGER NOT NULL,
+    PRIMARY KEY (account_id, kind, target_key)
+) WITHOUT ROWID;
+CREATE INDEX read_markers_by_seq ON read_markers(account_id, set_seq);
+"#,
 ];

@@ -64,7 +64,8 @@ fn commit_ok(store: &mut SqliteStore, batch: &[Write], now_ms: u64) -> Vec<Store
                 r.unwrap();
                 None
             }
-            Written::Offline => None,
+            Written::Offline | Written::Bookmark | Written::ReadMarker(_) => None,
+            Written::Duplicate(c) => panic!("unexpected duplicate {c:?}"),
         })
         .collect()
 }
