@@ -20,7 +20,9 @@
 
 local M = {}
 
-M.PROTOCOL_VERSION = 1
+-- The newest version this client speaks (HELLO's default); it speaks 1 too.
+M.PROTOCOL_VERSION = 2
+M.PROTOCOL_VERSIONS = { [1] = true, [2] = true }
 M.DEFAULT_PORT = 7878
 
 -- Field kinds. "list" fields are { name, "list", count_kind, element } where
@@ -68,7 +70,30 @@ local SCHEMA = {
   [0x4C] = { "ERROR", "s2c", {
     { "code", "u16" }, { "ref", "u32" }, { "retry_after_ms", "u32" }, { "text", "text" } } },
   [0x4D] = { "SHUTDOWN", "s2c", { { "retry_after_ms", "u32" }, { "reason", "text" } } },
+  -- Version 2 (docs/PROTOCOL.md, "Frames added in version 2").
+  [0x1B] = { "LOGIN2", "c2s", {
+    { "ref", "u32" }, { "user", "name" }, { "credential", "u8" }, { "secret", "blob" },
+    { "device", "opt_name" }, { "issue_token", "flag" }, { "resume", "u8" },
+    { "resume_after", "u64" }, { "roster", "flag" } } },
+  [0x1C] = { "SEND2", "c2s", {
+    { "ref", "u32" }, { "client_id", "u64" }, { "target", "target" }, { "body", "text" } } },
+  [0x1D] = { "DELIVERED", "c2s", { { "id", "u64" } } },
+  [0x1E] = { "MARK_READ", "c2s", { { "target", "target" }, { "id", "u64" } } },
+  [0x1F] = { "DEVICE_LIST_REQUEST", "c2s", { { "ref", "u32" } } },
+  [0x20] = { "DEVICE_REVOKE", "c2s", { { "ref", "u32" }, { "device", "name" } } },
+  [0x4E] = { "LOGIN_OK2", "s2c", {
+    { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
+    { "bookmark", "u64" } } },
+  [0x4F] = { "READ_MARKER", "s2c", { { "target", "target" }, { "id", "u64" } } },
+  [0x50] = { "DEVICE_LIST", "s2c", {
+    { "ref", "u32" },
+    { "devices", "list", "u16", {
+      { "device", "name" }, { "created_ms", "u64" }, { "last_seen_ms", "u64" }, { "current", "flag" } } } } },
 }
+
+-- LOGIN2's credential and resume fields.
+M.CREDENTIAL = { password = 0, token = 1 }
+M.RESUME = { after = 0, device = 1 }
 
 -- M.TYPE.SEND == 0x19, M.TYPE_NAME[0x19] == "SEND", M.DIRECTION.SEND == "c2s".
 M.TYPE, M.TYPE_NAME, M.DIRECTION = {}, {}, {}
@@ -83,16 +108,17 @@ M.ERROR_CODES = {
   [3] = { "UNSUPPORTED_VERSION", true }, [4] = { "WRONG_STATE", false },
   [5] = { "UNKNOWN_FRAME_TYPE", false }, [10] = { "BAD_CREDENTIALS", false },
   [11] = { "NAME_TAKEN", false }, [12] = { "REGISTRATION_CLOSED", false },
-  [13] = { "LOCKED_OUT", false }, [20] = { "NO_SUCH_USER", false },
+  [13] = { "LOCKED_OUT", false }, [14] = { "NO_DEVICE", false },
+  [15] = { "TOO_MANY_DEVICES", false }, [20] = { "NO_SUCH_USER", false },
   [21] = { "NO_SUCH_GROUP", false }, [22] = { "GROUP_EXISTS", false },
   [23] = { "NOT_A_MEMBER", false }, [24] = { "ALREADY_MEMBER", false },
   [25] = { "TOO_MANY_GROUPS", false }, [26] = { "GROUP_FULL", false },
   [27] = { "BAD_BODY", false }, [28] = { "SERVER_GROUPS_FULL", false },
-  [30] = { "RATE_LIMITED", false },
+  [29] = { "NO_SUCH_DEVICE", false }, [30] = { "RATE_LIMITED", false },
   [31] = { "BUSY", false }, [32] = { "TOO_MANY_CONNECTIONS", true },
   [33] = { "AUTH_TIMEOUT", true }, [34] = { "IDLE_TIMEOUT", true },
   [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
-  [37] = { "FLOODING", true }, [40] = { "STORAGE_ERROR", false },
+  [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -137,6 +163,24 @@ function M.format_target(t)
   return (t.kind == "group" and "#" or "@") .. t.name
 end
 
+--- Bytes -> lowercase hex ("\x11\xab" -> "11ab"): how tokens are shown and kept.
+function M.to_hex(bytes)
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- Hex (either case, no separators) -> bytes, or nil when it is not hex.
+function M.from_hex(hex)
+  if type(hex) ~= "string" or #hex % 2 ~= 0 or hex:find("[^0-9a-fA-F]") then return nil end
+  return (hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- A device token (64 hex digits, docs/PROTOCOL.md "Devices and tokens")
+--- -> its 32 bytes, or nil.
+function M.parse_token(hex)
+  if type(hex) ~= "string" or #hex ~= 64 then return nil end
+  return M.from_hex(hex)
+end
+
 ---------------------------------------------------------------------------
 -- Encoding
 
@@ -155,6 +199,13 @@ local function encode_field(out, kind, v, fname)
   elseif kind == "name" then
     assert(M.valid_name(v), fname .. ": invalid name " .. tostring(v))
     out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "blob" then
+    assert(type(v) == "string" and #v <= 255, fname .. ": blob of at most 255 bytes expected")
+    out[#out + 1] = string.pack(">s1", v)
+  elseif kind == "opt_name" then
+    -- nil or "" is "none": a single zero byte.
+    if v == nil or v == "" then out[#out + 1] = "\0"
+    else encode_field(out, "name", v, fname) end
   elseif kind == "target" then
     assert(type(v) == "table" and TARGET_KIND[v.kind], fname .. ": target table expected")
     if v.kind == "room" then
@@ -180,7 +231,7 @@ local function encode_fields(out, fields, t)
         else encode_field(out, f[4], item, fname) end
       end
     else
-      assert(v ~= nil, "field " .. fname .. " missing")
+      assert(v ~= nil or kind == "opt_name", "field " .. fname .. " missing")
       encode_field(out, kind, v, fname)
     end
   end
@@ -227,11 +278,14 @@ local function decode_field(r, kind, fname)
     local s = take(r, n, fname)
     if not valid_utf8(s) then fail(fname .. ": invalid UTF-8") end
     return s
-  elseif kind == "name" then
+  elseif kind == "name" or kind == "opt_name" then
     local n = string.byte(take(r, 1, fname))
+    if n == 0 and kind == "opt_name" then return "" end -- none
     local s = take(r, n, fname)
     if not M.valid_name(s) then fail(fname .. ": invalid name") end
     return s
+  elseif kind == "blob" then
+    return take(r, string.byte(take(r, 1, fname)), fname)
   elseif kind == "target" then
     local k = string.byte(take(r, 1, fname))
     local kname = TARGET_KIND_NAME[k]
@@ -354,17 +408,47 @@ M.Conn = Conn
 --- Connects to host:port. opts: { timeout = seconds for connect and each
 --- write (default 10), client = name sent in HELLO }.
 --- Returns a connection or nil, error. Does not send HELLO.
-function M.connect(host, port, opts)
-  local socket = require("socket")
-  opts = opts or {}
+local function open_socket(socket, host, port, timeout)
   local sock = socket.tcp()
-  sock:settimeout(opts.timeout or 10)
+  sock:settimeout(timeout)
   local ok, err = sock:connect(host, port)
   if not ok then sock:close(); return nil, "connect " .. host .. ":" .. port .. ": " .. tostring(err) end
   sock:setoption("tcp-nodelay", true)
+  return sock
+end
+
+--- A random first SEND2 client_id: 62 random bits from /dev/urandom (the
+--- clock when that is missing), so that ids stay unique per device across
+--- runs without any saved state; later sends count up from it.
+--- (docs/PROTOCOL.md, "Exactly-once sends": unique per device, never 0.)
+function M.random_client_id()
+  local f = io.open("/dev/urandom", "rb")
+  local v
+  if f then
+    local b = f:read(8)
+    f:close()
+    if b and #b == 8 then v = string.unpack(">I8", b) end
+  end
+  if not v then
+    local socket = require("socket")
+    math.randomseed(math.floor(socket.gettime() * 1e6), os.clock() * 1e6)
+    v = math.random(0, math.maxinteger)
+  end
+  v = v & 0x3FFFFFFFFFFFFFFF
+  if v == 0 then v = 1 end
+  return v
+end
+
+function M.connect(host, port, opts)
+  local socket = require("socket")
+  opts = opts or {}
+  local sock, err = open_socket(socket, host, port, opts.timeout or 10)
+  if not sock then return nil, err end
   return setmetatable({
     socket = socket,
     sock = sock,
+    host = host,
+    port = port,
     io_timeout = opts.timeout or 10,
     -- Before SERVER_HELLO we do not know the server's limits; 65 536 is
     -- the default max_frame.
@@ -381,8 +465,32 @@ function M.connect(host, port, opts)
     bookmark = 0,
     server = nil, -- the SERVER_HELLO frame
     user = nil, -- the name LOGIN_OK returned
+    version = nil, -- the protocol version SERVER_HELLO confirmed
+    client_name = nil, -- what HELLO said
+    -- Version 2 (docs/PROTOCOL.md, "Version 2").
+    device = nil, -- the device LOGIN_OK2 named (nil: not a device session)
+    token = nil, -- the device token (32 bytes), issued or logged in with
+    device_bookmark = 0, -- LOGIN_OK2's bookmark
+    login_roster = true, -- whether the last login asked for the roster
+    next_client_id = opts.first_client_id or M.random_client_id(),
+    outbox = {}, -- client_id -> { client_id, target, body, ref, resends }: SEND2s without an answer
+    outbox_ref = {}, -- ref -> client_id, for this connection's SEND2s
+    on_outbox = nil, -- function(what, entry, id): "add" (before it is sent), "ack", "error"
+    own_ids = {}, -- ids of this client's own SEND2 messages (from ACKs): not shown as MESSAGEs
+    seen = {}, -- ids of the MESSAGEs handled: a repeat is dropped
+    read_markers = {}, -- "all" / "#g" / "@u" -> id
+    caught_up = false, -- CAUGHT_UP arrived on this connection
+    delivered_sent = 0, -- the highest DELIVERED sent
+    delivered_max = 0, -- the highest id that DELIVERED may say
+    undelivered = 0, -- live messages since the last DELIVERED
+    flush_at = nil, -- when the pending DELIVERED is due
   }, Conn)
 end
+
+-- DELIVERED batching (docs/PROTOCOL.md, "Device bookmarks": "every second
+-- or every hundred messages is plenty").
+M.DELIVERED_EVERY_S = 1
+M.DELIVERED_EVERY_N = 100
 
 --- Sends one frame table. Returns true or nil, err.
 function Conn:send_frame(frame)
@@ -412,6 +520,8 @@ function Conn:close() self:_close() end
 
 --- Sends a request that carries a ref; returns the ref (or nil, err).
 function Conn:request(frame)
+  -- Nothing more is said after LOGOUT (a DELIVERED then would be lost).
+  if frame.type == "LOGOUT" then self:flush_delivered(); self.logging_out = true end
   local ref = self.next_ref
   self.next_ref = (ref % 0xFFFFFFFF) + 1 -- never 0
   frame.ref = ref
@@ -473,6 +583,11 @@ function Conn:_handle(f)
   elseif t == "MESSAGE" then
     -- Messages arrive in id order, so the newest id is the resume point.
     if f.id > self.bookmark then self.bookmark = f.id end
+    self:_delivered(f.id)
+    -- Ids are unique: a repeat (a replay after a lost bookmark, or our
+    -- own SEND2 replayed at the next login) is shown once only.
+    if self.seen[f.id] or self.own_ids[f.id] then return nil end
+    self.seen[f.id] = true
     return message_event(f)
   elseif t == "ROSTER_SNAPSHOT" then
     if not self.snapshot or self.snapshot.version ~= f.version then
@@ -494,13 +609,36 @@ function Conn:_handle(f)
     self:send_frame({ type = "ROSTER_ACK", version = f.version })
     return { type = f.presence == 1 and "online" or "offline", user = f.user, version = f.version }
   elseif t == "ACK" then
-    return { type = "ack", ref = f.ref, id = f.id, ts = f.ts }
+    local e = { type = "ack", ref = f.ref, id = f.id, ts = f.ts }
+    local cid = self.outbox_ref[f.ref]
+    if cid then
+      local entry = self.outbox[cid]
+      self.outbox_ref[f.ref], self.outbox[cid] = nil, nil
+      self.own_ids[f.id] = true
+      e.client_id, e.target, e.to, e.resent = cid, entry.target, M.format_target(entry.target), entry.resends > 0
+      if self.on_outbox then self.on_outbox("ack", entry, f.id) end
+    end
+    return e
   elseif t == "OK" then
     return { type = "ok", ref = f.ref }
   elseif t == "LOGIN_OK" then
     self.user = f.user
     if self.server then self.decoder.limit = math.max(self.server.max_frame, self.decoder.limit) end
     return { type = "login_ok", ref = f.ref, user = f.user }
+  elseif t == "LOGIN_OK2" then
+    self.user = f.user
+    if self.server then self.decoder.limit = math.max(self.server.max_frame, self.decoder.limit) end
+    self.device = f.device ~= "" and f.device or nil
+    if #f.token > 0 then self.token = f.token end
+    self.device_bookmark = f.bookmark
+    return { type = "login_ok2", ref = f.ref, user = f.user, device = self.device, bookmark = f.bookmark,
+             token = #f.token > 0 and M.to_hex(f.token) or nil }
+  elseif t == "READ_MARKER" then
+    local to = M.format_target(f.target)
+    self.read_markers[to] = f.id
+    return { type = "read_marker", target = f.target, to = to, id = f.id }
+  elseif t == "DEVICE_LIST" then
+    return { type = "device_list", ref = f.ref, devices = f.devices }
   elseif t == "SERVER_HELLO" then
     self.server = f
     self.decoder.limit = math.max(f.max_frame, f.max_frame_pre_auth)
@@ -517,12 +655,24 @@ function Conn:_handle(f)
              more = f.more == 1, messages = f.messages }
   elseif t == "CAUGHT_UP" then
     if f.last_id > self.bookmark then self.bookmark = f.last_id end
+    self.caught_up = true
+    if f.last_id > self.delivered_max then self.delivered_max = f.last_id end
+    self:flush_delivered()
     return { type = "caught_up", last_id = f.last_id }
   elseif t == "MISSED" then
     return { type = "missed", target = f.target, to = M.format_target(f.target),
              first = f.first, last = f.last, count = f.count }
   elseif t == "ERROR" then
-    return error_event(f)
+    local e = error_event(f)
+    local cid = f.ref ~= 0 and self.outbox_ref[f.ref]
+    if cid then
+      -- The SEND2 was refused, not stored: it leaves the outbox.
+      local entry = self.outbox[cid]
+      self.outbox_ref[f.ref], self.outbox[cid] = nil, nil
+      e.client_id, e.target, e.to = cid, entry.target, M.format_target(entry.target)
+      if self.on_outbox then self.on_outbox("error", entry) end
+    end
+    return e
   elseif t == "SHUTDOWN" then
     return { type = "shutdown", retry_after_ms = f.retry_after_ms, reason = f.reason }
   elseif t == "UNKNOWN" then
@@ -541,18 +691,56 @@ end
 --- shutdown, pong, unknown. PINGs are answered here and roster changes
 --- acknowledged here, so call next_event regularly.
 function Conn:next_event(timeout)
-  if #self.pending > 0 then return table.remove(self.pending, 1) end
+  while #self.pending > 0 do
+    local e = table.remove(self.pending, 1)
+    -- A replayed MESSAGE of our own that was queued before its ACK came.
+    if not (e.type == "message" and self.own_ids[e.id]) then return e end
+  end
   local deadline = timeout and (self.socket.gettime() + timeout) or nil
   while true do
-    local f, err = self:_read_frame(deadline)
-    if not f then return nil, err end
-    local e = self:_handle(f)
-    if e then return e end
+    -- Wake up for a DELIVERED that is due.
+    local until_ = deadline
+    if self.flush_at and (not until_ or self.flush_at < until_) then until_ = self.flush_at end
+    local f, err = self:_read_frame(until_)
+    if not f then
+      if err ~= "timeout" then return nil, err end
+      if self.flush_at and self.socket.gettime() >= self.flush_at then self:flush_delivered() end
+      if deadline and self.socket.gettime() >= deadline then return nil, err end
+    else
+      local e = self:_handle(f)
+      if e then return e end
+    end
   end
 end
 
+-- A MESSAGE with this id has been processed: DELIVERED is due once
+-- CAUGHT_UP has come (then for every live message, batched).
+function Conn:_delivered(id)
+  if not self.device then return end
+  if id > self.delivered_max then self.delivered_max = id end
+  if not self.caught_up then return end
+  self.undelivered = self.undelivered + 1
+  local now = self.socket.gettime()
+  if not self.flush_at then self.flush_at = now + M.DELIVERED_EVERY_S end
+  if self.undelivered >= M.DELIVERED_EVERY_N or now >= self.flush_at then self:flush_delivered() end
+end
+
+--- Sends DELIVERED with the newest id processed, if it is newer than the
+--- last one sent (device sessions only, after CAUGHT_UP). Called by the
+--- event loop on its own; call it before closing.
+function Conn:flush_delivered()
+  self.flush_at, self.undelivered = nil, 0
+  if not self.device or not self.caught_up or self.closed or self.logging_out then return true end
+  if self.delivered_max <= self.delivered_sent then return true end
+  local ok, err = self:send_frame({ type = "DELIVERED", id = self.delivered_max })
+  if not ok then return nil, err end
+  self.delivered_sent = self.delivered_max
+  return true
+end
+
 -- The event types that answer a request (they carry its ref).
-local ANSWERS = { ok = true, ack = true, login_ok = true, group_list = true, history = true, error = true }
+local ANSWERS = { ok = true, ack = true, login_ok = true, login_ok2 = true, group_list = true, history = true,
+  device_list = true, error = true }
 
 --- Waits for the answer to request `ref` (ok, ack, login_ok, group_list,
 --- history or error with that ref). Other events that arrive meanwhile are
@@ -587,17 +775,21 @@ local function expect(self, ref, err, want, timeout)
   return e
 end
 
---- Sends HELLO and waits for SERVER_HELLO. Returns the server_hello event
---- (the server's limits) or nil and an error (event or text).
-function Conn:hello(client, timeout)
-  local ok, err = self:send_frame({ type = "HELLO", version = M.PROTOCOL_VERSION, client = client or "confab-lua" })
+--- Sends HELLO (version 1 or 2; default M.PROTOCOL_VERSION, 2) and waits
+--- for SERVER_HELLO. Returns the server_hello event (the server's limits)
+--- or nil and an error (event or text; UNSUPPORTED_VERSION from a server
+--- that does not speak it).
+function Conn:hello(client, timeout, version)
+  version = version or M.PROTOCOL_VERSION
+  self.client_name = client or "confab-lua"
+  local ok, err = self:send_frame({ type = "HELLO", version = version, client = self.client_name })
   if not ok then return nil, err end
   local deadline = self.socket.gettime() + (timeout or 10)
   while true do
     local f, ferr = self:_read_frame(deadline)
     if not f then return nil, ferr end
     local e = self:_handle(f)
-    if e and e.type == "server_hello" then return e end
+    if e and e.type == "server_hello" then self.version = e.version; return e end
     if e and e.type == "error" then return nil, e end
     if e then self.pending[#self.pending + 1] = e end
   end
@@ -624,10 +816,16 @@ function Conn:login(args, timeout)
     resume_after = args.resume_after or 0, roster = roster and 1 or 0,
   })
   local deadline = self.socket.gettime() + (timeout or 10)
+  self.login_roster, self.caught_up = roster, false
   local ok, lerr = expect(self, ref, err, "login_ok", timeout)
   if not ok or not roster then return ok, lerr end
-  -- The snapshot is acknowledged in _handle; the roster event it gives
-  -- (and whatever came with it) stays queued for next_event.
+  return self:_await_roster(ok, deadline)
+end
+
+-- After a login with the roster: waits for the whole snapshot, which
+-- _handle acknowledges; the roster event it gives (and whatever came with
+-- it) stays queued for next_event. Returns `ok` or nil, error.
+function Conn:_await_roster(ok, deadline)
   self.roster_version = nil
   while self.roster_version == nil do
     local f, ferr = self:_read_frame(deadline)
@@ -640,6 +838,174 @@ function Conn:login(args, timeout)
   end
   return ok
 end
+
+--- LOGIN2 (version 2 sessions): by password, { user=, password=,
+--- device= (optional), issue_token= (needs a device), ... }, or by token,
+--- { user=, token= (32 bytes or 64 hex digits), ... }; both take
+--- resume = "device" (the device's bookmark; the default with a device or
+--- a token) or "after" with resume_after = N (the default otherwise), and
+--- roster (default true). Returns the login_ok2 event (user, device,
+--- bookmark, token as 64 hex digits when one was issued) or nil and the
+--- error event; like login, it waits out RosterSync.
+function Conn:login2(args, timeout)
+  local roster = args.roster == nil or args.roster
+  local token = args.token
+  if token and #token == 64 then token = M.parse_token(token) end
+  if args.token and not token then return nil, "a token is 64 hex digits" end
+  local device = not token and args.device or nil
+  local resume = args.resume or ((device or token) and "device" or "after")
+  -- What would make the LOGIN2 malformed (and the connection closed).
+  if resume == "device" and not (device or token) then return nil, "resume = device needs a device or a token" end
+  if args.issue_token and not device then return nil, "issue_token needs a device (and a password)" end
+  local frame = {
+    type = "LOGIN2", user = args.user,
+    credential = token and M.CREDENTIAL.token or M.CREDENTIAL.password,
+    secret = token or args.password,
+    device = device,
+    issue_token = (device and args.issue_token) and 1 or 0,
+    resume = M.RESUME[resume],
+    resume_after = resume == "after" and (args.resume_after or 0) or 0,
+    roster = roster and 1 or 0,
+  }
+  assert(frame.resume, "resume is \"device\" or \"after\"")
+  local ref, err = self:request(frame)
+  local deadline = self.socket.gettime() + (timeout or 10)
+  self.login_roster, self.caught_up = roster, false
+  self.outbox_ref = {}
+  local ok, lerr = expect(self, ref, err, "login_ok2", timeout)
+  if ok and token then self.token = token end
+  if not ok or not roster then return ok, lerr end
+  return self:_await_roster(ok, deadline)
+end
+
+--- SEND2 (device sessions): like send, with the next client_id. The
+--- message stays in the outbox until its ACK (or ERROR) comes, and
+--- reconnect sends it again with the same client_id. Returns the ref (nil
+--- when the connection is gone: the send is still in the outbox) and the
+--- client_id (on failure: nil, the error, the client_id); the ack event
+--- carries client_id.
+function Conn:send2(target, body)
+  if type(target) == "string" then
+    local t, err = M.parse_target(target)
+    if not t then return nil, err end
+    target = t
+  end
+  local cid = self.next_client_id
+  self.next_client_id = cid < 0x7FFFFFFFFFFFFFFF and cid + 1 or 1
+  local entry = { client_id = cid, target = target, body = body, resends = 0 }
+  self.outbox[cid] = entry
+  -- Saved before it goes out: a crash after this point cannot lose it.
+  if self.on_outbox then self.on_outbox("add", entry) end
+  local ref, err = self:request({ type = "SEND2", client_id = cid, target = target, body = body })
+  entry.ref = ref
+  if not ref then return nil, err, cid end
+  self.outbox_ref[ref] = cid
+  return ref, cid
+end
+
+--- The outbox's client_ids, oldest first.
+function Conn:unacked()
+  local ids = {}
+  for cid in pairs(self.outbox) do ids[#ids + 1] = cid end
+  table.sort(ids, function(a, b) return math.ult(a, b) end)
+  return ids
+end
+
+--- Sends every SEND2 of the outbox again, oldest first, with its
+--- client_id (and a new ref). Returns their client_ids, or nil and an error.
+--- reconnect does this; call it after a login when the outbox was filled
+--- from saved state (M.outbox_entry).
+function Conn:resend()
+  local resent = self:unacked()
+  for _, cid in ipairs(resent) do
+    local entry = self.outbox[cid]
+    entry.resends = entry.resends + 1
+    local ref, err = self:request({ type = "SEND2", client_id = cid, target = entry.target, body = entry.body })
+    if not ref then return nil, err end
+    entry.ref = ref
+    self.outbox_ref[ref] = cid
+  end
+  return resent
+end
+
+--- Puts a SEND2 that an earlier run sent without getting its ACK back into
+--- the outbox (target as "all" / "#g" / "@u" or a table); resend sends it.
+function Conn:restore_send(client_id, target, body)
+  if type(target) == "string" then target = assert(M.parse_target(target)) end
+  self.outbox[client_id] = { client_id = client_id, target = target, body = body, resends = 0 }
+  if math.ult(self.next_client_id, client_id + 1) then self.next_client_id = client_id + 1 end
+end
+
+--- Connects again (same host and port), says HELLO version 2 and logs in
+--- by the device's token, resuming after conn.bookmark (the newest id
+--- received; the device's bookmark when that is 0), then sends
+--- every SEND2 of the outbox again with its client_id and waits for their
+--- answers (the server answers a repeat with the original ACK and stores
+--- nothing). Events read meanwhile (the replay, the ACKs) stay queued for
+--- next_event; our own replayed messages are left out of them. Returns the
+--- login_ok2 event and the resent client_ids, or nil and an error.
+function Conn:reconnect(timeout)
+  assert(self.token and self.user, "reconnect needs a device token")
+  self:_close()
+  local sock, err = open_socket(self.socket, self.host, self.port, self.io_timeout)
+  if not sock then return nil, err end
+  self.sock, self.closed, self.logging_out = sock, false, false
+  self.decoder = Decoder.new(65536)
+  self.roster, self.roster_version, self.snapshot = {}, nil, nil
+  self.flush_at, self.undelivered = nil, 0
+  local sh, herr = self:hello(self.client_name, timeout, 2)
+  if not sh then return nil, herr end
+  -- Where to resume: after the newest id this client has (its own
+  -- bookmark, never behind the device's), else at the device's bookmark.
+  -- (Both are "0" for a device that has seen nothing: then, as for any
+  -- resume from 0, only offline direct messages are replayed.)
+  local ok, lerr = self:login2({ user = self.user, token = self.token,
+    resume = self.bookmark > 0 and "after" or "device", resume_after = self.bookmark,
+    roster = self.login_roster }, timeout)
+  if not ok then return nil, lerr end
+  local resent, rerr = self:resend_and_wait(timeout)
+  if not resent then return nil, rerr end
+  return ok, resent
+end
+
+--- resend, then reads until every resent SEND2 is answered, keeping the
+--- events for next_event (the ACKs among them): so a replayed MESSAGE of
+--- one of them, which the login's replay may have brought before its ACK,
+--- is known as our own before next_event would show it. Returns the
+--- resent client_ids, or nil and an error.
+function Conn:resend_and_wait(timeout)
+  local resent, rerr = self:resend()
+  if not resent then return nil, rerr end
+  local deadline = self.socket.gettime() + (timeout or 10)
+  while next(self.outbox_ref) do
+    local f, ferr = self:_read_frame(deadline)
+    if not f then return nil, ferr end
+    local e = self:_handle(f)
+    if e then
+      if (e.type == "error" and e.fatal) or e.type == "shutdown" then return nil, e end
+      self.pending[#self.pending + 1] = e
+    end
+  end
+  return resent
+end
+
+--- MARK_READ: the user has read `target` up to `id` (no answer; the
+--- user's other sessions get READ_MARKER).
+function Conn:mark_read(target, id)
+  if type(target) == "string" then
+    local t, err = M.parse_target(target)
+    if not t then return nil, err end
+    target = t
+  end
+  local to = M.format_target(target)
+  if not self.read_markers[to] or self.read_markers[to] < id then self.read_markers[to] = id end
+  return self:send_frame({ type = "MARK_READ", target = target, id = id })
+end
+
+--- DEVICE_LIST_REQUEST / DEVICE_REVOKE: each returns the ref; the answer
+--- is a device_list / ok / error event with that ref.
+function Conn:device_list() return self:request({ type = "DEVICE_LIST_REQUEST" }) end
+function Conn:device_revoke(device) return self:request({ type = "DEVICE_REVOKE", device = device }) end
 
 --- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;
 --- the answer is an ack (or error) event with that ref: next_event or wait.

@@ -5,11 +5,14 @@
 //! without them they fail, saying so, rather than skip.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -90,8 +93,14 @@ struct LuaChat {
 
 impl LuaChat {
     fn start(server: &Server, user: &str, args: &[&str]) -> LuaChat {
+        LuaChat::start_on(server.port(), user, args)
+    }
+
+    /// Like [`LuaChat::start`], connecting to `port` (a relay in front of
+    /// the server).
+    fn start_on(port: u16, user: &str, args: &[&str]) -> LuaChat {
         let script = lua_dir().join("confab-chat.lua");
-        let port = server.port().to_string();
+        let port = port.to_string();
         let pw = password(user);
         let mut all = vec![
             script.to_str().expect("a UTF-8 path"),
@@ -450,4 +459,332 @@ fn lua_resumes_from_its_bookmark_and_gets_exactly_what_it_missed() {
     let caught_up = again.seen.iter().position(|l| l["kind"] == "caught_up");
     let last_message = again.seen.iter().rposition(|l| l["kind"] == "message");
     assert!(last_message < caught_up, "{}", again.report());
+}
+
+/// A TCP relay in front of the server that, when armed, cuts the
+/// connection it is relaying (both ways) in place of forwarding the
+/// server's next ACK frame: the SEND2 was stored, and its ACK never reaches
+/// the client. Stops (and cuts everything) when dropped.
+struct AckCutter {
+    port: u16,
+    armed: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl AckCutter {
+    fn start(server_port: u16) -> AckCutter {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the relay");
+        let port = listener.local_addr().expect("the relay's address").port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = {
+            let (armed, cuts, stop, streams) =
+                (armed.clone(), cuts.clone(), stop.clone(), streams.clone());
+            thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    let Ok(upstream) = TcpStream::connect(("127.0.0.1", server_port)) else {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    };
+                    let (Ok(c2), Ok(u2), Ok(c3), Ok(u3)) = (
+                        client.try_clone(),
+                        upstream.try_clone(),
+                        client.try_clone(),
+                        upstream.try_clone(),
+                    ) else {
+                        continue;
+                    };
+                    streams
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend([c3, u3]);
+                    // Client to server: the bytes as they come.
+                    thread::spawn(move || {
+                        let (mut from, mut to) = (c2, u2);
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                    // Server to client: frame by frame.
+                    let (armed, cuts) = (armed.clone(), cuts.clone());
+                    thread::spawn(move || relay_frames(upstream, client, &armed, &cuts));
+                }
+            })
+        };
+        AckCutter {
+            port,
+            armed,
+            cuts,
+            stop,
+            streams,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Cut at the next ACK (once).
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// How many connections it has cut.
+    fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+/// Copies frames (u32 length, then that many bytes) from the server to the
+/// client, cutting both instead of copying an ACK (0x45) when armed.
+fn relay_frames(mut from: TcpStream, mut to: TcpStream, armed: &AtomicBool, cuts: &AtomicUsize) {
+    loop {
+        let mut len = [0u8; 4];
+        if from.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        if from.read_exact(&mut body).is_err() {
+            break;
+        }
+        if body.first() == Some(&0x45) && armed.swap(false, Ordering::SeqCst) {
+            cuts.fetch_add(1, Ordering::SeqCst);
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+            return;
+        }
+        if to
+            .write_all(&len)
+            .and_then(|()| to.write_all(&body))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+impl Drop for AckCutter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the acceptor up, which then sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        for s in self
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The messages of a `confab history` page, as (id, body).
+fn history(server: &Server, user: &str, to: &str) -> Vec<(u64, String)> {
+    server
+        .client(user)
+        .run(&["history", "--to", to])
+        .json_lines()
+        .iter()
+        .filter(|v| v["event"] == "message")
+        .map(|v| {
+            (
+                v["id"].as_u64().unwrap_or_default(),
+                v["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lua_device_resends_unacked_sends_exactly_once_and_resumes_at_its_bookmark() {
+    let server = Server::start();
+    let relay = AckCutter::start(server.port());
+    server.client("alice").run(&["group", "create", "dev"]).ok();
+    let mut alice = server.client("alice").listen();
+    let dir = tempfile::Builder::new()
+        .prefix("confab-lua-state-")
+        .tempdir()
+        .expect("a temporary dir");
+    let state = dir.path().join("luna.state");
+    let state = state.to_str().expect("a UTF-8 path");
+
+    // 1. luna logs in as device "phone" (a token is issued) through the
+    // relay, which cuts the connection instead of passing the first ACK on:
+    // the message is stored, the client does not know it. It reconnects by
+    // its token and resends, with the same client_id.
+    relay.arm();
+    let mut first = LuaChat::start_on(
+        relay.port,
+        "luna",
+        &[
+            "--register",
+            "--device",
+            "phone",
+            "--state",
+            state,
+            "--reconnect",
+            "--no-roster",
+            "--join",
+            "dev",
+            "--send",
+            "all",
+            "one",
+            "--send",
+            "#dev",
+            "two",
+        ],
+    );
+    let token = first.wait_for("its token", kind("token"));
+    assert_eq!(token["device"], "phone", "{}", first.report());
+    let token = token["token"].clone();
+    assert!(
+        token.len() == 64
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "64 lowercase hex digits: {token}"
+    );
+    first.wait_for("the cut", kind("disconnected"));
+    let again = first.wait_for("the reconnect", kind("reconnected"));
+    assert_eq!(
+        (again["device"].as_str(), again["resent"].as_str()),
+        ("phone", "1"),
+        "{}",
+        first.report()
+    );
+    let (code, stderr) = first.wait_exit();
+    assert_eq!(code, Some(0), "{stderr}\n{}", first.report());
+    assert_eq!(relay.cuts(), 1);
+    let acks: Vec<Line> = first
+        .seen
+        .iter()
+        .filter(|l| l["kind"] == "ack")
+        .cloned()
+        .collect();
+    assert_eq!(acks.len(), 2, "one ACK each; {}", first.report());
+    let one = acks
+        .iter()
+        .find(|l| l["to"] == "all")
+        .expect("the ACK of one");
+    let two = acks
+        .iter()
+        .find(|l| l["to"] == "#dev")
+        .expect("the ACK of two");
+    assert_eq!((one["resent"].as_str(), two["resent"].as_str()), ("1", "0"));
+    assert_ne!(one["client_id"], two["client_id"]);
+
+    // 2. Again, and this run dies without the ACK (no --reconnect): the next
+    // run from the same state file resends it, with the same client_id.
+    relay.arm();
+    let mut second = LuaChat::start_on(
+        relay.port,
+        "luna",
+        &["--state", state, "--no-roster", "--send", "@alice", "three"],
+    );
+    let (code, stderr) = second.wait_exit();
+    assert_eq!(
+        code,
+        Some(2),
+        "the connection was cut: {stderr}\n{}",
+        second.report()
+    );
+    assert_eq!(relay.cuts(), 2);
+    assert!(
+        !second.seen.iter().any(|l| l["kind"] == "ack"),
+        "{}",
+        second.report()
+    );
+    let mut third = LuaChat::start_on(relay.port, "luna", &["--state", state, "--no-roster"]);
+    let resend = third.wait_for("the resend", kind("resend"));
+    assert_eq!(resend["to"], "@alice");
+    let three = third.wait_for("the ACK", kind("ack"));
+    assert_eq!(
+        (
+            three["client_id"].as_str(),
+            three["resent"].as_str(),
+            three["to"].as_str()
+        ),
+        (resend["client_id"].as_str(), "1", "@alice"),
+        "{}",
+        third.report()
+    );
+    let (code, stderr) = third.wait_exit();
+    assert_eq!(code, Some(0), "{stderr}\n{}", third.report());
+    // Its own messages, replayed at its logins, were not shown as new.
+    assert_eq!(third.messages(), vec![], "{}", third.report());
+
+    // Each message was stored once, with the id its (resent) ACK said, and
+    // delivered once: a second copy would have come before the barrier.
+    for (to, body, ack) in [
+        ("all", "one", one),
+        ("#dev", "two", two),
+        ("@luna", "three", &three),
+    ] {
+        let m = alice.wait_message(body);
+        assert_eq!(m["id"].to_string(), ack["id"], "{body}");
+        let stored = history(&server, "alice", to);
+        let copies: Vec<_> = stored.iter().filter(|(_, b)| b == body).collect();
+        assert_eq!(copies.len(), 1, "{body} in the history of {to}: {stored:?}");
+        assert_eq!(copies[0].0.to_string(), ack["id"], "{body}");
+    }
+    server.client("carol").send("@alice", "barrier");
+    alice.wait_message("barrier");
+    for body in ["one", "two", "three"] {
+        let n = rust_messages(&alice).iter().filter(|m| m.2 == body).count();
+        assert_eq!(n, 1, "{body} delivered {n} times");
+    }
+
+    // 3. While luna is away: one message of each kind for her, one not.
+    server.client("alice").send("all", "away room");
+    server.client("alice").send("#dev", "away dev");
+    server.client("alice").send("@luna", "away dm");
+    server.client("carol").send("@alice", "not for luna");
+
+    // 4. By the token alone (no state file), resuming at the device's
+    // bookmark: exactly what it missed.
+    let mut back = LuaChat::start(
+        &server,
+        "luna",
+        &[
+            "--token",
+            &token,
+            "--no-roster",
+            "--listen",
+            "15",
+            "--count",
+            "3",
+        ],
+    );
+    let login = back.wait_for("login", kind("login"));
+    assert_eq!(login["device"], "phone", "{}", back.report());
+    back.wait_for("caught_up", kind("caught_up"));
+    let (code, stderr) = back.wait_exit();
+    assert_eq!(code, Some(0), "{stderr}\n{}", back.report());
+    let mut got = back.messages();
+    got.sort();
+    let mut want = vec![
+        triple("alice", "all", "away room"),
+        triple("alice", "#dev", "away dev"),
+        triple("alice", "@luna", "away dm"),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{}", back.report());
+    let caught_up = back.seen.iter().position(|l| l["kind"] == "caught_up");
+    let last_message = back.seen.iter().rposition(|l| l["kind"] == "message");
+    assert!(last_message < caught_up, "{}", back.report());
+    assert!(
+        !back.seen.iter().any(|l| l["kind"] == "error"),
+        "{}",
+        back.report()
+    );
 }

@@ -35,6 +35,23 @@ local EXPECTED = {
   PING = { type = "PING", token = 5 },
   SHUTDOWN = { type = "SHUTDOWN", retry_after_ms = 5000, reason = "bye" },
   HISTORY_REQUEST = { type = "HISTORY_REQUEST", ref = 4, target = { kind = "user", name = "bob" }, before = 0, limit = 50 },
+  -- Version 2. An opt_name that is none decodes as "".
+  ["HELLO v2"] = { type = "HELLO", version = 2, client = "lua" },
+  ["LOGIN2 by password"] = { type = "LOGIN2", ref = 1, user = "alice", credential = 0, secret = "pw",
+    device = "laptop", issue_token = 1, resume = 0, resume_after = 0, roster = 1 },
+  ["LOGIN2 by token"] = { type = "LOGIN2", ref = 1, user = "alice", credential = 1, secret = string.rep("\x11", 32),
+    device = "", issue_token = 0, resume = 1, resume_after = 0, roster = 0 },
+  LOGIN_OK2 = { type = "LOGIN_OK2", ref = 1, user = "Alice", device = "laptop", token = string.rep("\x11", 32),
+    bookmark = 0 },
+  SEND2 = { type = "SEND2", ref = 2, client_id = 7, target = { kind = "room" }, body = "hi" },
+  DELIVERED = { type = "DELIVERED", id = 42 },
+  MARK_READ = { type = "MARK_READ", target = { kind = "group", name = "dev" }, id = 42 },
+  READ_MARKER = { type = "READ_MARKER", target = { kind = "user", name = "bob" }, id = 42 },
+  DEVICE_LIST_REQUEST = { type = "DEVICE_LIST_REQUEST", ref = 3 },
+  DEVICE_LIST = { type = "DEVICE_LIST", ref = 3, devices = {
+    { device = "laptop", created_ms = TS, last_seen_ms = TS, current = 1 } } },
+  DEVICE_REVOKE = { type = "DEVICE_REVOKE", ref = 4, device = "laptop" },
+  ["ERROR DEVICE_REVOKED"] = { type = "ERROR", code = 38, ref = 0, retry_after_ms = 0, text = "device revoked" },
 }
 
 local passed, failed = 0, 0
@@ -195,6 +212,23 @@ do
   d3:feed(confab.encode({ type = "PING", token = 1 }) .. confab.encode({ type = "PONG", token = 2 }))
   local a, b, c = d3:next(), d3:next(), d3:next()
   check("two frames in one feed", a and a.token == 1 and b and b.type == "PONG" and c == nil)
+  -- Version 2 field encodings: a blob need not be UTF-8; opt_name none is
+  -- one zero byte and encodes from nil or ""; a bad name is still malformed.
+  check("blob not utf8", not body_err(0x4E, string.pack(">I4s1I1s1I8", 1, "Alice", 0, "\xff\xfe", 0)))
+  check("opt_name none from nil", confab.encode({ type = "LOGIN2", ref = 1, user = "a", credential = 1,
+    secret = "x", issue_token = 0, resume = 1, resume_after = 0, roster = 0 }) ==
+    confab.encode({ type = "LOGIN2", ref = 1, user = "a", credential = 1, secret = "x", device = "",
+      issue_token = 0, resume = 1, resume_after = 0, roster = 0 }))
+  check("opt_name bad name", body_err(0x4E, string.pack(">I4s1s1s1I8", 1, "Alice", ".x", "", 0)))
+  check("DEVICE_LIST bad current flag", body_err(0x50, string.pack(">I4I2s1I8I8I1", 3, 1, "laptop", 1, 1, 2)))
+  -- Tokens: 64 hex digits <-> 32 bytes, shown lowercase.
+  local tok = string.rep("\xab", 31) .. "\x01"
+  check("token hex round trip", confab.to_hex(tok) == string.rep("ab", 31) .. "01"
+    and confab.parse_token(confab.to_hex(tok)) == tok and confab.parse_token(string.rep("AB", 32)) == string.rep("\xab", 32))
+  check("token hex refused", confab.parse_token("ab") == nil and confab.parse_token(string.rep("g", 64)) == nil)
+  -- The v2 error codes.
+  check("v2 error codes", confab.error_name(14) == "NO_DEVICE" and confab.error_name(15) == "TOO_MANY_DEVICES"
+    and confab.error_name(29) == "NO_SUCH_DEVICE" and select(2, confab.error_name(38)) == true)
   -- u64 round trip of the top bit (PING tokens are echoed unchanged).
   local big = string.pack(">I4I1", 9, 1) .. "\xff\xff\xff\xff\xff\xff\xff\xff"
   local p = confab.decode(big)
