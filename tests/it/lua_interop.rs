@@ -242,20 +242,30 @@ fn rust_messages(l: &Listener) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[test]
-fn lua_codec_matches_every_example_in_the_spec() {
-    let script = lua_dir().join("test/codec_test.lua");
+/// Runs one of the Lua client's own test scripts; it must pass them all.
+fn lua_test_script(file: &str) {
+    let script = lua_dir().join("test").join(file);
     let out = lua(&[script.to_str().expect("a UTF-8 path")])
         .output()
         .expect("lua5.4 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "codec_test.lua failed:\n{stdout}\n{}",
+        "{file} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn lua_codec_matches_every_example_in_the_spec() {
+    lua_test_script("codec_test.lua");
+}
+
+#[test]
+fn lua_v2_flows_pass_against_the_mock_server_written_from_the_spec() {
+    lua_test_script("v2_flow_test.lua");
 }
 
 #[test]
