@@ -2,7 +2,10 @@
 //! server is killed with SIGKILL at a random moment, round after round on
 //! the same data dir. After every restart the database must open, and at
 //! the end every acknowledged message must be in history exactly once with
-//! its body, and every registration answered OK must be an account.
+//! its body, and every registration answered OK must be an account. A
+//! version 2 device sends too, resending after each kill what got no
+//! ACK: each of its messages must be stored exactly once, and the
+//! bookmark a LOGOUT confirmed must survive every kill.
 //!
 //! The moment of each kill is drawn from a seeded generator: the seed is
 //! printed (shown when the test fails) and `CONFAB_TEST_SEED=N` replays it.
@@ -16,6 +19,10 @@ use std::time::{Duration, Instant};
 use confab::{Connection, ConnectionError, LoginOptions};
 use confab_engine::{MessageId, Name, Target};
 
+use confab_engine::frame::Frame;
+use confab_engine::{ClientId, Token};
+
+use crate::device::{Device, In, Outbox};
 use crate::harness::{password, Rng, Server, WAIT};
 
 /// Kill/restart rounds.
@@ -82,6 +89,106 @@ fn writer(port: u16, round: u64, who: usize, count: &AtomicUsize) -> Vec<Acked> 
     acked
 }
 
+/// The device writer's state, kept across the server's lives: its token,
+/// the SEND2s it has no ACK for (resent after every restart: none may be
+/// stored twice) and the bookmark a LOGOUT confirmed (none may be lost).
+struct DeviceWriter {
+    token: Token,
+    out: Outbox,
+    next_cid: u64,
+    durable_bookmark: MessageId,
+    /// SEND2s sent again after a kill (their first try got no ACK).
+    resent: u64,
+}
+
+const DEVICE_USER: &str = "device0";
+
+impl DeviceWriter {
+    /// Logs in by token; checks the bookmark and the replay against what
+    /// was confirmed. `None` if the server died meanwhile.
+    fn resume(&self, port: u16) -> Option<(Device, MessageId)> {
+        let mut d = Device::connect(port)?;
+        match d.login_token(DEVICE_USER, &self.token).ok()? {
+            In::LoginOk2 { bookmark, .. } => assert!(
+                bookmark >= self.durable_bookmark,
+                "the bookmark {bookmark} went back below the stored {}",
+                self.durable_bookmark
+            ),
+            other => panic!("the device's token login answered {other:?}"),
+        }
+        let mut other = Vec::new();
+        let (replayed, caught_up) = d.replay(&mut other).ok()?;
+        for m in &replayed {
+            if let In::Message { id, .. } = m {
+                assert!(
+                    *id > self.durable_bookmark,
+                    "{id} replayed below the bookmark"
+                );
+            }
+        }
+        Some((d, caught_up))
+    }
+
+    /// One life of the server: store the bookmark (a LOGOUT confirms
+    /// it), then resend what has no ACK and send until the server dies.
+    fn round(&mut self, port: u16, round: u64, count: &AtomicUsize) -> Vec<Acked> {
+        let Some((mut d, caught_up)) = self.resume(port) else {
+            return Vec::new();
+        };
+        let r = d.reference();
+        let logged_out = d.write(&Frame::Delivered { id: caught_up }).is_ok()
+            && d.write(&Frame::Logout { reference: r }).is_ok()
+            && loop {
+                match d.recv(WAIT) {
+                    Ok(In::Ok(got)) if got == r => break true,
+                    Ok(_) => {}
+                    Err(_) => break false,
+                }
+            };
+        if logged_out {
+            self.durable_bookmark = self.durable_bookmark.max(caught_up);
+        }
+        let Some((mut d, _)) = self.resume(port) else {
+            return Vec::new();
+        };
+        let mut acked = Vec::new();
+        let carried = self.next_cid;
+        for i in 0.. {
+            if i % 4 == 0 || self.out.unacked.is_empty() {
+                self.next_cid += 1;
+                let body = format!("round {round} {DEVICE_USER} {}", self.next_cid);
+                self.out.unacked.insert(self.next_cid, body);
+            }
+            let Some((&cid, body)) = self.out.unacked.iter().next() else {
+                continue;
+            };
+            let body = body.clone();
+            self.resent += u64::from(cid <= carried);
+            let r = d.reference();
+            if d.send2(r, ClientId(cid), Target::Room, &body).is_err() {
+                break;
+            }
+            let ack = loop {
+                match d.recv(WAIT) {
+                    Ok(In::Ack { reference, id, ts }) if reference == r => break Some((id, ts)),
+                    Ok(In::Error { code, .. }) => panic!("a SEND2 was refused: {code:?}"),
+                    Ok(_) => {}
+                    Err(_) => break None,
+                }
+            };
+            let Some((id, ts)) = ack else { break };
+            self.out.acked(cid, id, ts);
+            acked.push(Acked {
+                id,
+                dm: false,
+                body,
+            });
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        acked
+    }
+}
+
 /// Registers accounts until the server dies; returns those answered OK.
 fn registrar(port: u16, round: u64, count: &AtomicUsize) -> Vec<String> {
     let Ok(mut c) = Connection::connect_timeout("127.0.0.1", port, WAIT) else {
@@ -137,6 +244,20 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
     for w in WRITERS {
         server.register(w, &password(w));
     }
+    server.register(DEVICE_USER, &password(DEVICE_USER));
+    let mut first = Device::connect(server.port()).expect("the server accepts");
+    let token = match first.login_password(DEVICE_USER, &password(DEVICE_USER), "box") {
+        In::LoginOk2 { token: Some(t), .. } => t,
+        other => panic!("LOGIN2 answered {other:?}"),
+    };
+    first.cut();
+    let mut device = Some(DeviceWriter {
+        token,
+        out: Outbox::default(),
+        next_cid: 0,
+        durable_bookmark: MessageId(0),
+        resent: 0,
+    });
 
     let mut acked: Vec<Acked> = Vec::new();
     let mut accounts: Vec<String> = Vec::new();
@@ -152,6 +273,14 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
         let reg = {
             let count = count.clone();
             thread::spawn(move || registrar(port, round, &count))
+        };
+        let dev = {
+            let count = count.clone();
+            let mut d = device.take().expect("the device writer is back");
+            thread::spawn(move || {
+                let acked = d.round(port, round, &count);
+                (d, acked)
+            })
         };
 
         // The random moment: after this many acknowledged items.
@@ -171,6 +300,9 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
             acked.extend(w.join().expect("a writer thread"));
         }
         accounts.extend(reg.join().expect("the registrar thread"));
+        let (d, device_acked) = dev.join().expect("the device writer thread");
+        acked.extend(device_acked);
+        device = Some(d);
         // Starting again opens the database (with an integrity check).
         server = server.restart();
     }
@@ -181,6 +313,35 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
         accounts.len()
     );
     assert!(!acked.is_empty() && !accounts.is_empty());
+
+    // The device resends what never got an ACK: each is stored once.
+    let mut d = device.take().expect("the device writer");
+    let (mut c2, _) = d.resume(server.port()).expect("the device resumes");
+    let pending: Vec<(u64, String)> = d.out.unacked.iter().map(|(c, b)| (*c, b.clone())).collect();
+    d.resent += pending.len() as u64;
+    for (cid, body) in pending {
+        let r = c2.reference();
+        c2.send2(r, ClientId(cid), Target::Room, &body)
+            .expect("the server reads");
+        let (id, ts) = loop {
+            match c2.recv(WAIT) {
+                Ok(In::Ack { reference, id, ts }) if reference == r => break (id, ts),
+                Ok(_) => {}
+                Err(e) => panic!("no ACK for a resend: {e:?}"),
+            }
+        };
+        d.out.acked(cid, id, ts);
+        acked.push(Acked {
+            id,
+            dm: false,
+            body,
+        });
+    }
+    let sent = d.next_cid as usize;
+    println!(
+        "the device sent {sent} messages, {} sent again after a kill, bookmark {}",
+        d.resent, d.durable_bookmark
+    );
 
     // Every acknowledged message is in history once, with its body.
     let mut c = logged_in(server.port(), WRITERS[0]).expect("writer0 logs in");
@@ -211,6 +372,11 @@ fn every_acknowledged_message_and_account_survives_sigkill_at_random_moments() {
     }
     let ids: HashSet<MessageId> = acked.iter().map(|a| a.id).collect();
     assert_eq!(ids.len(), acked.len(), "an id was given twice");
+    let from_device = room.iter().filter(|(_, b)| b.contains(DEVICE_USER)).count();
+    assert_eq!(
+        from_device, sent,
+        "each of the device's sends stored exactly once"
+    );
 
     // Every account answered OK exists once, and can log in.
     let listed = server.user_command(&["list"], None);
