@@ -284,6 +284,7 @@ impl Hub {
         self.log_in(conn, user, seat.map(|s| s.id), roster);
         if let Some(seat) = seat {
             self.devices.attach(seat.id, conn, seat.bookmark);
+            self.place_new_device(seat.id, seat.bookmark);
         }
         let ok = Event::LoginOk2 {
             reference,

@@ -111,6 +111,22 @@ impl Hub {
         self.write_bookmark(device);
     }
 
+    /// A device that never acknowledged anything starts at this login:
+    /// its bookmark becomes the newest id committed now (it is sent only
+    /// what follows, as a fresh client is), so that a device that never
+    /// sends DELIVERED (a bot that only sends) still resumes where it
+    /// first came in rather than from nothing.
+    pub(super) fn place_new_device(&mut self, device: DeviceId, bookmark: MessageId) {
+        if bookmark != MessageId(0) {
+            return;
+        }
+        let now = self.last_id;
+        if let Some(d) = self.devices.map.get_mut(&device) {
+            d.wanted = d.wanted.max(now);
+        }
+        self.write_bookmark(device);
+    }
+
     fn write_bookmark(&mut self, device: DeviceId) {
         if let Some(upto) = self.devices.next_write(device) {
             self.outbox.effect(Effect::SaveBookmark {

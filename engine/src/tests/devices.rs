@@ -524,3 +524,19 @@ fn an_idle_token_expires() {
     let again = answer(&mut w.store, login(u64::MAX), at + 12);
     assert!(refused(&again), "an expired token stays refused: {again:?}");
 }
+
+#[test]
+fn a_device_that_never_acknowledges_resumes_from_its_first_login() {
+    let mut w = world();
+    let bob = w.login("bob", false);
+    w.say(bob, Target::Room, "before the device");
+    let p = w.connect();
+    w.login_device(p, "ann", "bot", Resume::After(MessageId(0)));
+    let token = w.token(p);
+    w.disconnect(p);
+    w.say(bob, Target::Room, "while it was away");
+    let q = w.connect();
+    w.login_token(q, "ann", &token);
+    let bodies: Vec<String> = w.messages(q).into_iter().map(|m| m.2).collect();
+    assert_eq!(bodies, ["while it was away"]);
+}
