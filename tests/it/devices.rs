@@ -378,3 +378,58 @@ fn no_password_or_token_reaches_the_log_even_at_debug_level() {
         assert!(!log.contains(s.as_str()), "the log holds a secret:\n{log}");
     }
 }
+
+#[test]
+fn a_bot_pairs_once_then_sends_and_lists_by_its_stored_token_until_revoked() {
+    let server = Server::start();
+    let config = tempfile::tempdir().expect("a temporary config dir");
+    let pair = server
+        .client("bot")
+        .with_env("CONFAB_CONFIG_DIR", config.path());
+    let paired = pair.run(&["login", "--device", "ci"]);
+    paired.ok();
+    let files: Vec<_> = walk(config.path());
+    assert_eq!(files.len(), 1, "one token file: {files:?}");
+    let mode = std::fs::metadata(&files[0])
+        .expect("the file")
+        .permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600, "only its owner reads the token");
+    let stored = std::fs::read_to_string(&files[0]).expect("readable");
+    let hex = stored
+        .lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .expect("the file holds the token");
+    assert!(
+        !paired.stdout.contains(hex),
+        "the token is not printed unasked"
+    );
+
+    let bot = server
+        .client("bot")
+        .with_password("")
+        .without_register()
+        .with_env("CONFAB_CONFIG_DIR", config.path());
+    let id = bot.send("all", "deployed");
+    assert!(id > 0);
+    let listed = bot.run(&["devices"]);
+    assert!(listed.ok().contains("\"ci\""), "{listed:?}");
+    bot.run(&["devices", "revoke", "ci"]).ok();
+    let refused = bot.run(&["send", "--to", "all", "again"]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert!(refused.stderr.contains("login --device"), "{refused:?}");
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("a readable dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -481,8 +481,11 @@ impl Client<'_> {
         let mut c = command("confab");
         c.env("CONFAB_HOST", "127.0.0.1")
             .env("CONFAB_PORT", self.server.port().to_string())
-            .env("CONFAB_USER", &self.user)
-            .env("CONFAB_PASSWORD", &self.password);
+            .env("CONFAB_USER", &self.user);
+        // An empty password is none: the command logs in by its token.
+        if !self.password.is_empty() {
+            c.env("CONFAB_PASSWORD", &self.password);
+        }
         if self.register {
             c.env("CONFAB_REGISTER", "1");
         }
