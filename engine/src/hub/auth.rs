@@ -263,22 +263,14 @@ impl Hub {
         else {
             return;
         };
-        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
-            return;
-        };
         let (result, login) = match result {
             Ok(login) => (Ok(login.user), Some(login)),
             Err(e) => (Err(e), None),
         };
-        let user = match self.judge_login(now, typed, source, result) {
-            Ok(user) => user,
-            Err(e) => return self.refuse(conn, reference, e),
+        let Some(user) = self.admit_login(now, conn, reference, typed, result) else {
+            return;
         };
         let Some(login) = login else { return };
-        if let Some(retry) = self.guard.penalized(now, &user) {
-            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
-            return;
-        }
         let others_online = self.roster.online.contains_key(&user.key());
         let seat = login.seat;
         self.log_in(conn, user, seat.map(|s| s.id), roster);
@@ -356,17 +348,9 @@ impl Hub {
         else {
             return;
         };
-        let Some(source) = self.sessions.get(conn).map(|s| s.source) else {
+        let Some(user) = self.admit_login(now, conn, reference, typed, result) else {
             return;
         };
-        let user = match self.judge_login(now, typed, source, result) {
-            Ok(user) => user,
-            Err(e) => return self.refuse(conn, reference, e),
-        };
-        if let Some(retry) = self.guard.penalized(now, &user) {
-            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
-            return;
-        }
         let others_online = self.roster.online.contains_key(&user.key());
         self.log_in(conn, user, None, roster);
         self.push(conn, Event::LoginOk { reference, user }, Class::Control);
@@ -409,6 +393,32 @@ impl Hub {
                 self.push(conn, Event::CaughtUp { last_id }, Class::Message);
             }
         }
+    }
+
+    /// Whether a checked login of `typed` may go on: the lockout's
+    /// verdict ([`Hub::judge_login`]), then the flood penalty. A refusal
+    /// is answered here.
+    fn admit_login(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reference: Ref,
+        typed: Name,
+        result: Result<Name, ProtocolError>,
+    ) -> Option<Name> {
+        let source = self.sessions.get(conn)?.source;
+        let user = match self.judge_login(now, typed, source, result) {
+            Ok(user) => user,
+            Err(e) => {
+                self.refuse(conn, reference, e);
+                return None;
+            }
+        };
+        if let Some(retry) = self.guard.penalized(now, &user) {
+            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
+            return None;
+        }
+        Some(user)
     }
 
     /// The lockout's verdict on a checked login: a key that locked while
