@@ -358,6 +358,9 @@ impl Config {
             Config::DEVICES_CEILING.into(),
         )?;
         at_least_one("read_markers_per_user", self.read_markers_per_user.into())?;
+        // Zero would expire every token at once, or remember no send.
+        at_least_one("token_idle (seconds)", self.token_idle.as_secs())?;
+        at_least_one("dedup_window (seconds)", self.dedup_window.as_secs())?;
         range(
             "dedup_per_device",
             self.dedup_per_device.into(),
@@ -485,6 +488,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_version_2_limits_are_checked() {
+        let refused = |c: Config| match c.check() {
+            Err(ConfigError::OutOfRange { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let d = Config::default;
+        let zero = std::time::Duration::ZERO;
+        assert_eq!(
+            refused(Config {
+                token_idle: zero,
+                ..d()
+            }),
+            "token_idle (seconds)"
+        );
+        assert_eq!(
+            refused(Config {
+                dedup_window: zero,
+                ..d()
+            }),
+            "dedup_window (seconds)"
+        );
+        assert_eq!(
+            refused(Config {
+                dedup_per_device: 10,
+                ..d()
+            }),
+            "dedup_per_device"
+        );
+        assert_eq!(
+            refused(Config {
+                devices_per_user: 1001,
+                ..d()
+            }),
+            "devices_per_user"
+        );
     }
 
     #[test]
