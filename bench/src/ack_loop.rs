@@ -65,9 +65,12 @@ impl Running {
                 sender: self.plan.id,
                 seq: self.sent as u32,
             };
+            // Client ids are unique per device: each sender is its own user.
+            let client_id = self.plan.once.then_some(self.sent + 1);
             encode_send(
                 &mut self.out,
                 reference,
+                client_id,
                 &self.plan.target,
                 self.plan.size,
                 stamp,

@@ -489,7 +489,7 @@ fn pre_auth_chunk(ping: bool, count: usize) -> Vec<u8> {
                 sender: conn::FOREIGN_SENDER,
                 seq: i as u32,
             };
-            encode_send(&mut out, i as u32 + 1, &Target::Room, 32, stamp);
+            encode_send(&mut out, i as u32 + 1, None, &Target::Room, 32, stamp);
         }
     }
     out

@@ -480,9 +480,12 @@ impl Stamp {
 
 /// Appends a SEND frame of a `size`-byte body (at least [`BODY_HEADER`])
 /// carrying `stamp`, without allocating.
+/// With `client_id`, a SEND2 (protocol version 2: stored at most once
+/// per client id of the session's device).
 pub(crate) fn encode_send(
     out: &mut Vec<u8>,
     reference: u32,
+    client_id: Option<u64>,
     target: &Target,
     size: usize,
     stamp: Stamp,
@@ -494,10 +497,17 @@ pub(crate) fn encode_send(
         Target::Room => 2,
         Target::Group(n) | Target::User(n) => 2 + n.as_str().len(),
     };
-    let len = 1 + 4 + target_len + 2 + size;
+    let id_len = if client_id.is_some() { 8 } else { 0 };
+    let len = 1 + 4 + id_len + target_len + 2 + size;
     out.extend_from_slice(&(len as u32).to_be_bytes());
-    out.push(confab_engine::frame::kind::SEND);
+    match client_id {
+        Some(_) => out.push(confab_engine::frame::kind::SEND2),
+        None => out.push(confab_engine::frame::kind::SEND),
+    }
     out.extend_from_slice(&reference.to_be_bytes());
+    if let Some(id) = client_id {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
     match target {
         Target::Room => out.extend_from_slice(&[0, 0]),
         Target::Group(n) | Target::User(n) => {
@@ -536,6 +546,9 @@ pub(crate) struct Login {
     pub(crate) read_buf: usize,
     /// Whether to REGISTER first (a name taken already is fine: a rerun).
     pub(crate) register: bool,
+    /// Log in with LOGIN2 as the device `bench` (protocol version 2), so
+    /// that the client may SEND2.
+    pub(crate) device: bool,
 }
 
 /// BUSY answers retried before giving up.
@@ -563,6 +576,16 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
                 user: name,
                 password,
             }
+        } else if how.device {
+            Frame::Login2 {
+                reference: Ref(2),
+                user: name,
+                credential: confab_engine::frame::Credential::Password(password),
+                device: Name::new("bench").ok(),
+                issue_token: false,
+                resume: confab_engine::frame::Resume::After(MessageId(0)),
+                roster: false,
+            }
         } else {
             Frame::Login {
                 reference: Ref(2),
@@ -583,6 +606,9 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
                     Frame::ServerHello { info, .. } => reader.set_max_frame(info.max_frame),
                     Frame::Ok { reference: Ref(1) } if step == 1 => found = Some(Ok(())),
                     Frame::LoginOk {
+                        reference: Ref(2), ..
+                    }
+                    | Frame::LoginOk2 {
                         reference: Ref(2), ..
                     } if step == 2 => found = Some(Ok(())),
                     Frame::Error {
@@ -642,7 +668,7 @@ mod tests {
                     seq: 0xffff_fffe,
                 };
                 let mut mine = Vec::new();
-                encode_send(&mut mine, 42, &target, size, stamp);
+                encode_send(&mut mine, 42, None, &target, size, stamp);
                 let (frame, used) = decode(&mine, u32::MAX)
                     .expect("decodes")
                     .expect("a whole frame");
@@ -666,6 +692,17 @@ mod tests {
                 }
                 .encode(&mut theirs);
                 assert_eq!(mine, theirs);
+                let mut mine2 = Vec::new();
+                encode_send(&mut mine2, 42, Some(9), &target, size, stamp);
+                let mut theirs2 = Vec::new();
+                Frame::Send2 {
+                    reference: Ref(42),
+                    client_id: confab_engine::ClientId(9),
+                    target,
+                    body,
+                }
+                .encode(&mut theirs2);
+                assert_eq!(mine2, theirs2, "the hand-encoded SEND2");
             }
         }
     }

@@ -94,6 +94,9 @@ pub(crate) struct SendPlan {
     pub(crate) target: Target,
     /// Added to the pacing origin, so paced senders do not all fire at once.
     pub(crate) phase_ns: u64,
+    /// SEND2 (exactly once, from a device) instead of SEND; plain-TCP
+    /// storage runs only (`ack_loop`).
+    pub(crate) once: bool,
 }
 
 /// What a client does besides reading.
@@ -209,7 +212,7 @@ async fn drive_inner(
                         sender: p.id,
                         seq: seq as u32,
                     };
-                    encode_send(&mut out.buf, reference, &p.target, p.size, stamp);
+                    encode_send(&mut out.buf, reference, None, &p.target, p.size, stamp);
                     if track > 0 {
                         sent_at[(reference as usize - 1) % track] = now;
                     }

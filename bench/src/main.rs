@@ -188,6 +188,10 @@ pub(crate) struct StorageArgs {
     /// Send to the room instead of to oneself (adds fan-out to the senders).
     #[arg(long)]
     pub(crate) room: bool,
+    /// SEND2 from a device (protocol version 2's exactly-once path: the
+    /// send's key is stored with the message) instead of SEND; plain TCP.
+    #[arg(long)]
+    pub(crate) send2: bool,
     /// Seconds per level.
     #[arg(long, default_value_t = 120)]
     pub(crate) timeout: u64,

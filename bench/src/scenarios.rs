@@ -37,6 +37,7 @@ pub(crate) fn login_of(c: &Common, read_buf: usize) -> Result<Login> {
         password: PASSWORD,
         read_buf,
         register: true,
+        device: false,
     })
 }
 
@@ -114,6 +115,7 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
                 size: usize::from(a.size),
                 target: Target::Room,
                 phase_ns: interval.map_or(0, |iv| iv * u64::from(i) / u64::from(s)),
+                once: false,
             });
             let member = Member {
                 name: name(&format!("b{run}-{i}"))?,
@@ -276,6 +278,7 @@ pub(crate) fn conns(a: &ConnsArgs) -> Result<Value> {
                             size: 64,
                             target: Target::Room,
                             phase_ns: 0,
+                            once: false,
                         }),
                     },
                     wait_start: false,
@@ -353,6 +356,7 @@ fn storage_plan(a: &StorageArgs, id: u32, me: Name) -> SendPlan {
             Target::User(me)
         },
         phase_ns: 0,
+        once: a.send2,
     }
 }
 
@@ -470,7 +474,11 @@ fn storage_level_plain(
 
 /// Durable ACK throughput per concurrency level.
 pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
-    let login = login_of(&a.common, 16 * 1024)?;
+    let mut login = login_of(&a.common, 16 * 1024)?;
+    login.device = a.send2;
+    if a.send2 && !matches!(login.connector, Connector::Tcp) {
+        return err("--send2 runs over plain TCP only (the async path sends SEND)");
+    }
     let run = run_id();
     let pid = a.common.server_pid;
     let mut levels = Vec::new();
@@ -615,6 +623,7 @@ pub(crate) fn spawn_paced_senders(
                         size: usize::from(size),
                         target: Target::Room,
                         phase_ns: interval * u64::from(i) / u64::from(g),
+                        once: false,
                     }),
                 },
                 wait_start: true,
@@ -691,6 +700,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
                             size: usize::from(a.good.size),
                             target: Target::Room,
                             phase_ns: 0,
+                            once: false,
                         }),
                     },
                     wait_start: false,
