@@ -31,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use confab_engine::codec::DecodeError;
-use confab_engine::frame::{ErrorCode, Frame, Text, PROTOCOL_VERSION};
+use confab_engine::frame::{Frame, Text, PROTOCOL_VERSION};
 use confab_engine::{decode, MessageId, Name, Password, Ref, RosterVersion, Target};
 
 use crate::roster::Roster;
@@ -42,7 +42,8 @@ mod v2;
 
 pub use outbox::{Outbox, Unacked, MAX_UNACKED};
 pub use types::{
-    ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Request, ServerError, ServerHello,
+    code_name, ApiMisuse, Error, Event, HistoryPage, LoginOptions, Message, Request, ServerError,
+    ServerHello,
 };
 pub use v2::{Login2Options, DELIVERED_DELAY, DELIVERED_EVERY};
 
@@ -663,46 +664,6 @@ fn password_text(password: &str) -> Result<Text<'_>, ApiMisuse> {
         return Err(ApiMisuse::BadPassword);
     }
     Text::new(password).map_err(|_| ApiMisuse::BadPassword)
-}
-
-/// The protocol name of an error code, as in docs/PROTOCOL.md
-/// (`NO_SUCH_USER`); `UNKNOWN` for a code this client does not know.
-pub fn code_name(code: ErrorCode) -> &'static str {
-    use ErrorCode::*;
-    match code {
-        MalformedFrame => "MALFORMED_FRAME",
-        FrameTooLarge => "FRAME_TOO_LARGE",
-        UnsupportedVersion => "UNSUPPORTED_VERSION",
-        WrongState => "WRONG_STATE",
-        UnknownFrameType => "UNKNOWN_FRAME_TYPE",
-        BadCredentials => "BAD_CREDENTIALS",
-        NameTaken => "NAME_TAKEN",
-        RegistrationClosed => "REGISTRATION_CLOSED",
-        LockedOut => "LOCKED_OUT",
-        NoSuchUser => "NO_SUCH_USER",
-        NoSuchGroup => "NO_SUCH_GROUP",
-        GroupExists => "GROUP_EXISTS",
-        NotAMember => "NOT_A_MEMBER",
-        AlreadyMember => "ALREADY_MEMBER",
-        TooManyGroups => "TOO_MANY_GROUPS",
-        GroupFull => "GROUP_FULL",
-        ServerGroupsFull => "SERVER_GROUPS_FULL",
-        BadBody => "BAD_BODY",
-        RateLimited => "RATE_LIMITED",
-        Busy => "BUSY",
-        TooManyConnections => "TOO_MANY_CONNECTIONS",
-        AuthTimeout => "AUTH_TIMEOUT",
-        IdleTimeout => "IDLE_TIMEOUT",
-        FrameTimeout => "FRAME_TIMEOUT",
-        SlowConsumer => "SLOW_CONSUMER",
-        Flooding => "FLOODING",
-        StorageError => "STORAGE_ERROR",
-        NoDevice => "NO_DEVICE",
-        TooManyDevices => "TOO_MANY_DEVICES",
-        NoSuchDevice => "NO_SUCH_DEVICE",
-        DeviceRevoked => "DEVICE_REVOKED",
-        _ => "UNKNOWN",
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use confab_engine::frame::{kind, HistoryEntry, Presence, ServerInfo};
+use confab_engine::frame::{kind, ErrorCode, HistoryEntry, Presence, ServerInfo};
 use confab_engine::Config;
 
 use super::*;

@@ -7,7 +7,7 @@ use confab_engine::frame::{
 };
 use confab_engine::{MessageId, Name, Password, Ref, RosterVersion, Target, Token};
 
-use super::{code_name, MAX_UNACKED};
+use super::MAX_UNACKED;
 
 /// A request the client made, remembered under its reference until answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -345,4 +345,44 @@ pub enum ApiMisuse {
         /// The limit.
         max: usize,
     },
+}
+
+/// The protocol name of an error code, as in docs/PROTOCOL.md
+/// (`NO_SUCH_USER`); `UNKNOWN` for a code this client does not know.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    use ErrorCode::*;
+    match code {
+        MalformedFrame => "MALFORMED_FRAME",
+        FrameTooLarge => "FRAME_TOO_LARGE",
+        UnsupportedVersion => "UNSUPPORTED_VERSION",
+        WrongState => "WRONG_STATE",
+        UnknownFrameType => "UNKNOWN_FRAME_TYPE",
+        BadCredentials => "BAD_CREDENTIALS",
+        NameTaken => "NAME_TAKEN",
+        RegistrationClosed => "REGISTRATION_CLOSED",
+        LockedOut => "LOCKED_OUT",
+        NoSuchUser => "NO_SUCH_USER",
+        NoSuchGroup => "NO_SUCH_GROUP",
+        GroupExists => "GROUP_EXISTS",
+        NotAMember => "NOT_A_MEMBER",
+        AlreadyMember => "ALREADY_MEMBER",
+        TooManyGroups => "TOO_MANY_GROUPS",
+        GroupFull => "GROUP_FULL",
+        ServerGroupsFull => "SERVER_GROUPS_FULL",
+        BadBody => "BAD_BODY",
+        RateLimited => "RATE_LIMITED",
+        Busy => "BUSY",
+        TooManyConnections => "TOO_MANY_CONNECTIONS",
+        AuthTimeout => "AUTH_TIMEOUT",
+        IdleTimeout => "IDLE_TIMEOUT",
+        FrameTimeout => "FRAME_TIMEOUT",
+        SlowConsumer => "SLOW_CONSUMER",
+        Flooding => "FLOODING",
+        StorageError => "STORAGE_ERROR",
+        NoDevice => "NO_DEVICE",
+        TooManyDevices => "TOO_MANY_DEVICES",
+        NoSuchDevice => "NO_SUCH_DEVICE",
+        DeviceRevoked => "DEVICE_REVOKED",
+        _ => "UNKNOWN",
+    }
 }

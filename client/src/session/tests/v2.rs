@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use confab_engine::frame::Resume;
+use confab_engine::frame::{ErrorCode, Resume};
 use confab_engine::{ClientId, Token};
 
 use super::pair::Pair;
