@@ -62,6 +62,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
 use futures_rustls::server::TlsStream;
 
+use crate::counters::Counters;
 use crate::shared::Shared;
 
 /// Bytes read from the socket at once.
@@ -580,7 +581,10 @@ fn write_side<'a>(
                 })
             })
             .await;
-            if let Err(e) = write_frames(stream, &frames).await {
+            if drained.bytes > 0 {
+                Counters::add(&shared.counters.drains, 1);
+            }
+            if let Err(e) = write_frames(stream, &frames, &shared.counters).await {
                 return End::Io(e);
             }
             if drained.close {
@@ -599,7 +603,11 @@ fn write_side<'a>(
 /// on partial writes, then flushes. The progress is two integers and the
 /// slices are rebuilt for each write: a writer's state while a write waits
 /// is room in every connection's task, idle or not.
-async fn write_frames(stream: &impl Transport, frames: &[Outgoing]) -> io::Result<()> {
+async fn write_frames(
+    stream: &impl Transport,
+    frames: &[Outgoing],
+    counters: &Counters,
+) -> io::Result<()> {
     // The next frame to write, and how much of it is already written.
     let (mut next, mut offset) = (0, 0);
     future::poll_fn(|cx| {
@@ -611,6 +619,8 @@ async fn write_frames(stream: &impl Transport, frames: &[Outgoing]) -> io::Resul
                 .map(|(i, f)| IoSlice::new(if i == 0 { &f[offset..] } else { &f[..] }))
                 .collect();
             let mut n = ready!(stream.poll_write_vectored(cx, &slices))?;
+            Counters::add(&counters.writes, 1);
+            Counters::add(&counters.written_bytes, n as u64);
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

@@ -45,6 +45,7 @@ pub mod auth;
 mod auth_queue;
 pub mod cli;
 mod conn;
+pub mod counters;
 mod effects;
 mod hash_memory;
 mod inbox;
@@ -59,7 +60,6 @@ pub mod tls;
 mod workers;
 
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
-pub use shared::LockStats;
 
 use crate::auth::HashError;
 use crate::cli::{Cli, Command, ServeArgs, SyncMode};
@@ -143,6 +143,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     let server = Server::bind(
         ServerOptions {
             tls: tls.map(|t| t.config),
+            counters_on_signal: true,
             ..options(args)
         },
         stores,

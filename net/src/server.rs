@@ -45,6 +45,7 @@ use crate::effects::Effects;
 use crate::inbox::Results;
 use crate::refuse::Refusals;
 use crate::shared::Shared;
+use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
@@ -83,6 +84,10 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Serve TLS with this configuration (see [`crate::tls`]); `None`: plain TCP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Log the [`Counters`](crate::counters::Counters) at each SIGUSR2 (the
+    /// binary does; a server embedded in a test process leaves the signal
+    /// alone).
+    pub counters_on_signal: bool,
 }
 
 impl Default for ServerOptions {
@@ -102,6 +107,7 @@ impl Default for ServerOptions {
             retention: None,
             shutdown_timeout: Duration::from_secs(5),
             tls: None,
+            counters_on_signal: false,
         }
     }
 }
@@ -267,8 +273,8 @@ impl Server {
 
         let stats = Stats {
             connections,
-            lock_acquired: shared.stats.acquired.load(Ordering::Relaxed),
-            lock_contended: shared.stats.contended.load(Ordering::Relaxed),
+            lock_acquired: shared.counters.lock_acquired.load(Ordering::Relaxed),
+            lock_contended: shared.counters.lock_contended.load(Ordering::Relaxed),
         };
         debug!(
             "hub lock: {} acquisitions, {} contended ({:.3}%), over {} connections",
@@ -387,6 +393,9 @@ async fn serve(
         keep: options.engine.dedup_per_device,
     };
     let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention, prune));
+    let dumps = options
+        .counters_on_signal
+        .then(|| ex.spawn(log_counters_on_signal(shared.clone())));
     let tls = options.tls.clone().map(|config| Tls {
         acceptor: TlsAcceptor::from(config),
         // The hub's auth timer starts now too: the handshake uses it up.
@@ -495,6 +504,9 @@ async fn serve(
         task.cancel().await;
     }
     storage_clock.cancel().await;
+    if let Some(dumps) = dumps {
+        dumps.cancel().await;
+    }
     accepted
 }
 
@@ -608,6 +620,17 @@ impl Drop for Disconnect<'_> {
 /// the pruning of exactly-once records (`prune`, a
 /// [`WriteJob::PruneSends`]) and retention if there is one; until the
 /// writer's queue closes.
+/// Logs the counters at each SIGUSR2 (see [`crate::counters`]).
+async fn log_counters_on_signal(shared: Arc<Shared>) {
+    let dumps = match Dumps::install() {
+        Ok(d) => d,
+        Err(e) => return warn!("cannot install the SIGUSR2 handler for counters: {e}"),
+    };
+    while dumps.next().await {
+        info!("{}", shared.counters.line());
+    }
+}
+
 async fn storage_clock(shared: Arc<Shared>, retention: Option<Retention>, prune: WriteJob) {
     let WriteJob::PruneSends { window, keep } = prune else {
         return;

@@ -13,16 +13,18 @@
 //! `.await`, so an async lock would only add a queue; the blocking pool
 //! threads must take it too, which a plain mutex does directly; std's mutex
 //! is futex-based (an uncontended lock is one atomic) and needs no extra
-//! crate. Contention is counted (`try_lock` first) and logged at shutdown.
+//! crate. Holds and contention are counted (`try_lock` first; see
+//! [`Counters`]) and logged at shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::Waker;
 use std::time::Instant;
 
 use confab_engine::{ConnId, Effect, Hub, Input, Output, Protocol, Source};
 
+use crate::counters::Counters;
 use crate::effects::{Effects, Routed};
 use crate::inbox::Results;
 
@@ -95,19 +97,10 @@ impl Core {
     }
 }
 
-/// Lock acquisitions, and how many found the lock held.
-#[derive(Debug, Default)]
-pub struct LockStats {
-    /// Every acquisition.
-    pub acquired: AtomicU64,
-    /// Acquisitions that had to wait.
-    pub contended: AtomicU64,
-}
-
 /// The hub, the connection map and the effect queues (see the module docs).
 pub(crate) struct Shared {
     core: Mutex<Core>,
-    pub(crate) stats: LockStats,
+    pub(crate) counters: Counters,
     pub(crate) effects: Effects,
 }
 
@@ -118,7 +111,7 @@ impl Shared {
                 hub,
                 conns: Vec::new(),
             }),
-            stats: LockStats::default(),
+            counters: Counters::default(),
             effects,
         }
     }
@@ -156,6 +149,9 @@ impl Shared {
             }
             r
         };
+        if !wakers.is_empty() {
+            Counters::add(&self.counters.wakes, wakers.len() as u64);
+        }
         for w in wakers {
             w.wake();
         }
@@ -179,11 +175,11 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
-        self.stats.acquired.fetch_add(1, Ordering::Relaxed);
+        Counters::add(&self.counters.lock_acquired, 1);
         match self.core.try_lock() {
             Ok(g) => g,
             Err(TryLockError::WouldBlock) => {
-                self.stats.contended.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&self.counters.lock_contended, 1);
                 // A panic under the lock is a bug that has already been
                 // reported; going on keeps serving the other sessions.
                 self.core.lock().unwrap_or_else(PoisonError::into_inner)

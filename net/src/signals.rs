@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM: the first asks for a graceful shutdown, a second one
-//! exits at once with status 130.
+//! exits at once with status 130. SIGUSR2 asks for the counters in the log
+//! ([`Dumps`]).
 //!
 //! signal-hook writes a byte to a socket pair from the handler (the
 //! self-pipe pattern); the server awaits the other end with async-io. The
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use async_io::Async;
 use futures_lite::AsyncReadExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::flag;
 use signal_hook::low_level::pipe;
 
@@ -48,5 +49,30 @@ impl Signals {
         let mut read = &self.read;
         // An error here (never expected) is treated as a signal too.
         let _ = read.read(&mut byte).await;
+    }
+}
+
+/// SIGUSR2, each time it arrives: the server logs its
+/// [`Counters`](crate::counters::Counters) line.
+pub struct Dumps {
+    read: Async<UnixStream>,
+}
+
+impl Dumps {
+    /// Installs the handler.
+    pub fn install() -> io::Result<Dumps> {
+        let (read, write) = UnixStream::pair()?;
+        pipe::register(SIGUSR2, write)?;
+        Ok(Dumps {
+            read: Async::new(read)?,
+        })
+    }
+
+    /// Completes at the next SIGUSR2 (signals that arrive together may
+    /// count once); `false` if the pipe failed, never expected.
+    pub async fn next(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut read = &self.read;
+        matches!(read.read(&mut byte).await, Ok(1))
     }
 }
