@@ -14,7 +14,7 @@
 //!   stops reading until `t` (TCP back-pressure does the rest), `Never` stops
 //!   for good. The connection's one [`Timer`] is armed with `poll_timeout`.
 //! - **Writer.** Drains up to [`WRITE_BATCH`] bytes of frames under the lock,
-//!   writes them with vectored writes outside it, and parks when the queue is
+//!   writes them outside it, copied into one buffer per write, and parks when the queue is
 //!   empty until the hub wakes it. It ends the connection after writing the
 //!   last frames of a closed session.
 //!
@@ -71,8 +71,6 @@ pub(crate) const READ_BUF: usize = 32 * 1024;
 pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 /// Room for TLS record overhead on top of a drain in rustls's buffer.
 pub(crate) const TLS_SLACK: usize = 32 * 1024;
-/// Slices per vectored write (Linux's `IOV_MAX`).
-const IOV_MAX: usize = 1024;
 /// How long a closed session's last frames may take to go out.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 /// After our close, how long (and how much) the peer's unread bytes are
@@ -599,10 +597,15 @@ fn write_side<'a>(
     }
 }
 
-/// Writes every frame, up to [`IOV_MAX`] slices per vectored write, looping
-/// on partial writes, then flushes. The progress is two integers and the
-/// slices are rebuilt for each write: a writer's state while a write waits
-/// is room in every connection's task, idle or not.
+/// Writes every frame, looping on partial writes, then flushes.
+///
+/// The frames are copied into one contiguous buffer of the thread's,
+/// [`WRITE_CHUNK`] bytes at a time, and each chunk is one plain write: the
+/// kernel copies one contiguous buffer several times faster than the same
+/// bytes in one iovec per ~150-byte frame (docs/PERFORMANCE.md, "Where the
+/// CPU goes"). The buffer is the thread's, not the task's, so a waiting
+/// write holds none: the progress is two integers, and a chunk the socket
+/// did not take is copied again when it is writable.
 async fn write_frames(
     stream: &impl Transport,
     frames: &[Outgoing],
@@ -611,25 +614,36 @@ async fn write_frames(
     // The next frame to write, and how much of it is already written.
     let (mut next, mut offset) = (0, 0);
     future::poll_fn(|cx| {
-        while let Some(rest) = frames.get(next..).filter(|r| !r.is_empty()) {
-            let slices: Vec<IoSlice<'_>> = rest
-                .iter()
-                .take(IOV_MAX)
-                .enumerate()
-                .map(|(i, f)| IoSlice::new(if i == 0 { &f[offset..] } else { &f[..] }))
-                .collect();
-            let mut n = ready!(stream.poll_write_vectored(cx, &slices))?;
-            Counters::add(&counters.writes, 1);
-            Counters::add(&counters.written_bytes, n as u64);
+        while next < frames.len() {
+            let n = WRITE_BUF.with_borrow_mut(|buf| {
+                buf.clear();
+                for (i, f) in frames[next..].iter().enumerate() {
+                    let f = if i == 0 { &f[offset..] } else { &f[..] };
+                    if !buf.is_empty() && buf.len() + f.len() > WRITE_CHUNK {
+                        break;
+                    }
+                    buf.extend_from_slice(f);
+                }
+                let n = stream.poll_write_vectored(cx, &[IoSlice::new(buf)]);
+                if buf.capacity() > 2 * WRITE_CHUNK {
+                    // A frame larger than a chunk (a history page): not kept.
+                    *buf = Vec::with_capacity(WRITE_CHUNK);
+                }
+                n
+            });
+            let mut n = ready!(n)?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            for s in &slices {
-                if n < s.len() {
+            Counters::add(&counters.writes, 1);
+            Counters::add(&counters.written_bytes, n as u64);
+            while let Some(f) = frames.get(next) {
+                let rest = f.len() - offset;
+                if n < rest {
                     offset += n;
                     break;
                 }
-                n -= s.len();
+                n -= rest;
                 next += 1;
                 offset = 0;
             }
@@ -637,6 +651,15 @@ async fn write_frames(
         stream.poll_flush(cx)
     })
     .await
+}
+
+/// Bytes copied into [`WRITE_BUF`] for one write.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The contiguous copy of the frames a writer is writing (see
+    /// [`write_frames`]).
+    static WRITE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(WRITE_CHUNK));
 }
 
 /// After our half-close: drain what the peer still sends for a moment
