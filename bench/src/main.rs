@@ -10,6 +10,7 @@ mod conn;
 mod drive;
 mod fleet;
 mod procfs;
+mod relay;
 mod rt;
 mod scenarios;
 mod suite;
@@ -56,6 +57,10 @@ pub(crate) enum Command {
     /// (fresh data dir, limits raised as needed), runs every scenario 3
     /// times and reports the medians. `bench/run.sh` builds and calls this.
     Suite(suite::SuiteArgs),
+    /// A minimal relay server (issue 17's floor): one epoll thread that
+    /// logs anyone in and writes each room message once per recipient,
+    /// storing and checking nothing. Serves until killed.
+    Relay(relay::RelayArgs),
 }
 
 /// Options every scenario takes.
@@ -307,6 +312,7 @@ pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
         Command::Attack(a) => attack::attack(&a),
         Command::Logins(a) => attack::logins(&a),
         Command::Suite(_) => Err(conn::Error("a suite cannot run inside a suite".into())),
+        Command::Relay(_) => Err(conn::Error("the relay is a server, not a scenario".into())),
     }
 }
 
@@ -314,6 +320,7 @@ pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
 pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Suite(a) => suite::run(&a).map(drop),
+        Command::Relay(a) => relay::run(&a),
         command => {
             println!("{}", scenario(command)?);
             Ok(())
