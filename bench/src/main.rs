@@ -6,6 +6,7 @@
 
 mod ack_loop;
 mod attack;
+mod body;
 mod conn;
 mod drive;
 mod fleet;
