@@ -285,6 +285,9 @@ pub(crate) struct Reader {
     /// drained, so wait for readiness before reading again (saves a `read`
     /// syscall per wake-up, which matters when each wake brings one frame).
     drained: bool,
+    /// IRC: the buffer holds `\r\n`-terminated lines, not frames (no
+    /// frame header to size the buffer by).
+    lines: bool,
 }
 
 impl Reader {
@@ -296,7 +299,26 @@ impl Reader {
             end: 0,
             max_frame: 64 * 1024,
             drained: false,
+            lines: false,
         }
+    }
+
+    /// A reader of IRC lines, with `size` bytes of buffer (a line longer
+    /// than that is an error).
+    pub(crate) fn lines(size: usize) -> Reader {
+        Reader {
+            lines: true,
+            ..Reader::new(size)
+        }
+    }
+
+    /// The next whole line in the buffer, without its line end.
+    pub(crate) fn next_line(&mut self) -> Option<&[u8]> {
+        let have = &self.buf[self.start..self.end];
+        let n = have.iter().position(|&b| b == b'\n')?;
+        let line = &self.buf[self.start..self.start + n];
+        self.start += n + 1;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
     }
 
     /// The largest frame accepted, as the server announced.
@@ -358,7 +380,12 @@ impl Reader {
             self.end -= self.start;
             self.start = 0;
         }
-        if let Some(need) = frame_len(&self.buf[self.start..self.end]) {
+        let need = if self.lines {
+            None
+        } else {
+            frame_len(&self.buf[self.start..self.end])
+        };
+        if let Some(need) = need {
             if self.start + need > self.buf.len() {
                 if self.start > 0 {
                     self.buf.copy_within(self.start..self.end, 0);
@@ -374,7 +401,9 @@ impl Reader {
         }
         if self.end == self.buf.len() {
             // A frame longer than allowed: let decode report it.
-            return Err(io::Error::other("frame larger than max_frame"));
+            return Err(io::Error::other(
+                "frame (or line) larger than the buffer allows",
+            ));
         }
         Ok(())
     }
@@ -435,6 +464,8 @@ impl Out {
 pub(crate) struct Client {
     pub(crate) stream: Stream,
     pub(crate) reader: Reader,
+    /// It speaks IRC (`irc.rs`), not confab.
+    pub(crate) irc: bool,
 }
 
 /// How a client logs in.
@@ -451,6 +482,8 @@ pub(crate) struct Login {
     /// Log in with LOGIN2 as the device `bench` (protocol version 2), so
     /// that the client may SEND2.
     pub(crate) device: bool,
+    /// Speak IRC instead (NICK, USER, JOIN #bench; see `irc.rs`).
+    pub(crate) irc: bool,
 }
 
 /// BUSY answers retried before giving up.
@@ -460,6 +493,9 @@ const MAX_BUSY_RETRIES: u32 = 50;
 /// `roster: false`; returns once LOGIN_OK is in. Bounded by the caller's
 /// timeout.
 pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
+    if how.irc {
+        return crate::irc::login(how, name).await;
+    }
     let mut stream = how.connector.connect(how.addr, how.source).await?;
     let mut reader = Reader::new(how.read_buf);
     let mut out = Vec::with_capacity(256);
@@ -548,5 +584,9 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
             }
         }
     }
-    Ok(Client { stream, reader })
+    Ok(Client {
+        stream,
+        reader,
+        irc: false,
+    })
 }

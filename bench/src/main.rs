@@ -10,6 +10,7 @@ mod body;
 mod conn;
 mod drive;
 mod fleet;
+mod irc;
 mod procfs;
 mod relay;
 mod rt;
@@ -96,6 +97,19 @@ pub(crate) struct Common {
     /// throwaway local server only: nothing is authenticated.
     #[arg(long)]
     pub(crate) insecure_skip_tls_verify: bool,
+    /// The protocol the clients speak: confab, or IRC (for issue 17's
+    /// comparison with IRC servers; fanout only, plain TCP).
+    #[arg(long, value_enum, default_value_t = Protocol::Confab)]
+    pub(crate) protocol: Protocol,
+}
+
+/// A wire protocol of the bench's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Protocol {
+    /// confab's binary protocol, version 1.
+    Confab,
+    /// IRC (RFC 1459/2812): NICK, USER, JOIN #bench, PRIVMSG.
+    Irc,
 }
 
 impl Common {
@@ -305,6 +319,23 @@ pub(crate) struct LoginsArgs {
 
 /// Runs one scenario (not `suite`) and returns its JSON object.
 pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
+    let common = match &command {
+        Command::Fanout(a) if a.common.tls && a.common.protocol == Protocol::Irc => {
+            return Err(conn::Error("--protocol irc is plain TCP only".into()))
+        }
+        Command::Fanout(_) => None,
+        Command::Conns(ConnsArgs { common, .. })
+        | Command::Storage(StorageArgs { common, .. })
+        | Command::Abuse(AbuseArgs { common, .. })
+        | Command::Attack(AttackArgs { common, .. })
+        | Command::Logins(LoginsArgs { common, .. }) => Some(common),
+        Command::Suite(_) | Command::Relay(_) => None,
+    };
+    if common.is_some_and(|c| c.protocol != Protocol::Confab) {
+        return Err(conn::Error(
+            "--protocol irc is for fanout only (the other scenarios need confab's storage, groups or logins)".into(),
+        ));
+    }
     match command {
         Command::Fanout(a) => scenarios::fanout(&a),
         Command::Conns(a) => scenarios::conns(&a),
