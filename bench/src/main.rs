@@ -11,6 +11,7 @@ mod conn;
 mod drive;
 mod fleet;
 mod irc;
+mod peers;
 mod procfs;
 mod relay;
 mod rt;

@@ -5,14 +5,8 @@
 //! `PR_SET_PDEATHSIG` should the bench itself die). Each scenario runs
 //! `--runs` times and the median of every figure is reported.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +14,7 @@ use clap::{Args, Parser};
 use serde_json::{json, Value};
 
 use crate::conn::{err, Error, Result};
+use crate::peers::Peer;
 use crate::Cli;
 
 #[derive(Debug, Clone, Args)]
@@ -59,7 +54,15 @@ pub(crate) struct SuiteArgs {
     /// bench --tls-ca with that certificate.
     #[arg(long)]
     pub(crate) tls: bool,
+    /// Who serves: confab-server, or one of issue 17's peers (the minimal
+    /// relay, ngIRCd, InspIRCd), for the fan-out scenarios only.
+    #[arg(long, value_enum, default_value_t = Peer::Confab)]
+    pub(crate) peer: Peer,
 }
+
+/// The scenarios a peer other than confab runs: the fan-out ones (the
+/// others need confab's storage, limits or logins).
+const PEER_SCENARIOS: &[&str] = &["fanout-a", "fanout-b", "latency", "paced-a"];
 
 /// Server options of every run.
 const BASE: &[&str] = &["--log-level", "info"];
@@ -423,119 +426,6 @@ fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
     ]
 }
 
-/// A running confab-server, killed when dropped.
-pub(crate) struct ServerProcess {
-    child: Child,
-    pub(crate) addr: SocketAddr,
-    pub(crate) pid: u32,
-    log: Arc<Mutex<VecDeque<String>>>,
-    /// Lines the server logged so far (a refusal that logs is a log flood).
-    pub(crate) log_lines: Arc<AtomicU64>,
-    dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    /// Starts `bin` on 127.0.0.1:0 with a fresh data dir and `args`; waits
-    /// (at most 15 s) for its `listening on ADDR` line.
-    pub(crate) fn start(bin: &Path, args: &[String]) -> Result<ServerProcess> {
-        let dir = tempfile::Builder::new()
-            .prefix("confab-bench-")
-            .tempdir()
-            .map_err(|e| Error(format!("cannot make a temp dir: {e}")))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error(format!("cannot start {}: {e}", bin.display())))?;
-        let pid = child.id();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let log_lines = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            let lines = log_lines.clone();
-            // Drains the log for the server's whole life, keeping the tail.
-            thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    lines.fetch_add(1, Ordering::Relaxed);
-                    if let Some(addr) = listening_addr(&line) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        if l.len() == 20 {
-                            l.pop_front();
-                        }
-                        l.push_back(line);
-                    }
-                }
-            });
-        }
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pid,
-            log,
-            log_lines,
-            dir,
-        };
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(addr) => server.addr = addr,
-            Err(_) => {
-                return err(format!(
-                    "{} did not log `listening on ADDR` within 15 s; its log:\n{}",
-                    bin.display(),
-                    server.log_tail()
-                ))
-            }
-        }
-        Ok(server)
-    }
-
-    /// The last lines of the server's log.
-    pub(crate) fn log_tail(&self) -> String {
-        self.log
-            .lock()
-            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
-    }
-
-    /// Whether it is still running.
-    pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `ADDR` from a log line containing `listening on ADDR`.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    rest.split_whitespace().next()?.parse().ok()
-}
-
 /// Waits (at most `limit`) until the machine is at least 90% idle over one
 /// second; returns the last idle fraction seen.
 fn wait_quiet(limit: Duration) -> Option<f64> {
@@ -564,7 +454,7 @@ fn loadavg() -> Option<f64> {
 /// Runs the suite; returns the median of each scenario.
 pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     let nofile = crate::procfs::raise_nofile();
-    if !a.dry_run && !a.server.is_file() {
+    if !a.dry_run && a.peer == Peer::Confab && !a.server.is_file() {
         return err(format!(
             "{} is missing: build it with `cargo build --release -p confab-net`",
             a.server.display()
@@ -576,9 +466,24 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             return err(format!("no scenario {o}"));
         }
     }
+    if a.peer != Peer::Confab && a.tls {
+        return err("--tls is for confab-server only, not --peer");
+    }
     let chosen: Vec<&Scenario> = all
         .iter()
         .filter(|s| a.only.is_empty() || a.only.iter().any(|o| o == s.name))
+        .filter(|s| {
+            let runs = a.peer == Peer::Confab || PEER_SCENARIOS.contains(&s.name);
+            if !runs {
+                eprintln!(
+                    "suite: skipping {} for --peer {}: only {} run against peers",
+                    s.name,
+                    a.peer.name(),
+                    PEER_SCENARIOS.join(", ")
+                );
+            }
+            runs
+        })
         .collect();
     eprintln!(
         "suite: {} scenarios x {} runs; open-file limit {nofile}; {} cores",
@@ -638,6 +543,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let median = median_json(&ok(&runs));
         let mut line = json!({
             "suite": s.name,
+            "peer": a.peer.name(),
             "tls": a.tls,
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
@@ -746,9 +652,12 @@ fn run_once(
     let machine0 = crate::procfs::machine_cpu();
     let me = std::process::id();
     let own0 = crate::procfs::cpu_seconds(me);
-    let mut server = ServerProcess::start(&a.server, server_args)?;
+    let mut server = a.peer.start(&a.server, server_args)?;
     let mut argv = vec!["confab-bench".to_string()];
     argv.extend(bench.iter().cloned());
+    if a.peer.protocol() == crate::Protocol::Irc {
+        argv.extend(["--protocol".into(), "irc".into()]);
+    }
     if a.tls {
         let ca = server.dir.path().join("tls-cert.pem");
         argv.extend(["--tls-ca".into(), ca.to_string_lossy().into_owned()]);
@@ -792,6 +701,7 @@ fn run_once(
     let v = match result {
         Ok(mut v) => {
             if let Value::Object(o) = &mut v {
+                o.insert("peer".into(), json!(a.peer.name()));
                 o.insert("loadavg_1m_before".into(), json!(load));
                 o.insert("idle_before".into(), json!(idle));
                 // Summed over all cores: of `run_cpu_s_available`.
@@ -808,7 +718,7 @@ fn run_once(
         }
         Err(e) => {
             eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
-            json!({ "scenario": name, "error": e.to_string() })
+            json!({ "scenario": name, "peer": a.peer.name(), "error": e.to_string() })
         }
     };
     Ok((v, noise))
@@ -901,16 +811,6 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_listening_line() {
-        let line = "2026-05-01T12:34:56.789Z INFO  confab_net: listening on 127.0.0.1:4242";
-        assert_eq!(
-            listening_addr(line),
-            Some("127.0.0.1:4242".parse().expect("addr"))
-        );
-        assert_eq!(listening_addr("nothing"), None);
-    }
-
-    #[test]
     fn every_scenario_parses() {
         let a = SuiteArgs {
             server: PathBuf::from("x"),
@@ -923,6 +823,7 @@ mod tests {
             retries: 0,
             dry_run: true,
             tls: false,
+            peer: Peer::Confab,
         };
         for s in scenarios(&a) {
             let mut argv = vec!["confab-bench".to_string()];
