@@ -337,7 +337,7 @@ async fn drive_inner(
                         tally.fatal += 1;
                         counters.note(format!("IRC ERROR: {}", String::from_utf8_lossy(text)));
                     }
-                    irc::Line::Numeric(n @ 400..=599, params) => {
+                    irc::Line::Numeric(n @ 400..=599, params) if n != 422 => {
                         tally.send_errors += 1;
                         counters.note(format!("IRC {n} {}", String::from_utf8_lossy(params)));
                     }

@@ -119,6 +119,8 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
                     out.extend_from_slice(format!("JOIN {CHANNEL}\r\n").as_bytes())
                 }
                 Line::Numeric(366, _) => joined = true,
+                // ERR_NOMOTD is no error.
+                Line::Numeric(422, _) => {}
                 Line::Numeric(n @ 400..=599, params) => {
                     return err(format!(
                         "IRC login of {nick}: {n} {}",
