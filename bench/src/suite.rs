@@ -494,6 +494,15 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     let mut medians = Vec::new();
     let mut table = Vec::new();
     for s in chosen {
+        let bench_args: Vec<String> = match a.peer.protocol() {
+            crate::Protocol::Irc => s
+                .bench
+                .iter()
+                .cloned()
+                .chain(["--protocol".into(), "irc".into()])
+                .collect(),
+            crate::Protocol::Confab => s.bench.clone(),
+        };
         let server_args = strings(&[BASE])
             .into_iter()
             .chain(
@@ -506,11 +515,18 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             .chain(a.tls.then(|| "--tls-self-signed".to_owned()))
             .collect::<Vec<_>>();
         eprintln!(
-            "\n== {}\n   server: {} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
+            "\n== {}\n   server: {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
             s.name,
-            a.server.display(),
-            server_args.join(" "),
-            s.bench.join(" ")
+            match a.peer {
+                Peer::Confab => format!(
+                    "{} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}",
+                    a.server.display(),
+                    server_args.join(" ")
+                ),
+                Peer::Relay => "confab-bench relay --listen 127.0.0.1:0".to_owned(),
+                peer => format!("{} on 127.0.0.1:<free port>, generated config (peers.rs)", peer.name()),
+            },
+            bench_args.join(" ")
                 + if s.paired {
                     ", interleaved with the same plus --off"
                 } else {
@@ -529,7 +545,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let off_bench: Vec<String> = s.bench.iter().cloned().chain(["--off".into()]).collect();
         let (mut runs, mut offs) = (Vec::new(), Vec::new());
         for i in 0..a.runs.max(1) {
-            runs.push(run_retried(a, s.name, &s.bench, &server_args, i)?);
+            runs.push(run_retried(a, s.name, &bench_args, &server_args, i)?);
             if s.paired {
                 offs.push(run_retried(a, s.name, &off_bench, &server_args, i)?);
             }
@@ -548,7 +564,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
             "server_args": server_args,
-            "bench_args": s.bench,
+            "bench_args": bench_args,
             "median": median,
         });
         let median_off = s.paired.then(|| median_json(&ok(&offs)));
@@ -655,9 +671,6 @@ fn run_once(
     let mut server = a.peer.start(&a.server, server_args)?;
     let mut argv = vec!["confab-bench".to_string()];
     argv.extend(bench.iter().cloned());
-    if a.peer.protocol() == crate::Protocol::Irc {
-        argv.extend(["--protocol".into(), "irc".into()]);
-    }
     if a.tls {
         let ca = server.dir.path().join("tls-cert.pem");
         argv.extend(["--tls-ca".into(), ca.to_string_lossy().into_owned()]);
