@@ -17,6 +17,7 @@ mod relay;
 mod rt;
 mod scenarios;
 mod suite;
+mod table;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
