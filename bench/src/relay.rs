@@ -54,6 +54,9 @@ pub(crate) struct Relay {
     next_id: u64,
     /// Scratch for the one encoding of a broadcast.
     frame: Vec<u8>,
+    /// The read buffer, one for all (a fresh zeroed one per read would be
+    /// a 64 KiB memset per read).
+    buf: Vec<u8>,
 }
 
 fn ms_now() -> u64 {
@@ -84,6 +87,7 @@ impl Relay {
             conns: Vec::new(),
             next_id: 0,
             frame: Vec::new(),
+            buf: vec![0; 64 * 1024],
         })
     }
 
@@ -161,12 +165,17 @@ impl Relay {
 
     /// Reads what is there and answers every whole frame.
     fn read(&mut self, key: usize) {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        self.read_into(key, &mut buf);
+        self.buf = buf;
+    }
+
+    fn read_into(&mut self, key: usize, buf: &mut [u8]) {
         loop {
             let Some(c) = self.conns.get_mut(key).and_then(Option::as_mut) else {
                 return;
             };
-            match c.stream.read(&mut buf) {
+            match c.stream.read(buf) {
                 Ok(0) => return self.close(key),
                 Ok(n) => {
                     c.input.extend_from_slice(&buf[..n]);
