@@ -157,7 +157,53 @@ pub(crate) async fn login(how: &Login, name: Name) -> Result<Client> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
     use super::*;
+    use crate::conn::Connector;
+
+    #[test]
+    fn login_answers_pings_joins_after_the_welcome_and_ends_at_names() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // A scripted server: PING before the welcome, JOIN only after it.
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut w = s.try_clone().expect("clone");
+            let mut lines = BufReader::new(s).lines();
+            let mut next = || lines.next().expect("a line").expect("read");
+            assert_eq!(next(), "NICK b1-0");
+            assert!(next().starts_with("USER b1-0 "));
+            w.write_all(b"PING :cookie\r\n").expect("write");
+            assert_eq!(next(), "PONG :cookie");
+            w.write_all(b":srv 001 b1-0 :Welcome\r\n:srv 422 b1-0 :No MOTD\r\n")
+                .expect("write");
+            assert_eq!(next(), "JOIN #bench");
+            w.write_all(b":b1-0!u@h JOIN #bench\r\n:srv 366 b1-0 #bench :End\r\n")
+                .expect("write");
+        });
+        let how = Login {
+            connector: Connector::Tcp,
+            addr,
+            source: None,
+            password: "x",
+            read_buf: 4096,
+            register: true,
+            device: false,
+            irc: true,
+        };
+        let name = Name::new("b1-0").expect("name");
+        let done = futures_lite::future::block_on(crate::rt::timeout(
+            Duration::from_secs(10),
+            login(&how, name),
+        ));
+        assert!(matches!(done, Some(Ok(Client { irc: true, .. }))));
+        server.join().expect("the server's script held");
+    }
 
     #[test]
     fn parses_the_lines_the_bench_needs() {
