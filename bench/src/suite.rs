@@ -202,7 +202,8 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             "tls": a.tls,
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
-            "server_args": server_args,
+            // confab-server's options; a peer's command is in its config.
+            "server_args": if a.peer == Peer::Confab { server_args.clone() } else { Vec::new() },
             "bench_args": bench_args,
             "median": median,
         });
