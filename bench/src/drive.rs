@@ -21,6 +21,7 @@ use confab_engine::{Frame, Ref, Target};
 use futures_lite::future;
 
 use crate::conn::{encode_send, Client, Out, Result, Stamp};
+use crate::irc;
 use crate::rt::{now_ns, record_ack, record_delivery};
 
 /// Counters of one group of clients (all receivers of a run, or the
@@ -133,6 +134,31 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts a delivered message's body: a delivery of a counted sender
+    /// (its latency recorded, its sequence checked), or a foreign one.
+    fn message(&mut self, role: &Role, next_seq: &mut [u32], now: u64, body: &str) {
+        match Stamp::parse(body) {
+            Some(s) if s.sender < role.senders => {
+                self.delivered += 1;
+                if role.record {
+                    record_delivery(now.saturating_sub(s.sent_ns));
+                }
+                let Some(next) = next_seq.get_mut(s.sender as usize) else {
+                    return;
+                };
+                if s.seq == *next {
+                    *next += 1;
+                } else if s.seq > *next {
+                    self.gaps += 1;
+                    *next = s.seq + 1;
+                } else {
+                    self.reordered += 1;
+                }
+            }
+            _ => self.foreign += 1,
+        }
+    }
+
     fn flush(&mut self, c: &Counters, now: u64) {
         let add = |a: &AtomicU64, v: &mut u64| {
             if *v > 0 {
@@ -180,7 +206,12 @@ async fn drive_inner(
     counters: &Counters,
     start_ns: u64,
 ) -> Result<()> {
-    let Client { stream, reader, .. } = client;
+    let Client {
+        stream,
+        reader,
+        irc,
+    } = client;
+    let irc = *irc;
     let mut out = Out::default();
     let mut tally = Tally::default();
     let mut next_seq = vec![0u32; role.senders as usize];
@@ -212,7 +243,11 @@ async fn drive_inner(
                         sender: p.id,
                         seq: seq as u32,
                     };
-                    encode_send(&mut out.buf, reference, None, &p.target, p.size, stamp);
+                    if irc {
+                        irc::encode_privmsg(&mut out.buf, reference, p.size, stamp);
+                    } else {
+                        encode_send(&mut out.buf, reference, None, &p.target, p.size, stamp);
+                    }
                     if track > 0 {
                         sent_at[(reference as usize - 1) % track] = now;
                     }
@@ -271,34 +306,53 @@ async fn drive_inner(
         }
 
         let now = now_ns();
+        // An ACK (confab) or the PONG standing in for one (IRC).
+        let ack = |tally: &mut Tally, outstanding: &mut usize, reference: Ref| {
+            tally.acked += 1;
+            *outstanding = outstanding.saturating_sub(1);
+            if track > 0 && reference > Ref(0) && role.record {
+                let at = sent_at[(reference.0 as usize - 1) % track];
+                record_ack(now.saturating_sub(at));
+            }
+        };
+        if irc {
+            while let Some(line) = reader.next_line() {
+                match irc::parse(line) {
+                    irc::Line::Privmsg { text, .. } => {
+                        let body = std::str::from_utf8(text).unwrap_or_default();
+                        tally.message(role, &mut next_seq, now, body);
+                    }
+                    irc::Line::Pong(token) => {
+                        let reference = std::str::from_utf8(token)
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0);
+                        ack(&mut tally, &mut outstanding, Ref(reference));
+                    }
+                    irc::Line::Ping(token) => {
+                        tally.pings += 1;
+                        irc::encode_pong(&mut out.buf, token);
+                    }
+                    irc::Line::Error(text) => {
+                        tally.fatal += 1;
+                        counters.note(format!("IRC ERROR: {}", String::from_utf8_lossy(text)));
+                    }
+                    irc::Line::Numeric(n @ 400..=599, params) if n != 422 => {
+                        tally.send_errors += 1;
+                        counters.note(format!("IRC {n} {}", String::from_utf8_lossy(params)));
+                    }
+                    _ => {}
+                }
+            }
+            tally.flush(counters, now);
+            continue;
+        }
         while let Some(frame) = reader.next_frame()? {
             match frame {
-                Frame::Message { body, .. } => match Stamp::parse(body.as_str()) {
-                    Some(s) if s.sender < role.senders => {
-                        tally.delivered += 1;
-                        if role.record {
-                            record_delivery(now.saturating_sub(s.sent_ns));
-                        }
-                        let next = &mut next_seq[s.sender as usize];
-                        if s.seq == *next {
-                            *next += 1;
-                        } else if s.seq > *next {
-                            tally.gaps += 1;
-                            *next = s.seq + 1;
-                        } else {
-                            tally.reordered += 1;
-                        }
-                    }
-                    _ => tally.foreign += 1,
-                },
-                Frame::Ack { reference, .. } => {
-                    tally.acked += 1;
-                    outstanding = outstanding.saturating_sub(1);
-                    if track > 0 && reference > Ref(0) && role.record {
-                        let at = sent_at[(reference.0 as usize - 1) % track];
-                        record_ack(now.saturating_sub(at));
-                    }
+                Frame::Message { body, .. } => {
+                    tally.message(role, &mut next_seq, now, body.as_str())
                 }
+                Frame::Ack { reference, .. } => ack(&mut tally, &mut outstanding, reference),
                 Frame::Error {
                     code,
                     reference,

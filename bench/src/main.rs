@@ -6,13 +6,18 @@
 
 mod ack_loop;
 mod attack;
+mod body;
 mod conn;
 mod drive;
 mod fleet;
+mod irc;
+mod peers;
 mod procfs;
+mod relay;
 mod rt;
 mod scenarios;
 mod suite;
+mod table;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -56,6 +61,10 @@ pub(crate) enum Command {
     /// (fresh data dir, limits raised as needed), runs every scenario 3
     /// times and reports the medians. `bench/run.sh` builds and calls this.
     Suite(suite::SuiteArgs),
+    /// A minimal relay server (issue 17's floor): one epoll thread that
+    /// logs anyone in and writes each room message once per recipient,
+    /// storing and checking nothing. Serves until killed.
+    Relay(relay::RelayArgs),
 }
 
 /// Options every scenario takes.
@@ -90,6 +99,19 @@ pub(crate) struct Common {
     /// throwaway local server only: nothing is authenticated.
     #[arg(long)]
     pub(crate) insecure_skip_tls_verify: bool,
+    /// The protocol the clients speak: confab, or IRC (for issue 17's
+    /// comparison with IRC servers; fanout only, plain TCP).
+    #[arg(long, value_enum, default_value_t = Protocol::Confab)]
+    pub(crate) protocol: Protocol,
+}
+
+/// A wire protocol of the bench's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Protocol {
+    /// confab's binary protocol, version 1.
+    Confab,
+    /// IRC (RFC 1459/2812): NICK, USER, JOIN #bench, PRIVMSG.
+    Irc,
 }
 
 impl Common {
@@ -299,6 +321,23 @@ pub(crate) struct LoginsArgs {
 
 /// Runs one scenario (not `suite`) and returns its JSON object.
 pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
+    let common = match &command {
+        Command::Fanout(a) if a.common.tls && a.common.protocol == Protocol::Irc => {
+            return Err(conn::Error("--protocol irc is plain TCP only".into()))
+        }
+        Command::Fanout(_) => None,
+        Command::Conns(ConnsArgs { common, .. })
+        | Command::Storage(StorageArgs { common, .. })
+        | Command::Abuse(AbuseArgs { common, .. })
+        | Command::Attack(AttackArgs { common, .. })
+        | Command::Logins(LoginsArgs { common, .. }) => Some(common),
+        Command::Suite(_) | Command::Relay(_) => None,
+    };
+    if common.is_some_and(|c| c.protocol != Protocol::Confab) {
+        return Err(conn::Error(
+            "--protocol irc is for fanout only (the other scenarios need confab's storage, groups or logins)".into(),
+        ));
+    }
     match command {
         Command::Fanout(a) => scenarios::fanout(&a),
         Command::Conns(a) => scenarios::conns(&a),
@@ -307,6 +346,7 @@ pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
         Command::Attack(a) => attack::attack(&a),
         Command::Logins(a) => attack::logins(&a),
         Command::Suite(_) => Err(conn::Error("a suite cannot run inside a suite".into())),
+        Command::Relay(_) => Err(conn::Error("the relay is a server, not a scenario".into())),
     }
 }
 
@@ -314,6 +354,7 @@ pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
 pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Suite(a) => suite::run(&a).map(drop),
+        Command::Relay(a) => relay::run(&a),
         command => {
             println!("{}", scenario(command)?);
             Ok(())

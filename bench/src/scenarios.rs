@@ -38,6 +38,7 @@ pub(crate) fn login_of(c: &Common, read_buf: usize) -> Result<Login> {
         read_buf,
         register: true,
         device: false,
+        irc: c.protocol == crate::Protocol::Irc,
     })
 }
 

@@ -5,14 +5,8 @@
 //! `PR_SET_PDEATHSIG` should the bench itself die). Each scenario runs
 //! `--runs` times and the median of every figure is reported.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +14,8 @@ use clap::{Args, Parser};
 use serde_json::{json, Value};
 
 use crate::conn::{err, Error, Result};
+use crate::peers::Peer;
+use crate::table::{scenarios, strings, Scenario, BASE, CHEAP_HASHING};
 use crate::Cli;
 
 #[derive(Debug, Clone, Args)]
@@ -59,482 +55,15 @@ pub(crate) struct SuiteArgs {
     /// bench --tls-ca with that certificate.
     #[arg(long)]
     pub(crate) tls: bool,
+    /// Who serves: confab-server, or one of issue 17's peers (the minimal
+    /// relay, ngIRCd, InspIRCd), for the fan-out scenarios only.
+    #[arg(long, value_enum, default_value_t = Peer::Confab)]
+    pub(crate) peer: Peer,
 }
 
-/// Server options of every run.
-const BASE: &[&str] = &["--log-level", "info"];
-
-/// Cheap password hashing, for every run where logins are not what is
-/// measured (all but `registration-spam` and `logins`; see
-/// docs/PERFORMANCE.md for `conns`).
-const CHEAP_HASHING: &[&str] = &["--hash-memory-kib", "8", "--hash-passes", "1"];
-
-/// The per-address limits lifted, for the runs whose clients all come
-/// from 127.0.0.1 and register there (the defaults are meant for a public
-/// server): connections, queued password checks, and registrations.
-const ONE_SOURCE: &[&str] = &[
-    "--max-per-source",
-    "10000",
-    "--max-pre-auth-per-source",
-    "10000",
-    "--auth-queue-per-source",
-    "256",
-    "--register-source-burst",
-    "65535",
-    "--register-server-burst",
-    "65535",
-];
-
-/// Registration limits lifted, for runs whose fleets register from one
-/// address.
-const REGISTRATIONS: &[&str] = &[
-    "--register-source-burst",
-    "65535",
-    "--register-server-burst",
-    "65535",
-];
-
-/// Rate limits lifted, for throughput runs.
-const UNLIMITED: &[&str] = &[
-    "--msg-rate",
-    "65535",
-    "--msg-burst",
-    "65535",
-    "--byte-rate",
-    "4000000000",
-    "--byte-burst",
-    "4000000000",
-];
-
-struct Scenario {
-    name: &'static str,
-    /// Whether the server gets [`CHEAP_HASHING`].
-    cheap_hashing: bool,
-    /// Each run is followed by a run of the same scenario with `--off`
-    /// (the attack scenarios' comparison); both are reported, and the
-    /// ratio of their p99s.
-    paired: bool,
-    server: Vec<String>,
-    bench: Vec<String>,
-    /// Figures shown in the summary table.
-    show: &'static [&'static str],
-}
-
-fn strings(parts: &[&[&str]]) -> Vec<String> {
-    parts
-        .iter()
-        .flat_map(|p| p.iter().map(|s| s.to_string()))
-        .collect()
-}
-
-fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
-    let conns = a.conns.to_string();
-    // Per source, ONE_SOURCE's limits already hold 19,000 clients from
-    // 16 addresses; passing them again is an error of the server's CLI.
-    let conn_limits: &[&str] = &["--max-clients", "20000"];
-    let fan_show: &[&str] = &[
-        "delivered",
-        "loss",
-        "deliveries_per_s",
-        "server_cpu_s_per_m_deliveries",
-        "server_cpu_s_per_m_deliveries_schedstat",
-        "latency.p50_us",
-        "latency.p99_us",
-        "latency.p999_us",
-        "latency.max_us",
-        "server_peak_rss_mib",
-    ];
-    let conns_show: &[&str] = &[
-        "connected",
-        "failed",
-        "connect_s",
-        "server_rss_per_conn_kib",
-        "server_peak_rss_mib",
-        "broadcast_delivered",
-        "broadcast_loss",
-        "broadcast_all_ms",
-    ];
-    let abuse_show: &[&str] = &[
-        "delivered",
-        "loss",
-        "latency.p50_us",
-        "latency.p99_us",
-        "latency.max_us",
-        "server_peak_rss_mib",
-        "flood_acked",
-        "flood_disconnects",
-        "slowloris_cycles",
-    ];
-    let attack_show: &[&str] = &[
-        "loss",
-        "latency.p50_us",
-        "latency.p99_us",
-        "latency.max_us",
-        "ack_latency.p99_us",
-        "probe.success",
-        "probe.login_p50_ms",
-        "probe.login_p99_ms",
-        "server_peak_rss_mib",
-        "server_log_lines",
-        "attacker.connects",
-        "attacker.answers_per_s",
-        "attacker.accepted_mib_per_s",
-        "attacker.registered_per_min",
-        "attacker.rate_limited",
-        "attacker.fatal",
-    ];
-    vec![
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "fanout-a",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "100",
-                "--senders",
-                "10",
-                "--messages",
-                "1000",
-                "--size",
-                "100",
-            ]]),
-            show: fan_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "fanout-b",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "1000",
-                "--senders",
-                "5",
-                "--messages",
-                "200",
-                "--size",
-                "100",
-            ]]),
-            show: fan_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "latency",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            // 500,000 deliveries/s to 99 receivers each.
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "100",
-                "--senders",
-                "10",
-                "--messages",
-                "1000",
-                "--size",
-                "100",
-                "--rate",
-                "5051",
-            ]]),
-            show: fan_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "conns",
-            server: strings(&[ONE_SOURCE, conn_limits]),
-            bench: strings(&[&[
-                "conns",
-                "--clients",
-                &conns,
-                "--sources",
-                "16",
-                "--broadcast",
-            ]]),
-            show: conns_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "conns-1thread",
-            server: strings(&[ONE_SOURCE, conn_limits, &["--threads", "1"]]),
-            bench: strings(&[&[
-                "conns",
-                "--clients",
-                &conns,
-                "--sources",
-                "16",
-                "--broadcast",
-            ]]),
-            show: conns_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "storage",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            bench: strings(&[&["storage", "--senders", "1,10,100", "--messages", "1000"]]),
-            show: &[
-                "levels.0.acks_per_s",
-                "levels.0.ack_latency.p50_us",
-                "levels.0.ack_latency.p99_us",
-                "levels.1.acks_per_s",
-                "levels.1.ack_latency.p50_us",
-                "levels.1.ack_latency.p99_us",
-                "levels.2.acks_per_s",
-                "levels.2.ack_latency.p50_us",
-                "levels.2.ack_latency.p99_us",
-            ],
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "abuse",
-            server: strings(&[ONE_SOURCE]),
-            bench: strings(&[&[
-                "abuse",
-                "--clients",
-                "20",
-                "--flooders",
-                "50",
-                "--slowloris",
-                "200",
-            ]]),
-            show: abuse_show,
-        },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "abuse-baseline",
-            server: strings(&[ONE_SOURCE]),
-            bench: strings(&[&[
-                "abuse",
-                "--clients",
-                "20",
-                "--flooders",
-                "0",
-                "--slowloris",
-                "0",
-            ]]),
-            show: abuse_show,
-        },
-        // Issue 15's flood classes: each run is paired with the same
-        // scenario with `--off` (see `Scenario::paired`).
-        Scenario {
-            name: "storm",
-            cheap_hashing: true,
-            paired: true,
-            // Full: 20 well-behaved clients + 30 idle users = 50; the
-            // attacker and the probe each have an address of their own.
-            server: strings(&[
-                REGISTRATIONS,
-                &["--max-per-source", "20", "--max-clients", "50"],
-            ]),
-            bench: strings(&[&[
-                "attack",
-                "storm",
-                "--login-concurrency",
-                "4",
-                "--clients",
-                "20",
-                "--fillers",
-                "30",
-                "--leave",
-                "5",
-            ]]),
-            show: attack_show,
-        },
-        Scenario {
-            name: "pre-auth-flood",
-            cheap_hashing: true,
-            paired: true,
-            server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
-            bench: strings(&[&[
-                "attack",
-                "pre-auth",
-                "--clients",
-                "20",
-                "--login-concurrency",
-                "4",
-            ]]),
-            show: attack_show,
-        },
-        Scenario {
-            name: "unknown-frame-flood",
-            cheap_hashing: true,
-            paired: true,
-            server: strings(&[REGISTRATIONS, &["--max-per-source", "64"]]),
-            bench: strings(&[&[
-                "attack",
-                "unknown-frame",
-                "--clients",
-                "20",
-                "--login-concurrency",
-                "4",
-            ]]),
-            show: attack_show,
-        },
-        Scenario {
-            name: "registration-spam",
-            // The server's default argon2id: the hashing is the point.
-            cheap_hashing: false,
-            paired: true,
-            // Registrations unlimited: what is measured is how the password
-            // pool shares itself out under the spam (the registration
-            // limits, which stop it sooner, are the engine's tests').
-            server: strings(&[
-                REGISTRATIONS,
-                &["--registration", "open", "--max-per-source", "64"],
-            ]),
-            bench: strings(&[&[
-                "attack",
-                "register",
-                "--clients",
-                "20",
-                "--duration",
-                "20",
-                "--login-concurrency",
-                "4",
-            ]]),
-            show: attack_show,
-        },
-        Scenario {
-            name: "logins",
-            cheap_hashing: false,
-            paired: false,
-            server: Vec::new(),
-            bench: strings(&[&["logins", "--checkpoints", "10,100,1000"]]),
-            show: &[
-                "server_rss_start_mib",
-                "checkpoints.0.server_rss_mib",
-                "checkpoints.1.server_rss_mib",
-                "checkpoints.2.server_rss_mib",
-                "checkpoints.2.seconds",
-                "rss_ratio_last_to_first",
-                "server_peak_rss_mib",
-                "probe.failed",
-                "probe.login_p50_ms",
-                "probe.login_p99_ms",
-            ],
-        },
-    ]
-}
-
-/// A running confab-server, killed when dropped.
-pub(crate) struct ServerProcess {
-    child: Child,
-    pub(crate) addr: SocketAddr,
-    pub(crate) pid: u32,
-    log: Arc<Mutex<VecDeque<String>>>,
-    /// Lines the server logged so far (a refusal that logs is a log flood).
-    pub(crate) log_lines: Arc<AtomicU64>,
-    dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    /// Starts `bin` on 127.0.0.1:0 with a fresh data dir and `args`; waits
-    /// (at most 15 s) for its `listening on ADDR` line.
-    pub(crate) fn start(bin: &Path, args: &[String]) -> Result<ServerProcess> {
-        let dir = tempfile::Builder::new()
-            .prefix("confab-bench-")
-            .tempdir()
-            .map_err(|e| Error(format!("cannot make a temp dir: {e}")))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error(format!("cannot start {}: {e}", bin.display())))?;
-        let pid = child.id();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let log_lines = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            let lines = log_lines.clone();
-            // Drains the log for the server's whole life, keeping the tail.
-            thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    lines.fetch_add(1, Ordering::Relaxed);
-                    if let Some(addr) = listening_addr(&line) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        if l.len() == 20 {
-                            l.pop_front();
-                        }
-                        l.push_back(line);
-                    }
-                }
-            });
-        }
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pid,
-            log,
-            log_lines,
-            dir,
-        };
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(addr) => server.addr = addr,
-            Err(_) => {
-                return err(format!(
-                    "{} did not log `listening on ADDR` within 15 s; its log:\n{}",
-                    bin.display(),
-                    server.log_tail()
-                ))
-            }
-        }
-        Ok(server)
-    }
-
-    /// The last lines of the server's log.
-    pub(crate) fn log_tail(&self) -> String {
-        self.log
-            .lock()
-            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
-    }
-
-    /// Whether it is still running.
-    pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `ADDR` from a log line containing `listening on ADDR`.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    rest.split_whitespace().next()?.parse().ok()
-}
+/// The scenarios a peer other than confab runs: the fan-out ones (the
+/// others need confab's storage, limits or logins).
+const PEER_SCENARIOS: &[&str] = &["fanout-a", "fanout-b", "latency", "paced-a"];
 
 /// Waits (at most `limit`) until the machine is at least 90% idle over one
 /// second; returns the last idle fraction seen.
@@ -564,7 +93,7 @@ fn loadavg() -> Option<f64> {
 /// Runs the suite; returns the median of each scenario.
 pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     let nofile = crate::procfs::raise_nofile();
-    if !a.dry_run && !a.server.is_file() {
+    if !a.dry_run && a.peer == Peer::Confab && !a.server.is_file() {
         return err(format!(
             "{} is missing: build it with `cargo build --release -p confab-net`",
             a.server.display()
@@ -576,9 +105,24 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             return err(format!("no scenario {o}"));
         }
     }
+    if a.peer != Peer::Confab && a.tls {
+        return err("--tls is for confab-server only, not --peer");
+    }
     let chosen: Vec<&Scenario> = all
         .iter()
         .filter(|s| a.only.is_empty() || a.only.iter().any(|o| o == s.name))
+        .filter(|s| {
+            let runs = a.peer == Peer::Confab || PEER_SCENARIOS.contains(&s.name);
+            if !runs {
+                eprintln!(
+                    "suite: skipping {} for --peer {}: only {} run against peers",
+                    s.name,
+                    a.peer.name(),
+                    PEER_SCENARIOS.join(", ")
+                );
+            }
+            runs
+        })
         .collect();
     eprintln!(
         "suite: {} scenarios x {} runs; open-file limit {nofile}; {} cores",
@@ -589,6 +133,15 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     let mut medians = Vec::new();
     let mut table = Vec::new();
     for s in chosen {
+        let bench_args: Vec<String> = match a.peer.protocol() {
+            crate::Protocol::Irc => s
+                .bench
+                .iter()
+                .cloned()
+                .chain(["--protocol".into(), "irc".into()])
+                .collect(),
+            crate::Protocol::Confab => s.bench.clone(),
+        };
         let server_args = strings(&[BASE])
             .into_iter()
             .chain(
@@ -601,11 +154,18 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             .chain(a.tls.then(|| "--tls-self-signed".to_owned()))
             .collect::<Vec<_>>();
         eprintln!(
-            "\n== {}\n   server: {} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
+            "\n== {}\n   server: {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
             s.name,
-            a.server.display(),
-            server_args.join(" "),
-            s.bench.join(" ")
+            match a.peer {
+                Peer::Confab => format!(
+                    "{} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {}",
+                    a.server.display(),
+                    server_args.join(" ")
+                ),
+                Peer::Relay => "confab-bench relay --listen 127.0.0.1:0".to_owned(),
+                peer => format!("{} on 127.0.0.1:<free port>, generated config (peers.rs)", peer.name()),
+            },
+            bench_args.join(" ")
                 + if s.paired {
                     ", interleaved with the same plus --off"
                 } else {
@@ -624,7 +184,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let off_bench: Vec<String> = s.bench.iter().cloned().chain(["--off".into()]).collect();
         let (mut runs, mut offs) = (Vec::new(), Vec::new());
         for i in 0..a.runs.max(1) {
-            runs.push(run_retried(a, s.name, &s.bench, &server_args, i)?);
+            runs.push(run_retried(a, s.name, &bench_args, &server_args, i)?);
             if s.paired {
                 offs.push(run_retried(a, s.name, &off_bench, &server_args, i)?);
             }
@@ -638,11 +198,13 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
         let median = median_json(&ok(&runs));
         let mut line = json!({
             "suite": s.name,
+            "peer": a.peer.name(),
             "tls": a.tls,
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
-            "server_args": server_args,
-            "bench_args": s.bench,
+            // confab-server's options; a peer's command is in its config.
+            "server_args": if a.peer == Peer::Confab { server_args.clone() } else { Vec::new() },
+            "bench_args": bench_args,
             "median": median,
         });
         let median_off = s.paired.then(|| median_json(&ok(&offs)));
@@ -746,7 +308,7 @@ fn run_once(
     let machine0 = crate::procfs::machine_cpu();
     let me = std::process::id();
     let own0 = crate::procfs::cpu_seconds(me);
-    let mut server = ServerProcess::start(&a.server, server_args)?;
+    let mut server = a.peer.start(&a.server, server_args)?;
     let mut argv = vec!["confab-bench".to_string()];
     argv.extend(bench.iter().cloned());
     if a.tls {
@@ -792,6 +354,7 @@ fn run_once(
     let v = match result {
         Ok(mut v) => {
             if let Value::Object(o) = &mut v {
+                o.insert("peer".into(), json!(a.peer.name()));
                 o.insert("loadavg_1m_before".into(), json!(load));
                 o.insert("idle_before".into(), json!(idle));
                 // Summed over all cores: of `run_cpu_s_available`.
@@ -808,7 +371,7 @@ fn run_once(
         }
         Err(e) => {
             eprintln!("   run failed: {e}\n   server log tail:\n{tail}");
-            json!({ "scenario": name, "error": e.to_string() })
+            json!({ "scenario": name, "peer": a.peer.name(), "error": e.to_string() })
         }
     };
     Ok((v, noise))
@@ -901,16 +464,6 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_listening_line() {
-        let line = "2026-05-01T12:34:56.789Z INFO  confab_net: listening on 127.0.0.1:4242";
-        assert_eq!(
-            listening_addr(line),
-            Some("127.0.0.1:4242".parse().expect("addr"))
-        );
-        assert_eq!(listening_addr("nothing"), None);
-    }
-
-    #[test]
     fn every_scenario_parses() {
         let a = SuiteArgs {
             server: PathBuf::from("x"),
@@ -923,6 +476,7 @@ mod tests {
             retries: 0,
             dry_run: true,
             tls: false,
+            peer: Peer::Confab,
         };
         for s in scenarios(&a) {
             let mut argv = vec!["confab-bench".to_string()];
