@@ -8,6 +8,7 @@ mod ack_loop;
 mod attack;
 mod body;
 mod conn;
+mod counts;
 mod drive;
 mod fleet;
 mod irc;
@@ -79,6 +80,12 @@ pub(crate) struct Common {
     /// The server's pid, to read its CPU time and memory from /proc.
     #[arg(long)]
     pub(crate) server_pid: Option<u32>,
+    /// Send SIGUSR2 to --server-pid at the start and the end of fanout's
+    /// measured window: confab-server then logs its counters (lock holds,
+    /// wake-ups, writes), which the suite reports per delivery. Only for
+    /// confab-server: the signal's default action ends other processes.
+    #[arg(long, requires = "server_pid")]
+    pub(crate) server_counters: bool,
     /// Load-generator threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,

@@ -209,6 +209,8 @@ pub(crate) struct ServerProcess {
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// Every `counters:` line the server logged (see [`crate::counts`]).
+    counters: Arc<Mutex<Vec<String>>>,
     /// Lines the server logged so far (a refusal that logs is a log flood).
     pub(crate) log_lines: Arc<AtomicU64>,
     pub(crate) dir: tempfile::TempDir,
@@ -253,9 +255,11 @@ impl ServerProcess {
         let pid = child.id();
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let log_lines = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
             let log = log.clone();
+            let counters = counters.clone();
             let lines = log_lines.clone();
             // Drains the log for the server's whole life, keeping the tail.
             thread::spawn(move || {
@@ -266,6 +270,11 @@ impl ServerProcess {
                     if let Some(addr) = listening_addr(&line) {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(addr);
+                        }
+                    }
+                    if line.contains("counters: ") {
+                        if let Ok(mut c) = counters.lock() {
+                            c.push(line.clone());
                         }
                     }
                     if let Ok(mut l) = log.lock() {
@@ -282,6 +291,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pid,
             log,
+            counters,
             log_lines,
             dir,
         };
@@ -306,6 +316,19 @@ impl ServerProcess {
     }
 
     /// The last lines of the server's log.
+    /// The `counters:` lines logged so far, once there are at least `n`
+    /// (waiting up to `limit` for the server to log them).
+    pub(crate) fn counters_lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let lines = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
+            if lines.len() >= n || std::time::Instant::now() >= deadline {
+                return lines;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub(crate) fn log_tail(&self) -> String {
         self.log
             .lock()

@@ -19,6 +19,7 @@ use crate::ack_loop;
 use crate::conn::{self, err, Client, Connector, Error, Login, Result, Stream, FOREIGN_SENDER};
 use crate::drive::{Counters, Role, SendPlan};
 use crate::fleet::{login_summary, wait_until, Fleet, Member};
+use crate::counts::{ask_for_counters, ProcCounts};
 use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
 use crate::rt::{self, describe, now_ns, summary, Recorded};
 use crate::{run_id, source, AbuseArgs, Common, ConnsArgs, FanoutArgs, StorageArgs};
@@ -137,6 +138,10 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
         )
         .await?;
         let cpu = pid.map(CpuMark::now);
+        let counts = pid.and_then(ProcCounts::read);
+        if let Some(pid) = pid.filter(|_| a.common.server_counters) {
+            ask_for_counters(pid);
+        }
         let own = CpuMark::now(std::process::id());
         let t0 = now_ns();
         start.go(&fleet, t0);
@@ -146,6 +151,10 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
         })
         .await;
         let cpu = cpu.map(|m| m.since());
+        let counts_end = pid.and_then(ProcCounts::read);
+        if let Some(pid) = pid.filter(|_| a.common.server_counters) {
+            ask_for_counters(pid);
+        }
         let own = own.since();
         let t_end = c.last_delivery_ns.load(Relaxed).max(t0 + 1);
         // A little longer, to see duplicates or extra deliveries, if any.
@@ -174,6 +183,9 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
             "errors": c.notes(),
         });
         merge(&mut v, cpu_fields(cpu, delivered));
+        if let (Some(a), Some(b)) = (counts, counts_end) {
+            merge(&mut v, b.per_delivery(&a, delivered));
+        }
         Ok::<Value, Error>(v)
     });
     let mut v = result?;

@@ -27,7 +27,7 @@ pub(crate) struct SuiteArgs {
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,
     /// Scenarios to run, comma-separated [default: all]: fanout-a, fanout-b,
-    /// latency, conns, conns-1thread, storage, abuse, abuse-baseline, storm,
+    /// latency, paced-a, conns, conns-1thread, storage, abuse, abuse-baseline, storm,
     /// pre-auth-flood, unknown-frame-flood, registration-spam, logins.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
@@ -323,6 +323,10 @@ fn run_once(
         "--threads".into(),
         a.threads.to_string(),
     ]);
+    let counters = a.peer == Peer::Confab && bench.first().is_some_and(|c| c == "fanout");
+    if counters {
+        argv.push("--server-counters".into());
+    }
     let cli = Cli::try_parse_from(&argv).map_err(|e| Error(e.to_string()))?;
     eprintln!(
         "-- {} run {}/{} (load average {}{})",
@@ -347,6 +351,11 @@ fn run_once(
         eprintln!("   other processes used {o:.2} of {avail:.1} CPU-s during the run");
     }
     let alive = server.alive();
+    let counter_lines = if counters {
+        server.counters_lines(2, Duration::from_secs(2))
+    } else {
+        Vec::new()
+    };
     let tail = server.log_tail();
     let log_lines = server.log_lines.load(Ordering::Relaxed);
     drop(server);
@@ -362,6 +371,14 @@ fn run_once(
                 o.insert("run_cpu_s_available".into(), json!(others.map(|o| o.1)));
                 o.insert("server_survived".into(), json!(alive));
                 o.insert("server_log_lines".into(), json!(log_lines));
+                let delivered = o.get("delivered").and_then(Value::as_u64).unwrap_or(0);
+                if let [.., start, end] = &counter_lines[..] {
+                    if let Some(Value::Object(per)) =
+                        crate::counts::counters_per_delivery(start, end, delivered)
+                    {
+                        o.extend(per);
+                    }
+                }
             }
             if !alive {
                 eprintln!("   the server died; its log:\n{tail}");

@@ -87,6 +87,13 @@ pub(crate) fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
         "latency.p999_us",
         "latency.max_us",
         "server_peak_rss_mib",
+        "server_syscw_per_delivery",
+        "server_syscr_per_delivery",
+        "server_voluntary_cs_per_delivery",
+        "lock_acquired_per_delivery",
+        "wakes_per_delivery",
+        "drains_per_delivery",
+        "writes_per_delivery",
     ];
     let conns_show: &[&str] = &[
         "connected",
@@ -182,6 +189,29 @@ pub(crate) fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
                 "100",
                 "--rate",
                 "5051",
+            ]]),
+            show: fan_show,
+        },
+        // Issue 17's everyday load: fan-out A paced at 600,000 deliveries/s
+        // (6,061 messages/s to 99 receivers each), the figure tracked for
+        // CPU and counts per delivery.
+        Scenario {
+            cheap_hashing: true,
+            paired: false,
+            name: "paced-a",
+            server: strings(&[UNLIMITED, ONE_SOURCE]),
+            bench: strings(&[&[
+                "fanout",
+                "--clients",
+                "100",
+                "--senders",
+                "10",
+                "--messages",
+                "1000",
+                "--size",
+                "100",
+                "--rate",
+                "6061",
             ]]),
             show: fan_show,
         },
