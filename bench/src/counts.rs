@@ -147,20 +147,34 @@ mod tests {
 
     #[test]
     fn reads_context_switches_from_a_status_text() {
-        let status = "Name:\tconfab-server\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t4\n";
+        let status =
+            "Name:\tconfab-server\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t4\n";
         assert_eq!(parse_switches(status), (120, 4));
     }
 
     #[test]
     fn counts_per_delivery_are_the_deltas_divided() {
-        let a = ProcCounts { syscr: 10, syscw: 100, voluntary_cs: 5, nonvoluntary_cs: 1 };
-        let b = ProcCounts { syscr: 60, syscw: 300, voluntary_cs: 25, nonvoluntary_cs: 1 };
+        let a = ProcCounts {
+            syscr: 10,
+            syscw: 100,
+            voluntary_cs: 5,
+            nonvoluntary_cs: 1,
+        };
+        let b = ProcCounts {
+            syscr: 60,
+            syscw: 300,
+            voluntary_cs: 25,
+            nonvoluntary_cs: 1,
+        };
         let v = b.per_delivery(&a, 100);
         assert_eq!(v["server_syscw_per_delivery"], json!(2.0));
         assert_eq!(v["server_syscr_per_delivery"], json!(0.5));
         assert_eq!(v["server_voluntary_cs_per_delivery"], json!(0.2));
         assert_eq!(v["server_nonvoluntary_cs_per_delivery"], json!(0.0));
-        assert_eq!(b.per_delivery(&a, 0)["server_syscw_per_delivery"], Value::Null);
+        assert_eq!(
+            b.per_delivery(&a, 0)["server_syscw_per_delivery"],
+            Value::Null
+        );
     }
 
     #[test]

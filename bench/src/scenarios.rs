@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 
 use crate::ack_loop;
 use crate::conn::{self, err, Client, Connector, Error, Login, Result, Stream, FOREIGN_SENDER};
+use crate::counts::{ask_for_counters, ProcCounts};
 use crate::drive::{Counters, Role, SendPlan};
 use crate::fleet::{login_summary, wait_until, Fleet, Member};
-use crate::counts::{ask_for_counters, ProcCounts};
 use crate::procfs::{peak_rss_bytes, rss_bytes, CpuMark};
 use crate::rt::{self, describe, now_ns, summary, Recorded};
 use crate::{run_id, source, AbuseArgs, Common, ConnsArgs, FanoutArgs, StorageArgs};
