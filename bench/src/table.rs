@@ -135,24 +135,7 @@ pub(crate) fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
         "attacker.fatal",
     ];
     vec![
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "fanout-a",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "100",
-                "--senders",
-                "10",
-                "--messages",
-                "1000",
-                "--size",
-                "100",
-            ]]),
-            show: fan_show,
-        },
+        fan_out_a("fanout-a", None, fan_show),
         Scenario {
             cheap_hashing: true,
             paired: false,
@@ -171,50 +154,12 @@ pub(crate) fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             ]]),
             show: fan_show,
         },
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "latency",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            // 500,000 deliveries/s to 99 receivers each.
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "100",
-                "--senders",
-                "10",
-                "--messages",
-                "1000",
-                "--size",
-                "100",
-                "--rate",
-                "5051",
-            ]]),
-            show: fan_show,
-        },
+        // 500,000 deliveries/s to 99 receivers each.
+        fan_out_a("latency", Some("5051"), fan_show),
         // Issue 17's everyday load: fan-out A paced at 600,000 deliveries/s
         // (6,061 messages/s to 99 receivers each), the figure tracked for
         // CPU and counts per delivery.
-        Scenario {
-            cheap_hashing: true,
-            paired: false,
-            name: "paced-a",
-            server: strings(&[UNLIMITED, ONE_SOURCE]),
-            bench: strings(&[&[
-                "fanout",
-                "--clients",
-                "100",
-                "--senders",
-                "10",
-                "--messages",
-                "1000",
-                "--size",
-                "100",
-                "--rate",
-                "6061",
-            ]]),
-            show: fan_show,
-        },
+        fan_out_a("paced-a", Some("6061"), fan_show),
         Scenario {
             cheap_hashing: true,
             paired: false,
@@ -395,4 +340,31 @@ pub(crate) fn scenarios(a: &SuiteArgs) -> Vec<Scenario> {
             ],
         },
     ]
+}
+
+/// Fan-out A (100 clients, 10 senders x 1,000 room messages of 100 B),
+/// unpaced or at `rate` messages/s in all.
+fn fan_out_a(name: &'static str, rate: Option<&str>, show: &'static [&'static str]) -> Scenario {
+    let mut bench = strings(&[&[
+        "fanout",
+        "--clients",
+        "100",
+        "--senders",
+        "10",
+        "--messages",
+        "1000",
+        "--size",
+        "100",
+    ]]);
+    if let Some(rate) = rate {
+        bench.extend(["--rate".to_owned(), rate.to_owned()]);
+    }
+    Scenario {
+        cheap_hashing: true,
+        paired: false,
+        name,
+        server: strings(&[UNLIMITED, ONE_SOURCE]),
+        bench,
+        show,
+    }
 }
