@@ -67,6 +67,7 @@ pub mod password;
 pub mod protocol;
 pub mod registrations;
 pub mod request;
+pub mod room_log;
 mod roster;
 pub mod seat;
 mod send_queue;
