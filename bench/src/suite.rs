@@ -480,9 +480,8 @@ mod tests {
         assert_eq!(r["peak_rss"], Value::Null);
     }
 
-    #[test]
-    fn every_scenario_parses() {
-        let a = SuiteArgs {
+    fn dry_run_args() -> SuiteArgs {
+        SuiteArgs {
             server: PathBuf::from("x"),
             runs: 1,
             only: Vec::new(),
@@ -494,7 +493,12 @@ mod tests {
             dry_run: true,
             tls: false,
             peer: Peer::Confab,
-        };
+        }
+    }
+
+    #[test]
+    fn every_scenario_parses() {
+        let a = dry_run_args();
         for s in scenarios(&a) {
             let mut argv = vec!["confab-bench".to_string()];
             argv.extend(s.bench.iter().cloned());
@@ -505,5 +509,26 @@ mod tests {
                 Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{} --off: {e}", s.name));
             }
         }
+    }
+
+    #[test]
+    fn paced_a_offers_600_000_deliveries_a_second() {
+        let a = dry_run_args();
+        let paced = scenarios(&a)
+            .into_iter()
+            .find(|s| s.name == "paced-a")
+            .expect("paced-a is a scenario");
+        let mut argv = vec!["confab-bench".to_string()];
+        argv.extend(paced.bench.iter().cloned());
+        argv.extend(["--port".into(), "1".into()]);
+        let cli = Cli::try_parse_from(&argv).expect("parses");
+        let crate::Command::Fanout(f) = cli.command else {
+            panic!("paced-a is a fan-out");
+        };
+        // `--rate` is messages per second in all; each reaches every
+        // client but its sender.
+        let rate = f.rate.expect("paced");
+        let per_s = rate * f64::from(f.clients - 1);
+        assert!((per_s - 600_000.0).abs() / 600_000.0 < 0.001, "{per_s}");
     }
 }
