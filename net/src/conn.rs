@@ -63,6 +63,7 @@ use futures_lite::{future, AsyncWriteExt};
 use futures_rustls::server::TlsStream;
 
 use crate::counters::Counters;
+use crate::linger;
 use crate::shared::Shared;
 
 /// Bytes read from the socket at once.
@@ -73,11 +74,6 @@ pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 pub(crate) const TLS_SLACK: usize = 32 * 1024;
 /// How long a closed session's last frames may take to go out.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
-/// After our close, how long (and how much) the peer's unread bytes are
-/// drained so that the kernel does not answer them with a reset that could
-/// destroy our last frames.
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 1024 * 1024;
 /// A timer never fires sooner than this after a timeout was handled, so
 /// a deadline the hub failed to move cannot spin.
 const MIN_REARM: Duration = Duration::from_millis(5);
@@ -206,7 +202,7 @@ impl Transport for Async<TcpStream> {
 
     async fn finish(&self) {
         if self.get_ref().shutdown(Shutdown::Write).is_ok() {
-            linger(self).await;
+            linger::linger(self).await;
         }
     }
 }
@@ -290,13 +286,13 @@ impl Transport for TlsConn<'_> {
         let closed = future::or(
             async { AsyncWriteExt::close(&mut writer).await.is_ok() },
             async {
-                Timer::after(LINGER).await;
+                Timer::after(linger::LINGER).await;
                 false
             },
         )
         .await;
         if closed {
-            linger(self.tcp).await;
+            linger::linger(self.tcp).await;
         }
     }
 }
@@ -660,52 +656,4 @@ thread_local! {
     /// The contiguous copy of the frames a writer is writing (see
     /// [`write_frames`]).
     static WRITE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(WRITE_CHUNK));
-}
-
-/// After our half-close: drain what the peer still sends for a moment
-/// (see [`LINGER`]).
-pub(crate) async fn linger(stream: &Async<TcpStream>) {
-    linger_up_to(stream, LINGER_BYTES).await;
-}
-
-/// [`linger`], reading and dropping at most `max_bytes`.
-pub(crate) async fn linger_up_to(stream: &Async<TcpStream>, max_bytes: usize) {
-    let drain = async {
-        let mut total = 0;
-        while total < max_bytes {
-            if future::poll_fn(|cx| stream.poll_readable(cx))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            match discard(stream.get_ref()) {
-                Ok(Some(0)) | Err(_) => return,
-                Ok(Some(n)) => total += n,
-                Ok(None) => {}
-            }
-        }
-    };
-    future::or(drain, async {
-        Timer::after(LINGER).await;
-    })
-    .await;
-}
-
-/// Reads and drops what is there; `Ok(None)` if nothing was.
-fn discard(stream: &TcpStream) -> io::Result<Option<usize>> {
-    let mut buf = [0u8; 4096];
-    let mut reader = stream;
-    match reader.read(&mut buf) {
-        Ok(n) => Ok(Some(n)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
 }

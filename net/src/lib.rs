@@ -49,6 +49,7 @@ pub mod counters;
 mod effects;
 mod hash_memory;
 mod inbox;
+mod linger;
 pub mod logger;
 mod refuse;
 pub mod server;

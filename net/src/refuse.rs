@@ -28,7 +28,7 @@ use async_io::Async;
 use confab_engine::{Refused, TurnedAway};
 use log::info;
 
-use crate::conn;
+use crate::linger;
 
 /// Refused sockets lingering at once (each is a descriptor and a small task).
 pub(crate) const MAX_LINGERING: usize = 256;
@@ -99,7 +99,7 @@ impl Refusals {
         }
         let lingering = self.lingering.clone();
         ex.spawn(async move {
-            conn::linger_up_to(&stream, REFUSED_LINGER_BYTES).await;
+            linger::linger_up_to(&stream, REFUSED_LINGER_BYTES).await;
             lingering.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
