@@ -74,6 +74,11 @@ pub struct Config {
     pub send_queue_bytes: usize,
     /// Live messages held for a session while its resume replay loads.
     pub replay_hold: usize,
+    /// Room message ids the room log remembers beyond the messages it
+    /// holds (`send_queue_bytes` of them), so that a session that fell
+    /// behind is told exactly what it missed; one further behind is
+    /// closed as a slow consumer. 8 bytes each.
+    pub room_log_ids: usize,
     /// Time from connect to a successful login.
     pub auth_timeout: Duration,
     /// Silence after which the server pings; as long again without a PONG closes.
@@ -150,6 +155,7 @@ impl Default for Config {
             max_inflight: 256,
             send_queue_bytes: 1024 * 1024,
             replay_hold: 4096,
+            room_log_ids: 1 << 18,
             auth_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             frame_timeout: Duration::from_secs(10),

@@ -1,6 +1,7 @@
 //! The room log: committed room messages, kept once for every reader, each
-//! reader at its own cursor (issue 17's shared log; not yet wired into the
-//! hub, which still pushes a room message onto every recipient's queue).
+//! reader at its own cursor (issue 17's shared log). The hub pushes every
+//! room message here once and each session's drain reads it, merged by id
+//! with the session's own queue (groups, direct messages, CAUGHT_UP).
 //!
 //! Why: routing a room message to N sessions today costs N `Arc` clones
 //! and N queue pushes, on memory the I/O threads touched last; it is the
@@ -22,12 +23,25 @@
 //! missed range reported before any later entry.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 
 use crate::id::MessageId;
 
 /// Where a reader is: the sequence number of the next entry it reads.
+/// Sequence numbers start at 1, so an `Option<Cursor>` (a session not
+/// reading the log) costs a session no more than a cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor(u64);
+pub struct Cursor(NonZeroU64);
+
+impl Cursor {
+    fn seq(self) -> u64 {
+        self.0.get()
+    }
+
+    fn at(seq: u64) -> Cursor {
+        Cursor(NonZeroU64::new(seq).unwrap_or(NonZeroU64::MIN))
+    }
+}
 
 /// Messages a reader will not get from the log: they are in history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,9 +93,9 @@ impl<T> RoomLog<T> {
     pub fn new(max_bytes: usize, max_ids: usize) -> RoomLog<T> {
         RoomLog {
             ids: VecDeque::new(),
-            ids_start: 0,
+            ids_start: 1,
             entries: VecDeque::new(),
-            start: 0,
+            start: 1,
             bytes: 0,
             max_bytes,
             max_ids: max_ids.max(1),
@@ -90,7 +104,14 @@ impl<T> RoomLog<T> {
 
     /// Where a new reader starts: after everything pushed so far.
     pub fn head(&self) -> Cursor {
-        Cursor(self.start + self.entries.len() as u64)
+        Cursor::at(self.start + self.entries.len() as u64)
+    }
+
+    /// The id of the entry at `cursor`, if one was pushed there and its id
+    /// is still kept: what a reader's next read starts with.
+    pub fn next_id(&self, cursor: Cursor) -> Option<MessageId> {
+        let i = cursor.seq().checked_sub(self.ids_start)?;
+        self.ids.get(usize::try_from(i).ok()?).copied()
     }
 
     /// Appends a committed message, `len` bytes long; ids must increase.
@@ -119,34 +140,55 @@ impl<T> RoomLog<T> {
         }
     }
 
-    /// Hands `each` the entries after `cursor`, oldest first, up to about
-    /// `max_bytes` (at least one, if there is one), and moves the cursor
-    /// past them. A cursor the bytes left behind is first moved to the
-    /// oldest entry held, and what it skipped is [`Read::missed`].
-    pub fn read(&self, cursor: &mut Cursor, max_bytes: usize, mut each: impl FnMut(&T)) -> Read {
+    /// Hands `each` the entries after `cursor` whose ids are below
+    /// `below`, oldest first, up to about `max_bytes` (at least one, if
+    /// there is one), and moves the cursor past them. A cursor the bytes
+    /// left behind first skips the entries no longer held whose ids are
+    /// below `below`, and what it skipped is [`Read::missed`]; one newer
+    /// than that waits for a later read. So a reader that merges the log
+    /// with messages of its own (its direct messages, by id) is told of
+    /// each missed entry in its place, never after a newer message.
+    pub fn read(
+        &self,
+        cursor: &mut Cursor,
+        below: MessageId,
+        max_bytes: usize,
+        mut each: impl FnMut(&T),
+    ) -> Read {
         let mut read = Read::default();
-        if cursor.0 < self.ids_start {
+        let mut seq = cursor.seq();
+        if seq < self.ids_start {
             read.cut = true;
             return read;
         }
-        if cursor.0 < self.start {
-            let at = |seq: u64| self.ids[(seq - self.ids_start) as usize];
-            read.missed = Some(Missed {
-                first: at(cursor.0),
-                last: at(self.start - 1),
-                count: self.start - cursor.0,
-            });
-            cursor.0 = self.start;
+        let id_at = |seq: u64| self.ids[(seq - self.ids_start) as usize];
+        if seq < self.start {
+            let from = seq;
+            while seq < self.start && id_at(seq) < below {
+                seq += 1;
+            }
+            if seq > from {
+                read.missed = Some(Missed {
+                    first: id_at(from),
+                    last: id_at(seq - 1),
+                    count: seq - from,
+                });
+            }
+            *cursor = Cursor::at(seq);
+            if seq < self.start {
+                return read;
+            }
         }
-        let from = (cursor.0 - self.start) as usize;
+        let from = (seq - self.start) as usize;
         for e in self.entries.iter().skip(from) {
-            if read.bytes > 0 && read.bytes + e.len > max_bytes {
+            if read.bytes > 0 && read.bytes + e.len > max_bytes || id_at(seq) >= below {
                 break;
             }
             each(&e.item);
             read.bytes += e.len;
-            cursor.0 += 1;
+            seq += 1;
         }
+        *cursor = Cursor::at(seq);
         read
     }
 
@@ -195,25 +237,35 @@ mod tests {
         }
 
         /// What a read at `cursor` gives: (cut, missed, ids read), and the new cursor.
-        fn read(&self, cursor: usize, max: usize) -> (bool, Option<Missed>, Vec<MessageId>, usize) {
+        fn read(
+            &self,
+            cursor: usize,
+            max: usize,
+            below: MessageId,
+        ) -> (bool, Option<Missed>, Vec<MessageId>, usize) {
             let (ids_start, start) = self.starts();
             if cursor < ids_start {
                 return (true, None, Vec::new(), cursor);
             }
             let mut missed = None;
             let mut at = cursor;
-            if at < start {
+            while at < start && self.all[at].0 < below {
+                at += 1;
+            }
+            if at > cursor {
                 missed = Some(Missed {
-                    first: self.all[at].0,
-                    last: self.all[start - 1].0,
-                    count: (start - at) as u64,
+                    first: self.all[cursor].0,
+                    last: self.all[at - 1].0,
+                    count: (at - cursor) as u64,
                 });
-                at = start;
             }
             let (mut got, mut bytes) = (Vec::new(), 0);
+            if at < start {
+                return (false, missed, got, at);
+            }
             while at < self.all.len() {
                 let (id, len) = self.all[at];
-                if bytes > 0 && bytes + len > max {
+                if bytes > 0 && bytes + len > max || id >= below {
                     break;
                 }
                 got.push(id);
@@ -228,7 +280,9 @@ mod tests {
     enum Op {
         Push(usize),
         Join,
-        Read(usize, usize),
+        /// A reader, its byte budget, and how far below the newest id its
+        /// `below` bound is (none: `u64::MAX`).
+        Read(usize, usize, Option<u64>),
         Leave(usize),
     }
 
@@ -236,7 +290,8 @@ mod tests {
         prop_oneof![
             4 => (1usize..300).prop_map(Op::Push),
             1 => Just(Op::Join),
-            4 => (0usize..8, 1usize..2000).prop_map(|(r, m)| Op::Read(r, m)),
+            4 => (0usize..8, 1usize..2000, prop::option::of(0u64..60))
+                .prop_map(|(r, m, b)| Op::Read(r, m, b)),
             1 => (0usize..8).prop_map(Op::Leave),
         ]
     }
@@ -278,17 +333,20 @@ mod tests {
                         seen: Vec::new(),
                         cut: false,
                     }),
-                    Op::Read(r, max) => {
+                    Op::Read(r, max, below) => {
                         let Some(reader) = readers.get_mut(r) else { continue };
                         if reader.cut { continue }
+                        let below = MessageId(below.map_or(u64::MAX, |b| next_id.saturating_sub(b)));
                         let mut got = Vec::new();
-                        let read = log.read(&mut reader.cursor, max, |&id| got.push(id));
-                        let (cut, missed, want, at) = model.read(reader.at, max);
+                        let read = log.read(&mut reader.cursor, below, max, |&id| got.push(id));
+                        prop_assert!(got.iter().all(|id| *id < below));
+                        let (cut, missed, want, at) = model.read(reader.at, max, below);
                         prop_assert_eq!(read.cut, cut);
                         prop_assert_eq!(read.missed, missed);
                         prop_assert_eq!(&got, &want);
                         reader.at = at;
                         reader.cut = cut;
+                        prop_assert_eq!(log.next_id(reader.cursor), model.all.get(at).map(|e| e.0).filter(|_| !cut && at >= model.starts().0));
                         if let Some(m) = missed {
                             let (from, to) = (reader.at - want.len() - m.count as usize, reader.at - want.len());
                             reader.seen.extend(model.all[from..to].iter().map(|e| e.0));
@@ -320,7 +378,7 @@ mod tests {
             log.push(MessageId(id * 10), 100, id);
         }
         let mut got = Vec::new();
-        let read = log.read(&mut reader, 1 << 20, |&i| got.push(i));
+        let read = log.read(&mut reader, MessageId(u64::MAX), 1 << 20, |&i| got.push(i));
         assert_eq!(
             read.missed,
             Some(Missed {
@@ -334,13 +392,38 @@ mod tests {
     }
 
     #[test]
+    fn a_read_below_an_id_reports_only_the_missed_entries_older_than_it() {
+        let mut log = RoomLog::new(200, 100);
+        let mut reader = log.head();
+        for id in 1..=5 {
+            log.push(MessageId(id * 10), 100, id);
+        }
+        // Entries 10, 20 and 30 are gone; a direct message 25 is waiting.
+        let mut got = Vec::new();
+        let read = log.read(&mut reader, MessageId(25), 1 << 20, |&i| got.push(i));
+        let missed = |first, last, count| {
+            Some(Missed {
+                first: MessageId(first),
+                last: MessageId(last),
+                count,
+            })
+        };
+        assert_eq!(read.missed, missed(10, 20, 2));
+        assert!(got.is_empty());
+        assert_eq!(log.next_id(reader), Some(MessageId(30)));
+        let read = log.read(&mut reader, MessageId(u64::MAX), 1 << 20, |&i| got.push(i));
+        assert_eq!(read.missed, missed(30, 30, 1));
+        assert_eq!(got, [4, 5]);
+    }
+
+    #[test]
     fn a_reader_behind_even_the_ids_is_cut() {
         let mut log = RoomLog::new(1 << 20, 2);
         let mut reader = log.head();
         for id in 1..=3 {
             log.push(MessageId(id), 10, id);
         }
-        let read = log.read(&mut reader, 1 << 20, |_| {});
+        let read = log.read(&mut reader, MessageId(u64::MAX), 1 << 20, |_| {});
         assert!(read.cut);
         assert_eq!(read.bytes, 0);
     }

@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::event::Event;
 use crate::frame::Target;
 use crate::id::MessageId;
 use crate::shared::Shared;
@@ -42,6 +43,24 @@ pub enum Class {
 }
 
 const CLASSES: usize = 4;
+
+/// Which part of a queue a drain takes (see [`SendQueue::drain_part`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Drain {
+    pub(crate) classes: std::ops::RangeInclusive<Class>,
+    pub(crate) below: MessageId,
+}
+
+/// Where a message-class frame stands in id order: a message's own id,
+/// and CAUGHT_UP just after the last id it covers, so that a room message
+/// merged from the log goes before exactly the queued frames newer than it.
+pub(crate) fn key(q: &Queued) -> MessageId {
+    match (q.message, q.event.event()) {
+        (Some((_, id)), _) => id,
+        (None, Event::CaughtUp { last_id }) => last_id.next(),
+        (None, _) => MessageId::ZERO,
+    }
+}
 
 /// One queued event.
 #[derive(Clone, Debug)]
@@ -202,6 +221,7 @@ impl SendQueue {
     /// Moves queued frames, most important class first, into `out`, up to
     /// about `max_bytes` (always at least one frame if any is queued); gives
     /// the state to `spare` if that emptied it.
+    #[cfg(test)]
     pub(crate) fn drain_into<T>(
         &mut self,
         out: &mut Vec<T>,
@@ -209,14 +229,38 @@ impl SendQueue {
         spare: &mut SpareQueues,
         encode: impl FnMut(Arc<Shared>) -> T,
     ) -> usize {
+        let all = Drain {
+            classes: Class::Control..=Class::Bulk,
+            below: MessageId(u64::MAX),
+        };
+        self.drain_part(out, max_bytes, spare, all, encode)
+    }
+
+    /// [`SendQueue::drain_into`], of the classes `part` names only, and in
+    /// the message class only frames whose [`key`] is below `part.below`
+    /// (the hub merges the room log in between, by id).
+    pub(crate) fn drain_part<T>(
+        &mut self,
+        out: &mut Vec<T>,
+        max_bytes: usize,
+        spare: &mut SpareQueues,
+        part: Drain,
+        encode: impl FnMut(Arc<Shared>) -> T,
+    ) -> usize {
         let taken = self
             .inner
             .as_mut()
-            .map_or(0, |q| q.drain_into(out, max_bytes, encode));
+            .map_or(0, |q| q.drain_into(out, max_bytes, part, encode));
         if let Some(inner) = self.inner.take_if(|q| q.is_idle()) {
             spare.give(inner);
         }
         taken
+    }
+
+    /// The [`key`] of the oldest frame in the message class, if any.
+    pub(crate) fn message_key(&self) -> Option<MessageId> {
+        let q = self.inner.as_ref()?;
+        q.classes[Class::Message as usize].front().map(key)
     }
 
     /// Whether the drain has reached the point where the drops must be
@@ -336,27 +380,37 @@ impl Inner {
     }
 
     /// Drains most important class first, stopping in the message class
-    /// at the gap (see `Inner::gap`), so the caller reports it first.
+    /// at the gap (see `Inner::gap`), so the caller reports it first, and
+    /// at the first frame whose key is not below `part.below`.
     fn drain_into<T>(
         &mut self,
         out: &mut Vec<T>,
         max_bytes: usize,
+        part: Drain,
         mut encode: impl FnMut(Arc<Shared>) -> T,
     ) -> usize {
         let mut taken = 0;
+        let (first, last) = (*part.classes.start() as usize, *part.classes.end() as usize);
         for (class, q) in self.classes.iter_mut().enumerate() {
+            if class < first || class > last {
+                continue;
+            }
             let is_messages = class == Class::Message as usize;
             let mut before_gap = match self.gap {
                 Some(n) if is_messages => n,
                 _ => usize::MAX,
             };
-            let mut full = false;
+            let mut stop = false;
             while let Some(front) = q.front() {
                 if taken > 0 && taken + front.len as usize > max_bytes {
-                    full = true;
+                    stop = true;
                     break;
                 }
                 if before_gap == 0 {
+                    break;
+                }
+                if is_messages && key(front) >= part.below {
+                    stop = true;
                     break;
                 }
                 let f = q.pop_front().expect("front exists");
@@ -369,14 +423,14 @@ impl Inner {
                     *gap = before_gap;
                 }
             }
-            if full || (is_messages && self.gap == Some(0)) {
+            if stop || (is_messages && self.gap == Some(0)) {
                 self.bytes -= taken;
                 return taken;
             }
         }
         self.bytes -= taken;
         // Empty, yet kept for its record of drops: still give the buffers back.
-        if !self.missed.is_empty() {
+        if !self.missed.is_empty() && self.is_empty() {
             for q in &mut self.classes {
                 if q.capacity() > 0 {
                     *q = VecDeque::new();

@@ -8,6 +8,7 @@ mod devices;
 mod examples;
 mod flow;
 mod lines;
+mod room;
 mod routing;
 mod seam;
 mod session;

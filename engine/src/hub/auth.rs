@@ -469,6 +469,8 @@ impl Hub {
             m.bytes = None;
         });
         s.state = Auth::logged_in(user, device, version, roster);
+        // In the roster from now on: it gets the room's messages from here.
+        s.room = Some(self.room.head());
         self.sessions.logged_in(conn);
     }
 }

@@ -38,6 +38,7 @@ mod input;
 mod outbox;
 mod read_markers;
 mod replay;
+mod room;
 mod roster_sync;
 mod routing;
 mod sessions;
@@ -63,6 +64,7 @@ use auth::Guard;
 use groups::Groups;
 use outbox::Outbox;
 use replay::Replays;
+use room::Room;
 use sessions::Sessions;
 
 pub use outbox::Drained;
@@ -93,6 +95,8 @@ pub struct Hub {
     subscribers: HashSet<ConnId>,
     groups: Groups,
     replays: Replays,
+    /// The room's shared log of committed messages (see [`room`]).
+    room: Room,
     guard: Guard,
     /// The newest committed message id the hub has seen.
     last_id: MessageId,
@@ -129,6 +133,7 @@ impl Hub {
             subscribers: HashSet::new(),
             groups: Groups::new(groups),
             replays: Replays::default(),
+            room: Room::new(&config),
             last_id,
             server_hello,
             devices: devices::Devices::default(),

@@ -14,7 +14,7 @@ use crate::effect::Effect;
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
-use crate::send_queue::{Class, Pushed, Queued, SpareQueues};
+use crate::send_queue::{Class, Drain, Pushed, Queued, SpareQueues};
 use crate::session::state::{Closed, LoggedIn};
 use crate::session::{CloseReason, Session, State};
 use crate::shared::{Outgoing, Shared};
@@ -151,6 +151,19 @@ impl Hub {
         self.close(conn, reason);
     }
 
+    /// `conn` fell behind even the ids the room log keeps: an open session
+    /// is closed as a slow consumer; a closed one stops reading the room.
+    fn room_cut(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        s.room = None;
+        if !s.state.is_closed() {
+            self.slow_consumer(conn);
+            self.finish();
+        }
+    }
+
     pub(super) fn slow_consumer(&mut self, conn: ConnId) {
         let Some(s) = self.sessions.get_mut(conn) else {
             return;
@@ -169,7 +182,11 @@ impl Hub {
         let Some(s) = self.sessions.get_mut(conn) else {
             return;
         };
-        let was = std::mem::replace(&mut s.state, State::Closed(Closed { reason }));
+        let closed = Closed {
+            reason,
+            room_below: self.last_id.next(),
+        };
+        let was = std::mem::replace(&mut s.state, State::Closed(closed));
         s.set_marks(|m| {
             m.paused_until = None;
             m.frame_started = None;
@@ -223,50 +240,122 @@ impl Hub {
             sessions,
             outbox,
             codecs,
+            room,
+            replays,
             ..
         } = self;
         let Some(s) = sessions.get_mut(conn) else {
             return GONE;
         };
         let (protocol, codec) = (s.protocol, &*codecs[s.protocol.index()]);
+        let mut encode = |e| Outgoing::new(e, protocol, codec);
+        // While its replay loads, the room log waits (see `room`).
+        let reads_room = s.room.is_some() && !replays.holds(conn);
         let mut bytes = 0;
-        loop {
-            bytes += s.queue.drain_into(
+        let mut cut = false;
+        let left = |bytes: usize| max_bytes - bytes.min(max_bytes);
+        let control = Drain {
+            classes: Class::Control..=Class::Control,
+            below: MessageId(u64::MAX),
+        };
+        bytes += s
+            .queue
+            .drain_part(out, max_bytes, &mut outbox.spare, control, &mut encode);
+        // Messages: the queue's and the room log's, merged by id.
+        while bytes < max_bytes {
+            if s.queue.at_gap() {
+                // Messages were dropped here: the report goes before
+                // anything newer (see `send_queue`), straight to the writer.
+                bytes += report_missed(s, &mut encode, out);
+                continue;
+            }
+            let mut moved = 0;
+            if reads_room {
+                let below = s.queue.message_key().unwrap_or(MessageId(u64::MAX));
+                let read = room.read(s, conn, below, left(bytes), &mut encode, out);
+                (moved, cut) = (read.bytes, read.cut);
+                if cut {
+                    break;
+                }
+            }
+            // On a tie (CAUGHT_UP is keyed just after the id it covers)
+            // the queue goes first: ids are unique, so only CAUGHT_UP ties.
+            let below = match reads_room.then(|| room.next_id(s)).flatten() {
+                Some(id) => id.next(),
+                None => MessageId(u64::MAX),
+            };
+            let messages = Drain {
+                classes: Class::Message..=Class::Message,
+                below,
+            };
+            let queued = s.queue.drain_part(
                 out,
-                max_bytes - bytes.min(max_bytes),
+                left(bytes + moved),
                 &mut outbox.spare,
-                |e| Outgoing::new(e, protocol, codec),
+                messages,
+                &mut encode,
             );
-            if !s.queue.at_gap() {
-                break;
-            }
-            // Messages were dropped here: the report goes before anything
-            // newer (see `send_queue`), straight to the writer.
-            for (target, r) in s.queue.take_missed() {
-                let report = Shared::new(Event::Missed {
-                    target,
-                    first: r.first,
-                    last: r.last,
-                    count: r.count,
-                });
-                let report = Outgoing::new(report, protocol, codec);
-                bytes += report.len();
-                out.push(report);
-            }
-            if bytes >= max_bytes {
+            bytes += moved + queued;
+            if moved == 0 && queued == 0 && !s.queue.at_gap() {
                 break;
             }
         }
-        let close = s.state.is_closed() && s.queue.is_empty();
+        if bytes < max_bytes && !cut {
+            let rest = Drain {
+                classes: Class::Roster..=Class::Bulk,
+                below: MessageId(u64::MAX),
+            };
+            bytes += s
+                .queue
+                .drain_part(out, left(bytes), &mut outbox.spare, rest, &mut encode);
+        }
+        let room_pending = reads_room && room.pending(s);
+        let close = s.state.is_closed() && s.queue.is_empty() && !room_pending;
         // MISSED reports and roster snapshots are queued by a drain, not
         // when they arise: with either pending, drain again.
         let empty = s.queue.is_empty()
             && !s.queue.has_missed()
-            && !s.logged_in().is_some_and(|l| l.roster.needs_snapshot);
+            && !s.logged_in().is_some_and(|l| l.roster.needs_snapshot)
+            && !room_pending;
+        if reads_room && !room_pending && !s.state.is_closed() {
+            room.wait(s, conn);
+        }
+        room.prune(sessions);
+        if cut {
+            // Closed now (or no longer reading the room): drain what that
+            // queued, the error first. The second drain cannot cut again.
+            self.room_cut(conn);
+            let rest = self.drain(conn, out, max_bytes.saturating_sub(bytes));
+            return Drained {
+                bytes: bytes + rest.bytes,
+                ..rest
+            };
+        }
         Drained {
             bytes,
             close,
             empty,
         }
     }
+}
+
+/// Hands the writer the MISSED reports of the drops recorded at the
+/// drain's point in the message class; returns their bytes.
+fn report_missed(
+    s: &mut Session,
+    encode: &mut impl FnMut(Arc<Shared>) -> Outgoing,
+    out: &mut Vec<Outgoing>,
+) -> usize {
+    let mut bytes = 0;
+    for (target, r) in s.queue.take_missed() {
+        let report = encode(Shared::new(Event::Missed {
+            target,
+            first: r.first,
+            last: r.last,
+            count: r.count,
+        }));
+        bytes += report.len();
+        out.push(report);
+    }
+    bytes
 }

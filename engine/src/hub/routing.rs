@@ -8,8 +8,10 @@
 //! whoever committed it: this node's storage writer today, and a bus
 //! subscriber on every node, for every commit, its own included, when
 //! there are several. One function, [`recipients`], says who is entitled
-//! to a message of any kind; a broadcast is one [`Shared`] event queued
-//! for all of them, its length asked of each protocol's codec once.
+//! to a message of any kind; a group's or a direct message is one
+//! [`Shared`] event queued for all of them, its length asked of each
+//! protocol's codec once, and a room message is one push into the room's
+//! log (see [`super::room`]), which every session reads at drain time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -145,8 +147,17 @@ impl Hub {
             codecs,
             roster,
             groups,
+            room,
             ..
         } = self;
+        if m.target == Target::Room {
+            // One push into the room's log, whatever the audience.
+            let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
+            let id = m.id;
+            room.push(shared, id, len, origin, sessions, outbox);
+            self.finish();
+            return;
+        }
         let mut delivery = Delivery {
             sessions,
             outbox,

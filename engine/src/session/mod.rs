@@ -70,6 +70,11 @@ pub(crate) struct Session {
     /// Counted among its source's connections that have not logged in
     /// (see `Config::max_pre_auth_per_source`) until it logs in or goes.
     pub(crate) unauthenticated: bool,
+    /// Where it is in the room log, from when it joined the roster
+    /// (see `hub::room`).
+    pub(crate) room: Option<crate::room_log::Cursor>,
+    /// Listed among the room's waiters: woken by the next room message.
+    pub(crate) room_waiting: bool,
 }
 
 impl Session {
@@ -148,6 +153,8 @@ impl Session {
             inflight: 0,
             wake_pending: false,
             unauthenticated: false,
+            room: None,
+            room_waiting: false,
         }
     }
 

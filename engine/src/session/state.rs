@@ -142,6 +142,9 @@ pub(crate) struct RosterCursor {
 #[derive(Debug)]
 pub(crate) struct Closed {
     pub(crate) reason: CloseReason,
+    /// Room messages from this id on were committed after it closed: its
+    /// writer flushes the room log only up to here.
+    pub(crate) room_below: MessageId,
 }
 
 /// Why a session closed, for the shell's log line.
@@ -288,6 +291,7 @@ mod tests {
         let messaging = Auth::logged_in(user, None, RosterVersion(1), false);
         let closed = State::Closed(Closed {
             reason: CloseReason::Logout,
+            room_below: MessageId(1),
         });
         let login = Request::Login {
             reference: Ref(1),
