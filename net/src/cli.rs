@@ -311,9 +311,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_READ_MARKERS_PER_USER", default_value_t = Config::default().read_markers_per_user, value_parser = clap::value_parser!(u16).range(1..))]
     pub read_markers_per_user: u16,
 
-    /// Bytes queued for a client before its lowest-priority traffic is dropped.
+    /// Bytes queued for a client before its lowest-priority traffic is
+    /// dropped; also the bytes of room messages the room log keeps, once
+    /// for everyone (a client further behind loses the oldest).
     #[arg(long, env = "CONFAB_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub send_queue_bytes: u64,
+
+    /// Room message ids the room log remembers (8 bytes each), so that a
+    /// client that fell behind is told exactly what it missed; one further
+    /// behind is closed as a slow consumer [1024..].
+    #[arg(long, env = "CONFAB_ROOM_LOG_IDS", default_value_t = Config::default().room_log_ids as u64, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub room_log_ids: u64,
 
     /// Whether clients may create accounts.
     #[arg(long, env = "CONFAB_REGISTRATION", value_enum, default_value_t = Registration::Open)]
@@ -459,6 +467,7 @@ impl ServeArgs {
             flood_timeout: Duration::from_secs(self.flood_timeout),
             flood_penalty: Duration::from_secs(self.flood_penalty),
             send_queue_bytes: usize::try_from(self.send_queue_bytes).unwrap_or(usize::MAX),
+            room_log_ids: usize::try_from(self.room_log_ids).unwrap_or(usize::MAX),
             auth_timeout: Duration::from_secs(self.auth_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             frame_timeout: Duration::from_secs(self.frame_timeout),
