@@ -4,6 +4,12 @@
 //! other, in order; nothing reaches a session before it is authenticated;
 //! each session's roster rebuilt from snapshot + deltas equals the hub's;
 //! and nothing panics. A small reference model says who is entitled.
+//!
+//! The second property adds readers that stop reading and start again,
+//! with a small queue and room log: then every entitled message reaches
+//! a session once, in order, or is counted in a MISSED report that comes
+//! before any newer message; a session too far behind is closed as a slow
+//! consumer and gets no message it was not entitled to.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,9 +18,11 @@ use proptest::prelude::*;
 
 use super::util::{name, Got, World};
 use crate::frame::*;
-use crate::{Config, MessageId};
+use crate::{Config, MessageId, Phase};
 
 const USERS: usize = 4;
+/// Long enough that a few messages fill the slow model's queue.
+const BODY: &str = "a message body of some length, so that a handful of them fill a small queue and a small room log, and readers that stop reading fall behind";
 const GROUPS: usize = 3;
 
 #[derive(Debug, Clone)]
@@ -31,6 +39,10 @@ enum Op {
     Join(usize, usize),
     Leave(usize, usize),
     Advance(u64),
+    /// Peer `p` (among the open ones) stops reading.
+    Pause(usize),
+    /// Peer `p` (among the open ones) reads again.
+    Resume(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -46,11 +58,24 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// What the model knows of each peer: its user once logged in, and whether its socket is open.
+fn slow_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => op(),
+        3 => any::<usize>().prop_map(Op::Pause),
+        1 => any::<usize>().prop_map(Op::Resume),
+        6 => (any::<usize>(), any::<usize>()).prop_map(|(p, x)| Op::Send(p, 0, x)),
+    ]
+}
+
+/// What the model knows of each peer: its user once logged in, whether
+/// its socket is open, and whether the server closed it while it was not
+/// reading (a slow consumer, or silent past the idle timeout), so that
+/// it may have been entitled to more than it got.
 #[derive(Debug, Clone, Copy)]
 struct PeerModel {
     user: Option<usize>,
     open: bool,
+    cut: bool,
 }
 
 fn user(u: usize) -> String {
@@ -75,10 +100,24 @@ struct Model {
 
 impl Model {
     fn new() -> Model {
+        Model::with(Config::default())
+    }
+
+    /// With a queue and room log small enough for slow readers to lose
+    /// messages and be cut within a test case.
+    fn slow() -> Model {
+        Model::with(Config {
+            send_queue_bytes: 1500,
+            room_log_ids: 24,
+            ..Config::default()
+        })
+    }
+
+    fn with(config: Config) -> Model {
         let config = Config {
             msg_rate: 10_000,
             msg_burst: 10_000,
-            ..Config::default()
+            ..config
         };
         let users: Vec<String> = (0..USERS).map(user).collect();
         let refs: Vec<&str> = users.iter().map(String::as_str).collect();
@@ -98,6 +137,38 @@ impl Model {
             .collect()
     }
 
+    /// Open peers that read (they see their ACKs and OKs at once).
+    fn reading_peers(&self) -> Vec<usize> {
+        self.open_peers()
+            .into_iter()
+            .filter(|&p| self.w.peers[p].reading)
+            .collect()
+    }
+
+    /// Follows the server's closes of peers that were not reading.
+    fn follow_closes(&mut self) -> Result<(), TestCaseError> {
+        for (i, pm) in self.peers.iter_mut().enumerate() {
+            // A peer that does not read has not seen its close yet.
+            let phase = self.w.hub.phase(self.w.peers[i].conn);
+            let closed = self.w.peers[i].closed || matches!(phase, None | Some(Phase::Closed));
+            if pm.open && closed {
+                prop_assert!(
+                    pm.user.is_none()
+                        || !self.w.peers[i].reading
+                        || self.w.peers[i]
+                            .got
+                            .iter()
+                            .any(|g| matches!(g, Got::Error { .. })),
+                    "a logged-in peer that reads was closed: {:?}",
+                    self.w.peers[i].got
+                );
+                pm.open = false;
+                pm.cut = pm.user.is_some();
+            }
+        }
+        Ok(())
+    }
+
     fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
             Op::Login(u) => self.login(u)?,
@@ -106,14 +177,24 @@ impl Model {
                 self.peers.push(PeerModel {
                     user: None,
                     open: true,
+                    cut: false,
                 });
                 self.expected.push(BTreeSet::new());
+            }
+            Op::Pause(p) | Op::Resume(p) => {
+                let live = self.open_peers();
+                if let Some(&p) = live.get(p % live.len().max(1)) {
+                    self.w.peers[p].reading = matches!(op, Op::Resume(_));
+                    self.w.run();
+                }
             }
             Op::Disconnect(p) => {
                 let live: Vec<usize> = (0..self.peers.len())
                     .filter(|&p| self.peers[p].open)
                     .collect();
                 if let Some(&p) = live.get(p % live.len().max(1)) {
+                    // What a peer that was not reading had queued is lost with it.
+                    self.peers[p].cut = !self.w.peers[p].reading;
                     self.w.disconnect(p);
                     self.peers[p].open = false;
                 }
@@ -122,7 +203,7 @@ impl Model {
             Op::Create(p, g) | Op::Join(p, g) | Op::Leave(p, g) => self.group_op(&op, p, g)?,
             Op::Advance(ms) => self.advance(ms)?,
         }
-        Ok(())
+        self.follow_closes()
     }
 
     fn login(&mut self, u: usize) -> Result<(), TestCaseError> {
@@ -131,6 +212,7 @@ impl Model {
         self.peers.push(PeerModel {
             user: Some(u),
             open: true,
+            cut: false,
         });
         self.expected.push(if others_online {
             BTreeSet::new()
@@ -186,13 +268,13 @@ impl Model {
     }
 
     fn send(&mut self, p: usize, k: u8, x: usize) -> Result<(), TestCaseError> {
-        let live = self.open_peers();
+        let live = self.reading_peers();
         let Some(&p) = live.get(p % live.len().max(1)) else {
             return Ok(());
         };
         let u = self.peers[p].user.expect("open_peers are logged in");
         let (target, entitled, ok, offline_to) = self.entitled(p, u, k, x);
-        let r = self.w.say(p, target, "m");
+        let r = self.w.say(p, target, BODY);
         let ack = self.w.peers[p].got.iter().find_map(|g| match g {
             Got::Ack { reference, id } if *reference == r => Some(*id),
             _ => None,
@@ -217,7 +299,7 @@ impl Model {
     }
 
     fn group_op(&mut self, op: &Op, p: usize, g: usize) -> Result<(), TestCaseError> {
-        let live = self.open_peers();
+        let live = self.reading_peers();
         let Some(&p) = live.get(p % live.len().max(1)) else {
             return Ok(());
         };
@@ -249,24 +331,19 @@ impl Model {
     }
 
     fn advance(&mut self, ms: u64) -> Result<(), TestCaseError> {
+        // Lurkers are closed by the auth timeout, peers that stopped
+        // reading by the idle timeout; the model follows.
         self.w.advance(Duration::from_millis(ms));
-        // Lurkers are closed by the auth timeout; the model follows.
-        for (i, pm) in self.peers.iter_mut().enumerate() {
-            if pm.open && self.w.peers[i].closed {
-                prop_assert!(
-                    pm.user.is_none(),
-                    "a logged-in peer that answers pings was closed: {:?}",
-                    self.w.peers[i].got
-                );
-                pm.open = false;
-            }
-        }
         Ok(())
     }
 
     /// What every peer got, against the model.
     fn check(&mut self) -> Result<(), TestCaseError> {
+        for p in self.open_peers() {
+            self.w.peers[p].reading = true;
+        }
         self.w.run();
+        self.follow_closes()?;
         for p in 0..self.peers.len() {
             self.check_peer(p)?;
         }
@@ -303,7 +380,62 @@ impl Model {
             p,
             ids
         );
-        prop_assert_eq!(&set, &self.expected[p], "peer {} (user {:?})", p, pm.user);
+        prop_assert!(
+            set.is_subset(&self.expected[p]),
+            "peer {} (user {:?}) got {:?}, more than {:?}",
+            p,
+            pm.user,
+            set,
+            self.expected[p]
+        );
+        // What it did not get was reported, exactly and in time, unless
+        // the server closed it for not reading.
+        let mut newest = MessageId(0);
+        let mut reported = 0u64;
+        for g in got {
+            match g {
+                Got::Message { id, .. } => newest = newest.max(*id),
+                Got::Missed {
+                    first, last, count, ..
+                } => {
+                    prop_assert!(
+                        newest < *first,
+                        "peer {}: MISSED {}..{} after {}",
+                        p,
+                        first,
+                        last,
+                        newest
+                    );
+                    let gone = self.expected[p]
+                        .range(*first..=*last)
+                        .filter(|id| !set.contains(id))
+                        .count() as u64;
+                    prop_assert!(
+                        u64::from(*count) <= gone,
+                        "peer {}: MISSED {}..{} x{} but only {} undelivered",
+                        p,
+                        first,
+                        last,
+                        count,
+                        gone
+                    );
+                    reported += u64::from(*count);
+                }
+                _ => {}
+            }
+        }
+        if !pm.cut {
+            prop_assert_eq!(
+                set.len() as u64 + reported,
+                self.expected[p].len() as u64,
+                "peer {} (user {:?}): got {:?} and {} reported of {:?}",
+                p,
+                pm.user,
+                set,
+                reported,
+                self.expected[p]
+            );
+        }
         prop_assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
             "peer {} got ids out of order: {:?}",
@@ -321,7 +453,10 @@ impl Model {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut model = Model::new();
+    run_on(Model::new(), ops)
+}
+
+fn run_on(mut model: Model, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         model.step(op)?;
     }
@@ -333,5 +468,10 @@ proptest! {
     #[test]
     fn every_message_reaches_exactly_the_entitled_sessions_in_order(ops in prop::collection::vec(op(), 1..80)) {
         run(ops)?;
+    }
+
+    #[test]
+    fn every_message_reaches_a_reader_that_stops_and_starts_or_is_reported_missed(ops in prop::collection::vec(slow_op(), 1..160)) {
+        run_on(Model::slow(), ops)?;
     }
 }
