@@ -161,6 +161,16 @@ pub trait Store: Send {
     /// Creates an account; `Ok(false)` if the name is taken (ignoring case).
     /// Committed before it returns.
     fn create_account(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError>;
+    /// Creates several accounts, committed together before it returns (one
+    /// fsync for all: registrations that arrive together are one group
+    /// commit); per account, whether it was created (`false`: the name,
+    /// ignoring case, was taken, perhaps earlier in the same batch).
+    fn create_accounts(&mut self, accounts: &[(Name, String)]) -> Result<Vec<bool>, StoreError> {
+        accounts
+            .iter()
+            .map(|(user, hash)| self.create_account(user, hash))
+            .collect()
+    }
     /// Replaces a password hash; `Ok(false)` if there is no such account.
     fn set_password(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError>;
     /// Deletes an account and its group memberships; `Ok(false)` if absent.

@@ -91,6 +91,11 @@ impl<T> FairQueue<T> {
         }
     }
 
+    /// The next job in turn, if one waits.
+    pub(crate) fn try_pop(&self) -> Option<T> {
+        self.lock().pop()
+    }
+
     /// Whether no job waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().len == 0

@@ -1047,6 +1047,35 @@ impl Store for SqliteStore {
             .map_err(failed("creating an account"))
     }
 
+    fn create_accounts(&mut self, accounts: &[(Name, String)]) -> Result<Vec<bool>, StoreError> {
+        let created_ms = now_ms();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let created = {
+                    let mut s = tx.prepare_cached(
+                        "INSERT INTO accounts (name, name_key, password_hash, created_ms)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO NOTHING",
+                    )?;
+                    accounts
+                        .iter()
+                        .map(|(user, hash)| {
+                            s.execute(params![
+                                user.as_str(),
+                                user.key().as_str(),
+                                hash,
+                                created_ms
+                            ])
+                            .map(|n| n == 1)
+                        })
+                        .collect::<Result<Vec<bool>, _>>()?
+                };
+                tx.commit()?;
+                Ok(created)
+            })
+            .map_err(failed("creating accounts"))
+    }
+
     fn set_password(&mut self, user: &Name, password_hash: &str) -> Result<bool, StoreError> {
         self.conn
             .prepare_cached("UPDATE accounts SET password_hash = ?1 WHERE name_key = ?2")

@@ -521,6 +521,28 @@ fn names_are_unique_ignoring_case() {
 }
 
 #[test]
+fn accounts_created_together_are_committed_together_and_a_taken_name_is_refused_even_within_the_batch(
+) {
+    let (dir, mut store) = fresh();
+    let batch = [
+        (n("Erin"), "h1".to_owned()),
+        (n("alice"), "h2".to_owned()),
+        (n("dave"), "h3".to_owned()),
+        (n("ERIN"), "h4".to_owned()),
+    ];
+    assert_eq!(
+        store.create_accounts(&batch).unwrap(),
+        [true, false, true, false]
+    );
+    let mut other = open(&dir);
+    assert_eq!(
+        other.account(&n("erin")).unwrap().unwrap().password_hash,
+        "h1"
+    );
+    assert!(other.account(&n("dave")).unwrap().is_some());
+}
+
+#[test]
 fn passwords_change_and_deleted_accounts_leave_their_groups() {
     let (dir, mut store) = fresh();
     assert!(store.set_password(&n("ALICE"), "new").unwrap());
