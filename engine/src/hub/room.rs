@@ -81,6 +81,14 @@ impl Room {
         self.log.head()
     }
 
+    /// Whether a room message with this id may go into the log: ids must
+    /// increase in it. The hub's input promises id order; one that breaks
+    /// it (a confused peer node) is routed the slow way, queue by queue,
+    /// rather than lost or allowed to break the log's order.
+    pub(super) fn takes(&self, id: MessageId) -> bool {
+        self.log.last_id().is_none_or(|last| last < id)
+    }
+
     /// Appends a committed room message (`len` bytes in the first
     /// protocol's encoding, for the bound) and wakes every session that
     /// was waiting for one, but its sender.

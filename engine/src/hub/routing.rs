@@ -150,7 +150,7 @@ impl Hub {
             room,
             ..
         } = self;
-        if m.target == Target::Room {
+        if m.target == Target::Room && room.takes(m.id) {
             // One push into the room's log, whatever the audience.
             let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
             let id = m.id;
