@@ -33,7 +33,6 @@ use crate::session::{Session, State};
 use crate::shared::{Outgoing, Shared};
 use crate::wire::frame::Target;
 
-use super::outbox::Outbox;
 use super::sessions::Sessions;
 
 /// One committed room message in the log.
@@ -90,8 +89,8 @@ impl Room {
     }
 
     /// Appends a committed room message (`len` bytes in the first
-    /// protocol's encoding, for the bound) and wakes every session that
-    /// was waiting for one, but its sender.
+    /// protocol's encoding, for the bound) and has `wake` wake every
+    /// session that was waiting for one, but its sender.
     pub(super) fn push(
         &mut self,
         event: Arc<Shared>,
@@ -99,7 +98,7 @@ impl Room {
         len: usize,
         origin: Option<ConnId>,
         sessions: &mut Sessions,
-        outbox: &mut Outbox,
+        mut wake: impl FnMut(&mut Session, ConnId),
     ) {
         self.log.push(id, len, RoomEntry { event, origin });
         let mut kept = 0;
@@ -115,7 +114,7 @@ impl Room {
                 continue;
             }
             s.room_waiting = false;
-            outbox.wake(s, conn);
+            wake(s, conn);
         }
         self.waiters.truncate(kept);
     }

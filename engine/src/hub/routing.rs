@@ -154,7 +154,7 @@ impl Hub {
             // One push into the room's log, whatever the audience.
             let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
             let id = m.id;
-            room.push(shared, id, len, origin, sessions, outbox);
+            room.push(shared, id, len, origin, sessions, |s, c| outbox.wake(s, c));
             self.finish();
             return;
         }
