@@ -1,0 +1,35 @@
+//! The server's listening sockets: the confab port and, with
+//! `--web-listen`, the web port, accepted from by one loop (`server.rs`).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use async_io::Async;
+use futures_lite::future;
+
+use crate::server::StartError;
+
+/// Binds `addr`; returns the listener and the address actually bound.
+pub(crate) fn bind(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), StartError> {
+    let fail = |source| StartError::Bind { addr, source };
+    let listener = Async::<TcpListener>::bind(addr).map_err(fail)?;
+    let bound = listener.get_ref().local_addr().map_err(fail)?;
+    Ok((listener, bound))
+}
+
+/// The confab port and the web port, if any.
+pub(crate) struct Listeners {
+    pub(crate) tcp: Async<TcpListener>,
+    pub(crate) web: Option<Async<TcpListener>>,
+}
+
+impl Listeners {
+    /// The next connection on the web port; never, without one.
+    pub(crate) async fn accept_web(&self) -> io::Result<(Async<TcpStream>, SocketAddr)> {
+        match &self.web {
+            Some(l) => l.accept().await,
+            None => future::pending().await,
+        }
+    }
+}
+
