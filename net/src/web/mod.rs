@@ -19,7 +19,7 @@ pub mod ws;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -259,8 +259,11 @@ where
         stream.write_all(body).await?;
         stream.close().await
     });
+    // Closing an `Async<TcpStream>` only flushes: the FIN is ours to send.
     if let Some(Ok(())) = written.await {
-        linger::linger(&c.stream).await;
+        if c.stream.get_ref().shutdown(Shutdown::Write).is_ok() {
+            linger::linger(&c.stream).await;
+        }
     }
 }
 

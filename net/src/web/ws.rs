@@ -19,7 +19,7 @@
 //!   halves are polled by the connection's one task).
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
@@ -273,7 +273,8 @@ where
             },
         )
         .await;
-        if closed {
+        // Closing an `Async<TcpStream>` only flushes: the FIN is ours to send.
+        if closed && self.tcp.get_ref().shutdown(Shutdown::Write).is_ok() {
             linger::linger(self.tcp).await;
         }
     }
