@@ -36,6 +36,10 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_util::{Sink, Stream};
 
 use crate::conn::{self, End, Fed, Transport, READ_BUF};
+
+/// The WebSocket implementation, for the fuzz target to drive with the
+/// same types [`close_for`] takes.
+pub use async_tungstenite::tungstenite;
 use crate::linger;
 use crate::shared::Shared;
 
