@@ -660,7 +660,7 @@ async fn write_frames(
 }
 
 /// Bytes copied into [`WRITE_BUF`] for one write.
-const WRITE_CHUNK: usize = 64 * 1024;
+pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
 
 thread_local! {
     /// The contiguous copy of the frames a writer is writing (see

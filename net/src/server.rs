@@ -411,10 +411,11 @@ async fn serve(
         // The hub's auth timer starts now too: the handshake uses it up.
         timeout: options.engine.auth_timeout,
     });
-    let web = options
-        .web
-        .as_ref()
-        .map(|w| Arc::new(Web::new(w, options.tls.clone(), &options.engine)));
+    let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
+    let web = options.web.as_ref().map(|w| {
+        let tls = options.tls.clone();
+        Arc::new(Web::new(w, tls, &options.engine, web_stopping))
+    });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();
     loop {
@@ -510,6 +511,8 @@ async fn serve(
         }
     }
     drop(listeners);
+    // Web connections still reading their request end now.
+    drop(stop_web);
     info!("shutting down: {} connections to close", tasks.len());
     shared.with_core(|core, now| {
         let retry = core.hub.config().shutdown_retry;

@@ -374,3 +374,17 @@ fn rustls_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
         .collect::<Result<Vec<_>, _>>()
         .expect("PEM certificates")
 }
+
+#[test]
+fn a_silent_web_connection_does_not_hold_up_the_shutdown() {
+    let (mut server, addr) = web_server(&["--shutdown-timeout", "30", "--auth-timeout", "60"]);
+    // A browser's spare connection: open, and nothing said.
+    let _idle = TcpStream::connect(addr).expect("the web port accepts");
+    // Accepted (the page is served meanwhile) before the shutdown starts.
+    assert_status(&get(addr, "/"), "200");
+    let start = Instant::now();
+    server.terminate();
+    assert!(server.wait_exit().success());
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "the shutdown took {took:?}");
+}

@@ -59,13 +59,27 @@ pub(crate) struct Web {
     timeout: Duration,
     max_frame: u32,
     pending: Pending,
+    /// Closed when the server shuts down: a connection still waiting for
+    /// its request (a browser's spare connection, say) ends at once
+    /// instead of holding the shutdown for its timeout.
+    stopping: async_channel::Receiver<()>,
 }
 
 impl Web {
+    /// `f`, or `None` at `deadline` or when the server shuts down.
+    async fn before<T>(&self, deadline: Instant, f: impl Future<Output = T>) -> Option<T> {
+        future::or(within(deadline, f), async {
+            let _ = self.stopping.recv().await;
+            None
+        })
+        .await
+    }
+
     pub(crate) fn new(
         options: &WebOptions,
         tls: Option<Arc<rustls::ServerConfig>>,
         engine: &Config,
+        stopping: async_channel::Receiver<()>,
     ) -> Web {
         Web {
             origins: OriginPolicy {
@@ -84,6 +98,7 @@ impl Web {
                 max: engine.max_clients as usize,
                 per_source: engine.max_per_source,
             },
+            stopping,
         }
     }
 }
@@ -162,7 +177,7 @@ pub(crate) fn connection(c: WebConn, web: Arc<Web>) -> impl Future<Output = ()> 
         match &web.tls {
             None => serve_http(&c, &web, &c.stream, deadline, permit).await,
             Some(acceptor) => {
-                let handshake = within(deadline, acceptor.accept(&c.stream));
+                let handshake = web.before(deadline, acceptor.accept(&c.stream));
                 match handshake.await {
                     Some(Ok(tls)) => serve_http(&c, &web, tls, deadline, permit).await,
                     Some(Err(e)) => debug!("web: TLS handshake failed peer={}: {e}", c.peer),
@@ -193,13 +208,14 @@ enum NoHead {
 /// Reads until a whole request head (bounded by [`http::MAX_HEAD`] and
 /// `deadline`); returns it and the bytes read after it.
 async fn read_head<S: AsyncRead + Unpin>(
+    web: &Web,
     stream: &mut S,
     deadline: Instant,
 ) -> Result<(http::Head, Vec<u8>), NoHead> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        let n = match within(deadline, stream.read(&mut chunk)).await {
+        let n = match web.before(deadline, stream.read(&mut chunk)).await {
             Some(Ok(0)) | Some(Err(_)) | None => return Err(NoHead::Gone),
             Some(Ok(n)) => n,
         };
@@ -217,7 +233,7 @@ async fn serve_http<S>(c: &WebConn, web: &Web, mut stream: S, deadline: Instant,
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (head, rest) = match read_head(&mut stream, deadline).await {
+    let (head, rest) = match read_head(web, &mut stream, deadline).await {
         Ok(got) => got,
         Err(NoHead::Gone) => return,
         Err(NoHead::Bad(e)) => {

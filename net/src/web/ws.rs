@@ -52,10 +52,13 @@ const WS_READ_BUF: usize = 16 * 1024;
 /// The close reason a text message gets.
 pub const TEXT_REFUSED: &str = "confab frames travel in binary messages; text is not accepted";
 
-/// The largest message (and WebSocket frame) accepted: two of the
-/// engine's largest frames, so a client may batch but never buffer more.
+/// The largest message (and WebSocket frame) accepted, and sent: two of
+/// the engine's largest frames, so a client may batch but never make the
+/// server buffer more; at least one write of `conn.rs` (64 KiB of whole
+/// frames, or one frame larger than that), since tungstenite holds
+/// outgoing messages to the same limit.
 pub fn max_message(max_frame: u32) -> usize {
-    2 * (max_frame as usize + HEADER_LEN)
+    (2 * (max_frame as usize + HEADER_LEN)).max(conn::WRITE_CHUNK)
 }
 
 /// tungstenite's limits for a server with the engine's `max_frame`.
@@ -63,9 +66,10 @@ pub fn config(max_frame: u32) -> WebSocketConfig {
     let max = max_message(max_frame);
     WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUF)
-        // Each write is a whole drain: out at once, never held.
+        // Each write is whole frames: out at once, never held back.
         .write_buffer_size(0)
-        .max_write_buffer_size(conn::WRITE_BATCH + conn::TLS_SLACK)
+        // A write waits for the one before it, so at most two are queued.
+        .max_write_buffer_size(2 * (max + 16))
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
@@ -307,5 +311,7 @@ mod tests {
         let long = "é".repeat(200);
         assert!(short(&long).len() <= 123);
         assert_eq!(max_message(65536), 2 * (65536 + HEADER_LEN));
+        // A small frame limit still lets a whole 64 KiB write through.
+        assert_eq!(max_message(1024), conn::WRITE_CHUNK);
     }
 }
