@@ -35,10 +35,9 @@ pub(crate) async fn upgrade(stream: Stream, remote: SocketAddr, tls: bool) -> Re
     let mut request = format!("{scheme}://{remote}/ws")
         .into_client_request()
         .map_err(|e| Error(format!("bad WebSocket URL: {e}")))?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        http_value("confab.v2"),
-    );
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", http_value("confab.v2"));
     // Each write goes out at once: the driver never flushes.
     let config = WebSocketConfig::default().write_buffer_size(0);
     let (ws, _) = async_tungstenite::client_async_with_config(request, stream, Some(config))
@@ -130,6 +129,8 @@ impl AsyncWrite for WsStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().ws).poll_close(cx).map_err(to_io)
+        Pin::new(&mut self.get_mut().ws)
+            .poll_close(cx)
+            .map_err(to_io)
     }
 }

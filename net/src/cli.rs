@@ -154,7 +154,12 @@ pub struct ServeArgs {
 
     /// An origin (scheme://host[:port]) whose pages may open the WebSocket,
     /// besides the server's own; repeatable (the variable: comma-separated).
-    #[arg(long = "web-allowed-origin", env = "CONFAB_WEB_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "web-allowed-origin",
+        env = "CONFAB_WEB_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     pub web_allowed_origins: Vec<String>,
 
     /// Directory of the database; created if missing.

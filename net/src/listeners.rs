@@ -7,13 +7,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use async_io::Async;
 use futures_lite::future;
 
-use crate::server::StartError;
-
 /// Binds `addr`; returns the listener and the address actually bound.
-pub(crate) fn bind(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), StartError> {
-    let fail = |source| StartError::Bind { addr, source };
-    let listener = Async::<TcpListener>::bind(addr).map_err(fail)?;
-    let bound = listener.get_ref().local_addr().map_err(fail)?;
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<(Async<TcpListener>, SocketAddr)> {
+    let listener = Async::<TcpListener>::bind(addr)?;
+    let bound = listener.get_ref().local_addr()?;
     Ok((listener, bound))
 }
 
@@ -32,4 +29,3 @@ impl Listeners {
         }
     }
 }
-

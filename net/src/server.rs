@@ -44,15 +44,15 @@ use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
-use crate::listeners::{bind, Listeners};
+use crate::listeners::{self, Listeners};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
+use crate::web::{self, Web, WebConn, WebOptions};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
 use crate::workers::queue::{Jobs, Queue};
-use crate::web::{self, Web, WebConn, WebOptions};
 use crate::workers::storage::{self, ReadJob, WriteJob};
 
 /// Opens one [`Store`]; called once per storage-using thread.
@@ -195,6 +195,7 @@ impl Server {
             .map(|_| stores())
             .collect::<Result<Vec<_>, _>>()?;
 
+        let bind = |addr| listeners::bind(addr).map_err(|source| StartError::Bind { addr, source });
         let (listener, addr) = bind(options.listen)?;
         let web = options.web.as_ref().map(|w| bind(w.listen)).transpose()?;
 

@@ -38,7 +38,8 @@ fn web_server(args: &[&str]) -> (Server, SocketAddr) {
 fn http(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("the web port accepts");
     s.set_read_timeout(Some(WAIT)).expect("a timeout");
-    s.write_all(request.as_bytes()).expect("the request is written");
+    s.write_all(request.as_bytes())
+        .expect("the request is written");
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
@@ -49,7 +50,8 @@ fn http(addr: SocketAddr, request: &str) -> String {
 fn http_head(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("the web port accepts");
     s.set_read_timeout(Some(WAIT)).expect("a timeout");
-    s.write_all(request.as_bytes()).expect("the request is written");
+    s.write_all(request.as_bytes())
+        .expect("the request is written");
     let mut answer = Vec::new();
     let mut byte = [0u8; 1];
     while !answer.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
@@ -59,7 +61,10 @@ fn http_head(addr: SocketAddr, request: &str) -> String {
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {
-    http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"))
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
 }
 
 /// An upgrade request's head with `extra` headers, ended.
@@ -72,7 +77,10 @@ fn upgrade_request(addr: SocketAddr, extra: &str) -> String {
 
 #[track_caller]
 fn assert_status(answer: &str, status: &str) {
-    assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status}")),
+        "{answer}"
+    );
     let lower = answer.to_ascii_lowercase();
     for h in SECURITY {
         assert!(lower.contains(h), "no {h:?} in {answer}");
@@ -106,11 +114,16 @@ struct Frames<S> {
 
 impl<S: Read + Write> Frames<S> {
     fn new(ws: WebSocket<S>) -> Self {
-        Frames { ws, got: Vec::new() }
+        Frames {
+            ws,
+            got: Vec::new(),
+        }
     }
 
     fn send(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::binary(bytes)).expect("the message is sent");
+        self.ws
+            .send(Message::binary(bytes))
+            .expect("the message is sent");
     }
 
     /// The next frame's debug text, skipping PINGs.
@@ -201,10 +214,15 @@ fn the_root_page_is_html_with_every_security_header() {
     let answer = get(addr, "/");
     assert_status(&answer, "200");
     assert!(
-        answer.to_ascii_lowercase().contains("content-type: text/html"),
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: text/html"),
         "{answer}"
     );
-    let head = http(addr, &format!("HEAD /index.html HTTP/1.1\r\nHost: {addr}\r\n\r\n"));
+    let head = http(
+        addr,
+        &format!("HEAD /index.html HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    );
     assert_status(&head, "200");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
 }
@@ -214,7 +232,10 @@ fn an_unknown_path_is_not_found_and_other_methods_are_not_allowed() {
     let (_server, addr) = web_server(&[]);
     assert_status(&get(addr, "/no-such-file.js"), "404");
     assert_status(&get(addr, "/../Cargo.toml"), "404");
-    let post = http(addr, &format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"));
+    let post = http(
+        addr,
+        &format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"),
+    );
     assert_status(&post, "405");
 }
 
@@ -243,9 +264,16 @@ fn a_websocket_client_and_a_tcp_client_chat_in_the_room() {
     // The PONG is answered at once, the ACK after the commit.
     let mut answers = [alice.next(), alice.next()];
     answers.sort();
-    assert!(answers[0].starts_with("Ack") && answers[1].starts_with("Pong"), "{answers:?}");
+    assert!(
+        answers[0].starts_with("Ack") && answers[1].starts_with("Pong"),
+        "{answers:?}"
+    );
     let got = bob.next();
-    assert!(got.debug.contains("hello from the browser"), "{}", got.debug);
+    assert!(
+        got.debug.contains("hello from the browser"),
+        "{}",
+        got.debug
+    );
 
     bob.frame(&Frame::Send {
         reference: Ref(2),
@@ -258,8 +286,13 @@ fn a_websocket_client_and_a_tcp_client_chat_in_the_room() {
             break f;
         }
     };
-    assert!(seen.contains("hello from tcp") && seen.contains("bob"), "{seen}");
-    server.wait_log("the websocket session", |l| l.contains("websocket=confab.v2"));
+    assert!(
+        seen.contains("hello from tcp") && seen.contains("bob"),
+        "{seen}"
+    );
+    server.wait_log("the websocket session", |l| {
+        l.contains("websocket=confab.v2")
+    });
 }
 
 #[test]
@@ -267,7 +300,10 @@ fn a_foreign_origin_is_forbidden_and_logged() {
     let (server, addr) = web_server(&[]);
     let answer = http(
         addr,
-        &upgrade_request(addr, "Origin: http://evil.example\r\nSec-WebSocket-Protocol: confab.v2\r\n"),
+        &upgrade_request(
+            addr,
+            "Origin: http://evil.example\r\nSec-WebSocket-Protocol: confab.v2\r\n",
+        ),
     );
     assert_status(&answer, "403");
     assert!(answer.contains("http://evil.example"), "{answer}");
@@ -275,13 +311,19 @@ fn a_foreign_origin_is_forbidden_and_logged() {
     // The server's own origin, and a listed one, are allowed.
     let own = http_head(
         addr,
-        &upgrade_request(addr, &format!("Origin: http://{addr}\r\nSec-WebSocket-Protocol: confab.v2\r\n")),
+        &upgrade_request(
+            addr,
+            &format!("Origin: http://{addr}\r\nSec-WebSocket-Protocol: confab.v2\r\n"),
+        ),
     );
     assert!(own.starts_with("HTTP/1.1 101"), "{own}");
     let (_listed_server, listed) = web_server(&["--web-allowed-origin", "https://chat.example"]);
     let answer = http_head(
         listed,
-        &upgrade_request(listed, "Origin: https://chat.example\r\nSec-WebSocket-Protocol: confab.v1\r\n"),
+        &upgrade_request(
+            listed,
+            "Origin: https://chat.example\r\nSec-WebSocket-Protocol: confab.v1\r\n",
+        ),
     );
     assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
     assert!(answer.contains("confab.v1"), "{answer}");
@@ -292,8 +334,14 @@ fn an_upgrade_without_a_confab_subprotocol_is_a_bad_request() {
     let (_server, addr) = web_server(&[]);
     let none = http(addr, &upgrade_request(addr, ""));
     assert_status(&none, "400");
-    assert!(none.contains("confab.v2"), "the body says what to offer: {none}");
-    let other = http(addr, &upgrade_request(addr, "Sec-WebSocket-Protocol: chat\r\n"));
+    assert!(
+        none.contains("confab.v2"),
+        "the body says what to offer: {none}"
+    );
+    let other = http(
+        addr,
+        &upgrade_request(addr, "Sec-WebSocket-Protocol: chat\r\n"),
+    );
     assert_status(&other, "400");
 }
 
@@ -336,7 +384,10 @@ fn an_unmasked_client_frame_is_closed_with_1002() {
         + 4;
     assert!(answer.starts_with(b"HTTP/1.1 101"));
     let close = &answer[end..];
-    assert!(close.len() >= 4 && close[0] == 0x88, "a close frame: {close:?}");
+    assert!(
+        close.len() >= 4 && close[0] == 0x88,
+        "a close frame: {close:?}"
+    );
     assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1002);
 }
 
@@ -386,5 +437,8 @@ fn a_silent_web_connection_does_not_hold_up_the_shutdown() {
     server.terminate();
     assert!(server.wait_exit().success());
     let took = start.elapsed();
-    assert!(took < std::time::Duration::from_secs(10), "the shutdown took {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the shutdown took {took:?}"
+    );
 }

@@ -141,7 +141,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     let (mut upgrade, mut connection) = (false, false);
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value).trim().to_owned();
-        let has = |word: &str| value.split(',').any(|v| v.trim().eq_ignore_ascii_case(word));
+        let has = |word: &str| {
+            value
+                .split(',')
+                .any(|v| v.trim().eq_ignore_ascii_case(word))
+        };
         match h.name.to_ascii_lowercase().as_str() {
             "host" => head.host = Some(value),
             "origin" => head.origin = Some(value),
@@ -322,14 +326,19 @@ mod tests {
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
         let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD));
         assert_eq!(parse_head(long.as_bytes()), Err(HeadError::TooLarge));
-        assert!(matches!(parse_head(b"\x16\x03\x01garbage\r\n\r\n"), Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"\x16\x03\x01garbage\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
     }
 
     #[test]
     fn the_root_is_the_index_page_and_unknown_paths_are_not_found() {
         let policy = OriginPolicy::default();
         match route(&head("GET /?x=1 HTTP/1.1\r\n\r\n"), &policy) {
-            Route::File { content_type, head, .. } => {
+            Route::File {
+                content_type, head, ..
+            } => {
                 assert!(content_type.starts_with("text/html"));
                 assert!(!head);
             }
@@ -338,7 +347,10 @@ mod tests {
         let r = route(&head("GET /nope.js HTTP/1.1\r\n\r\n"), &policy);
         assert!(matches!(r, Route::Refuse(Status::NotFound, _)), "{r:?}");
         let r = route(&head("POST / HTTP/1.1\r\n\r\n"), &policy);
-        assert!(matches!(r, Route::Refuse(Status::MethodNotAllowed, _)), "{r:?}");
+        assert!(
+            matches!(r, Route::Refuse(Status::MethodNotAllowed, _)),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -355,7 +367,10 @@ mod tests {
         }
         let none = format!("{UPGRADE}Sec-WebSocket-Protocol: chat\r\n\r\n");
         let r = route(&head(&none), &policy);
-        assert!(matches!(r, Route::Refuse(Status::BadRequest, ref why) if why.contains("confab.v2")), "{r:?}");
+        assert!(
+            matches!(r, Route::Refuse(Status::BadRequest, ref why) if why.contains("confab.v2")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -367,13 +382,23 @@ mod tests {
         let own = format!(
             "{UPGRADE}Origin: http://127.0.0.1:8080\r\nSec-WebSocket-Protocol: confab.v1\r\n\r\n"
         );
-        assert!(matches!(route(&head(&own), &policy), Route::Upgrade { protocol: "confab.v1", .. }));
+        assert!(matches!(
+            route(&head(&own), &policy),
+            Route::Upgrade {
+                protocol: "confab.v1",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn every_response_carries_the_security_headers() {
         let text = String::from_utf8(refusal(Status::NotFound, "no")).expect("ascii");
-        for h in ["Content-Security-Policy: default-src 'none'", "X-Frame-Options: DENY", "nosniff"] {
+        for h in [
+            "Content-Security-Policy: default-src 'none'",
+            "X-Frame-Options: DENY",
+            "nosniff",
+        ] {
             assert!(text.contains(h), "{text}");
         }
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));

@@ -138,7 +138,11 @@ impl Pending {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut counts = self.pending.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self
+            .pending
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (total, by_source) = &mut *counts;
         *total = total.saturating_sub(1);
         if let Some(n) = by_source.get_mut(&self.source) {
@@ -266,8 +270,13 @@ where
 
 /// Writes `head` and `body` (until `deadline` and a linger at most), then
 /// closes and lingers so the answer is not lost to a reset.
-async fn answer_and_close<S>(c: &WebConn, mut stream: S, head: &[u8], body: &[u8], deadline: Instant)
-where
+async fn answer_and_close<S>(
+    c: &WebConn,
+    mut stream: S,
+    head: &[u8],
+    body: &[u8],
+    deadline: Instant,
+) where
     S: AsyncWrite + Unpin,
 {
     let written = within(deadline + linger::LINGER, async {
@@ -311,7 +320,10 @@ async fn upgrade<S>(
     };
     // A session now: the hub's limits count it.
     drop(permit);
-    info!("connection opened peer={} conn={conn} websocket={protocol}", c.peer);
+    info!(
+        "connection opened peer={} conn={conn} websocket={protocol}",
+        c.peer
+    );
     let mut guard = Disconnect {
         shared: &c.shared,
         conn,

@@ -41,7 +41,7 @@ impl OriginPolicy {
             return Verdict::NoOrigin;
         };
         let origin = normalize(origin);
-        if self.allowed.iter().any(|a| *a == origin) {
+        if self.allowed.contains(&origin) {
             return Verdict::Listed;
         }
         let scheme = if self.tls { "https://" } else { "http://" };
@@ -60,10 +60,7 @@ impl OriginPolicy {
 
 /// An origin as compared: trimmed, lower-case, no trailing slash.
 pub fn normalize(origin: &str) -> String {
-    origin
-        .trim()
-        .trim_end_matches('/')
-        .to_ascii_lowercase()
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 /// `host[:port]` equal to `host[:port]`, a missing port being the
@@ -91,37 +88,70 @@ mod tests {
 
     #[test]
     fn a_request_without_origin_is_allowed() {
-        assert_eq!(plain().check(None, Some("127.0.0.1:8080")), Verdict::NoOrigin);
+        assert_eq!(
+            plain().check(None, Some("127.0.0.1:8080")),
+            Verdict::NoOrigin
+        );
     }
 
     #[test]
     fn the_servers_own_origin_is_allowed_with_its_scheme_only() {
         let host = Some("127.0.0.1:8080");
-        assert_eq!(plain().check(Some("http://127.0.0.1:8080"), host), Verdict::SameOrigin);
-        assert_eq!(plain().check(Some("https://127.0.0.1:8080"), host), Verdict::Refused);
-        let tls = OriginPolicy { tls: true, ..plain() };
-        assert_eq!(tls.check(Some("https://127.0.0.1:8080"), host), Verdict::SameOrigin);
-        assert_eq!(tls.check(Some("https://Example.org"), Some("example.org:443")), Verdict::SameOrigin);
+        assert_eq!(
+            plain().check(Some("http://127.0.0.1:8080"), host),
+            Verdict::SameOrigin
+        );
+        assert_eq!(
+            plain().check(Some("https://127.0.0.1:8080"), host),
+            Verdict::Refused
+        );
+        let tls = OriginPolicy {
+            tls: true,
+            ..plain()
+        };
+        assert_eq!(
+            tls.check(Some("https://127.0.0.1:8080"), host),
+            Verdict::SameOrigin
+        );
+        assert_eq!(
+            tls.check(Some("https://Example.org"), Some("example.org:443")),
+            Verdict::SameOrigin
+        );
     }
 
     #[test]
     fn another_host_or_port_is_refused_unless_listed() {
         let host = Some("127.0.0.1:8080");
-        assert_eq!(plain().check(Some("http://127.0.0.1:9999"), host), Verdict::Refused);
-        assert_eq!(plain().check(Some("http://evil.example"), host), Verdict::Refused);
+        assert_eq!(
+            plain().check(Some("http://127.0.0.1:9999"), host),
+            Verdict::Refused
+        );
+        assert_eq!(
+            plain().check(Some("http://evil.example"), host),
+            Verdict::Refused
+        );
         assert_eq!(plain().check(Some("null"), host), Verdict::Refused);
-        assert_eq!(plain().check(Some("http://127.0.0.1:8080"), None), Verdict::Refused);
+        assert_eq!(
+            plain().check(Some("http://127.0.0.1:8080"), None),
+            Verdict::Refused
+        );
         let listed = OriginPolicy {
             allowed: vec![normalize("https://chat.example/")],
             tls: false,
         };
-        assert_eq!(listed.check(Some("https://CHAT.example"), host), Verdict::Listed);
+        assert_eq!(
+            listed.check(Some("https://CHAT.example"), host),
+            Verdict::Listed
+        );
     }
 
     #[test]
     fn ipv6_hosts_compare_with_their_brackets() {
         let host = Some("[::1]:8080");
-        assert_eq!(plain().check(Some("http://[::1]:8080"), host), Verdict::SameOrigin);
+        assert_eq!(
+            plain().check(Some("http://[::1]:8080"), host),
+            Verdict::SameOrigin
+        );
         assert_eq!(plain().check(Some("http://[::1]"), host), Verdict::Refused);
     }
 }

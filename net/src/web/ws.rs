@@ -37,11 +37,11 @@ use futures_util::{Sink, Stream};
 
 use crate::conn::{self, End, Fed, Transport, READ_BUF};
 
+use crate::linger;
+use crate::shared::Shared;
 /// The WebSocket implementation, for the fuzz target to drive with the
 /// same types [`close_for`] takes.
 pub use async_tungstenite::tungstenite;
-use crate::linger;
-use crate::shared::Shared;
 
 /// Messages with nothing for the hub (control frames, empty messages)
 /// handled in one poll before the task yields, so a ping flood cannot
@@ -118,7 +118,11 @@ impl<'a, S> WsConn<'a, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    pub(crate) fn new(stream: WebSocketStream<S>, tcp: &'a Async<TcpStream>, max_frame: u32) -> Self {
+    pub(crate) fn new(
+        stream: WebSocketStream<S>,
+        tcp: &'a Async<TcpStream>,
+        max_frame: u32,
+    ) -> Self {
         WsConn {
             ws: Mutex::new(Ws {
                 stream,
