@@ -442,3 +442,21 @@ fn a_silent_web_connection_does_not_hold_up_the_shutdown() {
         "the shutdown took {took:?}"
     );
 }
+
+#[test]
+fn websocket_sessions_count_against_the_same_per_address_limits_as_tcp() {
+    let (server, addr) = web_server(&["--max-pre-auth-per-source", "1"]);
+    // One session not logged in yet, over the WebSocket...
+    let _first = ws_connect(addr);
+    // ...fills the address's pre-login place for both transports.
+    let second = http_head(
+        addr,
+        &upgrade_request(addr, "Sec-WebSocket-Protocol: confab.v2\r\n"),
+    );
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    let mut tcp = Raw::connect(&server);
+    let g = tcp.next();
+    assert!(g.debug.contains("TooManyConnections"), "{}", g.debug);
+    // The page itself is not a session, and is still served.
+    assert_status(&get(addr, "/"), "200");
+}
