@@ -460,3 +460,15 @@ fn websocket_sessions_count_against_the_same_per_address_limits_as_tcp() {
     // The page itself is not a session, and is still served.
     assert_status(&get(addr, "/"), "200");
 }
+
+#[test]
+fn a_websocket_ping_is_answered_with_its_pong() {
+    let (_server, addr) = web_server(&[]);
+    let mut ws = ws_connect(addr);
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .expect("sent");
+    match ws.read().expect("an answer") {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("expected the pong, got {other:?}"),
+    }
+}
