@@ -218,3 +218,47 @@ fn user_commands_take_the_global_data_dir_on_either_side() {
     }
     assert!(Cli::try_parse_from(["confab-server", "user", "add", "no spaces"]).is_err());
 }
+
+#[test]
+fn the_web_port_and_its_allowed_origins_reach_the_server_options() {
+    let cli = Cli::try_parse_from(["confab-server"]).expect("parses");
+    assert!(
+        crate::options(&cli.serve).web.is_none(),
+        "no web port by default"
+    );
+    let cli = Cli::try_parse_from([
+        "confab-server",
+        "--web-listen",
+        "127.0.0.1:0",
+        "--web-allowed-origin",
+        "https://a.example",
+        "--web-allowed-origin",
+        "https://b.example,https://c.example",
+    ])
+    .expect("parses");
+    let web = crate::options(&cli.serve).web.expect("a web port");
+    assert_eq!(web.listen, "127.0.0.1:0".parse().expect("valid"));
+    assert_eq!(
+        web.allowed_origins,
+        [
+            "https://a.example",
+            "https://b.example",
+            "https://c.example"
+        ]
+    );
+}
+
+#[test]
+fn plaintext_on_a_public_web_port_is_refused_like_the_confab_port() {
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("confab-server").chain(args.iter().copied()))
+            .expect("parses")
+    };
+    let public = parse(&["--web-listen", "0.0.0.0:8080"]);
+    match crate::server_tls(&public.serve) {
+        Err(crate::Error::Plaintext(addr)) => assert_eq!(addr.port(), 8080),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let anyway = parse(&["--web-listen", "0.0.0.0:8080", "--insecure-plaintext"]);
+    assert!(matches!(crate::server_tls(&anyway.serve), Ok(None)));
+}
