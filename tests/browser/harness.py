@@ -122,11 +122,12 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def confab(server, *args, timeout=WAIT, check=True):
+def confab(server, *args, input_text=None, timeout=WAIT, check=True):
     """One headless `confab` command against the server's TCP port."""
     host, port = server.tcp.rsplit(":", 1)
     out = subprocess.run([binary("confab"), *args[:1], "--host", host, "--port", port, *args[1:]],
-                         capture_output=True, text=True, timeout=timeout, env=clean_env(server.tmp))
+                         input=input_text, capture_output=True, text=True, timeout=timeout,
+                         env=clean_env(server.tmp))
     if check and out.returncode != 0:
         raise AssertionError(f"confab {' '.join(args)} exited {out.returncode}: {out.stderr}")
     return out

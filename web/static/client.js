@@ -263,9 +263,9 @@ export class Client {
         this.sendFrame({ type: "DELIVERED", id: this.lastId });
         this.on({ type: "caught_up", last_id: f.last_id });
         break;
-      case "MISSED": this.on({ type: "missed", ...f }); break;
+      case "MISSED": this.on({ ...f, type: "missed" }); break;
       case "ACK": this.onAck(f); break;
-      case "GROUP_EVENT": this.on({ type: "group_event", ...f }); break;
+      case "GROUP_EVENT": this.on({ ...f, type: "group_event" }); break;
       case "GROUP_LIST": this.pending.delete(f.ref); this.on({ type: "groups", groups: f.groups }); break;
       case "HISTORY_PAGE": {
         const req = this.pending.get(f.ref) || { why: "older" };
