@@ -157,6 +157,7 @@ client.on = (ev) => {
       break;
     }
     case "history": onHistory(ev); break;
+    case "history_failed": { const c = convs.get(targetKey(ev.target)); if (c) { c.loading = false; c.more = false; draw(c.key === active); } break; }
     case "groups": onGroups(ev.groups); break;
     case "group_ok": onGroupOk(ev); break;
     case "group_event":
@@ -555,7 +556,7 @@ function wire() {
   const nb = $("notify-button");
   if (!("Notification" in window)) nb.hidden = true;
   else {
-    const label = () => { nb.textContent = Notification.permission === "granted" ? "DM notifications on" : "Notify me of DMs"; nb.disabled = Notification.permission !== "default"; };
+    const label = () => { nb.textContent = Notification.permission === "granted" ? "Notifications on" : Notification.permission === "denied" ? "Notifications blocked" : "Notifications"; nb.title = "Desktop notifications for direct messages while this tab is hidden"; nb.disabled = Notification.permission !== "default"; };
     label();
     nb.addEventListener("click", () => Notification.requestPermission().then(label));
   }

@@ -380,7 +380,11 @@ export class Client {
       if (!mine) this.on({ type: "signed_out", text: words });
       return;
     }
-    if (f.code === 30 && f.ref === 0) return; // reading paused; nothing refused
+    if (req && req.kind === "history") this.on({ type: "history_failed", target: req.target });
+    if (f.code === 30 && f.ref === 0) { // reading paused; nothing refused, nothing to resend
+      this.on({ type: "notice", level: "warn", text: words });
+      return;
+    }
     if (isFatal(f.code)) this.shutdownRetry = Math.max(this.shutdownRetry || 0, f.retry_after_ms);
     this.on({ type: "notice", level: "error", text: words, code: f.code, req });
   }
