@@ -125,7 +125,7 @@ class Server:
 def confab(server, *args, input_text=None, timeout=WAIT, check=True):
     """One headless `confab` command against the server's TCP port."""
     host, port = server.tcp.rsplit(":", 1)
-    out = subprocess.run([binary("confab"), *args[:1], "--host", host, "--port", port, *args[1:]],
+    out = subprocess.run([binary("confab"), *args, "--host", host, "--port", port],
                          input=input_text, capture_output=True, text=True, timeout=timeout,
                          env=clean_env(server.tmp))
     if check and out.returncode != 0:

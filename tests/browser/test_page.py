@@ -49,6 +49,7 @@ class User:
         self.dialogs, self.errors = [], []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: print(name, m.text))
         self.page.goto(server.url)
 
     def register(self):
@@ -78,9 +79,13 @@ class User:
             [selector, text])
 
     def wait_text(self, text):
-        self.page.wait_for_function(
-            "t => [...document.querySelectorAll('#messages li.msg[data-id] .text')]"
-            ".some(e => e.textContent === t)", arg=text, timeout=MS)
+        try:
+            self.page.wait_for_function(
+                "t => [...document.querySelectorAll('#messages li.msg[data-id] .text')]"
+                ".some(e => e.textContent === t)", arg=text, timeout=MS)
+        except Exception as e:
+            raise AssertionError(f"{self.name}'s page never showed {text!r}; it shows "
+                                 f"{self.page.inner_text('#chat')!r}; page errors: {self.errors}") from e
 
     def badge(self, key):
         b = self.page.locator(f".nav button[data-key='{key}'] .badge")
@@ -138,6 +143,14 @@ def test_codec_round_trips_every_worked_example(browser, server):
 # ---- the whole chat, with a restart ----
 
 def test_two_pages_and_a_bot_chat_restart_and_catch_up(browser, server):
+    try:
+        _scenario(browser, server)
+    except Exception:
+        print("SERVER LOG:\n" + "\n".join(server.log[-40:]))
+        raise
+
+
+def _scenario(browser, server):
     bot = Listener(server, "carol", "carol-pw")
     bot.wait_for(lambda e: e.get("event") == "caught_up", "caught_up")
     alice = User(browser, server, "alice", "alice-pw").register()
@@ -194,6 +207,7 @@ def test_two_pages_and_a_bot_chat_restart_and_catch_up(browser, server):
     bob.open("all")
     alice.open("all")
     bob.send(XSS)
+    bot_saw(bot, XSS, "all", "bob")
     alice.wait_text(XSS)
     for u in (alice, bob):
         assert u.count(XSS) == 1

@@ -246,14 +246,14 @@ function draw(messagesToo = true, mode = "") {
   if (mode) scrollMode = mode;
   if (drawQueued) return;
   drawQueued = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => { // not requestAnimationFrame: a hidden tab must keep its DOM (and unread counts) current
     drawQueued = false;
     renderNav();
     if (drawMessages) renderMessages(scrollMode);
     drawMessages = false;
     scrollMode = "";
     markRead();
-  });
+  }, 0);
 }
 
 function el(tag, cls, text) {
@@ -322,6 +322,9 @@ function renderNav() {
   let total = 0;
   for (const c of convs.values()) total += unread(c);
   document.title = total ? `(${total}) confab` : "confab";
+  const tb = $("toggle-badge");
+  tb.textContent = String(total);
+  tb.hidden = !total;
   if (focusedKey) {
     const again = document.querySelector(`.nav button[data-key="${CSS.escape(focusedKey)}"]`);
     if (again) again.focus();

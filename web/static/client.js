@@ -11,6 +11,8 @@ const STORE = "confab.creds";
 const DEVICE = "confab.device";
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
+const KEEPALIVE = 25000; // ms of silence before the page PINGs the server
+const DEAD_AFTER = 10000; // ms more without a byte: the connection is dead
 
 function randomU64() {
   const b = new Uint32Array(2);
@@ -128,10 +130,12 @@ export class Client {
     ws.onopen = () => {
       if (ws !== this.ws) return;
       this.phase = "auth";
+      this.keepalive();
       this.sendFrame({ type: "HELLO", version: 2, client: "confab-web" });
     };
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
+      this.heard = Date.now();
       let frames;
       try {
         frames = this.reader.push(new Uint8Array(ev.data));
@@ -151,7 +155,21 @@ export class Client {
     ws.onerror = () => {};
   }
 
+  // A connection that has gone quiet is checked with a PING; one that does
+  // not answer (a dead network, a server gone without a word) is dropped.
+  keepalive() {
+    clearInterval(this.alive);
+    this.heard = Date.now();
+    this.alive = setInterval(() => {
+      if (!this.ws || this.phase === "connecting") return;
+      const quiet = Date.now() - this.heard;
+      if (quiet > KEEPALIVE + DEAD_AFTER) { this.closeSocket(); this.lost("no answer from the server"); }
+      else if (quiet > KEEPALIVE) this.sendFrame({ type: "PING", token: BigInt(Date.now()) });
+    }, 5000);
+  }
+
   closeSocket() {
+    clearInterval(this.alive);
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -252,7 +270,7 @@ export class Client {
         this.sendFrame({ type: "ROSTER_ACK", version: f.version });
         this.on({ type: "presence", user: f.user, online: f.presence === 1 });
         break;
-      case "MESSAGE":
+      case "MESSAGE": console.log("DBG MESSAGE", f.id, f.sender, JSON.stringify(f.target), f.body);
         if (f.id > this.lastId) this.lastId = f.id;
         this.on({ type: "message", msg: f });
         this.scheduleDelivered();
@@ -277,6 +295,8 @@ export class Client {
       case "SHUTDOWN":
         this.shutdownRetry = f.retry_after_ms;
         this.on({ type: "notice", level: "warn", text: `The server is shutting down${f.reason ? ` (${f.reason})` : ""}; reconnecting in ${Math.ceil(f.retry_after_ms / 1000)} s.` });
+        this.closeSocket(); // it closes after this anyway; do not wait for it
+        this.lost("server shutdown");
         break;
       default: break; // unknown frames are skipped
     }
