@@ -70,6 +70,8 @@ pub(crate) enum Connector {
         Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     ),
+    /// A WebSocket (`ws.rs`) over TCP or TLS (`--transport ws`).
+    Ws(Box<Connector>),
 }
 
 impl Connector {
@@ -80,6 +82,20 @@ impl Connector {
         local: Option<IpAddr>,
     ) -> Result<Stream> {
         match self {
+            Connector::Ws(inner) => {
+                let tls = matches!(**inner, Connector::Tls(..));
+                let stream = inner.connect_base(remote, local).await?;
+                let ws = crate::ws::upgrade(stream, remote, tls).await?;
+                Ok(Stream::Ws(Box::new(ws)))
+            }
+            base => base.connect_base(remote, local).await,
+        }
+    }
+
+    /// TCP or TLS, without a WebSocket.
+    async fn connect_base(&self, remote: SocketAddr, local: Option<IpAddr>) -> Result<Stream> {
+        match self {
+            Connector::Ws(_) => err("a WebSocket over a WebSocket"),
             Connector::Tcp => Ok(Stream::Tcp(connect_tcp(remote, local).await?)),
             Connector::Tls(config, name) => {
                 let tcp = connect_tcp(remote, local).await?;
@@ -219,6 +235,8 @@ pub(crate) enum Stream {
     Tcp(Async<TcpStream>),
     /// TLS over TCP.
     Tls(Box<futures_rustls::client::TlsStream<Async<TcpStream>>>),
+    /// A WebSocket over either.
+    Ws(Box<crate::ws::WsStream>),
 }
 
 impl Stream {
@@ -228,8 +246,9 @@ impl Stream {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Stream::Tcp(s) => s.poll_readable(cx),
-            // Decrypted bytes may wait in rustls: the read is the wait.
-            Stream::Tls(_) => Poll::Ready(Ok(())),
+            // Decrypted bytes (or a message's payload) may wait in
+            // rustls (or tungstenite): the read is the wait.
+            Stream::Tls(_) | Stream::Ws(_) => Poll::Ready(Ok(())),
         }
     }
 }
@@ -243,6 +262,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Stream::Ws(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -256,6 +276,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Stream::Ws(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -263,6 +284,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Stream::Ws(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
@@ -270,6 +292,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(&mut **s).poll_close(cx),
+            Stream::Ws(s) => Pin::new(&mut **s).poll_close(cx),
         }
     }
 }

@@ -19,6 +19,7 @@ mod rt;
 mod scenarios;
 mod suite;
 mod table;
+mod ws;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -110,6 +111,20 @@ pub(crate) struct Common {
     /// comparison with IRC servers; fanout only, plain TCP).
     #[arg(long, value_enum, default_value_t = Protocol::Confab)]
     pub(crate) protocol: Protocol,
+    /// How the clients reach the server: TCP (or TLS), or the WebSocket
+    /// at /ws of a server's --web-listen port (give that port as --port;
+    /// wss with --tls).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub(crate) transport: Transport,
+}
+
+/// How the bench's clients carry their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Transport {
+    /// TCP, or TLS over it.
+    Tcp,
+    /// A WebSocket (subprotocol confab.v2) over TCP or TLS.
+    Ws,
 }
 
 /// A wire protocol of the bench's clients.
@@ -133,14 +148,19 @@ impl Common {
     }
 
     pub(crate) fn connector(&self) -> Result<Connector> {
-        if !self.tls && self.tls_ca.is_none() && !self.insecure_skip_tls_verify {
-            return Ok(Connector::Tcp);
-        }
-        Connector::tls(
-            &self.host,
-            self.tls_ca.as_deref(),
-            self.insecure_skip_tls_verify,
-        )
+        let base = if !self.tls && self.tls_ca.is_none() && !self.insecure_skip_tls_verify {
+            Connector::Tcp
+        } else {
+            Connector::tls(
+                &self.host,
+                self.tls_ca.as_deref(),
+                self.insecure_skip_tls_verify,
+            )?
+        };
+        Ok(match self.transport {
+            Transport::Tcp => base,
+            Transport::Ws => Connector::Ws(Box::new(base)),
+        })
     }
 
     pub(crate) fn login_timeout(&self) -> Duration {
@@ -329,7 +349,10 @@ pub(crate) struct LoginsArgs {
 /// Runs one scenario (not `suite`) and returns its JSON object.
 pub(crate) fn scenario(command: Command) -> Result<serde_json::Value> {
     let common = match &command {
-        Command::Fanout(a) if a.common.tls && a.common.protocol == Protocol::Irc => {
+        Command::Fanout(a)
+            if (a.common.tls || a.common.transport == Transport::Ws)
+                && a.common.protocol == Protocol::Irc =>
+        {
             return Err(conn::Error("--protocol irc is plain TCP only".into()))
         }
         Command::Fanout(_) => None,

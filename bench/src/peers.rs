@@ -211,6 +211,8 @@ pub(crate) struct ServerProcess {
     log: Arc<Mutex<VecDeque<String>>>,
     /// Every `counters:` line the server logged (see [`crate::counts`]).
     counters: Arc<Mutex<Vec<String>>>,
+    /// The web port, from its `web listening on ADDR` line (`--web-listen`).
+    web: Arc<Mutex<Option<SocketAddr>>>,
     /// Lines the server logged so far (a refusal that logs is a log flood).
     pub(crate) log_lines: Arc<AtomicU64>,
     pub(crate) dir: tempfile::TempDir,
@@ -257,7 +259,9 @@ impl ServerProcess {
         let log_lines = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
+        let web = Arc::new(Mutex::new(None));
         if let Some(stderr) = child.stderr.take() {
+            let web = web.clone();
             let log = log.clone();
             let counters = counters.clone();
             let lines = log_lines.clone();
@@ -267,7 +271,14 @@ impl ServerProcess {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     lines.fetch_add(1, Ordering::Relaxed);
-                    if let Some(addr) = listening_addr(&line) {
+                    if let Some(addr) = line
+                        .split_once("web listening on ")
+                        .and_then(|(_, a)| a.split_whitespace().next()?.parse().ok())
+                    {
+                        if let Ok(mut w) = web.lock() {
+                            *w = Some(addr);
+                        }
+                    } else if let Some(addr) = listening_addr(&line) {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(addr);
                         }
@@ -292,6 +303,7 @@ impl ServerProcess {
             pid,
             log,
             counters,
+            web,
             log_lines,
             dir,
         };
@@ -313,6 +325,25 @@ impl ServerProcess {
             }
         }
         Ok(server)
+    }
+
+    /// The web port's address, once logged (waiting up to `limit`).
+    pub(crate) fn web_addr(&self, limit: Duration) -> Result<SocketAddr> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(addr) = self.web.lock().ok().and_then(|w| *w) {
+                return Ok(addr);
+            }
+            if std::time::Instant::now() >= deadline {
+                return err(format!(
+                    "no `web listening on ADDR` within {limit:?}; the log:\n{}",
+                    self.log_tail()
+                ));
+            }
+            // The line follows `listening on` at once; the log has no
+            // notification to wait on.
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The last lines of the server's log.

@@ -55,6 +55,10 @@ pub(crate) struct SuiteArgs {
     /// bench --tls-ca with that certificate.
     #[arg(long)]
     pub(crate) tls: bool,
+    /// Connect over the WebSocket (issue 18): the server gets --web-listen
+    /// 127.0.0.1:0, the bench --transport ws and that port (wss with --tls).
+    #[arg(long)]
+    pub(crate) ws: bool,
     /// Who serves: confab-server, or one of issue 17's peers (the minimal
     /// relay, ngIRCd, InspIRCd), for the fan-out scenarios only.
     #[arg(long, value_enum, default_value_t = Peer::Confab)]
@@ -105,8 +109,8 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             return err(format!("no scenario {o}"));
         }
     }
-    if a.peer != Peer::Confab && a.tls {
-        return err("--tls is for confab-server only, not --peer");
+    if a.peer != Peer::Confab && (a.tls || a.ws) {
+        return err("--tls and --ws are for confab-server only, not --peer");
     }
     let chosen: Vec<&Scenario> = all
         .iter()
@@ -152,6 +156,11 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             )
             .chain(s.server.clone())
             .chain(a.tls.then(|| "--tls-self-signed".to_owned()))
+            .chain(
+                a.ws.then(|| strings(&[&["--web-listen", "127.0.0.1:0"]]))
+                    .into_iter()
+                    .flatten(),
+            )
             .collect::<Vec<_>>();
         eprintln!(
             "\n== {}\n   server: {}\n   bench:  confab-bench {}{} --port PORT --server-pid PID --threads {}",
@@ -200,6 +209,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             "suite": s.name,
             "peer": a.peer.name(),
             "tls": a.tls,
+            "ws": a.ws,
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
             // confab-server's options; a peer's command is in its config.
@@ -315,9 +325,15 @@ fn run_once(
         let ca = server.dir.path().join("tls-cert.pem");
         argv.extend(["--tls-ca".into(), ca.to_string_lossy().into_owned()]);
     }
+    let port = if a.ws {
+        argv.extend(["--transport".into(), "ws".into()]);
+        server.web_addr(Duration::from_secs(15))?.port()
+    } else {
+        server.addr.port()
+    };
     argv.extend([
         "--port".into(),
-        server.addr.port().to_string(),
+        port.to_string(),
         "--server-pid".into(),
         server.pid.to_string(),
         "--threads".into(),
@@ -492,6 +508,7 @@ mod tests {
             retries: 0,
             dry_run: true,
             tls: false,
+            ws: false,
             peer: Peer::Confab,
         }
     }

@@ -145,6 +145,23 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
 
+    /// Also serve the browser client (its page and its WebSocket at /ws)
+    /// on this address; port 0 picks a free port (the log line "web
+    /// listening on ADDR" tells which). Over TLS when the server has a
+    /// certificate.
+    #[arg(long, env = "CONFAB_WEB_LISTEN")]
+    pub web_listen: Option<SocketAddr>,
+
+    /// An origin (scheme://host[:port]) whose pages may open the WebSocket,
+    /// besides the server's own; repeatable (the variable: comma-separated).
+    #[arg(
+        long = "web-allowed-origin",
+        env = "CONFAB_WEB_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub web_allowed_origins: Vec<String>,
+
     /// Directory of the database; created if missing.
     #[arg(
         long,

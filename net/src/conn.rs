@@ -19,7 +19,8 @@
 //!   last frames of a closed session.
 //!
 //! Both run over a [`Transport`]: plain `Async<TcpStream>` (as above, the
-//! fast path) or [`TlsConn`], a rustls stream after its handshake.
+//! fast path), [`TlsConn`], a rustls stream after its handshake, or
+//! `web::ws::WsConn`, a WebSocket over either.
 //!
 //! **TLS.** rustls keeps one state for both directions, so the reader and
 //! the writer share the stream through a per-connection `Mutex`, taken only
@@ -93,6 +94,8 @@ pub(crate) enum End {
     Handshake(io::Error),
     /// No TLS handshake within the auth timeout.
     HandshakeTimeout,
+    /// The WebSocket was refused or broken (`web/ws.rs`): why, with the close code.
+    WebSocket(String),
 }
 
 impl fmt::Display for End {
@@ -104,6 +107,7 @@ impl fmt::Display for End {
             End::FlushTimeout => f.write_str("the last frames could not be sent in time"),
             End::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
             End::HandshakeTimeout => f.write_str("no TLS handshake within the auth timeout"),
+            End::WebSocket(why) => write!(f, "WebSocket: {why}"),
         }
     }
 }
@@ -491,7 +495,13 @@ thread_local! {
 
 /// One lock hold: optionally the timeout, then the bytes (`leftover` first,
 /// then `fresh`), then what the hub says about reading and timing.
-fn feed(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>, fresh: &[u8], timeout: bool) -> Fed {
+pub(crate) fn feed(
+    shared: &Shared,
+    conn: ConnId,
+    leftover: &mut Vec<u8>,
+    fresh: &[u8],
+    timeout: bool,
+) -> Fed {
     let direct = leftover.is_empty();
     if !direct {
         leftover.extend_from_slice(fresh);
@@ -650,7 +660,7 @@ async fn write_frames(
 }
 
 /// Bytes copied into [`WRITE_BUF`] for one write.
-const WRITE_CHUNK: usize = 64 * 1024;
+pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
 
 thread_local! {
     /// The contiguous copy of the frames a writer is writing (see

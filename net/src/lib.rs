@@ -47,9 +47,11 @@ pub mod cli;
 mod conn;
 pub mod counters;
 mod effects;
+mod guard;
 mod hash_memory;
 mod inbox;
 mod linger;
+mod listeners;
 pub mod logger;
 mod refuse;
 pub mod server;
@@ -58,6 +60,7 @@ pub mod signals;
 pub mod source;
 pub mod store;
 pub mod tls;
+pub mod web;
 mod workers;
 
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
@@ -152,10 +155,16 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     info!("data dir {}", args.data_dir.display());
     if log::log_enabled!(log::Level::Info) {
         info!("listening on {}", server.local_addr());
+        if let Some(web) = server.web_addr() {
+            info!("web listening on {web}");
+        }
     } else {
-        // Scripts and tests read the bound address from this line, so it is
-        // printed even when the log level hides info.
+        // Scripts and tests read the bound addresses from these lines, so
+        // they are printed even when the log level hides info.
         eprintln!("listening on {}", server.local_addr());
+        if let Some(web) = server.web_addr() {
+            eprintln!("web listening on {web}");
+        }
     }
     log::logger().flush();
     server.run(signals.first())?;
@@ -171,14 +180,19 @@ fn server_tls(args: &ServeArgs) -> Result<Option<tls::Tls>, Error> {
         _ if args.tls_self_signed => Some(tls::self_signed(&args.data_dir, args.listen.ip())?),
         _ => None,
     };
-    match &tls {
-        Some(t) => info!("tls fingerprint {}", t.fingerprint),
-        None if args.listen.ip().is_loopback() => {}
-        None if args.insecure_plaintext => warn!(
-            "serving plaintext on {}: passwords and messages cross the network unencrypted",
-            args.listen
-        ),
-        None => return Err(Error::Plaintext(args.listen)),
+    if let Some(t) = &tls {
+        info!("tls fingerprint {}", t.fingerprint);
+        return Ok(tls);
+    }
+    // The web port is held to the same rule as the confab port.
+    for addr in std::iter::once(args.listen).chain(args.web_listen) {
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        if !args.insecure_plaintext {
+            return Err(Error::Plaintext(addr));
+        }
+        warn!("serving plaintext on {addr}: passwords and messages cross the network unencrypted");
     }
     Ok(tls)
 }
@@ -196,6 +210,10 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
         write_queue: args.write_queue as usize,
         retention: args.retention(),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        web: args.web_listen.map(|listen| web::WebOptions {
+            listen,
+            allowed_origins: args.web_allowed_origins.clone(),
+        }),
         ..ServerOptions::default()
     }
 }

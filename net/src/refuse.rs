@@ -135,7 +135,7 @@ impl Refusals {
     }
 }
 
-fn describe(reason: TurnedAway) -> &'static str {
+pub(crate) fn describe(reason: TurnedAway) -> &'static str {
     match reason {
         TurnedAway::Full => "the server is full",
         TurnedAway::PerSource => "too many connections from the address",

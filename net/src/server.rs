@@ -42,12 +42,15 @@ use crate::auth::{HashError, HashParams};
 use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
+use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
+use crate::listeners::{self, Listeners};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
+use crate::web::{self, Web, WebConn, WebOptions};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
 use crate::workers::queue::{Jobs, Queue};
 use crate::workers::storage::{self, ReadJob, WriteJob};
@@ -88,6 +91,8 @@ pub struct ServerOptions {
     /// binary does; a server embedded in a test process leaves the signal
     /// alone).
     pub counters_on_signal: bool,
+    /// Serve the browser client and its WebSocket here too (see [`crate::web`]).
+    pub web: Option<WebOptions>,
 }
 
 impl Default for ServerOptions {
@@ -108,6 +113,7 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(5),
             tls: None,
             counters_on_signal: false,
+            web: None,
         }
     }
 }
@@ -151,6 +157,8 @@ pub struct Server {
     options: ServerOptions,
     listener: Async<TcpListener>,
     addr: SocketAddr,
+    /// The web port's listener and its address, if asked for.
+    web: Option<(Async<TcpListener>, SocketAddr)>,
     shared: Arc<Shared>,
     workers: Workers,
 }
@@ -187,18 +195,9 @@ impl Server {
             .map(|_| stores())
             .collect::<Result<Vec<_>, _>>()?;
 
-        let listener =
-            Async::<TcpListener>::bind(options.listen).map_err(|source| StartError::Bind {
-                addr: options.listen,
-                source,
-            })?;
-        let addr = listener
-            .get_ref()
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: options.listen,
-                source,
-            })?;
+        let bind = |addr| listeners::bind(addr).map_err(|source| StartError::Bind { addr, source });
+        let (listener, addr) = bind(options.listen)?;
+        let web = options.web.as_ref().map(|w| bind(w.listen)).transpose()?;
 
         let auth_rx = Arc::new(FairQueue::new(
             options.auth_queue,
@@ -215,6 +214,7 @@ impl Server {
             options,
             listener,
             addr,
+            web,
             shared: Arc::new(Shared::new(hub, effects)),
             workers: Workers {
                 auth_rx,
@@ -232,15 +232,25 @@ impl Server {
         self.addr
     }
 
+    /// The web port's address actually bound, if there is one.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Serves until `stop` completes, then shuts down (see the module docs).
     pub fn run(self, stop: impl Future<Output = ()>) -> Result<Stats, StartError> {
         let Server {
             options,
             listener,
             addr: _,
+            web,
             shared,
             workers,
         } = self;
+        let listeners = Listeners {
+            tcp: listener,
+            web: web.map(|(l, _)| l),
+        };
         let threads = spawn_workers(&shared, workers)?;
         info!(
             "serving with {} I/O threads, {} password-hashing threads, {} storage readers",
@@ -257,7 +267,7 @@ impl Server {
             })
             .finish(|| {
                 let accepted =
-                    async_io::block_on(ex.run(serve(&ex, &shared, listener, &options, stop)));
+                    async_io::block_on(ex.run(serve(&ex, &shared, listeners, &options, stop)));
                 drop(stop_executor);
                 accepted
             });
@@ -375,13 +385,14 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
 async fn serve(
     ex: &Executor<'_>,
     shared: &Arc<Shared>,
-    listener: Async<TcpListener>,
+    listeners: Listeners,
     options: &ServerOptions,
     stop: impl Future<Output = ()>,
 ) -> u64 {
     enum Event {
         Stop,
         Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
+        WebAccepted(io::Result<(Async<TcpStream>, SocketAddr)>),
         Finished(u64),
         Summary,
     }
@@ -401,6 +412,11 @@ async fn serve(
         // The hub's auth timer starts now too: the handshake uses it up.
         timeout: options.engine.auth_timeout,
     });
+    let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
+    let web = options.web.as_ref().map(|w| {
+        let tls = options.tls.clone();
+        Arc::new(Web::new(w, tls, &options.engine, web_stopping))
+    });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();
     loop {
@@ -418,13 +434,19 @@ async fn serve(
                         Err(_) => Event::Stop,
                     }
                 },
-                future::or(async { Event::Accepted(listener.accept().await) }, async {
-                    match due {
-                        Some(t) => Timer::at(t).await,
-                        None => Timer::never().await,
-                    };
-                    Event::Summary
-                }),
+                future::or(
+                    async { Event::Accepted(listeners.tcp.accept().await) },
+                    future::or(
+                        async { Event::WebAccepted(listeners.accept_web().await) },
+                        async {
+                            match due {
+                                Some(t) => Timer::at(t).await,
+                                None => Timer::never().await,
+                            };
+                            Event::Summary
+                        },
+                    ),
+                ),
             ),
         )
         .await;
@@ -467,14 +489,31 @@ async fn serve(
                 };
                 tasks.insert(id, task);
             }
-            Event::Accepted(Err(e)) => {
+            Event::WebAccepted(Ok((stream, peer))) => {
+                let _ = stream.get_ref().set_nodelay(true);
+                let (Some(web), id) = (&web, accepted) else {
+                    continue;
+                };
+                accepted += 1;
+                let c = WebConn {
+                    shared: shared.clone(),
+                    stream,
+                    peer,
+                    done: done_tx.clone(),
+                    id,
+                };
+                tasks.insert(id, ex.spawn(web::connection(c, web.clone())));
+            }
+            Event::Accepted(Err(e)) | Event::WebAccepted(Err(e)) => {
                 // Out of file descriptors, usually: back off instead of spinning.
                 warn!("accepting a connection failed: {e}");
                 Timer::after(Duration::from_millis(100)).await;
             }
         }
     }
-    drop(listener);
+    drop(listeners);
+    // Web connections still reading their request end now.
+    drop(stop_web);
     info!("shutting down: {} connections to close", tasks.len());
     shared.with_core(|core, now| {
         let retry = core.hub.config().shutdown_retry;
@@ -529,6 +568,25 @@ struct Connection {
     id: u64,
 }
 
+impl Connection {
+    /// Declared first, dropped last: the accept loop hears of the end
+    /// after the hub has.
+    fn done(&self) -> Done<'_> {
+        Done {
+            done: &self.done,
+            id: self.id,
+        }
+    }
+
+    fn disconnect(&self) -> Disconnect<'_> {
+        Disconnect {
+            shared: &self.shared,
+            conn: self.conn,
+            end: None,
+        }
+    }
+}
+
 // Each connection's task is held in memory as long as the connection lives,
 // so its size is paid per connection (docs/PERFORMANCE.md). Hence:
 // - Plain and TLS connections are different tasks: an async state machine is
@@ -542,7 +600,8 @@ struct Connection {
 #[allow(clippy::manual_async_fn)]
 fn plain_connection(c: Connection) -> impl Future<Output = ()> + Send {
     async move {
-        let mut guard = Disconnect { c: &c, end: None };
+        let _done = c.done();
+        let mut guard = c.disconnect();
         guard.end = Some(conn::serve(&c.shared, &c.stream, c.conn, &c.woken).await);
     }
 }
@@ -551,7 +610,8 @@ fn plain_connection(c: Connection) -> impl Future<Output = ()> + Send {
 #[allow(clippy::manual_async_fn)]
 fn tls_connection(c: Connection, tls: Tls) -> impl Future<Output = ()> + Send {
     async move {
-        let mut guard = Disconnect { c: &c, end: None };
+        let _done = c.done();
+        let mut guard = c.disconnect();
         guard.end = Some(serve_tls(&c.shared, &c.stream, tls, c.conn, &c.woken).await);
     }
 }
@@ -582,37 +642,6 @@ async fn serve_tls(
         }
         Some(Err(e)) => End::Handshake(e),
         None => End::HandshakeTimeout,
-    }
-}
-
-/// Disconnects from the hub exactly once, however the task ends (even
-/// cancelled at the shutdown deadline), and logs why.
-struct Disconnect<'a> {
-    c: &'a Connection,
-    end: Option<End>,
-}
-
-impl Drop for Disconnect<'_> {
-    fn drop(&mut self) {
-        let conn = self.c.conn;
-        let (reason, peer) = self.c.shared.with_core(|core, now| {
-            let reason = core.hub.close_reason(conn).map(ToString::to_string);
-            (reason, core.disconnect(now, conn))
-        });
-        let end = match &self.end {
-            Some(end) => end.to_string(),
-            None => "dropped at the shutdown deadline".to_owned(),
-        };
-        let why = match (reason, &self.end) {
-            (Some(reason), Some(End::Closed)) => reason,
-            (Some(reason), _) => format!("{reason} ({end})"),
-            (None, _) => end,
-        };
-        match peer {
-            Some(peer) => info!("connection closed peer={peer} conn={conn}: {why}"),
-            None => info!("connection closed conn={conn}: {why}"),
-        }
-        let _ = self.c.done.try_send(self.c.id);
     }
 }
 

@@ -280,6 +280,17 @@ impl Server {
         }
     }
 
+    /// The web port's address, from the log line `web listening on ADDR`
+    /// (a server started with `--web-listen 127.0.0.1:0`).
+    pub(crate) fn web_addr(&self) -> SocketAddr {
+        let line = self.wait_log("web listening on", |l| l.contains("web listening on "));
+        let rest = &line[line.find("web listening on ").unwrap_or(0) + "web listening on ".len()..];
+        rest.split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     /// The data dir.
     pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -411,6 +422,9 @@ impl Drop for Server {
 
 /// `ADDR` from a log line containing `listening on ADDR`.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if line.contains("web listening on ") {
+        return None;
+    }
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
     rest.split_whitespace().next()?.parse().ok()
 }

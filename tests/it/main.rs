@@ -26,3 +26,4 @@ mod room;
 mod shutdown;
 mod tls;
 mod tui;
+mod web;

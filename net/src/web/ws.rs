@@ -1,0 +1,321 @@
+//! A WebSocket as the byte stream `conn.rs` drives: the [`Transport`] of a
+//! browser's connection, so the reader, the writer, the hub and every
+//! limit are the same as over TCP and TLS.
+//!
+//! - **In.** The payloads of binary messages, in order, are the confab
+//!   byte stream: a message may hold several frames or part of one, and
+//!   each payload goes to the hub as one read would (`conn::feed`, no
+//!   copy). Pings are answered by tungstenite; pings, pongs and empty
+//!   messages never reach the hub (the engine's idle timer sees only
+//!   confab frames: a browser answers the server's confab PING). A text
+//!   message is refused with close 1003, a message over
+//!   [`max_message`] with 1009, a protocol violation (an unmasked frame,
+//!   say) with 1002.
+//! - **Out.** Each write `conn.rs` makes is whole frames (it copies up to
+//!   64 KiB of frames, never a part of one, and this transport always
+//!   takes a write whole), and becomes one binary message.
+//! - **Sharing.** As for TLS, the reader and the writer share the stream
+//!   through a lock taken only inside one poll, never contended (both
+//!   halves are polled by the connection's one task).
+
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
+
+use async_io::{Async, Timer};
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use async_tungstenite::WebSocketStream;
+use confab_engine::codec::HEADER_LEN;
+use confab_engine::ConnId;
+use futures_lite::future;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_util::{Sink, Stream};
+
+use crate::conn::{self, End, Fed, Transport, READ_BUF};
+
+use crate::linger;
+use crate::shared::Shared;
+/// The WebSocket implementation, for the fuzz target to drive with the
+/// same types [`close_for`] takes.
+pub use async_tungstenite::tungstenite;
+
+/// Messages with nothing for the hub (control frames, empty messages)
+/// handled in one poll before the task yields, so a ping flood cannot
+/// hold an I/O thread.
+const MAX_IDLE_MESSAGES: usize = 64;
+/// Bytes tungstenite reads from the socket at once.
+const WS_READ_BUF: usize = 16 * 1024;
+/// The close reason a text message gets.
+pub const TEXT_REFUSED: &str = "confab frames travel in binary messages; text is not accepted";
+
+/// The largest message (and WebSocket frame) accepted, and sent: two of
+/// the engine's largest frames, so a client may batch but never make the
+/// server buffer more; at least one write of `conn.rs` (64 KiB of whole
+/// frames, or one frame larger than that), since tungstenite holds
+/// outgoing messages to the same limit.
+pub fn max_message(max_frame: u32) -> usize {
+    (2 * (max_frame as usize + HEADER_LEN)).max(conn::WRITE_CHUNK)
+}
+
+/// tungstenite's limits for a server with the engine's `max_frame`.
+pub fn config(max_frame: u32) -> WebSocketConfig {
+    let max = max_message(max_frame);
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUF)
+        // Each write is whole frames: out at once, never held back.
+        .write_buffer_size(0)
+        // A write waits for the one before it, so at most two are queued.
+        .max_write_buffer_size(2 * (max + 16))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// The close a read error calls for; `None` when the peer is gone and
+/// nothing can be said to it. Every other error has a code.
+pub fn close_for(e: &WsError, max_frame: u32) -> Option<CloseFrame> {
+    let (code, reason) = match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => return None,
+        WsError::Capacity(_) => (
+            CloseCode::Size,
+            format!("message too big: at most {} bytes", max_message(max_frame)),
+        ),
+        WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8".to_owned()),
+        e => (CloseCode::Protocol, short(&e.to_string())),
+    };
+    Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    })
+}
+
+/// A close reason fits 123 bytes.
+fn short(s: &str) -> String {
+    let mut end = s.len().min(120);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// A session's WebSocket, shared by its reader and writer.
+pub(crate) struct WsConn<'a, S> {
+    ws: Mutex<Ws<S>>,
+    tcp: &'a Async<TcpStream>,
+    max_frame: u32,
+}
+
+struct Ws<S> {
+    stream: WebSocketStream<S>,
+    /// The close to send when the connection ends ([`WsConn::finish`]).
+    close: Option<CloseFrame>,
+}
+
+impl<'a, S> WsConn<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    pub(crate) fn new(
+        stream: WebSocketStream<S>,
+        tcp: &'a Async<TcpStream>,
+        max_frame: u32,
+    ) -> Self {
+        WsConn {
+            ws: Mutex::new(Ws {
+                stream,
+                close: None,
+            }),
+            tcp,
+            max_frame,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ws<S>> {
+        self.ws.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a refusal (1003, 1009, 1002) waits to be sent: the reader
+    /// ended the connection, and [`Transport::finish`] must still say why.
+    pub(crate) fn refused(&self) -> bool {
+        self.lock().close.is_some()
+    }
+
+    /// The next payload for the hub; `Pending` (registered) until one.
+    fn poll_data(&self, ws: &mut Ws<S>, cx: &mut Context<'_>) -> Poll<Result<Bytes, End>> {
+        for _ in 0..MAX_IDLE_MESSAGES {
+            match ready!(Pin::new(&mut ws.stream).poll_next(cx)) {
+                Some(Ok(Message::Binary(b))) if !b.is_empty() => return Poll::Ready(Ok(b)),
+                Some(Ok(Message::Text(_))) => {
+                    ws.close = Some(CloseFrame {
+                        code: CloseCode::Unsupported,
+                        reason: Utf8Bytes::from_static(TEXT_REFUSED),
+                    });
+                    return Poll::Ready(Err(End::WebSocket("a text message (close 1003)".into())));
+                }
+                // Answered by tungstenite (ping, close) or nothing to feed.
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Poll::Ready(Err(self.fail(ws, e))),
+                None => return Poll::Ready(Err(End::PeerClosed)),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn fail(&self, ws: &mut Ws<S>, e: WsError) -> End {
+        match close_for(&e, self.max_frame) {
+            Some(frame) => {
+                let end = End::WebSocket(format!("{e} (close {})", u16::from(frame.code)));
+                ws.close = Some(frame);
+                end
+            }
+            None => match e {
+                WsError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => End::PeerClosed,
+                WsError::Io(e) => End::Io(e),
+                _ => End::PeerClosed,
+            },
+        }
+    }
+
+    /// Sends the close (a refusal, or 1000), then closes the stream under
+    /// it (TLS close_notify, the TCP half-close).
+    fn poll_close(&self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let mut ws = self.lock();
+        if let Some(frame) = ws.close.take() {
+            match Pin::new(&mut ws.stream).poll_ready(cx) {
+                Poll::Pending => {
+                    // Still to send at the next poll.
+                    ws.close = Some(frame);
+                    return Poll::Pending;
+                }
+                Poll::Ready(r) => r?,
+            }
+            Pin::new(&mut ws.stream).start_send(Message::Close(Some(frame)))?;
+        }
+        ready!(Pin::new(&mut ws.stream).poll_flush(cx))?;
+        Pin::new(ws.stream.get_mut())
+            .poll_close(cx)
+            .map_err(WsError::Io)
+    }
+}
+
+fn to_io(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(e) => e,
+        e => io::Error::other(e),
+    }
+}
+
+impl<S> Transport for WsConn<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn poll_read_and_feed(
+        &self,
+        cx: &mut Context<'_>,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Poll<Result<Fed, End>> {
+        let mut ws = self.lock();
+        let data = ready!(self.poll_data(&mut ws, cx));
+        Poll::Ready(data.map(|b| conn::feed(shared, conn, leftover, &b, false)))
+    }
+
+    fn read_now_and_feed(
+        &self,
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+    ) -> Result<Option<Fed>, End> {
+        // As over TCP: nothing is read while the leftover holds a buffer's
+        // worth, which bounds it however long the rate limit holds it.
+        if leftover.len() < READ_BUF {
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut ws = self.lock();
+            if let Poll::Ready(data) = self.poll_data(&mut ws, &mut cx) {
+                return Ok(Some(conn::feed(shared, conn, leftover, &data?, true)));
+            }
+        }
+        Ok(Some(conn::feed(shared, conn, leftover, &[], true)))
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut ws = self.lock();
+        ready!(Pin::new(&mut ws.stream).poll_ready(cx)).map_err(to_io)?;
+        let len = bufs.iter().map(|b| b.len()).sum();
+        let mut payload = Vec::with_capacity(len);
+        for b in bufs {
+            payload.extend_from_slice(b);
+        }
+        Pin::new(&mut ws.stream)
+            .start_send(Message::Binary(payload.into()))
+            .map_err(to_io)?;
+        Poll::Ready(Ok(len))
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.lock().stream)
+            .poll_flush(cx)
+            .map_err(to_io)
+    }
+
+    async fn finish(&self) {
+        {
+            let mut ws = self.lock();
+            if ws.close.is_none() {
+                ws.close = Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: Utf8Bytes::from_static("closed"),
+                });
+            }
+        }
+        let closed = future::or(
+            async { future::poll_fn(|cx| self.poll_close(cx)).await.is_ok() },
+            async {
+                Timer::after(linger::LINGER).await;
+                false
+            },
+        )
+        .await;
+        // Closing an `Async<TcpStream>` only flushes: the FIN is ours to send.
+        if closed && self.tcp.get_ref().shutdown(Shutdown::Write).is_ok() {
+            linger::linger(self.tcp).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+
+    #[test]
+    fn every_read_error_but_a_gone_peer_has_a_close_code() {
+        let too_big = WsError::Capacity(CapacityError::MessageTooLong {
+            size: 1 << 20,
+            max_size: 10,
+        });
+        let code = |e: &WsError| close_for(e, 65536).map(|f| u16::from(f.code));
+        assert_eq!(code(&too_big), Some(1009));
+        let unmasked = WsError::Protocol(ProtocolError::UnmaskedFrameFromClient);
+        assert_eq!(code(&unmasked), Some(1002));
+        assert_eq!(code(&WsError::Io(io::ErrorKind::BrokenPipe.into())), None);
+    }
+
+    #[test]
+    fn a_close_reason_fits_its_frame() {
+        let long = "é".repeat(200);
+        assert!(short(&long).len() <= 123);
+        assert_eq!(max_message(65536), 2 * (65536 + HEADER_LEN));
+        // A small frame limit still lets a whole 64 KiB write through.
+        assert_eq!(max_message(1024), conn::WRITE_CHUNK);
+    }
+}
