@@ -40,8 +40,12 @@ def browser():
 
 # ---- page helpers ----
 
+_USERS = []
+
+
 class User:
     def __init__(self, browser, server, name, password, viewport=(1280, 800), state=None):
+        _USERS.append(self)
         self.name, self.password = name, password
         self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                            storage_state=state)
@@ -49,7 +53,6 @@ class User:
         self.dialogs, self.errors = [], []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: print(name, m.text))
         self.page.goto(server.url)
 
     def register(self):
@@ -65,7 +68,7 @@ class User:
 
     def open(self, key):
         self.page.click(f".nav button[data-key='{key}']")
-        self.page.wait_for_selector(f".nav button.active[data-key='{key}']", timeout=MS)
+        self.page.wait_for_selector(f".nav button.active[data-key='{key}']", state="attached", timeout=MS)
 
     def send(self, text, acked=True):
         self.page.fill("#input", text)
@@ -92,6 +95,12 @@ class User:
         return int(b.text_content()) if b.count() else 0
 
     def wait_badge(self, key, n):
+        try:
+            self._wait_badge(key, n)
+        except Exception as e:
+            raise AssertionError(f"{self.name}'s page shows {self.badge(key)} unread on {key}, not {n}") from e
+
+    def _wait_badge(self, key, n):
         self.page.wait_for_function(
             "([k, n]) => { const b = document.querySelector(`.nav button[data-key='${k}'] .badge`);"
             " return b && Number(b.textContent) === n; }", arg=[key, n], timeout=MS)
@@ -147,6 +156,9 @@ def test_two_pages_and_a_bot_chat_restart_and_catch_up(browser, server):
         _scenario(browser, server)
     except Exception:
         print("SERVER LOG:\n" + "\n".join(server.log[-40:]))
+        for u in _USERS[1:]:
+            print("PAGE", u.name, u.page.evaluate("document.visibilityState"), u.page.inner_html("#messages")[-1500:])
+        print("HIST", confab(server, "history", "--user", "bob", "--password", "bob-pw", "--to", "@alice", check=False).stdout)
         raise
 
 
@@ -230,14 +242,17 @@ def _scenario(browser, server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     alice.page.screenshot(path=str(SHOTS / "page-desktop.png"))
 
-    # The server restarts while the pages are offline; meanwhile carol
-    # posts and bob writes a message that can only be sent later.
-    for u in (alice, bob):
-        u.context.set_offline(True)
+    # The server stops (the pages are told, SHUTDOWN) and starts again on
+    # the same ports while the browsers are offline; meanwhile carol posts
+    # and bob writes a message that can only be sent later.
     bot_ids = [e["id"] for e in bot.messages()]
-    assert server.restart_same_ports().web, "the server came back"
+    assert server.stop() == 0, "the server did not stop cleanly"
     for u in (alice, bob):
         u.page.wait_for_selector("#status.waiting", timeout=MS)
+        u.page.wait_for_function("() => document.getElementById('banner-text').textContent"
+                                 ".includes('shutting down')", timeout=MS)
+        u.context.set_offline(True)
+    server.start(tcp=server.tcp, web=server.web)
     confab(server, "send", "--user", "carol", "--password", "carol-pw", "--to", "all", "while you were away")
     confab(server, "send", "--user", "carol", "--password", "carol-pw", "--to", "#dev", "dev while away")
     bob.open("all")

@@ -14,10 +14,14 @@ const BACKOFF_MAX = 15000;
 const KEEPALIVE = 25000; // ms of silence before the page PINGs the server
 const DEAD_AFTER = 10000; // ms more without a byte: the connection is dead
 
+// A SEND2 client id: 63 random bits. (PROTOCOL.md allows 64, but the
+// server stores client ids as SQLite integers saturated to i64::MAX, so
+// every id of 2^63 or more would be one and the same id: the second such
+// send would be taken for a repeat of the first, ACKed and not stored.)
 function randomU64() {
   const b = new Uint32Array(2);
   crypto.getRandomValues(b);
-  const v = (BigInt(b[0]) << 32n) | BigInt(b[1]);
+  const v = (BigInt(b[0] & 0x7fffffff) << 32n) | BigInt(b[1]);
   return v === 0n ? 1n : v;
 }
 
@@ -270,7 +274,7 @@ export class Client {
         this.sendFrame({ type: "ROSTER_ACK", version: f.version });
         this.on({ type: "presence", user: f.user, online: f.presence === 1 });
         break;
-      case "MESSAGE": console.log("DBG MESSAGE", f.id, f.sender, JSON.stringify(f.target), f.body);
+      case "MESSAGE":
         if (f.id > this.lastId) this.lastId = f.id;
         this.on({ type: "message", msg: f });
         this.scheduleDelivered();
