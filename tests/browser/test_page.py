@@ -257,6 +257,7 @@ def _scenario(browser, server):
     confab(server, "send", "--user", "carol", "--password", "carol-pw", "--to", "#dev", "dev while away")
     bob.open("all")
     bob.send("queued while offline", acked=False)
+    bob.page.wait_for_selector("#messages li.msg.pending", timeout=MS)
     assert bob.page.locator("#messages li.msg.pending").count() == 1
     for u in (alice, bob):
         u.context.set_offline(False)
