@@ -423,18 +423,22 @@ def test_bad_server_frames_are_shown_and_bounded(browser, server):
     page.wait_for_function("() => document.getElementById('banner-text').textContent.includes('busy')",
                            timeout=MS)
     assert "Try again in 2 s" in page.text_content("#banner-text")
-    ws.send(_frame(0x4D, struct.pack(">I", 60000) + _text("maintenance")))
-    page.wait_for_function("() => document.getElementById('banner-text').textContent"
-                           ".includes('shutting down (maintenance)')", timeout=MS)
     # A length prefix of 4 GiB: shown, and the page closes the socket
-    # instead of buffering.
+    # instead of buffering; then it reconnects by itself.
     ws.send(b"\xff\xff\xff\xff\x46")
     page.wait_for_function("() => document.getElementById('banner-text').textContent"
                            ".includes('cannot read')", timeout=MS)
     deadline = time.monotonic() + WAIT
-    while not closed and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    while (not closed or len(sockets) < 2) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # polls Playwright's events, not a fixed wait
     assert closed, "the page kept the socket open after an oversized frame"
+    assert len(sockets) >= 2, "the page did not reconnect"
+    page.wait_for_selector("#status.ready", timeout=MS)
+    sockets[-1].send(_frame(0x4D, struct.pack(">I", 60000) + _text("maintenance")))
+    page.wait_for_function("() => document.getElementById('banner-text').textContent"
+                           ".includes('shutting down (maintenance)')", timeout=MS)
+    page.wait_for_selector("#status.waiting", timeout=MS)
+    assert "reconnecting in 60 s" in page.text_content("#status"), page.text_content("#status")
     ctx.close()
 
 
