@@ -155,10 +155,12 @@ def test_two_pages_and_a_bot_chat_restart_and_catch_up(browser, server):
     try:
         _scenario(browser, server)
     except Exception:
-        print("SERVER LOG:\n" + "\n".join(server.log[-40:]))
-        for u in _USERS[1:]:
-            print("PAGE", u.name, u.page.evaluate("document.visibilityState"), u.page.inner_html("#messages")[-1500:])
-        print("HIST", confab(server, "history", "--user", "bob", "--password", "bob-pw", "--to", "@alice", check=False).stdout)
+        # What the server logged and what each page held, to tell a page's
+        # fault from the server's.
+        print("the server's log, last lines:\n" + "\n".join(server.log[-40:]))
+        for u in _USERS:
+            if not u.page.is_closed():
+                print(f"{u.name}'s messages:", u.page.inner_html("#messages")[-2000:])
         raise
 
 
@@ -297,7 +299,9 @@ def _scenario(browser, server):
                                  " m.scrollTop = 0; return [...m.querySelectorAll('.text')]"
                                  ".some(e => e.textContent === 'bulk 1'); }", timeout=MS, polling=200)
     assert phone.count("bulk 1") == 1 and phone.count("standup in 5") == 1
-    phone.page.evaluate("document.getElementById('messages').scrollTop = 1e9")
+    phone.page.click("#toggle-nav")
+    phone.open("all")
+    phone.wait_text("queued while offline")
     phone.page.screenshot(path=str(SHOTS / "page-phone.png"))
 
     # Logging out forgets the token and revokes the device: alice's other
