@@ -216,9 +216,21 @@ def _scenario(browser, server):
     alice.wait_text("line one\nline two")
     assert bob.page.evaluate("document.activeElement.id") == "input"
     assert bob.page.input_value("#input") == ""
+    # Keyboard only: Tab reaches the Send button with a visible focus ring;
+    # a conversation is a <button> that Enter opens.
+    bob.page.keyboard.press("Tab")
+    assert bob.page.evaluate("document.activeElement.id") == "send-button"
+    assert bob.page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    bob.page.keyboard.press("Shift+Tab")
+    assert bob.page.evaluate("document.activeElement.id") == "input"
+    assert bob.page.locator("button:not([type])").count() == 0, "a button without a type"
+    bob.page.focus(".nav button[data-key='all']")
+    bob.page.keyboard.press("Enter")
+    bob.page.wait_for_function("() => document.getElementById('conv-title').textContent === 'all'",
+                               timeout=MS)
+    assert bob.page.evaluate("document.activeElement.id") == "input", "opening a conversation moves the focus to the input"
 
     # Markup in a body is text.
-    bob.open("all")
     alice.open("all")
     bob.send(XSS)
     bot_saw(bot, XSS, "all", "bob")
