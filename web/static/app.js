@@ -122,6 +122,7 @@ client.on = (ev) => {
       $("whoami").textContent = `${ev.user} · ${ev.device}`;
       conv(ROOM);
       for (const n of JSON.parse(localStorage.getItem(dmStoreKey()) || "[]")) conv(user(n));
+      for (const [key, e] of client.outbox) conv(e.target).local.set(key, { key, body: e.body, ts: e.at });
       break;
     case "read_marker": markers.set(targetKey(ev.target), Math.max(ev.id, markers.get(targetKey(ev.target)) || 0)); draw(false); break;
     case "roster":

@@ -9,6 +9,7 @@ import { isFatal, plainWords } from "./errors.js";
 
 const STORE = "confab.creds";
 const DEVICE = "confab.device";
+const OUTBOX = "confab.outbox.";
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
 const KEEPALIVE = 25000; // ms of silence before the page PINGs the server
@@ -51,7 +52,8 @@ export class Client {
     this.lastId = 0; // the newest MESSAGE (or CAUGHT_UP) id received: the bookmark
     this.nextRef = 1;
     this.pending = new Map(); // ref -> { kind, ... }
-    this.outbox = new Map(); // local key -> { cid, target, body, ref }
+    this.outbox = new Map(); // local key -> { cid, target, body, ref }, kept in localStorage
+    this.loadOutbox();
     this.attempt = 0;
     this.timer = null;
     this.deliveredTimer = null;
@@ -92,9 +94,27 @@ export class Client {
     }
   }
 
+  // Unacknowledged sends survive a reload: resent with the same client id,
+  // they are stored once (until the server's dedup window, 24 h).
+  saveOutbox() {
+    if (!this.creds) return;
+    const list = [...this.outbox].map(([key, e]) => [key, String(e.cid), e.target, e.body, e.at]);
+    localStorage.setItem(OUTBOX + this.creds.user.toLowerCase(), JSON.stringify(list));
+  }
+
+  loadOutbox() {
+    if (!this.creds) return;
+    const list = JSON.parse(localStorage.getItem(OUTBOX + this.creds.user.toLowerCase()) || "[]");
+    const day = Date.now() - 23 * 3600 * 1000;
+    for (const [key, cid, target, body, at] of list) {
+      if (at > day) this.outbox.set(key, { cid: BigInt(cid), target, body, at, ref: 0 });
+    }
+  }
+
   send(target, body) {
     const key = "local-" + toHex(crypto.getRandomValues(new Uint8Array(8)));
-    this.outbox.set(key, { cid: randomU64(), target, body, ref: 0 });
+    this.outbox.set(key, { cid: randomU64(), target, body, at: Date.now(), ref: 0 });
+    this.saveOutbox();
     if (this.phase === "ready") this.transmit(key);
     return key;
   }
@@ -190,6 +210,7 @@ export class Client {
   }
 
   forget() {
+    if (this.creds) localStorage.removeItem(OUTBOX + this.creds.user.toLowerCase());
     localStorage.removeItem(STORE);
     this.creds = null;
   }
@@ -377,6 +398,7 @@ export class Client {
     const e = this.outbox.get(req.key);
     if (!e) return;
     this.outbox.delete(req.key);
+    this.saveOutbox();
     this.on({ type: "ack", key: req.key, id: f.id, ts: f.ts, target: e.target, body: e.body });
   }
 
@@ -393,6 +415,7 @@ export class Client {
         setTimeout(() => this.transmit(req.key), Math.max(f.retry_after_ms, 1000));
       } else {
         this.outbox.delete(req.key);
+        this.saveOutbox();
         this.on({ type: "send_failed", key: req.key, text: words });
       }
       return;
