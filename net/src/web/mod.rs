@@ -183,7 +183,8 @@ pub(crate) fn connection(c: WebConn, web: Arc<Web>) -> impl Future<Output = ()> 
             Some(acceptor) => {
                 let handshake = web.before(deadline, acceptor.accept(&c.stream));
                 match handshake.await {
-                    Some(Ok(tls)) => serve_http(&c, &web, tls, deadline, permit).await,
+                    // Boxed: a plain session's task holds no room for rustls.
+                    Some(Ok(tls)) => Box::pin(serve_http(&c, &web, tls, deadline, permit)).await,
                     Some(Err(e)) => debug!("web: TLS handshake failed peer={}: {e}", c.peer),
                     None => debug!("web: no TLS handshake in time peer={}", c.peer),
                 }
@@ -263,6 +264,8 @@ where
             answer_and_close(c, stream, &http::refusal(status, &why), &[], deadline).await
         }
         Route::Upgrade { protocol, accept } => {
+            // Not kept for the session's life.
+            drop(head);
             upgrade(c, web, stream, rest, (protocol, accept), permit).await
         }
     }

@@ -47,8 +47,10 @@ pub use async_tungstenite::tungstenite;
 /// handled in one poll before the task yields, so a ping flood cannot
 /// hold an I/O thread.
 const MAX_IDLE_MESSAGES: usize = 64;
-/// Bytes tungstenite reads from the socket at once.
-const WS_READ_BUF: usize = 16 * 1024;
+/// Bytes tungstenite reads from the socket at once. Its buffer is kept
+/// for the connection's life (an idle session holds it), so it is small:
+/// a browser sends little, and the fan-out it receives is writes.
+const WS_READ_BUF: usize = 4 * 1024;
 /// The close reason a text message gets.
 pub const TEXT_REFUSED: &str = "confab frames travel in binary messages; text is not accepted";
 
