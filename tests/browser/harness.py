@@ -113,10 +113,6 @@ class Server:
                 self.proc.wait()
         return self.proc.returncode if self.proc else None
 
-    def restart_same_ports(self):
-        self.stop()
-        return self.start(tcp=self.tcp, web=self.web)
-
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
