@@ -202,9 +202,25 @@ def _scenario(browser, server):
     alice.page.wait_for_function("() => !document.querySelector(\".nav button[data-key='#dev'] .badge\")",
                                  timeout=MS)
 
-    # A direct message: bob sees it, carol never does.
+    # A direct message: bob sees it, carol never does. Bob turned on
+    # notifications and his tab is hidden: he is notified.
+    bob.context.grant_permissions(["notifications"], origin=server.url.rstrip("/"))
+    bob.page.reload()
+    bob.wait_ready()
+    assert bob.page.text_content("#notify-button") == "Notifications on"
+    bob.page.evaluate("""() => {
+        window.shown = [];
+        const Real = window.Notification;
+        window.Notification = class extends Real {
+            constructor(title, options) { window.shown.push([title, options.body]); super(title, options); }
+        };
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    }""")
     alice.open("@bob")
     alice.send("psst, bob: the password is swordfish")
+    bob.page.wait_for_function("() => window.shown.length > 0", timeout=MS)
+    assert bob.page.evaluate("window.shown") == [["confab: alice", "psst, bob: the password is swordfish"]]
+    bob.page.evaluate("() => { delete document.hidden; }")
     bob.wait_badge("@alice", 1)
     bob.open("@alice")
     bob.wait_text("psst, bob: the password is swordfish")
