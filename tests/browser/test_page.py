@@ -412,7 +412,7 @@ def test_bad_server_frames_are_shown_and_bounded(browser, server):
     page.goto(server.url)
     page.evaluate("localStorage.setItem('confab.creds', JSON.stringify("
                   "{user: 'mock', device: 'web-mock', token: '11'.repeat(32)}))")
-    sockets, closed, history_refs = [], [], []
+    sockets, closed, history_refs, sends = [], [], [], []
 
     def on_message(ws, m):
         t, ref = m[4], m[5:9]
@@ -424,6 +424,10 @@ def test_bad_server_frames_are_shown_and_bounded(browser, server):
                     _frame(0x43, struct.pack(">QBH", 1, 1, 1) + _name("mock")) +
                     _frame(0x4A, struct.pack(">Q", 9)) +
                     _frame(0x4B, ROOM_T + struct.pack(">QQI", 5, 9, 3)))
+        elif t == 0x1C:  # SEND2: the first copy goes unanswered, a repeat is ACKed
+            sends.append(m[9:17])
+            if len(sends) > 1:
+                ws.send(_frame(0x45, ref + struct.pack(">QQ", 20, 1_700_000_000_000)))
         elif t == 0x18:  # GROUP_LIST_REQUEST
             ws.send(_frame(0x48, ref + struct.pack(">H", 0)))
         elif t == 0x1A:  # HISTORY_REQUEST
@@ -449,6 +453,17 @@ def test_bad_server_frames_are_shown_and_bounded(browser, server):
         page.wait_for_selector(f"#messages li.msg[data-id='{i}']", timeout=MS)
     assert page.locator("#messages li.note").count() == 0
     assert 10 in history_refs, f"the missed range was not asked for: {history_refs}"
+    # A send with no ACK when the connection drops is sent again after the
+    # reconnect, with the same client id (so the server stores it once).
+    page.fill("#input", "retry me")
+    page.press("#input", "Enter")
+    deadline = time.monotonic() + WAIT
+    while not sends and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # polls Playwright's events, not a fixed wait
+    sockets[-1].close()
+    page.wait_for_selector("#messages li.msg[data-id='20']", timeout=MS)
+    assert len(sends) == 2 and sends[0] == sends[1], f"resent with other client ids: {sends}"
+    assert page.locator("#messages li.msg[data-local]").count() == 0
     # Errors and SHUTDOWN in plain words.
     ws = sockets[-1]
     ws.send(_frame(0x4C, struct.pack(">HII", 31, 0, 2000) + _text("busy")))
