@@ -2,7 +2,9 @@
 """The shape ARCHITECTURE.md promises, checked: no import cycles among the
 modules of engine, net and client (per file, and per top-level module);
 no file in engine/src over 700 lines and no engine function over 80,
-except the frame codec's encode and decode; no too_many_arguments allow.
+except the frame codec's encode and decode; no too_many_arguments allow;
+no file of the browser client (web/static) or its tests over 700 lines,
+and the page under 150 KB.
 Exits 1, naming each breach. Reads `use crate::`/`super::` paths (comments
 and `#[cfg(test)] mod tests` tails left out), not the compiler's view: a
 cheap guard, not a proof."""
@@ -124,6 +126,22 @@ for src in CRATES + ["bench/src", "tests", "fuzz/fuzz_targets"]:
     for f in rust_files(src):
         if "too_many_arguments" in open(f).read():
             breaches.append(f"{os.path.relpath(f, ROOT)}: allows too_many_arguments")
+# The browser client (web/static, no build step) and its tests: the same
+# file length limit, and the whole page under 150 KB.
+PAGE_MAX = 150 * 1024
+page_bytes = 0
+for src in ["web/static", "tests/browser"]:
+    for d, _, fs in os.walk(os.path.join(ROOT, src)):
+        for f in fs:
+            path = os.path.join(d, f)
+            if src == "web/static":
+                page_bytes += os.path.getsize(path)
+            if f.endswith((".js", ".py", ".css", ".html")):
+                n = len(open(path).read().splitlines())
+                if n > MAX_FILE:
+                    breaches.append(f"{os.path.relpath(path, ROOT)}: {n} lines (at most {MAX_FILE})")
+if page_bytes > PAGE_MAX:
+    breaches.append(f"web/static: {page_bytes} bytes (the page must stay under {PAGE_MAX})")
 for b in breaches:
     print(b)
 sys.exit(1 if breaches else 0)

@@ -26,6 +26,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+step "browser tests (the page in web/static, in headless chromium: tests/browser)"
+CONFAB_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" python3 -m pytest tests/browser -q -s -p no:cacheprovider
+
 step "fuzz smoke run (${FUZZ_SECONDS:=15} s per target)"
 (
   cd fuzz
