@@ -541,6 +541,21 @@ pub(crate) fn feed(
     }
 }
 
+/// [`feed`] for `len` bytes of the transport's own framing with nothing
+/// for the hub (a WebSocket ping): paid for all the same
+/// (`Hub::handle_transport_bytes`).
+pub(crate) fn feed_transport(shared: &Shared, conn: ConnId, leftover: &[u8], len: usize) -> Fed {
+    shared.with_core(|core, now| {
+        let hub = &mut core.hub;
+        hub.handle_transport_bytes(now, conn, len);
+        Fed {
+            ready: hub.read_ready(now, conn),
+            deadline: hub.poll_timeout(conn),
+            backlog: hub.holds_request(conn, leftover),
+        }
+    })
+}
+
 // Not an `async fn`: see "Task size" in the module docs.
 #[allow(clippy::manual_async_fn)]
 fn write_side<'a>(

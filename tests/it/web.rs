@@ -472,3 +472,35 @@ fn a_websocket_ping_is_answered_with_its_pong() {
         other => panic!("expected the pong, got {other:?}"),
     }
 }
+
+#[test]
+fn a_ping_flood_before_login_is_paid_for_and_closes_the_session_as_flooding() {
+    let (_server, addr) = web_server(&["--pre-auth-burst", "8"]);
+    let mut ws = Frames::new(ws_connect(addr));
+    // Each ping is one request of the pre-auth budget, as a PING frame is.
+    for i in 0..20u8 {
+        if ws.ws.send(Message::Ping(vec![i].into())).is_err() {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    loop {
+        match ws.ws.read() {
+            Ok(Message::Binary(b)) => ws.split(&b),
+            Ok(Message::Pong(_)) => got.push("pong".to_owned()),
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        got.len() < 20,
+        "the flood was cut short, not answered in full: {} pongs",
+        got.len()
+    );
+    let error = ws.got.iter().find(|f| f.starts_with("Error"));
+    assert!(
+        error.is_some_and(|e| e.contains("code: Flooding")),
+        "{:?}",
+        ws.got
+    );
+}

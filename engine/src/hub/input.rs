@@ -76,6 +76,28 @@ impl Hub {
         off
     }
 
+    /// `len` bytes of the front end's own framing were read with nothing
+    /// in them for the hub (a WebSocket ping, pong or empty message). They
+    /// show the client is there, as any bytes do (the idle timeout, an
+    /// outstanding PING), and they are paid for like an exempt request of
+    /// that length (before login, one request of the pre-auth budget), so
+    /// a flood of them pauses reading, or closes the session before login,
+    /// as a flood of PINGs would. Check [`Hub::read_ready`] after.
+    pub fn handle_transport_bytes(&mut self, now: Instant, conn: ConnId, len: usize) {
+        let Some(s) = self.sessions.get_mut(conn) else {
+            return;
+        };
+        if s.state.is_closed() {
+            return;
+        }
+        s.last_heard = now;
+        if s.marks().ping_sent.is_some() {
+            s.set_marks(|m| m.ping_sent = None);
+        }
+        let _paid = self.pay(now, conn, true, len);
+        self.finish();
+    }
+
     /// Reads, pays for and acts on the request at the front of `input`.
     fn take_one(
         &mut self,

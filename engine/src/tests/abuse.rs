@@ -653,3 +653,35 @@ fn a_login_whose_key_locked_while_it_was_checked_is_refused_whatever_its_answer(
     );
     assert_eq!(w.hub.user(w.peers[peers[2]].conn), None);
 }
+
+#[test]
+fn transport_framing_counts_for_the_idle_timeout_and_is_paid_for_from_the_byte_budget() {
+    let config = Config {
+        byte_rate: 100,
+        byte_burst: 1000,
+        ..Config::default()
+    };
+    let idle = config.idle_timeout;
+    let mut w = World::with_accounts(config, &["alice"]);
+    let a = w.login("alice", false);
+    let conn = w.peers[a].conn;
+    // Framing alone keeps the session alive past its idle timeout: the
+    // peer does not read, so the server's PINGs go unanswered.
+    w.peers[a].reading = false;
+    for _ in 0..6 {
+        w.advance(idle / 2);
+        w.hub.handle_transport_bytes(w.now, conn, 8);
+        w.run();
+    }
+    assert_ne!(w.hub.phase(conn), Some(Phase::Closed));
+    w.peers[a].reading = true;
+    w.run();
+    assert!(w.errors(a).is_empty(), "{:?}", w.peers[a].got);
+    // A flood of it spends the byte budget: reading pauses, and it is told.
+    for _ in 0..100 {
+        w.hub.handle_transport_bytes(w.now, conn, 200);
+    }
+    w.run();
+    assert_ne!(w.hub.read_ready(w.now, conn), crate::ReadReady::Now);
+    assert_eq!(w.errors(a), [ErrorCode::RateLimited]);
+}

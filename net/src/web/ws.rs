@@ -5,9 +5,12 @@
 //! - **In.** The payloads of binary messages, in order, are the confab
 //!   byte stream: a message may hold several frames or part of one, and
 //!   each payload goes to the hub as one read would (`conn::feed`, no
-//!   copy). Pings are answered by tungstenite; pings, pongs and empty
-//!   messages never reach the hub (the engine's idle timer sees only
-//!   confab frames: a browser answers the server's confab PING). A text
+//!   copy). Pings are answered by tungstenite; a ping, pong or empty
+//!   message is told to the hub as that many bytes of framing
+//!   (`conn::feed_transport`): it counts for the idle timeout and is paid
+//!   for from the session's budgets like an exempt request, so a ping
+//!   flood pauses reading (or, before login, closes the session) as a
+//!   PING flood would. A text
 //!   message is refused with close 1003, a message over
 //!   [`max_message`] with 1009, a protocol violation (an unmasked frame,
 //!   say) with 1002.
@@ -43,10 +46,17 @@ use crate::shared::Shared;
 /// same types [`close_for`] takes.
 pub use async_tungstenite::tungstenite;
 
-/// Messages with nothing for the hub (control frames, empty messages)
-/// handled in one poll before the task yields, so a ping flood cannot
-/// hold an I/O thread.
-const MAX_IDLE_MESSAGES: usize = 64;
+/// What a read of the WebSocket brought.
+enum Data {
+    /// A binary message's payload: confab bytes.
+    Bytes(Bytes),
+    /// A ping, pong or empty message of this many payload bytes: nothing
+    /// for the hub but its cost.
+    Framing(usize),
+}
+
+/// The least a message of framing is charged (a frame header's bytes).
+const FRAMING_CHARGE: usize = 2;
 /// Bytes tungstenite reads from the socket at once. Its buffer is kept
 /// for the connection's life (an idle session holds it), so it is small:
 /// a browser sends little, and the fan-out it receives is writes.
@@ -145,26 +155,40 @@ where
         self.lock().close.is_some()
     }
 
-    /// The next payload for the hub; `Pending` (registered) until one.
-    fn poll_data(&self, ws: &mut Ws<S>, cx: &mut Context<'_>) -> Poll<Result<Bytes, End>> {
-        for _ in 0..MAX_IDLE_MESSAGES {
-            match ready!(Pin::new(&mut ws.stream).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) if !b.is_empty() => return Poll::Ready(Ok(b)),
-                Some(Ok(Message::Text(_))) => {
-                    ws.close = Some(CloseFrame {
-                        code: CloseCode::Unsupported,
-                        reason: Utf8Bytes::from_static(TEXT_REFUSED),
-                    });
-                    return Poll::Ready(Err(End::WebSocket("a text message (close 1003)".into())));
-                }
-                // Answered by tungstenite (ping, close) or nothing to feed.
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Poll::Ready(Err(self.fail(ws, e))),
-                None => return Poll::Ready(Err(End::PeerClosed)),
+    /// The next message; `Pending` (registered) until one.
+    fn poll_data(&self, ws: &mut Ws<S>, cx: &mut Context<'_>) -> Poll<Result<Data, End>> {
+        let framing = |len: usize| Poll::Ready(Ok(Data::Framing(len + FRAMING_CHARGE)));
+        match ready!(Pin::new(&mut ws.stream).poll_next(cx)) {
+            Some(Ok(Message::Binary(b))) if !b.is_empty() => Poll::Ready(Ok(Data::Bytes(b))),
+            Some(Ok(Message::Text(_))) => {
+                ws.close = Some(CloseFrame {
+                    code: CloseCode::Unsupported,
+                    reason: Utf8Bytes::from_static(TEXT_REFUSED),
+                });
+                Poll::Ready(Err(End::WebSocket("a text message (close 1003)".into())))
             }
+            // Answered by tungstenite; nothing to feed, but paid for.
+            Some(Ok(Message::Ping(b) | Message::Pong(b))) => framing(b.len()),
+            Some(Ok(Message::Binary(_) | Message::Frame(_))) => framing(0),
+            // The peer's close: tungstenite answers it, and the stream ends.
+            Some(Ok(Message::Close(_))) => framing(0),
+            Some(Err(e)) => Poll::Ready(Err(self.fail(ws, e))),
+            None => Poll::Ready(Err(End::PeerClosed)),
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+    }
+
+    /// What `data` gives the hub.
+    fn feed(
+        shared: &Shared,
+        conn: ConnId,
+        leftover: &mut Vec<u8>,
+        data: Data,
+        timeout: bool,
+    ) -> Fed {
+        match data {
+            Data::Bytes(b) => conn::feed(shared, conn, leftover, &b, timeout),
+            Data::Framing(len) => conn::feed_transport(shared, conn, leftover, len),
+        }
     }
 
     fn fail(&self, ws: &mut Ws<S>, e: WsError) -> End {
@@ -224,7 +248,8 @@ where
     ) -> Poll<Result<Fed, End>> {
         let mut ws = self.lock();
         let data = ready!(self.poll_data(&mut ws, cx));
-        Poll::Ready(data.map(|b| conn::feed(shared, conn, leftover, &b, false)))
+        drop(ws);
+        Poll::Ready(data.map(|d| Self::feed(shared, conn, leftover, d, false)))
     }
 
     fn read_now_and_feed(
@@ -239,7 +264,8 @@ where
             let mut cx = Context::from_waker(Waker::noop());
             let mut ws = self.lock();
             if let Poll::Ready(data) = self.poll_data(&mut ws, &mut cx) {
-                return Ok(Some(conn::feed(shared, conn, leftover, &data?, true)));
+                drop(ws);
+                return Ok(Some(Self::feed(shared, conn, leftover, data?, true)));
             }
         }
         Ok(Some(conn::feed(shared, conn, leftover, &[], true)))
