@@ -93,6 +93,17 @@ impl Groups {
         v
     }
 
+    /// Every group and its member count, sorted by name.
+    pub(super) fn all(&self) -> Vec<(Name, usize)> {
+        let mut v: Vec<(Name, usize)> = self
+            .groups
+            .values()
+            .map(|g| (g.name, g.members.len()))
+            .collect();
+        v.sort_by_key(|(n, _)| n.key());
+        v
+    }
+
     /// Every group, as `user` sees the list.
     fn list(&self, user: &Name) -> Vec<GroupInfo> {
         let key = user.key();
