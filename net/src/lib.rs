@@ -157,6 +157,12 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
         // printed even when the log level hides info.
         eprintln!("listening on {}", server.local_addr());
     }
+    if let Some(addr) = server.irc_addr() {
+        info!("irc listening on {addr}");
+        if !log::log_enabled!(log::Level::Info) {
+            eprintln!("irc listening on {addr}");
+        }
+    }
     log::logger().flush();
     server.run(signals.first())?;
     Ok(())
@@ -196,6 +202,12 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
         write_queue: args.write_queue as usize,
         retention: args.retention(),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        irc_listen: args.irc_listen,
+        irc: confab_engine::irc::IrcConfig {
+            room_channel: args.irc_room_channel.clone(),
+            guests: args.irc_guests,
+            ..Default::default()
+        },
         ..ServerOptions::default()
     }
 }

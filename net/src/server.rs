@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use async_channel::Sender;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
-use confab_engine::{Config, ConnId, Hub};
+use confab_engine::irc::IrcConfig;
+use confab_engine::{Config, ConnId, Hub, Protocol};
 use easy_parallel::Parallel;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
@@ -88,6 +89,10 @@ pub struct ServerOptions {
     /// binary does; a server embedded in a test process leaves the signal
     /// alone).
     pub counters_on_signal: bool,
+    /// Also serve IRC here (see `confab_engine::irc`).
+    pub irc_listen: Option<SocketAddr>,
+    /// The IRC gateway's settings.
+    pub irc: IrcConfig,
 }
 
 impl Default for ServerOptions {
@@ -108,6 +113,8 @@ impl Default for ServerOptions {
             shutdown_timeout: Duration::from_secs(5),
             tls: None,
             counters_on_signal: false,
+            irc_listen: None,
+            irc: IrcConfig::default(),
         }
     }
 }
@@ -133,6 +140,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The hub has no room for the IRC gateway's protocols.
+    #[error("the hub speaks too many protocols to add IRC")]
+    Protocols,
 }
 
 /// Counters reported when the server stops.
@@ -151,6 +161,8 @@ pub struct Server {
     options: ServerOptions,
     listener: Async<TcpListener>,
     addr: SocketAddr,
+    /// The IRC listener, its address and the protocol it starts sessions in.
+    irc: Option<(Async<TcpListener>, SocketAddr, Protocol)>,
     shared: Arc<Shared>,
     workers: Workers,
 }
@@ -172,7 +184,19 @@ impl Server {
         options.hash.validate()?;
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
-        let hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        let irc = match options.irc_listen {
+            Some(at) => {
+                let config = IrcConfig {
+                    server: options.engine.server_name.replace(' ', "-"),
+                    ..options.irc.clone()
+                };
+                let protocols = hub.add_irc(config).ok_or(StartError::Protocols)?;
+                let (listener, addr) = bind(at)?;
+                Some((listener, addr, protocols.plain))
+            }
+            None => None,
+        };
 
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
@@ -187,18 +211,7 @@ impl Server {
             .map(|_| stores())
             .collect::<Result<Vec<_>, _>>()?;
 
-        let listener =
-            Async::<TcpListener>::bind(options.listen).map_err(|source| StartError::Bind {
-                addr: options.listen,
-                source,
-            })?;
-        let addr = listener
-            .get_ref()
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: options.listen,
-                source,
-            })?;
+        let (listener, addr) = bind(options.listen)?;
 
         let auth_rx = Arc::new(FairQueue::new(
             options.auth_queue,
@@ -215,6 +228,7 @@ impl Server {
             options,
             listener,
             addr,
+            irc,
             shared: Arc::new(Shared::new(hub, effects)),
             workers: Workers {
                 auth_rx,
@@ -232,12 +246,18 @@ impl Server {
         self.addr
     }
 
+    /// The IRC listener's address, if it serves IRC.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc.as_ref().map(|(_, addr, _)| *addr)
+    }
+
     /// Serves until `stop` completes, then shuts down (see the module docs).
     pub fn run(self, stop: impl Future<Output = ()>) -> Result<Stats, StartError> {
         let Server {
             options,
             listener,
             addr: _,
+            irc,
             shared,
             workers,
         } = self;
@@ -256,8 +276,13 @@ impl Server {
                 async_io::block_on(ex.run(executor_stopped.recv()))
             })
             .finish(|| {
-                let accepted =
-                    async_io::block_on(ex.run(serve(&ex, &shared, listener, &options, stop)));
+                let accepted = async_io::block_on(ex.run(serve(
+                    &ex,
+                    &shared,
+                    (listener, irc),
+                    &options,
+                    stop,
+                )));
                 drop(stop_executor);
                 accepted
             });
@@ -375,13 +400,16 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
 async fn serve(
     ex: &Executor<'_>,
     shared: &Arc<Shared>,
-    listener: Async<TcpListener>,
+    (listener, irc): (
+        Async<TcpListener>,
+        Option<(Async<TcpListener>, SocketAddr, Protocol)>,
+    ),
     options: &ServerOptions,
     stop: impl Future<Output = ()>,
 ) -> u64 {
     enum Event {
         Stop,
-        Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
+        Accepted(io::Result<(Async<TcpStream>, SocketAddr)>, Protocol),
         Finished(u64),
         Summary,
     }
@@ -418,7 +446,7 @@ async fn serve(
                         Err(_) => Event::Stop,
                     }
                 },
-                future::or(async { Event::Accepted(listener.accept().await) }, async {
+                future::or(accept(&listener, irc.as_ref(), Event::Accepted), async {
                     match due {
                         Some(t) => Timer::at(t).await,
                         None => Timer::never().await,
@@ -434,14 +462,14 @@ async fn serve(
                 tasks.remove(&id);
             }
             Event::Summary => refusals.summarize(Instant::now()),
-            Event::Accepted(Ok((stream, peer))) => {
+            Event::Accepted(Ok((stream, peer)), protocol) => {
                 // Frames are written whole; no need to wait for more.
                 let _ = stream.get_ref().set_nodelay(true);
                 let source = source_of(peer.ip());
                 let admitted = shared.with_core(|core, now| {
                     core.hub
                         .admit(now, source)
-                        .map(|()| core.connect(now, peer, source))
+                        .map(|()| core.connect(now, peer, source, protocol))
                 });
                 let (conn, woken) = match admitted {
                     Ok(admitted) => admitted,
@@ -467,14 +495,14 @@ async fn serve(
                 };
                 tasks.insert(id, task);
             }
-            Event::Accepted(Err(e)) => {
+            Event::Accepted(Err(e), _) => {
                 // Out of file descriptors, usually: back off instead of spinning.
                 warn!("accepting a connection failed: {e}");
                 Timer::after(Duration::from_millis(100)).await;
             }
         }
     }
-    drop(listener);
+    drop((listener, irc));
     info!("shutting down: {} connections to close", tasks.len());
     shared.with_core(|core, now| {
         let retry = core.hub.config().shutdown_retry;
@@ -508,6 +536,30 @@ async fn serve(
         dumps.cancel().await;
     }
     accepted
+}
+
+/// The next connection on either listener, with the protocol it speaks.
+async fn accept<E>(
+    confab: &Async<TcpListener>,
+    irc: Option<&(Async<TcpListener>, SocketAddr, Protocol)>,
+    event: impl Fn(io::Result<(Async<TcpStream>, SocketAddr)>, Protocol) -> E,
+) -> E {
+    let confab = async { event(confab.accept().await, Protocol::CONFAB) };
+    let irc = async {
+        match irc {
+            Some((l, _, p)) => event(l.accept().await, *p),
+            None => future::pending().await,
+        }
+    };
+    future::or(confab, irc).await
+}
+
+/// A listener on `addr`, and the address it got.
+fn bind(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = Async::<TcpListener>::bind(addr).map_err(bind_error)?;
+    let bound = listener.get_ref().local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 /// What a TLS connection starts with.
