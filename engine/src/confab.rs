@@ -174,7 +174,7 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
 /// A gateway's own lines, which never go to a confab session (written as
 /// nothing if one did).
 fn is_raw(event: &Event) -> bool {
-    matches!(event, Event::Raw(_) | Event::RawAfter { .. })
+    matches!(event, Event::Raw(_))
 }
 
 fn entry(m: &StoredMessage) -> HistoryEntry<'_> {

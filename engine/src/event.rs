@@ -158,15 +158,6 @@ pub enum Event {
     /// Lines a gateway front end wrote for one session (an IRC reply),
     /// sent as they are; the confab codec writes nothing for it.
     Raw(Box<[u8]>),
-    /// As [`Event::Raw`], queued in the message class just after id
-    /// `after`, so that it goes out after every message up to `after`
-    /// (an IRC PONG, which clients use as a barrier: see `Hub::sync`).
-    RawAfter {
-        /// The newest id it follows.
-        after: MessageId,
-        /// The lines.
-        bytes: Box<[u8]>,
-    },
     /// The server is shutting down.
     Shutdown {
         /// When to come back.

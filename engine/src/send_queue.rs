@@ -58,7 +58,6 @@ pub(crate) fn key(q: &Queued) -> MessageId {
     match (q.message, q.event.event()) {
         (Some((_, id)), _) => id,
         (None, Event::CaughtUp { last_id }) => last_id.next(),
-        (None, Event::RawAfter { after, .. }) => after.next(),
         (None, _) => MessageId::ZERO,
     }
 }

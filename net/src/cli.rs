@@ -159,6 +159,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_IRC_GUESTS")]
     pub irc_guests: bool,
 
+    /// Do not JOIN IRC clients to the room's channel or show its presence
+    /// (for conformance suites, which count every line).
+    #[arg(long, env = "CONFAB_IRC_QUIET_ROOM")]
+    pub irc_quiet_room: bool,
+
     /// Directory of the database; created if missing.
     #[arg(
         long,

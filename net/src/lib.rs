@@ -206,6 +206,7 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
         irc: confab_engine::irc::IrcConfig {
             room_channel: args.irc_room_channel.clone(),
             guests: args.irc_guests,
+            room_presence: !args.irc_quiet_room,
             ..Default::default()
         },
         ..ServerOptions::default()

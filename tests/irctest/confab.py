@@ -97,6 +97,7 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             "--listen", "127.0.0.1:0",
             "--irc-listen", f"{hostname}:{port}",
             "--irc-guests",
+            "--irc-quiet-room",
         ] + FLAGS
         self.proc = self.execute(args)
 

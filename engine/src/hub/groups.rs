@@ -207,6 +207,7 @@ impl Hub {
         if let GroupOp::Create { group, .. } = &op {
             self.groups.pending_creates.insert(group.key());
         }
+        self.syncs.sent += 1;
         self.outbox.effect(Effect::StoreGroup {
             conn,
             reference,
@@ -223,6 +224,10 @@ impl Hub {
         result: Result<(), ProtocolError>,
     ) {
         self.end_request(conn);
+        self.syncs.answered += 1;
+        if result.is_err() {
+            self.release_syncs();
+        }
         if let GroupOp::Create { group, .. } = &op {
             self.groups.pending_creates.remove(&group.key());
         }
@@ -250,6 +255,7 @@ impl Hub {
             GroupOp::Leave { group, user } => (group, user, GroupChange::Left),
         };
         let Some((name, _)) = self.groups.apply(group, user, change) else {
+            self.release_syncs();
             return;
         };
         let event = Shared::new(Event::GroupEvent {
@@ -271,6 +277,7 @@ impl Hub {
             self.push_shared(r, &event, Class::Roster, None);
         }
         self.finish();
+        self.release_syncs();
     }
 
     pub(super) fn group_list(&mut self, conn: ConnId, reference: Ref) {

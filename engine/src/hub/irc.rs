@@ -8,10 +8,10 @@
 //! shared encoding, once per tag set.
 //!
 //! The PONG to a client's PING goes through [`Hub::sync`]: it is queued
-//! only after every message stored before the PING has been routed, in
-//! the message class just after the newest, so a client that reads up to
-//! its PONG has read everything sent before its PING (irctest relies on
-//! this).
+//! only after every message and group change stored before the PING has
+//! been routed, in the last class (after messages, the room's log and
+//! group events), so a client that reads up to its PONG has read
+//! everything sent before its PING (irctest relies on this).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -362,21 +362,13 @@ impl Hub {
     pub(super) fn sync(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let s = &mut self.syncs;
         if s.answered >= s.sent || s.waiting.len() >= SYNCS_MAX {
-            let after = self.last_id;
-            return self.push(
-                conn,
-                Event::RawAfter {
-                    after,
-                    bytes: bytes.into(),
-                },
-                Class::Message,
-            );
+            return self.push(conn, Event::Raw(bytes.into()), Class::Bulk);
         }
         s.waiting.push_back((s.sent, conn, bytes));
     }
 
-    /// Releases the PONGs whose stores are all answered, after `after`.
-    pub(super) fn release_syncs(&mut self, after: MessageId) {
+    /// Releases the PONGs whose stores are all answered.
+    pub(super) fn release_syncs(&mut self) {
         while let Some((seq, ..)) = self.syncs.waiting.front() {
             if *seq > self.syncs.answered {
                 break;
@@ -384,14 +376,7 @@ impl Hub {
             let Some((_, conn, bytes)) = self.syncs.waiting.pop_front() else {
                 break;
             };
-            self.push(
-                conn,
-                Event::RawAfter {
-                    after,
-                    bytes: bytes.into(),
-                },
-                Class::Message,
-            );
+            self.push(conn, Event::Raw(bytes.into()), Class::Bulk);
         }
     }
 
@@ -419,10 +404,7 @@ impl Hub {
             }
             let passes = matches!(
                 event,
-                Event::Raw(_)
-                    | Event::RawAfter { .. }
-                    | Event::LoginOk2 { .. }
-                    | Event::Error { .. }
+                Event::Raw(_) | Event::LoginOk2 { .. } | Event::Error { .. }
             );
             let bytes: Vec<u8> = match replies::render(&mut s, event, &*self, &config) {
                 Some(r) => {

@@ -188,7 +188,7 @@ impl Hub {
                 let refused = result.is_err();
                 self.stored(conn, reference, result);
                 if refused {
-                    self.release_syncs(self.last_id);
+                    self.release_syncs();
                 }
             }
             EffectResult::GroupStored {
@@ -210,7 +210,7 @@ impl Hub {
                 committed,
             } => {
                 self.stored(conn, reference, Ok(committed));
-                self.release_syncs(self.last_id);
+                self.release_syncs();
             }
             EffectResult::LoggedIn2 { conn, result } => self.authenticated2(now, conn, result),
             EffectResult::BookmarkSaved {

@@ -158,7 +158,7 @@ impl Hub {
             let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
             room.push(shared, id, len, origin, sessions, outbox);
             self.finish();
-            self.release_syncs(id);
+            self.release_syncs();
             return;
         }
         let mut delivery = Delivery {
@@ -176,7 +176,7 @@ impl Hub {
             }
         });
         self.finish();
-        self.release_syncs(id);
+        self.release_syncs();
     }
 }
 

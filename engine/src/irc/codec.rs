@@ -135,8 +135,9 @@ impl Codec for IrcCodec {
     fn encode(&self, event: &Event, out: &mut Vec<u8>) {
         let server = self.config.server.as_str();
         match event {
-            Event::Raw(bytes) | Event::RawAfter { bytes, .. } => out.extend_from_slice(bytes),
+            Event::Raw(bytes) => out.extend_from_slice(bytes),
             Event::Message(m) => message_lines(out, self.tags, m, &self.channel(&m.target), &[]),
+            Event::RosterDelta { .. } if !self.config.room_presence => {}
             Event::RosterDelta { presence, user, .. } => {
                 let o = Out::new(out);
                 match presence {
@@ -174,7 +175,7 @@ impl Codec for IrcCodec {
 
     fn encoded_len(&self, event: &Event) -> usize {
         match event {
-            Event::Raw(bytes) | Event::RawAfter { bytes, .. } => bytes.len(),
+            Event::Raw(bytes) => bytes.len(),
             Event::Message(m) => {
                 let lines = 1 + m.body.len() / 400 + m.body.matches('\n').count();
                 m.body.len() + lines * 120

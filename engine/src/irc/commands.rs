@@ -30,6 +30,20 @@ pub fn command<'a>(
     match cmd.as_str() {
         "CAP" => cap(s, line, config, acts),
         "NICK" => nick(s, line, config, acts),
+        "USER" | "PING" if line.params.len() < if cmd == "USER" { 4 } else { 1 } => {
+            let mut out = Vec::new();
+            numeric(&mut out, config, "461", &s.me())
+                .param(&cmd)
+                .trailing("Not enough parameters");
+            acts.push(Act::Reply(out));
+        }
+        "USER" if line.param(3).is_empty() => {
+            let mut out = Vec::new();
+            numeric(&mut out, config, "461", &s.me())
+                .param("USER")
+                .trailing("The real name may not be empty");
+            acts.push(Act::Reply(out));
+        }
         "USER" => user(s, config, acts),
         "PASS" => s.pass = Some(line.param(0).to_owned()),
         "AUTHENTICATE" => authenticate(s, line, config, acts),
@@ -330,7 +344,8 @@ fn registered<'a>(
         "NAMES" => {
             let channel = line.param(0);
             let members = members(dir, config, channel).unwrap_or_default();
-            names(&mut out, config, me.as_str(), channel, &members);
+            let full = s.caps.has(Caps::USERHOST_IN_NAMES);
+            names(&mut out, config, (me.as_str(), full), channel, &members);
         }
         "WHO" => who(&mut out, dir, config, &me, line.param(0)),
         "WHOIS" => whois(
@@ -444,7 +459,14 @@ fn join<'a>(
         let mut out = Vec::new();
         match target(config, channel) {
             Some(Target::Room) => {
-                joined(&mut out, config, &me, &config.room_channel, &dir.online())
+                let full = s.caps.has(Caps::USERHOST_IN_NAMES);
+                joined(
+                    &mut out,
+                    config,
+                    (&me, full),
+                    &config.room_channel,
+                    &dir.online(),
+                )
             }
             Some(Target::Group(g)) => {
                 let members = dir.members(&g);

@@ -45,6 +45,10 @@ pub struct IrcConfig {
     pub guests: bool,
     /// The MOTD's lines (none: 422).
     pub motd: Vec<String>,
+    /// Whether clients are JOINed to the room's channel at login and see
+    /// its presence as JOIN and QUIT (off only for conformance suites,
+    /// whose tests count every line; room messages arrive either way).
+    pub room_presence: bool,
 }
 
 impl Default for IrcConfig {
@@ -54,6 +58,7 @@ impl Default for IrcConfig {
             room_channel: "#confab".to_owned(),
             guests: false,
             motd: Vec::new(),
+            room_presence: true,
         }
     }
 }

@@ -70,10 +70,17 @@ pub fn motd(out: &mut Vec<u8>, config: &IrcConfig, me: &str) {
 }
 
 /// 353 lines of `names` (as many per line as fit) and 366.
-pub fn names(out: &mut Vec<u8>, config: &IrcConfig, me: &str, channel: &str, names: &[Name]) {
+pub fn names(
+    out: &mut Vec<u8>,
+    config: &IrcConfig,
+    (me, full): (&str, bool),
+    channel: &str,
+    names: &[Name],
+) {
     let mut line = String::new();
     for n in names {
-        if line.len() + n.as_str().len() > 400 {
+        let n = if full { source(n) } else { n.to_string() };
+        if line.len() + n.len() > 400 {
             numeric(out, config, "353", me)
                 .param("=")
                 .param(channel)
@@ -83,7 +90,7 @@ pub fn names(out: &mut Vec<u8>, config: &IrcConfig, me: &str, channel: &str, nam
         if !line.is_empty() {
             line.push(' ');
         }
-        line.push_str(n.as_str());
+        line.push_str(&n);
     }
     if !line.is_empty() {
         numeric(out, config, "353", me)
@@ -97,12 +104,18 @@ pub fn names(out: &mut Vec<u8>, config: &IrcConfig, me: &str, channel: &str, nam
 }
 
 /// The JOIN of `me` to `channel`, then its names.
-pub fn joined(out: &mut Vec<u8>, config: &IrcConfig, me: &Name, channel: &str, members: &[Name]) {
+pub fn joined(
+    out: &mut Vec<u8>,
+    config: &IrcConfig,
+    (me, full): (&Name, bool),
+    channel: &str,
+    members: &[Name],
+) {
     Out::new(out)
         .command(&source(me), "JOIN")
         .param(channel)
         .end();
-    names(out, config, me.as_str(), channel, members);
+    names(out, config, (me.as_str(), full), channel, members);
 }
 
 /// A refusal to a session with message-tags as FAIL, else as a NOTICE.
@@ -304,10 +317,13 @@ fn room_and_groups(s: &mut IrcSession, dir: &dyn Directory, config: &IrcConfig, 
     let mut room = std::mem::take(&mut s.names);
     room.sort();
     room.dedup();
-    joined(out, config, &me, &config.room_channel, &room);
+    let full = s.caps.has(Caps::USERHOST_IN_NAMES);
+    if config.room_presence {
+        joined(out, config, (&me, full), &config.room_channel, &room);
+    }
     for g in dir.groups_of(&me) {
         let members = dir.members(&g).unwrap_or_default();
-        joined(out, config, &me, &format!("#{g}"), &members);
+        joined(out, config, (&me, full), &format!("#{g}"), &members);
     }
 }
 
@@ -333,7 +349,8 @@ fn ok(
             label,
         }) => {
             let members = dir.members(&group).unwrap_or_default();
-            joined(&mut lines, config, &me, &channel, &members);
+            let full = s.caps.has(Caps::USERHOST_IN_NAMES);
+            joined(&mut lines, config, (&me, full), &channel, &members);
             label
         }
         Some(Pending::Part { channel, label }) => {

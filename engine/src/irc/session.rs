@@ -23,6 +23,7 @@ pub const CAPS: &[(&str, u16)] = &[
     ("multi-prefix", Caps::MULTI_PREFIX),
     ("sasl", Caps::SASL),
     ("server-time", Caps::SERVER_TIME),
+    ("userhost-in-names", Caps::USERHOST_IN_NAMES),
 ];
 
 /// Most bytes of a SASL response (three 400-byte chunks).
@@ -55,6 +56,8 @@ impl Caps {
     pub const SASL: u16 = 1 << 8;
     /// `server-time`.
     pub const SERVER_TIME: u16 = 1 << 9;
+    /// `userhost-in-names`.
+    pub const USERHOST_IN_NAMES: u16 = 1 << 10;
 
     /// Whether `cap` is in the set.
     pub fn has(self, cap: u16) -> bool {
