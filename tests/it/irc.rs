@@ -362,7 +362,7 @@ settings = {{ core = {{ nick = "{user}"; user_name = "{user}"; real_name = "{use
     }
 
     #[track_caller]
-    fn wait_screen(&self, what: &str, needle: &str) {
+    fn wait_screen(&self, server: &Server, what: &str, needle: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.tmux(&["capture-pane", "-p", "-t", "=irc:"]);
@@ -396,10 +396,13 @@ fn irssi_logs_in_with_sasl_and_chats_in_the_room_with_a_confab_user() {
     let bob = server.client("bob");
     let mut listener = bob.listen();
     let irssi = Irssi::start(addr, "carol", &password("carol"));
+    // Logged in: the welcome ends with the MOTD (the room's JOIN opens
+    // a window of its own).
+    irssi.wait_screen(&server, "the welcome", "MOTD File is missing");
     irssi.type_line("/join #confab");
-    irssi.wait_screen("the room's window", "#confab");
+    irssi.wait_screen(&server, "the room's window", "[#confab]");
     irssi.type_line("hello from irssi");
     listener.wait_message("hello from irssi");
     bob.send("all", "hello irssi, from confab");
-    irssi.wait_screen("bob's message", "hello irssi, from confab");
+    irssi.wait_screen(&server, "bob's message", "hello irssi, from confab");
 }
