@@ -396,7 +396,7 @@ impl Hub {
             None => return,
         };
         let mut after = Vec::new();
-        let (mut ack, mut close, mut newest) = (None, false, 0);
+        let (mut ack, mut close, mut newest, mut rejoin) = (None, false, 0, None);
         for o in out.drain(start..) {
             let event = o.event();
             if let Event::Message(m) = event {
@@ -409,6 +409,7 @@ impl Hub {
             let bytes: Vec<u8> = match replies::render(&mut s, event, &*self, &config) {
                 Some(r) => {
                     ack = ack.or(r.roster_ack);
+                    rejoin = rejoin.or(r.rejoin);
                     close |= r.close;
                     r.bytes
                 }
@@ -448,6 +449,9 @@ impl Hub {
         }
         if let Some(g) = self.irc.as_deref_mut() {
             g.sessions.insert(conn, s);
+        }
+        if let Some((reference, group)) = rejoin {
+            self.group_request(conn, reference, crate::GroupRequest::Join, group);
         }
         self.irc_after_drain(conn, ack, close, over, device.then_some(MessageId(newest)));
     }

@@ -207,8 +207,9 @@ pub struct Rendered {
     pub bytes: Vec<u8>,
     /// The roster snapshot is all read at this version: acknowledge it.
     pub roster_ack: Option<crate::id::RosterVersion>,
-    /// A guest's account exists: log in with this password.
-    pub login: Option<(Name, String)>,
+    /// A JOIN raced another client's creation of the group: join it now
+    /// (the reference is already remembered).
+    pub rejoin: Option<(crate::id::Ref, Name)>,
     /// The login failed and IRC has no retry without SASL: close.
     pub close: bool,
 }
@@ -336,9 +337,6 @@ fn ok(
     r: &mut Rendered,
 ) {
     let Some(me) = s.account() else {
-        if let Some(Pending::Register { user, password }) = s.answered(reference) {
-            r.login = Some((user, password));
-        }
         return;
     };
     let mut lines = Vec::new();
@@ -442,6 +440,18 @@ fn refused(
                 _ => fail(&mut lines, s, config, "PRIVMSG", &code_name(error), &text),
             }
             out.extend(labeled(lines, label.as_deref(), s, config));
+        }
+        Some(Pending::Join {
+            channel,
+            group,
+            label,
+        }) if error.code() == ErrorCode::GroupExists => {
+            let again = Pending::Join {
+                channel,
+                group,
+                label,
+            };
+            r.rejoin = s.remember(again).map(|reference| (reference, group));
         }
         Some(Pending::Join { channel, label, .. }) => {
             let mut lines = Vec::new();
