@@ -114,6 +114,11 @@ impl<T> RoomLog<T> {
         self.ids.get(usize::try_from(i).ok()?).copied()
     }
 
+    /// The id of the newest entry pushed, if any.
+    pub fn last_id(&self) -> Option<MessageId> {
+        self.ids.back().copied()
+    }
+
     /// Appends a committed message, `len` bytes long; ids must increase.
     /// Evicts the oldest entries beyond the bounds.
     pub fn push(&mut self, id: MessageId, len: usize, item: T) {

@@ -20,6 +20,7 @@ use crate::session::{CloseReason, Session, State};
 use crate::shared::{Outgoing, Shared};
 use crate::wire::frame::Target;
 
+use super::room::Room;
 use super::{Hub, Output};
 
 /// What [`Hub::drain`] handed over.
@@ -258,67 +259,22 @@ impl Hub {
             return GONE;
         };
         let (protocol, codec) = (s.protocol, &*codecs[s.protocol.index()]);
-        let mut encode = |e| Outgoing::new(e, protocol, codec);
         // While its replay loads, the room log waits (see `room`).
         let reads_room = s.room.is_some() && !replays.holds(conn);
-        let mut bytes = 0;
-        let mut cut = false;
-        let left = |bytes: usize| max_bytes - bytes.min(max_bytes);
-        let control = Drain {
-            classes: Class::Control..=Class::Control,
-            below: MessageId(u64::MAX),
+        let mut pass = Pass {
+            s,
+            spare: &mut outbox.spare,
+            encode: |e| Outgoing::new(e, protocol, codec),
+            out,
+            max_bytes,
+            bytes: 0,
         };
-        bytes += s
-            .queue
-            .drain_part(out, max_bytes, &mut outbox.spare, control, &mut encode);
-        // Messages: the queue's and the room log's, merged by id.
-        while bytes < max_bytes {
-            if s.queue.at_gap() {
-                // Messages were dropped here: the report goes before
-                // anything newer (see `send_queue`), straight to the writer.
-                bytes += report_missed(s, &mut encode, out);
-                continue;
-            }
-            let mut moved = 0;
-            if reads_room {
-                let below = s.queue.message_key().unwrap_or(MessageId(u64::MAX));
-                let read = room.read(s, conn, below, left(bytes), &mut encode, out);
-                (moved, cut) = (read.bytes, read.cut);
-                if cut {
-                    break;
-                }
-            }
-            // On a tie (CAUGHT_UP is keyed just after the id it covers)
-            // the queue goes first: ids are unique, so only CAUGHT_UP ties.
-            let below = match reads_room.then(|| room.next_id(s)).flatten() {
-                Some(id) => id.next(),
-                None => MessageId(u64::MAX),
-            };
-            let messages = Drain {
-                classes: Class::Message..=Class::Message,
-                below,
-            };
-            let queued = s.queue.drain_part(
-                out,
-                left(bytes + moved),
-                &mut outbox.spare,
-                messages,
-                &mut encode,
-            );
-            bytes += moved + queued;
-            if moved == 0 && queued == 0 && !s.queue.at_gap() {
-                break;
-            }
+        pass.part(Class::Control..=Class::Control, MessageId(u64::MAX));
+        let cut = pass.messages(conn, reads_room.then_some(&*room));
+        if !cut {
+            pass.part(Class::Roster..=Class::Bulk, MessageId(u64::MAX));
         }
-        if bytes < max_bytes && !cut {
-            let rest = Drain {
-                classes: Class::Roster..=Class::Bulk,
-                below: MessageId(u64::MAX),
-            };
-            bytes += s
-                .queue
-                .drain_part(out, left(bytes), &mut outbox.spare, rest, &mut encode);
-        }
+        let (s, bytes) = (pass.s, pass.bytes);
         let room_pending = reads_room && room.pending(s);
         let close = s.state.is_closed() && s.queue.is_empty() && !room_pending;
         // MISSED reports and roster snapshots are queued by a drain, not
@@ -346,6 +302,71 @@ impl Hub {
             close,
             empty,
         }
+    }
+}
+
+/// One drain of one session: what it has handed over so far, within
+/// `max_bytes`.
+struct Pass<'a, F> {
+    s: &'a mut Session,
+    spare: &'a mut SpareQueues,
+    encode: F,
+    out: &'a mut Vec<Outgoing>,
+    max_bytes: usize,
+    bytes: usize,
+}
+
+impl<F: FnMut(Arc<Shared>) -> Outgoing> Pass<'_, F> {
+    fn left(&self) -> usize {
+        self.max_bytes - self.bytes.min(self.max_bytes)
+    }
+
+    /// Drains the queue's `classes` (the message class below `below`).
+    fn part(&mut self, classes: std::ops::RangeInclusive<Class>, below: MessageId) -> usize {
+        let part = Drain { classes, below };
+        let left = self.left();
+        let n = self
+            .s
+            .queue
+            .drain_part(self.out, left, self.spare, part, &mut self.encode);
+        self.bytes += n;
+        n
+    }
+
+    /// The message class, merged by id with the room log from the
+    /// session's cursor (if it reads it now); true if the session fell
+    /// behind even the ids the log keeps.
+    fn messages(&mut self, conn: ConnId, room: Option<&Room>) -> bool {
+        while self.bytes < self.max_bytes {
+            if self.s.queue.at_gap() {
+                // Messages were dropped here: the report goes before
+                // anything newer (see `send_queue`), straight to the writer.
+                self.bytes += report_missed(self.s, &mut self.encode, self.out);
+                continue;
+            }
+            let mut moved = 0;
+            if let Some(room) = room {
+                let below = self.s.queue.message_key().unwrap_or(MessageId(u64::MAX));
+                let left = self.left();
+                let read = room.read(self.s, conn, below, left, &mut self.encode, self.out);
+                if read.cut {
+                    return true;
+                }
+                moved = read.bytes;
+                self.bytes += moved;
+            }
+            // On a tie (CAUGHT_UP is keyed just after the id it covers)
+            // the queue goes first: ids are unique, so only CAUGHT_UP ties.
+            let below = match room.and_then(|r| r.next_id(self.s)) {
+                Some(id) => id.next(),
+                None => MessageId(u64::MAX),
+            };
+            let queued = self.part(Class::Message..=Class::Message, below);
+            if moved == 0 && queued == 0 && !self.s.queue.at_gap() {
+                break;
+            }
+        }
+        false
     }
 }
 

@@ -33,7 +33,6 @@ use crate::session::{Session, State};
 use crate::shared::{Outgoing, Shared};
 use crate::wire::frame::Target;
 
-use super::outbox::Outbox;
 use super::sessions::Sessions;
 
 /// One committed room message in the log.
@@ -81,9 +80,17 @@ impl Room {
         self.log.head()
     }
 
+    /// Whether a room message with this id may go into the log: ids must
+    /// increase in it. The hub's input promises id order; one that breaks
+    /// it (a confused peer node) is routed the slow way, queue by queue,
+    /// rather than lost or allowed to break the log's order.
+    pub(super) fn takes(&self, id: MessageId) -> bool {
+        self.log.last_id().is_none_or(|last| last < id)
+    }
+
     /// Appends a committed room message (`len` bytes in the first
-    /// protocol's encoding, for the bound) and wakes every session that
-    /// was waiting for one, but its sender.
+    /// protocol's encoding, for the bound) and has `wake` wake every
+    /// session that was waiting for one, but its sender.
     pub(super) fn push(
         &mut self,
         event: Arc<Shared>,
@@ -91,7 +98,7 @@ impl Room {
         len: usize,
         origin: Option<ConnId>,
         sessions: &mut Sessions,
-        outbox: &mut Outbox,
+        mut wake: impl FnMut(&mut Session, ConnId),
     ) {
         self.log.push(id, len, RoomEntry { event, origin });
         let mut kept = 0;
@@ -107,7 +114,7 @@ impl Room {
                 continue;
             }
             s.room_waiting = false;
-            outbox.wake(s, conn);
+            wake(s, conn);
         }
         self.waiters.truncate(kept);
     }

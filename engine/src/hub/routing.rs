@@ -153,10 +153,10 @@ impl Hub {
             room,
             ..
         } = self;
-        if m.target == Target::Room {
+        if m.target == Target::Room && room.takes(m.id) {
             // One push into the room's log, whatever the audience.
             let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
-            room.push(shared, id, len, origin, sessions, outbox);
+            room.push(shared, id, len, origin, sessions, |s, c| outbox.wake(s, c));
             self.finish();
             self.release_syncs();
             return;

@@ -113,3 +113,25 @@ fn a_session_that_logs_in_gets_only_the_room_messages_committed_since() {
     assert_eq!(bodies, ["after bob"]);
     assert!(w.peers[b].got.iter().any(|g| matches!(g, Got::CaughtUp(_))));
 }
+
+#[test]
+fn a_room_message_out_of_id_order_is_still_delivered_once() {
+    use crate::effect::StoredMessage;
+    let mut w = World::with_accounts(Config::default(), &["alice", "bob"]);
+    w.login("alice", false);
+    let b = w.login("bob", false);
+    for id in [50, 40] {
+        let message = StoredMessage {
+            id: MessageId(id),
+            timestamp_ms: id,
+            sender: name("alice"),
+            target: Target::Room,
+            body: format!("from another node {id}"),
+        };
+        w.hub.handle_committed(w.now, message, None);
+    }
+    w.run();
+    let ids: Vec<MessageId> = w.messages(b).iter().map(|m| m.0).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&MessageId(40)) && ids.contains(&MessageId(50)));
+}

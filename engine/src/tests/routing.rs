@@ -350,46 +350,11 @@ impl Model {
         Ok(())
     }
 
-    fn check_peer(&self, p: usize) -> Result<(), TestCaseError> {
+    /// What peer `p` did not get of what it was entitled to was reported,
+    /// exactly and in time, unless the server closed it for not reading.
+    fn check_reported(&self, p: usize, set: &BTreeSet<MessageId>) -> Result<(), TestCaseError> {
         let (w, pm) = (&self.w, self.peers[p]);
         let got = &w.peers[p].got;
-        // Nothing before authentication.
-        let login = got
-            .iter()
-            .position(|g| matches!(g, Got::LoginOk(..)))
-            .unwrap_or(got.len());
-        prop_assert!(
-            !got[..login].iter().any(|g| matches!(
-                g,
-                Got::Message { .. }
-                    | Got::Delta { .. }
-                    | Got::Snapshot { .. }
-                    | Got::GroupEvent { .. }
-            )),
-            "peer {} got chat traffic before login: {:?}",
-            p,
-            got
-        );
-        // Exactly the entitled messages, each once, in id order.
-        let ids: Vec<MessageId> = w.messages(p).iter().map(|m| m.0).collect();
-        let set: BTreeSet<MessageId> = ids.iter().copied().collect();
-        prop_assert_eq!(
-            set.len(),
-            ids.len(),
-            "peer {} got a message twice: {:?}",
-            p,
-            ids
-        );
-        prop_assert!(
-            set.is_subset(&self.expected[p]),
-            "peer {} (user {:?}) got {:?}, more than {:?}",
-            p,
-            pm.user,
-            set,
-            self.expected[p]
-        );
-        // What it did not get was reported, exactly and in time, unless
-        // the server closed it for not reading.
         let mut newest = MessageId(0);
         let mut reported = 0u64;
         for g in got {
@@ -436,6 +401,48 @@ impl Model {
                 self.expected[p]
             );
         }
+        Ok(())
+    }
+
+    fn check_peer(&self, p: usize) -> Result<(), TestCaseError> {
+        let (w, pm) = (&self.w, self.peers[p]);
+        let got = &w.peers[p].got;
+        // Nothing before authentication.
+        let login = got
+            .iter()
+            .position(|g| matches!(g, Got::LoginOk(..)))
+            .unwrap_or(got.len());
+        prop_assert!(
+            !got[..login].iter().any(|g| matches!(
+                g,
+                Got::Message { .. }
+                    | Got::Delta { .. }
+                    | Got::Snapshot { .. }
+                    | Got::GroupEvent { .. }
+            )),
+            "peer {} got chat traffic before login: {:?}",
+            p,
+            got
+        );
+        // Exactly the entitled messages, each once, in id order.
+        let ids: Vec<MessageId> = w.messages(p).iter().map(|m| m.0).collect();
+        let set: BTreeSet<MessageId> = ids.iter().copied().collect();
+        prop_assert_eq!(
+            set.len(),
+            ids.len(),
+            "peer {} got a message twice: {:?}",
+            p,
+            ids
+        );
+        prop_assert!(
+            set.is_subset(&self.expected[p]),
+            "peer {} (user {:?}) got {:?}, more than {:?}",
+            p,
+            pm.user,
+            set,
+            self.expected[p]
+        );
+        self.check_reported(p, &set)?;
         prop_assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
             "peer {} got ids out of order: {:?}",

@@ -279,7 +279,10 @@ pub(super) fn message_once<'a>(
     rows: &mut Vec<MessageRow<'a>>,
 ) -> rusqlite::Result<Written> {
     let device = db_id(key.device);
-    let client = sat_i64(key.client_id.0);
+    // Bit for bit: client ids are any 64 bits (PROTOCOL.md) and SQLite has
+    // no u64. Saturating them made every id from 2^63 up one and the same,
+    // so half of all random ids were taken for repeats and never stored.
+    let client = i64::from_ne_bytes(key.client_id.0.to_ne_bytes());
     let before = tx
         .prepare_cached("SELECT message_id, ts_ms FROM sends WHERE device = ?1 AND client_id = ?2")?
         .query_row([device, client], |r| {

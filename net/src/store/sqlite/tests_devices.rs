@@ -102,6 +102,28 @@ fn a_repeated_send_is_stored_once_within_a_batch_and_across_batches_and_reopens(
 }
 
 #[test]
+fn client_ids_at_and_above_two_to_the_63_are_told_apart() {
+    let (_dir, mut store, laptop) = fresh();
+    let (high, higher) = (1u64 << 63, u64::MAX);
+    let written = outcomes(
+        store
+            .commit(&[once(laptop, high, "a"), once(laptop, higher, "b")], 50)
+            .expect("commits"),
+    );
+    assert_eq!(
+        written.iter().map(|w| w.0).collect::<Vec<_>>(),
+        ["new", "new"]
+    );
+    let again = outcomes(
+        store
+            .commit(&[once(laptop, higher, "b")], 60)
+            .expect("commits"),
+    );
+    assert_eq!(again, [("dup", written[1].1)]);
+    assert_eq!(count(&store, "SELECT count(*) FROM messages"), 2);
+}
+
+#[test]
 fn a_bookmark_is_only_raised_and_a_missing_device_is_no_error() {
     let (_dir, mut store, laptop) = fresh();
     let mark = |device, upto| Write::Bookmark {
