@@ -25,7 +25,7 @@ use crate::irc::commands::{self, welcome_now};
 use crate::irc::line::{self, Out, Parsed};
 use crate::irc::replies::{self, numeric, Directory};
 use crate::irc::session::Login;
-use crate::irc::{Act, IrcCodec, IrcConfig, IrcProtocols, IrcSession, Pending, TagSet};
+use crate::irc::{Act, IrcCodec, IrcConfig, IrcProtocols, IrcSession, LoginAsk, Pending, TagSet};
 use crate::name::Name;
 use crate::request::Request;
 use crate::send_queue::Class;
@@ -240,13 +240,7 @@ impl Hub {
             Act::Reply(bytes) => self.push(conn, Event::Raw(bytes.into()), Class::Control),
             Act::Synced(bytes) => self.sync(conn, bytes),
             Act::Request(r, _) => self.dispatch(now, conn, r),
-            Act::Login {
-                user,
-                password,
-                device,
-                replay,
-                sasl,
-            } => self.irc_login(now, conn, user, &password, device, replay, sasl),
+            Act::Login(ask) => self.irc_login(now, conn, ask),
             Act::Register { user, password } => {
                 let pending = Pending::Register {
                     user,
@@ -292,17 +286,15 @@ impl Hub {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn irc_login(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        user: Name,
-        password: &str,
-        device: Name,
-        replay: bool,
-        sasl: bool,
-    ) {
+    /// HELLO, then LOGIN2 by password as the device the client named.
+    fn irc_login(&mut self, now: Instant, conn: ConnId, ask: LoginAsk) {
+        let LoginAsk {
+            user,
+            password,
+            device,
+            replay,
+            sasl,
+        } = ask;
         let Some(reference) = self
             .with_irc(conn, |s| s.remember(Pending::Login { sasl }))
             .flatten()
@@ -310,7 +302,7 @@ impl Hub {
             return;
         };
         self.irc_hello(conn);
-        let Ok(text) = Text::new(password) else {
+        let Ok(text) = Text::new(&password) else {
             let error = ProtocolError::BadCredentials {
                 retry: std::time::Duration::ZERO,
             };
@@ -353,7 +345,14 @@ impl Hub {
             let replay = self
                 .irc_session(conn)
                 .is_some_and(|s| !s.caps.has(crate::irc::session::Caps::CHATHISTORY));
-            self.irc_login(now, conn, user, &password, device, replay, false);
+            let ask = LoginAsk {
+                user,
+                password,
+                device,
+                replay,
+                sasl: false,
+            };
+            self.irc_login(now, conn, ask);
         }
     }
 

@@ -11,9 +11,10 @@ use crate::wire::frame::Target;
 
 use super::codec::source;
 use super::line::{Line, Out};
+use super::queries::{list, members, mode, target, topic, who, whois};
 use super::replies::{fail, joined, labeled, motd, names, numeric, welcome, Directory};
 use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl, CAPS, SASL_MAX};
-use super::{Act, IrcConfig, Pending};
+use super::{Act, IrcConfig, LoginAsk, Pending};
 
 /// The default device of a login that names none.
 pub const DEFAULT_DEVICE: &str = "irc";
@@ -253,13 +254,13 @@ fn login_act<'a>(
     sasl: bool,
 ) -> Act<'a> {
     let device = device.unwrap_or_else(|| Name::new(DEFAULT_DEVICE).unwrap_or(user));
-    Act::Login {
+    Act::Login(LoginAsk {
         user,
         password,
         device,
         replay: !s.caps.has(Caps::CHATHISTORY),
         sasl,
-    }
+    })
 }
 
 /// Once NICK and USER are in and CAP is over: log in by PASS (or as a
@@ -378,25 +379,6 @@ fn registered<'a>(
         }
     }
     acts.push(Act::Reply(labeled(out, label, s, config)));
-}
-
-/// The target a channel or nick names, if it is one.
-pub fn target(config: &IrcConfig, name: &str) -> Option<Target> {
-    if name.eq_ignore_ascii_case(&config.room_channel) {
-        return Some(Target::Room);
-    }
-    match name.strip_prefix('#') {
-        Some(g) => Name::new(g).ok().map(Target::Group),
-        None => Name::new(name).ok().map(Target::User),
-    }
-}
-
-fn members(dir: &dyn Directory, config: &IrcConfig, channel: &str) -> Option<Vec<Name>> {
-    match target(config, channel)? {
-        Target::Room => Some(dir.online()),
-        Target::Group(g) => dir.members(&g),
-        Target::User(_) => None,
-    }
 }
 
 /// PRIVMSG and NOTICE: a SEND, answered when it is stored.
@@ -644,93 +626,4 @@ fn chathistory<'a>(
 fn reference(r: &str) -> Option<MessageId> {
     let id = r.strip_prefix("msgid=")?;
     id.split('.').next()?.parse().ok().map(MessageId)
-}
-
-fn who(out: &mut Vec<u8>, dir: &dyn Directory, config: &IrcConfig, me: &Name, mask: &str) {
-    let users = members(dir, config, mask).unwrap_or_else(|| {
-        Name::new(mask)
-            .ok()
-            .filter(|n| dir.online().contains(n))
-            .into_iter()
-            .collect()
-    });
-    for u in &users {
-        numeric(out, config, "352", me.as_str())
-            .param(if mask.starts_with('#') { mask } else { "*" })
-            .param(u.as_str())
-            .param("confab")
-            .param(&config.server)
-            .param(u.as_str())
-            .param("H")
-            .trailing(&format!("0 {u}"));
-    }
-    numeric(out, config, "315", me.as_str())
-        .param(mask)
-        .trailing("End of WHO list");
-}
-
-fn whois(out: &mut Vec<u8>, dir: &dyn Directory, config: &IrcConfig, me: &Name, nick: &str) {
-    match Name::new(nick).ok().filter(|n| dir.online().contains(n)) {
-        Some(u) => {
-            numeric(out, config, "311", me.as_str())
-                .param(u.as_str())
-                .param(u.as_str())
-                .param("confab")
-                .param("*")
-                .trailing(u.as_str());
-            numeric(out, config, "330", me.as_str())
-                .param(u.as_str())
-                .param(u.as_str())
-                .trailing("is logged in as");
-        }
-        None => numeric(out, config, "401", me.as_str())
-            .param(nick)
-            .trailing("No such nick"),
-    }
-    numeric(out, config, "318", me.as_str())
-        .param(nick)
-        .trailing("End of /WHOIS list");
-}
-
-fn topic(out: &mut Vec<u8>, config: &IrcConfig, me: &Name, line: &Line<'_>) {
-    let channel = line.param(0);
-    if line.params.len() > 1 {
-        numeric(out, config, "482", me.as_str())
-            .param(channel)
-            .trailing("Topics are read-only here");
-    } else {
-        numeric(out, config, "331", me.as_str())
-            .param(channel)
-            .trailing("No topic is set");
-    }
-}
-
-fn list(out: &mut Vec<u8>, dir: &dyn Directory, config: &IrcConfig, me: &Name) {
-    numeric(out, config, "321", me.as_str())
-        .param("Channel")
-        .trailing("Users  Name");
-    let online = dir.online().len().to_string();
-    numeric(out, config, "322", me.as_str())
-        .param(&config.room_channel)
-        .param(&online)
-        .trailing("The room");
-    for (g, n) in dir.groups() {
-        numeric(out, config, "322", me.as_str())
-            .param(&format!("#{g}"))
-            .param(&n.to_string())
-            .trailing("");
-    }
-    numeric(out, config, "323", me.as_str()).trailing("End of /LIST");
-}
-
-fn mode(out: &mut Vec<u8>, config: &IrcConfig, me: &Name, line: &Line<'_>) {
-    let t = line.param(0);
-    if t.starts_with('#') {
-        numeric(out, config, "324", me.as_str())
-            .param(t)
-            .param("+n")
-            .end();
-    } else {
-        numeric(out, config, "221", me.as_str()).param("+i").end();
-    }
 }

@@ -11,7 +11,8 @@
 //! - [`session`]: [`IrcSession`], the per-connection state IRC needs and
 //!   confab does not (CAP negotiation, NICK/USER before login, the SASL
 //!   exchange, the caps in force, the requests waiting for an answer);
-//! - [`commands`]: what each client line does, as [`Act`]s for the hub;
+//! - [`commands`]: what each client line does, as [`Act`]s for the hub,
+//!   and [`queries`], the commands answered from the hub's state at once;
 //! - [`replies`]: the numerics and the rendering of the replies meant for
 //!   one session (they need its nick and labels), made when it drains.
 //!
@@ -22,6 +23,7 @@
 pub mod codec;
 pub mod commands;
 pub mod line;
+pub mod queries;
 pub mod replies;
 pub mod session;
 
@@ -149,19 +151,8 @@ pub enum Act<'a> {
     Synced(Vec<u8>),
     /// Make this request; remember what it is for.
     Request(Request<'a>, Option<Pending>),
-    /// Log in (HELLO, then LOGIN2 by password as `device`).
-    Login {
-        /// The account.
-        user: Name,
-        /// The password.
-        password: String,
-        /// The device.
-        device: Name,
-        /// Replay from the device's bookmark (no chathistory negotiated).
-        replay: bool,
-        /// By SASL.
-        sasl: bool,
-    },
+    /// Log in (HELLO, then LOGIN2 by password as a device).
+    Login(LoginAsk),
     /// Create a guest account (HELLO, then REGISTER), then log in.
     Register {
         /// The account.
@@ -173,4 +164,19 @@ pub enum Act<'a> {
     Tags(TagSet),
     /// Queue these lines, then close.
     Close(Vec<u8>),
+}
+
+/// A login the gateway asks of the hub.
+#[derive(Debug)]
+pub struct LoginAsk {
+    /// The account.
+    pub user: Name,
+    /// The password.
+    pub password: String,
+    /// The device.
+    pub device: Name,
+    /// Replay from the device's bookmark (no chathistory negotiated).
+    pub replay: bool,
+    /// By SASL.
+    pub sasl: bool,
 }

@@ -427,18 +427,7 @@ fn refused(
             r.close = true;
         }
         Some(Pending::Send { target, label, .. }) => {
-            let mut lines = Vec::new();
-            match error.code() {
-                ErrorCode::NoSuchUser => numeric(&mut lines, config, "401", &me)
-                    .param(&target)
-                    .trailing("No such nick"),
-                ErrorCode::NotAMember | ErrorCode::NoSuchGroup => {
-                    numeric(&mut lines, config, "404", &me)
-                        .param(&target)
-                        .trailing("Cannot send to channel")
-                }
-                _ => fail(&mut lines, s, config, "PRIVMSG", &code_name(error), &text),
-            }
+            let lines = send_refused(s, &target, error, config);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         Some(Pending::Join {
@@ -454,16 +443,7 @@ fn refused(
             r.rejoin = s.remember(again).map(|reference| (reference, group));
         }
         Some(Pending::Join { channel, label, .. }) => {
-            let mut lines = Vec::new();
-            match error.code() {
-                ErrorCode::GroupFull => numeric(&mut lines, config, "471", &me)
-                    .param(&channel)
-                    .trailing(&text),
-                ErrorCode::TooManyGroups => numeric(&mut lines, config, "405", &me)
-                    .param(&channel)
-                    .trailing(&text),
-                _ => fail(&mut lines, s, config, "JOIN", &code_name(error), &text),
-            }
+            let lines = join_refused(s, &channel, error, config);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         Some(Pending::Part { channel, label }) => {
@@ -483,6 +463,53 @@ fn refused(
             .trailing(&text),
         None => fail(out, s, config, "*", &code_name(error), &text),
     }
+}
+
+/// A refused PRIVMSG: 401 or 404 where IRC has them, else a FAIL.
+fn send_refused(
+    s: &IrcSession,
+    target: &str,
+    error: &ProtocolError,
+    config: &IrcConfig,
+) -> Vec<u8> {
+    let (me, mut lines) = (s.me(), Vec::new());
+    match error.code() {
+        ErrorCode::NoSuchUser => numeric(&mut lines, config, "401", &me)
+            .param(target)
+            .trailing("No such nick"),
+        ErrorCode::NotAMember | ErrorCode::NoSuchGroup => numeric(&mut lines, config, "404", &me)
+            .param(target)
+            .trailing("Cannot send to channel"),
+        _ => fail(
+            &mut lines,
+            s,
+            config,
+            "PRIVMSG",
+            &code_name(error),
+            &error.to_string(),
+        ),
+    }
+    lines
+}
+
+/// A refused JOIN: 471 or 405 where IRC has them, else a FAIL.
+fn join_refused(
+    s: &IrcSession,
+    channel: &str,
+    error: &ProtocolError,
+    config: &IrcConfig,
+) -> Vec<u8> {
+    let (me, text, mut lines) = (s.me(), error.to_string(), Vec::new());
+    match error.code() {
+        ErrorCode::GroupFull => numeric(&mut lines, config, "471", &me)
+            .param(channel)
+            .trailing(&text),
+        ErrorCode::TooManyGroups => numeric(&mut lines, config, "405", &me)
+            .param(channel)
+            .trailing(&text),
+        _ => fail(&mut lines, s, config, "JOIN", &code_name(error), &text),
+    }
+    lines
 }
 
 /// An error's code as a FAIL code: its confab name, upper case.
