@@ -243,6 +243,7 @@ impl Hub {
     /// (its answer was the OK).
     pub fn handle_group_committed(&mut self, now: Instant, op: GroupOp, origin: Option<ConnId>) {
         let _ = now;
+        let created = matches!(op, GroupOp::Create { .. });
         let (group, user, change) = match op {
             GroupOp::Create { group, user } => {
                 self.groups.groups.entry(group.key()).or_insert(Group {
@@ -258,6 +259,9 @@ impl Hub {
             self.release_syncs();
             return;
         };
+        if created {
+            self.irc_group_created(name);
+        }
         let event = Shared::new(Event::GroupEvent {
             change,
             group: name,

@@ -44,6 +44,10 @@ pub(crate) struct Gateway {
     config: Arc<IrcConfig>,
     protocols: IrcProtocols,
     sessions: HashMap<ConnId, IrcSession>,
+    /// JOINs that found the group being created by another client: they
+    /// join once its creation is committed (bounded: each is one of its
+    /// session's `PENDING_MAX` remembered requests).
+    joins_waiting: Vec<(Name, ConnId, crate::id::Ref)>,
 }
 
 /// Stores sent and answered, and the PONGs waiting on them.
@@ -94,6 +98,7 @@ impl Hub {
             config,
             protocols,
             sessions: HashMap::new(),
+            joins_waiting: Vec::new(),
         }));
         Some(protocols)
     }
@@ -110,6 +115,7 @@ impl Hub {
     pub(super) fn irc_gone(&mut self, conn: ConnId) {
         if let Some(g) = &mut self.irc {
             g.sessions.remove(&conn);
+            g.joins_waiting.retain(|(_, c, _)| *c != conn);
         }
     }
 
@@ -356,6 +362,21 @@ impl Hub {
         }
     }
 
+    /// `group` exists now: the JOINs that waited for it are made.
+    pub(super) fn irc_group_created(&mut self, group: Name) {
+        let Some(g) = self.irc.as_deref_mut() else {
+            return;
+        };
+        let (now_ready, rest) = std::mem::take(&mut g.joins_waiting)
+            .into_iter()
+            .partition(|(n, ..)| n.key() == group.key());
+        g.joins_waiting = rest;
+        let ready: Vec<(Name, ConnId, crate::id::Ref)> = now_ready;
+        for (group, conn, reference) in ready {
+            self.group_request(conn, reference, crate::GroupRequest::Join, group);
+        }
+    }
+
     /// Queues `bytes` for `conn` once every message stored before now is
     /// routed (see the module docs).
     pub(super) fn sync(&mut self, conn: ConnId, bytes: Vec<u8>) {
@@ -450,7 +471,10 @@ impl Hub {
             g.sessions.insert(conn, s);
         }
         if let Some((reference, group)) = rejoin {
-            self.group_request(conn, reference, crate::GroupRequest::Join, group);
+            match (self.groups.members(&group), self.irc.as_deref_mut()) {
+                (None, Some(g)) => g.joins_waiting.push((group, conn, reference)),
+                _ => self.group_request(conn, reference, crate::GroupRequest::Join, group),
+            }
         }
         self.irc_after_drain(conn, ack, close, over, device.then_some(MessageId(newest)));
     }
