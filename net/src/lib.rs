@@ -50,6 +50,7 @@ mod effects;
 mod hash_memory;
 mod inbox;
 mod linger;
+mod listeners;
 pub mod logger;
 mod refuse;
 pub mod server;

@@ -44,6 +44,7 @@ use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::inbox::Results;
+use crate::listeners::{accept, bind, IrcListener};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
@@ -161,8 +162,8 @@ pub struct Server {
     options: ServerOptions,
     listener: Async<TcpListener>,
     addr: SocketAddr,
-    /// The IRC listener, its address and the protocol it starts sessions in.
-    irc: Option<(Async<TcpListener>, SocketAddr, Protocol)>,
+    /// The IRC listener, if it serves IRC.
+    irc: Option<IrcListener>,
     shared: Arc<Shared>,
     workers: Workers,
 }
@@ -400,10 +401,7 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
 async fn serve(
     ex: &Executor<'_>,
     shared: &Arc<Shared>,
-    (listener, irc): (
-        Async<TcpListener>,
-        Option<(Async<TcpListener>, SocketAddr, Protocol)>,
-    ),
+    (listener, irc): (Async<TcpListener>, Option<IrcListener>),
     options: &ServerOptions,
     stop: impl Future<Output = ()>,
 ) -> u64 {
@@ -536,30 +534,6 @@ async fn serve(
         dumps.cancel().await;
     }
     accepted
-}
-
-/// The next connection on either listener, with the protocol it speaks.
-async fn accept<E>(
-    confab: &Async<TcpListener>,
-    irc: Option<&(Async<TcpListener>, SocketAddr, Protocol)>,
-    event: impl Fn(io::Result<(Async<TcpStream>, SocketAddr)>, Protocol) -> E,
-) -> E {
-    let confab = async { event(confab.accept().await, Protocol::CONFAB) };
-    let irc = async {
-        match irc {
-            Some((l, _, p)) => event(l.accept().await, *p),
-            None => future::pending().await,
-        }
-    };
-    future::or(confab, irc).await
-}
-
-/// A listener on `addr`, and the address it got.
-fn bind(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), StartError> {
-    let bind_error = |source| StartError::Bind { addr, source };
-    let listener = Async::<TcpListener>::bind(addr).map_err(bind_error)?;
-    let bound = listener.get_ref().local_addr().map_err(bind_error)?;
-    Ok((listener, bound))
 }
 
 /// What a TLS connection starts with.

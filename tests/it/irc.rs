@@ -371,7 +371,8 @@ settings = {{ core = {{ nick = "{user}"; user_name = "{user}"; real_name = "{use
             }
             assert!(
                 Instant::now() < deadline,
-                "irssi: no {what} within {WAIT:?}:\n{screen}"
+                "irssi: no {what} within {WAIT:?}:\n{screen}\nserver log:\n{}",
+                server.log()
             );
             // A screen has no notification to wait on; poll it.
             thread::sleep(Duration::from_millis(50));

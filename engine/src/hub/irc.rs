@@ -123,11 +123,7 @@ impl Hub {
     pub(super) fn irc_bytes(&mut self, now: Instant, conn: ConnId, input: &[u8]) -> usize {
         let mut off = 0;
         for _ in 0..self.config.frames_per_turn {
-            if !self
-                .sessions
-                .get(conn)
-                .is_some_and(|s| !s.state.is_closed())
-            {
+            if self.sessions.get(conn).is_none_or(|s| s.state.is_closed()) {
                 return input.len();
             }
             match self.irc_take(now, conn, &input[off..]) {
@@ -136,11 +132,7 @@ impl Hub {
             }
             self.finish();
         }
-        if !self
-            .sessions
-            .get(conn)
-            .is_some_and(|s| !s.state.is_closed())
-        {
+        if self.sessions.get(conn).is_none_or(|s| s.state.is_closed()) {
             return input.len();
         }
         off

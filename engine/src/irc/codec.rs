@@ -75,13 +75,11 @@ pub fn message_lines(
     // command, the target and their separators.
     let room = MAX_BODY_LEN - 2 - (1 + from.len() + 9 + target.len() + 2);
     let time = line::server_time(m.timestamp_ms);
-    let mut part = 0;
-    for piece in m.body.split('\n').flat_map(|l| chunks(l, room)) {
+    for (part, piece) in m.body.split('\n').flat_map(|l| chunks(l, room)).enumerate() {
         let msgid = match part {
             0 => m.id.get().to_string(),
             n => format!("{}.{n}", m.id.get()),
         };
-        part += 1;
         let mut o = Out::new(out);
         for (k, v) in extra {
             o = o.tag(k, v);
