@@ -9,8 +9,6 @@ use async_io::Async;
 use confab_engine::Protocol;
 use futures_lite::future;
 
-use crate::server::StartError;
-
 /// The IRC listener, its address, and the protocol its sessions start in.
 pub(crate) type IrcListener = (Async<TcpListener>, SocketAddr, Protocol);
 
@@ -31,9 +29,8 @@ pub(crate) async fn accept<E>(
 }
 
 /// A listener on `addr`, and the address it got.
-pub(crate) fn bind(addr: SocketAddr) -> Result<(Async<TcpListener>, SocketAddr), StartError> {
-    let bind_error = |source| StartError::Bind { addr, source };
-    let listener = Async::<TcpListener>::bind(addr).map_err(bind_error)?;
-    let bound = listener.get_ref().local_addr().map_err(bind_error)?;
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<(Async<TcpListener>, SocketAddr)> {
+    let listener = Async::<TcpListener>::bind(addr)?;
+    let bound = listener.get_ref().local_addr()?;
     Ok((listener, bound))
 }

@@ -193,7 +193,8 @@ impl Server {
                     ..options.irc.clone()
                 };
                 let protocols = hub.add_irc(config).ok_or(StartError::Protocols)?;
-                let (listener, addr) = bind(at)?;
+                let (listener, addr) =
+                    bind(at).map_err(|source| StartError::Bind { addr: at, source })?;
                 Some((listener, addr, protocols.plain))
             }
             None => None,
@@ -212,7 +213,10 @@ impl Server {
             .map(|_| stores())
             .collect::<Result<Vec<_>, _>>()?;
 
-        let (listener, addr) = bind(options.listen)?;
+        let (listener, addr) = bind(options.listen).map_err(|source| StartError::Bind {
+            addr: options.listen,
+            source,
+        })?;
 
         let auth_rx = Arc::new(FairQueue::new(
             options.auth_queue,
