@@ -418,16 +418,21 @@ impl Hub {
                 event,
                 Event::Raw(_) | Event::LoginOk2 { .. } | Event::Error { .. }
             );
-            let bytes: Vec<u8> = match replies::render(&mut s, event, &*self, &config) {
-                Some(r) => {
-                    ack = ack.or(r.roster_ack);
-                    rejoin = rejoin.or(r.rejoin);
-                    close |= r.close;
-                    r.bytes
+            let held = !passes && !s.welcomed && s.account().is_some();
+            let Some(r) = replies::render(&mut s, event, &*self, &config) else {
+                // A broadcast, or lines already written for this session:
+                // its bytes, shared, go out as they are.
+                if held {
+                    s.held.extend_from_slice(&o);
+                } else {
+                    after.push(o);
                 }
-                None => o.to_vec(),
+                continue;
             };
-            let mut bytes = bytes;
+            ack = ack.or(r.roster_ack);
+            rejoin = rejoin.or(r.rejoin);
+            close |= r.close;
+            let mut bytes = r.bytes;
             if matches!(event, Event::LoginOk2 { .. }) && s.registration_done() && !s.welcomed {
                 if let Some(user) = s.account() {
                     let mut acts = Vec::new();
@@ -442,7 +447,7 @@ impl Hub {
             if bytes.is_empty() {
                 continue;
             }
-            if !passes && !s.welcomed && s.account().is_some() {
+            if held {
                 s.held.extend(bytes);
             } else {
                 after.push(Outgoing::new(

@@ -274,3 +274,25 @@ fn a_long_confab_body_is_split_for_irc_readers() {
     assert!(lines.len() >= 3, "{got}");
     assert!(lines.iter().all(|l| l.len() <= 512 + 200), "{got}");
 }
+
+#[test]
+fn a_room_message_to_irc_readers_of_one_tag_set_is_one_shared_encoding() {
+    let mut w = Irc::new(&["alice", "bob", "carol"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    let c = w.login("carol");
+    for conn in [a, b, c] {
+        w.read(conn);
+    }
+    w.send(a, "PRIVMSG #confab :one encoding\r\n");
+    let mut got = Vec::new();
+    for conn in [b, c] {
+        let mut out: Vec<Outgoing> = Vec::new();
+        while w.hub.drain(conn, &mut out, 64 * 1024).bytes > 0 {}
+        let message = out
+            .into_iter()
+            .find(|o| String::from_utf8_lossy(o).contains("one encoding"));
+        got.push(message.unwrap_or_else(|| panic!("no message for {conn:?}")));
+    }
+    assert!(got[0].same_bytes(&got[1]), "both readers share the bytes");
+}
