@@ -422,9 +422,11 @@ impl Hub {
             let Some(r) = replies::render(&mut s, event, &*self, &config) else {
                 // A broadcast, or lines already written for this session:
                 // its bytes, shared, go out as they are.
+                // (Events IRC does not show, such as the room's presence
+                // under `--irc-quiet-room`, encode as nothing: dropped.)
                 if held {
                     s.held.extend_from_slice(&o);
-                } else {
+                } else if !o.is_empty() {
                     after.push(o);
                 }
                 continue;

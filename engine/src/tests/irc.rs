@@ -22,9 +22,13 @@ struct Irc {
 
 impl Irc {
     fn new(users: &[&str]) -> Irc {
+        Irc::with(users, IrcConfig::default())
+    }
+
+    fn with(users: &[&str], config: IrcConfig) -> Irc {
         let mut hub = Hub::new(Config::default(), [], MessageId(0));
         let protocols = hub
-            .add_irc(IrcConfig::default())
+            .add_irc(config)
             .unwrap_or_else(|| panic!("room for IRC"));
         let mut store = MemoryStore::default();
         for u in users {
@@ -83,6 +87,8 @@ impl Irc {
                 break;
             }
         }
+        // A writer is never handed nothing to write.
+        assert!(out.iter().all(|o| !o.is_empty()), "an empty write");
         out.iter()
             .map(|o| String::from_utf8_lossy(o).into_owned())
             .collect()
@@ -295,4 +301,21 @@ fn a_room_message_to_irc_readers_of_one_tag_set_is_one_shared_encoding() {
         got.push(message.unwrap_or_else(|| panic!("no message for {conn:?}")));
     }
     assert!(got[0].same_bytes(&got[1]), "both readers share the bytes");
+}
+
+#[test]
+fn with_a_quiet_room_presence_is_not_shown_and_nothing_empty_is_written() {
+    let quiet = IrcConfig {
+        room_presence: false,
+        ..IrcConfig::default()
+    };
+    let mut w = Irc::with(&["alice", "bob"], quiet);
+    let a = w.login("alice");
+    w.read(a);
+    let b = w.login("bob");
+    w.read(b);
+    let got = w.read(a);
+    assert!(!got.contains("JOIN"), "{got}");
+    w.send(b, "PRIVMSG #confab :still here\r\n");
+    assert!(w.read(a).contains("PRIVMSG #confab :still here"));
 }
