@@ -435,16 +435,8 @@ impl Hub {
             rejoin = rejoin.or(r.rejoin);
             close |= r.close;
             let mut bytes = r.bytes;
-            if matches!(event, Event::LoginOk2 { .. }) && s.registration_done() && !s.welcomed {
-                if let Some(user) = s.account() {
-                    let mut acts = Vec::new();
-                    welcome_now(&mut s, user, &config, &mut acts);
-                    for a in acts {
-                        if let Act::Reply(b) = a {
-                            bytes.extend(b);
-                        }
-                    }
-                }
+            if matches!(event, Event::LoginOk2 { .. }) {
+                welcome_after_login(&mut s, &config, &mut bytes);
             }
             if bytes.is_empty() {
                 continue;
@@ -507,5 +499,20 @@ impl Hub {
             );
         }
         self.finish();
+    }
+}
+
+/// After the login's answer, the welcome, if registration is over (if not,
+/// `CAP END` brings it).
+fn welcome_after_login(s: &mut IrcSession, config: &IrcConfig, bytes: &mut Vec<u8>) {
+    let Some(user) = s.account().filter(|_| s.registration_done() && !s.welcomed) else {
+        return;
+    };
+    let mut acts = Vec::new();
+    welcome_now(s, user, config, &mut acts);
+    for a in acts {
+        if let Act::Reply(b) = a {
+            bytes.extend(b);
+        }
     }
 }
