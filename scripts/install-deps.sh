@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, only when it
 # is missing: lua5.4 and LuaSocket (the Lua client's interop test), tmux (the
-# terminal client's end-to-end test), python3 (scripts/shape.py), chromium
-# and the pinned Python packages of tests/browser/requirements.txt
-# (Playwright and pytest: the browser client's tests; Playwright drives
-# Debian's chromium, no browser is downloaded), and cargo-fuzz (the fuzz
-# smoke run).
+# terminal client's end-to-end test), irssi (the IRC gateway's real-client
+# test), python3 (scripts/shape.py), chromium and the pinned Python packages
+# of tests/browser/requirements.txt (Playwright and pytest: the browser
+# client's tests; Playwright drives Debian's chromium, no browser is
+# downloaded), and cargo-fuzz (the fuzz smoke run).
 # Works as root or through sudo; never prompts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ need_apt=()
 command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
 if ! lua5.4 -e 'require("socket")' >/dev/null 2>&1; then need_apt+=(lua-socket); fi
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+command -v irssi >/dev/null 2>&1 || need_apt+=(irssi)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)

@@ -33,7 +33,7 @@ step "fuzz smoke run (${FUZZ_SECONDS:=15} s per target)"
 (
   cd fuzz
   export RUSTC_BOOTSTRAP=1
-  for target in decode_frame roundtrip session web_entry; do
+  for target in decode_frame roundtrip session web_entry irc_line; do
     # Runs on a copy of the committed seeds, so the tree stays clean.
     corpus=$(mktemp -d)
     cp corpus/"$target"/seed-* "$corpus"/

@@ -24,6 +24,9 @@ use crate::Protocol;
 pub(crate) enum Peer {
     /// confab-server (`--server`).
     Confab,
+    /// confab-server's IRC gateway (issue 19): `--irc-listen`, with guest
+    /// accounts for the bench's NICK/USER clients.
+    ConfabIrc,
     /// `confab-bench relay`: the minimal relay, the cost floor.
     Relay,
     /// ngIRCd (`ngircd` on the PATH).
@@ -37,6 +40,7 @@ impl Peer {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Peer::Confab => "confab",
+            Peer::ConfabIrc => "confab-irc",
             Peer::Relay => "relay",
             Peer::Ngircd => "ngircd",
             Peer::Inspircd => "inspircd",
@@ -47,7 +51,7 @@ impl Peer {
     pub(crate) fn protocol(self) -> Protocol {
         match self {
             Peer::Confab | Peer::Relay => Protocol::Confab,
-            Peer::Ngircd | Peer::Inspircd => Protocol::Irc,
+            Peer::Ngircd | Peer::Inspircd | Peer::ConfabIrc => Protocol::Irc,
         }
     }
 
@@ -55,6 +59,13 @@ impl Peer {
     pub(crate) fn start(self, server: &Path, confab_args: &[String]) -> Result<ServerProcess> {
         match self {
             Peer::Confab => ServerProcess::start(server, confab_args),
+            Peer::ConfabIrc => {
+                let mut args = confab_args.to_vec();
+                args.extend(IRC_ARGS.iter().map(|a| (*a).to_owned()));
+                let mut s = ServerProcess::start(server, &args)?;
+                s.addr = s.irc_addr()?;
+                Ok(s)
+            }
             Peer::Relay => {
                 let me = std::env::current_exe()
                     .map_err(|e| Error(format!("cannot find confab-bench itself: {e}")))?;
@@ -109,6 +120,14 @@ impl Peer {
         }
     }
 }
+
+/// confab-server's options as an IRC peer.
+const IRC_ARGS: &[&str] = &[
+    "--irc-listen",
+    "127.0.0.1:0",
+    "--irc-guests",
+    "--irc-quiet-room",
+];
 
 /// A fresh temp dir for one run.
 fn temp_dir() -> Result<tempfile::TempDir> {
@@ -219,6 +238,30 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The address of the `irc listening on ADDR` line, waited for (at
+    /// most 15 s: it follows `listening on` at once).
+    fn irc_addr(&self) -> Result<SocketAddr> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self.log.lock().ok().and_then(|l| {
+                l.iter().find_map(|line| {
+                    let rest = &line[line.find("irc listening on ")? + 17..];
+                    rest.split_whitespace().next()?.parse().ok()
+                })
+            });
+            if let Some(addr) = found {
+                return Ok(addr);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error(
+                    "confab-server did not log `irc listening on ADDR`".into(),
+                ));
+            }
+            // The log reader has no notification to wait on; poll it.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Starts `bin` on 127.0.0.1:0 with a fresh data dir and `args`; waits
     /// (at most 15 s) for its `listening on ADDR` line.
     pub(crate) fn start(bin: &Path, args: &[String]) -> Result<ServerProcess> {

@@ -97,7 +97,7 @@ fn loadavg() -> Option<f64> {
 /// Runs the suite; returns the median of each scenario.
 pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
     let nofile = crate::procfs::raise_nofile();
-    if !a.dry_run && a.peer == Peer::Confab && !a.server.is_file() {
+    if !a.dry_run && matches!(a.peer, Peer::Confab | Peer::ConfabIrc) && !a.server.is_file() {
         return err(format!(
             "{} is missing: build it with `cargo build --release -p confab-net`",
             a.server.display()
@@ -171,6 +171,11 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
                     a.server.display(),
                     server_args.join(" ")
                 ),
+                Peer::ConfabIrc => format!(
+                    "{} --listen 127.0.0.1:0 --data-dir $(mktemp -d) {} --irc-listen 127.0.0.1:0 --irc-guests --irc-quiet-room",
+                    a.server.display(),
+                    server_args.join(" ")
+                ),
                 Peer::Relay => "confab-bench relay --listen 127.0.0.1:0".to_owned(),
                 peer => format!("{} on 127.0.0.1:<free port>, generated config (peers.rs)", peer.name()),
             },
@@ -213,7 +218,7 @@ pub(crate) fn run(a: &SuiteArgs) -> Result<Vec<Value>> {
             "runs": runs.len(),
             "ok_runs": ok(&runs).len(),
             // confab-server's options; a peer's command is in its config.
-            "server_args": if a.peer == Peer::Confab { server_args.clone() } else { Vec::new() },
+            "server_args": if matches!(a.peer, Peer::Confab | Peer::ConfabIrc) { server_args.clone() } else { Vec::new() },
             "bench_args": bench_args,
             "median": median,
         });
@@ -339,7 +344,8 @@ fn run_once(
         "--threads".into(),
         a.threads.to_string(),
     ]);
-    let counters = a.peer == Peer::Confab && bench.first().is_some_and(|c| c == "fanout");
+    let counters = matches!(a.peer, Peer::Confab | Peer::ConfabIrc)
+        && bench.first().is_some_and(|c| c == "fanout");
     if counters {
         argv.push("--server-counters".into());
     }

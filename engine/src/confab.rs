@@ -38,10 +38,15 @@ impl Codec for Confab {
     }
 
     fn encode(&self, event: &Event, out: &mut Vec<u8>) {
-        with_frame(event, |f| f.encode(out));
+        if !is_raw(event) {
+            with_frame(event, |f| f.encode(out));
+        }
     }
 
     fn encoded_len(&self, event: &Event) -> usize {
+        if is_raw(event) {
+            return 0;
+        }
         with_frame(event, |f| f.encoded_len())
     }
 
@@ -164,6 +169,12 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
         Frame::DeviceRevoke { reference, device } => Request::RevokeDevice { reference, device },
         _ => return None,
     })
+}
+
+/// A gateway's own lines, which never go to a confab session (written as
+/// nothing if one did).
+fn is_raw(event: &Event) -> bool {
+    matches!(event, Event::Raw(_))
 }
 
 fn entry(m: &StoredMessage) -> HistoryEntry<'_> {

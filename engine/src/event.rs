@@ -155,6 +155,9 @@ pub enum Event {
         /// Why.
         error: ProtocolError,
     },
+    /// Lines a gateway front end wrote for one session (an IRC reply),
+    /// sent as they are; the confab codec writes nothing for it.
+    Raw(Box<[u8]>),
     /// The server is shutting down.
     Shutdown {
         /// When to come back.

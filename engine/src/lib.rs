@@ -61,6 +61,7 @@ pub mod error;
 pub mod event;
 pub mod hub;
 pub mod id;
+pub mod irc;
 pub mod lockout;
 pub mod name;
 pub mod password;

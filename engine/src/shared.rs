@@ -77,6 +77,11 @@ impl Outgoing {
         Outgoing { event, protocol }
     }
 
+    /// The event these bytes encode.
+    pub fn event(&self) -> &Event {
+        self.event.event()
+    }
+
     /// Whether `self` and `other` are the same bytes: one encoding, shared.
     pub fn same_bytes(&self, other: &Outgoing) -> bool {
         std::ptr::eq(self.as_ptr(), other.as_ptr())

@@ -7,6 +7,7 @@ mod delivery;
 mod devices;
 mod examples;
 mod flow;
+mod irc;
 mod lines;
 mod room;
 mod routing;

@@ -162,6 +162,25 @@ pub struct ServeArgs {
     )]
     pub web_allowed_origins: Vec<String>,
 
+    /// Also serve IRC here (over TLS when TLS is on); port 0 picks a free
+    /// port (the log line "irc listening on ADDR" tells which).
+    #[arg(long, env = "CONFAB_IRC_LISTEN")]
+    pub irc_listen: Option<SocketAddr>,
+
+    /// The IRC channel that is the room.
+    #[arg(long, env = "CONFAB_IRC_ROOM_CHANNEL", default_value = "#confab", value_parser = room_channel)]
+    pub irc_room_channel: String,
+
+    /// Give IRC clients without credentials an account named for their
+    /// nick (for conformance suites only: anyone may log in as a guest).
+    #[arg(long, env = "CONFAB_IRC_GUESTS")]
+    pub irc_guests: bool,
+
+    /// Do not JOIN IRC clients to the room's channel or show its presence
+    /// (for conformance suites, which count every line).
+    #[arg(long, env = "CONFAB_IRC_QUIET_ROOM")]
+    pub irc_quiet_room: bool,
+
     /// Directory of the database; created if missing.
     #[arg(
         long,
@@ -562,3 +581,11 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests;
+
+/// A `#name` whose name is a confab name.
+fn room_channel(s: &str) -> Result<String, String> {
+    match s.strip_prefix('#').map(Name::new) {
+        Some(Ok(_)) => Ok(s.to_owned()),
+        _ => Err("an IRC channel is # and a name (A-Z a-z 0-9 _ - .)".to_owned()),
+    }
+}

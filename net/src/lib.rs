@@ -166,6 +166,12 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             eprintln!("web listening on {web}");
         }
     }
+    if let Some(addr) = server.irc_addr() {
+        info!("irc listening on {addr}");
+        if !log::log_enabled!(log::Level::Info) {
+            eprintln!("irc listening on {addr}");
+        }
+    }
     log::logger().flush();
     server.run(signals.first())?;
     Ok(())
@@ -214,6 +220,13 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
             listen,
             allowed_origins: args.web_allowed_origins.clone(),
         }),
+        irc_listen: args.irc_listen,
+        irc: confab_engine::irc::IrcConfig {
+            room_channel: args.irc_room_channel.clone(),
+            guests: args.irc_guests,
+            room_presence: !args.irc_quiet_room,
+            ..Default::default()
+        },
         ..ServerOptions::default()
     }
 }

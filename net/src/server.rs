@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use async_channel::Sender;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
-use confab_engine::{Config, ConnId, Hub};
+use confab_engine::irc::IrcConfig;
+use confab_engine::{Config, ConnId, Hub, Protocol};
 use easy_parallel::Parallel;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
@@ -44,7 +45,7 @@ use crate::conn::{self, End};
 use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
-use crate::listeners::{self, Listeners};
+use crate::listeners::{self, accept, IrcListener, Listeners};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
@@ -93,6 +94,10 @@ pub struct ServerOptions {
     pub counters_on_signal: bool,
     /// Serve the browser client and its WebSocket here too (see [`crate::web`]).
     pub web: Option<WebOptions>,
+    /// Also serve IRC here (see `confab_engine::irc`).
+    pub irc_listen: Option<SocketAddr>,
+    /// The IRC gateway's settings.
+    pub irc: IrcConfig,
 }
 
 impl Default for ServerOptions {
@@ -114,6 +119,8 @@ impl Default for ServerOptions {
             tls: None,
             counters_on_signal: false,
             web: None,
+            irc_listen: None,
+            irc: IrcConfig::default(),
         }
     }
 }
@@ -139,6 +146,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The hub has no room for the IRC gateway's protocols.
+    #[error("the hub speaks too many protocols to add IRC")]
+    Protocols,
 }
 
 /// Counters reported when the server stops.
@@ -159,6 +169,8 @@ pub struct Server {
     addr: SocketAddr,
     /// The web port's listener and its address, if asked for.
     web: Option<(Async<TcpListener>, SocketAddr)>,
+    /// The IRC listener, if it serves IRC.
+    irc: Option<IrcListener>,
     shared: Arc<Shared>,
     workers: Workers,
 }
@@ -180,7 +192,20 @@ impl Server {
         options.hash.validate()?;
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
-        let hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        let irc = match options.irc_listen {
+            Some(at) => {
+                let config = IrcConfig {
+                    server: options.engine.server_name.replace(' ', "-"),
+                    ..options.irc.clone()
+                };
+                let protocols = hub.add_irc(config).ok_or(StartError::Protocols)?;
+                let (listener, addr) =
+                    listeners::bind(at).map_err(|source| StartError::Bind { addr: at, source })?;
+                Some((listener, addr, protocols.plain))
+            }
+            None => None,
+        };
 
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
@@ -215,6 +240,7 @@ impl Server {
             listener,
             addr,
             web,
+            irc,
             shared: Arc::new(Shared::new(hub, effects)),
             workers: Workers {
                 auth_rx,
@@ -237,6 +263,11 @@ impl Server {
         self.web.as_ref().map(|(_, addr)| *addr)
     }
 
+    /// The IRC listener's address, if it serves IRC.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc.as_ref().map(|(_, addr, _)| *addr)
+    }
+
     /// Serves until `stop` completes, then shuts down (see the module docs).
     pub fn run(self, stop: impl Future<Output = ()>) -> Result<Stats, StartError> {
         let Server {
@@ -244,12 +275,14 @@ impl Server {
             listener,
             addr: _,
             web,
+            irc,
             shared,
             workers,
         } = self;
         let listeners = Listeners {
             tcp: listener,
             web: web.map(|(l, _)| l),
+            irc,
         };
         let threads = spawn_workers(&shared, workers)?;
         info!(
@@ -391,7 +424,7 @@ async fn serve(
 ) -> u64 {
     enum Event {
         Stop,
-        Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
+        Accepted(io::Result<(Async<TcpStream>, SocketAddr)>, Protocol),
         WebAccepted(io::Result<(Async<TcpStream>, SocketAddr)>),
         Finished(u64),
         Summary,
@@ -435,7 +468,7 @@ async fn serve(
                     }
                 },
                 future::or(
-                    async { Event::Accepted(listeners.tcp.accept().await) },
+                    accept(&listeners.tcp, listeners.irc.as_ref(), Event::Accepted),
                     future::or(
                         async { Event::WebAccepted(listeners.accept_web().await) },
                         async {
@@ -456,14 +489,14 @@ async fn serve(
                 tasks.remove(&id);
             }
             Event::Summary => refusals.summarize(Instant::now()),
-            Event::Accepted(Ok((stream, peer))) => {
+            Event::Accepted(Ok((stream, peer)), protocol) => {
                 // Frames are written whole; no need to wait for more.
                 let _ = stream.get_ref().set_nodelay(true);
                 let source = source_of(peer.ip());
                 let admitted = shared.with_core(|core, now| {
                     core.hub
                         .admit(now, source)
-                        .map(|()| core.connect(now, peer, source))
+                        .map(|()| core.connect(now, peer, source, protocol))
                 });
                 let (conn, woken) = match admitted {
                     Ok(admitted) => admitted,
@@ -504,7 +537,7 @@ async fn serve(
                 };
                 tasks.insert(id, ex.spawn(web::connection(c, web.clone())));
             }
-            Event::Accepted(Err(e)) | Event::WebAccepted(Err(e)) => {
+            Event::Accepted(Err(e), _) | Event::WebAccepted(Err(e)) => {
                 // Out of file descriptors, usually: back off instead of spinning.
                 warn!("accepting a connection failed: {e}");
                 Timer::after(Duration::from_millis(100)).await;

@@ -55,8 +55,9 @@ impl Core {
         now: Instant,
         peer: SocketAddr,
         source: Source,
+        protocol: Protocol,
     ) -> (ConnId, Arc<AtomicBool>) {
-        let conn = self.hub.connect(now, source, Protocol::CONFAB);
+        let conn = self.hub.connect(now, source, protocol);
         let woken = Arc::new(AtomicBool::new(false));
         let i = conn.index();
         if self.conns.len() <= i {

@@ -19,6 +19,7 @@ mod direct;
 mod durability;
 mod groups;
 mod hashing;
+mod irc;
 mod limits;
 mod lua_interop;
 mod resume;

@@ -93,6 +93,17 @@ impl Groups {
         v
     }
 
+    /// Every group and its member count, sorted by name.
+    pub(super) fn all(&self) -> Vec<(Name, usize)> {
+        let mut v: Vec<(Name, usize)> = self
+            .groups
+            .values()
+            .map(|g| (g.name, g.members.len()))
+            .collect();
+        v.sort_by_key(|(n, _)| n.key());
+        v
+    }
+
     /// Every group, as `user` sees the list.
     fn list(&self, user: &Name) -> Vec<GroupInfo> {
         let key = user.key();
@@ -196,6 +207,7 @@ impl Hub {
         if let GroupOp::Create { group, .. } = &op {
             self.groups.pending_creates.insert(group.key());
         }
+        self.syncs.sent += 1;
         self.outbox.effect(Effect::StoreGroup {
             conn,
             reference,
@@ -212,6 +224,10 @@ impl Hub {
         result: Result<(), ProtocolError>,
     ) {
         self.end_request(conn);
+        self.syncs.answered += 1;
+        if result.is_err() {
+            self.release_syncs();
+        }
         if let GroupOp::Create { group, .. } = &op {
             self.groups.pending_creates.remove(&group.key());
         }
@@ -227,6 +243,7 @@ impl Hub {
     /// (its answer was the OK).
     pub fn handle_group_committed(&mut self, now: Instant, op: GroupOp, origin: Option<ConnId>) {
         let _ = now;
+        let created = matches!(op, GroupOp::Create { .. });
         let (group, user, change) = match op {
             GroupOp::Create { group, user } => {
                 self.groups.groups.entry(group.key()).or_insert(Group {
@@ -239,8 +256,12 @@ impl Hub {
             GroupOp::Leave { group, user } => (group, user, GroupChange::Left),
         };
         let Some((name, _)) = self.groups.apply(group, user, change) else {
+            self.release_syncs();
             return;
         };
+        if created {
+            self.irc_group_created(name);
+        }
         let event = Shared::new(Event::GroupEvent {
             change,
             group: name,
@@ -260,6 +281,7 @@ impl Hub {
             self.push_shared(r, &event, Class::Roster, None);
         }
         self.finish();
+        self.release_syncs();
     }
 
     pub(super) fn group_list(&mut self, conn: ConnId, reference: Ref) {

@@ -31,6 +31,9 @@ impl Hub {
     /// passed again, with anything newer appended, when
     /// [`Hub::read_ready`] allows.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, input: &[u8]) -> usize {
+        if self.is_irc(conn) {
+            return self.irc_bytes(now, conn, input);
+        }
         let Some(s) = self.sessions.get_mut(conn) else {
             return input.len();
         };
@@ -193,7 +196,7 @@ impl Hub {
     }
 
     /// Acts on a paid request, if the session's state accepts it.
-    fn dispatch(&mut self, now: Instant, conn: ConnId, request: Request<'_>) {
+    pub(super) fn dispatch(&mut self, now: Instant, conn: ConnId, request: Request<'_>) {
         let Some(s) = self.sessions.get(conn) else {
             return;
         };

@@ -35,6 +35,7 @@ mod devices;
 mod groups;
 mod history;
 mod input;
+mod irc;
 mod outbox;
 mod read_markers;
 mod replay;
@@ -106,6 +107,10 @@ pub struct Hub {
     pub(crate) devices: devices::Devices,
     shutting_down: bool,
     next_ping: u64,
+    /// The IRC gateway, if added (see [`irc`]).
+    irc: Option<Box<irc::Gateway>>,
+    /// Stores in flight and the PONGs waiting on them (see [`irc`]).
+    syncs: irc::Syncs,
 }
 
 impl Hub {
@@ -139,6 +144,8 @@ impl Hub {
             devices: devices::Devices::default(),
             shutting_down: false,
             next_ping: 1,
+            irc: None,
+            syncs: irc::Syncs::default(),
             config,
         }
     }
@@ -167,12 +174,23 @@ impl Hub {
     pub fn handle_result(&mut self, now: Instant, result: EffectResult) {
         match result {
             EffectResult::Authenticated { conn, result } => self.authenticated(now, conn, result),
-            EffectResult::Registered { conn, result } => self.registered(conn, result),
+            EffectResult::Registered { conn, result } => {
+                let ok = result.is_ok();
+                self.registered(conn, result);
+                self.irc_registered(now, conn, ok);
+            }
             EffectResult::Stored {
                 conn,
                 reference,
                 result,
-            } => self.stored(conn, reference, result),
+            } => {
+                // A commit's PONGs go out once it is routed; a refusal's now.
+                let refused = result.is_err();
+                self.stored(conn, reference, result);
+                if refused {
+                    self.release_syncs();
+                }
+            }
             EffectResult::GroupStored {
                 conn,
                 reference,
@@ -190,7 +208,10 @@ impl Hub {
                 conn,
                 reference,
                 committed,
-            } => self.stored(conn, reference, Ok(committed)),
+            } => {
+                self.stored(conn, reference, Ok(committed));
+                self.release_syncs();
+            }
             EffectResult::LoggedIn2 { conn, result } => self.authenticated2(now, conn, result),
             EffectResult::BookmarkSaved {
                 device,

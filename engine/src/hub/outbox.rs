@@ -224,6 +224,16 @@ impl Hub {
     /// until it returns no bytes, then wait for [`Output::Wake`]; close the
     /// connection when it says so.
     pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Outgoing>, max_bytes: usize) -> Drained {
+        let start = out.len();
+        let drained = self.drain_queued(conn, out, max_bytes);
+        if self.is_irc(conn) {
+            self.irc_drained(conn, out, start);
+        }
+        drained
+    }
+
+    /// [`Hub::drain`] before a gateway renders what it moved.
+    fn drain_queued(&mut self, conn: ConnId, out: &mut Vec<Outgoing>, max_bytes: usize) -> Drained {
         const GONE: Drained = Drained {
             bytes: 0,
             close: true,
@@ -281,7 +291,7 @@ impl Hub {
             // Closed now (or no longer reading the room): drain what that
             // queued, the error first. The second drain cannot cut again.
             self.room_cut(conn);
-            let rest = self.drain(conn, out, max_bytes.saturating_sub(bytes));
+            let rest = self.drain_queued(conn, out, max_bytes.saturating_sub(bytes));
             return Drained {
                 bytes: bytes + rest.bytes,
                 ..rest

@@ -91,6 +91,7 @@ impl Hub {
         if !self.begin_request(conn, reference) {
             return;
         }
+        self.syncs.sent += 1;
         self.outbox.effect(Effect::Store {
             conn,
             reference,
@@ -111,6 +112,7 @@ impl Hub {
         result: Result<Committed, (NewMessage, ProtocolError)>,
     ) {
         self.end_request(conn);
+        self.syncs.answered += 1;
         match result {
             Ok(c) => {
                 let ack = Event::Ack {
@@ -135,6 +137,7 @@ impl Hub {
     ) {
         let _ = now;
         self.last_id = self.last_id.max(message.id);
+        let id = message.id;
         let shared = Shared::new(Event::Message(message));
         let Event::Message(m) = shared.event() else {
             unreachable!("built as a message just above")
@@ -153,9 +156,9 @@ impl Hub {
         if m.target == Target::Room && room.takes(m.id) {
             // One push into the room's log, whatever the audience.
             let len = shared.encoded_len(crate::Protocol::CONFAB, &*codecs[0]) as usize;
-            let id = m.id;
             room.push(shared, id, len, origin, sessions, |s, c| outbox.wake(s, c));
             self.finish();
+            self.release_syncs();
             return;
         }
         let mut delivery = Delivery {
@@ -173,6 +176,7 @@ impl Hub {
             }
         });
         self.finish();
+        self.release_syncs();
     }
 }
 

@@ -237,6 +237,7 @@ impl Hub {
     /// after [`Drained::close`](super::Drained)). Frees its state.
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let _ = now;
+        self.irc_gone(conn);
         let Some(session) = self.sessions.remove(conn) else {
             return;
         };

@@ -311,7 +311,7 @@ async fn upgrade<S>(
     let admitted = c.shared.with_core(|core, now| {
         core.hub
             .admit(now, source)
-            .map(|()| core.connect(now, c.peer, source))
+            .map(|()| core.connect(now, c.peer, source, confab_engine::Protocol::CONFAB))
     });
     let (conn, woken) = match admitted {
         Ok(admitted) => admitted,

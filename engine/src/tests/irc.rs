@@ -1,0 +1,321 @@
+//! The IRC gateway through the hub: lines in, lines out, over the
+//! in-memory store, on virtual time.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::util::name;
+use crate::irc::{IrcConfig, IrcProtocols};
+use crate::shared::Outgoing;
+use crate::store::Store;
+use crate::testing::MemoryStore;
+use crate::{Config, ConnId, Effect, Hub, MessageId, Output, Source};
+
+struct Irc {
+    hub: Hub,
+    store: MemoryStore,
+    now: Instant,
+    protocols: IrcProtocols,
+    hold: bool,
+    held: VecDeque<Effect>,
+}
+
+impl Irc {
+    fn new(users: &[&str]) -> Irc {
+        Irc::with(users, IrcConfig::default())
+    }
+
+    fn with(users: &[&str], config: IrcConfig) -> Irc {
+        let mut hub = Hub::new(Config::default(), [], MessageId(0));
+        let protocols = hub
+            .add_irc(config)
+            .unwrap_or_else(|| panic!("room for IRC"));
+        let mut store = MemoryStore::default();
+        for u in users {
+            let _ = store.create_account(&name(u), "pw");
+        }
+        Irc {
+            hub,
+            store,
+            now: Instant::now(),
+            protocols,
+            hold: false,
+            held: VecDeque::new(),
+        }
+    }
+
+    fn run(&mut self) {
+        while let Some(out) = self.hub.poll_output() {
+            if let Output::Effect(e) = out {
+                if self.hold {
+                    self.held.push_back(e);
+                    continue;
+                }
+                for input in self.store.run(e) {
+                    self.hub.handle_input(self.now, input);
+                }
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.hold = false;
+        while let Some(e) = self.held.pop_front() {
+            for input in self.store.run(e) {
+                self.hub.handle_input(self.now, input);
+            }
+        }
+        self.run();
+    }
+
+    fn connect(&mut self) -> ConnId {
+        self.hub.connect(self.now, Source(1), self.protocols.plain)
+    }
+
+    fn send(&mut self, conn: ConnId, lines: &str) {
+        let used = self.hub.handle_bytes(self.now, conn, lines.as_bytes());
+        assert_eq!(used, lines.len(), "every line is taken");
+        self.run();
+    }
+
+    fn read(&mut self, conn: ConnId) -> String {
+        let mut out: Vec<Outgoing> = Vec::new();
+        loop {
+            let d = self.hub.drain(conn, &mut out, 64 * 1024);
+            self.run();
+            if d.bytes == 0 {
+                break;
+            }
+        }
+        // A writer is never handed nothing to write.
+        assert!(out.iter().all(|o| !o.is_empty()), "an empty write");
+        out.iter()
+            .map(|o| String::from_utf8_lossy(o).into_owned())
+            .collect()
+    }
+
+    /// Logs `user` in with SASL PLAIN and message-tags, echo-message.
+    fn login(&mut self, user: &str) -> ConnId {
+        let c = self.connect();
+        self.send(c, "CAP LS 302\r\n");
+        self.send(c, &format!("NICK {user}\r\nUSER u 0 * :real\r\n"));
+        self.send(
+            c,
+            "CAP REQ :sasl message-tags server-time echo-message labeled-response batch\r\n",
+        );
+        self.send(c, "AUTHENTICATE PLAIN\r\n");
+        let response = format!("\0{user}\0pw");
+        self.send(c, &format!("AUTHENTICATE {}\r\n", b64(response.as_bytes())));
+        let got = self.read(c);
+        assert!(got.contains(" 903 "), "{got}");
+        self.send(c, "CAP END\r\n");
+        let got = self.read(c);
+        assert!(got.contains(" 001 "), "{got}");
+        c
+    }
+}
+
+fn b64(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn a_client_logs_in_with_sasl_and_is_welcomed_in_the_room() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\n");
+    let got = w.read(c);
+    assert!(got.contains("CAP * LS :"), "{got}");
+    assert!(got.contains("sasl=PLAIN"), "{got}");
+    assert!(!got.contains(" 001 "), "no welcome during CAP: {got}");
+    w.send(c, "CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n");
+    assert_eq!(
+        w.read(c),
+        ":confab CAP alice ACK :sasl\r\nAUTHENTICATE +\r\n"
+    );
+    w.send(c, &format!("AUTHENTICATE {}\r\n", b64(b"\0alice\0pw")));
+    let got = w.read(c);
+    assert!(
+        got.contains(":confab 900 alice alice!alice@confab alice :"),
+        "{got}"
+    );
+    assert!(got.contains(":confab 903 alice :"), "{got}");
+    w.send(c, "CAP END\r\n");
+    let got = w.read(c);
+    assert!(got.starts_with(":confab 001 alice :Welcome"), "{got}");
+    assert!(
+        got.contains(":alice!alice@confab JOIN #confab\r\n"),
+        "{got}"
+    );
+    assert!(
+        got.contains(":confab 353 alice = #confab :alice\r\n"),
+        "{got}"
+    );
+}
+
+#[test]
+fn a_wrong_sasl_password_is_904_and_the_client_may_try_again() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(
+        c,
+        "CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\n",
+    );
+    w.send(
+        c,
+        &format!(
+            "AUTHENTICATE PLAIN\r\nAUTHENTICATE {}\r\n",
+            b64(b"\0alice\0no")
+        ),
+    );
+    let got = w.read(c);
+    assert!(
+        got.contains(" 904 alice :SASL authentication failed"),
+        "{got}"
+    );
+}
+
+#[test]
+fn room_messages_reach_the_others_and_echo_to_the_sender_with_its_label() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.send(a, "@label=x1 PRIVMSG #confab :hello bob\r\n");
+    let echo = w.read(a);
+    assert!(echo.starts_with("@label=x1;time="), "{echo}");
+    assert!(
+        echo.contains(";msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :hello bob\r\n"),
+        "{echo}"
+    );
+    let got = w.read(b);
+    assert!(
+        got.contains("msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :hello bob\r\n"),
+        "{got}"
+    );
+}
+
+#[test]
+fn a_pong_waits_for_messages_stored_before_its_ping() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.hold = true;
+    w.send(a, "PRIVMSG bob :first\r\n");
+    w.send(b, "PING :sync\r\n");
+    assert_eq!(w.read(b), "", "the PONG waits for the store");
+    w.release();
+    let got = w.read(b);
+    let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
+    let pong = got.find("PONG confab :sync").unwrap_or(0);
+    assert!(msg < pong, "{got}");
+}
+
+#[test]
+fn groups_are_channels_joined_and_parted() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.send(a, "JOIN #team\r\n");
+    let got = w.read(a);
+    assert!(got.contains(":alice!alice@confab JOIN #team\r\n"), "{got}");
+    assert!(got.contains(" 366 alice #team :"), "{got}");
+    w.read(b);
+    w.send(b, "JOIN #team\r\n");
+    let got = w.read(a);
+    assert!(got.contains(":bob!bob@confab JOIN #team\r\n"), "{got}");
+    w.send(b, "PART #team\r\n");
+    assert!(w.read(b).contains(":bob!bob@confab PART #team\r\n"));
+    assert!(w.read(a).contains(":bob!bob@confab PART #team\r\n"));
+}
+
+#[test]
+fn a_line_too_long_is_417_and_bad_utf8_is_a_fail() {
+    let mut w = Irc::new(&["alice"]);
+    let a = w.login("alice");
+    let long = format!("PRIVMSG #confab :{}\r\n", "x".repeat(600));
+    w.send(a, &long);
+    assert!(w.read(a).contains(" 417 alice :Input line was too long"));
+    let used = w.hub.handle_bytes(w.now, a, b"PRIVMSG #confab :\xff\r\n");
+    assert_eq!(used, 20);
+    w.run();
+    assert!(w.read(a).contains("FAIL * INVALID_UTF8"));
+}
+
+#[test]
+fn a_long_confab_body_is_split_for_irc_readers() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    let body = "y".repeat(1000);
+    let s = w.hub.handle_request(
+        w.now,
+        a,
+        crate::Request::Send {
+            reference: crate::Ref(900),
+            target: crate::Target::Room,
+            body: &body,
+        },
+    );
+    assert!(s);
+    w.run();
+    let got = w.read(b);
+    let lines: Vec<&str> = got.lines().filter(|l| l.contains("PRIVMSG")).collect();
+    assert!(lines.len() >= 3, "{got}");
+    assert!(lines.iter().all(|l| l.len() <= 512 + 200), "{got}");
+}
+
+#[test]
+fn a_room_message_to_irc_readers_of_one_tag_set_is_one_shared_encoding() {
+    let mut w = Irc::new(&["alice", "bob", "carol"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    let c = w.login("carol");
+    for conn in [a, b, c] {
+        w.read(conn);
+    }
+    w.send(a, "PRIVMSG #confab :one encoding\r\n");
+    let mut got = Vec::new();
+    for conn in [b, c] {
+        let mut out: Vec<Outgoing> = Vec::new();
+        while w.hub.drain(conn, &mut out, 64 * 1024).bytes > 0 {}
+        let message = out
+            .into_iter()
+            .find(|o| String::from_utf8_lossy(o).contains("one encoding"));
+        got.push(message.unwrap_or_else(|| panic!("no message for {conn:?}")));
+    }
+    assert!(got[0].same_bytes(&got[1]), "both readers share the bytes");
+}
+
+#[test]
+fn with_a_quiet_room_presence_is_not_shown_and_nothing_empty_is_written() {
+    let quiet = IrcConfig {
+        room_presence: false,
+        ..IrcConfig::default()
+    };
+    let mut w = Irc::with(&["alice", "bob"], quiet);
+    let a = w.login("alice");
+    w.read(a);
+    let b = w.login("bob");
+    w.read(b);
+    let got = w.read(a);
+    assert!(!got.contains("JOIN"), "{got}");
+    w.send(b, "PRIVMSG #confab :still here\r\n");
+    assert!(w.read(a).contains("PRIVMSG #confab :still here"));
+}

@@ -1,0 +1,409 @@
+//! The IRC gateway (`--irc-listen`): a raw IRC client checked byte for
+//! byte, IRC and confab users chatting both ways, a reconnecting IRC
+//! client given what it missed, and irssi, a real IRC client, under tmux.
+//!
+//! Every read is bounded by [`WAIT`]; nothing sleeps to let something
+//! happen: each wait reads until the line it waits for arrives.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{password, Server, WAIT};
+
+/// A server with an IRC listener, and the listener's address.
+fn irc_server() -> (Server, SocketAddr) {
+    let server = Server::start_with(&["--irc-listen", "127.0.0.1:0"]);
+    let line = server.wait_log("irc listening", |l| l.contains("irc listening on "));
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (server, addr)
+}
+
+/// A raw IRC connection: lines out, lines in, every read bounded.
+struct Irc {
+    who: String,
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    seen: Vec<String>,
+}
+
+impl Irc {
+    fn connect(addr: SocketAddr, who: &str) -> Irc {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("the IRC port accepts");
+        stream.set_read_timeout(Some(WAIT)).expect("a read timeout");
+        Irc {
+            who: who.to_owned(),
+            writer: stream.try_clone().expect("a second handle"),
+            reader: BufReader::new(stream),
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("the server reads");
+    }
+
+    /// Reads lines until one matches `pred`; returns every line read by
+    /// this wait, the matching one last (CR LF kept).
+    #[track_caller]
+    fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).unwrap_or(0);
+            assert!(
+                n > 0 && Instant::now() < deadline,
+                "{}: no {what} within {WAIT:?}; got:\n{}\nbefore:\n{}",
+                self.who,
+                got.join(""),
+                self.seen.join("")
+            );
+            self.seen.push(line.clone());
+            got.push(line.clone());
+            if pred(&line) {
+                return got;
+            }
+        }
+    }
+
+    /// Logs in with SASL PLAIN as `authcid` (`user` or `user@device`),
+    /// asking for `caps`; returns once the welcome's NAMES are read.
+    fn login(addr: SocketAddr, authcid: &str, password: &str, caps: &str) -> Irc {
+        let user = authcid.split('@').next().unwrap_or(authcid);
+        let mut c = Irc::connect(addr, user);
+        c.send("CAP LS 302");
+        c.send(&format!("NICK {user}"));
+        c.send("USER u 0 * :a user");
+        c.send(&format!("CAP REQ :sasl {caps}"));
+        c.until("CAP ACK", |l| l.contains(" ACK "));
+        c.send("AUTHENTICATE PLAIN");
+        c.until("AUTHENTICATE +", |l| l == "AUTHENTICATE +\r\n");
+        c.send(&format!(
+            "AUTHENTICATE {}",
+            b64(&format!("\0{authcid}\0{password}"))
+        ));
+        c.until("903", |l| l.contains(" 903 "));
+        c.send("CAP END");
+        c.until("the room's NAMES", |l| {
+            l.contains(" 366 ") && l.contains("#confab")
+        });
+        c
+    }
+}
+
+fn b64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let b = |i: usize| u32::from(c.get(i).copied().unwrap_or(0));
+        let n = (b(0) << 16) | (b(1) << 8) | b(2);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// `lines` with each `time=...Z` tag value replaced by `T`, so that a
+/// transcript compares byte for byte.
+fn untimed(lines: &[String]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        let mut rest = l.as_str();
+        while let Some(at) = rest.find("time=") {
+            out.push_str(&rest[..at + 5]);
+            out.push('T');
+            rest = &rest[(at + 5 + 24).min(rest.len())..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+#[test]
+fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for_byte() {
+    let (server, addr) = irc_server();
+    server.register("alice", &password("alice"));
+    let mut c = Irc::connect(addr, "alice");
+    c.send("CAP LS 302");
+    let ls = c.until("CAP LS", |l| l.contains(" LS "));
+    assert_eq!(
+        ls.concat(),
+        ":confab CAP * LS :account-tag batch cap-notify draft/chathistory echo-message \
+         labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names\r\n"
+    );
+    c.send("NICK alice");
+    c.send("USER a 0 * :Alice");
+    c.send("CAP REQ :sasl message-tags server-time echo-message labeled-response batch draft/chathistory");
+    let ack = c.until("CAP ACK", |l| l.contains(" ACK "));
+    assert_eq!(
+        ack.concat(),
+        ":confab CAP alice ACK :sasl message-tags server-time echo-message labeled-response \
+         batch draft/chathistory\r\n"
+    );
+    c.send("AUTHENTICATE PLAIN");
+    assert_eq!(
+        c.until("+", |l| l.starts_with("AUTH")).concat(),
+        "AUTHENTICATE +\r\n"
+    );
+    c.send(&format!(
+        "AUTHENTICATE {}",
+        b64(&format!("\0alice\0{}", password("alice")))
+    ));
+    let sasl = c.until("903", |l| l.contains(" 903 "));
+    assert_eq!(
+        sasl.concat(),
+        ":confab 900 alice alice!alice@confab alice :You are now logged in as alice\r\n\
+         :confab 903 alice :SASL authentication successful\r\n"
+    );
+    c.send("CAP END");
+    let welcome = c.until("NAMES", |l| l.contains(" 366 "));
+    assert!(
+        welcome[0].starts_with(":confab 001 alice :Welcome"),
+        "{welcome:?}"
+    );
+    assert_eq!(
+        welcome[welcome.len() - 3..].concat(),
+        ":alice!alice@confab JOIN #confab\r\n:confab 353 alice = #confab :alice\r\n\
+         :confab 366 alice #confab :End of /NAMES list\r\n"
+    );
+
+    c.send("@label=m1 PRIVMSG #confab :first words");
+    let echo = c.until("the echo", |l| l.contains("first words"));
+    assert_eq!(
+        untimed(&echo),
+        "@label=m1;time=T;msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :first words\r\n"
+    );
+    c.send("@label=h1 CHATHISTORY LATEST #confab * 10");
+    // The chathistory batch, in the labeled-response batch that carries the label.
+    let page = c.until("the labeled batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let text = untimed(&page);
+    assert!(text.starts_with("@label=h1 :confab BATCH +"), "{text}");
+    assert!(
+        text.contains(
+            ";time=T;msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :first words\r\n"
+        ),
+        "{text}"
+    );
+    c.send("PING :done");
+    c.until("PONG", |l| l.contains("PONG confab :done"));
+    drop(server);
+}
+
+#[test]
+fn irc_and_confab_users_chat_in_the_room_a_group_and_a_dm_both_ways() {
+    let (server, addr) = irc_server();
+    server.register("alice", &password("alice"));
+    let bob = server.client("bob");
+    let mut listener = bob.listen();
+    let mut alice = Irc::login(addr, "alice", &password("alice"), "server-time");
+
+    // The room.
+    alice.send("PRIVMSG #confab :hi bob, from IRC");
+    let m = listener.wait_message("hi bob, from IRC");
+    assert_eq!(
+        (m["from"].as_str(), m["to"].as_str()),
+        (Some("alice"), Some("all")),
+        "{m}"
+    );
+    bob.send("all", "hi alice, from confab");
+    alice.until("bob's room message", |l| {
+        l.ends_with(":bob!bob@confab PRIVMSG #confab :hi alice, from confab\r\n")
+    });
+
+    // A group: JOIN makes it; bob joins it from confab.
+    alice.send("JOIN #ops");
+    alice.until("the group's NAMES", |l| l.contains(" 366 alice #ops "));
+    bob.run(&["group", "join", "ops"]).ok();
+    alice.until("bob's JOIN", |l| {
+        l.ends_with(":bob!bob@confab JOIN #ops\r\n")
+    });
+    alice.send("PRIVMSG #ops :ops, from IRC");
+    let m = listener.wait_message("ops, from IRC");
+    assert_eq!(m["to"].as_str(), Some("#ops"), "{m}");
+    bob.send("#ops", "ops, from confab");
+    alice.until("bob's group message", |l| {
+        l.ends_with("PRIVMSG #ops :ops, from confab\r\n")
+    });
+
+    // A direct message.
+    alice.send("PRIVMSG bob :just you, from IRC");
+    let m = listener.wait_message("just you, from IRC");
+    assert_eq!(m["to"].as_str(), Some("@bob"), "{m}");
+    bob.send("@alice", "just you, from confab");
+    alice.until("bob's DM", |l| {
+        l.ends_with(":bob!bob@confab PRIVMSG alice :just you, from confab\r\n")
+    });
+}
+
+#[test]
+fn an_irc_client_that_reconnects_gets_what_it_missed_with_the_original_times() {
+    let (server, addr) = irc_server();
+    server.register("alice", &password("alice"));
+    let bob = server.client("bob");
+    let mut listener = bob.listen();
+    let mut alice = Irc::login(addr, "alice@phone", &password("alice"), "server-time");
+    bob.send("all", "while you were here");
+    alice.until("the live message", |l| l.contains("while you were here"));
+    alice.send("QUIT");
+    alice.until("the close", |l| l.starts_with(":confab ERROR"));
+    drop(alice);
+
+    bob.send("all", "while you were away");
+    let sent = listener.wait_message("while you were away");
+    let ts = sent["ts"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ts in {sent}"));
+    let mut again = Irc::login(addr, "alice@phone", &password("alice"), "server-time");
+    let got = again.until("the missed message", |l| l.contains("while you were away"));
+    let line = got.last().map(String::as_str).unwrap_or("");
+    let time = confab_engine::irc::line::server_time(ts);
+    assert!(
+        line.starts_with(&format!("@time={time} :bob!bob@confab PRIVMSG #confab")),
+        "{line}"
+    );
+    assert!(
+        !again.seen.iter().any(|l| l.contains("while you were here")),
+        "what the device had is not sent again: {:?}",
+        again.seen
+    );
+}
+
+/// irssi under a tmux of our own, killed however the test ends.
+struct Irssi {
+    socket: String,
+    _home: tempfile::TempDir,
+}
+
+impl Irssi {
+    fn start(addr: SocketAddr, user: &str, password: &str) -> Irssi {
+        let found = Command::new("irssi")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status();
+        assert!(
+            found.is_ok_and(|s| s.success()),
+            "irssi is not installed: `apt-get install -y irssi` (scripts/install-deps.sh does this)"
+        );
+        let home = tempfile::tempdir().expect("a home for irssi");
+        let config = format!(
+            r#"servers = ( {{ address = "{ip}"; chatnet = "confab"; port = "{port}";
+  use_tls = "no"; autoconnect = "yes"; }} );
+chatnets = {{ confab = {{ type = "IRC"; sasl_mechanism = "PLAIN";
+  sasl_username = "{user}"; sasl_password = "{password}"; }}; }};
+settings = {{ core = {{ nick = "{user}"; user_name = "{user}"; real_name = "{user}"; }};
+  "fe-common/core" = {{ autocreate_windows = "yes"; }}; }};
+"#,
+            ip = addr.ip(),
+            port = addr.port()
+        );
+        std::fs::write(home.path().join("config"), config).expect("irssi's config");
+        static N: AtomicU32 = AtomicU32::new(0);
+        let socket = format!(
+            "confab-irssi-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let home_arg = format!("--home={}", home.path().display());
+        let irssi = Irssi {
+            socket,
+            _home: home,
+        };
+        irssi.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "irc",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "--",
+            "irssi",
+            &home_arg,
+        ]);
+        irssi
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "=irc:", "-l", text]);
+        self.tmux(&["send-keys", "-t", "=irc:", "Enter"]);
+    }
+
+    #[track_caller]
+    fn wait_screen(&self, server: &Server, what: &str, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.tmux(&["capture-pane", "-p", "-t", "=irc:"]);
+            if screen.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "irssi: no {what} within {WAIT:?}:\n{screen}\nserver log:\n{}",
+                server.log()
+            );
+            // A screen has no notification to wait on; poll it.
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Irssi {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn irssi_logs_in_with_sasl_and_chats_in_the_room_with_a_confab_user() {
+    let (server, addr) = irc_server();
+    server.register("carol", &password("carol"));
+    let bob = server.client("bob");
+    let mut listener = bob.listen();
+    let irssi = Irssi::start(addr, "carol", &password("carol"));
+    // Logged in: the welcome ends with the MOTD (the room's JOIN opens
+    // a window of its own).
+    irssi.wait_screen(&server, "the welcome", "MOTD File is missing");
+    irssi.type_line("/join #confab");
+    irssi.wait_screen(&server, "the room's window", "[#confab]");
+    irssi.type_line("hello from irssi");
+    listener.wait_message("hello from irssi");
+    bob.send("all", "hello irssi, from confab");
+    irssi.wait_screen(&server, "bob's message", "hello irssi, from confab");
+}
