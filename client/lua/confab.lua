@@ -119,6 +119,7 @@ M.ERROR_CODES = {
   [33] = { "AUTH_TIMEOUT", true }, [34] = { "IDLE_TIMEOUT", true },
   [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
   [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
+  [41] = { "KICKED", true }, [42] = { "BANNED", true }, [43] = { "MUTED", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end

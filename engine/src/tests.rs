@@ -8,6 +8,7 @@ mod devices;
 mod examples;
 mod flow;
 mod lines;
+mod moderation;
 mod room;
 mod routing;
 mod seam;

@@ -383,6 +383,9 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         TooManyDevices => "TOO_MANY_DEVICES",
         NoSuchDevice => "NO_SUCH_DEVICE",
         DeviceRevoked => "DEVICE_REVOKED",
+        Kicked => "KICKED",
+        Banned => "BANNED",
+        Muted => "MUTED",
         _ => "UNKNOWN",
     }
 }

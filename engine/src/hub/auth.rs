@@ -69,6 +69,11 @@ impl Guard {
         }
     }
 
+    /// Lockout entries held (pairs, accounts, sources).
+    pub(super) fn lockouts(&self) -> (usize, usize, usize) {
+        self.lockout.len()
+    }
+
     /// How long `source` is still barred, if it is.
     pub(super) fn barred(&self, now: Instant, source: Source) -> Option<Duration> {
         remaining(&self.barred, &source, now)
@@ -414,6 +419,10 @@ impl Hub {
                 return None;
             }
         };
+        if let Some(banned) = self.ban_refusal(now, &user) {
+            self.refuse(conn, reference, banned);
+            return None;
+        }
         if let Some(retry) = self.guard.penalized(now, &user) {
             self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
             return None;

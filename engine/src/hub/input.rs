@@ -242,7 +242,7 @@ impl Hub {
                 reference,
                 target,
                 body,
-            } => self.send(conn, reference, target, body, None),
+            } => self.send(now, conn, reference, target, body, None),
             Request::History {
                 reference,
                 target,
@@ -279,7 +279,7 @@ impl Hub {
                 client_id,
                 target,
                 body,
-            } => self.send2(conn, reference, client_id, target, body),
+            } => self.send2(now, conn, reference, client_id, target, body),
             Request::Delivered { id } => self.delivered(conn, id),
             Request::MarkRead { target, id } => self.mark_read(conn, target, id),
             Request::Devices { reference } => self.list_devices(conn, reference),

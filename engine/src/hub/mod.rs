@@ -35,6 +35,7 @@ mod devices;
 mod groups;
 mod history;
 mod input;
+mod moderation;
 mod outbox;
 mod read_markers;
 mod replay;
@@ -67,6 +68,7 @@ use replay::Replays;
 use room::Room;
 use sessions::Sessions;
 
+pub use moderation::{HubStats, Sanction};
 pub use outbox::Drained;
 pub use sessions::{Refused, TurnedAway};
 pub use timers::ReadReady;
@@ -98,6 +100,8 @@ pub struct Hub {
     /// The room's shared log of committed messages (see [`room`]).
     room: Room,
     guard: Guard,
+    /// Bans and mutes in force (see [`moderation`]).
+    moderation: moderation::Moderation,
     /// The newest committed message id the hub has seen.
     last_id: MessageId,
     /// SERVER_HELLO for each version from `OLDEST_VERSION`, made once.
@@ -127,6 +131,7 @@ impl Hub {
         Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
             guard: Guard::new(&config),
+            moderation: moderation::Moderation::default(),
             codecs: vec![Arc::new(Confab)],
             sessions: Sessions::default(),
             outbox: Outbox::default(),
