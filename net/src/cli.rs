@@ -14,6 +14,8 @@ use crate::auth::HashParams;
 use crate::store::Retention;
 use confab_engine::lockout;
 
+pub mod ops;
+
 /// The confab chat server.
 ///
 /// Run without a subcommand to serve. Accounts can be managed with
@@ -35,6 +37,9 @@ pub enum Command {
     /// Manage accounts in the data dir.
     #[command(subcommand)]
     User(UserCommand),
+    /// Moderation and control of the running server.
+    #[command(flatten)]
+    Ops(ops::OpsCommand),
 }
 
 /// `confab-server user ...`.
@@ -77,6 +82,16 @@ pub enum UserCommand {
         name: Name,
         /// The device name (any case).
         device: Name,
+    },
+    /// Make an account a server operator.
+    Op {
+        /// The account name (any case).
+        name: Name,
+    },
+    /// Take an account's operator role away.
+    Deop {
+        /// The account name (any case).
+        name: Name,
     },
 }
 

@@ -45,6 +45,7 @@ pub mod auth;
 mod auth_queue;
 pub mod cli;
 mod conn;
+pub mod control;
 pub mod counters;
 mod effects;
 mod guard;
@@ -53,6 +54,7 @@ mod inbox;
 mod linger;
 mod listeners;
 pub mod logger;
+pub mod ops;
 mod refuse;
 pub mod server;
 mod shared;
@@ -66,7 +68,7 @@ mod workers;
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
 
 use crate::auth::HashError;
-use crate::cli::{Cli, Command, ServeArgs, SyncMode};
+use crate::cli::{Cli, Command, ServeArgs, SyncMode, UserCommand};
 use crate::store::sqlite::{SqliteOptions, SqliteStore, Sync};
 use crate::store::{Store, StoreError};
 
@@ -133,8 +135,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let stores = sqlite_stores(&args.data_dir, args.sync);
     match cli.command {
         Some(Command::User(command)) => {
-            let mut store = stores()?;
-            admin::run(&mut *store, &args.hash_params(), command)
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            match command {
+                UserCommand::Op { name } => ops::set_operator(&mut store, &name, true),
+                UserCommand::Deop { name } => ops::set_operator(&mut store, &name, false),
+                UserCommand::Del { name } => {
+                    admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
+                    ops::deleted(&args.data_dir, &name)
+                }
+                command => admin::run(&mut store, &args.hash_params(), command),
+            }
+        }
+        Some(Command::Ops(command)) => {
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            ops::run(&args.data_dir, &mut store, command)
         }
         None => serve(args, stores),
     }
@@ -144,10 +158,13 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
+    let sanctions = sqlite_store(&args.data_dir, args.sync)?.sanctions(ops::now_ms())?;
     let server = Server::bind(
         ServerOptions {
             tls: tls.map(|t| t.config),
             counters_on_signal: true,
+            control_dir: Some(args.data_dir.clone()),
+            sanctions,
             ..options(args)
         },
         stores,
@@ -218,15 +235,24 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
     }
 }
 
-/// Opens SQLite stores on `data_dir`.
-pub fn sqlite_stores(data_dir: &Path, sync: SyncMode) -> StoreFactory {
-    let options = SqliteOptions {
+fn sqlite_options(sync: SyncMode) -> SqliteOptions {
+    SqliteOptions {
         sync: match sync {
             SyncMode::Full => Sync::Full,
             SyncMode::Normal => Sync::Normal,
         },
         ..SqliteOptions::default()
-    };
+    }
+}
+
+/// Opens one SQLite store on `data_dir` (for the commands).
+fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
+    Ok(SqliteStore::open(data_dir, &sqlite_options(sync))?)
+}
+
+/// Opens SQLite stores on `data_dir`.
+pub fn sqlite_stores(data_dir: &Path, sync: SyncMode) -> StoreFactory {
+    let options = sqlite_options(sync);
     let dir = data_dir.to_owned();
     Arc::new(move || Ok(Box::new(SqliteStore::open(&dir, &options)?) as Box<dyn Store>))
 }

@@ -41,6 +41,7 @@ use log::{debug, info, warn};
 use crate::auth::{HashError, HashParams};
 use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
+use crate::control;
 use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
@@ -49,6 +50,7 @@ use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
+use crate::store::sqlite::StoredSanction;
 use crate::store::{Retention, Store, StoreError};
 use crate::web::{self, Web, WebConn, WebOptions};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
@@ -93,6 +95,10 @@ pub struct ServerOptions {
     pub counters_on_signal: bool,
     /// Serve the browser client and its WebSocket here too (see [`crate::web`]).
     pub web: Option<WebOptions>,
+    /// Serve the control socket in this directory (see [`crate::control`]).
+    pub control_dir: Option<std::path::PathBuf>,
+    /// Bans and mutes in force at start (from the database).
+    pub sanctions: Vec<StoredSanction>,
 }
 
 impl Default for ServerOptions {
@@ -114,6 +120,8 @@ impl Default for ServerOptions {
             tls: None,
             counters_on_signal: false,
             web: None,
+            control_dir: None,
+            sanctions: Vec::new(),
         }
     }
 }
@@ -139,6 +147,14 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The control socket could not be bound.
+    #[error("cannot open the control socket in {}: {source}", dir.display())]
+    Control {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Counters reported when the server stops.
@@ -161,6 +177,7 @@ pub struct Server {
     web: Option<(Async<TcpListener>, SocketAddr)>,
     shared: Arc<Shared>,
     workers: Workers,
+    control: Option<control::Listener>,
 }
 
 /// The blocking threads' state, until they start.
@@ -180,7 +197,15 @@ impl Server {
         options.hash.validate()?;
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
-        let hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        control::apply_sanctions(&mut hub, &options.sanctions);
+        let control = match &options.control_dir {
+            Some(dir) => Some(control::bind(dir).map_err(|source| StartError::Control {
+                dir: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
 
         let dummy_hash: Arc<str> = options.hash.hash("confab: no such account")?.into();
         let mut authenticators = Vec::new();
@@ -224,6 +249,7 @@ impl Server {
                 write_rx,
                 write_store,
             },
+            control,
         })
     }
 
@@ -246,6 +272,7 @@ impl Server {
             web,
             shared,
             workers,
+            control,
         } = self;
         let listeners = Listeners {
             tcp: listener,
@@ -260,6 +287,7 @@ impl Server {
         );
 
         let ex = Executor::new();
+        let control = control.map(|l| ex.spawn(control::serve(l, shared.clone(), Instant::now())));
         let (stop_executor, executor_stopped) = async_channel::unbounded::<()>();
         let (_, connections) = Parallel::new()
             .each(0..options.threads.max(1) - 1, |_| {
@@ -272,6 +300,7 @@ impl Server {
                 accepted
             });
 
+        drop(control);
         // The pools finish their queues (their results may still queue
         // writes), then the writer commits everything and stops.
         shared.effects.close_pools();

@@ -317,6 +317,17 @@ impl Server {
         run_to_end(cmd, &format!("confab-server user {}", args.join(" ")))
     }
 
+    /// Runs `confab-server ARGS` on this server's data dir (with cheap
+    /// hashing): the moderation and control commands.
+    pub(crate) fn server_command(&self, args: &[&str]) -> Run {
+        let mut cmd = command("confab-server");
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(FAST)
+            .args(args);
+        run_to_end(cmd, &format!("confab-server {}", args.join(" ")))
+    }
+
     /// The port it listens on.
     pub(crate) fn port(&self) -> u16 {
         self.addr.port()

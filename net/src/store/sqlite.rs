@@ -53,6 +53,8 @@ use confab_engine::device::DeviceId;
 use confab_engine::effect::DeviceRecord;
 
 mod devices;
+mod moderation;
+pub use moderation::{AuditEntry, SanctionKind, StoredSanction};
 mod migrations;
 #[cfg(test)]
 mod tests;
