@@ -70,6 +70,11 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// The event it carries.
+    pub fn event(&self) -> &Event {
+        self.event.event()
+    }
+
     /// `event` in `protocol`'s encoding, made by `codec` if not yet.
     #[inline]
     pub(crate) fn new(event: Arc<Shared>, protocol: Protocol, codec: &dyn Codec) -> Outgoing {

@@ -31,6 +31,7 @@
 
 mod auth;
 mod budget;
+mod counts;
 mod devices;
 mod groups;
 mod history;
@@ -68,6 +69,7 @@ use replay::Replays;
 use room::Room;
 use sessions::Sessions;
 
+pub use counts::{code_index, HubCounts, KINDS};
 pub use moderation::{HubStats, Sanction};
 pub use outbox::Drained;
 pub use sessions::{Refused, TurnedAway};
@@ -102,6 +104,8 @@ pub struct Hub {
     guard: Guard,
     /// Bans and mutes in force (see [`moderation`]).
     moderation: moderation::Moderation,
+    /// What it did, counted (see [`counts`]).
+    counts: HubCounts,
     /// The newest committed message id the hub has seen.
     last_id: MessageId,
     /// SERVER_HELLO for each version from `OLDEST_VERSION`, made once.
@@ -132,6 +136,7 @@ impl Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
             guard: Guard::new(&config),
             moderation: moderation::Moderation::default(),
+            counts: HubCounts::default(),
             codecs: vec![Arc::new(Confab)],
             sessions: Sessions::default(),
             outbox: Outbox::default(),

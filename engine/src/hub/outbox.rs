@@ -121,6 +121,7 @@ impl Hub {
         if error.is_fatal() {
             self.fatal(conn, reference, error);
         } else {
+            self.counts.errors[super::counts::code_index(error.code())] += 1;
             self.push(conn, Event::Error { reference, error }, Class::Control);
         }
     }
@@ -134,6 +135,7 @@ impl Hub {
         if s.state.is_closed() {
             return;
         }
+        self.counts.errors[super::counts::code_index(error.code())] += 1;
         let reason = CloseReason::Error(error.code(), error.to_string());
         let event = Shared::new(Event::Error { reference, error });
         let codec = &*self.codecs[s.protocol.index()];
@@ -224,6 +226,18 @@ impl Hub {
     /// until it returns no bytes, then wait for [`Output::Wake`]; close the
     /// connection when it says so.
     pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Outgoing>, max_bytes: usize) -> Drained {
+        let start = out.len();
+        let drained = self.drain_counted(conn, out, max_bytes);
+        self.count_drained(&out[start..]);
+        drained
+    }
+
+    fn drain_counted(
+        &mut self,
+        conn: ConnId,
+        out: &mut Vec<Outgoing>,
+        max_bytes: usize,
+    ) -> Drained {
         const GONE: Drained = Drained {
             bytes: 0,
             close: true,
@@ -281,7 +295,7 @@ impl Hub {
             // Closed now (or no longer reading the room): drain what that
             // queued, the error first. The second drain cannot cut again.
             self.room_cut(conn);
-            let rest = self.drain(conn, out, max_bytes.saturating_sub(bytes));
+            let rest = self.drain_counted(conn, out, max_bytes.saturating_sub(bytes));
             return Drained {
                 bytes: bytes + rest.bytes,
                 ..rest

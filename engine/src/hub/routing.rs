@@ -140,6 +140,7 @@ impl Hub {
     ) {
         let _ = now;
         self.last_id = self.last_id.max(message.id);
+        self.counts.committed[super::counts::kind(&message.target)] += 1;
         let shared = Shared::new(Event::Message(message));
         let Event::Message(m) = shared.event() else {
             unreachable!("built as a message just above")
