@@ -176,6 +176,11 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub web_allowed_origins: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: keep
+    /// it on loopback or a private network); port 0 picks a free port
+    /// (the log line "metrics served at" tells which).
+    #[arg(long, env = "CONFAB_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Directory of the database; created if missing.
     #[arg(

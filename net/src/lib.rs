@@ -54,6 +54,7 @@ mod inbox;
 mod linger;
 mod listeners;
 pub mod logger;
+pub mod metrics;
 pub mod ops;
 mod refuse;
 pub mod server;
@@ -165,6 +166,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
+            metrics_listen: args.metrics_listen,
             ..options(args)
         },
         stores,

@@ -46,6 +46,7 @@ use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
 use crate::listeners::{self, Listeners};
+use crate::metrics::{self, NET};
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
@@ -99,6 +100,8 @@ pub struct ServerOptions {
     pub control_dir: Option<std::path::PathBuf>,
     /// Bans and mutes in force at start (from the database).
     pub sanctions: Vec<StoredSanction>,
+    /// Serve Prometheus metrics here (see [`crate::metrics`]).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -122,6 +125,7 @@ impl Default for ServerOptions {
             web: None,
             control_dir: None,
             sanctions: Vec::new(),
+            metrics_listen: None,
         }
     }
 }
@@ -178,6 +182,7 @@ pub struct Server {
     shared: Arc<Shared>,
     workers: Workers,
     control: Option<control::Listener>,
+    metrics: Option<metrics::Listener>,
 }
 
 /// The blocking threads' state, until they start.
@@ -204,6 +209,12 @@ impl Server {
                 dir: dir.clone(),
                 source,
             })?),
+            None => None,
+        };
+        let metrics = match options.metrics_listen {
+            Some(addr) => {
+                Some(metrics::bind(addr).map_err(|source| StartError::Bind { addr, source })?)
+            }
             None => None,
         };
 
@@ -250,6 +261,7 @@ impl Server {
                 write_store,
             },
             control,
+            metrics,
         })
     }
 
@@ -273,6 +285,7 @@ impl Server {
             shared,
             workers,
             control,
+            metrics,
         } = self;
         let listeners = Listeners {
             tcp: listener,
@@ -288,6 +301,7 @@ impl Server {
 
         let ex = Executor::new();
         let control = control.map(|l| ex.spawn(control::serve(l, shared.clone(), Instant::now())));
+        let metrics = metrics.map(|l| ex.spawn(metrics::serve(l, shared.clone(), Instant::now())));
         let (stop_executor, executor_stopped) = async_channel::unbounded::<()>();
         let (_, connections) = Parallel::new()
             .each(0..options.threads.max(1) - 1, |_| {
@@ -300,7 +314,7 @@ impl Server {
                 accepted
             });
 
-        drop(control);
+        drop((control, metrics));
         // The pools finish their queues (their results may still queue
         // writes), then the writer commits everything and stops.
         shared.effects.close_pools();
@@ -497,10 +511,12 @@ async fn serve(
                 let (conn, woken) = match admitted {
                     Ok(admitted) => admitted,
                     Err(refused) => {
+                        metrics::count(&NET.refused);
                         refusals.turn_away(ex, Instant::now(), stream, peer, refused);
                         continue;
                     }
                 };
+                metrics::count(&NET.accepted);
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;
@@ -661,6 +677,7 @@ async fn serve_tls(
     });
     match handshake.await {
         Some(Ok(mut stream)) => {
+            metrics::count(&NET.tls_ok);
             // Room for a whole drain's records, so that one drain is one
             // write to rustls and (usually) one vectored write to the socket.
             stream
@@ -669,8 +686,14 @@ async fn serve_tls(
                 .set_buffer_limit(Some(conn::WRITE_BATCH + conn::TLS_SLACK));
             conn::serve(shared, &conn::TlsConn::new(stream), conn, woken).await
         }
-        Some(Err(e)) => End::Handshake(e),
-        None => End::HandshakeTimeout,
+        Some(Err(e)) => {
+            metrics::count(&NET.tls_failed);
+            End::Handshake(e)
+        }
+        None => {
+            metrics::count(&NET.tls_timeout);
+            End::HandshakeTimeout
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod groups;
 mod hashing;
 mod limits;
 mod lua_interop;
+mod metrics;
 mod moderation;
 mod resume;
 mod room;

@@ -65,7 +65,12 @@ pub(crate) fn run_pool(
                     if !pending.is_empty() {
                         results.deliver(auth.register_all(std::mem::take(&mut pending)));
                     }
-                    results.deliver(vec![auth.run(job).into()]);
+                    let hashed = Instant::now();
+                    let result = auth.run(job);
+                    crate::metrics::NET
+                        .hash_seconds
+                        .observe(hashed.elapsed().as_secs_f64());
+                    results.deliver(vec![result.into()]);
                 }
             }
             if taken < BATCH_MAX && started.elapsed() < BATCH_TIME {

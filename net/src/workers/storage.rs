@@ -297,7 +297,13 @@ fn commit(
     if batch.is_empty() {
         return;
     }
-    let outcome = match store.commit(batch, now_ms()) {
+    let started = std::time::Instant::now();
+    let committed = store.commit(batch, now_ms());
+    crate::metrics::NET
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    crate::metrics::NET.commit_batch.observe(batch.len() as f64);
+    let outcome = match committed {
         Ok(written) if written.len() == batch.len() => Ok(written),
         Ok(written) => {
             let text = format!(
