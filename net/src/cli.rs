@@ -40,6 +40,14 @@ pub enum Command {
     /// Moderation and control of the running server.
     #[command(flatten)]
     Ops(ops::OpsCommand),
+    /// Check a config file: every error with its line; exit status 1 if any.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Make the running server re-read its config file (as SIGHUP does) and
+    /// print what it applied, or every error (then nothing changed).
+    Reload,
 }
 
 /// `confab-server user ...`.
@@ -176,6 +184,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub web_allowed_origins: Vec<String>,
+    /// A TOML file of settings, one per option (`max-body = 2048`); the
+    /// command line and the environment win over it. SIGHUP or
+    /// `confab-server reload` re-reads it.
+    #[arg(long, env = "CONFAB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: keep
     /// it on loopback or a private network); port 0 picks a free port
     /// (the log line "metrics served at" tells which).

@@ -32,6 +32,7 @@ use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufRead
 use futures_lite::{AsyncReadExt, FutureExt};
 use log::{info, warn};
 
+use crate::reload::Reload;
 use crate::shared::Shared;
 use crate::store::sqlite::{SanctionKind, StoredSanction};
 
@@ -99,7 +100,12 @@ pub(crate) fn apply_sanctions(hub: &mut Hub, sanctions: &[StoredSanction]) {
 }
 
 /// Answers requests until dropped.
-pub(crate) async fn serve(listener: Listener, shared: Arc<Shared>, started: Instant) {
+pub(crate) async fn serve(
+    listener: Listener,
+    shared: Arc<Shared>,
+    started: Instant,
+    reloader: Option<Arc<dyn Reload>>,
+) {
     info!("control socket {}", listener.path.display());
     loop {
         let stream = match listener.listener.accept().await {
@@ -112,7 +118,7 @@ pub(crate) async fn serve(listener: Listener, shared: Arc<Shared>, started: Inst
         };
         let shared = shared.clone();
         // One at a time: requests are rare and each is one short lock hold.
-        let answered = answer(stream, &shared, started)
+        let answered = answer(stream, &shared, started, reloader.as_deref())
             .or(async {
                 async_io::Timer::after(TIMEOUT).await;
                 Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
@@ -124,16 +130,27 @@ pub(crate) async fn serve(listener: Listener, shared: Arc<Shared>, started: Inst
     }
 }
 
-async fn answer(stream: Async<UnixStream>, shared: &Shared, started: Instant) -> io::Result<()> {
+async fn answer(
+    stream: Async<UnixStream>,
+    shared: &Shared,
+    started: Instant,
+    reloader: Option<&dyn Reload>,
+) -> io::Result<()> {
     let mut line = String::new();
     let mut reader = AsyncBufReader::new((&stream).take(MAX_LINE));
     reader.read_line(&mut line).await?;
-    let lines = match execute(line.trim_end_matches(['\r', '\n']), shared, started) {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let executed = match (line, reloader) {
+        ("reload", Some(r)) => crate::reload::apply(shared, r),
+        ("reload", None) => Err("this server has no config file to reload".to_owned()),
+        _ => execute(line, shared, started),
+    };
+    let lines = match executed {
         Ok(mut lines) => {
             lines.insert(0, "ok".to_owned());
             lines
         }
-        Err(e) => vec![format!("error: {e}")],
+        Err(e) => e.lines().map(|l| format!("error: {l}")).collect(),
     };
     let mut out = lines.join("\n");
     out.push('\n');
@@ -270,9 +287,13 @@ pub fn request(data_dir: &Path, fields: &[&str]) -> io::Result<Option<Vec<String
     }
     match lines.first().map(String::as_str) {
         Some("ok") => Ok(Some(lines.split_off(1))),
-        Some(e) => Err(io::Error::other(
-            e.strip_prefix("error: ").unwrap_or(e).to_owned(),
-        )),
+        Some(_) => {
+            let errors: Vec<&str> = lines
+                .iter()
+                .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+                .collect();
+            Err(io::Error::other(errors.join("\n")))
+        }
         None => Err(io::Error::other(
             "the server closed the control socket without answering",
         )),

@@ -44,6 +44,7 @@ pub mod admin;
 pub mod auth;
 mod auth_queue;
 pub mod cli;
+pub mod config_file;
 mod conn;
 pub mod control;
 pub mod counters;
@@ -57,6 +58,8 @@ pub mod logger;
 pub mod metrics;
 pub mod ops;
 mod refuse;
+pub mod reload;
+mod reloader;
 pub mod server;
 mod shared;
 pub mod signals;
@@ -126,6 +129,21 @@ pub enum Error {
 /// The `confab-server` binary: logs, then serves or runs an account command.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let args = &cli.serve;
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        let errors = config_file::check(file);
+        if errors.is_empty() {
+            println!("{}: ok", file.display());
+            return Ok(());
+        }
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return Err(Error::User(format!(
+            "{} errors in {}",
+            errors.len(),
+            file.display()
+        )));
+    }
     logger::init(args.log_level.into(), args.log_file.as_deref()).map_err(|source| {
         Error::LogFile {
             path: args.log_file.clone().unwrap_or_default(),
@@ -147,6 +165,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 command => admin::run(&mut store, &args.hash_params(), command),
             }
         }
+        Some(Command::CheckConfig { .. }) => Ok(()),
+        Some(Command::Reload) => match control::request(&args.data_dir, &["reload"]) {
+            Ok(Some(lines)) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                Ok(())
+            }
+            Ok(None) => Err(Error::User(format!(
+                "no server is running on the data dir {}",
+                args.data_dir.display()
+            ))),
+            Err(e) => Err(Error::User(format!(
+                "reload refused, nothing changed:\n{e}"
+            ))),
+        },
         Some(Command::Ops(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             ops::run(&args.data_dir, &mut store, command)
@@ -160,9 +192,23 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
     let sanctions = sqlite_store(&args.data_dir, args.sync)?.sanctions(ops::now_ms())?;
+    let tls_slot = tls
+        .as_ref()
+        .map(|t| Arc::new(tls::TlsSlot::new(t.config.clone())));
+    let reloader = args.config.as_ref().map(|file| {
+        Arc::new(reloader::FileReloader {
+            file: file.clone(),
+            applied: std::sync::Mutex::new(config_file::read(file).unwrap_or_default()),
+            tls: tls_slot.clone(),
+            data_dir: args.data_dir.clone(),
+            sync: args.sync,
+        }) as Arc<dyn reload::Reload>
+    });
     let server = Server::bind(
         ServerOptions {
             tls: tls.map(|t| t.config),
+            tls_slot,
+            reloader,
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
@@ -248,7 +294,7 @@ fn sqlite_options(sync: SyncMode) -> SqliteOptions {
 }
 
 /// Opens one SQLite store on `data_dir` (for the commands).
-fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
+pub(crate) fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
     Ok(SqliteStore::open(data_dir, &sqlite_options(sync))?)
 }
 

@@ -102,6 +102,11 @@ pub struct ServerOptions {
     pub sanctions: Vec<StoredSanction>,
     /// Serve Prometheus metrics here (see [`crate::metrics`]).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where new TLS handshakes take their configuration from, if a
+    /// reload may replace it (then it wins over `tls`).
+    pub tls_slot: Option<Arc<crate::tls::TlsSlot>>,
+    /// What SIGHUP and `confab-server reload` run (see [`crate::reload`]).
+    pub reloader: Option<Arc<dyn crate::reload::Reload>>,
 }
 
 impl Default for ServerOptions {
@@ -126,6 +131,8 @@ impl Default for ServerOptions {
             control_dir: None,
             sanctions: Vec::new(),
             metrics_listen: None,
+            tls_slot: None,
+            reloader: None,
         }
     }
 }
@@ -300,7 +307,16 @@ impl Server {
         );
 
         let ex = Executor::new();
-        let control = control.map(|l| ex.spawn(control::serve(l, shared.clone(), Instant::now())));
+        let reloader = options.reloader.clone();
+        let control = control.map(|l| {
+            ex.spawn(control::serve(
+                l,
+                shared.clone(),
+                Instant::now(),
+                reloader.clone(),
+            ))
+        });
+        let hangups = reloader.map(|r| ex.spawn(crate::reload::on_hangup(shared.clone(), r)));
         let metrics = metrics.map(|l| ex.spawn(metrics::serve(l, shared.clone(), Instant::now())));
         let (stop_executor, executor_stopped) = async_channel::unbounded::<()>();
         let (_, connections) = Parallel::new()
@@ -314,7 +330,7 @@ impl Server {
                 accepted
             });
 
-        drop((control, metrics));
+        drop((control, metrics, hangups));
         // The pools finish their queues (their results may still queue
         // writes), then the writer commits everything and stops.
         shared.effects.close_pools();
@@ -530,7 +546,16 @@ async fn serve(
                 };
                 let task = match &tls {
                     None => ex.spawn(plain_connection(c)),
-                    Some(tls) => ex.spawn(tls_connection(c, tls.clone())),
+                    Some(tls) => {
+                        let tls = match &options.tls_slot {
+                            Some(slot) => Tls {
+                                acceptor: TlsAcceptor::from(slot.get()),
+                                timeout: tls.timeout,
+                            },
+                            None => tls.clone(),
+                        };
+                        ex.spawn(tls_connection(c, tls))
+                    }
                 };
                 tasks.insert(id, task);
             }

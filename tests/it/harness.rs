@@ -404,6 +404,15 @@ impl Server {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Sends the server SIGHUP (reload its config file).
+    pub(crate) fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// Waits (bounded) for the server to exit by itself.
     pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + WAIT;

@@ -23,6 +23,7 @@ mod limits;
 mod lua_interop;
 mod metrics;
 mod moderation;
+mod reload;
 mod resume;
 mod room;
 mod shutdown;

@@ -167,6 +167,23 @@ impl Hub {
         &self.config
     }
 
+    /// Puts `config` in force without dropping anyone (a reload). Limits
+    /// read at each use take effect at once: sizes and rates of requests
+    /// from now on, body and frame limits, timeouts armed from now on, the
+    /// registration mode, and SERVER_HELLO for new connections. What was
+    /// sized at start keeps its start size: the lockout and registration
+    /// policies, the room and roster logs.
+    pub fn reconfigure(&mut self, config: Config) {
+        self.server_hello = [1, 2].map(|version| {
+            Shared::new(Event::ServerHello {
+                version,
+                server: config.server_name.clone(),
+                info: config.server_info(),
+            })
+        });
+        self.config = config;
+    }
+
     /// The next thing for the shell to do.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {

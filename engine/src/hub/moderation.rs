@@ -130,6 +130,12 @@ impl Hub {
         self.moderation.mutes.remove(&user.key()).is_some()
     }
 
+    /// Lifts every ban and mute (before the shell hands the stored ones
+    /// back on a reload).
+    pub fn clear_sanctions(&mut self) {
+        self.moderation = Moderation::default();
+    }
+
     /// What the hub holds now.
     pub fn stats(&self, now: Instant) -> HubStats {
         let mut stats = HubStats {
