@@ -24,17 +24,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_io::Async;
-use confab_engine::{Hub, Name};
+use confab_engine::Name;
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};
 use log::{info, warn};
 
 use crate::reload::Reload;
+use crate::sanctions::until;
 use crate::shared::Shared;
-use crate::store::sqlite::{SanctionKind, StoredSanction};
 
 /// The socket's file name in the data dir.
 pub const SOCKET: &str = "control.sock";
@@ -76,27 +76,6 @@ pub fn bind(data_dir: &Path) -> io::Result<Listener> {
         listener: Async::new(listener)?,
         path,
     })
-}
-
-/// Gives the hub the bans and mutes read from the database at start.
-pub(crate) fn apply_sanctions(hub: &mut Hub, sanctions: &[StoredSanction]) {
-    let now = Instant::now();
-    for s in sanctions {
-        let left = match s.until_ms {
-            None => None,
-            Some(ms) => match until(&ms.to_string()) {
-                Ok(left) => left,
-                Err(_) => continue,
-            },
-        };
-        let until = left.map(|d| now + d);
-        match s.kind {
-            SanctionKind::Ban => {
-                hub.ban(now, &s.name, until, &s.reason);
-            }
-            SanctionKind::Mute => hub.mute(now, &s.name, until, &s.reason),
-        }
-    }
 }
 
 /// Answers requests until dropped.
@@ -205,21 +184,6 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
         }
         other => Err(format!("unknown request {other:?}")),
     }
-}
-
-/// `UNTIL_MS` (ms since the epoch, empty for good) as the time left from
-/// now; an end in the past is zero.
-fn until(field: &str) -> Result<Option<Duration>, String> {
-    if field.is_empty() {
-        return Ok(None);
-    }
-    let ms: u64 = field
-        .parse()
-        .map_err(|_| format!("bad end time {field:?}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Ok(Some(Duration::from_millis(ms).saturating_sub(now)))
 }
 
 /// What `confab-server status` prints, one `key value...` per line.

@@ -15,7 +15,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -27,44 +27,10 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::measures::NET;
 use crate::shared::Shared;
-
-/// What the shell measures (see the module docs).
-pub(crate) struct NetMetrics {
-    /// Seconds one storage group commit took.
-    pub(crate) commit_seconds: Histogram,
-    /// Writes in one group commit.
-    pub(crate) commit_batch: Histogram,
-    /// Seconds one password check or hash took.
-    pub(crate) hash_seconds: Histogram,
-    /// Connections accepted / turned away at accept.
-    pub(crate) accepted: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    /// TLS handshakes: completed, failed, timed out.
-    pub(crate) tls_ok: AtomicU64,
-    pub(crate) tls_failed: AtomicU64,
-    pub(crate) tls_timeout: AtomicU64,
-}
-
-/// The process's [`NetMetrics`].
-pub(crate) static NET: LazyLock<NetMetrics> = LazyLock::new(|| NetMetrics {
-    commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
-    commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
-    hash_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
-    accepted: AtomicU64::new(0),
-    refused: AtomicU64::new(0),
-    tls_ok: AtomicU64::new(0),
-    tls_failed: AtomicU64::new(0),
-    tls_timeout: AtomicU64::new(0),
-});
-
-/// Adds one to a [`NET`] counter.
-pub(crate) fn count(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
 
 /// The bound metrics listener.
 pub struct Listener {

@@ -38,7 +38,7 @@ pub(crate) fn apply(shared: &Shared, reloader: &dyn Reload) -> Result<Vec<String
             shared.with_core(|core, now| {
                 core.hub.reconfigure(r.engine);
                 core.hub.clear_sanctions();
-                crate::control::apply_sanctions(&mut core.hub, &r.sanctions);
+                crate::sanctions::apply(&mut core.hub, &r.sanctions);
                 let _ = now;
             });
             for note in &r.notes {

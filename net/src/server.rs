@@ -46,7 +46,8 @@ use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
 use crate::listeners::{self, Listeners};
-use crate::metrics::{self, NET};
+use crate::measures::{self, NET};
+use crate::metrics;
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
@@ -210,7 +211,7 @@ impl Server {
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
         let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
-        control::apply_sanctions(&mut hub, &options.sanctions);
+        crate::sanctions::apply(&mut hub, &options.sanctions);
         let control = match &options.control_dir {
             Some(dir) => Some(control::bind(dir).map_err(|source| StartError::Control {
                 dir: dir.clone(),
@@ -527,12 +528,12 @@ async fn serve(
                 let (conn, woken) = match admitted {
                     Ok(admitted) => admitted,
                     Err(refused) => {
-                        metrics::count(&NET.refused);
+                        measures::count(&NET.refused);
                         refusals.turn_away(ex, Instant::now(), stream, peer, refused);
                         continue;
                     }
                 };
-                metrics::count(&NET.accepted);
+                measures::count(&NET.accepted);
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;
@@ -702,7 +703,7 @@ async fn serve_tls(
     });
     match handshake.await {
         Some(Ok(mut stream)) => {
-            metrics::count(&NET.tls_ok);
+            measures::count(&NET.tls_ok);
             // Room for a whole drain's records, so that one drain is one
             // write to rustls and (usually) one vectored write to the socket.
             stream
@@ -712,11 +713,11 @@ async fn serve_tls(
             conn::serve(shared, &conn::TlsConn::new(stream), conn, woken).await
         }
         Some(Err(e)) => {
-            metrics::count(&NET.tls_failed);
+            measures::count(&NET.tls_failed);
             End::Handshake(e)
         }
         None => {
-            metrics::count(&NET.tls_timeout);
+            measures::count(&NET.tls_timeout);
             End::HandshakeTimeout
         }
     }

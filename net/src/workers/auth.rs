@@ -67,7 +67,7 @@ pub(crate) fn run_pool(
                     }
                     let hashed = Instant::now();
                     let result = auth.run(job);
-                    crate::metrics::NET
+                    crate::measures::NET
                         .hash_seconds
                         .observe(hashed.elapsed().as_secs_f64());
                     results.deliver(vec![result.into()]);

@@ -299,10 +299,12 @@ fn commit(
     }
     let started = std::time::Instant::now();
     let committed = store.commit(batch, now_ms());
-    crate::metrics::NET
+    crate::measures::NET
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
-    crate::metrics::NET.commit_batch.observe(batch.len() as f64);
+    crate::measures::NET
+        .commit_batch
+        .observe(batch.len() as f64);
     let outcome = match committed {
         Ok(written) if written.len() == batch.len() => Ok(written),
         Ok(written) => {
