@@ -118,8 +118,10 @@ async fn answer(
     let mut line = String::new();
     let mut reader = AsyncBufReader::new((&stream).take(MAX_LINE));
     reader.read_line(&mut line).await?;
+    let whole = line.ends_with('\n');
     let line = line.trim_end_matches(['\r', '\n']);
     let executed = match (line, reloader) {
+        _ if !whole => Err(format!("a request is one line of at most {MAX_LINE} bytes")),
         ("reload", Some(r)) => crate::reload::apply(shared, r),
         ("reload", None) => Err("this server has no config file to reload".to_owned()),
         _ => execute(line, shared, started),

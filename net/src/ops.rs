@@ -92,10 +92,10 @@ pub fn set_operator(store: &mut SqliteStore, name: &Name, operator: bool) -> Res
 /// After `user del`: the running server closes the account's sessions.
 pub fn deleted(data_dir: &Path, name: &Name) -> Result<(), Error> {
     if let Some(lines) = ask(data_dir, &["kick", name.as_str(), "account deleted"])? {
-        println!(
-            "closed {} of {name} on the running server",
-            sessions(&lines)
-        );
+        let closed = sessions(&lines);
+        if closed != "0 sessions" {
+            println!("closed {closed} of {name} on the running server");
+        }
     }
     Ok(())
 }
