@@ -267,6 +267,10 @@ pub enum ProtocolError {
         retry: Option<Duration>,
     },
 
+    /// A MODERATE from a session that is not a server operator's.
+    #[error("only a server operator may moderate")]
+    NotOperator,
+
     // ---- storage ----
     /// Storage failed; the text says what it was doing.
     #[error("{0}")]
@@ -320,6 +324,7 @@ impl ProtocolError {
             Kicked { .. } => ErrorCode::Kicked,
             Banned { .. } => ErrorCode::Banned,
             Muted { .. } => ErrorCode::Muted,
+            NotOperator => ErrorCode::NotOperator,
         }
     }
 

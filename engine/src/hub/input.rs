@@ -286,6 +286,7 @@ impl Hub {
             Request::RevokeDevice { reference, device } => {
                 self.revoke_device(conn, reference, device)
             }
+            Request::Moderate { reference, ask } => self.moderate(now, conn, reference, ask),
             other => unreachable!(
                 "dispatch passes only version 2 requests, not {}",
                 other.name()

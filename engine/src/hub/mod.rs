@@ -241,6 +241,11 @@ impl Hub {
                 reference,
                 result,
             } => self.device_revoked(conn, reference, result),
+            EffectResult::Moderated {
+                conn,
+                reference,
+                result,
+            } => self.moderated(conn, reference, result),
         }
         self.finish();
     }

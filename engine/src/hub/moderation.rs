@@ -8,13 +8,18 @@
 //! The maps grow only by what an operator asks (never by a client) and
 //! lose their expired entries at each insert.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::effect::{Effect, ModerationRecord};
 use crate::error::ProtocolError;
+use crate::event::Event;
+use crate::frame::ModAction;
 use crate::id::{ConnId, Ref};
 use crate::name::{Name, NameKey};
 use crate::protocol::MAX_PROTOCOLS;
+use crate::request::ModerationAsk;
+use crate::send_queue::Class;
 
 use super::Hub;
 
@@ -42,6 +47,8 @@ impl Sanction {
 pub(super) struct Moderation {
     bans: HashMap<NameKey, Sanction>,
     mutes: HashMap<NameKey, Sanction>,
+    /// The server operators, who may send MODERATE.
+    operators: HashSet<NameKey>,
 }
 
 fn insert(map: &mut HashMap<NameKey, Sanction>, now: Instant, key: NameKey, s: Sanction) {
@@ -133,7 +140,77 @@ impl Hub {
     /// Lifts every ban and mute (before the shell hands the stored ones
     /// back on a reload).
     pub fn clear_sanctions(&mut self) {
-        self.moderation = Moderation::default();
+        self.moderation.bans.clear();
+        self.moderation.mutes.clear();
+    }
+
+    /// Makes `user` a server operator (who may send MODERATE) or not.
+    pub fn set_operator(&mut self, user: &Name, operator: bool) {
+        if operator {
+            self.moderation.operators.insert(user.key());
+        } else {
+            self.moderation.operators.remove(&user.key());
+        }
+    }
+
+    /// MODERATE: an operator's action takes effect at once; the OK
+    /// follows once storage has it (the ban's end, the audit line).
+    pub(super) fn moderate(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reference: Ref,
+        ask: ModerationAsk<'_>,
+    ) {
+        let Some(actor) = self.user(conn) else { return };
+        if !self.moderation.operators.contains(&actor.key()) {
+            return self.refuse(conn, reference, ProtocolError::NotOperator);
+        }
+        if !self.begin_request(conn, reference) {
+            return;
+        }
+        let until = (ask.seconds > 0).then(|| now + Duration::from_secs(u64::from(ask.seconds)));
+        let target = ask.user;
+        match ask.action {
+            ModAction::Kick => {
+                self.kick(now, &target, ask.reason);
+            }
+            ModAction::Ban => {
+                self.ban(now, &target, until, ask.reason);
+            }
+            ModAction::Unban => {
+                self.unban(&target);
+            }
+            ModAction::Mute => self.mute(now, &target, until, ask.reason),
+            ModAction::Unmute => {
+                self.unmute(&target);
+            }
+        }
+        self.outbox.effect(Effect::Moderate {
+            conn,
+            reference,
+            record: ModerationRecord {
+                actor,
+                action: ask.action,
+                target,
+                seconds: ask.seconds,
+                reason: ask.reason.to_owned(),
+            },
+        });
+    }
+
+    /// Storage's answer to a MODERATE.
+    pub(super) fn moderated(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        result: Result<(), ProtocolError>,
+    ) {
+        self.end_request(conn);
+        match result {
+            Ok(()) => self.push(conn, Event::Ok { reference }, Class::Control),
+            Err(e) => self.refuse(conn, reference, e),
+        }
     }
 
     /// What the hub holds now.

@@ -78,6 +78,8 @@ pub enum ErrorCode {
     /// The sender is muted; SENDs are refused until `retry_after_ms`
     /// passes (0: until an operator lifts it).
     Muted,
+    /// A MODERATE from a session that is not a server operator's (v2).
+    NotOperator,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -121,6 +123,7 @@ impl ErrorCode {
             Kicked => 41,
             Banned => 42,
             Muted => 43,
+            NotOperator => 44,
             Other(n) => n,
         }
     }
@@ -163,6 +166,7 @@ impl ErrorCode {
             41 => Kicked,
             42 => Banned,
             43 => Muted,
+            44 => NotOperator,
             n => Other(n),
         }
     }
