@@ -13,6 +13,7 @@
 //! | `kick NAME REASON` | the account's sessions get ERROR KICKED |
 //! | `ban NAME UNTIL_MS REASON` | sessions closed, logins refused (`UNTIL_MS` empty: for good) |
 //! | `unban NAME`, `unmute NAME` | lifted |
+//! | `op NAME`, `deop NAME` | the account may send MODERATE, or no longer |
 //! | `mute NAME UNTIL_MS REASON` | SENDs refused |
 //!
 //! The socket only changes the running hub: whatever must outlive a
@@ -173,6 +174,12 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
                 info!("control: muted {user}: {reason}");
                 Ok(Vec::new())
             }
+        }
+        "op" | "deop" => {
+            let user = name(1)?;
+            let operator = fields[0] == "op";
+            shared.with_core(|core, _| core.hub.set_operator(&user, operator));
+            Ok(Vec::new())
         }
         "unban" => {
             let user = name(1)?;

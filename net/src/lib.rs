@@ -158,8 +158,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::User(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             match command {
-                UserCommand::Op { name } => ops::set_operator(&mut store, &name, true),
-                UserCommand::Deop { name } => ops::set_operator(&mut store, &name, false),
+                UserCommand::Op { name } => {
+                    ops::set_operator(&args.data_dir, &mut store, &name, true)
+                }
+                UserCommand::Deop { name } => {
+                    ops::set_operator(&args.data_dir, &mut store, &name, false)
+                }
                 UserCommand::Del { name } => {
                     admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
                     ops::deleted(&args.data_dir, &name)
@@ -193,7 +197,9 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    let sanctions = sqlite_store(&args.data_dir, args.sync)?.sanctions(ops::now_ms())?;
+    let mut store = sqlite_store(&args.data_dir, args.sync)?;
+    let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
+    drop(store);
     let tls_slot = tls
         .as_ref()
         .map(|t| Arc::new(tls::TlsSlot::new(t.config.clone())));
@@ -214,6 +220,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
+            operators,
             metrics_listen: args.metrics_listen,
             ..options(args)
         },

@@ -286,6 +286,7 @@ const CODES: &[(ErrorCode, &str)] = &[
     (ErrorCode::Kicked, "KICKED"),
     (ErrorCode::Banned, "BANNED"),
     (ErrorCode::Muted, "MUTED"),
+    (ErrorCode::NotOperator, "NOT_OPERATOR"),
 ];
 
 impl Collector for HubCollector {

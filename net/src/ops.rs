@@ -76,11 +76,17 @@ pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Res
 }
 
 /// `confab-server user op NAME` / `deop NAME`.
-pub fn set_operator(store: &mut SqliteStore, name: &Name, operator: bool) -> Result<(), Error> {
+pub fn set_operator(
+    data_dir: &Path,
+    store: &mut SqliteStore,
+    name: &Name,
+    operator: bool,
+) -> Result<(), Error> {
     let name = existing(store, name)?;
     store.set_operator(&name, operator)?;
     let action = if operator { "op" } else { "deop" };
     store.audit(ACTOR, action, name.as_str(), "")?;
+    ask(data_dir, &[action, name.as_str()])?;
     if operator {
         println!("{name} is a server operator");
     } else {

@@ -101,6 +101,8 @@ pub struct ServerOptions {
     pub control_dir: Option<std::path::PathBuf>,
     /// Bans and mutes in force at start (from the database).
     pub sanctions: Vec<StoredSanction>,
+    /// The server operators at start (from the database).
+    pub operators: Vec<confab_engine::Name>,
     /// Serve Prometheus metrics here (see [`crate::metrics`]).
     pub metrics_listen: Option<SocketAddr>,
     /// Where new TLS handshakes take their configuration from, if a
@@ -131,6 +133,7 @@ impl Default for ServerOptions {
             web: None,
             control_dir: None,
             sanctions: Vec::new(),
+            operators: Vec::new(),
             metrics_listen: None,
             tls_slot: None,
             reloader: None,
@@ -212,6 +215,9 @@ impl Server {
         let loaded = write_store.load()?;
         let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
         crate::sanctions::apply(&mut hub, &options.sanctions);
+        for operator in &options.operators {
+            hub.set_operator(operator, true);
+        }
         let control = match &options.control_dir {
             Some(dir) => Some(control::bind(dir).map_err(|source| StartError::Control {
                 dir: dir.clone(),

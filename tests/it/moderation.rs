@@ -5,8 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use confab::{ConnectionError, LoginOptions};
-use confab_engine::frame::ErrorCode;
-use confab_engine::Name;
+use confab_engine::frame::{ErrorCode, ModAction, Text};
+use confab_engine::{Frame, Name, Ref};
 
 use crate::harness::{password, Server, WAIT};
 use crate::raw::Raw;
@@ -185,4 +185,106 @@ fn the_control_socket_is_owner_only_and_commands_need_a_running_server_when_they
         assert_ne!(run.code, Some(0), "{run:?}");
         assert!(run.stderr.contains("no server is running"), "{run:?}");
     }
+}
+
+/// MODERATE from a raw v2 session.
+fn moderate(
+    raw: &mut Raw,
+    reference: u32,
+    action: ModAction,
+    user: &str,
+    seconds: u32,
+    reason: &str,
+) {
+    raw.frame(&Frame::Moderate {
+        reference: Ref(reference),
+        action,
+        user: Name::new(user).expect("valid"),
+        seconds,
+        reason: Text::new(reason).expect("short"),
+    });
+}
+
+#[test]
+fn an_operators_client_kicks_and_bans_and_a_non_operator_is_refused() {
+    let server = Server::start();
+    for user in ["carol", "alice", "bob"] {
+        server.register(user, &password(user));
+    }
+    server.user_command(&["op", "carol"], None).ok();
+    let mut carol = Raw::connect(&server);
+    carol.login("carol", &password("carol"));
+    let mut alice = Raw::connect(&server);
+    alice.login("alice", &password("alice"));
+    let mut bob = Raw::connect(&server);
+    bob.login("bob", &password("bob"));
+
+    // Not an operator: refused with its own code, and nothing happens.
+    moderate(&mut alice, 5, ModAction::Kick, "bob", 0, "mine");
+    assert_eq!(alice.expect_error(ErrorCode::NotOperator), Ref(5));
+
+    moderate(&mut carol, 6, ModAction::Kick, "bob", 0, "be nice");
+    let g = bob.next();
+    assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Kicked), "{}", g.debug);
+    assert!(g.debug.contains("be nice"), "{}", g.debug);
+    bob.expect_closed();
+    let ok = carol.next();
+    assert_eq!(ok.name, "OK", "{}", ok.debug);
+
+    moderate(&mut carol, 7, ModAction::Ban, "alice", 3600, "spam");
+    alice.expect_error(ErrorCode::Banned);
+    alice.expect_closed();
+    assert_eq!(carol.next().name, "OK");
+
+    // The ban was stored: it outlives a restart, and the audit log names carol.
+    let server = server.restart();
+    let e = login_refusal(&server, "alice").expect("refused");
+    assert_eq!(e.code, ErrorCode::Banned, "{e:?}");
+    assert!(e.retry_after_ms > 3_500_000, "{e:?}");
+    let audit = server.server_command(&["audit"]);
+    assert!(
+        audit.ok().contains("\tcarol\tkick\tbob\tbe nice"),
+        "{audit:?}"
+    );
+    assert!(
+        audit.ok().contains("\tcarol\tban\talice\tspam"),
+        "{audit:?}"
+    );
+
+    // An operator taken off on the running server is refused at once.
+    let mut carol = Raw::connect(&server);
+    carol.login("carol", &password("carol"));
+    server.user_command(&["deop", "carol"], None).ok();
+    moderate(&mut carol, 8, ModAction::Unban, "alice", 0, "");
+    assert_eq!(carol.expect_error(ErrorCode::NotOperator), Ref(8));
+}
+
+#[test]
+fn the_headless_client_moderates_for_an_operator_and_is_refused_for_anyone_else() {
+    let server = Server::start();
+    server.register("carol", &password("carol"));
+    server.user_command(&["op", "carol"], None).ok();
+    let mut bob = server.client("bob").listen();
+
+    let refused = server.client("mallory").run(&["kick", "bob"]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(refused.stderr.contains("NOT_OPERATOR"), "{refused:?}");
+
+    let run = server
+        .client("carol")
+        .run(&["mute", "bob", "--for", "1h", "--reason", "shh"]);
+    assert!(run.ok().contains(r#""action":"mute""#), "{run:?}");
+    let muted = server.client("bob").run(&["send", "--to", "all", "hello?"]);
+    assert!(muted.stderr.contains("MUTED"), "{muted:?}");
+
+    let run = server
+        .client("carol")
+        .run(&["kick", "bob", "--reason", "take a break"]);
+    run.ok();
+    let (code, stderr) = bob.wait_exit();
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("KICKED") && stderr.contains("take a break"),
+        "{stderr}"
+    );
 }

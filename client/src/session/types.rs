@@ -39,6 +39,13 @@ pub enum Request {
         /// The device.
         device: Name,
     },
+    /// MODERATE of this user.
+    Moderate {
+        /// What was asked.
+        action: confab_engine::frame::ModAction,
+        /// To whom.
+        user: Name,
+    },
     /// LOGOUT.
     Logout,
     /// SEND to this target.
@@ -386,6 +393,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         Kicked => "KICKED",
         Banned => "BANNED",
         Muted => "MUTED",
+        NotOperator => "NOT_OPERATOR",
         _ => "UNKNOWN",
     }
 }

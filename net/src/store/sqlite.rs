@@ -1284,6 +1284,14 @@ impl Store for SqliteStore {
         devices::revoke(&self.conn, user, device)
     }
 
+    fn moderate(
+        &mut self,
+        record: &confab_engine::effect::ModerationRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.record_moderation(record, now_ms)
+    }
+
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {
         devices::revoke_all(&self.conn, user)
     }

@@ -62,6 +62,13 @@ pub(crate) enum WriteJob {
         user: Name,
         device: Name,
     },
+    /// An operator's moderation (a ban's end, the audit line), between
+    /// the batches too.
+    Moderate {
+        conn: ConnId,
+        reference: Ref,
+        record: confab_engine::effect::ModerationRecord,
+    },
     /// Forget exactly-once records older than `window` and beyond the
     /// newest `keep` per device.
     PruneSends {
@@ -90,6 +97,7 @@ impl WriteJob {
                 | WriteJob::Group { .. }
                 | WriteJob::ReadMarker { .. }
                 | WriteJob::RevokeDevice { .. }
+                | WriteJob::Moderate { .. }
         )
     }
 }
@@ -268,6 +276,30 @@ fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
                 Err(e) => Err(storage_failed("revoking a device", &e)),
             };
             let answer = EffectResult::DeviceRevoked {
+                conn,
+                reference,
+                result,
+            };
+            return Some(answer.into());
+        }
+        WriteJob::Moderate {
+            conn,
+            reference,
+            record,
+        } => {
+            let result = store
+                .moderate(&record, now_ms())
+                .map_err(|e| storage_failed("recording a moderation", &e));
+            if result.is_ok() {
+                info!(
+                    "moderation: {} {} {}: {}",
+                    record.actor,
+                    record.action.as_str(),
+                    record.target,
+                    record.reason
+                );
+            }
+            let answer = EffectResult::Moderated {
                 conn,
                 reference,
                 result,

@@ -4,6 +4,8 @@
 //! server (which it then tells through the control socket); the server
 //! reads the sanctions in force at start.
 
+use confab_engine::effect::ModerationRecord;
+use confab_engine::frame::ModAction;
 use confab_engine::Name;
 use rusqlite::{params, OptionalExtension};
 
@@ -178,6 +180,44 @@ impl SqliteStore {
                 .collect()
             })
             .map_err(failed("reading sanctions"))
+    }
+
+    /// An operator's MODERATE, from a client: the sanction (or its
+    /// lifting) and the audit line, as the command line writes them.
+    pub(super) fn record_moderation(
+        &mut self,
+        record: &ModerationRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let actor = record.actor.as_str();
+        let kind = match record.action {
+            ModAction::Kick => {
+                return self.audit(actor, "kick", record.target.as_str(), &record.reason)
+            }
+            ModAction::Unban => {
+                return self
+                    .lift(SanctionKind::Ban, &record.target, actor)
+                    .map(drop)
+            }
+            ModAction::Unmute => {
+                return self
+                    .lift(SanctionKind::Mute, &record.target, actor)
+                    .map(drop)
+            }
+            ModAction::Ban => SanctionKind::Ban,
+            ModAction::Mute => SanctionKind::Mute,
+        };
+        let until_ms =
+            (record.seconds > 0).then(|| now_ms.saturating_add(u64::from(record.seconds) * 1000));
+        self.sanction(
+            &StoredSanction {
+                kind,
+                name: record.target,
+                until_ms,
+                reason: record.reason.clone(),
+            },
+            actor,
+        )
     }
 
     /// Appends a line to the audit log.
