@@ -23,6 +23,8 @@ pub const NEEDS_RESTART: &[&str] = &[
     "listen",
     "data-dir",
     "metrics-listen",
+    "web-listen",
+    "web-allowed-origin",
     "threads",
     "auth-threads",
     "auth-queue",
