@@ -5,7 +5,8 @@
 # test), python3 (scripts/shape.py), chromium and the pinned Python packages
 # of tests/browser/requirements.txt (Playwright and pytest: the browser
 # client's tests; Playwright drives Debian's chromium, no browser is
-# downloaded), and cargo-fuzz (the fuzz smoke run).
+# downloaded), promtool (Debian package prometheus: the metrics test runs
+# `promtool check metrics`), and cargo-fuzz (the fuzz smoke run).
 # Works as root or through sudo; never prompts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ command -v irssi >/dev/null 2>&1 || need_apt+=(irssi)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""

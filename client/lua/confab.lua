@@ -81,6 +81,8 @@ local SCHEMA = {
   [0x1E] = { "MARK_READ", "c2s", { { "target", "target" }, { "id", "u64" } } },
   [0x1F] = { "DEVICE_LIST_REQUEST", "c2s", { { "ref", "u32" } } },
   [0x20] = { "DEVICE_REVOKE", "c2s", { { "ref", "u32" }, { "device", "name" } } },
+  [0x21] = { "MODERATE", "c2s", {
+    { "ref", "u32" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" }, { "reason", "text" } } },
   [0x4E] = { "LOGIN_OK2", "s2c", {
     { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
     { "bookmark", "u64" } } },
@@ -119,6 +121,8 @@ M.ERROR_CODES = {
   [33] = { "AUTH_TIMEOUT", true }, [34] = { "IDLE_TIMEOUT", true },
   [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
   [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
+  [41] = { "KICKED", true }, [42] = { "BANNED", true }, [43] = { "MUTED", false },
+  [44] = { "NOT_OPERATOR", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -1006,6 +1010,17 @@ end
 --- is a device_list / ok / error event with that ref.
 function Conn:device_list() return self:request({ type = "DEVICE_LIST_REQUEST" }) end
 function Conn:device_revoke(device) return self:request({ type = "DEVICE_REVOKE", device = device }) end
+
+--- MODERATE, for server operators: kick(user, reason) closes the user's
+--- sessions; ban(user, seconds, reason) also refuses their logins for
+--- `seconds` (0 or nil: until lifted). Each returns the ref; the answer is
+--- an ok or an error event (NOT_OPERATOR) with that ref.
+function Conn:kick(user, reason)
+  return self:request({ type = "MODERATE", action = 0, user = user, seconds = 0, reason = reason or "" })
+end
+function Conn:ban(user, seconds, reason)
+  return self:request({ type = "MODERATE", action = 1, user = user, seconds = seconds or 0, reason = reason or "" })
+end
 
 --- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;
 --- the answer is an ack (or error) event with that ref: next_event or wait.

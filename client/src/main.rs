@@ -11,11 +11,13 @@ use confab::address::{format_target, parse_target};
 use confab::json::{event_json, group_json, message_json};
 use confab::tls::{TlsConfig, Trust};
 use confab::{Connection, ConnectionError, Event, Login2Options, LoginOptions, Security};
+use confab_engine::frame::ModAction;
 use confab_engine::frame::{ErrorCode, Resume};
 use confab_engine::{MessageId, Name, Target};
 use serde_json::{json, Value};
 
 mod device_cli;
+mod moderation_cli;
 mod tui;
 
 /// Success.
@@ -64,6 +66,16 @@ enum Command {
     Login(device_cli::LoginArgs),
     /// Print the account's devices as JSON lines, or `revoke NAME`.
     Devices(device_cli::DevicesArgs),
+    /// (Server operators) close a user's sessions with a reason they see.
+    Kick(moderation_cli::ModerateArgs),
+    /// (Server operators) close a user's sessions and refuse their logins.
+    Ban(moderation_cli::ModerateArgs),
+    /// (Server operators) lift a ban.
+    Unban(moderation_cli::ModerateArgs),
+    /// (Server operators) refuse a user's messages.
+    Mute(moderation_cli::ModerateArgs),
+    /// (Server operators) lift a mute.
+    Unmute(moderation_cli::ModerateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +273,11 @@ fn main() -> ExitCode {
         Some(Command::History(a)) => history(a),
         Some(Command::Login(a)) => device_cli::login(a),
         Some(Command::Devices(a)) => device_cli::devices(a),
+        Some(Command::Kick(a)) => moderation_cli::moderate(ModAction::Kick, a),
+        Some(Command::Ban(a)) => moderation_cli::moderate(ModAction::Ban, a),
+        Some(Command::Unban(a)) => moderation_cli::moderate(ModAction::Unban, a),
+        Some(Command::Mute(a)) => moderation_cli::moderate(ModAction::Mute, a),
+        Some(Command::Unmute(a)) => moderation_cli::moderate(ModAction::Unmute, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

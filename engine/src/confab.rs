@@ -167,6 +167,21 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
         Frame::MarkRead { target, id } => Request::MarkRead { target, id },
         Frame::DeviceListRequest { reference } => Request::Devices { reference },
         Frame::DeviceRevoke { reference, device } => Request::RevokeDevice { reference, device },
+        Frame::Moderate {
+            reference,
+            action,
+            user,
+            seconds,
+            reason,
+        } => Request::Moderate {
+            reference,
+            ask: crate::request::ModerationAsk {
+                action,
+                user,
+                seconds,
+                reason: reason.as_str(),
+            },
+        },
         _ => return None,
     })
 }

@@ -290,6 +290,16 @@ pub enum Effect {
         /// Whose.
         user: Name,
     },
+    /// Store an operator's moderation (a ban's or mute's end, the audit
+    /// line); answer with [`EffectResult::Moderated`].
+    Moderate {
+        /// The operator's session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// What was done.
+        record: ModerationRecord,
+    },
     /// Delete one of the user's devices (its token, bookmark and send
     /// records); answer with [`EffectResult::DeviceRevoked`].
     RevokeDevice {
@@ -409,6 +419,15 @@ pub enum EffectResult {
         reference: Ref,
         /// By name, or why not.
         result: Result<Vec<DeviceRecord>, ProtocolError>,
+    },
+    /// The answer to [`Effect::Moderate`].
+    Moderated {
+        /// The operator's session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// Stored, or why not.
+        result: Result<(), ProtocolError>,
     },
     /// The answer to [`Effect::RevokeDevice`].
     DeviceRevoked {
@@ -564,4 +583,19 @@ pub struct ReplayLoaded {
     /// Conversations where more were missed than a replay carries: the
     /// oldest ones were left out, `(target, first, last, count)`.
     pub skipped: Vec<(Target, MessageId, MessageId, u32)>,
+}
+
+/// An operator's moderation, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModerationRecord {
+    /// Who did it.
+    pub actor: Name,
+    /// What.
+    pub action: crate::frame::ModAction,
+    /// To whom.
+    pub target: Name,
+    /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: String,
 }

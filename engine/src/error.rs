@@ -242,6 +242,35 @@ pub enum ProtocolError {
     #[error("no answer to ping")]
     IdleTimeout,
 
+    // ---- moderation ----
+    /// An operator closed the session (fatal); the text is their reason.
+    #[error("kicked by an operator: {reason}")]
+    Kicked {
+        /// Why, as the operator gave it.
+        reason: String,
+    },
+    /// The account is banned: the login is refused (fatal), `retry` is the
+    /// time left (`None`: for good).
+    #[error("the account is banned{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " for good".to_owned() })]
+    Banned {
+        /// Why, as the operator gave it.
+        reason: String,
+        /// Time left, `None` for good.
+        retry: Option<Duration>,
+    },
+    /// The sender is muted: SENDs are refused until `retry` passes.
+    #[error("you are muted{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " until an operator lifts it".to_owned() })]
+    Muted {
+        /// Why, as the operator gave it.
+        reason: String,
+        /// Time left, `None` until lifted.
+        retry: Option<Duration>,
+    },
+
+    /// A MODERATE from a session that is not a server operator's.
+    #[error("only a server operator may moderate")]
+    NotOperator,
+
     // ---- storage ----
     /// Storage failed; the text says what it was doing.
     #[error("{0}")]
@@ -292,6 +321,10 @@ impl ProtocolError {
             FrameTimeout => ErrorCode::FrameTimeout,
             IdleTimeout => ErrorCode::IdleTimeout,
             Storage(_) => ErrorCode::StorageError,
+            Kicked { .. } => ErrorCode::Kicked,
+            Banned { .. } => ErrorCode::Banned,
+            Muted { .. } => ErrorCode::Muted,
+            NotOperator => ErrorCode::NotOperator,
         }
     }
 
@@ -313,6 +346,12 @@ impl ProtocolError {
             | AccountPenalized { retry }
             | RateLimited { retry }
             | SourceBarred { retry } => ms(retry),
+            Banned {
+                retry: Some(retry), ..
+            }
+            | Muted {
+                retry: Some(retry), ..
+            } => ms(retry),
             TooManyInFlight => 100,
             Busy { .. } => 1000,
             _ => 0,

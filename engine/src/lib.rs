@@ -89,7 +89,9 @@ pub use effect::{Effect, EffectResult, Input};
 pub use error::ProtocolError;
 pub use event::Event;
 pub use frame::{Frame, Target};
-pub use hub::{Drained, Hub, Output, ReadReady, Refused, TurnedAway};
+pub use hub::{
+    Drained, Hub, HubCounts, HubStats, Output, ReadReady, Refused, Sanction, TurnedAway,
+};
 pub use id::{ConnId, MessageId, Ref, RosterVersion, Source};
 pub use name::{Name, NameError};
 pub use password::Password;

@@ -148,6 +148,13 @@ pub enum Request<'a> {
         /// Which.
         device: Name,
     },
+    /// A server operator's moderation (version 2).
+    Moderate {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// What to do, to whom, for how long and why.
+        ask: ModerationAsk<'a>,
+    },
     /// Read a page of a conversation, newest first.
     History {
         /// Echoed in the answer.
@@ -193,6 +200,7 @@ impl Request<'_> {
             Request::MarkRead { .. } => "MARK_READ",
             Request::Devices { .. } => "DEVICE_LIST_REQUEST",
             Request::RevokeDevice { .. } => "DEVICE_REVOKE",
+            Request::Moderate { .. } => "MODERATE",
         }
     }
 
@@ -209,7 +217,8 @@ impl Request<'_> {
             | Request::Login2 { reference, .. }
             | Request::Send2 { reference, .. }
             | Request::Devices { reference }
-            | Request::RevokeDevice { reference, .. } => *reference,
+            | Request::RevokeDevice { reference, .. }
+            | Request::Moderate { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
@@ -242,8 +251,22 @@ impl Request<'_> {
             | Request::Delivered { .. }
             | Request::MarkRead { .. }
             | Request::Devices { .. }
-            | Request::RevokeDevice { .. } => 2,
+            | Request::RevokeDevice { .. }
+            | Request::Moderate { .. } => 2,
             _ => 1,
         }
     }
+}
+
+/// What a MODERATE asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModerationAsk<'a> {
+    /// What to do.
+    pub action: crate::frame::ModAction,
+    /// To whom.
+    pub user: Name,
+    /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: &'a str,
 }

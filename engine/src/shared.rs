@@ -70,16 +70,16 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// The event it carries.
+    pub fn event(&self) -> &Event {
+        self.event.event()
+    }
+
     /// `event` in `protocol`'s encoding, made by `codec` if not yet.
     #[inline]
     pub(crate) fn new(event: Arc<Shared>, protocol: Protocol, codec: &dyn Codec) -> Outgoing {
         event.encoded(protocol, codec);
         Outgoing { event, protocol }
-    }
-
-    /// The event these bytes encode.
-    pub fn event(&self) -> &Event {
-        self.event.event()
     }
 
     /// Whether `self` and `other` are the same bytes: one encoding, shared.

@@ -254,6 +254,17 @@ pub trait Store: Send {
     /// records; its id, or `None` if there is none.
     fn revoke_device(&mut self, user: &Name, device: &Name)
         -> Result<Option<DeviceId>, StoreError>;
+    /// Records an operator's moderation at `now_ms`: a ban's or mute's
+    /// end (or its lifting) and the audit line. Stores without moderation
+    /// (tests) keep nothing.
+    fn moderate(
+        &mut self,
+        record: &crate::effect::ModerationRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (record, now_ms);
+        Ok(())
+    }
     /// Deletes every device of the user (a changed password); their ids.
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError>;
     /// The user's read markers, the `max` most recently set.

@@ -9,6 +9,7 @@ mod examples;
 mod flow;
 mod irc;
 mod lines;
+mod moderation;
 mod room;
 mod routing;
 mod seam;

@@ -83,12 +83,19 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
                 println!("{name}");
             }
         }
+        // Roles are SQLite's alone (see `crate::ops`); `crate::run` sends
+        // these there.
+        UserCommand::Op { .. } | UserCommand::Deop { .. } => {
+            return Err(Error::User(
+                "operator roles are kept in the SQLite data dir only".into(),
+            ))
+        }
     }
     Ok(())
 }
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil from days (Howard Hinnant's algorithm), for dates after 1970.

@@ -96,6 +96,11 @@ impl<T> FairQueue<T> {
         self.lock().pop()
     }
 
+    /// Jobs waiting (for `confab-server status`).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len
+    }
+
     /// Whether no job waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().len == 0

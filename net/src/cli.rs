@@ -14,6 +14,8 @@ use crate::auth::HashParams;
 use crate::store::Retention;
 use confab_engine::lockout;
 
+pub mod ops;
+
 /// The confab chat server.
 ///
 /// Run without a subcommand to serve. Accounts can be managed with
@@ -35,6 +37,17 @@ pub enum Command {
     /// Manage accounts in the data dir.
     #[command(subcommand)]
     User(UserCommand),
+    /// Moderation and control of the running server.
+    #[command(flatten)]
+    Ops(ops::OpsCommand),
+    /// Check a config file: every error with its line; exit status 1 if any.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Make the running server re-read its config file (as SIGHUP does) and
+    /// print what it applied, or every error (then nothing changed).
+    Reload,
 }
 
 /// `confab-server user ...`.
@@ -77,6 +90,16 @@ pub enum UserCommand {
         name: Name,
         /// The device name (any case).
         device: Name,
+    },
+    /// Make an account a server operator.
+    Op {
+        /// The account name (any case).
+        name: Name,
+    },
+    /// Take an account's operator role away.
+    Deop {
+        /// The account name (any case).
+        name: Name,
     },
 }
 
@@ -161,6 +184,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub web_allowed_origins: Vec<String>,
+    /// A TOML file of settings, one per option (`max-body = 2048`); the
+    /// command line and the environment win over it. SIGHUP or
+    /// `confab-server reload` re-reads it.
+    #[arg(long, env = "CONFAB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: keep
+    /// it on loopback or a private network); port 0 picks a free port
+    /// (the log line "metrics served at" tells which).
+    #[arg(long, env = "CONFAB_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Also serve IRC here (over TLS when TLS is on); port 0 picks a free
     /// port (the log line "irc listening on ADDR" tells which).

@@ -290,6 +290,24 @@ impl Effects {
                     });
                 }
             }
+            Effect::Moderate {
+                conn,
+                reference,
+                record,
+            } => {
+                let job = WriteJob::Moderate {
+                    conn,
+                    reference,
+                    record,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::Moderated {
+                        conn,
+                        reference,
+                        result: Err(busy("storing moderation")),
+                    });
+                }
+            }
             // Not printed: a future effect may carry a password.
             _ => warn!("an effect this server does not know was dropped"),
         }

@@ -44,7 +44,9 @@ pub mod admin;
 pub mod auth;
 mod auth_queue;
 pub mod cli;
+pub mod config_file;
 mod conn;
+pub mod control;
 pub mod counters;
 mod effects;
 mod guard;
@@ -53,7 +55,13 @@ mod inbox;
 mod linger;
 mod listeners;
 pub mod logger;
+mod measures;
+pub mod metrics;
+pub mod ops;
 mod refuse;
+pub mod reload;
+mod reloader;
+mod sanctions;
 pub mod server;
 mod shared;
 pub mod signals;
@@ -66,7 +74,7 @@ mod workers;
 pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFactory};
 
 use crate::auth::HashError;
-use crate::cli::{Cli, Command, ServeArgs, SyncMode};
+use crate::cli::{Cli, Command, ServeArgs, SyncMode, UserCommand};
 use crate::store::sqlite::{SqliteOptions, SqliteStore, Sync};
 use crate::store::{Store, StoreError};
 
@@ -123,6 +131,21 @@ pub enum Error {
 /// The `confab-server` binary: logs, then serves or runs an account command.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let args = &cli.serve;
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        let errors = config_file::check(file);
+        if errors.is_empty() {
+            println!("{}: ok", file.display());
+            return Ok(());
+        }
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return Err(Error::User(format!(
+            "{} errors in {}",
+            errors.len(),
+            file.display()
+        )));
+    }
     logger::init(args.log_level.into(), args.log_file.as_deref()).map_err(|source| {
         Error::LogFile {
             path: args.log_file.clone().unwrap_or_default(),
@@ -133,8 +156,38 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let stores = sqlite_stores(&args.data_dir, args.sync);
     match cli.command {
         Some(Command::User(command)) => {
-            let mut store = stores()?;
-            admin::run(&mut *store, &args.hash_params(), command)
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            match command {
+                UserCommand::Op { name } => {
+                    ops::set_operator(&args.data_dir, &mut store, &name, true)
+                }
+                UserCommand::Deop { name } => {
+                    ops::set_operator(&args.data_dir, &mut store, &name, false)
+                }
+                UserCommand::Del { name } => {
+                    admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
+                    ops::deleted(&args.data_dir, &name)
+                }
+                command => admin::run(&mut store, &args.hash_params(), command),
+            }
+        }
+        Some(Command::CheckConfig { .. }) => Ok(()),
+        Some(Command::Reload) => match control::request(&args.data_dir, &["reload"]) {
+            Ok(Some(lines)) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                Ok(())
+            }
+            Ok(None) => Err(Error::User(format!(
+                "no server is running on the data dir {}",
+                args.data_dir.display()
+            ))),
+            Err(e) => Err(Error::User(format!(
+                "reload refused, nothing changed:\n{e}"
+            ))),
+        },
+        Some(Command::Ops(command)) => {
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            ops::run(&args.data_dir, &mut store, command)
         }
         None => serve(args, stores),
     }
@@ -144,10 +197,31 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
+    let mut store = sqlite_store(&args.data_dir, args.sync)?;
+    let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
+    drop(store);
+    let tls_slot = tls
+        .as_ref()
+        .map(|t| Arc::new(tls::TlsSlot::new(t.config.clone())));
+    let reloader = args.config.as_ref().map(|file| {
+        Arc::new(reloader::FileReloader {
+            file: file.clone(),
+            applied: std::sync::Mutex::new(config_file::read(file).unwrap_or_default()),
+            tls: tls_slot.clone(),
+            data_dir: args.data_dir.clone(),
+            sync: args.sync,
+        }) as Arc<dyn reload::Reload>
+    });
     let server = Server::bind(
         ServerOptions {
             tls: tls.map(|t| t.config),
+            tls_slot,
+            reloader,
             counters_on_signal: true,
+            control_dir: Some(args.data_dir.clone()),
+            sanctions,
+            operators,
+            metrics_listen: args.metrics_listen,
             ..options(args)
         },
         stores,
@@ -231,15 +305,24 @@ pub fn options(args: &ServeArgs) -> ServerOptions {
     }
 }
 
-/// Opens SQLite stores on `data_dir`.
-pub fn sqlite_stores(data_dir: &Path, sync: SyncMode) -> StoreFactory {
-    let options = SqliteOptions {
+fn sqlite_options(sync: SyncMode) -> SqliteOptions {
+    SqliteOptions {
         sync: match sync {
             SyncMode::Full => Sync::Full,
             SyncMode::Normal => Sync::Normal,
         },
         ..SqliteOptions::default()
-    };
+    }
+}
+
+/// Opens one SQLite store on `data_dir` (for the commands).
+pub(crate) fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
+    Ok(SqliteStore::open(data_dir, &sqlite_options(sync))?)
+}
+
+/// Opens SQLite stores on `data_dir`.
+pub fn sqlite_stores(data_dir: &Path, sync: SyncMode) -> StoreFactory {
+    let options = sqlite_options(sync);
     let dir = data_dir.to_owned();
     Arc::new(move || Ok(Box::new(SqliteStore::open(&dir, &options)?) as Box<dyn Store>))
 }

@@ -16,22 +16,45 @@ enum Sink {
 }
 
 struct Logger {
-    level: LevelFilter,
+    level: std::sync::atomic::AtomicUsize,
     sink: Mutex<Sink>,
+}
+
+/// The installed logger, for [`reconfigure`].
+static INSTALLED: std::sync::OnceLock<&'static Logger> = std::sync::OnceLock::new();
+
+fn open(file: Option<&Path>) -> io::Result<Sink> {
+    Ok(match file {
+        Some(path) => Sink::File(OpenOptions::new().create(true).append(true).open(path)?),
+        None => Sink::Stderr,
+    })
+}
+
+/// A reload: the new level, and the log file opened anew (after
+/// logrotate moved it away) or stderr. Nothing changes if the file
+/// cannot be opened.
+pub fn reconfigure(level: LevelFilter, file: Option<&Path>) -> io::Result<()> {
+    let sink = open(file)?;
+    if let Some(logger) = INSTALLED.get() {
+        *logger.sink.lock().unwrap_or_else(PoisonError::into_inner) = sink;
+        logger
+            .level
+            .store(level as usize, std::sync::atomic::Ordering::Relaxed);
+        log::set_max_level(level);
+    }
+    Ok(())
 }
 
 /// Installs the logger at `level`, writing to `file` (appending) or stderr.
 /// A second call does nothing, so tests can start several servers.
 pub fn init(level: LevelFilter, file: Option<&Path>) -> io::Result<()> {
-    let sink = match file {
-        Some(path) => Sink::File(OpenOptions::new().create(true).append(true).open(path)?),
-        None => Sink::Stderr,
-    };
-    let logger = Box::new(Logger {
-        level,
+    let sink = open(file)?;
+    let logger: &'static Logger = Box::leak(Box::new(Logger {
+        level: std::sync::atomic::AtomicUsize::new(level as usize),
         sink: Mutex::new(sink),
-    });
-    if log::set_logger(Box::leak(logger)).is_ok() {
+    }));
+    if log::set_logger(logger).is_ok() {
+        let _ = INSTALLED.set(logger);
         log::set_max_level(level);
     }
     Ok(())
@@ -39,7 +62,7 @@ pub fn init(level: LevelFilter, file: Option<&Path>) -> io::Result<()> {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        (metadata.level() as usize) <= self.level.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn log(&self, record: &Record<'_>) {

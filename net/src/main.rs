@@ -2,11 +2,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     one_malloc_arena();
-    let cli = confab_net::cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match confab_net::config_file::cli(&args) {
+        Ok(cli) => cli,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("confab-server: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = cli.serve.check() {
         e.exit();
     }

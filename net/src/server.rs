@@ -42,14 +42,18 @@ use log::{debug, info, warn};
 use crate::auth::{HashError, HashParams};
 use crate::auth_queue::FairQueue;
 use crate::conn::{self, End};
+use crate::control;
 use crate::effects::Effects;
 use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
 use crate::listeners::{self, accept, IrcListener, Listeners};
+use crate::measures::{self, NET};
+use crate::metrics;
 use crate::refuse::Refusals;
 use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
+use crate::store::sqlite::StoredSanction;
 use crate::store::{Retention, Store, StoreError};
 use crate::web::{self, Web, WebConn, WebOptions};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
@@ -98,6 +102,19 @@ pub struct ServerOptions {
     pub irc_listen: Option<SocketAddr>,
     /// The IRC gateway's settings.
     pub irc: IrcConfig,
+    /// Serve the control socket in this directory (see [`crate::control`]).
+    pub control_dir: Option<std::path::PathBuf>,
+    /// Bans and mutes in force at start (from the database).
+    pub sanctions: Vec<StoredSanction>,
+    /// The server operators at start (from the database).
+    pub operators: Vec<confab_engine::Name>,
+    /// Serve Prometheus metrics here (see [`crate::metrics`]).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where new TLS handshakes take their configuration from, if a
+    /// reload may replace it (then it wins over `tls`).
+    pub tls_slot: Option<Arc<crate::tls::TlsSlot>>,
+    /// What SIGHUP and `confab-server reload` run (see [`crate::reload`]).
+    pub reloader: Option<Arc<dyn crate::reload::Reload>>,
 }
 
 impl Default for ServerOptions {
@@ -121,6 +138,12 @@ impl Default for ServerOptions {
             web: None,
             irc_listen: None,
             irc: IrcConfig::default(),
+            control_dir: None,
+            sanctions: Vec::new(),
+            operators: Vec::new(),
+            metrics_listen: None,
+            tls_slot: None,
+            reloader: None,
         }
     }
 }
@@ -149,6 +172,14 @@ pub enum StartError {
     /// The hub has no room for the IRC gateway's protocols.
     #[error("the hub speaks too many protocols to add IRC")]
     Protocols,
+    /// The control socket could not be bound.
+    #[error("cannot open the control socket in {}: {source}", dir.display())]
+    Control {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Counters reported when the server stops.
@@ -173,6 +204,8 @@ pub struct Server {
     irc: Option<IrcListener>,
     shared: Arc<Shared>,
     workers: Workers,
+    control: Option<control::Listener>,
+    metrics: Option<metrics::Listener>,
 }
 
 /// The blocking threads' state, until they start.
@@ -203,6 +236,23 @@ impl Server {
                 let (listener, addr) =
                     listeners::bind(at).map_err(|source| StartError::Bind { addr: at, source })?;
                 Some((listener, addr, protocols.plain))
+            }
+            None => None,
+        };
+        crate::sanctions::apply(&mut hub, &options.sanctions);
+        for operator in &options.operators {
+            hub.set_operator(operator, true);
+        }
+        let control = match &options.control_dir {
+            Some(dir) => Some(control::bind(dir).map_err(|source| StartError::Control {
+                dir: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let metrics = match options.metrics_listen {
+            Some(addr) => {
+                Some(metrics::bind(addr).map_err(|source| StartError::Bind { addr, source })?)
             }
             None => None,
         };
@@ -250,6 +300,8 @@ impl Server {
                 write_rx,
                 write_store,
             },
+            control,
+            metrics,
         })
     }
 
@@ -278,6 +330,8 @@ impl Server {
             irc,
             shared,
             workers,
+            control,
+            metrics,
         } = self;
         let listeners = Listeners {
             tcp: listener,
@@ -293,6 +347,17 @@ impl Server {
         );
 
         let ex = Executor::new();
+        let reloader = options.reloader.clone();
+        let control = control.map(|l| {
+            ex.spawn(control::serve(
+                l,
+                shared.clone(),
+                Instant::now(),
+                reloader.clone(),
+            ))
+        });
+        let hangups = reloader.map(|r| ex.spawn(crate::reload::on_hangup(shared.clone(), r)));
+        let metrics = metrics.map(|l| ex.spawn(metrics::serve(l, shared.clone(), Instant::now())));
         let (stop_executor, executor_stopped) = async_channel::unbounded::<()>();
         let (_, connections) = Parallel::new()
             .each(0..options.threads.max(1) - 1, |_| {
@@ -305,6 +370,7 @@ impl Server {
                 accepted
             });
 
+        drop((control, metrics, hangups));
         // The pools finish their queues (their results may still queue
         // writes), then the writer commits everything and stops.
         shared.effects.close_pools();
@@ -501,10 +567,12 @@ async fn serve(
                 let (conn, woken) = match admitted {
                     Ok(admitted) => admitted,
                     Err(refused) => {
+                        measures::count(&NET.refused);
                         refusals.turn_away(ex, Instant::now(), stream, peer, refused);
                         continue;
                     }
                 };
+                measures::count(&NET.accepted);
                 info!("connection opened peer={peer} conn={conn}");
                 let id = accepted;
                 accepted += 1;
@@ -518,7 +586,16 @@ async fn serve(
                 };
                 let task = match &tls {
                     None => ex.spawn(plain_connection(c)),
-                    Some(tls) => ex.spawn(tls_connection(c, tls.clone())),
+                    Some(tls) => {
+                        let tls = match &options.tls_slot {
+                            Some(slot) => Tls {
+                                acceptor: TlsAcceptor::from(slot.get()),
+                                timeout: tls.timeout,
+                            },
+                            None => tls.clone(),
+                        };
+                        ex.spawn(tls_connection(c, tls))
+                    }
                 };
                 tasks.insert(id, task);
             }
@@ -665,6 +742,7 @@ async fn serve_tls(
     });
     match handshake.await {
         Some(Ok(mut stream)) => {
+            measures::count(&NET.tls_ok);
             // Room for a whole drain's records, so that one drain is one
             // write to rustls and (usually) one vectored write to the socket.
             stream
@@ -673,8 +751,14 @@ async fn serve_tls(
                 .set_buffer_limit(Some(conn::WRITE_BATCH + conn::TLS_SLACK));
             conn::serve(shared, &conn::TlsConn::new(stream), conn, woken).await
         }
-        Some(Err(e)) => End::Handshake(e),
-        None => End::HandshakeTimeout,
+        Some(Err(e)) => {
+            measures::count(&NET.tls_failed);
+            End::Handshake(e)
+        }
+        None => {
+            measures::count(&NET.tls_timeout);
+            End::HandshakeTimeout
+        }
     }
 }
 

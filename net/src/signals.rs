@@ -52,6 +52,29 @@ impl Signals {
     }
 }
 
+/// SIGHUP, each time it arrives: the server reloads its config file.
+pub struct Hangups {
+    read: Async<UnixStream>,
+}
+
+impl Hangups {
+    /// Installs the handler.
+    pub fn install() -> io::Result<Hangups> {
+        let (read, write) = UnixStream::pair()?;
+        pipe::register(signal_hook::consts::SIGHUP, write)?;
+        Ok(Hangups {
+            read: Async::new(read)?,
+        })
+    }
+
+    /// Completes at the next SIGHUP; `false` if the pipe failed.
+    pub async fn next(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut read = &self.read;
+        matches!(read.read(&mut byte).await, Ok(1))
+    }
+}
+
 /// SIGUSR2, each time it arrives: the server logs its
 /// [`Counters`](crate::counters::Counters) line.
 pub struct Dumps {

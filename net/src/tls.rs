@@ -66,6 +66,34 @@ pub struct Tls {
     pub fingerprint: String,
 }
 
+/// The configuration new handshakes use, replaced by a reload (a new
+/// certificate); handshakes under way keep the one they started with.
+#[derive(Debug)]
+pub struct TlsSlot(std::sync::RwLock<Arc<ServerConfig>>);
+
+impl TlsSlot {
+    /// A slot holding `config`.
+    pub fn new(config: Arc<ServerConfig>) -> TlsSlot {
+        TlsSlot(std::sync::RwLock::new(config))
+    }
+
+    /// The configuration in force.
+    pub fn get(&self) -> Arc<ServerConfig> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `config` in force for the next handshakes.
+    pub fn set(&self, config: Arc<ServerConfig>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+}
+
 /// Loads a certificate chain and its key from PEM files.
 pub fn from_files(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
     let certs = CertificateDer::pem_file_iter(cert)

@@ -317,6 +317,17 @@ impl Server {
         run_to_end(cmd, &format!("confab-server user {}", args.join(" ")))
     }
 
+    /// Runs `confab-server ARGS` on this server's data dir (with cheap
+    /// hashing): the moderation and control commands.
+    pub(crate) fn server_command(&self, args: &[&str]) -> Run {
+        let mut cmd = command("confab-server");
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(FAST)
+            .args(args);
+        run_to_end(cmd, &format!("confab-server {}", args.join(" ")))
+    }
+
     /// The port it listens on.
     pub(crate) fn port(&self) -> u16 {
         self.addr.port()
@@ -391,6 +402,15 @@ impl Server {
             .status()
             .expect("kill(1) runs");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Sends the server SIGHUP (reload its config file).
+    pub(crate) fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -HUP failed");
     }
 
     /// Waits (bounded) for the server to exit by itself.

@@ -51,6 +51,7 @@ local EXPECTED = {
   DEVICE_LIST = { type = "DEVICE_LIST", ref = 3, devices = {
     { device = "laptop", created_ms = TS, last_seen_ms = TS, current = 1 } } },
   DEVICE_REVOKE = { type = "DEVICE_REVOKE", ref = 4, device = "laptop" },
+  MODERATE = { type = "MODERATE", ref = 5, action = 1, user = "bob", seconds = 3600, reason = "spam" },
   ["ERROR DEVICE_REVOKED"] = { type = "ERROR", code = 38, ref = 0, retry_after_ms = 0, text = "device revoked" },
 }
 

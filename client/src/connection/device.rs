@@ -97,6 +97,19 @@ impl Connection {
             .map(|_| ())
     }
 
+    /// A server operator's MODERATE of `user`, waiting for its OK.
+    pub fn moderate(
+        &mut self,
+        action: confab_engine::frame::ModAction,
+        user: Name,
+        seconds: u32,
+        reason: &str,
+        timeout: Duration,
+    ) -> Result<(), ConnectionError> {
+        let r = self.session.moderate(action, user, seconds, reason)?;
+        self.answer(r, "answer to MODERATE", timeout).map(|_| ())
+    }
+
     /// Marks a conversation read up to `id`.
     pub fn mark_read(&mut self, target: Target, id: MessageId) -> Result<(), ConnectionError> {
         self.session.mark_read(target, id)?;

@@ -39,6 +39,13 @@ pub enum Request {
         /// The device.
         device: Name,
     },
+    /// MODERATE of this user.
+    Moderate {
+        /// What was asked.
+        action: confab_engine::frame::ModAction,
+        /// To whom.
+        user: Name,
+    },
     /// LOGOUT.
     Logout,
     /// SEND to this target.
@@ -383,6 +390,10 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         TooManyDevices => "TOO_MANY_DEVICES",
         NoSuchDevice => "NO_SUCH_DEVICE",
         DeviceRevoked => "DEVICE_REVOKED",
+        Kicked => "KICKED",
+        Banned => "BANNED",
+        Muted => "MUTED",
+        NotOperator => "NOT_OPERATOR",
         _ => "UNKNOWN",
     }
 }

@@ -155,6 +155,32 @@ impl Session {
         Ok(reference)
     }
 
+    /// A server operator's MODERATE of `user` (see PROTOCOL.md,
+    /// "Moderation"). Answered by [`Event::Ok`], or an error
+    /// (`NOT_OPERATOR` for anyone else).
+    pub fn moderate(
+        &mut self,
+        action: confab_engine::frame::ModAction,
+        user: Name,
+        seconds: u32,
+        reason: &str,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reason = Text::new(reason).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::Moderate { action, user });
+        self.queue(&Frame::Moderate {
+            reference,
+            action,
+            user,
+            seconds,
+            reason,
+        });
+        Ok(reference)
+    }
+
     /// The unacknowledged sends, the client id counter and the newest id
     /// seen, for the session that replaces this one after a reconnect.
     /// This session keeps an empty outbox with the same counter.

@@ -56,6 +56,17 @@ pub(crate) enum Command {
     GroupLeave(Name),
     /// List every group.
     GroupList,
+    /// A server operator's MODERATE.
+    Moderate {
+        /// What to do.
+        action: confab_engine::frame::ModAction,
+        /// To whom.
+        user: Name,
+        /// A ban's or mute's length in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why.
+        reason: String,
+    },
     /// Tell the user's other sessions that a conversation is read up to `id`.
     MarkRead {
         /// The conversation.
@@ -428,6 +439,12 @@ impl Worker {
             Command::GroupJoin(g) => s.group_join(*g),
             Command::GroupLeave(g) => s.group_leave(*g),
             Command::GroupList => s.group_list(),
+            Command::Moderate {
+                action,
+                user,
+                seconds,
+                reason,
+            } => s.moderate(*action, *user, *seconds, reason),
             Command::History {
                 target,
                 before,

@@ -843,3 +843,32 @@ fn missed_messages_are_fetched_from_history_and_count_as_read() {
     assert_eq!(dev.older, Older::More);
     assert_eq!(dev.unread, 1, "history is not unread");
 }
+
+#[test]
+fn moderation_commands_become_moderate_requests_with_their_length_and_reason() {
+    use confab_engine::frame::ModAction;
+    let mut c = Client::online("carol", &["bob", "carol"], MessageId(0));
+    let moderate = |action, user: &str, seconds, reason: &str| Command::Moderate {
+        action,
+        user: n(user),
+        seconds,
+        reason: reason.into(),
+    };
+    assert_eq!(
+        c.type_line("/kick @bob stop spamming"),
+        vec![moderate(ModAction::Kick, "bob", 0, "stop spamming")]
+    );
+    assert_eq!(
+        c.type_line("/ban bob 7d spam"),
+        vec![moderate(ModAction::Ban, "bob", 604_800, "spam")]
+    );
+    assert_eq!(
+        c.type_line("/mute bob too loud"),
+        vec![moderate(ModAction::Mute, "bob", 0, "too loud")]
+    );
+    assert_eq!(
+        c.type_line("/unban bob"),
+        vec![moderate(ModAction::Unban, "bob", 0, "")]
+    );
+    assert_eq!(c.type_line("/kick !bad"), vec![], "refused locally");
+}

@@ -418,6 +418,9 @@ fn ok(m: &mut Model, reference: Ref, out: &mut Vec<Command>) {
             m.say(format!("{verb} #{g}."));
             open(m, &Target::Group(g), out);
         }
+        Command::Moderate { action, user, .. } => {
+            m.say(format!("Done: /{} @{user}.", action.as_str()));
+        }
         Command::GroupLeave(g) => {
             if let Some(me) = me {
                 m.group_member(g, &me, false);
@@ -458,6 +461,7 @@ fn what(c: &Command) -> String {
         Command::GroupJoin(g) => format!("Joining #{g}"),
         Command::GroupLeave(g) => format!("Leaving #{g}"),
         Command::GroupList => "Listing groups".into(),
+        Command::Moderate { action, user, .. } => format!("/{} @{user}", action.as_str()),
         Command::MarkRead { .. } => "Marking read".into(),
         Command::History { target, .. } => format!("History of {}", label(target)),
         Command::Connect(_) => "Logging in".into(),
@@ -864,6 +868,7 @@ fn slash(m: &mut Model, rest: &str, line: &str, out: &mut Vec<Command>) -> bool 
                 Err(e) => m.complain(format!("/{cmd}: {e}")),
             }
         }
+        "kick" | "ban" | "unban" | "mute" | "unmute" => moderate(m, cmd, args, out),
         "quit" | "exit" => m.quit = true,
         "logout" => action(m, Action::Account, out),
         "help" => m.dialog = Some(Dialog::Help),
@@ -875,4 +880,50 @@ fn slash(m: &mut Model, rest: &str, line: &str, out: &mut Vec<Command>) -> bool 
         }
     }
     true
+}
+
+/// `/kick USER [reason]`, `/ban USER [7d] [reason]`, `/mute USER [30m]
+/// [reason]`, `/unban USER`, `/unmute USER` (server operators; the server
+/// refuses anyone else with NOT_OPERATOR).
+fn moderate(m: &mut Model, cmd: &str, args: &str, out: &mut Vec<Command>) {
+    use confab_engine::frame::ModAction;
+    let action = match cmd {
+        "kick" => ModAction::Kick,
+        "ban" => ModAction::Ban,
+        "unban" => ModAction::Unban,
+        "mute" => ModAction::Mute,
+        _ => ModAction::Unmute,
+    };
+    let (who, rest) = args.split_once(' ').unwrap_or((args, ""));
+    let user = match Name::new(who.trim_start_matches('@')) {
+        Ok(u) => u,
+        Err(e) => return m.complain(format!("/{cmd} USER ...: not a user name: {e}.")),
+    };
+    let rest = rest.trim();
+    let (seconds, reason) = match (action, rest.split_once(' ').unwrap_or((rest, ""))) {
+        (ModAction::Ban | ModAction::Mute, (first, tail)) => match length(first) {
+            Some(secs) => (secs, tail.trim()),
+            None => (0, rest),
+        },
+        _ => (0, rest),
+    };
+    out.push(Command::Moderate {
+        action,
+        user,
+        seconds,
+        reason: reason.to_owned(),
+    });
+}
+
+/// `90s`, `30m`, `12h`, `7d` as seconds.
+fn length(s: &str) -> Option<u32> {
+    let unit = match s.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let n: u32 = s[..s.len() - 1].parse().ok()?;
+    n.checked_mul(unit).filter(|&secs| secs > 0)
 }

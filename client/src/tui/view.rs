@@ -47,6 +47,10 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "groups: /join dev, /leave (the current one)",
     ),
     (
+        "/kick, /ban, /mute NAME [7d] [why]",
+        "operators: also /unban, /unmute NAME",
+    ),
+    (
         "/logout, /quit",
         "log out, quit; // sends a line starting with /",
     ),

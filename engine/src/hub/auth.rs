@@ -69,6 +69,11 @@ impl Guard {
         }
     }
 
+    /// Lockout entries held (pairs, accounts, sources).
+    pub(super) fn lockouts(&self) -> (usize, usize, usize) {
+        self.lockout.len()
+    }
+
     /// How long `source` is still barred, if it is.
     pub(super) fn barred(&self, now: Instant, source: Source) -> Option<Duration> {
         remaining(&self.barred, &source, now)
@@ -407,18 +412,27 @@ impl Hub {
         result: Result<Name, ProtocolError>,
     ) -> Option<Name> {
         let source = self.sessions.get(conn)?.source;
-        let user = match self.judge_login(now, typed, source, result) {
-            Ok(user) => user,
-            Err(e) => {
-                self.refuse(conn, reference, e);
-                return None;
+        let verdict = self
+            .judge_login(now, typed, source, result)
+            .and_then(|user| match self.ban_refusal(now, &user) {
+                Some(banned) => Err(banned),
+                None => Ok(user),
+            })
+            .and_then(|user| match self.guard.penalized(now, &user) {
+                Some(retry) => Err(ProtocolError::AccountPenalized { retry }),
+                None => Ok(user),
+            });
+        match verdict {
+            Ok(user) => {
+                self.counts.logins_ok += 1;
+                Some(user)
             }
-        };
-        if let Some(retry) = self.guard.penalized(now, &user) {
-            self.refuse(conn, reference, ProtocolError::AccountPenalized { retry });
-            return None;
+            Err(e) => {
+                self.counts.logins_refused[super::counts::code_index(e.code())] += 1;
+                self.refuse(conn, reference, e);
+                None
+            }
         }
-        Some(user)
     }
 
     /// The lockout's verdict on a checked login: a key that locked while

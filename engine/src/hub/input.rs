@@ -245,7 +245,7 @@ impl Hub {
                 reference,
                 target,
                 body,
-            } => self.send(conn, reference, target, body, None),
+            } => self.send(now, conn, reference, target, body, None),
             Request::History {
                 reference,
                 target,
@@ -282,13 +282,14 @@ impl Hub {
                 client_id,
                 target,
                 body,
-            } => self.send2(conn, reference, client_id, target, body),
+            } => self.send2(now, conn, reference, client_id, target, body),
             Request::Delivered { id } => self.delivered(conn, id),
             Request::MarkRead { target, id } => self.mark_read(conn, target, id),
             Request::Devices { reference } => self.list_devices(conn, reference),
             Request::RevokeDevice { reference, device } => {
                 self.revoke_device(conn, reference, device)
             }
+            Request::Moderate { reference, ask } => self.moderate(now, conn, reference, ask),
             other => unreachable!(
                 "dispatch passes only version 2 requests, not {}",
                 other.name()

@@ -31,11 +31,13 @@
 
 mod auth;
 mod budget;
+mod counts;
 mod devices;
 mod groups;
 mod history;
 mod input;
 mod irc;
+mod moderation;
 mod outbox;
 mod read_markers;
 mod replay;
@@ -68,6 +70,8 @@ use replay::Replays;
 use room::Room;
 use sessions::Sessions;
 
+pub use counts::{code_index, HubCounts, KINDS};
+pub use moderation::{HubStats, Sanction};
 pub use outbox::Drained;
 pub use sessions::{Refused, TurnedAway};
 pub use timers::ReadReady;
@@ -99,6 +103,10 @@ pub struct Hub {
     /// The room's shared log of committed messages (see [`room`]).
     room: Room,
     guard: Guard,
+    /// Bans and mutes in force (see [`moderation`]).
+    moderation: moderation::Moderation,
+    /// What it did, counted (see [`counts`]).
+    counts: HubCounts,
     /// The newest committed message id the hub has seen.
     last_id: MessageId,
     /// SERVER_HELLO for each version from `OLDEST_VERSION`, made once.
@@ -132,6 +140,8 @@ impl Hub {
         Hub {
             roster: Roster::new(config.roster_log, config.max_frame),
             guard: Guard::new(&config),
+            moderation: moderation::Moderation::default(),
+            counts: HubCounts::default(),
             codecs: vec![Arc::new(Confab)],
             sessions: Sessions::default(),
             outbox: Outbox::default(),
@@ -162,6 +172,23 @@ impl Hub {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Puts `config` in force without dropping anyone (a reload). Limits
+    /// read at each use take effect at once: sizes and rates of requests
+    /// from now on, body and frame limits, timeouts armed from now on, the
+    /// registration mode, and SERVER_HELLO for new connections. What was
+    /// sized at start keeps its start size: the lockout and registration
+    /// policies, the room and roster logs.
+    pub fn reconfigure(&mut self, config: Config) {
+        self.server_hello = [1, 2].map(|version| {
+            Shared::new(Event::ServerHello {
+                version,
+                server: config.server_name.clone(),
+                info: config.server_info(),
+            })
+        });
+        self.config = config;
     }
 
     /// The next thing for the shell to do.
@@ -235,6 +262,11 @@ impl Hub {
                 reference,
                 result,
             } => self.device_revoked(conn, reference, result),
+            EffectResult::Moderated {
+                conn,
+                reference,
+                result,
+            } => self.moderated(conn, reference, result),
         }
         self.finish();
     }

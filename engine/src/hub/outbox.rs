@@ -121,6 +121,7 @@ impl Hub {
         if error.is_fatal() {
             self.fatal(conn, reference, error);
         } else {
+            self.counts.errors[super::counts::code_index(error.code())] += 1;
             self.push(conn, Event::Error { reference, error }, Class::Control);
         }
     }
@@ -134,6 +135,7 @@ impl Hub {
         if s.state.is_closed() {
             return;
         }
+        self.counts.errors[super::counts::code_index(error.code())] += 1;
         let reason = CloseReason::Error(error.code(), error.to_string());
         let event = Shared::new(Event::Error { reference, error });
         let codec = &*self.codecs[s.protocol.index()];
@@ -226,6 +228,7 @@ impl Hub {
     pub fn drain(&mut self, conn: ConnId, out: &mut Vec<Outgoing>, max_bytes: usize) -> Drained {
         let start = out.len();
         let drained = self.drain_queued(conn, out, max_bytes);
+        self.count_drained(&out[start..]);
         if self.is_irc(conn) {
             self.irc_drained(conn, out, start);
         }

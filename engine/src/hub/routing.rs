@@ -41,6 +41,7 @@ impl Hub {
     /// the session's device.
     pub(super) fn send2(
         &mut self,
+        now: Instant,
         conn: ConnId,
         reference: Ref,
         client_id: ClientId,
@@ -55,7 +56,7 @@ impl Hub {
         match device {
             Some(device) => {
                 let once = Some(SendKey { device, client_id });
-                self.send(conn, reference, target, body, once)
+                self.send(now, conn, reference, target, body, once)
             }
             None => self.refuse(
                 conn,
@@ -67,6 +68,7 @@ impl Hub {
 
     pub(super) fn send(
         &mut self,
+        now: Instant,
         conn: ConnId,
         reference: Ref,
         target: Target,
@@ -74,6 +76,9 @@ impl Hub {
         once: Option<SendKey>,
     ) {
         let Some(user) = self.user(conn) else { return };
+        if let Some(muted) = self.mute_refusal(now, &user) {
+            return self.refuse(conn, reference, muted);
+        }
         let max = self.config.max_body;
         if body.is_empty() || body.len() > max as usize {
             return self.refuse(conn, reference, ProtocolError::BadBody { max });
@@ -138,6 +143,7 @@ impl Hub {
         let _ = now;
         self.last_id = self.last_id.max(message.id);
         let id = message.id;
+        self.counts.committed[super::counts::kind(&message.target)] += 1;
         let shared = Shared::new(Event::Message(message));
         let Event::Message(m) = shared.event() else {
             unreachable!("built as a message just above")

@@ -220,7 +220,8 @@ impl State {
                 | R::History { .. }
                 | R::MarkRead { .. }
                 | R::Devices { .. }
-                | R::RevokeDevice { .. },
+                | R::RevokeDevice { .. }
+                | R::Moderate { .. },
             ) => true,
             _ => false,
         }

@@ -59,7 +59,8 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
         | Effect::SaveBookmark { .. }
         | Effect::SaveReadMarker { .. }
         | Effect::ListDevices { .. }
-        | Effect::RevokeDevice { .. }) => answer_v2(store, effect, now_ms),
+        | Effect::RevokeDevice { .. }
+        | Effect::Moderate { .. }) => answer_v2(store, effect, now_ms),
         Effect::StoreGroup {
             conn,
             reference,
@@ -163,7 +164,16 @@ fn answer_v2(store: &mut dyn Store, effect: Effect, now_ms: u64) -> EffectResult
                 Err(e) => Err(failed(e)),
             },
         },
-        other => unreachable!("answer passes only device effects here, not {other:?}"),
+        Effect::Moderate {
+            conn,
+            reference,
+            record,
+        } => EffectResult::Moderated {
+            conn,
+            reference,
+            result: store.moderate(&record, now_ms).map_err(failed),
+        },
+        other => unreachable!("answer passes only version 2 effects here, not {other:?}"),
     }
 }
 

@@ -153,6 +153,13 @@ fn expected_v2(name: &str) -> Option<Frame<'static>> {
             reference: Ref(4),
             device: n("laptop"),
         },
+        "MODERATE" => Frame::Moderate {
+            reference: Ref(5),
+            action: crate::frame::ModAction::Ban,
+            user: n("bob"),
+            seconds: 3600,
+            reason: t("spam"),
+        },
         "ERROR DEVICE_REVOKED" => Frame::Error {
             code: ErrorCode::DeviceRevoked,
             reference: Ref(0),

@@ -17,7 +17,7 @@ use nom::Parser;
 use crate::device::{ClientId, Token};
 use crate::frame::{
     kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupChange, GroupInfo,
-    HistoryEntry, Presence, Resume, ServerInfo, Target, Text,
+    HistoryEntry, ModAction, Presence, Resume, ServerInfo, Target, Text,
 };
 use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::{Name, NameError};
@@ -690,6 +690,29 @@ fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             let (i, device) = name(i)?;
             (i, Frame::DeviceRevoke { reference, device })
         }
+        kind::MODERATE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, byte) = be_u8(i)?;
+            let Some(action) = ModAction::from_u8(byte) else {
+                return fail(FieldError::Value {
+                    field: "action",
+                    value: byte,
+                });
+            };
+            let (i, user) = name(i)?;
+            let (i, seconds) = be_u32(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::Moderate {
+                    reference,
+                    action,
+                    user,
+                    seconds,
+                    reason,
+                },
+            )
+        }
         kind::LOGIN_OK2 => {
             let (i, reference) = ref_id(i)?;
             let (i, user) = name(i)?;
@@ -1129,6 +1152,19 @@ impl Frame<'_> {
             }
             Frame::DeviceRevoke { reference, device } => {
                 w.u32(reference.0).name(device);
+            }
+            Frame::Moderate {
+                reference,
+                action,
+                user,
+                seconds,
+                reason,
+            } => {
+                w.u32(reference.0)
+                    .u8(action.to_u8())
+                    .name(user)
+                    .u32(*seconds)
+                    .text(*reason);
             }
             Frame::LoginOk2 {
                 reference,

@@ -70,6 +70,16 @@ pub enum ErrorCode {
     DeviceRevoked,
     /// The server failed to store or load data.
     StorageError,
+    /// An operator closed the session; the text is their reason. Fatal.
+    Kicked,
+    /// The account is banned; the text says why, `retry_after_ms` how
+    /// long (0: for good). Fatal.
+    Banned,
+    /// The sender is muted; SENDs are refused until `retry_after_ms`
+    /// passes (0: until an operator lifts it).
+    Muted,
+    /// A MODERATE from a session that is not a server operator's (v2).
+    NotOperator,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -110,6 +120,10 @@ impl ErrorCode {
             Flooding => 37,
             DeviceRevoked => 38,
             StorageError => 40,
+            Kicked => 41,
+            Banned => 42,
+            Muted => 43,
+            NotOperator => 44,
             Other(n) => n,
         }
     }
@@ -149,6 +163,10 @@ impl ErrorCode {
             37 => Flooding,
             38 => DeviceRevoked,
             40 => StorageError,
+            41 => Kicked,
+            42 => Banned,
+            43 => Muted,
+            44 => NotOperator,
             n => Other(n),
         }
     }
@@ -168,6 +186,8 @@ impl ErrorCode {
                 | SlowConsumer
                 | Flooding
                 | DeviceRevoked
+                | Kicked
+                | Banned
         )
     }
 }

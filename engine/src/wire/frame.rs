@@ -13,6 +13,7 @@ use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
 pub use super::error_code::ErrorCode;
+pub use super::mod_action::ModAction;
 
 /// The newest protocol version this engine speaks (it speaks every one
 /// from [`OLDEST_VERSION`]): version 2 adds devices, tokens, exactly-once
@@ -472,6 +473,20 @@ pub enum Frame<'a> {
         /// Which.
         device: Name,
     },
+    /// 0x21, C→S, v2: a server operator's moderation of an account.
+    /// Answered by OK once stored, or ERROR NOT_OPERATOR.
+    Moderate {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// What to do.
+        action: ModAction,
+        /// To whom.
+        user: Name,
+        /// How long a ban or mute lasts, in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why: shown to the user, kept in the audit log.
+        reason: Text<'a>,
+    },
     /// 0x4E, S→C, v2: the answer to LOGIN2.
     LoginOk2 {
         /// The LOGIN2's reference.
@@ -523,6 +538,7 @@ pub mod kind {
     pub const MARK_READ: u8 = 0x1E;
     pub const DEVICE_LIST_REQUEST: u8 = 0x1F;
     pub const DEVICE_REVOKE: u8 = 0x20;
+    pub const MODERATE: u8 = 0x21;
     pub const SERVER_HELLO: u8 = 0x40;
     pub const OK: u8 = 0x41;
     pub const LOGIN_OK: u8 = 0x42;
@@ -580,6 +596,7 @@ impl Frame<'_> {
             Frame::MarkRead { .. } => MARK_READ,
             Frame::DeviceListRequest { .. } => DEVICE_LIST_REQUEST,
             Frame::DeviceRevoke { .. } => DEVICE_REVOKE,
+            Frame::Moderate { .. } => MODERATE,
             Frame::LoginOk2 { .. } => LOGIN_OK2,
             Frame::ReadMarker { .. } => READ_MARKER,
             Frame::DeviceList { .. } => DEVICE_LIST,
@@ -642,6 +659,7 @@ pub fn kind_name(k: u8) -> &'static str {
         MARK_READ => "MARK_READ",
         DEVICE_LIST_REQUEST => "DEVICE_LIST_REQUEST",
         DEVICE_REVOKE => "DEVICE_REVOKE",
+        MODERATE => "MODERATE",
         LOGIN_OK2 => "LOGIN_OK2",
         READ_MARKER => "READ_MARKER",
         DEVICE_LIST => "DEVICE_LIST",

@@ -9,3 +9,4 @@
 pub mod codec;
 mod error_code;
 pub mod frame;
+mod mod_action;

@@ -53,6 +53,8 @@ use confab_engine::device::DeviceId;
 use confab_engine::effect::DeviceRecord;
 
 mod devices;
+mod moderation;
+pub use moderation::{AuditEntry, SanctionKind, StoredSanction};
 mod migrations;
 #[cfg(test)]
 mod tests;
@@ -1280,6 +1282,14 @@ impl Store for SqliteStore {
         device: &Name,
     ) -> Result<Option<DeviceId>, StoreError> {
         devices::revoke(&self.conn, user, device)
+    }
+
+    fn moderate(
+        &mut self,
+        record: &confab_engine::effect::ModerationRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.record_moderation(record, now_ms)
     }
 
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {

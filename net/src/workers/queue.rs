@@ -67,6 +67,11 @@ impl<J> Queue<J> {
     pub(crate) fn close(&self) {
         self.tx.close();
     }
+
+    /// How many jobs wait (for `confab-server status` and metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.tx.len()
+    }
 }
 
 impl<J> Jobs<J> {

@@ -62,6 +62,13 @@ pub(crate) enum WriteJob {
         user: Name,
         device: Name,
     },
+    /// An operator's moderation (a ban's end, the audit line), between
+    /// the batches too.
+    Moderate {
+        conn: ConnId,
+        reference: Ref,
+        record: confab_engine::effect::ModerationRecord,
+    },
     /// Forget exactly-once records older than `window` and beyond the
     /// newest `keep` per device.
     PruneSends {
@@ -90,6 +97,7 @@ impl WriteJob {
                 | WriteJob::Group { .. }
                 | WriteJob::ReadMarker { .. }
                 | WriteJob::RevokeDevice { .. }
+                | WriteJob::Moderate { .. }
         )
     }
 }
@@ -274,6 +282,30 @@ fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
             };
             return Some(answer.into());
         }
+        WriteJob::Moderate {
+            conn,
+            reference,
+            record,
+        } => {
+            let result = store
+                .moderate(&record, now_ms())
+                .map_err(|e| storage_failed("recording a moderation", &e));
+            if result.is_ok() {
+                info!(
+                    "moderation: {} {} {}: {}",
+                    record.actor,
+                    record.action.as_str(),
+                    record.target,
+                    record.reason
+                );
+            }
+            let answer = EffectResult::Moderated {
+                conn,
+                reference,
+                result,
+            };
+            return Some(answer.into());
+        }
         // Batched, or taken out by the writer's loop.
         _ => {}
     }
@@ -297,7 +329,15 @@ fn commit(
     if batch.is_empty() {
         return;
     }
-    let outcome = match store.commit(batch, now_ms()) {
+    let started = std::time::Instant::now();
+    let committed = store.commit(batch, now_ms());
+    crate::measures::NET
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    crate::measures::NET
+        .commit_batch
+        .observe(batch.len() as f64);
+    let outcome = match committed {
         Ok(written) if written.len() == batch.len() => Ok(written),
         Ok(written) => {
             let text = format!(

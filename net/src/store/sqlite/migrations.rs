@@ -236,4 +236,34 @@ CREATE TABLE read_markers (
 ) WITHOUT ROWID;
 CREATE INDEX read_markers_by_seq ON read_markers(account_id, set_seq);
 "#,
+    // 4 -> 5: moderation (issue 20): server operators, bans and mutes
+    // that outlive a restart, and the audit log of every action.
+    r#"
+ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0 CHECK (operator IN (0, 1));
+
+-- kind 'ban' or 'mute'; one of each per account key at most (a new one
+-- replaces it); until_ms NULL: until lifted. Keyed by name, not account
+-- id, so that a ban outlives a deleted account that is registered again.
+CREATE TABLE sanctions (
+    kind     TEXT    NOT NULL CHECK (kind IN ('ban', 'mute')),
+    name_key TEXT    NOT NULL,
+    name     TEXT    NOT NULL,
+    until_ms INTEGER,
+    reason   TEXT    NOT NULL,
+    by       TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    PRIMARY KEY (kind, name_key)
+) WITHOUT ROWID;
+
+-- Who did what to whom, when and why; actor is an account name or
+-- 'operator' (the command line).
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY,
+    at_ms  INTEGER NOT NULL,
+    actor  TEXT    NOT NULL,
+    action TEXT    NOT NULL,
+    target TEXT    NOT NULL,
+    reason TEXT    NOT NULL
+);
+"#,
 ];

@@ -1,0 +1,76 @@
+//! `confab kick|ban|unban|mute|unmute USER`: a server operator's
+//! moderation, as MODERATE requests (see PROTOCOL.md, "Moderation").
+
+use std::time::Duration;
+
+use clap::Args;
+use confab_engine::frame::ModAction;
+use confab_engine::Name;
+use serde_json::json;
+
+use crate::{parse_name, parse_secs, print_line, Account, Failure};
+
+/// What `kick`, `ban`, `unban`, `mute` and `unmute` take.
+#[derive(Args, Debug)]
+pub(crate) struct ModerateArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The account to act on.
+    #[arg(value_parser = parse_name)]
+    target: Name,
+    /// How long a ban or mute lasts: 90s, 30m, 12h, 7d (default: until lifted).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
+    length: Option<u32>,
+    /// Why: shown to the user and kept in the server's audit log.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+/// Runs one moderation as the account's user; prints `{"event":"done",...}`.
+pub(crate) fn moderate(action: ModAction, a: ModerateArgs) -> Result<(), Failure> {
+    let mut c = crate::open(&a.account, quiet(), a.timeout)?.0;
+    let seconds = a.length.unwrap_or(0);
+    c.moderate(action, a.target, seconds, &a.reason, a.timeout)
+        .map_err(|e| Failure::from_connection(action.as_str(), e))?;
+    print_line(&json!({
+        "event": "done",
+        "action": action.as_str(),
+        "user": a.target.as_str(),
+        "seconds": seconds,
+    }))?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+fn quiet() -> confab::LoginOptions {
+    confab::LoginOptions {
+        resume_after: confab_engine::MessageId(0),
+        roster: false,
+    }
+}
+
+/// `90s`, `30m`, `12h`, `7d` (or plain seconds) as seconds.
+fn parse_length(s: &str) -> Result<u32, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u32 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 12h or 7d"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    match n.checked_mul(unit) {
+        Some(0) => Err("a duration is at least 1s".to_owned()),
+        Some(secs) => Ok(secs),
+        None => Err(format!("{s:?} is too long")),
+    }
+}

@@ -1,0 +1,282 @@
+//! The control socket: `confab-server status`, `kick`, `ban`, `mute`,
+//! `user del` ... reach the running server through a Unix socket in the
+//! data dir (`control.sock`, owner-only), so that what they change takes
+//! effect at once.
+//!
+//! One request per connection: a line of tab-separated fields (the
+//! command line strips tabs and newlines from reasons), answered with
+//! lines, the first `ok` or `error: <why>`, then the connection closes.
+//!
+//! | request | effect |
+//! |---|---|
+//! | `status` | the lines of [`status_lines`] |
+//! | `kick NAME REASON` | the account's sessions get ERROR KICKED |
+//! | `ban NAME UNTIL_MS REASON` | sessions closed, logins refused (`UNTIL_MS` empty: for good) |
+//! | `unban NAME`, `unmute NAME` | lifted |
+//! | `op NAME`, `deop NAME` | the account may send MODERATE, or no longer |
+//! | `mute NAME UNTIL_MS REASON` | SENDs refused |
+//!
+//! The socket only changes the running hub: whatever must outlive a
+//! restart (bans, mutes, the audit log) the command line has written to
+//! the database before it asks.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_io::Async;
+use confab_engine::Name;
+use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use futures_lite::{AsyncReadExt, FutureExt};
+use log::{info, warn};
+
+use crate::reload::Reload;
+use crate::sanctions::until;
+use crate::shared::Shared;
+
+/// The socket's file name in the data dir.
+pub const SOCKET: &str = "control.sock";
+
+/// The longest request line read.
+const MAX_LINE: u64 = 4096;
+/// How long a request or its answer may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bound socket; removes its file when dropped.
+pub struct Listener {
+    listener: Async<UnixListener>,
+    path: PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `data_dir/control.sock`, owner-only. A socket file left by a
+/// server that is gone is replaced; one a running server answers on is
+/// an error (two servers on one data dir).
+pub fn bind(data_dir: &Path) -> io::Result<Listener> {
+    let path = data_dir.join(SOCKET);
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another server is running on this data dir",
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Listener {
+        listener: Async::new(listener)?,
+        path,
+    })
+}
+
+/// Answers requests until dropped.
+pub(crate) async fn serve(
+    listener: Listener,
+    shared: Arc<Shared>,
+    started: Instant,
+    reloader: Option<Arc<dyn Reload>>,
+) {
+    info!("control socket {}", listener.path.display());
+    loop {
+        let stream = match listener.listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("control socket: accepting failed: {e}");
+                async_io::Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        // One at a time: requests are rare and each is one short lock hold.
+        let answered = answer(stream, &shared, started, reloader.as_deref())
+            .or(async {
+                async_io::Timer::after(TIMEOUT).await;
+                Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+            })
+            .await;
+        if let Err(e) = answered {
+            warn!("control socket: {e}");
+        }
+    }
+}
+
+async fn answer(
+    stream: Async<UnixStream>,
+    shared: &Shared,
+    started: Instant,
+    reloader: Option<&dyn Reload>,
+) -> io::Result<()> {
+    let mut line = String::new();
+    let mut reader = AsyncBufReader::new((&stream).take(MAX_LINE));
+    reader.read_line(&mut line).await?;
+    let whole = line.ends_with('\n');
+    let line = line.trim_end_matches(['\r', '\n']);
+    let executed = match (line, reloader) {
+        _ if !whole => Err(format!("a request is one line of at most {MAX_LINE} bytes")),
+        ("reload", Some(r)) => crate::reload::apply(shared, r),
+        ("reload", None) => Err("this server has no config file to reload".to_owned()),
+        _ => execute(line, shared, started),
+    };
+    let lines = match executed {
+        Ok(mut lines) => {
+            lines.insert(0, "ok".to_owned());
+            lines
+        }
+        Err(e) => e.lines().map(|l| format!("error: {l}")).collect(),
+    };
+    let mut out = lines.join("\n");
+    out.push('\n');
+    let mut writer = &stream;
+    writer.write_all(out.as_bytes()).await?;
+    writer.flush().await
+}
+
+fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>, String> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let name = |i: usize| -> Result<Name, String> {
+        let field = fields.get(i).copied().unwrap_or("");
+        Name::new(field).map_err(|e| format!("bad user name {field:?}: {e}"))
+    };
+    let text = |i: usize| fields.get(i).copied().unwrap_or("").to_owned();
+    match fields.first().copied().unwrap_or("") {
+        "status" => Ok(status_lines(shared, started)),
+        "kick" => {
+            let (user, reason) = (name(1)?, text(2));
+            let n = shared.with_core(|core, now| core.hub.kick(now, &user, &reason));
+            info!("control: kicked {user} ({n} sessions): {reason}");
+            Ok(vec![format!("sessions {n}")])
+        }
+        "ban" | "mute" => {
+            let (user, reason) = (name(1)?, text(3));
+            let until = until(fields.get(2).copied().unwrap_or(""))?;
+            if fields[0] == "ban" {
+                let n = shared.with_core(|core, now| {
+                    let until = until.map(|d| now + d);
+                    core.hub.ban(now, &user, until, &reason)
+                });
+                info!("control: banned {user} ({n} sessions closed): {reason}");
+                Ok(vec![format!("sessions {n}")])
+            } else {
+                shared.with_core(|core, now| {
+                    let until = until.map(|d| now + d);
+                    core.hub.mute(now, &user, until, &reason)
+                });
+                info!("control: muted {user}: {reason}");
+                Ok(Vec::new())
+            }
+        }
+        "op" | "deop" => {
+            let user = name(1)?;
+            let operator = fields[0] == "op";
+            shared.with_core(|core, _| core.hub.set_operator(&user, operator));
+            Ok(Vec::new())
+        }
+        "unban" => {
+            let user = name(1)?;
+            let had = shared.with_core(|core, _| core.hub.unban(&user));
+            Ok(vec![format!("lifted {had}")])
+        }
+        "unmute" => {
+            let user = name(1)?;
+            let had = shared.with_core(|core, _| core.hub.unmute(&user));
+            Ok(vec![format!("lifted {had}")])
+        }
+        other => Err(format!("unknown request {other:?}")),
+    }
+}
+
+/// What `confab-server status` prints, one `key value...` per line.
+fn status_lines(shared: &Shared, started: Instant) -> Vec<String> {
+    let stats = shared.with_core(|core, now| core.hub.stats(now));
+    let effects = &shared.effects;
+    let sessions: Vec<String> = stats
+        .sessions_per_user
+        .iter()
+        .map(|(user, n)| format!("{user}={n}"))
+        .collect();
+    let per_protocol: Vec<String> = stats
+        .per_protocol
+        .iter()
+        .enumerate()
+        .map(|(i, n)| match i {
+            0 => format!("confab={n}"),
+            i => format!("protocol{i}={n}"),
+        })
+        .collect();
+    vec![
+        format!("uptime_seconds {}", started.elapsed().as_secs()),
+        format!("connections {}", stats.connections),
+        format!("connections_per_protocol {}", per_protocol.join(" ")),
+        format!("logged_in {}", stats.logged_in),
+        format!("users_online {}", stats.sessions_per_user.len()),
+        format!("sessions_per_user {}", sessions.join(" ")),
+        format!("send_queue_bytes {}", stats.queued_bytes),
+        format!("deepest_send_queue_bytes {}", stats.deepest_queue),
+        format!("storage_write_queue {}", effects.writes.len()),
+        format!("storage_read_queue {}", effects.reads.len()),
+        format!("auth_queue {}", effects.auth.len()),
+        format!(
+            "lockouts pairs={} accounts={} addresses={}",
+            stats.lockouts.0, stats.lockouts.1, stats.lockouts.2
+        ),
+        format!("bans {}", stats.bans),
+        format!("mutes {}", stats.mutes),
+    ]
+}
+
+/// The command line's side: sends `fields` to the server running on
+/// `data_dir`. `Ok(None)`: no server runs there. `Ok(Some(lines))`: its
+/// answer after `ok`; an `error:` answer is `Err`.
+pub fn request(data_dir: &Path, fields: &[&str]) -> io::Result<Option<Vec<String>>> {
+    let stream = match UnixStream::connect(data_dir.join(SOCKET)) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let line: Vec<String> = fields.iter().map(|f| clean(f)).collect();
+    (&stream).write_all(format!("{}\n", line.join("\t")).as_bytes())?;
+    let mut lines = Vec::new();
+    for l in BufReader::new(&stream).lines() {
+        lines.push(l?);
+    }
+    match lines.first().map(String::as_str) {
+        Some("ok") => Ok(Some(lines.split_off(1))),
+        Some(_) => {
+            let errors: Vec<&str> = lines
+                .iter()
+                .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+                .collect();
+            Err(io::Error::other(errors.join("\n")))
+        }
+        None => Err(io::Error::other(
+            "the server closed the control socket without answering",
+        )),
+    }
+}
+
+/// A field without the tabs and line breaks that delimit requests.
+fn clean(field: &str) -> String {
+    field
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

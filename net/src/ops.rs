@@ -1,0 +1,209 @@
+//! Runs `confab-server status`, `kick`, `ban`, `unban`, `mute`, `unmute`,
+//! `audit` and `user op`/`deop`: what must outlive a restart goes to the
+//! database first (with its audit line), then the running server, if
+//! there is one, is told through its control socket.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use confab_engine::Name;
+
+use crate::admin::utc;
+use crate::cli::ops::OpsCommand;
+use crate::control;
+use crate::store::sqlite::{SanctionKind, SqliteStore, StoredSanction};
+use crate::store::Store;
+use crate::Error;
+
+/// Who the command line acts as, in the audit log.
+const ACTOR: &str = "operator";
+
+/// Runs one command on the server whose data dir is `data_dir`.
+pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Result<(), Error> {
+    match command {
+        OpsCommand::Status => match ask(data_dir, &["status"])? {
+            Some(lines) => lines.iter().for_each(|l| println!("{l}")),
+            None => return Err(not_running(data_dir)),
+        },
+        OpsCommand::Kick { name, reason } => {
+            let name = canonical(store, &name)?;
+            let Some(lines) = ask(data_dir, &["kick", name.as_str(), &reason.reason])? else {
+                return Err(not_running(data_dir));
+            };
+            store.audit(ACTOR, "kick", name.as_str(), &reason.reason)?;
+            println!("kicked {name}: {}", sessions(&lines));
+        }
+        OpsCommand::Ban {
+            name,
+            length,
+            reason,
+        } => sanction(
+            data_dir,
+            store,
+            SanctionKind::Ban,
+            name,
+            length.length,
+            reason.reason,
+        )?,
+        OpsCommand::Mute {
+            name,
+            length,
+            reason,
+        } => sanction(
+            data_dir,
+            store,
+            SanctionKind::Mute,
+            name,
+            length.length,
+            reason.reason,
+        )?,
+        OpsCommand::Unban { name } => lift(data_dir, store, SanctionKind::Ban, &name)?,
+        OpsCommand::Unmute { name } => lift(data_dir, store, SanctionKind::Mute, &name)?,
+        OpsCommand::Audit { limit } => {
+            for e in store.audit_log(limit)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    utc(e.at_ms),
+                    e.actor,
+                    e.action,
+                    e.target,
+                    e.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `confab-server user op NAME` / `deop NAME`.
+pub fn set_operator(
+    data_dir: &Path,
+    store: &mut SqliteStore,
+    name: &Name,
+    operator: bool,
+) -> Result<(), Error> {
+    let name = existing(store, name)?;
+    store.set_operator(&name, operator)?;
+    let action = if operator { "op" } else { "deop" };
+    store.audit(ACTOR, action, name.as_str(), "")?;
+    ask(data_dir, &[action, name.as_str()])?;
+    if operator {
+        println!("{name} is a server operator");
+    } else {
+        println!("{name} is no longer a server operator");
+    }
+    Ok(())
+}
+
+/// After `user del`: the running server closes the account's sessions.
+pub fn deleted(data_dir: &Path, name: &Name) -> Result<(), Error> {
+    if let Some(lines) = ask(data_dir, &["kick", name.as_str(), "account deleted"])? {
+        let closed = sessions(&lines);
+        if closed != "0 sessions" {
+            println!("closed {closed} of {name} on the running server");
+        }
+    }
+    Ok(())
+}
+
+fn sanction(
+    data_dir: &Path,
+    store: &mut SqliteStore,
+    kind: SanctionKind,
+    name: Name,
+    length: Option<std::time::Duration>,
+    reason: String,
+) -> Result<(), Error> {
+    let name = canonical(store, &name)?;
+    let until_ms = length.map(|d| now_ms().saturating_add(d.as_millis() as u64));
+    store.sanction(
+        &StoredSanction {
+            kind,
+            name,
+            until_ms,
+            reason: reason.clone(),
+        },
+        ACTOR,
+    )?;
+    let (verb, request) = match kind {
+        SanctionKind::Ban => ("banned", "ban"),
+        SanctionKind::Mute => ("muted", "mute"),
+    };
+    let until = until_ms.map_or(String::new(), |ms| ms.to_string());
+    let how_long = until_ms.map_or("until lifted".to_owned(), |ms| format!("until {}", utc(ms)));
+    match ask(data_dir, &[request, name.as_str(), &until, &reason])? {
+        Some(lines) if kind == SanctionKind::Ban => {
+            println!("{verb} {name} {how_long}; closed {}", sessions(&lines))
+        }
+        Some(_) => println!("{verb} {name} {how_long}"),
+        None => {
+            println!("{verb} {name} {how_long} (no server is running; it applies from its start)")
+        }
+    }
+    Ok(())
+}
+
+fn lift(
+    data_dir: &Path,
+    store: &mut SqliteStore,
+    kind: SanctionKind,
+    name: &Name,
+) -> Result<(), Error> {
+    let had = store.lift(kind, name, ACTOR)?;
+    let (noun, request) = match kind {
+        SanctionKind::Ban => ("ban", "unban"),
+        SanctionKind::Mute => ("mute", "unmute"),
+    };
+    ask(data_dir, &[request, name.as_str()])?;
+    if had {
+        println!("lifted the {noun} of {name}");
+        Ok(())
+    } else {
+        Err(Error::User(format!("{name} has no {noun}")))
+    }
+}
+
+/// The request's answer from the running server, `None` if none runs.
+fn ask(data_dir: &Path, fields: &[&str]) -> Result<Option<Vec<String>>, Error> {
+    control::request(data_dir, fields).map_err(|e| {
+        Error::User(format!(
+            "the running server's control socket in {}: {e}",
+            data_dir.display()
+        ))
+    })
+}
+
+fn not_running(data_dir: &Path) -> Error {
+    Error::User(format!(
+        "no server is running on the data dir {} (no control socket answers)",
+        data_dir.display()
+    ))
+}
+
+/// "N sessions" from a `sessions N` answer.
+fn sessions(lines: &[String]) -> String {
+    let n = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("sessions "))
+        .unwrap_or("0");
+    format!("{n} sessions")
+}
+
+/// The registered spelling of an account, or the name as given if there
+/// is none (a ban may come before the account).
+fn canonical(store: &mut SqliteStore, name: &Name) -> Result<Name, Error> {
+    Ok(store.account(name)?.map_or(*name, |a| a.name))
+}
+
+fn existing(store: &mut SqliteStore, name: &Name) -> Result<Name, Error> {
+    match store.account(name)? {
+        Some(a) => Ok(a.name),
+        None => Err(Error::User(format!("there is no user {name}"))),
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,290 @@
+//! Moderation and control of a running server: `confab-server kick`,
+//! `ban`, `mute`, `status`, `user del` through the control socket, their
+//! audit log, and bans that outlive a restart.
+
+use std::os::unix::fs::PermissionsExt;
+
+use confab::{ConnectionError, LoginOptions};
+use confab_engine::frame::{ErrorCode, ModAction, Text};
+use confab_engine::{Frame, Name, Ref};
+
+use crate::harness::{password, Server, WAIT};
+use crate::raw::Raw;
+
+/// Logs `user` in with the library; the server's refusal, if any.
+fn login_refusal(server: &Server, user: &str) -> Option<confab::ServerError> {
+    let mut c = server.connect();
+    let name = Name::new(user).expect("valid");
+    match c.login(name, &password(user), LoginOptions::default(), WAIT) {
+        Ok(_) => None,
+        Err(ConnectionError::Refused(e)) => Some(e),
+        Err(e) => panic!("logging in {user}: {e}"),
+    }
+}
+
+#[test]
+fn a_kick_closes_the_users_sessions_with_the_reason_they_see() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    let mut raw = Raw::connect(&server);
+    raw.login("alice", &password("alice"));
+
+    let run = server.server_command(&["kick", "ALICE", "--reason", "spamming the room"]);
+    assert!(run.ok().contains("kicked alice: 1 sessions"), "{run:?}");
+    let g = raw.next();
+    assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Kicked), "{}", g.debug);
+    assert!(g.debug.contains("spamming the room"), "{}", g.debug);
+    raw.expect_closed();
+
+    // Alice may come back: a kick is not a ban.
+    assert!(login_refusal(&server, "alice").is_none());
+
+    let audit = server.server_command(&["audit"]);
+    let line = audit.ok().lines().last().unwrap_or_default().to_owned();
+    assert!(
+        line.contains("\toperator\tkick\talice\tspamming the room"),
+        "{audit:?}"
+    );
+}
+
+#[test]
+fn a_ban_closes_sessions_refuses_logins_with_the_time_left_and_survives_a_restart() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    let mut raw = Raw::connect(&server);
+    raw.login("alice", &password("alice"));
+
+    let run = server.server_command(&["ban", "alice", "--for", "1h", "--reason", "spam"]);
+    assert!(run.ok().contains("closed 1 sessions"), "{run:?}");
+    raw.expect_error(ErrorCode::Banned);
+    raw.expect_closed();
+
+    let check = |server: &Server| {
+        let e = login_refusal(server, "alice").expect("a banned login is refused");
+        assert_eq!(e.code, ErrorCode::Banned, "{e:?}");
+        assert!(e.text.contains("spam"), "{e:?}");
+        assert!(
+            (3_500_000..=3_600_000).contains(&e.retry_after_ms),
+            "about an hour left: {e:?}"
+        );
+    };
+    check(&server);
+    let server = server.restart();
+    check(&server);
+
+    let run = server.server_command(&["unban", "alice"]);
+    assert!(run.ok().contains("lifted the ban of alice"), "{run:?}");
+    assert!(login_refusal(&server, "alice").is_none(), "unbanned");
+
+    let audit = server.server_command(&["audit"]);
+    let actions: Vec<&str> = audit
+        .ok()
+        .lines()
+        .filter_map(|l| l.split('\t').nth(2))
+        .collect();
+    assert_eq!(actions, ["ban", "unban"], "{audit:?}");
+}
+
+#[test]
+fn a_ban_given_while_no_server_runs_applies_from_its_start_and_for_good() {
+    let mut server = Server::start();
+    server.register("alice", &password("alice"));
+    server.kill();
+    let run = server.server_command(&["ban", "alice", "--reason", "gone for good"]);
+    assert!(run.ok().contains("no server is running"), "{run:?}");
+    let server = server.restart();
+    let e = login_refusal(&server, "alice").expect("refused");
+    assert_eq!((e.code, e.retry_after_ms), (ErrorCode::Banned, 0), "{e:?}");
+    assert!(e.text.contains("for good: gone for good"), "{e:?}");
+}
+
+#[test]
+fn a_muted_user_has_messages_refused_with_their_own_code_until_unmuted() {
+    let server = Server::start();
+    server.client("bob").send("all", "before");
+    let run = server.server_command(&["mute", "bob", "--for", "10m", "--reason", "calm down"]);
+    assert!(run.ok().contains("muted bob"), "{run:?}");
+    let refused = server
+        .client("bob")
+        .run(&["send", "--to", "all", "shouting"]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(refused.stderr.contains("MUTED"), "{refused:?}");
+    assert!(refused.stderr.contains("calm down"), "{refused:?}");
+
+    // It survives a restart, and lifting it lets bob speak again.
+    let server = server.restart();
+    let refused = server.client("bob").run(&["send", "--to", "all", "again"]);
+    assert!(refused.stderr.contains("MUTED"), "{refused:?}");
+    server.server_command(&["unmute", "bob"]).ok();
+    server.client("bob").send("all", "after");
+}
+
+#[test]
+fn status_shows_connections_sessions_per_user_queues_and_bans() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    let mut a1 = Raw::connect(&server);
+    a1.login("alice", &password("alice"));
+    let mut a2 = Raw::connect(&server);
+    a2.login("alice", &password("alice"));
+    let _idle = Raw::connect(&server);
+    server.server_command(&["ban", "mallory"]).ok();
+
+    let status = server.server_command(&["status"]);
+    let out = status.ok();
+    for line in [
+        "connections 3",
+        "connections_per_protocol confab=3",
+        "logged_in 2",
+        "sessions_per_user alice=2",
+        "bans 1",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    }
+    for key in [
+        "uptime_seconds ",
+        "storage_write_queue ",
+        "auth_queue ",
+        "lockouts ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(key)),
+            "no {key:?} in:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn deleting_a_user_on_a_running_server_closes_their_sessions_at_once() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    let mut raw = Raw::connect(&server);
+    raw.login("alice", &password("alice"));
+    let run = server.user_command(&["del", "alice"], None);
+    assert!(run.ok().contains("closed 1 sessions of alice"), "{run:?}");
+    let g = raw.next();
+    assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Kicked), "{}", g.debug);
+    assert!(g.debug.contains("account deleted"), "{}", g.debug);
+}
+
+#[test]
+fn the_control_socket_is_owner_only_and_commands_need_a_running_server_when_they_say_so() {
+    let mut server = Server::start();
+    let socket = server.data_dir().join("control.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("the control socket exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    server.terminate();
+    assert!(server.wait_exit().success());
+    assert!(!socket.exists(), "a clean shutdown removes the socket");
+    for args in [&["status"][..], &["kick", "alice"][..]] {
+        let run = server.server_command(args);
+        assert_ne!(run.code, Some(0), "{run:?}");
+        assert!(run.stderr.contains("no server is running"), "{run:?}");
+    }
+}
+
+/// MODERATE from a raw v2 session.
+fn moderate(
+    raw: &mut Raw,
+    reference: u32,
+    action: ModAction,
+    user: &str,
+    seconds: u32,
+    reason: &str,
+) {
+    raw.frame(&Frame::Moderate {
+        reference: Ref(reference),
+        action,
+        user: Name::new(user).expect("valid"),
+        seconds,
+        reason: Text::new(reason).expect("short"),
+    });
+}
+
+#[test]
+fn an_operators_client_kicks_and_bans_and_a_non_operator_is_refused() {
+    let server = Server::start();
+    for user in ["carol", "alice", "bob"] {
+        server.register(user, &password(user));
+    }
+    server.user_command(&["op", "carol"], None).ok();
+    let mut carol = Raw::connect(&server);
+    carol.login("carol", &password("carol"));
+    let mut alice = Raw::connect(&server);
+    alice.login("alice", &password("alice"));
+    let mut bob = Raw::connect(&server);
+    bob.login("bob", &password("bob"));
+
+    // Not an operator: refused with its own code, and nothing happens.
+    moderate(&mut alice, 5, ModAction::Kick, "bob", 0, "mine");
+    assert_eq!(alice.expect_error(ErrorCode::NotOperator), Ref(5));
+
+    moderate(&mut carol, 6, ModAction::Kick, "bob", 0, "be nice");
+    let g = bob.next();
+    assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Kicked), "{}", g.debug);
+    assert!(g.debug.contains("be nice"), "{}", g.debug);
+    bob.expect_closed();
+    let ok = carol.next();
+    assert_eq!(ok.name, "OK", "{}", ok.debug);
+
+    moderate(&mut carol, 7, ModAction::Ban, "alice", 3600, "spam");
+    alice.expect_error(ErrorCode::Banned);
+    alice.expect_closed();
+    assert_eq!(carol.next().name, "OK");
+
+    // The ban was stored: it outlives a restart, and the audit log names carol.
+    let server = server.restart();
+    let e = login_refusal(&server, "alice").expect("refused");
+    assert_eq!(e.code, ErrorCode::Banned, "{e:?}");
+    assert!(e.retry_after_ms > 3_500_000, "{e:?}");
+    let audit = server.server_command(&["audit"]);
+    assert!(
+        audit.ok().contains("\tcarol\tkick\tbob\tbe nice"),
+        "{audit:?}"
+    );
+    assert!(
+        audit.ok().contains("\tcarol\tban\talice\tspam"),
+        "{audit:?}"
+    );
+
+    // An operator taken off on the running server is refused at once.
+    let mut carol = Raw::connect(&server);
+    carol.login("carol", &password("carol"));
+    server.user_command(&["deop", "carol"], None).ok();
+    moderate(&mut carol, 8, ModAction::Unban, "alice", 0, "");
+    assert_eq!(carol.expect_error(ErrorCode::NotOperator), Ref(8));
+}
+
+#[test]
+fn the_headless_client_moderates_for_an_operator_and_is_refused_for_anyone_else() {
+    let server = Server::start();
+    server.register("carol", &password("carol"));
+    server.user_command(&["op", "carol"], None).ok();
+    let mut bob = server.client("bob").listen();
+
+    let refused = server.client("mallory").run(&["kick", "bob"]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(refused.stderr.contains("NOT_OPERATOR"), "{refused:?}");
+
+    let run = server
+        .client("carol")
+        .run(&["mute", "bob", "--for", "1h", "--reason", "shh"]);
+    assert!(run.ok().contains(r#""action":"mute""#), "{run:?}");
+    let muted = server.client("bob").run(&["send", "--to", "all", "hello?"]);
+    assert!(muted.stderr.contains("MUTED"), "{muted:?}");
+
+    let run = server
+        .client("carol")
+        .run(&["kick", "bob", "--reason", "take a break"]);
+    run.ok();
+    let (code, stderr) = bob.wait_exit();
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("KICKED") && stderr.contains("take a break"),
+        "{stderr}"
+    );
+}
