@@ -33,6 +33,10 @@ export const ERRORS = {
   37: ["FLOODING", true, "This page sent too much, too fast, and was disconnected for a while."],
   38: ["DEVICE_REVOKED", true, "This browser was signed out (its device was revoked). Log in again with your password."],
   40: ["STORAGE_ERROR", false, "The server could not store or load that; nothing was saved."],
+  41: ["KICKED", true, "An operator disconnected you."],
+  42: ["BANNED", true, "This account is banned."],
+  43: ["MUTED", false, "You are muted: your message was not sent."],
+  44: ["NOT_OPERATOR", false, "Only a server operator may do that."],
 };
 
 export function errorName(code) { return ERRORS[code] ? ERRORS[code][0] : `ERROR_${code}`; }

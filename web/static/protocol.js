@@ -38,6 +38,8 @@ const SCHEMA = {
   0x1e: ["MARK_READ", [["target", "target"], ["id", "u64"]]],
   0x1f: ["DEVICE_LIST_REQUEST", [["ref", "u32"]]],
   0x20: ["DEVICE_REVOKE", [["ref", "u32"], ["device", "name"]]],
+  0x21: ["MODERATE", [["ref", "u32"], ["action", "u8"], ["user", "name"], ["seconds", "u32"],
+    ["reason", "text"]]],
   0x40: ["SERVER_HELLO", [["version", "u16"], ["server", "short"],
     ["registration_open", "flag"], ["max_frame", "u32"], ["max_frame_pre_auth", "u32"],
     ["max_body", "u16"], ["msg_rate", "u16"], ["msg_burst", "u16"],
