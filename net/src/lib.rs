@@ -58,6 +58,7 @@ pub mod logger;
 mod measures;
 pub mod metrics;
 pub mod ops;
+pub mod options;
 mod refuse;
 pub mod reload;
 mod reloader;
