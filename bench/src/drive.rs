@@ -333,6 +333,7 @@ async fn drive_inner(
                         tally.pings += 1;
                         irc::encode_pong(&mut out.buf, token);
                     }
+                    irc::Line::Missed(count) => tally.missed += count,
                     irc::Line::Error(text) => {
                         tally.fatal += 1;
                         counters.note(format!("IRC ERROR: {}", String::from_utf8_lossy(text)));

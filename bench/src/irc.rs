@@ -29,6 +29,10 @@ pub(crate) enum Line<'a> {
     Numeric(u16, &'a [u8]),
     /// `ERROR :<text>`: the server closes the connection.
     Error(&'a [u8]),
+    /// confab's gateway telling a slow reader that this many messages
+    /// were not delivered (its MISSED, as a NOTICE), counted as `missed`
+    /// the way the confab protocol's MISSED is.
+    Missed(u64),
     /// Anything else (JOIN echoes, NOTICEs, MODEs...).
     Other,
 }
@@ -46,6 +50,16 @@ fn last_param(params: &[u8]) -> &[u8] {
         .rsplit(|&b| b == b' ')
         .find(|w| !w.is_empty())
         .unwrap_or(params)
+}
+
+/// The count of a "N messages to #c were not delivered (ids A to B)"
+/// notice (engine/src/irc/replies.rs), if `text` is one.
+fn missed(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (count, rest) = text.split_once(" messages to ")?;
+    rest.contains(" were not delivered (ids ")
+        .then(|| count.parse().ok())
+        .flatten()
 }
 
 /// Parses one line (without its line end). Never fails: what it does not
@@ -74,6 +88,7 @@ pub(crate) fn parse(line: &[u8]) -> Line<'_> {
         b"PING" => Line::Ping(last_param(params)),
         b"PONG" => Line::Pong(last_param(params)),
         b"ERROR" => Line::Error(last_param(params)),
+        b"NOTICE" => missed(last_param(params)).map_or(Line::Other, Line::Missed),
         [a, b, c] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => Line::Numeric(
             u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
             params,
@@ -237,6 +252,11 @@ mod tests {
             let _ = parse(junk);
         }
         assert_eq!(parse(b":a!b@c JOIN :#bench"), Line::Other);
+        assert_eq!(
+            parse(b":confab NOTICE bob :3168 messages to #confab were not delivered (ids 5 to 9000); they are in history"),
+            Line::Missed(3168)
+        );
+        assert_eq!(parse(b":confab NOTICE bob :hello"), Line::Other);
     }
 
     #[test]
