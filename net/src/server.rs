@@ -393,9 +393,10 @@ async fn serve(
         timeout: options.engine.auth_timeout,
     });
     let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
+    let irc = listeners.irc.as_ref().map(|(_, _, protocol)| *protocol);
     let web = options.web.as_ref().map(|w| {
         let tls = options.tls.clone();
-        Arc::new(Web::new(w, tls, &options.engine, web_stopping))
+        Arc::new(Web::new(w, tls, &options.engine, irc, web_stopping))
     });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();

@@ -5,7 +5,8 @@ irctest/controllers/confab.py and run irctest with
 ``--controller irctest.controllers.confab`` (see README.md here).
 
 Each test starts a fresh confab-server on a fresh data dir, serving IRC on
-the port irctest picked. ``--irc-guests`` lets clients that register with
+the port irctest picked (and IRC over WebSocket on the web port, for the
+websocket module). ``--irc-guests`` lets clients that register with
 NICK/USER only (most irctest cases) get an account named for their nick;
 ``registerUser`` creates real accounts with ``confab-server user add``,
 which the tests then log in to with SASL PLAIN.
@@ -84,8 +85,6 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("server password")
         if ssl:
             raise NotImplementedByController("TLS")
-        if websocket_port is not None:
-            raise NotImplementedByController("Websocket")
         assert self.proc is None
         self.create_config()
         assert self.directory
@@ -99,6 +98,11 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             "--irc-guests",
             "--irc-quiet-room",
         ] + FLAGS
+        if websocket_port is not None:
+            # IRC over WebSocket is served on the web port. irctest binds
+            # 0.0.0.0; plaintext is served on loopback only, which the
+            # client's ws://0.0.0.0 reaches.
+            args += ["--web-listen", f"127.0.0.1:{websocket_port}"]
         self.proc = self.execute(args)
 
     def wait_for_services(self) -> None:
