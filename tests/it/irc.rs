@@ -17,13 +17,17 @@ use crate::harness::{password, Server, WAIT};
 /// A server with an IRC listener, and the listener's address.
 fn irc_server() -> (Server, SocketAddr) {
     let server = Server::start_with(&["--irc-listen", "127.0.0.1:0"]);
+    let addr = irc_addr(&server);
+    (server, addr)
+}
+
+/// The address of `server`'s IRC listener, from its log.
+pub(crate) fn irc_addr(server: &Server) -> SocketAddr {
     let line = server.wait_log("irc listening", |l| l.contains("irc listening on "));
-    let addr = line
-        .rsplit(' ')
+    line.rsplit(' ')
         .next()
         .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (server, addr)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 /// A raw IRC connection: lines out, lines in, every read bounded.
@@ -101,7 +105,7 @@ impl Irc {
     }
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in s.as_bytes().chunks(3) {

@@ -20,6 +20,7 @@ mod durability;
 mod groups;
 mod hashing;
 mod irc;
+mod irc_transports;
 mod limits;
 mod lua_interop;
 mod metrics;
