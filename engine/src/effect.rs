@@ -216,8 +216,8 @@ pub enum Effect {
         user: Name,
         /// The conversation.
         target: Target,
-        /// Only ids below this; 0 for the newest.
-        before: MessageId,
+        /// Which of its messages.
+        window: crate::window::Window,
         /// At most this many.
         limit: u16,
     },

@@ -77,6 +77,7 @@ pub mod shared;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod window;
 pub mod wire;
 
 pub use wire::{codec, frame};

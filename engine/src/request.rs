@@ -155,14 +155,14 @@ pub enum Request<'a> {
         /// What to do, to whom, for how long and why.
         ask: ModerationAsk<'a>,
     },
-    /// Read a page of a conversation, newest first.
+    /// Read a page of a conversation.
     History {
         /// Echoed in the answer.
         reference: Ref,
         /// The conversation.
         target: Target,
-        /// Only ids below this; zero for the newest.
-        before: MessageId,
+        /// Which of its messages (confab's: the newest below an id).
+        window: crate::window::Window,
         /// At most this many (capped at the server's page size).
         limit: u16,
     },

@@ -174,7 +174,7 @@ impl Effects {
                 reference,
                 user,
                 target,
-                before,
+                window,
                 limit,
             } => {
                 let job = ReadJob::History {
@@ -182,7 +182,7 @@ impl Effects {
                     reference,
                     user,
                     target,
-                    before,
+                    window,
                     limit,
                 };
                 if let Err(job) = self.reads.push_refusable(job) {

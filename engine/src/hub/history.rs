@@ -4,9 +4,10 @@
 use crate::effect::{Effect, HistoryLoaded};
 use crate::error::ProtocolError;
 use crate::event::Event;
-use crate::id::{ConnId, MessageId, Ref};
+use crate::id::{ConnId, Ref};
 use crate::name::Name;
 use crate::send_queue::Class;
+use crate::window::Window;
 use crate::wire::frame::Target;
 
 use super::Hub;
@@ -17,7 +18,7 @@ impl Hub {
         conn: ConnId,
         reference: Ref,
         target: Target,
-        before: MessageId,
+        window: Window,
         limit: u16,
     ) {
         let Some(user) = self.user(conn) else { return };
@@ -40,7 +41,7 @@ impl Hub {
             reference,
             user,
             target,
-            before,
+            window,
             limit,
         });
     }

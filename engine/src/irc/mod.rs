@@ -134,6 +134,8 @@ pub enum Pending {
     },
     /// A CHATHISTORY page.
     History {
+        /// The subcommand (LATEST, BEFORE, ...), upper case.
+        sub: String,
         /// The target as the client wrote it.
         target: String,
         /// The client's label.

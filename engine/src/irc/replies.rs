@@ -142,6 +142,33 @@ pub fn fail(
     }
 }
 
+/// A refusal with more parameters than a code (`FAIL CHATHISTORY
+/// INVALID_TARGET LATEST #x :text`): `what` is the code and its context.
+pub fn fail_with(
+    out: &mut Vec<u8>,
+    s: &IrcSession,
+    config: &IrcConfig,
+    command: &str,
+    what: &[&str],
+    text: &str,
+) {
+    if s.caps.tags() != TagSet::All {
+        return fail(
+            out,
+            s,
+            config,
+            command,
+            what.first().copied().unwrap_or("*"),
+            text,
+        );
+    }
+    let mut o = Out::new(out).command(&config.server, "FAIL").param(command);
+    for w in what.iter().filter(|w| !w.is_empty() && !w.contains(' ')) {
+        o = o.param(w);
+    }
+    o.trailing(text);
+}
+
 /// `lines` answering a labeled request: one line carries the label, more
 /// go in a `labeled-response` batch, none becomes an ACK. Unlabeled (or
 /// the cap not negotiated), they are as they are.
@@ -382,17 +409,22 @@ fn acked(
     };
     let Some(me) = s.account() else { return };
     let mut lines = Vec::new();
+    let m = StoredMessage {
+        id,
+        timestamp_ms,
+        sender: me,
+        target: Target::Room,
+        body,
+    };
     if s.caps.has(Caps::ECHO) {
-        let m = StoredMessage {
-            id,
-            timestamp_ms,
-            sender: me,
-            target: Target::Room,
-            body,
-        };
         message_lines(&mut lines, s.caps.tags(), &m, &target, &[]);
     }
     out.extend(labeled(lines, label.as_deref(), s, config));
+    // A message to oneself is also delivered to oneself (routing skips
+    // the sending session, whose copy is this ACK).
+    if target.eq_ignore_ascii_case(me.as_str()) {
+        message_lines(out, s.caps.tags(), &m, &target, &[]);
+    }
 }
 
 /// An ERROR: as the numeric or FAIL its request calls for.
@@ -453,9 +485,16 @@ fn refused(
                 .trailing(&text);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
-        Some(Pending::History { label, .. }) => {
+        Some(Pending::History { sub, target, label }) => {
+            let code = match error.code() {
+                ErrorCode::NotAMember | ErrorCode::NoSuchGroup | ErrorCode::NoSuchUser => {
+                    "INVALID_TARGET"
+                }
+                _ => "MESSAGE_ERROR",
+            };
             let mut lines = Vec::new();
-            fail(&mut lines, s, config, "CHATHISTORY", "MESSAGE_ERROR", &text);
+            let what = [code, sub.as_str(), target.as_str()];
+            fail_with(&mut lines, s, config, "CHATHISTORY", &what, &text);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         None if error.is_fatal() => Out::new(out)
@@ -533,7 +572,7 @@ fn page(
     config: &IrcConfig,
     out: &mut Vec<u8>,
 ) {
-    let Some(Pending::History { target, label }) = s.answered(reference) else {
+    let Some(Pending::History { target, label, .. }) = s.answered(reference) else {
         return;
     };
     let mut lines = Vec::new();
@@ -549,7 +588,10 @@ fn page(
     }
     let tag = [("batch", id.as_str())];
     let extra: &[(&str, &str)] = if batch { &tag } else { &[] };
-    for m in entries.iter().rev() {
+    // Oldest first, however the window was taken.
+    let mut sorted: Vec<&StoredMessage> = entries.iter().collect();
+    sorted.sort_by_key(|m| m.id);
+    for m in sorted {
         let to = match &m.target {
             Target::User(u) => u.to_string(),
             other => channel_of(config, other),

@@ -149,6 +149,10 @@ pub struct IrcSession {
     pub names: Vec<Name>,
     /// The newest message id drained, for the device's bookmark.
     pub delivered: u64,
+    /// PONGs to PINGs that came after a CHATHISTORY not yet answered:
+    /// they go out after its page (a client reading to its PONG has read
+    /// the page). At most [`PENDING_MAX`], beyond which a PONG goes at once.
+    pub pongs: Vec<Vec<u8>>,
 }
 
 impl IrcSession {
@@ -181,6 +185,13 @@ impl IrcSession {
     pub fn answered(&mut self, reference: Ref) -> Option<Pending> {
         let at = self.pending.iter().position(|(r, _)| *r == reference)?;
         self.pending.remove(at).map(|(_, p)| p)
+    }
+
+    /// Whether a CHATHISTORY waits for its page.
+    pub fn reading_history(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|(_, p)| matches!(p, Pending::History { .. }))
     }
 
     /// Whether NICK and USER were given and CAP negotiation is over.

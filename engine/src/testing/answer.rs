@@ -71,14 +71,14 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             reference,
             user,
             target,
-            before,
+            window,
             limit,
         } => EffectResult::History {
             conn,
             reference,
             target,
             result: store
-                .history_page(&user, &target, before, limit)
+                .history_page(&user, &target, &window, limit)
                 .unwrap_or_else(|e| Err(failed(e))),
         },
         Effect::Replay {
