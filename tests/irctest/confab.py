@@ -15,6 +15,7 @@ which the tests then log in to with SASL PLAIN.
 import os
 import shutil
 import subprocess
+import time
 from typing import Optional, Type
 
 from irctest.basecontrollers import (
@@ -117,20 +118,26 @@ class ConfabController(BaseServerController, DirectoryBasedController):
         assert password
         base = [BIN, "--data-dir", str(self.data_dir), "--hash-memory-kib", "8",
                 "--hash-passes", "1", "user"]
-        added = subprocess.run(
-            base + ["add", username, "--password", password],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if added.returncode != 0:
-            # A guest of --irc-guests already has the account: the test
-            # registers it now, so it gets the test's password.
-            subprocess.run(
-                base + ["passwd", username, "--password", password],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        # A guest of --irc-guests may have the account already: the test
+        # registers it now, so it gets the test's password. The server may
+        # still be opening the database: try again for a few seconds.
+        for _ in range(50):
+            added = subprocess.run(
+                base + ["add", username, "--password", password],
+                capture_output=True, text=True,
             )
+            if added.returncode == 0:
+                return
+            if "taken" in added.stderr:
+                subprocess.run(
+                    base + ["passwd", username, "--password", password],
+                    check=True, capture_output=True,
+                )
+                return
+            if "password" in added.stderr:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"user add {username}: {added.stderr}")
 
 
 def get_irctest_controller_class() -> Type[ConfabController]:

@@ -411,3 +411,66 @@ fn irssi_logs_in_with_sasl_and_chats_in_the_room_with_a_confab_user() {
     bob.send("all", "hello irssi, from confab");
     irssi.wait_screen(&server, "bob's message", "hello irssi, from confab");
 }
+
+#[test]
+fn irssi_chats_in_a_group_and_a_dm_and_gets_what_it_missed_after_reconnecting() {
+    let (server, addr) = irc_server();
+    server.register("carol", &password("carol"));
+    let bob = server.client("bob");
+    let mut listener = bob.listen();
+    let irssi = Irssi::start(addr, "carol", &password("carol"));
+    irssi.wait_screen(&server, "the welcome", "MOTD File is missing");
+
+    // A group: irssi's JOIN creates it, bob joins from confab.
+    irssi.type_line("/join #ops");
+    irssi.wait_screen(
+        &server,
+        "the group's JOIN",
+        "carol [carol@confab] has joined #ops",
+    );
+    bob.run(&["group", "join", "ops"]).ok();
+    irssi.wait_screen(&server, "bob's JOIN", "bob [bob@confab] has joined #ops");
+    irssi.type_line("ops from irssi");
+    let m = listener.wait_message("ops from irssi");
+    assert_eq!(m["to"].as_str(), Some("#ops"), "{m}");
+    bob.send("#ops", "ops from confab");
+    irssi.wait_screen(&server, "bob's group message", "ops from confab");
+
+    // A direct message, both ways.
+    irssi.type_line("/msg bob just you, from irssi");
+    let m = listener.wait_message("just you, from irssi");
+    assert_eq!(m["to"].as_str(), Some("@bob"), "{m}");
+    bob.send("@carol", "just you, from confab");
+    irssi.type_line("/window goto bob");
+    irssi.wait_screen(&server, "bob's DM", "just you, from confab");
+
+    // Away: what is sent meanwhile is pushed at the next login, with its
+    // original time (irssi shows server-time's time in the line's stamp).
+    irssi.type_line("/disconnect");
+    listener.wait_for("carol offline", |v| {
+        v["event"] == "offline" && v["user"] == "carol"
+    });
+    bob.send("@carol", "sent while you were away");
+    let sent = listener.wait_message("sent while you were away");
+    let ts = sent["ts"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ts in {sent}"));
+    irssi.type_line("/connect confab");
+    listener.wait_for("carol online", |v| {
+        v["event"] == "online" && v["user"] == "carol"
+    });
+    irssi.type_line("/window goto bob");
+    irssi.wait_screen(&server, "the missed DM", "sent while you were away");
+    let stamp = local_hh_mm(ts);
+    irssi.wait_screen(&server, "the missed DM's time", &stamp);
+}
+
+/// `ms` since the epoch as irssi's default line stamp, `HH:MM`, in the
+/// test's time zone (UTC unless TZ says otherwise: irssi runs with ours).
+fn local_hh_mm(ms: u64) -> String {
+    let out = Command::new("date")
+        .args(["-d", &format!("@{}", ms / 1000), "+%H:%M"])
+        .output()
+        .expect("date runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
