@@ -205,9 +205,92 @@ fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for
         ),
         "{text}"
     );
+    let t1 = tag_of(&echo[echo.len() - 1], "time");
+
+    c.send("@label=m2 PRIVMSG #confab :second words");
+    let echo2 = c.until("the second echo", |l| l.contains("second words"));
+    let t2 = tag_of(&echo2[echo2.len() - 1], "time");
+    assert_eq!(
+        echo2.concat(),
+        format!(
+            "@label=m2;time={t2};msgid=2;account=alice :alice!alice@confab PRIVMSG #confab :second words\r\n"
+        )
+    );
+    // AFTER by msgid: the second message only, in a chathistory batch
+    // nested in the labeled-response batch (its lines in the inner one).
+    c.send("@label=h2 CHATHISTORY AFTER #confab msgid=1 10");
+    let page = c.until("the AFTER batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let (outer, inner) = batch_ids(&page);
+    assert_eq!(
+        page.concat(),
+        format!(
+            "@label=h2 :confab BATCH +{outer} labeled-response\r\n\
+             @batch={outer} :confab BATCH +{inner} chathistory #confab\r\n\
+             @batch={inner};time={t2};msgid=2;account=alice :alice!alice@confab PRIVMSG #confab :second words\r\n\
+             @batch={outer} :confab BATCH -{inner}\r\n\
+             :confab BATCH -{outer}\r\n"
+        )
+    );
+    // BEFORE by timestamp: what was committed strictly before the second.
+    c.send(&format!(
+        "@label=h3 CHATHISTORY BEFORE #confab timestamp={t2} 10"
+    ));
+    let page = c.until("the BEFORE batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let (outer, inner) = batch_ids(&page);
+    let first = match t1 < t2 {
+        true => format!(
+            "@batch={inner};time={t1};msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :first words\r\n"
+        ),
+        // Committed in the same millisecond: not before it.
+        false => String::new(),
+    };
+    assert_eq!(
+        page.concat(),
+        format!(
+            "@label=h3 :confab BATCH +{outer} labeled-response\r\n\
+             @batch={outer} :confab BATCH +{inner} chathistory #confab\r\n\
+             {first}@batch={outer} :confab BATCH -{inner}\r\n\
+             :confab BATCH -{outer}\r\n"
+        )
+    );
+    // A labeled command with no answer is acknowledged.
+    c.send("@label=p1 PONG :nothing");
+    assert_eq!(
+        c.until("the ACK", |l| l.contains(" ACK")).concat(),
+        "@label=p1 :confab ACK\r\n"
+    );
     c.send("PING :done");
     c.until("PONG", |l| l.contains("PONG confab :done"));
     drop(server);
+}
+
+/// The value of tag `key` of a server line.
+fn tag_of(line: &str, key: &str) -> String {
+    let tags = line
+        .strip_prefix('@')
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or("");
+    tags.split(';')
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .to_owned()
+}
+
+/// The outer (labeled-response) and inner (chathistory) batch ids of a
+/// labeled history page, from its first two lines.
+fn batch_ids(page: &[String]) -> (String, String) {
+    let id = |l: &str| {
+        l.split(' ')
+            .find_map(|w| w.strip_prefix('+'))
+            .unwrap_or_else(|| panic!("no batch in {l:?}"))
+            .to_owned()
+    };
+    assert!(page.len() >= 2, "{page:?}");
+    (id(&page[0]), id(&page[1]))
 }
 
 #[test]

@@ -46,13 +46,22 @@ pub fn command<'a>(
                 .trailing("The real name may not be empty");
             acts.push(Act::Reply(out));
         }
-        "USER" => user(s, config, acts),
+        "USER" => {
+            if !s.welcomed && !s.user_given {
+                s.realname = line.param(3).to_owned();
+            }
+            user(s, config, acts)
+        }
         "PASS" => s.pass = Some(line.param(0).to_owned()),
         "AUTHENTICATE" => authenticate(s, line, config, acts),
         "PING" => acts.push(Act::Synced(pong(s, line, config))),
         "PONG" => {
             if let Ok(token) = line.param(line.params.len().saturating_sub(1)).parse() {
                 acts.push(Act::Request(Request::Pong { token }, None));
+            }
+            // A labeled command without an answer is answered with an ACK.
+            if line.tag("label").is_some() {
+                reply(acts, labeled(Vec::new(), line.tag("label"), s, config));
             }
         }
         "QUIT" => {
@@ -354,7 +363,7 @@ fn registered<'a>(
             &mut out,
             dir,
             config,
-            &me,
+            (&me, &s.realname),
             line.param(line.params.len().saturating_sub(1)),
         ),
         "TOPIC" => topic(&mut out, config, &me, line),

@@ -195,8 +195,14 @@ pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &Irc
                 .param(&format!("+{id}"))
                 .param("labeled-response")
                 .end();
+            // Lines already in an inner batch (a chathistory page) stay
+            // in it: only the inner batch's own BATCH lines are tagged.
             for l in lines.split_inclusive(|&b| b == b'\n') {
-                out.extend(with_tag(l, &format!("batch={id}")));
+                if in_batch(l) {
+                    out.extend_from_slice(l);
+                } else {
+                    out.extend(with_tag(l, &format!("batch={id}")));
+                }
             }
             Out::new(&mut out)
                 .command(&config.server, "BATCH")
@@ -205,6 +211,17 @@ pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &Irc
         }
     }
     out
+}
+
+/// Whether `line` carries a `batch` tag.
+fn in_batch(line: &[u8]) -> bool {
+    let Some(tags) = line.strip_prefix(b"@") else {
+        return false;
+    };
+    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
+    tags[..end]
+        .split(|&b| b == b';')
+        .any(|t| t == b"batch" || t.starts_with(b"batch="))
 }
 
 /// `line` with `tag` (`key=value`) added first.
@@ -610,4 +627,33 @@ fn page(
 /// `ms` as server-time, for replies that carry one.
 pub fn time_tag(ms: u64) -> String {
     server_time(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labeled_batch_leaves_the_lines_of_an_inner_batch_in_it() {
+        let s = IrcSession {
+            caps: Caps(Caps::LABELED | Caps::BATCH),
+            ..IrcSession::default()
+        };
+        let config = IrcConfig::default();
+        let inner = b":confab BATCH +H1 chathistory #c\r\n\
+                      @batch=H1;time=T :a!a@confab PRIVMSG #c :hi\r\n\
+                      :confab BATCH -H1\r\n"
+            .to_vec();
+        let out = String::from_utf8(labeled(inner, Some("x"), &s, &config)).unwrap_or_default();
+        assert_eq!(
+            out,
+            "@label=x :confab BATCH +L0 labeled-response\r\n\
+             @batch=L0 :confab BATCH +H1 chathistory #c\r\n\
+             @batch=H1;time=T :a!a@confab PRIVMSG #c :hi\r\n\
+             @batch=L0 :confab BATCH -H1\r\n\
+             :confab BATCH -L0\r\n"
+        );
+        let ack = labeled(Vec::new(), Some("y"), &s, &config);
+        assert_eq!(ack, b"@label=y :confab ACK\r\n");
+    }
 }

@@ -125,6 +125,8 @@ pub struct IrcSession {
     pub nick: Option<Name>,
     /// USER was given.
     pub user_given: bool,
+    /// USER's real name (bounded by the line), shown in its own WHOIS.
+    pub realname: String,
     /// PASS, if given.
     pub pass: Option<String>,
     /// `CAP LS` or `CAP REQ` came before registration, and `CAP END` not yet.
