@@ -469,10 +469,7 @@ impl Hub {
         if s.login == Login::None && close {
             s.pending.clear();
         }
-        let pongs = match s.reading_history() {
-            true => Vec::new(),
-            false => std::mem::take(&mut s.pongs),
-        };
+        let pongs = s.pongs_due();
         if let Some(g) = self.irc.as_deref_mut() {
             g.sessions.insert(conn, s);
         }

@@ -4,16 +4,14 @@
 //! the line's own answer; every refusal is the standard numeric, or a
 //! FAIL where IRC has none.
 
-use crate::id::MessageId;
 use crate::name::Name;
 use crate::request::{GroupRequest, Request};
-use crate::window::{Bound, Range, Window};
 use crate::wire::frame::Target;
 
 use super::codec::source;
 use super::line::{Line, Out};
 use super::queries::{list, members, mode, target, topic, who, whois};
-use super::replies::{fail, fail_with, joined, labeled, motd, names, numeric, welcome, Directory};
+use super::replies::{fail, joined, labeled, motd, names, numeric, reply, welcome, Directory};
 use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl, CAPS, SASL_MAX};
 use super::{Act, IrcConfig, LoginAsk, Pending};
 
@@ -90,12 +88,6 @@ fn pong(s: &IrcSession, line: &Line<'_>, config: &IrcConfig) -> Vec<u8> {
     labeled(out, line.tag("label"), s, config)
 }
 
-fn reply(acts: &mut Vec<Act<'_>>, out: Vec<u8>) {
-    if !out.is_empty() {
-        acts.push(Act::Reply(out));
-    }
-}
-
 /// CAP LS, LIST, REQ and END.
 fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
     let me = s.me();
@@ -129,6 +121,14 @@ fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<A
         }
         "END" => {
             s.negotiating = false;
+            // Registration ends an unfinished SASL exchange: aborted
+            // (906), and registration goes on without it.
+            if matches!(s.sasl, Sasl::Reading(_)) {
+                s.sasl = Sasl::Idle;
+                let mut out = Vec::new();
+                numeric(&mut out, config, "906", &me).trailing("SASL authentication aborted");
+                reply(acts, out);
+            }
             return finish_registration(s, config, acts);
         }
         _ => {
@@ -351,7 +351,7 @@ fn registered<'a>(
         "PRIVMSG" | "NOTICE" => return privmsg(s, line, config, acts),
         "JOIN" => return join(s, line, dir, config, acts),
         "PART" => return part(s, line, dir, config, acts),
-        "CHATHISTORY" => return chathistory(s, line, config, acts),
+        "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
         "NAMES" => {
             let channel = line.param(0);
             let members = members(dir, config, channel).unwrap_or_default();
@@ -566,189 +566,70 @@ fn part<'a>(
     }
 }
 
-/// CHATHISTORY LATEST, BEFORE, AFTER, AROUND and BETWEEN, by msgid or
-/// timestamp (see [`history_window`]); TARGETS in `chathistory_targets`.
-fn chathistory<'a>(
-    s: &mut IrcSession,
-    line: &Line<'a>,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'a>>,
-) {
-    let sub = line.param(0).to_ascii_uppercase();
-    let to = line.param(1);
-    let mut out = Vec::new();
-    let known = ["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"];
-    if !known.contains(&sub.as_str()) {
-        let text = "Unknown CHATHISTORY subcommand";
-        let what = ["UNKNOWN_COMMAND", &sub];
-        fail_with(&mut out, s, config, "CHATHISTORY", &what, text);
-        return reply(acts, out);
-    }
-    let Some(t) = target(config, to) else {
-        let what = ["INVALID_TARGET", &sub, to];
-        fail_with(&mut out, s, config, "CHATHISTORY", &what, "No such target");
-        return reply(acts, out);
-    };
-    let Some((window, limit)) = history_window(&sub, line) else {
-        let text = "A reference is msgid=ID or timestamp=TIME (or * for LATEST), a limit a number";
-        let what = ["INVALID_PARAMS", &sub];
-        fail_with(&mut out, s, config, "CHATHISTORY", &what, text);
-        return reply(acts, out);
-    };
-    let pending = Pending::History {
-        sub,
-        target: to.to_owned(),
-        label: line.tag("label").map(str::to_owned),
-    };
-    let Some(r) = s.remember(pending) else {
-        let text = "Too many requests in flight";
-        fail(&mut out, s, config, "CHATHISTORY", "BUSY", text);
-        return reply(acts, out);
-    };
-    acts.push(Act::Request(
-        Request::History {
-            reference: r,
-            target: t,
-            window,
-            limit,
-        },
-        None,
-    ));
-}
-
-/// The window and limit of `CHATHISTORY sub target ...`: LATEST is the
-/// newest (after its reference, unless `*`), BEFORE the newest before,
-/// AFTER the oldest after, AROUND half before and the rest from its
-/// reference on, BETWEEN the messages between its two references, taken
-/// from the first one's end. `None` if a parameter is not one.
-pub fn history_window(sub: &str, line: &Line<'_>) -> Option<(Window, u16)> {
-    let (window, limit) = match sub {
-        "LATEST" => {
-            let after = match line.param(2) {
-                "*" => None,
-                r => Some(reference(r)?),
-            };
-            (
-                Window::Newest(Range {
-                    after,
-                    before: None,
-                }),
-                line.param(3),
-            )
-        }
-        "BEFORE" => {
-            let before = Some(reference(line.param(2))?);
-            (
-                Window::Newest(Range {
-                    after: None,
-                    before,
-                }),
-                line.param(3),
-            )
-        }
-        "AFTER" => {
-            let after = Some(reference(line.param(2))?);
-            (
-                Window::Oldest(Range {
-                    after,
-                    before: None,
-                }),
-                line.param(3),
-            )
-        }
-        "AROUND" => (Window::Around(reference(line.param(2))?), line.param(3)),
-        "BETWEEN" => {
-            let (a, b) = (reference(line.param(2))?, reference(line.param(3))?);
-            let window = match (a, b) {
-                (Bound::Id(x), Bound::Id(y)) if x > y => backwards(a, b),
-                (Bound::Time(x), Bound::Time(y)) if x > y => backwards(a, b),
-                _ => Window::Oldest(Range {
-                    after: Some(a),
-                    before: Some(b),
-                }),
-            };
-            (window, line.param(4))
-        }
-        _ => return None,
-    };
-    let limit = limit.parse::<u16>().ok()?.clamp(1, HISTORY_MAX);
-    Some((window, limit))
-}
-
-/// BETWEEN from a later reference back to an earlier one.
-fn backwards(later: Bound, earlier: Bound) -> Window {
-    Window::Newest(Range {
-        after: Some(earlier),
-        before: Some(later),
-    })
-}
-
-/// Most messages a CHATHISTORY returns (ISUPPORT `CHATHISTORY`).
-pub const HISTORY_MAX: u16 = 100;
-
-/// The point a `msgid=` or `timestamp=` reference names (a split line's
-/// `id.n` is its message's id).
-fn reference(r: &str) -> Option<Bound> {
-    if let Some(id) = r.strip_prefix("msgid=") {
-        return id
-            .split('.')
-            .next()?
-            .parse()
-            .ok()
-            .map(|n| Bound::Id(MessageId(n)));
-    }
-    let time = r.strip_prefix("timestamp=")?;
-    super::line::parse_server_time(time).map(Bound::Time)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::MessageId;
     use crate::irc::line::{parse, Parsed};
 
-    fn window_of(text: &str) -> Option<(Window, u16)> {
-        let raw = format!("{text}\r\n");
-        let Ok(Parsed::Line(line, _)) = parse(raw.as_bytes()) else {
-            panic!("not a line: {text}")
+    #[test]
+    fn cap_end_during_sasl_aborts_it_with_906_and_registers() {
+        let config = IrcConfig {
+            guests: true,
+            ..IrcConfig::default()
         };
-        history_window(&line.param(0).to_ascii_uppercase(), &line)
+        let dir = Nobody;
+        let mut s = IrcSession::default();
+        let (mut replies, mut registers) = (Vec::new(), false);
+        for text in [
+            "CAP REQ :sasl",
+            "AUTHENTICATE PLAIN",
+            "NICK reg",
+            "USER r 0 * :R",
+            "CAP END",
+        ] {
+            let raw = format!("{text}\r\n");
+            let Ok(Parsed::Line(line, _)) = parse(raw.as_bytes()) else {
+                panic!("not a line: {text}")
+            };
+            let mut acts = Vec::new();
+            command(&mut s, &line, &dir, &config, &mut acts);
+            for a in acts {
+                match a {
+                    Act::Reply(b) => replies.push(String::from_utf8_lossy(&b).into_owned()),
+                    Act::Register { .. } => registers = true,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(s.sasl, Sasl::Idle);
+        assert!(
+            replies
+                .iter()
+                .any(|r| r == ":confab 906 reg :SASL authentication aborted\r\n"),
+            "{replies:?}"
+        );
+        assert!(registers, "{replies:?}");
     }
 
-    #[test]
-    fn chathistory_subcommands_read_as_windows_with_exclusive_bounds() {
-        let id = |n| Some(Bound::Id(MessageId(n)));
-        let newest = |after, before| Window::Newest(Range { after, before });
-        let oldest = |after, before| Window::Oldest(Range { after, before });
-        assert_eq!(
-            window_of("CHATHISTORY LATEST #c * 10"),
-            Some((newest(None, None), 10))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY LATEST #c msgid=7.2 500"),
-            Some((newest(id(7), None), HISTORY_MAX))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY BEFORE #c timestamp=1970-01-01T00:00:01.500Z 3"),
-            Some((newest(None, Some(Bound::Time(1500))), 3))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY AFTER #c msgid=4 3"),
-            Some((oldest(id(4), None), 3))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY BETWEEN #c msgid=9 msgid=2 3"),
-            Some((newest(id(2), id(9)), 3))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY BETWEEN #c msgid=2 msgid=9 3"),
-            Some((oldest(id(2), id(9)), 3))
-        );
-        assert_eq!(
-            window_of("CHATHISTORY AROUND #c msgid=5 3"),
-            Some((Window::Around(Bound::Id(MessageId(5))), 3))
-        );
-        assert_eq!(window_of("CHATHISTORY BEFORE #c * 3"), None);
-        assert_eq!(window_of("CHATHISTORY AFTER #c msgid=x 3"), None);
-        assert_eq!(window_of("CHATHISTORY AFTER #c msgid=4 many"), None);
+    /// A directory of nobody.
+    struct Nobody;
+
+    impl Directory for Nobody {
+        fn online(&self) -> Vec<Name> {
+            Vec::new()
+        }
+        fn members(&self, _: &Name) -> Option<Vec<Name>> {
+            None
+        }
+        fn groups_of(&self, _: &Name) -> Vec<Name> {
+            Vec::new()
+        }
+        fn groups(&self) -> Vec<(Name, usize)> {
+            Vec::new()
+        }
+        fn last_id(&self) -> MessageId {
+            MessageId(0)
+        }
     }
 }

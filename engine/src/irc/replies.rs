@@ -29,6 +29,13 @@ pub trait Directory {
     fn last_id(&self) -> MessageId;
 }
 
+/// Queues `out` as a reply, unless it is empty.
+pub fn reply(acts: &mut Vec<super::Act<'_>>, out: Vec<u8>) {
+    if !out.is_empty() {
+        acts.push(super::Act::Reply(out));
+    }
+}
+
 /// Writes a numeric `code` to `me`: `:server code me` and what follows.
 pub fn numeric<'a>(out: &'a mut Vec<u8>, config: &IrcConfig, code: &str, me: &str) -> Out<'a> {
     Out::new(out).command(&config.server, code).param(me)

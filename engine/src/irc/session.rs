@@ -196,6 +196,14 @@ impl IrcSession {
             .any(|(_, p)| matches!(p, Pending::History { .. }))
     }
 
+    /// The held PONGs, taken once no CHATHISTORY waits for its page.
+    pub fn pongs_due(&mut self) -> Vec<Vec<u8>> {
+        match self.reading_history() {
+            true => Vec::new(),
+            false => std::mem::take(&mut self.pongs),
+        }
+    }
+
     /// Whether NICK and USER were given and CAP negotiation is over.
     pub fn registration_done(&self) -> bool {
         self.nick.is_some() && self.user_given && !self.negotiating
