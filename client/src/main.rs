@@ -76,6 +76,11 @@ enum Command {
     Mute(moderation_cli::ModerateArgs),
     /// (Server operators) lift a mute.
     Unmute(moderation_cli::ModerateArgs),
+    /// (Server operators) delete a message by id: everyone who sees it is
+    /// told to hide it; history keeps a tombstone.
+    Delete(moderation_cli::DeleteArgs),
+    /// (Server operators) send a server notice to everyone logged in.
+    Announce(moderation_cli::AnnounceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -278,6 +283,8 @@ fn main() -> ExitCode {
         Some(Command::Unban(a)) => moderation_cli::moderate(ModAction::Unban, a),
         Some(Command::Mute(a)) => moderation_cli::moderate(ModAction::Mute, a),
         Some(Command::Unmute(a)) => moderation_cli::moderate(ModAction::Unmute, a),
+        Some(Command::Delete(a)) => moderation_cli::delete(a),
+        Some(Command::Announce(a)) => moderation_cli::announce(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

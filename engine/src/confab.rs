@@ -58,6 +58,12 @@ impl Codec for Confab {
         // A name is its one-byte length, then its bytes.
         1 + user.as_str().len()
     }
+
+    /// DELETED and NOTICE are version 2's: a version 1 session is not
+    /// told (it sees a deleted message's empty body in history and resume).
+    fn tells(&self, event: &Event, version: u16) -> bool {
+        version >= 2 || !matches!(event, Event::Deleted { .. } | Event::Notice { .. })
+    }
 }
 
 /// The request a client's frame makes; `None` for a server's frame.
@@ -182,6 +188,19 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
                 reason: reason.as_str(),
             },
         },
+        Frame::Delete {
+            reference,
+            id,
+            reason,
+        } => Request::Delete {
+            reference,
+            id,
+            reason: reason.as_str(),
+        },
+        Frame::Announce { reference, text } => Request::Announce {
+            reference,
+            text: text.as_str(),
+        },
         _ => return None,
     })
 }
@@ -262,6 +281,9 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
                 text: Text::truncated(&text),
             })
         }
+        Event::Notice { text } => f(&Frame::Notice {
+            text: Text::truncated(text),
+        }),
         Event::Shutdown {
             retry_after,
             reason,
@@ -322,6 +344,7 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             bookmark,
         },
         Event::ReadMarker { target, id } => Frame::ReadMarker { target, id },
+        Event::Deleted { id, by } => Frame::Deleted { id, by },
         Event::Missed {
             target,
             first,

@@ -270,6 +270,13 @@ pub enum ProtocolError {
     /// A MODERATE from a session that is not a server operator's.
     #[error("only a server operator may moderate")]
     NotOperator,
+    /// A DELETE names a message that is not stored (never was, or gone
+    /// by retention).
+    #[error("no message {id} is stored")]
+    NoSuchMessage {
+        /// The id asked for.
+        id: u64,
+    },
 
     // ---- storage ----
     /// Storage failed; the text says what it was doing.
@@ -325,6 +332,7 @@ impl ProtocolError {
             Banned { .. } => ErrorCode::Banned,
             Muted { .. } => ErrorCode::Muted,
             NotOperator => ErrorCode::NotOperator,
+            NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
         }
     }
 

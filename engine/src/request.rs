@@ -155,6 +155,22 @@ pub enum Request<'a> {
         /// What to do, to whom, for how long and why.
         ask: ModerationAsk<'a>,
     },
+    /// Delete a message, leaving a tombstone (version 2).
+    Delete {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The message.
+        id: MessageId,
+        /// Why, for the audit log.
+        reason: &'a str,
+    },
+    /// A server notice to everyone (version 2).
+    Announce {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The notice.
+        text: &'a str,
+    },
     /// Read a page of a conversation, newest first.
     History {
         /// Echoed in the answer.
@@ -201,6 +217,8 @@ impl Request<'_> {
             Request::Devices { .. } => "DEVICE_LIST_REQUEST",
             Request::RevokeDevice { .. } => "DEVICE_REVOKE",
             Request::Moderate { .. } => "MODERATE",
+            Request::Delete { .. } => "DELETE",
+            Request::Announce { .. } => "ANNOUNCE",
         }
     }
 
@@ -218,7 +236,9 @@ impl Request<'_> {
             | Request::Send2 { reference, .. }
             | Request::Devices { reference }
             | Request::RevokeDevice { reference, .. }
-            | Request::Moderate { reference, .. } => *reference,
+            | Request::Moderate { reference, .. }
+            | Request::Delete { reference, .. }
+            | Request::Announce { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
@@ -252,7 +272,9 @@ impl Request<'_> {
             | Request::MarkRead { .. }
             | Request::Devices { .. }
             | Request::RevokeDevice { .. }
-            | Request::Moderate { .. } => 2,
+            | Request::Moderate { .. }
+            | Request::Delete { .. }
+            | Request::Announce { .. } => 2,
             _ => 1,
         }
     }

@@ -265,6 +265,27 @@ pub trait Store: Send {
         let _ = (record, now_ms);
         Ok(())
     }
+    /// Tombstones message `id` at `now_ms`: its body is emptied, who
+    /// deleted it (and why, in the audit log) kept; history and replay
+    /// list it in their `deleted`. The tombstone, or `None` if no message
+    /// has that id. Deleting a tombstone again keeps the first deleter.
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+    /// Appends a line to the audit log. Stores without one (tests) keep
+    /// nothing.
+    fn audit_line(
+        &mut self,
+        line: &crate::effect::AuditLine,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (line, now_ms);
+        Ok(())
+    }
     /// Deletes every device of the user (a changed password); their ids.
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError>;
     /// The user's read markers, the `max` most recently set.

@@ -10,6 +10,7 @@ mod flow;
 mod irc;
 mod lines;
 mod moderation;
+mod notices;
 mod room;
 mod routing;
 mod seam;

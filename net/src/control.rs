@@ -15,6 +15,9 @@
 //! | `unban NAME`, `unmute NAME` | lifted |
 //! | `op NAME`, `deop NAME` | the account may send MODERATE, or no longer |
 //! | `mute NAME UNTIL_MS REASON` | SENDs refused |
+//! | `deleted ID BY SENDER TARGET` | message `ID` (from `SENDER` to `TARGET`: `room`, `group:NAME` or `user:NAME`), tombstoned in the database, is hidden by the clients that see it |
+//! | `announce TEXT` | every session logged in gets a NOTICE |
+//! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
 //!
 //! The socket only changes the running hub: whatever must outlive a
 //! restart (bans, mutes, the audit log) the command line has written to
@@ -28,7 +31,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
-use confab_engine::Name;
+use confab_engine::effect::StoredMessage;
+use confab_engine::lockout::Unlock;
+use confab_engine::{MessageId, Name, Target};
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};
 use log::{info, warn};
@@ -191,8 +196,59 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             let had = shared.with_core(|core, _| core.hub.unmute(&user));
             Ok(vec![format!("lifted {had}")])
         }
+        "deleted" => {
+            let id = fields.get(1).copied().unwrap_or("");
+            let id = id
+                .parse::<u64>()
+                .map_err(|_| format!("bad message id {id:?}"))?;
+            let (by, sender) = (name(2)?, name(3)?);
+            let target = match fields.get(4).copied().unwrap_or("").split_once(':') {
+                None if fields.get(4) == Some(&"room") => Target::Room,
+                Some(("group", g)) => Target::Group(name_of(g)?),
+                Some(("user", u)) => Target::User(name_of(u)?),
+                _ => return Err("the target is room, group:NAME or user:NAME".to_owned()),
+            };
+            let tombstone = StoredMessage {
+                id: MessageId(id),
+                timestamp_ms: 0,
+                sender,
+                target,
+                body: String::new(),
+            };
+            let n = shared.with_core(|core, _| core.hub.tell_deleted(&tombstone, &by));
+            info!("control: {by} deleted message {id} ({n} sessions told)");
+            Ok(vec![format!("sessions {n}")])
+        }
+        "unlock" => {
+            let which = match (fields.get(1).copied(), fields.get(2).copied()) {
+                (None | Some(""), _) => Unlock::All,
+                (Some("user"), _) => Unlock::User(name(2)?.key()),
+                (Some("address"), Some(ip)) => {
+                    let ip: std::net::IpAddr =
+                        ip.parse().map_err(|e| format!("bad address {ip:?}: {e}"))?;
+                    Unlock::Source(crate::source::source_of(ip))
+                }
+                _ => return Err("unlock takes nothing, user NAME or address IP".to_owned()),
+            };
+            let n = shared.with_core(|core, _| core.hub.unlock(which));
+            info!("control: unlocked {which:?} ({n} entries)");
+            Ok(vec![format!("entries {n}")])
+        }
+        "announce" => {
+            let notice = text(1);
+            if notice.is_empty() {
+                return Err("an announcement needs a text".to_owned());
+            }
+            let n = shared.with_core(|core, _| core.hub.announce(&notice));
+            info!("control: announced to {n} sessions: {notice}");
+            Ok(vec![format!("sessions {n}")])
+        }
         other => Err(format!("unknown request {other:?}")),
     }
+}
+
+fn name_of(field: &str) -> Result<Name, String> {
+    Name::new(field).map_err(|e| format!("bad name {field:?}: {e}"))
 }
 
 /// What `confab-server status` prints, one `key value...` per line.

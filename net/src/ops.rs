@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use confab_engine::Name;
+use confab_engine::{MessageId, Name, Target};
 
 use crate::admin::utc;
 use crate::cli::ops::OpsCommand;
@@ -59,6 +59,36 @@ pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Res
         )?,
         OpsCommand::Unban { name } => lift(data_dir, store, SanctionKind::Ban, &name)?,
         OpsCommand::Unmute { name } => lift(data_dir, store, SanctionKind::Mute, &name)?,
+        OpsCommand::Delete { id, reason } => delete(data_dir, store, id, &reason.reason)?,
+        OpsCommand::Announce { text } => {
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(Error::User("an announcement needs a text".to_owned()));
+            }
+            let Some(lines) = ask(data_dir, &["announce", text])? else {
+                return Err(not_running(data_dir));
+            };
+            store.audit(ACTOR, "announce", "", text)?;
+            println!("announced to {}", sessions(&lines));
+        }
+        OpsCommand::Unlock { name, address } => {
+            let (what, fields) = match (name, address) {
+                (Some(n), _) => (n.to_string(), vec!["user".to_owned(), n.to_string()]),
+                (None, Some(ip)) => (ip.to_string(), vec!["address".to_owned(), ip.to_string()]),
+                (None, None) => ("everyone".to_owned(), Vec::new()),
+            };
+            let mut request = vec!["unlock"];
+            request.extend(fields.iter().map(String::as_str));
+            let Some(lines) = ask(data_dir, &request)? else {
+                return Err(not_running(data_dir));
+            };
+            store.audit(ACTOR, "unlock", &what, "")?;
+            let n = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("entries "))
+                .unwrap_or("0");
+            println!("unlocked {what}: {n} lockout entries cleared");
+        }
         OpsCommand::Audit { limit } => {
             for e in store.audit_log(limit)? {
                 println!(
@@ -102,6 +132,27 @@ pub fn deleted(data_dir: &Path, name: &Name) -> Result<(), Error> {
         if closed != "0 sessions" {
             println!("closed {closed} of {name} on the running server");
         }
+    }
+    Ok(())
+}
+
+/// `confab-server delete ID`: tombstoned in the database (with its audit
+/// line), then the running server's clients are told.
+fn delete(data_dir: &Path, store: &mut SqliteStore, id: u64, reason: &str) -> Result<(), Error> {
+    let actor = Name::new(ACTOR).map_err(|e| Error::User(format!("{ACTOR}: {e}")))?;
+    let Some(m) = store.delete_message(MessageId(id), &actor, reason, now_ms())? else {
+        return Err(Error::User(format!("there is no message {id}")));
+    };
+    let target = match m.target {
+        Target::Room => "room".to_owned(),
+        Target::Group(g) => format!("group:{g}"),
+        Target::User(u) => format!("user:{u}"),
+    };
+    let id_text = id.to_string();
+    let fields = ["deleted", &id_text, ACTOR, m.sender.as_str(), &target];
+    match ask(data_dir, &fields)? {
+        Some(lines) => println!("deleted message {id}; told {}", sessions(&lines)),
+        None => println!("deleted message {id}"),
     }
     Ok(())
 }

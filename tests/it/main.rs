@@ -14,6 +14,7 @@ mod accounts;
 mod bad_input;
 mod cli;
 mod crash;
+mod deletion;
 mod devices;
 mod direct;
 mod durability;

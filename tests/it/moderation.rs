@@ -288,3 +288,58 @@ fn the_headless_client_moderates_for_an_operator_and_is_refused_for_anyone_else(
         "{stderr}"
     );
 }
+
+/// Logs `user` in with `secret`; the server's refusal, if any.
+fn login_with(server: &Server, user: &str, secret: &str) -> Option<confab::ServerError> {
+    let mut c = server.connect();
+    let name = Name::new(user).expect("valid");
+    match c.login(name, secret, LoginOptions::default(), WAIT) {
+        Ok(_) => None,
+        Err(ConnectionError::Refused(e)) => Some(e),
+        Err(e) => panic!("logging in {user}: {e}"),
+    }
+}
+
+#[test]
+fn unlock_clears_failed_logins_on_the_running_server_at_once() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    for _ in 0..3 {
+        let e = login_with(&server, "alice", "not her password").expect("refused");
+        assert!(
+            matches!(e.code, ErrorCode::BadCredentials | ErrorCode::LockedOut),
+            "{e:?}"
+        );
+    }
+    let e = login_refusal(&server, "alice").expect("the right password must wait now");
+    assert_eq!(e.code, ErrorCode::LockedOut, "{e:?}");
+    let status = server.server_command(&["status"]);
+    assert!(
+        !status
+            .ok()
+            .contains("lockouts pairs=0 accounts=0 addresses=0"),
+        "{status:?}"
+    );
+
+    let run = server.server_command(&["unlock", "--address", "127.0.0.1"]);
+    assert!(run.ok().contains("unlocked 127.0.0.1"), "{run:?}");
+    assert!(
+        login_refusal(&server, "alice").is_none(),
+        "unlocked at once"
+    );
+
+    let run = server.server_command(&["unlock"]);
+    assert!(run.ok().contains("unlocked everyone"), "{run:?}");
+    let status = server.server_command(&["status"]);
+    assert!(
+        status
+            .ok()
+            .contains("lockouts pairs=0 accounts=0 addresses=0"),
+        "{status:?}"
+    );
+    let audit = server.server_command(&["audit"]);
+    assert!(
+        audit.ok().contains("\toperator\tunlock\t127.0.0.1\t"),
+        "{audit:?}"
+    );
+}

@@ -67,6 +67,15 @@ pub(crate) enum Command {
         /// Why.
         reason: String,
     },
+    /// A server operator's DELETE of a message.
+    Delete {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: String,
+    },
+    /// A server operator's ANNOUNCE.
+    Announce(String),
     /// Tell the user's other sessions that a conversation is read up to `id`.
     MarkRead {
         /// The conversation.
@@ -445,6 +454,8 @@ impl Worker {
                 seconds,
                 reason,
             } => s.moderate(*action, *user, *seconds, reason),
+            Command::Delete { id, reason } => s.delete(*id, reason),
+            Command::Announce(text) => s.announce(text),
             Command::History {
                 target,
                 before,

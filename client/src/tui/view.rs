@@ -51,6 +51,10 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "operators: also /unban, /unmute NAME",
     ),
     (
+        "/delete ID [why], /announce TEXT",
+        "operators: delete a message, notify everyone",
+    ),
+    (
         "/logout, /quit",
         "log out, quit; // sends a line starting with /",
     ),

@@ -38,6 +38,7 @@ mod history;
 mod input;
 mod irc;
 mod moderation;
+mod notices;
 mod outbox;
 mod read_markers;
 mod replay;
@@ -267,6 +268,12 @@ impl Hub {
                 reference,
                 result,
             } => self.moderated(conn, reference, result),
+            EffectResult::MessageDeleted {
+                conn,
+                reference,
+                by,
+                result,
+            } => self.message_deleted(conn, reference, by, result),
         }
         self.finish();
     }

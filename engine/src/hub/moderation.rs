@@ -137,6 +137,12 @@ impl Hub {
         self.moderation.mutes.remove(&user.key()).is_some()
     }
 
+    /// Clears lockouts (see [`crate::lockout::Unlock`]); how many entries
+    /// went.
+    pub fn unlock(&mut self, which: crate::lockout::Unlock) -> usize {
+        self.guard.unlock(which)
+    }
+
     /// Lifts every ban and mute (before the shell hands the stored ones
     /// back on a reload).
     pub fn clear_sanctions(&mut self) {
@@ -153,6 +159,11 @@ impl Hub {
         }
     }
 
+    /// Whether `user` is a server operator.
+    pub(super) fn is_operator(&self, user: &Name) -> bool {
+        self.moderation.operators.contains(&user.key())
+    }
+
     /// MODERATE: an operator's action takes effect at once; the OK
     /// follows once storage has it (the ban's end, the audit line).
     pub(super) fn moderate(
@@ -163,7 +174,7 @@ impl Hub {
         ask: ModerationAsk<'_>,
     ) {
         let Some(actor) = self.user(conn) else { return };
-        if !self.moderation.operators.contains(&actor.key()) {
+        if !self.is_operator(&actor) {
             return self.refuse(conn, reference, ProtocolError::NotOperator);
         }
         if !self.begin_request(conn, reference) {

@@ -221,7 +221,9 @@ impl State {
                 | R::MarkRead { .. }
                 | R::Devices { .. }
                 | R::RevokeDevice { .. }
-                | R::Moderate { .. },
+                | R::Moderate { .. }
+                | R::Delete { .. }
+                | R::Announce { .. },
             ) => true,
             _ => false,
         }

@@ -47,6 +47,8 @@ struct Inner {
     sends: HashMap<SendKey, Committed>,
     /// Per user: (conversation, marker), least recently set first.
     markers: HashMap<NameKey, Vec<(Target, MessageId)>>,
+    /// Tombstones: who deleted each.
+    deleted: BTreeMap<MessageId, Name>,
 }
 
 impl MemoryStore {
@@ -91,6 +93,17 @@ fn in_conversation(m: &StoredMessage, user: &Name, target: &Target) -> bool {
         }
         _ => false,
     }
+}
+
+/// The tombstones among `messages`, with who deleted each.
+fn tombstones(
+    deleted: &BTreeMap<MessageId, Name>,
+    messages: &[StoredMessage],
+) -> Vec<(MessageId, Name)> {
+    messages
+        .iter()
+        .filter_map(|m| deleted.get(&m.id).map(|by| (m.id, *by)))
+        .collect()
 }
 
 /// The conversation `m` belongs to from `user`'s side.
@@ -248,7 +261,12 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         let more = matching.next().is_some();
-        Ok(HistoryLoaded { messages, more })
+        let deleted = tombstones(&inner.deleted, &messages);
+        Ok(HistoryLoaded {
+            messages,
+            more,
+            deleted,
+        })
     }
 
     fn replay(
@@ -293,10 +311,30 @@ impl Store for MemoryStore {
                 None => skipped.push((t, m.id, m.id, 1)),
             }
         }
+        let messages: Vec<StoredMessage> = missed[cut..].iter().map(|m| (*m).clone()).collect();
+        let deleted = tombstones(&inner.deleted, &messages);
         Ok(ReplayLoaded {
-            messages: missed[cut..].iter().map(|m| (*m).clone()).collect(),
+            messages,
             skipped,
+            deleted,
         })
+    }
+
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        _reason: &str,
+        _now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let mut inner = self.inner();
+        let Ok(at) = inner.messages.binary_search_by_key(&id, |m| m.id) else {
+            return Ok(None);
+        };
+        inner.messages[at].body.clear();
+        let tombstone = inner.messages[at].clone();
+        inner.deleted.entry(id).or_insert(*by);
+        Ok(Some(tombstone))
     }
 
     fn device_by_token(&mut self, hash: &[u8; 32]) -> Result<Option<StoredDevice>, StoreError> {

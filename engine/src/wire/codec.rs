@@ -756,6 +756,33 @@ fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             })?;
             (i, Frame::DeviceList { reference, devices })
         }
+        kind::DELETE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, id) = message_id(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::Delete {
+                    reference,
+                    id,
+                    reason,
+                },
+            )
+        }
+        kind::ANNOUNCE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, text) = text(i)?;
+            (i, Frame::Announce { reference, text })
+        }
+        kind::DELETED => {
+            let (i, id) = message_id(i)?;
+            let (i, by) = name(i)?;
+            (i, Frame::Deleted { id, by })
+        }
+        kind::NOTICE => {
+            let (i, text) = text(i)?;
+            (i, Frame::Notice { text })
+        }
         _ => return Ok((i, None)),
     };
     Ok((i, Some(f)))
@@ -1188,6 +1215,22 @@ impl Frame<'_> {
                         .u64(d.last_seen_ms)
                         .bool(d.current);
                 }
+            }
+            Frame::Delete {
+                reference,
+                id,
+                reason,
+            } => {
+                w.u32(reference.0).u64(id.0).text(*reason);
+            }
+            Frame::Announce { reference, text } => {
+                w.u32(reference.0).text(*text);
+            }
+            Frame::Deleted { id, by } => {
+                w.u64(id.0).name(by);
+            }
+            Frame::Notice { text } => {
+                w.text(*text);
             }
             _ => unreachable!("Frame::fields writes every version 1 frame"),
         }

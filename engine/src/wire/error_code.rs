@@ -80,6 +80,8 @@ pub enum ErrorCode {
     Muted,
     /// A MODERATE from a session that is not a server operator's (v2).
     NotOperator,
+    /// A DELETE names a message that is not stored (v2).
+    NoSuchMessage,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -124,6 +126,7 @@ impl ErrorCode {
             Banned => 42,
             Muted => 43,
             NotOperator => 44,
+            NoSuchMessage => 45,
             Other(n) => n,
         }
     }
@@ -167,6 +170,7 @@ impl ErrorCode {
             42 => Banned,
             43 => Muted,
             44 => NotOperator,
+            45 => NoSuchMessage,
             n => Other(n),
         }
     }

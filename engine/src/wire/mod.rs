@@ -9,4 +9,5 @@
 pub mod codec;
 mod error_code;
 pub mod frame;
+mod kinds;
 mod mod_action;

@@ -50,6 +50,29 @@ pub enum OpsCommand {
         /// The account name (any case).
         name: Name,
     },
+    /// Delete a message: its body goes, a tombstone saying who deleted it
+    /// stays in history; connected clients hide it at once.
+    Delete {
+        /// The message id (as history shows it).
+        id: u64,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Send a server notice to everyone logged in (needs a running server).
+    Announce {
+        /// The notice.
+        text: String,
+    },
+    /// Forget failed logins and the lockouts they earned on the running
+    /// server: of one account, one address, or (with neither) everyone's.
+    Unlock {
+        /// The account (any case).
+        #[arg(conflicts_with = "address")]
+        name: Option<Name>,
+        /// An address (IPv4 or IPv6), with its flood bar.
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
     /// Print the audit log of moderation actions, oldest first.
     Audit {
         /// How many of the newest entries.

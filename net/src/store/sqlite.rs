@@ -60,6 +60,9 @@ mod migrations;
 mod tests;
 #[cfg(test)]
 mod tests_devices;
+#[cfg(test)]
+mod tests_tombstones;
+mod tombstones;
 
 use migrations::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 
@@ -1144,10 +1147,7 @@ impl Store for SqliteStore {
         .map_err(failed("loading history"))?
         else {
             // Nobody has written there yet.
-            return Ok(HistoryLoaded {
-                messages: Vec::new(),
-                more: false,
-            });
+            return Ok(HistoryLoaded::default());
         };
         let mut messages: Vec<StoredMessage> = self
             .conn
@@ -1162,7 +1162,12 @@ impl Store for SqliteStore {
             .map_err(failed("loading history"))?;
         let more = messages.len() > usize::from(limit);
         messages.truncate(usize::from(limit));
-        Ok(HistoryLoaded { messages, more })
+        let deleted = self.tombstones_of(&messages)?;
+        Ok(HistoryLoaded {
+            messages,
+            more,
+            deleted,
+        })
     }
 
     fn replay(
@@ -1232,7 +1237,12 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(failed(DOING))?;
         messages.reverse();
-        Ok(ReplayLoaded { messages, skipped })
+        let deleted = self.tombstones_of(&messages)?;
+        Ok(ReplayLoaded {
+            messages,
+            skipped,
+            deleted,
+        })
     }
 
     fn device_by_token(
@@ -1292,6 +1302,32 @@ impl Store for SqliteStore {
         self.record_moderation(record, now_ms)
     }
 
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.tombstone(id, by, reason, now_ms)
+    }
+
+    fn audit_line(
+        &mut self,
+        line: &confab_engine::effect::AuditLine,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        moderation::audit_in(
+            &self.conn,
+            sat_i64(now_ms),
+            line.actor.as_str(),
+            line.action,
+            &line.target,
+            &line.reason,
+        )
+        .map_err(failed("writing the audit log"))
+    }
+
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {
         devices::revoke_all(&self.conn, user)
     }
@@ -1345,6 +1381,14 @@ impl Store for SqliteStore {
             tx.execute(
                 &format!("DELETE FROM conversation_index WHERE (conv_id, id) IN ({beyond})"),
                 [sat_i64(keep)],
+            )
+            .map_err(failed(DOING))?;
+        }
+        if deleted > 0 {
+            // The tombstones of messages gone go with them.
+            tx.execute(
+                "DELETE FROM deletions WHERE id NOT IN (SELECT id FROM messages)",
+                [],
             )
             .map_err(failed(DOING))?;
         }

@@ -266,4 +266,14 @@ CREATE TABLE audit (
     reason TEXT    NOT NULL
 );
 "#,
+    // 5 -> 6: deleted messages (issue 20): the body is emptied in place,
+    // and who deleted it, and why, is kept here (see tombstones.rs).
+    r#"
+CREATE TABLE deletions (
+    id     INTEGER PRIMARY KEY,  -- the message's id
+    by     TEXT    NOT NULL,     -- an account name, or 'operator'
+    reason TEXT    NOT NULL,
+    at_ms  INTEGER NOT NULL
+);
+"#,
 ];

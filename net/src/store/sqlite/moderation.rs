@@ -258,7 +258,7 @@ impl SqliteStore {
     }
 }
 
-fn audit_in(
+pub(super) fn audit_in(
     conn: &rusqlite::Connection,
     now: i64,
     actor: &str,
