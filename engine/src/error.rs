@@ -267,6 +267,16 @@ pub enum ProtocolError {
         retry: Option<Duration>,
     },
 
+    /// The connection's address is banned (fatal), `retry` the time left
+    /// (`None`: for good).
+    #[error("this address is banned{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " for good".to_owned() })]
+    AddressBanned {
+        /// Why, as the operator gave it.
+        reason: String,
+        /// Time left, `None` for good.
+        retry: Option<Duration>,
+    },
+
     /// A MODERATE from a session that is not a server operator's.
     #[error("only a server operator may moderate")]
     NotOperator,
@@ -332,6 +342,7 @@ impl ProtocolError {
             Banned { .. } => ErrorCode::Banned,
             Muted { .. } => ErrorCode::Muted,
             NotOperator => ErrorCode::NotOperator,
+            AddressBanned { .. } => ErrorCode::Banned,
             NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
         }
     }
@@ -358,6 +369,9 @@ impl ProtocolError {
                 retry: Some(retry), ..
             }
             | Muted {
+                retry: Some(retry), ..
+            }
+            | AddressBanned {
                 retry: Some(retry), ..
             } => ms(retry),
             TooManyInFlight => 100,

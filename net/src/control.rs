@@ -18,6 +18,8 @@
 //! | `deleted ID BY SENDER TARGET` | message `ID` (from `SENDER` to `TARGET`: `room`, `group:NAME` or `user:NAME`), tombstoned in the database, is hidden by the clients that see it |
 //! | `announce TEXT` | every session logged in gets a NOTICE |
 //! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
+//! | `ban-address NET UNTIL_MS REASON` | connections from the block closed and turned away |
+//! | `unban-address NET` | lifted |
 //!
 //! The socket only changes the running hub: whatever must outlive a
 //! restart (bans, mutes, the audit log) the command line has written to
@@ -234,6 +236,22 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             info!("control: unlocked {which:?} ({n} entries)");
             Ok(vec![format!("entries {n}")])
         }
+        "ban-address" => {
+            let (text, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
+            let until = until(fields.get(2).copied().unwrap_or(""))?;
+            let reason = text_of(&fields, 3);
+            let n = shared.with_core(|core, now| {
+                core.hub
+                    .ban_address(now, net, until.map(|d| now + d), &reason)
+            });
+            info!("control: banned the addresses {text} ({n} sessions closed): {reason}");
+            Ok(vec![format!("sessions {n}")])
+        }
+        "unban-address" => {
+            let (_, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
+            let had = shared.with_core(|core, _| core.hub.unban_address(net));
+            Ok(vec![format!("lifted {had}")])
+        }
         "announce" => {
             let notice = text(1);
             if notice.is_empty() {
@@ -245,6 +263,10 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
         }
         other => Err(format!("unknown request {other:?}")),
     }
+}
+
+fn text_of(fields: &[&str], i: usize) -> String {
+    fields.get(i).copied().unwrap_or("").to_owned()
 }
 
 fn name_of(field: &str) -> Result<Name, String> {
@@ -286,6 +308,7 @@ fn status_lines(shared: &Shared, started: Instant) -> Vec<String> {
             stats.lockouts.0, stats.lockouts.1, stats.lockouts.2
         ),
         format!("bans {}", stats.bans),
+        format!("address_bans {}", stats.address_bans),
         format!("mutes {}", stats.mutes),
     ]
 }

@@ -200,6 +200,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     let signals = signals::Signals::install().map_err(Error::Signals)?;
     let mut store = sqlite_store(&args.data_dir, args.sync)?;
     let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
+    let address_bans = store.address_bans(ops::now_ms())?;
     drop(store);
     let tls_slot = tls
         .as_ref()
@@ -221,6 +222,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
+            address_bans,
             operators,
             metrics_listen: args.metrics_listen,
             ..options(args)

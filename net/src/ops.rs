@@ -11,7 +11,7 @@ use confab_engine::{MessageId, Name, Target};
 use crate::admin::utc;
 use crate::cli::ops::OpsCommand;
 use crate::control;
-use crate::store::sqlite::{SanctionKind, SqliteStore, StoredSanction};
+use crate::store::sqlite::{SanctionKind, SqliteStore, StoredAddressBan, StoredSanction};
 use crate::store::Store;
 use crate::Error;
 
@@ -70,6 +70,40 @@ pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Res
             };
             store.audit(ACTOR, "announce", "", text)?;
             println!("announced to {}", sessions(&lines));
+        }
+        OpsCommand::BanAddress {
+            net,
+            length,
+            reason,
+        } => {
+            let (text, _) = crate::source::parse_net(&net).map_err(Error::User)?;
+            let until_ms = length
+                .length
+                .map(|d| now_ms().saturating_add(d.as_millis() as u64));
+            let ban = StoredAddressBan {
+                net: text.clone(),
+                until_ms,
+                reason: reason.reason.clone(),
+            };
+            store.ban_address(&ban, ACTOR)?;
+            let until = until_ms.map_or(String::new(), |ms| ms.to_string());
+            let how_long =
+                until_ms.map_or("for good".to_owned(), |ms| format!("until {}", utc(ms)));
+            match ask(data_dir, &["ban-address", &text, &until, &reason.reason])? {
+                Some(lines) => println!("banned {text} {how_long}; closed {}", sessions(&lines)),
+                None => println!(
+                    "banned {text} {how_long} (no server is running; it applies from its start)"
+                ),
+            }
+        }
+        OpsCommand::UnbanAddress { net } => {
+            let (text, _) = crate::source::parse_net(&net).map_err(Error::User)?;
+            let had = store.lift_address(&text, ACTOR)?;
+            ask(data_dir, &["unban-address", &text])?;
+            if !had {
+                return Err(Error::User(format!("{text} is not banned")));
+            }
+            println!("lifted the ban of {text}");
         }
         OpsCommand::Unlock { name, address } => {
             let (what, fields) = match (name, address) {

@@ -121,6 +121,7 @@ impl Server {
             None => None,
         };
         crate::sanctions::apply(&mut hub, &options.sanctions);
+        crate::sanctions::apply_addresses(&mut hub, &options.address_bans);
         for operator in &options.operators {
             hub.set_operator(operator, true);
         }

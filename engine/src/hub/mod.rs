@@ -29,6 +29,7 @@
 //! inside a push (closing a session whose queue overflowed) are deferred
 //! and run by [`Hub::finish`] at the end of every input.
 
+mod address_bans;
 mod auth;
 mod budget;
 mod counts;

@@ -63,6 +63,22 @@ pub enum OpsCommand {
         /// The notice.
         text: String,
     },
+    /// Ban an address block (10.0.0.0/8, 2001:db8::/32, or one address):
+    /// its connections are closed and new ones turned away with the reason
+    /// and the time left. Survives restarts.
+    BanAddress {
+        /// The block or address.
+        net: String,
+        #[command(flatten)]
+        length: Length,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Lift the ban of an address block (exactly as banned).
+    UnbanAddress {
+        /// The block or address.
+        net: String,
+    },
     /// Forget failed logins and the lockouts they earned on the running
     /// server: of one account, one address, or (with neither) everyone's.
     Unlock {

@@ -54,7 +54,7 @@ use confab_engine::effect::DeviceRecord;
 
 mod devices;
 mod moderation;
-pub use moderation::{AuditEntry, SanctionKind, StoredSanction};
+pub use moderation::{AuditEntry, SanctionKind, StoredAddressBan, StoredSanction};
 mod migrations;
 #[cfg(test)]
 mod tests;

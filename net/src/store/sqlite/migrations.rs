@@ -267,7 +267,8 @@ CREATE TABLE audit (
 );
 "#,
     // 5 -> 6: deleted messages (issue 20): the body is emptied in place,
-    // and who deleted it, and why, is kept here (see tombstones.rs).
+    // and who deleted it, and why, is kept here (see tombstones.rs); and
+    // bans of address blocks (see moderation.rs).
     r#"
 CREATE TABLE deletions (
     id     INTEGER PRIMARY KEY,  -- the message's id
@@ -275,5 +276,15 @@ CREATE TABLE deletions (
     reason TEXT    NOT NULL,
     at_ms  INTEGER NOT NULL
 );
+
+-- Banned address blocks, by their canonical CIDR text (10.0.0.0/8,
+-- 2001:db8::/32; one address is a /32 or /128); until_ms NULL: for good.
+CREATE TABLE address_bans (
+    net      TEXT    PRIMARY KEY,
+    until_ms INTEGER,
+    reason   TEXT    NOT NULL,
+    by       TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
