@@ -396,7 +396,8 @@ async fn serve(
     let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
     let web = options.web.as_ref().map(|w| {
         let tls = options.tls.clone();
-        Arc::new(Web::new(w, tls, &options.engine, web_stopping))
+        let slot = options.tls_slot.clone();
+        Arc::new(Web::new(w, tls, slot, &options.engine, web_stopping))
     });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();
