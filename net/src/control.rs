@@ -17,6 +17,7 @@
 //! | `mute NAME UNTIL_MS REASON` | SENDs refused |
 //! | `deleted ID BY SENDER TARGET` | message `ID` (from `SENDER` to `TARGET`: `room`, `group:NAME` or `user:NAME`), tombstoned in the database, is hidden by the clients that see it |
 //! | `announce TEXT` | every session logged in gets a NOTICE |
+//! | `revoked ID...` | the sessions of these devices (revoked in the database) get ERROR DEVICE_REVOKED |
 //! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
 //! | `ban-address NET UNTIL_MS REASON` | connections from the block closed and turned away |
 //! | `unban-address NET` | lifted |
@@ -251,6 +252,24 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             let (_, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
             let had = shared.with_core(|core, _| core.hub.unban_address(net));
             Ok(vec![format!("lifted {had}")])
+        }
+        "revoked" => {
+            let mut devices = Vec::new();
+            for id in &fields[1..] {
+                let id: u64 = id.parse().map_err(|_| format!("bad device id {id:?}"))?;
+                devices.push(confab_engine::DeviceId(id));
+            }
+            let n: usize = shared.with_core(|core, _| {
+                devices
+                    .iter()
+                    .map(|&d| core.hub.handle_device_revoked(d))
+                    .sum()
+            });
+            info!(
+                "control: {} devices revoked ({n} sessions closed)",
+                devices.len()
+            );
+            Ok(vec![format!("sessions {n}")])
         }
         "announce" => {
             let notice = text(1);

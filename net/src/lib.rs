@@ -169,7 +169,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
                     ops::deleted(&args.data_dir, &name)
                 }
-                command => admin::run(&mut store, &args.hash_params(), command),
+                command => {
+                    let revoked = admin::run(&mut store, &args.hash_params(), command)?;
+                    ops::revoked(&args.data_dir, &revoked)
+                }
             }
         }
         Some(Command::CheckConfig { .. }) => Ok(()),

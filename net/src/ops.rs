@@ -191,6 +191,24 @@ fn delete(data_dir: &Path, store: &mut SqliteStore, id: u64, reason: &str) -> Re
     Ok(())
 }
 
+/// After `user passwd` or `user revoke`: the running server closes the
+/// revoked devices' sessions at once (DEVICE_REVOKED).
+pub fn revoked(data_dir: &Path, devices: &[confab_engine::DeviceId]) -> Result<(), Error> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = devices.iter().map(|d| d.0.to_string()).collect();
+    let mut fields = vec!["revoked"];
+    fields.extend(ids.iter().map(String::as_str));
+    if let Some(lines) = ask(data_dir, &fields)? {
+        let closed = sessions(&lines);
+        if closed != "0 sessions" {
+            println!("closed {closed} of those devices on the running server");
+        }
+    }
+    Ok(())
+}
+
 fn sanction(
     data_dir: &Path,
     store: &mut SqliteStore,
