@@ -85,6 +85,9 @@ local SCHEMA = {
     { "ref", "u32" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" }, { "reason", "text" } } },
   [0x22] = { "DELETE", "c2s", { { "ref", "u32" }, { "id", "u64" }, { "reason", "text" } } },
   [0x23] = { "ANNOUNCE", "c2s", { { "ref", "u32" }, { "text", "text" } } },
+  [0x24] = { "GROUP_MODERATE", "c2s", {
+    { "ref", "u32" }, { "group", "name" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" },
+    { "reason", "text" } } },
   [0x4E] = { "LOGIN_OK2", "s2c", {
     { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
     { "bookmark", "u64" } } },
@@ -127,6 +130,7 @@ M.ERROR_CODES = {
   [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
   [41] = { "KICKED", true }, [42] = { "BANNED", true }, [43] = { "MUTED", false },
   [44] = { "NOT_OPERATOR", false }, [45] = { "NO_SUCH_MESSAGE", false },
+  [46] = { "NOT_GROUP_MODERATOR", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -1037,6 +1041,13 @@ function Conn:delete(id, reason)
 end
 function Conn:announce(text)
   return self:request({ type = "ANNOUNCE", text = text })
+end
+--- GROUP_MODERATE, for a group's owner or moderators (and operators):
+--- action 0 remove, 1 mute (for `seconds`, 0 until lifted), 2 unmute,
+--- 3 appoint a moderator, 4 dismiss one. Returns the ref.
+function Conn:group_moderate(group, action, user, seconds, reason)
+  return self:request({ type = "GROUP_MODERATE", group = group, action = action, user = user,
+                        seconds = seconds or 0, reason = reason or "" })
 end
 
 --- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;

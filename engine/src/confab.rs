@@ -173,6 +173,13 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
         Frame::MarkRead { target, id } => Request::MarkRead { target, id },
         Frame::DeviceListRequest { reference } => Request::Devices { reference },
         Frame::DeviceRevoke { reference, device } => Request::RevokeDevice { reference, device },
+        other => return request_moderation(other),
+    })
+}
+
+/// The request of a moderation frame (version 2); `None` for any other.
+fn request_moderation(frame: Frame<'_>) -> Option<Request<'_>> {
+    Some(match frame {
         Frame::Moderate {
             reference,
             action,
@@ -196,6 +203,23 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
             reference,
             id,
             reason: reason.as_str(),
+        },
+        Frame::GroupModerate {
+            reference,
+            group,
+            action,
+            user,
+            seconds,
+            reason,
+        } => Request::GroupModerate {
+            reference,
+            group,
+            ask: crate::request::GroupAsk {
+                action,
+                user,
+                seconds,
+                reason: reason.as_str(),
+            },
         },
         Frame::Announce { reference, text } => Request::Announce {
             reference,

@@ -135,6 +135,24 @@ pub enum GroupOp {
         /// The user.
         user: Name,
     },
+    /// A group owner's, moderator's or server operator's action on a
+    /// member (see [`GroupAction`](crate::frame::GroupAction)): a removal
+    /// is a leave, and the rest change roles or mutes; each is committed
+    /// with its audit line.
+    Moderate {
+        /// The group.
+        group: Name,
+        /// To whom.
+        user: Name,
+        /// What.
+        action: crate::frame::GroupAction,
+        /// A mute's length in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why.
+        reason: String,
+        /// Who did it.
+        by: Name,
+    },
 }
 
 /// Which messages a resuming session is sent after it logs in.
@@ -303,6 +321,9 @@ pub enum Effect {
         id: MessageId,
         /// Why, for the audit log.
         reason: String,
+        /// `None` for a server operator; otherwise the groups the actor
+        /// owns or moderates, one of which the message must be sent to.
+        within: Option<Vec<Name>>,
     },
     /// Append a line to the audit log (an announcement); answer with
     /// [`EffectResult::Moderated`].

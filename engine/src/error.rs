@@ -277,6 +277,27 @@ pub enum ProtocolError {
         retry: Option<Duration>,
     },
 
+    /// A GROUP_MODERATE (or a DELETE in a group) from someone without the
+    /// group role it takes.
+    #[error("only the owner of #{group}{} may do that", if *owner_only { "" } else { ", its moderators or a server operator" })]
+    NotGroupModerator {
+        /// The group.
+        group: Name,
+        /// Whether only the owner (or an operator) may.
+        owner_only: bool,
+    },
+    /// The sender is muted in this group (its other conversations are not
+    /// affected).
+    #[error("you are muted in #{group}{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " until a moderator lifts it".to_owned() })]
+    MutedInGroup {
+        /// The group.
+        group: Name,
+        /// Why.
+        reason: String,
+        /// Time left, `None` until lifted.
+        retry: Option<Duration>,
+    },
+
     /// A MODERATE from a session that is not a server operator's.
     #[error("only a server operator may moderate")]
     NotOperator,
@@ -343,6 +364,8 @@ impl ProtocolError {
             Muted { .. } => ErrorCode::Muted,
             NotOperator => ErrorCode::NotOperator,
             AddressBanned { .. } => ErrorCode::Banned,
+            NotGroupModerator { .. } => ErrorCode::NotGroupModerator,
+            MutedInGroup { .. } => ErrorCode::Muted,
             NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
         }
     }
@@ -372,6 +395,9 @@ impl ProtocolError {
                 retry: Some(retry), ..
             }
             | AddressBanned {
+                retry: Some(retry), ..
+            }
+            | MutedInGroup {
                 retry: Some(retry), ..
             } => ms(retry),
             TooManyInFlight => 100,

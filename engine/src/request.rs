@@ -164,6 +164,15 @@ pub enum Request<'a> {
         /// Why, for the audit log.
         reason: &'a str,
     },
+    /// A group owner's or moderator's action on a member (version 2).
+    GroupModerate {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The group.
+        group: Name,
+        /// What, to whom, for how long, why.
+        ask: GroupAsk<'a>,
+    },
     /// A server notice to everyone (version 2).
     Announce {
         /// Echoed in the answer.
@@ -219,6 +228,7 @@ impl Request<'_> {
             Request::Moderate { .. } => "MODERATE",
             Request::Delete { .. } => "DELETE",
             Request::Announce { .. } => "ANNOUNCE",
+            Request::GroupModerate { .. } => "GROUP_MODERATE",
         }
     }
 
@@ -238,7 +248,8 @@ impl Request<'_> {
             | Request::RevokeDevice { reference, .. }
             | Request::Moderate { reference, .. }
             | Request::Delete { reference, .. }
-            | Request::Announce { reference, .. } => *reference,
+            | Request::Announce { reference, .. }
+            | Request::GroupModerate { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
@@ -274,7 +285,8 @@ impl Request<'_> {
             | Request::RevokeDevice { .. }
             | Request::Moderate { .. }
             | Request::Delete { .. }
-            | Request::Announce { .. } => 2,
+            | Request::Announce { .. }
+            | Request::GroupModerate { .. } => 2,
             _ => 1,
         }
     }
@@ -288,6 +300,19 @@ pub struct ModerationAsk<'a> {
     /// To whom.
     pub user: Name,
     /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// What a GROUP_MODERATE asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupAsk<'a> {
+    /// What to do.
+    pub action: crate::frame::GroupAction,
+    /// To whom.
+    pub user: Name,
+    /// A mute's length in seconds; 0: until lifted.
     pub seconds: u32,
     /// Why.
     pub reason: &'a str,

@@ -7,6 +7,7 @@ mod delivery;
 mod devices;
 mod examples;
 mod flow;
+mod group_roles;
 mod irc;
 mod lines;
 mod moderation;

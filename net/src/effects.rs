@@ -314,6 +314,7 @@ impl Effects {
                 actor,
                 id,
                 reason,
+                within,
             } => {
                 let job = WriteJob::Delete {
                     conn,
@@ -321,6 +322,7 @@ impl Effects {
                     actor,
                     id,
                     reason,
+                    within,
                 };
                 if self.writes.push_refusable(job).is_err() {
                     refused.push(EffectResult::MessageDeleted {

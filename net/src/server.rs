@@ -107,6 +107,12 @@ impl Server {
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
         let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        hub.set_group_roles(&loaded.roles);
+        let now = std::time::Instant::now();
+        for (group, user, left, reason) in &loaded.group_mutes {
+            let until = left.map(|s| now + std::time::Duration::from_secs(s));
+            hub.mute_in_group(now, group, user, until, reason);
+        }
         let irc = match options.irc_listen {
             Some(at) => {
                 let config = IrcConfig {

@@ -18,6 +18,7 @@ mod deletion;
 mod devices;
 mod direct;
 mod durability;
+mod group_roles;
 mod groups;
 mod hashing;
 mod irc;

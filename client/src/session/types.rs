@@ -53,6 +53,13 @@ pub enum Request {
     },
     /// ANNOUNCE.
     Announce,
+    /// GROUP_MODERATE of this member of this group.
+    GroupModerate {
+        /// The group.
+        group: Name,
+        /// The member.
+        user: Name,
+    },
     /// LOGOUT.
     Logout,
     /// SEND to this target.
@@ -415,6 +422,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         Muted => "MUTED",
         NotOperator => "NOT_OPERATOR",
         NoSuchMessage => "NO_SUCH_MESSAGE",
+        NotGroupModerator => "NOT_GROUP_MODERATOR",
         _ => "UNKNOWN",
     }
 }

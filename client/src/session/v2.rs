@@ -198,6 +198,33 @@ impl Session {
         Ok(reference)
     }
 
+    /// A group owner's or moderator's GROUP_MODERATE (see PROTOCOL.md,
+    /// "Group roles"), answered by [`Event::Ok`] or an error.
+    pub fn group_moderate(
+        &mut self,
+        group: Name,
+        action: confab_engine::frame::GroupAction,
+        user: Name,
+        seconds: u32,
+        reason: &str,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reason = Text::new(reason).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::GroupModerate { group, user });
+        self.queue(&Frame::GroupModerate {
+            reference,
+            group,
+            action,
+            user,
+            seconds,
+            reason,
+        });
+        Ok(reference)
+    }
+
     /// A server operator's ANNOUNCE: every session gets [`Event::Notice`].
     pub fn announce(&mut self, text: &str) -> Result<Ref, ApiMisuse> {
         self.check_messaging()?;

@@ -296,6 +296,11 @@ impl Hub {
                 reason,
             } => self.delete(conn, reference, id, reason),
             Request::Announce { reference, text } => self.announce_request(conn, reference, text),
+            Request::GroupModerate {
+                reference,
+                group,
+                ask,
+            } => self.group_moderate(conn, reference, group, ask),
             other => unreachable!(
                 "dispatch passes only version 2 requests, not {}",
                 other.name()

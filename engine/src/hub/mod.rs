@@ -34,6 +34,7 @@ mod auth;
 mod budget;
 mod counts;
 mod devices;
+mod group_roles;
 mod groups;
 mod history;
 mod input;

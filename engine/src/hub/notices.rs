@@ -23,13 +23,21 @@ use super::routing::recipients;
 use super::Hub;
 
 impl Hub {
-    /// DELETE: an operator's request goes to storage; the OK and the
-    /// DELETED frames follow its commit.
+    /// DELETE: an operator's request, or a group owner's or moderator's
+    /// (for a message to one of their groups: storage checks), goes to
+    /// storage; the OK and the DELETED frames follow its commit.
     pub(super) fn delete(&mut self, conn: ConnId, reference: Ref, id: MessageId, reason: &str) {
         let Some(actor) = self.user(conn) else { return };
-        if !self.is_operator(&actor) {
-            return self.refuse(conn, reference, ProtocolError::NotOperator);
-        }
+        let within = if self.is_operator(&actor) {
+            None
+        } else {
+            match self.groups.moderated_by(&actor) {
+                groups if groups.is_empty() => {
+                    return self.refuse(conn, reference, ProtocolError::NotOperator)
+                }
+                groups => Some(groups),
+            }
+        };
         if !self.begin_request(conn, reference) {
             return;
         }
@@ -39,6 +47,7 @@ impl Hub {
             actor,
             id,
             reason: reason.to_owned(),
+            within,
         });
     }
 

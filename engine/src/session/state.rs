@@ -223,7 +223,8 @@ impl State {
                 | R::RevokeDevice { .. }
                 | R::Moderate { .. }
                 | R::Delete { .. }
-                | R::Announce { .. },
+                | R::Announce { .. }
+                | R::GroupModerate { .. },
             ) => true,
             _ => false,
         }

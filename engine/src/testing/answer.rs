@@ -188,13 +188,13 @@ fn answer_moderation(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Effe
             actor,
             id,
             reason,
+            within,
         } => EffectResult::MessageDeleted {
             conn,
             reference,
             by: actor,
-            result: match store.delete_message(id, &actor, &reason, now_ms) {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) => Err(ProtocolError::NoSuchMessage { id: id.0 }),
+            result: match store.delete_within(id, &actor, &reason, now_ms, within.as_deref()) {
+                Ok(r) => r,
                 Err(e) => Err(failed(e)),
             },
         },

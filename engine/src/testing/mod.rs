@@ -49,6 +49,9 @@ struct Inner {
     markers: HashMap<NameKey, Vec<(Target, MessageId)>>,
     /// Tombstones: who deleted each.
     deleted: BTreeMap<MessageId, Name>,
+    /// Group roles by (group, user): (group, user, owner). Group mutes are
+    /// not kept (the engine's tests do not restart).
+    roles: BTreeMap<(NameKey, NameKey), (Name, Name, bool)>,
 }
 
 impl MemoryStore {
@@ -124,6 +127,8 @@ impl Store for MemoryStore {
                 .values()
                 .map(|(name, members)| (*name, members.values().copied().collect()))
                 .collect(),
+            roles: inner.roles.values().copied().collect(),
+            group_mutes: Vec::new(),
         })
     }
 
@@ -318,6 +323,12 @@ impl Store for MemoryStore {
             skipped,
             deleted,
         })
+    }
+
+    fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let inner = self.inner();
+        let at = inner.messages.binary_search_by_key(&id, |m| m.id);
+        Ok(at.ok().map(|i| inner.messages[i].clone()))
     }
 
     fn delete_message(
@@ -525,6 +536,8 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
             }
             let members = BTreeMap::from([(user.key(), *user)]);
             inner.groups.insert(group.key(), (*group, members));
+            let owner = (*group, *user, true);
+            inner.roles.insert((group.key(), user.key()), owner);
             Ok(())
         }
         GroupOp::Join { group, user } => {
@@ -548,6 +561,34 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
                 Some(_) => Ok(()),
                 None => Err(ProtocolError::NotAMember { group: *name }),
             }
+        }
+        GroupOp::Moderate {
+            group,
+            user,
+            action,
+            ..
+        } => {
+            use crate::frame::GroupAction;
+            let Some((name, members)) = inner.groups.get_mut(&group.key()) else {
+                return Err(ProtocolError::NoSuchGroup { group: *group });
+            };
+            let name = *name;
+            let key = (group.key(), user.key());
+            match action {
+                GroupAction::Remove if members.remove(&user.key()).is_none() => {
+                    return Err(ProtocolError::NotAMember { group: name })
+                }
+                GroupAction::Remove | GroupAction::Dismiss => {
+                    if inner.roles.get(&key).is_some_and(|r| !r.2) {
+                        inner.roles.remove(&key);
+                    }
+                }
+                GroupAction::Appoint => {
+                    inner.roles.entry(key).or_insert((name, *user, false));
+                }
+                GroupAction::Mute | GroupAction::Unmute => {}
+            }
+            Ok(())
         }
     }
 }

@@ -172,6 +172,14 @@ fn expected_moderation(name: &str) -> Option<Frame<'static>> {
             id: MessageId(42),
             reason: t("spam"),
         },
+        "GROUP_MODERATE" => Frame::GroupModerate {
+            reference: Ref(8),
+            group: n("dev"),
+            action: crate::frame::GroupAction::Mute,
+            user: n("bob"),
+            seconds: 600,
+            reason: t("spam"),
+        },
         "ANNOUNCE" => Frame::Announce {
             reference: Ref(7),
             text: t("back soon"),

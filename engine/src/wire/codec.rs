@@ -16,7 +16,7 @@ use nom::Parser;
 
 use crate::device::{ClientId, Token};
 use crate::frame::{
-    kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupChange, GroupInfo,
+    kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupAction, GroupChange, GroupInfo,
     HistoryEntry, ModAction, Presence, Resume, ServerInfo, Target, Text,
 };
 use crate::id::{MessageId, Ref, RosterVersion};
@@ -769,6 +769,31 @@ fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
                 },
             )
         }
+        kind::GROUP_MODERATE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, group) = name(i)?;
+            let (i, byte) = be_u8(i)?;
+            let Some(action) = GroupAction::from_u8(byte) else {
+                return fail(FieldError::Value {
+                    field: "action",
+                    value: byte,
+                });
+            };
+            let (i, user) = name(i)?;
+            let (i, seconds) = be_u32(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::GroupModerate {
+                    reference,
+                    group,
+                    action,
+                    user,
+                    seconds,
+                    reason,
+                },
+            )
+        }
         kind::ANNOUNCE => {
             let (i, reference) = ref_id(i)?;
             let (i, text) = text(i)?;
@@ -1225,6 +1250,21 @@ impl Frame<'_> {
             }
             Frame::Announce { reference, text } => {
                 w.u32(reference.0).text(*text);
+            }
+            Frame::GroupModerate {
+                reference,
+                group,
+                action,
+                user,
+                seconds,
+                reason,
+            } => {
+                w.u32(reference.0)
+                    .name(group)
+                    .u8(action.to_u8())
+                    .name(user)
+                    .u32(*seconds)
+                    .text(*reason);
             }
             Frame::Deleted { id, by } => {
                 w.u64(id.0).name(by);

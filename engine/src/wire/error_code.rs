@@ -82,6 +82,8 @@ pub enum ErrorCode {
     NotOperator,
     /// A DELETE names a message that is not stored (v2).
     NoSuchMessage,
+    /// A GROUP_MODERATE without the group role it takes (v2).
+    NotGroupModerator,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -127,6 +129,7 @@ impl ErrorCode {
             Muted => 43,
             NotOperator => 44,
             NoSuchMessage => 45,
+            NotGroupModerator => 46,
             Other(n) => n,
         }
     }
@@ -171,6 +174,7 @@ impl ErrorCode {
             43 => Muted,
             44 => NotOperator,
             45 => NoSuchMessage,
+            46 => NotGroupModerator,
             n => Other(n),
         }
     }

@@ -13,6 +13,7 @@ use crate::id::{MessageId, Ref, RosterVersion};
 use crate::name::Name;
 
 pub use super::error_code::ErrorCode;
+pub use super::group_action::GroupAction;
 pub use super::kinds::{kind, kind_name};
 pub use super::mod_action::ModAction;
 
@@ -506,6 +507,21 @@ pub enum Frame<'a> {
         /// The notice.
         text: Text<'a>,
     },
+    /// 0x24, C→S, v2: a group's owner's or moderator's action on a member.
+    GroupModerate {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The group.
+        group: Name,
+        /// What to do.
+        action: GroupAction,
+        /// To whom.
+        user: Name,
+        /// A mute's length in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why: kept in the audit log.
+        reason: Text<'a>,
+    },
     /// 0x4E, S→C, v2: the answer to LOGIN2.
     LoginOk2 {
         /// The LOGIN2's reference.
@@ -590,6 +606,7 @@ impl Frame<'_> {
             Frame::ReadMarker { .. } => READ_MARKER,
             Frame::DeviceList { .. } => DEVICE_LIST,
             Frame::Delete { .. } => DELETE,
+            Frame::GroupModerate { .. } => GROUP_MODERATE,
             Frame::Announce { .. } => ANNOUNCE,
             Frame::Deleted { .. } => DELETED,
             Frame::Notice { .. } => NOTICE,

@@ -26,6 +26,7 @@ pub mod kind {
     pub const MODERATE: u8 = 0x21;
     pub const DELETE: u8 = 0x22;
     pub const ANNOUNCE: u8 = 0x23;
+    pub const GROUP_MODERATE: u8 = 0x24;
     pub const SERVER_HELLO: u8 = 0x40;
     pub const OK: u8 = 0x41;
     pub const LOGIN_OK: u8 = 0x42;
@@ -90,6 +91,7 @@ pub fn kind_name(k: u8) -> &'static str {
         DEVICE_LIST => "DEVICE_LIST",
         DELETE => "DELETE",
         ANNOUNCE => "ANNOUNCE",
+        GROUP_MODERATE => "GROUP_MODERATE",
         DELETED => "DELETED",
         NOTICE => "NOTICE",
         _ => "UNKNOWN",

@@ -53,6 +53,7 @@ use confab_engine::device::DeviceId;
 use confab_engine::effect::DeviceRecord;
 
 mod devices;
+mod group_roles;
 mod moderation;
 pub use moderation::{AuditEntry, SanctionKind, StoredAddressBan, StoredSanction};
 mod migrations;
@@ -752,6 +753,7 @@ fn apply_group_op(
                 "INSERT INTO group_members (group_id, account_id, joined_ms) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![gid, account, sat_i64(ts_ms)])?;
+            group_roles::record_owner(conn, group, user)?;
             Ok(Ok(()))
         }
         GroupOp::Join { group, user } => {
@@ -785,6 +787,46 @@ fn apply_group_op(
             if removed == 0 {
                 return refuse(ProtocolError::NotAMember { group: name });
             }
+            group_roles::forget(conn, Some(group), user)?;
+            Ok(Ok(()))
+        }
+        GroupOp::Moderate {
+            group,
+            user,
+            action: confab_engine::frame::GroupAction::Remove,
+            ..
+        } => {
+            let leave = GroupOp::Leave {
+                group: *group,
+                user: *user,
+            };
+            match apply_group_op(conn, &leave, ts_ms)? {
+                Ok(()) => {}
+                Err(ProtocolError::NotAMember { group }) => {
+                    return group_roles::not_a_member(group)
+                }
+                Err(e) => return refuse(e),
+            }
+            group_roles::apply(conn, op, ts_ms)?;
+            let GroupOp::Moderate { reason, by, .. } = op else {
+                return Ok(Ok(()));
+            };
+            let target = format!("#{group} {user}");
+            moderation::audit_in(
+                conn,
+                sat_i64(ts_ms),
+                by.as_str(),
+                "group-remove",
+                &target,
+                reason,
+            )?;
+            Ok(Ok(()))
+        }
+        GroupOp::Moderate { group, .. } => {
+            if group_id(conn, group)?.is_none() {
+                return refuse(ProtocolError::NoSuchGroup { group: *group });
+            }
+            group_roles::apply(conn, op, ts_ms)?;
             Ok(Ok(()))
         }
     }
@@ -1017,10 +1059,14 @@ impl Store for SqliteStore {
                 }
             }
         }
+        let roles = group_roles::roles(&tx).map_err(failed(DOING))?;
+        let group_mutes = group_roles::mutes(&tx, now_ms()).map_err(failed(DOING))?;
         tx.commit().map_err(failed(DOING))?;
         Ok(Loaded {
             last_id: MessageId(last_id.unsigned_abs()),
             groups,
+            roles,
+            group_mutes,
         })
     }
 
@@ -1098,6 +1144,9 @@ impl Store for SqliteStore {
     fn delete_account(&mut self, user: &Name) -> Result<bool, StoreError> {
         // Memberships and the offline mark go with it (ON DELETE CASCADE);
         // the account's messages stay.
+        // Its group roles and mutes too: a name registered again later
+        // must not inherit them.
+        group_roles::forget(&self.conn, None, user).map_err(failed("deleting an account"))?;
         self.conn
             .prepare_cached("DELETE FROM accounts WHERE name_key = ?1")
             .and_then(|mut s| s.execute([user.key().as_str()]))
@@ -1308,6 +1357,15 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.record_moderation(record, now_ms)
+    }
+
+    fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, ts_ms, sender, kind, target, body FROM messages WHERE id = ?1",
+            )
+            .and_then(|mut s| s.query_row([sat_i64(id.0)], message_from_row).optional())
+            .map_err(failed("loading a message"))
     }
 
     fn delete_message(

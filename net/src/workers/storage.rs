@@ -76,6 +76,7 @@ pub(crate) enum WriteJob {
         actor: Name,
         id: confab_engine::MessageId,
         reason: String,
+        within: Option<Vec<Name>>,
     },
     /// An audit line (an announcement).
     Audit {
@@ -328,13 +329,15 @@ fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
             actor,
             id,
             reason,
+            within,
         } => {
-            let result = match store.delete_message(id, &actor, &reason, now_ms()) {
-                Ok(Some(m)) => {
+            let result = match store.delete_within(id, &actor, &reason, now_ms(), within.as_deref())
+            {
+                Ok(Ok(m)) => {
                     info!("moderation: {actor} deleted message {}: {reason}", id.0);
                     Ok(m)
                 }
-                Ok(None) => Err(ProtocolError::NoSuchMessage { id: id.0 }),
+                Ok(Err(e)) => Err(e),
                 Err(e) => Err(storage_failed("deleting a message", &e)),
             };
             let answer = EffectResult::MessageDeleted {

@@ -279,6 +279,26 @@ CREATE TABLE deletions (
 
 -- Banned address blocks, by their canonical CIDR text (10.0.0.0/8,
 -- 2001:db8::/32; one address is a /32 or /128); until_ms NULL: for good.
+-- Group roles (the owner, written with the group; moderators it
+-- appoints) and mutes in a group, by name keys (see group_roles.rs).
+-- Groups older than this have no owner: operators act on them.
+CREATE TABLE group_roles (
+    group_key TEXT NOT NULL,
+    name_key  TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    role      TEXT NOT NULL CHECK (role IN ('owner', 'moderator')),
+    PRIMARY KEY (group_key, name_key)
+) WITHOUT ROWID;
+CREATE TABLE group_mutes (
+    group_key  TEXT NOT NULL,
+    name_key   TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    until_ms   INTEGER,
+    reason     TEXT NOT NULL,
+    PRIMARY KEY (group_key, name_key)
+) WITHOUT ROWID;
+
 CREATE TABLE address_bans (
     net      TEXT    PRIMARY KEY,
     until_ms INTEGER,
