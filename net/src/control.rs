@@ -17,6 +17,7 @@
 //! | `mute NAME UNTIL_MS REASON` | SENDs refused |
 //! | `deleted ID BY SENDER TARGET` | message `ID` (from `SENDER` to `TARGET`: `room`, `group:NAME` or `user:NAME`), tombstoned in the database, is hidden by the clients that see it |
 //! | `announce TEXT` | every session logged in gets a NOTICE |
+//! | `group ACTION GROUP NAME SECONDS REASON` | a group action the command line committed (`group-remove`, `group-mute`, ...) takes effect |
 //! | `revoked ID...` | the sessions of these devices (revoked in the database) get ERROR DEVICE_REVOKED |
 //! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
 //! | `ban-address NET UNTIL_MS REASON` | connections from the block closed and turned away |
@@ -252,6 +253,33 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             let (_, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
             let had = shared.with_core(|core, _| core.hub.unban_address(net));
             Ok(vec![format!("lifted {had}")])
+        }
+        "group" => {
+            use confab_engine::frame::GroupAction;
+            let action = match fields.get(1).copied().unwrap_or("") {
+                "group-remove" => GroupAction::Remove,
+                "group-mute" => GroupAction::Mute,
+                "group-unmute" => GroupAction::Unmute,
+                "group-appoint" => GroupAction::Appoint,
+                "group-dismiss" => GroupAction::Dismiss,
+                other => return Err(format!("unknown group action {other:?}")),
+            };
+            let (group, user) = (name(2)?, name(3)?);
+            let seconds = fields.get(4).copied().unwrap_or("0");
+            let seconds: u32 = seconds
+                .parse()
+                .map_err(|_| format!("bad seconds {seconds:?}"))?;
+            let op = confab_engine::effect::GroupOp::Moderate {
+                group,
+                user,
+                action,
+                seconds,
+                reason: text(5),
+                by: name_of("operator")?,
+            };
+            shared.with_core(|core, now| core.hub.handle_group_committed(now, op, None));
+            info!("control: {} {user} in #{group}", action.as_str());
+            Ok(Vec::new())
         }
         "revoked" => {
             let mut devices = Vec::new();

@@ -105,6 +105,21 @@ pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Res
             }
             println!("lifted the ban of {text}");
         }
+        OpsCommand::Group {
+            action,
+            group,
+            name,
+            length,
+            reason,
+        } => group_action(
+            data_dir,
+            store,
+            action,
+            group,
+            name,
+            length.length,
+            reason.reason,
+        )?,
         OpsCommand::Unlock { name, address } => {
             let (what, fields) = match (name, address) {
                 (Some(n), _) => (n.to_string(), vec!["user".to_owned(), n.to_string()]),
@@ -205,6 +220,54 @@ pub fn revoked(data_dir: &Path, devices: &[confab_engine::DeviceId]) -> Result<(
         if closed != "0 sessions" {
             println!("closed {closed} of those devices on the running server");
         }
+    }
+    Ok(())
+}
+
+/// `confab-server group ACTION GROUP USER`: committed as the server's
+/// writer would (with its audit line), then the running server applies it.
+fn group_action(
+    data_dir: &Path,
+    store: &mut SqliteStore,
+    action: confab_engine::frame::GroupAction,
+    group: Name,
+    name: Name,
+    length: Option<std::time::Duration>,
+    reason: String,
+) -> Result<(), Error> {
+    use crate::store::{Write, Written};
+    use confab_engine::effect::GroupOp;
+    let by = Name::new(ACTOR).map_err(|e| Error::User(format!("{ACTOR}: {e}")))?;
+    let seconds = length.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let name = canonical(store, &name)?;
+    let op = GroupOp::Moderate {
+        group,
+        user: name,
+        action,
+        seconds,
+        reason: reason.clone(),
+        by,
+    };
+    match store.commit(&[Write::Group(op)], now_ms())?.first() {
+        Some(Written::Group(Ok(()))) => {}
+        Some(Written::Group(Err(e))) => return Err(Error::User(e.to_string())),
+        other => return Err(Error::User(format!("storage answered {other:?}"))),
+    }
+    let secs = seconds.to_string();
+    let fields = [
+        "group",
+        action.as_str(),
+        group.as_str(),
+        name.as_str(),
+        &secs,
+        &reason,
+    ];
+    match ask(data_dir, &fields)? {
+        Some(_) => println!("{} {name} in #{group}", action.as_str()),
+        None => println!(
+            "{} {name} in #{group} (no server is running; it applies from its start)",
+            action.as_str()
+        ),
     }
     Ok(())
 }

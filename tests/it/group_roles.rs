@@ -95,3 +95,46 @@ fn a_groups_owner_and_moderators_remove_mute_and_delete_and_it_survives_a_restar
         assert!(audit.ok().contains(line), "{line:?} in {audit:?}");
     }
 }
+
+#[test]
+fn the_command_line_removes_and_mutes_group_members_on_the_running_server_and_without_one() {
+    let mut server = Server::start();
+    let (olga, bob, eve) = (
+        server.client("olga"),
+        server.client("bob"),
+        server.client("eve"),
+    );
+    olga.run(&["group", "create", "dev"]).ok();
+    bob.run(&["group", "join", "dev"]).ok();
+    eve.run(&["group", "join", "dev"]).ok();
+    let mut watch = olga.listen();
+
+    let run = server.server_command(&["group", "remove", "dev", "EVE", "--reason", "spam"]);
+    assert!(run.ok().contains("group-remove eve in #dev"), "{run:?}");
+    watch.wait_for("eve left", |v| v["event"] == "left" && v["user"] == "eve");
+    let gone = eve.run(&["send", "--to", "#dev", "hi"]);
+    assert!(gone.stderr.contains("NOT_A_MEMBER"), "{gone:?}");
+    let again = server.server_command(&["group", "remove", "dev", "eve"]);
+    assert_ne!(again.code, Some(0), "{again:?}");
+    assert!(again.stderr.contains("not a member"), "{again:?}");
+
+    server
+        .server_command(&["group", "mute", "dev", "bob", "--for", "1h"])
+        .ok();
+    let muted = bob.run(&["send", "--to", "#dev", "hi"]);
+    assert!(muted.stderr.contains("MUTED"), "applied at once: {muted:?}");
+
+    drop(watch);
+    server.kill();
+    let run = server.server_command(&["group", "unmute", "dev", "bob"]);
+    assert!(run.ok().contains("no server is running"), "{run:?}");
+    let server = server.restart();
+    server.client("bob").send("#dev", "free again");
+    let audit = server.server_command(&["audit"]);
+    assert!(
+        audit
+            .ok()
+            .contains("\toperator\tgroup-remove\t#dev eve\tspam"),
+        "{audit:?}"
+    );
+}

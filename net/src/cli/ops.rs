@@ -89,6 +89,22 @@ pub enum OpsCommand {
         #[arg(long)]
         address: Option<std::net::IpAddr>,
     },
+    /// A server operator's action on a group's member: remove, mute,
+    /// unmute, appoint (a moderator) or dismiss. Stored, then the running
+    /// server applies it at once.
+    Group {
+        /// remove, mute, unmute, appoint or dismiss.
+        #[arg(value_parser = parse_group_action)]
+        action: confab_engine::frame::GroupAction,
+        /// The group (any case).
+        group: Name,
+        /// The member (any case).
+        name: Name,
+        #[command(flatten)]
+        length: Length,
+        #[command(flatten)]
+        reason: Reason,
+    },
     /// Print the audit log of moderation actions, oldest first.
     Audit {
         /// How many of the newest entries.
@@ -111,6 +127,19 @@ pub struct Length {
     /// How long: 90s, 30m, 12h, 7d; without it, until lifted.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
     pub length: Option<Duration>,
+}
+
+/// A group action by its command-line word.
+pub fn parse_group_action(s: &str) -> Result<confab_engine::frame::GroupAction, String> {
+    use confab_engine::frame::GroupAction;
+    Ok(match s {
+        "remove" => GroupAction::Remove,
+        "mute" => GroupAction::Mute,
+        "unmute" => GroupAction::Unmute,
+        "appoint" => GroupAction::Appoint,
+        "dismiss" => GroupAction::Dismiss,
+        _ => return Err(format!("{s:?}: remove, mute, unmute, appoint or dismiss")),
+    })
 }
 
 /// `90s`, `30m`, `12h`, `7d` (or plain seconds).
