@@ -912,3 +912,30 @@ fn delete_and_announce_become_requests_and_a_deletion_or_notice_shows() {
         "Announcement: restart at noon"
     );
 }
+
+#[test]
+fn group_moderation_commands_act_in_the_group_shown() {
+    use confab_engine::frame::GroupAction;
+    let mut c = Client::online("olga", &["bob", "olga"], MessageId(0));
+    assert_eq!(c.type_line("/remove bob"), vec![], "not in a group");
+    c.m.conversation_mut(&group("dev"));
+    c.m.current = ConvId::of(&group("dev"));
+    assert_eq!(
+        c.type_line("/gmute @bob 30m"),
+        vec![Command::GroupModerate {
+            group: n("dev"),
+            action: GroupAction::Mute,
+            user: n("bob"),
+            seconds: 1800,
+        }]
+    );
+    assert_eq!(
+        c.type_line("/remove bob"),
+        vec![Command::GroupModerate {
+            group: n("dev"),
+            action: GroupAction::Remove,
+            user: n("bob"),
+            seconds: 0,
+        }]
+    );
+}

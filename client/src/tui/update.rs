@@ -427,6 +427,12 @@ fn ok(m: &mut Model, reference: Ref, out: &mut Vec<Command>) {
         }
         Command::Delete { id, .. } => m.say(format!("Deleted message {}.", id.0)),
         Command::Announce(_) => m.say("Announced."),
+        Command::GroupModerate {
+            group,
+            action,
+            user,
+            ..
+        } => m.say(format!("Done: {} @{user} in #{group}.", action.as_str())),
         Command::GroupLeave(g) => {
             if let Some(me) = me {
                 m.group_member(g, &me, false);
@@ -470,6 +476,7 @@ fn what(c: &Command) -> String {
         Command::Moderate { action, user, .. } => format!("/{} @{user}", action.as_str()),
         Command::Delete { id, .. } => format!("/delete {}", id.0),
         Command::Announce(_) => "/announce".into(),
+        Command::GroupModerate { group, action, .. } => format!("{} in #{group}", action.as_str()),
         Command::MarkRead { .. } => "Marking read".into(),
         Command::History { target, .. } => format!("History of {}", label(target)),
         Command::Connect(_) => "Logging in".into(),
@@ -889,6 +896,7 @@ fn slash(m: &mut Model, rest: &str, line: &str, out: &mut Vec<Command>) -> bool 
                 ),
             }
         }
+        "remove" | "gmute" | "gunmute" | "appoint" | "dismiss" => group_moderate(m, cmd, args, out),
         "announce" => match args.trim() {
             "" => m.complain("/announce TEXT: the notice to send to everyone."),
             text => out.push(Command::Announce(text.to_owned())),
@@ -960,4 +968,38 @@ fn shown_body(body: &str) -> String {
     } else {
         wrap::clean(body)
     }
+}
+
+/// `/remove USER`, `/gmute USER [30m]`, `/gunmute USER`, `/appoint USER`,
+/// `/dismiss USER` in the group shown (its owner or moderators; the
+/// server refuses anyone else with NOT_GROUP_MODERATOR).
+fn group_moderate(m: &mut Model, cmd: &str, args: &str, out: &mut Vec<Command>) {
+    use confab_engine::frame::GroupAction;
+    let Target::Group(group) = m.current().target else {
+        return m.complain(format!(
+            "/{cmd} USER acts in the group shown: open one first."
+        ));
+    };
+    let action = match cmd {
+        "remove" => GroupAction::Remove,
+        "gmute" => GroupAction::Mute,
+        "gunmute" => GroupAction::Unmute,
+        "appoint" => GroupAction::Appoint,
+        _ => GroupAction::Dismiss,
+    };
+    let (who, rest) = args.trim().split_once(' ').unwrap_or((args.trim(), ""));
+    let user = match Name::new(who.trim_start_matches('@')) {
+        Ok(u) => u,
+        Err(e) => return m.complain(format!("/{cmd} USER: not a user name: {e}.")),
+    };
+    let seconds = match action {
+        GroupAction::Mute => length(rest.trim()).unwrap_or(0),
+        _ => 0,
+    };
+    out.push(Command::GroupModerate {
+        group,
+        action,
+        user,
+        seconds,
+    });
 }
