@@ -169,7 +169,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
                     ops::deleted(&args.data_dir, &name)
                 }
-                command => admin::run(&mut store, &args.hash_params(), command),
+                command => {
+                    let revoked = admin::run(&mut store, &args.hash_params(), command)?;
+                    ops::revoked(&args.data_dir, &revoked)
+                }
             }
         }
         Some(Command::CheckConfig { .. }) => Ok(()),
@@ -200,6 +203,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     let signals = signals::Signals::install().map_err(Error::Signals)?;
     let mut store = sqlite_store(&args.data_dir, args.sync)?;
     let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
+    let address_bans = store.address_bans(ops::now_ms())?;
     drop(store);
     let tls_slot = tls
         .as_ref()
@@ -221,6 +225,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
+            address_bans,
             operators,
             metrics_listen: args.metrics_listen,
             ..options(args)

@@ -4,7 +4,7 @@
 use crate::effect::{Effect, HistoryLoaded};
 use crate::error::ProtocolError;
 use crate::event::Event;
-use crate::id::{ConnId, Ref};
+use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 use crate::send_queue::Class;
 use crate::window::Window;
@@ -91,6 +91,25 @@ impl Hub {
             size += n;
             entries.push(m);
         }
+        // Who deleted the page's tombstones, right after it (for the
+        // sessions whose protocol has a word for it).
+        // The page may be oldest first (an IRC window): its least id.
+        let oldest = entries
+            .iter()
+            .map(|m| m.id)
+            .min()
+            .unwrap_or(MessageId(u64::MAX));
+        let version = s.version;
+        let told: Vec<Event> = loaded
+            .deleted
+            .into_iter()
+            .filter(|(id, _)| *id >= oldest)
+            .map(|(id, by)| Event::Deleted { id, by })
+            .filter(|e| codec.tells(e, version))
+            .collect();
         self.push(conn, page, Class::Bulk);
+        for e in told {
+            self.push(conn, e, Class::Bulk);
+        }
     }
 }
