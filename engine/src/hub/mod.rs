@@ -38,6 +38,7 @@ mod history;
 mod input;
 mod irc;
 mod moderation;
+mod node_presence;
 mod outbox;
 mod read_markers;
 mod replay;

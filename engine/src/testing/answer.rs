@@ -96,6 +96,8 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             let _ = store.commit(&[Write::Offline { user, seen_upto }], now_ms);
             return Vec::new();
         }
+        // The shell's to tell other nodes; no store has any part in it.
+        Effect::NodePresence { .. } => return Vec::new(),
     };
     vec![result.into()]
 }
