@@ -190,6 +190,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Where the data lives: omitted, SQLite in the data dir; a
+    /// `postgres://USER@HOST:PORT/DB` URL, PostgreSQL, which several nodes
+    /// (each with its own data dir) may share (docs/SCALING.md).
+    #[arg(long, env = "CONFAB_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// The bus between nodes sharing a PostgreSQL store: a
+    /// `redis://HOST:PORT` URL (Redis pub/sub).
+    #[arg(long, env = "CONFAB_BUS", value_name = "URL")]
+    pub bus: Option<String>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: keep
     /// it on loopback or a private network); port 0 picks a free port
     /// (the log line "metrics served at" tells which).

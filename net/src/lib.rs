@@ -44,6 +44,7 @@ pub mod admin;
 pub mod auth;
 mod auth_queue;
 pub mod cli;
+pub mod cluster;
 pub mod config_file;
 mod conn;
 pub mod control;
@@ -76,6 +77,7 @@ pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFa
 
 use crate::auth::HashError;
 use crate::cli::{Cli, Command, ServeArgs, SyncMode, UserCommand};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{SqliteOptions, SqliteStore, Sync};
 use crate::store::{Store, StoreError};
 
@@ -154,8 +156,19 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     })?;
     prepare_data_dir(&args.data_dir)?;
-    let stores = sqlite_stores(&args.data_dir, args.sync);
+    let stores = match postgres_url(args)? {
+        Some(url) => postgres_stores(url),
+        None => sqlite_stores(&args.data_dir, args.sync),
+    };
     match cli.command {
+        Some(Command::User(command)) if postgres_url(args)?.is_some() => {
+            let mut store = PgStore::open(postgres_url(args)?.unwrap_or_default())?;
+            match command {
+                UserCommand::Op { name } => pg_operator(&mut store, &name, true),
+                UserCommand::Deop { name } => pg_operator(&mut store, &name, false),
+                command => admin::run(&mut store, &args.hash_params(), command),
+            }
+        }
         Some(Command::User(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             match command {
@@ -198,9 +211,23 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    let mut store = sqlite_store(&args.data_dir, args.sync)?;
-    let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
-    drop(store);
+    let (sanctions, operators) = match postgres_url(args)? {
+        Some(url) => {
+            let mut store = PgStore::open(url)?;
+            (store.sanctions(ops::now_ms())?, store.operators()?)
+        }
+        None => {
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            (store.sanctions(ops::now_ms())?, store.operators()?)
+        }
+    };
+    let cluster = match (postgres_url(args)?, &args.bus) {
+        (Some(url), Some(bus)) => Some(cluster::ClusterOptions {
+            store: url.to_owned(),
+            bus: bus.clone(),
+        }),
+        _ => None,
+    };
     let tls_slot = tls
         .as_ref()
         .map(|t| Arc::new(tls::TlsSlot::new(t.config.clone())));
@@ -223,6 +250,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             sanctions,
             operators,
             metrics_listen: args.metrics_listen,
+            cluster,
             ..options(args)
         },
         stores,
@@ -319,6 +347,44 @@ fn sqlite_options(sync: SyncMode) -> SqliteOptions {
 /// Opens one SQLite store on `data_dir` (for the commands).
 pub(crate) fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
     Ok(SqliteStore::open(data_dir, &sqlite_options(sync))?)
+}
+
+/// The PostgreSQL URL of `--store`, if it names one; a `--bus` needs one.
+fn postgres_url(args: &ServeArgs) -> Result<Option<&str>, Error> {
+    match (args.store.as_deref(), &args.bus) {
+        (Some(url), _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url))
+        }
+        (Some(other), _) => Err(Error::User(format!(
+            "--store {other}: give a postgres://... URL (or leave it out for SQLite in the data dir)"
+        ))),
+        (None, Some(_)) => Err(Error::User(
+            "--bus needs --store postgres://...: nodes share their data through PostgreSQL".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `user op`/`deop` on PostgreSQL: takes effect at each node's next
+/// start (a running node's operators change through MODERATE's
+/// operator sessions only).
+fn pg_operator(
+    store: &mut PgStore,
+    name: &confab_engine::Name,
+    operator: bool,
+) -> Result<(), Error> {
+    if !store.set_operator(name, operator)? {
+        return Err(Error::User(format!("no account {name}")));
+    }
+    let role = if operator { "is" } else { "is no longer" };
+    println!("{name} {role} a server operator (from each node's next start)");
+    Ok(())
+}
+
+/// Opens PostgreSQL stores on `url`, one connection each.
+pub fn postgres_stores(url: &str) -> StoreFactory {
+    let url = url.to_owned();
+    Arc::new(move || Ok(Box::new(PgStore::open(&url)?) as Box<dyn Store>))
 }
 
 /// Opens SQLite stores on `data_dir`.

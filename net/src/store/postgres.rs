@@ -123,6 +123,15 @@ impl PgStore {
         Ok(MessageId(sat_u64(row.get(0))))
     }
 
+    /// This database's cluster id (see [`schema`]).
+    pub fn cluster_id(&mut self) -> Result<String, StoreError> {
+        let row = self
+            .client()?
+            .query_one("SELECT id FROM cluster", &[])
+            .map_err(failed("reading the cluster id"))?;
+        Ok(row.get(0))
+    }
+
     /// The sanctions in force at `now_ms` (for a node's start).
     pub fn sanctions(&mut self, now_ms: u64) -> Result<Vec<StoredSanction>, StoreError> {
         let rows = self

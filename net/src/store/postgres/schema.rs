@@ -8,11 +8,20 @@
 //! the commits of every node, so ids increase in commit order across the
 //! cluster and a reader that sees the counter at N sees every id ≤ N
 //! (a plain sequence would not: a transaction may commit after one
-//! holding a larger value).
+//! holding a larger value). The `cluster` row's random id names the bus
+//! channel of the nodes sharing this database, so clusters sharing one
+//! bus never hear each other.
 
 /// The schema, idempotent.
 pub(super) const SCHEMA: &str = "
+SET LOCAL client_min_messages = warning;
 SELECT pg_advisory_xact_lock(727210);
+CREATE TABLE IF NOT EXISTS cluster (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    id TEXT NOT NULL
+);
+INSERT INTO cluster (one, id) VALUES (TRUE, md5(random()::text || clock_timestamp()::text))
+    ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS accounts (
     name_key TEXT PRIMARY KEY,
     name TEXT NOT NULL,
