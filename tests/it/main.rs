@@ -7,12 +7,14 @@
 
 mod device;
 mod harness;
+mod nodes;
 mod raw;
 
 mod abuse;
 mod accounts;
 mod bad_input;
 mod cli;
+mod cluster;
 mod crash;
 mod devices;
 mod direct;

@@ -266,7 +266,12 @@ mod tests {
     fn a_local_commit_keeps_its_sender_over_the_same_id_from_elsewhere() {
         let t0 = Instant::now();
         let mut s = Sequencer::new(MessageId(0), t0);
-        let conn = ConnId::new(1, 0);
+        let mut hub = confab_engine::Hub::new(Default::default(), Vec::new(), MessageId(0));
+        let conn = hub.connect(
+            t0,
+            confab_engine::Source(1),
+            confab_engine::Protocol::CONFAB,
+        );
         s.take(m(1), None);
         s.take(m(1), Some(conn));
         match s.ready(t0).as_slice() {

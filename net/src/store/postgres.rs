@@ -36,7 +36,15 @@ use super::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, 
 pub struct PgStore {
     url: String,
     client: Option<Client>,
+    /// When a transaction last began: a connection idle for longer than
+    /// [`IDLE_CHECK`] is checked first (one round trip), so that a
+    /// restart of PostgreSQL meanwhile costs no write its answer; back to
+    /// back commits (group commit under load) skip the check.
+    used: std::time::Instant,
 }
+
+/// See [`PgStore::used`].
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn failed(doing: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
     move |e| StoreError::Failed {
@@ -81,6 +89,7 @@ impl PgStore {
         let mut store = PgStore {
             url: url.to_owned(),
             client: None,
+            used: std::time::Instant::now(),
         };
         let client = store.client()?;
         let mut tx = client.transaction().map_err(open_failed(url))?;
@@ -111,15 +120,15 @@ impl PgStore {
         next: MessageId,
         limit: i64,
     ) -> Result<(MessageId, Vec<StoredMessage>), StoreError> {
-        messages::committed_from(self.client()?, next, limit)
+        self.read(|c| messages::committed_from(c, next, limit))
     }
 
     /// The newest committed id.
     pub fn last_id(&mut self) -> Result<MessageId, StoreError> {
-        let row = self
-            .client()?
-            .query_one("SELECT last_id FROM counter", &[])
-            .map_err(failed("reading the counter"))?;
+        let row = self.read(|c| {
+            c.query_one("SELECT last_id FROM counter", &[])
+                .map_err(failed("reading the counter"))
+        })?;
         Ok(MessageId(sat_u64(row.get(0))))
     }
 
@@ -181,16 +190,50 @@ impl PgStore {
             .map_err(failed("setting an operator"))
     }
 
+    /// Runs a read; one that failed because the connection was found
+    /// dead (PostgreSQL restarted since its last use) runs again on a
+    /// new one, so a restart costs no reader its answer.
+    fn read<T>(
+        &mut self,
+        f: impl Fn(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match f(self.client()?) {
+            Err(_) if self.client.as_ref().is_none_or(Client::is_closed) => {
+                self.client = None;
+                f(self.client()?)
+            }
+            r => r,
+        }
+    }
+
+    /// Starts a transaction; an idle connection found dead before BEGIN
+    /// (nothing of the transaction was sent) is replaced.
+    fn begin(&mut self, doing: &'static str) -> Result<postgres::Transaction<'_>, StoreError> {
+        let idle = self.used.elapsed() >= IDLE_CHECK;
+        self.used = std::time::Instant::now();
+        if idle && self.client()?.simple_query("").is_err() {
+            self.client = None;
+        }
+        self.client()?.transaction().map_err(failed(doing))
+    }
+
     /// Runs `f` in one transaction, committed if it succeeds.
     pub(super) fn transaction<T>(
         &mut self,
         doing: &'static str,
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut tx = self.client()?.transaction().map_err(failed(doing))?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(failed(doing))?;
-        Ok(out)
+        let outcome = (|| {
+            let mut tx = self.begin(doing)?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(failed(doing))?;
+            Ok(out)
+        })();
+        if outcome.is_err() {
+            // Whatever failed, the next call starts on a fresh connection.
+            self.client = None;
+        }
+        outcome
     }
 }
 
@@ -280,13 +323,13 @@ impl Store for PgStore {
     }
 
     fn account(&mut self, user: &Name) -> Result<Option<Account>, StoreError> {
-        let row = self
-            .client()?
-            .query_opt(
+        let row = self.read(|c| {
+            c.query_opt(
                 "SELECT name, hash FROM accounts WHERE name_key = $1",
                 &[&user.key().as_str()],
             )
-            .map_err(failed("reading an account"))?;
+            .map_err(failed("reading an account"))
+        })?;
         row.map(|r| {
             Ok(Account {
                 name: name_of(r.get(0))?,
@@ -360,7 +403,7 @@ impl Store for PgStore {
         before: MessageId,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
-        messages::history(self.client()?, user, target, before, limit)
+        self.read(|c| messages::history(c, user, target, before, limit))
     }
 
     fn replay(
@@ -370,15 +413,15 @@ impl Store for PgStore {
         upto: MessageId,
         max: usize,
     ) -> Result<ReplayLoaded, StoreError> {
-        messages::replay(self.client()?, user, scope, upto, max)
+        self.read(|c| messages::replay(c, user, scope, upto, max))
     }
 
     fn device_by_token(&mut self, hash: &[u8; 32]) -> Result<Option<StoredDevice>, StoreError> {
         let sql = format!("SELECT {DEVICE_COLUMNS} WHERE token_hash = $1");
-        let row = self
-            .client()?
-            .query_opt(&sql, &[&hash.as_slice()])
-            .map_err(failed("reading a device"))?;
+        let row = self.read(|c| {
+            c.query_opt(&sql, &[&hash.as_slice()])
+                .map_err(failed("reading a device"))
+        })?;
         row.as_ref().map(device_from_row).transpose()
     }
 
@@ -388,10 +431,10 @@ impl Store for PgStore {
         device: &Name,
     ) -> Result<Option<StoredDevice>, StoreError> {
         let sql = format!("SELECT {DEVICE_COLUMNS} WHERE user_key = $1 AND name_key = $2");
-        let row = self
-            .client()?
-            .query_opt(&sql, &[&user.key().as_str(), &device.key().as_str()])
-            .map_err(failed("reading a device"))?;
+        let row = self.read(|c| {
+            c.query_opt(&sql, &[&user.key().as_str(), &device.key().as_str()])
+                .map_err(failed("reading a device"))
+        })?;
         row.as_ref().map(device_from_row).transpose()
     }
 
@@ -547,7 +590,7 @@ impl Store for PgStore {
         user: &Name,
         max: u16,
     ) -> Result<Vec<(Target, MessageId)>, StoreError> {
-        messages::read_markers(self.client()?, user, max)
+        self.read(|c| messages::read_markers(c, user, max))
     }
 
     fn prune_sends(&mut self, older_than_ms: u64, keep: u32) -> Result<u64, StoreError> {
