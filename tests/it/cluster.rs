@@ -99,7 +99,7 @@ fn users_on_three_nodes_share_the_room_groups_direct_messages_presence_and_histo
 }
 
 /// A device logged in by password on `server`: its token.
-fn new_device(server: &Server, user: &str, device: &str) -> confab_engine::Token {
+pub(crate) fn new_device(server: &Server, user: &str, device: &str) -> confab_engine::Token {
     server.register(user, &password(user));
     let mut d = Device::connect(server.port()).expect("the node accepts");
     match d.login_password(user, &password(user), device) {
@@ -166,17 +166,17 @@ fn a_device_resumes_on_another_node_with_exactly_what_it_missed() {
 }
 
 /// A SEND2 writer that moves to another node when its node dies.
-struct Writer {
-    token: confab_engine::Token,
+pub(crate) struct Writer {
+    pub(crate) token: confab_engine::Token,
     /// Sent but not acknowledged: resent (same client id) after a move.
-    unacked: Vec<(u64, String)>,
-    next_cid: u64,
-    acked: Vec<(MessageId, String)>,
+    pub(crate) unacked: Vec<(u64, String)>,
+    pub(crate) next_cid: u64,
+    pub(crate) acked: Vec<(MessageId, String)>,
 }
 
 impl Writer {
     /// Sends on `port` until the node dies or `count` were acknowledged.
-    fn run(&mut self, port: u16, user: &str, count: usize) {
+    pub(crate) fn run(&mut self, port: u16, user: &str, count: usize) {
         let Some(mut d) = Device::connect(port) else {
             return;
         };
@@ -186,7 +186,7 @@ impl Writer {
         if d.replay(&mut Vec::new()).is_err() {
             return;
         }
-        let goal = self.acked.len() + count;
+        let goal = self.acked.len().saturating_add(count);
         while self.acked.len() < goal {
             if self.unacked.is_empty() {
                 self.next_cid += 1;
@@ -214,7 +214,7 @@ impl Writer {
 }
 
 /// Every room message in `node`'s history, checked for doubles, by id.
-fn room_history(node: &Server) -> Vec<(MessageId, String)> {
+pub(crate) fn room_history(node: &Server) -> Vec<(MessageId, String)> {
     node.register("auditor", &password("auditor"));
     let mut d = Device::connect(node.port()).expect("the node accepts");
     let _ = d.login_password("auditor", &password("auditor"), "audit");
@@ -273,7 +273,7 @@ fn a_node_killed_while_its_users_send_loses_nothing_acknowledged_and_doubles_not
     );
 }
 
-fn logged_in(port: u16, user: &str) -> Connection {
+pub(crate) fn logged_in(port: u16, user: &str) -> Connection {
     let mut c = Connection::connect_timeout("127.0.0.1", port, WAIT).expect("connects");
     let options = LoginOptions {
         resume_after: MessageId(0),

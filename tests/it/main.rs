@@ -15,6 +15,7 @@ mod accounts;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_crash;
 mod crash;
 mod devices;
 mod direct;
