@@ -48,6 +48,16 @@ pub enum Command {
     /// Make the running server re-read its config file (as SIGHUP does) and
     /// print what it applied, or every error (then nothing changed).
     Reload,
+    /// Copy a single node's SQLite data into an empty PostgreSQL database
+    /// (ids, tokens and bookmarks included), to run it as a cluster.
+    Migrate {
+        /// `sqlite:DIR`: the data dir of a stopped node.
+        #[arg(long)]
+        from: String,
+        /// `postgres://...`: an empty database.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `confab-server user ...`.

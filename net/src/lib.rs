@@ -58,6 +58,7 @@ mod listeners;
 pub mod logger;
 mod measures;
 pub mod metrics;
+pub mod migrate;
 pub mod ops;
 pub mod options;
 mod refuse;
@@ -199,6 +200,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 "reload refused, nothing changed:\n{e}"
             ))),
         },
+        Some(Command::Migrate { from, to }) => {
+            let Some(dir) = from.strip_prefix("sqlite:") else {
+                return Err(Error::User(format!("--from {from}: give sqlite:DIR")));
+            };
+            let moved = migrate::run(Path::new(dir), &sqlite_options(args.sync), &to)?;
+            println!("{moved}");
+            Ok(())
+        }
         Some(Command::Ops(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             ops::run(&args.data_dir, &mut store, command)

@@ -345,3 +345,56 @@ fn with_postgres_down_sends_are_refused_and_nothing_unstored_is_acknowledged() {
     let bodies: Vec<&str> = history.iter().map(|(_, b)| b.as_str()).collect();
     assert_eq!(bodies, ["before", "after"]);
 }
+
+#[test]
+fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
+    let Some(services) = Services::shared("the migration test") else {
+        return;
+    };
+    let mut single = Server::start();
+    let token = new_device(&single, "dora", "laptop");
+    let alice = single.client("alice");
+    let first = alice.send("all", "from the single node");
+    alice.send("@dora", "a direct one");
+    alice.run(&["group", "create", "old"]).ok();
+    let before = room_history(&single);
+    // Dora's device catches up: its bookmark moves past every message.
+    let (d, replayed, _) = resume(&single, "dora", &token);
+    drop(d);
+    assert!(bodies(&replayed).contains(&"a direct one".to_owned()));
+    single.terminate();
+    single.wait_exit();
+    let mut cluster = Cluster::start(services, 0, &[]);
+    let from = format!("sqlite:{}", single.data_dir().display());
+    let run = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("3 accounts"), "{run:?}");
+    let again = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
+    assert_ne!(
+        again.code,
+        Some(0),
+        "a second migration into the same database: {again:?}"
+    );
+    assert!(again.stderr.contains("already holds data"), "{again:?}");
+
+    let node = cluster.node(&[]);
+    cluster.nodes.push(node);
+    let node = &cluster.nodes[0];
+    // The device's token still works, and its bookmark too: it is
+    // replayed only what came after the move.
+    let next = node.client("alice").send("@dora", "on the cluster");
+    let (_, replayed, _) = resume(node, "dora", &token);
+    assert_eq!(bodies(&replayed), ["on the cluster"]);
+    assert!(
+        next > first + 1,
+        "ids go on after the migrated ones: {next}"
+    );
+    let after = room_history(node);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "the room's history with its ids"
+    );
+    let groups = node.client("alice").run(&["group", "list"]);
+    assert!(groups.ok().contains("old"), "{groups:?}");
+}
