@@ -157,8 +157,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     })?;
     prepare_data_dir(&args.data_dir)?;
+    let node = cluster::random_node_id();
     let stores = match postgres_url(args)? {
-        Some(url) => postgres_stores(url),
+        Some(url) => postgres_stores(url, node),
         None => sqlite_stores(&args.data_dir, args.sync),
     };
     match cli.command {
@@ -212,11 +213,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             ops::run(&args.data_dir, &mut store, command)
         }
-        None => serve(args, stores),
+        None => serve(args, stores, node),
     }
 }
 
-fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
@@ -234,6 +235,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
         (Some(url), Some(bus)) => Some(cluster::ClusterOptions {
             store: url.to_owned(),
             bus: bus.clone(),
+            node,
         }),
         _ => None,
     };
@@ -390,10 +392,11 @@ fn pg_operator(
     Ok(())
 }
 
-/// Opens PostgreSQL stores on `url`, one connection each.
-pub fn postgres_stores(url: &str) -> StoreFactory {
+/// Opens PostgreSQL stores on `url`, one connection each,
+/// whose commits name `node`.
+pub fn postgres_stores(url: &str, node: u64) -> StoreFactory {
     let url = url.to_owned();
-    Arc::new(move || Ok(Box::new(PgStore::open(&url)?) as Box<dyn Store>))
+    Arc::new(move || Ok(Box::new(PgStore::open(&url)?.for_node(node)) as Box<dyn Store>))
 }
 
 /// Opens SQLite stores on `data_dir`.

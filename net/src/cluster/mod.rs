@@ -38,6 +38,9 @@ pub struct ClusterOptions {
     pub store: String,
     /// The bus: a `redis://` URL.
     pub bus: String,
+    /// This node's id (see [`random_node_id`]), which its stores' commits
+    /// carry too.
+    pub node: u64,
 }
 
 /// Why the cluster's part of a node could not start.
@@ -83,11 +86,11 @@ impl Cluster {
             url: options.bus.clone(),
             reason: e.to_string(),
         })?;
-        let mut store = PgStore::open(&options.store)?;
+        let node = options.node;
+        let mut store = PgStore::open(&options.store)?.for_node(node);
         let channel = format!("confab:{}", store.cluster_id()?);
         let (notes, notes_rx) = mpsc::sync_channel(bus::QUEUE);
         let (sequencer, seq_rx) = mpsc::sync_channel(bus::QUEUE);
-        let node = random_node_id();
         log::info!("cluster node {node:016x} on bus {}", options.bus);
         let parts = Unstarted {
             client,
@@ -153,7 +156,9 @@ impl Cluster {
     }
 }
 
-fn random_node_id() -> u64 {
+/// A node id: random, so a restarted node is a new node (its old self's
+/// users expire with its lease).
+pub fn random_node_id() -> u64 {
     let mut b = [0u8; 8];
     // A clash of two 64-bit ids only merges two nodes' presence.
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);

@@ -31,6 +31,10 @@ pub(crate) const POLL: Duration = Duration::from_millis(300);
 /// Most messages held out of order; beyond, remote ones are dropped and
 /// read from PostgreSQL when their turn comes.
 pub(crate) const MAX_BUFFERED: usize = 100_000;
+/// How long a message this node committed, read back from PostgreSQL,
+/// waits for the writer's own copy (which names its sender, who must not
+/// get it twice) before it goes out without (the writer's answer was lost).
+pub(crate) const OWN_WAIT: Duration = Duration::from_secs(2);
 /// Most messages read from PostgreSQL at once.
 const FETCH: i64 = 2_000;
 
@@ -43,9 +47,20 @@ pub(crate) enum Fed {
 }
 
 /// The reorder buffer and its deadlines.
+/// Where a held message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum From {
+    /// The bus, or PostgreSQL (another node's).
+    Elsewhere,
+    /// This node's writer, with the sender.
+    Here(Option<ConnId>),
+    /// PostgreSQL, committed by this node: wait for [`From::Here`] until then.
+    OwnSince(Instant),
+}
+
 pub(crate) struct Sequencer {
     next: MessageId,
-    held: BTreeMap<MessageId, (StoredMessage, Option<ConnId>)>,
+    held: BTreeMap<MessageId, (StoredMessage, From)>,
     /// Since when `next` has been missing while something later is known.
     missing_since: Option<Instant>,
     /// The newest id known to be committed (the counter, or a later id held).
@@ -69,22 +84,28 @@ impl Sequencer {
 
     /// Takes a message; a local one wins over the same id from elsewhere
     /// (it carries the sender, whose copy is its ACK).
-    pub(crate) fn take(&mut self, m: StoredMessage, origin: Option<ConnId>) {
-        if origin.is_none() && self.held.len() >= MAX_BUFFERED {
+    pub(crate) fn take(&mut self, m: StoredMessage) {
+        if self.held.len() >= MAX_BUFFERED {
             return;
         }
-        self.hold(m, origin);
+        self.hold(m, From::Elsewhere);
     }
 
-    fn hold(&mut self, m: StoredMessage, origin: Option<ConnId>) {
+    /// This node's writer's commit (never dropped: nothing else has its sender).
+    pub(crate) fn take_local(&mut self, m: StoredMessage, origin: Option<ConnId>) {
+        self.hold(m, From::Here(origin));
+    }
+
+    fn hold(&mut self, m: StoredMessage, from: From) {
         if m.id < self.next {
             return;
         }
         self.known = self.known.max(m.id);
-        match self.held.get(&m.id) {
-            Some((_, Some(_))) => {}
+        match (self.held.get(&m.id), from) {
+            (Some((_, From::Here(_))), _) => {}
+            (Some((_, From::OwnSince(_))), From::Elsewhere) => {}
             _ => {
-                self.held.insert(m.id, (m, origin));
+                self.held.insert(m.id, (m, from));
             }
         }
     }
@@ -104,7 +125,13 @@ impl Sequencer {
                 }
                 break;
             }
-            let (message, origin) = entry.remove();
+            let origin = match entry.get().1 {
+                From::Here(origin) => origin,
+                From::Elsewhere => None,
+                From::OwnSince(t) if now.duration_since(t) >= OWN_WAIT => None,
+                From::OwnSince(_) => break,
+            };
+            let (message, _) = entry.remove();
             self.next = message.id.next();
             out.push(Input::Committed { message, origin });
         }
@@ -131,13 +158,23 @@ impl Sequencer {
     /// Takes what PostgreSQL holds from `next` on (`last`: its counter):
     /// ids up to the newest row read, or up to `last` if none was, that
     /// are neither there nor held were deleted, and are skipped.
-    pub(crate) fn fetched(&mut self, last: MessageId, rows: Vec<StoredMessage>, now: Instant) {
+    pub(crate) fn fetched(
+        &mut self,
+        last: MessageId,
+        rows: Vec<(StoredMessage, bool)>,
+        now: Instant,
+    ) {
         self.last_poll = now;
         self.known = self.known.max(last);
-        let upto = rows.last().map_or(last, |m| m.id);
+        let upto = rows.last().map_or(last, |(m, _)| m.id);
         // Held past the buffer's bound: these are the ids' only copies.
-        for m in rows {
-            self.hold(m, None);
+        for (m, mine) in rows {
+            let from = if mine {
+                From::OwnSince(now)
+            } else {
+                From::Elsewhere
+            };
+            self.hold(m, from);
         }
         self.gone_upto = self.gone_upto.max(upto);
         if self.held.is_empty() && self.next <= upto {
@@ -167,17 +204,17 @@ pub(crate) fn run(
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Fed::Local(batch)) => {
                 for (m, origin) in batch {
-                    seq.take(m, origin);
+                    seq.take_local(m, origin);
                 }
             }
-            Ok(Fed::Remote(m)) => seq.take(m, None),
+            Ok(Fed::Remote(m)) => seq.take(m),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         while let Ok(fed) = rx.try_recv() {
             match fed {
-                Fed::Local(batch) => batch.into_iter().for_each(|(m, o)| seq.take(m, o)),
-                Fed::Remote(m) => seq.take(m, None),
+                Fed::Local(batch) => batch.into_iter().for_each(|(m, o)| seq.take_local(m, o)),
+                Fed::Remote(m) => seq.take(m),
             }
         }
         let now = Instant::now();
@@ -237,15 +274,15 @@ mod tests {
     fn messages_go_out_in_id_order_and_a_gap_waits_for_its_deadline() {
         let t0 = Instant::now();
         let mut s = Sequencer::new(MessageId(10), t0);
-        s.take(m(13), None);
-        s.take(m(11), None);
+        s.take(m(13));
+        s.take(m(11));
         assert_eq!(ids(&s.ready(t0)), [11]);
         assert!(!s.due(t0 + Duration::from_millis(10)));
         assert!(s.due(t0 + GAP_DEADLINE));
-        s.take(m(12), None);
-        s.take(m(12), None);
+        s.take(m(12));
+        s.take(m(12));
         assert_eq!(ids(&s.ready(t0)), [12, 13]);
-        s.take(m(11), None);
+        s.take(m(11));
         assert_eq!(ids(&s.ready(t0)), Vec::<u64>::new());
     }
 
@@ -253,10 +290,11 @@ mod tests {
     fn what_postgres_has_fills_a_gap_and_what_it_lost_is_skipped() {
         let t0 = Instant::now();
         let mut s = Sequencer::new(MessageId(0), t0);
-        s.take(m(5), None);
+        s.take(m(5));
         assert!(s.ready(t0).is_empty());
         // 1 and 3 were deleted by retention; 2 and 4 were never published.
-        s.fetched(MessageId(6), vec![m(2), m(4), m(5), m(6)], t0);
+        let rows = [2, 4, 5, 6].map(|i| (m(i), false)).to_vec();
+        s.fetched(MessageId(6), rows, t0);
         assert_eq!(ids(&s.ready(t0)), [2, 4, 5, 6]);
         s.fetched(MessageId(9), vec![], t0);
         assert_eq!(s.next(), MessageId(10));
@@ -272,11 +310,25 @@ mod tests {
             confab_engine::Source(1),
             confab_engine::Protocol::CONFAB,
         );
-        s.take(m(1), None);
-        s.take(m(1), Some(conn));
+        s.take(m(1));
+        s.take_local(m(1), Some(conn));
+        // Its own commit read back from PostgreSQL waits for the writer's.
+        s.fetched(MessageId(2), vec![(m(2), true)], t0);
         match s.ready(t0).as_slice() {
             [Input::Committed { origin, .. }] => assert_eq!(*origin, Some(conn)),
             other => panic!("{other:?}"),
         }
+        s.take_local(m(2), Some(conn));
+        assert!(matches!(
+            s.ready(t0).as_slice(),
+            [Input::Committed {
+                origin: Some(_),
+                ..
+            }]
+        ));
+        // One whose writer's copy never comes goes out after OWN_WAIT.
+        s.fetched(MessageId(3), vec![(m(3), true)], t0);
+        assert!(s.ready(t0).is_empty());
+        assert_eq!(ids(&s.ready(t0 + OWN_WAIT)), [3]);
     }
 }

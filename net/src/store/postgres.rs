@@ -36,6 +36,8 @@ use super::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, 
 pub struct PgStore {
     url: String,
     client: Option<Client>,
+    /// The node whose commits this store writes (see [`PgStore::for_node`]).
+    node: i64,
     /// When a transaction last began: a connection idle for longer than
     /// [`IDLE_CHECK`] is checked first (one round trip), so that a
     /// restart of PostgreSQL meanwhile costs no write its answer; back to
@@ -89,6 +91,7 @@ impl PgStore {
         let mut store = PgStore {
             url: url.to_owned(),
             client: None,
+            node: 0,
             used: std::time::Instant::now(),
         };
         let client = store.client()?;
@@ -96,6 +99,12 @@ impl PgStore {
         tx.batch_execute(schema::SCHEMA).map_err(open_failed(url))?;
         tx.commit().map_err(open_failed(url))?;
         Ok(store)
+    }
+
+    /// This store's commits name `node` (a cluster node's id).
+    pub fn for_node(mut self, node: u64) -> PgStore {
+        self.node = node as i64;
+        self
     }
 
     /// The connection, opened again if it was lost.
@@ -114,13 +123,15 @@ impl PgStore {
     /// Every message with an id from `next` on (at most `limit`, oldest
     /// first), and the counter: every id up to it is committed, so an id
     /// at most the counter that is not among them was deleted (retention).
-    /// What a node fetches for the ids the bus did not bring.
+    /// What a node fetches for the ids the bus did not bring; each with
+    /// whether this store's node committed it.
     pub fn committed_from(
         &mut self,
         next: MessageId,
         limit: i64,
-    ) -> Result<(MessageId, Vec<StoredMessage>), StoreError> {
-        self.read(|c| messages::committed_from(c, next, limit))
+    ) -> Result<(MessageId, Vec<(StoredMessage, bool)>), StoreError> {
+        let node = self.node;
+        self.read(|c| messages::committed_from(c, next, limit, node))
     }
 
     /// The newest committed id.
@@ -393,7 +404,8 @@ impl Store for PgStore {
     }
 
     fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError> {
-        self.transaction("committing", |tx| messages::commit(tx, batch, now_ms))
+        let node = self.node;
+        self.transaction("committing", |tx| messages::commit(tx, batch, now_ms, node))
     }
 
     fn history(

@@ -92,13 +92,13 @@ impl Rows {
         self.body.push(m.body.clone());
     }
 
-    fn insert(&self, tx: &mut Transaction<'_>, ts: i64) -> Result<(), StoreError> {
+    fn insert(&self, tx: &mut Transaction<'_>, ts: i64, node: i64) -> Result<(), StoreError> {
         if self.id.is_empty() {
             return Ok(());
         }
         tx.execute(
-            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body)
-             SELECT id, $1, sender, sender_key, kind, target, target_key, conv, body FROM
+            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body, node)
+             SELECT id, $1, sender, sender_key, kind, target, target_key, conv, body, $10 FROM
              UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::SMALLINT[], $6::TEXT[], $7::TEXT[],
                     $8::TEXT[], $9::TEXT[])
              AS t (id, sender, sender_key, kind, target, target_key, conv, body)",
@@ -112,6 +112,7 @@ impl Rows {
                 &self.target_key,
                 &self.conv,
                 &self.body,
+                &node,
             ],
         )
         .map(drop)
@@ -126,6 +127,7 @@ pub(super) fn commit(
     tx: &mut Transaction<'_>,
     batch: &[Write],
     now_ms: u64,
+    node: i64,
 ) -> Result<Vec<Written>, StoreError> {
     let doing = "committing";
     let row = tx
@@ -174,7 +176,7 @@ pub(super) fn commit(
             }
         });
     }
-    rows.insert(tx, sat_i64(now_ms))?;
+    rows.insert(tx, sat_i64(now_ms), node)?;
     if sat_i64(last.0) != first {
         tx.execute("UPDATE counter SET last_id = $1", &[&sat_i64(last.0)])
             .map_err(failed(doing))?;
@@ -499,7 +501,8 @@ pub(super) fn committed_from(
     client: &mut Client,
     next: MessageId,
     limit: i64,
-) -> Result<(MessageId, Vec<StoredMessage>), StoreError> {
+    node: i64,
+) -> Result<(MessageId, Vec<(StoredMessage, bool)>), StoreError> {
     let doing = "fetching committed messages";
     // The counter first: every id up to it is committed, so the rows read
     // after it are all there.
@@ -508,14 +511,19 @@ pub(super) fn committed_from(
         .map_err(failed(doing))?
         .get(0);
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3"
+        "SELECT {MESSAGE_COLUMNS}, node FROM messages WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3"
     );
     let rows = client
         .query(&sql, &[&sat_i64(next.0), &last, &limit])
         .map_err(failed(doing))?;
     let messages = rows
         .iter()
-        .map(message_from_row)
-        .collect::<Result<_, _>>()?;
+        .map(|r| {
+            Ok((
+                message_from_row(r)?,
+                node != 0 && r.get::<_, i64>(6) == node,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok((MessageId(sat_u64(last)), messages))
 }

@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS messages (
     target TEXT NOT NULL,
     target_key TEXT NOT NULL,
     conv TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    -- The node that committed it (0: none named): a node reading back
+    -- its own commit waits for its writer's copy, which names the sender.
+    node BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
 CREATE TABLE IF NOT EXISTS offline (

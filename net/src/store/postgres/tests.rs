@@ -87,7 +87,9 @@ fn stored(w: &Written) -> &StoredMessage {
 #[test]
 fn ids_strictly_increase_across_batches_stores_and_reopen() {
     let Some((db, mut a)) = fresh() else { return };
-    let mut b = PgStore::open(&db.url).expect("a second connection");
+    let mut b = PgStore::open(&db.url)
+        .expect("a second connection")
+        .for_node(7);
     let first = a
         .commit(
             &[
@@ -107,13 +109,16 @@ fn ids_strictly_increase_across_batches_stores_and_reopen() {
         .collect();
     assert_eq!(ids, [1, 2, 3]);
     drop(a);
-    let mut again = PgStore::open(&db.url).expect("reopen");
+    let mut again = PgStore::open(&db.url).expect("reopen").for_node(7);
     assert_eq!(again.load().expect("load").last_id, MessageId(3));
     let (last, fetched) = again.committed_from(MessageId(2), 10).expect("fetch");
     assert_eq!(last, MessageId(3));
     assert_eq!(
-        fetched.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        ["2", "3"]
+        fetched
+            .iter()
+            .map(|(m, mine)| (m.body.as_str(), *mine))
+            .collect::<Vec<_>>(),
+        [("2", false), ("3", true)]
     );
 }
 
