@@ -88,6 +88,8 @@
 --
 -- Interactive commands (--stdin): "/join g", "/leave g", "/create g",
 -- "/list", "/history TARGET [N]", "/quit", "@bob hi", "#dev hi", "/all hi";
+-- server operators: "/kick USER [why]", "/ban USER [SECONDS] [why]",
+-- "/delete ID [why]", "/announce TEXT";
 -- any other line goes to the room. Each command waits for its answer
 -- before the next line is read (answers can overtake one another, and a
 -- "#dev hi" must not race the "/create dev" before it).
@@ -349,6 +351,10 @@ local function show(e)
       out("device", "name", d.device, "created_ms", d.created_ms, "last_seen_ms", d.last_seen_ms,
           "current", d.current)
     end
+  elseif t == "deleted" then
+    out("deleted", "id", e.id, "by", e.by)
+  elseif t == "notice" then
+    out("notice", "text", esc(e.text))
   elseif t == "unknown" then
     io.stderr:write("confab-chat: skipped frame type ", tostring(e.code), "\n")
   end
@@ -623,6 +629,20 @@ local function handle_line(line)
     local target, n = rest:match("^(%S+)%s*(%d*)$")
     if not target or not confab.parse_target(target) then io.stderr:write("confab-chat: /history TARGET [N]\n"); return end
     return request("history", target, conn:history(target, 0, tonumber(n) or 0))
+  elseif cmd == "kick" or cmd == "ban" then
+    -- /kick USER [reason], /ban USER [SECONDS] [reason] (server operators).
+    local user, tail = rest:match("^@?([%w_.%-]+)%s*(.*)$")
+    if not user or not confab.valid_name(user) then io.stderr:write("confab-chat: /", cmd, " USER ...\n"); return end
+    if cmd == "kick" then return request("kick", user, conn:kick(user, tail)) end
+    local secs, why = tail:match("^(%d+)%s*(.*)$")
+    return request("ban", user, conn:ban(user, tonumber(secs) or 0, secs and why or tail))
+  elseif cmd == "delete" then
+    local id, why = rest:match("^(%d+)%s*(.*)$")
+    if not id then io.stderr:write("confab-chat: /delete ID [reason]\n"); return end
+    return request("delete", id, conn:delete(tonumber(id), why))
+  elseif cmd == "announce" then
+    if #rest == 0 then io.stderr:write("confab-chat: /announce TEXT\n"); return end
+    return request("announce", nil, conn:announce(rest))
   elseif cmd == "all" then
     return target_send("all", rest)
   elseif cmd == "quit" then

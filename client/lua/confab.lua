@@ -83,6 +83,11 @@ local SCHEMA = {
   [0x20] = { "DEVICE_REVOKE", "c2s", { { "ref", "u32" }, { "device", "name" } } },
   [0x21] = { "MODERATE", "c2s", {
     { "ref", "u32" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" }, { "reason", "text" } } },
+  [0x22] = { "DELETE", "c2s", { { "ref", "u32" }, { "id", "u64" }, { "reason", "text" } } },
+  [0x23] = { "ANNOUNCE", "c2s", { { "ref", "u32" }, { "text", "text" } } },
+  [0x24] = { "GROUP_MODERATE", "c2s", {
+    { "ref", "u32" }, { "group", "name" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" },
+    { "reason", "text" } } },
   [0x4E] = { "LOGIN_OK2", "s2c", {
     { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
     { "bookmark", "u64" } } },
@@ -91,6 +96,8 @@ local SCHEMA = {
     { "ref", "u32" },
     { "devices", "list", "u16", {
       { "device", "name" }, { "created_ms", "u64" }, { "last_seen_ms", "u64" }, { "current", "flag" } } } } },
+  [0x51] = { "DELETED", "s2c", { { "id", "u64" }, { "by", "name" } } },
+  [0x52] = { "NOTICE", "s2c", { { "text", "text" } } },
 }
 
 -- LOGIN2's credential and resume fields.
@@ -122,7 +129,8 @@ M.ERROR_CODES = {
   [35] = { "FRAME_TIMEOUT", true }, [36] = { "SLOW_CONSUMER", true },
   [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
   [41] = { "KICKED", true }, [42] = { "BANNED", true }, [43] = { "MUTED", false },
-  [44] = { "NOT_OPERATOR", false },
+  [44] = { "NOT_OPERATOR", false }, [45] = { "NO_SUCH_MESSAGE", false },
+  [46] = { "NOT_GROUP_MODERATOR", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -643,6 +651,10 @@ function Conn:_handle(f)
     return { type = "read_marker", target = f.target, to = to, id = f.id }
   elseif t == "DEVICE_LIST" then
     return { type = "device_list", ref = f.ref, devices = f.devices }
+  elseif t == "DELETED" then
+    return { type = "deleted", id = f.id, by = f.by }
+  elseif t == "NOTICE" then
+    return { type = "notice", text = f.text }
   elseif t == "SERVER_HELLO" then
     self.server = f
     self.decoder.limit = math.max(f.max_frame, f.max_frame_pre_auth)
@@ -692,7 +704,7 @@ end
 --- error text when the stream broke).
 --- Events: message, roster, online, offline, group_event, ack, ok,
 --- login_ok, server_hello, group_list, history, error, missed, caught_up,
---- shutdown, pong, unknown. PINGs are answered here and roster changes
+--- deleted, notice, shutdown, pong, unknown. PINGs are answered here and roster changes
 --- acknowledged here, so call next_event regularly.
 function Conn:next_event(timeout)
   while #self.pending > 0 do
@@ -1020,6 +1032,22 @@ function Conn:kick(user, reason)
 end
 function Conn:ban(user, seconds, reason)
   return self:request({ type = "MODERATE", action = 1, user = user, seconds = seconds or 0, reason = reason or "" })
+end
+--- DELETE (a message by id) and ANNOUNCE (a server notice), for server
+--- operators; each returns the ref. Everyone who may see the message gets
+--- a "DELETED" frame; everyone logged in gets a "NOTICE".
+function Conn:delete(id, reason)
+  return self:request({ type = "DELETE", id = id, reason = reason or "" })
+end
+function Conn:announce(text)
+  return self:request({ type = "ANNOUNCE", text = text })
+end
+--- GROUP_MODERATE, for a group's owner or moderators (and operators):
+--- action 0 remove, 1 mute (for `seconds`, 0 until lifted), 2 unmute,
+--- 3 appoint a moderator, 4 dismiss one. Returns the ref.
+function Conn:group_moderate(group, action, user, seconds, reason)
+  return self:request({ type = "GROUP_MODERATE", group = group, action = action, user = user,
+                        seconds = seconds or 0, reason = reason or "" })
 end
 
 --- SEND to "all", "#group" or "@user" (or a target table). Returns the ref;

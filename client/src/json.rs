@@ -87,9 +87,11 @@ pub fn event_json(event: &Event) -> Value {
         }),
         Event::Error(e) => error_json(e),
         Event::Pong { token } => json!({ "event": "pong", "token": token }),
-        Event::TokenIssued { .. } | Event::ReadMarker { .. } | Event::DeviceList { .. } => {
-            v2_json(event)
-        }
+        Event::TokenIssued { .. }
+        | Event::ReadMarker { .. }
+        | Event::DeviceList { .. }
+        | Event::Deleted { .. }
+        | Event::Notice { .. } => v2_json(event),
         Event::Shutdown {
             retry_after_ms,
             reason,
@@ -113,20 +115,32 @@ fn v2_json(event: &Event) -> Value {
             "event": "devices",
             "devices": devices.iter().map(device_json).collect::<Vec<_>>(),
         }),
+        Event::Deleted { id, by } => json!({
+            "event": "deleted",
+            "id": id.0,
+            "by": by.as_str(),
+        }),
+        Event::Notice { text } => json!({ "event": "notice", "text": text }),
         _ => json!({ "event": "unknown" }),
     }
 }
 
 /// `{"event":"message","id":..,"ts":..,"from":..,"to":..,"body":..}`.
+/// A deleted message (a tombstone: its body is empty, which a message
+/// never is otherwise) also has `"deleted": true`.
 pub fn message_json(m: &Message) -> Value {
-    json!({
+    let mut v = json!({
         "event": "message",
         "id": m.id.0,
         "ts": m.timestamp_ms,
         "from": m.sender.as_str(),
         "to": format_target(&m.target),
         "body": m.body,
-    })
+    });
+    if m.body.is_empty() {
+        v["deleted"] = Value::from(true);
+    }
+    v
 }
 
 /// `{"event":"group","name":..,"members":..,"member":..}`.

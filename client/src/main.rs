@@ -76,6 +76,11 @@ enum Command {
     Mute(moderation_cli::ModerateArgs),
     /// (Server operators) lift a mute.
     Unmute(moderation_cli::ModerateArgs),
+    /// (Server operators) delete a message by id: everyone who sees it is
+    /// told to hide it; history keeps a tombstone.
+    Delete(moderation_cli::DeleteArgs),
+    /// (Server operators) send a server notice to everyone logged in.
+    Announce(moderation_cli::AnnounceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +93,16 @@ enum GroupCommand {
     Leave(GroupArgs),
     /// Print every group as one JSON object per line.
     List(GroupListArgs),
+    /// (The group's owner or moderators, or server operators) take a member out.
+    Remove(moderation_cli::GroupModArgs),
+    /// (The group's owner or moderators, or server operators) refuse a member's messages to the group.
+    Mute(moderation_cli::GroupModArgs),
+    /// (The group's owner or moderators, or server operators) lift that.
+    Unmute(moderation_cli::GroupModArgs),
+    /// (The group's owner, or server operators) make a member a moderator.
+    Appoint(moderation_cli::GroupModArgs),
+    /// (The group's owner, or server operators) take that back.
+    Dismiss(moderation_cli::GroupModArgs),
 }
 
 /// Where to connect and who to be.
@@ -278,6 +293,8 @@ fn main() -> ExitCode {
         Some(Command::Unban(a)) => moderation_cli::moderate(ModAction::Unban, a),
         Some(Command::Mute(a)) => moderation_cli::moderate(ModAction::Mute, a),
         Some(Command::Unmute(a)) => moderation_cli::moderate(ModAction::Unmute, a),
+        Some(Command::Delete(a)) => moderation_cli::delete(a),
+        Some(Command::Announce(a)) => moderation_cli::announce(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -498,6 +515,15 @@ fn for_each_text(
 }
 
 fn group(g: GroupCommand) -> Result<(), Failure> {
+    use confab_engine::frame::GroupAction;
+    let g = match g {
+        GroupCommand::Remove(a) => return moderation_cli::group_moderate(GroupAction::Remove, a),
+        GroupCommand::Mute(a) => return moderation_cli::group_moderate(GroupAction::Mute, a),
+        GroupCommand::Unmute(a) => return moderation_cli::group_moderate(GroupAction::Unmute, a),
+        GroupCommand::Appoint(a) => return moderation_cli::group_moderate(GroupAction::Appoint, a),
+        GroupCommand::Dismiss(a) => return moderation_cli::group_moderate(GroupAction::Dismiss, a),
+        g => g,
+    };
     let options = LoginOptions {
         resume_after: MessageId(0),
         roster: false,
@@ -507,6 +533,7 @@ fn group(g: GroupCommand) -> Result<(), Failure> {
             (&a.account, a.timeout)
         }
         GroupCommand::List(a) => (&a.account, a.timeout),
+        _ => unreachable!("the moderation commands returned above"),
     };
     let (mut c, _) = open(account, options, timeout)?;
     match &g {
@@ -519,6 +546,11 @@ fn group(g: GroupCommand) -> Result<(), Failure> {
         GroupCommand::Leave(a) => c
             .group_leave(a.group, timeout)
             .map_err(|e| Failure::from_connection("group leave", e))?,
+        GroupCommand::Remove(_)
+        | GroupCommand::Mute(_)
+        | GroupCommand::Unmute(_)
+        | GroupCommand::Appoint(_)
+        | GroupCommand::Dismiss(_) => unreachable!("the moderation commands returned above"),
         GroupCommand::List(_) => {
             let groups = c
                 .group_list(timeout)

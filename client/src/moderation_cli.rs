@@ -45,6 +45,95 @@ pub(crate) fn moderate(action: ModAction, a: ModerateArgs) -> Result<(), Failure
     Ok(())
 }
 
+/// What `delete` takes.
+#[derive(Args, Debug)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The message's id (as `history` and `listen` print it).
+    id: u64,
+    /// Why: kept in the server's audit log.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+/// Deletes a message as the account's user; prints `{"event":"done",...}`.
+pub(crate) fn delete(a: DeleteArgs) -> Result<(), Failure> {
+    let mut c = crate::open(&a.account, quiet(), a.timeout)?.0;
+    c.delete(confab_engine::MessageId(a.id), &a.reason, a.timeout)
+        .map_err(|e| Failure::from_connection("delete", e))?;
+    print_line(&json!({ "event": "done", "action": "delete", "id": a.id }))?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+/// What `announce` takes.
+#[derive(Args, Debug)]
+pub(crate) struct AnnounceArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The notice.
+    text: String,
+}
+
+/// Announces as the account's user; prints `{"event":"done",...}`.
+pub(crate) fn announce(a: AnnounceArgs) -> Result<(), Failure> {
+    let mut c = crate::open(&a.account, quiet(), a.timeout)?.0;
+    c.announce(&a.text, a.timeout)
+        .map_err(|e| Failure::from_connection("announce", e))?;
+    print_line(&json!({ "event": "done", "action": "announce" }))?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
+/// What `group remove|mute|unmute|appoint|dismiss` take.
+#[derive(Args, Debug)]
+pub(crate) struct GroupModArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The group.
+    #[arg(value_parser = parse_name)]
+    group: Name,
+    /// The member to act on.
+    #[arg(value_parser = parse_name)]
+    target: Name,
+    /// How long a mute lasts: 90s, 30m, 12h, 7d (default: until lifted).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
+    length: Option<u32>,
+    /// Why: kept in the server's audit log.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+/// Runs one GROUP_MODERATE as the account's user; prints a `done` line.
+pub(crate) fn group_moderate(
+    action: confab_engine::frame::GroupAction,
+    a: GroupModArgs,
+) -> Result<(), Failure> {
+    let mut c = crate::open(&a.account, quiet(), a.timeout)?.0;
+    let seconds = a.length.unwrap_or(0);
+    c.group_moderate(a.group, action, a.target, seconds, &a.reason, a.timeout)
+        .map_err(|e| Failure::from_connection(action.as_str(), e))?;
+    print_line(&json!({
+        "event": "done",
+        "action": action.as_str(),
+        "group": a.group.as_str(),
+        "user": a.target.as_str(),
+        "seconds": seconds,
+    }))?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
 fn quiet() -> confab::LoginOptions {
     confab::LoginOptions {
         resume_after: confab_engine::MessageId(0),

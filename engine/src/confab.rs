@@ -58,6 +58,12 @@ impl Codec for Confab {
         // A name is its one-byte length, then its bytes.
         1 + user.as_str().len()
     }
+
+    /// DELETED and NOTICE are version 2's: a version 1 session is not
+    /// told (it sees a deleted message's empty body in history and resume).
+    fn tells(&self, event: &Event, version: u16) -> bool {
+        version >= 2 || !matches!(event, Event::Deleted { .. } | Event::Notice { .. })
+    }
 }
 
 /// The request a client's frame makes; `None` for a server's frame.
@@ -167,6 +173,13 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
         Frame::MarkRead { target, id } => Request::MarkRead { target, id },
         Frame::DeviceListRequest { reference } => Request::Devices { reference },
         Frame::DeviceRevoke { reference, device } => Request::RevokeDevice { reference, device },
+        other => return request_moderation(other),
+    })
+}
+
+/// The request of a moderation frame (version 2); `None` for any other.
+fn request_moderation(frame: Frame<'_>) -> Option<Request<'_>> {
+    Some(match frame {
         Frame::Moderate {
             reference,
             action,
@@ -181,6 +194,36 @@ fn request_v2(frame: Frame<'_>) -> Option<Request<'_>> {
                 seconds,
                 reason: reason.as_str(),
             },
+        },
+        Frame::Delete {
+            reference,
+            id,
+            reason,
+        } => Request::Delete {
+            reference,
+            id,
+            reason: reason.as_str(),
+        },
+        Frame::GroupModerate {
+            reference,
+            group,
+            action,
+            user,
+            seconds,
+            reason,
+        } => Request::GroupModerate {
+            reference,
+            group,
+            ask: crate::request::GroupAsk {
+                action,
+                user,
+                seconds,
+                reason: reason.as_str(),
+            },
+        },
+        Frame::Announce { reference, text } => Request::Announce {
+            reference,
+            text: text.as_str(),
         },
         _ => return None,
     })
@@ -262,6 +305,9 @@ fn with_frame<R>(event: &Event, f: impl FnOnce(&Frame<'_>) -> R) -> R {
                 text: Text::truncated(&text),
             })
         }
+        Event::Notice { text } => f(&Frame::Notice {
+            text: Text::truncated(text),
+        }),
         Event::Shutdown {
             retry_after,
             reason,
@@ -322,6 +368,7 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             bookmark,
         },
         Event::ReadMarker { target, id } => Frame::ReadMarker { target, id },
+        Event::Deleted { id, by } => Frame::Deleted { id, by },
         Event::Missed {
             target,
             first,

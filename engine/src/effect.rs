@@ -135,6 +135,24 @@ pub enum GroupOp {
         /// The user.
         user: Name,
     },
+    /// A group owner's, moderator's or server operator's action on a
+    /// member (see [`GroupAction`](crate::frame::GroupAction)): a removal
+    /// is a leave, and the rest change roles or mutes; each is committed
+    /// with its audit line.
+    Moderate {
+        /// The group.
+        group: Name,
+        /// To whom.
+        user: Name,
+        /// What.
+        action: crate::frame::GroupAction,
+        /// A mute's length in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why.
+        reason: String,
+        /// Who did it.
+        by: Name,
+    },
 }
 
 /// Which messages a resuming session is sent after it logs in.
@@ -290,6 +308,33 @@ pub enum Effect {
         /// Whose.
         user: Name,
     },
+    /// Tombstone a message (its body gone, who deleted it kept) with its
+    /// audit line; answer with [`EffectResult::MessageDeleted`].
+    DeleteMessage {
+        /// The asking session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// Who deletes it.
+        actor: Name,
+        /// The message.
+        id: MessageId,
+        /// Why, for the audit log.
+        reason: String,
+        /// `None` for a server operator; otherwise the groups the actor
+        /// owns or moderates, one of which the message must be sent to.
+        within: Option<Vec<Name>>,
+    },
+    /// Append a line to the audit log (an announcement); answer with
+    /// [`EffectResult::Moderated`].
+    Audit {
+        /// The asking session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// What to record.
+        line: AuditLine,
+    },
     /// Store an operator's moderation (a ban's or mute's end, the audit
     /// line); answer with [`EffectResult::Moderated`].
     Moderate {
@@ -430,7 +475,19 @@ pub enum EffectResult {
         /// By name, or why not.
         result: Result<Vec<DeviceRecord>, ProtocolError>,
     },
-    /// The answer to [`Effect::Moderate`].
+    /// The answer to [`Effect::DeleteMessage`].
+    MessageDeleted {
+        /// The asking session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// Who deleted it.
+        by: Name,
+        /// The tombstone (whose conversation says who is told), or why not
+        /// (`NO_SUCH_MESSAGE`).
+        result: Result<StoredMessage, ProtocolError>,
+    },
+    /// The answer to [`Effect::Moderate`] and [`Effect::Audit`].
     Moderated {
         /// The operator's session.
         conn: ConnId,
@@ -583,6 +640,9 @@ pub struct HistoryLoaded {
     pub messages: Vec<StoredMessage>,
     /// Whether older ones remain.
     pub more: bool,
+    /// The tombstones among them (their bodies are empty), in the same
+    /// order: id and who deleted it.
+    pub deleted: Vec<(MessageId, Name)>,
 }
 
 /// Loaded missed messages.
@@ -593,6 +653,9 @@ pub struct ReplayLoaded {
     /// Conversations where more were missed than a replay carries: the
     /// oldest ones were left out, `(target, first, last, count)`.
     pub skipped: Vec<(Target, MessageId, MessageId, u32)>,
+    /// The tombstones among them (their bodies are empty), in the same
+    /// order: id and who deleted it.
+    pub deleted: Vec<(MessageId, Name)>,
 }
 
 /// An operator's moderation, as stored.
@@ -607,5 +670,18 @@ pub struct ModerationRecord {
     /// How long a ban or mute lasts, in seconds; 0: until lifted.
     pub seconds: u32,
     /// Why.
+    pub reason: String,
+}
+
+/// A line of the audit log that is not a [`ModerationRecord`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditLine {
+    /// Who did it.
+    pub actor: Name,
+    /// What (`announce`, `delete`, ...).
+    pub action: &'static str,
+    /// To what (a message id, a group), or empty.
+    pub target: String,
+    /// The text or reason.
     pub reason: String,
 }

@@ -267,9 +267,47 @@ pub enum ProtocolError {
         retry: Option<Duration>,
     },
 
+    /// The connection's address is banned (fatal), `retry` the time left
+    /// (`None`: for good).
+    #[error("this address is banned{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " for good".to_owned() })]
+    AddressBanned {
+        /// Why, as the operator gave it.
+        reason: String,
+        /// Time left, `None` for good.
+        retry: Option<Duration>,
+    },
+
+    /// A GROUP_MODERATE (or a DELETE in a group) from someone without the
+    /// group role it takes.
+    #[error("only the owner of #{group}{} may do that", if *owner_only { "" } else { ", its moderators or a server operator" })]
+    NotGroupModerator {
+        /// The group.
+        group: Name,
+        /// Whether only the owner (or an operator) may.
+        owner_only: bool,
+    },
+    /// The sender is muted in this group (its other conversations are not
+    /// affected).
+    #[error("you are muted in #{group}{}: {reason}", match retry { Some(d) => format!(" for {} s more", secs(*d)), None => " until a moderator lifts it".to_owned() })]
+    MutedInGroup {
+        /// The group.
+        group: Name,
+        /// Why.
+        reason: String,
+        /// Time left, `None` until lifted.
+        retry: Option<Duration>,
+    },
+
     /// A MODERATE from a session that is not a server operator's.
     #[error("only a server operator may moderate")]
     NotOperator,
+    /// A DELETE names a message that is not stored (never was, or gone
+    /// by retention).
+    #[error("no message {id} is stored")]
+    NoSuchMessage {
+        /// The id asked for.
+        id: u64,
+    },
 
     // ---- storage ----
     /// Storage failed; the text says what it was doing.
@@ -325,6 +363,10 @@ impl ProtocolError {
             Banned { .. } => ErrorCode::Banned,
             Muted { .. } => ErrorCode::Muted,
             NotOperator => ErrorCode::NotOperator,
+            AddressBanned { .. } => ErrorCode::Banned,
+            NotGroupModerator { .. } => ErrorCode::NotGroupModerator,
+            MutedInGroup { .. } => ErrorCode::Muted,
+            NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
         }
     }
 
@@ -350,6 +392,12 @@ impl ProtocolError {
                 retry: Some(retry), ..
             }
             | Muted {
+                retry: Some(retry), ..
+            }
+            | AddressBanned {
+                retry: Some(retry), ..
+            }
+            | MutedInGroup {
                 retry: Some(retry), ..
             } => ms(retry),
             TooManyInFlight => 100,

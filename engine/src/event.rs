@@ -155,6 +155,18 @@ pub enum Event {
         /// Why.
         error: ProtocolError,
     },
+    /// A message was deleted (a tombstone is left): clients hide it.
+    Deleted {
+        /// The message.
+        id: MessageId,
+        /// Who deleted it.
+        by: Name,
+    },
+    /// A server notice: an operator's announcement to everyone.
+    Notice {
+        /// The notice.
+        text: String,
+    },
     /// Lines a gateway front end wrote for one session (an IRC reply),
     /// sent as they are; the confab codec writes nothing for it.
     Raw(Box<[u8]>),

@@ -74,6 +74,7 @@ pub mod seat;
 mod send_queue;
 pub mod session;
 pub mod shared;
+pub mod source_net;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -101,6 +102,7 @@ pub use request::{GroupRequest, Request};
 pub use send_queue::Class;
 pub use session::{CloseReason, Phase};
 pub use shared::{Outgoing, Shared};
+pub use source_net::SourceNet;
 
 #[cfg(test)]
 mod tests;

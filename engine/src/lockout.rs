@@ -106,6 +106,17 @@ struct Strikes {
     until: Instant,
 }
 
+/// Whose failures an operator's unlock forgets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlock {
+    /// Everyone's.
+    All,
+    /// One account's, from every address.
+    User(NameKey),
+    /// One address's, against every account (its flood bar too).
+    Source(Source),
+}
+
 /// The failure counts (see the module docs).
 #[derive(Debug)]
 pub struct Lockout {
@@ -170,6 +181,29 @@ impl Lockout {
     pub fn success(&mut self, user: NameKey, source: Option<Source>) {
         self.pairs.remove(&(user, source));
         self.accounts.remove(&user);
+    }
+
+    /// Forgets the failures (and lockouts) of `user` (with every address)
+    /// or of `source` (with every account), or all of them: an operator's
+    /// unlock. Returns how many entries went.
+    pub fn clear(&mut self, which: Unlock) -> usize {
+        let before = self.pairs.len() + self.accounts.len() + self.sources.len();
+        match which {
+            Unlock::All => {
+                self.pairs.clear();
+                self.accounts.clear();
+                self.sources.clear();
+            }
+            Unlock::User(user) => {
+                self.pairs.retain(|(u, _), _| *u != user);
+                self.accounts.remove(&user);
+            }
+            Unlock::Source(source) => {
+                self.pairs.retain(|(_, s), _| *s != Some(source));
+                self.sources.remove(&source);
+            }
+        }
+        before - (self.pairs.len() + self.accounts.len() + self.sources.len())
     }
 
     /// Entries held (pairs, accounts, sources).

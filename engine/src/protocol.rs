@@ -71,4 +71,10 @@ pub trait Codec: Send + Sync + fmt::Debug {
     fn history_entry_len(&self, message: &StoredMessage) -> usize;
     /// The bytes one user adds to an [`Event::RosterSnapshot`].
     fn roster_entry_len(&self, user: &Name) -> usize;
+    /// Whether a session that said `version` is told of `event` at all
+    /// (an event its version has no frame for is not queued for it).
+    fn tells(&self, event: &Event, version: u16) -> bool {
+        let _ = (event, version);
+        true
+    }
 }

@@ -155,6 +155,31 @@ pub enum Request<'a> {
         /// What to do, to whom, for how long and why.
         ask: ModerationAsk<'a>,
     },
+    /// Delete a message, leaving a tombstone (version 2).
+    Delete {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The message.
+        id: MessageId,
+        /// Why, for the audit log.
+        reason: &'a str,
+    },
+    /// A group owner's or moderator's action on a member (version 2).
+    GroupModerate {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The group.
+        group: Name,
+        /// What, to whom, for how long, why.
+        ask: GroupAsk<'a>,
+    },
+    /// A server notice to everyone (version 2).
+    Announce {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// The notice.
+        text: &'a str,
+    },
     /// Read a page of a conversation, newest first.
     History {
         /// Echoed in the answer.
@@ -201,6 +226,9 @@ impl Request<'_> {
             Request::Devices { .. } => "DEVICE_LIST_REQUEST",
             Request::RevokeDevice { .. } => "DEVICE_REVOKE",
             Request::Moderate { .. } => "MODERATE",
+            Request::Delete { .. } => "DELETE",
+            Request::Announce { .. } => "ANNOUNCE",
+            Request::GroupModerate { .. } => "GROUP_MODERATE",
         }
     }
 
@@ -218,7 +246,10 @@ impl Request<'_> {
             | Request::Send2 { reference, .. }
             | Request::Devices { reference }
             | Request::RevokeDevice { reference, .. }
-            | Request::Moderate { reference, .. } => *reference,
+            | Request::Moderate { reference, .. }
+            | Request::Delete { reference, .. }
+            | Request::Announce { reference, .. }
+            | Request::GroupModerate { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
@@ -252,7 +283,10 @@ impl Request<'_> {
             | Request::MarkRead { .. }
             | Request::Devices { .. }
             | Request::RevokeDevice { .. }
-            | Request::Moderate { .. } => 2,
+            | Request::Moderate { .. }
+            | Request::Delete { .. }
+            | Request::Announce { .. }
+            | Request::GroupModerate { .. } => 2,
             _ => 1,
         }
     }
@@ -266,6 +300,19 @@ pub struct ModerationAsk<'a> {
     /// To whom.
     pub user: Name,
     /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// What a GROUP_MODERATE asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupAsk<'a> {
+    /// What to do.
+    pub action: crate::frame::GroupAction,
+    /// To whom.
+    pub user: Name,
+    /// A mute's length in seconds; 0: until lifted.
     pub seconds: u32,
     /// Why.
     pub reason: &'a str,

@@ -58,6 +58,8 @@ pub(crate) fn key(q: &Queued) -> MessageId {
     match (q.message, q.event.event()) {
         (Some((_, id)), _) => id,
         (None, Event::CaughtUp { last_id }) => last_id.next(),
+        // Just after the message it deletes, so never before it.
+        (None, Event::Deleted { id, .. }) => id.next(),
         (None, _) => MessageId::ZERO,
     }
 }

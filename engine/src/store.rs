@@ -94,7 +94,16 @@ pub struct Loaded {
     pub last_id: MessageId,
     /// Every group with its members.
     pub groups: Vec<(Name, Vec<Name>)>,
+    /// Group roles: `(group, user, owner)`, owner false for a moderator.
+    pub roles: Vec<(Name, Name, bool)>,
+    /// Group mutes in force: `(group, user, seconds left or None for
+    /// until lifted, reason)`.
+    pub group_mutes: Vec<GroupMute>,
 }
+
+/// A group mute as loaded: `(group, user, seconds left or None for until
+/// lifted, reason)`.
+pub type GroupMute = (Name, Name, Option<u64>, String);
 
 /// A device as storage holds it: [`DeviceRecord`], and what logging in
 /// by it needs.
@@ -263,6 +272,54 @@ pub trait Store: Send {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let _ = (record, now_ms);
+        Ok(())
+    }
+    /// Tombstones message `id` at `now_ms`: its body is emptied, who
+    /// deleted it (and why, in the audit log) kept; history and replay
+    /// list it in their `deleted`. The tombstone, or `None` if no message
+    /// has that id. Deleting a tombstone again keeps the first deleter.
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+    /// Message `id` as stored (a tombstone's body is empty), if any.
+    fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// A DELETE: [`Store::delete_message`], refused with `NO_SUCH_MESSAGE`,
+    /// or with `NOT_OPERATOR` when `within` (the groups a non-operator
+    /// moderates) does not hold the message's group.
+    fn delete_within(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        reason: &str,
+        now_ms: u64,
+        within: Option<&[Name]>,
+    ) -> Result<Result<StoredMessage, ProtocolError>, StoreError> {
+        if let Some(groups) = within {
+            let Some(m) = self.message(id)? else {
+                return Ok(Err(ProtocolError::NoSuchMessage { id: id.0 }));
+            };
+            let theirs =
+                matches!(m.target, Target::Group(g) if groups.iter().any(|h| h.key() == g.key()));
+            if !theirs {
+                return Ok(Err(ProtocolError::NotOperator));
+            }
+        }
+        Ok(self
+            .delete_message(id, by, reason, now_ms)?
+            .ok_or(ProtocolError::NoSuchMessage { id: id.0 }))
+    }
+    /// Appends a line to the audit log. Stores without one (tests) keep
+    /// nothing.
+    fn audit_line(
+        &mut self,
+        line: &crate::effect::AuditLine,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (line, now_ms);
         Ok(())
     }
     /// Deletes every device of the user (a changed password); their ids.

@@ -2,15 +2,21 @@
 
 use std::io::{self, IsTerminal};
 
-use confab_engine::{Name, Password, ProtocolError};
+use confab_engine::{DeviceId, Name, Password, ProtocolError};
 
 use crate::auth::HashParams;
 use crate::cli::{PasswordArg, UserCommand};
 use crate::store::Store;
 use crate::Error;
 
-/// Runs one account command, printing its result on stdout.
-pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> Result<(), Error> {
+/// Runs one account command, printing its result on stdout; the devices
+/// it revoked (for the running server to close their sessions).
+pub fn run(
+    store: &mut dyn Store,
+    params: &HashParams,
+    command: UserCommand,
+) -> Result<Vec<DeviceId>, Error> {
+    let mut revoked = Vec::new();
     match command {
         UserCommand::Add { name, password } => {
             if store.account(&name)?.is_some() {
@@ -39,7 +45,7 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
             }
             println!("changed the password of {canonical}");
             if !keep_devices {
-                let revoked = store.revoke_devices(&canonical)?;
+                revoked = store.revoke_devices(&canonical)?;
                 println!("revoked {} devices of {canonical}", revoked.len());
             }
         }
@@ -68,14 +74,11 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
                 .device_by_name(&canonical, &device)?
                 .map_or(device, |d| d.record.name);
             match store.revoke_device(&canonical, &named)? {
-                Some(id) => println!(
-                    "revoked device {named} ({id}) of {canonical}; a running server refuses it from its next login"
-                ),
-                None => {
-                    return Err(Error::User(format!(
-                        "{canonical} has no device {device}"
-                    )))
+                Some(id) => {
+                    println!("revoked device {named} ({id}) of {canonical}");
+                    revoked.push(id);
                 }
+                None => return Err(Error::User(format!("{canonical} has no device {device}"))),
             }
         }
         UserCommand::List => {
@@ -91,7 +94,7 @@ pub fn run(store: &mut dyn Store, params: &HashParams, command: UserCommand) -> 
             ))
         }
     }
-    Ok(())
+    Ok(revoked)
 }
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.

@@ -15,6 +15,13 @@
 //! | `unban NAME`, `unmute NAME` | lifted |
 //! | `op NAME`, `deop NAME` | the account may send MODERATE, or no longer |
 //! | `mute NAME UNTIL_MS REASON` | SENDs refused |
+//! | `deleted ID BY SENDER TARGET` | message `ID` (from `SENDER` to `TARGET`: `room`, `group:NAME` or `user:NAME`), tombstoned in the database, is hidden by the clients that see it |
+//! | `announce TEXT` | every session logged in gets a NOTICE |
+//! | `group ACTION GROUP NAME SECONDS REASON` | a group action the command line committed (`group-remove`, `group-mute`, ...) takes effect |
+//! | `revoked ID...` | the sessions of these devices (revoked in the database) get ERROR DEVICE_REVOKED |
+//! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
+//! | `ban-address NET UNTIL_MS REASON` | connections from the block closed and turned away |
+//! | `unban-address NET` | lifted |
 //!
 //! The socket only changes the running hub: whatever must outlive a
 //! restart (bans, mutes, the audit log) the command line has written to
@@ -28,7 +35,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
-use confab_engine::Name;
+use confab_engine::effect::StoredMessage;
+use confab_engine::lockout::Unlock;
+use confab_engine::{MessageId, Name, Target};
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};
 use log::{info, warn};
@@ -191,8 +200,124 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             let had = shared.with_core(|core, _| core.hub.unmute(&user));
             Ok(vec![format!("lifted {had}")])
         }
+        "deleted" => {
+            let id = fields.get(1).copied().unwrap_or("");
+            let id = id
+                .parse::<u64>()
+                .map_err(|_| format!("bad message id {id:?}"))?;
+            let (by, sender) = (name(2)?, name(3)?);
+            let target = match fields.get(4).copied().unwrap_or("").split_once(':') {
+                None if fields.get(4) == Some(&"room") => Target::Room,
+                Some(("group", g)) => Target::Group(name_of(g)?),
+                Some(("user", u)) => Target::User(name_of(u)?),
+                _ => return Err("the target is room, group:NAME or user:NAME".to_owned()),
+            };
+            let tombstone = StoredMessage {
+                id: MessageId(id),
+                timestamp_ms: 0,
+                sender,
+                target,
+                body: String::new(),
+            };
+            let n = shared.with_core(|core, _| core.hub.tell_deleted(&tombstone, &by));
+            info!("control: {by} deleted message {id} ({n} sessions told)");
+            Ok(vec![format!("sessions {n}")])
+        }
+        "unlock" => {
+            let which = match (fields.get(1).copied(), fields.get(2).copied()) {
+                (None | Some(""), _) => Unlock::All,
+                (Some("user"), _) => Unlock::User(name(2)?.key()),
+                (Some("address"), Some(ip)) => {
+                    let ip: std::net::IpAddr =
+                        ip.parse().map_err(|e| format!("bad address {ip:?}: {e}"))?;
+                    Unlock::Source(crate::source::source_of(ip))
+                }
+                _ => return Err("unlock takes nothing, user NAME or address IP".to_owned()),
+            };
+            let n = shared.with_core(|core, _| core.hub.unlock(which));
+            info!("control: unlocked {which:?} ({n} entries)");
+            Ok(vec![format!("entries {n}")])
+        }
+        "ban-address" => {
+            let (text, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
+            let until = until(fields.get(2).copied().unwrap_or(""))?;
+            let reason = text_of(&fields, 3);
+            let n = shared.with_core(|core, now| {
+                core.hub
+                    .ban_address(now, net, until.map(|d| now + d), &reason)
+            });
+            info!("control: banned the addresses {text} ({n} sessions closed): {reason}");
+            Ok(vec![format!("sessions {n}")])
+        }
+        "unban-address" => {
+            let (_, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
+            let had = shared.with_core(|core, _| core.hub.unban_address(net));
+            Ok(vec![format!("lifted {had}")])
+        }
+        "group" => {
+            use confab_engine::frame::GroupAction;
+            let action = match fields.get(1).copied().unwrap_or("") {
+                "group-remove" => GroupAction::Remove,
+                "group-mute" => GroupAction::Mute,
+                "group-unmute" => GroupAction::Unmute,
+                "group-appoint" => GroupAction::Appoint,
+                "group-dismiss" => GroupAction::Dismiss,
+                other => return Err(format!("unknown group action {other:?}")),
+            };
+            let (group, user) = (name(2)?, name(3)?);
+            let seconds = fields.get(4).copied().unwrap_or("0");
+            let seconds: u32 = seconds
+                .parse()
+                .map_err(|_| format!("bad seconds {seconds:?}"))?;
+            let op = confab_engine::effect::GroupOp::Moderate {
+                group,
+                user,
+                action,
+                seconds,
+                reason: text(5),
+                by: name_of("operator")?,
+            };
+            shared.with_core(|core, now| core.hub.handle_group_committed(now, op, None));
+            info!("control: {} {user} in #{group}", action.as_str());
+            Ok(Vec::new())
+        }
+        "revoked" => {
+            let mut devices = Vec::new();
+            for id in &fields[1..] {
+                let id: u64 = id.parse().map_err(|_| format!("bad device id {id:?}"))?;
+                devices.push(confab_engine::DeviceId(id));
+            }
+            let n: usize = shared.with_core(|core, _| {
+                devices
+                    .iter()
+                    .map(|&d| core.hub.handle_device_revoked(d))
+                    .sum()
+            });
+            info!(
+                "control: {} devices revoked ({n} sessions closed)",
+                devices.len()
+            );
+            Ok(vec![format!("sessions {n}")])
+        }
+        "announce" => {
+            let notice = text(1);
+            if notice.is_empty() {
+                return Err("an announcement needs a text".to_owned());
+            }
+            let n = shared.with_core(|core, _| core.hub.announce(&notice));
+            info!("control: announced to {n} sessions: {notice}");
+            Ok(vec![format!("sessions {n}")])
+        }
         other => Err(format!("unknown request {other:?}")),
     }
+}
+
+fn text_of(fields: &[&str], i: usize) -> String {
+    fields.get(i).copied().unwrap_or("").to_owned()
+}
+
+fn name_of(field: &str) -> Result<Name, String> {
+    Name::new(field).map_err(|e| format!("bad name {field:?}: {e}"))
 }
 
 /// What `confab-server status` prints, one `key value...` per line.
@@ -230,6 +355,7 @@ fn status_lines(shared: &Shared, started: Instant) -> Vec<String> {
             stats.lockouts.0, stats.lockouts.1, stats.lockouts.2
         ),
         format!("bans {}", stats.bans),
+        format!("address_bans {}", stats.address_bans),
         format!("mutes {}", stats.mutes),
     ]
 }

@@ -315,6 +315,49 @@ impl Effects {
                     cluster.presence(user, presence);
                 }
             }
+            Effect::DeleteMessage {
+                conn,
+                reference,
+                actor,
+                id,
+                reason,
+                within,
+            } => {
+                let job = WriteJob::Delete {
+                    conn,
+                    reference,
+                    actor,
+                    id,
+                    reason,
+                    within,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::MessageDeleted {
+                        conn,
+                        reference,
+                        by: actor,
+                        result: Err(busy("deleting a message")),
+                    });
+                }
+            }
+            Effect::Audit {
+                conn,
+                reference,
+                line,
+            } => {
+                let job = WriteJob::Audit {
+                    conn,
+                    reference,
+                    line,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::Moderated {
+                        conn,
+                        reference,
+                        result: Err(busy("writing the audit log")),
+                    });
+                }
+            }
             // Not printed: a future effect may carry a password.
             _ => warn!("an effect this server does not know was dropped"),
         }

@@ -168,7 +168,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             match command {
                 UserCommand::Op { name } => pg_operator(&mut store, &name, true),
                 UserCommand::Deop { name } => pg_operator(&mut store, &name, false),
-                command => admin::run(&mut store, &args.hash_params(), command),
+                command => admin::run(&mut store, &args.hash_params(), command).map(drop),
             }
         }
         Some(Command::User(command)) => {
@@ -184,7 +184,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
                     ops::deleted(&args.data_dir, &name)
                 }
-                command => admin::run(&mut store, &args.hash_params(), command),
+                command => {
+                    let revoked = admin::run(&mut store, &args.hash_params(), command)?;
+                    ops::revoked(&args.data_dir, &revoked)
+                }
             }
         }
         Some(Command::CheckConfig { .. }) => Ok(()),
@@ -221,14 +224,21 @@ fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error>
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    let (sanctions, operators) = match postgres_url(args)? {
+    // Address bans are the SQLite store's still: a cluster node starts
+    // without them (docs/SCALING.md).
+    let (sanctions, operators, address_bans) = match postgres_url(args)? {
         Some(url) => {
             let mut store = PgStore::open(url)?;
-            (store.sanctions(ops::now_ms())?, store.operators()?)
+            (
+                store.sanctions(ops::now_ms())?,
+                store.operators()?,
+                Vec::new(),
+            )
         }
         None => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
-            (store.sanctions(ops::now_ms())?, store.operators()?)
+            let (s, o) = (store.sanctions(ops::now_ms())?, store.operators()?);
+            (s, o, store.address_bans(ops::now_ms())?)
         }
     };
     let cluster = match (postgres_url(args)?, &args.bus) {
@@ -259,6 +269,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error>
             counters_on_signal: true,
             control_dir: Some(args.data_dir.clone()),
             sanctions,
+            address_bans,
             operators,
             metrics_listen: args.metrics_listen,
             cluster,

@@ -443,6 +443,13 @@ impl Collector for HubCollector {
         )?;
         gauge(
             &mut e,
+            "confab_address_bans",
+            "Bans of address blocks in force",
+            None,
+            stats.address_bans as i64,
+        )?;
+        gauge(
+            &mut e,
             "confab_mutes",
             "Mutes in force",
             None,

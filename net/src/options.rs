@@ -57,6 +57,8 @@ pub struct ServerOptions {
     pub control_dir: Option<std::path::PathBuf>,
     /// Bans and mutes in force at start (from the database).
     pub sanctions: Vec<StoredSanction>,
+    /// The address bans stored, put in force at start.
+    pub address_bans: Vec<crate::store::sqlite::StoredAddressBan>,
     /// The server operators at start (from the database).
     pub operators: Vec<confab_engine::Name>,
     /// Serve Prometheus metrics here (see [`crate::metrics`]).
@@ -94,6 +96,7 @@ impl Default for ServerOptions {
             irc: IrcConfig::default(),
             control_dir: None,
             sanctions: Vec::new(),
+            address_bans: Vec::new(),
             operators: Vec::new(),
             metrics_listen: None,
             tls_slot: None,

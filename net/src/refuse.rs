@@ -45,6 +45,7 @@ pub(crate) struct Refusals {
     full: u64,
     per_source: u64,
     flooded: u64,
+    banned: u64,
     /// When the counted ones are due to be summed up; `None`: none counted.
     due: Option<Instant>,
 }
@@ -56,6 +57,7 @@ impl Refusals {
             full: 0,
             per_source: 0,
             flooded: 0,
+            banned: 0,
             due: None,
         }
     }
@@ -86,6 +88,7 @@ impl Refusals {
                 TurnedAway::Full => self.full += 1,
                 TurnedAway::PerSource => self.per_source += 1,
                 TurnedAway::Flooded => self.flooded += 1,
+                TurnedAway::Banned => self.banned += 1,
             },
         }
         // An address barred for flooding gets no linger: it would only
@@ -113,13 +116,13 @@ impl Refusals {
     /// Logs what was counted since the last line, if anything; a quiet
     /// interval ends the summing up.
     pub(crate) fn summarize(&mut self, now: Instant) {
-        let total = self.full + self.per_source + self.flooded;
+        let total = self.full + self.per_source + self.flooded + self.banned;
         if total == 0 {
             self.due = None;
             return;
         }
         info!(
-            "turned away {total} more connections in {} s: {} {}, {} {}, {} {}",
+            "turned away {total} more connections in {} s: {} {}, {} {}, {} {}, {} {}",
             SUMMARY_EVERY.as_secs(),
             self.per_source,
             describe(TurnedAway::PerSource),
@@ -127,10 +130,13 @@ impl Refusals {
             describe(TurnedAway::Full),
             self.flooded,
             describe(TurnedAway::Flooded),
+            self.banned,
+            describe(TurnedAway::Banned),
         );
         self.full = 0;
         self.per_source = 0;
         self.flooded = 0;
+        self.banned = 0;
         self.due = Some(now + SUMMARY_EVERY);
     }
 }
@@ -140,5 +146,6 @@ pub(crate) fn describe(reason: TurnedAway) -> &'static str {
         TurnedAway::Full => "the server is full",
         TurnedAway::PerSource => "too many connections from the address",
         TurnedAway::Flooded => "the address flooded before logging in",
+        TurnedAway::Banned => "the address is banned",
     }
 }

@@ -21,6 +21,8 @@ pub struct Reloaded {
     pub engine: Config,
     /// The bans and mutes stored now.
     pub sanctions: Vec<StoredSanction>,
+    /// The address bans stored now.
+    pub address_bans: Vec<crate::store::sqlite::StoredAddressBan>,
     /// What changed but takes a restart, and other remarks.
     pub notes: Vec<String>,
 }
@@ -39,6 +41,7 @@ pub(crate) fn apply(shared: &Shared, reloader: &dyn Reload) -> Result<Vec<String
                 core.hub.reconfigure(r.engine);
                 core.hub.clear_sanctions();
                 crate::sanctions::apply(&mut core.hub, &r.sanctions);
+                crate::sanctions::apply_addresses(&mut core.hub, &r.address_bans);
                 let _ = now;
             });
             for note in &r.notes {

@@ -41,8 +41,8 @@ impl Reload for FileReloader {
             }
             _ => None,
         };
-        let sanctions = sqlite_store(&self.data_dir, self.sync)
-            .and_then(|mut s| Ok(s.sanctions(ops::now_ms())?))
+        let (sanctions, address_bans) = sqlite_store(&self.data_dir, self.sync)
+            .and_then(|mut s| Ok((s.sanctions(ops::now_ms())?, s.address_bans(ops::now_ms())?)))
             .map_err(|e| vec![format!("reading bans and mutes: {e}")])?;
         logger::reconfigure(serve.log_level.into(), serve.log_file.as_deref()).map_err(|e| {
             vec![format!(
@@ -64,6 +64,7 @@ impl Reload for FileReloader {
         Ok(Reloaded {
             engine,
             sanctions,
+            address_bans,
             notes,
         })
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_engine::Hub;
 
-use crate::store::sqlite::{SanctionKind, StoredSanction};
+use crate::store::sqlite::{SanctionKind, StoredAddressBan, StoredSanction};
 
 /// Gives the hub the bans and mutes read from the database at start.
 pub(crate) fn apply(hub: &mut Hub, sanctions: &[StoredSanction]) {
@@ -24,6 +24,27 @@ pub(crate) fn apply(hub: &mut Hub, sanctions: &[StoredSanction]) {
                 hub.ban(now, &s.name, until, &s.reason);
             }
             SanctionKind::Mute => hub.mute(now, &s.name, until, &s.reason),
+        }
+    }
+}
+
+/// Gives the hub the address bans read from the database; one whose
+/// block no longer parses (an older build's text) is logged and skipped.
+pub(crate) fn apply_addresses(hub: &mut Hub, bans: &[StoredAddressBan]) {
+    let now = Instant::now();
+    for b in bans {
+        let left = match b.until_ms {
+            None => None,
+            Some(ms) => match until(&ms.to_string()) {
+                Ok(left) => left,
+                Err(_) => continue,
+            },
+        };
+        match crate::source::parse_net(&b.net) {
+            Ok((_, net)) => {
+                hub.ban_address(now, net, left.map(|d| now + d), &b.reason);
+            }
+            Err(e) => log::warn!("a stored address ban is skipped: {e}"),
         }
     }
 }

@@ -115,6 +115,12 @@ impl Server {
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
         let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
+        hub.set_group_roles(&loaded.roles);
+        let now = std::time::Instant::now();
+        for (group, user, left, reason) in &loaded.group_mutes {
+            let until = left.map(|s| now + std::time::Duration::from_secs(s));
+            hub.mute_in_group(now, group, user, until, reason);
+        }
         let irc = match options.irc_listen {
             Some(at) => {
                 let config = IrcConfig {
@@ -129,6 +135,7 @@ impl Server {
             None => None,
         };
         crate::sanctions::apply(&mut hub, &options.sanctions);
+        crate::sanctions::apply_addresses(&mut hub, &options.address_bans);
         for operator in &options.operators {
             hub.set_operator(operator, true);
         }
@@ -420,7 +427,8 @@ async fn serve(
     let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
     let web = options.web.as_ref().map(|w| {
         let tls = options.tls.clone();
-        Arc::new(Web::new(w, tls, &options.engine, web_stopping))
+        let slot = options.tls_slot.clone();
+        Arc::new(Web::new(w, tls, slot, &options.engine, web_stopping))
     });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();

@@ -7,7 +7,8 @@
 
 use std::net::IpAddr;
 
-use confab_engine::Source;
+use confab_engine::{Source, SourceNet};
+use ipnet::IpNet;
 
 /// The engine's key for a peer's address.
 pub fn source_of(ip: IpAddr) -> Source {
@@ -16,6 +17,31 @@ pub fn source_of(ip: IpAddr) -> Source {
         IpAddr::V6(v6) => v6,
     };
     Source(u128::from(v6))
+}
+
+/// An operator's address block: `10.0.0.0/8`, `2001:db8::/32`, or one
+/// address (a `/32` or `/128`). Its canonical text (the network address,
+/// bits below the prefix cleared), which is how it is stored, and the
+/// engine's block of sources (IPv4 mapped, as [`source_of`] maps it).
+/// `ipnet` parses and truncates the CIDR text.
+pub fn parse_net(text: &str) -> Result<(String, SourceNet), String> {
+    let net: IpNet = match text.parse::<IpNet>() {
+        Ok(net) => net.trunc(),
+        Err(_) => match text.parse::<IpAddr>() {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(format!(
+                    "{text:?} is not an address or a block like 10.0.0.0/8 or 2001:db8::/32"
+                ))
+            }
+        },
+    };
+    let (base, prefix) = match net {
+        IpNet::V4(v4) => (source_of(IpAddr::V4(v4.network())).0, 96 + v4.prefix_len()),
+        IpNet::V6(v6) => (u128::from(v6.network()), v6.prefix_len()),
+    };
+    let block = SourceNet::new(base, prefix).ok_or_else(|| format!("{text:?}: bad prefix"))?;
+    Ok((net.to_string(), block))
 }
 
 #[cfg(test)]
@@ -35,6 +61,24 @@ mod tests {
         check("127.0.0.1", 0xffff_7f00_0001);
         check("0.0.0.0", 0xffff_0000_0000);
         check("255.255.255.255", 0xffff_ffff_ffff);
+    }
+
+    #[test]
+    fn blocks_parse_to_their_canonical_text_and_hold_their_addresses() {
+        let (text, net) = parse_net("10.1.2.3/8").expect("valid");
+        assert_eq!(text, "10.0.0.0/8");
+        let ip = |s: &str| source_of(s.parse().expect("test address"));
+        assert!(net.contains(ip("10.200.0.1")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        let (text, one) = parse_net("192.0.2.7").expect("valid");
+        assert_eq!(text, "192.0.2.7/32");
+        assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
+        let (text, v6) = parse_net("2001:db8::1/32").expect("valid");
+        assert_eq!(text, "2001:db8::/32");
+        assert!(v6.contains(ip("2001:db8:ffff::1")));
+        assert!(!v6.contains(ip("2001:db9::1")));
+        assert!(parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("example.com").unwrap_err().contains("10.0.0.0/8"));
     }
 
     #[test]

@@ -510,3 +510,34 @@ def test_page_size_and_first_paint(browser, server):
     assert 0 < transferred < 150 * 1024, f"{transferred} bytes transferred"
     assert "first-contentful-paint" in paint
     ctx.close()
+
+
+# ---- an operator's deletion and announcement ----
+
+def test_a_deleted_message_shows_who_deleted_it_and_an_announcement_shows_in_the_banner(browser, server):
+    import subprocess
+    from harness import binary, clean_env
+    u = User(browser, server, "pia", "pia-pw").register()
+    confab(server, "send", "--user", "oscar", "--password", "oscar-pw", "--register", "--to", "all",
+           "buy my coins")
+    u.wait_text("buy my coins")
+    msg_id = u.page.evaluate(
+        "() => [...document.querySelectorAll('#messages li.msg[data-id]')]"
+        ".find(li => li.textContent.includes('buy my coins')).dataset.id")
+
+    def operator(*args):
+        out = subprocess.run([binary("confab-server"), "--data-dir", str(server.data_dir), *args],
+                             capture_output=True, text=True, timeout=WAIT, env=clean_env(server.tmp))
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert f"deleted message {msg_id}" in operator("delete", msg_id, "--reason", "spam")
+    u.wait_text("(deleted by operator)")
+    assert u.count("buy my coins") == 0, "the body is hidden"
+    operator("announce", "maintenance at noon")
+    u.page.wait_for_function(
+        "() => !document.getElementById('banner').hidden && "
+        "document.getElementById('banner-text').textContent.includes('Announcement: maintenance at noon')",
+        timeout=MS)
+    assert not u.errors, u.errors
+    u.context.close()

@@ -433,3 +433,36 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Reads `d` until an ERROR arrives; its code.
+fn closed_with(d: &mut Device) -> ErrorCode {
+    loop {
+        match d.recv(WAIT) {
+            Ok(In::Error { code, .. }) => return code,
+            Ok(_) => {}
+            Err(e) => panic!("the device was not told: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_password_change_or_revoke_on_the_command_line_closes_the_devices_sessions_at_once() {
+    let server = Server::start();
+    let (mut laptop, _) = paired(&server, "ann", "laptop");
+    let (mut phone, _) = log_in(&server, "ann", "phone");
+
+    let run = server.user_command(&["revoke", "ann", "LAPTOP"], None);
+    assert!(
+        run.ok().contains("closed 1 sessions of those devices"),
+        "{run:?}"
+    );
+    assert_eq!(closed_with(&mut laptop), ErrorCode::DeviceRevoked);
+
+    let run = server.user_command(&["passwd", "ann"], Some("a new password"));
+    assert!(run.ok().contains("revoked 1 devices of ann"), "{run:?}");
+    assert!(
+        run.ok().contains("closed 1 sessions of those devices"),
+        "{run:?}"
+    );
+    assert_eq!(closed_with(&mut phone), ErrorCode::DeviceRevoked);
+}

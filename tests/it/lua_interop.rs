@@ -99,6 +99,12 @@ impl LuaChat {
     /// Like [`LuaChat::start`], connecting to `port` (a relay in front of
     /// the server).
     fn start_on(port: u16, user: &str, args: &[&str]) -> LuaChat {
+        LuaChat::start_fed(port, user, args, None)
+    }
+
+    /// Like [`LuaChat::start_on`], with `input` on its standard input
+    /// (for `--stdin`; closed after it).
+    fn start_fed(port: u16, user: &str, args: &[&str], input: Option<&str>) -> LuaChat {
         let script = lua_dir().join("confab-chat.lua");
         let port = port.to_string();
         let pw = password(user);
@@ -114,11 +120,17 @@ impl LuaChat {
             &pw,
         ];
         all.extend_from_slice(args);
-        let mut child = lua(&all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lua5.4 starts");
+        let mut cmd = lua(&all);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("lua5.4 starts");
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(input.as_bytes())
+                .expect("the Lua client reads its stdin");
+        }
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = mpsc::channel();
@@ -797,4 +809,60 @@ fn lua_device_resends_unacked_sends_exactly_once_and_resumes_at_its_bookmark() {
         "{}",
         back.report()
     );
+}
+
+#[test]
+fn a_lua_operator_kicks_bans_deletes_and_announces_on_the_real_server() {
+    let server = Server::start();
+    server.register("luna", &password("luna"));
+    server.user_command(&["op", "luna"], None).ok();
+    let mut bob = server.client("bob").listen();
+    let mut dave = server.client("dave").listen();
+    let spam = server.client("dave").send("all", "spam spam");
+    bob.wait_message("spam spam");
+
+    let input = format!(
+        "/kick bob take a break\n/delete {spam} spam\n/announce hello from lua\n/ban dave 3600 go away\n"
+    );
+    let mut luna = LuaChat::start_fed(
+        server.port(),
+        "luna",
+        &["--protocol", "2", "--stdin", "--listen", "1"],
+        Some(&input),
+    );
+    let (code, stderr) = bob.wait_exit();
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("KICKED") && stderr.contains("take a break"),
+        "{stderr}"
+    );
+    let told = dave.wait_for("the deletion", |v| {
+        v["event"] == "deleted" && v["id"] == spam
+    });
+    assert_eq!(told["by"], "luna", "{told}");
+    dave.wait_for("the notice", |v| {
+        v["event"] == "notice" && v["text"] == "hello from lua"
+    });
+    let (code, stderr) = dave.wait_exit();
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("BANNED") && stderr.contains("go away"),
+        "{stderr}"
+    );
+    let oks = (0..4)
+        .map(|i| luna.wait_for(&format!("OK {i}"), kind("ok")))
+        .count();
+    assert_eq!(oks, 4, "{}", luna.report());
+    let (code, _) = luna.wait_exit();
+    assert_eq!(code, Some(0), "{}", luna.report());
+
+    let refused = server.client("dave").run(&["send", "--to", "all", "back"]);
+    assert!(refused.stderr.contains("BANNED"), "{refused:?}");
+    let audit = server.server_command(&["audit"]);
+    for line in [
+        "\tluna\tkick\tbob\ttake a break",
+        "\tluna\tban\tdave\tgo away",
+    ] {
+        assert!(audit.ok().contains(line), "{line:?} in {audit:?}");
+    }
 }

@@ -288,3 +288,139 @@ fn the_headless_client_moderates_for_an_operator_and_is_refused_for_anyone_else(
         "{stderr}"
     );
 }
+
+/// Logs `user` in with `secret`; the server's refusal, if any.
+fn login_with(server: &Server, user: &str, secret: &str) -> Option<confab::ServerError> {
+    let mut c = server.connect();
+    let name = Name::new(user).expect("valid");
+    match c.login(name, secret, LoginOptions::default(), WAIT) {
+        Ok(_) => None,
+        Err(ConnectionError::Refused(e)) => Some(e),
+        Err(e) => panic!("logging in {user}: {e}"),
+    }
+}
+
+#[test]
+fn unlock_clears_failed_logins_on_the_running_server_at_once() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    for _ in 0..3 {
+        let e = login_with(&server, "alice", "not her password").expect("refused");
+        assert!(
+            matches!(e.code, ErrorCode::BadCredentials | ErrorCode::LockedOut),
+            "{e:?}"
+        );
+    }
+    let e = login_refusal(&server, "alice").expect("the right password must wait now");
+    assert_eq!(e.code, ErrorCode::LockedOut, "{e:?}");
+    let status = server.server_command(&["status"]);
+    assert!(
+        !status
+            .ok()
+            .contains("lockouts pairs=0 accounts=0 addresses=0"),
+        "{status:?}"
+    );
+
+    let run = server.server_command(&["unlock", "--address", "127.0.0.1"]);
+    assert!(run.ok().contains("unlocked 127.0.0.1"), "{run:?}");
+    assert!(
+        login_refusal(&server, "alice").is_none(),
+        "unlocked at once"
+    );
+
+    let run = server.server_command(&["unlock"]);
+    assert!(run.ok().contains("unlocked everyone"), "{run:?}");
+    let status = server.server_command(&["status"]);
+    assert!(
+        status
+            .ok()
+            .contains("lockouts pairs=0 accounts=0 addresses=0"),
+        "{status:?}"
+    );
+    let audit = server.server_command(&["audit"]);
+    assert!(
+        audit.ok().contains("\toperator\tunlock\t127.0.0.1\t"),
+        "{audit:?}"
+    );
+}
+
+/// `retry_after_ms` of an ERROR's debug text.
+fn retry_of(debug: &str) -> u64 {
+    debug
+        .split("retry_after_ms: ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retry_after_ms in {debug}"))
+}
+
+#[test]
+fn an_address_ban_closes_and_turns_away_its_block_with_the_time_left_across_a_restart() {
+    let server = Server::start();
+    server.register("alice", &password("alice"));
+    let mut raw = Raw::connect(&server);
+    raw.login("alice", &password("alice"));
+
+    // Another block: nothing happens to 127.0.0.1.
+    let run = server.server_command(&["ban-address", "10.1.2.3/8", "--reason", "elsewhere"]);
+    assert!(
+        run.ok()
+            .contains("banned 10.0.0.0/8 for good; closed 0 sessions"),
+        "{run:?}"
+    );
+    assert!(login_refusal(&server, "alice").is_none());
+
+    let run = server.server_command(&[
+        "ban-address",
+        "127.0.0.0/8",
+        "--for",
+        "1h",
+        "--reason",
+        "abuse",
+    ]);
+    assert!(run.ok().contains("banned 127.0.0.0/8 until"), "{run:?}");
+    assert!(run.ok().contains("closed 1 sessions"), "{run:?}");
+    raw.expect_error(ErrorCode::Banned);
+    raw.expect_closed();
+
+    let turned_away = |server: &Server| {
+        let mut fresh = Raw::connect(server);
+        let g = fresh.next();
+        assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Banned), "{}", g.debug);
+        assert!(g.debug.contains("this address is banned"), "{}", g.debug);
+        assert!(g.debug.contains("abuse"), "{}", g.debug);
+        let left = retry_of(&g.debug);
+        assert!(
+            (3_500_000..=3_600_000).contains(&left),
+            "about an hour: {}",
+            g.debug
+        );
+        fresh.expect_closed();
+    };
+    turned_away(&server);
+    let server = server.restart();
+    turned_away(&server);
+    let status = server.server_command(&["status"]);
+    assert!(
+        status.ok().lines().any(|l| l == "address_bans 2"),
+        "{status:?}"
+    );
+
+    let run = server.server_command(&["unban-address", "127.0.0.1/8"]);
+    assert!(
+        run.ok().contains("lifted the ban of 127.0.0.0/8"),
+        "{run:?}"
+    );
+    assert!(login_refusal(&server, "alice").is_none(), "lifted at once");
+
+    let bad = server.server_command(&["ban-address", "localhost"]);
+    assert_ne!(bad.code, Some(0), "{bad:?}");
+    assert!(bad.stderr.contains("not an address or a block"), "{bad:?}");
+    let audit = server.server_command(&["audit"]);
+    for line in [
+        "\toperator\tban-address\t127.0.0.0/8\tabuse",
+        "\toperator\tunban-address\t127.0.0.0/8\t",
+    ] {
+        assert!(audit.ok().contains(line), "{line:?} in {audit:?}");
+    }
+}

@@ -43,6 +43,30 @@ fn tls_login(server: &Server, ca: &Path, user: &str) -> Result<Connection, Conne
     Ok(c)
 }
 
+/// A TLS handshake with the web port, trusting only `ca`.
+fn web_handshake(addr: std::net::SocketAddr, ca: &Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca).expect("the certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.expect("PEM")).expect("a usable certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("a TLS client");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("the web port accepts");
+    tcp.set_read_timeout(Some(WAIT)).expect("a timeout");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn refusal(c: &mut Connection, body: &str) -> Option<ErrorCode> {
     match c.send(Target::Room, body, WAIT) {
         Ok(_) => None,
@@ -65,7 +89,13 @@ fn a_sighup_changes_a_limit_the_log_level_and_the_certificate_while_100_clients_
         )
     };
     write_config(&config, &settings(&cert1, &key1, 2000, "warn"));
-    let server = Server::start_with(&["--config", &config.to_string_lossy()]);
+    let server = Server::start_with(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--web-listen",
+        "127.0.0.1:0",
+    ]);
+    web_handshake(server.web_addr(), &cert1).expect("the web port serves the first certificate");
 
     let mut clients: Vec<Connection> = (0..100)
         .map(|i| tls_login(&server, &cert1, &format!("user{i}")).expect("logs in over TLS"))
@@ -93,6 +123,30 @@ fn a_sighup_changes_a_limit_the_log_level_and_the_certificate_while_100_clients_
         "the old certificate is gone"
     );
     let fresh = tls_login(&server, &cert2, "newcomer").expect("the new certificate serves");
+    // The web port's handshakes too.
+    let old = web_handshake(server.web_addr(), &cert1);
+    assert!(
+        old.is_err(),
+        "the web port still serves the old certificate"
+    );
+    web_handshake(server.web_addr(), &cert2).expect("the web port serves the new one");
+    // The clients kept their subscriptions: a message after the reload
+    // reaches the last of them.
+    assert_eq!(refusal(&mut clients[2], "after the reload"), None);
+    let last = clients.last_mut().expect("100 clients");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "client 99 did not get the message sent after the reload"
+        );
+        match last.next_event(left) {
+            Ok(Some(confab::Event::Message(m))) if m.body == "after the reload" => break,
+            Ok(_) => {}
+            Err(e) => panic!("client 99: {e}"),
+        }
+    }
     let fingerprint = &fresh.tls().expect("TLS").fingerprint;
     server.wait_log("the new fingerprint", |l| l.contains(fingerprint.as_str()));
     // At info, connections are logged now.

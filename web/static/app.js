@@ -169,6 +169,12 @@ client.on = (ev) => {
       client.groupList();
       break;
     case "notice": banner(ev.text, ev.level); break;
+    case "deleted":
+      for (const c of convs.values()) {
+        const m = c.msgs.get(ev.id);
+        if (m) { m.deletedBy = ev.by; draw(c.key === active); }
+      }
+      break;
     case "signed_out": resetState(); showLogin(ev.text); break;
     default: break;
   }
@@ -342,7 +348,11 @@ function messageItem(m, cls) {
   t.dateTime = new Date(m.ts).toISOString();
   t.title = new Date(m.ts).toLocaleString();
   const p = el("div");
-  p.append(el("span", "who", m.sender), el("span", "text", m.body));
+  // A deleted message (a tombstone's empty body, then DELETED says who).
+  const gone = m.deletedBy !== undefined || (m.id !== undefined && m.body === "");
+  const text = gone ? el("span", "text deleted", m.deletedBy ? `(deleted by ${m.deletedBy})` : "(deleted)")
+    : el("span", "text", m.body);
+  p.append(el("span", "who", m.sender), text);
   li.append(t, p);
   return li;
 }

@@ -316,6 +316,8 @@ export class Client {
         this.on({ type: "history", target: f.target, more: f.more, messages: f.messages, why: req.why });
         break;
       }
+      case "DELETED": this.on({ type: "deleted", id: f.id, by: f.by }); break;
+      case "NOTICE": this.on({ type: "notice", level: "warn", text: `Announcement: ${f.text}` }); break;
       case "ERROR": this.onError(f); break;
       case "SHUTDOWN":
         this.shutdownRetry = f.retry_after_ms;

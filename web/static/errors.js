@@ -37,6 +37,8 @@ export const ERRORS = {
   42: ["BANNED", true, "This account is banned."],
   43: ["MUTED", false, "You are muted: your message was not sent."],
   44: ["NOT_OPERATOR", false, "Only a server operator may do that."],
+  45: ["NO_SUCH_MESSAGE", false, "There is no such message (it may have expired)."],
+  46: ["NOT_GROUP_MODERATOR", false, "Only the group's owner or moderators may do that."],
 };
 
 export function errorName(code) { return ERRORS[code] ? ERRORS[code][0] : `ERROR_${code}`; }

@@ -40,6 +40,10 @@ const SCHEMA = {
   0x20: ["DEVICE_REVOKE", [["ref", "u32"], ["device", "name"]]],
   0x21: ["MODERATE", [["ref", "u32"], ["action", "u8"], ["user", "name"], ["seconds", "u32"],
     ["reason", "text"]]],
+  0x22: ["DELETE", [["ref", "u32"], ["id", "u64"], ["reason", "text"]]],
+  0x23: ["ANNOUNCE", [["ref", "u32"], ["text", "text"]]],
+  0x24: ["GROUP_MODERATE", [["ref", "u32"], ["group", "name"], ["action", "u8"], ["user", "name"],
+    ["seconds", "u32"], ["reason", "text"]]],
   0x40: ["SERVER_HELLO", [["version", "u16"], ["server", "short"],
     ["registration_open", "flag"], ["max_frame", "u32"], ["max_frame_pre_auth", "u32"],
     ["max_body", "u16"], ["msg_rate", "u16"], ["msg_burst", "u16"],
@@ -65,6 +69,8 @@ const SCHEMA = {
   0x4f: ["READ_MARKER", [["target", "target"], ["id", "u64"]]],
   0x50: ["DEVICE_LIST", [["ref", "u32"], ["devices", "list",
     [["device", "name"], ["created_ms", "u64"], ["last_seen_ms", "u64"], ["current", "flag"]]]]],
+  0x51: ["DELETED", [["id", "u64"], ["by", "name"]]],
+  0x52: ["NOTICE", [["text", "text"]]],
 };
 
 export const TYPE = {};

@@ -52,6 +52,12 @@ local EXPECTED = {
     { device = "laptop", created_ms = TS, last_seen_ms = TS, current = 1 } } },
   DEVICE_REVOKE = { type = "DEVICE_REVOKE", ref = 4, device = "laptop" },
   MODERATE = { type = "MODERATE", ref = 5, action = 1, user = "bob", seconds = 3600, reason = "spam" },
+  DELETE = { type = "DELETE", ref = 6, id = 42, reason = "spam" },
+  ANNOUNCE = { type = "ANNOUNCE", ref = 7, text = "back soon" },
+  GROUP_MODERATE = { type = "GROUP_MODERATE", ref = 8, group = "dev", action = 1, user = "bob", seconds = 600,
+    reason = "spam" },
+  DELETED = { type = "DELETED", id = 42, by = "alice" },
+  NOTICE = { type = "NOTICE", text = "back soon" },
   ["ERROR DEVICE_REVOKED"] = { type = "ERROR", code = 38, ref = 0, retry_after_ms = 0, text = "device revoked" },
 }
 

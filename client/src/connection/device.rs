@@ -110,6 +110,40 @@ impl Connection {
         self.answer(r, "answer to MODERATE", timeout).map(|_| ())
     }
 
+    /// A server operator's DELETE of message `id`, waiting for its OK.
+    pub fn delete(
+        &mut self,
+        id: MessageId,
+        reason: &str,
+        timeout: Duration,
+    ) -> Result<(), ConnectionError> {
+        let r = self.session.delete(id, reason)?;
+        self.answer(r, "answer to DELETE", timeout).map(|_| ())
+    }
+
+    /// A group owner's or moderator's GROUP_MODERATE, waiting for its OK.
+    pub fn group_moderate(
+        &mut self,
+        group: Name,
+        action: confab_engine::frame::GroupAction,
+        user: Name,
+        seconds: u32,
+        reason: &str,
+        timeout: Duration,
+    ) -> Result<(), ConnectionError> {
+        let r = self
+            .session
+            .group_moderate(group, action, user, seconds, reason)?;
+        self.answer(r, "answer to GROUP_MODERATE", timeout)
+            .map(|_| ())
+    }
+
+    /// A server operator's ANNOUNCE, waiting for its OK.
+    pub fn announce(&mut self, text: &str, timeout: Duration) -> Result<(), ConnectionError> {
+        let r = self.session.announce(text)?;
+        self.answer(r, "answer to ANNOUNCE", timeout).map(|_| ())
+    }
+
     /// Marks a conversation read up to `id`.
     pub fn mark_read(&mut self, target: Target, id: MessageId) -> Result<(), ConnectionError> {
         self.session.mark_read(target, id)?;

@@ -46,6 +46,20 @@ pub enum Request {
         /// To whom.
         user: Name,
     },
+    /// DELETE of this message.
+    Delete {
+        /// The message.
+        id: MessageId,
+    },
+    /// ANNOUNCE.
+    Announce,
+    /// GROUP_MODERATE of this member of this group.
+    GroupModerate {
+        /// The group.
+        group: Name,
+        /// The member.
+        user: Name,
+    },
     /// LOGOUT.
     Logout,
     /// SEND to this target.
@@ -289,6 +303,19 @@ pub enum Event {
         /// The token.
         token: u64,
     },
+    /// A message was deleted (by an operator): hide it. In history and
+    /// resume a deleted message has an empty body and is followed by this.
+    Deleted {
+        /// The message.
+        id: MessageId,
+        /// Who deleted it.
+        by: Name,
+    },
+    /// A server notice: an operator's announcement.
+    Notice {
+        /// The text.
+        text: String,
+    },
     /// The server is shutting down; come back after the delay.
     Shutdown {
         /// When to reconnect, in ms.
@@ -394,6 +421,8 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         Banned => "BANNED",
         Muted => "MUTED",
         NotOperator => "NOT_OPERATOR",
+        NoSuchMessage => "NO_SUCH_MESSAGE",
+        NotGroupModerator => "NOT_GROUP_MODERATOR",
         _ => "UNKNOWN",
     }
 }

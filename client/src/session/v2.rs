@@ -181,6 +181,62 @@ impl Session {
         Ok(reference)
     }
 
+    /// A server operator's DELETE of message `id`, answered by
+    /// [`Event::Ok`] (and, to everyone who saw it, [`Event::Deleted`]).
+    pub fn delete(&mut self, id: MessageId, reason: &str) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reason = Text::new(reason).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::Delete { id });
+        self.queue(&Frame::Delete {
+            reference,
+            id,
+            reason,
+        });
+        Ok(reference)
+    }
+
+    /// A group owner's or moderator's GROUP_MODERATE (see PROTOCOL.md,
+    /// "Group roles"), answered by [`Event::Ok`] or an error.
+    pub fn group_moderate(
+        &mut self,
+        group: Name,
+        action: confab_engine::frame::GroupAction,
+        user: Name,
+        seconds: u32,
+        reason: &str,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let reason = Text::new(reason).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::GroupModerate { group, user });
+        self.queue(&Frame::GroupModerate {
+            reference,
+            group,
+            action,
+            user,
+            seconds,
+            reason,
+        });
+        Ok(reference)
+    }
+
+    /// A server operator's ANNOUNCE: every session gets [`Event::Notice`].
+    pub fn announce(&mut self, text: &str) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let text = Text::new(text).map_err(|e| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        })?;
+        let reference = self.request(Request::Announce);
+        self.queue(&Frame::Announce { reference, text });
+        Ok(reference)
+    }
+
     /// The unacknowledged sends, the client id counter and the newest id
     /// seen, for the session that replaces this one after a reconnect.
     /// This session keeps an empty outbox with the same counter.
@@ -317,6 +373,10 @@ impl Session {
                 self.pending.remove(&reference);
                 self.push(Event::DeviceList { reference, devices });
             }
+            Frame::Deleted { id, by } => self.push(Event::Deleted { id, by }),
+            Frame::Notice { text } => self.push(Event::Notice {
+                text: text.as_str().to_owned(),
+            }),
             other => return Some(other),
         }
         None

@@ -70,6 +70,9 @@ impl fmt::Debug for ConvId {
     }
 }
 
+/// What a deleted message shows instead of its body.
+pub(crate) const DELETED: &str = "(message deleted)";
+
 /// One stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -889,6 +892,23 @@ impl Model {
         let fresh = Model::new(self.login.clone(), self.size, self.utc_offset_s);
         let sent = std::mem::take(&mut self.sent);
         *self = Model { sent, ..fresh };
+    }
+
+    /// Marks message `id` deleted (by `by`, when known) wherever it is
+    /// held; whether it was.
+    pub(crate) fn tombstone(&mut self, id: MessageId, by: Option<&Name>) -> bool {
+        let text = match by {
+            Some(by) => format!("{DELETED} by {by}"),
+            None => DELETED.to_owned(),
+        };
+        let mut found = false;
+        for c in self.conversations.values_mut() {
+            if let Some(e) = c.messages.get_mut(&id) {
+                e.body.clone_from(&text);
+                found = true;
+            }
+        }
+        found
     }
 
     /// Sets the news line.

@@ -67,6 +67,26 @@ pub(crate) enum Command {
         /// Why.
         reason: String,
     },
+    /// A server operator's DELETE of a message.
+    Delete {
+        /// The message.
+        id: MessageId,
+        /// Why.
+        reason: String,
+    },
+    /// A server operator's ANNOUNCE.
+    Announce(String),
+    /// A group owner's or moderator's GROUP_MODERATE.
+    GroupModerate {
+        /// The group.
+        group: Name,
+        /// What to do.
+        action: confab_engine::frame::GroupAction,
+        /// To whom.
+        user: Name,
+        /// A mute's length in seconds; 0: until lifted.
+        seconds: u32,
+    },
     /// Tell the user's other sessions that a conversation is read up to `id`.
     MarkRead {
         /// The conversation.
@@ -445,6 +465,14 @@ impl Worker {
                 seconds,
                 reason,
             } => s.moderate(*action, *user, *seconds, reason),
+            Command::Delete { id, reason } => s.delete(*id, reason),
+            Command::Announce(text) => s.announce(text),
+            Command::GroupModerate {
+                group,
+                action,
+                user,
+                seconds,
+            } => s.group_moderate(*group, *action, *user, *seconds, ""),
             Command::History {
                 target,
                 before,

@@ -294,7 +294,7 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
                 id: msg.id,
                 ts_ms: msg.timestamp_ms,
                 sender: msg.sender,
-                body: wrap::clean(&msg.body),
+                body: shown_body(&msg.body),
             };
             m.store(&conv, entry, true);
             m.saw(msg.id);
@@ -354,7 +354,7 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
                     id: msg.id,
                     ts_ms: msg.timestamp_ms,
                     sender: msg.sender,
-                    body: wrap::clean(&msg.body),
+                    body: shown_body(&msg.body),
                 };
                 m.store(&page.target, entry, false);
             }
@@ -377,6 +377,10 @@ fn session(m: &mut Model, e: Event, now: Now, out: &mut Vec<Command>) {
             ));
         }
         Event::ReadMarker { target, id } => m.read_marker(&target, id),
+        Event::Deleted { id, by } if m.tombstone(id, Some(&by)) => {
+            m.say(format!("{by} deleted a message."));
+        }
+        Event::Notice { text } => m.say(format!("Announcement: {}", wrap::clean(&text))),
         Event::Error(err) => server_error(m, err),
         Event::Shutdown {
             retry_after_ms,
@@ -421,6 +425,14 @@ fn ok(m: &mut Model, reference: Ref, out: &mut Vec<Command>) {
         Command::Moderate { action, user, .. } => {
             m.say(format!("Done: /{} @{user}.", action.as_str()));
         }
+        Command::Delete { id, .. } => m.say(format!("Deleted message {}.", id.0)),
+        Command::Announce(_) => m.say("Announced."),
+        Command::GroupModerate {
+            group,
+            action,
+            user,
+            ..
+        } => m.say(format!("Done: {} @{user} in #{group}.", action.as_str())),
         Command::GroupLeave(g) => {
             if let Some(me) = me {
                 m.group_member(g, &me, false);
@@ -462,6 +474,9 @@ fn what(c: &Command) -> String {
         Command::GroupLeave(g) => format!("Leaving #{g}"),
         Command::GroupList => "Listing groups".into(),
         Command::Moderate { action, user, .. } => format!("/{} @{user}", action.as_str()),
+        Command::Delete { id, .. } => format!("/delete {}", id.0),
+        Command::Announce(_) => "/announce".into(),
+        Command::GroupModerate { group, action, .. } => format!("{} in #{group}", action.as_str()),
         Command::MarkRead { .. } => "Marking read".into(),
         Command::History { target, .. } => format!("History of {}", label(target)),
         Command::Connect(_) => "Logging in".into(),
@@ -869,6 +884,23 @@ fn slash(m: &mut Model, rest: &str, line: &str, out: &mut Vec<Command>) -> bool 
             }
         }
         "kick" | "ban" | "unban" | "mute" | "unmute" => moderate(m, cmd, args, out),
+        "delete" => {
+            let (id, reason) = args.split_once(' ').unwrap_or((args, ""));
+            match id.trim_start_matches('#').parse::<u64>() {
+                Ok(id) if id > 0 => out.push(Command::Delete {
+                    id: MessageId(id),
+                    reason: reason.trim().to_owned(),
+                }),
+                _ => m.complain(
+                    "/delete ID [why]: the message id is a number (as `confab history` prints it).",
+                ),
+            }
+        }
+        "remove" | "gmute" | "gunmute" | "appoint" | "dismiss" => group_moderate(m, cmd, args, out),
+        "announce" => match args.trim() {
+            "" => m.complain("/announce TEXT: the notice to send to everyone."),
+            text => out.push(Command::Announce(text.to_owned())),
+        },
         "quit" | "exit" => m.quit = true,
         "logout" => action(m, Action::Account, out),
         "help" => m.dialog = Some(Dialog::Help),
@@ -926,4 +958,48 @@ fn length(s: &str) -> Option<u32> {
     };
     let n: u32 = s[..s.len() - 1].parse().ok()?;
     n.checked_mul(unit).filter(|&secs| secs > 0)
+}
+
+/// What a message's body shows as: a deleted message's (a tombstone's
+/// empty body) says so until DELETED says who.
+fn shown_body(body: &str) -> String {
+    if body.is_empty() {
+        super::model::DELETED.to_owned()
+    } else {
+        wrap::clean(body)
+    }
+}
+
+/// `/remove USER`, `/gmute USER [30m]`, `/gunmute USER`, `/appoint USER`,
+/// `/dismiss USER` in the group shown (its owner or moderators; the
+/// server refuses anyone else with NOT_GROUP_MODERATOR).
+fn group_moderate(m: &mut Model, cmd: &str, args: &str, out: &mut Vec<Command>) {
+    use confab_engine::frame::GroupAction;
+    let Target::Group(group) = m.current().target else {
+        return m.complain(format!(
+            "/{cmd} USER acts in the group shown: open one first."
+        ));
+    };
+    let action = match cmd {
+        "remove" => GroupAction::Remove,
+        "gmute" => GroupAction::Mute,
+        "gunmute" => GroupAction::Unmute,
+        "appoint" => GroupAction::Appoint,
+        _ => GroupAction::Dismiss,
+    };
+    let (who, rest) = args.trim().split_once(' ').unwrap_or((args.trim(), ""));
+    let user = match Name::new(who.trim_start_matches('@')) {
+        Ok(u) => u,
+        Err(e) => return m.complain(format!("/{cmd} USER: not a user name: {e}.")),
+    };
+    let seconds = match action {
+        GroupAction::Mute => length(rest.trim()).unwrap_or(0),
+        _ => 0,
+    };
+    out.push(Command::GroupModerate {
+        group,
+        action,
+        user,
+        seconds,
+    });
 }

@@ -51,6 +51,14 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "operators: also /unban, /unmute NAME",
     ),
     (
+        "/remove, /gmute [30m], /gunmute, /appoint, /dismiss NAME",
+        "in the group shown: its owner and moderators",
+    ),
+    (
+        "/delete ID [why], /announce TEXT",
+        "operators: delete a message, notify everyone",
+    ),
+    (
         "/logout, /quit",
         "log out, quit; // sends a line starting with /",
     ),

@@ -74,6 +74,23 @@ impl Guard {
         self.lockout.len()
     }
 
+    /// An operator's unlock: failures, lockouts and, for an address or
+    /// everyone, flood bars and login penalties go; how many entries.
+    pub(super) fn unlock(&mut self, which: crate::lockout::Unlock) -> usize {
+        use crate::lockout::Unlock;
+        let mut n = self.lockout.clear(which);
+        match which {
+            Unlock::All => {
+                n += self.barred.len() + self.penalties.len();
+                self.barred.clear();
+                self.penalties.clear();
+            }
+            Unlock::User(user) => n += usize::from(self.penalties.remove(&user).is_some()),
+            Unlock::Source(source) => n += usize::from(self.barred.remove(&source).is_some()),
+        }
+        n
+    }
+
     /// How long `source` is still barred, if it is.
     pub(super) fn barred(&self, now: Instant, source: Source) -> Option<Duration> {
         remaining(&self.barred, &source, now)

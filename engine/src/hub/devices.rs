@@ -264,13 +264,15 @@ impl Hub {
 
     /// A device was revoked (by its owner here, or by the operator or
     /// another node): its sessions on this node are closed with
-    /// `DEVICE_REVOKED`, and its bookmark is not written again.
-    pub fn handle_device_revoked(&mut self, device: DeviceId) {
+    /// `DEVICE_REVOKED`, and its bookmark is not written again. Returns
+    /// how many sessions were closed.
+    pub fn handle_device_revoked(&mut self, device: DeviceId) -> usize {
         let conns = self.devices.sessions(device);
         self.devices.map.remove(&device);
-        for c in conns {
+        for &c in &conns {
             self.fatal(c, Ref(0), ProtocolError::DeviceRevoked);
         }
         self.finish();
+        conns.len()
     }
 }

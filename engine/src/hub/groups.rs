@@ -23,15 +23,18 @@ use crate::wire::frame::{GroupChange, GroupInfo};
 use super::Hub;
 
 #[derive(Debug)]
-struct Group {
-    name: Name,
-    members: BTreeMap<NameKey, Name>,
+pub(super) struct Group {
+    pub(super) name: Name,
+    pub(super) members: BTreeMap<NameKey, Name>,
+    /// Its creator (none for a group older than roles), and the members
+    /// the owner appointed (see `group_roles.rs`).
+    pub(super) roles: super::group_roles::Roles,
 }
 
 /// Every group and its members.
 #[derive(Debug, Default)]
 pub(super) struct Groups {
-    groups: HashMap<NameKey, Group>,
+    pub(super) groups: HashMap<NameKey, Group>,
     /// Groups per user, for the groups-per-user limit.
     memberships: HashMap<NameKey, u16>,
     /// Groups whose creation is being committed.
@@ -45,6 +48,7 @@ impl Groups {
             g.groups.entry(name.key()).or_insert(Group {
                 name,
                 members: BTreeMap::new(),
+                roles: Default::default(),
             });
             for m in members {
                 g.apply(name, m, GroupChange::Joined);
@@ -87,6 +91,26 @@ impl Groups {
             .groups
             .values()
             .filter(|g| g.members.contains_key(&key))
+            .map(|g| g.name)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `user` left `group` (or was taken out): their role and mute go.
+    pub(super) fn left(&mut self, group: &Name, user: &Name) {
+        if let Some(g) = self.groups.get_mut(&group.key()) {
+            g.roles.forget(&user.key());
+        }
+    }
+
+    /// The groups `user` owns or moderates.
+    pub(super) fn moderated_by(&self, user: &Name) -> Vec<Name> {
+        let key = user.key();
+        let mut v: Vec<Name> = self
+            .groups
+            .values()
+            .filter(|g| g.roles.moderates(&key))
             .map(|g| g.name)
             .collect();
         v.sort();
@@ -242,19 +266,37 @@ impl Hub {
     /// sessions are told, except `origin`, the session that asked for it
     /// (its answer was the OK).
     pub fn handle_group_committed(&mut self, now: Instant, op: GroupOp, origin: Option<ConnId>) {
-        let _ = now;
         let created = matches!(op, GroupOp::Create { .. });
         let (group, user, change) = match op {
             GroupOp::Create { group, user } => {
                 self.groups.groups.entry(group.key()).or_insert(Group {
                     name: group,
                     members: BTreeMap::new(),
+                    roles: super::group_roles::Roles::owned_by(user),
                 });
                 (group, user, GroupChange::Joined)
             }
             GroupOp::Join { group, user } => (group, user, GroupChange::Joined),
             GroupOp::Leave { group, user } => (group, user, GroupChange::Left),
+            GroupOp::Moderate {
+                group,
+                user,
+                action,
+                seconds,
+                reason,
+                ..
+            } => {
+                if action != crate::frame::GroupAction::Remove {
+                    self.group_moderated(now, group, user, action, seconds, &reason);
+                    self.release_syncs();
+                    return;
+                }
+                (group, user, GroupChange::Left)
+            }
         };
+        if change == GroupChange::Left {
+            self.groups.left(&group, &user);
+        }
         let Some((name, _)) = self.groups.apply(group, user, change) else {
             self.release_syncs();
             return;

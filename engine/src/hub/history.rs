@@ -90,6 +90,20 @@ impl Hub {
             size += n;
             entries.push(m);
         }
+        // Who deleted the page's tombstones, right after it (for the
+        // sessions whose protocol has a word for it).
+        let oldest = entries.last().map_or(MessageId(u64::MAX), |m| m.id);
+        let version = s.version;
+        let told: Vec<Event> = loaded
+            .deleted
+            .into_iter()
+            .filter(|(id, _)| *id >= oldest)
+            .map(|(id, by)| Event::Deleted { id, by })
+            .filter(|e| codec.tells(e, version))
+            .collect();
         self.push(conn, page, Class::Bulk);
+        for e in told {
+            self.push(conn, e, Class::Bulk);
+        }
     }
 }

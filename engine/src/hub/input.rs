@@ -290,6 +290,17 @@ impl Hub {
                 self.revoke_device(conn, reference, device)
             }
             Request::Moderate { reference, ask } => self.moderate(now, conn, reference, ask),
+            Request::Delete {
+                reference,
+                id,
+                reason,
+            } => self.delete(conn, reference, id, reason),
+            Request::Announce { reference, text } => self.announce_request(conn, reference, text),
+            Request::GroupModerate {
+                reference,
+                group,
+                ask,
+            } => self.group_moderate(conn, reference, group, ask),
             other => unreachable!(
                 "dispatch passes only version 2 requests, not {}",
                 other.name()

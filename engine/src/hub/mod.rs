@@ -29,16 +29,19 @@
 //! inside a push (closing a session whose queue overflowed) are deferred
 //! and run by [`Hub::finish`] at the end of every input.
 
+mod address_bans;
 mod auth;
 mod budget;
 mod counts;
 mod devices;
+mod group_roles;
 mod groups;
 mod history;
 mod input;
 mod irc;
 mod moderation;
 mod node_presence;
+mod notices;
 mod outbox;
 mod read_markers;
 mod replay;
@@ -268,6 +271,12 @@ impl Hub {
                 reference,
                 result,
             } => self.moderated(conn, reference, result),
+            EffectResult::MessageDeleted {
+                conn,
+                reference,
+                by,
+                result,
+            } => self.message_deleted(conn, reference, by, result),
         }
         self.finish();
     }

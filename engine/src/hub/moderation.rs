@@ -33,7 +33,7 @@ pub struct Sanction {
 }
 
 impl Sanction {
-    fn left(&self, now: Instant) -> Option<Option<Duration>> {
+    pub(super) fn left(&self, now: Instant) -> Option<Option<Duration>> {
         match self.until {
             None => Some(None),
             Some(t) if t > now => Some(Some(t - now)),
@@ -49,6 +49,8 @@ pub(super) struct Moderation {
     mutes: HashMap<NameKey, Sanction>,
     /// The server operators, who may send MODERATE.
     operators: HashSet<NameKey>,
+    /// Banned blocks of addresses, each once (see `address_bans.rs`).
+    pub(super) address_bans: Vec<(crate::source_net::SourceNet, Sanction)>,
 }
 
 fn insert(map: &mut HashMap<NameKey, Sanction>, now: Instant, key: NameKey, s: Sanction) {
@@ -73,8 +75,10 @@ pub struct HubStats {
     pub deepest_queue: u64,
     /// Lockout entries (address and account pairs, accounts, addresses).
     pub lockouts: (usize, usize, usize),
-    /// Bans in force.
+    /// Bans of accounts in force.
     pub bans: usize,
+    /// Bans of address blocks in force.
+    pub address_bans: usize,
     /// Mutes in force.
     pub mutes: usize,
 }
@@ -137,11 +141,18 @@ impl Hub {
         self.moderation.mutes.remove(&user.key()).is_some()
     }
 
+    /// Clears lockouts (see [`crate::lockout::Unlock`]); how many entries
+    /// went.
+    pub fn unlock(&mut self, which: crate::lockout::Unlock) -> usize {
+        self.guard.unlock(which)
+    }
+
     /// Lifts every ban and mute (before the shell hands the stored ones
     /// back on a reload).
     pub fn clear_sanctions(&mut self) {
         self.moderation.bans.clear();
         self.moderation.mutes.clear();
+        self.moderation.address_bans.clear();
     }
 
     /// Makes `user` a server operator (who may send MODERATE) or not.
@@ -151,6 +162,11 @@ impl Hub {
         } else {
             self.moderation.operators.remove(&user.key());
         }
+    }
+
+    /// Whether `user` is a server operator.
+    pub(super) fn is_operator(&self, user: &Name) -> bool {
+        self.moderation.operators.contains(&user.key())
     }
 
     /// MODERATE: an operator's action takes effect at once; the OK
@@ -163,7 +179,7 @@ impl Hub {
         ask: ModerationAsk<'_>,
     ) {
         let Some(actor) = self.user(conn) else { return };
-        if !self.moderation.operators.contains(&actor.key()) {
+        if !self.is_operator(&actor) {
             return self.refuse(conn, reference, ProtocolError::NotOperator);
         }
         if !self.begin_request(conn, reference) {
@@ -220,6 +236,7 @@ impl Hub {
             per_protocol: vec![0; self.codecs.len().min(MAX_PROTOCOLS)],
             lockouts: self.guard.lockouts(),
             bans: count_live(&self.moderation.bans, now),
+            address_bans: self.address_bans_in_force(now),
             mutes: count_live(&self.moderation.mutes, now),
             ..HubStats::default()
         };

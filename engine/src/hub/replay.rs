@@ -100,10 +100,23 @@ impl Hub {
                     self.push(conn, missed, Class::Control);
                 }
                 let Some(me) = self.user(conn) else { return };
+                let Some(s) = self.sessions.get(conn) else {
+                    return;
+                };
+                let (version, codec) = (s.version, self.codecs[s.protocol.index()].clone());
+                let mut deleted = loaded.deleted.into_iter().peekable();
                 for m in loaded.messages.into_iter().filter(|m| m.id <= hold.upto) {
-                    let message = (conversation_of(&m.target, &m.sender, &me), m.id);
+                    let id = m.id;
+                    let message = (conversation_of(&m.target, &m.sender, &me), id);
                     let event = Shared::new(Event::Message(m));
                     self.push_shared(conn, &event, Class::Message, Some(message));
+                    // A tombstone's deleter, right after it.
+                    while let Some((d, by)) = deleted.next_if(|(d, _)| *d <= id) {
+                        let told = Event::Deleted { id, by };
+                        if d == id && codec.tells(&told, version) {
+                            self.push(conn, told, Class::Message);
+                        }
+                    }
                 }
             }
             Err(e) => self.refuse(conn, Ref(0), e),

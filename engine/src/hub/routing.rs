@@ -85,7 +85,10 @@ impl Hub {
         }
         let target = match target {
             Target::Group(g) => match self.groups.of_member(&user, &g) {
-                Ok(name) => Target::Group(name),
+                Ok(name) => match self.group_mute_refusal(now, &name, &user) {
+                    Some(muted) => return self.refuse(conn, reference, muted),
+                    None => Target::Group(name),
+                },
                 Err(e) => return self.refuse(conn, reference, e),
             },
             // Prefer the registered spelling when the recipient is online;

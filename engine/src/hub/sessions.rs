@@ -151,6 +151,8 @@ pub enum TurnedAway {
     /// A connection from the source flooded before logging in, less than
     /// `flood_penalty` ago.
     Flooded,
+    /// The source is in a block an operator banned.
+    Banned,
 }
 
 /// A connection [`Hub::admit`] turned away.
@@ -171,7 +173,9 @@ impl Hub {
     /// and never occupies a slot: a refused connection is not counted.
     /// Call it under the same hold as the [`Hub::connect`] it guards.
     pub fn admit(&self, now: Instant, source: Source) -> Result<(), Refused> {
-        let (reason, error) = if let Some(retry) = self.guard.barred(now, source) {
+        let (reason, error) = if let Some(error) = self.address_ban_refusal(now, source) {
+            (TurnedAway::Banned, error)
+        } else if let Some(retry) = self.guard.barred(now, source) {
             (TurnedAway::Flooded, ProtocolError::SourceBarred { retry })
         } else if let Some(error) = self.over_limits(source, 1) {
             let reason = match error {

@@ -167,6 +167,17 @@ impl Codec for IrcCodec {
             Event::Shutdown { reason, .. } => {
                 Out::new(out).command(server, "ERROR").trailing(reason);
             }
+            // An announcement: a server NOTICE in the room's channel, one
+            // line per line of it (docs/IRC.md). A deletion has no IRC
+            // word and is not sent.
+            Event::Notice { text } => {
+                for line in text.split(['\r', '\n', '\0']).filter(|l| !l.is_empty()) {
+                    Out::new(out)
+                        .command(server, "NOTICE")
+                        .param(&self.config.room_channel)
+                        .trailing(line);
+                }
+            }
             _ => {}
         }
     }
@@ -178,6 +189,7 @@ impl Codec for IrcCodec {
                 let lines = 1 + m.body.len() / 400 + m.body.matches('\n').count();
                 m.body.len() + lines * 120
             }
+            Event::Notice { text } => text.len() + (1 + text.matches('\n').count()) * 120,
             // What the hub renders at drain: charged at a line or so.
             _ => 128,
         }

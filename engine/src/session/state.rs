@@ -221,7 +221,10 @@ impl State {
                 | R::MarkRead { .. }
                 | R::Devices { .. }
                 | R::RevokeDevice { .. }
-                | R::Moderate { .. },
+                | R::Moderate { .. }
+                | R::Delete { .. }
+                | R::Announce { .. }
+                | R::GroupModerate { .. },
             ) => true,
             _ => false,
         }

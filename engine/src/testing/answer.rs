@@ -60,7 +60,9 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
         | Effect::SaveReadMarker { .. }
         | Effect::ListDevices { .. }
         | Effect::RevokeDevice { .. }
-        | Effect::Moderate { .. }) => answer_v2(store, effect, now_ms),
+        | Effect::Moderate { .. }
+        | Effect::DeleteMessage { .. }
+        | Effect::Audit { .. }) => answer_v2(store, effect, now_ms),
         Effect::StoreGroup {
             conn,
             reference,
@@ -166,6 +168,13 @@ fn answer_v2(store: &mut dyn Store, effect: Effect, now_ms: u64) -> EffectResult
                 Err(e) => Err(failed(e)),
             },
         },
+        other => answer_moderation(store, other, now_ms),
+    }
+}
+
+/// The answer to a moderation's effect, as the server's writer gives it.
+fn answer_moderation(store: &mut dyn Store, effect: Effect, now_ms: u64) -> EffectResult {
+    match effect {
         Effect::Moderate {
             conn,
             reference,
@@ -174,6 +183,31 @@ fn answer_v2(store: &mut dyn Store, effect: Effect, now_ms: u64) -> EffectResult
             conn,
             reference,
             result: store.moderate(&record, now_ms).map_err(failed),
+        },
+        Effect::DeleteMessage {
+            conn,
+            reference,
+            actor,
+            id,
+            reason,
+            within,
+        } => EffectResult::MessageDeleted {
+            conn,
+            reference,
+            by: actor,
+            result: match store.delete_within(id, &actor, &reason, now_ms, within.as_deref()) {
+                Ok(r) => r,
+                Err(e) => Err(failed(e)),
+            },
+        },
+        Effect::Audit {
+            conn,
+            reference,
+            line,
+        } => EffectResult::Moderated {
+            conn,
+            reference,
+            result: store.audit_line(&line, now_ms).map_err(failed),
         },
         other => unreachable!("answer passes only version 2 effects here, not {other:?}"),
     }

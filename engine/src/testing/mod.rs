@@ -47,6 +47,11 @@ struct Inner {
     sends: HashMap<SendKey, Committed>,
     /// Per user: (conversation, marker), least recently set first.
     markers: HashMap<NameKey, Vec<(Target, MessageId)>>,
+    /// Tombstones: who deleted each.
+    deleted: BTreeMap<MessageId, Name>,
+    /// Group roles by (group, user): (group, user, owner). Group mutes are
+    /// not kept (the engine's tests do not restart).
+    roles: BTreeMap<(NameKey, NameKey), (Name, Name, bool)>,
 }
 
 impl MemoryStore {
@@ -93,6 +98,17 @@ fn in_conversation(m: &StoredMessage, user: &Name, target: &Target) -> bool {
     }
 }
 
+/// The tombstones among `messages`, with who deleted each.
+fn tombstones(
+    deleted: &BTreeMap<MessageId, Name>,
+    messages: &[StoredMessage],
+) -> Vec<(MessageId, Name)> {
+    messages
+        .iter()
+        .filter_map(|m| deleted.get(&m.id).map(|by| (m.id, *by)))
+        .collect()
+}
+
 /// The conversation `m` belongs to from `user`'s side.
 fn conversation(m: &StoredMessage, user: &Name) -> Target {
     match m.target {
@@ -111,6 +127,8 @@ impl Store for MemoryStore {
                 .values()
                 .map(|(name, members)| (*name, members.values().copied().collect()))
                 .collect(),
+            roles: inner.roles.values().copied().collect(),
+            group_mutes: Vec::new(),
         })
     }
 
@@ -248,7 +266,12 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         let more = matching.next().is_some();
-        Ok(HistoryLoaded { messages, more })
+        let deleted = tombstones(&inner.deleted, &messages);
+        Ok(HistoryLoaded {
+            messages,
+            more,
+            deleted,
+        })
     }
 
     fn replay(
@@ -293,10 +316,36 @@ impl Store for MemoryStore {
                 None => skipped.push((t, m.id, m.id, 1)),
             }
         }
+        let messages: Vec<StoredMessage> = missed[cut..].iter().map(|m| (*m).clone()).collect();
+        let deleted = tombstones(&inner.deleted, &messages);
         Ok(ReplayLoaded {
-            messages: missed[cut..].iter().map(|m| (*m).clone()).collect(),
+            messages,
             skipped,
+            deleted,
         })
+    }
+
+    fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let inner = self.inner();
+        let at = inner.messages.binary_search_by_key(&id, |m| m.id);
+        Ok(at.ok().map(|i| inner.messages[i].clone()))
+    }
+
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        _reason: &str,
+        _now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let mut inner = self.inner();
+        let Ok(at) = inner.messages.binary_search_by_key(&id, |m| m.id) else {
+            return Ok(None);
+        };
+        inner.messages[at].body.clear();
+        let tombstone = inner.messages[at].clone();
+        inner.deleted.entry(id).or_insert(*by);
+        Ok(Some(tombstone))
     }
 
     fn device_by_token(&mut self, hash: &[u8; 32]) -> Result<Option<StoredDevice>, StoreError> {
@@ -487,6 +536,8 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
             }
             let members = BTreeMap::from([(user.key(), *user)]);
             inner.groups.insert(group.key(), (*group, members));
+            let owner = (*group, *user, true);
+            inner.roles.insert((group.key(), user.key()), owner);
             Ok(())
         }
         GroupOp::Join { group, user } => {
@@ -510,6 +561,34 @@ fn apply_group(inner: &mut Inner, op: &GroupOp) -> Result<(), ProtocolError> {
                 Some(_) => Ok(()),
                 None => Err(ProtocolError::NotAMember { group: *name }),
             }
+        }
+        GroupOp::Moderate {
+            group,
+            user,
+            action,
+            ..
+        } => {
+            use crate::frame::GroupAction;
+            let Some((name, members)) = inner.groups.get_mut(&group.key()) else {
+                return Err(ProtocolError::NoSuchGroup { group: *group });
+            };
+            let name = *name;
+            let key = (group.key(), user.key());
+            match action {
+                GroupAction::Remove if members.remove(&user.key()).is_none() => {
+                    return Err(ProtocolError::NotAMember { group: name })
+                }
+                GroupAction::Remove | GroupAction::Dismiss => {
+                    if inner.roles.get(&key).is_some_and(|r| !r.2) {
+                        inner.roles.remove(&key);
+                    }
+                }
+                GroupAction::Appoint => {
+                    inner.roles.entry(key).or_insert((name, *user, false));
+                }
+                GroupAction::Mute | GroupAction::Unmute => {}
+            }
+            Ok(())
         }
     }
 }

@@ -153,12 +153,43 @@ fn expected_v2(name: &str) -> Option<Frame<'static>> {
             reference: Ref(4),
             device: n("laptop"),
         },
+        other => return expected_moderation(other),
+    })
+}
+
+/// The examples of moderation's frames.
+fn expected_moderation(name: &str) -> Option<Frame<'static>> {
+    Some(match name {
         "MODERATE" => Frame::Moderate {
             reference: Ref(5),
             action: crate::frame::ModAction::Ban,
             user: n("bob"),
             seconds: 3600,
             reason: t("spam"),
+        },
+        "DELETE" => Frame::Delete {
+            reference: Ref(6),
+            id: MessageId(42),
+            reason: t("spam"),
+        },
+        "GROUP_MODERATE" => Frame::GroupModerate {
+            reference: Ref(8),
+            group: n("dev"),
+            action: crate::frame::GroupAction::Mute,
+            user: n("bob"),
+            seconds: 600,
+            reason: t("spam"),
+        },
+        "ANNOUNCE" => Frame::Announce {
+            reference: Ref(7),
+            text: t("back soon"),
+        },
+        "DELETED" => Frame::Deleted {
+            id: MessageId(42),
+            by: n("alice"),
+        },
+        "NOTICE" => Frame::Notice {
+            text: t("back soon"),
         },
         "ERROR DEVICE_REVOKED" => Frame::Error {
             code: ErrorCode::DeviceRevoked,

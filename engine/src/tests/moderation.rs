@@ -107,3 +107,35 @@ fn stats_count_sessions_per_user_and_bans() {
     assert_eq!(stats.sessions_per_user, vec![(name("alice"), 2)]);
     assert_eq!(stats.bans, 1);
 }
+
+#[test]
+fn an_address_ban_closes_its_blocks_sessions_and_admit_turns_it_away_until_it_ends() {
+    use crate::{Source, SourceNet};
+    let mut w = world();
+    let inside = w.connect_from(Source(0x0a00_0001));
+    w.login_peer(inside, "alice", crate::id::MessageId(0), false);
+    let outside = w.connect_from(Source(0x0b00_0001));
+    w.login_peer(outside, "bob", crate::id::MessageId(0), false);
+    let net = SourceNet::new(0x0a00_0000, 104).expect("a /8 in mapped space");
+    let until = w.now + Duration::from_secs(60);
+    assert_eq!(w.hub.ban_address(w.now, net, Some(until), "abuse"), 1);
+    w.run();
+    assert_eq!(w.errors(inside), vec![ErrorCode::Banned]);
+    assert!(w.peers[inside].closed);
+    assert!(w.errors(outside).is_empty() && !w.peers[outside].closed);
+    let refused = w
+        .hub
+        .admit(w.now, Source(0x0aff_0000))
+        .expect_err("turned away");
+    assert_eq!(refused.reason, crate::hub::TurnedAway::Banned);
+    assert!(w.hub.admit(w.now, Source(0x0b00_0002)).is_ok());
+    assert_eq!(w.hub.stats(w.now).address_bans, 1);
+    w.advance(Duration::from_secs(61));
+    assert!(
+        w.hub.admit(w.now, Source(0x0a00_0002)).is_ok(),
+        "the ban ended"
+    );
+    w.hub.ban_address(w.now, net, None, "again");
+    assert!(w.hub.unban_address(net));
+    assert!(w.hub.admit(w.now, Source(0x0a00_0002)).is_ok(), "lifted");
+}

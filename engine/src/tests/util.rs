@@ -78,6 +78,11 @@ pub(crate) enum Got {
     },
     /// (name, current) of each device listed.
     Devices(Vec<(String, bool)>),
+    Deleted {
+        id: MessageId,
+        by: String,
+    },
+    Notice(String),
     Other(u8),
 }
 
@@ -208,6 +213,11 @@ impl Got {
                     .map(|d| (d.name.to_string(), d.current))
                     .collect(),
             ),
+            Frame::Deleted { id, by } => Got::Deleted {
+                id: *id,
+                by: by.to_string(),
+            },
+            Frame::Notice { text } => Got::Notice(text.as_str().to_owned()),
             other => Got::Other(other.kind()),
         }
     }
@@ -336,6 +346,11 @@ impl World {
     }
 
     pub(crate) fn connect_from(&mut self, source: Source) -> usize {
+        self.connect_speaking(source, PROTOCOL_VERSION)
+    }
+
+    /// Connects from `source` with a HELLO of `version`.
+    pub(crate) fn connect_speaking(&mut self, source: Source, version: u16) -> usize {
         let conn = self.hub.connect(self.now, source, Protocol::CONFAB);
         self.peers.push(Peer {
             conn,
@@ -352,7 +367,7 @@ impl World {
         self.send(
             p,
             &Frame::Hello {
-                version: PROTOCOL_VERSION,
+                version,
                 client: Text::new("test").expect("short"),
             },
         );

@@ -16,7 +16,7 @@ use nom::Parser;
 
 use crate::device::{ClientId, Token};
 use crate::frame::{
-    kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupChange, GroupInfo,
+    kind, kind_name, Credential, DeviceInfo, ErrorCode, Frame, GroupAction, GroupChange, GroupInfo,
     HistoryEntry, ModAction, Presence, Resume, ServerInfo, Target, Text,
 };
 use crate::id::{MessageId, Ref, RosterVersion};
@@ -756,6 +756,58 @@ fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
             })?;
             (i, Frame::DeviceList { reference, devices })
         }
+        kind::DELETE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, id) = message_id(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::Delete {
+                    reference,
+                    id,
+                    reason,
+                },
+            )
+        }
+        kind::GROUP_MODERATE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, group) = name(i)?;
+            let (i, byte) = be_u8(i)?;
+            let Some(action) = GroupAction::from_u8(byte) else {
+                return fail(FieldError::Value {
+                    field: "action",
+                    value: byte,
+                });
+            };
+            let (i, user) = name(i)?;
+            let (i, seconds) = be_u32(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::GroupModerate {
+                    reference,
+                    group,
+                    action,
+                    user,
+                    seconds,
+                    reason,
+                },
+            )
+        }
+        kind::ANNOUNCE => {
+            let (i, reference) = ref_id(i)?;
+            let (i, text) = text(i)?;
+            (i, Frame::Announce { reference, text })
+        }
+        kind::DELETED => {
+            let (i, id) = message_id(i)?;
+            let (i, by) = name(i)?;
+            (i, Frame::Deleted { id, by })
+        }
+        kind::NOTICE => {
+            let (i, text) = text(i)?;
+            (i, Frame::Notice { text })
+        }
         _ => return Ok((i, None)),
     };
     Ok((i, Some(f)))
@@ -1188,6 +1240,37 @@ impl Frame<'_> {
                         .u64(d.last_seen_ms)
                         .bool(d.current);
                 }
+            }
+            Frame::Delete {
+                reference,
+                id,
+                reason,
+            } => {
+                w.u32(reference.0).u64(id.0).text(*reason);
+            }
+            Frame::Announce { reference, text } => {
+                w.u32(reference.0).text(*text);
+            }
+            Frame::GroupModerate {
+                reference,
+                group,
+                action,
+                user,
+                seconds,
+                reason,
+            } => {
+                w.u32(reference.0)
+                    .name(group)
+                    .u8(action.to_u8())
+                    .name(user)
+                    .u32(*seconds)
+                    .text(*reason);
+            }
+            Frame::Deleted { id, by } => {
+                w.u64(id.0).name(by);
+            }
+            Frame::Notice { text } => {
+                w.text(*text);
             }
             _ => unreachable!("Frame::fields writes every version 1 frame"),
         }

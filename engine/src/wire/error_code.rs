@@ -80,6 +80,10 @@ pub enum ErrorCode {
     Muted,
     /// A MODERATE from a session that is not a server operator's (v2).
     NotOperator,
+    /// A DELETE names a message that is not stored (v2).
+    NoSuchMessage,
+    /// A GROUP_MODERATE without the group role it takes (v2).
+    NotGroupModerator,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -124,6 +128,8 @@ impl ErrorCode {
             Banned => 42,
             Muted => 43,
             NotOperator => 44,
+            NoSuchMessage => 45,
+            NotGroupModerator => 46,
             Other(n) => n,
         }
     }
@@ -167,6 +173,8 @@ impl ErrorCode {
             42 => Banned,
             43 => Muted,
             44 => NotOperator,
+            45 => NoSuchMessage,
+            46 => NotGroupModerator,
             n => Other(n),
         }
     }

@@ -9,4 +9,6 @@
 pub mod codec;
 mod error_code;
 pub mod frame;
+mod group_action;
+mod kinds;
 mod mod_action;

@@ -50,6 +50,61 @@ pub enum OpsCommand {
         /// The account name (any case).
         name: Name,
     },
+    /// Delete a message: its body goes, a tombstone saying who deleted it
+    /// stays in history; connected clients hide it at once.
+    Delete {
+        /// The message id (as history shows it).
+        id: u64,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Send a server notice to everyone logged in (needs a running server).
+    Announce {
+        /// The notice.
+        text: String,
+    },
+    /// Ban an address block (10.0.0.0/8, 2001:db8::/32, or one address):
+    /// its connections are closed and new ones turned away with the reason
+    /// and the time left. Survives restarts.
+    BanAddress {
+        /// The block or address.
+        net: String,
+        #[command(flatten)]
+        length: Length,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Lift the ban of an address block (exactly as banned).
+    UnbanAddress {
+        /// The block or address.
+        net: String,
+    },
+    /// Forget failed logins and the lockouts they earned on the running
+    /// server: of one account, one address, or (with neither) everyone's.
+    Unlock {
+        /// The account (any case).
+        #[arg(conflicts_with = "address")]
+        name: Option<Name>,
+        /// An address (IPv4 or IPv6), with its flood bar.
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// A server operator's action on a group's member: remove, mute,
+    /// unmute, appoint (a moderator) or dismiss. Stored, then the running
+    /// server applies it at once.
+    Group {
+        /// remove, mute, unmute, appoint or dismiss.
+        #[arg(value_parser = parse_group_action)]
+        action: confab_engine::frame::GroupAction,
+        /// The group (any case).
+        group: Name,
+        /// The member (any case).
+        name: Name,
+        #[command(flatten)]
+        length: Length,
+        #[command(flatten)]
+        reason: Reason,
+    },
     /// Print the audit log of moderation actions, oldest first.
     Audit {
         /// How many of the newest entries.
@@ -72,6 +127,19 @@ pub struct Length {
     /// How long: 90s, 30m, 12h, 7d; without it, until lifted.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
     pub length: Option<Duration>,
+}
+
+/// A group action by its command-line word.
+pub fn parse_group_action(s: &str) -> Result<confab_engine::frame::GroupAction, String> {
+    use confab_engine::frame::GroupAction;
+    Ok(match s {
+        "remove" => GroupAction::Remove,
+        "mute" => GroupAction::Mute,
+        "unmute" => GroupAction::Unmute,
+        "appoint" => GroupAction::Appoint,
+        "dismiss" => GroupAction::Dismiss,
+        _ => return Err(format!("{s:?}: remove, mute, unmute, appoint or dismiss")),
+    })
 }
 
 /// `90s`, `30m`, `12h`, `7d` (or plain seconds).

@@ -122,6 +122,8 @@ pub(crate) fn encode(node: u64, note: &Note) -> Vec<u8> {
                 GroupOp::Create { group, user } => (0, group, user),
                 GroupOp::Join { group, user } => (1, group, user),
                 GroupOp::Leave { group, user } => (2, group, user),
+                // Not stored on PostgreSQL (refused there), so never published.
+                GroupOp::Moderate { group, user, .. } => (3, group, user),
             };
             w.0.push(kind);
             w.str(group.as_str());

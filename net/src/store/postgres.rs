@@ -330,7 +330,12 @@ impl Store for PgStore {
                 members.push(name_of(member)?);
             }
         }
-        Ok(Loaded { last_id, groups })
+        // Group roles and mutes are not stored on PostgreSQL yet.
+        Ok(Loaded {
+            last_id,
+            groups,
+            ..Loaded::default()
+        })
     }
 
     fn account(&mut self, user: &Name) -> Result<Option<Account>, StoreError> {
@@ -579,6 +584,46 @@ impl Store for PgStore {
             .map(drop)
             .map_err(failed(doing))
         })
+    }
+
+    fn delete_message(
+        &mut self,
+        id: MessageId,
+        by: &Name,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let sql = format!(
+            "UPDATE messages SET body = '', deleted_by = COALESCE(deleted_by, $2) WHERE id = $1
+             RETURNING {}",
+            messages::MESSAGE_COLUMNS
+        );
+        let (id, by_name) = (sat_i64(id.0), by.as_str());
+        self.transaction("deleting a message", |tx| {
+            let doing = "deleting a message";
+            let Some(row) = tx.query_opt(&sql, &[&id, &by_name]).map_err(failed(doing))? else {
+                return Ok(None);
+            };
+            tx.execute(
+                "INSERT INTO audit (at_ms, actor, action, target, reason) VALUES ($1, $2, 'delete', $3, $4)",
+                &[&sat_i64(now_ms), &by_name, &id.to_string(), &reason],
+            )
+            .map_err(failed(doing))?;
+            messages::message_from_row(&row).map(Some)
+        })
+    }
+
+    fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM messages WHERE id = $1",
+            messages::MESSAGE_COLUMNS
+        );
+        let id = sat_i64(id.0);
+        let row = self.read(|c| {
+            c.query_opt(&sql, &[&id])
+                .map_err(failed("reading a message"))
+        })?;
+        row.as_ref().map(messages::message_from_row).transpose()
     }
 
     fn revoke_devices(&mut self, user: &Name) -> Result<Vec<DeviceId>, StoreError> {

@@ -55,6 +55,9 @@ pub struct WebOptions {
 pub(crate) struct Web {
     origins: OriginPolicy,
     tls: Option<TlsAcceptor>,
+    /// The certificate a reload replaces: each handshake takes the one in
+    /// force when it starts (as the confab and IRC ports do).
+    slot: Option<Arc<crate::tls::TlsSlot>>,
     /// For the TLS handshake and the request head together.
     timeout: Duration,
     max_frame: u32,
@@ -78,6 +81,7 @@ impl Web {
     pub(crate) fn new(
         options: &WebOptions,
         tls: Option<Arc<rustls::ServerConfig>>,
+        slot: Option<Arc<crate::tls::TlsSlot>>,
         engine: &Config,
         stopping: async_channel::Receiver<()>,
     ) -> Web {
@@ -91,6 +95,7 @@ impl Web {
                 tls: tls.is_some(),
             },
             tls: tls.map(TlsAcceptor::from),
+            slot,
             timeout: engine.auth_timeout,
             max_frame: engine.max_frame,
             pending: Pending {
@@ -178,7 +183,8 @@ pub(crate) fn connection(c: WebConn, web: Arc<Web>) -> impl Future<Output = ()> 
             return;
         };
         let deadline = Instant::now() + web.timeout;
-        match &web.tls {
+        let reloaded = web.slot.as_ref().map(|s| TlsAcceptor::from(s.get()));
+        match reloaded.as_ref().or(web.tls.as_ref()) {
             None => serve_http(&c, &web, &c.stream, deadline, permit).await,
             Some(acceptor) => {
                 let handshake = web.before(deadline, acceptor.accept(&c.stream));

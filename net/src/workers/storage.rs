@@ -69,6 +69,21 @@ pub(crate) enum WriteJob {
         reference: Ref,
         record: confab_engine::effect::ModerationRecord,
     },
+    /// A message tombstoned, with its audit line.
+    Delete {
+        conn: ConnId,
+        reference: Ref,
+        actor: Name,
+        id: confab_engine::MessageId,
+        reason: String,
+        within: Option<Vec<Name>>,
+    },
+    /// An audit line (an announcement).
+    Audit {
+        conn: ConnId,
+        reference: Ref,
+        line: confab_engine::effect::AuditLine,
+    },
     /// Forget exactly-once records older than `window` and beyond the
     /// newest `keep` per device.
     PruneSends {
@@ -98,6 +113,8 @@ impl WriteJob {
                 | WriteJob::ReadMarker { .. }
                 | WriteJob::RevokeDevice { .. }
                 | WriteJob::Moderate { .. }
+                | WriteJob::Delete { .. }
+                | WriteJob::Audit { .. }
         )
     }
 }
@@ -297,6 +314,52 @@ fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
                     record.action.as_str(),
                     record.target,
                     record.reason
+                );
+            }
+            let answer = EffectResult::Moderated {
+                conn,
+                reference,
+                result,
+            };
+            return Some(answer.into());
+        }
+        WriteJob::Delete {
+            conn,
+            reference,
+            actor,
+            id,
+            reason,
+            within,
+        } => {
+            let result = match store.delete_within(id, &actor, &reason, now_ms(), within.as_deref())
+            {
+                Ok(Ok(m)) => {
+                    info!("moderation: {actor} deleted message {}: {reason}", id.0);
+                    Ok(m)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(storage_failed("deleting a message", &e)),
+            };
+            let answer = EffectResult::MessageDeleted {
+                conn,
+                reference,
+                by: actor,
+                result,
+            };
+            return Some(answer.into());
+        }
+        WriteJob::Audit {
+            conn,
+            reference,
+            line,
+        } => {
+            let result = store
+                .audit_line(&line, now_ms())
+                .map_err(|e| storage_failed("writing the audit log", &e));
+            if result.is_ok() {
+                info!(
+                    "moderation: {} {}: {}",
+                    line.actor, line.action, line.reason
                 );
             }
             let answer = EffectResult::Moderated {

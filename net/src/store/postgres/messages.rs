@@ -53,9 +53,19 @@ fn target_of(kind: i16, name: &str) -> Result<Target, StoreError> {
 }
 
 /// The columns [`message_from_row`] reads.
-pub(super) const MESSAGE_COLUMNS: &str = "id, ts, sender, kind, target, body";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, ts, sender, kind, target, body, deleted_by";
 
-fn message_from_row(r: &Row) -> Result<StoredMessage, StoreError> {
+/// The tombstones among `rows` (read with [`MESSAGE_COLUMNS`]).
+fn deleted(rows: &[Row]) -> Result<Vec<(MessageId, Name)>, StoreError> {
+    rows.iter()
+        .filter_map(|r| {
+            let by: Option<&str> = r.get(6);
+            by.map(|b| Ok((MessageId(sat_u64(r.get(0))), name_of(b)?)))
+        })
+        .collect()
+}
+
+pub(crate) fn message_from_row(r: &Row) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
         id: MessageId(sat_u64(r.get(0))),
         timestamp_ms: sat_u64(r.get(1)),
@@ -326,6 +336,11 @@ fn group(tx: &mut Transaction<'_>, op: &GroupOp) -> Result<Result<(), ProtocolEr
         GroupOp::Create { group, user }
         | GroupOp::Join { group, user }
         | GroupOp::Leave { group, user } => (*group, *user),
+        GroupOp::Moderate { .. } => {
+            return Ok(Err(ProtocolError::Storage(
+                "group moderation is not stored on PostgreSQL yet".into(),
+            )))
+        }
     };
     let stored = tx
         .query_opt(
@@ -371,6 +386,9 @@ fn group(tx: &mut Transaction<'_>, op: &GroupOp) -> Result<Result<(), ProtocolEr
             .map_err(failed(doing))?;
             Ok(Ok(()))
         }
+        (GroupOp::Moderate { .. }, _) => Ok(Err(ProtocolError::Storage(
+            "group moderation is not stored on PostgreSQL yet".into(),
+        ))),
         (GroupOp::Leave { .. }, Some(name)) => {
             let n = tx
                 .execute(
@@ -409,12 +427,16 @@ pub(super) fn history(
         )
         .map_err(failed("loading history"))?;
     let more = rows.len() > usize::from(limit);
+    let rows = &rows[..rows.len().min(usize::from(limit))];
     let messages = rows
         .iter()
-        .take(usize::from(limit))
         .map(message_from_row)
         .collect::<Result<_, _>>()?;
-    Ok(HistoryLoaded { messages, more })
+    Ok(HistoryLoaded {
+        messages,
+        more,
+        deleted: deleted(rows)?,
+    })
 }
 
 /// The filter of a replay: `$1` the user's key, `$2` the lowest id
@@ -459,6 +481,7 @@ pub(super) fn replay(
          ORDER BY id DESC LIMIT $5) m ORDER BY id"
     );
     let rows = client.query(&sql, &params).map_err(failed(doing))?;
+    let tombstones = deleted(&rows)?;
     let messages: Vec<StoredMessage> = rows
         .iter()
         .map(message_from_row)
@@ -493,7 +516,11 @@ pub(super) fn replay(
             ))
         })
         .collect::<Result<_, StoreError>>()?;
-    Ok(ReplayLoaded { messages, skipped })
+    Ok(ReplayLoaded {
+        messages,
+        skipped,
+        deleted: tombstones,
+    })
 }
 
 /// See `PgStore::committed_from`.
@@ -519,10 +546,8 @@ pub(super) fn committed_from(
     let messages = rows
         .iter()
         .map(|r| {
-            Ok((
-                message_from_row(r)?,
-                node != 0 && r.get::<_, i64>(6) == node,
-            ))
+            let by: i64 = r.try_get(7).map_err(failed(doing))?;
+            Ok((message_from_row(r)?, node != 0 && by == node))
         })
         .collect::<Result<_, StoreError>>()?;
     Ok((MessageId(sat_u64(last)), messages))

@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT NOT NULL,
     -- The node that committed it (0: none named): a node reading back
     -- its own commit waits for its writer's copy, which names the sender.
-    node BIGINT NOT NULL DEFAULT 0
+    node BIGINT NOT NULL DEFAULT 0,
+    -- A tombstone's deleter (its body is emptied).
+    deleted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
 CREATE TABLE IF NOT EXISTS offline (

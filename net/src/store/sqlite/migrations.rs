@@ -266,4 +266,45 @@ CREATE TABLE audit (
     reason TEXT    NOT NULL
 );
 "#,
+    // 5 -> 6: deleted messages (issue 20): the body is emptied in place,
+    // and who deleted it, and why, is kept here (see tombstones.rs); and
+    // bans of address blocks (see moderation.rs).
+    r#"
+CREATE TABLE deletions (
+    id     INTEGER PRIMARY KEY,  -- the message's id
+    by     TEXT    NOT NULL,     -- an account name, or 'operator'
+    reason TEXT    NOT NULL,
+    at_ms  INTEGER NOT NULL
+);
+
+-- Banned address blocks, by their canonical CIDR text (10.0.0.0/8,
+-- 2001:db8::/32; one address is a /32 or /128); until_ms NULL: for good.
+-- Group roles (the owner, written with the group; moderators it
+-- appoints) and mutes in a group, by name keys (see group_roles.rs).
+-- Groups older than this have no owner: operators act on them.
+CREATE TABLE group_roles (
+    group_key TEXT NOT NULL,
+    name_key  TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    role      TEXT NOT NULL CHECK (role IN ('owner', 'moderator')),
+    PRIMARY KEY (group_key, name_key)
+) WITHOUT ROWID;
+CREATE TABLE group_mutes (
+    group_key  TEXT NOT NULL,
+    name_key   TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    until_ms   INTEGER,
+    reason     TEXT NOT NULL,
+    PRIMARY KEY (group_key, name_key)
+) WITHOUT ROWID;
+
+CREATE TABLE address_bans (
+    net      TEXT    PRIMARY KEY,
+    until_ms INTEGER,
+    reason   TEXT    NOT NULL,
+    by       TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

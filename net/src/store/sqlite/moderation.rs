@@ -43,6 +43,17 @@ pub struct StoredSanction {
     pub reason: String,
 }
 
+/// A ban of an address block as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAddressBan {
+    /// The block, as canonical CIDR text (`10.0.0.0/8`).
+    pub net: String,
+    /// Its end, in ms since the Unix epoch; `None`: for good.
+    pub until_ms: Option<u64>,
+    /// Why.
+    pub reason: String,
+}
+
 /// One line of the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -155,6 +166,64 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Bans the address block `ban.net` (replacing an earlier ban of it),
+    /// with its audit line.
+    pub fn ban_address(&mut self, ban: &StoredAddressBan, actor: &str) -> Result<(), StoreError> {
+        const DOING: &str = "banning an address";
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(failed(DOING))?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO address_bans (net, until_ms, reason, by, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                ban.net,
+                ban.until_ms.map(ms_i64),
+                ban.reason,
+                actor,
+                now
+            ])
+        })
+        .map_err(failed(DOING))?;
+        audit_in(&tx, now, actor, "ban-address", &ban.net, &ban.reason).map_err(failed(DOING))?;
+        tx.commit().map_err(failed(DOING))
+    }
+
+    /// Lifts the ban of exactly the block `net`; whether there was one.
+    pub fn lift_address(&mut self, net: &str, actor: &str) -> Result<bool, StoreError> {
+        const DOING: &str = "lifting an address ban";
+        let now = now_ms();
+        let tx = self.conn.transaction().map_err(failed(DOING))?;
+        let n = tx
+            .execute("DELETE FROM address_bans WHERE net = ?1", [net])
+            .map_err(failed(DOING))?;
+        audit_in(&tx, now, actor, "unban-address", net, "").map_err(failed(DOING))?;
+        tx.commit().map_err(failed(DOING))?;
+        Ok(n == 1)
+    }
+
+    /// The address bans not yet ended at `now_ms`.
+    pub fn address_bans(&mut self, now_ms: u64) -> Result<Vec<StoredAddressBan>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT net, until_ms, reason FROM address_bans
+                 WHERE until_ms IS NULL OR until_ms > ?1 ORDER BY net",
+            )
+            .and_then(|mut s| {
+                s.query_map([ms_i64(now_ms)], |r| {
+                    let until: Option<i64> = r.get(1)?;
+                    Ok(StoredAddressBan {
+                        net: r.get(0)?,
+                        until_ms: until.map(|u| u.max(0) as u64),
+                        reason: r.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(failed("reading address bans"))
+    }
+
     /// The bans and mutes not yet ended at `now_ms`.
     pub fn sanctions(&mut self, now_ms: u64) -> Result<Vec<StoredSanction>, StoreError> {
         self.conn
@@ -258,7 +327,7 @@ impl SqliteStore {
     }
 }
 
-fn audit_in(
+pub(super) fn audit_in(
     conn: &rusqlite::Connection,
     now: i64,
     actor: &str,

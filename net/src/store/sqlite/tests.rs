@@ -435,6 +435,25 @@ fn replay_since_over_max_keeps_the_newest_and_reports_the_rest_per_conversation(
 }
 
 #[test]
+fn offline_direct_replay_of_a_user_without_direct_conversations_is_empty() {
+    let (_dir, mut store) = fresh();
+    let got = commit_ok(
+        &mut store,
+        &[room("alice", "room"), dm("alice", "Bob", "for bob")],
+        1,
+    );
+    let out = store
+        .replay(&n("carol"), &ReplayScope::OfflineDirect, got[1].id, 10)
+        .unwrap();
+    assert_eq!(out, ReplayLoaded::default());
+    // Bob has one: the shortcut is only for those without.
+    let out = store
+        .replay(&n("bob"), &ReplayScope::OfflineDirect, got[1].id, 10)
+        .unwrap();
+    assert_eq!(bodies(&out.messages), ["for bob"]);
+}
+
+#[test]
 fn offline_direct_replays_only_dms_after_the_mark() {
     let (_dir, mut store) = fresh();
     let early = commit_ok(&mut store, &[dm("alice", "carol", "seen online")], 1);
@@ -1071,7 +1090,8 @@ fn history_and_replay_are_index_scans() {
         },
         10,
     )
-    .unwrap();
+    .unwrap()
+    .expect("the room is always a source");
     // The room, the group and the direct conversation.
     assert_eq!(sources.ranges.len(), 3, "{:?}", sources.ranges);
     let mut params: Vec<&dyn ToSql> = sources.params.iter().map(|p| &**p as &dyn ToSql).collect();
