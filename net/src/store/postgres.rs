@@ -48,7 +48,7 @@ pub struct PgStore {
 /// See [`PgStore::used`].
 const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn failed(doing: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+fn failed(doing: &'static str) -> impl Fn(postgres::Error) -> StoreError {
     move |e| StoreError::Failed {
         doing,
         reason: describe(&e),

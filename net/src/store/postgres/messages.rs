@@ -65,13 +65,20 @@ fn deleted(rows: &[Row]) -> Result<Vec<(MessageId, Name)>, StoreError> {
         .collect()
 }
 
+/// A message read with [`MESSAGE_COLUMNS`]; a column of another type (a
+/// schema changed by hand) is a storage failure, not a panic of the
+/// thread reading it.
 pub(crate) fn message_from_row(r: &Row) -> Result<StoredMessage, StoreError> {
+    let col = failed("reading a message row");
+    let (id, ts): (i64, i64) = (r.try_get(0).map_err(&col)?, r.try_get(1).map_err(&col)?);
+    let (sender, kind): (&str, i16) = (r.try_get(2).map_err(&col)?, r.try_get(3).map_err(&col)?);
+    let (target, body): (&str, String) = (r.try_get(4).map_err(&col)?, r.try_get(5).map_err(&col)?);
     Ok(StoredMessage {
-        id: MessageId(sat_u64(r.get(0))),
-        timestamp_ms: sat_u64(r.get(1)),
-        sender: name_of(r.get(2))?,
-        target: target_of(r.get(3), r.get(4))?,
-        body: r.get(5),
+        id: MessageId(sat_u64(id)),
+        timestamp_ms: sat_u64(ts),
+        sender: name_of(sender)?,
+        target: target_of(kind, target)?,
+        body,
     })
 }
 
