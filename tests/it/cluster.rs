@@ -396,3 +396,17 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     let groups = node.client("alice").run(&["group", "list"]);
     assert!(groups.ok().contains("old"), "{groups:?}");
 }
+
+#[test]
+fn the_users_of_a_killed_node_go_offline_everywhere_when_its_lease_ends() {
+    let Some(services) = Services::shared("a cluster test") else {
+        return;
+    };
+    let mut cluster = Cluster::start(services, 2, &[]);
+    let mut bob_l = cluster.nodes[0].client("bob").listen();
+    let _carol_l = cluster.nodes[1].client("carol").listen();
+    bob_l.wait_for("carol online on the other node", is("online", "carol"));
+    cluster.nodes[1].kill();
+    // No goodbye from a SIGKILLed node: its heartbeats stop, its lease ends.
+    bob_l.wait_for("carol offline after the lease", is("offline", "carol"));
+}
