@@ -24,14 +24,14 @@ limits=(--max-per-source 100000 --max-pre-auth-per-source 65535 --auth-queue-per
   --register-source-burst 65535 --register-server-burst 65535 --hash-memory-kib 64 --hash-passes 1
   --msg-rate 60000 --msg-burst 60000 --byte-rate 100000000 --byte-burst 100000000 --threads 1)
 
-# start_node NAME [--store URL --bus URL]: prints "PID PORT".
+# start_node NAME [--store URL --bus URL]: prints "PID PORT" (it runs in a
+# subshell: the caller records the pid for the cleanup).
 start_node() {
   local name=$1
   shift
   "$bin/confab-server" --listen 127.0.0.1:0 --data-dir "$work/$name" "${limits[@]}" "$@" \
     2>"$work/$name.log" &
   local pid=$!
-  pids+=("$pid")
   for _ in $(seq 200); do
     port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/$name.log" 2>/dev/null | head -n 1 | cut -d: -f2 || true)
     [ -n "$port" ] && break
@@ -71,6 +71,7 @@ load=(--clients 300 --senders 3 --messages 3000 --timeout 120)
 paced=(--clients 60 --senders 2 --messages 400 --rate 400)
 
 read -r p1 port1 < <(start_node single)
+pids+=("$p1")
 run "single SQLite node, saturated" "$p1" -- --port "$port1" "${load[@]}"
 run "single SQLite node, paced" "$p1" -- --port "$port1" "${paced[@]}"
 kill "$p1"
@@ -78,14 +79,18 @@ kill "$p1"
 db=$((db + 1))
 url=$(new_db)
 read -r p1 port1 < <(start_node pg1 --store "$url" --bus "$CONFAB_TEST_BUS")
+pids+=("$p1")
 run "one PostgreSQL node, saturated" "$p1" -- --port "$port1" "${load[@]}"
 kill "$p1"
 
 db=$((db + 1))
 url=$(new_db)
 read -r a pa < <(start_node a --store "$url" --bus "$CONFAB_TEST_BUS")
+pids+=("$a")
 read -r b pb < <(start_node b --store "$url" --bus "$CONFAB_TEST_BUS")
+pids+=("$b")
 read -r c pc < <(start_node c --store "$url" --bus "$CONFAB_TEST_BUS")
+pids+=("$c")
 run "three nodes, receivers on all three, saturated" "$a" "$b" "$c" -- --port "$pa" \
   --receiver-ports "$pa,$pb,$pc" "${load[@]}"
 run "three nodes, same node (all on a), paced" "$a" "$b" "$c" -- --port "$pa" "${paced[@]}"
