@@ -200,6 +200,8 @@ pub(crate) fn run(
     mut store: PgStore,
     mut seq: Sequencer,
 ) {
+    // While PostgreSQL is down every fetch fails: said once a while.
+    let mut warned: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Fed::Local(batch)) => {
@@ -234,7 +236,10 @@ pub(crate) fn run(
                     out.extend(seq.ready(now));
                 }
                 Err(e) => {
-                    warn!("cannot read missing messages from PostgreSQL: {e}");
+                    if warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                        warn!("cannot read missing messages from PostgreSQL: {e}");
+                        warned = Some(now);
+                    }
                     seq.fetched(MessageId(0), Vec::new(), now);
                 }
             }
