@@ -366,6 +366,16 @@ pub enum Effect {
         /// The newest id routed before they left.
         seen_upto: MessageId,
     },
+    /// Only with `Config::announce_presence`: the user's first session on
+    /// this node logged in (`Online`) or their last here left
+    /// (`Offline`); the shell tells the other nodes, whose hubs take it
+    /// as [`Input::Presence`]. Needs no answer.
+    NodePresence {
+        /// The user.
+        user: Name,
+        /// Online or offline here.
+        presence: Presence,
+    },
 }
 
 /// Where a committed message got its id and time: what the sender's ACK says.

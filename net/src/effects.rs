@@ -39,6 +39,8 @@ pub(crate) struct Effects {
     pub(crate) auth: Arc<FairQueue<AuthJob>>,
     pub(crate) writes: Queue<WriteJob>,
     pub(crate) reads: Queue<ReadJob>,
+    /// One node of several: where `NodePresence` goes.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The answer when a queue is full (or closed at shutdown).
@@ -306,6 +308,11 @@ impl Effects {
                         reference,
                         result: Err(busy("storing moderation")),
                     });
+                }
+            }
+            Effect::NodePresence { user, presence } => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.presence(user, presence);
                 }
             }
             Effect::DeleteMessage {

@@ -7,12 +7,15 @@
 
 mod device;
 mod harness;
+mod nodes;
 mod raw;
 
 mod abuse;
 mod accounts;
 mod bad_input;
 mod cli;
+mod cluster;
+mod cluster_crash;
 mod crash;
 mod deletion;
 mod devices;
