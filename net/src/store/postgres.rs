@@ -26,6 +26,7 @@ use confab_engine::effect::{
     DeviceRecord, HistoryLoaded, ModerationRecord, ReplayLoaded, ReplayScope, StoredMessage,
 };
 use confab_engine::frame::{ModAction, Target};
+use confab_engine::window::Range;
 use confab_engine::{MessageId, Name};
 use postgres::{Client, NoTls, Row};
 
@@ -413,14 +414,15 @@ impl Store for PgStore {
         self.transaction("committing", |tx| messages::commit(tx, batch, now_ms, node))
     }
 
-    fn history(
+    fn history_range(
         &mut self,
         user: &Name,
         target: &Target,
-        before: MessageId,
+        range: &Range,
+        newest: bool,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
-        self.read(|c| messages::history(c, user, target, before, limit))
+        self.read(|c| messages::history_range(c, user, target, range, newest, limit))
     }
 
     fn replay(

@@ -9,6 +9,7 @@ use confab_engine::effect::{
     StoredMessage,
 };
 use confab_engine::frame::Target;
+use confab_engine::window::{Bound, Range};
 use confab_engine::{MessageId, Name, ProtocolError};
 use postgres::{Client, GenericClient, Row, Transaction};
 
@@ -412,23 +413,58 @@ fn group(tx: &mut Transaction<'_>, op: &GroupOp) -> Result<Result<(), ProtocolEr
     }
 }
 
-pub(super) fn history(
+/// The id bounds of `range`, exclusive: a time bound becomes the first
+/// id committed after it (`messages_ts` finds it in one index probe, and
+/// does not need commit times to rise with ids, which several nodes'
+/// clocks do not promise).
+fn id_bounds(client: &mut Client, range: &Range) -> Result<(i64, i64), StoreError> {
+    let mut first_after = |ms: u64| -> Result<i64, StoreError> {
+        let row = client
+            .query_one(
+                "SELECT COALESCE((SELECT min(id) FROM messages WHERE ts > $1),
+                                 (SELECT COALESCE(max(id), 0) + 1 FROM messages))",
+                &[&sat_i64(ms)],
+            )
+            .map_err(failed("loading history"))?;
+        row.try_get::<_, i64>(0).map_err(failed("loading history"))
+    };
+    let after = match range.after {
+        None => 0,
+        Some(Bound::Id(id)) => sat_i64(id.0),
+        Some(Bound::Time(ms)) => first_after(ms)?.saturating_sub(1),
+    };
+    let before = match range.before {
+        None => i64::MAX,
+        Some(Bound::Id(id)) => sat_i64(id.0),
+        // Below the first committed at `ms` or later.
+        Some(Bound::Time(ms)) => first_after(ms.saturating_sub(1))?,
+    };
+    Ok((after, before))
+}
+
+/// At most `limit` messages of `range` of a conversation as `user` sees
+/// it: the newest, newest first, or the oldest, oldest first.
+pub(super) fn history_range(
     client: &mut Client,
     user: &Name,
     target: &Target,
-    before: MessageId,
+    range: &Range,
+    newest: bool,
     limit: u16,
 ) -> Result<HistoryLoaded, StoreError> {
+    let (after, before) = id_bounds(client, range)?;
+    let order = if newest { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = $1 AND ($2::BIGINT = 0 OR id < $2::BIGINT)
-         ORDER BY id DESC LIMIT $3"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = $1 AND id > $2 AND id < $3
+         ORDER BY id {order} LIMIT $4"
     );
     let rows = client
         .query(
             &sql,
             &[
                 &conv(user, target),
-                &sat_i64(before.0),
+                &after,
+                &before,
                 &(i64::from(limit) + 1),
             ],
         )

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS messages (
     deleted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
+-- CHATHISTORY's timestamp bounds: the first id committed after a time.
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 CREATE TABLE IF NOT EXISTS offline (
     user_key TEXT PRIMARY KEY,
     seen_upto BIGINT NOT NULL

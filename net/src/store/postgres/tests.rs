@@ -234,6 +234,76 @@ fn history_and_replay_hold_exactly_the_conversations_messages() {
 }
 
 #[test]
+fn history_windows_read_forwards_backwards_around_and_by_commit_time() {
+    use confab_engine::window::{Bound, Range, Window};
+    let Some((_db, mut s)) = fresh() else { return };
+    // Six room messages, committed at 1000, 2000, ... 6000 ms.
+    let mut ids = Vec::new();
+    for i in 0..6u64 {
+        let out = s
+            .commit(
+                &[send("alice", Target::Room, &format!("m{i}"))],
+                1000 * (i + 1),
+            )
+            .expect("commit");
+        ids.push(stored(&out[0]).id);
+    }
+    let bodies = |h: &HistoryLoaded| -> Vec<String> {
+        h.messages
+            .iter()
+            .map(|m| m.body.as_str().to_owned())
+            .collect()
+    };
+    let room = Target::Room;
+    let all = Range {
+        after: None,
+        before: None,
+    };
+    let newest = s
+        .history_window(&n("bob"), &room, &Window::Newest(all), 2)
+        .expect("newest");
+    assert_eq!(
+        (bodies(&newest), newest.more),
+        (vec!["m5".into(), "m4".into()], true)
+    );
+    let after = Range {
+        after: Some(Bound::Id(ids[1])),
+        before: None,
+    };
+    let oldest = s
+        .history_window(&n("bob"), &room, &Window::Oldest(after), 2)
+        .expect("oldest");
+    assert_eq!(bodies(&oldest), ["m2", "m3"]);
+    // Between two times, exclusive: after 2000 ms and before 5000 ms.
+    let between = Range {
+        after: Some(Bound::Time(2000)),
+        before: Some(Bound::Time(5000)),
+    };
+    let got = s
+        .history_window(&n("bob"), &room, &Window::Oldest(between), 10)
+        .expect("between");
+    assert_eq!(
+        (bodies(&got), got.more),
+        (vec!["m2".into(), "m3".into()], false)
+    );
+    // A time after every commit holds nothing after it.
+    let late = Range {
+        after: Some(Bound::Time(9000)),
+        before: None,
+    };
+    let got = s
+        .history_window(&n("bob"), &room, &Window::Oldest(late), 10)
+        .expect("late");
+    assert!(got.messages.is_empty());
+    let around = s
+        .history_window(&n("bob"), &room, &Window::Around(Bound::Id(ids[3])), 3)
+        .expect("around");
+    let mut got = bodies(&around);
+    got.sort();
+    assert_eq!(got, ["m2", "m3", "m4"]);
+}
+
+#[test]
 fn a_send_key_is_committed_once_and_answered_with_the_original() {
     let Some((_db, mut s)) = fresh() else { return };
     let device = s
