@@ -88,6 +88,8 @@ local SCHEMA = {
   [0x24] = { "GROUP_MODERATE", "c2s", {
     { "ref", "u32" }, { "group", "name" }, { "action", "u8" }, { "user", "name" }, { "seconds", "u32" },
     { "reason", "text" } } },
+  [0x25] = { "BAN_ADDRESS", "c2s", {
+    { "ref", "u32" }, { "action", "u8" }, { "block", "text" }, { "seconds", "u32" }, { "reason", "text" } } },
   [0x4E] = { "LOGIN_OK2", "s2c", {
     { "ref", "u32" }, { "user", "name" }, { "device", "opt_name" }, { "token", "blob" },
     { "bookmark", "u64" } } },
@@ -130,7 +132,7 @@ M.ERROR_CODES = {
   [37] = { "FLOODING", true }, [38] = { "DEVICE_REVOKED", true }, [40] = { "STORAGE_ERROR", false },
   [41] = { "KICKED", true }, [42] = { "BANNED", true }, [43] = { "MUTED", false },
   [44] = { "NOT_OPERATOR", false }, [45] = { "NO_SUCH_MESSAGE", false },
-  [46] = { "NOT_GROUP_MODERATOR", false },
+  [46] = { "NOT_GROUP_MODERATOR", false }, [47] = { "BAD_ADDRESS", false },
 }
 M.ERROR = {}
 for code, e in pairs(M.ERROR_CODES) do M.ERROR[e[1]] = code end
@@ -1041,6 +1043,13 @@ function Conn:delete(id, reason)
 end
 function Conn:announce(text)
   return self:request({ type = "ANNOUNCE", text = text })
+end
+--- BAN_ADDRESS, for server operators: ban the block (`10.0.0.0/8`,
+--- `2001:db8::/32`, one address) for `seconds` (0 for good), or lift its
+--- ban with `lift` true. Returns the ref.
+function Conn:ban_address(block, seconds, reason, lift)
+  return self:request({ type = "BAN_ADDRESS", action = lift and 1 or 0, block = block,
+                        seconds = seconds or 0, reason = reason or "" })
 end
 --- GROUP_MODERATE, for a group's owner or moderators (and operators):
 --- action 0 remove, 1 mute (for `seconds`, 0 until lifted), 2 unmute,

@@ -81,6 +81,11 @@ enum Command {
     Delete(moderation_cli::DeleteArgs),
     /// (Server operators) send a server notice to everyone logged in.
     Announce(moderation_cli::AnnounceArgs),
+    /// (Server operators) close the sessions from an address or CIDR block
+    /// and turn its connections away.
+    BanAddress(moderation_cli::AddressArgs),
+    /// (Server operators) lift the ban of an address or CIDR block.
+    UnbanAddress(moderation_cli::AddressArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -295,6 +300,8 @@ fn main() -> ExitCode {
         Some(Command::Unmute(a)) => moderation_cli::moderate(ModAction::Unmute, a),
         Some(Command::Delete(a)) => moderation_cli::delete(a),
         Some(Command::Announce(a)) => moderation_cli::announce(a),
+        Some(Command::BanAddress(a)) => moderation_cli::ban_address(false, a),
+        Some(Command::UnbanAddress(a)) => moderation_cli::ban_address(true, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

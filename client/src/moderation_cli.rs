@@ -92,6 +92,42 @@ pub(crate) fn announce(a: AnnounceArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What `ban-address` and `unban-address` take.
+#[derive(Args, Debug)]
+pub(crate) struct AddressArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Seconds to wait for the answer.
+    #[arg(long, env = "CONFAB_TIMEOUT", value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// The block: one address (192.0.2.7) or CIDR (10.0.0.0/8, 2001:db8::/32);
+    /// the server parses it.
+    block: String,
+    /// How long a ban lasts: 90s, 30m, 12h, 7d (default: until lifted).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
+    length: Option<u32>,
+    /// Why: shown to the turned-away connections and kept in the audit log.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+/// Runs one BAN_ADDRESS as the account's user; prints a `done` line.
+pub(crate) fn ban_address(lift: bool, a: AddressArgs) -> Result<(), Failure> {
+    let action = if lift { "unban-address" } else { "ban-address" };
+    let mut c = crate::open(&a.account, quiet(), a.timeout)?.0;
+    let seconds = a.length.unwrap_or(0);
+    c.ban_address(&a.block, lift, seconds, &a.reason, a.timeout)
+        .map_err(|e| Failure::from_connection(action, e))?;
+    print_line(&json!({
+        "event": "done",
+        "action": action,
+        "block": a.block,
+        "seconds": seconds,
+    }))?;
+    let _ = c.logout(a.timeout);
+    Ok(())
+}
+
 /// What `group remove|mute|unmute|appoint|dismiss` take.
 #[derive(Args, Debug)]
 pub(crate) struct GroupModArgs {

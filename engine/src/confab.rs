@@ -221,6 +221,21 @@ fn request_moderation(frame: Frame<'_>) -> Option<Request<'_>> {
                 reason: reason.as_str(),
             },
         },
+        Frame::BanAddress {
+            reference,
+            lift,
+            block,
+            seconds,
+            reason,
+        } => Request::BanAddress {
+            reference,
+            ask: crate::request::AddressAsk {
+                lift,
+                block: block.as_str(),
+                seconds,
+                reason: reason.as_str(),
+            },
+        },
         Frame::Announce { reference, text } => Request::Announce {
             reference,
             text: text.as_str(),

@@ -345,6 +345,16 @@ pub enum Effect {
         /// What was done.
         record: ModerationRecord,
     },
+    /// Store an operator's ban of an address block (or its lifting) with
+    /// its audit line; answer with [`EffectResult::Moderated`].
+    BanAddress {
+        /// The operator's session.
+        conn: ConnId,
+        /// Its request.
+        reference: Ref,
+        /// What was done.
+        record: AddressBanRecord,
+    },
     /// Delete one of the user's devices (its token, bookmark and send
     /// records); answer with [`EffectResult::DeviceRevoked`].
     RevokeDevice {
@@ -668,6 +678,21 @@ pub struct ModerationRecord {
     /// To whom.
     pub target: Name,
     /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: String,
+}
+
+/// An operator's ban of an address block, or its lifting, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressBanRecord {
+    /// Who did it.
+    pub actor: Name,
+    /// The block's canonical text (see [`crate::SourceNet::parse`]).
+    pub block: String,
+    /// Whether the ban is lifted rather than given.
+    pub lift: bool,
+    /// How long the ban lasts, in seconds; 0: until lifted.
     pub seconds: u32,
     /// Why.
     pub reason: String,

@@ -301,6 +301,12 @@ pub enum ProtocolError {
     /// A MODERATE from a session that is not a server operator's.
     #[error("only a server operator may moderate")]
     NotOperator,
+    /// A BAN_ADDRESS block that is neither an address nor a CIDR block.
+    #[error("{text:?} is not an address or a block like 10.0.0.0/8 or 2001:db8::/32")]
+    BadAddress {
+        /// The text as sent (cut to 64 bytes).
+        text: String,
+    },
     /// A DELETE names a message that is not stored (never was, or gone
     /// by retention).
     #[error("no message {id} is stored")]
@@ -367,6 +373,7 @@ impl ProtocolError {
             NotGroupModerator { .. } => ErrorCode::NotGroupModerator,
             MutedInGroup { .. } => ErrorCode::Muted,
             NoSuchMessage { .. } => ErrorCode::NoSuchMessage,
+            BadAddress { .. } => ErrorCode::BadAddress,
         }
     }
 

@@ -173,6 +173,14 @@ pub enum Request<'a> {
         /// What, to whom, for how long, why.
         ask: GroupAsk<'a>,
     },
+    /// A server operator's ban of an address block, or its lifting
+    /// (version 2).
+    BanAddress {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Which block, for how long, why.
+        ask: AddressAsk<'a>,
+    },
     /// A server notice to everyone (version 2).
     Announce {
         /// Echoed in the answer.
@@ -229,6 +237,7 @@ impl Request<'_> {
             Request::Delete { .. } => "DELETE",
             Request::Announce { .. } => "ANNOUNCE",
             Request::GroupModerate { .. } => "GROUP_MODERATE",
+            Request::BanAddress { .. } => "BAN_ADDRESS",
         }
     }
 
@@ -249,7 +258,8 @@ impl Request<'_> {
             | Request::Moderate { reference, .. }
             | Request::Delete { reference, .. }
             | Request::Announce { reference, .. }
-            | Request::GroupModerate { reference, .. } => *reference,
+            | Request::GroupModerate { reference, .. }
+            | Request::BanAddress { reference, .. } => *reference,
             Request::Ping { .. }
             | Request::Pong { .. }
             | Request::Hello { .. }
@@ -286,7 +296,8 @@ impl Request<'_> {
             | Request::Moderate { .. }
             | Request::Delete { .. }
             | Request::Announce { .. }
-            | Request::GroupModerate { .. } => 2,
+            | Request::GroupModerate { .. }
+            | Request::BanAddress { .. } => 2,
             _ => 1,
         }
     }
@@ -300,6 +311,19 @@ pub struct ModerationAsk<'a> {
     /// To whom.
     pub user: Name,
     /// How long a ban or mute lasts, in seconds; 0: until lifted.
+    pub seconds: u32,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// What a BAN_ADDRESS asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressAsk<'a> {
+    /// Whether it lifts the ban rather than gives it.
+    pub lift: bool,
+    /// The block as sent (the hub parses it).
+    pub block: &'a str,
+    /// How long a ban lasts, in seconds; 0: until lifted.
     pub seconds: u32,
     /// Why.
     pub reason: &'a str,

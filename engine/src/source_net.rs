@@ -4,6 +4,11 @@
 //! `net/src/source.rs`). The base never has bits below the prefix, so two
 //! spellings of one block are equal.
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::error::ProtocolError;
 use crate::id::Source;
 
 /// A CIDR block of sources (see the module docs).
@@ -21,6 +26,30 @@ impl SourceNet {
             base: bits & mask(prefix),
             prefix,
         })
+    }
+
+    /// An operator's block: `10.0.0.0/8`, `2001:db8::/32`, or one address
+    /// (a `/32` or `/128`). Its canonical text (the network address, bits
+    /// below the prefix cleared), which is how it is stored and audited,
+    /// and the block (IPv4 mapped into IPv6, as the shell maps peers).
+    /// `ipnet` parses and truncates the CIDR text.
+    pub fn parse(text: &str) -> Result<(String, SourceNet), ProtocolError> {
+        let bad = || ProtocolError::BadAddress {
+            text: text.chars().take(64).collect(),
+        };
+        let net: IpNet = match text.parse::<IpNet>() {
+            Ok(net) => net.trunc(),
+            Err(_) => IpNet::from(text.parse::<IpAddr>().map_err(|_| bad())?),
+        };
+        let (base, prefix) = match net {
+            IpNet::V4(v4) => (
+                u128::from(v4.network().to_ipv6_mapped()),
+                96 + v4.prefix_len(),
+            ),
+            IpNet::V6(v6) => (u128::from(v6.network()), v6.prefix_len()),
+        };
+        let block = SourceNet::new(base, prefix).ok_or_else(bad)?;
+        Ok((net.to_string(), block))
     }
 
     /// Whether `source` is in the block.

@@ -331,6 +331,17 @@ pub trait Store: Send {
         let _ = (record, now_ms);
         Ok(())
     }
+    /// Records an operator's ban of an address block (or its lifting) at
+    /// `now_ms`, with its audit line. Stores without moderation (tests)
+    /// keep nothing.
+    fn record_address_ban(
+        &mut self,
+        record: &crate::effect::AddressBanRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (record, now_ms);
+        Ok(())
+    }
     /// Tombstones message `id` at `now_ms`: its body is emptied, who
     /// deleted it (and why, in the audit log) kept; history and replay
     /// list it in their `deleted`. The tombstone, or `None` if no message

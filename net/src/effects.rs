@@ -310,6 +310,24 @@ impl Effects {
                     });
                 }
             }
+            Effect::BanAddress {
+                conn,
+                reference,
+                record,
+            } => {
+                let job = WriteJob::BanAddress {
+                    conn,
+                    reference,
+                    record,
+                };
+                if self.writes.push_refusable(job).is_err() {
+                    refused.push(EffectResult::Moderated {
+                        conn,
+                        reference,
+                        result: Err(busy("storing an address ban")),
+                    });
+                }
+            }
             Effect::NodePresence { user, presence } => {
                 if let Some(cluster) = &self.cluster {
                     cluster.presence(user, presence);

@@ -8,7 +8,6 @@
 use std::net::IpAddr;
 
 use confab_engine::{Source, SourceNet};
-use ipnet::IpNet;
 
 /// The engine's key for a peer's address.
 pub fn source_of(ip: IpAddr) -> Source {
@@ -19,29 +18,11 @@ pub fn source_of(ip: IpAddr) -> Source {
     Source(u128::from(v6))
 }
 
-/// An operator's address block: `10.0.0.0/8`, `2001:db8::/32`, or one
-/// address (a `/32` or `/128`). Its canonical text (the network address,
-/// bits below the prefix cleared), which is how it is stored, and the
-/// engine's block of sources (IPv4 mapped, as [`source_of`] maps it).
-/// `ipnet` parses and truncates the CIDR text.
+/// An operator's address block: its canonical text and the engine's
+/// block of sources. The engine parses it ([`SourceNet::parse`]), so the
+/// command line and BAN_ADDRESS accept and refuse exactly the same texts.
 pub fn parse_net(text: &str) -> Result<(String, SourceNet), String> {
-    let net: IpNet = match text.parse::<IpNet>() {
-        Ok(net) => net.trunc(),
-        Err(_) => match text.parse::<IpAddr>() {
-            Ok(ip) => IpNet::from(ip),
-            Err(_) => {
-                return Err(format!(
-                    "{text:?} is not an address or a block like 10.0.0.0/8 or 2001:db8::/32"
-                ))
-            }
-        },
-    };
-    let (base, prefix) = match net {
-        IpNet::V4(v4) => (source_of(IpAddr::V4(v4.network())).0, 96 + v4.prefix_len()),
-        IpNet::V6(v6) => (u128::from(v6.network()), v6.prefix_len()),
-    };
-    let block = SourceNet::new(base, prefix).ok_or_else(|| format!("{text:?}: bad prefix"))?;
-    Ok((net.to_string(), block))
+    SourceNet::parse(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -270,7 +270,7 @@ fn good_user(
 /// from 127.0.0.1). std cannot bind before connecting, so this calls the
 /// C library's socket, bind and connect (Linux's sockaddr_in layout).
 #[cfg(target_os = "linux")]
-fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
+pub(crate) fn connect_from(local: Ipv4Addr, port: u16) -> TcpStream {
     use std::os::fd::FromRawFd;
 
     #[repr(C)]

@@ -424,3 +424,70 @@ fn an_address_ban_closes_and_turns_away_its_block_with_the_time_left_across_a_re
         assert!(audit.ok().contains(line), "{line:?} in {audit:?}");
     }
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_operators_client_bans_an_address_block_across_a_restart_and_lifts_it() {
+    use std::net::Ipv4Addr;
+
+    use crate::abuse::connect_from;
+
+    let server = Server::start();
+    for user in ["carol", "alice"] {
+        server.register(user, &password(user));
+    }
+    server.user_command(&["op", "carol"], None).ok();
+    // Clients of the harness come from 127.0.0.1; the block is beside it.
+    let block = "127.0.0.2/31";
+    let inside = Ipv4Addr::new(127, 0, 0, 3);
+    let mut there = Raw::from_stream(connect_from(inside, server.port()));
+    there.login("alice", &password("alice"));
+
+    let refused = server.client("alice").run(&["ban-address", block]);
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(refused.stderr.contains("NOT_OPERATOR"), "{refused:?}");
+    let bad = server.client("carol").run(&["ban-address", "localhost"]);
+    assert_ne!(bad.code, Some(0), "{bad:?}");
+    assert!(bad.stderr.contains("BAD_ADDRESS"), "{bad:?}");
+    assert!(bad.stderr.contains("not an address or a block"), "{bad:?}");
+
+    let run =
+        server
+            .client("carol")
+            .run(&["ban-address", block, "--for", "1h", "--reason", "abuse"]);
+    assert!(run.ok().contains(r#""action":"ban-address""#), "{run:?}");
+    there.expect_error(ErrorCode::Banned);
+    there.expect_closed();
+    assert!(
+        login_refusal(&server, "alice").is_none(),
+        "127.0.0.1 is not in it"
+    );
+
+    let turned_away = |server: &Server| {
+        let mut fresh = Raw::from_stream(connect_from(inside, server.port()));
+        let g = fresh.next();
+        assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Banned), "{}", g.debug);
+        assert!(g.debug.contains("this address is banned"), "{}", g.debug);
+        assert!(g.debug.contains("abuse"), "{}", g.debug);
+        let left = retry_of(&g.debug);
+        assert!((3_500_000..=3_600_000).contains(&left), "{}", g.debug);
+        fresh.expect_closed();
+    };
+    turned_away(&server);
+    let server = server.restart();
+    turned_away(&server);
+
+    let run = server
+        .client("carol")
+        .run(&["unban-address", "127.0.0.3/31"]);
+    assert!(run.ok().contains(r#""action":"unban-address""#), "{run:?}");
+    let mut back = Raw::from_stream(connect_from(inside, server.port()));
+    back.login("alice", &password("alice"));
+    let audit = server.server_command(&["audit"]);
+    for line in [
+        "\tcarol\tban-address\t127.0.0.2/31\tabuse",
+        "\tcarol\tunban-address\t127.0.0.2/31\t",
+    ] {
+        assert!(audit.ok().contains(line), "{line:?} in {audit:?}");
+    }
+}

@@ -39,6 +39,7 @@ export const ERRORS = {
   44: ["NOT_OPERATOR", false, "Only a server operator may do that."],
   45: ["NO_SUCH_MESSAGE", false, "There is no such message (it may have expired)."],
   46: ["NOT_GROUP_MODERATOR", false, "Only the group's owner or moderators may do that."],
+  47: ["BAD_ADDRESS", false, "That is not an address or a block like 10.0.0.0/8."],
 };
 
 export function errorName(code) { return ERRORS[code] ? ERRORS[code][0] : `ERROR_${code}`; }

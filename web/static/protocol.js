@@ -44,6 +44,8 @@ const SCHEMA = {
   0x23: ["ANNOUNCE", [["ref", "u32"], ["text", "text"]]],
   0x24: ["GROUP_MODERATE", [["ref", "u32"], ["group", "name"], ["action", "u8"], ["user", "name"],
     ["seconds", "u32"], ["reason", "text"]]],
+  0x25: ["BAN_ADDRESS", [["ref", "u32"], ["action", "u8"], ["block", "text"], ["seconds", "u32"],
+    ["reason", "text"]]],
   0x40: ["SERVER_HELLO", [["version", "u16"], ["server", "short"],
     ["registration_open", "flag"], ["max_frame", "u32"], ["max_frame_pre_auth", "u32"],
     ["max_body", "u16"], ["msg_rate", "u16"], ["msg_burst", "u16"],

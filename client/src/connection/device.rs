@@ -138,6 +138,19 @@ impl Connection {
             .map(|_| ())
     }
 
+    /// A server operator's BAN_ADDRESS (or its lifting), waiting for its OK.
+    pub fn ban_address(
+        &mut self,
+        block: &str,
+        lift: bool,
+        seconds: u32,
+        reason: &str,
+        timeout: Duration,
+    ) -> Result<(), ConnectionError> {
+        let r = self.session.ban_address(block, lift, seconds, reason)?;
+        self.answer(r, "answer to BAN_ADDRESS", timeout).map(|_| ())
+    }
+
     /// A server operator's ANNOUNCE, waiting for its OK.
     pub fn announce(&mut self, text: &str, timeout: Duration) -> Result<(), ConnectionError> {
         let r = self.session.announce(text)?;

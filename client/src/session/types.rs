@@ -53,6 +53,8 @@ pub enum Request {
     },
     /// ANNOUNCE.
     Announce,
+    /// BAN_ADDRESS (a ban or its lifting).
+    BanAddress,
     /// GROUP_MODERATE of this member of this group.
     GroupModerate {
         /// The group.
@@ -423,6 +425,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         NotOperator => "NOT_OPERATOR",
         NoSuchMessage => "NO_SUCH_MESSAGE",
         NotGroupModerator => "NOT_GROUP_MODERATOR",
+        BadAddress => "BAD_ADDRESS",
         _ => "UNKNOWN",
     }
 }

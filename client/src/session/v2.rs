@@ -225,6 +225,34 @@ impl Session {
         Ok(reference)
     }
 
+    /// A server operator's BAN_ADDRESS of `block` (an address or CIDR
+    /// block, which the server parses), or its lifting; answered by
+    /// [`Event::Ok`] or an error (BAD_ADDRESS, NOT_OPERATOR).
+    pub fn ban_address(
+        &mut self,
+        block: &str,
+        lift: bool,
+        seconds: u32,
+        reason: &str,
+    ) -> Result<Ref, ApiMisuse> {
+        self.check_messaging()?;
+        let too_long = |e: confab_engine::frame::TextTooLong| ApiMisuse::BodyTooLong {
+            len: e.0,
+            max: Text::MAX_LEN,
+        };
+        let block = Text::new(block).map_err(too_long)?;
+        let reason = Text::new(reason).map_err(too_long)?;
+        let reference = self.request(Request::BanAddress);
+        self.queue(&Frame::BanAddress {
+            reference,
+            lift,
+            block,
+            seconds,
+            reason,
+        });
+        Ok(reference)
+    }
+
     /// A server operator's ANNOUNCE: every session gets [`Event::Notice`].
     pub fn announce(&mut self, text: &str) -> Result<Ref, ApiMisuse> {
         self.check_messaging()?;

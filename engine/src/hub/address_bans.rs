@@ -8,10 +8,12 @@
 //! ban. A connection is checked against each block in turn: operators
 //! ban few.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::effect::{AddressBanRecord, Effect};
 use crate::error::ProtocolError;
 use crate::id::{ConnId, Ref, Source};
+use crate::request::AddressAsk;
 use crate::source_net::SourceNet;
 
 use super::moderation::Sanction;
@@ -59,6 +61,47 @@ impl Hub {
         let before = bans.len();
         bans.retain(|(n, _)| *n != net);
         bans.len() != before
+    }
+
+    /// BAN_ADDRESS: an operator's ban (or lifting) takes effect at once,
+    /// as `confab-server ban-address` does through the control socket;
+    /// the OK follows once storage has it (the ban, the audit line).
+    pub(super) fn ban_address_asked(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        reference: Ref,
+        ask: AddressAsk<'_>,
+    ) {
+        let Some(actor) = self.user(conn) else { return };
+        if !self.is_operator(&actor) {
+            return self.refuse(conn, reference, ProtocolError::NotOperator);
+        }
+        let (block, net) = match SourceNet::parse(ask.block) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.refuse(conn, reference, e),
+        };
+        if !self.begin_request(conn, reference) {
+            return;
+        }
+        if ask.lift {
+            self.unban_address(net);
+        } else {
+            let until =
+                (ask.seconds > 0).then(|| now + Duration::from_secs(u64::from(ask.seconds)));
+            self.ban_address(now, net, until, ask.reason);
+        }
+        self.outbox.effect(Effect::BanAddress {
+            conn,
+            reference,
+            record: AddressBanRecord {
+                actor,
+                block,
+                lift: ask.lift,
+                seconds: if ask.lift { 0 } else { ask.seconds },
+                reason: ask.reason.to_owned(),
+            },
+        });
     }
 
     /// Why a connection from `source` is turned away, if a ban covers it.

@@ -296,6 +296,9 @@ impl Hub {
                 reason,
             } => self.delete(conn, reference, id, reason),
             Request::Announce { reference, text } => self.announce_request(conn, reference, text),
+            Request::BanAddress { reference, ask } => {
+                self.ban_address_asked(now, conn, reference, ask)
+            }
             Request::GroupModerate {
                 reference,
                 group,

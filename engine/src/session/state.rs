@@ -224,7 +224,8 @@ impl State {
                 | R::Moderate { .. }
                 | R::Delete { .. }
                 | R::Announce { .. }
-                | R::GroupModerate { .. },
+                | R::GroupModerate { .. }
+                | R::BanAddress { .. },
             ) => true,
             _ => false,
         }

@@ -61,6 +61,7 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
         | Effect::ListDevices { .. }
         | Effect::RevokeDevice { .. }
         | Effect::Moderate { .. }
+        | Effect::BanAddress { .. }
         | Effect::DeleteMessage { .. }
         | Effect::Audit { .. }) => answer_v2(store, effect, now_ms),
         Effect::StoreGroup {
@@ -187,6 +188,15 @@ fn answer_moderation(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Effe
             conn,
             reference,
             result: store.moderate(&record, now_ms).map_err(failed),
+        },
+        Effect::BanAddress {
+            conn,
+            reference,
+            record,
+        } => EffectResult::Moderated {
+            conn,
+            reference,
+            result: store.record_address_ban(&record, now_ms).map_err(failed),
         },
         Effect::DeleteMessage {
             conn,

@@ -180,6 +180,13 @@ fn expected_moderation(name: &str) -> Option<Frame<'static>> {
             seconds: 600,
             reason: t("spam"),
         },
+        "BAN_ADDRESS" => Frame::BanAddress {
+            reference: Ref(9),
+            lift: false,
+            block: t("10.0.0.0/8"),
+            seconds: 3600,
+            reason: t("spam"),
+        },
         "ANNOUNCE" => Frame::Announce {
             reference: Ref(7),
             text: t("back soon"),

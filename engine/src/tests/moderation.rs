@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::util::{name, Got, World};
 use crate::config::Config;
-use crate::frame::{ErrorCode, Target};
+use crate::frame::{ErrorCode, Frame, Target, Text};
+use crate::id::Ref;
 
 fn world() -> World {
     World::with_accounts(Config::default(), &["alice", "bob"])
@@ -138,4 +139,60 @@ fn an_address_ban_closes_its_blocks_sessions_and_admit_turns_it_away_until_it_en
     w.hub.ban_address(w.now, net, None, "again");
     assert!(w.hub.unban_address(net));
     assert!(w.hub.admit(w.now, Source(0x0a00_0002)).is_ok(), "lifted");
+}
+
+fn ban_address_frame(reference: Ref, lift: bool, block: &str) -> Frame<'_> {
+    Frame::BanAddress {
+        reference,
+        lift,
+        block: Text::new(block).expect("short"),
+        seconds: 60,
+        reason: Text::new("abuse").expect("short"),
+    }
+}
+
+#[test]
+fn an_operators_ban_address_closes_the_block_and_a_bad_block_or_a_non_operator_is_refused() {
+    use crate::Source;
+    let mut w = world();
+    w.hub.set_operator(&name("alice"), true);
+    let op = w.connect_from(Source(0xffff_c000_0201));
+    w.login_peer(op, "alice", crate::id::MessageId(0), false);
+    let inside = w.connect_from(Source(0xffff_0a01_0203));
+    w.login_peer(inside, "bob", crate::id::MessageId(0), false);
+    let r = w.reference();
+    w.send(inside, &ban_address_frame(r, false, "192.0.2.0/24"));
+    assert_eq!(w.errors(inside), vec![ErrorCode::NotOperator]);
+    assert!(
+        w.hub.admit(w.now, Source(0xffff_c000_0202)).is_ok(),
+        "nothing done"
+    );
+    let r = w.reference();
+    w.send(op, &ban_address_frame(r, false, "example.com"));
+    assert_eq!(w.errors(op), vec![ErrorCode::BadAddress]);
+    let r = w.reference();
+    w.send(op, &ban_address_frame(r, false, "10.1.2.3/8"));
+    assert!(
+        w.peers[op].got.contains(&Got::Ok(r)),
+        "{:?}",
+        w.peers[op].got
+    );
+    assert_eq!(
+        w.errors(inside),
+        vec![ErrorCode::NotOperator, ErrorCode::Banned]
+    );
+    assert!(w.peers[inside].closed);
+    let refused = w.hub.admit(w.now, Source(0xffff_0aff_0001));
+    assert_eq!(
+        refused.expect_err("turned away").reason,
+        crate::hub::TurnedAway::Banned
+    );
+    let r = w.reference();
+    w.send(op, &ban_address_frame(r, true, "10.0.0.0/8"));
+    assert!(w.peers[op].got.contains(&Got::Ok(r)));
+    assert!(
+        w.hub.admit(w.now, Source(0xffff_0aff_0001)).is_ok(),
+        "lifted"
+    );
+    assert_eq!(w.hub.stats(w.now).address_bans, 0);
 }

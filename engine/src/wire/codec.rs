@@ -713,6 +713,33 @@ fn fields_v2(k: u8, i: &[u8]) -> FieldResult<'_, Option<Frame<'_>>> {
                 },
             )
         }
+        kind::BAN_ADDRESS => {
+            let (i, reference) = ref_id(i)?;
+            let (i, byte) = be_u8(i)?;
+            let lift = match byte {
+                0 => false,
+                1 => true,
+                _ => {
+                    return fail(FieldError::Value {
+                        field: "action",
+                        value: byte,
+                    })
+                }
+            };
+            let (i, block) = text(i)?;
+            let (i, seconds) = be_u32(i)?;
+            let (i, reason) = text(i)?;
+            (
+                i,
+                Frame::BanAddress {
+                    reference,
+                    lift,
+                    block,
+                    seconds,
+                    reason,
+                },
+            )
+        }
         kind::LOGIN_OK2 => {
             let (i, reference) = ref_id(i)?;
             let (i, user) = name(i)?;
@@ -1263,6 +1290,19 @@ impl Frame<'_> {
                     .name(group)
                     .u8(action.to_u8())
                     .name(user)
+                    .u32(*seconds)
+                    .text(*reason);
+            }
+            Frame::BanAddress {
+                reference,
+                lift,
+                block,
+                seconds,
+                reason,
+            } => {
+                w.u32(reference.0)
+                    .u8(u8::from(*lift))
+                    .text(*block)
                     .u32(*seconds)
                     .text(*reason);
             }

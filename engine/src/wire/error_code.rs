@@ -84,6 +84,8 @@ pub enum ErrorCode {
     NoSuchMessage,
     /// A GROUP_MODERATE without the group role it takes (v2).
     NotGroupModerator,
+    /// A BAN_ADDRESS block that is not an address or a CIDR block (v2).
+    BadAddress,
     /// A code this implementation does not know (kept for forward compatibility).
     Other(u16),
 }
@@ -130,6 +132,7 @@ impl ErrorCode {
             NotOperator => 44,
             NoSuchMessage => 45,
             NotGroupModerator => 46,
+            BadAddress => 47,
             Other(n) => n,
         }
     }
@@ -175,6 +178,7 @@ impl ErrorCode {
             44 => NotOperator,
             45 => NoSuchMessage,
             46 => NotGroupModerator,
+            47 => BadAddress,
             n => Other(n),
         }
     }

@@ -522,6 +522,22 @@ pub enum Frame<'a> {
         /// Why: kept in the audit log.
         reason: Text<'a>,
     },
+    /// 0x25, C→S, v2: a server operator bans (or lifts the ban of) a
+    /// block of addresses. Answered by OK once stored, or ERROR
+    /// NOT_OPERATOR / BAD_ADDRESS.
+    BanAddress {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Whether it lifts the ban (action 1) rather than gives it (0).
+        lift: bool,
+        /// The block as text (`10.0.0.0/8`, `2001:db8::/32`, one address);
+        /// the hub parses it.
+        block: Text<'a>,
+        /// How long a ban lasts, in seconds; 0: until lifted.
+        seconds: u32,
+        /// Why: shown to the turned-away connections, kept in the audit log.
+        reason: Text<'a>,
+    },
     /// 0x4E, S→C, v2: the answer to LOGIN2.
     LoginOk2 {
         /// The LOGIN2's reference.
@@ -607,6 +623,7 @@ impl Frame<'_> {
             Frame::DeviceList { .. } => DEVICE_LIST,
             Frame::Delete { .. } => DELETE,
             Frame::GroupModerate { .. } => GROUP_MODERATE,
+            Frame::BanAddress { .. } => BAN_ADDRESS,
             Frame::Announce { .. } => ANNOUNCE,
             Frame::Deleted { .. } => DELETED,
             Frame::Notice { .. } => NOTICE,

@@ -27,6 +27,7 @@ pub mod kind {
     pub const DELETE: u8 = 0x22;
     pub const ANNOUNCE: u8 = 0x23;
     pub const GROUP_MODERATE: u8 = 0x24;
+    pub const BAN_ADDRESS: u8 = 0x25;
     pub const SERVER_HELLO: u8 = 0x40;
     pub const OK: u8 = 0x41;
     pub const LOGIN_OK: u8 = 0x42;
@@ -92,6 +93,7 @@ pub fn kind_name(k: u8) -> &'static str {
         DELETE => "DELETE",
         ANNOUNCE => "ANNOUNCE",
         GROUP_MODERATE => "GROUP_MODERATE",
+        BAN_ADDRESS => "BAN_ADDRESS",
         DELETED => "DELETED",
         NOTICE => "NOTICE",
         _ => "UNKNOWN",

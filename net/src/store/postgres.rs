@@ -545,6 +545,19 @@ impl Store for PgStore {
         })
     }
 
+    fn record_address_ban(
+        &mut self,
+        record: &confab_engine::effect::AddressBanRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (record, now_ms);
+        Err(StoreError::Failed {
+            doing: "banning an address",
+            reason: "address bans are kept by a single SQLite node, not in PostgreSQL yet"
+                .to_owned(),
+        })
+    }
+
     fn moderate(&mut self, record: &ModerationRecord, now_ms: u64) -> Result<(), StoreError> {
         let actor = record.actor.as_str();
         let target = record.target;

@@ -1399,6 +1399,24 @@ impl Store for SqliteStore {
         self.record_moderation(record, now_ms)
     }
 
+    fn record_address_ban(
+        &mut self,
+        record: &confab_engine::effect::AddressBanRecord,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let actor = record.actor.as_str();
+        if record.lift {
+            return self.lift_address(&record.block, actor).map(|_| ());
+        }
+        let ban = StoredAddressBan {
+            net: record.block.clone(),
+            until_ms: (record.seconds > 0)
+                .then(|| now_ms.saturating_add(u64::from(record.seconds) * 1000)),
+            reason: record.reason.clone(),
+        };
+        self.ban_address(&ban, actor)
+    }
+
     fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         self.conn
             .prepare_cached(

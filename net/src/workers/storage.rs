@@ -69,6 +69,12 @@ pub(crate) enum WriteJob {
         reference: Ref,
         record: confab_engine::effect::ModerationRecord,
     },
+    /// An operator's address ban (or its lifting) with its audit line.
+    BanAddress {
+        conn: ConnId,
+        reference: Ref,
+        record: confab_engine::effect::AddressBanRecord,
+    },
     /// A message tombstoned, with its audit line.
     Delete {
         conn: ConnId,
@@ -113,6 +119,7 @@ impl WriteJob {
                 | WriteJob::ReadMarker { .. }
                 | WriteJob::RevokeDevice { .. }
                 | WriteJob::Moderate { .. }
+                | WriteJob::BanAddress { .. }
                 | WriteJob::Delete { .. }
                 | WriteJob::Audit { .. }
         )
@@ -314,6 +321,28 @@ fn run_alone(store: &mut dyn Store, job: WriteJob) -> Option<Input> {
                     record.action.as_str(),
                     record.target,
                     record.reason
+                );
+            }
+            let answer = EffectResult::Moderated {
+                conn,
+                reference,
+                result,
+            };
+            return Some(answer.into());
+        }
+        WriteJob::BanAddress {
+            conn,
+            reference,
+            record,
+        } => {
+            let result = store
+                .record_address_ban(&record, now_ms())
+                .map_err(|e| storage_failed("recording an address ban", &e));
+            if result.is_ok() {
+                let what = if record.lift { "unbanned" } else { "banned" };
+                info!(
+                    "moderation: {} {what} the addresses {}: {}",
+                    record.actor, record.block, record.reason
                 );
             }
             let answer = EffectResult::Moderated {
