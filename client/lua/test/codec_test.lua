@@ -56,6 +56,8 @@ local EXPECTED = {
   ANNOUNCE = { type = "ANNOUNCE", ref = 7, text = "back soon" },
   GROUP_MODERATE = { type = "GROUP_MODERATE", ref = 8, group = "dev", action = 1, user = "bob", seconds = 600,
     reason = "spam" },
+  BAN_ADDRESS = { type = "BAN_ADDRESS", ref = 9, action = 0, block = "10.0.0.0/8", seconds = 3600,
+    reason = "spam" },
   DELETED = { type = "DELETED", id = 42, by = "alice" },
   NOTICE = { type = "NOTICE", text = "back soon" },
   ["ERROR DEVICE_REVOKED"] = { type = "ERROR", code = 38, ref = 0, retry_after_ms = 0, text = "device revoked" },
