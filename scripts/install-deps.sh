@@ -6,7 +6,9 @@
 # of tests/browser/requirements.txt (Playwright and pytest: the browser
 # client's tests; Playwright drives Debian's chromium, no browser is
 # downloaded), promtool (Debian package prometheus: the metrics test runs
-# `promtool check metrics`), and cargo-fuzz (the fuzz smoke run).
+# `promtool check metrics`), postgresql and redis-server (the cluster
+# tests: scripts/services.sh runs them on loopback ports of their own), and
+# cargo-fuzz (the fuzz smoke run).
 # Works as root or through sudo; never prompts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,9 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""

@@ -23,6 +23,13 @@ cargo build --workspace --all-targets --locked
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cluster services (PostgreSQL and Redis on loopback ports of their own: scripts/services.sh)"
+services_dir=$(mktemp -d)
+trap 'bash scripts/services.sh stop "$services_dir"; rm -rf "$services_dir"' EXIT
+# Exports CONFAB_TEST_PG and CONFAB_TEST_BUS: the cluster tests run on them
+# (and fail under CI=true without them, rather than skip).
+eval "$(bash scripts/services.sh start "$services_dir")"
+
 step "tests"
 cargo test --workspace --locked
 

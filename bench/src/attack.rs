@@ -552,6 +552,7 @@ pub(crate) fn attack(a: &AttackArgs) -> Result<Value> {
                 Member {
                     name: name(&format!("b{run}-i{i}"))?,
                     source: Some(IpAddr::from([127, 0, 1, 1 + (i % 8) as u8])),
+                    addr: None,
                     role: Role {
                         senders: 0,
                         record: false,

@@ -42,6 +42,8 @@ pub(crate) struct Fleet {
 pub(crate) struct Member {
     pub(crate) name: Name,
     pub(crate) source: Option<IpAddr>,
+    /// Another node of a cluster than the fleet's address (`--receiver-ports`).
+    pub(crate) addr: Option<std::net::SocketAddr>,
     pub(crate) role: Role,
     /// Wait for [`Fleet::start`] before sending.
     pub(crate) wait_start: bool,
@@ -102,6 +104,9 @@ impl Fleet {
             let t0 = now_ns();
             let mut how = self.login.clone();
             how.source = m.source;
+            if let Some(addr) = m.addr {
+                how.addr = addr;
+            }
             how.register = first;
             let result = timeout(self.login_timeout, login(&how, m.name)).await;
             let _ = self.permits.1.try_recv();

@@ -194,6 +194,11 @@ pub(crate) struct FanoutArgs {
     /// Seconds to wait for every delivery after the start.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+    /// Other nodes of a cluster (same host): the receivers connect to
+    /// these ports in turn, the senders to --port, so every delivery
+    /// crosses the bus (docs/SCALING.md).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) receiver_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -100,6 +100,7 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
         return err("need at least 2 clients and 1 to clients senders");
     }
     let login = login_of(&a.common, 64 * 1024)?;
+    let base = login.addr;
     let run = run_id();
     let pid = a.common.server_pid;
     let expected = u64::from(s) * u64::from(m) * u64::from(n - 1);
@@ -119,9 +120,16 @@ pub(crate) fn fanout(a: &FanoutArgs) -> Result<Value> {
                 phase_ns: interval.map_or(0, |iv| iv * u64::from(i) / u64::from(s)),
                 once: false,
             });
+            let ports = &a.receiver_ports;
+            let addr = (i >= s && !ports.is_empty()).then(|| {
+                let mut at = base;
+                at.set_port(ports[(i - s) as usize % ports.len()]);
+                at
+            });
             let member = Member {
                 name: name(&format!("b{run}-{i}"))?,
                 source: None,
+                addr,
                 role: Role {
                     senders: s,
                     record: true,
@@ -234,6 +242,7 @@ pub(crate) fn conns(a: &ConnsArgs) -> Result<Value> {
             let member = Member {
                 name: name(&format!("b{run}-{i}"))?,
                 source: Some(source(i, a.sources)),
+                addr: None,
                 role: Role {
                     senders: 1,
                     record: true,
@@ -280,6 +289,7 @@ pub(crate) fn conns(a: &ConnsArgs) -> Result<Value> {
                 Member {
                     name: name(&format!("b{run}-x"))?,
                     source: Some(source(0, 1)),
+                    addr: None,
                     role: Role {
                         senders: 1,
                         record: false,
@@ -516,6 +526,7 @@ pub(crate) fn storage(a: &StorageArgs) -> Result<Value> {
                         Member {
                             name: me,
                             source: None,
+                            addr: None,
                             role: Role {
                                 senders: 0,
                                 record: true,
@@ -625,6 +636,7 @@ pub(crate) fn spawn_paced_senders(
             Member {
                 name: name(&format!("b{run}-{i}"))?,
                 source: None,
+                addr: None,
                 role: Role {
                     senders: g,
                     record: true,
@@ -702,6 +714,7 @@ pub(crate) fn abuse(a: &AbuseArgs) -> Result<Value> {
                 Member {
                     name: name(&format!("b{run}-f{i}"))?,
                     source: None,
+                    addr: None,
                     role: Role {
                         senders: 0,
                         record: false,

@@ -131,7 +131,7 @@ fn request(frame: Frame<'_>) -> Option<Request<'_>> {
         } => Request::History {
             reference,
             target,
-            before,
+            window: crate::window::Window::before(before),
             limit,
         },
         other => return request_v2(other),

@@ -118,6 +118,11 @@ pub struct Config {
     pub dedup_per_device: u32,
     /// Read markers kept per user (the most recently set).
     pub read_markers_per_user: u16,
+    /// Whether this hub is one node of several: then it tells the shell
+    /// when a user's first session here logs in and their last here
+    /// leaves ([`crate::Effect::NodePresence`]), for the other nodes. A
+    /// single node leaves it off and pays nothing.
+    pub announce_presence: bool,
 }
 
 impl Default for Config {
@@ -172,6 +177,7 @@ impl Default for Config {
             dedup_window: Duration::from_secs(24 * 3600),
             dedup_per_device: 10_000,
             read_markers_per_user: 1024,
+            announce_presence: false,
         }
     }
 }

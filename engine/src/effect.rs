@@ -234,8 +234,8 @@ pub enum Effect {
         user: Name,
         /// The conversation.
         target: Target,
-        /// Only ids below this; 0 for the newest.
-        before: MessageId,
+        /// Which of its messages.
+        window: crate::window::Window,
         /// At most this many.
         limit: u16,
     },
@@ -365,6 +365,16 @@ pub enum Effect {
         user: Name,
         /// The newest id routed before they left.
         seen_upto: MessageId,
+    },
+    /// Only with `Config::announce_presence`: the user's first session on
+    /// this node logged in (`Online`) or their last here left
+    /// (`Offline`); the shell tells the other nodes, whose hubs take it
+    /// as [`Input::Presence`]. Needs no answer.
+    NodePresence {
+        /// The user.
+        user: Name,
+        /// Online or offline here.
+        presence: Presence,
     },
 }
 

@@ -78,6 +78,7 @@ pub mod source_net;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod window;
 pub mod wire;
 
 pub use wire::{codec, frame};

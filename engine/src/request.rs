@@ -180,14 +180,14 @@ pub enum Request<'a> {
         /// The notice.
         text: &'a str,
     },
-    /// Read a page of a conversation, newest first.
+    /// Read a page of a conversation.
     History {
         /// Echoed in the answer.
         reference: Ref,
         /// The conversation.
         target: Target,
-        /// Only ids below this; zero for the newest.
-        before: MessageId,
+        /// Which of its messages (confab's: the newest below an id).
+        window: crate::window::Window,
         /// At most this many (capped at the server's page size).
         limit: u16,
     },

@@ -182,6 +182,13 @@ impl Roster {
         }
     }
 
+    /// Whether `user` has a session on this node.
+    pub(crate) fn is_here(&self, user: &Name) -> bool {
+        self.online
+            .get(&user.key())
+            .is_some_and(|o| !o.sessions.is_empty())
+    }
+
     /// Removes `key`'s entry once they are online nowhere; its delta.
     fn settle(&mut self, key: &NameKey) -> Option<Arc<Shared>> {
         let online = self.online.get(key)?;

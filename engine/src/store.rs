@@ -21,6 +21,7 @@ use crate::error::ProtocolError;
 use crate::frame::Target;
 use crate::id::MessageId;
 use crate::name::Name;
+use crate::window::{Range, Window};
 
 /// An account as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,15 +191,71 @@ pub trait Store: Send {
     /// outcome per write in order. Message ids increase in batch order.
     /// `now_ms` is the commit timestamp (ms since the Unix epoch).
     fn commit(&mut self, batch: &[Write], now_ms: u64) -> Result<Vec<Written>, StoreError>;
-    /// A page of a conversation as `user` sees it, newest first: the room,
-    /// a group, or the direct messages between `user` and a target user.
+    /// At most `limit` messages of `range` of a conversation as `user`
+    /// sees it (the room, a group, or the direct messages between `user`
+    /// and a target user): the newest, newest first, or the oldest, oldest
+    /// first; `more` if the range holds more.
+    fn history_range(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        range: &Range,
+        newest: bool,
+        limit: u16,
+    ) -> Result<HistoryLoaded, StoreError>;
+    /// A page of a conversation as `user` sees it, newest first, ids below
+    /// `before` (0: the newest).
     fn history(
         &mut self,
         user: &Name,
         target: &Target,
         before: MessageId,
         limit: u16,
-    ) -> Result<HistoryLoaded, StoreError>;
+    ) -> Result<HistoryLoaded, StoreError> {
+        let Window::Newest(range) = Window::before(before) else {
+            unreachable!("Window::before is a Newest window")
+        };
+        self.history_range(user, target, &range, true, limit)
+    }
+    /// What `window` holds, at most `limit` messages, in the order taken
+    /// (newest first, but the oldest first for [`Window::Oldest`]); an
+    /// AROUND is the newest below its point and the oldest from it on,
+    /// newest first.
+    fn history_window(
+        &mut self,
+        user: &Name,
+        target: &Target,
+        window: &Window,
+        limit: u16,
+    ) -> Result<HistoryLoaded, StoreError> {
+        match *window {
+            Window::Newest(range) => self.history_range(user, target, &range, true, limit),
+            Window::Oldest(range) => self.history_range(user, target, &range, false, limit),
+            Window::Around(at) => {
+                let below = Range {
+                    after: None,
+                    before: Some(at),
+                };
+                let from = Range {
+                    after: Some(at.just_below()),
+                    before: None,
+                };
+                let before = self.history_range(user, target, &below, true, limit / 2)?;
+                let after = self.history_range(user, target, &from, false, limit - limit / 2)?;
+                let mut messages = after.messages;
+                messages.reverse();
+                messages.extend(before.messages);
+                let mut deleted = after.deleted;
+                deleted.reverse();
+                deleted.extend(before.deleted);
+                Ok(HistoryLoaded {
+                    messages,
+                    more: before.more || after.more,
+                    deleted,
+                })
+            }
+        }
+    }
     /// The answer to a history request: [`Store::history`], except that a
     /// direct conversation with an account that does not exist is refused
     /// with `NO_SUCH_USER` rather than answered with an empty page (the
@@ -207,7 +264,7 @@ pub trait Store: Send {
         &mut self,
         user: &Name,
         target: &Target,
-        before: MessageId,
+        window: &Window,
         limit: u16,
     ) -> Result<Result<HistoryLoaded, ProtocolError>, StoreError> {
         if let Target::User(other) = target {
@@ -215,7 +272,7 @@ pub trait Store: Send {
                 return Ok(Err(ProtocolError::NoSuchUser { user: *other }));
             }
         }
-        self.history(user, target, before, limit).map(Ok)
+        self.history_window(user, target, window, limit).map(Ok)
     }
     /// What `user` missed (see [`ReplayScope`]), oldest first, ids ≤ `upto`,
     /// at most `max` messages (the newest ones; the rest are reported as skipped).

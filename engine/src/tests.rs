@@ -2,6 +2,7 @@
 //! hub driven through a deterministic world (fake clock, in-memory store).
 
 mod abuse;
+mod cluster;
 mod codec;
 mod delivery;
 mod devices;

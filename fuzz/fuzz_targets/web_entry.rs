@@ -6,7 +6,9 @@
 #![no_main]
 use std::io::{self, Cursor, Read, Write};
 
-use confab_net::web::http::{self, parse_head, route, Route, MAX_HEAD, SUBPROTOCOLS};
+use confab_net::web::http::{
+    self, parse_head, route, Route, IRC_SUBPROTOCOLS, MAX_HEAD, SUBPROTOCOLS,
+};
 use confab_net::web::ws::tungstenite::protocol::{Role, WebSocket};
 use confab_net::web::ws::tungstenite::Error;
 use confab_net::web::ws::{close_for, config};
@@ -56,8 +58,10 @@ fn http_entry(data: &[u8], tls: bool) {
                     assert!(http::refusal(status, &why).starts_with(b"HTTP/1.1 "));
                 }
                 Route::Upgrade { protocol, accept } => {
-                    assert!(head.path == http::WS_PATH);
-                    assert!(SUBPROTOCOLS.contains(&protocol));
+                    assert!(head.path == http::WS_PATH || head.path == "/");
+                    assert!(
+                        SUBPROTOCOLS.contains(&protocol) || IRC_SUBPROTOCOLS.contains(&protocol)
+                    );
                     assert_eq!(accept.len(), 28);
                 }
                 Route::File { content_type, .. } => assert!(!content_type.is_empty()),

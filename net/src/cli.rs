@@ -48,6 +48,16 @@ pub enum Command {
     /// Make the running server re-read its config file (as SIGHUP does) and
     /// print what it applied, or every error (then nothing changed).
     Reload,
+    /// Copy a single node's SQLite data into an empty PostgreSQL database
+    /// (ids, tokens and bookmarks included), to run it as a cluster.
+    Migrate {
+        /// `sqlite:DIR`: the data dir of a stopped node.
+        #[arg(long)]
+        from: String,
+        /// `postgres://...`: an empty database.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `confab-server user ...`.
@@ -189,6 +199,17 @@ pub struct ServeArgs {
     /// `confab-server reload` re-reads it.
     #[arg(long, env = "CONFAB_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Where the data lives: omitted, SQLite in the data dir; a
+    /// `postgres://USER@HOST:PORT/DB` URL, PostgreSQL, which several nodes
+    /// (each with its own data dir) may share (docs/SCALING.md).
+    #[arg(long, env = "CONFAB_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// The bus between nodes sharing a PostgreSQL store: a
+    /// `redis://HOST:PORT` URL (Redis pub/sub).
+    #[arg(long, env = "CONFAB_BUS", value_name = "URL")]
+    pub bus: Option<String>,
 
     /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: keep
     /// it on loopback or a private network); port 0 picks a free port

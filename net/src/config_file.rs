@@ -22,6 +22,8 @@ use crate::cli::Cli;
 pub const NEEDS_RESTART: &[&str] = &[
     "listen",
     "data-dir",
+    "store",
+    "bus",
     "metrics-listen",
     "web-listen",
     "web-allowed-origin",

@@ -39,6 +39,8 @@ pub(crate) struct Effects {
     pub(crate) auth: Arc<FairQueue<AuthJob>>,
     pub(crate) writes: Queue<WriteJob>,
     pub(crate) reads: Queue<ReadJob>,
+    /// One node of several: where `NodePresence` goes.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The answer when a queue is full (or closed at shutdown).
@@ -174,7 +176,7 @@ impl Effects {
                 reference,
                 user,
                 target,
-                before,
+                window,
                 limit,
             } => {
                 let job = ReadJob::History {
@@ -182,7 +184,7 @@ impl Effects {
                     reference,
                     user,
                     target,
-                    before,
+                    window,
                     limit,
                 };
                 if let Err(job) = self.reads.push_refusable(job) {
@@ -306,6 +308,11 @@ impl Effects {
                         reference,
                         result: Err(busy("storing moderation")),
                     });
+                }
+            }
+            Effect::NodePresence { user, presence } => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.presence(user, presence);
                 }
             }
             Effect::DeleteMessage {

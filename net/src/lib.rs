@@ -44,6 +44,7 @@ pub mod admin;
 pub mod auth;
 mod auth_queue;
 pub mod cli;
+pub mod cluster;
 pub mod config_file;
 mod conn;
 pub mod control;
@@ -57,6 +58,7 @@ mod listeners;
 pub mod logger;
 mod measures;
 pub mod metrics;
+pub mod migrate;
 pub mod ops;
 pub mod options;
 mod refuse;
@@ -76,6 +78,7 @@ pub use server::{Server, ServerHandle, ServerOptions, StartError, Stats, StoreFa
 
 use crate::auth::HashError;
 use crate::cli::{Cli, Command, ServeArgs, SyncMode, UserCommand};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{SqliteOptions, SqliteStore, Sync};
 use crate::store::{Store, StoreError};
 
@@ -154,8 +157,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     })?;
     prepare_data_dir(&args.data_dir)?;
-    let stores = sqlite_stores(&args.data_dir, args.sync);
+    let node = cluster::random_node_id();
+    let stores = match postgres_url(args)? {
+        Some(url) => postgres_stores(url, node),
+        None => sqlite_stores(&args.data_dir, args.sync),
+    };
     match cli.command {
+        Some(Command::User(command)) if postgres_url(args)?.is_some() => {
+            let mut store = PgStore::open(postgres_url(args)?.unwrap_or_default())?;
+            match command {
+                UserCommand::Op { name } => pg_operator(&mut store, &name, true),
+                UserCommand::Deop { name } => pg_operator(&mut store, &name, false),
+                command => admin::run(&mut store, &args.hash_params(), command).map(drop),
+            }
+        }
         Some(Command::User(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             match command {
@@ -189,22 +204,51 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 "reload refused, nothing changed:\n{e}"
             ))),
         },
+        Some(Command::Migrate { from, to }) => {
+            let Some(dir) = from.strip_prefix("sqlite:") else {
+                return Err(Error::User(format!("--from {from}: give sqlite:DIR")));
+            };
+            let moved = migrate::run(Path::new(dir), &sqlite_options(args.sync), &to)?;
+            println!("{moved}");
+            Ok(())
+        }
         Some(Command::Ops(command)) => {
             let mut store = sqlite_store(&args.data_dir, args.sync)?;
             ops::run(&args.data_dir, &mut store, command)
         }
-        None => serve(args, stores),
+        None => serve(args, stores, node),
     }
 }
 
-fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
+fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error> {
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    let mut store = sqlite_store(&args.data_dir, args.sync)?;
-    let (sanctions, operators) = (store.sanctions(ops::now_ms())?, store.operators()?);
-    let address_bans = store.address_bans(ops::now_ms())?;
-    drop(store);
+    // Address bans are the SQLite store's still: a cluster node starts
+    // without them (docs/SCALING.md).
+    let (sanctions, operators, address_bans) = match postgres_url(args)? {
+        Some(url) => {
+            let mut store = PgStore::open(url)?;
+            (
+                store.sanctions(ops::now_ms())?,
+                store.operators()?,
+                Vec::new(),
+            )
+        }
+        None => {
+            let mut store = sqlite_store(&args.data_dir, args.sync)?;
+            let (s, o) = (store.sanctions(ops::now_ms())?, store.operators()?);
+            (s, o, store.address_bans(ops::now_ms())?)
+        }
+    };
+    let cluster = match (postgres_url(args)?, &args.bus) {
+        (Some(url), Some(bus)) => Some(cluster::ClusterOptions {
+            store: url.to_owned(),
+            bus: bus.clone(),
+            node,
+        }),
+        _ => None,
+    };
     let tls_slot = tls
         .as_ref()
         .map(|t| Arc::new(tls::TlsSlot::new(t.config.clone())));
@@ -228,6 +272,7 @@ fn serve(args: &ServeArgs, stores: StoreFactory) -> Result<(), Error> {
             address_bans,
             operators,
             metrics_listen: args.metrics_listen,
+            cluster,
             ..options(args)
         },
         stores,
@@ -324,6 +369,45 @@ fn sqlite_options(sync: SyncMode) -> SqliteOptions {
 /// Opens one SQLite store on `data_dir` (for the commands).
 pub(crate) fn sqlite_store(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, Error> {
     Ok(SqliteStore::open(data_dir, &sqlite_options(sync))?)
+}
+
+/// The PostgreSQL URL of `--store`, if it names one; a `--bus` needs one.
+fn postgres_url(args: &ServeArgs) -> Result<Option<&str>, Error> {
+    match (args.store.as_deref(), &args.bus) {
+        (Some(url), _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url))
+        }
+        (Some(other), _) => Err(Error::User(format!(
+            "--store {other}: give a postgres://... URL (or leave it out for SQLite in the data dir)"
+        ))),
+        (None, Some(_)) => Err(Error::User(
+            "--bus needs --store postgres://...: nodes share their data through PostgreSQL".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `user op`/`deop` on PostgreSQL: takes effect at each node's next
+/// start (a running node's operators change through MODERATE's
+/// operator sessions only).
+fn pg_operator(
+    store: &mut PgStore,
+    name: &confab_engine::Name,
+    operator: bool,
+) -> Result<(), Error> {
+    if !store.set_operator(name, operator)? {
+        return Err(Error::User(format!("no account {name}")));
+    }
+    let role = if operator { "is" } else { "is no longer" };
+    println!("{name} {role} a server operator (from each node's next start)");
+    Ok(())
+}
+
+/// Opens PostgreSQL stores on `url`, one connection each,
+/// whose commits name `node`.
+pub fn postgres_stores(url: &str, node: u64) -> StoreFactory {
+    let url = url.to_owned();
+    Arc::new(move || Ok(Box::new(PgStore::open(&url)?.for_node(node)) as Box<dyn Store>))
 }
 
 /// Opens SQLite stores on `data_dir`.

@@ -68,6 +68,9 @@ pub struct ServerOptions {
     pub tls_slot: Option<Arc<crate::tls::TlsSlot>>,
     /// What SIGHUP and `confab-server reload` run (see [`crate::reload`]).
     pub reloader: Option<Arc<dyn crate::reload::Reload>>,
+    /// One node of several: PostgreSQL and the bus (see `cluster`);
+    /// `None`, a single node.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Default for ServerOptions {
@@ -98,6 +101,7 @@ impl Default for ServerOptions {
             metrics_listen: None,
             tls_slot: None,
             reloader: None,
+            cluster: None,
         }
     }
 }
@@ -123,6 +127,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The cluster's part could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The hub has no room for the IRC gateway's protocols.
     #[error("the hub speaks too many protocols to add IRC")]
     Protocols,

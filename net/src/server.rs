@@ -97,13 +97,21 @@ struct Workers {
     read_stores: Vec<Box<dyn Store>>,
     write_rx: Jobs<WriteJob>,
     write_store: Box<dyn Store>,
+    /// One node of several: the writer's commits go through it.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Server {
     /// Opens storage (one store per thread that needs one), loads the hub's
     /// starting state and binds the listener.
-    pub fn bind(options: ServerOptions, stores: StoreFactory) -> Result<Server, StartError> {
+    pub fn bind(mut options: ServerOptions, stores: StoreFactory) -> Result<Server, StartError> {
         options.hash.validate()?;
+        let cluster = options
+            .cluster
+            .as_ref()
+            .map(crate::cluster::Cluster::new)
+            .transpose()?;
+        options.engine.announce_presence |= cluster.is_some();
         let mut write_store = stores()?;
         let loaded = write_store.load()?;
         let mut hub = Hub::new(options.engine.clone(), loaded.groups, loaded.last_id);
@@ -168,19 +176,29 @@ impl Server {
         ));
         let (reads, read_rx) = Queue::new(options.read_queue.max(1));
         let (writes, write_rx) = Queue::new(options.write_queue.max(1));
+        let (cluster, unstarted) = match cluster {
+            Some((c, u)) => (Some(Arc::new(c)), Some(u)),
+            None => (None, None),
+        };
         let effects = Effects {
             auth: auth_rx.clone(),
             writes,
             reads,
+            cluster: cluster.clone(),
         };
+        let shared = Arc::new(Shared::new(hub, effects));
+        if let (Some(c), Some(u)) = (&cluster, unstarted) {
+            c.start(u, shared.clone(), loaded.last_id)?;
+        }
         Ok(Server {
             options,
             listener,
             addr,
             web,
             irc,
-            shared: Arc::new(Shared::new(hub, effects)),
+            shared,
             workers: Workers {
+                cluster,
                 auth_rx,
                 authenticators,
                 read_rx,
@@ -361,6 +379,13 @@ fn spawn_workers(shared: &Arc<Shared>, w: Workers) -> Result<Threads, StartError
         )?);
     }
     let (rx, store) = (w.write_rx, w.write_store);
+    let results: Arc<dyn Results> = match w.cluster {
+        Some(cluster) => Arc::new(crate::cluster::Inbox {
+            hub: results,
+            cluster,
+        }),
+        None => results,
+    };
     let writer = spawn(
         "confab-write".into(),
         Box::new(move || storage::run_writer(rx, results, store)),
@@ -400,10 +425,11 @@ async fn serve(
         timeout: options.engine.auth_timeout,
     });
     let (stop_web, web_stopping) = async_channel::bounded::<()>(1);
+    let irc = listeners.irc.as_ref().map(|(_, _, protocol)| *protocol);
     let web = options.web.as_ref().map(|w| {
         let tls = options.tls.clone();
         let slot = options.tls_slot.clone();
-        Arc::new(Web::new(w, tls, slot, &options.engine, web_stopping))
+        Arc::new(Web::new(w, tls, slot, &options.engine, irc, web_stopping))
     });
     let mut stop = pin!(stop);
     let mut refusals = Refusals::new();

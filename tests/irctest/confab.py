@@ -5,7 +5,8 @@ irctest/controllers/confab.py and run irctest with
 ``--controller irctest.controllers.confab`` (see README.md here).
 
 Each test starts a fresh confab-server on a fresh data dir, serving IRC on
-the port irctest picked. ``--irc-guests`` lets clients that register with
+the port irctest picked (and IRC over WebSocket on the web port, for the
+websocket module). ``--irc-guests`` lets clients that register with
 NICK/USER only (most irctest cases) get an account named for their nick;
 ``registerUser`` creates real accounts with ``confab-server user add``,
 which the tests then log in to with SASL PLAIN.
@@ -14,6 +15,7 @@ which the tests then log in to with SASL PLAIN.
 import os
 import shutil
 import subprocess
+import time
 from typing import Optional, Type
 
 from irctest.basecontrollers import (
@@ -84,8 +86,6 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("server password")
         if ssl:
             raise NotImplementedByController("TLS")
-        if websocket_port is not None:
-            raise NotImplementedByController("Websocket")
         assert self.proc is None
         self.create_config()
         assert self.directory
@@ -99,6 +99,11 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             "--irc-guests",
             "--irc-quiet-room",
         ] + FLAGS
+        if websocket_port is not None:
+            # IRC over WebSocket is served on the web port. irctest binds
+            # 0.0.0.0; plaintext is served on loopback only, which the
+            # client's ws://0.0.0.0 reaches.
+            args += ["--web-listen", f"127.0.0.1:{websocket_port}"]
         self.proc = self.execute(args)
 
     def wait_for_services(self) -> None:
@@ -111,13 +116,28 @@ class ConfabController(BaseServerController, DirectoryBasedController):
         password: Optional[str] = None,
     ) -> None:
         assert password
-        subprocess.run(
-            [BIN, "--data-dir", str(self.data_dir), "--hash-memory-kib", "8",
-             "--hash-passes", "1", "user", "add", username, "--password", password],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        base = [BIN, "--data-dir", str(self.data_dir), "--hash-memory-kib", "8",
+                "--hash-passes", "1", "user"]
+        # A guest of --irc-guests may have the account already: the test
+        # registers it now, so it gets the test's password. The server may
+        # still be opening the database: try again for a few seconds.
+        for _ in range(50):
+            added = subprocess.run(
+                base + ["add", username, "--password", password],
+                capture_output=True, text=True,
+            )
+            if added.returncode == 0:
+                return
+            if "taken" in added.stderr:
+                subprocess.run(
+                    base + ["passwd", username, "--password", password],
+                    check=True, capture_output=True,
+                )
+                return
+            if "password" in added.stderr:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"user add {username}: {added.stderr}")
 
 
 def get_irctest_controller_class() -> Type[ConfabController]:

@@ -17,13 +17,17 @@ use crate::harness::{password, Server, WAIT};
 /// A server with an IRC listener, and the listener's address.
 fn irc_server() -> (Server, SocketAddr) {
     let server = Server::start_with(&["--irc-listen", "127.0.0.1:0"]);
+    let addr = irc_addr(&server);
+    (server, addr)
+}
+
+/// The address of `server`'s IRC listener, from its log.
+pub(crate) fn irc_addr(server: &Server) -> SocketAddr {
     let line = server.wait_log("irc listening", |l| l.contains("irc listening on "));
-    let addr = line
-        .rsplit(' ')
+    line.rsplit(' ')
         .next()
         .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (server, addr)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 /// A raw IRC connection: lines out, lines in, every read bounded.
@@ -101,7 +105,7 @@ impl Irc {
     }
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in s.as_bytes().chunks(3) {
@@ -201,9 +205,92 @@ fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for
         ),
         "{text}"
     );
+    let t1 = tag_of(&echo[echo.len() - 1], "time");
+
+    c.send("@label=m2 PRIVMSG #confab :second words");
+    let echo2 = c.until("the second echo", |l| l.contains("second words"));
+    let t2 = tag_of(&echo2[echo2.len() - 1], "time");
+    assert_eq!(
+        echo2.concat(),
+        format!(
+            "@label=m2;time={t2};msgid=2;account=alice :alice!alice@confab PRIVMSG #confab :second words\r\n"
+        )
+    );
+    // AFTER by msgid: the second message only, in a chathistory batch
+    // nested in the labeled-response batch (its lines in the inner one).
+    c.send("@label=h2 CHATHISTORY AFTER #confab msgid=1 10");
+    let page = c.until("the AFTER batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let (outer, inner) = batch_ids(&page);
+    assert_eq!(
+        page.concat(),
+        format!(
+            "@label=h2 :confab BATCH +{outer} labeled-response\r\n\
+             @batch={outer} :confab BATCH +{inner} chathistory #confab\r\n\
+             @batch={inner};time={t2};msgid=2;account=alice :alice!alice@confab PRIVMSG #confab :second words\r\n\
+             @batch={outer} :confab BATCH -{inner}\r\n\
+             :confab BATCH -{outer}\r\n"
+        )
+    );
+    // BEFORE by timestamp: what was committed strictly before the second.
+    c.send(&format!(
+        "@label=h3 CHATHISTORY BEFORE #confab timestamp={t2} 10"
+    ));
+    let page = c.until("the BEFORE batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let (outer, inner) = batch_ids(&page);
+    let first = match t1 < t2 {
+        true => format!(
+            "@batch={inner};time={t1};msgid=1;account=alice :alice!alice@confab PRIVMSG #confab :first words\r\n"
+        ),
+        // Committed in the same millisecond: not before it.
+        false => String::new(),
+    };
+    assert_eq!(
+        page.concat(),
+        format!(
+            "@label=h3 :confab BATCH +{outer} labeled-response\r\n\
+             @batch={outer} :confab BATCH +{inner} chathistory #confab\r\n\
+             {first}@batch={outer} :confab BATCH -{inner}\r\n\
+             :confab BATCH -{outer}\r\n"
+        )
+    );
+    // A labeled command with no answer is acknowledged.
+    c.send("@label=p1 PONG :nothing");
+    assert_eq!(
+        c.until("the ACK", |l| l.contains(" ACK")).concat(),
+        "@label=p1 :confab ACK\r\n"
+    );
     c.send("PING :done");
     c.until("PONG", |l| l.contains("PONG confab :done"));
     drop(server);
+}
+
+/// The value of tag `key` of a server line.
+fn tag_of(line: &str, key: &str) -> String {
+    let tags = line
+        .strip_prefix('@')
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or("");
+    tags.split(';')
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .to_owned()
+}
+
+/// The outer (labeled-response) and inner (chathistory) batch ids of a
+/// labeled history page, from its first two lines.
+fn batch_ids(page: &[String]) -> (String, String) {
+    let id = |l: &str| {
+        l.split(' ')
+            .find_map(|w| w.strip_prefix('+'))
+            .unwrap_or_else(|| panic!("no batch in {l:?}"))
+            .to_owned()
+    };
+    assert!(page.len() >= 2, "{page:?}");
+    (id(&page[0]), id(&page[1]))
 }
 
 #[test]
@@ -406,4 +493,67 @@ fn irssi_logs_in_with_sasl_and_chats_in_the_room_with_a_confab_user() {
     listener.wait_message("hello from irssi");
     bob.send("all", "hello irssi, from confab");
     irssi.wait_screen(&server, "bob's message", "hello irssi, from confab");
+}
+
+#[test]
+fn irssi_chats_in_a_group_and_a_dm_and_gets_what_it_missed_after_reconnecting() {
+    let (server, addr) = irc_server();
+    server.register("carol", &password("carol"));
+    let bob = server.client("bob");
+    let mut listener = bob.listen();
+    let irssi = Irssi::start(addr, "carol", &password("carol"));
+    irssi.wait_screen(&server, "the welcome", "MOTD File is missing");
+
+    // A group: irssi's JOIN creates it, bob joins from confab.
+    irssi.type_line("/join #ops");
+    irssi.wait_screen(
+        &server,
+        "the group's JOIN",
+        "carol [carol@confab] has joined #ops",
+    );
+    bob.run(&["group", "join", "ops"]).ok();
+    irssi.wait_screen(&server, "bob's JOIN", "bob [bob@confab] has joined #ops");
+    irssi.type_line("ops from irssi");
+    let m = listener.wait_message("ops from irssi");
+    assert_eq!(m["to"].as_str(), Some("#ops"), "{m}");
+    bob.send("#ops", "ops from confab");
+    irssi.wait_screen(&server, "bob's group message", "ops from confab");
+
+    // A direct message, both ways.
+    irssi.type_line("/msg bob just you, from irssi");
+    let m = listener.wait_message("just you, from irssi");
+    assert_eq!(m["to"].as_str(), Some("@bob"), "{m}");
+    bob.send("@carol", "just you, from confab");
+    irssi.type_line("/window goto bob");
+    irssi.wait_screen(&server, "bob's DM", "just you, from confab");
+
+    // Away: what is sent meanwhile is pushed at the next login, with its
+    // original time (irssi shows server-time's time in the line's stamp).
+    irssi.type_line("/disconnect");
+    listener.wait_for("carol offline", |v| {
+        v["event"] == "offline" && v["user"] == "carol"
+    });
+    bob.send("@carol", "sent while you were away");
+    let sent = listener.wait_message("sent while you were away");
+    let ts = sent["ts"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ts in {sent}"));
+    irssi.type_line("/connect confab");
+    listener.wait_for("carol online", |v| {
+        v["event"] == "online" && v["user"] == "carol"
+    });
+    irssi.type_line("/window goto bob");
+    irssi.wait_screen(&server, "the missed DM", "sent while you were away");
+    let stamp = local_hh_mm(ts);
+    irssi.wait_screen(&server, "the missed DM's time", &stamp);
+}
+
+/// `ms` since the epoch as irssi's default line stamp, `HH:MM`, in the
+/// test's time zone (UTC unless TZ says otherwise: irssi runs with ours).
+fn local_hh_mm(ms: u64) -> String {
+    let out = Command::new("date")
+        .args(["-d", &format!("@{}", ms / 1000), "+%H:%M"])
+        .output()
+        .expect("date runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -7,12 +7,15 @@
 
 mod device;
 mod harness;
+mod nodes;
 mod raw;
 
 mod abuse;
 mod accounts;
 mod bad_input;
 mod cli;
+mod cluster;
+mod cluster_crash;
 mod crash;
 mod deletion;
 mod devices;
@@ -22,6 +25,7 @@ mod group_roles;
 mod groups;
 mod hashing;
 mod irc;
+mod irc_transports;
 mod limits;
 mod lua_interop;
 mod metrics;

@@ -419,7 +419,7 @@ fn the_websocket_works_over_tls_with_the_self_signed_certificate() {
     assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
 }
 
-fn rustls_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+pub(crate) fn rustls_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()

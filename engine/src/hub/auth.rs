@@ -486,6 +486,7 @@ impl Hub {
     /// The session's transition out of Auth: it joins the roster and
     /// starts its own budgets.
     fn log_in(&mut self, conn: ConnId, user: Name, device: Option<crate::DeviceId>, roster: bool) {
+        self.announce_arrival(user);
         if let Some(delta) = self.roster.attach(user, conn) {
             self.broadcast_roster(&delta, Some(conn));
         }

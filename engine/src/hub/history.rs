@@ -7,6 +7,7 @@ use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
 use crate::name::Name;
 use crate::send_queue::Class;
+use crate::window::Window;
 use crate::wire::frame::Target;
 
 use super::Hub;
@@ -17,7 +18,7 @@ impl Hub {
         conn: ConnId,
         reference: Ref,
         target: Target,
-        before: MessageId,
+        window: Window,
         limit: u16,
     ) {
         let Some(user) = self.user(conn) else { return };
@@ -40,7 +41,7 @@ impl Hub {
             reference,
             user,
             target,
-            before,
+            window,
             limit,
         });
     }
@@ -92,7 +93,12 @@ impl Hub {
         }
         // Who deleted the page's tombstones, right after it (for the
         // sessions whose protocol has a word for it).
-        let oldest = entries.last().map_or(MessageId(u64::MAX), |m| m.id);
+        // The page may be oldest first (an IRC window): its least id.
+        let oldest = entries
+            .iter()
+            .map(|m| m.id)
+            .min()
+            .unwrap_or(MessageId(u64::MAX));
         let version = s.version;
         let told: Vec<Event> = loaded
             .deleted

@@ -249,9 +249,9 @@ impl Hub {
             Request::History {
                 reference,
                 target,
-                before,
+                window,
                 limit,
-            } => self.history(conn, reference, target, before, limit),
+            } => self.history(conn, reference, target, window, limit),
             v2 => self.dispatch_v2(now, conn, v2),
         }
     }

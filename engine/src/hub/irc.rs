@@ -24,7 +24,7 @@ use crate::id::{ConnId, MessageId};
 use crate::irc::commands::{self, welcome_now};
 use crate::irc::line::{self, Out, Parsed};
 use crate::irc::replies::{self, numeric, Directory};
-use crate::irc::session::Login;
+use crate::irc::session::{Login, PENDING_MAX};
 use crate::irc::{Act, IrcCodec, IrcConfig, IrcProtocols, IrcSession, LoginAsk, Pending, TagSet};
 use crate::name::Name;
 use crate::request::Request;
@@ -236,7 +236,18 @@ impl Hub {
     fn irc_act(&mut self, now: Instant, conn: ConnId, act: Act<'_>) {
         match act {
             Act::Reply(bytes) => self.push(conn, Event::Raw(bytes.into()), Class::Control),
-            Act::Synced(bytes) => self.sync(conn, bytes),
+            Act::Synced(bytes) => {
+                let held = self.with_irc(conn, |s| {
+                    let hold = s.reading_history() && s.pongs.len() < PENDING_MAX;
+                    if hold {
+                        s.pongs.push(bytes.clone());
+                    }
+                    hold
+                });
+                if held != Some(true) {
+                    self.sync(conn, bytes);
+                }
+            }
             Act::Request(r, _) => self.dispatch(now, conn, r),
             Act::Login(ask) => self.irc_login(now, conn, ask),
             Act::Register { user, password } => {
@@ -458,8 +469,12 @@ impl Hub {
         if s.login == Login::None && close {
             s.pending.clear();
         }
+        let pongs = s.pongs_due();
         if let Some(g) = self.irc.as_deref_mut() {
             g.sessions.insert(conn, s);
+        }
+        for pong in pongs {
+            self.sync(conn, pong);
         }
         if let Some((reference, group)) = rejoin {
             match (self.groups.members(&group), self.irc.as_deref_mut()) {

@@ -40,6 +40,7 @@ mod history;
 mod input;
 mod irc;
 mod moderation;
+mod node_presence;
 mod notices;
 mod outbox;
 mod read_markers;

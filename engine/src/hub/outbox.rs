@@ -211,7 +211,9 @@ impl Hub {
         if let Some(device) = device {
             self.device_left(conn, device);
         }
-        if let Some(delta) = self.roster.detach(user, conn) {
+        let delta = self.roster.detach(user, conn);
+        self.announce_departure(user);
+        if let Some(delta) = delta {
             self.outbox.effect(Effect::UserOffline {
                 user,
                 seen_upto: self.last_id,

@@ -4,7 +4,6 @@
 //! the line's own answer; every refusal is the standard numeric, or a
 //! FAIL where IRC has none.
 
-use crate::id::MessageId;
 use crate::name::Name;
 use crate::request::{GroupRequest, Request};
 use crate::wire::frame::Target;
@@ -12,7 +11,7 @@ use crate::wire::frame::Target;
 use super::codec::source;
 use super::line::{Line, Out};
 use super::queries::{list, members, mode, target, topic, who, whois};
-use super::replies::{fail, joined, labeled, motd, names, numeric, welcome, Directory};
+use super::replies::{fail, joined, labeled, motd, names, numeric, reply, welcome, Directory};
 use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl, CAPS, SASL_MAX};
 use super::{Act, IrcConfig, LoginAsk, Pending};
 
@@ -45,13 +44,22 @@ pub fn command<'a>(
                 .trailing("The real name may not be empty");
             acts.push(Act::Reply(out));
         }
-        "USER" => user(s, config, acts),
+        "USER" => {
+            if !s.welcomed && !s.user_given {
+                s.realname = line.param(3).to_owned();
+            }
+            user(s, config, acts)
+        }
         "PASS" => s.pass = Some(line.param(0).to_owned()),
         "AUTHENTICATE" => authenticate(s, line, config, acts),
         "PING" => acts.push(Act::Synced(pong(s, line, config))),
         "PONG" => {
             if let Ok(token) = line.param(line.params.len().saturating_sub(1)).parse() {
                 acts.push(Act::Request(Request::Pong { token }, None));
+            }
+            // A labeled command without an answer is answered with an ACK.
+            if line.tag("label").is_some() {
+                reply(acts, labeled(Vec::new(), line.tag("label"), s, config));
             }
         }
         "QUIT" => {
@@ -78,12 +86,6 @@ fn pong(s: &IrcSession, line: &Line<'_>, config: &IrcConfig) -> Vec<u8> {
         .param(&config.server)
         .trailing(line.param(0));
     labeled(out, line.tag("label"), s, config)
-}
-
-fn reply(acts: &mut Vec<Act<'_>>, out: Vec<u8>) {
-    if !out.is_empty() {
-        acts.push(Act::Reply(out));
-    }
 }
 
 /// CAP LS, LIST, REQ and END.
@@ -119,6 +121,14 @@ fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<A
         }
         "END" => {
             s.negotiating = false;
+            // Registration ends an unfinished SASL exchange: aborted
+            // (906), and registration goes on without it.
+            if matches!(s.sasl, Sasl::Reading(_)) {
+                s.sasl = Sasl::Idle;
+                let mut out = Vec::new();
+                numeric(&mut out, config, "906", &me).trailing("SASL authentication aborted");
+                reply(acts, out);
+            }
             return finish_registration(s, config, acts);
         }
         _ => {
@@ -341,7 +351,7 @@ fn registered<'a>(
         "PRIVMSG" | "NOTICE" => return privmsg(s, line, config, acts),
         "JOIN" => return join(s, line, dir, config, acts),
         "PART" => return part(s, line, dir, config, acts),
-        "CHATHISTORY" => return chathistory(s, line, config, acts),
+        "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
         "NAMES" => {
             let channel = line.param(0);
             let members = members(dir, config, channel).unwrap_or_default();
@@ -353,7 +363,7 @@ fn registered<'a>(
             &mut out,
             dir,
             config,
-            &me,
+            (&me, &s.realname),
             line.param(line.params.len().saturating_sub(1)),
         ),
         "TOPIC" => topic(&mut out, config, &me, line),
@@ -556,74 +566,70 @@ fn part<'a>(
     }
 }
 
-/// CHATHISTORY LATEST and BEFORE, by msgid or timestamp.
-fn chathistory<'a>(
-    s: &mut IrcSession,
-    line: &Line<'a>,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'a>>,
-) {
-    let sub = line.param(0).to_ascii_uppercase();
-    let to = line.param(1);
-    let mut out = Vec::new();
-    let Some(t) = target(config, to) else {
-        fail(
-            &mut out,
-            s,
-            config,
-            "CHATHISTORY",
-            "INVALID_TARGET",
-            "No such target",
-        );
-        return reply(acts, out);
-    };
-    let limit = line.param(3).parse::<u16>().unwrap_or(50).clamp(1, 100);
-    // LATEST is the newest page whatever its bound (the store pages
-    // backwards only); BEFORE pages back from a msgid.
-    let before = match sub.as_str() {
-        "LATEST" => Some(MessageId(0)),
-        "BEFORE" => reference(line.param(2)),
-        _ => None,
-    };
-    let Some(before) = before else {
-        fail(
-            &mut out,
-            s,
-            config,
-            "CHATHISTORY",
-            "INVALID_PARAMS",
-            "Only LATEST and BEFORE with a msgid are served",
-        );
-        return reply(acts, out);
-    };
-    let pending = Pending::History {
-        target: to.to_owned(),
-        label: line.tag("label").map(str::to_owned),
-    };
-    let Some(r) = s.remember(pending) else {
-        fail(
-            &mut out,
-            s,
-            config,
-            "CHATHISTORY",
-            "BUSY",
-            "Too many requests in flight",
-        );
-        return reply(acts, out);
-    };
-    acts.push(Act::Request(
-        Request::History {
-            reference: r,
-            target: t,
-            before,
-            limit,
-        },
-        None,
-    ));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::MessageId;
+    use crate::irc::line::{parse, Parsed};
 
-/// The id a `msgid=` reference names (a split part's `id.n` is its id).
-fn reference(r: &str) -> Option<MessageId> {
-    let id = r.strip_prefix("msgid=")?;
-    id.split('.').next()?.parse().ok().map(MessageId)
+    #[test]
+    fn cap_end_during_sasl_aborts_it_with_906_and_registers() {
+        let config = IrcConfig {
+            guests: true,
+            ..IrcConfig::default()
+        };
+        let dir = Nobody;
+        let mut s = IrcSession::default();
+        let (mut replies, mut registers) = (Vec::new(), false);
+        for text in [
+            "CAP REQ :sasl",
+            "AUTHENTICATE PLAIN",
+            "NICK reg",
+            "USER r 0 * :R",
+            "CAP END",
+        ] {
+            let raw = format!("{text}\r\n");
+            let Ok(Parsed::Line(line, _)) = parse(raw.as_bytes()) else {
+                panic!("not a line: {text}")
+            };
+            let mut acts = Vec::new();
+            command(&mut s, &line, &dir, &config, &mut acts);
+            for a in acts {
+                match a {
+                    Act::Reply(b) => replies.push(String::from_utf8_lossy(&b).into_owned()),
+                    Act::Register { .. } => registers = true,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(s.sasl, Sasl::Idle);
+        assert!(
+            replies
+                .iter()
+                .any(|r| r == ":confab 906 reg :SASL authentication aborted\r\n"),
+            "{replies:?}"
+        );
+        assert!(registers, "{replies:?}");
+    }
+
+    /// A directory of nobody.
+    struct Nobody;
+
+    impl Directory for Nobody {
+        fn online(&self) -> Vec<Name> {
+            Vec::new()
+        }
+        fn members(&self, _: &Name) -> Option<Vec<Name>> {
+            None
+        }
+        fn groups_of(&self, _: &Name) -> Vec<Name> {
+            Vec::new()
+        }
+        fn groups(&self) -> Vec<(Name, usize)> {
+            Vec::new()
+        }
+        fn last_id(&self) -> MessageId {
+            MessageId(0)
+        }
+    }
 }

@@ -12,7 +12,8 @@
 //!   confab does not (CAP negotiation, NICK/USER before login, the SASL
 //!   exchange, the caps in force, the requests waiting for an answer);
 //! - [`commands`]: what each client line does, as [`Act`]s for the hub,
-//!   and [`queries`], the commands answered from the hub's state at once;
+//!   [`queries`], the commands answered from the hub's state at once, and
+//!   [`history`], CHATHISTORY read as a window of a conversation;
 //! - [`replies`]: the numerics and the rendering of the replies meant for
 //!   one session (they need its nick and labels), made when it drains.
 //!
@@ -22,6 +23,7 @@
 
 pub mod codec;
 pub mod commands;
+pub mod history;
 pub mod line;
 pub mod queries;
 pub mod replies;
@@ -134,6 +136,8 @@ pub enum Pending {
     },
     /// A CHATHISTORY page.
     History {
+        /// The subcommand (LATEST, BEFORE, ...), upper case.
+        sub: String,
         /// The target as the client wrote it.
         target: String,
         /// The client's label.

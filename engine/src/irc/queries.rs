@@ -53,16 +53,28 @@ pub fn who(out: &mut Vec<u8>, dir: &dyn Directory, config: &IrcConfig, me: &Name
         .trailing("End of WHO list");
 }
 
-/// WHOIS of an online user (311, 330, 318), or 401.
-pub fn whois(out: &mut Vec<u8>, dir: &dyn Directory, config: &IrcConfig, me: &Name, nick: &str) {
+/// WHOIS of an online user (311, 330, 318), or 401. The real name is
+/// the asker's own USER one for itself, the account name for others (the
+/// hub keeps no real names).
+pub fn whois(
+    out: &mut Vec<u8>,
+    dir: &dyn Directory,
+    config: &IrcConfig,
+    (me, realname): (&Name, &str),
+    nick: &str,
+) {
     match Name::new(nick).ok().filter(|n| dir.online().contains(n)) {
         Some(u) => {
+            let real = match u.key() == me.key() && !realname.is_empty() {
+                true => realname,
+                false => u.as_str(),
+            };
             numeric(out, config, "311", me.as_str())
                 .param(u.as_str())
                 .param(u.as_str())
                 .param("confab")
                 .param("*")
-                .trailing(u.as_str());
+                .trailing(real);
             numeric(out, config, "330", me.as_str())
                 .param(u.as_str())
                 .param(u.as_str())

@@ -29,6 +29,13 @@ pub trait Directory {
     fn last_id(&self) -> MessageId;
 }
 
+/// Queues `out` as a reply, unless it is empty.
+pub fn reply(acts: &mut Vec<super::Act<'_>>, out: Vec<u8>) {
+    if !out.is_empty() {
+        acts.push(super::Act::Reply(out));
+    }
+}
+
 /// Writes a numeric `code` to `me`: `:server code me` and what follows.
 pub fn numeric<'a>(out: &'a mut Vec<u8>, config: &IrcConfig, code: &str, me: &str) -> Out<'a> {
     Out::new(out).command(&config.server, code).param(me)
@@ -142,6 +149,33 @@ pub fn fail(
     }
 }
 
+/// A refusal with more parameters than a code (`FAIL CHATHISTORY
+/// INVALID_TARGET LATEST #x :text`): `what` is the code and its context.
+pub fn fail_with(
+    out: &mut Vec<u8>,
+    s: &IrcSession,
+    config: &IrcConfig,
+    command: &str,
+    what: &[&str],
+    text: &str,
+) {
+    if s.caps.tags() != TagSet::All {
+        return fail(
+            out,
+            s,
+            config,
+            command,
+            what.first().copied().unwrap_or("*"),
+            text,
+        );
+    }
+    let mut o = Out::new(out).command(&config.server, "FAIL").param(command);
+    for w in what.iter().filter(|w| !w.is_empty() && !w.contains(' ')) {
+        o = o.param(w);
+    }
+    o.trailing(text);
+}
+
 /// `lines` answering a labeled request: one line carries the label, more
 /// go in a `labeled-response` batch, none becomes an ACK. Unlabeled (or
 /// the cap not negotiated), they are as they are.
@@ -168,8 +202,14 @@ pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &Irc
                 .param(&format!("+{id}"))
                 .param("labeled-response")
                 .end();
+            // Lines already in an inner batch (a chathistory page) stay
+            // in it: only the inner batch's own BATCH lines are tagged.
             for l in lines.split_inclusive(|&b| b == b'\n') {
-                out.extend(with_tag(l, &format!("batch={id}")));
+                if in_batch(l) {
+                    out.extend_from_slice(l);
+                } else {
+                    out.extend(with_tag(l, &format!("batch={id}")));
+                }
             }
             Out::new(&mut out)
                 .command(&config.server, "BATCH")
@@ -178,6 +218,17 @@ pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &Irc
         }
     }
     out
+}
+
+/// Whether `line` carries a `batch` tag.
+fn in_batch(line: &[u8]) -> bool {
+    let Some(tags) = line.strip_prefix(b"@") else {
+        return false;
+    };
+    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
+    tags[..end]
+        .split(|&b| b == b';')
+        .any(|t| t == b"batch" || t.starts_with(b"batch="))
 }
 
 /// `line` with `tag` (`key=value`) added first.
@@ -382,17 +433,22 @@ fn acked(
     };
     let Some(me) = s.account() else { return };
     let mut lines = Vec::new();
+    let m = StoredMessage {
+        id,
+        timestamp_ms,
+        sender: me,
+        target: Target::Room,
+        body,
+    };
     if s.caps.has(Caps::ECHO) {
-        let m = StoredMessage {
-            id,
-            timestamp_ms,
-            sender: me,
-            target: Target::Room,
-            body,
-        };
         message_lines(&mut lines, s.caps.tags(), &m, &target, &[]);
     }
     out.extend(labeled(lines, label.as_deref(), s, config));
+    // A message to oneself is also delivered to oneself (routing skips
+    // the sending session, whose copy is this ACK).
+    if target.eq_ignore_ascii_case(me.as_str()) {
+        message_lines(out, s.caps.tags(), &m, &target, &[]);
+    }
 }
 
 /// An ERROR: as the numeric or FAIL its request calls for.
@@ -453,9 +509,16 @@ fn refused(
                 .trailing(&text);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
-        Some(Pending::History { label, .. }) => {
+        Some(Pending::History { sub, target, label }) => {
+            let code = match error.code() {
+                ErrorCode::NotAMember | ErrorCode::NoSuchGroup | ErrorCode::NoSuchUser => {
+                    "INVALID_TARGET"
+                }
+                _ => "MESSAGE_ERROR",
+            };
             let mut lines = Vec::new();
-            fail(&mut lines, s, config, "CHATHISTORY", "MESSAGE_ERROR", &text);
+            let what = [code, sub.as_str(), target.as_str()];
+            fail_with(&mut lines, s, config, "CHATHISTORY", &what, &text);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         None if error.is_fatal() => Out::new(out)
@@ -533,7 +596,7 @@ fn page(
     config: &IrcConfig,
     out: &mut Vec<u8>,
 ) {
-    let Some(Pending::History { target, label }) = s.answered(reference) else {
+    let Some(Pending::History { target, label, .. }) = s.answered(reference) else {
         return;
     };
     let mut lines = Vec::new();
@@ -549,7 +612,10 @@ fn page(
     }
     let tag = [("batch", id.as_str())];
     let extra: &[(&str, &str)] = if batch { &tag } else { &[] };
-    for m in entries.iter().rev() {
+    // Oldest first, however the window was taken.
+    let mut sorted: Vec<&StoredMessage> = entries.iter().collect();
+    sorted.sort_by_key(|m| m.id);
+    for m in sorted {
         let to = match &m.target {
             Target::User(u) => u.to_string(),
             other => channel_of(config, other),
@@ -568,4 +634,33 @@ fn page(
 /// `ms` as server-time, for replies that carry one.
 pub fn time_tag(ms: u64) -> String {
     server_time(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labeled_batch_leaves_the_lines_of_an_inner_batch_in_it() {
+        let s = IrcSession {
+            caps: Caps(Caps::LABELED | Caps::BATCH),
+            ..IrcSession::default()
+        };
+        let config = IrcConfig::default();
+        let inner = b":confab BATCH +H1 chathistory #c\r\n\
+                      @batch=H1;time=T :a!a@confab PRIVMSG #c :hi\r\n\
+                      :confab BATCH -H1\r\n"
+            .to_vec();
+        let out = String::from_utf8(labeled(inner, Some("x"), &s, &config)).unwrap_or_default();
+        assert_eq!(
+            out,
+            "@label=x :confab BATCH +L0 labeled-response\r\n\
+             @batch=L0 :confab BATCH +H1 chathistory #c\r\n\
+             @batch=H1;time=T :a!a@confab PRIVMSG #c :hi\r\n\
+             @batch=L0 :confab BATCH -H1\r\n\
+             :confab BATCH -L0\r\n"
+        );
+        let ack = labeled(Vec::new(), Some("y"), &s, &config);
+        assert_eq!(ack, b"@label=y :confab ACK\r\n");
+    }
 }

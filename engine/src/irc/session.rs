@@ -125,6 +125,8 @@ pub struct IrcSession {
     pub nick: Option<Name>,
     /// USER was given.
     pub user_given: bool,
+    /// USER's real name (bounded by the line), shown in its own WHOIS.
+    pub realname: String,
     /// PASS, if given.
     pub pass: Option<String>,
     /// `CAP LS` or `CAP REQ` came before registration, and `CAP END` not yet.
@@ -149,6 +151,10 @@ pub struct IrcSession {
     pub names: Vec<Name>,
     /// The newest message id drained, for the device's bookmark.
     pub delivered: u64,
+    /// PONGs to PINGs that came after a CHATHISTORY not yet answered:
+    /// they go out after its page (a client reading to its PONG has read
+    /// the page). At most [`PENDING_MAX`], beyond which a PONG goes at once.
+    pub pongs: Vec<Vec<u8>>,
 }
 
 impl IrcSession {
@@ -181,6 +187,21 @@ impl IrcSession {
     pub fn answered(&mut self, reference: Ref) -> Option<Pending> {
         let at = self.pending.iter().position(|(r, _)| *r == reference)?;
         self.pending.remove(at).map(|(_, p)| p)
+    }
+
+    /// Whether a CHATHISTORY waits for its page.
+    pub fn reading_history(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|(_, p)| matches!(p, Pending::History { .. }))
+    }
+
+    /// The held PONGs, taken once no CHATHISTORY waits for its page.
+    pub fn pongs_due(&mut self) -> Vec<Vec<u8>> {
+        match self.reading_history() {
+            true => Vec::new(),
+            false => std::mem::take(&mut self.pongs),
+        }
     }
 
     /// Whether NICK and USER were given and CAP negotiation is over.

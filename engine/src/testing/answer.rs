@@ -73,14 +73,14 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             reference,
             user,
             target,
-            before,
+            window,
             limit,
         } => EffectResult::History {
             conn,
             reference,
             target,
             result: store
-                .history_page(&user, &target, before, limit)
+                .history_page(&user, &target, &window, limit)
                 .unwrap_or_else(|e| Err(failed(e))),
         },
         Effect::Replay {
@@ -93,13 +93,19 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
             conn,
             result: store.replay(&user, &scope, upto, max).map_err(failed),
         },
-        Effect::UserOffline { user, seen_upto } => {
-            // Needs no answer; a failure here loses only the offline mark.
-            let _ = store.commit(&[Write::Offline { user, seen_upto }], now_ms);
-            return Vec::new();
-        }
+        other => return answer_unanswered(store, other, now_ms),
     };
     vec![result.into()]
+}
+
+/// Effects that need no answer: `UserOffline` (a failure loses only the
+/// offline mark) and `NodePresence` (the shell's to tell the other nodes
+/// of a cluster; no store has a part in it).
+fn answer_unanswered(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> {
+    if let Effect::UserOffline { user, seen_upto } = effect {
+        let _ = store.commit(&[Write::Offline { user, seen_upto }], now_ms);
+    }
+    Vec::new()
 }
 
 /// [`answer`] for the effects of protocol version 2.

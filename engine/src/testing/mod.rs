@@ -246,19 +246,21 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    fn history(
+    fn history_range(
         &mut self,
         user: &Name,
         target: &Target,
-        before: MessageId,
+        range: &crate::window::Range,
+        newest: bool,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
         let inner = self.inner();
-        let mut matching = inner
-            .messages
-            .iter()
-            .rev()
-            .filter(|m| before == MessageId(0) || m.id < before)
+        let all: Box<dyn Iterator<Item = &StoredMessage>> = match newest {
+            true => Box::new(inner.messages.iter().rev()),
+            false => Box::new(inner.messages.iter()),
+        };
+        let mut matching = all
+            .filter(|m| range.contains(m.id, m.timestamp_ms))
             .filter(|m| in_conversation(m, user, target));
         let messages: Vec<StoredMessage> = matching
             .by_ref()

@@ -41,6 +41,7 @@ use confab_engine::effect::{
     GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage,
 };
 use confab_engine::name::NameKey;
+use confab_engine::window::{Bound, Range};
 use confab_engine::{MessageId, Name, ProtocolError, Target};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::{
@@ -879,24 +880,66 @@ fn commit_batch(
     Ok(written)
 }
 
-/// A page of one conversation (`?1`), ids below `?2`, newest first, at
-/// most `?3`: it may span the unindexed messages and the indexed ones.
-fn history_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
+/// A page of one conversation (`?1`), ids above `?2` and below `?3`, at
+/// most `?4`, newest first (`newest`) or oldest first: it may span the
+/// unindexed messages and the indexed ones.
+fn history_sql(newest: bool) -> &'static str {
+    static SQL: [std::sync::OnceLock<String>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    SQL[usize::from(newest)].get_or_init(|| {
         let plain = MESSAGE_COLUMNS.join(", ");
         let joined = joined_columns(MESSAGE_COLUMNS);
+        let order = if newest { "DESC" } else { "ASC" };
         format!(
             "SELECT * FROM (SELECT {plain} FROM messages
-                        WHERE id > {INDEXED_UPTO} AND conv_id = ?1 AND id < ?2
-                        ORDER BY id DESC LIMIT ?3)
+                        WHERE id > {INDEXED_UPTO} AND conv_id = ?1 AND id > ?2 AND id < ?3
+                        ORDER BY id {order} LIMIT ?4)
          UNION ALL
          SELECT * FROM (SELECT {joined} FROM conversation_index c JOIN messages m ON m.id = c.id
-                        WHERE c.conv_id = ?1 AND c.id < ?2
-                        ORDER BY c.id DESC LIMIT ?3)
-         ORDER BY id DESC LIMIT ?3"
+                        WHERE c.conv_id = ?1 AND c.id > ?2 AND c.id < ?3
+                        ORDER BY c.id {order} LIMIT ?4)
+         ORDER BY id {order} LIMIT ?4"
         )
     })
+}
+
+/// An id `v` such that the messages committed after `ms` are exactly
+/// those with ids from `v` on: commit times rise with ids (a batch's time
+/// is taken at its commit; a clock stepped back would blur this), so a
+/// binary search over the primary key finds it in some 60 point lookups,
+/// however long the log.
+fn first_after(conn: &Connection, ms: u64) -> rusqlite::Result<i64> {
+    let ms = sat_i64(ms);
+    let mut next =
+        conn.prepare_cached("SELECT id, ts_ms FROM messages WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    let (mut lo, mut hi) = (0i64, i64::MAX);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row: Option<(i64, i64)> = next
+            .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((id, ts)) if ts <= ms => lo = id.saturating_add(1),
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+/// `range` as exclusive id bounds (times through [`first_after`]).
+fn id_bounds(conn: &Connection, range: &Range) -> rusqlite::Result<(i64, i64)> {
+    let after = match range.after {
+        None => 0,
+        Some(Bound::Id(id)) => sat_i64(id.0),
+        Some(Bound::Time(ms)) => first_after(conn, ms)?.saturating_sub(1),
+    };
+    let before = match range.before {
+        None => i64::MAX,
+        Some(Bound::Id(id)) => sat_i64(id.0),
+        // Below the first committed at `ms` or later.
+        Some(Bound::Time(ms)) => first_after(conn, ms.saturating_sub(1))?,
+    };
+    Ok((after, before))
 }
 
 /// `columns` of `messages` as a join of `conversation_index c` and
@@ -1182,18 +1225,15 @@ impl Store for SqliteStore {
         written.map_err(failed("committing a batch"))
     }
 
-    fn history(
+    fn history_range(
         &mut self,
         user: &Name,
         target: &Target,
-        before: MessageId,
+        range: &Range,
+        newest: bool,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
-        let before = if before == MessageId(0) {
-            i64::MAX
-        } else {
-            sat_i64(before.0)
-        };
+        let (after, before) = id_bounds(&self.conn, range).map_err(failed("loading history"))?;
         let Some(conv) = (match target {
             Target::Room => Ok(Some(ROOM_CONV_ID)),
             Target::Group(g) => conversation(&self.conn, &ConvKey::Group(g.key()).text()),
@@ -1206,10 +1246,10 @@ impl Store for SqliteStore {
         };
         let mut messages: Vec<StoredMessage> = self
             .conn
-            .prepare_cached(history_sql())
+            .prepare_cached(history_sql(newest))
             .and_then(|mut s| {
                 s.query_map(
-                    params![conv, before, i64::from(limit) + 1],
+                    params![conv, after, before, i64::from(limit) + 1],
                     message_from_row,
                 )?
                 .collect()

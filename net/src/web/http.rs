@@ -22,6 +22,11 @@ pub const WS_PATH: &str = "/ws";
 /// The subprotocols, best first: both carry confab frames, the client
 /// says with HELLO which protocol version it speaks.
 pub const SUBPROTOCOLS: [&str; 2] = ["confab.v2", "confab.v1"];
+/// IRC over WebSocket (IRCv3 `websocket`): one IRC line per message,
+/// without CR LF; the server sends text messages under the first, binary
+/// ones under the second. Of these the client's first choice is taken (a
+/// client offers the one it reads best); of confab's, the server's best.
+pub const IRC_SUBPROTOCOLS: [&str; 2] = ["text.ircv3.net", "binary.ircv3.net"];
 
 /// Sent with every response: the page may load only its own scripts and
 /// styles and connect only to its own origin, and may not be framed.
@@ -189,7 +194,8 @@ pub enum Route {
 /// The decision for `head`: the WebSocket at [`WS_PATH`] (origin first,
 /// then the handshake's headers and a subprotocol of ours), else a file.
 pub fn route(head: &Head, origins: &OriginPolicy) -> Route {
-    if head.path == WS_PATH {
+    // IRC web clients (and irctest) open the WebSocket at the root.
+    if head.path == WS_PATH || head.upgrade && head.path == "/" {
         return route_ws(head, origins);
     }
     if head.method != "GET" && head.method != "HEAD" {
@@ -231,14 +237,18 @@ fn route_ws(head: &Head, origins: &OriginPolicy) -> Route {
         return refuse(Status::BadRequest, "only WebSocket version 13 is spoken");
     }
     let offered = |p: &&&str| head.protocols.iter().any(|o| o == **p);
-    match SUBPROTOCOLS.iter().find(offered) {
+    let irc = head
+        .protocols
+        .iter()
+        .find_map(|o| IRC_SUBPROTOCOLS.iter().find(|p| **p == o.as_str()));
+    match SUBPROTOCOLS.iter().find(offered).or(irc) {
         Some(protocol) => Route::Upgrade {
             protocol,
             accept: async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
         },
         None => refuse(
             Status::BadRequest,
-            "offer the subprotocol confab.v2 or confab.v1 (Sec-WebSocket-Protocol)",
+            "offer the subprotocol confab.v2 or confab.v1, or text.ircv3.net or binary.ircv3.net for IRC (Sec-WebSocket-Protocol)",
         ),
     }
 }
@@ -371,6 +381,32 @@ mod tests {
             matches!(r, Route::Refuse(Status::BadRequest, ref why) if why.contains("confab.v2")),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn an_irc_client_gets_its_first_irc_subprotocol_at_the_root_too() {
+        let policy = OriginPolicy::default();
+        let root = UPGRADE.replacen("GET /ws ", "GET / ", 1);
+        for (offer, want) in [
+            ("binary.ircv3.net, text.ircv3.net", "binary.ircv3.net"),
+            ("text.ircv3.net, binary.ircv3.net", "text.ircv3.net"),
+            ("chat, text.ircv3.net", "text.ircv3.net"),
+        ] {
+            let h = format!("{root}Sec-WebSocket-Protocol: {offer}\r\n\r\n");
+            match route(&head(&h), &policy) {
+                Route::Upgrade { protocol, .. } => assert_eq!(protocol, want, "{offer}"),
+                other => panic!("{offer}: {other:?}"),
+            }
+        }
+        // confab's subprotocol wins over IRC's when both are offered.
+        let both = format!("{UPGRADE}Sec-WebSocket-Protocol: text.ircv3.net, confab.v1\r\n\r\n");
+        assert!(matches!(
+            route(&head(&both), &policy),
+            Route::Upgrade {
+                protocol: "confab.v1",
+                ..
+            }
+        ));
     }
 
     #[test]

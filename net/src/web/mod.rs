@@ -5,7 +5,8 @@
 //! A connection reads one request head (at most [`http::MAX_HEAD`] bytes,
 //! within the auth timeout) and either gets a file or a refusal and is
 //! closed, or, for a WebSocket upgrade that passes the origin rule
-//! (`origin.rs`) and offers a confab subprotocol, becomes a session: it is
+//! (`origin.rs`) and offers a confab subprotocol (or an IRC one, when the
+//! server serves IRC: see `ws::Framing`), becomes a session: it is
 //! admitted and connected to the hub exactly as a TCP connection is, and
 //! served by `conn.rs` over the WebSocket adapter (`ws.rs`), so every limit
 //! of the engine holds unchanged. Until then it is not a session; at most
@@ -61,6 +62,9 @@ pub(crate) struct Web {
     /// For the TLS handshake and the request head together.
     timeout: Duration,
     max_frame: u32,
+    /// The protocol IRC sessions start in, if the server serves IRC: then
+    /// `text.ircv3.net` and `binary.ircv3.net` open an IRC session.
+    irc: Option<confab_engine::Protocol>,
     pending: Pending,
     /// Closed when the server shuts down: a connection still waiting for
     /// its request (a browser's spare connection, say) ends at once
@@ -83,6 +87,7 @@ impl Web {
         tls: Option<Arc<rustls::ServerConfig>>,
         slot: Option<Arc<crate::tls::TlsSlot>>,
         engine: &Config,
+        irc: Option<confab_engine::Protocol>,
         stopping: async_channel::Receiver<()>,
     ) -> Web {
         Web {
@@ -98,6 +103,7 @@ impl Web {
             slot,
             timeout: engine.auth_timeout,
             max_frame: engine.max_frame,
+            irc,
             pending: Pending {
                 counts: Mutex::new((0, HashMap::new())),
                 max: engine.max_clients as usize,
@@ -313,11 +319,22 @@ async fn upgrade<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let framing = ws::Framing::of(protocol);
+    let hub_protocol = match (framing, web.irc) {
+        (ws::Framing::Stream, _) => confab_engine::Protocol::CONFAB,
+        (ws::Framing::IrcLines { .. }, Some(irc)) => irc,
+        (ws::Framing::IrcLines { .. }, None) => {
+            let why = "this server does not serve IRC (--irc-listen is off)";
+            let answer = http::refusal(Status::BadRequest, why);
+            let deadline = Instant::now() + web.timeout;
+            return answer_and_close(c, stream, &answer, &[], deadline).await;
+        }
+    };
     let source = source_of(c.peer.ip());
     let admitted = c.shared.with_core(|core, now| {
         core.hub
             .admit(now, source)
-            .map(|()| core.connect(now, c.peer, source, confab_engine::Protocol::CONFAB))
+            .map(|()| core.connect(now, c.peer, source, hub_protocol))
     });
     let (conn, woken) = match admitted {
         Ok(admitted) => admitted,
@@ -345,7 +362,7 @@ async fn upgrade<S>(
     }
     let config = ws::config(web.max_frame);
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await;
-    let ws = ws::WsConn::new(ws, &c.stream, web.max_frame);
+    let ws = ws::WsConn::new(ws, &c.stream, web.max_frame, framing);
     let end = conn::serve(&c.shared, &ws, conn, &woken).await;
     if ws.refused() {
         conn::Transport::finish(&ws).await;

@@ -17,6 +17,12 @@
 //! - **Out.** Each write `conn.rs` makes is whole frames (it copies up to
 //!   64 KiB of frames, never a part of one, and this transport always
 //!   takes a write whole), and becomes one binary message.
+//! - **IRC** (subprotocols `text.ircv3.net`, `binary.ircv3.net`,
+//!   [`Framing::IrcLines`]): each message, text or binary, is one IRC line
+//!   without its CR LF (one sent is tolerated); the transport adds the
+//!   CR LF the line parser ends lines by, and the hub reads it as an IRC
+//!   connection's bytes. Out, each line of a write is one message without
+//!   its CR LF, text or binary as the subprotocol says.
 //! - **Sharing.** As for TLS, the reader and the writer share the stream
 //!   through a lock taken only inside one poll, never contended (both
 //!   halves are polled by the connection's one task).
@@ -46,10 +52,36 @@ use crate::shared::Shared;
 /// same types [`close_for`] takes.
 pub use async_tungstenite::tungstenite;
 
+/// What the messages of a WebSocket carry, by its subprotocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// confab frames, a byte stream cut anywhere, in binary messages.
+    Stream,
+    /// One IRC line per message, without CR LF; sent as text messages
+    /// (`text.ircv3.net`) or binary ones (`binary.ircv3.net`).
+    IrcLines {
+        /// Send text messages.
+        text: bool,
+    },
+}
+
+impl Framing {
+    /// The framing of a subprotocol the web port chose.
+    pub fn of(subprotocol: &str) -> Framing {
+        match subprotocol {
+            "text.ircv3.net" => Framing::IrcLines { text: true },
+            "binary.ircv3.net" => Framing::IrcLines { text: false },
+            _ => Framing::Stream,
+        }
+    }
+}
+
 /// What a read of the WebSocket brought.
 enum Data {
     /// A binary message's payload: confab bytes.
     Bytes(Bytes),
+    /// One IRC line, its CR LF added.
+    Line(Vec<u8>),
     /// A ping, pong or empty message of this many payload bytes: nothing
     /// for the hub but its cost.
     Framing(usize),
@@ -118,6 +150,7 @@ pub(crate) struct WsConn<'a, S> {
     ws: Mutex<Ws<S>>,
     tcp: &'a Async<TcpStream>,
     max_frame: u32,
+    framing: Framing,
 }
 
 struct Ws<S> {
@@ -134,6 +167,7 @@ where
         stream: WebSocketStream<S>,
         tcp: &'a Async<TcpStream>,
         max_frame: u32,
+        framing: Framing,
     ) -> Self {
         WsConn {
             ws: Mutex::new(Ws {
@@ -142,6 +176,7 @@ where
             }),
             tcp,
             max_frame,
+            framing,
         }
     }
 
@@ -158,7 +193,20 @@ where
     /// The next message; `Pending` (registered) until one.
     fn poll_data(&self, ws: &mut Ws<S>, cx: &mut Context<'_>) -> Poll<Result<Data, End>> {
         let framing = |len: usize| Poll::Ready(Ok(Data::Framing(len + FRAMING_CHARGE)));
-        match ready!(Pin::new(&mut ws.stream).poll_next(cx)) {
+        let message = ready!(Pin::new(&mut ws.stream).poll_next(cx));
+        if self.framing != Framing::Stream {
+            match message {
+                Some(Ok(Message::Binary(b))) if !b.is_empty() => {
+                    return Poll::Ready(Ok(Data::Line(irc_line(&b))))
+                }
+                Some(Ok(Message::Text(t))) if !t.is_empty() => {
+                    return Poll::Ready(Ok(Data::Line(irc_line(t.as_bytes()))))
+                }
+                Some(Ok(Message::Text(_))) => return framing(0),
+                _ => {}
+            }
+        }
+        match message {
             Some(Ok(Message::Binary(b))) if !b.is_empty() => Poll::Ready(Ok(Data::Bytes(b))),
             Some(Ok(Message::Text(_))) => {
                 ws.close = Some(CloseFrame {
@@ -187,6 +235,7 @@ where
     ) -> Fed {
         match data {
             Data::Bytes(b) => conn::feed(shared, conn, leftover, &b, timeout),
+            Data::Line(l) => conn::feed(shared, conn, leftover, &l, timeout),
             Data::Framing(len) => conn::feed_transport(shared, conn, leftover, len),
         }
     }
@@ -226,6 +275,30 @@ where
             .poll_close(cx)
             .map_err(WsError::Io)
     }
+}
+
+/// A message's IRC line with CR LF, whether or not the client sent one.
+fn irc_line(payload: &[u8]) -> Vec<u8> {
+    let line = payload.strip_suffix(b"\n").unwrap_or(payload);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut out = Vec::with_capacity(line.len() + 2);
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The messages of one write of IRC lines: each line without its CR LF.
+/// The engine writes UTF-8 only; anything else would be replaced (U+FFFD)
+/// in a text message, as the IRCv3 transport asks.
+fn irc_messages(payload: &[u8], text: bool) -> impl Iterator<Item = Message> + '_ {
+    payload
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty())
+        .map(move |l| match text {
+            true => Message::Text(Utf8Bytes::from(String::from_utf8_lossy(l).into_owned())),
+            false => Message::Binary(Bytes::copy_from_slice(l)),
+        })
 }
 
 fn to_io(e: WsError) -> io::Error {
@@ -283,9 +356,19 @@ where
         for b in bufs {
             payload.extend_from_slice(b);
         }
-        Pin::new(&mut ws.stream)
-            .start_send(Message::Binary(payload.into()))
-            .map_err(to_io)?;
+        match self.framing {
+            Framing::Stream => Pin::new(&mut ws.stream)
+                .start_send(Message::Binary(payload.into()))
+                .map_err(to_io)?,
+            // A write is whole lines (whole events of the hub), and
+            // their framed size is at most the write's and a few bytes a
+            // line, within the write buffer's bound.
+            Framing::IrcLines { text } => {
+                for m in irc_messages(&payload, text) {
+                    Pin::new(&mut ws.stream).start_send(m).map_err(to_io)?;
+                }
+            }
+        }
         Poll::Ready(Ok(len))
     }
 
@@ -336,6 +419,23 @@ mod tests {
         let unmasked = WsError::Protocol(ProtocolError::UnmaskedFrameFromClient);
         assert_eq!(code(&unmasked), Some(1002));
         assert_eq!(code(&WsError::Io(io::ErrorKind::BrokenPipe.into())), None);
+    }
+
+    #[test]
+    fn an_irc_message_is_one_line_with_its_cr_lf_and_a_write_is_one_message_a_line() {
+        assert_eq!(irc_line(b"PING x"), b"PING x\r\n");
+        assert_eq!(irc_line(b"PING x\r\n"), b"PING x\r\n");
+        let out: Vec<Message> = irc_messages(b":s 001 a :hi\r\n:s PONG s :x\r\n", true).collect();
+        assert_eq!(
+            out,
+            [
+                Message::Text(":s 001 a :hi".into()),
+                Message::Text(":s PONG s :x".into())
+            ]
+        );
+        let bin: Vec<Message> = irc_messages(b"A\r\n", false).collect();
+        assert_eq!(bin, [Message::Binary(Bytes::from_static(b"A"))]);
+        assert_eq!(Framing::of("confab.v2"), Framing::Stream);
     }
 
     #[test]

@@ -500,7 +500,7 @@ pub(crate) enum ReadJob {
         reference: Ref,
         user: Name,
         target: Target,
-        before: MessageId,
+        window: confab_engine::window::Window,
         limit: u16,
     },
     Replay {
@@ -559,11 +559,11 @@ impl ReadJob {
                 reference,
                 user,
                 target,
-                before,
+                window,
                 limit,
             } => {
                 let result = store
-                    .history_page(&user, &target, before, limit)
+                    .history_page(&user, &target, &window, limit)
                     .unwrap_or_else(|e| Err(storage_failed("loading history", &e)));
                 EffectResult::History {
                     conn,

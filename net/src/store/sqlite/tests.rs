@@ -1071,11 +1071,15 @@ fn history_and_replay_are_index_scans() {
         let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
         rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
     };
-    let history = plan(history_sql(), &[&1, &10, &10]);
-    assert!(
-        history.contains("SEARCH c USING PRIMARY KEY (conv_id=? AND id<?)"),
-        "{history}"
-    );
+    for newest in [true, false] {
+        let history = plan(history_sql(newest), &[&1, &0, &10, &10]);
+        assert!(
+            history.contains("SEARCH c USING PRIMARY KEY (conv_id=? AND id>? AND id<?)"),
+            "{history}"
+        );
+        assert_scans_no_table(&history);
+    }
+    let history = plan(history_sql(true), &[&1, &0, &10, &10]);
     assert!(
         history.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         "{history}"
@@ -1484,4 +1488,91 @@ fn database_at_version(dir: &TempDir, version: usize) -> Connection {
     conn.pragma_update(None, "user_version", version as u32)
         .unwrap();
     conn
+}
+
+#[test]
+fn history_ranges_read_forwards_backwards_around_and_by_commit_time() {
+    use confab_engine::window::{Bound, Range, Window};
+    let (_dir, mut store) = fresh();
+    // Ten room messages, one batch each at 1000, 2000, ... ms, with a DM
+    // between each (another conversation, so ids have gaps in the room's).
+    let mut room_ids = Vec::new();
+    for i in 0..10u64 {
+        let got = commit_ok(
+            &mut store,
+            &[room("alice", &format!("m{i}")), dm("alice", "bob", "noise")],
+            (i + 1) * 1000,
+        );
+        room_ids.push(got[0].id);
+    }
+    let bob = n("bob");
+    let check = |store: &mut SqliteStore, window: Window, limit: u16, want: &[usize]| {
+        let page = store
+            .history_window(&bob, &Target::Room, &window, limit)
+            .unwrap();
+        let mut got = ids(&page.messages);
+        got.sort();
+        let want: Vec<MessageId> = want.iter().map(|&i| room_ids[i]).collect();
+        assert_eq!(got, want, "{window:?} limit {limit}");
+    };
+    for indexed in [false, true] {
+        if indexed {
+            store.catch_up(CatchUp::All).unwrap();
+        }
+        let id = |i: usize| Some(Bound::Id(room_ids[i]));
+        let at = |i: u64| Some(Bound::Time((i + 1) * 1000));
+        let range = |after, before| Range { after, before };
+        // AFTER msgid and timestamp: the oldest first.
+        check(
+            &mut store,
+            Window::Oldest(range(id(3), None)),
+            3,
+            &[4, 5, 6],
+        );
+        check(
+            &mut store,
+            Window::Oldest(range(at(3), None)),
+            20,
+            &[4, 5, 6, 7, 8, 9],
+        );
+        // BEFORE by time: the newest below it.
+        check(&mut store, Window::Newest(range(None, at(6))), 2, &[4, 5]);
+        // LATEST after a point.
+        check(
+            &mut store,
+            Window::Newest(range(id(4), None)),
+            20,
+            &[5, 6, 7, 8, 9],
+        );
+        // BETWEEN, both ways, with a limit.
+        check(
+            &mut store,
+            Window::Oldest(range(id(0), id(9))),
+            3,
+            &[1, 2, 3],
+        );
+        check(
+            &mut store,
+            Window::Newest(range(at(0), at(9))),
+            3,
+            &[6, 7, 8],
+        );
+        // AROUND: the point itself, and half the rest before it.
+        check(&mut store, Window::Around(Bound::Id(room_ids[7])), 1, &[7]);
+        check(
+            &mut store,
+            Window::Around(Bound::Id(room_ids[7])),
+            3,
+            &[6, 7, 8],
+        );
+        check(&mut store, Window::Around(Bound::Time(8000)), 3, &[6, 7, 8]);
+        // A time before everything, and after everything.
+        check(
+            &mut store,
+            Window::Oldest(range(Some(Bound::Time(0)), None)),
+            2,
+            &[0, 1],
+        );
+        check(&mut store, Window::Oldest(range(at(20), None)), 5, &[]);
+    }
 }
