@@ -2,7 +2,8 @@
 //! way, as termscp is:
 //!
 //! - [`model`]: the state, pure (events in, state out), unit tested without
-//!   a terminal;
+//!   a terminal; its parts each in their own module: [`conversation`],
+//!   [`login_form`], [`editor`], the [`sidebar`]'s rows, the [`clock`];
 //! - [`update`]: `Msg` → model changes and network [`Command`]s; every
 //!   decision lives here;
 //! - [`view`]: model → each component's data, layout, focus;
@@ -14,16 +15,21 @@
 //!
 //! The run loop: `app.tick` collects keys, ticks and network events as
 //! `Msg`s; each goes through `update` (with the clock read once, as
-//! [`model::Now`]) and its commands to the network thread; then, if
+//! [`clock::Now`]) and its commands to the network thread; then, if
 //! anything happened, the view pushes the model into the components and
 //! draws.
 //!
 //! [`Command`]: network::Command
 
+mod clock;
 mod components;
+mod conversation;
+mod editor;
 mod layout;
+mod login_form;
 mod model;
 mod network;
+mod sidebar;
 mod update;
 mod view;
 mod wrap;
@@ -41,6 +47,7 @@ use tuirealm::listener::EventListenerCfg;
 use tuirealm::subscription::{EventClause, Sub, SubClause};
 use tuirealm::terminal::{CrosstermTerminalAdapter, TerminalAdapter};
 
+use clock::Now;
 use components::conversation::ConversationPane;
 use components::dialog::Dialog;
 use components::events::Events;
@@ -48,7 +55,8 @@ use components::input::InputLine;
 use components::lists::{GroupsList, PeopleList};
 use components::login::LoginForm;
 use components::status::{KeyHints, StatusBar};
-use model::{Edit, Model, Now};
+use editor::Edit;
+use model::Model;
 use network::{NetEvent, Network};
 
 /// The terminal UI's command line: where to connect and who to be, all
@@ -175,7 +183,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
     let size = terminal.raw().size().map_err(|e| e.to_string())?;
     let user = opts.user.clone().unwrap_or_default();
     let password = opts.password.clone().unwrap_or_default();
-    let form = model::LoginForm::new(&opts.host, opts.port, &user, &password, opts.register);
+    let form = login_form::LoginForm::new(&opts.host, opts.port, &user, &password, opts.register);
     let mut model = Model::new(form, (size.width, size.height), utc_offset_s);
     model.device = opts.device;
 

@@ -5,7 +5,9 @@
 //! roster, the groups, the current conversation, the connection state and
 //! the text being typed. `update.rs` changes it in answer to a `Msg` (a key
 //! or a network event) and decides which commands go to the network;
-//! `view.rs` draws it. Time comes in as [`Now`].
+//! `view.rs` draws it. Time comes in as [`Now`]. Its parts live beside it:
+//! [`Conversation`], [`LoginForm`], [`Editor`]; the sidebar's rows are
+//! built in `sidebar.rs`, a second `impl Model`.
 //!
 //! The resume bookmark follows docs/PROTOCOL.md ("Conversations and
 //! message ids"): messages arrive in id order across all conversations, so
@@ -16,125 +18,20 @@
 //! ACK); storage by id drops the repeat.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::{GroupInfo, Presence};
 use confab_engine::name::NameKey;
 use confab_engine::{MessageId, Name, Ref, Target};
 
+use super::clock::{self, Now};
+use super::conversation::{ConvId, Conversation, Entry, DELETED};
+use super::editor::Editor;
 use super::layout;
-use super::network::{Command, LoginProblem};
+use super::login_form::{describe_problem, LoginForm, Problem};
+use super::network::Command;
 use super::wrap;
 use tuirealm::ratatui::layout::Rect;
-
-/// The clock, read once per batch of messages by the main loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Now {
-    /// Monotonic time, for timers.
-    pub(crate) mono: Instant,
-    /// Wall-clock time in ms since the Unix epoch, for display.
-    pub(crate) wall_ms: u64,
-}
-
-/// Which conversation: the room, a group or the DMs with one user. Names
-/// are compared ignoring case, as the server does.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum ConvId {
-    /// The room.
-    Room,
-    /// A group.
-    Group(NameKey),
-    /// Direct messages with this user.
-    User(NameKey),
-}
-
-impl ConvId {
-    /// The conversation a target names (for a DM: the other party).
-    pub(crate) fn of(target: &Target) -> ConvId {
-        match target {
-            Target::Room => ConvId::Room,
-            Target::Group(g) => ConvId::Group(g.key()),
-            Target::User(u) => ConvId::User(u.key()),
-        }
-    }
-}
-
-impl fmt::Debug for ConvId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConvId::Room => f.write_str("all"),
-            ConvId::Group(g) => write!(f, "#{}", g.as_str()),
-            ConvId::User(u) => write!(f, "@{}", u.as_str()),
-        }
-    }
-}
-
-/// What a deleted message shows instead of its body.
-pub(crate) const DELETED: &str = "(message deleted)";
-
-/// One stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// Its id.
-    pub(crate) id: MessageId,
-    /// Commit time, ms since the Unix epoch.
-    pub(crate) ts_ms: u64,
-    /// Who sent it.
-    pub(crate) sender: Name,
-    /// The text, cleaned of control characters.
-    pub(crate) body: String,
-}
-
-/// What is known about a conversation's older history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Older {
-    /// Never asked.
-    Unknown,
-    /// The server has more before the oldest message held.
-    More,
-    /// Everything is here.
-    Complete,
-}
-
-/// One conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Conversation {
-    /// Its target, in the spelling first seen.
-    pub(crate) target: Target,
-    /// Messages by id: ordered, each once.
-    pub(crate) messages: BTreeMap<MessageId, Entry>,
-    /// Messages from others that arrived while another conversation was shown.
-    pub(crate) unread: u32,
-    /// Older history.
-    pub(crate) older: Older,
-    /// A history request for it is on its way.
-    pub(crate) fetching: bool,
-    /// How many screen lines the view is scrolled up from the bottom.
-    pub(crate) scroll: usize,
-    /// Read up to here, on every device of the user (MARK_READ sent, or
-    /// READ_MARKER received).
-    pub(crate) read_up_to: MessageId,
-}
-
-impl Conversation {
-    fn new(target: Target) -> Conversation {
-        Conversation {
-            target,
-            messages: BTreeMap::new(),
-            unread: 0,
-            older: Older::Unknown,
-            fetching: false,
-            scroll: 0,
-            read_up_to: MessageId(0),
-        }
-    }
-
-    /// The oldest id held, for HISTORY_REQUEST's `before`.
-    pub(crate) fn oldest(&self) -> Option<MessageId> {
-        self.messages.keys().next().copied()
-    }
-}
 
 /// Which screen is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,216 +51,6 @@ pub(crate) enum Focus {
     Groups,
     /// The people list.
     People,
-}
-
-/// The fields of the login form, in tab order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Field {
-    /// Server host.
-    Host,
-    /// Server port.
-    Port,
-    /// User name.
-    User,
-    /// Password.
-    Password,
-    /// The register toggle.
-    Register,
-}
-
-impl Field {
-    const ORDER: [Field; 5] = [
-        Field::Host,
-        Field::Port,
-        Field::User,
-        Field::Password,
-        Field::Register,
-    ];
-
-    /// The next (or previous) field, wrapping around.
-    pub(crate) fn step(self, forward: bool) -> Field {
-        let i = Field::ORDER.iter().position(|f| *f == self).unwrap_or(0);
-        let n = Field::ORDER.len();
-        Field::ORDER[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
-    }
-}
-
-/// A one-line text editor: the text and a cursor, in characters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Editor {
-    text: String,
-    cursor: usize,
-}
-
-/// An edit of the focused text field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Edit {
-    /// Type a character at the cursor.
-    Insert(char),
-    /// Paste text at the cursor.
-    Paste(String),
-    /// Delete before the cursor.
-    Backspace,
-    /// Delete at the cursor.
-    Delete,
-    /// Delete the word before the cursor.
-    DeleteWord,
-    /// Delete everything.
-    Clear,
-    /// Cursor left.
-    Left,
-    /// Cursor right.
-    Right,
-    /// Cursor to the start.
-    Home,
-    /// Cursor to the end.
-    End,
-}
-
-impl Editor {
-    /// An editor holding `text`, the cursor at its end.
-    pub(crate) fn with(text: &str) -> Editor {
-        Editor {
-            text: text.to_owned(),
-            cursor: text.chars().count(),
-        }
-    }
-
-    /// The text.
-    pub(crate) fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// The cursor, in characters from the start.
-    pub(crate) fn cursor(&self) -> usize {
-        self.cursor
-    }
-
-    /// Applies an edit.
-    pub(crate) fn apply(&mut self, edit: &Edit) {
-        let len = self.text.chars().count();
-        match edit {
-            Edit::Insert(c) => self.insert(&c.to_string()),
-            Edit::Paste(s) => self.insert(&s.replace(['\r', '\n'], " ")),
-            Edit::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte(self.cursor);
-                self.text.remove(at);
-            }
-            Edit::Delete if self.cursor < len => {
-                let at = self.byte(self.cursor);
-                self.text.remove(at);
-            }
-            Edit::DeleteWord => {
-                let chars: Vec<char> = self.text.chars().collect();
-                let mut start = self.cursor;
-                while start > 0 && chars[start - 1] == ' ' {
-                    start -= 1;
-                }
-                while start > 0 && chars[start - 1] != ' ' {
-                    start -= 1;
-                }
-                let (a, b) = (self.byte(start), self.byte(self.cursor));
-                self.text.replace_range(a..b, "");
-                self.cursor = start;
-            }
-            Edit::Clear => *self = Editor::default(),
-            Edit::Left => self.cursor = self.cursor.saturating_sub(1),
-            Edit::Right => self.cursor = (self.cursor + 1).min(len),
-            Edit::Home => self.cursor = 0,
-            Edit::End => self.cursor = len,
-            Edit::Backspace | Edit::Delete => {}
-        }
-    }
-
-    /// Takes the text out, leaving the editor empty.
-    pub(crate) fn take(&mut self) -> String {
-        self.cursor = 0;
-        std::mem::take(&mut self.text)
-    }
-
-    fn insert(&mut self, s: &str) {
-        let at = self.byte(self.cursor);
-        self.text.insert_str(at, s);
-        self.cursor += s.chars().count();
-    }
-
-    fn byte(&self, chars: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(chars)
-            .map_or(self.text.len(), |(i, _)| i)
-    }
-}
-
-/// The login form.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LoginForm {
-    /// Server host.
-    pub(crate) host: Editor,
-    /// Server port.
-    pub(crate) port: Editor,
-    /// User name.
-    pub(crate) user: Editor,
-    /// Password (drawn masked).
-    pub(crate) password: Editor,
-    /// Register the account before logging in.
-    pub(crate) register: bool,
-    /// The focused field.
-    pub(crate) field: Field,
-    /// Why the last attempt failed, or what is wrong with the form.
-    pub(crate) problem: Option<Problem>,
-    /// A login is under way.
-    pub(crate) busy: bool,
-}
-
-/// What the login form says went wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Problem {
-    /// The server or the connection said no.
-    Login(LoginProblem),
-    /// The form itself is wrong (an invalid name or port).
-    Form(String),
-}
-
-impl LoginForm {
-    /// A form prefilled from the command line, focused on the first empty
-    /// field.
-    pub(crate) fn new(host: &str, port: u16, user: &str, password: &str, register: bool) -> Self {
-        let mut form = LoginForm {
-            host: Editor::with(host),
-            port: Editor::with(&port.to_string()),
-            user: Editor::with(user),
-            password: Editor::with(password),
-            register,
-            field: Field::Host,
-            problem: None,
-            busy: false,
-        };
-        form.field = if user.is_empty() {
-            Field::User
-        } else if password.is_empty() {
-            Field::Password
-        } else {
-            Field::Host
-        };
-        form
-    }
-
-    /// The editor of the focused field (none for the toggle).
-    pub(crate) fn editor_mut(&mut self) -> Option<&mut Editor> {
-        match self.field {
-            Field::Host => Some(&mut self.host),
-            Field::Port => Some(&mut self.port),
-            Field::User => Some(&mut self.user),
-            Field::Password => Some(&mut self.password),
-            Field::Register => None,
-        }
-    }
 }
 
 /// The connection, as the status bar shows it.
@@ -439,21 +126,6 @@ pub(crate) struct Notice {
     pub(crate) text: String,
     /// Whether it is bad news.
     pub(crate) error: bool,
-}
-
-/// A row of the groups list or the people list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Row {
-    /// The conversation it opens.
-    pub(crate) id: ConvId,
-    /// Its target.
-    pub(crate) target: Target,
-    /// Unread messages.
-    pub(crate) unread: u32,
-    /// For a group: this user is a member. For a person: online.
-    pub(crate) active: bool,
-    /// It is the current conversation.
-    pub(crate) current: bool,
 }
 
 /// Who we are logged in as, where.
@@ -730,91 +402,6 @@ impl Model {
         self.clamp_selection();
     }
 
-    /// The groups list: the room, then the groups this user belongs to,
-    /// then group conversations and groups not joined.
-    pub(crate) fn group_rows(&self) -> Vec<Row> {
-        let mut rows = vec![self.row(ConvId::Room, Target::Room, true)];
-        let mut others = Vec::new();
-        let mut keys: Vec<NameKey> = self.groups.keys().copied().collect();
-        for id in self.conversations.keys() {
-            if let ConvId::Group(k) = id {
-                if !self.groups.contains_key(k) {
-                    keys.push(*k);
-                }
-            }
-        }
-        keys.sort();
-        for k in keys {
-            let id = ConvId::Group(k);
-            let (name, member) = match (self.groups.get(&k), self.conversations.get(&id)) {
-                (Some(g), _) => (g.name, g.member),
-                (None, Some(c)) => match c.target {
-                    Target::Group(n) => (n, false),
-                    _ => continue,
-                },
-                (None, None) => continue,
-            };
-            let row = self.row(id, Target::Group(name), member);
-            if member {
-                rows.push(row);
-            } else {
-                others.push(row);
-            }
-        }
-        rows.extend(others);
-        rows
-    }
-
-    /// The people list: everyone online (this user first), then those with
-    /// a DM conversation who are offline.
-    pub(crate) fn people_rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        if let Some(me) = self.me() {
-            if self.roster.contains_key(&me.key()) {
-                rows.push(self.row(ConvId::User(me.key()), Target::User(me), true));
-            }
-        }
-        for (k, name) in &self.roster {
-            if !self.is_me(name) {
-                rows.push(self.row(ConvId::User(*k), Target::User(*name), true));
-            }
-        }
-        for (id, c) in &self.conversations {
-            if let ConvId::User(k) = id {
-                if !self.roster.contains_key(k) {
-                    rows.push(self.row(*id, c.target, false));
-                }
-            }
-        }
-        rows
-    }
-
-    fn row(&self, id: ConvId, target: Target, active: bool) -> Row {
-        let c = self.conversations.get(&id);
-        Row {
-            id,
-            target: c.map_or(target, |c| c.target),
-            unread: c.map_or(0, |c| c.unread),
-            active,
-            current: self.current == id,
-        }
-    }
-
-    /// Every conversation in list order (groups list, then people list),
-    /// for stepping through them.
-    pub(crate) fn all_rows(&self) -> Vec<Row> {
-        let mut rows = self.group_rows();
-        rows.extend(self.people_rows());
-        rows
-    }
-
-    fn clamp_selection(&mut self) {
-        let g = self.group_rows().len();
-        let p = self.people_rows().len();
-        self.groups_selected = self.groups_selected.min(g.saturating_sub(1));
-        self.people_selected = self.people_selected.min(p.saturating_sub(1));
-    }
-
     /// The conversation pane's text area for the current terminal size.
     pub(crate) fn pane(&self) -> Rect {
         let area = Rect::new(0, 0, self.size.0, self.size.1);
@@ -929,84 +516,12 @@ impl Model {
 
     /// `HH:MM` of a timestamp, local time.
     pub(crate) fn clock(&self, ts_ms: u64) -> String {
-        let local = ts_ms as i64 / 1000 + i64::from(self.utc_offset_s);
-        let day_s = local.rem_euclid(86_400);
-        format!("{:02}:{:02}", day_s / 3600, day_s % 3600 / 60)
+        clock::hh_mm(ts_ms, self.utc_offset_s)
     }
 
-    /// `HH:MM:SS` of a timestamp, local time.
-    pub(crate) fn clock_s(&self, ts_ms: u64) -> String {
-        let local = ts_ms as i64 / 1000 + i64::from(self.utc_offset_s);
-        let day_s = local.rem_euclid(86_400);
-        format!(
-            "{:02}:{:02}:{:02}",
-            day_s / 3600,
-            day_s % 3600 / 60,
-            day_s % 60
-        )
-    }
-}
-
-/// How the login screen words a problem; `now_ms` turns a lockout's end
-/// into "in N s".
-pub(crate) fn describe_problem(p: &Problem, model: &Model) -> String {
-    let now_ms = model.now.map_or(0, |n| n.wall_ms);
-    match p {
-        Problem::Form(s) => s.clone(),
-        Problem::Login(p) => match p {
-            LoginProblem::WrongPassword => "Wrong user name or password.".into(),
-            LoginProblem::NameTaken => {
-                "That name is taken: pick another, or untick Register to log in.".into()
-            }
-            LoginProblem::RegistrationClosed => {
-                "This server does not take registrations: ask its operator for an account.".into()
-            }
-            LoginProblem::LockedOut { until_ms } => {
-                let left = until_ms.saturating_sub(now_ms).div_ceil(1000);
-                format!(
-                    "Locked out after too many failed logins: try again in {} (at {}).",
-                    human_secs(left),
-                    model.clock_s(*until_ms)
-                )
-            }
-            LoginProblem::Unreachable { addr, reason } => {
-                format!("Cannot reach the server at {addr}: {reason}.")
-            }
-            LoginProblem::Timeout => "The server did not answer in time.".into(),
-            LoginProblem::ShuttingDown {
-                reason,
-                retry_after_ms,
-            } => format!(
-                "The server is shutting down ({reason}): try again in {}.",
-                human_secs(u64::from(*retry_after_ms).div_ceil(1000))
-            ),
-            LoginProblem::Busy { retry_after_ms } => format!(
-                "The server is busy: try again in {}.",
-                human_secs(u64::from(*retry_after_ms).div_ceil(1000))
-            ),
-            LoginProblem::CertificateChanged {
-                addr,
-                fingerprint,
-                known_servers,
-            } => format!(
-                "The certificate of {addr} has changed ({fingerprint}): someone may be \
-                 intercepting the connection; if this is expected, remove its line from \
-                 {known_servers}. Not logging in."
-            ),
-            LoginProblem::CertificateInvalid { addr, reason } => {
-                format!("The certificate of {addr} is not trusted: {reason}. Not logging in.")
-            }
-            LoginProblem::Other(s) => s.clone(),
-        },
-    }
-}
-
-/// `42 s`, `3 min 5 s`, `2 h 1 min`.
-pub(crate) fn human_secs(s: u64) -> String {
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    /// How the login screen words a problem, as of the latest message's
+    /// clock (see [`describe_problem`]).
+    pub(crate) fn describe(&self, p: &Problem) -> String {
+        describe_problem(p, self.now.map_or(0, |n| n.wall_ms), self.utc_offset_s)
     }
 }

@@ -6,15 +6,19 @@ use tuirealm::application::Application;
 use tuirealm::props::Attribute;
 use tuirealm::ratatui::Frame;
 
+use super::clock::human_secs;
 use super::components::conversation::{ConversationView, Said};
 use super::components::dialog::DialogView;
 use super::components::lists::{ListView, RowView};
 use super::components::login::LoginView;
 use super::components::status::{Health, HintsView, StatusView};
 use super::components::{content, Draw};
+use super::conversation::Older;
+use super::editor::Editor;
 use super::layout;
-use super::model::{describe_problem, human_secs, Dialog, Focus, Link, Model, Older, Row, Screen};
+use super::model::{Dialog, Focus, GroupAction, Link, Model, Screen};
 use super::network::NetEvent;
+use super::sidebar::Row;
 use super::update::{label, LOGIN_MENU, MAIN_MENU};
 use super::{Action, Id, Msg};
 use confab_engine::Target;
@@ -245,9 +249,9 @@ fn dialog(m: &Model) -> DialogView {
         }
         Some(Dialog::Prompt { action, text }) => DialogView::Prompt {
             title: match action {
-                super::model::GroupAction::Create => "Create a group",
-                super::model::GroupAction::Join => "Join a group",
-                super::model::GroupAction::Leave => "Leave a group",
+                GroupAction::Create => "Create a group",
+                GroupAction::Join => "Join a group",
+                GroupAction::Leave => "Leave a group",
             }
             .to_owned(),
             text: text.text().to_owned(),
@@ -258,7 +262,7 @@ fn dialog(m: &Model) -> DialogView {
 
 fn login(m: &Model) -> LoginView {
     let f = &m.login;
-    let pair = |e: &super::model::Editor| (e.text().to_owned(), e.cursor());
+    let pair = |e: &Editor| (e.text().to_owned(), e.cursor());
     LoginView {
         host: pair(&f.host),
         port: pair(&f.port),
@@ -266,7 +270,7 @@ fn login(m: &Model) -> LoginView {
         password: (f.password.text().chars().count(), f.password.cursor()),
         register: f.register,
         field: f.field,
-        problem: f.problem.as_ref().map(|p| describe_problem(p, m)),
+        problem: f.problem.as_ref().map(|p| m.describe(p)),
         busy: f.busy,
     }
 }

@@ -10,7 +10,7 @@ use tuirealm::ratatui::widgets::{Block, Borders, Paragraph};
 use tuirealm::ratatui::Frame;
 
 use super::{common, Canvas, Draw};
-use crate::tui::model::Edit;
+use crate::tui::editor::Edit;
 use crate::tui::network::NetEvent;
 use crate::tui::Msg;
 

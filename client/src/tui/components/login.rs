@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::{text_keys, Canvas, Draw};
 use crate::tui::layout;
-use crate::tui::model::Field;
+use crate::tui::login_form::Field;
 use crate::tui::network::NetEvent;
 use crate::tui::Msg;
 

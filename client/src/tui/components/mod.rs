@@ -23,7 +23,7 @@ use tuirealm::ratatui::layout::Rect;
 use tuirealm::ratatui::Frame;
 use tuirealm::state::State;
 
-use super::model::Edit;
+use super::editor::Edit;
 use super::network::NetEvent;
 use super::{Action, Msg};
 
