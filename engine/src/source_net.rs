@@ -4,7 +4,7 @@
 //! `net/src/source.rs`). The base never has bits below the prefix, so two
 //! spellings of one block are equal.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use ipnet::IpNet;
 

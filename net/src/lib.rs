@@ -66,6 +66,7 @@ pub mod reload;
 mod reloader;
 mod sanctions;
 pub mod server;
+mod server_handle;
 mod shared;
 pub mod signals;
 pub mod source;

@@ -49,6 +49,7 @@ use crate::listeners::{self, accept, IrcListener, Listeners};
 use crate::measures::{self, NET};
 use crate::metrics;
 use crate::refuse::Refusals;
+pub use crate::server_handle::{ServerHandle, Stats};
 use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
@@ -62,17 +63,6 @@ pub use crate::options::{ServerOptions, StartError};
 
 /// Opens one [`Store`]; called once per storage-using thread.
 pub type StoreFactory = Arc<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send + Sync>;
-
-/// Counters reported when the server stops.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Connections accepted.
-    pub connections: u64,
-    /// Acquisitions of the hub lock.
-    pub lock_acquired: u64,
-    /// Acquisitions that found the lock held.
-    pub lock_contended: u64,
-}
 
 /// A bound server, not yet serving.
 pub struct Server {
@@ -316,36 +306,6 @@ impl Server {
             })
             .map_err(StartError::Thread)?;
         Ok(ServerHandle { addr, stop, thread })
-    }
-}
-
-/// A server running on its own thread.
-pub struct ServerHandle {
-    addr: SocketAddr,
-    stop: Sender<()>,
-    thread: JoinHandle<Result<Stats, StartError>>,
-}
-
-impl ServerHandle {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Shuts it down gracefully and waits for it.
-    pub fn shutdown(self) -> Stats {
-        let _ = self.stop.try_send(());
-        match self.thread.join() {
-            Ok(Ok(stats)) => stats,
-            Ok(Err(e)) => {
-                warn!("the server failed: {e}");
-                Stats::default()
-            }
-            Err(_) => {
-                warn!("the server thread panicked");
-                Stats::default()
-            }
-        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! with [`StoreError::Failed`] (the hub answers `STORAGE_ERROR`: nothing is
 //! acknowledged that was not committed) and the next call connects again.
 
+mod connect;
 mod messages;
 mod schema;
 
@@ -28,7 +29,8 @@ use confab_engine::effect::{
 use confab_engine::frame::{ModAction, Target};
 use confab_engine::window::Range;
 use confab_engine::{MessageId, Name};
-use postgres::{Client, NoTls, Row};
+use connect::{connect, open_failed};
+use postgres::{Client, Row};
 
 use super::sqlite::{SanctionKind, StoredSanction};
 use super::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, Written};
@@ -247,47 +249,6 @@ impl PgStore {
         }
         outcome
     }
-}
-
-fn open_failed(url: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
-    move |e| StoreError::Open {
-        path: redact(url),
-        reason: describe(&e),
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut config: postgres::Config =
-        url.parse().map_err(|e: postgres::Error| StoreError::Open {
-            path: redact(url),
-            reason: describe(&e),
-        })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(2));
-    }
-    config.connect(NoTls).map_err(|e| StoreError::Failed {
-        doing: "connecting to PostgreSQL",
-        reason: describe(&e),
-    })
 }
 
 fn device_from_row(r: &Row) -> Result<StoredDevice, StoreError> {

@@ -7,6 +7,7 @@ use super::*;
 use confab_engine::device::ClientId;
 use confab_engine::effect::{GroupOp, NewMessage, SendKey};
 use confab_engine::frame::ErrorCode;
+use postgres::NoTls;
 
 /// A fresh database, dropped when the test ends.
 pub(crate) struct TestDb {
