@@ -389,6 +389,9 @@ pub enum Effect {
         /// Online or offline here.
         presence: Presence,
     },
+    /// Only with `Config::announce_presence`: what the other nodes must
+    /// apply too (see [`crate::remote`]). Needs no answer.
+    TellNodes(crate::remote::Remote),
 }
 
 /// Where a committed message got its id and time: what the sender's ACK says.
@@ -579,6 +582,8 @@ pub enum Input {
         /// Online or offline there.
         presence: Presence,
     },
+    /// See [`crate::Hub::handle_remote`]: what another node applied.
+    Remote(crate::remote::Remote),
 }
 
 impl Input {

@@ -89,6 +89,26 @@ impl Registrations {
         Ok(())
     }
 
+    /// A registration from `source` another node of the cluster charged:
+    /// taken from the same budgets here, so the cluster as a whole keeps
+    /// one server's rate. Never refused (it happened); a spent bucket
+    /// stays spent. A source the full map has no room for is charged to
+    /// the server-wide budget alone, as a new one here would be.
+    pub(crate) fn charged_elsewhere(&mut self, now: Instant, source: Source) {
+        let (sr, sb) = (self.per_source.rate(), f64::from(self.per_source.burst));
+        let (gr, gb) = (self.server.rate(), f64::from(self.server.burst));
+        let mut global = self.global.unwrap_or(Bucket::full(gb, now));
+        let _ = global.take(1.0, now, gr, gb);
+        self.global = Some(global);
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
+            self.sources.retain(|_, b| b.peek(now, sr, sb) < sb);
+        }
+        if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&source) {
+            let mine = self.sources.entry(source).or_insert(Bucket::full(sb, now));
+            let _ = mine.take(1.0, now, sr, sb);
+        }
+    }
+
     /// Sources remembered (tests).
     #[cfg(test)]
     pub(crate) fn sources(&self) -> usize {
@@ -144,6 +164,27 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert_eq!(r.charge(later, Source(4)), Ok(()));
         assert_eq!(r.charge(later, Source(4)), Ok(()));
+    }
+
+    #[test]
+    fn registrations_charged_on_other_nodes_spend_the_same_budgets_here() {
+        let mut r = limits();
+        let t0 = Instant::now();
+        r.charged_elsewhere(t0, Source(1));
+        r.charged_elsewhere(t0, Source(1));
+        assert_eq!(
+            r.charge(t0, Source(1)),
+            Err(Refused::Source(Duration::from_secs(10)))
+        );
+        r.charged_elsewhere(t0, Source(2));
+        assert_eq!(
+            r.charge(t0, Source(3)),
+            Err(Refused::Server(Duration::from_secs(5)))
+        );
+        // More than the budget elsewhere leaves it spent, not in debt:
+        // one interval later there is one again.
+        r.charged_elsewhere(t0, Source(1));
+        assert_eq!(r.charge(t0 + Duration::from_secs(10), Source(1)), Ok(()));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod cluster;
+mod cluster_guard;
 mod codec;
 mod delivery;
 mod devices;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::effect::{AddressBanRecord, Effect};
 use crate::error::ProtocolError;
 use crate::id::{ConnId, Ref, Source};
+use crate::remote::Remote;
 use crate::request::AddressAsk;
 use crate::source_net::SourceNet;
 
@@ -84,13 +85,16 @@ impl Hub {
         if !self.begin_request(conn, reference) {
             return;
         }
-        if ask.lift {
+        let left = (ask.seconds > 0).then(|| Duration::from_secs(u64::from(ask.seconds)));
+        let told = if ask.lift {
             self.unban_address(net);
+            Remote::UnbanAddress { net }
         } else {
-            let until =
-                (ask.seconds > 0).then(|| now + Duration::from_secs(u64::from(ask.seconds)));
-            self.ban_address(now, net, until, ask.reason);
-        }
+            self.ban_address(now, net, left.map(|d| now + d), ask.reason);
+            let reason = ask.reason.to_owned();
+            Remote::BanAddress { net, left, reason }
+        };
+        self.tell_when_stored(conn, reference, told);
         self.outbox.effect(Effect::BanAddress {
             conn,
             reference,

@@ -107,6 +107,22 @@ impl Guard {
         insert_penalty(&mut self.penalties, user.key(), until, now);
     }
 
+    /// A failed login another node counted: counted here too (its wait is
+    /// that node's to answer).
+    pub(super) fn failed_elsewhere(&mut self, now: Instant, user: &Name, source: Source) {
+        let _ = self.lockout.failure(now, user.key(), Some(source));
+    }
+
+    /// A login another node let in: the account and the pair start over.
+    pub(super) fn logged_in_elsewhere(&mut self, user: &Name, source: Source) {
+        self.lockout.success(user.key(), Some(source));
+    }
+
+    /// A registration another node charged: charged here too.
+    pub(super) fn registered_elsewhere(&mut self, now: Instant, source: Source) {
+        self.registrations.charged_elsewhere(now, source);
+    }
+
     fn penalized(&self, now: Instant, user: &Name) -> Option<Duration> {
         remaining(&self.penalties, &user.key(), now)
     }
@@ -183,6 +199,7 @@ impl Hub {
             self.refuse(conn, reference, error);
             return;
         }
+        self.tell_nodes(crate::remote::Remote::Registered { source });
         if self.begin_auth(conn, reference, PendingAuth::Register { reference }) {
             self.outbox.effect(Effect::Register {
                 conn,
@@ -468,7 +485,7 @@ impl Hub {
         if let Err(retry) = lockout.check(now, key, Some(source)) {
             return Err(ProtocolError::LockedOut { retry });
         }
-        match result {
+        let verdict = match result {
             Ok(user) => {
                 lockout.success(key, Some(source));
                 Ok(user)
@@ -479,8 +496,11 @@ impl Hub {
             Err(ProtocolError::BadToken { .. }) => Err(ProtocolError::BadToken {
                 retry: lockout.failure(now, key, Some(source)),
             }),
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        // Counted here: counted by the other nodes too.
+        self.tell_login(typed, source, verdict.is_ok());
+        verdict
     }
 
     /// The session's transition out of Auth: it joins the roster and

@@ -257,6 +257,7 @@ impl Hub {
             Ok(device) => {
                 self.push(conn, Event::Ok { reference }, Class::Control);
                 self.handle_device_revoked(device);
+                self.tell_nodes(crate::remote::Remote::DeviceRevoked(device));
             }
             Err(e) => self.refuse(conn, reference, e),
         }

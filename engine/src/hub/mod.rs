@@ -44,6 +44,7 @@ mod node_presence;
 mod notices;
 mod outbox;
 mod read_markers;
+mod remote;
 mod replay;
 mod room;
 mod roster_sync;
@@ -77,6 +78,7 @@ use sessions::Sessions;
 pub use counts::{code_index, HubCounts, KINDS};
 pub use moderation::{HubStats, Sanction};
 pub use outbox::Drained;
+pub use remote::Applied;
 pub use sessions::{Refused, TurnedAway};
 pub use timers::ReadReady;
 
@@ -288,6 +290,7 @@ impl Hub {
             Input::Committed { message, origin } => self.handle_committed(now, message, origin),
             Input::GroupCommitted { op, origin } => self.handle_group_committed(now, op, origin),
             Input::Presence { user, presence } => self.handle_presence(now, user, presence),
+            Input::Remote(remote) => self.handle_remote(now, remote),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::frame::ModAction;
 use crate::id::{ConnId, Ref};
 use crate::name::{Name, NameKey};
 use crate::protocol::MAX_PROTOCOLS;
+use crate::remote::Remote;
 use crate::request::ModerationAsk;
 use crate::send_queue::Class;
 
@@ -51,6 +52,9 @@ pub(super) struct Moderation {
     operators: HashSet<NameKey>,
     /// Banned blocks of addresses, each once (see `address_bans.rs`).
     pub(super) address_bans: Vec<(crate::source_net::SourceNet, Sanction)>,
+    /// One node of several: a client's moderation to tell the other
+    /// nodes once it is stored, by its request (see `remote.rs`).
+    pub(super) told: HashMap<(ConnId, Ref), crate::remote::Remote>,
 }
 
 fn insert(map: &mut HashMap<NameKey, Sanction>, now: Instant, key: NameKey, s: Sanction) {
@@ -185,8 +189,18 @@ impl Hub {
         if !self.begin_request(conn, reference) {
             return;
         }
-        let until = (ask.seconds > 0).then(|| now + Duration::from_secs(u64::from(ask.seconds)));
+        let left = (ask.seconds > 0).then(|| Duration::from_secs(u64::from(ask.seconds)));
+        let until = left.map(|d| now + d);
         let target = ask.user;
+        let (user, reason) = (target, ask.reason.to_owned());
+        let told = match ask.action {
+            ModAction::Kick => Remote::Kick { user, reason },
+            ModAction::Ban => Remote::Ban { user, left, reason },
+            ModAction::Unban => Remote::Unban { user },
+            ModAction::Mute => Remote::Mute { user, left, reason },
+            ModAction::Unmute => Remote::Unmute { user },
+        };
+        self.tell_when_stored(conn, reference, told);
         match ask.action {
             ModAction::Kick => {
                 self.kick(now, &target, ask.reason);
@@ -223,6 +237,7 @@ impl Hub {
         result: Result<(), ProtocolError>,
     ) {
         self.end_request(conn);
+        self.stored_tell(conn, reference, result.is_ok());
         match result {
             Ok(()) => self.push(conn, Event::Ok { reference }, Class::Control),
             Err(e) => self.refuse(conn, reference, e),

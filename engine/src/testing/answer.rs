@@ -100,7 +100,7 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
 }
 
 /// Effects that need no answer: `UserOffline` (a failure loses only the
-/// offline mark) and `NodePresence` (the shell's to tell the other nodes
+/// offline mark), `NodePresence` and `TellNodes` (the shell's to tell the other nodes
 /// of a cluster; no store has a part in it).
 fn answer_unanswered(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> {
     if let Effect::UserOffline { user, seen_upto } = effect {
