@@ -109,8 +109,7 @@ impl Registrations {
         }
     }
 
-    /// Sources remembered (tests).
-    #[cfg(test)]
+    /// Sources remembered.
     pub(crate) fn sources(&self) -> usize {
         self.sources.len()
     }

@@ -25,7 +25,9 @@
 //!
 //! The socket only changes the running hub: whatever must outlive a
 //! restart (bans, mutes, the audit log) the command line has written to
-//! the database before it asks.
+//! the database before it asks. On one node of several, a sanction, an
+//! operator change, a revocation and a group action are also told to the
+//! other nodes on the bus, whose hubs apply them alike (`Hub::order`).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -37,7 +39,8 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use confab_engine::effect::StoredMessage;
 use confab_engine::lockout::Unlock;
-use confab_engine::{MessageId, Name, Target};
+use confab_engine::hub::Applied;
+use confab_engine::{MessageId, Name, Remote, Target};
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};
 use log::{info, warn};
@@ -161,45 +164,28 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
         "status" => Ok(status_lines(shared, started)),
         "kick" => {
             let (user, reason) = (name(1)?, text(2));
-            let n = shared.with_core(|core, now| core.hub.kick(now, &user, &reason));
-            info!("control: kicked {user} ({n} sessions): {reason}");
-            Ok(vec![format!("sessions {n}")])
+            let log = format!("kicked {user}: {reason}");
+            order(shared, Remote::Kick { user, reason }, &log)
         }
         "ban" | "mute" => {
             let (user, reason) = (name(1)?, text(3));
-            let until = until(fields.get(2).copied().unwrap_or(""))?;
+            let left = until(fields.get(2).copied().unwrap_or(""))?;
             if fields[0] == "ban" {
-                let n = shared.with_core(|core, now| {
-                    let until = until.map(|d| now + d);
-                    core.hub.ban(now, &user, until, &reason)
-                });
-                info!("control: banned {user} ({n} sessions closed): {reason}");
-                Ok(vec![format!("sessions {n}")])
+                let log = format!("banned {user}: {reason}");
+                order(shared, Remote::Ban { user, left, reason }, &log)
             } else {
-                shared.with_core(|core, now| {
-                    let until = until.map(|d| now + d);
-                    core.hub.mute(now, &user, until, &reason)
-                });
-                info!("control: muted {user}: {reason}");
-                Ok(Vec::new())
+                let log = format!("muted {user}: {reason}");
+                order(shared, Remote::Mute { user, left, reason }, &log)
             }
         }
         "op" | "deop" => {
             let user = name(1)?;
             let operator = fields[0] == "op";
-            shared.with_core(|core, _| core.hub.set_operator(&user, operator));
-            Ok(Vec::new())
+            let log = format!("{} {user}", fields[0]);
+            order(shared, Remote::Operator { user, operator }, &log)
         }
-        "unban" => {
-            let user = name(1)?;
-            let had = shared.with_core(|core, _| core.hub.unban(&user));
-            Ok(vec![format!("lifted {had}")])
-        }
-        "unmute" => {
-            let user = name(1)?;
-            let had = shared.with_core(|core, _| core.hub.unmute(&user));
-            Ok(vec![format!("lifted {had}")])
-        }
+        "unban" => order(shared, Remote::Unban { user: name(1)? }, "unban"),
+        "unmute" => order(shared, Remote::Unmute { user: name(1)? }, "unmute"),
         "deleted" => {
             let id = fields.get(1).copied().unwrap_or("");
             let id = id
@@ -240,19 +226,14 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
         }
         "ban-address" => {
             let (text, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
-            let until = until(fields.get(2).copied().unwrap_or(""))?;
+            let left = until(fields.get(2).copied().unwrap_or(""))?;
             let reason = text_of(&fields, 3);
-            let n = shared.with_core(|core, now| {
-                core.hub
-                    .ban_address(now, net, until.map(|d| now + d), &reason)
-            });
-            info!("control: banned the addresses {text} ({n} sessions closed): {reason}");
-            Ok(vec![format!("sessions {n}")])
+            let log = format!("banned the addresses {text}: {reason}");
+            order(shared, Remote::BanAddress { net, left, reason }, &log)
         }
         "unban-address" => {
             let (_, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
-            let had = shared.with_core(|core, _| core.hub.unban_address(net));
-            Ok(vec![format!("lifted {had}")])
+            order(shared, Remote::UnbanAddress { net }, "unban-address")
         }
         "group" => {
             use confab_engine::frame::GroupAction;
@@ -277,6 +258,9 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
                 reason: text(5),
                 by: name_of("operator")?,
             };
+            if let Some(cluster) = &shared.effects.cluster {
+                cluster.group(op.clone());
+            }
             shared.with_core(|core, now| core.hub.handle_group_committed(now, op, None));
             info!("control: {} {user} in #{group}", action.as_str());
             Ok(Vec::new())
@@ -287,10 +271,13 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
                 let id: u64 = id.parse().map_err(|_| format!("bad device id {id:?}"))?;
                 devices.push(confab_engine::DeviceId(id));
             }
-            let n: usize = shared.with_core(|core, _| {
+            let n: usize = shared.with_core(|core, now| {
                 devices
                     .iter()
-                    .map(|&d| core.hub.handle_device_revoked(d))
+                    .map(|&d| match core.hub.order(now, Remote::DeviceRevoked(d)) {
+                        Applied::Closed(n) => n,
+                        _ => 0,
+                    })
                     .sum()
             });
             info!(
@@ -310,6 +297,18 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
         }
         other => Err(format!("unknown request {other:?}")),
     }
+}
+
+/// Applies an operator's action to this node's hub, which tells the other
+/// nodes of a cluster too; the answer's lines say what it did here.
+fn order(shared: &Shared, remote: Remote, log: &str) -> Result<Vec<String>, String> {
+    let applied = shared.with_core(|core, now| core.hub.order(now, remote));
+    info!("control: {log} ({applied:?})");
+    Ok(match applied {
+        Applied::Closed(n) => vec![format!("sessions {n}")],
+        Applied::Lifted(had) => vec![format!("lifted {had}")],
+        Applied::Done => Vec::new(),
+    })
 }
 
 fn text_of(fields: &[&str], i: usize) -> String {
@@ -354,6 +353,7 @@ fn status_lines(shared: &Shared, started: Instant) -> Vec<String> {
             "lockouts pairs={} accounts={} addresses={}",
             stats.lockouts.0, stats.lockouts.1, stats.lockouts.2
         ),
+        format!("registration_sources {}", stats.registration_sources),
         format!("bans {}", stats.bans),
         format!("address_bans {}", stats.address_bans),
         format!("mutes {}", stats.mutes),

@@ -39,7 +39,7 @@ pub(crate) struct Effects {
     pub(crate) auth: Arc<FairQueue<AuthJob>>,
     pub(crate) writes: Queue<WriteJob>,
     pub(crate) reads: Queue<ReadJob>,
-    /// One node of several: where `NodePresence` goes.
+    /// One node of several: where `NodePresence` and `TellNodes` go.
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
@@ -331,6 +331,11 @@ impl Effects {
             Effect::NodePresence { user, presence } => {
                 if let Some(cluster) = &self.cluster {
                     cluster.presence(user, presence);
+                }
+            }
+            Effect::TellNodes(remote) => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.tell(remote);
                 }
             }
             Effect::DeleteMessage {

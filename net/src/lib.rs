@@ -167,9 +167,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::User(command)) if postgres_url(args)?.is_some() => {
             let mut store = PgStore::open(postgres_url(args)?.unwrap_or_default())?;
             match command {
-                UserCommand::Op { name } => pg_operator(&mut store, &name, true),
-                UserCommand::Deop { name } => pg_operator(&mut store, &name, false),
-                command => admin::run(&mut store, &args.hash_params(), command).map(drop),
+                UserCommand::Op { name } => pg_operator(&args.data_dir, &mut store, &name, true),
+                UserCommand::Deop { name } => {
+                    pg_operator(&args.data_dir, &mut store, &name, false)
+                }
+                UserCommand::Del { name } => {
+                    admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
+                    ops::deleted(&args.data_dir, &name)
+                }
+                command => {
+                    // The node running on this data dir, if any, closes the
+                    // revoked sessions and tells the other nodes.
+                    let revoked = admin::run(&mut store, &args.hash_params(), command)?;
+                    ops::revoked(&args.data_dir, &revoked)
+                }
             }
         }
         Some(Command::User(command)) => {
@@ -388,10 +399,11 @@ fn postgres_url(args: &ServeArgs) -> Result<Option<&str>, Error> {
     }
 }
 
-/// `user op`/`deop` on PostgreSQL: takes effect at each node's next
-/// start (a running node's operators change through MODERATE's
-/// operator sessions only).
+/// `user op`/`deop` on PostgreSQL: stored, then the node running on
+/// this data dir, if any, applies it at once and tells the other nodes
+/// on the bus; without one it applies from each node's next start.
 fn pg_operator(
+    data_dir: &Path,
     store: &mut PgStore,
     name: &confab_engine::Name,
     operator: bool,
@@ -400,7 +412,17 @@ fn pg_operator(
         return Err(Error::User(format!("no account {name}")));
     }
     let role = if operator { "is" } else { "is no longer" };
-    println!("{name} {role} a server operator (from each node's next start)");
+    let action = if operator { "op" } else { "deop" };
+    match control::request(data_dir, &[action, name.as_str()]) {
+        Ok(Some(_)) => println!("{name} {role} a server operator (on every running node)"),
+        Ok(None) => println!("{name} {role} a server operator (from each node's next start)"),
+        Err(e) => {
+            return Err(Error::User(format!(
+                "stored, but the running node's control socket in {}: {e}",
+                data_dir.display()
+            )))
+        }
+    }
     Ok(())
 }
 

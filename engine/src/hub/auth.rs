@@ -74,6 +74,11 @@ impl Guard {
         self.lockout.len()
     }
 
+    /// Sources whose registrations are remembered.
+    pub(super) fn registration_sources(&self) -> usize {
+        self.registrations.sources()
+    }
+
     /// An operator's unlock: failures, lockouts and, for an address or
     /// everyone, flood bars and login penalties go; how many entries.
     pub(super) fn unlock(&mut self, which: crate::lockout::Unlock) -> usize {

@@ -193,7 +193,12 @@ impl Peers {
 }
 
 /// The subscriber's thread: other nodes' commits to the sequencer, their
-/// group changes and presence to the hub.
+/// group changes, sanctions, guard counts and presence to the hub.
+///
+/// While the bus is down what it would have carried besides messages is
+/// lost, not replayed: a sanction is in PostgreSQL and applies from each
+/// node's next start, and the lockout and registration budgets are each
+/// node's own meanwhile (docs/SCALING.md).
 pub(crate) fn subscribe(
     client: redis::Client,
     channel: String,
@@ -234,6 +239,7 @@ pub(crate) fn subscribe(
                     Ok((_, Note::Group(op))) => {
                         inputs.push(Input::GroupCommitted { op, origin: None })
                     }
+                    Ok((_, Note::Remote(remote))) => inputs.push(Input::Remote(remote)),
                     Ok((from, Note::Presence(user, presence))) => {
                         inputs.extend(peers.presence(from, user, presence, now))
                     }

@@ -9,7 +9,10 @@
 //! hands other nodes' messages to the same sequencer, which feeds the hub
 //! in id order and fills gaps from PostgreSQL. Answers (ACKs, OKs) go to
 //! the hub directly, as on a single node. The hub's `NodePresence`
-//! effects go to the publisher (see [`Cluster::presence`]).
+//! effects go to the publisher (see [`Cluster::presence`]), and so do its
+//! `TellNodes` (sanctions, revocations, login outcomes, registrations:
+//! [`Cluster::tell`]), which every other node's subscriber hands its hub
+//! as `Input::Remote`.
 //!
 //! A single node on SQLite starts none of this.
 
@@ -22,8 +25,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use confab_engine::effect::GroupOp;
 use confab_engine::frame::Presence;
-use confab_engine::{Input, MessageId, Name};
+use confab_engine::{Input, MessageId, Name, Remote};
 
 use crate::inbox::Results;
 use crate::store::postgres::PgStore;
@@ -153,6 +157,17 @@ impl Cluster {
     /// The hub's `NodePresence`: told to the other nodes.
     pub(crate) fn presence(&self, user: Name, presence: Presence) {
         bus::offer(&self.notes, Note::Presence(user, presence));
+    }
+
+    /// A group change committed outside the storage writer (the control
+    /// socket's): told to the other nodes as the writer's are.
+    pub(crate) fn group(&self, op: GroupOp) {
+        bus::offer(&self.notes, Note::Group(op));
+    }
+
+    /// The hub's `TellNodes`: what the other nodes' hubs apply too.
+    pub(crate) fn tell(&self, remote: Remote) {
+        bus::offer(&self.notes, Note::Remote(remote));
     }
 }
 
