@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use async_io::Async;
 use confab_engine::effect::StoredMessage;
-use confab_engine::lockout::Unlock;
 use confab_engine::hub::Applied;
+use confab_engine::lockout::Unlock;
 use confab_engine::{MessageId, Name, Remote, Target};
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};

@@ -168,9 +168,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let mut store = PgStore::open(postgres_url(args)?.unwrap_or_default())?;
             match command {
                 UserCommand::Op { name } => pg_operator(&args.data_dir, &mut store, &name, true),
-                UserCommand::Deop { name } => {
-                    pg_operator(&args.data_dir, &mut store, &name, false)
-                }
+                UserCommand::Deop { name } => pg_operator(&args.data_dir, &mut store, &name, false),
                 UserCommand::Del { name } => {
                     admin::run(&mut store, &args.hash_params(), UserCommand::Del { name })?;
                     ops::deleted(&args.data_dir, &name)

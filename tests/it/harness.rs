@@ -317,6 +317,19 @@ impl Server {
         run_to_end(cmd, &format!("confab-server user {}", args.join(" ")))
     }
 
+    /// Runs `confab-server OPTIONS user ARGS` on this server's data dir
+    /// (with cheap hashing): a cluster node's, with its `--store`.
+    pub(crate) fn user_command_with(&self, options: &[&str], args: &[&str]) -> Run {
+        let mut cmd = command("confab-server");
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(FAST)
+            .args(options)
+            .arg("user")
+            .args(args);
+        run_to_end(cmd, &format!("confab-server user {}", args.join(" ")))
+    }
+
     /// Runs `confab-server ARGS` on this server's data dir (with cheap
     /// hashing): the moderation and control commands.
     pub(crate) fn server_command(&self, args: &[&str]) -> Run {

@@ -53,8 +53,9 @@ pub(super) struct Moderation {
     /// Banned blocks of addresses, each once (see `address_bans.rs`).
     pub(super) address_bans: Vec<(crate::source_net::SourceNet, Sanction)>,
     /// One node of several: a client's moderation to tell the other
-    /// nodes once it is stored, by its request (see `remote.rs`).
-    pub(super) told: HashMap<(ConnId, Ref), crate::remote::Remote>,
+    /// nodes once it is stored, by its request, in the order asked (a
+    /// reference reused while in flight queues behind; see `remote.rs`).
+    pub(super) told: HashMap<(ConnId, Ref), Vec<crate::remote::Remote>>,
 }
 
 fn insert(map: &mut HashMap<NameKey, Sanction>, now: Instant, key: NameKey, s: Sanction) {

@@ -91,16 +91,23 @@ impl Hub {
     /// module docs).
     pub(super) fn tell_when_stored(&mut self, conn: ConnId, reference: Ref, remote: Remote) {
         if self.config.announce_presence {
-            self.moderation.told.insert((conn, reference), remote);
+            let queued = self.moderation.told.entry((conn, reference)).or_default();
+            queued.push(remote);
         }
     }
 
     /// Storage answered the request: its note goes out if it was stored.
     pub(super) fn stored_tell(&mut self, conn: ConnId, reference: Ref, stored: bool) {
-        if let Some(remote) = self.moderation.told.remove(&(conn, reference)) {
-            if stored {
-                self.tell_nodes(remote);
-            }
+        let key = (conn, reference);
+        let Some(queued) = self.moderation.told.get_mut(&key) else {
+            return;
+        };
+        let remote = (!queued.is_empty()).then(|| queued.remove(0));
+        if queued.is_empty() {
+            self.moderation.told.remove(&key);
+        }
+        if let (Some(remote), true) = (remote, stored) {
+            self.tell_nodes(remote);
         }
     }
 

@@ -390,7 +390,9 @@ mod tests {
             Note::Heartbeat(vec![n("a"), n("b")]),
         ];
         let remotes = remotes();
-        let notes = notes.into_iter().chain(remotes.into_iter().map(Note::Remote));
+        let notes = notes
+            .into_iter()
+            .chain(remotes.into_iter().map(Note::Remote));
         for note in notes {
             let bytes = encode(9, &note);
             assert_eq!(decode(&bytes).expect("decodes"), (9, note));
