@@ -120,8 +120,10 @@ pub struct Config {
     pub read_markers_per_user: u16,
     /// Whether this hub is one node of several: then it tells the shell
     /// when a user's first session here logs in and their last here
-    /// leaves ([`crate::Effect::NodePresence`]), for the other nodes. A
-    /// single node leaves it off and pays nothing.
+    /// leaves ([`crate::Effect::NodePresence`]), and what the other nodes
+    /// must apply too (sanctions, login outcomes, registrations:
+    /// [`crate::Effect::TellNodes`]), for the other nodes. A single node
+    /// leaves it off and pays nothing.
     pub announce_presence: bool,
 }
 

@@ -52,6 +52,8 @@ pub(crate) struct Registrations {
     server: RegistrationLimit,
     global: Option<Bucket>,
     sources: HashMap<Source, Bucket>,
+    /// Registrations charged since start, here or on other nodes.
+    charged: u64,
 }
 
 impl Registrations {
@@ -61,6 +63,7 @@ impl Registrations {
             server,
             global: None,
             sources: HashMap::new(),
+            charged: 0,
         }
     }
 
@@ -86,6 +89,7 @@ impl Registrations {
         if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&source) {
             self.sources.insert(source, mine);
         }
+        self.charged += 1;
         Ok(())
     }
 
@@ -97,6 +101,7 @@ impl Registrations {
     pub(crate) fn charged_elsewhere(&mut self, now: Instant, source: Source) {
         let (sr, sb) = (self.per_source.rate(), f64::from(self.per_source.burst));
         let (gr, gb) = (self.server.rate(), f64::from(self.server.burst));
+        self.charged += 1;
         let mut global = self.global.unwrap_or(Bucket::full(gb, now));
         let _ = global.take(1.0, now, gr, gb);
         self.global = Some(global);
@@ -109,9 +114,15 @@ impl Registrations {
         }
     }
 
-    /// Sources remembered.
+    /// Sources remembered (tests).
+    #[cfg(test)]
     pub(crate) fn sources(&self) -> usize {
         self.sources.len()
+    }
+
+    /// Registrations charged since start, here or on other nodes.
+    pub(crate) fn charged(&self) -> u64 {
+        self.charged
     }
 }
 

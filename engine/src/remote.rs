@@ -105,4 +105,12 @@ pub enum Remote {
         /// From where.
         source: Source,
     },
+    /// An operator's unlock there: one account's failures (`user`), one
+    /// address's (`source`), or, with neither, everyone's go here too.
+    Unlock {
+        /// The account, if one.
+        user: Option<Name>,
+        /// The address, if one (and no account).
+        source: Option<Source>,
+    },
 }

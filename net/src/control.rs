@@ -19,7 +19,7 @@
 //! | `announce TEXT` | every session logged in gets a NOTICE |
 //! | `group ACTION GROUP NAME SECONDS REASON` | a group action the command line committed (`group-remove`, `group-mute`, ...) takes effect |
 //! | `revoked ID...` | the sessions of these devices (revoked in the database) get ERROR DEVICE_REVOKED |
-//! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten |
+//! | `unlock`, `unlock user NAME`, `unlock address IP` | failed-login lockouts (and flood bars) forgotten (on every node of a cluster) |
 //! | `ban-address NET UNTIL_MS REASON` | connections from the block closed and turned away |
 //! | `unban-address NET` | lifted |
 //!
@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use confab_engine::effect::StoredMessage;
 use confab_engine::hub::Applied;
-use confab_engine::lockout::Unlock;
 use confab_engine::{MessageId, Name, Remote, Target};
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use futures_lite::{AsyncReadExt, FutureExt};
@@ -210,19 +209,18 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
             Ok(vec![format!("sessions {n}")])
         }
         "unlock" => {
-            let which = match (fields.get(1).copied(), fields.get(2).copied()) {
-                (None | Some(""), _) => Unlock::All,
-                (Some("user"), _) => Unlock::User(name(2)?.key()),
+            let (user, source) = match (fields.get(1).copied(), fields.get(2).copied()) {
+                (None | Some(""), _) => (None, None),
+                (Some("user"), _) => (Some(name(2)?), None),
                 (Some("address"), Some(ip)) => {
                     let ip: std::net::IpAddr =
                         ip.parse().map_err(|e| format!("bad address {ip:?}: {e}"))?;
-                    Unlock::Source(crate::source::source_of(ip))
+                    (None, Some(crate::source::source_of(ip)))
                 }
                 _ => return Err("unlock takes nothing, user NAME or address IP".to_owned()),
             };
-            let n = shared.with_core(|core, _| core.hub.unlock(which));
-            info!("control: unlocked {which:?} ({n} entries)");
-            Ok(vec![format!("entries {n}")])
+            let log = format!("unlocked {user:?} {source:?}");
+            order(shared, Remote::Unlock { user, source }, &log)
         }
         "ban-address" => {
             let (text, net) = crate::source::parse_net(fields.get(1).copied().unwrap_or(""))?;
@@ -307,6 +305,7 @@ fn order(shared: &Shared, remote: Remote, log: &str) -> Result<Vec<String>, Stri
     Ok(match applied {
         Applied::Closed(n) => vec![format!("sessions {n}")],
         Applied::Lifted(had) => vec![format!("lifted {had}")],
+        Applied::Cleared(n) => vec![format!("entries {n}")],
         Applied::Done => Vec::new(),
     })
 }
@@ -353,7 +352,7 @@ fn status_lines(shared: &Shared, started: Instant) -> Vec<String> {
             "lockouts pairs={} accounts={} addresses={}",
             stats.lockouts.0, stats.lockouts.1, stats.lockouts.2
         ),
-        format!("registration_sources {}", stats.registration_sources),
+        format!("registrations_charged {}", stats.registrations_charged),
         format!("bans {}", stats.bans),
         format!("address_bans {}", stats.address_bans),
         format!("mutes {}", stats.mutes),

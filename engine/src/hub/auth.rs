@@ -74,9 +74,9 @@ impl Guard {
         self.lockout.len()
     }
 
-    /// Sources whose registrations are remembered.
-    pub(super) fn registration_sources(&self) -> usize {
-        self.registrations.sources()
+    /// Registrations charged since start, here or on other nodes.
+    pub(super) fn registrations_charged(&self) -> u64 {
+        self.registrations.charged()
     }
 
     /// An operator's unlock: failures, lockouts and, for an address or

@@ -80,9 +80,9 @@ pub struct HubStats {
     pub deepest_queue: u64,
     /// Lockout entries (address and account pairs, accounts, addresses).
     pub lockouts: (usize, usize, usize),
-    /// Sources whose registrations are remembered (charged here or, in a
-    /// cluster, on another node).
-    pub registration_sources: usize,
+    /// Registrations charged since start, here or (in a cluster) on
+    /// another node.
+    pub registrations_charged: u64,
     /// Bans of accounts in force.
     pub bans: usize,
     /// Bans of address blocks in force.
@@ -254,7 +254,7 @@ impl Hub {
             connections: self.sessions.count(),
             per_protocol: vec![0; self.codecs.len().min(MAX_PROTOCOLS)],
             lockouts: self.guard.lockouts(),
-            registration_sources: self.guard.registration_sources(),
+            registrations_charged: self.guard.registrations_charged(),
             bans: count_live(&self.moderation.bans, now),
             address_bans: self.address_bans_in_force(now),
             mutes: count_live(&self.moderation.mutes, now),

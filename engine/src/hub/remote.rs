@@ -25,6 +25,8 @@ pub enum Applied {
     Closed(usize),
     /// Whether there was something to lift (an unban, an unmute).
     Lifted(bool),
+    /// How many lockout entries an unlock cleared.
+    Cleared(usize),
     /// It took effect (a mute, an operator change, a guard count).
     Done,
 }
@@ -76,6 +78,15 @@ impl Hub {
             Remote::Registered { source } => {
                 self.guard.registered_elsewhere(now, *source);
                 Applied::Done
+            }
+            Remote::Unlock { user, source } => {
+                use crate::lockout::Unlock;
+                let which = match (user, source) {
+                    (Some(user), _) => Unlock::User(user.key()),
+                    (None, Some(source)) => Unlock::Source(*source),
+                    (None, None) => Unlock::All,
+                };
+                Applied::Cleared(self.unlock(which))
             }
         }
     }

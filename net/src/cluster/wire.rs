@@ -286,6 +286,7 @@ fn encode_remote(w: &mut Writer, remote: &Remote) {
         Remote::LoginFailed { user, .. } => (9, Some(user)),
         Remote::LoggedIn { user, .. } => (10, Some(user)),
         Remote::Registered { .. } => (11, None),
+        Remote::Unlock { .. } => (12, None),
     };
     w.0.push(kind);
     if let Some(user) = user {
@@ -309,6 +310,16 @@ fn encode_remote(w: &mut Writer, remote: &Remote) {
         Remote::LoginFailed { source, .. }
         | Remote::LoggedIn { source, .. }
         | Remote::Registered { source } => w.u128(source.0),
+        Remote::Unlock { user, source } => {
+            w.flag(user.is_some());
+            if let Some(user) = user {
+                w.str(user.as_str());
+            }
+            w.flag(source.is_some());
+            if let Some(source) = source {
+                w.u128(source.0);
+            }
+        }
     }
 }
 
@@ -352,6 +363,15 @@ fn decode_remote(r: &mut Reader<'_>) -> Result<Remote, WireError> {
         11 => Remote::Registered {
             source: Source(r.u128()?),
         },
+        12 => {
+            let user = if r.flag()? { Some(r.name()?) } else { None };
+            let source = if r.flag()? {
+                Some(Source(r.u128()?))
+            } else {
+                None
+            };
+            Remote::Unlock { user, source }
+        }
         k => return Err(WireError::Tag(k)),
     })
 }
@@ -451,6 +471,18 @@ mod tests {
                 source,
             },
             Remote::Registered { source },
+            Remote::Unlock {
+                user: Some(n("bob")),
+                source: None,
+            },
+            Remote::Unlock {
+                user: None,
+                source: Some(source),
+            },
+            Remote::Unlock {
+                user: None,
+                source: None,
+            },
         ]
     }
 
@@ -469,8 +501,8 @@ mod tests {
             reason: "x".into(),
         });
         assert!(matches!(
-            decode(&with_byte(&kick, 0, 12)),
-            Err(WireError::Tag(12))
+            decode(&with_byte(&kick, 0, 13)),
+            Err(WireError::Tag(13))
         ));
         let op = Note::Remote(Remote::Operator {
             user: n("ann"),
