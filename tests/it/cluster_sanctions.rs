@@ -71,6 +71,18 @@ fn status(node: &Server, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {run:?}"))
 }
 
+/// `n` nodes whose bus subscriptions are up, so no note published from
+/// here on is missed (pub/sub keeps nothing for a late subscriber).
+fn cluster(services: Services, n: usize, extra: &[&str]) -> Cluster {
+    let cluster = Cluster::start(services, n, extra);
+    for node in &cluster.nodes {
+        node.wait_log("the node's bus subscription", |l| {
+            l.contains("subscribed to the bus")
+        });
+    }
+    cluster
+}
+
 /// Makes `user` a server operator through node `a`'s command line
 /// (stored in PostgreSQL, applied by the node on that data dir, and told
 /// to the others).
@@ -84,7 +96,7 @@ fn a_ban_on_one_node_closes_the_users_session_on_another_which_then_refuses_thei
     let Some(services) = Services::shared("a cluster test") else {
         return;
     };
-    let cluster = Cluster::start(services, 3, &[]);
+    let cluster = cluster(services, 3, &[]);
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     for user in ["carol", "bob"] {
         a.register(user, &password(user));
@@ -128,7 +140,7 @@ fn a_mute_from_one_nodes_control_socket_silences_the_user_on_another() {
     let Some(services) = Services::shared("a cluster test") else {
         return;
     };
-    let cluster = Cluster::start(services, 2, &[]);
+    let cluster = cluster(services, 2, &[]);
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     a.register("bob", &password("bob"));
     let run = a.server_command(&["mute", "bob", "--for", "1h", "--reason", "shh"]);
@@ -155,7 +167,7 @@ fn failed_logins_spread_over_nodes_lock_the_address_out_on_every_node_at_one_nod
         return;
     };
     // Three failures from one address lock it out; the second waits 1 s.
-    let cluster = Cluster::start(services, 3, &["--lockout-after", "3"]);
+    let cluster = cluster(services, 3, &["--lockout-after", "3"]);
     let nodes = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     for user in ["u1", "u2", "u3", "alice"] {
         nodes[0].register(user, &password(user));
@@ -218,7 +230,7 @@ fn registrations_spread_over_nodes_are_held_to_one_servers_rate() {
         "--register-server-every",
         "3600",
     ];
-    let cluster = Cluster::start(services, 3, &extra);
+    let cluster = cluster(services, 3, &extra);
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     let register = |n: &Server, user: &str| {
         let mut conn = n.connect();

@@ -224,6 +224,8 @@ pub(crate) fn subscribe(
             warn!("cannot subscribe to the bus: {e}");
             continue;
         }
+        // From here on, the other nodes' notes reach this hub.
+        info!("subscribed to the bus");
         loop {
             let msg = pubsub.get_message();
             let now = Instant::now();
