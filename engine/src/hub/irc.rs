@@ -11,7 +11,10 @@
 //! only after every message and group change stored before the PING has
 //! been routed, in the last class (after messages, the room's log and
 //! group events), so a client that reads up to its PONG has read
-//! everything sent before its PING (irctest relies on this).
+//! everything sent before its PING (irctest relies on this). Before the
+//! barrier, a PONG waits `IrcConfig::pong_grace` (a session timer), so a
+//! line another client sent just before the PING, still unread in its
+//! socket, is read and stored first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -237,14 +240,21 @@ impl Hub {
         match act {
             Act::Reply(bytes) => self.push(conn, Event::Raw(bytes.into()), Class::Control),
             Act::Synced(bytes) => {
-                let held = self.with_irc(conn, |s| {
-                    let hold = s.reading_history() && s.pongs.len() < PENDING_MAX;
-                    if hold {
-                        s.pongs.push(bytes.clone());
+                let grace = self.irc.as_ref().map(|g| g.config.pong_grace);
+                let left = self.with_irc(conn, |s| {
+                    if s.reading_history() && s.pongs.len() < PENDING_MAX {
+                        s.pongs.push(bytes);
+                        return None;
                     }
-                    hold
+                    match grace.filter(|g| !g.is_zero()) {
+                        Some(g) if s.graced.len() < PENDING_MAX => {
+                            s.graced.push_back((now + g, bytes));
+                            None
+                        }
+                        _ => Some(bytes),
+                    }
                 });
-                if held != Some(true) {
+                if let Some(Some(bytes)) = left {
                     self.sync(conn, bytes);
                 }
             }
@@ -388,6 +398,29 @@ impl Hub {
             return self.push(conn, Event::Raw(bytes.into()), Class::Bulk);
         }
         s.waiting.push_back((s.sent, conn, bytes));
+    }
+
+    /// The PONGs of `conn` whose grace is over take the store barrier.
+    pub(super) fn irc_graced(&mut self, now: Instant, conn: ConnId) {
+        let Some(s) = self.irc.as_deref_mut().and_then(|g| g.sessions.get_mut(&conn)) else {
+            return;
+        };
+        let mut due = Vec::new();
+        while s.graced.front().is_some_and(|(t, _)| *t <= now) {
+            due.extend(s.graced.pop_front().map(|(_, bytes)| bytes));
+        }
+        if due.is_empty() {
+            return;
+        }
+        for bytes in due {
+            self.sync(conn, bytes);
+        }
+        self.finish();
+    }
+
+    /// When the first PONG of `conn` in its grace is due.
+    pub(super) fn irc_deadline(&self, conn: ConnId) -> Option<Instant> {
+        self.irc_session(conn)?.graced.front().map(|(t, _)| *t)
     }
 
     /// Releases the PONGs whose stores are all answered.

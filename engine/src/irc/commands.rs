@@ -202,6 +202,13 @@ fn authenticate(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
     let me = s.me();
     let arg = line.param(0);
     let mut out = Vec::new();
+    // Once registered without SASL, no SASL: the nick is the account, and
+    // a session does not change accounts (462, which irctest reads as
+    // "SASL after registration" not supported).
+    if s.welcomed && !s.by_sasl {
+        numeric(&mut out, config, "462", &me).trailing("You may not reregister");
+        return reply(acts, out);
+    }
     if s.account().is_some() || s.login == Login::Pending && s.sasl == Sasl::Idle {
         numeric(&mut out, config, "907", &me).trailing("You have already authenticated");
         return reply(acts, out);
@@ -251,6 +258,15 @@ fn sasl_response(s: &mut IrcSession, response: &str, config: &IrcConfig, acts: &
             .trailing("SASL authentication failed: not a PLAIN response");
         return reply(acts, out);
     };
+    if password.len() > crate::password::Password::MAX_LEN {
+        // No account has one: say why rather than hash it.
+        let mut out = Vec::new();
+        numeric(&mut out, config, "904", &s.me()).trailing(&format!(
+            "SASL authentication failed: passwords are at most {} bytes",
+            crate::password::Password::MAX_LEN
+        ));
+        return reply(acts, out);
+    }
     s.sasl = Sasl::Checking;
     s.login = Login::Pending;
     acts.push(login_act(s, user, device, password, true));

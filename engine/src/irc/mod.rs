@@ -53,6 +53,12 @@ pub struct IrcConfig {
     /// its presence as JOIN and QUIT (off only for conformance suites,
     /// whose tests count every line; room messages arrive either way).
     pub room_presence: bool,
+    /// How long a PONG waits before it takes the store barrier: the hub
+    /// only orders what it has read, and a line another client sent just
+    /// before this PING may still be in that client's socket. The grace
+    /// lets the shell read it; the barrier then orders its store before
+    /// the PONG (irctest's PRIVMSG on one client, PING on another).
+    pub pong_grace: std::time::Duration,
 }
 
 impl Default for IrcConfig {
@@ -63,6 +69,7 @@ impl Default for IrcConfig {
             guests: false,
             motd: Vec::new(),
             room_presence: true,
+            pong_grace: std::time::Duration::from_millis(10),
         }
     }
 }

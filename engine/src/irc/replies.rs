@@ -352,6 +352,7 @@ fn logged_in(
             .trailing(&format!("You are now logged in as {user}"));
         numeric(&mut r.bytes, config, "903", &me).trailing("SASL authentication successful");
         s.sasl = super::session::Sasl::Idle;
+        s.by_sasl = true;
     }
     if s.nick.is_some_and(|n| n.as_str() != user.as_str()) && s.welcomed {
         Out::new(&mut r.bytes)

@@ -5,6 +5,7 @@
 //! `held_max` bytes (the hub's queue limit).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::id::Ref;
 use crate::name::Name;
@@ -137,6 +138,8 @@ pub struct IrcSession {
     pub sasl: Sasl,
     /// The login.
     pub login: Login,
+    /// The login was by SASL (a later AUTHENTICATE is 907, not 462).
+    pub by_sasl: bool,
     /// 001 and the rest of the welcome were sent.
     pub welcomed: bool,
     /// Lines drained after login, before the welcome (bounded by the hub).
@@ -155,6 +158,10 @@ pub struct IrcSession {
     /// they go out after its page (a client reading to its PONG has read
     /// the page). At most [`PENDING_MAX`], beyond which a PONG goes at once.
     pub pongs: Vec<Vec<u8>>,
+    /// PONGs in their grace (`IrcConfig::pong_grace`), oldest first, each
+    /// with the instant it ends. At most [`PENDING_MAX`], beyond which a
+    /// PONG takes the barrier at once.
+    pub graced: VecDeque<(Instant, Vec<u8>)>,
 }
 
 impl IrcSession {

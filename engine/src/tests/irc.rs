@@ -78,6 +78,16 @@ impl Irc {
         self.run();
     }
 
+    /// Lets `conn`'s timers run once its next deadline (a PONG's grace) is
+    /// reached, as the shell's timer does.
+    fn timers(&mut self, conn: ConnId) {
+        if let Some(t) = self.hub.poll_timeout(conn) {
+            self.now = self.now.max(t);
+        }
+        self.hub.handle_timeout(self.now, conn);
+        self.run();
+    }
+
     fn read(&mut self, conn: ConnId) -> String {
         let mut out: Vec<Outgoing> = Vec::new();
         loop {
@@ -218,12 +228,81 @@ fn a_pong_waits_for_messages_stored_before_its_ping() {
     w.hold = true;
     w.send(a, "PRIVMSG bob :first\r\n");
     w.send(b, "PING :sync\r\n");
+    w.timers(b);
     assert_eq!(w.read(b), "", "the PONG waits for the store");
     w.release();
     let got = w.read(b);
     let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
     let pong = got.find("PONG confab :sync").unwrap_or(0);
     assert!(msg < pong, "{got}");
+}
+
+#[test]
+fn a_pong_waits_its_grace_for_a_message_read_just_after_its_ping() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    let ping_at = w.now;
+    w.send(b, "PING :sync\r\n");
+    assert_eq!(
+        w.hub.poll_timeout(b),
+        Some(ping_at + IrcConfig::default().pong_grace),
+        "the grace is the session's next deadline"
+    );
+    assert_eq!(w.read(b), "", "no PONG within the grace");
+    // Alice's line, sent before bob's PING but read after it.
+    w.hold = true;
+    w.send(a, "PRIVMSG bob :first\r\n");
+    w.timers(b);
+    assert_eq!(w.read(b), "", "after the grace, the PONG waits for the store");
+    w.release();
+    let got = w.read(b);
+    let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
+    let pong = got.find("PONG confab :sync").unwrap_or(0);
+    assert!(msg < pong, "{got}");
+}
+
+#[test]
+fn a_pong_without_a_grace_is_answered_at_once() {
+    let config = IrcConfig {
+        pong_grace: std::time::Duration::ZERO,
+        ..IrcConfig::default()
+    };
+    let mut w = Irc::with(&["bob"], config);
+    let b = w.login("bob");
+    w.send(b, "PING :now\r\n");
+    assert!(w.read(b).contains("PONG confab :now"));
+}
+
+#[test]
+fn authenticate_after_registration_is_462_without_sasl_and_907_with_it() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.connect();
+    w.send(b, "PASS pw\r\nNICK bob\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(b).contains(" 001 bob "));
+    w.send(b, "AUTHENTICATE PLAIN\r\n");
+    assert_eq!(w.read(b), ":confab 462 bob :You may not reregister\r\n");
+    w.send(a, "AUTHENTICATE PLAIN\r\n");
+    assert!(w.read(a).contains(" 907 alice "));
+}
+
+#[test]
+fn a_sasl_password_over_the_limit_is_904_saying_why() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    let response = format!("\0alice\0{}", "x".repeat(400));
+    let encoded = b64(response.as_bytes());
+    let (first, rest) = encoded.split_at(400);
+    w.send(c, &format!("AUTHENTICATE {first}\r\nAUTHENTICATE {rest}\r\n"));
+    let got = w.read(c);
+    assert!(
+        got.contains(" 904 * :SASL authentication failed: passwords are at most 128 bytes"),
+        "{got}"
+    );
 }
 
 #[test]
