@@ -87,15 +87,18 @@ impl Hub {
     /// others as it negotiates tags. `None` if the hub has no room for
     /// three more protocols, or already has a gateway.
     pub fn add_irc(&mut self, config: IrcConfig) -> Option<IrcProtocols> {
-        if self.irc.is_some() || self.codecs.len() + 3 > crate::MAX_PROTOCOLS {
+        let sets = TagSet::EVERY.len();
+        if self.irc.is_some() || self.codecs.len() + sets > crate::MAX_PROTOCOLS {
             return None;
         }
         let config = Arc::new(config);
-        let mut add = |t| self.add_protocol(Arc::new(IrcCodec::new(t, config.clone())));
+        let mut each = [crate::Protocol::CONFAB; TagSet::EVERY.len()];
+        for (p, t) in each.iter_mut().zip(TagSet::EVERY) {
+            *p = self.add_protocol(Arc::new(IrcCodec::new(t, config.clone())))?;
+        }
         let protocols = IrcProtocols {
-            plain: add(TagSet::Plain)?,
-            time: add(TagSet::Time)?,
-            all: add(TagSet::All)?,
+            plain: each[0],
+            each,
         };
         self.irc = Some(Box::new(Gateway {
             config,

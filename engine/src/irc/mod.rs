@@ -79,25 +79,20 @@ impl Default for IrcConfig {
 pub struct IrcProtocols {
     /// No tags: what every connection starts as.
     pub plain: Protocol,
-    /// `server-time`.
-    pub time: Protocol,
-    /// `message-tags`.
-    pub all: Protocol,
+    /// The protocol of each tag set, in [`TagSet::EVERY`]'s order.
+    pub each: [Protocol; 5],
 }
 
 impl IrcProtocols {
     /// The protocol of `tags`.
     pub fn of(&self, tags: TagSet) -> Protocol {
-        match tags {
-            TagSet::Plain => self.plain,
-            TagSet::Time => self.time,
-            TagSet::All => self.all,
-        }
+        let at = TagSet::EVERY.iter().position(|&t| t == tags).unwrap_or(0);
+        self.each[at]
     }
 
     /// Whether `p` is one of them.
     pub fn contains(&self, p: Protocol) -> bool {
-        p == self.plain || p == self.time || p == self.all
+        self.each.contains(&p)
     }
 }
 

@@ -67,12 +67,13 @@ impl Caps {
 
     /// The tag set clients with these caps read.
     pub fn tags(self) -> TagSet {
-        if self.has(Caps::MESSAGE_TAGS) {
-            TagSet::All
-        } else if self.has(Caps::SERVER_TIME) {
-            TagSet::Time
-        } else {
-            TagSet::Plain
+        let (time, account) = (self.has(Caps::SERVER_TIME), self.has(Caps::ACCOUNT_TAG));
+        match (self.has(Caps::MESSAGE_TAGS), time, account) {
+            (true, ..) => TagSet::All,
+            (false, true, true) => TagSet::TimeAccount,
+            (false, true, false) => TagSet::Time,
+            (false, false, true) => TagSet::Account,
+            (false, false, false) => TagSet::Plain,
         }
     }
 
@@ -284,6 +285,11 @@ mod tests {
         assert_eq!(
             Caps(Caps::SERVER_TIME | Caps::MESSAGE_TAGS).tags(),
             TagSet::All
+        );
+        assert_eq!(Caps(Caps::ACCOUNT_TAG).tags(), TagSet::Account);
+        assert_eq!(
+            Caps(Caps::ACCOUNT_TAG | Caps::SERVER_TIME).tags(),
+            TagSet::TimeAccount
         );
         assert_eq!(Caps::bit("SASL=PLAIN"), Some(Caps::SASL));
     }

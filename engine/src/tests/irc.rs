@@ -106,13 +106,18 @@ impl Irc {
 
     /// Logs `user` in with SASL PLAIN and message-tags, echo-message.
     fn login(&mut self, user: &str) -> ConnId {
+        self.login_with(
+            user,
+            "sasl message-tags server-time echo-message labeled-response batch",
+        )
+    }
+
+    /// Logs `user` in with SASL PLAIN and these caps.
+    fn login_with(&mut self, user: &str, caps: &str) -> ConnId {
         let c = self.connect();
         self.send(c, "CAP LS 302\r\n");
         self.send(c, &format!("NICK {user}\r\nUSER u 0 * :real\r\n"));
-        self.send(
-            c,
-            "CAP REQ :sasl message-tags server-time echo-message labeled-response batch\r\n",
-        );
+        self.send(c, &format!("CAP REQ :{caps}\r\n"));
         self.send(c, "AUTHENTICATE PLAIN\r\n");
         let response = format!("\0{user}\0pw");
         self.send(c, &format!("AUTHENTICATE {}\r\n", b64(response.as_bytes())));
@@ -303,6 +308,27 @@ fn a_sasl_password_over_the_limit_is_904_saying_why() {
         got.contains(" 904 * :SASL authentication failed: passwords are at most 128 bytes"),
         "{got}"
     );
+}
+
+#[test]
+fn account_tag_without_message_tags_tags_messages_with_the_account_only() {
+    let mut w = Irc::new(&["alice", "bob", "carol"]);
+    let a = w.login("alice");
+    let b = w.login_with("bob", "sasl account-tag");
+    let c = w.login_with("carol", "sasl account-tag server-time");
+    w.read(b);
+    w.send(a, "PRIVMSG bob :hi\r\nPRIVMSG carol :hey\r\n");
+    assert_eq!(
+        w.read(b),
+        "@account=alice :alice!alice@confab PRIVMSG bob :hi\r\n"
+    );
+    let got = w.read(c);
+    assert!(got.starts_with("@time="), "{got}");
+    assert!(
+        got.ends_with(";account=alice :alice!alice@confab PRIVMSG carol :hey\r\n"),
+        "{got}"
+    );
+    assert!(!got.contains("msgid"), "{got}");
 }
 
 #[test]
