@@ -86,6 +86,9 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("server password")
         if ssl:
             raise NotImplementedByController("TLS")
+        if self.test_config.account_registration_requires_email:
+            # confab accounts have no email.
+            raise NotImplementedByController("account registration with email")
         assert self.proc is None
         self.create_config()
         assert self.directory

@@ -79,6 +79,9 @@ impl Directory for Hub {
     fn last_id(&self) -> MessageId {
         self.last_id
     }
+    fn registration_open(&self) -> bool {
+        self.config.registration_open
+    }
 }
 
 impl Hub {
@@ -263,10 +266,15 @@ impl Hub {
             }
             Act::Request(r, _) => self.dispatch(now, conn, r),
             Act::Login(ask) => self.irc_login(now, conn, ask),
-            Act::Register { user, password } => {
+            Act::Register {
+                user,
+                password,
+                command,
+            } => {
                 let pending = Pending::Register {
                     user,
                     password: password.clone(),
+                    command,
                 };
                 let Some(reference) = self.with_irc(conn, |s| s.remember(pending)).flatten() else {
                     return;
@@ -358,11 +366,25 @@ impl Hub {
                 .iter()
                 .position(|(_, p)| matches!(p, Pending::Register { .. }))?;
             match s.pending.remove(at) {
-                Some((_, Pending::Register { user, password })) => Some((user, password)),
+                Some((
+                    _,
+                    Pending::Register {
+                        user,
+                        password,
+                        command,
+                    },
+                )) => Some((user, password, command)),
                 _ => None,
             }
         });
-        if let Some(Some((user, password))) = taken {
+        if let Some(Some((user, password, command))) = taken {
+            if command {
+                let config = self.irc.as_ref().map(|g| g.config.clone());
+                if let Some(config) = config {
+                    let line = crate::irc::register::success(&config, user.as_str());
+                    self.push(conn, Event::Raw(line.into()), Class::Control);
+                }
+            }
             let device = Name::new(commands::DEFAULT_DEVICE).unwrap_or(user);
             let replay = self
                 .irc_session(conn)

@@ -28,7 +28,7 @@ pub fn command<'a>(
 ) {
     let cmd = line.command.to_ascii_uppercase();
     match cmd.as_str() {
-        "CAP" => cap(s, line, config, acts),
+        "CAP" => cap(s, line, config, dir.registration_open(), acts),
         "NICK" => nick(s, line, config, acts),
         "USER" | "PING" if line.params.len() < if cmd == "USER" { 4 } else { 1 } => {
             let mut out = Vec::new();
@@ -52,6 +52,7 @@ pub fn command<'a>(
         }
         "PASS" => s.pass = Some(line.param(0).to_owned()),
         "AUTHENTICATE" => authenticate(s, line, config, acts),
+        "REGISTER" => super::register::register(s, line, config, acts),
         "PING" => acts.push(Act::Synced(pong(s, line, config))),
         "PONG" => {
             if let Ok(token) = line.param(line.params.len().saturating_sub(1)).parse() {
@@ -88,8 +89,15 @@ fn pong(s: &IrcSession, line: &Line<'_>, config: &IrcConfig) -> Vec<u8> {
     labeled(out, line.tag("label"), s, config)
 }
 
-/// CAP LS, LIST, REQ and END.
-fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
+/// CAP LS, LIST, REQ and END; `draft/account-registration` is offered
+/// only while `registering` (registration is open).
+fn cap(
+    s: &mut IrcSession,
+    line: &Line<'_>,
+    config: &IrcConfig,
+    registering: bool,
+    acts: &mut Vec<Act<'_>>,
+) {
     let me = s.me();
     let mut out = Vec::new();
     let o = Out::new(&mut out).command(&config.server, "CAP").param(&me);
@@ -99,8 +107,12 @@ fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<A
             let v302 = line.param(1).parse::<u32>().is_ok_and(|v| v >= 302);
             let list: Vec<String> = CAPS
                 .iter()
+                .filter(|(_, b)| registering || *b != Caps::ACCOUNT_REGISTRATION)
                 .map(|(n, _)| match *n {
                     "sasl" if v302 => "sasl=PLAIN".to_owned(),
+                    "draft/account-registration" if v302 => {
+                        format!("{n}={}", super::register::CAP_VALUE)
+                    }
                     n => n.to_owned(),
                 })
                 .collect();
@@ -321,6 +333,7 @@ fn finish_registration(s: &mut IrcSession, config: &IrcConfig, acts: &mut Vec<Ac
             acts.push(Act::Register {
                 user: nick,
                 password: format!("guest-{}", nick.as_str().to_ascii_lowercase()),
+                command: false,
             });
         }
         None => {

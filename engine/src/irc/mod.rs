@@ -26,6 +26,7 @@ pub mod commands;
 pub mod history;
 pub mod line;
 pub mod queries;
+pub mod register;
 pub mod replies;
 pub mod session;
 
@@ -104,12 +105,15 @@ pub enum Pending {
         /// By SASL.
         sasl: bool,
     },
-    /// A guest's REGISTER; its password logs in next.
+    /// A guest's REGISTER, or a REGISTER command; its password logs in next.
     Register {
         /// The account.
         user: Name,
         /// Its password.
         password: String,
+        /// By the client's REGISTER (answered `REGISTER SUCCESS` or
+        /// `FAIL REGISTER`), not for a guest.
+        command: bool,
     },
     /// A PRIVMSG or NOTICE.
     Send {
@@ -159,12 +163,14 @@ pub enum Act<'a> {
     Request(Request<'a>, Option<Pending>),
     /// Log in (HELLO, then LOGIN2 by password as a device).
     Login(LoginAsk),
-    /// Create a guest account (HELLO, then REGISTER), then log in.
+    /// Create an account (HELLO, then REGISTER), then log in.
     Register {
         /// The account.
         user: Name,
         /// Its password.
         password: String,
+        /// By the client's REGISTER command (not a guest's account).
+        command: bool,
     },
     /// The session now reads this tag set.
     Tags(TagSet),

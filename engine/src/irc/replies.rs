@@ -27,6 +27,10 @@ pub trait Directory {
     fn groups(&self) -> Vec<(Name, usize)>;
     /// The newest committed id.
     fn last_id(&self) -> MessageId;
+    /// Whether accounts may be registered (REGISTER).
+    fn registration_open(&self) -> bool {
+        false
+    }
 }
 
 /// Queues `out` as a reply, unless it is empty.
@@ -469,6 +473,15 @@ fn refused(
             s.login = Login::None;
             numeric(out, config, "904", &me)
                 .trailing(&format!("SASL authentication failed: {text}"));
+        }
+        Some(Pending::Register {
+            user,
+            command: true,
+            ..
+        }) => {
+            s.login = Login::None;
+            let code = super::register::refusal_code(error.code());
+            super::register::fail(out, config, code, user.as_str(), &text);
         }
         Some(Pending::Login { sasl: false } | Pending::Register { .. }) => {
             s.login = Login::None;

@@ -15,6 +15,7 @@ use super::{Pending, TagSet};
 /// The capabilities the gateway offers, as `CAP LS` lists them.
 pub const CAPS: &[(&str, u16)] = &[
     ("account-tag", Caps::ACCOUNT_TAG),
+    ("draft/account-registration", Caps::ACCOUNT_REGISTRATION),
     ("batch", Caps::BATCH),
     ("cap-notify", Caps::CAP_NOTIFY),
     ("draft/chathistory", Caps::CHATHISTORY),
@@ -59,6 +60,8 @@ impl Caps {
     pub const SERVER_TIME: u16 = 1 << 9;
     /// `userhost-in-names`.
     pub const USERHOST_IN_NAMES: u16 = 1 << 10;
+    /// `draft/account-registration`.
+    pub const ACCOUNT_REGISTRATION: u16 = 1 << 11;
 
     /// Whether `cap` is in the set.
     pub fn has(self, cap: u16) -> bool {

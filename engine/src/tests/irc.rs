@@ -332,6 +332,48 @@ fn account_tag_without_message_tags_tags_messages_with_the_account_only() {
 }
 
 #[test]
+fn register_before_connecting_makes_the_account_and_logs_in_to_it() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP LS 302\r\n");
+    let caps = w.read(c);
+    assert!(
+        caps.contains("draft/account-registration=before-connect"),
+        "{caps}"
+    );
+    w.send(c, "CAP REQ :draft/account-registration\r\nNICK dan\r\n");
+    w.read(c);
+    w.send(c, "REGISTER other * secret\r\n");
+    assert_eq!(
+        w.read(c),
+        ":confab FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK other :The account name must be your nick\r\n"
+    );
+    w.send(c, "REGISTER * * secret\r\n");
+    assert!(w.read(c).contains(":confab REGISTER SUCCESS dan :Account created\r\n"));
+    w.send(c, "USER u 0 * :r\r\nCAP END\r\n");
+    assert!(w.read(c).contains(" 001 dan "));
+    w.send(c, "REGISTER * * again\r\n");
+    assert!(w.read(c).contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
+    // The account is there for the next login, with that password.
+    let d = w.connect();
+    w.send(d, "PASS dan:secret\r\nNICK dan\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(d).contains(" 001 dan "));
+}
+
+#[test]
+fn register_of_a_taken_name_is_account_exists_and_the_client_stays() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "NICK alice\r\nREGISTER alice * secret\r\n");
+    assert_eq!(
+        w.read(c),
+        ":confab FAIL REGISTER ACCOUNT_EXISTS alice :the name alice is taken\r\n"
+    );
+    w.send(c, "PASS pw\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(c).contains(" 001 alice "));
+}
+
+#[test]
 fn groups_are_channels_joined_and_parted() {
     let mut w = Irc::new(&["alice", "bob"]);
     let a = w.login("alice");
