@@ -184,6 +184,8 @@ impl Hub {
             return;
         }
         if self.begin_auth(conn, reference, PendingAuth::Register { reference }) {
+            // A PONG waits for it too (IRC's REGISTER answers before a later PONG).
+            self.syncs.sent += 1;
             self.outbox.effect(Effect::Register {
                 conn,
                 user,

@@ -427,7 +427,11 @@ impl Hub {
 
     /// The PONGs of `conn` whose grace is over take the store barrier.
     pub(super) fn irc_graced(&mut self, now: Instant, conn: ConnId) {
-        let Some(s) = self.irc.as_deref_mut().and_then(|g| g.sessions.get_mut(&conn)) else {
+        let Some(s) = self
+            .irc
+            .as_deref_mut()
+            .and_then(|g| g.sessions.get_mut(&conn))
+        else {
             return;
         };
         let mut due = Vec::new();

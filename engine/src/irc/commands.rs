@@ -245,8 +245,11 @@ fn authenticate(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
             if arg != "+" {
                 so_far.push_str(arg);
             }
-            if so_far.len() > SASL_MAX {
+            if arg.len() > 400 {
                 numeric(&mut out, config, "905", &me).trailing("SASL message too long");
+            } else if so_far.len() > SASL_MAX {
+                numeric(&mut out, config, "904", &me)
+                    .trailing("SASL authentication failed: the response is too long");
             } else if arg.len() == 400 {
                 s.sasl = Sasl::Reading(so_far);
             } else {

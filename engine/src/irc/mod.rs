@@ -14,6 +14,8 @@
 //! - [`commands`]: what each client line does, as [`Act`]s for the hub,
 //!   [`queries`], the commands answered from the hub's state at once, and
 //!   [`history`], CHATHISTORY read as a window of a conversation;
+//! - [`register`]: `draft/account-registration`'s REGISTER, before the
+//!   connection completes;
 //! - [`replies`]: the numerics and the rendering of the replies meant for
 //!   one session (they need its nick and labels), made when it drains.
 //!

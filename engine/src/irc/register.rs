@@ -28,15 +28,33 @@ pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
     let asked = line.param(0);
     if let Some(account) = s.account() {
         let text = format!("You are already logged in as {account}");
-        fail(&mut out, config, "ALREADY_AUTHENTICATED", account.as_str(), &text);
+        fail(
+            &mut out,
+            config,
+            "ALREADY_AUTHENTICATED",
+            account.as_str(),
+            &text,
+        );
         return reply(acts, out);
     }
     if s.login == Login::Pending {
-        fail(&mut out, config, "ALREADY_AUTHENTICATED", asked, "A login is under way");
+        fail(
+            &mut out,
+            config,
+            "ALREADY_AUTHENTICATED",
+            asked,
+            "A login is under way",
+        );
         return reply(acts, out);
     }
     let Some(nick) = s.nick else {
-        fail(&mut out, config, "NEED_NICK", asked, "Send NICK first: the account is the nick");
+        fail(
+            &mut out,
+            config,
+            "NEED_NICK",
+            asked,
+            "Send NICK first: the account is the nick",
+        );
         return reply(acts, out);
     };
     if asked != "*" && !asked.eq_ignore_ascii_case(nick.as_str()) {
@@ -51,7 +69,13 @@ pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
             Password::MIN_LEN,
             Password::MAX_LEN
         );
-        fail(&mut out, config, "UNACCEPTABLE_PASSWORD", nick.as_str(), &text);
+        fail(
+            &mut out,
+            config,
+            "UNACCEPTABLE_PASSWORD",
+            nick.as_str(),
+            &text,
+        );
         return reply(acts, out);
     }
     s.login = Login::Pending;

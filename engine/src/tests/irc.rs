@@ -260,7 +260,11 @@ fn a_pong_waits_its_grace_for_a_message_read_just_after_its_ping() {
     w.hold = true;
     w.send(a, "PRIVMSG bob :first\r\n");
     w.timers(b);
-    assert_eq!(w.read(b), "", "after the grace, the PONG waits for the store");
+    assert_eq!(
+        w.read(b),
+        "",
+        "after the grace, the PONG waits for the store"
+    );
     w.release();
     let got = w.read(b);
     let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
@@ -302,7 +306,10 @@ fn a_sasl_password_over_the_limit_is_904_saying_why() {
     let response = format!("\0alice\0{}", "x".repeat(400));
     let encoded = b64(response.as_bytes());
     let (first, rest) = encoded.split_at(400);
-    w.send(c, &format!("AUTHENTICATE {first}\r\nAUTHENTICATE {rest}\r\n"));
+    w.send(
+        c,
+        &format!("AUTHENTICATE {first}\r\nAUTHENTICATE {rest}\r\n"),
+    );
     let got = w.read(c);
     assert!(
         got.contains(" 904 * :SASL authentication failed: passwords are at most 128 bytes"),
@@ -349,15 +356,34 @@ fn register_before_connecting_makes_the_account_and_logs_in_to_it() {
         ":confab FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK other :The account name must be your nick\r\n"
     );
     w.send(c, "REGISTER * * secret\r\n");
-    assert!(w.read(c).contains(":confab REGISTER SUCCESS dan :Account created\r\n"));
+    assert!(w
+        .read(c)
+        .contains(":confab REGISTER SUCCESS dan :Account created\r\n"));
     w.send(c, "USER u 0 * :r\r\nCAP END\r\n");
     assert!(w.read(c).contains(" 001 dan "));
     w.send(c, "REGISTER * * again\r\n");
-    assert!(w.read(c).contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
+    assert!(w
+        .read(c)
+        .contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
     // The account is there for the next login, with that password.
     let d = w.connect();
     w.send(d, "PASS dan:secret\r\nNICK dan\r\nUSER u 0 * :r\r\n");
     assert!(w.read(d).contains(" 001 dan "));
+}
+
+#[test]
+fn a_pong_after_register_waits_for_its_answer() {
+    let mut w = Irc::new(&[]);
+    let c = w.connect();
+    w.hold = true;
+    w.send(c, "NICK dan\r\nREGISTER * * secret\r\nPING :sync\r\n");
+    w.timers(c);
+    assert_eq!(w.read(c), "", "the PONG waits for the registration");
+    w.release();
+    let got = w.read(c);
+    let done = got.find("REGISTER SUCCESS dan").unwrap_or(usize::MAX);
+    let pong = got.find("PONG confab :sync").unwrap_or(0);
+    assert!(done < pong, "{got}");
 }
 
 #[test]
@@ -371,6 +397,27 @@ fn register_of_a_taken_name_is_account_exists_and_the_client_stays() {
     );
     w.send(c, "PASS pw\r\nUSER u 0 * :r\r\n");
     assert!(w.read(c).contains(" 001 alice "));
+}
+
+#[test]
+fn a_sasl_chunk_over_400_bytes_is_905_and_a_response_over_1200_is_904() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    w.send(c, &format!("AUTHENTICATE {}\r\n", "A".repeat(401)));
+    assert!(w.read(c).contains(" 905 * :SASL message too long"));
+    w.send(c, "AUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    let chunk = format!("AUTHENTICATE {}\r\n", "A".repeat(400));
+    for _ in 0..3 {
+        w.send(c, &chunk);
+    }
+    assert_eq!(w.read(c), "", "1200 bytes are still read");
+    w.send(c, &chunk);
+    assert!(w
+        .read(c)
+        .contains(" 904 * :SASL authentication failed: the response is too long"));
 }
 
 #[test]
