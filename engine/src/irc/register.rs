@@ -9,7 +9,6 @@
 use crate::password::Password;
 
 use super::line::{Line, Out};
-use super::replies::{numeric, reply};
 use super::session::{IrcSession, Login};
 use super::{Act, IrcConfig};
 
@@ -20,7 +19,9 @@ pub const CAP_VALUE: &str = "before-connect";
 pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
     let mut out = Vec::new();
     if line.params.len() < 3 {
-        numeric(&mut out, config, "461", &s.me())
+        Out::new(&mut out)
+            .command(&config.server, "461")
+            .param(&s.me())
             .param("REGISTER")
             .trailing("Not enough parameters");
         return reply(acts, out);
@@ -84,6 +85,25 @@ pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
         password: password.to_owned(),
         command: true,
     });
+}
+
+/// Queues `out` as a reply (it is never empty here).
+fn reply(acts: &mut Vec<Act<'_>>, out: Vec<u8>) {
+    acts.push(Act::Reply(out));
+}
+
+/// The hub refused the REGISTER of `user`: `FAIL REGISTER`, and the
+/// client may log in or register again.
+pub fn refused(
+    s: &mut IrcSession,
+    user: &crate::name::Name,
+    error: &crate::error::ProtocolError,
+    config: &IrcConfig,
+    out: &mut Vec<u8>,
+) {
+    s.login = Login::None;
+    let code = refusal_code(error.code());
+    fail(out, config, code, user.as_str(), &error.to_string());
 }
 
 /// `FAIL REGISTER <code> <account> :text`.

@@ -478,11 +478,7 @@ fn refused(
             user,
             command: true,
             ..
-        }) => {
-            s.login = Login::None;
-            let code = super::register::refusal_code(error.code());
-            super::register::fail(out, config, code, user.as_str(), &text);
-        }
+        }) => super::register::refused(s, &user, error, config, out),
         Some(Pending::Login { sasl: false } | Pending::Register { .. }) => {
             s.login = Login::None;
             let code = if error.code() == ErrorCode::NameTaken {
