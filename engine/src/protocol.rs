@@ -17,8 +17,9 @@ use crate::event::Event;
 use crate::name::Name;
 use crate::request::Request;
 
-/// Protocols a hub can speak at once (see [`crate::Hub::add_protocol`]).
-pub const MAX_PROTOCOLS: usize = 4;
+/// Protocols a hub can speak at once (see [`crate::Hub::add_protocol`]):
+/// confab's and the IRC gateway's five tag sets.
+pub const MAX_PROTOCOLS: usize = 6;
 
 /// A protocol the hub speaks: an index into its codecs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

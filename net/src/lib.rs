@@ -449,7 +449,10 @@ fn prepare_data_dir(dir: &Path) -> Result<(), Error> {
         return Err(err(io::Error::other("it is not a directory")));
     }
     std::fs::create_dir_all(dir).map_err(err)?;
-    let probe = dir.join(".confab-write-test");
+    // One probe per process: `confab-server user add` may check the same
+    // directory while the server starts, and with one shared name the
+    // second remove found the file gone and failed the start.
+    let probe = dir.join(format!(".confab-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(err)?;
     std::fs::remove_file(&probe).map_err(err)?;
     Ok(())

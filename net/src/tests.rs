@@ -270,3 +270,21 @@ fn shutdown_tells_every_client_and_closes() {
     assert_eq!(ann.recv(), None);
     assert_eq!(stats.connections, 1);
 }
+
+#[test]
+fn checking_the_data_dir_touches_only_this_process_s_probe() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Another process's probe, mid-check (`confab-server user add` while
+    // the server starts; named as before probes were per process): it
+    // must not be removed from under it.
+    let other = dir.path().join(".confab-write-test");
+    std::fs::write(&other, b"").expect("writes");
+    crate::prepare_data_dir(dir.path()).expect("the dir is usable");
+    assert!(other.exists(), "the other probe is left alone");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [other.file_name().unwrap_or_default().to_owned()]);
+}

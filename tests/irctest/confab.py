@@ -22,6 +22,7 @@ from irctest.basecontrollers import (
     BaseServerController,
     DirectoryBasedController,
     NotImplementedByController,
+    ProcessStopped,
 )
 from irctest.cases import BaseServerTestCase
 from irctest.specifications import Capabilities
@@ -86,6 +87,9 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("server password")
         if ssl:
             raise NotImplementedByController("TLS")
+        if self.test_config.account_registration_requires_email:
+            # confab accounts have no email.
+            raise NotImplementedByController("account registration with email")
         assert self.proc is None
         self.create_config()
         assert self.directory
@@ -104,7 +108,23 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             # 0.0.0.0; plaintext is served on loopback only, which the
             # client's ws://0.0.0.0 reaches.
             args += ["--web-listen", f"127.0.0.1:{websocket_port}"]
-        self.proc = self.execute(args)
+        # irctest drops the server's output unless IRCTEST_DEBUG_LOGS is
+        # set: keep its stderr, so a server that did not start says why
+        # (check_is_alive below) instead of only "process returned 1".
+        self.stderr_path = self.directory / "stderr.log"
+        if self.debug_mode:
+            self.proc = self.execute(args)
+        else:
+            with open(self.stderr_path, "wb") as stderr:
+                self.proc = self.execute(args, stderr=stderr)
+
+    def check_is_alive(self) -> None:
+        try:
+            super().check_is_alive()
+        except ProcessStopped as e:
+            path = getattr(self, "stderr_path", None)
+            said = path.read_text(errors="replace")[-2000:] if path and path.exists() else ""
+            raise ProcessStopped(f"{e}: {said.strip()}") from None
 
     def wait_for_services(self) -> None:
         pass

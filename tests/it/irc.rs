@@ -139,6 +139,24 @@ fn untimed(lines: &[String]) -> String {
 }
 
 #[test]
+fn register_before_connecting_makes_an_account_the_next_connection_logs_in_to() {
+    let (_server, addr) = irc_server();
+    let mut c = Irc::connect(addr, "dana");
+    c.send("NICK dana");
+    c.send("REGISTER * * dana-secret");
+    c.until("REGISTER SUCCESS", |l| {
+        l == ":confab REGISTER SUCCESS dana :Account created\r\n"
+    });
+    c.send("USER d 0 * :Dana");
+    c.until("the welcome", |l| l.contains(" 001 dana "));
+    let mut d = Irc::connect(addr, "dana again");
+    d.send("PASS dana:dana-secret");
+    d.send("NICK dana");
+    d.send("USER d 0 * :Dana");
+    d.until("the welcome", |l| l.contains(" 001 dana "));
+}
+
+#[test]
 fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for_byte() {
     let (server, addr) = irc_server();
     server.register("alice", &password("alice"));
@@ -147,8 +165,9 @@ fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for
     let ls = c.until("CAP LS", |l| l.contains(" LS "));
     assert_eq!(
         ls.concat(),
-        ":confab CAP * LS :account-tag batch cap-notify draft/chathistory echo-message \
-         labeled-response message-tags multi-prefix sasl=PLAIN server-time userhost-in-names\r\n"
+        ":confab CAP * LS :account-tag draft/account-registration=before-connect batch \
+         cap-notify draft/chathistory echo-message labeled-response message-tags multi-prefix \
+         sasl=PLAIN server-time userhost-in-names\r\n"
     );
     c.send("NICK alice");
     c.send("USER a 0 * :Alice");

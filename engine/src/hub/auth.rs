@@ -206,6 +206,8 @@ impl Hub {
         }
         self.tell_nodes(crate::remote::Remote::Registered { source });
         if self.begin_auth(conn, reference, PendingAuth::Register { reference }) {
+            // A PONG waits for it too (IRC's REGISTER answers before a later PONG).
+            self.syncs.sent += 1;
             self.outbox.effect(Effect::Register {
                 conn,
                 user,

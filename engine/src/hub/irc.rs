@@ -11,7 +11,10 @@
 //! only after every message and group change stored before the PING has
 //! been routed, in the last class (after messages, the room's log and
 //! group events), so a client that reads up to its PONG has read
-//! everything sent before its PING (irctest relies on this).
+//! everything sent before its PING (irctest relies on this). Before the
+//! barrier, a PONG waits `IrcConfig::pong_grace` (a session timer), so a
+//! line another client sent just before the PING, still unread in its
+//! socket, is read and stored first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -76,6 +79,9 @@ impl Directory for Hub {
     fn last_id(&self) -> MessageId {
         self.last_id
     }
+    fn registration_open(&self) -> bool {
+        self.config.registration_open
+    }
 }
 
 impl Hub {
@@ -84,15 +90,18 @@ impl Hub {
     /// others as it negotiates tags. `None` if the hub has no room for
     /// three more protocols, or already has a gateway.
     pub fn add_irc(&mut self, config: IrcConfig) -> Option<IrcProtocols> {
-        if self.irc.is_some() || self.codecs.len() + 3 > crate::MAX_PROTOCOLS {
+        let sets = TagSet::EVERY.len();
+        if self.irc.is_some() || self.codecs.len() + sets > crate::MAX_PROTOCOLS {
             return None;
         }
         let config = Arc::new(config);
-        let mut add = |t| self.add_protocol(Arc::new(IrcCodec::new(t, config.clone())));
+        let mut each = [crate::Protocol::CONFAB; TagSet::EVERY.len()];
+        for (p, t) in each.iter_mut().zip(TagSet::EVERY) {
+            *p = self.add_protocol(Arc::new(IrcCodec::new(t, config.clone())))?;
+        }
         let protocols = IrcProtocols {
-            plain: add(TagSet::Plain)?,
-            time: add(TagSet::Time)?,
-            all: add(TagSet::All)?,
+            plain: each[0],
+            each,
         };
         self.irc = Some(Box::new(Gateway {
             config,
@@ -237,23 +246,35 @@ impl Hub {
         match act {
             Act::Reply(bytes) => self.push(conn, Event::Raw(bytes.into()), Class::Control),
             Act::Synced(bytes) => {
-                let held = self.with_irc(conn, |s| {
-                    let hold = s.reading_history() && s.pongs.len() < PENDING_MAX;
-                    if hold {
-                        s.pongs.push(bytes.clone());
+                let grace = self.irc.as_ref().map(|g| g.config.pong_grace);
+                let left = self.with_irc(conn, |s| {
+                    if s.reading_history() && s.pongs.len() < PENDING_MAX {
+                        s.pongs.push(bytes);
+                        return None;
                     }
-                    hold
+                    match grace.filter(|g| !g.is_zero()) {
+                        Some(g) if s.graced.len() < PENDING_MAX => {
+                            s.graced.push_back((now + g, bytes));
+                            None
+                        }
+                        _ => Some(bytes),
+                    }
                 });
-                if held != Some(true) {
+                if let Some(Some(bytes)) = left {
                     self.sync(conn, bytes);
                 }
             }
             Act::Request(r, _) => self.dispatch(now, conn, r),
             Act::Login(ask) => self.irc_login(now, conn, ask),
-            Act::Register { user, password } => {
+            Act::Register {
+                user,
+                password,
+                command,
+            } => {
                 let pending = Pending::Register {
                     user,
                     password: password.clone(),
+                    command,
                 };
                 let Some(reference) = self.with_irc(conn, |s| s.remember(pending)).flatten() else {
                     return;
@@ -345,11 +366,25 @@ impl Hub {
                 .iter()
                 .position(|(_, p)| matches!(p, Pending::Register { .. }))?;
             match s.pending.remove(at) {
-                Some((_, Pending::Register { user, password })) => Some((user, password)),
+                Some((
+                    _,
+                    Pending::Register {
+                        user,
+                        password,
+                        command,
+                    },
+                )) => Some((user, password, command)),
                 _ => None,
             }
         });
-        if let Some(Some((user, password))) = taken {
+        if let Some(Some((user, password, command))) = taken {
+            if command {
+                let config = self.irc.as_ref().map(|g| g.config.clone());
+                if let Some(config) = config {
+                    let line = crate::irc::register::success(&config, user.as_str());
+                    self.push(conn, Event::Raw(line.into()), Class::Control);
+                }
+            }
             let device = Name::new(commands::DEFAULT_DEVICE).unwrap_or(user);
             let replay = self
                 .irc_session(conn)
@@ -388,6 +423,33 @@ impl Hub {
             return self.push(conn, Event::Raw(bytes.into()), Class::Bulk);
         }
         s.waiting.push_back((s.sent, conn, bytes));
+    }
+
+    /// The PONGs of `conn` whose grace is over take the store barrier.
+    pub(super) fn irc_graced(&mut self, now: Instant, conn: ConnId) {
+        let Some(s) = self
+            .irc
+            .as_deref_mut()
+            .and_then(|g| g.sessions.get_mut(&conn))
+        else {
+            return;
+        };
+        let mut due = Vec::new();
+        while s.graced.front().is_some_and(|(t, _)| *t <= now) {
+            due.extend(s.graced.pop_front().map(|(_, bytes)| bytes));
+        }
+        if due.is_empty() {
+            return;
+        }
+        for bytes in due {
+            self.sync(conn, bytes);
+        }
+        self.finish();
+    }
+
+    /// When the first PONG of `conn` in its grace is due.
+    pub(super) fn irc_deadline(&self, conn: ConnId) -> Option<Instant> {
+        self.irc_session(conn)?.graced.front().map(|(t, _)| *t)
     }
 
     /// Releases the PONGs whose stores are all answered.

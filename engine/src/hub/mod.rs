@@ -211,6 +211,8 @@ impl Hub {
                 let ok = result.is_ok();
                 self.registered(conn, result);
                 self.irc_registered(now, conn, ok);
+                self.syncs.answered += 1;
+                self.release_syncs();
             }
             EffectResult::Stored {
                 conn,

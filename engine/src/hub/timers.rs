@@ -24,13 +24,16 @@ pub enum ReadReady {
 impl Hub {
     /// Runs the session's timers (see the module docs).
     pub fn handle_timeout(&mut self, now: Instant, conn: ConnId) {
+        if self.sessions.get(conn).is_none_or(|s| s.state.is_closed()) {
+            return;
+        }
+        if self.irc_deadline(conn).is_some_and(|t| now >= t) {
+            self.irc_graced(now, conn);
+        }
         let config = &self.config;
         let Some(s) = self.sessions.get_mut(conn) else {
             return;
         };
-        if s.state.is_closed() {
-            return;
-        }
         let m = s.marks();
         let fatal = if s.state.auth_deadline().is_some_and(|d| now >= d) {
             Some(ProtocolError::AuthTimeout)
@@ -74,7 +77,11 @@ impl Hub {
 
     /// The next instant at which [`Hub::handle_timeout`] has work for `conn`.
     pub fn poll_timeout(&self, conn: ConnId) -> Option<Instant> {
-        self.sessions.get(conn)?.deadline(&self.config)
+        let own = self.sessions.get(conn)?.deadline(&self.config);
+        match (own, self.irc_deadline(conn)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether the reader may feed bytes now.

@@ -28,8 +28,33 @@ pub enum TagSet {
     Plain,
     /// `server-time` only (irssi's choice).
     Time,
+    /// `account-tag` without `message-tags`: the sender's account only.
+    Account,
+    /// `account-tag` and `server-time`, without `message-tags`.
+    TimeAccount,
     /// `message-tags`: time, msgid and account.
     All,
+}
+
+impl TagSet {
+    /// Every tag set, in the order the hub registers their protocols.
+    pub const EVERY: [TagSet; 5] = [
+        TagSet::Plain,
+        TagSet::Time,
+        TagSet::Account,
+        TagSet::TimeAccount,
+        TagSet::All,
+    ];
+
+    /// Whether a message carries its `time`.
+    pub fn time(self) -> bool {
+        matches!(self, TagSet::Time | TagSet::TimeAccount | TagSet::All)
+    }
+
+    /// Whether a message carries its sender's `account`.
+    pub fn account(self) -> bool {
+        matches!(self, TagSet::Account | TagSet::TimeAccount | TagSet::All)
+    }
 }
 
 /// The IRC codec of one [`TagSet`] (see the module docs).
@@ -84,11 +109,14 @@ pub fn message_lines(
         for (k, v) in extra {
             o = o.tag(k, v);
         }
-        if tags != TagSet::Plain {
+        if tags.time() {
             o = o.tag("time", &time);
         }
         if tags == TagSet::All {
-            o = o.tag("msgid", &msgid).tag("account", m.sender.as_str());
+            o = o.tag("msgid", &msgid);
+        }
+        if tags.account() {
+            o = o.tag("account", m.sender.as_str());
         }
         o.command(&from, "PRIVMSG").param(target).trailing(piece);
     }

@@ -28,7 +28,7 @@ pub fn command<'a>(
 ) {
     let cmd = line.command.to_ascii_uppercase();
     match cmd.as_str() {
-        "CAP" => cap(s, line, config, acts),
+        "CAP" => cap(s, line, config, dir.registration_open(), acts),
         "NICK" => nick(s, line, config, acts),
         "USER" | "PING" if line.params.len() < if cmd == "USER" { 4 } else { 1 } => {
             let mut out = Vec::new();
@@ -52,6 +52,7 @@ pub fn command<'a>(
         }
         "PASS" => s.pass = Some(line.param(0).to_owned()),
         "AUTHENTICATE" => authenticate(s, line, config, acts),
+        "REGISTER" => super::register::register(s, line, config, acts),
         "PING" => acts.push(Act::Synced(pong(s, line, config))),
         "PONG" => {
             if let Ok(token) = line.param(line.params.len().saturating_sub(1)).parse() {
@@ -88,8 +89,15 @@ fn pong(s: &IrcSession, line: &Line<'_>, config: &IrcConfig) -> Vec<u8> {
     labeled(out, line.tag("label"), s, config)
 }
 
-/// CAP LS, LIST, REQ and END.
-fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
+/// CAP LS, LIST, REQ and END; `draft/account-registration` is offered
+/// only while `registering` (registration is open).
+fn cap(
+    s: &mut IrcSession,
+    line: &Line<'_>,
+    config: &IrcConfig,
+    registering: bool,
+    acts: &mut Vec<Act<'_>>,
+) {
     let me = s.me();
     let mut out = Vec::new();
     let o = Out::new(&mut out).command(&config.server, "CAP").param(&me);
@@ -99,8 +107,12 @@ fn cap(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<A
             let v302 = line.param(1).parse::<u32>().is_ok_and(|v| v >= 302);
             let list: Vec<String> = CAPS
                 .iter()
+                .filter(|(_, b)| registering || *b != Caps::ACCOUNT_REGISTRATION)
                 .map(|(n, _)| match *n {
                     "sasl" if v302 => "sasl=PLAIN".to_owned(),
+                    "draft/account-registration" if v302 => {
+                        format!("{n}={}", super::register::CAP_VALUE)
+                    }
                     n => n.to_owned(),
                 })
                 .collect();
@@ -202,6 +214,13 @@ fn authenticate(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
     let me = s.me();
     let arg = line.param(0);
     let mut out = Vec::new();
+    // Once registered without SASL, no SASL: the nick is the account, and
+    // a session does not change accounts (462, which irctest reads as
+    // "SASL after registration" not supported).
+    if s.welcomed && !s.by_sasl {
+        numeric(&mut out, config, "462", &me).trailing("You may not reregister");
+        return reply(acts, out);
+    }
     if s.account().is_some() || s.login == Login::Pending && s.sasl == Sasl::Idle {
         numeric(&mut out, config, "907", &me).trailing("You have already authenticated");
         return reply(acts, out);
@@ -226,8 +245,11 @@ fn authenticate(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
             if arg != "+" {
                 so_far.push_str(arg);
             }
-            if so_far.len() > SASL_MAX {
+            if arg.len() > 400 {
                 numeric(&mut out, config, "905", &me).trailing("SASL message too long");
+            } else if so_far.len() > SASL_MAX {
+                numeric(&mut out, config, "904", &me)
+                    .trailing("SASL authentication failed: the response is too long");
             } else if arg.len() == 400 {
                 s.sasl = Sasl::Reading(so_far);
             } else {
@@ -251,6 +273,15 @@ fn sasl_response(s: &mut IrcSession, response: &str, config: &IrcConfig, acts: &
             .trailing("SASL authentication failed: not a PLAIN response");
         return reply(acts, out);
     };
+    if password.len() > crate::password::Password::MAX_LEN {
+        // No account has one: say why rather than hash it.
+        let mut out = Vec::new();
+        numeric(&mut out, config, "904", &s.me()).trailing(&format!(
+            "SASL authentication failed: passwords are at most {} bytes",
+            crate::password::Password::MAX_LEN
+        ));
+        return reply(acts, out);
+    }
     s.sasl = Sasl::Checking;
     s.login = Login::Pending;
     acts.push(login_act(s, user, device, password, true));
@@ -305,6 +336,7 @@ fn finish_registration(s: &mut IrcSession, config: &IrcConfig, acts: &mut Vec<Ac
             acts.push(Act::Register {
                 user: nick,
                 password: format!("guest-{}", nick.as_str().to_ascii_lowercase()),
+                command: false,
             });
         }
         None => {

@@ -14,6 +14,8 @@
 //! - [`commands`]: what each client line does, as [`Act`]s for the hub,
 //!   [`queries`], the commands answered from the hub's state at once, and
 //!   [`history`], CHATHISTORY read as a window of a conversation;
+//! - [`register`]: `draft/account-registration`'s REGISTER, before the
+//!   connection completes;
 //! - [`replies`]: the numerics and the rendering of the replies meant for
 //!   one session (they need its nick and labels), made when it drains.
 //!
@@ -26,6 +28,7 @@ pub mod commands;
 pub mod history;
 pub mod line;
 pub mod queries;
+pub mod register;
 pub mod replies;
 pub mod session;
 
@@ -53,6 +56,12 @@ pub struct IrcConfig {
     /// its presence as JOIN and QUIT (off only for conformance suites,
     /// whose tests count every line; room messages arrive either way).
     pub room_presence: bool,
+    /// How long a PONG waits before it takes the store barrier: the hub
+    /// only orders what it has read, and a line another client sent just
+    /// before this PING may still be in that client's socket. The grace
+    /// lets the shell read it; the barrier then orders its store before
+    /// the PONG (irctest's PRIVMSG on one client, PING on another).
+    pub pong_grace: std::time::Duration,
 }
 
 impl Default for IrcConfig {
@@ -63,6 +72,7 @@ impl Default for IrcConfig {
             guests: false,
             motd: Vec::new(),
             room_presence: true,
+            pong_grace: std::time::Duration::from_millis(10),
         }
     }
 }
@@ -72,25 +82,20 @@ impl Default for IrcConfig {
 pub struct IrcProtocols {
     /// No tags: what every connection starts as.
     pub plain: Protocol,
-    /// `server-time`.
-    pub time: Protocol,
-    /// `message-tags`.
-    pub all: Protocol,
+    /// The protocol of each tag set, in [`TagSet::EVERY`]'s order.
+    pub each: [Protocol; 5],
 }
 
 impl IrcProtocols {
     /// The protocol of `tags`.
     pub fn of(&self, tags: TagSet) -> Protocol {
-        match tags {
-            TagSet::Plain => self.plain,
-            TagSet::Time => self.time,
-            TagSet::All => self.all,
-        }
+        let at = TagSet::EVERY.iter().position(|&t| t == tags).unwrap_or(0);
+        self.each[at]
     }
 
     /// Whether `p` is one of them.
     pub fn contains(&self, p: Protocol) -> bool {
-        p == self.plain || p == self.time || p == self.all
+        self.each.contains(&p)
     }
 }
 
@@ -102,12 +107,15 @@ pub enum Pending {
         /// By SASL.
         sasl: bool,
     },
-    /// A guest's REGISTER; its password logs in next.
+    /// A guest's REGISTER, or a REGISTER command; its password logs in next.
     Register {
         /// The account.
         user: Name,
         /// Its password.
         password: String,
+        /// By the client's REGISTER (answered `REGISTER SUCCESS` or
+        /// `FAIL REGISTER`), not for a guest.
+        command: bool,
     },
     /// A PRIVMSG or NOTICE.
     Send {
@@ -157,12 +165,14 @@ pub enum Act<'a> {
     Request(Request<'a>, Option<Pending>),
     /// Log in (HELLO, then LOGIN2 by password as a device).
     Login(LoginAsk),
-    /// Create a guest account (HELLO, then REGISTER), then log in.
+    /// Create an account (HELLO, then REGISTER), then log in.
     Register {
         /// The account.
         user: Name,
         /// Its password.
         password: String,
+        /// By the client's REGISTER command (not a guest's account).
+        command: bool,
     },
     /// The session now reads this tag set.
     Tags(TagSet),

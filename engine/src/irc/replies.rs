@@ -27,6 +27,10 @@ pub trait Directory {
     fn groups(&self) -> Vec<(Name, usize)>;
     /// The newest committed id.
     fn last_id(&self) -> MessageId;
+    /// Whether accounts may be registered (REGISTER).
+    fn registration_open(&self) -> bool {
+        false
+    }
 }
 
 /// Queues `out` as a reply, unless it is empty.
@@ -352,6 +356,7 @@ fn logged_in(
             .trailing(&format!("You are now logged in as {user}"));
         numeric(&mut r.bytes, config, "903", &me).trailing("SASL authentication successful");
         s.sasl = super::session::Sasl::Idle;
+        s.by_sasl = true;
     }
     if s.nick.is_some_and(|n| n.as_str() != user.as_str()) && s.welcomed {
         Out::new(&mut r.bytes)
@@ -469,6 +474,11 @@ fn refused(
             numeric(out, config, "904", &me)
                 .trailing(&format!("SASL authentication failed: {text}"));
         }
+        Some(Pending::Register {
+            user,
+            command: true,
+            ..
+        }) => super::register::refused(s, &user, error, config, out),
         Some(Pending::Login { sasl: false } | Pending::Register { .. }) => {
             s.login = Login::None;
             let code = if error.code() == ErrorCode::NameTaken {

@@ -5,6 +5,7 @@
 //! `held_max` bytes (the hub's queue limit).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::id::Ref;
 use crate::name::Name;
@@ -14,6 +15,7 @@ use super::{Pending, TagSet};
 /// The capabilities the gateway offers, as `CAP LS` lists them.
 pub const CAPS: &[(&str, u16)] = &[
     ("account-tag", Caps::ACCOUNT_TAG),
+    ("draft/account-registration", Caps::ACCOUNT_REGISTRATION),
     ("batch", Caps::BATCH),
     ("cap-notify", Caps::CAP_NOTIFY),
     ("draft/chathistory", Caps::CHATHISTORY),
@@ -58,6 +60,8 @@ impl Caps {
     pub const SERVER_TIME: u16 = 1 << 9;
     /// `userhost-in-names`.
     pub const USERHOST_IN_NAMES: u16 = 1 << 10;
+    /// `draft/account-registration`.
+    pub const ACCOUNT_REGISTRATION: u16 = 1 << 11;
 
     /// Whether `cap` is in the set.
     pub fn has(self, cap: u16) -> bool {
@@ -66,12 +70,13 @@ impl Caps {
 
     /// The tag set clients with these caps read.
     pub fn tags(self) -> TagSet {
-        if self.has(Caps::MESSAGE_TAGS) {
-            TagSet::All
-        } else if self.has(Caps::SERVER_TIME) {
-            TagSet::Time
-        } else {
-            TagSet::Plain
+        let (time, account) = (self.has(Caps::SERVER_TIME), self.has(Caps::ACCOUNT_TAG));
+        match (self.has(Caps::MESSAGE_TAGS), time, account) {
+            (true, ..) => TagSet::All,
+            (false, true, true) => TagSet::TimeAccount,
+            (false, true, false) => TagSet::Time,
+            (false, false, true) => TagSet::Account,
+            (false, false, false) => TagSet::Plain,
         }
     }
 
@@ -137,6 +142,8 @@ pub struct IrcSession {
     pub sasl: Sasl,
     /// The login.
     pub login: Login,
+    /// The login was by SASL (a later AUTHENTICATE is 907, not 462).
+    pub by_sasl: bool,
     /// 001 and the rest of the welcome were sent.
     pub welcomed: bool,
     /// Lines drained after login, before the welcome (bounded by the hub).
@@ -155,6 +162,10 @@ pub struct IrcSession {
     /// they go out after its page (a client reading to its PONG has read
     /// the page). At most [`PENDING_MAX`], beyond which a PONG goes at once.
     pub pongs: Vec<Vec<u8>>,
+    /// PONGs in their grace (`IrcConfig::pong_grace`), oldest first, each
+    /// with the instant it ends. At most [`PENDING_MAX`], beyond which a
+    /// PONG takes the barrier at once.
+    pub graced: VecDeque<(Instant, Vec<u8>)>,
 }
 
 impl IrcSession {
@@ -277,6 +288,11 @@ mod tests {
         assert_eq!(
             Caps(Caps::SERVER_TIME | Caps::MESSAGE_TAGS).tags(),
             TagSet::All
+        );
+        assert_eq!(Caps(Caps::ACCOUNT_TAG).tags(), TagSet::Account);
+        assert_eq!(
+            Caps(Caps::ACCOUNT_TAG | Caps::SERVER_TIME).tags(),
+            TagSet::TimeAccount
         );
         assert_eq!(Caps::bit("SASL=PLAIN"), Some(Caps::SASL));
     }

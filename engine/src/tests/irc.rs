@@ -78,6 +78,16 @@ impl Irc {
         self.run();
     }
 
+    /// Lets `conn`'s timers run once its next deadline (a PONG's grace) is
+    /// reached, as the shell's timer does.
+    fn timers(&mut self, conn: ConnId) {
+        if let Some(t) = self.hub.poll_timeout(conn) {
+            self.now = self.now.max(t);
+        }
+        self.hub.handle_timeout(self.now, conn);
+        self.run();
+    }
+
     fn read(&mut self, conn: ConnId) -> String {
         let mut out: Vec<Outgoing> = Vec::new();
         loop {
@@ -96,13 +106,18 @@ impl Irc {
 
     /// Logs `user` in with SASL PLAIN and message-tags, echo-message.
     fn login(&mut self, user: &str) -> ConnId {
+        self.login_with(
+            user,
+            "sasl message-tags server-time echo-message labeled-response batch",
+        )
+    }
+
+    /// Logs `user` in with SASL PLAIN and these caps.
+    fn login_with(&mut self, user: &str, caps: &str) -> ConnId {
         let c = self.connect();
         self.send(c, "CAP LS 302\r\n");
         self.send(c, &format!("NICK {user}\r\nUSER u 0 * :real\r\n"));
-        self.send(
-            c,
-            "CAP REQ :sasl message-tags server-time echo-message labeled-response batch\r\n",
-        );
+        self.send(c, &format!("CAP REQ :{caps}\r\n"));
         self.send(c, "AUTHENTICATE PLAIN\r\n");
         let response = format!("\0{user}\0pw");
         self.send(c, &format!("AUTHENTICATE {}\r\n", b64(response.as_bytes())));
@@ -218,12 +233,191 @@ fn a_pong_waits_for_messages_stored_before_its_ping() {
     w.hold = true;
     w.send(a, "PRIVMSG bob :first\r\n");
     w.send(b, "PING :sync\r\n");
+    w.timers(b);
     assert_eq!(w.read(b), "", "the PONG waits for the store");
     w.release();
     let got = w.read(b);
     let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
     let pong = got.find("PONG confab :sync").unwrap_or(0);
     assert!(msg < pong, "{got}");
+}
+
+#[test]
+fn a_pong_waits_its_grace_for_a_message_read_just_after_its_ping() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    let ping_at = w.now;
+    w.send(b, "PING :sync\r\n");
+    assert_eq!(
+        w.hub.poll_timeout(b),
+        Some(ping_at + IrcConfig::default().pong_grace),
+        "the grace is the session's next deadline"
+    );
+    assert_eq!(w.read(b), "", "no PONG within the grace");
+    // Alice's line, sent before bob's PING but read after it.
+    w.hold = true;
+    w.send(a, "PRIVMSG bob :first\r\n");
+    w.timers(b);
+    assert_eq!(
+        w.read(b),
+        "",
+        "after the grace, the PONG waits for the store"
+    );
+    w.release();
+    let got = w.read(b);
+    let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
+    let pong = got.find("PONG confab :sync").unwrap_or(0);
+    assert!(msg < pong, "{got}");
+}
+
+#[test]
+fn a_pong_without_a_grace_is_answered_at_once() {
+    let config = IrcConfig {
+        pong_grace: std::time::Duration::ZERO,
+        ..IrcConfig::default()
+    };
+    let mut w = Irc::with(&["bob"], config);
+    let b = w.login("bob");
+    w.send(b, "PING :now\r\n");
+    assert!(w.read(b).contains("PONG confab :now"));
+}
+
+#[test]
+fn authenticate_after_registration_is_462_without_sasl_and_907_with_it() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.connect();
+    w.send(b, "PASS pw\r\nNICK bob\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(b).contains(" 001 bob "));
+    w.send(b, "AUTHENTICATE PLAIN\r\n");
+    assert_eq!(w.read(b), ":confab 462 bob :You may not reregister\r\n");
+    w.send(a, "AUTHENTICATE PLAIN\r\n");
+    assert!(w.read(a).contains(" 907 alice "));
+}
+
+#[test]
+fn a_sasl_password_over_the_limit_is_904_saying_why() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    let response = format!("\0alice\0{}", "x".repeat(400));
+    let encoded = b64(response.as_bytes());
+    let (first, rest) = encoded.split_at(400);
+    w.send(
+        c,
+        &format!("AUTHENTICATE {first}\r\nAUTHENTICATE {rest}\r\n"),
+    );
+    let got = w.read(c);
+    assert!(
+        got.contains(" 904 * :SASL authentication failed: passwords are at most 128 bytes"),
+        "{got}"
+    );
+}
+
+#[test]
+fn account_tag_without_message_tags_tags_messages_with_the_account_only() {
+    let mut w = Irc::new(&["alice", "bob", "carol"]);
+    let a = w.login("alice");
+    let b = w.login_with("bob", "sasl account-tag");
+    let c = w.login_with("carol", "sasl account-tag server-time");
+    w.read(b);
+    w.send(a, "PRIVMSG bob :hi\r\nPRIVMSG carol :hey\r\n");
+    assert_eq!(
+        w.read(b),
+        "@account=alice :alice!alice@confab PRIVMSG bob :hi\r\n"
+    );
+    let got = w.read(c);
+    assert!(got.starts_with("@time="), "{got}");
+    assert!(
+        got.ends_with(";account=alice :alice!alice@confab PRIVMSG carol :hey\r\n"),
+        "{got}"
+    );
+    assert!(!got.contains("msgid"), "{got}");
+}
+
+#[test]
+fn register_before_connecting_makes_the_account_and_logs_in_to_it() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP LS 302\r\n");
+    let caps = w.read(c);
+    assert!(
+        caps.contains("draft/account-registration=before-connect"),
+        "{caps}"
+    );
+    w.send(c, "CAP REQ :draft/account-registration\r\nNICK dan\r\n");
+    w.read(c);
+    w.send(c, "REGISTER other * secret\r\n");
+    assert_eq!(
+        w.read(c),
+        ":confab FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK other :The account name must be your nick\r\n"
+    );
+    w.send(c, "REGISTER * * secret\r\n");
+    assert!(w
+        .read(c)
+        .contains(":confab REGISTER SUCCESS dan :Account created\r\n"));
+    w.send(c, "USER u 0 * :r\r\nCAP END\r\n");
+    assert!(w.read(c).contains(" 001 dan "));
+    w.send(c, "REGISTER * * again\r\n");
+    assert!(w
+        .read(c)
+        .contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
+    // The account is there for the next login, with that password.
+    let d = w.connect();
+    w.send(d, "PASS dan:secret\r\nNICK dan\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(d).contains(" 001 dan "));
+}
+
+#[test]
+fn a_pong_after_register_waits_for_its_answer() {
+    let mut w = Irc::new(&[]);
+    let c = w.connect();
+    w.hold = true;
+    w.send(c, "NICK dan\r\nREGISTER * * secret\r\nPING :sync\r\n");
+    w.timers(c);
+    assert_eq!(w.read(c), "", "the PONG waits for the registration");
+    w.release();
+    let got = w.read(c);
+    let done = got.find("REGISTER SUCCESS dan").unwrap_or(usize::MAX);
+    let pong = got.find("PONG confab :sync").unwrap_or(0);
+    assert!(done < pong, "{got}");
+}
+
+#[test]
+fn register_of_a_taken_name_is_account_exists_and_the_client_stays() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "NICK alice\r\nREGISTER alice * secret\r\n");
+    assert_eq!(
+        w.read(c),
+        ":confab FAIL REGISTER ACCOUNT_EXISTS alice :the name alice is taken\r\n"
+    );
+    w.send(c, "PASS pw\r\nUSER u 0 * :r\r\n");
+    assert!(w.read(c).contains(" 001 alice "));
+}
+
+#[test]
+fn a_sasl_chunk_over_400_bytes_is_905_and_a_response_over_1200_is_904() {
+    let mut w = Irc::new(&["alice"]);
+    let c = w.connect();
+    w.send(c, "CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    w.send(c, &format!("AUTHENTICATE {}\r\n", "A".repeat(401)));
+    assert!(w.read(c).contains(" 905 * :SASL message too long"));
+    w.send(c, "AUTHENTICATE PLAIN\r\n");
+    w.read(c);
+    let chunk = format!("AUTHENTICATE {}\r\n", "A".repeat(400));
+    for _ in 0..3 {
+        w.send(c, &chunk);
+    }
+    assert_eq!(w.read(c), "", "1200 bytes are still read");
+    w.send(c, &chunk);
+    assert!(w
+        .read(c)
+        .contains(" 904 * :SASL authentication failed: the response is too long"));
 }
 
 #[test]
