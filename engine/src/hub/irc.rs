@@ -41,13 +41,15 @@ const SYNCS_MAX: usize = 65_536;
 /// The gateway's part of the hub.
 #[derive(Debug)]
 pub(crate) struct Gateway {
-    config: Arc<IrcConfig>,
-    protocols: IrcProtocols,
-    sessions: HashMap<ConnId, IrcSession>,
+    pub(super) config: Arc<IrcConfig>,
+    pub(super) protocols: IrcProtocols,
+    pub(super) sessions: HashMap<ConnId, IrcSession>,
     /// JOINs that found the group being created by another client: they
     /// join once its creation is committed (bounded: each is one of its
     /// session's `PENDING_MAX` remembered requests).
     joins_waiting: Vec<(Name, ConnId, crate::id::Ref)>,
+    /// TAGMSGs relayed, for their msgids (`hub::irc_relay`).
+    pub(super) relayed: u64,
 }
 
 /// Stores sent and answered, and the PONGs waiting on them.
@@ -99,6 +101,7 @@ impl Hub {
             protocols,
             sessions: HashMap::new(),
             joins_waiting: Vec::new(),
+            relayed: 0,
         }));
         Some(protocols)
     }
@@ -269,6 +272,12 @@ impl Hub {
                     },
                 );
             }
+            Act::Relay {
+                target,
+                to,
+                tags,
+                label,
+            } => self.irc_relay(conn, target, &to, &tags, label.as_deref()),
             Act::Tags(tags) => {
                 let Some(p) = self.irc.as_ref().map(|g| g.protocols.of(tags)) else {
                     return;

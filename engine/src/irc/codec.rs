@@ -60,7 +60,7 @@ pub fn source(name: &Name) -> String {
 }
 
 /// Writes message `m` to `target` (as the reader sees it) as PRIVMSG
-/// lines: a body longer than a line holds, or with line breaks, is split
+/// (or NOTICE) lines, with its client-only tags for `message-tags`: a body longer than a line holds, or with line breaks, is split
 /// (a part is never empty unless the body is). `extra` adds tags (a
 /// batch, a label) before the message's own.
 pub fn message_lines(
@@ -89,8 +89,13 @@ pub fn message_lines(
         }
         if tags == TagSet::All {
             o = o.tag("msgid", &msgid).tag("account", m.sender.as_str());
+            if let Some(client) = m.tags.get() {
+                o = o.tag(client, "");
+            }
         }
-        o.command(&from, "PRIVMSG").param(target).trailing(piece);
+        o.command(&from, m.kind.irc_command())
+            .param(target)
+            .trailing(piece);
     }
 }
 
@@ -187,7 +192,7 @@ impl Codec for IrcCodec {
             Event::Raw(bytes) => bytes.len(),
             Event::Message(m) => {
                 let lines = 1 + m.body.len() / 400 + m.body.matches('\n').count();
-                m.body.len() + lines * 120
+                m.body.len() + lines * (120 + m.tags.len())
             }
             Event::Notice { text } => text.len() + (1 + text.matches('\n').count()) * 120,
             // What the hub renders at drain: charged at a line or so.

@@ -4,6 +4,7 @@
 //! the line's own answer; every refusal is the standard numeric, or a
 //! FAIL where IRC has none.
 
+use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::Name;
 use crate::request::{GroupRequest, Request};
 use crate::wire::frame::Target;
@@ -348,7 +349,8 @@ fn registered<'a>(
     let label = line.tag("label");
     let mut out = Vec::new();
     match cmd {
-        "PRIVMSG" | "NOTICE" => return privmsg(s, line, config, acts),
+        "PRIVMSG" | "NOTICE" => return privmsg(s, cmd, line, config, acts),
+        "TAGMSG" => return tagmsg(s, line, config, acts),
         "JOIN" => return join(s, line, dir, config, acts),
         "PART" => return part(s, line, dir, config, acts),
         "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
@@ -392,8 +394,24 @@ fn registered<'a>(
 }
 
 /// PRIVMSG and NOTICE: a SEND, answered when it is stored.
-fn privmsg<'a>(s: &mut IrcSession, line: &Line<'a>, config: &IrcConfig, acts: &mut Vec<Act<'a>>) {
+fn privmsg<'a>(
+    s: &mut IrcSession,
+    cmd: &str,
+    line: &Line<'a>,
+    config: &IrcConfig,
+    acts: &mut Vec<Act<'a>>,
+) {
     let me = s.me();
+    let kind = match cmd {
+        "NOTICE" => MessageKind::Notice,
+        _ => MessageKind::Message,
+    };
+    // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+    let reply = |acts: &mut Vec<Act<'a>>, out: Vec<u8>| {
+        if kind == MessageKind::Message {
+            reply(acts, out)
+        }
+    };
     let (to, body) = (line.param(0), line.param(1));
     let mut out = Vec::new();
     if to.is_empty() {
@@ -411,9 +429,15 @@ fn privmsg<'a>(s: &mut IrcSession, line: &Line<'a>, config: &IrcConfig, acts: &m
             .trailing("No such nick/channel");
         return reply(acts, out);
     };
+    let Some(tags) = ClientTags::from_raw(line.tags) else {
+        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+        return reply(acts, out);
+    };
     let pending = Pending::Send {
         target: to.to_owned(),
         body: body.to_owned(),
+        kind,
+        tags: tags.clone(),
         label: line.tag("label").map(str::to_owned),
     };
     let Some(reference) = s.remember(pending) else {
@@ -432,9 +456,39 @@ fn privmsg<'a>(s: &mut IrcSession, line: &Line<'a>, config: &IrcConfig, acts: &m
             reference,
             target: t,
             body,
+            kind,
+            tags,
         },
         None,
     ));
+}
+
+/// TAGMSG: client-only tags, relayed live to the target's readers with
+/// `message-tags` and never stored (see `hub::irc_relay`).
+fn tagmsg(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
+    let (me, to) = (s.me(), line.param(0));
+    let mut out = Vec::new();
+    if to.is_empty() {
+        numeric(&mut out, config, "411", &me).trailing("No recipient given");
+        return reply(acts, out);
+    }
+    let Some(target) = target(config, to) else {
+        let code = if to.starts_with('#') { "403" } else { "401" };
+        numeric(&mut out, config, code, &me)
+            .param(to)
+            .trailing("No such nick/channel");
+        return reply(acts, out);
+    };
+    let Some(tags) = ClientTags::from_raw(line.tags) else {
+        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+        return reply(acts, out);
+    };
+    acts.push(Act::Relay {
+        target,
+        to: to.to_owned(),
+        tags,
+        label: line.tag("label").map(str::to_owned),
+    });
 }
 
 /// JOIN: the room is always joined; a group is joined, or made.

@@ -115,6 +115,10 @@ pub enum Pending {
         target: String,
         /// The text.
         body: String,
+        /// PRIVMSG or NOTICE.
+        kind: crate::MessageKind,
+        /// Its client-only tags, for the echo.
+        tags: crate::ClientTags,
         /// The client's label.
         label: Option<String>,
     },
@@ -163,6 +167,17 @@ pub enum Act<'a> {
         user: Name,
         /// Its password.
         password: String,
+    },
+    /// Relay a TAGMSG live (not stored) to `target`'s readers.
+    Relay {
+        /// The conversation.
+        target: crate::Target,
+        /// The target as the client wrote it.
+        to: String,
+        /// Its client-only tags.
+        tags: crate::ClientTags,
+        /// The client's label.
+        label: Option<String>,
     },
     /// The session now reads this tag set.
     Tags(TagSet),

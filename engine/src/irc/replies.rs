@@ -7,6 +7,7 @@ use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::frame::ErrorCode;
 use crate::id::MessageId;
+use crate::message_kind::MessageKind;
 use crate::name::Name;
 use crate::wire::frame::Target;
 
@@ -426,6 +427,8 @@ fn acked(
     let Some(Pending::Send {
         target,
         body,
+        kind,
+        tags,
         label,
     }) = s.answered(reference)
     else {
@@ -439,6 +442,8 @@ fn acked(
         sender: me,
         target: Target::Room,
         body,
+        kind,
+        tags,
     };
     if s.caps.has(Caps::ECHO) {
         message_lines(&mut lines, s.caps.tags(), &m, &target, &[]);
@@ -482,8 +487,17 @@ fn refused(
                 .trailing(&text);
             r.close = true;
         }
-        Some(Pending::Send { target, label, .. }) => {
-            let lines = send_refused(s, &target, error, config);
+        Some(Pending::Send {
+            target,
+            label,
+            kind,
+            ..
+        }) => {
+            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+            let lines = match kind {
+                MessageKind::Notice => Vec::new(),
+                MessageKind::Message => send_refused(s, &target, error, config),
+            };
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         Some(Pending::Join {

@@ -197,6 +197,8 @@ impl Store for MemoryStore {
                         sender: m.sender,
                         target,
                         body: m.body.clone(),
+                        kind: m.kind,
+                        tags: m.tags.clone(),
                     };
                     inner.messages.push(stored.clone());
                     Written::Message(Ok(stored))

@@ -271,6 +271,8 @@ fn a_long_confab_body_is_split_for_irc_readers() {
             reference: crate::Ref(900),
             target: crate::Target::Room,
             body: &body,
+            kind: crate::MessageKind::Message,
+            tags: crate::ClientTags::default(),
         },
     );
     assert!(s);
