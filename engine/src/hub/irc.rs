@@ -78,6 +78,12 @@ impl Directory for Hub {
     fn last_id(&self) -> MessageId {
         self.last_id
     }
+    fn moderates(&self, group: &Name, user: &Name) -> bool {
+        self.groups
+            .groups
+            .get(&group.key())
+            .is_some_and(|g| g.roles.moderates(&user.key()))
+    }
 }
 
 impl Hub {

@@ -358,7 +358,13 @@ fn registered<'a>(
             let channel = line.param(0);
             let members = members(dir, config, channel).unwrap_or_default();
             let full = s.caps.has(Caps::USERHOST_IN_NAMES);
-            names(&mut out, config, (me.as_str(), full), channel, &members);
+            names(
+                &mut out,
+                (config, dir),
+                (me.as_str(), full),
+                channel,
+                &members,
+            );
         }
         "WHO" => who(&mut out, dir, config, &me, line.param(0)),
         "WHOIS" => whois(
@@ -508,7 +514,7 @@ fn join<'a>(
                 let full = s.caps.has(Caps::USERHOST_IN_NAMES);
                 joined(
                     &mut out,
-                    config,
+                    (config, dir),
                     (&me, full),
                     &config.room_channel,
                     &dir.online(),
@@ -684,6 +690,9 @@ mod tests {
         }
         fn last_id(&self) -> MessageId {
             MessageId(0)
+        }
+        fn moderates(&self, _: &Name, _: &Name) -> bool {
+            false
         }
     }
 }

@@ -28,6 +28,8 @@ pub trait Directory {
     fn groups(&self) -> Vec<(Name, usize)>;
     /// The newest committed id.
     fn last_id(&self) -> MessageId;
+    /// Whether `user` owns or moderates `group` (its `@` in NAMES).
+    fn moderates(&self, group: &Name, user: &Name) -> bool;
 }
 
 /// Queues `out` as a reply, unless it is empty.
@@ -43,7 +45,7 @@ pub fn numeric<'a>(out: &'a mut Vec<u8>, config: &IrcConfig, code: &str, me: &st
 }
 
 /// The RPL_ISUPPORT tokens.
-const ISUPPORT: &str = "CASEMAPPING=ascii CHANTYPES=# NICKLEN=32 CHANNELLEN=33 PREFIX=() \
+const ISUPPORT: &str = "CASEMAPPING=ascii CHANTYPES=# NICKLEN=32 CHANNELLEN=33 PREFIX=(o)@ \
                         NETWORK=confab CHATHISTORY=100 MSGREFTYPES=msgid,timestamp UTF8ONLY";
 
 /// 001 to 005 and the MOTD, then the room's JOIN is the snapshot's.
@@ -77,17 +79,26 @@ pub fn motd(out: &mut Vec<u8>, config: &IrcConfig, me: &str) {
     numeric(out, config, "376", me).trailing("End of /MOTD command");
 }
 
-/// 353 lines of `names` (as many per line as fit) and 366.
+/// 353 lines of `names` (as many per line as fit) and 366; a group's
+/// owner and moderators are its operators (`@`); the room has none.
 pub fn names(
     out: &mut Vec<u8>,
-    config: &IrcConfig,
+    (config, dir): (&IrcConfig, &dyn Directory),
     (me, full): (&str, bool),
     channel: &str,
     names: &[Name],
 ) {
+    let group = match channel.eq_ignore_ascii_case(&config.room_channel) {
+        true => None,
+        false => channel.strip_prefix('#').and_then(|g| Name::new(g).ok()),
+    };
     let mut line = String::new();
-    for n in names {
-        let n = if full { source(n) } else { n.to_string() };
+    for name in names {
+        let mut n = match group.is_some_and(|g| dir.moderates(&g, name)) {
+            true => "@".to_owned(),
+            false => String::new(),
+        };
+        n.push_str(&if full { source(name) } else { name.to_string() });
         if line.len() + n.len() > 400 {
             numeric(out, config, "353", me)
                 .param("=")
@@ -114,7 +125,7 @@ pub fn names(
 /// The JOIN of `me` to `channel`, then its names.
 pub fn joined(
     out: &mut Vec<u8>,
-    config: &IrcConfig,
+    (config, dir): (&IrcConfig, &dyn Directory),
     (me, full): (&Name, bool),
     channel: &str,
     members: &[Name],
@@ -123,7 +134,7 @@ pub fn joined(
         .command(&source(me), "JOIN")
         .param(channel)
         .end();
-    names(out, config, (me.as_str(), full), channel, members);
+    names(out, (config, dir), (me.as_str(), full), channel, members);
 }
 
 /// A refusal to a session with message-tags as FAIL, else as a NOTICE.
@@ -372,11 +383,11 @@ fn room_and_groups(s: &mut IrcSession, dir: &dyn Directory, config: &IrcConfig, 
     room.dedup();
     let full = s.caps.has(Caps::USERHOST_IN_NAMES);
     if config.room_presence {
-        joined(out, config, (&me, full), &config.room_channel, &room);
+        joined(out, (config, dir), (&me, full), &config.room_channel, &room);
     }
     for g in dir.groups_of(&me) {
         let members = dir.members(&g).unwrap_or_default();
-        joined(out, config, (&me, full), &format!("#{g}"), &members);
+        joined(out, (config, dir), (&me, full), &format!("#{g}"), &members);
     }
 }
 
@@ -400,7 +411,7 @@ fn ok(
         }) => {
             let members = dir.members(&group).unwrap_or_default();
             let full = s.caps.has(Caps::USERHOST_IN_NAMES);
-            joined(&mut lines, config, (&me, full), &channel, &members);
+            joined(&mut lines, (config, dir), (&me, full), &channel, &members);
             label
         }
         Some(Pending::Part { channel, label }) => {
