@@ -365,6 +365,7 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             change,
             group,
             user,
+            ..
         } => Frame::GroupEvent {
             change,
             group,

@@ -380,6 +380,28 @@ impl Hub {
         }
     }
 
+    /// The reason `user` gave for leaving `group`, if one of their IRC
+    /// sessions asked with a PART that is not answered yet.
+    pub(super) fn irc_part_reason(&self, group: &Name, user: &Name) -> Option<Arc<str>> {
+        let g = self.irc.as_deref()?;
+        let channel = format!("#{group}");
+        let online = self.roster.online.get(&user.key())?;
+        online.sessions.iter().find_map(|c| {
+            g.sessions
+                .get(c)?
+                .pending
+                .iter()
+                .find_map(|(_, p)| match p {
+                    Pending::Part {
+                        channel: ch,
+                        reason: Some(r),
+                        ..
+                    } if ch.eq_ignore_ascii_case(&channel) => Some(Arc::from(r.as_str())),
+                    _ => None,
+                })
+        })
+    }
+
     /// `group` exists now: the JOINs that waited for it are made.
     pub(super) fn irc_group_created(&mut self, group: Name) {
         let Some(g) = self.irc.as_deref_mut() else {

@@ -155,16 +155,20 @@ impl Codec for IrcCodec {
                 change,
                 group,
                 user,
+                reason,
             } => {
                 let command = match change {
                     GroupChange::Joined => "JOIN",
                     GroupChange::Left => "PART",
                 };
                 let channel = format!("#{group}");
-                Out::new(out)
+                let o = Out::new(out)
                     .command(&source(user), command)
-                    .param(&channel)
-                    .end();
+                    .param(&channel);
+                match reason {
+                    Some(r) => o.trailing(r),
+                    None => o.end(),
+                }
             }
             Event::Ping { token } => Out::new(out)
                 .command(server, "PING")

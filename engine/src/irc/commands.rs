@@ -585,6 +585,9 @@ fn part<'a>(
             Some(Target::Group(g)) if dir.members(&g).is_some() => {
                 let pending = Pending::Part {
                     channel: channel.to_owned(),
+                    reason: Some(line.param(1))
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_owned),
                     label: label.map(str::to_owned),
                 };
                 match s.remember(pending) {

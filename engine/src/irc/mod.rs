@@ -135,6 +135,8 @@ pub enum Pending {
     Part {
         /// The channel.
         channel: String,
+        /// Its reason, shown to the members (see `Hub::irc_part_reason`).
+        reason: Option<String>,
         /// The client's label.
         label: Option<String>,
     },

@@ -414,11 +414,18 @@ fn ok(
             joined(&mut lines, (config, dir), (&me, full), &channel, &members);
             label
         }
-        Some(Pending::Part { channel, label }) => {
-            Out::new(&mut lines)
+        Some(Pending::Part {
+            channel,
+            label,
+            reason,
+        }) => {
+            let o = Out::new(&mut lines)
                 .command(&source(&me), "PART")
-                .param(&channel)
-                .end();
+                .param(&channel);
+            match reason {
+                Some(r) => o.trailing(&r),
+                None => o.end(),
+            }
             label
         }
         _ => None,
@@ -527,7 +534,7 @@ fn refused(
             let lines = join_refused(s, &channel, error, config);
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
-        Some(Pending::Part { channel, label }) => {
+        Some(Pending::Part { channel, label, .. }) => {
             let mut lines = Vec::new();
             numeric(&mut lines, config, "442", &me)
                 .param(&channel)
