@@ -13,7 +13,8 @@ use super::codec::source;
 use super::line::{Line, Out};
 use super::queries::{list, members, mode, target, topic, who, whois};
 use super::replies::{fail, joined, labeled, motd, names, numeric, reply, welcome, Directory};
-use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl, CAPS, SASL_MAX};
+use super::session::{base64_decode, sasl_plain, Caps, Gather, IrcSession, Login, Sasl};
+use super::session::{CAPS, PENDING_MAX, SASL_MAX};
 use super::{Act, IrcConfig, LoginAsk, Pending};
 
 /// The default device of a login that names none.
@@ -507,6 +508,9 @@ fn join<'a>(
 ) {
     let Some(me) = s.account() else { return };
     let label = line.tag("label");
+    // A labeled JOIN is answered as one: its lines are gathered, and go
+    // out labeled when the last channel's answer comes (`replies::gathered`).
+    let (mut all, mut asked) = (Vec::new(), 0);
     for channel in line.param(0).split(',').filter(|c| !c.is_empty()) {
         let mut out = Vec::new();
         match target(config, channel) {
@@ -539,14 +543,17 @@ fn join<'a>(
                     label: label.map(str::to_owned),
                 };
                 match s.remember(pending) {
-                    Some(reference) => acts.push(Act::Request(
-                        Request::Group {
-                            reference,
-                            op,
-                            group: g,
-                        },
-                        None,
-                    )),
+                    Some(reference) => {
+                        asked += 1;
+                        acts.push(Act::Request(
+                            Request::Group {
+                                reference,
+                                op,
+                                group: g,
+                            },
+                            None,
+                        ))
+                    }
                     None => fail(
                         &mut out,
                         s,
@@ -563,9 +570,20 @@ fn join<'a>(
                     .trailing("No such channel");
             }
         }
-        if !out.is_empty() {
-            acts.push(Act::Reply(labeled(out, label, s, config)));
+        all.append(&mut out);
+    }
+    let label = label.filter(|_| s.caps.has(Caps::LABELED));
+    match label {
+        Some(l) if asked > 0 && s.gathers.len() < PENDING_MAX => s.gathers.push(Gather {
+            label: l.to_owned(),
+            left: asked,
+            lines: all,
+        }),
+        _ if asked > 0 && label.is_some() => reply(acts, all),
+        _ if !all.is_empty() || label.is_some() => {
+            acts.push(Act::Reply(labeled(all, label, s, config)))
         }
+        _ => {}
     }
 }
 

@@ -232,6 +232,31 @@ pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &Irc
     out
 }
 
+/// The lines answering one channel of a JOIN: gathered if its label's
+/// JOIN named several (see `commands::join`), all of them labeled once the
+/// last is in; else labeled as they are.
+pub fn gathered(
+    s: &mut IrcSession,
+    label: Option<String>,
+    lines: Vec<u8>,
+    config: &IrcConfig,
+) -> Vec<u8> {
+    let at = label
+        .as_ref()
+        .and_then(|l| s.gathers.iter().position(|g| &g.label == l));
+    let Some(at) = at else {
+        return labeled(lines, label.as_deref(), s, config);
+    };
+    let g = &mut s.gathers[at];
+    g.lines.extend(lines);
+    g.left = g.left.saturating_sub(1);
+    if g.left > 0 {
+        return Vec::new();
+    }
+    let g = s.gathers.remove(at);
+    labeled(g.lines, Some(&g.label), s, config)
+}
+
 /// Whether `line` carries a `batch` tag.
 fn in_batch(line: &[u8]) -> bool {
     let Some(tags) = line.strip_prefix(b"@") else {
@@ -412,7 +437,8 @@ fn ok(
             let members = dir.members(&group).unwrap_or_default();
             let full = s.caps.has(Caps::USERHOST_IN_NAMES);
             joined(&mut lines, (config, dir), (&me, full), &channel, &members);
-            label
+            r.bytes = gathered(s, label, lines, config);
+            return;
         }
         Some(Pending::Part {
             channel,
@@ -532,7 +558,7 @@ fn refused(
         }
         Some(Pending::Join { channel, label, .. }) => {
             let lines = join_refused(s, &channel, error, config);
-            out.extend(labeled(lines, label.as_deref(), s, config));
+            out.extend(gathered(s, label, lines, config));
         }
         Some(Pending::Part { channel, label, .. }) => {
             let mut lines = Vec::new();
