@@ -4,7 +4,6 @@
 //! the line's own answer; every refusal is the standard numeric, or a
 //! FAIL where IRC has none.
 
-use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::Name;
 use crate::request::{GroupRequest, Request};
 use crate::wire::frame::Target;
@@ -350,8 +349,8 @@ fn registered<'a>(
     let label = line.tag("label");
     let mut out = Vec::new();
     match cmd {
-        "PRIVMSG" | "NOTICE" => return privmsg(s, cmd, line, config, acts),
-        "TAGMSG" => return tagmsg(s, line, config, acts),
+        "PRIVMSG" | "NOTICE" => return super::sends::privmsg(s, cmd, line, config, acts),
+        "TAGMSG" => return super::sends::tagmsg(s, line, config, acts),
         "JOIN" => return join(s, line, dir, config, acts),
         "PART" => return part(s, line, dir, config, acts),
         "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
@@ -398,104 +397,6 @@ fn registered<'a>(
         }
     }
     acts.push(Act::Reply(labeled(out, label, s, config)));
-}
-
-/// PRIVMSG and NOTICE: a SEND, answered when it is stored.
-fn privmsg<'a>(
-    s: &mut IrcSession,
-    cmd: &str,
-    line: &Line<'a>,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'a>>,
-) {
-    let me = s.me();
-    let kind = match cmd {
-        "NOTICE" => MessageKind::Notice,
-        _ => MessageKind::Message,
-    };
-    // A NOTICE is never answered with an error (RFC 2812 3.3.2).
-    let reply = |acts: &mut Vec<Act<'a>>, out: Vec<u8>| {
-        if kind == MessageKind::Message {
-            reply(acts, out)
-        }
-    };
-    let (to, body) = (line.param(0), line.param(1));
-    let mut out = Vec::new();
-    if to.is_empty() {
-        numeric(&mut out, config, "411", &me).trailing("No recipient given");
-        return reply(acts, out);
-    }
-    if line.params.len() < 2 || body.is_empty() {
-        numeric(&mut out, config, "412", &me).trailing("No text to send");
-        return reply(acts, out);
-    }
-    let Some(t) = target(config, to) else {
-        let code = if to.starts_with('#') { "403" } else { "401" };
-        numeric(&mut out, config, code, &me)
-            .param(to)
-            .trailing("No such nick/channel");
-        return reply(acts, out);
-    };
-    let Some(tags) = ClientTags::from_raw(line.tags) else {
-        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
-        return reply(acts, out);
-    };
-    let pending = Pending::Send {
-        target: to.to_owned(),
-        body: body.to_owned(),
-        kind,
-        tags: tags.clone(),
-        label: line.tag("label").map(str::to_owned),
-    };
-    let Some(reference) = s.remember(pending) else {
-        fail(
-            &mut out,
-            s,
-            config,
-            "PRIVMSG",
-            "BUSY",
-            "Too many messages in flight",
-        );
-        return reply(acts, out);
-    };
-    acts.push(Act::Request(
-        Request::Send {
-            reference,
-            target: t,
-            body,
-            kind,
-            tags,
-        },
-        None,
-    ));
-}
-
-/// TAGMSG: client-only tags, relayed live to the target's readers with
-/// `message-tags` and never stored (see `hub::irc_relay`).
-fn tagmsg(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
-    let (me, to) = (s.me(), line.param(0));
-    let mut out = Vec::new();
-    if to.is_empty() {
-        numeric(&mut out, config, "411", &me).trailing("No recipient given");
-        return reply(acts, out);
-    }
-    let Some(target) = target(config, to) else {
-        let code = if to.starts_with('#') { "403" } else { "401" };
-        numeric(&mut out, config, code, &me)
-            .param(to)
-            .trailing("No such nick/channel");
-        return reply(acts, out);
-    };
-    let Some(tags) = ClientTags::from_raw(line.tags) else {
-        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
-        return reply(acts, out);
-    };
-    acts.push(Act::Relay {
-        target,
-        to: to.to_owned(),
-        tags,
-        label: line.tag("label").map(str::to_owned),
-    });
 }
 
 /// JOIN: the room is always joined; a group is joined, or made.
@@ -572,6 +473,18 @@ fn join<'a>(
         }
         all.append(&mut out);
     }
+    join_answer(s, (label, asked), all, config, acts);
+}
+
+/// A JOIN's lines so far: labeled now if it asked the hub nothing, else
+/// gathered for its answers (`replies::gathered`).
+fn join_answer(
+    s: &mut IrcSession,
+    (label, asked): (Option<&str>, usize),
+    all: Vec<u8>,
+    config: &IrcConfig,
+    acts: &mut Vec<Act<'_>>,
+) {
     let label = label.filter(|_| s.caps.has(Caps::LABELED));
     match label {
         Some(l) if asked > 0 && s.gathers.len() < PENDING_MAX => s.gathers.push(Gather {

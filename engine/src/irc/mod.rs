@@ -24,9 +24,11 @@
 pub mod codec;
 pub mod commands;
 pub mod history;
+pub mod labels;
 pub mod line;
 pub mod queries;
 pub mod replies;
+pub mod sends;
 pub mod session;
 
 use crate::name::Name;
