@@ -169,6 +169,8 @@ fn routing(c: &mut Criterion) {
                     sender: sender_name,
                     target: Target::Room,
                     body: body.clone(),
+                    kind: confab_engine::MessageKind::Message,
+                    tags: confab_engine::ClientTags::default(),
                 };
                 hub.handle_result(
                     now,

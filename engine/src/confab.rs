@@ -122,6 +122,8 @@ fn request(frame: Frame<'_>) -> Option<Request<'_>> {
             reference,
             target,
             body: body.as_str(),
+            kind: crate::MessageKind::Message,
+            tags: crate::ClientTags::default(),
         },
         Frame::HistoryRequest {
             reference,
@@ -363,6 +365,7 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             change,
             group,
             user,
+            ..
         } => Frame::GroupEvent {
             change,
             group,

@@ -15,6 +15,7 @@ use crate::device::{ClientId, DeviceId, Token};
 use crate::error::ProtocolError;
 use crate::frame::{Presence, Target};
 use crate::id::{ConnId, MessageId, Ref};
+use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::Name;
 use crate::password::Password;
 
@@ -30,6 +31,10 @@ pub struct NewMessage {
     pub target: Target,
     /// The text, already checked against the body limit.
     pub body: String,
+    /// A message or a notice (stored).
+    pub kind: MessageKind,
+    /// Client-only tags, relayed live and not stored.
+    pub tags: ClientTags,
 }
 
 /// What makes a SEND2 unique: storage commits at most one message per
@@ -112,6 +117,10 @@ pub struct StoredMessage {
     pub target: Target,
     /// The text.
     pub body: String,
+    /// A message or a notice (stored with it).
+    pub kind: MessageKind,
+    /// Client-only tags: carried live, empty when read from storage.
+    pub tags: ClientTags,
 }
 
 /// A change to a group's membership, to be committed before it takes effect.

@@ -113,6 +113,9 @@ pub enum Event {
         group: Name,
         /// Who.
         user: Name,
+        /// Why, if the member said (an IRC PART's reason, given on this
+        /// node): IRC readers see it, confab's protocol has no field for it.
+        reason: Option<std::sync::Arc<str>>,
     },
     /// Every group.
     GroupList {

@@ -63,6 +63,7 @@ pub mod hub;
 pub mod id;
 pub mod irc;
 pub mod lockout;
+pub mod message_kind;
 pub mod name;
 pub mod password;
 pub mod protocol;
@@ -96,6 +97,7 @@ pub use hub::{
     Drained, Hub, HubCounts, HubStats, Output, ReadReady, Refused, Sanction, TurnedAway,
 };
 pub use id::{ConnId, MessageId, Ref, RosterVersion, Source};
+pub use message_kind::{ClientTags, MessageKind};
 pub use name::{Name, NameError};
 pub use password::Password;
 pub use protocol::{Codec, Decoded, Protocol, MAX_PROTOCOLS};

@@ -95,6 +95,10 @@ pub enum Request<'a> {
         target: Target,
         /// The text.
         body: &'a str,
+        /// A message or a notice (confab's own clients send messages).
+        kind: crate::MessageKind,
+        /// Client-only tags (IRC's `+key=value`), relayed live only.
+        tags: crate::ClientTags,
     },
     /// Log in (version 2): by password or device token, as a device.
     Login2 {

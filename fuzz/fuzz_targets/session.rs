@@ -115,7 +115,15 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Elsewhere(gap, sender, target, body) => {
                 let id = MessageId(hub.last_id().0 + 1 + gap as u64);
-                let message = StoredMessage { id, timestamp_ms: id.0, sender, target, body };
+                let message = StoredMessage {
+                    id,
+                    timestamp_ms: id.0,
+                    sender,
+                    target,
+                    body,
+                    kind: confab_engine::MessageKind::Message,
+                    tags: confab_engine::ClientTags::default(),
+                };
                 hub.handle_committed(now, message, None);
             }
             Op::Disconnect(i) => {

@@ -65,6 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Target::Room
                     },
                     body: body.clone(),
+                    kind: confab_engine::MessageKind::Message,
+                    tags: confab_engine::ClientTags::default(),
                 },
                 _ => {
                     let user = users[i % users.len()];
@@ -72,6 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         sender: user,
                         target: Target::User(user),
                         body: body.clone(),
+                        kind: confab_engine::MessageKind::Message,
+                        tags: confab_engine::ClientTags::default(),
                     }
                 }
             };

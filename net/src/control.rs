@@ -203,6 +203,8 @@ fn execute(line: &str, shared: &Shared, started: Instant) -> Result<Vec<String>,
                 sender,
                 target,
                 body: String::new(),
+                kind: confab_engine::MessageKind::Message,
+                tags: confab_engine::ClientTags::default(),
             };
             let n = shared.with_core(|core, _| core.hub.tell_deleted(&tombstone, &by));
             info!("control: {by} deleted message {id} ({n} sessions told)");

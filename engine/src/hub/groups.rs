@@ -304,10 +304,15 @@ impl Hub {
         if created {
             self.irc_group_created(name);
         }
+        let reason = match change {
+            GroupChange::Left => self.irc_part_reason(&name, &user),
+            GroupChange::Joined => None,
+        };
         let event = Shared::new(Event::GroupEvent {
             change,
             group: name,
             user,
+            reason,
         });
         let mut recipients: Vec<ConnId> = self
             .groups

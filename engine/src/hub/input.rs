@@ -245,7 +245,9 @@ impl Hub {
                 reference,
                 target,
                 body,
-            } => self.send(now, conn, reference, target, body, None),
+                kind,
+                tags,
+            } => self.send(now, conn, reference, target, (body, kind, tags), None),
             Request::History {
                 reference,
                 target,

@@ -44,13 +44,15 @@ const SYNCS_MAX: usize = 65_536;
 /// The gateway's part of the hub.
 #[derive(Debug)]
 pub(crate) struct Gateway {
-    config: Arc<IrcConfig>,
-    protocols: IrcProtocols,
-    sessions: HashMap<ConnId, IrcSession>,
+    pub(super) config: Arc<IrcConfig>,
+    pub(super) protocols: IrcProtocols,
+    pub(super) sessions: HashMap<ConnId, IrcSession>,
     /// JOINs that found the group being created by another client: they
     /// join once its creation is committed (bounded: each is one of its
     /// session's `PENDING_MAX` remembered requests).
     joins_waiting: Vec<(Name, ConnId, crate::id::Ref)>,
+    /// TAGMSGs relayed, for their msgids (`hub::irc_relay`).
+    pub(super) relayed: u64,
 }
 
 /// Stores sent and answered, and the PONGs waiting on them.
@@ -82,6 +84,12 @@ impl Directory for Hub {
     fn registration_open(&self) -> bool {
         self.config.registration_open
     }
+    fn moderates(&self, group: &Name, user: &Name) -> bool {
+        self.groups
+            .groups
+            .get(&group.key())
+            .is_some_and(|g| g.roles.moderates(&user.key()))
+    }
 }
 
 impl Hub {
@@ -108,6 +116,7 @@ impl Hub {
             protocols,
             sessions: HashMap::new(),
             joins_waiting: Vec::new(),
+            relayed: 0,
         }));
         Some(protocols)
     }
@@ -290,6 +299,12 @@ impl Hub {
                     },
                 );
             }
+            Act::Relay {
+                target,
+                to,
+                tags,
+                label,
+            } => self.irc_relay(conn, target, &to, &tags, label.as_deref()),
             Act::Tags(tags) => {
                 let Some(p) = self.irc.as_ref().map(|g| g.protocols.of(tags)) else {
                     return;
@@ -398,6 +413,28 @@ impl Hub {
             };
             self.irc_login(now, conn, ask);
         }
+    }
+
+    /// The reason `user` gave for leaving `group`, if one of their IRC
+    /// sessions asked with a PART that is not answered yet.
+    pub(super) fn irc_part_reason(&self, group: &Name, user: &Name) -> Option<Arc<str>> {
+        let g = self.irc.as_deref()?;
+        let channel = format!("#{group}");
+        let online = self.roster.online.get(&user.key())?;
+        online.sessions.iter().find_map(|c| {
+            g.sessions
+                .get(c)?
+                .pending
+                .iter()
+                .find_map(|(_, p)| match p {
+                    Pending::Part {
+                        channel: ch,
+                        reason: Some(r),
+                        ..
+                    } if ch.eq_ignore_ascii_case(&channel) => Some(Arc::from(r.as_str())),
+                    _ => None,
+                })
+        })
     }
 
     /// `group` exists now: the JOINs that waited for it are made.

@@ -39,6 +39,7 @@ mod groups;
 mod history;
 mod input;
 mod irc;
+mod irc_relay;
 mod moderation;
 mod node_presence;
 mod notices;

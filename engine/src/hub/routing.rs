@@ -22,6 +22,7 @@ use crate::effect::{Committed, Effect, NewMessage, SendKey, StoredMessage};
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
+use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::NameKey;
 use crate::protocol::Codec;
 use crate::protocol::MAX_PROTOCOLS;
@@ -56,7 +57,8 @@ impl Hub {
         match device {
             Some(device) => {
                 let once = Some(SendKey { device, client_id });
-                self.send(now, conn, reference, target, body, once)
+                let plain = (body, MessageKind::Message, ClientTags::default());
+                self.send(now, conn, reference, target, plain, once)
             }
             None => self.refuse(
                 conn,
@@ -72,7 +74,7 @@ impl Hub {
         conn: ConnId,
         reference: Ref,
         target: Target,
-        body: &str,
+        (body, kind, tags): (&str, MessageKind, ClientTags),
         once: Option<SendKey>,
     ) {
         let Some(user) = self.user(conn) else { return };
@@ -107,6 +109,8 @@ impl Hub {
                 sender: user,
                 target,
                 body: body.to_owned(),
+                kind,
+                tags,
             },
             once,
         });

@@ -85,7 +85,7 @@ pub fn source(name: &Name) -> String {
 }
 
 /// Writes message `m` to `target` (as the reader sees it) as PRIVMSG
-/// lines: a body longer than a line holds, or with line breaks, is split
+/// (or NOTICE) lines, with its client-only tags for `message-tags`: a body longer than a line holds, or with line breaks, is split
 /// (a part is never empty unless the body is). `extra` adds tags (a
 /// batch, a label) before the message's own.
 pub fn message_lines(
@@ -114,11 +114,16 @@ pub fn message_lines(
         }
         if tags == TagSet::All {
             o = o.tag("msgid", &msgid);
+            if let Some(client) = m.tags.get() {
+                o = o.tag(client, "");
+            }
         }
         if tags.account() {
             o = o.tag("account", m.sender.as_str());
         }
-        o.command(&from, "PRIVMSG").param(target).trailing(piece);
+        o.command(&from, m.kind.irc_command())
+            .param(target)
+            .trailing(piece);
     }
 }
 
@@ -178,16 +183,20 @@ impl Codec for IrcCodec {
                 change,
                 group,
                 user,
+                reason,
             } => {
                 let command = match change {
                     GroupChange::Joined => "JOIN",
                     GroupChange::Left => "PART",
                 };
                 let channel = format!("#{group}");
-                Out::new(out)
+                let o = Out::new(out)
                     .command(&source(user), command)
-                    .param(&channel)
-                    .end();
+                    .param(&channel);
+                match reason {
+                    Some(r) => o.trailing(r),
+                    None => o.end(),
+                }
             }
             Event::Ping { token } => Out::new(out)
                 .command(server, "PING")
@@ -215,7 +224,7 @@ impl Codec for IrcCodec {
             Event::Raw(bytes) => bytes.len(),
             Event::Message(m) => {
                 let lines = 1 + m.body.len() / 400 + m.body.matches('\n').count();
-                m.body.len() + lines * 120
+                m.body.len() + lines * (120 + m.tags.len())
             }
             Event::Notice { text } => text.len() + (1 + text.matches('\n').count()) * 120,
             // What the hub renders at drain: charged at a line or so.

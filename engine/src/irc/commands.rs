@@ -12,7 +12,8 @@ use super::codec::source;
 use super::line::{Line, Out};
 use super::queries::{list, members, mode, target, topic, who, whois};
 use super::replies::{fail, joined, labeled, motd, names, numeric, reply, welcome, Directory};
-use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl, CAPS, SASL_MAX};
+use super::session::{base64_decode, sasl_plain, Caps, Gather, IrcSession, Login, Sasl};
+use super::session::{CAPS, PENDING_MAX, SASL_MAX};
 use super::{Act, IrcConfig, LoginAsk, Pending};
 
 /// The default device of a login that names none.
@@ -380,7 +381,8 @@ fn registered<'a>(
     let label = line.tag("label");
     let mut out = Vec::new();
     match cmd {
-        "PRIVMSG" | "NOTICE" => return privmsg(s, line, config, acts),
+        "PRIVMSG" | "NOTICE" => return super::sends::privmsg(s, cmd, line, config, acts),
+        "TAGMSG" => return super::sends::tagmsg(s, line, config, acts),
         "JOIN" => return join(s, line, dir, config, acts),
         "PART" => return part(s, line, dir, config, acts),
         "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
@@ -388,7 +390,13 @@ fn registered<'a>(
             let channel = line.param(0);
             let members = members(dir, config, channel).unwrap_or_default();
             let full = s.caps.has(Caps::USERHOST_IN_NAMES);
-            names(&mut out, config, (me.as_str(), full), channel, &members);
+            names(
+                &mut out,
+                (config, dir),
+                (me.as_str(), full),
+                channel,
+                &members,
+            );
         }
         "WHO" => who(&mut out, dir, config, &me, line.param(0)),
         "WHOIS" => whois(
@@ -423,52 +431,6 @@ fn registered<'a>(
     acts.push(Act::Reply(labeled(out, label, s, config)));
 }
 
-/// PRIVMSG and NOTICE: a SEND, answered when it is stored.
-fn privmsg<'a>(s: &mut IrcSession, line: &Line<'a>, config: &IrcConfig, acts: &mut Vec<Act<'a>>) {
-    let me = s.me();
-    let (to, body) = (line.param(0), line.param(1));
-    let mut out = Vec::new();
-    if to.is_empty() {
-        numeric(&mut out, config, "411", &me).trailing("No recipient given");
-        return reply(acts, out);
-    }
-    if line.params.len() < 2 || body.is_empty() {
-        numeric(&mut out, config, "412", &me).trailing("No text to send");
-        return reply(acts, out);
-    }
-    let Some(t) = target(config, to) else {
-        let code = if to.starts_with('#') { "403" } else { "401" };
-        numeric(&mut out, config, code, &me)
-            .param(to)
-            .trailing("No such nick/channel");
-        return reply(acts, out);
-    };
-    let pending = Pending::Send {
-        target: to.to_owned(),
-        body: body.to_owned(),
-        label: line.tag("label").map(str::to_owned),
-    };
-    let Some(reference) = s.remember(pending) else {
-        fail(
-            &mut out,
-            s,
-            config,
-            "PRIVMSG",
-            "BUSY",
-            "Too many messages in flight",
-        );
-        return reply(acts, out);
-    };
-    acts.push(Act::Request(
-        Request::Send {
-            reference,
-            target: t,
-            body,
-        },
-        None,
-    ));
-}
-
 /// JOIN: the room is always joined; a group is joined, or made.
 fn join<'a>(
     s: &mut IrcSession,
@@ -479,6 +441,9 @@ fn join<'a>(
 ) {
     let Some(me) = s.account() else { return };
     let label = line.tag("label");
+    // A labeled JOIN is answered as one: its lines are gathered, and go
+    // out labeled when the last channel's answer comes (`replies::gathered`).
+    let (mut all, mut asked) = (Vec::new(), 0);
     for channel in line.param(0).split(',').filter(|c| !c.is_empty()) {
         let mut out = Vec::new();
         match target(config, channel) {
@@ -486,7 +451,7 @@ fn join<'a>(
                 let full = s.caps.has(Caps::USERHOST_IN_NAMES);
                 joined(
                     &mut out,
-                    config,
+                    (config, dir),
                     (&me, full),
                     &config.room_channel,
                     &dir.online(),
@@ -511,14 +476,17 @@ fn join<'a>(
                     label: label.map(str::to_owned),
                 };
                 match s.remember(pending) {
-                    Some(reference) => acts.push(Act::Request(
-                        Request::Group {
-                            reference,
-                            op,
-                            group: g,
-                        },
-                        None,
-                    )),
+                    Some(reference) => {
+                        asked += 1;
+                        acts.push(Act::Request(
+                            Request::Group {
+                                reference,
+                                op,
+                                group: g,
+                            },
+                            None,
+                        ))
+                    }
                     None => fail(
                         &mut out,
                         s,
@@ -535,9 +503,32 @@ fn join<'a>(
                     .trailing("No such channel");
             }
         }
-        if !out.is_empty() {
-            acts.push(Act::Reply(labeled(out, label, s, config)));
+        all.append(&mut out);
+    }
+    join_answer(s, (label, asked), all, config, acts);
+}
+
+/// A JOIN's lines so far: labeled now if it asked the hub nothing, else
+/// gathered for its answers (`replies::gathered`).
+fn join_answer(
+    s: &mut IrcSession,
+    (label, asked): (Option<&str>, usize),
+    all: Vec<u8>,
+    config: &IrcConfig,
+    acts: &mut Vec<Act<'_>>,
+) {
+    let label = label.filter(|_| s.caps.has(Caps::LABELED));
+    match label {
+        Some(l) if asked > 0 && s.gathers.len() < PENDING_MAX => s.gathers.push(Gather {
+            label: l.to_owned(),
+            left: asked,
+            lines: all,
+        }),
+        _ if asked > 0 && label.is_some() => reply(acts, all),
+        _ if !all.is_empty() || label.is_some() => {
+            acts.push(Act::Reply(labeled(all, label, s, config)))
         }
+        _ => {}
     }
 }
 
@@ -557,6 +548,9 @@ fn part<'a>(
             Some(Target::Group(g)) if dir.members(&g).is_some() => {
                 let pending = Pending::Part {
                     channel: channel.to_owned(),
+                    reason: Some(line.param(1))
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_owned),
                     label: label.map(str::to_owned),
                 };
                 match s.remember(pending) {
@@ -662,6 +656,9 @@ mod tests {
         }
         fn last_id(&self) -> MessageId {
             MessageId(0)
+        }
+        fn moderates(&self, _: &Name, _: &Name) -> bool {
+            false
         }
     }
 }

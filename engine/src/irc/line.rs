@@ -13,7 +13,8 @@
 
 use std::fmt::Write as _;
 
-/// Most bytes of tags (the `@` to the space) a client may send.
+/// Most bytes of tags a client may send, the `@` and the space after
+/// them included (so 4094 of tag data).
 pub const MAX_TAGS_LEN: usize = 4096;
 /// Most bytes of the rest of a line, CR LF included (RFC 1459's 512).
 pub const MAX_BODY_LEN: usize = 512;
@@ -97,7 +98,8 @@ pub fn parse(input: &[u8]) -> Result<Parsed<'_>, LineError> {
     }
     let text = std::str::from_utf8(raw).map_err(|_| LineError::NotUtf8 { len })?;
     let (tags, body) = split_tags(text);
-    if tags.len() > MAX_TAGS_LEN || body.len() + 2 > MAX_BODY_LEN {
+    // `tags` is without its `@` and space.
+    if tags.len() + 2 > MAX_TAGS_LEN || body.len() + 2 > MAX_BODY_LEN {
         return Err(LineError::TooLong { len, ended: true });
     }
     Ok(match parse_body(tags, body) {

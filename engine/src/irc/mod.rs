@@ -26,10 +26,12 @@
 pub mod codec;
 pub mod commands;
 pub mod history;
+pub mod labels;
 pub mod line;
 pub mod queries;
 pub mod register;
 pub mod replies;
+pub mod sends;
 pub mod session;
 
 use crate::name::Name;
@@ -123,6 +125,10 @@ pub enum Pending {
         target: String,
         /// The text.
         body: String,
+        /// PRIVMSG or NOTICE.
+        kind: crate::MessageKind,
+        /// Its client-only tags, for the echo.
+        tags: crate::ClientTags,
         /// The client's label.
         label: Option<String>,
     },
@@ -139,6 +145,8 @@ pub enum Pending {
     Part {
         /// The channel.
         channel: String,
+        /// Its reason, shown to the members (see `Hub::irc_part_reason`).
+        reason: Option<String>,
         /// The client's label.
         label: Option<String>,
     },
@@ -173,6 +181,17 @@ pub enum Act<'a> {
         password: String,
         /// By the client's REGISTER command (not a guest's account).
         command: bool,
+    },
+    /// Relay a TAGMSG live (not stored) to `target`'s readers.
+    Relay {
+        /// The conversation.
+        target: crate::Target,
+        /// The target as the client wrote it.
+        to: String,
+        /// Its client-only tags.
+        tags: crate::ClientTags,
+        /// The client's label.
+        label: Option<String>,
     },
     /// The session now reads this tag set.
     Tags(TagSet),

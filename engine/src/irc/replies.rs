@@ -7,10 +7,12 @@ use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::frame::ErrorCode;
 use crate::id::MessageId;
+use crate::message_kind::MessageKind;
 use crate::name::Name;
 use crate::wire::frame::Target;
 
 use super::codec::{message_lines, source};
+pub use super::labels::{gathered, labeled};
 use super::line::{server_time, Out};
 use super::session::{Caps, IrcSession, Login};
 use super::{IrcConfig, Pending, TagSet};
@@ -31,6 +33,8 @@ pub trait Directory {
     fn registration_open(&self) -> bool {
         false
     }
+    /// Whether `user` owns or moderates `group` (its `@` in NAMES).
+    fn moderates(&self, group: &Name, user: &Name) -> bool;
 }
 
 /// Queues `out` as a reply, unless it is empty.
@@ -46,7 +50,7 @@ pub fn numeric<'a>(out: &'a mut Vec<u8>, config: &IrcConfig, code: &str, me: &st
 }
 
 /// The RPL_ISUPPORT tokens.
-const ISUPPORT: &str = "CASEMAPPING=ascii CHANTYPES=# NICKLEN=32 CHANNELLEN=33 PREFIX=() \
+const ISUPPORT: &str = "CASEMAPPING=ascii CHANTYPES=# NICKLEN=32 CHANNELLEN=33 PREFIX=(o)@ \
                         NETWORK=confab CHATHISTORY=100 MSGREFTYPES=msgid,timestamp UTF8ONLY";
 
 /// 001 to 005 and the MOTD, then the room's JOIN is the snapshot's.
@@ -80,17 +84,26 @@ pub fn motd(out: &mut Vec<u8>, config: &IrcConfig, me: &str) {
     numeric(out, config, "376", me).trailing("End of /MOTD command");
 }
 
-/// 353 lines of `names` (as many per line as fit) and 366.
+/// 353 lines of `names` (as many per line as fit) and 366; a group's
+/// owner and moderators are its operators (`@`); the room has none.
 pub fn names(
     out: &mut Vec<u8>,
-    config: &IrcConfig,
+    (config, dir): (&IrcConfig, &dyn Directory),
     (me, full): (&str, bool),
     channel: &str,
     names: &[Name],
 ) {
+    let group = match channel.eq_ignore_ascii_case(&config.room_channel) {
+        true => None,
+        false => channel.strip_prefix('#').and_then(|g| Name::new(g).ok()),
+    };
     let mut line = String::new();
-    for n in names {
-        let n = if full { source(n) } else { n.to_string() };
+    for name in names {
+        let mut n = match group.is_some_and(|g| dir.moderates(&g, name)) {
+            true => "@".to_owned(),
+            false => String::new(),
+        };
+        n.push_str(&if full { source(name) } else { name.to_string() });
         if line.len() + n.len() > 400 {
             numeric(out, config, "353", me)
                 .param("=")
@@ -117,7 +130,7 @@ pub fn names(
 /// The JOIN of `me` to `channel`, then its names.
 pub fn joined(
     out: &mut Vec<u8>,
-    config: &IrcConfig,
+    (config, dir): (&IrcConfig, &dyn Directory),
     (me, full): (&Name, bool),
     channel: &str,
     members: &[Name],
@@ -126,7 +139,7 @@ pub fn joined(
         .command(&source(me), "JOIN")
         .param(channel)
         .end();
-    names(out, config, (me.as_str(), full), channel, members);
+    names(out, (config, dir), (me.as_str(), full), channel, members);
 }
 
 /// A refusal to a session with message-tags as FAIL, else as a NOTICE.
@@ -178,81 +191,6 @@ pub fn fail_with(
         o = o.param(w);
     }
     o.trailing(text);
-}
-
-/// `lines` answering a labeled request: one line carries the label, more
-/// go in a `labeled-response` batch, none becomes an ACK. Unlabeled (or
-/// the cap not negotiated), they are as they are.
-pub fn labeled(lines: Vec<u8>, label: Option<&str>, s: &IrcSession, config: &IrcConfig) -> Vec<u8> {
-    let Some(label) = label.filter(|_| s.caps.has(Caps::LABELED)) else {
-        return lines;
-    };
-    let count = lines
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
-    let mut out = Vec::with_capacity(lines.len() + 64);
-    match count {
-        0 => Out::new(&mut out)
-            .tag("label", label)
-            .command(&config.server, "ACK")
-            .end(),
-        1 => out.extend(with_tag(&lines, &format!("label={label}"))),
-        _ => {
-            let id = format!("L{}", s.next_ref);
-            Out::new(&mut out)
-                .tag("label", label)
-                .command(&config.server, "BATCH")
-                .param(&format!("+{id}"))
-                .param("labeled-response")
-                .end();
-            // Lines already in an inner batch (a chathistory page) stay
-            // in it: only the inner batch's own BATCH lines are tagged.
-            for l in lines.split_inclusive(|&b| b == b'\n') {
-                if in_batch(l) {
-                    out.extend_from_slice(l);
-                } else {
-                    out.extend(with_tag(l, &format!("batch={id}")));
-                }
-            }
-            Out::new(&mut out)
-                .command(&config.server, "BATCH")
-                .param(&format!("-{id}"))
-                .end();
-        }
-    }
-    out
-}
-
-/// Whether `line` carries a `batch` tag.
-fn in_batch(line: &[u8]) -> bool {
-    let Some(tags) = line.strip_prefix(b"@") else {
-        return false;
-    };
-    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
-    tags[..end]
-        .split(|&b| b == b';')
-        .any(|t| t == b"batch" || t.starts_with(b"batch="))
-}
-
-/// `line` with `tag` (`key=value`) added first.
-fn with_tag(line: &[u8], tag: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len() + tag.len() + 2);
-    match line.strip_prefix(b"@") {
-        Some(rest) => {
-            out.push(b'@');
-            out.extend_from_slice(tag.as_bytes());
-            out.push(b';');
-            out.extend_from_slice(rest);
-        }
-        None => {
-            out.push(b'@');
-            out.extend_from_slice(tag.as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(line);
-        }
-    }
-    out
 }
 
 /// What rendering a drained event leaves the hub to do.
@@ -376,11 +314,11 @@ fn room_and_groups(s: &mut IrcSession, dir: &dyn Directory, config: &IrcConfig, 
     room.dedup();
     let full = s.caps.has(Caps::USERHOST_IN_NAMES);
     if config.room_presence {
-        joined(out, config, (&me, full), &config.room_channel, &room);
+        joined(out, (config, dir), (&me, full), &config.room_channel, &room);
     }
     for g in dir.groups_of(&me) {
         let members = dir.members(&g).unwrap_or_default();
-        joined(out, config, (&me, full), &format!("#{g}"), &members);
+        joined(out, (config, dir), (&me, full), &format!("#{g}"), &members);
     }
 }
 
@@ -404,14 +342,22 @@ fn ok(
         }) => {
             let members = dir.members(&group).unwrap_or_default();
             let full = s.caps.has(Caps::USERHOST_IN_NAMES);
-            joined(&mut lines, config, (&me, full), &channel, &members);
-            label
+            joined(&mut lines, (config, dir), (&me, full), &channel, &members);
+            r.bytes = gathered(s, label, lines, config);
+            return;
         }
-        Some(Pending::Part { channel, label }) => {
-            Out::new(&mut lines)
+        Some(Pending::Part {
+            channel,
+            label,
+            reason,
+        }) => {
+            let o = Out::new(&mut lines)
                 .command(&source(&me), "PART")
-                .param(&channel)
-                .end();
+                .param(&channel);
+            match reason {
+                Some(r) => o.trailing(&r),
+                None => o.end(),
+            }
             label
         }
         _ => None,
@@ -431,6 +377,8 @@ fn acked(
     let Some(Pending::Send {
         target,
         body,
+        kind,
+        tags,
         label,
     }) = s.answered(reference)
     else {
@@ -444,6 +392,8 @@ fn acked(
         sender: me,
         target: Target::Room,
         body,
+        kind,
+        tags,
     };
     if s.caps.has(Caps::ECHO) {
         message_lines(&mut lines, s.caps.tags(), &m, &target, &[]);
@@ -492,8 +442,17 @@ fn refused(
                 .trailing(&text);
             r.close = true;
         }
-        Some(Pending::Send { target, label, .. }) => {
-            let lines = send_refused(s, &target, error, config);
+        Some(Pending::Send {
+            target,
+            label,
+            kind,
+            ..
+        }) => {
+            // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+            let lines = match kind {
+                MessageKind::Notice => Vec::new(),
+                MessageKind::Message => send_refused(s, &target, error, config),
+            };
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         Some(Pending::Join {
@@ -510,9 +469,9 @@ fn refused(
         }
         Some(Pending::Join { channel, label, .. }) => {
             let lines = join_refused(s, &channel, error, config);
-            out.extend(labeled(lines, label.as_deref(), s, config));
+            out.extend(gathered(s, label, lines, config));
         }
-        Some(Pending::Part { channel, label }) => {
+        Some(Pending::Part { channel, label, .. }) => {
             let mut lines = Vec::new();
             numeric(&mut lines, config, "442", &me)
                 .param(&channel)
@@ -520,22 +479,37 @@ fn refused(
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
         Some(Pending::History { sub, target, label }) => {
-            let code = match error.code() {
-                ErrorCode::NotAMember | ErrorCode::NoSuchGroup | ErrorCode::NoSuchUser => {
-                    "INVALID_TARGET"
-                }
-                _ => "MESSAGE_ERROR",
-            };
-            let mut lines = Vec::new();
-            let what = [code, sub.as_str(), target.as_str()];
-            fail_with(&mut lines, s, config, "CHATHISTORY", &what, &text);
-            out.extend(labeled(lines, label.as_deref(), s, config));
+            out.extend(history_refused(s, (&sub, &target), label, error, config));
         }
         None if error.is_fatal() => Out::new(out)
             .command(&config.server, "ERROR")
             .trailing(&text),
         None => fail(out, s, config, "*", &code_name(error), &text),
     }
+}
+
+/// A refused CHATHISTORY: INVALID_TARGET or MESSAGE_ERROR.
+fn history_refused(
+    s: &IrcSession,
+    (sub, target): (&str, &str),
+    label: Option<String>,
+    error: &ProtocolError,
+    config: &IrcConfig,
+) -> Vec<u8> {
+    let code = match error.code() {
+        ErrorCode::NotAMember | ErrorCode::NoSuchGroup | ErrorCode::NoSuchUser => "INVALID_TARGET",
+        _ => "MESSAGE_ERROR",
+    };
+    let mut lines = Vec::new();
+    fail_with(
+        &mut lines,
+        s,
+        config,
+        "CHATHISTORY",
+        &[code, sub, target],
+        &error.to_string(),
+    );
+    labeled(lines, label.as_deref(), s, config)
 }
 
 /// A refused PRIVMSG: 401 or 404 where IRC has them, else a FAIL.

@@ -166,6 +166,21 @@ pub struct IrcSession {
     /// with the instant it ends. At most [`PENDING_MAX`], beyond which a
     /// PONG takes the barrier at once.
     pub graced: VecDeque<(Instant, Vec<u8>)>,
+    /// Labeled JOINs of several channels whose answers are gathered into
+    /// one labeled batch (at most [`PENDING_MAX`]: each waits for one of
+    /// its remembered requests).
+    pub gathers: Vec<Gather>,
+}
+
+/// A labeled command's lines, gathered until its last answer.
+#[derive(Debug, Default)]
+pub struct Gather {
+    /// The client's label.
+    pub label: String,
+    /// Answers still awaited.
+    pub left: usize,
+    /// The lines so far, unlabeled.
+    pub lines: Vec<u8>,
 }
 
 impl IrcSession {

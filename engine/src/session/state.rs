@@ -309,6 +309,8 @@ mod tests {
             reference: Ref(2),
             target: Target::Room,
             body: "hi",
+            kind: crate::MessageKind::Message,
+            tags: crate::ClientTags::default(),
         };
         let ack = Request::RosterAck {
             version: RosterVersion(1),

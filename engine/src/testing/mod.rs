@@ -197,8 +197,15 @@ impl Store for MemoryStore {
                         sender: m.sender,
                         target,
                         body: m.body.clone(),
+                        kind: m.kind,
+                        tags: m.tags.clone(),
                     };
-                    inner.messages.push(stored.clone());
+                    // Client tags are relayed, not stored (as in every store).
+                    let kept = StoredMessage {
+                        tags: crate::ClientTags::default(),
+                        ..stored.clone()
+                    };
+                    inner.messages.push(kept);
                     Written::Message(Ok(stored))
                 }
                 Write::MessageOnce(m, key) => {

@@ -465,6 +465,8 @@ fn a_long_confab_body_is_split_for_irc_readers() {
             reference: crate::Ref(900),
             target: crate::Target::Room,
             body: &body,
+            kind: crate::MessageKind::Message,
+            tags: crate::ClientTags::default(),
         },
     );
     assert!(s);
@@ -512,4 +514,101 @@ fn with_a_quiet_room_presence_is_not_shown_and_nothing_empty_is_written() {
     assert!(!got.contains("JOIN"), "{got}");
     w.send(b, "PRIVMSG #confab :still here\r\n");
     assert!(w.read(a).contains("PRIVMSG #confab :still here"));
+}
+
+#[test]
+fn a_notice_stays_a_notice_live_in_its_echo_and_in_history() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.send(a, "@+draft/reply=7 NOTICE #confab :heads up\r\n");
+    let echo = w.read(a);
+    assert!(
+        echo.contains(";+draft/reply=7 :alice!alice@confab NOTICE #confab :heads up\r\n"),
+        "{echo}"
+    );
+    let got = w.read(b);
+    assert!(
+        got.contains(";+draft/reply=7 :alice!alice@confab NOTICE #confab :heads up\r\n"),
+        "{got}"
+    );
+    // The kind is stored; the client tags are not.
+    w.send(b, "CHATHISTORY LATEST #confab * 10\r\n");
+    let page = w.read(b);
+    assert!(
+        page.contains("account=alice :alice!alice@confab NOTICE #confab :heads up\r\n"),
+        "{page}"
+    );
+    assert!(!page.contains("+draft/reply"), "{page}");
+}
+
+#[test]
+fn a_notice_that_cannot_be_delivered_is_not_answered() {
+    let mut w = Irc::new(&["alice"]);
+    let a = w.login("alice");
+    w.send(a, "NOTICE #nowhere :hello\r\nPRIVMSG #nowhere :hello\r\n");
+    let got = w.read(a);
+    assert_eq!(got.matches(" 404 ").count(), 1, "{got}");
+}
+
+#[test]
+fn a_tagmsg_is_relayed_live_and_not_stored() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.send(a, "@label=t1;+typing=active TAGMSG bob\r\n");
+    let echo = w.read(a);
+    assert!(
+        echo.starts_with("@label=t1;+typing=active;msgid="),
+        "{echo}"
+    );
+    assert!(
+        echo.ends_with(":alice!alice@confab TAGMSG bob\r\n"),
+        "{echo}"
+    );
+    let got = w.read(b);
+    assert!(got.starts_with("@+typing=active;msgid="), "{got}");
+    assert!(got.ends_with(";account=alice :alice!alice@confab TAGMSG bob\r\n"));
+    w.send(b, "CHATHISTORY LATEST alice * 10\r\n");
+    assert!(!w.read(b).contains("TAGMSG"));
+    let too_many = format!("@+k={} TAGMSG bob\r\n", "v".repeat(4092));
+    w.send(a, &too_many);
+    assert!(w.read(a).contains(" 417 "));
+    assert_eq!(w.read(b), "");
+}
+
+#[test]
+fn a_part_reason_reaches_the_members_and_the_creator_is_an_operator() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.send(a, "JOIN #team\r\n");
+    w.read(a);
+    w.send(b, "JOIN #team\r\n");
+    let got = w.read(b);
+    assert!(got.contains(" 353 bob = #team :@alice bob\r\n"), "{got}");
+    w.read(a);
+    w.send(b, "PART #team :see you\r\n");
+    assert!(w
+        .read(b)
+        .contains(":bob!bob@confab PART #team :see you\r\n"));
+    assert!(w
+        .read(a)
+        .contains(":bob!bob@confab PART #team :see you\r\n"));
+}
+
+#[test]
+fn a_labeled_join_of_several_channels_is_one_labeled_batch() {
+    let mut w = Irc::new(&["alice"]);
+    let a = w.login("alice");
+    w.send(a, "@label=j1 JOIN #one,inv@lid,#two\r\n");
+    let got = w.read(a);
+    assert_eq!(got.matches("label=j1").count(), 1, "{got}");
+    assert!(got.starts_with("@label=j1 :confab BATCH +"), "{got}");
+    for part in [" 403 alice inv@lid ", " JOIN #one\r\n", " JOIN #two\r\n"] {
+        assert!(got.contains(part), "{part}: {got}");
+    }
+    assert!(got.contains(":confab BATCH -"), "{got}");
 }

@@ -62,6 +62,8 @@ impl Codec for Lines {
                     reference: r,
                     target: Target::Room,
                     body: rest,
+                    kind: crate::MessageKind::Message,
+                    tags: crate::ClientTags::default(),
                 }
             }
             _ => return Decoded::NotARequest(end + 1, "UNKNOWN"),

@@ -127,6 +127,8 @@ fn a_room_message_out_of_id_order_is_still_delivered_once() {
             sender: name("alice"),
             target: Target::Room,
             body: format!("from another node {id}"),
+            kind: crate::MessageKind::Message,
+            tags: crate::ClientTags::default(),
         };
         w.hub.handle_committed(w.now, message, None);
     }

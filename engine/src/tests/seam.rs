@@ -60,6 +60,8 @@ impl Shell {
                     sender: message.sender,
                     target: message.target,
                     body: message.body,
+                    kind: message.kind,
+                    tags: message.tags,
                 };
                 let stored = EffectResult::Stored {
                     conn,
@@ -209,6 +211,8 @@ fn a_message_committed_elsewhere_reaches_exactly_the_entitled_sessions_in_id_ord
         sender: name(sender),
         target,
         body: format!("m{id}"),
+        kind: crate::MessageKind::Message,
+        tags: crate::ClientTags::default(),
     };
     // Committed on another node: no session here sent them, so even the
     // sender's own sessions get a copy (ann's, of 12).

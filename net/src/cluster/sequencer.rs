@@ -263,6 +263,8 @@ mod tests {
             sender: Name::new("ann").expect("valid"),
             target: Target::Room,
             body: format!("{id}"),
+            kind: confab_engine::MessageKind::Message,
+            tags: confab_engine::ClientTags::default(),
         }
     }
 

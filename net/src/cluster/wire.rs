@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use confab_engine::effect::{GroupOp, StoredMessage};
 use confab_engine::frame::{GroupAction, Presence, Target};
-use confab_engine::{DeviceId, MessageId, Name, Remote, Source, SourceNet};
+use confab_engine::{ClientTags, DeviceId, MessageId, MessageKind, Name, Remote, Source, SourceNet};
 
 /// One bus message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,6 +174,8 @@ pub(crate) fn encode(node: u64, note: &Note) -> Vec<u8> {
             w.str(m.sender.as_str());
             w.target(&m.target);
             w.str(&m.body);
+            w.0.push(m.kind.code());
+            w.str(m.tags.get().unwrap_or(""));
         }
         Note::Group(op) => {
             let (kind, group, user) = match op {
@@ -226,6 +228,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Note), WireError> {
             sender: r.name()?,
             target: r.target()?,
             body: r.str()?.to_owned(),
+            kind: MessageKind::from_code(r.u8()?),
+            // Bounded as a client's: more than the limit reads as none.
+            tags: ClientTags::from_raw(r.str()?).unwrap_or_default(),
         }),
         b'G' => {
             let kind = r.u8()?;
@@ -393,6 +398,8 @@ mod tests {
                 sender: n("ann"),
                 target: Target::User(n("Bob")),
                 body: "héllo".into(),
+                kind: MessageKind::Notice,
+                tags: ClientTags::from_raw("+a=b").unwrap_or_default(),
             }),
             Note::Group(GroupOp::Join {
                 group: n("g"),

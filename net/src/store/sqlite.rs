@@ -42,7 +42,7 @@ use confab_engine::effect::{
 };
 use confab_engine::name::NameKey;
 use confab_engine::window::{Bound, Range};
-use confab_engine::{MessageId, Name, ProtocolError, Target};
+use confab_engine::{ClientTags, MessageId, MessageKind, Name, ProtocolError, Target};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, ToSql,
@@ -140,7 +140,9 @@ const KIND_USER: i64 = 2;
 /// of one index range each (SQLite allows 500 terms in a compound SELECT).
 const MAX_CONV_BRANCHES: usize = 100;
 /// The columns [`message_from_row`] reads, in order.
-const MESSAGE_COLUMNS: &[&str] = &["id", "ts_ms", "sender", "kind", "target", "body"];
+const MESSAGE_COLUMNS: &[&str] = &[
+    "id", "ts_ms", "sender", "kind", "target", "body", "msg_kind",
+];
 /// Page cache per connection (a negative `cache_size` is KiB).
 const CACHE_KIB: i64 = 32 * 1024;
 /// Unindexed messages from which a spare moment is used to index them:
@@ -472,7 +474,7 @@ impl Store for SqliteStore {
     fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT id, ts_ms, sender, kind, target, body FROM messages WHERE id = ?1",
+                "SELECT id, ts_ms, sender, kind, target, body, msg_kind FROM messages WHERE id = ?1",
             )
             .and_then(|mut s| s.query_row([sat_i64(id.0)], message_from_row).optional())
             .map_err(failed("loading a message"))

@@ -10,7 +10,7 @@ use confab_engine::effect::{
 };
 use confab_engine::frame::Target;
 use confab_engine::window::{Bound, Range};
-use confab_engine::{MessageId, Name, ProtocolError};
+use confab_engine::{ClientTags, MessageId, MessageKind, Name, ProtocolError};
 use postgres::{Client, GenericClient, Row, Transaction};
 
 use super::{failed, name_of, sat_i64, sat_u64};
@@ -54,7 +54,7 @@ fn target_of(kind: i16, name: &str) -> Result<Target, StoreError> {
 }
 
 /// The columns [`message_from_row`] reads.
-pub(crate) const MESSAGE_COLUMNS: &str = "id, ts, sender, kind, target, body, deleted_by";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, ts, sender, kind, target, body, deleted_by, msg_kind";
 
 /// The tombstones among `rows` (read with [`MESSAGE_COLUMNS`]).
 fn deleted(rows: &[Row]) -> Result<Vec<(MessageId, Name)>, StoreError> {
@@ -74,12 +74,15 @@ pub(crate) fn message_from_row(r: &Row) -> Result<StoredMessage, StoreError> {
     let (id, ts): (i64, i64) = (r.try_get(0).map_err(&col)?, r.try_get(1).map_err(&col)?);
     let (sender, kind): (&str, i16) = (r.try_get(2).map_err(&col)?, r.try_get(3).map_err(&col)?);
     let (target, body): (&str, String) = (r.try_get(4).map_err(&col)?, r.try_get(5).map_err(&col)?);
+    let msg_kind: i16 = r.try_get(7).map_err(&col)?;
     Ok(StoredMessage {
         id: MessageId(sat_u64(id)),
         timestamp_ms: sat_u64(ts),
         sender: name_of(sender)?,
         target: target_of(kind, target)?,
         body,
+        kind: MessageKind::from_code(u8::try_from(msg_kind).unwrap_or(0)),
+        tags: ClientTags::default(),
     })
 }
 
@@ -94,6 +97,7 @@ struct Rows {
     target_key: Vec<String>,
     conv: Vec<String>,
     body: Vec<String>,
+    msg_kind: Vec<i16>,
 }
 
 impl Rows {
@@ -108,6 +112,7 @@ impl Rows {
             .push(Name::new(target).map_or(String::new(), |n| n.key().as_str().to_owned()));
         self.conv.push(conv(&m.sender, &m.target));
         self.body.push(m.body.clone());
+        self.msg_kind.push(i16::from(m.kind.code()));
     }
 
     fn insert(&self, tx: &mut Transaction<'_>, ts: i64, node: i64) -> Result<(), StoreError> {
@@ -115,11 +120,12 @@ impl Rows {
             return Ok(());
         }
         tx.execute(
-            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body, node)
-             SELECT id, $1, sender, sender_key, kind, target, target_key, conv, body, $10 FROM
+            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body, node,
+                                   msg_kind)
+             SELECT id, $1, sender, sender_key, kind, target, target_key, conv, body, $10, msg_kind FROM
              UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::SMALLINT[], $6::TEXT[], $7::TEXT[],
-                    $8::TEXT[], $9::TEXT[])
-             AS t (id, sender, sender_key, kind, target, target_key, conv, body)",
+                    $8::TEXT[], $9::TEXT[], $11::SMALLINT[])
+             AS t (id, sender, sender_key, kind, target, target_key, conv, body, msg_kind)",
             &[
                 &ts,
                 &self.id,
@@ -131,6 +137,7 @@ impl Rows {
                 &self.conv,
                 &self.body,
                 &node,
+                &self.msg_kind,
             ],
         )
         .map(drop)
@@ -240,6 +247,8 @@ fn message(
         sender: m.sender,
         target,
         body: m.body.clone(),
+        kind: m.kind,
+        tags: m.tags.clone(),
     };
     rows.push(&stored);
     Ok(Written::Message(Ok(stored)))
@@ -589,7 +598,7 @@ pub(super) fn committed_from(
     let messages = rows
         .iter()
         .map(|r| {
-            let by: i64 = r.try_get(7).map_err(failed(doing))?;
+            let by: i64 = r.try_get(8).map_err(failed(doing))?;
             Ok((message_from_row(r)?, node != 0 && by == node))
         })
         .collect::<Result<_, StoreError>>()?;

@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_conv ON messages (conv, id);
 -- CHATHISTORY's timestamp bounds: the first id committed after a time.
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+-- A message's kind (0 a message, 1 a notice: `MessageKind::code`), added
+-- after the table was: older rows are messages.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS msg_kind SMALLINT NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS offline (
     user_key TEXT PRIMARY KEY,
     seen_upto BIGINT NOT NULL

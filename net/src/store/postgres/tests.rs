@@ -66,6 +66,8 @@ fn send(sender: &str, target: Target, body: &str) -> Write {
         sender: n(sender),
         target,
         body: body.into(),
+        kind: confab_engine::MessageKind::Message,
+        tags: confab_engine::ClientTags::default(),
     })
 }
 
@@ -322,6 +324,8 @@ fn a_send_key_is_committed_once_and_answered_with_the_original() {
                 sender: n("bob"),
                 target: Target::Room,
                 body: body.into(),
+                kind: confab_engine::MessageKind::Message,
+                tags: confab_engine::ClientTags::default(),
             },
             key,
         )

@@ -307,4 +307,10 @@ CREATE TABLE address_bans (
     at_ms    INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // n -> n + 1: a message's kind (issue 19: IRC's NOTICE beside its
+    // PRIVMSG), so history replays a notice as one; 0 a message, 1 a
+    // notice (`MessageKind::code`). Older rows are messages.
+    r#"
+ALTER TABLE messages ADD COLUMN msg_kind INTEGER NOT NULL DEFAULT 0 CHECK (msg_kind IN (0, 1));
+"#,
 ];

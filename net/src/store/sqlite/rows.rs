@@ -46,6 +46,8 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage>
         sender: row.get::<_, DbName>(2)?.0,
         target,
         body: row.get(5)?,
+        kind: MessageKind::from_code(row.get::<_, u8>(6)?),
+        tags: ClientTags::default(),
     })
 }
 

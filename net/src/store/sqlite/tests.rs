@@ -26,6 +26,8 @@ fn send(sender: &str, target: Target, body: &str) -> Write {
         sender: n(sender),
         target,
         body: body.to_owned(),
+        kind: confab_engine::MessageKind::Message,
+        tags: confab_engine::ClientTags::default(),
     })
 }
 

@@ -34,6 +34,8 @@ fn once(device: DeviceId, client: u64, body: &str) -> Write {
         sender: n("alice"),
         target: Target::Room,
         body: body.to_owned(),
+        kind: confab_engine::MessageKind::Message,
+        tags: confab_engine::ClientTags::default(),
     };
     Write::MessageOnce(
         m,

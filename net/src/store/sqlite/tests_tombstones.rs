@@ -19,6 +19,8 @@ fn say(store: &mut SqliteStore, body: &str) -> MessageId {
         sender: n("bob"),
         target: Target::Room,
         body: body.to_owned(),
+        kind: confab_engine::MessageKind::Message,
+        tags: confab_engine::ClientTags::default(),
     };
     match store.commit(&[Write::Message(m)], 5_000).expect("commits")[0].clone() {
         Written::Message(Ok(m)) => m.id,

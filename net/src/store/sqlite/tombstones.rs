@@ -26,7 +26,7 @@ impl SqliteStore {
         let tx = self.conn.transaction().map_err(failed(DOING))?;
         let found = tx
             .prepare_cached(
-                "SELECT id, ts_ms, sender, kind, target, body FROM messages WHERE id = ?1",
+                "SELECT id, ts_ms, sender, kind, target, body, msg_kind FROM messages WHERE id = ?1",
             )
             .and_then(|mut s| s.query_row([sat_i64(id.0)], message_from_row).optional())
             .map_err(failed(DOING))?;

@@ -61,22 +61,24 @@ pub(super) fn stage_message<'a>(
         sender: m.sender,
         target,
         body: m.body.clone(),
+        kind: m.kind,
+        tags: m.tags.clone(),
     }))
 }
 
-/// Most rows one INSERT statement takes (9 parameters each).
+/// Most rows one INSERT statement takes (10 parameters each).
 pub(super) const ROWS_PER_INSERT: usize = 32;
 
 /// `INSERT INTO messages ... VALUES` with `n` rows of parameters.
 pub(super) fn insert_sql(n: usize) -> String {
     let rows: Vec<String> = (0..n)
         .map(|r| {
-            let p: Vec<String> = (1..=9).map(|c| format!("?{}", r * 9 + c)).collect();
+            let p: Vec<String> = (1..=10).map(|c| format!("?{}", r * 10 + c)).collect();
             format!("({})", p.join(", "))
         })
         .collect();
     format!(
-        "INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body)
+        "INSERT INTO messages (id, ts_ms, sender, sender_key, kind, target, target_key, conv_id, body, msg_kind)
          VALUES {}",
         rows.join(", ")
     )
@@ -103,7 +105,7 @@ pub(super) fn insert_rows(
         let (chunk, tail) = rest.split_at(1 << k);
         let mut stmt = conn.prepare_cached(&sql[k as usize])?;
         for (r, row) in chunk.iter().enumerate() {
-            let at = r * 9;
+            let at = r * 10;
             let m = row.message;
             let target_key = row.target.map(|t| t.key());
             stmt.raw_bind_parameter(at + 1, row.id)?;
@@ -115,6 +117,7 @@ pub(super) fn insert_rows(
             stmt.raw_bind_parameter(at + 7, target_key.as_ref().map(|k| k.as_str()))?;
             stmt.raw_bind_parameter(at + 8, row.conv_id)?;
             stmt.raw_bind_parameter(at + 9, m.body.as_str())?;
+            stmt.raw_bind_parameter(at + 10, i64::from(m.kind.code()))?;
         }
         stmt.raw_execute()?;
         rest = tail;

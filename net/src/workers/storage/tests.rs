@@ -24,6 +24,8 @@ fn message(to: Target, body: &str) -> WriteJob {
             sender: name("ann"),
             target: to,
             body: body.into(),
+            kind: confab_engine::MessageKind::Message,
+            tags: confab_engine::ClientTags::default(),
         },
         once: None,
     }

@@ -1,0 +1,120 @@
+//! TAGMSG: client-only tags relayed live, never stored (docs/IRC.md).
+//!
+//! A TAGMSG has no id and no history: it goes to the sessions that are
+//! entitled to a message to the same target now (`routing::recipients`),
+//! only those that read IRC with `message-tags` (no other protocol has a
+//! word for it), encoded once and shared. The sender gets its echo with
+//! `echo-message`, or an `ACK` when labeled.
+
+use crate::effect::StoredMessage;
+use crate::event::Event;
+use crate::id::{ConnId, MessageId};
+use crate::irc::codec::{source, TagSet};
+use crate::irc::line::Out;
+use crate::irc::replies::{labeled, numeric};
+use crate::irc::session::Caps;
+use crate::message_kind::{ClientTags, MessageKind};
+use crate::send_queue::Class;
+use crate::shared::Shared;
+use crate::wire::frame::Target;
+
+use super::routing::recipients;
+use super::Hub;
+
+impl Hub {
+    /// Relays a TAGMSG from `conn` to `target` (`to` as the client wrote it).
+    pub(super) fn irc_relay(
+        &mut self,
+        conn: ConnId,
+        target: Target,
+        to: &str,
+        tags: &ClientTags,
+        label: Option<&str>,
+    ) {
+        let Some(user) = self.user(conn) else { return };
+        let last = self.last_id.get();
+        let Some(g) = self.irc.as_deref_mut() else {
+            return;
+        };
+        // Its msgid is no message's: unique (the newest stored id, then a
+        // count), and not a reference CHATHISTORY reads.
+        g.relayed += 1;
+        let msgid = format!("{last}-t{}", g.relayed);
+        let g = &*g;
+        let (config, all) = (g.config.clone(), g.protocols.of(TagSet::All));
+        let Some(s) = g.sessions.get(&conn) else {
+            return;
+        };
+        let refused = |code: &str, text: &str| {
+            let mut out = Vec::new();
+            numeric(&mut out, &config, code, user.as_str())
+                .param(to)
+                .trailing(text);
+            labeled(out, label, s, &config)
+        };
+        let target = match target {
+            Target::Group(group) => match self.groups.of_member(&user, &group) {
+                Ok(name) => Target::Group(name),
+                Err(_) => {
+                    let out = refused("404", "Cannot send to channel");
+                    return self.push(conn, Event::Raw(out.into()), Class::Control);
+                }
+            },
+            Target::User(u) => match self.roster.online.get(&u.key()) {
+                Some(online) => Target::User(online.name),
+                None => {
+                    let out = refused("401", "No such nick");
+                    return self.push(conn, Event::Raw(out.into()), Class::Control);
+                }
+            },
+            Target::Room => Target::Room,
+        };
+        let shown = match &target {
+            Target::Room => config.room_channel.clone(),
+            Target::Group(g) => format!("#{g}"),
+            Target::User(u) => u.to_string(),
+        };
+        let mut line = Vec::new();
+        let mut o = Out::new(&mut line);
+        if let Some(t) = tags.get() {
+            o = o.tag(t, "");
+        }
+        o.tag("msgid", &msgid)
+            .tag("account", user.as_str())
+            .command(&source(&user), "TAGMSG")
+            .param(&shown)
+            .end();
+        let echo = match s.caps.has(Caps::ECHO) {
+            true => labeled(line.clone(), label, s, &config),
+            false => labeled(Vec::new(), label, s, &config),
+        };
+        // The audience of a message to the same target, now.
+        let probe = StoredMessage {
+            id: MessageId(0),
+            timestamp_ms: 0,
+            sender: user,
+            target,
+            body: String::new(),
+            kind: MessageKind::Message,
+            tags: ClientTags::default(),
+        };
+        // A TAGMSG to oneself also reaches the sending session, after its
+        // echo (as a PRIVMSG to oneself does).
+        let to_self = matches!(probe.target, Target::User(u) if u.key() == user.key());
+        let mut readers = Vec::new();
+        recipients(&self.roster, &self.groups, &probe, |c, _| {
+            if c != conn || to_self {
+                readers.push(c);
+            }
+        });
+        if !echo.is_empty() {
+            self.push(conn, Event::Raw(echo.into()), Class::Control);
+        }
+        let shared = Shared::new(Event::Raw(line.into()));
+        for c in readers {
+            if self.sessions.get(c).is_some_and(|r| r.protocol == all) {
+                self.push_shared(c, &shared, Class::Message, None);
+            }
+        }
+    }
+}

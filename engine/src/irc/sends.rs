@@ -1,0 +1,109 @@
+//! PRIVMSG, NOTICE and TAGMSG of a registered client: a SEND of its kind
+//! with its client-only tags, or (TAGMSG) a live relay, never stored.
+
+use crate::message_kind::{ClientTags, MessageKind};
+use crate::request::Request;
+
+use super::line::Line;
+use super::queries::target;
+use super::replies::{fail, numeric, reply};
+use super::session::IrcSession;
+use super::{Act, IrcConfig, Pending};
+
+/// PRIVMSG and NOTICE: a SEND, answered when it is stored.
+pub fn privmsg<'a>(
+    s: &mut IrcSession,
+    cmd: &str,
+    line: &Line<'a>,
+    config: &IrcConfig,
+    acts: &mut Vec<Act<'a>>,
+) {
+    let me = s.me();
+    let kind = match cmd {
+        "NOTICE" => MessageKind::Notice,
+        _ => MessageKind::Message,
+    };
+    // A NOTICE is never answered with an error (RFC 2812 3.3.2).
+    let reply = |acts: &mut Vec<Act<'a>>, out: Vec<u8>| {
+        if kind == MessageKind::Message {
+            reply(acts, out)
+        }
+    };
+    let (to, body) = (line.param(0), line.param(1));
+    let mut out = Vec::new();
+    if to.is_empty() {
+        numeric(&mut out, config, "411", &me).trailing("No recipient given");
+        return reply(acts, out);
+    }
+    if line.params.len() < 2 || body.is_empty() {
+        numeric(&mut out, config, "412", &me).trailing("No text to send");
+        return reply(acts, out);
+    }
+    let Some(t) = target(config, to) else {
+        let code = if to.starts_with('#') { "403" } else { "401" };
+        numeric(&mut out, config, code, &me)
+            .param(to)
+            .trailing("No such nick/channel");
+        return reply(acts, out);
+    };
+    let Some(tags) = ClientTags::from_raw(line.tags) else {
+        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+        return reply(acts, out);
+    };
+    let pending = Pending::Send {
+        target: to.to_owned(),
+        body: body.to_owned(),
+        kind,
+        tags: tags.clone(),
+        label: line.tag("label").map(str::to_owned),
+    };
+    let Some(reference) = s.remember(pending) else {
+        fail(
+            &mut out,
+            s,
+            config,
+            "PRIVMSG",
+            "BUSY",
+            "Too many messages in flight",
+        );
+        return reply(acts, out);
+    };
+    acts.push(Act::Request(
+        Request::Send {
+            reference,
+            target: t,
+            body,
+            kind,
+            tags,
+        },
+        None,
+    ));
+}
+
+/// TAGMSG: client-only tags, relayed live to the target's readers with
+/// `message-tags` and never stored (see `hub::irc_relay`).
+pub fn tagmsg(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
+    let (me, to) = (s.me(), line.param(0));
+    let mut out = Vec::new();
+    if to.is_empty() {
+        numeric(&mut out, config, "411", &me).trailing("No recipient given");
+        return reply(acts, out);
+    }
+    let Some(target) = target(config, to) else {
+        let code = if to.starts_with('#') { "403" } else { "401" };
+        numeric(&mut out, config, code, &me)
+            .param(to)
+            .trailing("No such nick/channel");
+        return reply(acts, out);
+    };
+    let Some(tags) = ClientTags::from_raw(line.tags) else {
+        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+        return reply(acts, out);
+    };
+    acts.push(Act::Relay {
+        target,
+        to: to.to_owned(),
+        tags,
+        label: line.tag("label").map(str::to_owned),
+    });
+}
