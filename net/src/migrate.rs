@@ -429,7 +429,14 @@ fn copy_roles_and_bans(src: &Connection, tx: &mut Transaction<'_>) -> Result<(),
         .map_err(sqlite_failed)?;
     let mutes: Vec<Mute> = q
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .and_then(|rows| rows.collect())
         .map_err(sqlite_failed)?;
@@ -446,7 +453,9 @@ fn copy_roles_and_bans(src: &Connection, tx: &mut Transaction<'_>) -> Result<(),
         .prepare("SELECT net, until_ms, reason, by, at_ms FROM address_bans")
         .map_err(sqlite_failed)?;
     let bans: Vec<Ban> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(sqlite_failed)?;
     for (net, until, reason, by, at) in &bans {

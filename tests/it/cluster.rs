@@ -409,7 +409,8 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     node.client("bob")
         .run(&["group", "unmute", "old", "carol"])
         .ok();
-    node.client("carol").send("#old", "unmuted by the moderator");
+    node.client("carol")
+        .send("#old", "unmuted by the moderator");
     let lifted = node.server_command(&["--store", &cluster.store, "unban-address", "10.0.0.0/8"]);
     assert!(
         lifted.ok().contains("lifted the ban of 10.0.0.0/8"),

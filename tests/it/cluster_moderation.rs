@@ -28,7 +28,9 @@ fn a_moderator_appointed_on_one_node_removes_and_mutes_on_another_and_it_survive
     for user in ["mo", "bob", "eve"] {
         a.client(user).run(&["group", "join", "dev"]).ok();
     }
-    a.client("olga").run(&["group", "appoint", "dev", "mo"]).ok();
+    a.client("olga")
+        .run(&["group", "appoint", "dev", "mo"])
+        .ok();
 
     // Node B starts after the appointment: it reads the roles from
     // PostgreSQL.
@@ -43,7 +45,9 @@ fn a_moderator_appointed_on_one_node_removes_and_mutes_on_another_and_it_survive
         .run(&["group", "remove", "dev", "eve", "--reason", "off topic"]);
     assert!(run.ok().contains(r#""action":"group-remove""#), "{run:?}");
     b.client("mo")
-        .run(&["group", "mute", "dev", "bob", "--for", "1h", "--reason", "calm"])
+        .run(&[
+            "group", "mute", "dev", "bob", "--for", "1h", "--reason", "calm",
+        ])
         .ok();
     let muted = b.client("bob").run(&["send", "--to", "#dev", "loud"]);
     assert!(

@@ -90,6 +90,28 @@ pub(super) fn name_of(s: &str) -> Result<Name, StoreError> {
     })
 }
 
+/// The registered spelling of `user`, if there is such an account.
+pub(super) fn account_name(
+    tx: &mut impl postgres::GenericClient,
+    user: &Name,
+) -> Result<Option<Name>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT name FROM accounts WHERE name_key = $1",
+            &[&user.key().as_str()],
+        )
+        .map_err(failed("reading an account"))?;
+    row.map(|r| name_of(r.get(0))).transpose()
+}
+
+/// The wall clock, in ms since the Unix epoch (what a mute's time left
+/// is counted from when a node loads it).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or key=value conninfo) and
     /// creates the schema if absent.
@@ -251,7 +273,7 @@ impl Store for PgStore {
         }
         let client = self.client()?;
         let roles = group_roles::roles(client)?;
-        let group_mutes = group_roles::mutes(client, crate::ops::now_ms())?;
+        let group_mutes = group_roles::mutes(client, now_ms())?;
         Ok(Loaded {
             last_id,
             groups,

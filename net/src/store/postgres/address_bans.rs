@@ -16,7 +16,7 @@ impl PgStore {
     /// Bans the block `ban.net` (replacing an earlier ban of it), with its
     /// audit line, in one transaction.
     pub fn ban_address(&mut self, ban: &StoredAddressBan, actor: &str) -> Result<(), StoreError> {
-        self.ban_address_at(ban, actor, crate::ops::now_ms())
+        self.ban_address_at(ban, actor, super::now_ms())
     }
 
     fn ban_address_at(
@@ -44,7 +44,7 @@ impl PgStore {
     /// Lifts the ban of exactly the block `net` (auditing it); whether
     /// there was one.
     pub fn lift_address(&mut self, net: &str, actor: &str) -> Result<bool, StoreError> {
-        self.lift_address_at(net, actor, crate::ops::now_ms())
+        self.lift_address_at(net, actor, super::now_ms())
     }
 
     fn lift_address_at(&mut self, net: &str, actor: &str, now_ms: u64) -> Result<bool, StoreError> {
@@ -87,9 +87,7 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let actor = record.actor.as_str();
         if record.lift {
-            return self
-                .lift_address_at(&record.block, actor, now_ms)
-                .map(drop);
+            return self.lift_address_at(&record.block, actor, now_ms).map(drop);
         }
         let ban = StoredAddressBan {
             net: record.block.clone(),

@@ -14,9 +14,8 @@ use confab_engine::store::GroupMute;
 use confab_engine::{Name, ProtocolError};
 use postgres::{GenericClient, Transaction};
 
-use super::messages::account_name;
 use super::moderation::audit_in;
-use super::{failed, name_of, sat_i64};
+use super::{account_name, failed, name_of, sat_i64};
 use crate::store::StoreError;
 
 const DOING: &str = "changing a group";

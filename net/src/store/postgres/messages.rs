@@ -5,15 +5,14 @@
 //! the `(conv, id)` index serves history pages from.
 
 use confab_engine::effect::{
-    Committed, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, SendKey,
-    StoredMessage,
+    Committed, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, SendKey, StoredMessage,
 };
 use confab_engine::frame::Target;
 use confab_engine::window::{Bound, Range};
 use confab_engine::{MessageId, Name, ProtocolError};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, Row, Transaction};
 
-use super::{failed, name_of, sat_i64, sat_u64};
+use super::{account_name, failed, name_of, sat_i64, sat_u64};
 use crate::store::{StoreError, Write, Written};
 
 const ROOM: i16 = 0;
@@ -243,16 +242,6 @@ fn message(
     };
     rows.push(&stored);
     Ok(Written::Message(Ok(stored)))
-}
-
-pub(super) fn account_name(tx: &mut impl GenericClient, user: &Name) -> Result<Option<Name>, StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT name FROM accounts WHERE name_key = $1",
-            &[&user.key().as_str()],
-        )
-        .map_err(failed("reading an account"))?;
-    row.map(|r| name_of(r.get(0))).transpose()
 }
 
 fn sent_before(tx: &mut Transaction<'_>, key: &SendKey) -> Result<Option<Committed>, StoreError> {

@@ -91,7 +91,7 @@ impl PgStore {
     /// Records a ban or mute of `sanction.name` (replacing one of the same
     /// kind) and its audit line, in one transaction.
     pub fn sanction(&mut self, sanction: &StoredSanction, actor: &str) -> Result<(), StoreError> {
-        let now = sat_i64(crate::ops::now_ms());
+        let now = sat_i64(super::now_ms());
         let kind = kind_text(sanction.kind);
         let until = sanction.until_ms.map(sat_i64);
         let name = sanction.name;
@@ -123,7 +123,7 @@ impl PgStore {
         user: &Name,
         actor: &str,
     ) -> Result<bool, StoreError> {
-        let now = sat_i64(crate::ops::now_ms());
+        let now = sat_i64(super::now_ms());
         let text = kind_text(kind);
         self.transaction("lifting a sanction", |tx| {
             let n = tx
@@ -145,7 +145,7 @@ impl PgStore {
         target: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let now = sat_i64(crate::ops::now_ms());
+        let now = sat_i64(super::now_ms());
         audit_in(self.client()?, now, actor, action, target, reason)
     }
 

@@ -391,7 +391,10 @@ fn group_roles_and_mutes_are_stored_forgotten_on_leave_and_loaded() {
         group_codes(&out),
         [None, None, None, None, None, Some(ErrorCode::NoSuchGroup)]
     );
-    let loaded = PgStore::open(&db.url).expect("reopen").load().expect("load");
+    let loaded = PgStore::open(&db.url)
+        .expect("reopen")
+        .load()
+        .expect("load");
     assert_eq!(
         loaded.roles,
         vec![(n("Devs"), n("bob"), true), (n("Devs"), n("carol"), false)]
@@ -416,10 +419,7 @@ fn group_roles_and_mutes_are_stored_forgotten_on_leave_and_loaded() {
             2_000,
         )
         .expect("commit");
-    assert_eq!(
-        group_codes(&out),
-        [None, Some(ErrorCode::NotAMember), None]
-    );
+    assert_eq!(group_codes(&out), [None, Some(ErrorCode::NotAMember), None]);
     let loaded = s.load().expect("load");
     assert_eq!(loaded.groups, vec![(n("Devs"), vec![n("bob")])]);
     assert_eq!(loaded.roles, vec![(n("Devs"), n("bob"), true)]);
@@ -435,7 +435,7 @@ fn group_roles_and_mutes_are_stored_forgotten_on_leave_and_loaded() {
         reason: "calm".into(),
         by: n("bob"),
     });
-    let now = crate::ops::now_ms();
+    let now = super::now_ms();
     s.commit(&[timed, moderate("devs", "carol", Appoint)], now)
         .expect("mute");
     let left = s.load().expect("load").group_mutes[0].2;
