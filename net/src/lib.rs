@@ -222,10 +222,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             println!("{moved}");
             Ok(())
         }
-        Some(Command::Ops(command)) => {
-            let mut store = sqlite_store(&args.data_dir, args.sync)?;
-            ops::run(&args.data_dir, &mut store, command)
-        }
+        Some(Command::Ops(command)) => match postgres_url(args)? {
+            Some(url) => ops::run(&args.data_dir, &mut PgStore::open(url)?, command),
+            None => ops::run(
+                &args.data_dir,
+                &mut sqlite_store(&args.data_dir, args.sync)?,
+                command,
+            ),
+        },
         None => serve(args, stores, node),
     }
 }
@@ -234,15 +238,14 @@ fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error>
     args.engine_config().check()?;
     let tls = server_tls(args)?;
     let signals = signals::Signals::install().map_err(Error::Signals)?;
-    // Address bans are the SQLite store's still: a cluster node starts
-    // without them (docs/SCALING.md).
     let (sanctions, operators, address_bans) = match postgres_url(args)? {
         Some(url) => {
             let mut store = PgStore::open(url)?;
+            let now = ops::now_ms();
             (
-                store.sanctions(ops::now_ms())?,
+                store.sanctions(now)?,
                 store.operators()?,
-                Vec::new(),
+                store.address_bans(now)?,
             )
         }
         None => {

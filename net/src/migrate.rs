@@ -4,7 +4,8 @@
 //! messages (and the id counter, so new ids follow the old ones, also
 //! past messages retention deleted), devices (their tokens and bookmarks
 //! stay valid, so clients resume where they were), the exactly-once send
-//! records, read markers, offline marks, sanctions and the audit log.
+//! records, read markers, offline marks, sanctions, group roles and
+//! mutes, address bans and the audit log.
 //!
 //! One PostgreSQL transaction: a failure leaves the target empty. The
 //! SQLite database is opened (and brought to the current schema) by
@@ -385,6 +386,7 @@ fn copy_moderation(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Err
         )
         .map_err(pg_failed("copying sanctions"))?;
     }
+    copy_roles_and_bans(src, tx)?;
     let mut q = src
         .prepare("SELECT at_ms, actor, action, target, reason FROM audit ORDER BY id")
         .map_err(sqlite_failed)?;
@@ -400,6 +402,69 @@ fn copy_moderation(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Err
             &[at, actor, action, target, reason],
         )
         .map_err(pg_failed("copying the audit log"))?;
+    }
+    Ok(())
+}
+
+/// Group roles, group mutes and address bans: the same columns on both
+/// stores (SQLite's `by` is PostgreSQL's `by_whom`).
+fn copy_roles_and_bans(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Error> {
+    let mut q = src
+        .prepare("SELECT group_key, name_key, name, role FROM group_roles")
+        .map_err(sqlite_failed)?;
+    let roles: Vec<(String, String, String, String)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sqlite_failed)?;
+    for (g, u, name, role) in &roles {
+        tx.execute(
+            "INSERT INTO group_roles (group_key, name_key, name, role) VALUES ($1, $2, $3, $4)",
+            &[g, u, name, role],
+        )
+        .map_err(pg_failed("copying group roles"))?;
+    }
+    type Mute = (String, String, String, String, Option<i64>, String);
+    let mut q = src
+        .prepare("SELECT group_key, name_key, group_name, name, until_ms, reason FROM group_mutes")
+        .map_err(sqlite_failed)?;
+    let mutes: Vec<Mute> = q
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(sqlite_failed)?;
+    for (g, u, group, name, until, reason) in &mutes {
+        tx.execute(
+            "INSERT INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[g, u, group, name, until, reason],
+        )
+        .map_err(pg_failed("copying group mutes"))?;
+    }
+    type Ban = (String, Option<i64>, String, String, i64);
+    let mut q = src
+        .prepare("SELECT net, until_ms, reason, by, at_ms FROM address_bans")
+        .map_err(sqlite_failed)?;
+    let bans: Vec<Ban> = q
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(sqlite_failed)?;
+    for (net, until, reason, by, at) in &bans {
+        tx.execute(
+            "INSERT INTO address_bans (net, until_ms, reason, by_whom, at_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[net, until, reason, by, at],
+        )
+        .map_err(pg_failed("copying address bans"))?;
     }
     Ok(())
 }

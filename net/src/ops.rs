@@ -1,7 +1,10 @@
 //! Runs `confab-server status`, `kick`, `ban`, `unban`, `mute`, `unmute`,
 //! `audit` and `user op`/`deop`: what must outlive a restart goes to the
 //! database first (with its audit line), then the running server, if
-//! there is one, is told through its control socket.
+//! there is one, is told through its control socket. With `--store
+//! postgres://...` the database is PostgreSQL ([`Moderation`] on either
+//! store): a cluster's nodes read it at their next start (the control
+//! socket reaches only the node on this data dir, if one runs).
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,14 +15,14 @@ use crate::admin::utc;
 use crate::cli::ops::OpsCommand;
 use crate::control;
 use crate::store::sqlite::{SanctionKind, SqliteStore, StoredAddressBan, StoredSanction};
-use crate::store::Store;
+use crate::store::{Moderation, Store};
 use crate::Error;
 
 /// Who the command line acts as, in the audit log.
 const ACTOR: &str = "operator";
 
 /// Runs one command on the server whose data dir is `data_dir`.
-pub fn run(data_dir: &Path, store: &mut SqliteStore, command: OpsCommand) -> Result<(), Error> {
+pub fn run(data_dir: &Path, store: &mut dyn Moderation, command: OpsCommand) -> Result<(), Error> {
     match command {
         OpsCommand::Status => match ask(data_dir, &["status"])? {
             Some(lines) => lines.iter().for_each(|l| println!("{l}")),
@@ -187,7 +190,7 @@ pub fn deleted(data_dir: &Path, name: &Name) -> Result<(), Error> {
 
 /// `confab-server delete ID`: tombstoned in the database (with its audit
 /// line), then the running server's clients are told.
-fn delete(data_dir: &Path, store: &mut SqliteStore, id: u64, reason: &str) -> Result<(), Error> {
+fn delete(data_dir: &Path, store: &mut dyn Moderation, id: u64, reason: &str) -> Result<(), Error> {
     let actor = Name::new(ACTOR).map_err(|e| Error::User(format!("{ACTOR}: {e}")))?;
     let Some(m) = store.delete_message(MessageId(id), &actor, reason, now_ms())? else {
         return Err(Error::User(format!("there is no message {id}")));
@@ -228,7 +231,7 @@ pub fn revoked(data_dir: &Path, devices: &[confab_engine::DeviceId]) -> Result<(
 /// writer would (with its audit line), then the running server applies it.
 fn group_action(
     data_dir: &Path,
-    store: &mut SqliteStore,
+    store: &mut dyn Moderation,
     action: confab_engine::frame::GroupAction,
     group: Name,
     name: Name,
@@ -274,7 +277,7 @@ fn group_action(
 
 fn sanction(
     data_dir: &Path,
-    store: &mut SqliteStore,
+    store: &mut dyn Moderation,
     kind: SanctionKind,
     name: Name,
     length: Option<std::time::Duration>,
@@ -311,7 +314,7 @@ fn sanction(
 
 fn lift(
     data_dir: &Path,
-    store: &mut SqliteStore,
+    store: &mut dyn Moderation,
     kind: SanctionKind,
     name: &Name,
 ) -> Result<(), Error> {
@@ -357,7 +360,7 @@ fn sessions(lines: &[String]) -> String {
 
 /// The registered spelling of an account, or the name as given if there
 /// is none (a ban may come before the account).
-fn canonical(store: &mut SqliteStore, name: &Name) -> Result<Name, Error> {
+fn canonical(store: &mut dyn Moderation, name: &Name) -> Result<Name, Error> {
     Ok(store.account(name)?.map_or(*name, |a| a.name))
 }
 

@@ -355,6 +355,15 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     let first = alice.send("all", "from the single node");
     alice.send("@dora", "a direct one");
     alice.run(&["group", "create", "old"]).ok();
+    // Roles, a group mute and an address ban go along.
+    for user in ["bob", "carol"] {
+        single.client(user).run(&["group", "join", "old"]).ok();
+    }
+    alice.run(&["group", "appoint", "old", "bob"]).ok();
+    alice.run(&["group", "mute", "old", "carol"]).ok();
+    single
+        .server_command(&["ban-address", "10.0.0.0/8", "--reason", "old abuse"])
+        .ok();
     let before = room_history(&single);
     // Dora's device catches up: its bookmark moves past every message.
     let (d, replayed, _) = resume(&single, "dora", &token);
@@ -366,7 +375,7 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     let from = format!("sqlite:{}", single.data_dir().display());
     let run = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(run.stdout.contains("3 accounts"), "{run:?}");
+    assert!(run.stdout.contains("5 accounts"), "{run:?}");
     let again = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
     assert_ne!(
         again.code,
@@ -395,6 +404,18 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     );
     let groups = node.client("alice").run(&["group", "list"]);
     assert!(groups.ok().contains("old"), "{groups:?}");
+    let muted = node.client("carol").run(&["send", "--to", "#old", "hi"]);
+    assert!(muted.stderr.contains("MUTED"), "the mute moved: {muted:?}");
+    node.client("bob")
+        .run(&["group", "unmute", "old", "carol"])
+        .ok();
+    node.client("carol")
+        .send("#old", "unmuted by the moderator");
+    let lifted = node.server_command(&["--store", &cluster.store, "unban-address", "10.0.0.0/8"]);
+    assert!(
+        lifted.ok().contains("lifted the ban of 10.0.0.0/8"),
+        "the address ban moved: {lifted:?}"
+    );
 }
 
 #[test]

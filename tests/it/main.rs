@@ -16,6 +16,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod cluster_crash;
+mod cluster_moderation;
 mod cluster_sanctions;
 mod crash;
 mod deletion;

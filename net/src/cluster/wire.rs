@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use confab_engine::effect::{GroupOp, StoredMessage};
 use confab_engine::frame::{GroupAction, Presence, Target};
-use confab_engine::{ClientTags, DeviceId, MessageId, MessageKind, Name, Remote, Source, SourceNet};
+use confab_engine::{
+    ClientTags, DeviceId, MessageId, MessageKind, Name, Remote, Source, SourceNet,
+};
 
 /// One bus message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,9 +7,10 @@
 //! reaches the smol executor. Each thread opens its own connection (the
 //! [`crate::StoreFactory`] is called once per thread).
 //!
-//! Everything durable is here: accounts, devices, groups, history, the
-//! exactly-once records, read markers, sanctions and the audit log, and
-//! the message id counter (see [`schema`]). A commit takes the counter's
+//! Everything durable is here: accounts, devices, groups with their roles
+//! and mutes, history, the exactly-once records, read markers, sanctions,
+//! address bans and the audit log, and the message id counter (see
+//! [`schema`]). A commit takes the counter's
 //! row lock first, so the commits of all nodes are serialised in id order
 //! (one lock per group commit, not per message), and a SEND2 key that two
 //! nodes try at once is decided by whichever commits first.
@@ -18,21 +19,23 @@
 //! with [`StoreError::Failed`] (the hub answers `STORAGE_ERROR`: nothing is
 //! acknowledged that was not committed) and the next call connects again.
 
+mod address_bans;
 mod connect;
+mod group_roles;
 mod messages;
+mod moderation;
 mod schema;
 
 use confab_engine::device::DeviceId;
 use confab_engine::effect::{
     DeviceRecord, HistoryLoaded, ModerationRecord, ReplayLoaded, ReplayScope, StoredMessage,
 };
-use confab_engine::frame::{ModAction, Target};
+use confab_engine::frame::Target;
 use confab_engine::window::Range;
 use confab_engine::{MessageId, Name};
 use connect::{connect, open_failed};
 use postgres::{Client, Row};
 
-use super::sqlite::{SanctionKind, StoredSanction};
 use super::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, Written};
 
 /// A PostgreSQL store: one connection, opened again after it is lost.
@@ -87,6 +90,28 @@ pub(super) fn name_of(s: &str) -> Result<Name, StoreError> {
     })
 }
 
+/// The registered spelling of `user`, if there is such an account.
+pub(super) fn account_name(
+    tx: &mut impl postgres::GenericClient,
+    user: &Name,
+) -> Result<Option<Name>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT name FROM accounts WHERE name_key = $1",
+            &[&user.key().as_str()],
+        )
+        .map_err(failed("reading an account"))?;
+    row.map(|r| name_of(r.get(0))).transpose()
+}
+
+/// The wall clock, in ms since the Unix epoch (what a mute's time left
+/// is counted from when a node loads it).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or key=value conninfo) and
     /// creates the schema if absent.
@@ -99,7 +124,10 @@ impl PgStore {
         };
         let client = store.client()?;
         let mut tx = client.transaction().map_err(open_failed(url))?;
-        tx.batch_execute(schema::SCHEMA).map_err(open_failed(url))?;
+        schema::bring_up(&mut tx).map_err(|reason| StoreError::Open {
+            path: connect::redact(url),
+            reason,
+        })?;
         tx.commit().map_err(open_failed(url))?;
         Ok(store)
     }
@@ -153,55 +181,6 @@ impl PgStore {
             .query_one("SELECT id FROM cluster", &[])
             .map_err(failed("reading the cluster id"))?;
         Ok(row.get(0))
-    }
-
-    /// The sanctions in force at `now_ms` (for a node's start).
-    pub fn sanctions(&mut self, now_ms: u64) -> Result<Vec<StoredSanction>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT kind, name, until_ms, reason FROM sanctions
-                 WHERE until_ms IS NULL OR until_ms > $1 ORDER BY kind, name_key",
-                &[&sat_i64(now_ms)],
-            )
-            .map_err(failed("reading sanctions"))?;
-        rows.iter()
-            .map(|r| {
-                let kind = match r.get::<_, &str>(0) {
-                    "mute" => SanctionKind::Mute,
-                    _ => SanctionKind::Ban,
-                };
-                Ok(StoredSanction {
-                    kind,
-                    name: name_of(r.get(1))?,
-                    until_ms: r.get::<_, Option<i64>>(2).map(sat_u64),
-                    reason: r.get(3),
-                })
-            })
-            .collect()
-    }
-
-    /// The server operators.
-    pub fn operators(&mut self) -> Result<Vec<Name>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT name FROM accounts WHERE operator ORDER BY name_key",
-                &[],
-            )
-            .map_err(failed("listing operators"))?;
-        rows.iter().map(|r| name_of(r.get(0))).collect()
-    }
-
-    /// Makes `user` a server operator or not; whether the account exists.
-    pub fn set_operator(&mut self, user: &Name, operator: bool) -> Result<bool, StoreError> {
-        self.client()?
-            .execute(
-                "UPDATE accounts SET operator = $2 WHERE name_key = $1",
-                &[&user.key().as_str(), &operator],
-            )
-            .map(|n| n == 1)
-            .map_err(failed("setting an operator"))
     }
 
     /// Runs a read; one that failed because the connection was found
@@ -292,11 +271,14 @@ impl Store for PgStore {
                 members.push(name_of(member)?);
             }
         }
-        // Group roles and mutes are not stored on PostgreSQL yet.
+        let client = self.client()?;
+        let roles = group_roles::roles(client)?;
+        let group_mutes = group_roles::mutes(client, now_ms())?;
         Ok(Loaded {
             last_id,
             groups,
-            ..Loaded::default()
+            roles,
+            group_mutes,
         })
     }
 
@@ -356,6 +338,9 @@ impl Store for PgStore {
         self.transaction("deleting an account", |tx| {
             tx.execute("DELETE FROM members WHERE user_key = $1", &[&key.as_str()])
                 .map_err(failed("deleting an account"))?;
+            // Its group roles and mutes too: a name registered again later
+            // is someone else.
+            group_roles::forget(tx, None, user)?;
             tx.execute("DELETE FROM accounts WHERE name_key = $1", &[&key.as_str()])
                 .map(|n| n == 1)
                 .map_err(failed("deleting an account"))
@@ -511,55 +496,19 @@ impl Store for PgStore {
         record: &confab_engine::effect::AddressBanRecord,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let _ = (record, now_ms);
-        Err(StoreError::Failed {
-            doing: "banning an address",
-            reason: "address bans are kept by a single SQLite node, not in PostgreSQL yet"
-                .to_owned(),
-        })
+        self.record_address_ban_at(record, now_ms)
     }
 
     fn moderate(&mut self, record: &ModerationRecord, now_ms: u64) -> Result<(), StoreError> {
-        let actor = record.actor.as_str();
-        let target = record.target;
-        let (kind, action) = match record.action {
-            ModAction::Kick => (None, "kick"),
-            ModAction::Ban => (Some("ban"), "ban"),
-            ModAction::Mute => (Some("mute"), "mute"),
-            ModAction::Unban => (Some("ban"), "unban"),
-            ModAction::Unmute => (Some("mute"), "unmute"),
-        };
-        let lifting = matches!(record.action, ModAction::Unban | ModAction::Unmute);
-        let until = (record.seconds > 0)
-            .then(|| sat_i64(now_ms.saturating_add(u64::from(record.seconds) * 1000)));
-        let now = sat_i64(now_ms);
-        self.transaction("recording a moderation", |tx| {
-            let doing = "recording a moderation";
-            match kind {
-                Some(kind) if lifting => tx
-                    .execute(
-                        "DELETE FROM sanctions WHERE kind = $1 AND name_key = $2",
-                        &[&kind, &target.key().as_str()],
-                    )
-                    .map_err(failed(doing))?,
-                Some(kind) => tx
-                    .execute(
-                        "INSERT INTO sanctions (kind, name_key, name, until_ms, reason, by_whom, at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)
-                         ON CONFLICT (kind, name_key) DO UPDATE SET name = $3, until_ms = $4,
-                         reason = $5, by_whom = $6, at_ms = $7",
-                        &[&kind, &target.key().as_str(), &target.as_str(), &until, &record.reason, &actor, &now],
-                    )
-                    .map_err(failed(doing))?,
-                None => 0,
-            };
-            tx.execute(
-                "INSERT INTO audit (at_ms, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)",
-                &[&now, &actor, &action, &target.as_str(), &record.reason],
-            )
-            .map(drop)
-            .map_err(failed(doing))
-        })
+        self.record_moderation(record, now_ms)
+    }
+
+    fn audit_line(
+        &mut self,
+        line: &confab_engine::effect::AuditLine,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.record_audit_line(line, now_ms)
     }
 
     fn delete_message(

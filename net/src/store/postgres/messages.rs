@@ -5,15 +5,14 @@
 //! the `(conv, id)` index serves history pages from.
 
 use confab_engine::effect::{
-    Committed, GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, SendKey,
-    StoredMessage,
+    Committed, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, SendKey, StoredMessage,
 };
 use confab_engine::frame::Target;
 use confab_engine::window::{Bound, Range};
 use confab_engine::{ClientTags, MessageId, MessageKind, Name, ProtocolError};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, Row, Transaction};
 
-use super::{failed, name_of, sat_i64, sat_u64};
+use super::{account_name, failed, name_of, sat_i64, sat_u64};
 use crate::store::{StoreError, Write, Written};
 
 const ROOM: i16 = 0;
@@ -189,7 +188,7 @@ pub(super) fn commit(
                 id,
                 max,
             } => Written::ReadMarker(read_marker(tx, user, target, *id, *max)?),
-            Write::Group(op) => Written::Group(group(tx, op)?),
+            Write::Group(op) => Written::Group(super::group_roles::apply(tx, op, now_ms)?),
             Write::Offline { user, seen_upto } => {
                 tx.execute(
                     "INSERT INTO offline (user_key, seen_upto) VALUES ($1, $2)
@@ -252,16 +251,6 @@ fn message(
     };
     rows.push(&stored);
     Ok(Written::Message(Ok(stored)))
-}
-
-fn account_name(tx: &mut impl GenericClient, user: &Name) -> Result<Option<Name>, StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT name FROM accounts WHERE name_key = $1",
-            &[&user.key().as_str()],
-        )
-        .map_err(failed("reading an account"))?;
-    row.map(|r| name_of(r.get(0))).transpose()
 }
 
 fn sent_before(tx: &mut Transaction<'_>, key: &SendKey) -> Result<Option<Committed>, StoreError> {
@@ -344,82 +333,6 @@ pub(super) fn read_markers(
     rows.iter()
         .map(|r| Ok((target_of(r.get(0), r.get(1))?, MessageId(sat_u64(r.get(2))))))
         .collect()
-}
-
-/// A group change, refused as the other stores refuse it.
-fn group(tx: &mut Transaction<'_>, op: &GroupOp) -> Result<Result<(), ProtocolError>, StoreError> {
-    let doing = "changing a group";
-    let (group, user) = match op {
-        GroupOp::Create { group, user }
-        | GroupOp::Join { group, user }
-        | GroupOp::Leave { group, user } => (*group, *user),
-        GroupOp::Moderate { .. } => {
-            return Ok(Err(ProtocolError::Storage(
-                "group moderation is not stored on PostgreSQL yet".into(),
-            )))
-        }
-    };
-    let stored = tx
-        .query_opt(
-            "SELECT name FROM groups WHERE name_key = $1 FOR UPDATE",
-            &[&group.key().as_str()],
-        )
-        .map_err(failed(doing))?
-        .map(|r| name_of(r.get(0)))
-        .transpose()?;
-    let member = |tx: &mut Transaction<'_>| -> Result<bool, StoreError> {
-        tx.query_opt(
-            "SELECT 1 FROM members WHERE group_key = $1 AND user_key = $2",
-            &[&group.key().as_str(), &user.key().as_str()],
-        )
-        .map(|r| r.is_some())
-        .map_err(failed(doing))
-    };
-    let (gk, uk) = (group.key(), user.key());
-    match (op, stored) {
-        (GroupOp::Create { .. }, Some(name)) => Ok(Err(ProtocolError::GroupExists { group: name })),
-        (GroupOp::Join { .. } | GroupOp::Leave { .. }, None) => {
-            Ok(Err(ProtocolError::NoSuchGroup { group }))
-        }
-        (GroupOp::Create { .. } | GroupOp::Join { .. }, stored) => {
-            let Some(spelled) = account_name(tx, &user)? else {
-                return Ok(Err(ProtocolError::NoSuchUser { user }));
-            };
-            if let Some(name) = stored {
-                if member(tx)? {
-                    return Ok(Err(ProtocolError::AlreadyMember { group: name }));
-                }
-            } else {
-                tx.execute(
-                    "INSERT INTO groups (name_key, name) VALUES ($1, $2)",
-                    &[&gk.as_str(), &group.as_str()],
-                )
-                .map_err(failed(doing))?;
-            }
-            tx.execute(
-                "INSERT INTO members (group_key, user_key, name) VALUES ($1, $2, $3)",
-                &[&gk.as_str(), &uk.as_str(), &spelled.as_str()],
-            )
-            .map_err(failed(doing))?;
-            Ok(Ok(()))
-        }
-        (GroupOp::Moderate { .. }, _) => Ok(Err(ProtocolError::Storage(
-            "group moderation is not stored on PostgreSQL yet".into(),
-        ))),
-        (GroupOp::Leave { .. }, Some(name)) => {
-            let n = tx
-                .execute(
-                    "DELETE FROM members WHERE group_key = $1 AND user_key = $2",
-                    &[&gk.as_str(), &uk.as_str()],
-                )
-                .map_err(failed(doing))?;
-            Ok(if n == 1 {
-                Ok(())
-            } else {
-                Err(ProtocolError::NotAMember { group: name })
-            })
-        }
-    }
 }
 
 /// The id bounds of `range`, exclusive: a time bound becomes the first

@@ -4,6 +4,7 @@
 //! under CI (`CI=true`), where a missing service is a failure.
 
 use super::*;
+use crate::store::sqlite::StoredAddressBan;
 use confab_engine::device::ClientId;
 use confab_engine::effect::{GroupOp, NewMessage, SendKey};
 use confab_engine::frame::ErrorCode;
@@ -342,4 +343,211 @@ fn a_send_key_is_committed_once_and_answered_with_the_original() {
         Some(device.record.id)
     );
     assert_eq!(s.devices(&n("bob")).expect("devices"), vec![]);
+}
+
+fn moderate(group: &str, user: &str, action: confab_engine::frame::GroupAction) -> Write {
+    Write::Group(GroupOp::Moderate {
+        group: n(group),
+        user: n(user),
+        action,
+        seconds: 0,
+        reason: "why".into(),
+        by: n("bob"),
+    })
+}
+
+fn group_codes(out: &[Written]) -> Vec<Option<ErrorCode>> {
+    out.iter()
+        .map(|w| match w {
+            Written::Group(r) => r.as_ref().err().map(|e| e.code()),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn group_roles_and_mutes_are_stored_forgotten_on_leave_and_loaded() {
+    use confab_engine::frame::GroupAction::{Appoint, Dismiss, Mute, Remove, Unmute};
+    let Some((db, mut s)) = fresh() else { return };
+    let join = |u: &str| {
+        Write::Group(GroupOp::Join {
+            group: n("devs"),
+            user: n(u),
+        })
+    };
+    let out = s
+        .commit(
+            &[
+                Write::Group(GroupOp::Create {
+                    group: n("Devs"),
+                    user: n("bob"),
+                }),
+                join("carol"),
+                join("alice"),
+                moderate("devs", "carol", Appoint),
+                moderate("devs", "alice", Mute),
+                moderate("ghosts", "alice", Mute),
+            ],
+            1_000,
+        )
+        .expect("commit");
+    assert_eq!(
+        group_codes(&out),
+        [None, None, None, None, None, Some(ErrorCode::NoSuchGroup)]
+    );
+    let loaded = PgStore::open(&db.url)
+        .expect("reopen")
+        .load()
+        .expect("load");
+    assert_eq!(
+        loaded.roles,
+        vec![(n("Devs"), n("bob"), true), (n("Devs"), n("carol"), false)]
+    );
+    // Spelled as the op named them (the hub names them as registered).
+    assert_eq!(
+        loaded.group_mutes,
+        vec![(n("devs"), n("alice"), None, "why".to_owned())]
+    );
+    // A removal takes the member out with their mute; the moderator who
+    // leaves loses the role; removing a non-member is refused.
+    let out = s
+        .commit(
+            &[
+                moderate("devs", "alice", Remove),
+                moderate("devs", "alice", Remove),
+                Write::Group(GroupOp::Leave {
+                    group: n("devs"),
+                    user: n("carol"),
+                }),
+            ],
+            2_000,
+        )
+        .expect("commit");
+    assert_eq!(group_codes(&out), [None, Some(ErrorCode::NotAMember), None]);
+    let loaded = s.load().expect("load");
+    assert_eq!(loaded.groups, vec![(n("Devs"), vec![n("bob")])]);
+    assert_eq!(loaded.roles, vec![(n("Devs"), n("bob"), true)]);
+    assert_eq!(loaded.group_mutes, vec![]);
+    // A timed mute loads with the seconds it has left; unmute and dismiss
+    // take effect; a deleted account loses every role.
+    s.commit(&[join("carol")], 3_000).expect("join");
+    let timed = Write::Group(GroupOp::Moderate {
+        group: n("devs"),
+        user: n("carol"),
+        action: Mute,
+        seconds: 3_600,
+        reason: "calm".into(),
+        by: n("bob"),
+    });
+    let now = super::now_ms();
+    s.commit(&[timed, moderate("devs", "carol", Appoint)], now)
+        .expect("mute");
+    let left = s.load().expect("load").group_mutes[0].2;
+    assert!(
+        left.is_some_and(|l| (3_590..=3_600).contains(&l)),
+        "{left:?}"
+    );
+    s.commit(
+        &[
+            moderate("devs", "carol", Unmute),
+            moderate("devs", "carol", Dismiss),
+        ],
+        now,
+    )
+    .expect("lift");
+    let loaded = s.load().expect("load");
+    assert_eq!((loaded.roles.len(), loaded.group_mutes.len()), (1, 0));
+    assert!(s.delete_account(&n("bob")).expect("delete"));
+    assert_eq!(s.load().expect("load").roles, vec![]);
+    let audit = s.audit_log(100).expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "group-appoint",
+            "group-mute",
+            "group-remove",
+            "group-mute",
+            "group-appoint",
+            "group-unmute",
+            "group-dismiss"
+        ]
+    );
+    assert_eq!(audit[2].target, "#devs alice");
+}
+
+#[test]
+fn address_bans_are_stored_replaced_lifted_and_end_on_time() {
+    use confab_engine::effect::AddressBanRecord;
+    let Some((_db, mut s)) = fresh() else { return };
+    let record = |block: &str, lift: bool, seconds: u32| AddressBanRecord {
+        actor: n("carol"),
+        block: block.into(),
+        lift,
+        seconds,
+        reason: "abuse".into(),
+    };
+    s.record_address_ban(&record("10.0.0.0/8", false, 0), 1_000)
+        .expect("ban");
+    s.record_address_ban(&record("10.0.0.0/8", false, 60), 1_000)
+        .expect("the same block again");
+    s.record_address_ban(&record("2001:db8::/32", false, 0), 1_000)
+        .expect("ban");
+    let bans = s.address_bans(2_000).expect("bans");
+    assert_eq!(
+        bans,
+        vec![
+            StoredAddressBan {
+                net: "10.0.0.0/8".into(),
+                until_ms: Some(61_000),
+                reason: "abuse".into()
+            },
+            StoredAddressBan {
+                net: "2001:db8::/32".into(),
+                until_ms: None,
+                reason: "abuse".into()
+            },
+        ]
+    );
+    assert_eq!(s.address_bans(61_000).expect("bans").len(), 1, "ended");
+    s.record_address_ban(&record("2001:db8::/32", true, 0), 3_000)
+        .expect("lift");
+    assert!(!s.lift_address("2001:db8::/32", "operator").expect("lift"));
+    assert_eq!(s.address_bans(3_000).expect("bans").len(), 1);
+    let audit = s.audit_log(10).expect("audit");
+    let lines: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("carol", "ban-address", "10.0.0.0/8"),
+            ("carol", "ban-address", "10.0.0.0/8"),
+            ("carol", "ban-address", "2001:db8::/32"),
+            ("carol", "unban-address", "2001:db8::/32"),
+            ("operator", "unban-address", "2001:db8::/32"),
+        ]
+    );
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused_and_reopening_keeps_the_version() {
+    let Some((db, _s)) = fresh() else { return };
+    let mut c = postgres::Client::connect(&db.url, NoTls).expect("connect");
+    let version = |c: &mut postgres::Client| -> i32 {
+        c.query_one("SELECT version FROM schema_version", &[])
+            .expect("version")
+            .get(0)
+    };
+    assert_eq!(version(&mut c), schema::STEPS.len() as i32);
+    drop(PgStore::open(&db.url).expect("reopen"));
+    assert_eq!(version(&mut c), schema::STEPS.len() as i32);
+    c.execute("UPDATE schema_version SET version = version + 1", &[])
+        .expect("bump");
+    match PgStore::open(&db.url) {
+        Err(StoreError::Open { reason, .. }) => assert!(reason.contains("newer"), "{reason}"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
 }

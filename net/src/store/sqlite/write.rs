@@ -207,19 +207,8 @@ pub(super) fn apply_group_op(
                 }
                 Err(e) => return refuse(e),
             }
+            // Its one audit line ("group-remove") is written there.
             group_roles::apply(conn, op, ts_ms)?;
-            let GroupOp::Moderate { reason, by, .. } = op else {
-                return Ok(Ok(()));
-            };
-            let target = format!("#{group} {user}");
-            moderation::audit_in(
-                conn,
-                sat_i64(ts_ms),
-                by.as_str(),
-                "group-remove",
-                &target,
-                reason,
-            )?;
             Ok(Ok(()))
         }
         GroupOp::Moderate { group, .. } => {
