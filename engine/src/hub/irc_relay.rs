@@ -14,6 +14,7 @@ use crate::irc::line::Out;
 use crate::irc::replies::{labeled, numeric};
 use crate::irc::session::Caps;
 use crate::message_kind::{ClientTags, MessageKind};
+use crate::name::Name;
 use crate::send_queue::Class;
 use crate::shared::Shared;
 use crate::wire::frame::Target;
@@ -32,6 +33,7 @@ impl Hub {
         label: Option<&str>,
     ) {
         let Some(user) = self.user(conn) else { return };
+        let resolved = self.relay_target(&user, target);
         let last = self.last_id.get();
         let Some(g) = self.irc.as_deref_mut() else {
             return;
@@ -52,38 +54,14 @@ impl Hub {
                 .trailing(text);
             labeled(out, label, s, &config)
         };
-        let target = match target {
-            Target::Group(group) => match self.groups.of_member(&user, &group) {
-                Ok(name) => Target::Group(name),
-                Err(_) => {
-                    let out = refused("404", "Cannot send to channel");
-                    return self.push(conn, Event::Raw(out.into()), Class::Control);
-                }
-            },
-            Target::User(u) => match self.roster.online.get(&u.key()) {
-                Some(online) => Target::User(online.name),
-                None => {
-                    let out = refused("401", "No such nick");
-                    return self.push(conn, Event::Raw(out.into()), Class::Control);
-                }
-            },
-            Target::Room => Target::Room,
+        let target = match resolved {
+            Ok(target) => target,
+            Err((code, text)) => {
+                let out = refused(code, text);
+                return self.push(conn, Event::Raw(out.into()), Class::Control);
+            }
         };
-        let shown = match &target {
-            Target::Room => config.room_channel.clone(),
-            Target::Group(g) => format!("#{g}"),
-            Target::User(u) => u.to_string(),
-        };
-        let mut line = Vec::new();
-        let mut o = Out::new(&mut line);
-        if let Some(t) = tags.get() {
-            o = o.tag(t, "");
-        }
-        o.tag("msgid", &msgid)
-            .tag("account", user.as_str())
-            .command(&source(&user), "TAGMSG")
-            .param(&shown)
-            .end();
+        let line = tagmsg_line(&user, &config.room_channel, &target, tags, &msgid);
         let echo = match s.caps.has(Caps::ECHO) {
             true => labeled(line.clone(), label, s, &config),
             false => labeled(Vec::new(), label, s, &config),
@@ -117,4 +95,51 @@ impl Hub {
             }
         }
     }
+
+    /// Where a TAGMSG goes: a group the sender is in, or a user online now;
+    /// otherwise the numeric and text that refuse it.
+    fn relay_target(
+        &self,
+        user: &Name,
+        target: Target,
+    ) -> Result<Target, (&'static str, &'static str)> {
+        match target {
+            Target::Group(group) => match self.groups.of_member(user, &group) {
+                Ok(name) => Ok(Target::Group(name)),
+                Err(_) => Err(("404", "Cannot send to channel")),
+            },
+            Target::User(u) => match self.roster.online.get(&u.key()) {
+                Some(online) => Ok(Target::User(online.name)),
+                None => Err(("401", "No such nick")),
+            },
+            Target::Room => Ok(Target::Room),
+        }
+    }
+}
+
+/// The TAGMSG line every reader shares: the client's tags, its msgid and
+/// the sender's account, to the target as IRC names it.
+fn tagmsg_line(
+    user: &Name,
+    room_channel: &str,
+    target: &Target,
+    tags: &ClientTags,
+    msgid: &str,
+) -> Vec<u8> {
+    let shown = match target {
+        Target::Room => room_channel.to_owned(),
+        Target::Group(g) => format!("#{g}"),
+        Target::User(u) => u.to_string(),
+    };
+    let mut line = Vec::new();
+    let mut o = Out::new(&mut line);
+    if let Some(t) = tags.get() {
+        o = o.tag(t, "");
+    }
+    o.tag("msgid", msgid)
+        .tag("account", user.as_str())
+        .command(&source(user), "TAGMSG")
+        .param(&shown)
+        .end();
+    line
 }

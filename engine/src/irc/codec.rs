@@ -85,9 +85,10 @@ pub fn source(name: &Name) -> String {
 }
 
 /// Writes message `m` to `target` (as the reader sees it) as PRIVMSG
-/// (or NOTICE) lines, with its client-only tags for `message-tags`: a body longer than a line holds, or with line breaks, is split
-/// (a part is never empty unless the body is). `extra` adds tags (a
-/// batch, a label) before the message's own.
+/// (or NOTICE) lines, with its client-only tags for `message-tags`: a
+/// body longer than a line holds, or with line breaks, is split (a part
+/// is never empty unless the body is). `extra` adds tags (a batch, a
+/// label) before the message's own.
 pub fn message_lines(
     out: &mut Vec<u8>,
     tags: TagSet,
@@ -114,12 +115,13 @@ pub fn message_lines(
         }
         if tags == TagSet::All {
             o = o.tag("msgid", &msgid);
-            if let Some(client) = m.tags.get() {
-                o = o.tag(client, "");
-            }
         }
         if tags.account() {
             o = o.tag("account", m.sender.as_str());
+        }
+        // Client-only tags last, as the client wrote them.
+        if let (TagSet::All, Some(client)) = (tags, m.tags.get()) {
+            o = o.tag(client, "");
         }
         o.command(&from, m.kind.irc_command())
             .param(target)
