@@ -304,7 +304,7 @@ impl Hub {
                 to,
                 tags,
                 label,
-            } => self.irc_relay(conn, target, &to, &tags, label.as_deref()),
+            } => self.irc_relay(now, conn, target, &to, &tags, label.as_deref()),
             Act::Tags(tags) => {
                 let Some(p) = self.irc.as_ref().map(|g| g.protocols.of(tags)) else {
                     return;

@@ -6,12 +6,15 @@
 //! word for it), encoded once and shared. The sender gets its echo with
 //! `echo-message`, or an `ACK` when labeled.
 
+use std::time::Instant;
+
 use crate::effect::StoredMessage;
+use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId};
 use crate::irc::codec::{source, TagSet};
 use crate::irc::line::Out;
-use crate::irc::replies::{labeled, numeric};
+use crate::irc::replies::{labeled, send_refused};
 use crate::irc::session::Caps;
 use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::Name;
@@ -26,6 +29,7 @@ impl Hub {
     /// Relays a TAGMSG from `conn` to `target` (`to` as the client wrote it).
     pub(super) fn irc_relay(
         &mut self,
+        now: Instant,
         conn: ConnId,
         target: Target,
         to: &str,
@@ -33,7 +37,7 @@ impl Hub {
         label: Option<&str>,
     ) {
         let Some(user) = self.user(conn) else { return };
-        let resolved = self.relay_target(&user, target);
+        let resolved = self.relay_target(now, &user, target);
         let last = self.last_id.get();
         let Some(g) = self.irc.as_deref_mut() else {
             return;
@@ -47,17 +51,11 @@ impl Hub {
         let Some(s) = g.sessions.get(&conn) else {
             return;
         };
-        let refused = |code: &str, text: &str| {
-            let mut out = Vec::new();
-            numeric(&mut out, &config, code, user.as_str())
-                .param(to)
-                .trailing(text);
-            labeled(out, label, s, &config)
-        };
         let target = match resolved {
             Ok(target) => target,
-            Err((code, text)) => {
-                let out = refused(code, text);
+            Err(e) => {
+                let lines = send_refused(s, "TAGMSG", to, &e, &config);
+                let out = labeled(lines, label, s, &config);
                 return self.push(conn, Event::Raw(out.into()), Class::Control);
             }
         };
@@ -96,21 +94,29 @@ impl Hub {
         }
     }
 
-    /// Where a TAGMSG goes: a group the sender is in, or a user online now;
-    /// otherwise the numeric and text that refuse it.
+    /// Where a TAGMSG goes, refused as a SEND to the same target would be
+    /// (`routing::send`): a muted sender, a group the sender is not in or
+    /// is muted in, a user not online (a TAGMSG is never kept for later).
     fn relay_target(
         &self,
+        now: Instant,
         user: &Name,
         target: Target,
-    ) -> Result<Target, (&'static str, &'static str)> {
+    ) -> Result<Target, ProtocolError> {
+        if let Some(muted) = self.mute_refusal(now, user) {
+            return Err(muted);
+        }
         match target {
-            Target::Group(group) => match self.groups.of_member(user, &group) {
-                Ok(name) => Ok(Target::Group(name)),
-                Err(_) => Err(("404", "Cannot send to channel")),
-            },
+            Target::Group(group) => {
+                let name = self.groups.of_member(user, &group)?;
+                match self.group_mute_refusal(now, &name, user) {
+                    Some(muted) => Err(muted),
+                    None => Ok(Target::Group(name)),
+                }
+            }
             Target::User(u) => match self.roster.online.get(&u.key()) {
                 Some(online) => Ok(Target::User(online.name)),
-                None => Err(("401", "No such nick")),
+                None => Err(ProtocolError::NoSuchUser { user: u }),
             },
             Target::Room => Ok(Target::Room),
         }

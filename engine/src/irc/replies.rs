@@ -451,7 +451,7 @@ fn refused(
             // A NOTICE is never answered with an error (RFC 2812 3.3.2).
             let lines = match kind {
                 MessageKind::Notice => Vec::new(),
-                MessageKind::Message => send_refused(s, &target, error, config),
+                MessageKind::Message => send_refused(s, "PRIVMSG", &target, error, config),
             };
             out.extend(labeled(lines, label.as_deref(), s, config));
         }
@@ -512,9 +512,11 @@ fn history_refused(
     labeled(lines, label.as_deref(), s, config)
 }
 
-/// A refused PRIVMSG: 401 or 404 where IRC has them, else a FAIL.
-fn send_refused(
+/// A refused PRIVMSG or TAGMSG (`command`): 401 or 404 where IRC has
+/// them, else a FAIL.
+pub fn send_refused(
     s: &IrcSession,
+    command: &str,
     target: &str,
     error: &ProtocolError,
     config: &IrcConfig,
@@ -531,7 +533,7 @@ fn send_refused(
             &mut lines,
             s,
             config,
-            "PRIVMSG",
+            command,
             &code_name(error),
             &error.to_string(),
         ),

@@ -612,3 +612,18 @@ fn a_labeled_join_of_several_channels_is_one_labeled_batch() {
     }
     assert!(got.contains(":confab BATCH -"), "{got}");
 }
+
+#[test]
+fn a_muted_user_cannot_relay_a_tagmsg_and_is_told_why() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.read(b);
+    let alice = crate::Name::new("alice").expect("a valid name");
+    w.hub.mute(w.now, &alice, None, "calm down");
+    w.send(a, "@+typing=active TAGMSG #confab\r\n");
+    let got = w.read(a);
+    assert!(got.contains("FAIL TAGMSG MUTED"), "{got}");
+    assert!(!w.read(b).contains("TAGMSG"));
+}
