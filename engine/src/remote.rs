@@ -114,3 +114,100 @@ pub enum Remote {
         source: Option<Source>,
     },
 }
+
+impl Remote {
+    /// Whether the other nodes must still get this when the bus comes back
+    /// after an outage: a sanction's state (who is banned, muted or an
+    /// operator, which devices and blocks are barred, an unlock) outlasts
+    /// the moment. A kick and the guard's counts do not: the kicked
+    /// sessions may be long gone, and replaying counts whose windows the
+    /// outage outlived would lock people out for nothing.
+    pub fn is_lasting(&self) -> bool {
+        !matches!(
+            self,
+            Remote::Kick { .. }
+                | Remote::LoginFailed { .. }
+                | Remote::LoggedIn { .. }
+                | Remote::Registered { .. }
+        )
+    }
+
+    /// This note `elapsed` after it was taken: a ban's or mute's time left
+    /// shrinks by it (to zero, a sanction that has run out).
+    pub fn aged(self, elapsed: Duration) -> Remote {
+        let age = |left: Option<Duration>| left.map(|d| d.saturating_sub(elapsed));
+        match self {
+            Remote::Ban { user, left, reason } => Remote::Ban {
+                user,
+                left: age(left),
+                reason,
+            },
+            Remote::Mute { user, left, reason } => Remote::Mute {
+                user,
+                left: age(left),
+                reason,
+            },
+            Remote::BanAddress { net, left, reason } => Remote::BanAddress {
+                net,
+                left: age(left),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bob() -> Name {
+        Name::new("bob").expect("a valid name")
+    }
+
+    #[test]
+    fn a_ban_held_through_an_outage_has_the_outage_taken_off_its_time_left() {
+        let ban = Remote::Ban {
+            user: bob(),
+            left: Some(Duration::from_secs(60)),
+            reason: "spam".into(),
+        };
+        let aged = ban.aged(Duration::from_secs(45));
+        assert_eq!(
+            aged,
+            Remote::Ban {
+                user: bob(),
+                left: Some(Duration::from_secs(15)),
+                reason: "spam".into(),
+            }
+        );
+        let gone = aged.aged(Duration::from_secs(30));
+        assert!(matches!(gone, Remote::Ban { left: Some(d), .. } if d.is_zero()));
+        let for_good = Remote::Mute {
+            user: bob(),
+            left: None,
+            reason: String::new(),
+        };
+        assert_eq!(for_good.clone().aged(Duration::from_secs(9)), for_good);
+    }
+
+    #[test]
+    fn sanctions_last_through_an_outage_and_kicks_and_counts_do_not() {
+        assert!(Remote::Unban { user: bob() }.is_lasting());
+        assert!(Remote::Unlock {
+            user: None,
+            source: None
+        }
+        .is_lasting());
+        assert!(!Remote::Kick {
+            user: bob(),
+            reason: String::new()
+        }
+        .is_lasting());
+        assert!(!Remote::LoggedIn {
+            user: bob(),
+            source: Source(1)
+        }
+        .is_lasting());
+    }
+}

@@ -254,3 +254,40 @@ fn registrations_spread_over_nodes_are_held_to_one_servers_rate() {
         Err(e) => panic!("registering on c: {e}"),
     }
 }
+
+#[test]
+fn a_ban_taken_while_the_bus_is_down_reaches_the_other_nodes_when_it_is_back() {
+    let Some(services) = Services::own("the sanction-through-an-outage test") else {
+        return;
+    };
+    let cluster = cluster(services, 2, &[]);
+    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
+    a.register("bob", &password("bob"));
+    let mut bob_b = Raw::connect(b);
+    bob_b.login("bob", &password("bob"));
+    cluster.services().service("bus-stop");
+    let run = a.server_command(&[
+        "--store",
+        &cluster.store,
+        "ban",
+        "bob",
+        "--for",
+        "1h",
+        "--reason",
+        "while the bus was down",
+    ]);
+    assert!(run.ok().contains("banned bob"), "{run:?}");
+    a.wait_log("the bus outage, seen by a's publisher", |l| {
+        l.contains("cannot reach the bus") || l.contains("publishing on the bus failed")
+    });
+    cluster.services().service("bus-start");
+    // Held by a's publisher until b listens again, then sent: b closes
+    // bob's session there without a restart.
+    let g = bob_b.next();
+    assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Banned), "{}", g.debug);
+    assert!(g.debug.contains("while the bus was down"), "{}", g.debug);
+    bob_b.expect_closed();
+    a.wait_log("the held sanctions sent", |l| {
+        l.contains("held through the bus outage are published")
+    });
+}

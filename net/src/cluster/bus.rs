@@ -10,14 +10,14 @@
 //! offline. The publisher's queue is bounded; a note that does not fit is
 //! dropped (and for a message, filled from PostgreSQL by every reader).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_engine::frame::Presence;
 use confab_engine::name::NameKey;
-use confab_engine::{Input, Name};
+use confab_engine::{Input, Name, Remote};
 use log::{info, warn};
 
 use super::sequencer::Fed;
@@ -33,6 +33,10 @@ pub(crate) const LEASE: Duration = Duration::from_millis(3500);
 pub(crate) const QUEUE: usize = 65_536;
 /// How long to wait before connecting again after a failure.
 const RETRY: Duration = Duration::from_millis(250);
+/// Most lasting notes (sanctions: [`Remote::is_lasting`]) held through a
+/// bus outage for the other nodes; past it the oldest go, and those nodes
+/// apply them from their next start, as PostgreSQL has them.
+pub(crate) const HELD: usize = 4096;
 
 /// Queues a note for the publisher; dropped when its queue is full.
 pub(crate) fn offer(tx: &SyncSender<Note>, note: Note) {
@@ -55,10 +59,18 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 /// The publisher's thread: publishes what it is given, in order, and a
 /// heartbeat with this node's users every [`HEARTBEAT`].
 pub(crate) fn publish(client: redis::Client, channel: String, node: u64, rx: Receiver<Note>) {
-    let mut conn: Option<redis::Connection> = None;
+    let mut p = Publisher {
+        client,
+        channel,
+        node,
+        conn: None,
+        down_since: None,
+        audience: 0,
+        held: VecDeque::new(),
+        back_at: None,
+    };
     let mut here: HashMap<NameKey, Name> = HashMap::new();
     let mut beat = Instant::now();
-    let mut down_since: Option<Instant> = None;
     loop {
         let note = match rx.recv_timeout(HEARTBEAT / 4) {
             Ok(note) => Some(note),
@@ -71,38 +83,124 @@ pub(crate) fn publish(client: redis::Client, channel: String, node: u64, rx: Rec
                 Presence::Offline => here.remove(&user.key()),
             };
         }
-        let mut notes: Vec<Note> = note.into_iter().collect();
+        p.flush();
+        if let Some(note) = note {
+            p.note(note);
+        }
         if beat.elapsed() >= HEARTBEAT {
             beat = Instant::now();
-            notes.push(Note::Heartbeat(here.values().copied().collect()));
+            p.note(Note::Heartbeat(here.values().copied().collect()));
         }
-        for note in notes {
-            if conn.is_none() && down_since.is_none_or(|t| t.elapsed() >= RETRY) {
-                match connect(&client) {
-                    Ok(c) => {
-                        if down_since.take().is_some() {
-                            info!("the bus is back");
-                        }
-                        conn = Some(c);
+    }
+}
+
+/// The publisher's connection, and the sanctions it holds through an
+/// outage.
+///
+/// Pub/sub keeps nothing for a subscriber that is not there, so what is
+/// held goes out only once the channel has as many subscribers as the
+/// last publish before the outage reached (every node has subscribed
+/// again), or after [`LEASE`] (a node that has not is taken as dead, and
+/// reads PostgreSQL at its next start). Lasting notes taken meanwhile
+/// queue behind the held ones, so each node's sanctions arrive in the
+/// order it took them.
+struct Publisher {
+    client: redis::Client,
+    channel: String,
+    node: u64,
+    conn: Option<redis::Connection>,
+    down_since: Option<Instant>,
+    /// Subscribers the last publish reached while nothing was held.
+    audience: i64,
+    /// Lasting notes the bus could not take, with when each was taken.
+    held: VecDeque<(Instant, Remote)>,
+    /// When the bus came back after an outage.
+    back_at: Option<Instant>,
+}
+
+impl Publisher {
+    /// The connection, connecting if it is down and a retry is due.
+    fn connection(&mut self) -> Option<&mut redis::Connection> {
+        if self.conn.is_none() && self.down_since.is_none_or(|t| t.elapsed() >= RETRY) {
+            match connect(&self.client) {
+                Ok(c) => {
+                    if self.down_since.take().is_some() {
+                        info!("the bus is back");
+                        self.back_at = Some(Instant::now());
                     }
-                    Err(e) => {
-                        if down_since.is_none() {
-                            warn!("cannot reach the bus: {e}; messages reach other nodes through PostgreSQL meanwhile");
-                        }
-                        down_since = Some(Instant::now());
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    if self.down_since.is_none() {
+                        warn!("cannot reach the bus: {e}; messages reach other nodes through PostgreSQL meanwhile");
                     }
+                    self.down_since = Some(Instant::now());
                 }
             }
-            let Some(c) = conn.as_mut() else { continue };
-            let bytes = wire::encode(node, &note);
-            let sent: redis::RedisResult<i64> =
-                redis::cmd("PUBLISH").arg(&channel).arg(bytes).query(c);
-            if let Err(e) = sent {
-                warn!("publishing on the bus failed: {e}");
-                conn = None;
-                down_since = Some(Instant::now());
+        }
+        self.conn.as_mut()
+    }
+
+    /// Publishes `note`; how many subscribers it reached.
+    fn publish(&mut self, note: &Note) -> Result<i64, ()> {
+        let (channel, bytes) = (self.channel.clone(), wire::encode(self.node, note));
+        let c = self.connection().ok_or(())?;
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(channel).arg(bytes).query(c);
+        sent.map_err(|e| {
+            warn!("publishing on the bus failed: {e}");
+            self.conn = None;
+            self.down_since = Some(Instant::now());
+        })
+    }
+
+    /// Publishes a note, or holds it (if lasting) for when the bus is back.
+    fn note(&mut self, note: Note) {
+        if let Note::Remote(r) = &note {
+            if r.is_lasting() && !self.held.is_empty() {
+                return self.hold(note);
             }
         }
+        match self.publish(&note) {
+            Ok(reached) if self.held.is_empty() => self.audience = reached,
+            Ok(_) => {}
+            Err(()) => self.hold(note),
+        }
+    }
+
+    /// Sends what is held, aged by the wait, once every node listens again.
+    fn flush(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let channel = self.channel.clone();
+        let Some(c) = self.connection() else { return };
+        let listening: redis::RedisResult<(String, i64)> =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query(c);
+        let waited = self.back_at.is_some_and(|t| t.elapsed() >= LEASE);
+        if !listening.is_ok_and(|(_, n)| n >= self.audience) && !waited {
+            return;
+        }
+        while let Some((at, remote)) = self.held.front() {
+            let aged = Note::Remote(remote.clone().aged(at.elapsed()));
+            if self.publish(&aged).is_err() {
+                return;
+            }
+            self.held.pop_front();
+        }
+        info!("the sanctions held through the bus outage are published");
+    }
+
+    /// Keeps a lasting note for when the bus is back; at most [`HELD`].
+    fn hold(&mut self, note: Note) {
+        let Note::Remote(remote) = note else { return };
+        if !remote.is_lasting() {
+            return;
+        }
+        if self.held.len() == HELD {
+            self.held.pop_front();
+            warn!("more than {HELD} sanctions taken while the bus is down: the oldest reach the other nodes only at their next start");
+        }
+        self.held.push_back((Instant::now(), remote));
     }
 }
 
@@ -195,10 +293,9 @@ impl Peers {
 /// The subscriber's thread: other nodes' commits to the sequencer, their
 /// group changes, sanctions, guard counts and presence to the hub.
 ///
-/// While the bus is down what it would have carried besides messages is
-/// lost, not replayed: a sanction is in PostgreSQL and applies from each
-/// node's next start, and the lockout and registration budgets are each
-/// node's own meanwhile (docs/SCALING.md).
+/// While the bus is down, sanctions wait at their publisher ([`Publisher`]);
+/// kicks and the guard's counts are lost, so the lockout and registration
+/// budgets are each node's own meanwhile (docs/SCALING.md).
 pub(crate) fn subscribe(
     client: redis::Client,
     channel: String,
