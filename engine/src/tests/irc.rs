@@ -452,6 +452,23 @@ fn a_line_too_long_is_417_and_bad_utf8_is_a_fail() {
 }
 
 #[test]
+fn a_text_a_client_could_send_in_one_line_is_relayed_in_one_line() {
+    let mut w = Irc::new(&["alice", "bob"]);
+    let a = w.login("alice");
+    let b = w.login("bob");
+    w.read(a);
+    w.read(b);
+    // The longest text `PRIVMSG #confab ` leaves in a 512-byte line (one
+    // word needs no `:`).
+    let text = "z".repeat(512 - 2 - "PRIVMSG #confab ".len());
+    w.send(a, &format!("PRIVMSG #confab {text}\r\n"));
+    let got = w.read(b);
+    let lines: Vec<&str> = got.lines().filter(|l| l.contains("PRIVMSG")).collect();
+    assert_eq!(lines.len(), 1, "{got}");
+    assert!(lines[0].ends_with(&format!(" :{text}")), "{got}");
+}
+
+#[test]
 fn a_long_confab_body_is_split_for_irc_readers() {
     let mut w = Irc::new(&["alice", "bob"]);
     let a = w.login("alice");
