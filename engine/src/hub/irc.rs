@@ -305,6 +305,7 @@ impl Hub {
                 tags,
                 label,
             } => self.irc_relay(conn, target, &to, &tags, label.as_deref()),
+            Act::Invite { invitee, channel } => self.irc_invite(conn, invitee, &channel),
             Act::Tags(tags) => {
                 let Some(p) = self.irc.as_ref().map(|g| g.protocols.of(tags)) else {
                     return;

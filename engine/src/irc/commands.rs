@@ -417,7 +417,8 @@ fn registered<'a>(
             numeric(&mut out, config, code, me.as_str()).trailing(text);
         }
         "MODE" => mode(&mut out, config, &me, line),
-        "USERHOST" | "ISON" | "KICK" | "INVITE" | "OPER" | "KILL" => {
+        "INVITE" => super::invite::invite(&mut out, acts, (dir, config), &me, line),
+        "USERHOST" | "ISON" | "KICK" | "OPER" | "KILL" => {
             numeric(&mut out, config, "421", me.as_str())
                 .param(cmd)
                 .trailing("Not supported by this gateway");

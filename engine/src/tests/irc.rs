@@ -451,6 +451,41 @@ fn a_line_too_long_is_417_and_bad_utf8_is_a_fail() {
 }
 
 #[test]
+fn invite_is_relayed_to_the_invitee_with_the_inviters_account_and_341_to_the_inviter() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.send(a, "JOIN #team\r\n");
+    w.read(a);
+    w.read(b);
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 341 alice bob #team\r\n"));
+    let got = w.read(b);
+    assert!(
+        got.contains("@account=alice :alice!alice@confab INVITE bob #team\r\n"),
+        "{got}"
+    );
+    // It grants nothing: bob is not in #team until he joins.
+    w.send(b, "JOIN #team\r\n");
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 443 alice bob #team :"));
+}
+
+#[test]
+fn invite_is_refused_with_the_standard_numerics() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.send(b, "JOIN #team\r\n");
+    w.read(a);
+    w.send(a, "INVITE nobody #team\r\n");
+    assert!(w.read(a).contains(" 401 alice nobody :"));
+    w.send(a, "INVITE bob #nowhere\r\n");
+    assert!(w.read(a).contains(" 403 alice #nowhere :"));
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 442 alice #team :"));
+    w.send(a, "INVITE bob\r\n");
+    assert!(w.read(a).contains(" 461 alice INVITE :"));
+    assert!(!w.read(b).contains("INVITE"));
+}
+
+#[test]
 fn a_text_a_client_could_send_in_one_line_is_relayed_in_one_line() {
     let (mut w, a, b) = Irc::alice_and_bob();
     w.read(b);
