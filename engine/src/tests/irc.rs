@@ -366,6 +366,11 @@ fn register_before_connecting_makes_the_account_and_logs_in_to_it() {
     assert!(w
         .read(c)
         .contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
+    // Another name is refused as not the nick, logged in or not.
+    w.send(c, "REGISTER other * again\r\n");
+    assert!(w
+        .read(c)
+        .contains("FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK other "));
     // The account is there for the next login, with that password.
     let d = w.connect();
     w.send(d, "PASS dan:secret\r\nNICK dan\r\nUSER u 0 * :r\r\n");
