@@ -174,14 +174,21 @@ impl Codec for IrcCodec {
             Event::Raw(bytes) => out.extend_from_slice(bytes),
             Event::Message(m) => message_lines(out, self.tags, m, &self.channel(&m.target), &[]),
             Event::RosterDelta { .. } if !self.config.room_presence => {}
-            Event::RosterDelta { presence, user, .. } => {
+            Event::RosterDelta {
+                presence,
+                user,
+                reason,
+                ..
+            } => {
                 let o = Out::new(out);
                 match presence {
                     Presence::Online => o
                         .command(&source(user), "JOIN")
                         .param(&self.config.room_channel)
                         .end(),
-                    Presence::Offline => o.command(&source(user), "QUIT").trailing("offline"),
+                    Presence::Offline => o
+                        .command(&source(user), "QUIT")
+                        .trailing(reason.as_deref().unwrap_or("offline")),
                 }
             }
             Event::GroupEvent {

@@ -65,6 +65,8 @@ pub fn command<'a>(
             }
         }
         "QUIT" => {
+            let reason = line.param(0);
+            s.quit = (!reason.is_empty()).then(|| format!("Quit: {reason}").into());
             let mut out = Vec::new();
             Out::new(&mut out)
                 .command(&config.server, "ERROR")

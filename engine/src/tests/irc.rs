@@ -491,6 +491,25 @@ fn invite_is_refused_with_the_standard_numerics() {
 }
 
 #[test]
+fn a_quit_reason_reaches_the_others_and_a_quit_without_one_is_offline() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.read(b);
+    w.send(b, "QUIT :gone fishing\r\n");
+    assert!(w.read(b).contains("ERROR :"));
+    let got = w.read(a);
+    assert!(
+        got.contains(":bob!bob@confab QUIT :Quit: gone fishing\r\n"),
+        "{got}"
+    );
+    // Back, and gone without a reason.
+    let b = w.login("bob");
+    w.read(a);
+    w.send(b, "QUIT\r\n");
+    let got = w.read(a);
+    assert!(got.contains(":bob!bob@confab QUIT :offline\r\n"), "{got}");
+}
+
+#[test]
 fn a_text_a_client_could_send_in_one_line_is_relayed_in_one_line() {
     let (mut w, a, b) = Irc::alice_and_bob();
     w.read(b);
