@@ -347,6 +347,7 @@ fn fixed_frame(event: &Event) -> Option<Frame<'static>> {
             version,
             presence,
             user,
+            ..
         } => Frame::RosterDelta {
             version,
             presence,

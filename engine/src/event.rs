@@ -93,6 +93,10 @@ pub enum Event {
         presence: Presence,
         /// Who.
         user: Name,
+        /// Why they left, if their last session said (an IRC QUIT's
+        /// reason, on this node): IRC readers see it, confab's protocol
+        /// has no field for it, and the roster's log keeps none.
+        reason: Option<std::sync::Arc<str>>,
     },
     /// The message sent with `reference` is stored.
     Ack {

@@ -108,6 +108,7 @@ impl Delta {
             version: self.version,
             presence: self.presence,
             user: self.user,
+            reason: None,
         })
     }
 }

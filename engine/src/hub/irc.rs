@@ -129,6 +129,32 @@ impl Hub {
         }
     }
 
+    /// `delta` (`conn`'s user going offline) with the reason of `conn`'s
+    /// IRC QUIT, if it gave one; the roster's log keeps the plain delta.
+    pub(super) fn with_quit_reason(&self, conn: ConnId, delta: Arc<Shared>) -> Arc<Shared> {
+        let reason = self
+            .irc
+            .as_ref()
+            .and_then(|g| g.sessions.get(&conn)?.quit.clone());
+        match (reason, delta.event()) {
+            (
+                Some(reason),
+                Event::RosterDelta {
+                    version,
+                    presence,
+                    user,
+                    ..
+                },
+            ) => Shared::new(Event::RosterDelta {
+                version: *version,
+                presence: *presence,
+                user: *user,
+                reason: Some(reason),
+            }),
+            _ => delta,
+        }
+    }
+
     /// An IRC connection went away.
     pub(super) fn irc_gone(&mut self, conn: ConnId) {
         if let Some(g) = &mut self.irc {
@@ -305,6 +331,7 @@ impl Hub {
                 tags,
                 label,
             } => self.irc_relay(now, conn, target, &to, &tags, label.as_deref()),
+            Act::Invite { invitee, channel } => self.irc_invite(conn, invitee, &channel),
             Act::Tags(tags) => {
                 let Some(p) = self.irc.as_ref().map(|g| g.protocols.of(tags)) else {
                     return;

@@ -1,4 +1,4 @@
-//! TAGMSG: client-only tags relayed live, never stored (docs/IRC.md).
+//! TAGMSG and INVITE: relayed live, never stored (docs/IRC.md).
 //!
 //! A TAGMSG has no id and no history: it goes to the sessions that are
 //! entitled to a message to the same target now (`routing::recipients`),
@@ -91,6 +91,46 @@ impl Hub {
             if self.sessions.get(c).is_some_and(|r| r.protocol == all) {
                 self.push_shared(c, &shared, Class::Message, None);
             }
+        }
+    }
+
+    /// Relays `conn`'s INVITE (checked by `irc::invite`) to `invitee`'s
+    /// IRC sessions, with the inviter's account for those that asked for
+    /// `account-tag` (or `message-tags`).
+    pub(super) fn irc_invite(&mut self, conn: ConnId, invitee: Name, channel: &str) {
+        let Some(user) = self.user(conn) else { return };
+        let probe = StoredMessage {
+            id: MessageId(0),
+            timestamp_ms: 0,
+            sender: user,
+            target: Target::User(invitee),
+            body: String::new(),
+            kind: MessageKind::Message,
+            tags: ClientTags::default(),
+        };
+        let mut readers = Vec::new();
+        recipients(&self.roster, &self.groups, &probe, |c, _| readers.push(c));
+        // A direct message's audience has the sender's sessions too.
+        readers.retain(|&c| self.user(c).is_some_and(|u| u.key() == invitee.key()));
+        let Some(g) = self.irc.as_deref() else { return };
+        let lines: Vec<(ConnId, Vec<u8>)> = readers
+            .into_iter()
+            .filter_map(|c| {
+                let s = g.sessions.get(&c)?;
+                let mut line = Vec::new();
+                let mut o = Out::new(&mut line);
+                if s.caps.tags().account() {
+                    o = o.tag("account", user.as_str());
+                }
+                o.command(&source(&user), "INVITE")
+                    .param(invitee.as_str())
+                    .param(channel)
+                    .end();
+                Some((c, line))
+            })
+            .collect();
+        for (c, line) in lines {
+            self.push(c, Event::Raw(line.into()), Class::Control);
         }
     }
 

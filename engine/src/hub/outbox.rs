@@ -214,6 +214,7 @@ impl Hub {
         let delta = self.roster.detach(user, conn);
         self.announce_departure(user);
         if let Some(delta) = delta {
+            let delta = self.with_quit_reason(conn, delta);
             self.outbox.effect(Effect::UserOffline {
                 user,
                 seen_upto: self.last_id,

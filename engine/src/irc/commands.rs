@@ -65,6 +65,8 @@ pub fn command<'a>(
             }
         }
         "QUIT" => {
+            let reason = line.param(0);
+            s.quit = (!reason.is_empty()).then(|| format!("Quit: {reason}").into());
             let mut out = Vec::new();
             Out::new(&mut out)
                 .command(&config.server, "ERROR")
@@ -417,7 +419,8 @@ fn registered<'a>(
             numeric(&mut out, config, code, me.as_str()).trailing(text);
         }
         "MODE" => mode(&mut out, config, &me, line),
-        "USERHOST" | "ISON" | "KICK" | "INVITE" | "OPER" | "KILL" => {
+        "INVITE" => super::invite::invite(&mut out, acts, (dir, config), &me, line),
+        "USERHOST" | "ISON" | "KICK" | "OPER" | "KILL" => {
             numeric(&mut out, config, "421", me.as_str())
                 .param(cmd)
                 .trailing("Not supported by this gateway");

@@ -26,6 +26,7 @@
 pub mod codec;
 pub mod commands;
 pub mod history;
+pub mod invite;
 pub mod labels;
 pub mod line;
 pub mod queries;
@@ -192,6 +193,14 @@ pub enum Act<'a> {
         tags: crate::ClientTags,
         /// The client's label.
         label: Option<String>,
+    },
+    /// Relay an INVITE live to `invitee`'s IRC sessions (checked: see
+    /// `invite`).
+    Invite {
+        /// Who is invited (online).
+        invitee: Name,
+        /// The channel as the inviter wrote it.
+        channel: String,
     },
     /// The session now reads this tag set.
     Tags(TagSet),

@@ -27,6 +27,13 @@ pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
         return reply(acts, out);
     }
     let asked = line.param(0);
+    // Without `custom-account-name` an account other than the nick is
+    // refused as such, whether or not the session is logged in already.
+    if s.nick.or(s.account()).is_some_and(|n| !names_it(asked, &n)) {
+        let text = "The account name must be your nick";
+        fail(&mut out, config, "ACCOUNT_NAME_MUST_BE_NICK", asked, text);
+        return reply(acts, out);
+    }
     if let Some(account) = s.account() {
         let text = format!("You are already logged in as {account}");
         fail(
@@ -58,11 +65,6 @@ pub fn register(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &
         );
         return reply(acts, out);
     };
-    if asked != "*" && !asked.eq_ignore_ascii_case(nick.as_str()) {
-        let text = "The account name must be your nick";
-        fail(&mut out, config, "ACCOUNT_NAME_MUST_BE_NICK", asked, text);
-        return reply(acts, out);
-    }
     let password = line.param(2);
     if Password::new(password).is_none() {
         let text = format!(
@@ -135,4 +137,9 @@ pub fn refusal_code(code: crate::frame::ErrorCode) -> &'static str {
         ErrorCode::BadCredentials => "UNACCEPTABLE_PASSWORD",
         _ => "TEMPORARILY_UNAVAILABLE",
     }
+}
+
+/// Whether REGISTER's `asked` account names `nick`'s (`*` is the nick).
+fn names_it(asked: &str, nick: &crate::name::Name) -> bool {
+    asked == "*" || asked.eq_ignore_ascii_case(nick.as_str())
 }

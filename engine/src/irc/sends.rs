@@ -3,6 +3,7 @@
 
 use crate::message_kind::{ClientTags, MessageKind};
 use crate::request::Request;
+use crate::wire::frame::Target;
 
 use super::line::Line;
 use super::queries::target;
@@ -31,23 +32,7 @@ pub fn privmsg<'a>(
     };
     let (to, body) = (line.param(0), line.param(1));
     let mut out = Vec::new();
-    if to.is_empty() {
-        numeric(&mut out, config, "411", &me).trailing("No recipient given");
-        return reply(acts, out);
-    }
-    if line.params.len() < 2 || body.is_empty() {
-        numeric(&mut out, config, "412", &me).trailing("No text to send");
-        return reply(acts, out);
-    }
-    let Some(t) = target(config, to) else {
-        let code = if to.starts_with('#') { "403" } else { "401" };
-        numeric(&mut out, config, code, &me)
-            .param(to)
-            .trailing("No such nick/channel");
-        return reply(acts, out);
-    };
-    let Some(tags) = ClientTags::from_raw(line.tags) else {
-        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+    let Some((t, tags)) = addressed(line, true, config, &me, &mut out) else {
         return reply(acts, out);
     };
     let pending = Pending::Send {
@@ -85,19 +70,7 @@ pub fn privmsg<'a>(
 pub fn tagmsg(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mut Vec<Act<'_>>) {
     let (me, to) = (s.me(), line.param(0));
     let mut out = Vec::new();
-    if to.is_empty() {
-        numeric(&mut out, config, "411", &me).trailing("No recipient given");
-        return reply(acts, out);
-    }
-    let Some(target) = target(config, to) else {
-        let code = if to.starts_with('#') { "403" } else { "401" };
-        numeric(&mut out, config, code, &me)
-            .param(to)
-            .trailing("No such nick/channel");
-        return reply(acts, out);
-    };
-    let Some(tags) = ClientTags::from_raw(line.tags) else {
-        numeric(&mut out, config, "417", &me).trailing("Client tags are over 4094 bytes");
+    let Some((target, tags)) = addressed(line, false, config, &me, &mut out) else {
         return reply(acts, out);
     };
     acts.push(Act::Relay {
@@ -106,4 +79,38 @@ pub fn tagmsg(s: &mut IrcSession, line: &Line<'_>, config: &IrcConfig, acts: &mu
         tags,
         label: line.tag("label").map(str::to_owned),
     });
+}
+
+/// The target and client-only tags of a PRIVMSG, NOTICE or TAGMSG (a text
+/// too when `text`), or `None` with the numeric that refuses the line in
+/// `out`: 411 without a target, 412 without a text, 403/401 for a target
+/// IRC cannot name, 417 for client tags over their limit.
+fn addressed(
+    line: &Line<'_>,
+    text: bool,
+    config: &IrcConfig,
+    me: &str,
+    out: &mut Vec<u8>,
+) -> Option<(Target, ClientTags)> {
+    let to = line.param(0);
+    if to.is_empty() {
+        numeric(out, config, "411", me).trailing("No recipient given");
+        return None;
+    }
+    if text && (line.params.len() < 2 || line.param(1).is_empty()) {
+        numeric(out, config, "412", me).trailing("No text to send");
+        return None;
+    }
+    let Some(t) = target(config, to) else {
+        let code = if to.starts_with('#') { "403" } else { "401" };
+        numeric(out, config, code, me)
+            .param(to)
+            .trailing("No such nick/channel");
+        return None;
+    };
+    let Some(tags) = ClientTags::from_raw(line.tags) else {
+        numeric(out, config, "417", me).trailing("Client tags are over 4094 bytes");
+        return None;
+    };
+    Some((t, tags))
 }

@@ -146,6 +146,9 @@ pub struct IrcSession {
     pub by_sasl: bool,
     /// 001 and the rest of the welcome were sent.
     pub welcomed: bool,
+    /// QUIT's reason (bounded by the line), for the others' QUIT line if
+    /// this is the user's last session.
+    pub quit: Option<std::sync::Arc<str>>,
     /// Lines drained after login, before the welcome (bounded by the hub).
     pub held: Vec<u8>,
     /// The rest of a too-long line is being skipped.

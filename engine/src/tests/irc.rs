@@ -104,6 +104,16 @@ impl Irc {
             .collect()
     }
 
+    /// Alice and Bob logged in (with `login`), Alice having read Bob's
+    /// arrival: the start of most two-user tests.
+    fn alice_and_bob() -> (Irc, ConnId, ConnId) {
+        let mut w = Irc::new(&["alice", "bob"]);
+        let a = w.login("alice");
+        let b = w.login("bob");
+        w.read(a);
+        (w, a, b)
+    }
+
     /// Logs `user` in with SASL PLAIN and message-tags, echo-message.
     fn login(&mut self, user: &str) -> ConnId {
         self.login_with(
@@ -206,10 +216,7 @@ fn a_wrong_sasl_password_is_904_and_the_client_may_try_again() {
 
 #[test]
 fn room_messages_reach_the_others_and_echo_to_the_sender_with_its_label() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.read(a);
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.send(a, "@label=x1 PRIVMSG #confab :hello bob\r\n");
     let echo = w.read(a);
     assert!(echo.starts_with("@label=x1;time="), "{echo}");
@@ -226,10 +233,7 @@ fn room_messages_reach_the_others_and_echo_to_the_sender_with_its_label() {
 
 #[test]
 fn a_pong_waits_for_messages_stored_before_its_ping() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.read(a);
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.hold = true;
     w.send(a, "PRIVMSG bob :first\r\n");
     w.send(b, "PING :sync\r\n");
@@ -244,10 +248,7 @@ fn a_pong_waits_for_messages_stored_before_its_ping() {
 
 #[test]
 fn a_pong_waits_its_grace_for_a_message_read_just_after_its_ping() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.read(a);
+    let (mut w, a, b) = Irc::alice_and_bob();
     let ping_at = w.now;
     w.send(b, "PING :sync\r\n");
     assert_eq!(
@@ -365,6 +366,11 @@ fn register_before_connecting_makes_the_account_and_logs_in_to_it() {
     assert!(w
         .read(c)
         .contains("FAIL REGISTER ALREADY_AUTHENTICATED dan "));
+    // Another name is refused as not the nick, logged in or not.
+    w.send(c, "REGISTER other * again\r\n");
+    assert!(w
+        .read(c)
+        .contains("FAIL REGISTER ACCOUNT_NAME_MUST_BE_NICK other "));
     // The account is there for the next login, with that password.
     let d = w.connect();
     w.send(d, "PASS dan:secret\r\nNICK dan\r\nUSER u 0 * :r\r\n");
@@ -422,9 +428,7 @@ fn a_sasl_chunk_over_400_bytes_is_905_and_a_response_over_1200_is_904() {
 
 #[test]
 fn groups_are_channels_joined_and_parted() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.send(a, "JOIN #team\r\n");
     let got = w.read(a);
     assert!(got.contains(":alice!alice@confab JOIN #team\r\n"), "{got}");
@@ -452,11 +456,76 @@ fn a_line_too_long_is_417_and_bad_utf8_is_a_fail() {
 }
 
 #[test]
-fn a_long_confab_body_is_split_for_irc_readers() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
+fn invite_is_relayed_to_the_invitee_with_the_inviters_account_and_341_to_the_inviter() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.send(a, "JOIN #team\r\n");
+    w.read(a);
+    w.read(b);
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 341 alice bob #team\r\n"));
+    let got = w.read(b);
+    assert!(
+        got.contains("@account=alice :alice!alice@confab INVITE bob #team\r\n"),
+        "{got}"
+    );
+    // It grants nothing: bob is not in #team until he joins.
+    w.send(b, "JOIN #team\r\n");
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 443 alice bob #team :"));
+}
+
+#[test]
+fn invite_is_refused_with_the_standard_numerics() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.send(b, "JOIN #team\r\n");
+    w.read(a);
+    w.send(a, "INVITE nobody #team\r\n");
+    assert!(w.read(a).contains(" 401 alice nobody :"));
+    w.send(a, "INVITE bob #nowhere\r\n");
+    assert!(w.read(a).contains(" 403 alice #nowhere :"));
+    w.send(a, "INVITE bob #team\r\n");
+    assert!(w.read(a).contains(" 442 alice #team :"));
+    w.send(a, "INVITE bob\r\n");
+    assert!(w.read(a).contains(" 461 alice INVITE :"));
+    assert!(!w.read(b).contains("INVITE"));
+}
+
+#[test]
+fn a_quit_reason_reaches_the_others_and_a_quit_without_one_is_offline() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.read(b);
+    w.send(b, "QUIT :gone fishing\r\n");
+    assert!(w.read(b).contains("ERROR :"));
+    let got = w.read(a);
+    assert!(
+        got.contains(":bob!bob@confab QUIT :Quit: gone fishing\r\n"),
+        "{got}"
+    );
+    // Back, and gone without a reason.
     let b = w.login("bob");
     w.read(a);
+    w.send(b, "QUIT\r\n");
+    let got = w.read(a);
+    assert!(got.contains(":bob!bob@confab QUIT :offline\r\n"), "{got}");
+}
+
+#[test]
+fn a_text_a_client_could_send_in_one_line_is_relayed_in_one_line() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.read(b);
+    // The longest text `PRIVMSG #confab ` leaves in a 512-byte line (one
+    // word needs no `:`).
+    let text = "z".repeat(512 - 2 - "PRIVMSG #confab ".len());
+    w.send(a, &format!("PRIVMSG #confab {text}\r\n"));
+    let got = w.read(b);
+    let lines: Vec<&str> = got.lines().filter(|l| l.contains("PRIVMSG")).collect();
+    assert_eq!(lines.len(), 1, "{got}");
+    assert!(lines[0].ends_with(&format!(" :{text}")), "{got}");
+}
+
+#[test]
+fn a_long_confab_body_is_split_for_irc_readers() {
+    let (mut w, a, b) = Irc::alice_and_bob();
     let body = "y".repeat(1000);
     let s = w.hub.handle_request(
         w.now,
@@ -518,10 +587,7 @@ fn with_a_quiet_room_presence_is_not_shown_and_nothing_empty_is_written() {
 
 #[test]
 fn a_notice_stays_a_notice_live_in_its_echo_and_in_history() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.read(a);
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.send(a, "@+draft/reply=7 NOTICE #confab :heads up\r\n");
     let echo = w.read(a);
     assert!(
@@ -554,10 +620,7 @@ fn a_notice_that_cannot_be_delivered_is_not_answered() {
 
 #[test]
 fn a_tagmsg_is_relayed_live_and_not_stored() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.read(a);
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.send(a, "@label=t1;+typing=active TAGMSG bob\r\n");
     let echo = w.read(a);
     assert!(
@@ -581,9 +644,7 @@ fn a_tagmsg_is_relayed_live_and_not_stored() {
 
 #[test]
 fn a_part_reason_reaches_the_members_and_the_creator_is_an_operator() {
-    let mut w = Irc::new(&["alice", "bob"]);
-    let a = w.login("alice");
-    let b = w.login("bob");
+    let (mut w, a, b) = Irc::alice_and_bob();
     w.send(a, "JOIN #team\r\n");
     w.read(a);
     w.send(b, "JOIN #team\r\n");
