@@ -44,6 +44,8 @@ pub(crate) enum WireError {
     Flag(u8),
     #[error("an address block of prefix {0}")]
     Block(u8),
+    #[error("client tags over the limit a client may send")]
+    Tags,
 }
 
 struct Writer(Vec<u8>);
@@ -231,8 +233,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Note), WireError> {
             target: r.target()?,
             body: r.str()?.to_owned(),
             kind: MessageKind::from_code(r.u8()?),
-            // Bounded as a client's: more than the limit reads as none.
-            tags: ClientTags::from_raw(r.str()?).unwrap_or_default(),
+            // Bounded as a client's: more is a bad note (the message is
+            // then read from PostgreSQL, which keeps no client tags).
+            tags: ClientTags::from_raw(r.str()?).ok_or(WireError::Tags)?,
         }),
         b'G' => {
             let kind = r.u8()?;
@@ -501,6 +504,26 @@ mod tests {
         let mut bytes = encode(1, note);
         bytes[9 + at] = value;
         bytes
+    }
+
+    #[test]
+    fn a_message_note_with_more_client_tags_than_a_client_may_send_is_an_error() {
+        let m = Note::Committed(StoredMessage {
+            id: MessageId(1),
+            timestamp_ms: 1,
+            sender: n("ann"),
+            target: Target::Room,
+            body: "hi".into(),
+            kind: MessageKind::Message,
+            tags: ClientTags::default(),
+        });
+        let mut bytes = encode(7, &m);
+        // The tags are last: an empty string, its length 0.
+        let tags = format!("+k={}", "v".repeat(5000));
+        bytes.truncate(bytes.len() - 4);
+        bytes.extend_from_slice(&(tags.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(tags.as_bytes());
+        assert!(matches!(decode(&bytes), Err(WireError::Tags)));
     }
 
     #[test]
