@@ -5,7 +5,13 @@
 //! past messages retention deleted), devices (their tokens and bookmarks
 //! stay valid, so clients resume where they were), the exactly-once send
 //! records, read markers, offline marks, sanctions, group roles and
-//! mutes, address bans and the audit log.
+//! mutes, address bans and the audit log; a message keeps its kind (a
+//! notice stays one) and a deleted one stays a tombstone naming its
+//! deleter (SQLite's `deletions`; the reason is in the audit log, which
+//! moves too). Left behind, as PostgreSQL has no place for them: the
+//! creation and join times of accounts, groups and members (read by
+//! nothing), and SQLite's own indexes (`conversations`, `dm_parties`,
+//! `conversation_index`: PostgreSQL computes `conv`).
 //!
 //! One PostgreSQL transaction: a failure leaves the target empty. The
 //! SQLite database is opened (and brought to the current schema) by
@@ -165,8 +171,9 @@ fn copy_messages(
 ) -> Result<(), Error> {
     let mut q = src
         .prepare(
-            "SELECT id, ts_ms, sender, sender_key, kind, coalesce(target, ''), coalesce(target_key, ''), body
-             FROM messages ORDER BY id",
+            "SELECT m.id, m.ts_ms, m.sender, m.sender_key, m.kind, coalesce(m.target, ''),
+               coalesce(m.target_key, ''), m.body, m.msg_kind, d.by
+             FROM messages m LEFT JOIN deletions d ON d.id = m.id ORDER BY m.id",
         )
         .map_err(sqlite_failed)?;
     let mut rows = q.query([]).map_err(sqlite_failed)?;
@@ -182,6 +189,10 @@ fn copy_messages(
         chunk.target.push(r.get(5).map_err(sqlite_failed)?);
         chunk.target_key.push(r.get(6).map_err(sqlite_failed)?);
         chunk.body.push(r.get(7).map_err(sqlite_failed)?);
+        chunk
+            .msg_kind
+            .push(r.get::<_, i64>(8).map_err(sqlite_failed)? as i16);
+        chunk.deleted_by.push(r.get(9).map_err(sqlite_failed)?);
         moved.messages += 1;
         if chunk.id.len() >= 5000 {
             chunk.insert(tx)?;
@@ -214,6 +225,11 @@ struct Chunk {
     target: Vec<String>,
     target_key: Vec<String>,
     body: Vec<String>,
+    /// A notice or a message (`MessageKind::code`).
+    msg_kind: Vec<i16>,
+    /// A tombstone's deleter (SQLite's `deletions.by`); its body is
+    /// already empty on both stores.
+    deleted_by: Vec<Option<String>>,
 }
 
 impl Chunk {
@@ -222,15 +238,16 @@ impl Chunk {
             return Ok(());
         }
         tx.execute(
-            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body)
+            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body,
+               msg_kind, deleted_by)
              SELECT id, ts, sender, sender_key, kind, target, target_key,
                CASE kind WHEN 0 THEN 'r' WHEN 1 THEN 'g:' || target_key
                  ELSE 'd:' || least(sender_key COLLATE \"C\", target_key COLLATE \"C\") || ':'
                    || greatest(sender_key COLLATE \"C\", target_key COLLATE \"C\") END,
-               body
+               body, msg_kind, deleted_by
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::SMALLINT[],
-                         $6::TEXT[], $7::TEXT[], $8::TEXT[])
-             AS t (id, ts, sender, sender_key, kind, target, target_key, body)",
+                         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::SMALLINT[], $10::TEXT[])
+             AS t (id, ts, sender, sender_key, kind, target, target_key, body, msg_kind, deleted_by)",
             &[
                 &self.id,
                 &self.ts,
@@ -240,6 +257,8 @@ impl Chunk {
                 &self.target,
                 &self.target_key,
                 &self.body,
+                &self.msg_kind,
+                &self.deleted_by,
             ],
         )
         .map_err(pg_failed("copying messages"))?;

@@ -364,6 +364,11 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     single
         .server_command(&["ban-address", "10.0.0.0/8", "--reason", "old abuse"])
         .ok();
+    // A deleted message stays a tombstone: its body does not come back
+    // and its deleter is still named.
+    let regret = alice.send("all", "a regrettable one");
+    let deleted = single.server_command(&["delete", &regret.to_string(), "--reason", "oops"]);
+    assert!(deleted.ok().contains("deleted message"), "{deleted:?}");
     let before = room_history(&single);
     // Dora's device catches up: its bookmark moves past every message.
     let (d, replayed, _) = resume(&single, "dora", &token);
@@ -402,6 +407,16 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
         &before[..],
         "the room's history with its ids"
     );
+    // The body stays empty, and the deleter is still named.
+    let mut late = node
+        .client("erin")
+        .listen_with(&["--resume-after", &(regret - 1).to_string()]);
+    late.wait_for("the tombstone", |v| v["id"] == regret && v["body"] == "");
+    let told = late.wait_for("the deletion", |v| {
+        v["event"] == "deleted" && v["id"] == regret
+    });
+    assert_eq!(told["by"], "operator", "the deletion moved: {told}");
+    drop(late);
     let groups = node.client("alice").run(&["group", "list"]);
     assert!(groups.ok().contains("old"), "{groups:?}");
     let muted = node.client("carol").run(&["send", "--to", "#old", "hi"]);
