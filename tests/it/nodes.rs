@@ -20,7 +20,7 @@ use crate::harness::Server;
 /// PostgreSQL (an admin URL) and the bus.
 pub(crate) struct Services {
     pg: String,
-    bus: String,
+    pub(crate) bus: String,
     /// Services started for one test: stopped when it ends.
     own: Option<TempDir>,
 }
