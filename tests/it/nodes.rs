@@ -173,6 +173,21 @@ impl Cluster {
         cluster
     }
 
+    /// `sql`'s rows on the cluster's database, one a line (`|` between
+    /// columns), for what no client shows.
+    pub(crate) fn query(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([&self.store, "-qXtA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A new node of this cluster (not added to `nodes`).
     pub(crate) fn node(&self, extra: &[&str]) -> Server {
         let mut args = vec!["--store", &self.store, "--bus", &self.services.bus];
