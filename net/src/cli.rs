@@ -202,7 +202,9 @@ pub struct ServeArgs {
 
     /// Where the data lives: omitted, SQLite in the data dir; a
     /// `postgres://USER@HOST:PORT/DB` URL, PostgreSQL, which several nodes
-    /// (each with its own data dir) may share (docs/SCALING.md).
+    /// (each with its own data dir) may share (docs/SCALING.md). A
+    /// command without it acts on the store the server on its data dir
+    /// last started with (the data dir's file `store`).
     #[arg(long, env = "CONFAB_STORE", value_name = "URL")]
     pub store: Option<String>,
 

@@ -120,40 +120,25 @@ impl Effects {
                 message,
                 once,
             } => {
-                if let Err(WriteJob::Message { message, .. }) =
-                    self.writes.push_refusable(WriteJob::Message {
-                        conn,
-                        reference,
-                        message,
-                        once,
-                    })
-                {
-                    refused.push(EffectResult::Stored {
-                        conn,
-                        reference,
-                        result: Err((message, busy("storing messages"))),
-                    });
-                }
+                let job = WriteJob::Message {
+                    conn,
+                    reference,
+                    message,
+                    once,
+                };
+                self.write(job, "storing messages", refused);
             }
             Effect::StoreGroup {
                 conn,
                 reference,
                 op,
             } => {
-                if let Err(WriteJob::Group { op, .. }) =
-                    self.writes.push_refusable(WriteJob::Group {
-                        conn,
-                        reference,
-                        op,
-                    })
-                {
-                    refused.push(EffectResult::GroupStored {
-                        conn,
-                        reference,
-                        op,
-                        result: Err(busy("storing group changes")),
-                    });
-                }
+                let job = WriteJob::Group {
+                    conn,
+                    reference,
+                    op,
+                };
+                self.write(job, "storing group changes", refused);
             }
             Effect::UserOffline { user, seen_upto } => {
                 if self
@@ -263,14 +248,7 @@ impl Effects {
                     id,
                     max,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::ReadMarkerSaved {
-                        conn,
-                        user,
-                        target,
-                        result: Err(busy("storing read markers")),
-                    });
-                }
+                self.write(job, "storing read markers", refused);
             }
             Effect::RevokeDevice {
                 conn,
@@ -284,13 +262,7 @@ impl Effects {
                     user,
                     device,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::DeviceRevoked {
-                        conn,
-                        reference,
-                        result: Err(busy("revoking devices")),
-                    });
-                }
+                self.write(job, "revoking devices", refused);
             }
             Effect::Moderate {
                 conn,
@@ -302,13 +274,7 @@ impl Effects {
                     reference,
                     record,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::Moderated {
-                        conn,
-                        reference,
-                        result: Err(busy("storing moderation")),
-                    });
-                }
+                self.write(job, "storing moderation", refused);
             }
             Effect::BanAddress {
                 conn,
@@ -320,13 +286,7 @@ impl Effects {
                     reference,
                     record,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::Moderated {
-                        conn,
-                        reference,
-                        result: Err(busy("storing an address ban")),
-                    });
-                }
+                self.write(job, "storing an address ban", refused);
             }
             Effect::NodePresence { user, presence } => {
                 if let Some(cluster) = &self.cluster {
@@ -354,14 +314,7 @@ impl Effects {
                     reason,
                     within,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::MessageDeleted {
-                        conn,
-                        reference,
-                        by: actor,
-                        result: Err(busy("deleting a message")),
-                    });
-                }
+                self.write(job, "deleting a message", refused);
             }
             Effect::Audit {
                 conn,
@@ -373,16 +326,18 @@ impl Effects {
                     reference,
                     line,
                 };
-                if self.writes.push_refusable(job).is_err() {
-                    refused.push(EffectResult::Moderated {
-                        conn,
-                        reference,
-                        result: Err(busy("writing the audit log")),
-                    });
-                }
+                self.write(job, "writing the audit log", refused);
             }
             // Not printed: a future effect may carry a password.
             _ => warn!("an effect this server does not know was dropped"),
+        }
+    }
+
+    /// Queues a write a request waits on; a full queue answers BUSY for
+    /// `doing` at once.
+    fn write(&self, job: WriteJob, doing: &'static str, refused: &mut Vec<EffectResult>) {
+        if let Err(job) = self.writes.push_refusable(job) {
+            refused.extend(job.refused(busy(doing)));
         }
     }
 

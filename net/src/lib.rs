@@ -71,6 +71,7 @@ mod shared;
 pub mod signals;
 pub mod source;
 pub mod store;
+mod store_record;
 pub mod tls;
 pub mod web;
 mod workers;
@@ -134,7 +135,13 @@ pub enum Error {
 }
 
 /// The `confab-server` binary: logs, then serves or runs an account command.
-pub fn run(cli: Cli) -> Result<(), Error> {
+pub fn run(mut cli: Cli) -> Result<(), Error> {
+    // A command without --store acts on the store the node on its data
+    // dir runs on (see store_record.rs), never silently on another.
+    if matches!(cli.command, Some(Command::User(_) | Command::Ops(_))) && cli.serve.store.is_none()
+    {
+        cli.serve.store = store_record::follow(&cli.serve.data_dir)?;
+    }
     let args = &cli.serve;
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let errors = config_file::check(file);
@@ -254,6 +261,11 @@ fn serve(args: &ServeArgs, stores: StoreFactory, node: u64) -> Result<(), Error>
             (s, o, store.address_bans(ops::now_ms())?)
         }
     };
+    // The store opened: commands run on this data dir follow it.
+    store_record::write(&args.data_dir, postgres_url(args)?).map_err(|source| Error::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
     let cluster = match (postgres_url(args)?, &args.bus) {
         (Some(url), Some(bus)) => Some(cluster::ClusterOptions {
             store: url.to_owned(),

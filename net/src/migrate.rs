@@ -5,7 +5,13 @@
 //! past messages retention deleted), devices (their tokens and bookmarks
 //! stay valid, so clients resume where they were), the exactly-once send
 //! records, read markers, offline marks, sanctions, group roles and
-//! mutes, address bans and the audit log.
+//! mutes, address bans and the audit log; a message keeps its kind (a
+//! notice stays one) and a deleted one stays a tombstone naming its
+//! deleter (SQLite's `deletions`; the reason is in the audit log, which
+//! moves too). Left behind, as PostgreSQL has no place for them: the
+//! creation and join times of accounts, groups and members (read by
+//! nothing), and SQLite's own indexes (`conversations`, `dm_parties`,
+//! `conversation_index`: PostgreSQL computes `conv`).
 //!
 //! One PostgreSQL transaction: a failure leaves the target empty. The
 //! SQLite database is opened (and brought to the current schema) by
@@ -14,7 +20,9 @@
 use std::fmt;
 use std::path::Path;
 
+use postgres::types::{ToSql, Type};
 use postgres::{NoTls, Transaction};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::store::postgres::PgStore;
@@ -89,70 +97,200 @@ pub fn run(dir: &Path, options: &SqliteOptions, to: &str) -> Result<Moved, Error
         )));
     }
     let mut moved = Moved::default();
-    copy_accounts(&src, &mut tx, &mut moved)?;
+    copy_tables(&src, &mut tx, &mut moved)?;
     copy_messages(&src, &mut tx, &mut moved)?;
-    copy_devices(&src, &mut tx, &mut moved)?;
-    copy_rest(&src, &mut tx)?;
     tx.commit().map_err(pg_failed("committing the copy"))?;
     Ok(moved)
 }
 
-fn copy_accounts(
-    src: &Connection,
-    tx: &mut Transaction<'_>,
-    moved: &mut Moved,
-) -> Result<(), Error> {
-    let doing = "copying accounts";
-    let mut q = src
-        .prepare("SELECT name_key, name, password_hash, operator FROM accounts")
-        .map_err(sqlite_failed)?;
+/// One table's rows, copied as they are: `select`'s columns on SQLite
+/// are, in order, `insert`'s parameters, each cast in the SQL to its
+/// column's type (so a NULL binds as that type too).
+struct Table {
+    doing: &'static str,
+    select: &'static str,
+    insert: &'static str,
+}
+
+const ACCOUNTS: Table = Table {
+    doing: "copying accounts",
+    select: "SELECT name_key, name, password_hash, operator FROM accounts",
+    insert: "INSERT INTO accounts (name_key, name, hash, operator)
+             VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT = 1)",
+};
+
+const GROUPS: Table = Table {
+    doing: "copying accounts",
+    select: "SELECT name_key, name FROM groups",
+    insert: "INSERT INTO groups (name_key, name) VALUES ($1::TEXT, $2::TEXT)",
+};
+
+/// The devices, ids kept (their tokens and bookmarks stay valid).
+const DEVICES: Table = Table {
+    doing: "copying devices",
+    select: "SELECT d.id, a.name_key, a.name, d.name, d.name_key, d.created_ms, d.last_seen_ms,
+             d.token_hash, d.bookmark FROM devices d JOIN accounts a ON a.id = d.account_id",
+    insert:
+        "INSERT INTO devices (id, user_key, user_name, name, name_key, created_ms, last_seen_ms,
+             token_hash, bookmark) VALUES ($1::BIGINT, $2::TEXT, $3::TEXT, $4::TEXT, $5::TEXT,
+             $6::BIGINT, $7::BIGINT, $8::BYTEA, $9::BIGINT)",
+};
+
+/// The rest, in an order that satisfies PostgreSQL's references
+/// (members after groups).
+const REST: &[Table] = &[
+    Table {
+        doing: "copying accounts",
+        select: "SELECT g.name_key, a.name_key, a.name FROM group_members m
+                 JOIN groups g ON g.id = m.group_id JOIN accounts a ON a.id = m.account_id",
+        insert: "INSERT INTO members (group_key, user_key, name) VALUES ($1::TEXT, $2::TEXT, $3::TEXT)",
+    },
+    Table {
+        doing: "copying send records",
+        select: "SELECT device, client_id, message_id, ts_ms FROM sends",
+        insert: "INSERT INTO sends (device, client_id, msg_id, ts)
+                 VALUES ($1::BIGINT, $2::BIGINT, $3::BIGINT, $4::BIGINT)",
+    },
+    Table {
+        doing: "copying offline marks",
+        select: "SELECT a.name_key, o.seen_upto FROM offline_marks o JOIN accounts a ON a.id = o.account_id",
+        insert: "INSERT INTO offline (user_key, seen_upto) VALUES ($1::TEXT, $2::BIGINT)",
+    },
+    // The PostgreSQL store's conversation key, from the user's side (a
+    // direct one by the byte order of the two keys, as messages' conv).
+    Table {
+        doing: "copying read markers",
+        select: "SELECT a.name_key, m.kind, m.target_key, coalesce(m.target, ''), m.id, m.set_seq
+                 FROM read_markers m JOIN accounts a ON a.id = m.account_id",
+        insert: "INSERT INTO markers (user_key, conv, kind, target, id, seq)
+                 VALUES ($1::TEXT,
+                   CASE $2::BIGINT WHEN 0 THEN 'r' WHEN 1 THEN 'g:' || $3::TEXT
+                     ELSE 'd:' || least($1::TEXT COLLATE \"C\", $3::TEXT COLLATE \"C\") || ':'
+                       || greatest($1::TEXT COLLATE \"C\", $3::TEXT COLLATE \"C\") END,
+                   $2::BIGINT, $4::TEXT, $5::BIGINT, $6::BIGINT)",
+    },
+    Table {
+        doing: "copying sanctions",
+        select: "SELECT kind, name_key, name, until_ms, reason, by, at_ms FROM sanctions",
+        insert: "INSERT INTO sanctions (kind, name_key, name, until_ms, reason, by_whom, at_ms)
+                 VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT, $5::TEXT, $6::TEXT, $7::BIGINT)",
+    },
+    Table {
+        doing: "copying group roles",
+        select: "SELECT group_key, name_key, name, role FROM group_roles",
+        insert: "INSERT INTO group_roles (group_key, name_key, name, role)
+                 VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT)",
+    },
+    Table {
+        doing: "copying group mutes",
+        select: "SELECT group_key, name_key, group_name, name, until_ms, reason FROM group_mutes",
+        insert: "INSERT INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
+                 VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT, $6::TEXT)",
+    },
+    Table {
+        doing: "copying address bans",
+        select: "SELECT net, until_ms, reason, by, at_ms FROM address_bans",
+        insert: "INSERT INTO address_bans (net, until_ms, reason, by_whom, at_ms)
+                 VALUES ($1::TEXT, $2::BIGINT, $3::TEXT, $4::TEXT, $5::BIGINT)",
+    },
+    Table {
+        doing: "copying the audit log",
+        select: "SELECT at_ms, actor, action, target, reason FROM audit ORDER BY id",
+        insert: "INSERT INTO audit (at_ms, actor, action, target, reason)
+                 VALUES ($1::BIGINT, $2::TEXT, $3::TEXT, $4::TEXT, $5::TEXT)",
+    },
+];
+
+/// One SQLite value, as the PostgreSQL parameter it binds to takes it.
+enum Cell {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl Cell {
+    /// Column `i` of `row`; a NULL takes the type of `param`.
+    fn read(row: &rusqlite::Row<'_>, i: usize, param: &Type) -> Result<Cell, Error> {
+        Ok(match row.get_ref(i).map_err(sqlite_failed)? {
+            ValueRef::Integer(n) => Cell::Int(Some(n)),
+            ValueRef::Text(t) => Cell::Text(Some(
+                std::str::from_utf8(t)
+                    .map_err(|e| sqlite_failed(rusqlite::Error::Utf8Error(i, e)))?
+                    .to_owned(),
+            )),
+            ValueRef::Blob(b) => Cell::Bytes(Some(b.to_vec())),
+            ValueRef::Null if *param == Type::INT8 => Cell::Int(None),
+            ValueRef::Null if *param == Type::BYTEA => Cell::Bytes(None),
+            ValueRef::Null => Cell::Text(None),
+            ValueRef::Real(_) => {
+                return Err(sqlite_failed(rusqlite::Error::InvalidColumnType(
+                    i,
+                    "a number with a fraction".into(),
+                    rusqlite::types::Type::Real,
+                )))
+            }
+        })
+    }
+
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Cell::Int(v) => v,
+            Cell::Text(v) => v,
+            Cell::Bytes(v) => v,
+        }
+    }
+}
+
+/// Copies `table`'s rows; how many.
+fn copy_table(src: &Connection, tx: &mut Transaction<'_>, table: &Table) -> Result<u64, Error> {
+    let insert = tx.prepare(table.insert).map_err(pg_failed(table.doing))?;
+    let mut q = src.prepare(table.select).map_err(sqlite_failed)?;
+    let columns = q.column_count();
+    if columns != insert.params().len() {
+        return Err(Error::Store(StoreError::Failed {
+            doing: table.doing,
+            reason: format!(
+                "{columns} columns read for {} parameters",
+                insert.params().len()
+            ),
+        }));
+    }
     let mut rows = q.query([]).map_err(sqlite_failed)?;
+    let mut copied = 0;
     while let Some(r) = rows.next().map_err(sqlite_failed)? {
-        let (key, name, hash, op): (String, String, String, i64) = (
-            r.get(0).map_err(sqlite_failed)?,
-            r.get(1).map_err(sqlite_failed)?,
-            r.get(2).map_err(sqlite_failed)?,
-            r.get(3).map_err(sqlite_failed)?,
-        );
-        tx.execute(
-            "INSERT INTO accounts (name_key, name, hash, operator) VALUES ($1, $2, $3, $4)",
-            &[&key, &name, &hash, &(op == 1)],
-        )
-        .map_err(pg_failed(doing))?;
-        moved.accounts += 1;
+        let cells = insert
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, param)| Cell::read(r, i, param))
+            .collect::<Result<Vec<_>, _>>()?;
+        let params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(Cell::as_sql).collect();
+        tx.execute(&insert, &params)
+            .map_err(pg_failed(table.doing))?;
+        copied += 1;
     }
-    let mut q = src
-        .prepare("SELECT name_key, name FROM groups")
-        .map_err(sqlite_failed)?;
-    let groups: Vec<(String, String)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (key, name) in &groups {
-        tx.execute(
-            "INSERT INTO groups (name_key, name) VALUES ($1, $2)",
-            &[key, name],
-        )
-        .map_err(pg_failed(doing))?;
+    Ok(copied)
+}
+
+/// Everything but the messages, then the sequences that must go on
+/// after the copied ids (new devices, marker order).
+fn copy_tables(src: &Connection, tx: &mut Transaction<'_>, moved: &mut Moved) -> Result<(), Error> {
+    moved.accounts = copy_table(src, tx, &ACCOUNTS)?;
+    moved.groups = copy_table(src, tx, &GROUPS)?;
+    moved.devices = copy_table(src, tx, &DEVICES)?;
+    for table in REST {
+        copy_table(src, tx, table)?;
     }
-    moved.groups = groups.len() as u64;
-    let mut q = src
-        .prepare(
-            "SELECT g.name_key, a.name_key, a.name FROM group_members m
-             JOIN groups g ON g.id = m.group_id JOIN accounts a ON a.id = m.account_id",
-        )
-        .map_err(sqlite_failed)?;
-    let members: Vec<(String, String, String)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (g, u, name) in &members {
-        tx.execute(
-            "INSERT INTO members (group_key, user_key, name) VALUES ($1, $2, $3)",
-            &[g, u, name],
-        )
-        .map_err(pg_failed(doing))?;
-    }
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('devices', 'id'), greatest((SELECT max(id) FROM devices), 1))",
+        &[],
+    )
+    .map_err(pg_failed("copying devices"))?;
+    tx.execute(
+        "SELECT setval('marker_seq', greatest((SELECT max(seq) FROM markers), 1))",
+        &[],
+    )
+    .map_err(pg_failed("copying read markers"))?;
     Ok(())
 }
 
@@ -165,8 +303,9 @@ fn copy_messages(
 ) -> Result<(), Error> {
     let mut q = src
         .prepare(
-            "SELECT id, ts_ms, sender, sender_key, kind, coalesce(target, ''), coalesce(target_key, ''), body
-             FROM messages ORDER BY id",
+            "SELECT m.id, m.ts_ms, m.sender, m.sender_key, m.kind, coalesce(m.target, ''),
+               coalesce(m.target_key, ''), m.body, m.msg_kind, d.by
+             FROM messages m LEFT JOIN deletions d ON d.id = m.id ORDER BY m.id",
         )
         .map_err(sqlite_failed)?;
     let mut rows = q.query([]).map_err(sqlite_failed)?;
@@ -182,6 +321,10 @@ fn copy_messages(
         chunk.target.push(r.get(5).map_err(sqlite_failed)?);
         chunk.target_key.push(r.get(6).map_err(sqlite_failed)?);
         chunk.body.push(r.get(7).map_err(sqlite_failed)?);
+        chunk
+            .msg_kind
+            .push(r.get::<_, i64>(8).map_err(sqlite_failed)? as i16);
+        chunk.deleted_by.push(r.get(9).map_err(sqlite_failed)?);
         moved.messages += 1;
         if chunk.id.len() >= 5000 {
             chunk.insert(tx)?;
@@ -214,6 +357,11 @@ struct Chunk {
     target: Vec<String>,
     target_key: Vec<String>,
     body: Vec<String>,
+    /// A notice or a message (`MessageKind::code`).
+    msg_kind: Vec<i16>,
+    /// A tombstone's deleter (SQLite's `deletions.by`); its body is
+    /// already empty on both stores.
+    deleted_by: Vec<Option<String>>,
 }
 
 impl Chunk {
@@ -222,15 +370,16 @@ impl Chunk {
             return Ok(());
         }
         tx.execute(
-            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body)
+            "INSERT INTO messages (id, ts, sender, sender_key, kind, target, target_key, conv, body,
+               msg_kind, deleted_by)
              SELECT id, ts, sender, sender_key, kind, target, target_key,
                CASE kind WHEN 0 THEN 'r' WHEN 1 THEN 'g:' || target_key
                  ELSE 'd:' || least(sender_key COLLATE \"C\", target_key COLLATE \"C\") || ':'
                    || greatest(sender_key COLLATE \"C\", target_key COLLATE \"C\") END,
-               body
+               body, msg_kind, deleted_by
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::SMALLINT[],
-                         $6::TEXT[], $7::TEXT[], $8::TEXT[])
-             AS t (id, ts, sender, sender_key, kind, target, target_key, body)",
+                         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::SMALLINT[], $10::TEXT[])
+             AS t (id, ts, sender, sender_key, kind, target, target_key, body, msg_kind, deleted_by)",
             &[
                 &self.id,
                 &self.ts,
@@ -240,231 +389,12 @@ impl Chunk {
                 &self.target,
                 &self.target_key,
                 &self.body,
+                &self.msg_kind,
+                &self.deleted_by,
             ],
         )
         .map_err(pg_failed("copying messages"))?;
         *self = Chunk::default();
         Ok(())
     }
-}
-
-fn copy_devices(
-    src: &Connection,
-    tx: &mut Transaction<'_>,
-    moved: &mut Moved,
-) -> Result<(), Error> {
-    let doing = "copying devices";
-    let mut q = src
-        .prepare(
-            "SELECT d.id, a.name_key, a.name, d.name, d.name_key, d.created_ms, d.last_seen_ms,
-             d.token_hash, d.bookmark FROM devices d JOIN accounts a ON a.id = d.account_id",
-        )
-        .map_err(sqlite_failed)?;
-    let mut rows = q.query([]).map_err(sqlite_failed)?;
-    while let Some(r) = rows.next().map_err(sqlite_failed)? {
-        let get_s = |i| r.get::<_, String>(i).map_err(sqlite_failed);
-        let get_i = |i| r.get::<_, i64>(i).map_err(sqlite_failed);
-        let hash: Option<Vec<u8>> = r.get(7).map_err(sqlite_failed)?;
-        tx.execute(
-            "INSERT INTO devices (id, user_key, user_name, name, name_key, created_ms, last_seen_ms,
-             token_hash, bookmark) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[&get_i(0)?, &get_s(1)?, &get_s(2)?, &get_s(3)?, &get_s(4)?, &get_i(5)?, &get_i(6)?, &hash, &get_i(8)?],
-        )
-        .map_err(pg_failed(doing))?;
-        moved.devices += 1;
-    }
-    // New devices get ids after the copied ones.
-    tx.execute(
-        "SELECT setval(pg_get_serial_sequence('devices', 'id'), greatest((SELECT max(id) FROM devices), 1))",
-        &[],
-    )
-    .map_err(pg_failed(doing))?;
-    let mut q = src
-        .prepare("SELECT device, client_id, message_id, ts_ms FROM sends")
-        .map_err(sqlite_failed)?;
-    let mut rows = q.query([]).map_err(sqlite_failed)?;
-    while let Some(r) = rows.next().map_err(sqlite_failed)? {
-        let get = |i| r.get::<_, i64>(i).map_err(sqlite_failed);
-        tx.execute(
-            "INSERT INTO sends (device, client_id, msg_id, ts) VALUES ($1, $2, $3, $4)",
-            &[&get(0)?, &get(1)?, &get(2)?, &get(3)?],
-        )
-        .map_err(pg_failed("copying send records"))?;
-    }
-    Ok(())
-}
-
-/// Offline marks, read markers, sanctions and the audit log.
-fn copy_rest(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Error> {
-    let mut q = src
-        .prepare(
-            "SELECT a.name_key, o.seen_upto FROM offline_marks o JOIN accounts a ON a.id = o.account_id",
-        )
-        .map_err(sqlite_failed)?;
-    let marks: Vec<(String, i64)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (user, seen) in &marks {
-        tx.execute(
-            "INSERT INTO offline (user_key, seen_upto) VALUES ($1, $2)",
-            &[user, seen],
-        )
-        .map_err(pg_failed("copying offline marks"))?;
-    }
-    let mut q = src
-        .prepare(
-            "SELECT a.name_key, m.kind, m.target_key, coalesce(m.target, ''), m.id, m.set_seq
-             FROM read_markers m JOIN accounts a ON a.id = m.account_id",
-        )
-        .map_err(sqlite_failed)?;
-    let markers: Vec<(String, i64, String, String, i64, i64)> = q
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (user, kind, target_key, target, id, seq) in &markers {
-        // The PostgreSQL store's conversation key, from the user's side.
-        let conv = match kind {
-            0 => "r".to_owned(),
-            1 => format!("g:{target_key}"),
-            _ => {
-                let (a, b) = if user.as_str() <= target_key.as_str() {
-                    (user, target_key)
-                } else {
-                    (target_key, user)
-                };
-                format!("d:{a}:{b}")
-            }
-        };
-        tx.execute(
-            "INSERT INTO markers (user_key, conv, kind, target, id, seq) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[user, &conv, &(*kind as i16), target, id, seq],
-        )
-        .map_err(pg_failed("copying read markers"))?;
-    }
-    tx.execute(
-        "SELECT setval('marker_seq', greatest((SELECT max(seq) FROM markers), 1))",
-        &[],
-    )
-    .map_err(pg_failed("copying read markers"))?;
-    copy_moderation(src, tx)
-}
-
-fn copy_moderation(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Error> {
-    type Sanction = (String, String, String, Option<i64>, String, String, i64);
-    let mut q = src
-        .prepare("SELECT kind, name_key, name, until_ms, reason, by, at_ms FROM sanctions")
-        .map_err(sqlite_failed)?;
-    let sanctions: Vec<Sanction> = q
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (kind, key, name, until, reason, by, at) in &sanctions {
-        tx.execute(
-            "INSERT INTO sanctions (kind, name_key, name, until_ms, reason, by_whom, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[kind, key, name, until, reason, by, at],
-        )
-        .map_err(pg_failed("copying sanctions"))?;
-    }
-    copy_roles_and_bans(src, tx)?;
-    let mut q = src
-        .prepare("SELECT at_ms, actor, action, target, reason FROM audit ORDER BY id")
-        .map_err(sqlite_failed)?;
-    let lines: Vec<(i64, String, String, String, String)> = q
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (at, actor, action, target, reason) in &lines {
-        tx.execute(
-            "INSERT INTO audit (at_ms, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)",
-            &[at, actor, action, target, reason],
-        )
-        .map_err(pg_failed("copying the audit log"))?;
-    }
-    Ok(())
-}
-
-/// Group roles, group mutes and address bans: the same columns on both
-/// stores (SQLite's `by` is PostgreSQL's `by_whom`).
-fn copy_roles_and_bans(src: &Connection, tx: &mut Transaction<'_>) -> Result<(), Error> {
-    let mut q = src
-        .prepare("SELECT group_key, name_key, name, role FROM group_roles")
-        .map_err(sqlite_failed)?;
-    let roles: Vec<(String, String, String, String)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (g, u, name, role) in &roles {
-        tx.execute(
-            "INSERT INTO group_roles (group_key, name_key, name, role) VALUES ($1, $2, $3, $4)",
-            &[g, u, name, role],
-        )
-        .map_err(pg_failed("copying group roles"))?;
-    }
-    type Mute = (String, String, String, String, Option<i64>, String);
-    let mut q = src
-        .prepare("SELECT group_key, name_key, group_name, name, until_ms, reason FROM group_mutes")
-        .map_err(sqlite_failed)?;
-    let mutes: Vec<Mute> = q
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (g, u, group, name, until, reason) in &mutes {
-        tx.execute(
-            "INSERT INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[g, u, group, name, until, reason],
-        )
-        .map_err(pg_failed("copying group mutes"))?;
-    }
-    type Ban = (String, Option<i64>, String, String, i64);
-    let mut q = src
-        .prepare("SELECT net, until_ms, reason, by, at_ms FROM address_bans")
-        .map_err(sqlite_failed)?;
-    let bans: Vec<Ban> = q
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(sqlite_failed)?;
-    for (net, until, reason, by, at) in &bans {
-        tx.execute(
-            "INSERT INTO address_bans (net, until_ms, reason, by_whom, at_ms)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[net, until, reason, by, at],
-        )
-        .map_err(pg_failed("copying address bans"))?;
-    }
-    Ok(())
 }

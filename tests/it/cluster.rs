@@ -353,7 +353,7 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     let token = new_device(&single, "dora", "laptop");
     let alice = single.client("alice");
     let first = alice.send("all", "from the single node");
-    alice.send("@dora", "a direct one");
+    let direct = alice.send("@dora", "a direct one");
     alice.run(&["group", "create", "old"]).ok();
     // Roles, a group mute and an address ban go along.
     for user in ["bob", "carol"] {
@@ -364,10 +364,36 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     single
         .server_command(&["ban-address", "10.0.0.0/8", "--reason", "old abuse"])
         .ok();
+    // A deleted message stays a tombstone: its body does not come back
+    // and its deleter is still named.
+    let regret = alice.send("all", "a regrettable one");
+    let deleted = single.server_command(&["delete", &regret.to_string(), "--reason", "oops"]);
+    assert!(deleted.ok().contains("deleted message"), "{deleted:?}");
+    single.client("mallory").send("all", "spam");
+    single
+        .server_command(&["ban", "mallory", "--reason", "spam"])
+        .ok();
     let before = room_history(&single);
     // Dora's device catches up: its bookmark moves past every message.
-    let (d, replayed, _) = resume(&single, "dora", &token);
-    drop(d);
+    // And marks the direct conversation read (a read marker goes along).
+    let (mut d, replayed, _) = resume(&single, "dora", &token);
+    let read = confab_engine::frame::Frame::MarkRead {
+        target: Target::User(name("alice")),
+        id: MessageId(direct),
+    };
+    // Her phone is told once the server took the mark; the stop below
+    // then writes it before exiting.
+    let mut phone = Device::connect(single.port()).expect("the node accepts");
+    phone.login_password("dora", &password("dora"), "phone");
+    phone.replay(&mut Vec::new()).expect("the phone's replay");
+    d.write(&read).expect("written");
+    loop {
+        match phone.recv(WAIT).expect("the phone is told of the mark") {
+            In::ReadMarker { id, .. } if id == MessageId(direct) => break,
+            _ => {}
+        }
+    }
+    drop((d, phone));
     assert!(bodies(&replayed).contains(&"a direct one".to_owned()));
     single.terminate();
     single.wait_exit();
@@ -375,7 +401,7 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     let from = format!("sqlite:{}", single.data_dir().display());
     let run = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(run.stdout.contains("5 accounts"), "{run:?}");
+    assert!(run.stdout.contains("6 accounts"), "{run:?}");
     let again = single.server_command(&["migrate", "--from", &from, "--to", &cluster.store]);
     assert_ne!(
         again.code,
@@ -390,8 +416,27 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
     // The device's token still works, and its bookmark too: it is
     // replayed only what came after the move.
     let next = node.client("alice").send("@dora", "on the cluster");
-    let (_, replayed, _) = resume(node, "dora", &token);
+    let mut d = Device::connect(node.port()).expect("the node accepts");
+    match d.login_token("dora", &token) {
+        Ok(In::LoginOk2 { .. }) => {}
+        other => panic!("the token login answered {other:?}"),
+    }
+    let mut other = Vec::new();
+    let (replayed, _) = d.replay(&mut other).expect("the replay");
     assert_eq!(bodies(&replayed), ["on the cluster"]);
+    assert!(
+        other.iter().any(
+            |m| matches!(m, In::ReadMarker { target: Target::User(u), id }
+            if u.as_str() == "alice" && *id == MessageId(direct))
+        ),
+        "the read marker moved: {other:?}"
+    );
+    // Keyed as the PostgreSQL store keys it, so a new mark replaces it.
+    assert_eq!(
+        cluster.query("SELECT user_key, conv FROM markers").trim(),
+        "dora|d:alice:dora"
+    );
+    drop(d);
     assert!(
         next > first + 1,
         "ids go on after the migrated ones: {next}"
@@ -402,6 +447,31 @@ fn migrate_moves_a_single_nodes_data_ids_and_devices_into_postgres() {
         &before[..],
         "the room's history with its ids"
     );
+    // The body stays empty, and the deleter is still named.
+    let mut late = node
+        .client("erin")
+        .listen_with(&["--resume-after", &(regret - 1).to_string()]);
+    late.wait_for("the tombstone", |v| v["id"] == regret && v["body"] == "");
+    let told = late.wait_for("the deletion", |v| {
+        v["event"] == "deleted" && v["id"] == regret
+    });
+    assert_eq!(told["by"], "operator", "the deletion moved: {told}");
+    drop(late);
+    let banned = node.client("mallory").run(&["send", "--to", "all", "more"]);
+    assert!(
+        banned.stderr.contains("BANNED"),
+        "the ban moved: {banned:?}"
+    );
+    let audit = node.server_command(&["--store", &cluster.store, "audit"]);
+    for line in [
+        format!("\toperator\tdelete\t{regret}\toops"),
+        "\toperator\tban\tmallory\tspam".to_owned(),
+    ] {
+        assert!(
+            audit.ok().contains(&line),
+            "the audit log moved: {line:?} in {audit:?}"
+        );
+    }
     let groups = node.client("alice").run(&["group", "list"]);
     assert!(groups.ok().contains("old"), "{groups:?}");
     let muted = node.client("carol").run(&["send", "--to", "#old", "hi"]);

@@ -133,3 +133,54 @@ fn an_address_ban_stored_in_postgres_turns_away_its_block_on_a_node_started_afte
     back.login("alice", &password("alice"));
     cluster.nodes.extend([later, next]);
 }
+
+#[test]
+fn a_ban_without_store_on_a_postgres_nodes_data_dir_lands_in_postgres() {
+    let Some(services) = Services::shared("the command line store test") else {
+        return;
+    };
+    let mut cluster = Cluster::start(services, 1, &[]);
+    cluster.nodes[0].register("mallory", &password("mallory"));
+    // Offline, as well as with the node running: the command follows the
+    // store the node recorded in its data dir, not the dir's SQLite.
+    cluster.nodes[0].kill();
+    let a = &cluster.nodes[0];
+    let ban = a.server_command(&["ban", "mallory", "--reason", "spam"]);
+    assert_eq!(ban.code, Some(0), "{ban:?}");
+    let audit = a.server_command(&["--store", &cluster.store, "audit"]);
+    assert!(
+        audit.ok().contains("\toperator\tban\tmallory\tspam"),
+        "the ban is in PostgreSQL: {audit:?}"
+    );
+    let later = cluster.node(&[]);
+    let refused = later.client("mallory").run(&["send", "--to", "all", "hi"]);
+    assert!(refused.stderr.contains("BANNED"), "{refused:?}");
+    cluster.nodes.push(later);
+}
+
+#[test]
+fn a_command_without_store_on_a_node_whose_url_has_a_password_is_refused_naming_the_store() {
+    let Some(services) = Services::shared("the command line store test") else {
+        return;
+    };
+    let cluster = Cluster::start(services, 0, &[]);
+    // The test database trusts every connection: the password is only
+    // carried.
+    let with_password = cluster.store.replacen("confab@", "confab:s3cret@", 1);
+    assert_ne!(
+        with_password, cluster.store,
+        "the URL names the user confab"
+    );
+    let mut node =
+        Server::start_with(&["--store", &with_password, "--bus", &cluster.services().bus]);
+    let record = std::fs::read_to_string(node.data_dir().join("store")).expect("the record");
+    assert!(!record.contains("s3cret"), "{record}");
+    node.kill();
+    let ban = node.server_command(&["ban", "mallory"]);
+    assert_ne!(ban.code, Some(0), "{ban:?}");
+    assert!(
+        ban.stderr.contains("pass --store") && ban.stderr.contains("runs on PostgreSQL"),
+        "{ban:?}"
+    );
+    assert!(!ban.stderr.contains("s3cret"), "{ban:?}");
+}

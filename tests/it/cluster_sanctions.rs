@@ -256,7 +256,7 @@ fn registrations_spread_over_nodes_are_held_to_one_servers_rate() {
 }
 
 #[test]
-fn a_ban_taken_while_the_bus_is_down_reaches_the_other_nodes_when_it_is_back() {
+fn a_ban_and_a_new_group_taken_while_the_bus_is_down_reach_the_other_nodes_when_it_is_back() {
     let Some(services) = Services::own("the sanction-through-an-outage test") else {
         return;
     };
@@ -265,7 +265,9 @@ fn a_ban_taken_while_the_bus_is_down_reaches_the_other_nodes_when_it_is_back() {
     a.register("bob", &password("bob"));
     let mut bob_b = Raw::connect(b);
     bob_b.login("bob", &password("bob"));
+    let mut carol_b = b.client("carol").listen();
     cluster.services().service("bus-stop");
+    a.client("carol").run(&["group", "create", "ops"]).ok();
     let run = a.server_command(&[
         "--store",
         &cluster.store,
@@ -287,7 +289,11 @@ fn a_ban_taken_while_the_bus_is_down_reaches_the_other_nodes_when_it_is_back() {
     assert_eq!(g.error.map(|e| e.0), Some(ErrorCode::Banned), "{}", g.debug);
     assert!(g.debug.contains("while the bus was down"), "{}", g.debug);
     bob_b.expect_closed();
-    a.wait_log("the held sanctions sent", |l| {
+    a.wait_log("the held notes sent", |l| {
         l.contains("held through the bus outage are published")
     });
+    // b learnt the group carol made on a meanwhile: her session there
+    // gets what is sent to it.
+    a.client("carol").send("#ops", "for ops");
+    carol_b.wait_message("for ops");
 }

@@ -20,7 +20,7 @@ use crate::harness::Server;
 /// PostgreSQL (an admin URL) and the bus.
 pub(crate) struct Services {
     pg: String,
-    bus: String,
+    pub(crate) bus: String,
     /// Services started for one test: stopped when it ends.
     own: Option<TempDir>,
 }
@@ -171,6 +171,21 @@ impl Cluster {
             cluster.nodes.push(node);
         }
         cluster
+    }
+
+    /// `sql`'s rows on the cluster's database, one a line (`|` between
+    /// columns), for what no client shows.
+    pub(crate) fn query(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([&self.store, "-qXtA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A new node of this cluster (not added to `nodes`).

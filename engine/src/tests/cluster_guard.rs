@@ -9,7 +9,7 @@ use super::util::{name, Got, World};
 use crate::config::Config;
 use crate::effect::Effect;
 use crate::frame::{ErrorCode, Frame, ModAction, Target, Text};
-use crate::id::{MessageId, Source};
+use crate::id::{MessageId, Ref, Source};
 use crate::lockout::Policy;
 use crate::remote::Remote;
 
@@ -64,6 +64,41 @@ fn login_from(w: &mut World, source: Source, user: &str, password: &str) -> usiz
         },
     );
     p
+}
+
+/// A REGISTER of `user` on a new connection from `source`; the peer and
+/// the request's reference.
+fn register_from(w: &mut World, source: Source, user: &str) -> (usize, Ref) {
+    let p = w.connect_from(source);
+    let reference = w.reference();
+    let frame = Frame::Register {
+        reference,
+        user: name(user),
+        password: Text::new("pw").expect("short"),
+    };
+    w.send(p, &frame);
+    (p, reference)
+}
+
+/// Peer `p`'s MODERATE of `user`; the request's reference.
+fn moderate(
+    w: &mut World,
+    p: usize,
+    action: ModAction,
+    user: &str,
+    seconds: u32,
+    reason: &str,
+) -> Ref {
+    let reference = w.reference();
+    let frame = Frame::Moderate {
+        reference,
+        action,
+        user: name(user),
+        seconds,
+        reason: Text::new(reason).expect("short"),
+    };
+    w.send(p, &frame);
+    reference
 }
 
 #[test]
@@ -127,15 +162,7 @@ fn an_operator_made_on_another_node_may_moderate_here_and_a_kick_from_there_clos
         operator: true,
     };
     w.hub.handle_remote(w.now, op);
-    let reference = w.reference();
-    let frame = Frame::Moderate {
-        reference,
-        action: ModAction::Mute,
-        user: name("bob"),
-        seconds: 0,
-        reason: Text::new("quiet").expect("short"),
-    };
-    w.send(carol, &frame);
+    let reference = moderate(&mut w, carol, ModAction::Mute, "bob", 0, "quiet");
     assert!(w.peers[carol].got.contains(&Got::Ok(reference)));
     let kick = Remote::Kick {
         user: name("bob"),
@@ -202,24 +229,10 @@ fn registrations_charged_on_other_nodes_spend_this_nodes_budget_for_the_source()
     for _ in 0..limit.burst {
         w.hub.handle_remote(w.now, Remote::Registered { source });
     }
-    let p = w.connect_from(source);
-    let reference = w.reference();
-    let frame = Frame::Register {
-        reference,
-        user: name("newbie"),
-        password: Text::new("pw").expect("short"),
-    };
-    w.send(p, &frame);
+    let (p, _) = register_from(&mut w, source, "newbie");
     assert_eq!(last_error(&w, p).map(|e| e.0), Some(ErrorCode::RateLimited));
     w.advance(limit.every);
-    let q = w.connect_from(source);
-    let reference = w.reference();
-    let frame = Frame::Register {
-        reference,
-        user: name("patient"),
-        password: Text::new("pw").expect("short"),
-    };
-    w.send(q, &frame);
+    let (q, reference) = register_from(&mut w, source, "patient");
     assert!(w.peers[q].got.contains(&Got::Ok(reference)));
 }
 
@@ -242,14 +255,7 @@ fn a_node_tells_the_others_its_login_outcomes_and_registrations() {
     login_from(&mut w, source, "bob", "pw");
     w.release();
     said.extend(take_told(&mut w));
-    let p = w.connect_from(source);
-    let reference = w.reference();
-    let frame = Frame::Register {
-        reference,
-        user: name("newbie"),
-        password: Text::new("pw").expect("short"),
-    };
-    w.send(p, &frame);
+    register_from(&mut w, source, "newbie");
     said.extend(take_told(&mut w));
     let user = name("bob");
     assert_eq!(
@@ -268,15 +274,7 @@ fn a_clients_moderation_is_told_to_the_other_nodes_only_once_it_is_stored() {
     w.hub.set_operator(&name("carol"), true);
     let carol = w.login("carol", false);
     w.hold_effects = true;
-    let reference = w.reference();
-    let frame = Frame::Moderate {
-        reference,
-        action: ModAction::Ban,
-        user: name("bob"),
-        seconds: 60,
-        reason: Text::new("spam").expect("short"),
-    };
-    w.send(carol, &frame);
+    let reference = moderate(&mut w, carol, ModAction::Ban, "bob", 60, "spam");
     assert_eq!(told(&w), [], "not before storage has it");
     w.release();
     assert!(w.peers[carol].got.contains(&Got::Ok(reference)));

@@ -9,15 +9,20 @@
 //! heartbeat, and a node gone silent for [`LEASE`] has its users marked
 //! offline. The publisher's queue is bounded; a note that does not fit is
 //! dropped (and for a message, filled from PostgreSQL by every reader).
+//! Sanctions and group changes taken while the bus is down are held by
+//! their publisher (at most [`HELD`]) and published, their time left aged,
+//! when it is back: a ban or a join on one node during an outage reaches
+//! the others' live sessions after it, not only at their next start.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use confab_engine::effect::GroupOp;
 use confab_engine::frame::Presence;
 use confab_engine::name::NameKey;
-use confab_engine::{Input, Name, Remote};
+use confab_engine::{Input, Name};
 use log::{info, warn};
 
 use super::sequencer::Fed;
@@ -33,9 +38,9 @@ pub(crate) const LEASE: Duration = Duration::from_millis(3500);
 pub(crate) const QUEUE: usize = 65_536;
 /// How long to wait before connecting again after a failure.
 const RETRY: Duration = Duration::from_millis(250);
-/// Most lasting notes (sanctions: [`Remote::is_lasting`]) held through a
-/// bus outage for the other nodes; past it the oldest go, and those nodes
-/// apply them from their next start, as PostgreSQL has them.
+/// Most lasting notes ([`lasting`]) held through a bus outage for the
+/// other nodes; past it the oldest go, and those nodes apply them from
+/// their next start, as PostgreSQL has them.
 pub(crate) const HELD: usize = 4096;
 
 /// Queues a note for the publisher; dropped when its queue is full.
@@ -94,7 +99,7 @@ pub(crate) fn publish(client: redis::Client, channel: String, node: u64, rx: Rec
     }
 }
 
-/// The publisher's connection, and the sanctions it holds through an
+/// The publisher's connection, and the lasting notes it holds through an
 /// outage.
 ///
 /// Pub/sub keeps nothing for a subscriber that is not there, so what is
@@ -113,7 +118,7 @@ struct Publisher {
     /// Subscribers the last publish reached while nothing was held.
     audience: i64,
     /// Lasting notes the bus could not take, with when each was taken.
-    held: VecDeque<(Instant, Remote)>,
+    held: VecDeque<(Instant, Note)>,
     /// When the bus came back after an outage.
     back_at: Option<Instant>,
 }
@@ -155,10 +160,8 @@ impl Publisher {
 
     /// Publishes a note, or holds it (if lasting) for when the bus is back.
     fn note(&mut self, note: Note) {
-        if let Note::Remote(r) = &note {
-            if r.is_lasting() && !self.held.is_empty() {
-                return self.hold(note);
-            }
+        if lasting(&note) && !self.held.is_empty() {
+            return self.hold(note);
         }
         match self.publish(&note) {
             Ok(reached) if self.held.is_empty() => self.audience = reached,
@@ -180,27 +183,67 @@ impl Publisher {
         if !listening.is_ok_and(|(_, n)| n >= self.audience) && !waited {
             return;
         }
-        while let Some((at, remote)) = self.held.front() {
-            let aged = Note::Remote(remote.clone().aged(at.elapsed()));
+        while let Some((at, note)) = self.held.front() {
+            let aged = aged(note.clone(), at.elapsed());
             if self.publish(&aged).is_err() {
                 return;
             }
             self.held.pop_front();
         }
-        info!("the sanctions held through the bus outage are published");
+        info!("the sanctions and group changes held through the bus outage are published");
     }
 
     /// Keeps a lasting note for when the bus is back; at most [`HELD`].
     fn hold(&mut self, note: Note) {
-        let Note::Remote(remote) = note else { return };
-        if !remote.is_lasting() {
+        if !lasting(&note) {
             return;
         }
         if self.held.len() == HELD {
             self.held.pop_front();
-            warn!("more than {HELD} sanctions taken while the bus is down: the oldest reach the other nodes only at their next start");
+            warn!("more than {HELD} sanctions and group changes taken while the bus is down: the oldest reach the other nodes only at their next start");
         }
-        self.held.push_back((Instant::now(), remote));
+        self.held.push_back((Instant::now(), note));
+    }
+}
+
+/// Whether a note states something the other nodes keep (a sanction:
+/// [`confab_engine::Remote::is_lasting`], or a group change), so that it
+/// must still reach them after a bus outage. Messages are read from
+/// PostgreSQL, presence is restated by heartbeats, and a kick or a guard
+/// count means nothing late.
+fn lasting(note: &Note) -> bool {
+    match note {
+        Note::Remote(r) => r.is_lasting(),
+        Note::Group(_) => true,
+        _ => false,
+    }
+}
+
+/// `note` `elapsed` after it was taken: a ban's, mute's or group mute's
+/// time left shrinks by the wait (a group mute to at least a second, as
+/// its 0 means until lifted).
+fn aged(note: Note, elapsed: Duration) -> Note {
+    match note {
+        Note::Remote(r) => Note::Remote(r.aged(elapsed)),
+        Note::Group(GroupOp::Moderate {
+            group,
+            user,
+            action,
+            seconds,
+            reason,
+            by,
+        }) if seconds > 0 => {
+            let left = u64::from(seconds).saturating_sub(elapsed.as_secs()).max(1);
+            Note::Group(GroupOp::Moderate {
+                group,
+                user,
+                action,
+                seconds: u32::try_from(left).unwrap_or(seconds),
+                reason,
+                by,
+            })
+        }
+        other => other,
     }
 }
 

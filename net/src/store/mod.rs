@@ -4,6 +4,7 @@
 //! bundled, so a fresh machine needs nothing). The in-memory store for
 //! tests is `confab_engine::testing::MemoryStore`.
 
+pub(crate) mod group_moderation;
 pub mod postgres;
 pub mod sqlite;
 

@@ -11,6 +11,7 @@ use crate::store::StoreError;
 
 pub(crate) mod auth;
 pub(crate) mod queue;
+mod refusals;
 pub(crate) mod storage;
 
 /// The refusal for a storage failure, logged at error level.

@@ -16,6 +16,7 @@ use postgres::{GenericClient, Transaction};
 
 use super::moderation::audit_in;
 use super::{account_name, failed, name_of, sat_i64};
+use crate::store::group_moderation::{self, Change};
 use crate::store::StoreError;
 
 const DOING: &str = "changing a group";
@@ -156,55 +157,43 @@ pub(super) fn forget(
 /// A committed GROUP_MODERATE's role or mute change (a removal's member
 /// row went already), with its one audit line; nothing for another op.
 fn moderated(tx: &mut Transaction<'_>, op: &GroupOp, now_ms: u64) -> Result<(), StoreError> {
-    let GroupOp::Moderate {
-        group,
-        user,
-        action,
-        seconds,
-        reason,
-        by,
-    } = op
-    else {
+    let now = sat_i64(now_ms);
+    let Some(m) = group_moderation::of(op, now) else {
         return Ok(());
     };
-    let (g, u) = (group.key(), user.key());
-    let now = sat_i64(now_ms);
-    match action {
-        GroupAction::Appoint => tx.execute(
+    let (g, u) = (m.group_key.as_str(), m.user_key.as_str());
+    match m.change {
+        Change::Appoint => tx.execute(
             "INSERT INTO group_roles (group_key, name_key, name, role)
              VALUES ($1, $2, $3, 'moderator') ON CONFLICT DO NOTHING",
-            &[&g.as_str(), &u.as_str(), &user.as_str()],
+            &[&g, &u, &m.user.as_str()],
         ),
-        GroupAction::Dismiss => tx.execute(
+        Change::Dismiss => tx.execute(
             "DELETE FROM group_roles WHERE group_key = $1 AND name_key = $2 AND role = 'moderator'",
-            &[&g.as_str(), &u.as_str()],
+            &[&g, &u],
         ),
-        GroupAction::Mute => {
-            let until = (*seconds > 0).then(|| now.saturating_add(i64::from(*seconds) * 1000));
-            tx.execute(
-                "INSERT INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (group_key, name_key) DO UPDATE
-                 SET group_name = $3, name = $4, until_ms = $5, reason = $6",
-                &[
-                    &g.as_str(),
-                    &u.as_str(),
-                    &group.as_str(),
-                    &user.as_str(),
-                    &until,
-                    reason,
-                ],
-            )
-        }
-        GroupAction::Unmute => tx.execute(
+        Change::Mute { until_ms } => tx.execute(
+            "INSERT INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (group_key, name_key) DO UPDATE
+             SET group_name = $3, name = $4, until_ms = $5, reason = $6",
+            &[
+                &g,
+                &u,
+                &m.group.as_str(),
+                &m.user.as_str(),
+                &until_ms,
+                &m.reason,
+            ],
+        ),
+        Change::Unmute => tx.execute(
             "DELETE FROM group_mutes WHERE group_key = $1 AND name_key = $2",
-            &[&g.as_str(), &u.as_str()],
+            &[&g, &u],
         ),
-        GroupAction::Remove => Ok(0),
+        Change::Nothing => Ok(0),
     }
     .map_err(failed(DOING))?;
-    let target = format!("#{group} {user}");
-    audit_in(tx, now, by.as_str(), action.as_str(), &target, reason)
+    audit_in(tx, now, m.actor, m.action, &m.target, m.reason)
 }
 
 /// Every role: `(group, user, owner)`, for a node's start.

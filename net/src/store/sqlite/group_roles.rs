@@ -6,12 +6,12 @@
 //! their moderator role and mute; a deleted account loses them all.
 
 use confab_engine::effect::GroupOp;
-use confab_engine::frame::GroupAction;
 use confab_engine::{Name, ProtocolError};
 use rusqlite::{params, Connection};
 
 use super::moderation::audit_in;
 use super::{sat_i64, DbName};
+use crate::store::group_moderation::{self, Change};
 
 /// The creator of `group` is its owner.
 pub(super) fn record_owner(conn: &Connection, group: &Name, user: &Name) -> rusqlite::Result<()> {
@@ -52,49 +52,39 @@ pub(super) fn forget(conn: &Connection, group: Option<&Name>, user: &Name) -> ru
 /// A committed GROUP_MODERATE other than a removal (which the caller
 /// applies as a leave), with its audit line. The hub checked the roles.
 pub(super) fn apply(conn: &Connection, op: &GroupOp, ts_ms: u64) -> rusqlite::Result<()> {
-    let GroupOp::Moderate {
-        group,
-        user,
-        action,
-        seconds,
-        reason,
-        by,
-    } = op
-    else {
+    let now = sat_i64(ts_ms);
+    let Some(m) = group_moderation::of(op, now) else {
         return Ok(());
     };
-    let (g, u) = (group.key(), user.key());
-    let now = sat_i64(ts_ms);
-    match action {
-        GroupAction::Appoint => {
+    let (g, u) = (m.group_key.as_str(), m.user_key.as_str());
+    match m.change {
+        Change::Appoint => {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO group_roles (group_key, name_key, name, role)
                  VALUES (?1, ?2, ?3, 'moderator')",
             )?
-            .execute(params![g.as_str(), u.as_str(), user.as_str()])?;
+            .execute(params![g, u, m.user.as_str()])?;
         }
-        GroupAction::Dismiss => {
+        Change::Dismiss => {
             conn.prepare_cached(
                 "DELETE FROM group_roles WHERE group_key = ?1 AND name_key = ?2 AND role = 'moderator'",
             )?
-            .execute(params![g.as_str(), u.as_str()])?;
+            .execute(params![g, u])?;
         }
-        GroupAction::Mute => {
-            let until = (*seconds > 0).then(|| now.saturating_add(i64::from(*seconds) * 1000));
+        Change::Mute { until_ms } => {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO group_mutes (group_key, name_key, group_name, name, until_ms, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![g.as_str(), u.as_str(), group.as_str(), user.as_str(), until, reason])?;
+            .execute(params![g, u, m.group.as_str(), m.user.as_str(), until_ms, m.reason])?;
         }
-        GroupAction::Unmute => {
+        Change::Unmute => {
             conn.prepare_cached("DELETE FROM group_mutes WHERE group_key = ?1 AND name_key = ?2")?
-                .execute(params![g.as_str(), u.as_str()])?;
+                .execute(params![g, u])?;
         }
-        GroupAction::Remove => {}
+        Change::Nothing => {}
     }
-    let target = format!("#{group} {user}");
-    audit_in(conn, now, by.as_str(), action.as_str(), &target, reason)
+    audit_in(conn, now, m.actor, m.action, &m.target, m.reason)
 }
 
 /// Every role: `(group, user, owner)`.
