@@ -51,9 +51,17 @@ impl PgStore {
             .map_err(failed("reading sanctions"))?;
         rows.iter()
             .map(|r| {
+                // A kind this build does not know (written by hand, or by a
+                // newer one) is a storage failure, never a ban by default.
                 let kind = match r.get::<_, &str>(0) {
                     "mute" => SanctionKind::Mute,
-                    _ => SanctionKind::Ban,
+                    "ban" => SanctionKind::Ban,
+                    other => {
+                        return Err(StoreError::Failed {
+                            doing: "reading sanctions",
+                            reason: format!("unknown sanction kind {other:?}"),
+                        })
+                    }
                 };
                 Ok(StoredSanction {
                     kind,

@@ -551,3 +551,19 @@ fn a_database_of_a_newer_schema_is_refused_and_reopening_keeps_the_version() {
         Ok(_) => panic!("a newer schema was opened"),
     }
 }
+
+#[test]
+fn a_sanction_of_a_kind_this_build_does_not_know_is_a_storage_error_not_a_ban() {
+    let Some((db, mut s)) = fresh() else { return };
+    let mut c = postgres::Client::connect(&db.url, NoTls).expect("connect");
+    c.execute(
+        "INSERT INTO sanctions (kind, name_key, name, until_ms, reason, by_whom, at_ms)
+         VALUES ('shadowban', 'bob', 'bob', NULL, '', 'op', 0)",
+        &[],
+    )
+    .expect("a raw row");
+    match s.sanctions(0) {
+        Err(e) => assert!(e.to_string().contains("shadowban"), "{e}"),
+        Ok(read) => panic!("read as {read:?}"),
+    }
+}
