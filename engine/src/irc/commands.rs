@@ -446,6 +446,23 @@ fn join<'a>(
     let label = line.tag("label");
     // A labeled JOIN is answered as one: its lines are gathered, and go
     // out labeled when the last channel's answer comes (`replies::gathered`).
+    // One that could not be gathered (too many in flight, or its label
+    // already gathering) is refused whole, so a label never gets two
+    // answers.
+    if let Some(l) = label.filter(|_| s.caps.has(Caps::LABELED)) {
+        if s.gathers.len() >= PENDING_MAX || s.gathers.iter().any(|g| g.label == l) {
+            let mut out = Vec::new();
+            fail(
+                &mut out,
+                s,
+                config,
+                "JOIN",
+                "BUSY",
+                "Too many labeled JOINs in flight",
+            );
+            return acts.push(Act::Reply(labeled(out, Some(l), s, config)));
+        }
+    }
     let (mut all, mut asked) = (Vec::new(), 0);
     for channel in line.param(0).split(',').filter(|c| !c.is_empty()) {
         let mut out = Vec::new();
@@ -522,12 +539,12 @@ fn join_answer(
 ) {
     let label = label.filter(|_| s.caps.has(Caps::LABELED));
     match label {
-        Some(l) if asked > 0 && s.gathers.len() < PENDING_MAX => s.gathers.push(Gather {
+        // Room for it: `join` refused it otherwise.
+        Some(l) if asked > 0 => s.gathers.push(Gather {
             label: l.to_owned(),
             left: asked,
             lines: all,
         }),
-        _ if asked > 0 && label.is_some() => reply(acts, all),
         _ if !all.is_empty() || label.is_some() => {
             acts.push(Act::Reply(labeled(all, label, s, config)))
         }

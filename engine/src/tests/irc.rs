@@ -688,3 +688,15 @@ fn a_muted_user_cannot_relay_a_tagmsg_and_is_told_why() {
     assert!(got.contains("FAIL TAGMSG MUTED"), "{got}");
     assert!(!w.read(b).contains("TAGMSG"));
 }
+
+#[test]
+fn a_labeled_join_whose_label_is_still_gathering_is_refused_whole() {
+    let mut w = Irc::new(&["alice"]);
+    let a = w.login("alice");
+    w.send(a, "@label=j1 JOIN #one,#two\r\n@label=j1 JOIN #three\r\n");
+    let got = w.read(a);
+    assert!(got.contains("@label=j1 :confab FAIL JOIN BUSY"), "{got}");
+    assert!(got.contains(" JOIN #two\r\n"), "{got}");
+    assert!(!got.contains(" JOIN #three\r\n"), "{got}");
+    assert_eq!(got.matches(":confab BATCH +").count(), 1, "{got}");
+}
