@@ -48,7 +48,7 @@ pub(crate) fn offer(tx: &SyncSender<Note>, note: Note) {
     match tx.try_send(note) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
-            warn!("the bus publisher is behind; a note was dropped (messages are read from PostgreSQL)")
+            warn!("the bus publisher is behind; a note was dropped (a message is read from PostgreSQL; a sanction or group change reaches the other nodes at their next start)")
         }
         Err(TrySendError::Disconnected(_)) => {}
     }
@@ -73,6 +73,7 @@ pub(crate) fn publish(client: redis::Client, channel: String, node: u64, rx: Rec
         audience: 0,
         held: VecDeque::new(),
         back_at: None,
+        probed: None,
     };
     let mut here: HashMap<NameKey, Name> = HashMap::new();
     let mut beat = Instant::now();
@@ -121,6 +122,8 @@ struct Publisher {
     held: VecDeque<(Instant, Note)>,
     /// When the bus came back after an outage.
     back_at: Option<Instant>,
+    /// When `flush` last asked Redis how many listen.
+    probed: Option<Instant>,
 }
 
 impl Publisher {
@@ -163,8 +166,14 @@ impl Publisher {
         if lasting(&note) && !self.held.is_empty() {
             return self.hold(note);
         }
+        // Just after an outage some nodes may not listen yet: a lasting
+        // note that reached fewer than before is held (and sent again; the
+        // hubs apply a repeated sanction or group change as a no-op), and
+        // the audience is not lowered until the lease has passed.
+        let recovering = self.back_at.is_some_and(|t| t.elapsed() < LEASE);
         match self.publish(&note) {
-            Ok(reached) if self.held.is_empty() => self.audience = reached,
+            Ok(reached) if recovering && reached < self.audience => self.hold(note),
+            Ok(reached) if self.held.is_empty() && !recovering => self.audience = reached,
             Ok(_) => {}
             Err(()) => self.hold(note),
         }
@@ -175,6 +184,11 @@ impl Publisher {
         if self.held.is_empty() {
             return;
         }
+        // One probe per retry interval, not one per note.
+        if self.probed.is_some_and(|t| t.elapsed() < RETRY) {
+            return;
+        }
+        self.probed = Some(Instant::now());
         let channel = self.channel.clone();
         let Some(c) = self.connection() else { return };
         let listening: redis::RedisResult<(String, i64)> =
@@ -362,6 +376,7 @@ pub(crate) fn subscribe(
         let mut pubsub = conn.as_pubsub();
         if let Err(e) = pubsub.subscribe(&channel) {
             warn!("cannot subscribe to the bus: {e}");
+            std::thread::sleep(RETRY);
             continue;
         }
         // From here on, the other nodes' notes reach this hub.
@@ -396,6 +411,9 @@ pub(crate) fn subscribe(
                     if !inputs.is_empty() {
                         results.deliver(inputs);
                     }
+                    // A bus that takes connections and then fails them is
+                    // not retried in a busy loop.
+                    std::thread::sleep(RETRY);
                     break;
                 }
             }
