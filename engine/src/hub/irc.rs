@@ -341,6 +341,13 @@ impl Hub {
                 }
             }
             Act::Close(bytes) => {
+                // A muted user's QUIT reason is not shown to anyone.
+                if self
+                    .user(conn)
+                    .is_some_and(|u| self.mute_refusal(now, &u).is_some())
+                {
+                    self.with_irc(conn, |s| s.quit = None);
+                }
                 self.push(conn, Event::Raw(bytes.into()), Class::Control);
                 self.close(conn, CloseReason::Logout);
             }

@@ -16,6 +16,9 @@ use super::session::{base64_decode, sasl_plain, Caps, Gather, IrcSession, Login,
 use super::session::{CAPS, PENDING_MAX, SASL_MAX};
 use super::{Act, IrcConfig, LoginAsk, Pending};
 
+/// The most bytes of a QUIT reason shown to others (ISUPPORT has no
+/// QUITLEN; 300 is what most servers allow).
+const QUIT_REASON_MAX: usize = 300;
 /// The default device of a login that names none.
 pub const DEFAULT_DEVICE: &str = "irc";
 
@@ -65,7 +68,14 @@ pub fn command<'a>(
             }
         }
         "QUIT" => {
+            // Cut to QUIT_REASON_MAX bytes (at a character), so the relayed
+            // line stays within 512 whatever the nick.
             let reason = line.param(0);
+            let mut end = reason.len().min(QUIT_REASON_MAX);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            let reason = &reason[..end];
             s.quit = (!reason.is_empty()).then(|| format!("Quit: {reason}").into());
             let mut out = Vec::new();
             Out::new(&mut out)

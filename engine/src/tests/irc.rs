@@ -700,3 +700,27 @@ fn a_labeled_join_whose_label_is_still_gathering_is_refused_whole() {
     assert!(!got.contains(" JOIN #three\r\n"), "{got}");
     assert_eq!(got.matches(":confab BATCH +").count(), 1, "{got}");
 }
+
+#[test]
+fn a_muted_users_quit_reason_is_not_shown_and_a_long_one_is_cut_to_fit_a_line() {
+    let (mut w, a, b) = Irc::alice_and_bob();
+    w.read(b);
+    let bob = crate::Name::new("bob").expect("a valid name");
+    w.hub.mute(w.now, &bob, None, "spam");
+    w.send(b, "QUIT :buy my stuff\r\n");
+    let got = w.read(a);
+    assert!(got.contains(":bob!bob@confab QUIT :offline\r\n"), "{got}");
+    assert!(!got.contains("buy my stuff"), "{got}");
+    w.hub.unmute(&bob);
+    let b = w.login("bob");
+    w.read(a);
+    let long = "é".repeat(240);
+    w.send(b, &format!("QUIT :{long}\r\n"));
+    let got = w.read(a);
+    let line = got
+        .lines()
+        .find(|l| l.contains(" QUIT :Quit: "))
+        .unwrap_or_else(|| panic!("no QUIT: {got}"));
+    assert!(line.len() + 2 <= 512, "{} bytes", line.len());
+    assert!(line.ends_with(&"é".repeat(150)), "{line}");
+}
