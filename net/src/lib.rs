@@ -402,9 +402,13 @@ fn postgres_url(args: &ServeArgs) -> Result<Option<&str>, Error> {
         (Some(url), _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Some(url))
         }
-        (Some(other), _) => Err(Error::User(format!(
-            "--store {other}: give a postgres://... URL (or leave it out for SQLite in the data dir)"
-        ))),
+        // Only the scheme is echoed: a mistyped URL may hold a password.
+        (Some(other), _) => {
+            Err(Error::User(format!(
+            "--store {}: give a postgres://... URL (or leave it out for SQLite in the data dir)",
+            other.split_once("://").map_or("(not a URL)", |(scheme, _)| scheme)
+        )))
+        }
         (None, Some(_)) => Err(Error::User(
             "--bus needs --store postgres://...: nodes share their data through PostgreSQL".into(),
         )),

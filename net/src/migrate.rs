@@ -62,6 +62,17 @@ fn sqlite_failed(e: rusqlite::Error) -> Error {
     })
 }
 
+/// A kind code read from SQLite as PostgreSQL's SMALLINT; one out of its
+/// range (written by hand) is refused, not wrapped.
+fn small(v: i64) -> Result<i16, Error> {
+    i16::try_from(v).map_err(|_| {
+        Error::Store(StoreError::Failed {
+            doing: "reading the SQLite database",
+            reason: format!("a message kind of {v}, out of range"),
+        })
+    })
+}
+
 fn pg_failed(doing: &'static str) -> impl Fn(postgres::Error) -> Error {
     move |e| {
         let reason = match e.as_db_error() {
@@ -120,7 +131,7 @@ const ACCOUNTS: Table = Table {
 };
 
 const GROUPS: Table = Table {
-    doing: "copying accounts",
+    doing: "copying groups",
     select: "SELECT name_key, name FROM groups",
     insert: "INSERT INTO groups (name_key, name) VALUES ($1::TEXT, $2::TEXT)",
 };
@@ -140,7 +151,7 @@ const DEVICES: Table = Table {
 /// (members after groups).
 const REST: &[Table] = &[
     Table {
-        doing: "copying accounts",
+        doing: "copying group members",
         select: "SELECT g.name_key, a.name_key, a.name FROM group_members m
                  JOIN groups g ON g.id = m.group_id JOIN accounts a ON a.id = m.account_id",
         insert: "INSERT INTO members (group_key, user_key, name) VALUES ($1::TEXT, $2::TEXT, $3::TEXT)",
@@ -317,13 +328,13 @@ fn copy_messages(
         chunk.sender_key.push(r.get(3).map_err(sqlite_failed)?);
         chunk
             .kind
-            .push(r.get::<_, i64>(4).map_err(sqlite_failed)? as i16);
+            .push(small(r.get::<_, i64>(4).map_err(sqlite_failed)?)?);
         chunk.target.push(r.get(5).map_err(sqlite_failed)?);
         chunk.target_key.push(r.get(6).map_err(sqlite_failed)?);
         chunk.body.push(r.get(7).map_err(sqlite_failed)?);
         chunk
             .msg_kind
-            .push(r.get::<_, i64>(8).map_err(sqlite_failed)? as i16);
+            .push(small(r.get::<_, i64>(8).map_err(sqlite_failed)?)?);
         chunk.deleted_by.push(r.get(9).map_err(sqlite_failed)?);
         moved.messages += 1;
         if chunk.id.len() >= 5000 {

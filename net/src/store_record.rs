@@ -134,7 +134,11 @@ fn without_password(url: &str) -> (String, bool) {
         let kept: Vec<&str> = q
             .split('&')
             .filter(|p| {
-                let secret = p.split('=').next() == Some("password");
+                // password=, sslpassword=, and any other *password.
+                let secret = p
+                    .split('=')
+                    .next()
+                    .is_some_and(|k| k.to_ascii_lowercase().ends_with("password"));
                 had |= secret;
                 !secret
             })
@@ -166,6 +170,7 @@ mod tests {
         for url in [
             "postgres://confab:s3cret@db/confab",
             "postgresql://db/confab?user=confab&password=s3cret",
+            "postgres://db/confab?sslmode=require&sslpassword=s3cret",
         ] {
             let dir = tempfile::tempdir().expect("a temp dir");
             write(dir.path(), Some(url)).expect("written");
