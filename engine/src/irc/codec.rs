@@ -86,7 +86,7 @@ pub fn source(name: &Name) -> String {
 
 /// Writes message `m` to `target` (as the reader sees it) as PRIVMSG
 /// (or NOTICE) lines, with its client-only tags for `message-tags`: a
-/// body longer than a client's line holds, or with line breaks, is split (a part
+/// body longer than a line holds, or with line breaks, is split (a part
 /// is never empty unless the body is). `extra` adds tags (a batch, a
 /// label) before the message's own.
 pub fn message_lines(
@@ -97,12 +97,10 @@ pub fn message_lines(
     extra: &[(&str, &str)],
 ) {
     let from = source(&m.sender);
-    // The room a line's text has is what a client's own line holds: 512
-    // less CR LF, `PRIVMSG `, the target and a space (a text of one word
-    // needs no `:`). A text the client could send in one line is relayed
-    // in one line, longer than 512 by the source prefix, as IRC servers
-    // do; only a confab body that no client line could carry is split.
-    let room = MAX_BODY_LEN - 2 - ("PRIVMSG ".len() + target.len() + 1);
+    // The room a line's text has: 512 less CR LF, the source, the
+    // command, the target and their separators. (An IRC client's PRIVMSG
+    // that would not fit was refused with 417: `sends::privmsg`.)
+    let room = MAX_BODY_LEN - 2 - (1 + from.len() + 9 + target.len() + 2);
     let time = line::server_time(m.timestamp_ms);
     for (part, piece) in m.body.split('\n').flat_map(|l| chunks(l, room)).enumerate() {
         let msgid = match part {

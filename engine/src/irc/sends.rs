@@ -35,6 +35,13 @@ pub fn privmsg<'a>(
     let Some((t, tags)) = addressed(line, true, config, &me, &mut out) else {
         return reply(acts, out);
     };
+    // A PRIVMSG whose text would not fit a relayed line (512 with the
+    // sender's source prefix) is refused, so no reader gets it cut or
+    // split; clients split their own long messages knowing their prefix.
+    if kind == MessageKind::Message && body.len() > relayed_room(s, to) {
+        numeric(&mut out, config, "417", &me).trailing("Input line was too long");
+        return reply(acts, out);
+    }
     let pending = Pending::Send {
         target: to.to_owned(),
         body: body.to_owned(),
@@ -113,4 +120,11 @@ fn addressed(
         return None;
     };
     Some((t, tags))
+}
+
+/// The text a relayed `PRIVMSG to :text` line of this sender has room for:
+/// 512 less CR LF, the source, the command, the target and separators.
+fn relayed_room(s: &IrcSession, to: &str) -> usize {
+    let source = s.account().map_or(0, |me| super::codec::source(&me).len());
+    super::line::MAX_BODY_LEN.saturating_sub(2 + 1 + source + " PRIVMSG ".len() + to.len() + 2)
 }

@@ -510,17 +510,23 @@ fn a_quit_reason_reaches_the_others_and_a_quit_without_one_is_offline() {
 }
 
 #[test]
-fn a_text_a_client_could_send_in_one_line_is_relayed_in_one_line() {
+fn a_privmsg_that_fits_a_relayed_line_is_relayed_whole_and_a_longer_one_is_417() {
     let (mut w, a, b) = Irc::alice_and_bob();
     w.read(b);
-    // The longest text `PRIVMSG #confab ` leaves in a 512-byte line (one
-    // word needs no `:`).
-    let text = "z".repeat(512 - 2 - "PRIVMSG #confab ".len());
-    w.send(a, &format!("PRIVMSG #confab {text}\r\n"));
+    // What a relayed line leaves for the text: 512 less CR LF and
+    // `:alice!alice@confab PRIVMSG #confab :`.
+    let room = 512 - 2 - ":alice!alice@confab PRIVMSG #confab :".len();
+    let text = "z".repeat(room);
+    w.send(a, &format!("PRIVMSG #confab :{text}\r\n"));
     let got = w.read(b);
     let lines: Vec<&str> = got.lines().filter(|l| l.contains("PRIVMSG")).collect();
     assert_eq!(lines.len(), 1, "{got}");
     assert!(lines[0].ends_with(&format!(" :{text}")), "{got}");
+    let body = lines[0].split_once(" :alice").map_or("", |(_, rest)| rest);
+    assert_eq!(body.len() + ":alice".len() + 2, 512, "{got}");
+    w.send(a, &format!("PRIVMSG #confab :{text}z\r\n"));
+    assert!(w.read(a).contains(" 417 alice :Input line was too long"));
+    assert_eq!(w.read(b), "");
 }
 
 #[test]
