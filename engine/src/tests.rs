@@ -11,6 +11,7 @@ mod examples;
 mod flow;
 mod group_roles;
 mod irc;
+mod irc_refusals;
 mod lines;
 mod moderation;
 mod notices;

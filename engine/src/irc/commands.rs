@@ -5,16 +5,15 @@
 //! FAIL where IRC has none.
 
 use crate::name::Name;
-use crate::request::{GroupRequest, Request};
-use crate::wire::frame::Target;
+use crate::request::Request;
 
 use super::codec::source;
 use super::line::{Line, Out};
-use super::queries::{list, members, mode, target, topic, who, whois};
-use super::replies::{fail, joined, labeled, motd, names, numeric, reply, welcome, Directory};
-use super::session::{base64_decode, sasl_plain, Caps, Gather, IrcSession, Login, Sasl};
-use super::session::{CAPS, PENDING_MAX, SASL_MAX};
-use super::{Act, IrcConfig, LoginAsk, Pending};
+use super::queries::{list, members, mode, topic, who, whois};
+use super::replies::{labeled, motd, names, numeric, reply, welcome, Directory};
+use super::session::{base64_decode, sasl_plain, Caps, IrcSession, Login, Sasl};
+use super::session::{CAPS, SASL_MAX};
+use super::{Act, IrcConfig, LoginAsk};
 
 /// The most bytes of a QUIT reason shown to others (ISUPPORT has no
 /// QUITLEN; 300 is what most servers allow).
@@ -395,8 +394,8 @@ fn registered<'a>(
     match cmd {
         "PRIVMSG" | "NOTICE" => return super::sends::privmsg(s, cmd, line, config, acts),
         "TAGMSG" => return super::sends::tagmsg(s, line, config, acts),
-        "JOIN" => return join(s, line, dir, config, acts),
-        "PART" => return part(s, line, dir, config, acts),
+        "JOIN" => return super::channels::join(s, line, dir, config, acts),
+        "PART" => return super::channels::part(s, line, dir, config, acts),
         "CHATHISTORY" => return super::history::chathistory(s, line, config, acts),
         "NAMES" => {
             let channel = line.param(0);
@@ -442,184 +441,6 @@ fn registered<'a>(
         }
     }
     acts.push(Act::Reply(labeled(out, label, s, config)));
-}
-
-/// JOIN: the room is always joined; a group is joined, or made.
-fn join<'a>(
-    s: &mut IrcSession,
-    line: &Line<'a>,
-    dir: &dyn Directory,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'a>>,
-) {
-    let Some(me) = s.account() else { return };
-    let label = line.tag("label");
-    // A labeled JOIN is answered as one: its lines are gathered, and go
-    // out labeled when the last channel's answer comes (`replies::gathered`).
-    // One that could not be gathered (too many in flight, or its label
-    // already gathering) is refused whole, so a label never gets two
-    // answers.
-    if let Some(l) = label.filter(|_| s.caps.has(Caps::LABELED)) {
-        if s.gathers.len() >= PENDING_MAX || s.gathers.iter().any(|g| g.label == l) {
-            let mut out = Vec::new();
-            fail(
-                &mut out,
-                s,
-                config,
-                "JOIN",
-                "BUSY",
-                "Too many labeled JOINs in flight",
-            );
-            return acts.push(Act::Reply(labeled(out, Some(l), s, config)));
-        }
-    }
-    let (mut all, mut asked) = (Vec::new(), 0);
-    for channel in line.param(0).split(',').filter(|c| !c.is_empty()) {
-        let mut out = Vec::new();
-        match target(config, channel) {
-            Some(Target::Room) => {
-                let full = s.caps.has(Caps::USERHOST_IN_NAMES);
-                joined(
-                    &mut out,
-                    (config, dir),
-                    (&me, full),
-                    &config.room_channel,
-                    &dir.online(),
-                )
-            }
-            Some(Target::Group(g)) => {
-                let members = dir.members(&g);
-                if members.as_ref().is_some_and(|m| {
-                    m.iter()
-                        .any(|n| n.as_str().eq_ignore_ascii_case(me.as_str()))
-                }) {
-                    continue;
-                }
-                let op = if members.is_some() {
-                    GroupRequest::Join
-                } else {
-                    GroupRequest::Create
-                };
-                let pending = Pending::Join {
-                    channel: channel.to_owned(),
-                    group: g,
-                    label: label.map(str::to_owned),
-                };
-                match s.remember(pending) {
-                    Some(reference) => {
-                        asked += 1;
-                        acts.push(Act::Request(
-                            Request::Group {
-                                reference,
-                                op,
-                                group: g,
-                            },
-                            None,
-                        ))
-                    }
-                    None => fail(
-                        &mut out,
-                        s,
-                        config,
-                        "JOIN",
-                        "BUSY",
-                        "Too many requests in flight",
-                    ),
-                }
-            }
-            _ => {
-                numeric(&mut out, config, "403", me.as_str())
-                    .param(channel)
-                    .trailing("No such channel");
-            }
-        }
-        all.append(&mut out);
-    }
-    join_answer(s, (label, asked), all, config, acts);
-}
-
-/// A JOIN's lines so far: labeled now if it asked the hub nothing, else
-/// gathered for its answers (`replies::gathered`).
-fn join_answer(
-    s: &mut IrcSession,
-    (label, asked): (Option<&str>, usize),
-    all: Vec<u8>,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'_>>,
-) {
-    let label = label.filter(|_| s.caps.has(Caps::LABELED));
-    match label {
-        // Room for it: `join` refused it otherwise.
-        Some(l) if asked > 0 => s.gathers.push(Gather {
-            label: l.to_owned(),
-            left: asked,
-            lines: all,
-        }),
-        _ if !all.is_empty() || label.is_some() => {
-            acts.push(Act::Reply(labeled(all, label, s, config)))
-        }
-        _ => {}
-    }
-}
-
-/// PART: leaves a group; the room cannot be left.
-fn part<'a>(
-    s: &mut IrcSession,
-    line: &Line<'a>,
-    dir: &dyn Directory,
-    config: &IrcConfig,
-    acts: &mut Vec<Act<'a>>,
-) {
-    let Some(me) = s.account() else { return };
-    let label = line.tag("label");
-    for channel in line.param(0).split(',').filter(|c| !c.is_empty()) {
-        let mut out = Vec::new();
-        match target(config, channel) {
-            Some(Target::Group(g)) if dir.members(&g).is_some() => {
-                let pending = Pending::Part {
-                    channel: channel.to_owned(),
-                    reason: Some(line.param(1))
-                        .filter(|r| !r.is_empty())
-                        .map(str::to_owned),
-                    label: label.map(str::to_owned),
-                };
-                match s.remember(pending) {
-                    Some(reference) => {
-                        let op = GroupRequest::Leave;
-                        acts.push(Act::Request(
-                            Request::Group {
-                                reference,
-                                op,
-                                group: g,
-                            },
-                            None,
-                        ))
-                    }
-                    None => fail(
-                        &mut out,
-                        s,
-                        config,
-                        "PART",
-                        "BUSY",
-                        "Too many requests in flight",
-                    ),
-                }
-            }
-            Some(Target::Room) => {
-                numeric(&mut out, config, "482", me.as_str())
-                    .param(channel)
-                    .trailing("The room cannot be left");
-            }
-            _ => {
-                numeric(&mut out, config, "403", me.as_str())
-                    .param(channel)
-                    .trailing("No such channel");
-            }
-        }
-        if !out.is_empty() {
-            acts.push(Act::Reply(labeled(out, label, s, config)));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! shell only accepts connections with [`IrcProtocols::plain`] and passes
 //! bytes, as for confab. docs/IRC.md is the mapping.
 
+pub mod channels;
 pub mod codec;
 pub mod commands;
 pub mod history;
