@@ -176,6 +176,26 @@ impl Effects {
                     refused.push(job.refused(busy("loading history")));
                 }
             }
+            Effect::LoadTargets {
+                conn,
+                reference,
+                user,
+                groups,
+                between,
+                limit,
+            } => {
+                let job = ReadJob::Targets {
+                    conn,
+                    reference,
+                    user,
+                    groups,
+                    between,
+                    limit,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("listing conversations")));
+                }
+            }
             Effect::Replay {
                 conn,
                 user,
