@@ -8,9 +8,9 @@
 //!   `RevokeDevice` → the one storage writer, FIFO, so results come back in
 //!   commit order (a bookmark, which a LOGOUT may wait for, is never
 //!   refused).
-//! - `LoadHistory`/`Replay`/`ListDevices` → the storage reader pool's queue
-//!   (bounded for history and device lists; a replay, one per login, is
-//!   never refused).
+//! - `LoadHistory`/`LoadTargets`/`Replay`/`ListDevices` → the storage
+//!   reader pool's queue (bounded for history, targets and device lists;
+//!   a replay, one per login, is never refused).
 //!
 //! Nothing here blocks: a full queue answers at once with `BUSY` and a
 //! retry delay, and that answer goes back to the hub like any other result.
