@@ -246,10 +246,11 @@ fn request_moderation(frame: Frame<'_>) -> Option<Request<'_>> {
     })
 }
 
-/// A gateway's own lines, which never go to a confab session (written as
+/// A gateway's own lines and answers to a gateway's own requests (IRC's
+/// CHATHISTORY TARGETS), which never go to a confab session (written as
 /// nothing if one did).
 fn is_raw(event: &Event) -> bool {
-    matches!(event, Event::Raw(_))
+    matches!(event, Event::Raw(_) | Event::HistoryTargets { .. })
 }
 
 fn entry(m: &StoredMessage) -> HistoryEntry<'_> {

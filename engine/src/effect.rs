@@ -19,7 +19,9 @@ use crate::message_kind::{ClientTags, MessageKind};
 use crate::name::Name;
 use crate::password::Password;
 
+mod loaded;
 mod records;
+pub use loaded::{HistoryLoaded, Latest, ReplayLoaded};
 pub use records::{AddressBanRecord, AuditLine, ModerationRecord};
 
 /// A message before it has an id.
@@ -249,6 +251,23 @@ pub enum Effect {
         /// Which of its messages.
         window: crate::window::Window,
         /// At most this many.
+        limit: u16,
+    },
+    /// List the conversations `user` reads whose latest message falls
+    /// within `between`; answer with [`EffectResult::Targets`].
+    LoadTargets {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// Who asks: the room, `groups` and their direct conversations.
+        user: Name,
+        /// The user's groups now (the hub's membership, so every store
+        /// reads the same set).
+        groups: Vec<Name>,
+        /// Exclusive bounds, ms since the Unix epoch, the earlier first.
+        between: (u64, u64),
+        /// At most this many, the earliest.
         limit: u16,
     },
     /// Load what a session missed; answer with [`EffectResult::Replayed`].
@@ -552,6 +571,15 @@ pub enum EffectResult {
         /// Newest first, or why not.
         result: Result<HistoryLoaded, ProtocolError>,
     },
+    /// The answer to [`Effect::LoadTargets`].
+    Targets {
+        /// The session.
+        conn: ConnId,
+        /// The request's reference.
+        reference: Ref,
+        /// Earliest latest message first, or why not.
+        result: Result<Vec<Latest>, ProtocolError>,
+    },
     /// The answer to [`Effect::Replay`].
     Replayed {
         /// The session.
@@ -658,29 +686,4 @@ impl From<EffectResult> for Input {
     fn from(r: EffectResult) -> Input {
         Input::Result(r)
     }
-}
-
-/// A loaded history page.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct HistoryLoaded {
-    /// Newest first.
-    pub messages: Vec<StoredMessage>,
-    /// Whether older ones remain.
-    pub more: bool,
-    /// The tombstones among them (their bodies are empty), in the same
-    /// order: id and who deleted it.
-    pub deleted: Vec<(MessageId, Name)>,
-}
-
-/// Loaded missed messages.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct ReplayLoaded {
-    /// Oldest first.
-    pub messages: Vec<StoredMessage>,
-    /// Conversations where more were missed than a replay carries: the
-    /// oldest ones were left out, `(target, first, last, count)`.
-    pub skipped: Vec<(Target, MessageId, MessageId, u32)>,
-    /// The tombstones among them (their bodies are empty), in the same
-    /// order: id and who deleted it.
-    pub deleted: Vec<(MessageId, Name)>,
 }

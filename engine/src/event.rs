@@ -139,6 +139,15 @@ pub enum Event {
         /// The messages.
         entries: Vec<StoredMessage>,
     },
+    /// The conversations whose latest message falls within a window,
+    /// earliest first (IRC's CHATHISTORY TARGETS: never sent to a
+    /// confab session, whose protocol cannot ask for it).
+    HistoryTargets {
+        /// The request's reference.
+        reference: Ref,
+        /// The conversations.
+        targets: Vec<crate::effect::Latest>,
+    },
     /// Every missed message has been sent.
     CaughtUp {
         /// The newest id committed at that moment.

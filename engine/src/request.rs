@@ -203,6 +203,17 @@ pub enum Request<'a> {
         /// At most this many (capped at the server's page size).
         limit: u16,
     },
+    /// List the conversations the user reads whose latest message falls
+    /// strictly between two times (IRC's CHATHISTORY TARGETS; confab's
+    /// protocol has no frame for it).
+    HistoryTargets {
+        /// Echoed in the answer.
+        reference: Ref,
+        /// Exclusive bounds, ms since the Unix epoch, the earlier first.
+        between: (u64, u64),
+        /// At most this many (capped at the server's page size).
+        limit: u16,
+    },
 }
 
 impl Request<'_> {
@@ -231,6 +242,7 @@ impl Request<'_> {
             Request::GroupList { .. } => "GROUP_LIST_REQUEST",
             Request::Send { .. } => "SEND",
             Request::History { .. } => "HISTORY_REQUEST",
+            Request::HistoryTargets { .. } => "CHATHISTORY TARGETS",
             Request::Login2 { .. } => "LOGIN2",
             Request::Send2 { .. } => "SEND2",
             Request::Delivered { .. } => "DELIVERED",
@@ -255,6 +267,7 @@ impl Request<'_> {
             | Request::GroupList { reference }
             | Request::Send { reference, .. }
             | Request::History { reference, .. }
+            | Request::HistoryTargets { reference, .. }
             | Request::Login2 { reference, .. }
             | Request::Send2 { reference, .. }
             | Request::Devices { reference }

@@ -14,7 +14,7 @@
 
 use crate::device::DeviceId;
 use crate::effect::{
-    Committed, DeviceRecord, GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope,
+    Committed, DeviceRecord, GroupOp, HistoryLoaded, Latest, NewMessage, ReplayLoaded, ReplayScope,
     SendKey, StoredMessage,
 };
 use crate::error::ProtocolError;
@@ -274,6 +274,19 @@ pub trait Store: Send {
         }
         self.history_window(user, target, window, limit).map(Ok)
     }
+    /// The conversations `user` reads (the room, `groups`, and every
+    /// direct conversation they are a party of) whose latest message was
+    /// committed strictly within `between` (ms, the earlier first): at
+    /// most `limit`, the earliest latest first (ties by id). A
+    /// conversation written to since `between` ends is not listed, as
+    /// CHATHISTORY TARGETS asks.
+    fn history_targets(
+        &mut self,
+        user: &Name,
+        groups: &[Name],
+        between: (u64, u64),
+        limit: u16,
+    ) -> Result<Vec<Latest>, StoreError>;
     /// What `user` missed (see [`ReplayScope`]), oldest first, ids ≤ `upto`,
     /// at most `max` messages (the newest ones; the rest are reported as skipped).
     fn replay(

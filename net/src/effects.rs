@@ -8,9 +8,9 @@
 //!   `RevokeDevice` → the one storage writer, FIFO, so results come back in
 //!   commit order (a bookmark, which a LOGOUT may wait for, is never
 //!   refused).
-//! - `LoadHistory`/`Replay`/`ListDevices` → the storage reader pool's queue
-//!   (bounded for history and device lists; a replay, one per login, is
-//!   never refused).
+//! - `LoadHistory`/`LoadTargets`/`Replay`/`ListDevices` → the storage
+//!   reader pool's queue (bounded for history, targets and device lists;
+//!   a replay, one per login, is never refused).
 //!
 //! Nothing here blocks: a full queue answers at once with `BUSY` and a
 //! retry delay, and that answer goes back to the hub like any other result.
@@ -174,6 +174,26 @@ impl Effects {
                 };
                 if let Err(job) = self.reads.push_refusable(job) {
                     refused.push(job.refused(busy("loading history")));
+                }
+            }
+            Effect::LoadTargets {
+                conn,
+                reference,
+                user,
+                groups,
+                between,
+                limit,
+            } => {
+                let job = ReadJob::Targets {
+                    conn,
+                    reference,
+                    user,
+                    groups,
+                    between,
+                    limit,
+                };
+                if let Err(job) = self.reads.push_refusable(job) {
+                    refused.push(job.refused(busy("listing conversations")));
                 }
             }
             Effect::Replay {

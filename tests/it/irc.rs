@@ -276,6 +276,22 @@ fn a_raw_irc_client_negotiates_caps_logs_in_with_sasl_and_reads_history_byte_for
              :confab BATCH -{outer}\r\n"
         )
     );
+    // TARGETS: the room, by its latest message (the second), alone.
+    c.send("@label=t1 CHATHISTORY TARGETS * * 10");
+    let listed = c.until("the TARGETS batch's end", |l| {
+        l.starts_with(":confab BATCH -L")
+    });
+    let (outer, inner) = batch_ids(&listed);
+    assert_eq!(
+        listed.concat(),
+        format!(
+            "@label=t1 :confab BATCH +{outer} labeled-response\r\n\
+             @batch={outer} :confab BATCH +{inner} draft/chathistory-targets\r\n\
+             @batch={inner} :confab CHATHISTORY TARGETS #confab {t2}\r\n\
+             @batch={outer} :confab BATCH -{inner}\r\n\
+             :confab BATCH -{outer}\r\n"
+        )
+    );
     // A labeled command with no answer is acknowledged.
     c.send("@label=p1 PONG :nothing");
     assert_eq!(

@@ -1,7 +1,9 @@
 //! History pages: a HISTORY_REQUEST checked and handed to storage, and the
-//! page fitted into one frame of the asker's protocol.
+//! page fitted into one frame of the asker's protocol; and IRC's
+//! CHATHISTORY TARGETS, the conversations whose latest message is in a
+//! window, asked of storage the same way.
 
-use crate::effect::{Effect, HistoryLoaded};
+use crate::effect::{Effect, EffectResult, HistoryLoaded, Latest};
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::id::{ConnId, MessageId, Ref};
@@ -13,6 +15,25 @@ use crate::wire::frame::Target;
 use super::Hub;
 
 impl Hub {
+    /// A history page or a TARGETS list, loaded.
+    pub(super) fn read_loaded(&mut self, result: EffectResult) {
+        match result {
+            EffectResult::History {
+                conn,
+                reference,
+                target,
+                result,
+            } => self.history_loaded(conn, reference, target, result),
+            EffectResult::Targets {
+                conn,
+                reference,
+                result,
+            } => self.targets_loaded(conn, reference, result),
+            // `handle_result` hands over only the two above.
+            _ => {}
+        }
+    }
+
     pub(super) fn history(
         &mut self,
         conn: ConnId,
@@ -48,7 +69,7 @@ impl Hub {
 
     /// The loaded page, cut to what one frame of the session's protocol
     /// holds within `max_frame`: what does not fit is "more".
-    pub(super) fn history_loaded(
+    fn history_loaded(
         &mut self,
         conn: ConnId,
         reference: Ref,
@@ -110,6 +131,54 @@ impl Hub {
         self.push(conn, page, Class::Bulk);
         for e in told {
             self.push(conn, e, Class::Bulk);
+        }
+    }
+
+    /// CHATHISTORY TARGETS: asked of storage with the user's groups now,
+    /// the limit bounded as a page's is.
+    pub(super) fn history_targets(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        between: (u64, u64),
+        limit: u16,
+    ) {
+        let Some(user) = self.user(conn) else { return };
+        let max = self.config.history_page_max;
+        let limit = if limit == 0 || limit > max {
+            max
+        } else {
+            limit
+        };
+        if !self.begin_request(conn, reference) {
+            return;
+        }
+        let groups = self.groups.of(&user);
+        self.outbox.effect(Effect::LoadTargets {
+            conn,
+            reference,
+            user,
+            groups,
+            between,
+            limit,
+        });
+    }
+
+    /// The loaded conversations, to the asker (an IRC session: only its
+    /// gateway asks).
+    fn targets_loaded(
+        &mut self,
+        conn: ConnId,
+        reference: Ref,
+        result: Result<Vec<Latest>, ProtocolError>,
+    ) {
+        self.end_request(conn);
+        match result {
+            Ok(targets) => {
+                let event = Event::HistoryTargets { reference, targets };
+                self.push(conn, event, Class::Bulk);
+            }
+            Err(e) => self.refuse(conn, reference, e),
         }
     }
 }

@@ -254,6 +254,11 @@ impl Hub {
                 window,
                 limit,
             } => self.history(conn, reference, target, window, limit),
+            Request::HistoryTargets {
+                reference,
+                between,
+                limit,
+            } => self.history_targets(conn, reference, between, limit),
             v2 => self.dispatch_v2(now, conn, v2),
         }
     }

@@ -233,12 +233,9 @@ impl Hub {
                 op,
                 result,
             } => self.group_stored(conn, reference, op, result),
-            EffectResult::History {
-                conn,
-                reference,
-                target,
-                result,
-            } => self.history_loaded(conn, reference, target, result),
+            r @ (EffectResult::History { .. } | EffectResult::Targets { .. }) => {
+                self.read_loaded(r)
+            }
             EffectResult::Replayed { conn, result } => self.replayed(conn, result),
             EffectResult::StoredBefore {
                 conn,

@@ -1,5 +1,6 @@
 //! CHATHISTORY: a client's subcommand and references read as a
-//! [`Window`] of the conversation, asked of the hub as a history request.
+//! [`Window`] of the conversation, asked of the hub as a history request
+//! (TARGETS: two times, asked as a request of its own).
 
 use crate::id::MessageId;
 use crate::request::Request;
@@ -12,7 +13,8 @@ use super::session::IrcSession;
 use super::{Act, IrcConfig, Pending};
 
 /// CHATHISTORY LATEST, BEFORE, AFTER, AROUND and BETWEEN, by msgid or
-/// timestamp (see [`history_window`]); TARGETS in `chathistory_targets`.
+/// timestamp (see [`history_window`]); TARGETS in `chathistory_targets`
+/// (answered by [`super::targets::targets`]).
 pub fn chathistory<'a>(
     s: &mut IrcSession,
     line: &Line<'a>,
@@ -22,6 +24,9 @@ pub fn chathistory<'a>(
     let sub = line.param(0).to_ascii_uppercase();
     let to = line.param(1);
     let mut out = Vec::new();
+    if sub == "TARGETS" {
+        return chathistory_targets(s, line, config, acts);
+    }
     let known = ["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"];
     if !known.contains(&sub.as_str()) {
         let text = "Unknown CHATHISTORY subcommand";
@@ -59,6 +64,53 @@ pub fn chathistory<'a>(
         },
         None,
     ));
+}
+
+/// `CHATHISTORY TARGETS <timestamp> <timestamp> <limit>`: the
+/// conversations whose latest message falls strictly between the two
+/// times (in either order; `*` for no bound), asked of the hub.
+fn chathistory_targets<'a>(
+    s: &mut IrcSession,
+    line: &Line<'a>,
+    config: &IrcConfig,
+    acts: &mut Vec<Act<'a>>,
+) {
+    let mut out = Vec::new();
+    let Some((between, limit)) = targets_window(line) else {
+        let text = "TARGETS takes timestamp=TIME (or *) twice, then a limit";
+        let what = ["INVALID_PARAMS", "TARGETS"];
+        fail_with(&mut out, s, config, "CHATHISTORY", &what, text);
+        return reply(acts, out);
+    };
+    let pending = Pending::History {
+        sub: "TARGETS".to_owned(),
+        target: "*".to_owned(),
+        label: line.tag("label").map(str::to_owned),
+    };
+    let Some(r) = s.remember(pending) else {
+        let text = "Too many requests in flight";
+        fail(&mut out, s, config, "CHATHISTORY", "BUSY", text);
+        return reply(acts, out);
+    };
+    let request = Request::HistoryTargets {
+        reference: r,
+        between,
+        limit,
+    };
+    acts.push(Act::Request(request, None));
+}
+
+/// The exclusive bounds (ms, the earlier first) and the limit of a
+/// TARGETS; `None` if a parameter is not one.
+fn targets_window(line: &Line<'_>) -> Option<((u64, u64), u16)> {
+    let time = |r: &str, none: u64| match r {
+        "*" => Some(none),
+        r => super::line::parse_server_time(r.strip_prefix("timestamp=")?),
+    };
+    let a = time(line.param(1), 0)?;
+    let b = time(line.param(2), u64::MAX)?;
+    let limit = line.param(3).parse::<u16>().ok()?.clamp(1, HISTORY_MAX);
+    Some(((a.min(b), a.max(b)), limit))
 }
 
 /// The window and limit of `CHATHISTORY sub target ...`: LATEST is the

@@ -13,11 +13,13 @@
 //!   exchange, the caps in force, the requests waiting for an answer);
 //! - [`commands`]: what each client line does, as [`Act`]s for the hub,
 //!   [`queries`], the commands answered from the hub's state at once, and
-//!   [`history`], CHATHISTORY read as a window of a conversation;
+//!   [`history`], CHATHISTORY read as a window of a conversation (or,
+//!   TARGETS, as the conversations whose latest message is in a window);
 //! - [`register`]: `draft/account-registration`'s REGISTER, before the
 //!   connection completes;
 //! - [`replies`]: the numerics and the rendering of the replies meant for
-//!   one session (they need its nick and labels), made when it drains.
+//!   one session (they need its nick and labels), made when it drains;
+//!   [`targets`], the TARGETS batch among them.
 //!
 //! The hub holds the sessions and carries the acts out (`hub::irc`); the
 //! shell only accepts connections with [`IrcProtocols::plain`] and passes
@@ -35,6 +37,7 @@ pub mod register;
 pub mod replies;
 pub mod sends;
 pub mod session;
+pub mod targets;
 
 use crate::name::Name;
 use crate::protocol::Protocol;

@@ -247,6 +247,10 @@ pub fn render(
             entries,
             ..
         } => page(s, *reference, target, entries, config, &mut r.bytes),
+        Event::HistoryTargets { reference, targets } => {
+            let to = |t: &Target| channel_of(config, t);
+            super::targets::targets(s, *reference, targets, to, config, &mut r.bytes);
+        }
         Event::Missed {
             target,
             first,

@@ -218,6 +218,7 @@ impl State {
                 | R::Send { .. }
                 | R::Send2 { .. }
                 | R::History { .. }
+                | R::HistoryTargets { .. }
                 | R::MarkRead { .. }
                 | R::Devices { .. }
                 | R::RevokeDevice { .. }

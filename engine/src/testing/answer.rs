@@ -64,6 +64,7 @@ pub fn answer(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<Input> 
         | Effect::BanAddress { .. }
         | Effect::DeleteMessage { .. }
         | Effect::Audit { .. }) => answer_v2(store, effect, now_ms),
+        effect @ Effect::LoadTargets { .. } => targets(store, effect),
         Effect::StoreGroup {
             conn,
             reference,
@@ -107,6 +108,28 @@ fn answer_unanswered(store: &mut dyn Store, effect: Effect, now_ms: u64) -> Vec<
         let _ = store.commit(&[Write::Offline { user, seen_upto }], now_ms);
     }
     Vec::new()
+}
+
+/// [`answer`] for [`Effect::LoadTargets`] (and nothing else).
+fn targets(store: &mut dyn Store, effect: Effect) -> EffectResult {
+    let Effect::LoadTargets {
+        conn,
+        reference,
+        user,
+        groups,
+        between,
+        limit,
+    } = effect
+    else {
+        unreachable!("answer hands only LoadTargets here")
+    };
+    EffectResult::Targets {
+        conn,
+        reference,
+        result: store
+            .history_targets(&user, &groups, between, limit)
+            .map_err(failed),
+    }
 }
 
 /// [`answer`] for the effects of protocol version 2.

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::device::DeviceId;
 use crate::effect::{
-    Committed, DeviceRecord, Effect, GroupOp, HistoryLoaded, Input, ReplayLoaded, ReplayScope,
-    SendKey, StoredMessage,
+    Committed, DeviceRecord, Effect, GroupOp, HistoryLoaded, Input, Latest, ReplayLoaded,
+    ReplayScope, SendKey, StoredMessage,
 };
 use crate::error::ProtocolError;
 use crate::frame::Target;
@@ -25,7 +25,9 @@ use crate::name::{Name, NameKey};
 use crate::store::{Account, Loaded, Retention, Store, StoreError, StoredDevice, Write, Written};
 
 mod answer;
+mod reading;
 pub use answer::{answer, test_hash};
+use reading::in_conversation;
 
 /// The in-memory store (see the module docs).
 #[derive(Clone, Debug, Default)]
@@ -80,19 +82,6 @@ fn same_conversation(a: &Target, b: &Target) -> bool {
         (Target::Room, Target::Room) => true,
         (Target::Group(x), Target::Group(y)) | (Target::User(x), Target::User(y)) => {
             x.key() == y.key()
-        }
-        _ => false,
-    }
-}
-
-/// Whether `m` belongs to the conversation `target` as `user` sees it.
-fn in_conversation(m: &StoredMessage, user: &Name, target: &Target) -> bool {
-    match (target, &m.target) {
-        (Target::Room, Target::Room) => true,
-        (Target::Group(g), Target::Group(h)) => g.key() == h.key(),
-        (Target::User(other), Target::User(to)) => {
-            (m.sender.key() == user.key() && to.key() == other.key())
-                || (m.sender.key() == other.key() && to.key() == user.key())
         }
         _ => false,
     }
@@ -281,6 +270,23 @@ impl Store for MemoryStore {
             more,
             deleted,
         })
+    }
+
+    fn history_targets(
+        &mut self,
+        user: &Name,
+        groups: &[Name],
+        between: (u64, u64),
+        limit: u16,
+    ) -> Result<Vec<Latest>, StoreError> {
+        let inner = self.inner();
+        Ok(reading::latest(
+            &inner.messages,
+            user,
+            groups,
+            between,
+            limit,
+        ))
     }
 
     fn replay(

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+mod targets;
+
 use super::util::name;
 use crate::irc::{IrcConfig, IrcProtocols};
 use crate::shared::Outgoing;

@@ -7,6 +7,8 @@
 pub(crate) mod group_moderation;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tests_targets;
 
 pub use confab_engine::store::{
     Account, CatchUp, Loaded, Retention, Store, StoreError, Stored, StoredDevice, Write, Written,

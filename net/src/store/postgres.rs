@@ -28,7 +28,7 @@ mod schema;
 
 use confab_engine::device::DeviceId;
 use confab_engine::effect::{
-    DeviceRecord, HistoryLoaded, ModerationRecord, ReplayLoaded, ReplayScope, StoredMessage,
+    DeviceRecord, HistoryLoaded, Latest, ModerationRecord, ReplayLoaded, ReplayScope, StoredMessage,
 };
 use confab_engine::frame::Target;
 use confab_engine::window::Range;
@@ -369,6 +369,16 @@ impl Store for PgStore {
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
         self.read(|c| messages::history_range(c, user, target, range, newest, limit))
+    }
+
+    fn history_targets(
+        &mut self,
+        user: &Name,
+        groups: &[Name],
+        between: (u64, u64),
+        limit: u16,
+    ) -> Result<Vec<Latest>, StoreError> {
+        self.read(|c| messages::history_targets(c, user, groups, between, limit))
     }
 
     fn replay(

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_engine::effect::{
-    GroupOp, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, StoredMessage,
+    GroupOp, HistoryLoaded, Latest, NewMessage, ReplayLoaded, ReplayScope, StoredMessage,
 };
 use confab_engine::name::NameKey;
 use confab_engine::window::{Bound, Range};
@@ -384,6 +384,16 @@ impl Store for SqliteStore {
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
         self.history_range_in(user, target, range, newest, limit)
+    }
+
+    fn history_targets(
+        &mut self,
+        user: &Name,
+        groups: &[Name],
+        between: (u64, u64),
+        limit: u16,
+    ) -> Result<Vec<Latest>, StoreError> {
+        self.history_targets_in(user, groups, between, limit)
     }
 
     fn replay(

@@ -532,6 +532,14 @@ pub(crate) enum ReadJob {
         window: confab_engine::window::Window,
         limit: u16,
     },
+    Targets {
+        conn: ConnId,
+        reference: Ref,
+        user: Name,
+        groups: Vec<Name>,
+        between: (u64, u64),
+        limit: u16,
+    },
     Replay {
         conn: ConnId,
         user: Name,
@@ -550,7 +558,10 @@ impl ReadJob {
     /// History requests may be refused when the queue is full; a replay,
     /// one per login, may not: it is what tells the session it is caught up.
     pub(crate) fn refusable(&self) -> bool {
-        matches!(self, ReadJob::History { .. } | ReadJob::Devices { .. })
+        matches!(
+            self,
+            ReadJob::History { .. } | ReadJob::Targets { .. } | ReadJob::Devices { .. }
+        )
     }
 
     /// The answer when the job is refused.
@@ -565,6 +576,13 @@ impl ReadJob {
                 conn,
                 reference,
                 target,
+                result: Err(refusal),
+            },
+            ReadJob::Targets {
+                conn, reference, ..
+            } => EffectResult::Targets {
+                conn,
+                reference,
                 result: Err(refusal),
             },
             ReadJob::Replay { conn, .. } => EffectResult::Replayed {
@@ -601,6 +619,20 @@ impl ReadJob {
                     result,
                 }
             }
+            ReadJob::Targets {
+                conn,
+                reference,
+                user,
+                groups,
+                between,
+                limit,
+            } => EffectResult::Targets {
+                conn,
+                reference,
+                result: store
+                    .history_targets(&user, &groups, between, limit)
+                    .map_err(|e| storage_failed("listing conversations", &e)),
+            },
             ReadJob::Replay {
                 conn,
                 user,

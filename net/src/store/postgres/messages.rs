@@ -5,7 +5,7 @@
 //! the `(conv, id)` index serves history pages from.
 
 use confab_engine::effect::{
-    Committed, HistoryLoaded, NewMessage, ReplayLoaded, ReplayScope, SendKey, StoredMessage,
+    Committed, HistoryLoaded, Latest, NewMessage, ReplayLoaded, ReplayScope, SendKey, StoredMessage,
 };
 use confab_engine::frame::Target;
 use confab_engine::window::{Bound, Range};
@@ -402,6 +402,54 @@ pub(super) fn history_range(
         more,
         deleted: deleted(rows)?,
     })
+}
+
+/// See [`crate::store::Store::history_targets`]: the newest message of
+/// each of the user's conversations (one probe of `messages_conv` each;
+/// their direct conversations found by a scan of their direct messages),
+/// kept if within the bounds, the earliest first.
+pub(super) fn history_targets(
+    client: &mut Client,
+    user: &Name,
+    groups: &[Name],
+    (after, before): (u64, u64),
+    limit: u16,
+) -> Result<Vec<Latest>, StoreError> {
+    let mut convs = vec!["r".to_owned()];
+    convs.extend(groups.iter().map(|g| format!("g:{}", g.key().as_str())));
+    let sql = format!(
+        "WITH convs AS (SELECT unnest($2::TEXT[]) AS conv
+                        UNION SELECT DISTINCT conv FROM messages
+                        WHERE kind = 2 AND (sender_key = $1 OR target_key = $1))
+         SELECT {MESSAGE_COLUMNS} FROM convs, LATERAL (
+             SELECT * FROM messages WHERE messages.conv = convs.conv ORDER BY id DESC LIMIT 1) m
+         WHERE ts > $3 AND ts < $4 ORDER BY ts, id LIMIT $5"
+    );
+    let me = user.key();
+    let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+        &me.as_str(),
+        &convs,
+        &sat_i64(after),
+        &sat_i64(before),
+        &i64::from(limit),
+    ];
+    let rows = client
+        .query(&sql, &params)
+        .map_err(failed("listing conversations"))?;
+    rows.iter()
+        .map(|r| {
+            let m = message_from_row(r)?;
+            let target = match m.target {
+                Target::User(to) if m.sender.key() == user.key() => Target::User(to),
+                Target::User(_) => Target::User(m.sender),
+                other => other,
+            };
+            Ok(Latest {
+                target,
+                timestamp_ms: m.timestamp_ms,
+            })
+        })
+        .collect()
 }
 
 /// The filter of a replay: `$1` the user's key, `$2` the lowest id

@@ -308,6 +308,13 @@ fn history_windows_read_forwards_backwards_around_and_by_commit_time() {
 }
 
 #[test]
+fn postgres_lists_conversations_by_latest_message() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(&db.url).expect("open");
+    crate::store::tests_targets::lists_conversations_by_latest_message(&mut store);
+}
+
+#[test]
 fn a_send_key_is_committed_once_and_answered_with_the_original() {
     let Some((_db, mut s)) = fresh() else { return };
     let device = s

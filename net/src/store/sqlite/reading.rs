@@ -311,4 +311,62 @@ impl SqliteStore {
             deleted,
         })
     }
+
+    /// See [`Store::history_targets`]: each of the user's conversations'
+    /// newest message (one index probe each, in one read transaction),
+    /// kept if within the bounds.
+    pub(super) fn history_targets_in(
+        &mut self,
+        user: &Name,
+        groups: &[Name],
+        (after, before): (u64, u64),
+        limit: u16,
+    ) -> Result<Vec<Latest>, StoreError> {
+        const DOING: &str = "listing conversations";
+        let tx = self.conn.transaction().map_err(failed(DOING))?;
+        let mut convs = vec![ROOM_CONV_ID];
+        let mut within: Vec<(MessageId, Latest)> = Vec::new();
+        let mut probe = || -> rusqlite::Result<()> {
+            // A group nobody has written to has no conversation yet.
+            for g in groups {
+                convs.extend(conversation(&tx, &ConvKey::Group(g.key()).text())?);
+            }
+            let key = user.key().as_str().to_owned();
+            let direct: Vec<i64> = tx
+                .prepare_cached("SELECT conv_id FROM dm_parties WHERE user_key = ?1")?
+                .query_map([&key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            convs.extend(direct);
+            let mut newest = tx.prepare_cached(history_sql(true))?;
+            for conv in &convs {
+                let mut rows =
+                    newest.query_map(params![conv, 0i64, i64::MAX, 1i64], message_from_row)?;
+                let Some(m) = rows.next().transpose()? else {
+                    continue;
+                };
+                if m.timestamp_ms <= after || m.timestamp_ms >= before {
+                    continue;
+                }
+                let target = match m.target {
+                    Target::User(to) if m.sender.key() == user.key() => Target::User(to),
+                    Target::User(_) => Target::User(m.sender),
+                    other => other,
+                };
+                let timestamp_ms = m.timestamp_ms;
+                within.push((
+                    m.id,
+                    Latest {
+                        target,
+                        timestamp_ms,
+                    },
+                ));
+            }
+            Ok(())
+        };
+        probe().map_err(failed(DOING))?;
+        tx.commit().map_err(failed(DOING))?;
+        within.sort_by_key(|(id, l)| (l.timestamp_ms, *id));
+        within.truncate(usize::from(limit));
+        Ok(within.into_iter().map(|(_, l)| l).collect())
+    }
 }
