@@ -13,6 +13,18 @@ use crate::store::Store;
 use crate::testing::MemoryStore;
 use crate::{Config, ConnId, Effect, Hub, MessageId, Output, Source};
 
+/// Asserts that `got` has `first`, and `then` after it.
+#[track_caller]
+fn assert_before(got: &str, first: &str, then: &str) {
+    let a = got
+        .find(first)
+        .unwrap_or_else(|| panic!("no {first:?} in {got}"));
+    let b = got
+        .find(then)
+        .unwrap_or_else(|| panic!("no {then:?} in {got}"));
+    assert!(a < b, "{first:?} is not before {then:?}: {got}");
+}
+
 pub(super) struct Irc {
     pub(super) hub: Hub,
     store: MemoryStore,
@@ -243,9 +255,7 @@ fn a_pong_waits_for_messages_stored_before_its_ping() {
     assert_eq!(w.read(b), "", "the PONG waits for the store");
     w.release();
     let got = w.read(b);
-    let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
-    let pong = got.find("PONG confab :sync").unwrap_or(0);
-    assert!(msg < pong, "{got}");
+    assert_before(&got, "PRIVMSG bob :first", "PONG confab :sync");
 }
 
 #[test]
@@ -270,9 +280,7 @@ fn a_pong_waits_its_grace_for_a_message_read_just_after_its_ping() {
     );
     w.release();
     let got = w.read(b);
-    let msg = got.find("PRIVMSG bob :first").unwrap_or(usize::MAX);
-    let pong = got.find("PONG confab :sync").unwrap_or(0);
-    assert!(msg < pong, "{got}");
+    assert_before(&got, "PRIVMSG bob :first", "PONG confab :sync");
 }
 
 #[test]
@@ -389,9 +397,7 @@ fn a_pong_after_register_waits_for_its_answer() {
     assert_eq!(w.read(c), "", "the PONG waits for the registration");
     w.release();
     let got = w.read(c);
-    let done = got.find("REGISTER SUCCESS dan").unwrap_or(usize::MAX);
-    let pong = got.find("PONG confab :sync").unwrap_or(0);
-    assert!(done < pong, "{got}");
+    assert_before(&got, "REGISTER SUCCESS dan", "PONG confab :sync");
 }
 
 #[test]
