@@ -48,12 +48,7 @@ impl Hub {
                 return self.refuse(conn, reference, e);
             }
         }
-        let max = self.config.history_page_max;
-        let limit = if limit == 0 || limit > max {
-            max
-        } else {
-            limit
-        };
+        let limit = self.page_limit(limit);
         if !self.begin_request(conn, reference) {
             return;
         }
@@ -134,6 +129,16 @@ impl Hub {
         }
     }
 
+    /// A page's limit as asked, bounded by `history_page_max` (0: the max).
+    fn page_limit(&self, limit: u16) -> u16 {
+        let max = self.config.history_page_max;
+        if limit == 0 || limit > max {
+            max
+        } else {
+            limit
+        }
+    }
+
     /// CHATHISTORY TARGETS: asked of storage with the user's groups now,
     /// the limit bounded as a page's is.
     pub(super) fn history_targets(
@@ -144,12 +149,7 @@ impl Hub {
         limit: u16,
     ) {
         let Some(user) = self.user(conn) else { return };
-        let max = self.config.history_page_max;
-        let limit = if limit == 0 || limit > max {
-            max
-        } else {
-            limit
-        };
+        let limit = self.page_limit(limit);
         if !self.begin_request(conn, reference) {
             return;
         }

@@ -2,6 +2,7 @@
 //! channel joined (or made) by JOIN and left by PART; a labeled JOIN of
 //! several channels is answered as one (`labels::gathered`).
 
+use crate::name::Name;
 use crate::request::{GroupRequest, Request};
 use crate::wire::frame::Target;
 
@@ -58,26 +59,8 @@ pub fn join<'a>(
                     group: g,
                     label: label.map(str::to_owned),
                 };
-                match s.remember(pending) {
-                    Some(reference) => {
-                        asked += 1;
-                        acts.push(Act::Request(
-                            Request::Group {
-                                reference,
-                                op,
-                                group: g,
-                            },
-                            None,
-                        ))
-                    }
-                    None => fail(
-                        &mut out,
-                        s,
-                        config,
-                        "JOIN",
-                        "BUSY",
-                        "Too many requests in flight",
-                    ),
+                if ask_group(s, pending, (op, g), ("JOIN", config), &mut out, acts) {
+                    asked += 1;
                 }
             }
             _ => {
@@ -155,27 +138,8 @@ pub fn part<'a>(
                         .map(str::to_owned),
                     label: label.map(str::to_owned),
                 };
-                match s.remember(pending) {
-                    Some(reference) => {
-                        let op = GroupRequest::Leave;
-                        acts.push(Act::Request(
-                            Request::Group {
-                                reference,
-                                op,
-                                group: g,
-                            },
-                            None,
-                        ))
-                    }
-                    None => fail(
-                        &mut out,
-                        s,
-                        config,
-                        "PART",
-                        "BUSY",
-                        "Too many requests in flight",
-                    ),
-                }
+                let op = (GroupRequest::Leave, g);
+                ask_group(s, pending, op, ("PART", config), &mut out, acts);
             }
             Some(Target::Room) => {
                 numeric(&mut out, config, "482", me.as_str())
@@ -192,4 +156,36 @@ pub fn part<'a>(
             acts.push(Act::Reply(labeled(out, label, s, config)));
         }
     }
+}
+
+/// Asks the hub for `op` on a group, remembered as `pending` for its
+/// answer; false (BUSY in `out`) if too many requests are in flight.
+fn ask_group(
+    s: &mut IrcSession,
+    pending: Pending,
+    (op, group): (GroupRequest, Name),
+    (command, config): (&str, &IrcConfig),
+    out: &mut Vec<u8>,
+    acts: &mut Vec<Act<'_>>,
+) -> bool {
+    let Some(reference) = s.remember(pending) else {
+        fail(
+            out,
+            s,
+            config,
+            command,
+            "BUSY",
+            "Too many requests in flight",
+        );
+        return false;
+    };
+    acts.push(Act::Request(
+        Request::Group {
+            reference,
+            op,
+            group,
+        },
+        None,
+    ));
+    true
 }
