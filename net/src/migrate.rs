@@ -125,9 +125,9 @@ struct Table {
 
 const ACCOUNTS: Table = Table {
     doing: "copying accounts",
-    select: "SELECT name_key, name, password_hash, operator FROM accounts",
-    insert: "INSERT INTO accounts (name_key, name, hash, operator)
-             VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT = 1)",
+    select: "SELECT name_key, name, password_hash, operator, history_from FROM accounts",
+    insert: "INSERT INTO accounts (name_key, name, hash, operator, history_from)
+             VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT = 1, $5::BIGINT)",
 };
 
 const GROUPS: Table = Table {

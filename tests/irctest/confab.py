@@ -138,8 +138,10 @@ class ConfabController(BaseServerController, DirectoryBasedController):
         assert password
         base = [BIN, "--data-dir", str(self.data_dir), "--hash-memory-kib", "8",
                 "--hash-passes", "1", "user"]
-        # A guest of --irc-guests may have the account already: the test
-        # registers it now, so it gets the test's password. The server may
+        # A guest of --irc-guests may have the account already. The test
+        # registers the name now, as a new person would, so the guest's
+        # account goes and a new one is made: it reads none of the
+        # guest's direct messages (accounts' history_from). The server may
         # still be opening the database: try again for a few seconds.
         for _ in range(50):
             added = subprocess.run(
@@ -149,11 +151,8 @@ class ConfabController(BaseServerController, DirectoryBasedController):
             if added.returncode == 0:
                 return
             if "taken" in added.stderr:
-                subprocess.run(
-                    base + ["passwd", username, "--password", password],
-                    check=True, capture_output=True,
-                )
-                return
+                subprocess.run(base + ["del", username], check=True, capture_output=True)
+                continue
             if "password" in added.stderr:
                 break
             time.sleep(0.1)

@@ -54,6 +54,19 @@ struct Inner {
     /// Group roles by (group, user): (group, user, owner). Group mutes are
     /// not kept (the engine's tests do not restart).
     roles: BTreeMap<(NameKey, NameKey), (Name, Name, bool)>,
+    /// Per account: the newest id when it was made. Its direct messages
+    /// and replays start after it (a name registered again is a new
+    /// person), as in the real stores.
+    history_from: HashMap<NameKey, MessageId>,
+}
+
+impl Inner {
+    fn history_from(&self, user: &Name) -> MessageId {
+        self.history_from
+            .get(&user.key())
+            .copied()
+            .unwrap_or(MessageId(0))
+    }
 }
 
 impl MemoryStore {
@@ -137,6 +150,8 @@ impl Store for MemoryStore {
                 password_hash: password_hash.to_owned(),
             },
         );
+        let newest = inner.last_id;
+        inner.history_from.insert(user.key(), newest);
         Ok(true)
     }
 
@@ -251,12 +266,16 @@ impl Store for MemoryStore {
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
         let inner = self.inner();
+        let floor = match target {
+            Target::User(_) => inner.history_from(user),
+            _ => MessageId(0),
+        };
         let all: Box<dyn Iterator<Item = &StoredMessage>> = match newest {
             true => Box::new(inner.messages.iter().rev()),
             false => Box::new(inner.messages.iter()),
         };
         let mut matching = all
-            .filter(|m| range.contains(m.id, m.timestamp_ms))
+            .filter(|m| m.id > floor && range.contains(m.id, m.timestamp_ms))
             .filter(|m| in_conversation(m, user, target));
         let messages: Vec<StoredMessage> = matching
             .by_ref()
@@ -280,8 +299,10 @@ impl Store for MemoryStore {
         limit: u16,
     ) -> Result<Vec<Latest>, StoreError> {
         let inner = self.inner();
+        let floor = inner.history_from(user);
         Ok(reading::latest(
             &inner.messages,
+            floor,
             user,
             groups,
             between,
@@ -296,48 +317,7 @@ impl Store for MemoryStore {
         upto: MessageId,
         max: usize,
     ) -> Result<ReplayLoaded, StoreError> {
-        let inner = self.inner();
-        let me = user.key();
-        let to_me = |m: &StoredMessage| matches!(m.target, Target::User(to) if to.key() == me);
-        let missed: Vec<&StoredMessage> = match scope {
-            ReplayScope::Since { after, groups } => inner
-                .messages
-                .iter()
-                .filter(|m| m.id > *after && m.id <= upto)
-                .filter(|m| match &m.target {
-                    Target::Room => true,
-                    Target::Group(g) => groups.iter().any(|h| h.key() == g.key()),
-                    Target::User(_) => to_me(m) || m.sender.key() == me,
-                })
-                .collect(),
-            ReplayScope::OfflineDirect => {
-                let mark = inner.offline.get(&me).copied().unwrap_or(MessageId(0));
-                inner
-                    .messages
-                    .iter()
-                    .filter(|m| m.id > mark && m.id <= upto && to_me(m))
-                    .collect()
-            }
-        };
-        let cut = missed.len().saturating_sub(max);
-        let mut skipped: Vec<(Target, MessageId, MessageId, u32)> = Vec::new();
-        for m in &missed[..cut] {
-            let t = conversation(m, user);
-            match skipped.iter_mut().find(|s| s.0 == t) {
-                Some(s) => {
-                    s.2 = m.id;
-                    s.3 += 1;
-                }
-                None => skipped.push((t, m.id, m.id, 1)),
-            }
-        }
-        let messages: Vec<StoredMessage> = missed[cut..].iter().map(|m| (*m).clone()).collect();
-        let deleted = tombstones(&inner.deleted, &messages);
-        Ok(ReplayLoaded {
-            messages,
-            skipped,
-            deleted,
-        })
+        Ok(reading::replay(&self.inner(), user, scope, upto, max))
     }
 
     fn message(&mut self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::effect::{Latest, StoredMessage};
+use super::{conversation, tombstones, Inner};
+use crate::effect::{Latest, ReplayLoaded, ReplayScope, StoredMessage};
 use crate::frame::Target;
 use crate::id::MessageId;
 use crate::name::Name;
@@ -37,8 +38,11 @@ fn seen_as(m: &StoredMessage, user: &Name, groups: &[Name]) -> Option<Target> {
 }
 
 /// See [`crate::store::Store::history_targets`]: `messages` in id order.
+/// A direct conversation's messages up to `floor` (from before the
+/// user's account was made) are not the user's.
 pub(super) fn latest(
     messages: &[StoredMessage],
+    floor: MessageId,
     user: &Name,
     groups: &[Name],
     (after, before): (u64, u64),
@@ -50,6 +54,9 @@ pub(super) fn latest(
         let Some(target) = seen_as(m, user, groups) else {
             continue;
         };
+        if matches!(target, Target::User(_)) && m.id <= floor {
+            continue;
+        }
         let key = match &target {
             Target::Room => "r".to_owned(),
             Target::Group(g) => format!("g:{}", g.key().as_str()),
@@ -70,4 +77,57 @@ pub(super) fn latest(
     within.sort_by_key(|(id, l)| (l.timestamp_ms, *id));
     within.truncate(usize::from(limit));
     within.into_iter().map(|(_, l)| l).collect()
+}
+
+/// See [`crate::store::Store::replay`]: what `user` missed, the oldest
+/// left out beyond `max` (counted per conversation).
+pub(super) fn replay(
+    inner: &Inner,
+    user: &Name,
+    scope: &ReplayScope,
+    upto: MessageId,
+    max: usize,
+) -> ReplayLoaded {
+    let me = user.key();
+    let to_me = |m: &StoredMessage| matches!(m.target, Target::User(to) if to.key() == me);
+    let floor = inner.history_from(user);
+    let missed: Vec<&StoredMessage> = match scope {
+        ReplayScope::Since { after, groups } => inner
+            .messages
+            .iter()
+            .filter(|m| m.id > *after && m.id <= upto)
+            .filter(|m| match &m.target {
+                Target::Room => true,
+                Target::Group(g) => groups.iter().any(|h| h.key() == g.key()),
+                Target::User(_) => m.id > floor && (to_me(m) || m.sender.key() == me),
+            })
+            .collect(),
+        ReplayScope::OfflineDirect => {
+            let mark = inner.offline.get(&me).copied().unwrap_or(MessageId(0));
+            inner
+                .messages
+                .iter()
+                .filter(|m| m.id > mark && m.id > floor && m.id <= upto && to_me(m))
+                .collect()
+        }
+    };
+    let cut = missed.len().saturating_sub(max);
+    let mut skipped: Vec<(Target, MessageId, MessageId, u32)> = Vec::new();
+    for m in &missed[..cut] {
+        let t = conversation(m, user);
+        match skipped.iter_mut().find(|s| s.0 == t) {
+            Some(s) => {
+                s.2 = m.id;
+                s.3 += 1;
+            }
+            None => skipped.push((t, m.id, m.id, 1)),
+        }
+    }
+    let messages: Vec<StoredMessage> = missed[cut..].iter().map(|m| (*m).clone()).collect();
+    let deleted = tombstones(&inner.deleted, &messages);
+    ReplayLoaded {
+        messages,
+        skipped,
+        deleted,
+    }
 }

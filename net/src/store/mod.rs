@@ -8,6 +8,8 @@ pub(crate) mod group_moderation;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
+mod tests_history_from;
+#[cfg(test)]
 mod tests_targets;
 
 pub use confab_engine::store::{

@@ -308,7 +308,8 @@ impl Store for PgStore {
         self.transaction("creating accounts", |tx| {
             let insert = tx
                 .prepare(
-                    "INSERT INTO accounts (name_key, name, hash) VALUES ($1, $2, $3)
+                    "INSERT INTO accounts (name_key, name, hash, history_from)
+                     VALUES ($1, $2, $3, (SELECT last_id FROM counter))
                      ON CONFLICT DO NOTHING",
                 )
                 .map_err(failed("creating accounts"))?;

@@ -282,8 +282,9 @@ impl Store for SqliteStore {
         // One statement in autocommit: durable when it returns.
         self.conn
             .prepare_cached(
-                "INSERT INTO accounts (name, name_key, password_hash, created_ms)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO NOTHING",
+                "INSERT INTO accounts (name, name_key, password_hash, created_ms, history_from)
+                 VALUES (?1, ?2, ?3, ?4, (SELECT coalesce(max(id), 0) FROM messages))
+                 ON CONFLICT (name_key) DO NOTHING",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -304,8 +305,9 @@ impl Store for SqliteStore {
             .and_then(|tx| {
                 let created = {
                     let mut s = tx.prepare_cached(
-                        "INSERT INTO accounts (name, name_key, password_hash, created_ms)
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO NOTHING",
+                        "INSERT INTO accounts (name, name_key, password_hash, created_ms, history_from)
+                         VALUES (?1, ?2, ?3, ?4, (SELECT coalesce(max(id), 0) FROM messages))
+                         ON CONFLICT (name_key) DO NOTHING",
                     )?;
                     accounts
                         .iter()

@@ -339,6 +339,18 @@ pub(super) fn read_markers(
 /// id committed after it (`messages_ts` finds it in one index probe, and
 /// does not need commit times to rise with ids, which several nodes'
 /// clocks do not promise).
+/// The newest id when `user`'s account was made (0 for none): see
+/// schema step 4.
+fn history_from(client: &mut Client, user: &Name, doing: &'static str) -> Result<i64, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT history_from FROM accounts WHERE name_key = $1",
+            &[&user.key().as_str()],
+        )
+        .map_err(failed(doing))?;
+    row.map_or(Ok(0), |r| r.try_get(0).map_err(failed(doing)))
+}
+
 fn id_bounds(client: &mut Client, range: &Range) -> Result<(i64, i64), StoreError> {
     let mut first_after = |ms: u64| -> Result<i64, StoreError> {
         let row = client
@@ -374,7 +386,10 @@ pub(super) fn history_range(
     newest: bool,
     limit: u16,
 ) -> Result<HistoryLoaded, StoreError> {
-    let (after, before) = id_bounds(client, range)?;
+    let (mut after, before) = id_bounds(client, range)?;
+    if matches!(target, Target::User(_)) {
+        after = after.max(history_from(client, user, "loading history")?);
+    }
     let order = if newest { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = $1 AND id > $2 AND id < $3
@@ -422,16 +437,19 @@ pub(super) fn history_targets(
                         UNION SELECT DISTINCT conv FROM messages
                         WHERE kind = 2 AND (sender_key = $1 OR target_key = $1))
          SELECT {MESSAGE_COLUMNS} FROM convs, LATERAL (
-             SELECT * FROM messages WHERE messages.conv = convs.conv ORDER BY id DESC LIMIT 1) m
+             SELECT * FROM messages WHERE messages.conv = convs.conv
+             AND (messages.kind <> 2 OR messages.id > $6) ORDER BY id DESC LIMIT 1) m
          WHERE ts > $3 AND ts < $4 ORDER BY ts, id LIMIT $5"
     );
     let me = user.key();
-    let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+    let floor = history_from(client, user, "listing conversations")?;
+    let params: [&(dyn postgres::types::ToSql + Sync); 6] = [
         &me.as_str(),
         &convs,
         &sat_i64(after),
         &sat_i64(before),
         &i64::from(limit),
+        &floor,
     ];
     let rows = client
         .query(&sql, &params)
@@ -453,12 +471,13 @@ pub(super) fn history_targets(
 }
 
 /// The filter of a replay: `$1` the user's key, `$2` the lowest id
-/// missed, `$3` the highest, `$4` the conversations of their groups.
+/// missed, `$3` the highest, `$4` the conversations of their groups, `$6`
+/// the account's `history_from` (its direct messages start after it).
 const MISSED: &str = "id >= $2 AND id <= $3 AND (kind = 0 OR (kind = 1 AND conv = ANY($4))
-    OR (kind = 2 AND (sender_key = $1 OR target_key = $1)))";
+    OR (kind = 2 AND id > $6 AND (sender_key = $1 OR target_key = $1)))";
 
 /// The filter of an offline replay: DMs to the user after their mark.
-const MISSED_OFFLINE: &str = "id >= $2 AND id <= $3 AND kind = 2 AND target_key = $1
+const MISSED_OFFLINE: &str = "id >= $2 AND id <= $3 AND kind = 2 AND target_key = $1 AND id > $6
     AND id > COALESCE((SELECT seen_upto FROM offline WHERE user_key = $1), 0)
     AND cardinality($4::TEXT[]) >= 0";
 
@@ -470,6 +489,7 @@ pub(super) fn replay(
     max: usize,
 ) -> Result<ReplayLoaded, StoreError> {
     let doing = "loading missed messages";
+    let floor = history_from(client, user, doing)?;
     let (filter, from, groups): (&str, u64, Vec<String>) = match scope {
         ReplayScope::Since { after, groups } => (
             MISSED,
@@ -482,12 +502,13 @@ pub(super) fn replay(
         ReplayScope::OfflineDirect => (MISSED_OFFLINE, 1, Vec::new()),
     };
     let me = user.key();
-    let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 6] = [
         &me.as_str(),
         &sat_i64(from),
         &sat_i64(upto.0),
         &groups,
         &sat_i64(max as u64),
+        &floor,
     ];
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM (SELECT * FROM messages WHERE {filter}
@@ -510,12 +531,13 @@ pub(super) fn replay(
          GROUP BY kind, CASE WHEN kind = 2 AND target_key = $1 THEN sender_key ELSE target_key END
          ORDER BY min(id)"
     );
-    let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 6] = [
         &me.as_str(),
         &sat_i64(from),
         &sat_i64(upto.0),
         &groups,
         &sat_i64(cut),
+        &floor,
     ];
     let rows = client.query(&sql, &params).map_err(failed(doing))?;
     let skipped = rows

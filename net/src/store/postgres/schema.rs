@@ -28,7 +28,7 @@ INSERT INTO schema_version (one, version) VALUES (TRUE, 0) ON CONFLICT DO NOTHIN
 ";
 
 /// In order; see the module docs.
-pub(super) const STEPS: &[&str] = &[STEP_1, STEP_2, STEP_3];
+pub(super) const STEPS: &[&str] = &[STEP_1, STEP_2, STEP_3, STEP_4];
 
 /// 0 -> 1: accounts, groups, history, devices, sends, markers, sanctions,
 /// the audit log, the counter.
@@ -198,4 +198,12 @@ pub(super) fn bring_up(tx: &mut postgres::Transaction<'_>) -> Result<(), String>
 /// IRC's NOTICE), added after the table was: older rows are messages.
 const STEP_3: &str = "
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS msg_kind SMALLINT NOT NULL DEFAULT 0;
+";
+
+/// Step 4: the newest message id when the account was made; its direct
+/// messages and replays start after it, so that a name deleted and
+/// registered again is not given the old account's direct conversations
+/// (keyed by name). Older accounts see everything, as before.
+const STEP_4: &str = "
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS history_from BIGINT NOT NULL DEFAULT 0;
 ";

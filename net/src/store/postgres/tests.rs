@@ -315,6 +315,13 @@ fn postgres_lists_conversations_by_latest_message() {
 }
 
 #[test]
+fn postgres_gives_a_name_registered_again_none_of_the_old_direct_messages() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(&db.url).expect("open");
+    crate::store::tests_history_from::a_name_registered_again_reads_none_of_the_old_accounts_direct_messages(&mut store);
+}
+
+#[test]
 fn a_send_key_is_committed_once_and_answered_with_the_original() {
     let Some((_db, mut s)) = fresh() else { return };
     let device = s

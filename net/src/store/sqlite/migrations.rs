@@ -313,4 +313,12 @@ CREATE TABLE address_bans (
     r#"
 ALTER TABLE messages ADD COLUMN msg_kind INTEGER NOT NULL DEFAULT 0 CHECK (msg_kind IN (0, 1));
 "#,
+    // n -> n + 1: the newest message id when the account was made. Its
+    // direct messages, and what it is replayed, start after it: a name
+    // deleted and registered again (or a guest's name claimed) is a new
+    // person, who must not read the old account's direct conversations,
+    // which are keyed by name. Older accounts see everything, as before.
+    r#"
+ALTER TABLE accounts ADD COLUMN history_from INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

@@ -66,6 +66,16 @@ pub(super) fn id_bounds(conn: &Connection, range: &Range) -> rusqlite::Result<(i
     Ok((after, before))
 }
 
+/// The newest id when `user`'s account was made (0 for accounts older
+/// than the column, or none): its direct messages and replays start
+/// after it (see the migration that added it).
+pub(super) fn history_from(conn: &Connection, user: &Name) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT history_from FROM accounts WHERE name_key = ?1")?
+        .query_row([user.key().as_str()], |r| r.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
 /// `columns` of `messages` as a join of `conversation_index c` and
 /// `messages m` selects them: the index supplies `id` and `conv_id` (so
 /// that ORDER BY id follows the index), the message the rest.
@@ -84,14 +94,17 @@ pub(super) fn joined_columns(columns: &[&str]) -> String {
 /// index range scan of `conversation_index` (`conv_id = ?N AND id > ?1 AND
 /// id < ?2`) joined to `messages`, plus one scan of the messages not yet
 /// indexed; and their parameters (`?1` after, `?2` the exclusive end, `?3`
-/// the user's key, then the conversation ids).
+/// the user's key, `?4` the account's `history_from`, then the
+/// conversation ids).
 pub(super) struct Sources {
     /// One condition on the index per range scan (`c.conv_id = ?N`).
     pub(super) ranges: Vec<String>,
     /// Every conversation at once, for the unindexed messages.
     pub(super) any: String,
-    /// A condition on the message's own columns (`AND target_key = ?3`
-    /// for direct messages to the user only), or nothing.
+    /// A condition on the message's own columns, `{m}` standing for the
+    /// table's prefix: direct messages to the user only (`AND
+    /// {m}target_key = ?3`), or any but direct messages from before the
+    /// account was made.
     pub(super) only: &'static str,
     pub(super) params: Vec<Box<dyn ToSql>>,
 }
@@ -109,6 +122,7 @@ impl Sources {
                 .query_map([&key], |r| r.get(0))?
                 .collect()
         };
+        let floor = history_from(conn, user)?;
         let (after, convs, only) = match scope {
             ReplayScope::Since { after, groups } => {
                 let mut convs = vec![ROOM_CONV_ID];
@@ -117,7 +131,10 @@ impl Sources {
                     convs.extend(conversation(conn, &ConvKey::Group(g.key()).text())?);
                 }
                 convs.extend(direct(conn)?);
-                (sat_i64(after.0), convs, "")
+                // The room's and groups' messages from before the account
+                // are anyone's to read; its direct ones are not.
+                let only = " AND ({m}kind <> 2 OR {m}id > ?4)";
+                (sat_i64(after.0), convs, only)
             }
             ReplayScope::OfflineDirect => {
                 let mark: i64 = conn
@@ -129,7 +146,7 @@ impl Sources {
                     .optional()?
                     .unwrap_or(0);
                 // Direct messages to the user (not those they sent).
-                (mark, direct(conn)?, " AND target_key = ?3")
+                (mark.max(floor), direct(conn)?, " AND {m}target_key = ?3")
             }
         };
         // No conversation, nothing to read: most first logins of a new
@@ -138,11 +155,15 @@ impl Sources {
         if convs.is_empty() {
             return Ok(None);
         }
-        let mut params: Vec<Box<dyn ToSql>> =
-            vec![Box::new(after), Box::new(end), Box::new(key.clone())];
+        let mut params: Vec<Box<dyn ToSql>> = vec![
+            Box::new(after),
+            Box::new(end),
+            Box::new(key.clone()),
+            Box::new(floor),
+        ];
         let (ranges, any) = if convs.len() <= MAX_CONV_BRANCHES {
             // One index range per conversation, so each stops at the limit.
-            let numbers: Vec<String> = (0..convs.len()).map(|i| format!("?{}", i + 4)).collect();
+            let numbers: Vec<String> = (0..convs.len()).map(|i| format!("?{}", i + 5)).collect();
             params.extend(convs.into_iter().map(|c| Box::new(c) as Box<dyn ToSql>));
             (
                 numbers.iter().map(|n| format!("c.conv_id = {n}")).collect(),
@@ -151,7 +172,7 @@ impl Sources {
         } else {
             let list: Vec<String> = convs.iter().map(i64::to_string).collect();
             params.push(Box::new(format!("[{}]", list.join(","))));
-            let within = "IN (SELECT value FROM json_each(?4))";
+            let within = "IN (SELECT value FROM json_each(?5))";
             (
                 vec![format!("c.conv_id {within}")],
                 format!("conv_id {within}"),
@@ -172,10 +193,11 @@ impl Sources {
     pub(super) fn union(&self, columns: &[&str], tail: &str) -> String {
         let joined = joined_columns(columns);
         let plain = columns.join(", ");
-        let only_m = self.only.replace("target_key", "m.target_key");
+        let only_m = self.only.replace("{m}", "m.");
+        let only = self.only.replace("{m}", "");
         let unindexed = format!(
             "SELECT * FROM (SELECT {plain} FROM messages WHERE id > {INDEXED_UPTO} AND ({}) AND id > ?1 AND id < ?2{} {tail})",
-            self.any, self.only
+            self.any, only
         );
         let branches: Vec<String> = self
             .ranges
@@ -202,7 +224,11 @@ impl SqliteStore {
         newest: bool,
         limit: u16,
     ) -> Result<HistoryLoaded, StoreError> {
-        let (after, before) = id_bounds(&self.conn, range).map_err(failed("loading history"))?;
+        let (mut after, before) =
+            id_bounds(&self.conn, range).map_err(failed("loading history"))?;
+        if matches!(target, Target::User(_)) {
+            after = after.max(history_from(&self.conn, user).map_err(failed("loading history"))?);
+        }
         let Some(conv) = (match target {
             Target::Room => Ok(Some(ROOM_CONV_ID)),
             Target::Group(g) => conversation(&self.conn, &ConvKey::Group(g.key()).text()),
@@ -331,6 +357,8 @@ impl SqliteStore {
             for g in groups {
                 convs.extend(conversation(&tx, &ConvKey::Group(g.key()).text())?);
             }
+            let shared = convs.len();
+            let floor = history_from(&tx, user)?;
             let key = user.key().as_str().to_owned();
             let direct: Vec<i64> = tx
                 .prepare_cached("SELECT conv_id FROM dm_parties WHERE user_key = ?1")?
@@ -338,9 +366,11 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             convs.extend(direct);
             let mut newest = tx.prepare_cached(history_sql(true))?;
-            for conv in &convs {
+            for (i, conv) in convs.iter().enumerate() {
+                // A direct conversation's messages from before the account.
+                let from = if i < shared { 0 } else { floor };
                 let mut rows =
-                    newest.query_map(params![conv, 0i64, i64::MAX, 1i64], message_from_row)?;
+                    newest.query_map(params![conv, from, i64::MAX, 1i64], message_from_row)?;
                 let Some(m) = rows.next().transpose()? else {
                     continue;
                 };

@@ -1102,10 +1102,8 @@ fn history_and_replay_are_index_scans() {
     assert_eq!(sources.ranges.len(), 3, "{:?}", sources.ranges);
     let mut params: Vec<&dyn ToSql> = sources.params.iter().map(|p| &**p as &dyn ToSql).collect();
     params.push(&5);
-    let replay = plan(
-        &sources.union(&["id"], "ORDER BY id DESC LIMIT ?7"),
-        &params,
-    );
+    let limit = format!("ORDER BY id DESC LIMIT ?{}", params.len());
+    let replay = plan(&sources.union(&["id"], &limit), &params);
     let ranges = replay
         .matches("SEARCH c USING PRIMARY KEY (conv_id=? AND id>? AND id<?)")
         .count();
