@@ -53,9 +53,9 @@ pub use v2::{Login2Options, DELIVERED_DELAY, DELIVERED_EVERY};
 pub const MAX_INBOUND_FRAME: u32 = 16 * 1024 * 1024;
 
 /// The longest password this client sends: the protocol's limit
-/// ([`Password::MAX_LEN`], docs/PROTOCOL.md), not the 255 bytes a frame
-/// could carry, so that the client refuses what every server refuses. A
-/// login with a longer password could not match a registered one anyway.
+/// ([`Password::MAX_LEN`], docs/PROTOCOL.md, all a `short` carries), so
+/// that the client refuses what every server refuses. A login with a
+/// longer password could not match a registered one anyway.
 pub const MAX_PASSWORD_LEN: usize = Password::MAX_LEN;
 
 /// The client side of one connection (see the module docs).

@@ -16,8 +16,10 @@ pub struct Password(String);
 impl Password {
     /// The shortest password REGISTER takes.
     pub const MIN_LEN: usize = 1;
-    /// The longest password REGISTER takes.
-    pub const MAX_LEN: usize = 128;
+    /// The longest password REGISTER takes: all a `short` (REGISTER,
+    /// LOGIN) or a `blob` (LOGIN2) carries. It was 128 until 2026-12; a
+    /// hundred non-ASCII characters (200 bytes of UTF-8) did not fit.
+    pub const MAX_LEN: usize = 255;
 
     /// A password for a new account, within the limits.
     pub fn new(s: &str) -> Option<Password> {

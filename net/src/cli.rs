@@ -116,7 +116,7 @@ pub enum UserCommand {
 /// Where a password comes from.
 #[derive(Debug, Args)]
 pub struct PasswordArg {
-    /// The password (1 to 128 bytes). Without it, CONFAB_PASSWORD is used,
+    /// The password (1 to 255 bytes). Without it, CONFAB_PASSWORD is used,
     /// or it is asked for on the terminal.
     #[arg(long, env = "CONFAB_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,

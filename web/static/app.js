@@ -456,8 +456,8 @@ async function submitLogin(register) {
     $("login-error").textContent = "A user name is 1 to 32 letters, digits, _ - or . and starts with a letter or digit.";
     return;
   }
-  if (!password || new TextEncoder().encode(password).length > 128) {
-    $("login-error").textContent = "A password is 1 to 128 bytes.";
+  if (!password || new TextEncoder().encode(password).length > 255) {
+    $("login-error").textContent = "A password is 1 to 255 bytes.";
     return;
   }
   $("login-error").textContent = register ? "Registering…" : "Logging in…";

@@ -323,7 +323,7 @@ fn a_sasl_password_over_the_limit_is_904_saying_why() {
     );
     let got = w.read(c);
     assert!(
-        got.contains(" 904 * :SASL authentication failed: passwords are at most 128 bytes"),
+        got.contains(" 904 * :SASL authentication failed: passwords are at most 255 bytes"),
         "{got}"
     );
 }

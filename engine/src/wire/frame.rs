@@ -155,7 +155,7 @@ pub struct ServerInfo {
 /// How a LOGIN2 proves who it is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Credential<'a> {
-    /// The account's password, 1 to 128 bytes.
+    /// The account's password, 1 to 255 bytes.
     Password(Text<'a>),
     /// A device token as LOGIN_OK2 gave it (any length on the wire: one
     /// that is not 32 bytes is simply wrong).
@@ -219,7 +219,7 @@ pub enum Frame<'a> {
         reference: Ref,
         /// The account name.
         user: Name,
-        /// The password, 1 to 128 bytes.
+        /// The password, 1 to 255 bytes.
         password: Text<'a>,
     },
     /// 0x12, C→S: log in. Answered by LOGIN_OK then ROSTER_SNAPSHOT, or ERROR.
