@@ -61,7 +61,11 @@ pub(crate) fn a_name_registered_again_reads_none_of_the_old_accounts_direct_mess
     let old = say(store, 2_000, "alice", Target::User(n("bob")), "old to bob");
     say(store, 3_000, "alice", Target::Room, "room before");
     assert!(store.delete_account(&n("bob")).expect("deletes"));
-    assert!(store.create_account(&n("Bob"), "hash2").expect("again"));
+    // Through the batched path the server's registrations take.
+    let again = store
+        .create_accounts(&[(n("Bob"), "hash2".to_owned())])
+        .expect("again");
+    assert_eq!(again, [true]);
 
     let all = Window::Newest(Range::default());
     let oldest = Window::Oldest(Range::default());
