@@ -132,8 +132,12 @@ impl Sources {
                 }
                 convs.extend(direct(conn)?);
                 // The room's and groups' messages from before the account
-                // are anyone's to read; its direct ones are not.
-                let only = " AND ({m}kind <> 2 OR {m}id > ?4)";
+                // are anyone's to read; its direct ones are not. (Accounts
+                // from before the column have nothing to leave out.)
+                let only = match floor {
+                    0 => "",
+                    _ => " AND ({m}kind <> 2 OR {m}id > ?4)",
+                };
                 (sat_i64(after.0), convs, only)
             }
             ReplayScope::OfflineDirect => {
