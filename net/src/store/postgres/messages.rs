@@ -335,10 +335,6 @@ pub(super) fn read_markers(
         .collect()
 }
 
-/// The id bounds of `range`, exclusive: a time bound becomes the first
-/// id committed after it (`messages_ts` finds it in one index probe, and
-/// does not need commit times to rise with ids, which several nodes'
-/// clocks do not promise).
 /// The newest id when `user`'s account was made (0 for none): see
 /// schema step 4.
 fn history_from(client: &mut Client, user: &Name, doing: &'static str) -> Result<i64, StoreError> {
@@ -351,6 +347,10 @@ fn history_from(client: &mut Client, user: &Name, doing: &'static str) -> Result
     row.map_or(Ok(0), |r| r.try_get(0).map_err(failed(doing)))
 }
 
+/// The id bounds of `range`, exclusive: a time bound becomes the first
+/// id committed after it (`messages_ts` finds it in one index probe, and
+/// does not need commit times to rise with ids, which several nodes'
+/// clocks do not promise).
 fn id_bounds(client: &mut Client, range: &Range) -> Result<(i64, i64), StoreError> {
     let mut first_after = |ms: u64| -> Result<i64, StoreError> {
         let row = client
