@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+mod sasl_chunks;
 mod targets;
 
 use super::util::name;
