@@ -76,6 +76,8 @@ mod tests;
 #[cfg(test)]
 mod tests_devices;
 #[cfg(test)]
+mod tests_history_from;
+#[cfg(test)]
 mod tests_tombstones;
 mod tombstones;
 

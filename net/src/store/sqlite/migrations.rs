@@ -317,8 +317,25 @@ ALTER TABLE messages ADD COLUMN msg_kind INTEGER NOT NULL DEFAULT 0 CHECK (msg_k
     // direct messages, and what it is replayed, start after it: a name
     // deleted and registered again (or a guest's name claimed) is a new
     // person, who must not read the old account's direct conversations,
-    // which are keyed by name. Older accounts see everything, as before.
+    // which are keyed by name. For the accounts already there: a direct
+    // message naming an account from before the account was made can
+    // only be an earlier account's of that name (a message to a name
+    // nobody has is refused), so the newest such is its floor; the others
+    // have none (0). Two passes over the messages, each a key lookup.
     r#"
 ALTER TABLE accounts ADD COLUMN history_from INTEGER NOT NULL DEFAULT 0;
+CREATE TEMP TABLE earlier_dms AS
+    SELECT k, max(id) AS upto FROM (
+        SELECT a.name_key AS k, m.id AS id FROM messages m
+            JOIN accounts a ON a.name_key = m.sender_key
+            WHERE m.kind = 2 AND m.ts_ms < a.created_ms
+        UNION ALL
+        SELECT a.name_key, m.id FROM messages m
+            JOIN accounts a ON a.name_key = m.target_key
+            WHERE m.kind = 2 AND m.ts_ms < a.created_ms)
+    GROUP BY k;
+UPDATE accounts SET history_from = (SELECT upto FROM earlier_dms WHERE k = accounts.name_key)
+    WHERE name_key IN (SELECT k FROM earlier_dms);
+DROP TABLE earlier_dms;
 "#,
 ];
