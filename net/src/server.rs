@@ -24,26 +24,23 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_channel::Sender;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use confab_engine::irc::IrcConfig;
-use confab_engine::{ConnId, Hub, Protocol};
+use confab_engine::{Hub, Protocol};
 use easy_parallel::Parallel;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
 use crate::auth_queue::FairQueue;
-use crate::conn::{self, End};
 use crate::control;
 use crate::effects::Effects;
-use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
 use crate::listeners::{self, accept, IrcListener, Listeners};
 use crate::measures::{self, NET};
@@ -54,6 +51,7 @@ use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
+use crate::tcp_task::{plain_connection, tls_connection, Connection, Tls};
 use crate::web::{self, Web, WebConn};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
 use crate::workers::queue::{Jobs, Queue};
@@ -458,6 +456,7 @@ async fn serve(
                     woken,
                     done: done_tx.clone(),
                     id,
+                    end: None,
                 };
                 let task = match &tls {
                     None => ex.spawn(plain_connection(c)),
@@ -534,109 +533,6 @@ async fn serve(
     accepted
 }
 
-/// What a TLS connection starts with.
-#[derive(Clone)]
-struct Tls {
-    acceptor: TlsAcceptor,
-    /// The most the handshake may take.
-    timeout: Duration,
-}
-
-/// What a connection's task owns.
-struct Connection {
-    shared: Arc<Shared>,
-    stream: Async<TcpStream>,
-    conn: ConnId,
-    woken: Arc<AtomicBool>,
-    /// Told `id` when the task ends.
-    done: Sender<u64>,
-    id: u64,
-}
-
-impl Connection {
-    /// Declared first, dropped last: the accept loop hears of the end
-    /// after the hub has.
-    fn done(&self) -> Done<'_> {
-        Done {
-            done: &self.done,
-            id: self.id,
-        }
-    }
-
-    fn disconnect(&self) -> Disconnect<'_> {
-        Disconnect {
-            shared: &self.shared,
-            conn: self.conn,
-            end: None,
-        }
-    }
-}
-
-// Each connection's task is held in memory as long as the connection lives,
-// so its size is paid per connection (docs/PERFORMANCE.md). Hence:
-// - Plain and TLS connections are different tasks: an async state machine is
-//   as large as its largest await, and a plain connection must not carry
-//   room for rustls's state (~3.7 KiB).
-// - These are functions returning `async move` blocks, not `async fn`s: an
-//   `async fn` moves its arguments into locals, and the state machine keeps
-//   both copies.
-
-/// A plain TCP connection's task: [`conn::serve`].
-#[allow(clippy::manual_async_fn)]
-fn plain_connection(c: Connection) -> impl Future<Output = ()> + Send {
-    async move {
-        let _done = c.done();
-        let mut guard = c.disconnect();
-        guard.end = Some(conn::serve(&c.shared, &c.stream, c.conn, &c.woken).await);
-    }
-}
-
-/// A TLS connection's task: the handshake, then [`conn::serve`].
-#[allow(clippy::manual_async_fn)]
-fn tls_connection(c: Connection, tls: Tls) -> impl Future<Output = ()> + Send {
-    async move {
-        let _done = c.done();
-        let mut guard = c.disconnect();
-        guard.end = Some(serve_tls(&c.shared, &c.stream, tls, c.conn, &c.woken).await);
-    }
-}
-
-/// The TLS handshake, then [`conn::serve`] over the encrypted stream.
-async fn serve_tls(
-    shared: &Shared,
-    stream: &Async<TcpStream>,
-    tls: Tls,
-    conn: ConnId,
-    woken: &AtomicBool,
-) -> End {
-    // A client that does not speak TLS (or says nothing) fails here, and is
-    // closed: at once on garbage, after the auth timeout on silence.
-    let handshake = future::or(async { Some(tls.acceptor.accept(stream).await) }, async {
-        Timer::after(tls.timeout).await;
-        None
-    });
-    match handshake.await {
-        Some(Ok(mut stream)) => {
-            measures::count(&NET.tls_ok);
-            // Room for a whole drain's records, so that one drain is one
-            // write to rustls and (usually) one vectored write to the socket.
-            stream
-                .get_mut()
-                .1
-                .set_buffer_limit(Some(conn::WRITE_BATCH + conn::TLS_SLACK));
-            conn::serve(shared, &conn::TlsConn::new(stream), conn, woken).await
-        }
-        Some(Err(e)) => {
-            measures::count(&NET.tls_failed);
-            End::Handshake(e)
-        }
-        None => {
-            measures::count(&NET.tls_timeout);
-            End::HandshakeTimeout
-        }
-    }
-}
-
 /// Sends the storage writer its [`WriteJob::Tick`]s, and once a minute
 /// the pruning of exactly-once records (`prune`, a
 /// [`WriteJob::PruneSends`]) and retention if there is one; until the
@@ -671,28 +567,5 @@ async fn storage_clock(shared: Arc<Shared>, retention: Option<Retention>, prune:
         }
         tick += 1;
         Timer::after(storage::TICK).await;
-    }
-}
-
-#[cfg(test)]
-mod task_size {
-    use std::mem::size_of;
-
-    use super::*;
-
-    /// The size of what `f` returns, without calling it.
-    fn output_size<A, R>(_: impl FnOnce(A) -> R) -> usize {
-        size_of::<R>()
-    }
-
-    /// Every idle connection holds its task for as long as it lives, so a
-    /// byte here is a byte per connection (docs/PERFORMANCE.md, "Fourth
-    /// step"). 576 bytes before the reader and the writer became one
-    /// hand-written future, 376 after (an unoptimised build; a release
-    /// build is no larger).
-    #[test]
-    fn an_idle_plain_connection_s_task_stays_under_400_bytes() {
-        let task = output_size(plain_connection);
-        assert!(task <= 400, "the plain connection's task is {task} bytes");
     }
 }
