@@ -36,6 +36,10 @@ pub(crate) struct Core {
     /// this is as long as the most connections there were at once, with no
     /// hashing per wake-up and no map's slack per connection.
     conns: Vec<Option<ConnEntry>>,
+    /// The writers' wake flags, [`WakeFlags::LEN`] connections' to a block,
+    /// block `i / LEN` for the connection at index `i`: blocks are never
+    /// freed, so a task's flag is there as long as the task is.
+    flags: Vec<Arc<WakeFlags>>,
 }
 
 struct ConnEntry {
@@ -43,22 +47,34 @@ struct ConnEntry {
     conn: ConnId,
     peer: SocketAddr,
     waker: Option<Waker>,
-    /// Set when the hub wakes the writer: the writer's task is also woken by
-    /// its reader, and only this says the lock is worth taking.
-    woken: Arc<AtomicBool>,
+}
+
+/// Set when the hub wakes a writer: the writer's task is also woken by its
+/// reader, and only its flag says the lock is worth taking. One allocation
+/// for [`WakeFlags::LEN`] connections: a flag of its own (an
+/// `Arc<AtomicBool>`) was 32 bytes of heap per connection.
+pub(crate) struct WakeFlags([AtomicBool; WakeFlags::LEN]);
+
+impl WakeFlags {
+    const LEN: usize = 256;
+
+    /// `conn`'s flag (the block must be `conn`'s, from [`Core::connect`]).
+    pub(crate) fn of(&self, conn: ConnId) -> &AtomicBool {
+        &self.0[conn.index() % WakeFlags::LEN]
+    }
 }
 
 impl Core {
-    /// Registers a new connection with the hub; returns its writer's wake flag too.
+    /// Registers a new connection with the hub; returns the block of its
+    /// writer's wake flag too.
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         peer: SocketAddr,
         source: Source,
         protocol: Protocol,
-    ) -> (ConnId, Arc<AtomicBool>) {
+    ) -> (ConnId, Arc<WakeFlags>) {
         let conn = self.hub.connect(now, source, protocol);
-        let woken = Arc::new(AtomicBool::new(false));
         let i = conn.index();
         if self.conns.len() <= i {
             self.conns.resize_with(i + 1, || None);
@@ -67,9 +83,17 @@ impl Core {
             conn,
             peer,
             waker: None,
-            woken: woken.clone(),
         });
-        (conn, woken)
+        let block = i / WakeFlags::LEN;
+        while self.flags.len() <= block {
+            let flags = std::array::from_fn(|_| AtomicBool::new(false));
+            self.flags.push(Arc::new(WakeFlags(flags)));
+        }
+        let flags = self.flags[block].clone();
+        // The slot's previous tenant has gone (the hub reuses an index only
+        // after its disconnect, which its task makes as it ends).
+        flags.of(conn).store(false, Ordering::Release);
+        (conn, flags)
     }
 
     fn entry(&mut self, conn: ConnId) -> Option<&mut ConnEntry> {
@@ -111,6 +135,7 @@ impl Shared {
             core: Mutex::new(Core {
                 hub,
                 conns: Vec::new(),
+                flags: Vec::new(),
             }),
             counters: Counters::default(),
             effects,
@@ -130,11 +155,10 @@ impl Shared {
             while let Some(out) = core.hub.poll_output() {
                 match out {
                     Output::Wake(conn) => {
-                        if let Some(e) = core.entry(conn) {
-                            if let Some(w) = e.waker.take() {
-                                e.woken.store(true, Ordering::Release);
-                                wakers.push(w);
-                            }
+                        if let Some(w) = core.entry(conn).and_then(|e| e.waker.take()) {
+                            let flags = &core.flags[conn.index() / WakeFlags::LEN];
+                            flags.of(conn).store(true, Ordering::Release);
+                            wakers.push(w);
                         }
                     }
                     Output::Effect(effect) => {

@@ -25,7 +25,7 @@ use futures_rustls::TlsAcceptor;
 use crate::conn::{self, End};
 use crate::guard::{Disconnect, Done};
 use crate::measures::{self, NET};
-use crate::shared::Shared;
+use crate::shared::{Shared, WakeFlags};
 
 /// What a TLS connection starts with.
 #[derive(Clone)]
@@ -44,7 +44,8 @@ pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
     pub(crate) stream: Async<TcpStream>,
     pub(crate) conn: ConnId,
-    pub(crate) woken: Arc<AtomicBool>,
+    /// Its writer's wake flag is `woken.of(conn)`.
+    pub(crate) woken: Arc<WakeFlags>,
     /// Told `id` when the task ends.
     pub(crate) done: Sender<u64>,
     pub(crate) id: u64,
@@ -79,7 +80,7 @@ impl Drop for Connection {
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn plain_connection(mut c: Connection) -> impl Future<Output = ()> + Send {
     async move {
-        let end = conn::serve(&c.shared, &c.stream, c.conn, &c.woken).await;
+        let end = conn::serve(&c.shared, &c.stream, c.conn, c.woken.of(c.conn)).await;
         c.ended(end);
     }
 }
@@ -88,7 +89,7 @@ pub(crate) fn plain_connection(mut c: Connection) -> impl Future<Output = ()> + 
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn tls_connection(mut c: Connection, tls: Tls) -> impl Future<Output = ()> + Send {
     async move {
-        let end = serve_tls(&c.shared, &c.stream, tls, c.conn, &c.woken).await;
+        let end = serve_tls(&c.shared, &c.stream, tls, c.conn, c.woken.of(c.conn)).await;
         c.ended(end);
     }
 }
