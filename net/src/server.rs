@@ -19,7 +19,6 @@
 //! cancelled; the pools finish their queues; the writer commits everything
 //! queued; then [`Server::run`] returns.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,7 +28,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_executor::{Executor, Task};
+use async_executor::Executor;
 use async_io::{Async, Timer};
 use confab_engine::irc::IrcConfig;
 use confab_engine::{Hub, Protocol};
@@ -51,6 +50,7 @@ use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
+use crate::task_slab::TaskSlab;
 use crate::tcp_task::{plain_connection, tls_connection, Connection, Tls};
 use crate::web::{self, Web, WebConn};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
@@ -367,7 +367,7 @@ async fn serve(
         Summary,
     }
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
-    let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
+    let mut tasks = TaskSlab::default();
     let mut accepted = 0u64;
     let prune = WriteJob::PruneSends {
         window: options.engine.dedup_window,
@@ -424,9 +424,7 @@ async fn serve(
         .await;
         match event {
             Event::Stop => break,
-            Event::Finished(id) => {
-                tasks.remove(&id);
-            }
+            Event::Finished(id) => tasks.remove(id),
             Event::Summary => refusals.summarize(Instant::now()),
             Event::Accepted(Ok((stream, peer)), protocol) => {
                 // Frames are written whole; no need to wait for more.
@@ -447,7 +445,7 @@ async fn serve(
                 };
                 measures::count(&NET.accepted);
                 info!("connection opened peer={peer} conn={conn}");
-                let id = accepted;
+                let id = tasks.next_id();
                 accepted += 1;
                 let c = Connection {
                     shared: shared.clone(),
@@ -471,11 +469,11 @@ async fn serve(
                         ex.spawn(tls_connection(c, tls))
                     }
                 };
-                tasks.insert(id, task);
+                tasks.insert(task);
             }
             Event::WebAccepted(Ok((stream, peer))) => {
                 let _ = stream.get_ref().set_nodelay(true);
-                let (Some(web), id) = (&web, accepted) else {
+                let (Some(web), id) = (&web, tasks.next_id()) else {
                     continue;
                 };
                 accepted += 1;
@@ -486,7 +484,7 @@ async fn serve(
                     done: done_tx.clone(),
                     id,
                 };
-                tasks.insert(id, ex.spawn(web::connection(c, web.clone())));
+                tasks.insert(ex.spawn(web::connection(c, web.clone())));
             }
             Event::Accepted(Err(e), _) | Event::WebAccepted(Err(e)) => {
                 // Out of file descriptors, usually: back off instead of spinning.
@@ -511,9 +509,7 @@ async fn serve(
         })
         .await;
         match finished {
-            Some(id) => {
-                tasks.remove(&id);
-            }
+            Some(id) => tasks.remove(id),
             None => {
                 warn!(
                     "{} connections did not close within the shutdown timeout; dropping them",
@@ -523,7 +519,7 @@ async fn serve(
             }
         }
     }
-    for (_, task) in tasks {
+    for task in tasks.into_tasks() {
         task.cancel().await;
     }
     storage_clock.cancel().await;
