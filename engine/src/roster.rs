@@ -11,8 +11,11 @@
 //! reaches (or whose queued deltas had to be dropped) gets a fresh snapshot
 //! instead, so superseded deltas are coalesced into the snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use crate::event::Event;
 use crate::frame::Presence;
@@ -104,33 +107,43 @@ impl Online {
     }
 }
 
-/// The online users, densely in a vector, with a map from key to position.
+/// The online users, densely in a vector, with a table from key to position.
 ///
 /// Why not one `HashMap<NameKey, Online>`: its table is sized to a power
 /// of two and filled at random, so every page of it is touched and its
 /// slack is resident; with ~100-byte entries that was ~180 bytes per
-/// online user at 19,000 users. Here the table holds 40-byte buckets and
-/// the entries sit in a vector (whose unused tail is never touched). The
-/// room's fan-out also walks the vector instead of the table.
+/// online user at 19,000 users. Here the entries sit in a vector (whose
+/// unused tail is never touched), and the table holds only their positions,
+/// 4 bytes each: a `HashMap<NameKey, u32>` kept a copy of the 33-byte key
+/// beside each, 41 bytes a bucket, ~70 bytes per online user at 19,000 users
+/// (docs/PERFORMANCE.md, "Fourth step"). A position's key is its entry's
+/// name's. The room's fan-out also walks the vector instead of the table.
 #[derive(Debug, Default)]
 pub(crate) struct OnlineUsers {
-    at: HashMap<NameKey, u32>,
+    at: HashTable<u32>,
+    hasher: RandomState,
     users: Vec<Online>,
 }
 
 impl OnlineUsers {
+    fn position(&self, key: &NameKey) -> Option<usize> {
+        let users = &self.users;
+        let hash = self.hasher.hash_one(key);
+        let found = self.at.find(hash, |&i| users[i as usize].name.key() == *key);
+        found.map(|&i| i as usize)
+    }
+
     pub(crate) fn get(&self, key: &NameKey) -> Option<&Online> {
-        let &i = self.at.get(key)?;
-        self.users.get(i as usize)
+        self.users.get(self.position(key)?)
     }
 
     fn get_mut(&mut self, key: &NameKey) -> Option<&mut Online> {
-        let &i = self.at.get(key)?;
-        self.users.get_mut(i as usize)
+        let i = self.position(key)?;
+        self.users.get_mut(i)
     }
 
     pub(crate) fn contains_key(&self, key: &NameKey) -> bool {
-        self.at.contains_key(key)
+        self.position(key).is_some()
     }
 
     pub(crate) fn values(&self) -> std::slice::Iter<'_, Online> {
@@ -139,23 +152,42 @@ impl OnlineUsers {
 
     /// The entry of `user`, created (with no sessions) if absent.
     fn entry(&mut self, user: Name) -> &mut Online {
-        let next = u32::try_from(self.users.len()).expect("fewer than 2^32 online users");
-        let i = *self.at.entry(user.key()).or_insert(next) as usize;
-        if i == self.users.len() {
-            self.users.push(Online {
-                name: user,
-                sessions: Conns::None,
-                nodes_elsewhere: 0,
-            });
-        }
+        let key = user.key();
+        let i = match self.position(&key) {
+            Some(i) => i,
+            None => {
+                let next = u32::try_from(self.users.len()).expect("fewer than 2^32 online users");
+                let (users, hasher) = (&self.users, &self.hasher);
+                let rehash = |&i: &u32| hasher.hash_one(users[i as usize].name.key());
+                self.at.insert_unique(hasher.hash_one(key), next, rehash);
+                self.users.push(Online {
+                    name: user,
+                    sessions: Conns::None,
+                    nodes_elsewhere: 0,
+                });
+                next as usize
+            }
+        };
         &mut self.users[i]
     }
 
     fn remove(&mut self, key: &NameKey) {
-        let Some(i) = self.at.remove(key) else { return };
+        let users = &self.users;
+        let hash = self.hasher.hash_one(key);
+        let eq = |&i: &u32| users[i as usize].name.key() == *key;
+        let Ok(entry) = self.at.find_entry(hash, eq) else {
+            return;
+        };
+        let (i, _) = entry.remove();
         self.users.swap_remove(i as usize);
-        if let Some(moved) = self.users.get(i as usize) {
-            self.at.insert(moved.name.key(), i);
+        // The last entry moved into `i`: its position changes in the table.
+        let Some(moved) = self.users.get(i as usize) else {
+            return;
+        };
+        let last = self.users.len() as u32;
+        let hash = self.hasher.hash_one(moved.name.key());
+        if let Some(at) = self.at.find_mut(hash, |&j| j == last) {
+            *at = i;
         }
     }
 }
