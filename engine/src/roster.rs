@@ -129,7 +129,9 @@ impl OnlineUsers {
     fn position(&self, key: &NameKey) -> Option<usize> {
         let users = &self.users;
         let hash = self.hasher.hash_one(key);
-        let found = self.at.find(hash, |&i| users[i as usize].name.key() == *key);
+        let found = self
+            .at
+            .find(hash, |&i| users[i as usize].name.key() == *key);
         found.map(|&i| i as usize)
     }
 

@@ -38,13 +38,15 @@
 //!
 //! **Task size.** A connection's task stays in memory as long as the
 //! connection, so every byte of its state machine is paid per connection
-//! (19,000 idle ones are the bar, docs/PERFORMANCE.md). A state machine is as
-//! large as its largest await, and the reader and the writer are both inline
-//! in it. So: reading and writing are `poll_*` methods waited on in small
-//! `poll_fn`s (no nested futures); the connection has one [`Timer`], reused
-//! for the close-flush bound; and the functions that make up the task return
-//! `async move` blocks instead of being `async fn`s, since an `async fn`
-//! moves its arguments into locals and its state machine keeps both copies.
+//! (19,000 idle ones are the bar, docs/PERFORMANCE.md). So: the reader and
+//! the writer are plain structs polled in turn by one hand-written future
+//! ([`serve::Serve`]), each holding what it needs once (two `async` blocks
+//! raced by `future::or` kept copies of their arguments and closures' captures);
+//! reading and writing are `poll_*` methods of the [`Transport`] (no nested
+//! futures); the connection has one [`Timer`], reused for the close-flush
+//! bound; and the functions around it return `async move` blocks instead of
+//! being `async fn`s, since an `async fn` moves its arguments into locals
+//! and its state machine keeps both copies.
 
 mod serve;
 
@@ -464,5 +466,5 @@ pub(crate) fn feed_transport(shared: &Shared, conn: ConnId, leftover: &[u8], len
     })
 }
 
-/// Bytes copied into one write (see [`serve`]).
+/// Bytes copied into one write (see `serve::Writer::poll_write`).
 pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
