@@ -41,7 +41,7 @@ use crate::counters::Counters;
 use crate::shared::Shared;
 
 /// A connection's reader and writer until one of them ends it.
-pub(super) struct Serve<'a, T> {
+pub(crate) struct Serve<'a, T> {
     shared: &'a Shared,
     stream: &'a T,
     conn: ConnId,
@@ -58,14 +58,28 @@ struct Reader {
     timer: Timer,
     /// The deadline `timer` is set to (`None`: not armed, or fired).
     armed: Option<Instant>,
-    /// What the hub last said about reading.
-    ready: ReadReady,
-    /// The leftover holds a whole frame the hub did not take (budget).
-    backlog: bool,
+    /// What the hub last said about reading, and how far the step is.
+    reading: Reading,
+}
+
+/// What the hub last said about reading ([`ReadReady`] and whether a whole
+/// frame is held back), one byte: `At`'s instant is not kept, the timer is
+/// armed no later than it.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// Read when the socket is readable.
+    Now,
+    /// The leftover holds a whole frame the hub did not take (budget):
+    /// yield once, then feed again.
+    Backlog,
     /// The budget's yield was taken: the next poll feeds again.
-    yielded: bool,
-    /// The close bound is armed (`ready` is `Never`).
-    closing: bool,
+    Yielded,
+    /// Paused by the rate limit until the timer fires.
+    Paused,
+    /// Never again: the session is closing; the close bound is not armed yet.
+    Closing,
+    /// The close bound is armed.
+    ClosingArmed,
 }
 
 /// The writer's state between polls.
@@ -85,7 +99,7 @@ struct Writer {
 
 impl<'a, T: Transport> Serve<'a, T> {
     /// Feeds the hub once (nothing read yet), which gives the first deadline.
-    pub(super) fn new(
+    pub(crate) fn new(
         shared: &'a Shared,
         stream: &'a T,
         conn: ConnId,
@@ -95,10 +109,7 @@ impl<'a, T: Transport> Serve<'a, T> {
             leftover: Vec::new(),
             timer: Timer::never(),
             armed: None,
-            ready: ReadReady::Now,
-            backlog: false,
-            yielded: false,
-            closing: false,
+            reading: Reading::Now,
         };
         let fed = feed(shared, conn, &mut reader.leftover, &[], false);
         reader.set(fed);
@@ -142,8 +153,12 @@ impl Reader {
             }
             self.armed = fed.deadline;
         }
-        self.ready = fed.ready;
-        self.backlog = fed.backlog;
+        self.reading = match fed.ready {
+            ReadReady::Now if fed.backlog => Reading::Backlog,
+            ReadReady::Now => Reading::Now,
+            ReadReady::At(_) => Reading::Paused,
+            ReadReady::Never => Reading::Closing,
+        };
     }
 
     /// The timer's poll; `armed` is cleared when it fires.
@@ -167,18 +182,18 @@ impl Reader {
         conn: ConnId,
     ) -> Poll<End> {
         loop {
-            match self.ready {
-                ReadReady::Never => {
+            match self.reading {
+                Reading::Closing => {
                     // Closing: the writer flushes and ends the race, within a
                     // bound. The connection's one timer measures it.
-                    if !self.closing {
-                        self.closing = true;
-                        self.timer.set_after(CLOSE_FLUSH);
-                    }
+                    self.reading = Reading::ClosingArmed;
+                    self.timer.set_after(CLOSE_FLUSH);
+                }
+                Reading::ClosingArmed => {
                     ready!(Pin::new(&mut self.timer).poll(cx));
                     return Poll::Ready(End::FlushTimeout);
                 }
-                ReadReady::At(_) => {
+                Reading::Paused => {
                     // Paused by the rate limit; the deadline is no later than `At`.
                     ready!(self.poll_timer(cx));
                     // What arrived meanwhile goes in with the held-back frames,
@@ -189,18 +204,17 @@ impl Reader {
                         Err(end) => return Poll::Ready(end),
                     }
                 }
-                ReadReady::Now if self.backlog => {
+                Reading::Backlog => {
                     // Let the other tasks of the thread run before the next turn.
-                    if !self.yielded {
-                        self.yielded = true;
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    self.yielded = false;
+                    self.reading = Reading::Yielded;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Reading::Yielded => {
                     let fed = feed(shared, conn, &mut self.leftover, &[], false);
                     self.set(fed);
                 }
-                ReadReady::Now => {
+                Reading::Now => {
                     // The read first, then the timer. A read reads and feeds in
                     // one step after its wait, or not at all.
                     match stream.poll_read_and_feed(cx, shared, conn, &mut self.leftover) {
