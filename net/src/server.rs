@@ -454,7 +454,7 @@ async fn serve(
                     woken,
                     done: done_tx.clone(),
                     id,
-                    end: None,
+                    ended: false,
                 };
                 let task = match &tls {
                     None => ex.spawn(plain_connection(c)),
@@ -473,7 +473,7 @@ async fn serve(
             }
             Event::WebAccepted(Ok((stream, peer))) => {
                 let _ = stream.get_ref().set_nodelay(true);
-                let (Some(web), id) = (&web, tasks.next_id()) else {
+                let (Some(web), id) = (&web, u64::from(tasks.next_id())) else {
                     continue;
                 };
                 accepted += 1;

@@ -22,10 +22,10 @@ pub(crate) struct TaskSlab {
 impl TaskSlab {
     /// The slot number the next [`TaskSlab::insert`] uses, for the task
     /// to be told before it is spawned.
-    pub(crate) fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u32 {
         match self.free.last() {
-            Some(&i) => u64::from(i),
-            None => self.slots.len() as u64,
+            Some(&i) => i,
+            None => u32::try_from(self.slots.len()).expect("fewer than 2^32 connections at once"),
         }
     }
 
@@ -72,7 +72,7 @@ mod tests {
     fn a_freed_slot_is_taken_by_the_next_task_and_only_running_tasks_are_left() {
         let ex = async_executor::Executor::new();
         let mut slab = TaskSlab::default();
-        let ids: Vec<u64> = (0..3)
+        let ids: Vec<u32> = (0..3)
             .map(|_| {
                 let id = slab.next_id();
                 slab.insert(ex.spawn(async {}));
