@@ -72,6 +72,7 @@ pub mod signals;
 pub mod source;
 pub mod store;
 mod store_record;
+mod sweep;
 mod task_slab;
 mod tcp_task;
 pub mod tls;

@@ -374,6 +374,7 @@ async fn serve(
         keep: options.engine.dedup_per_device,
     };
     let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention, prune));
+    let sweep = ex.spawn(crate::sweep::sweep(shared.clone()));
     let dumps = options
         .counters_on_signal
         .then(|| ex.spawn(log_counters_on_signal(shared.clone())));
@@ -523,6 +524,7 @@ async fn serve(
         task.cancel().await;
     }
     storage_clock.cancel().await;
+    sweep.cancel().await;
     if let Some(dumps) = dumps {
         dumps.cancel().await;
     }

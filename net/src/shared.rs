@@ -46,7 +46,11 @@ struct ConnEntry {
     /// Which connection holds the slot (the index alone is reused).
     conn: ConnId,
     peer: SocketAddr,
+    /// The connection task's waker, from its writer's first drain on: the
+    /// hub wakes the writer through it, and the sweep the reader.
     waker: Option<Waker>,
+    /// The writer waits for the hub to wake it.
+    parked: bool,
 }
 
 /// Set when the hub wakes a writer: the writer's task is also woken by its
@@ -83,6 +87,7 @@ impl Core {
             conn,
             peer,
             waker: None,
+            parked: false,
         });
         let block = i / WakeFlags::LEN;
         while self.flags.len() <= block {
@@ -103,14 +108,51 @@ impl Core {
             .filter(|e| e.conn == conn)
     }
 
-    /// Parks `conn`'s writer until the hub wakes it.
-    pub(crate) fn park_writer(&mut self, conn: ConnId, waker: &Waker) {
+    /// How many connection slots there are (the most connections at once).
+    pub(crate) fn slots(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Keeps `conn`'s task's waker (a clone only if it changed).
+    pub(crate) fn remember_waker(&mut self, conn: ConnId, waker: &Waker) {
         if let Some(e) = self.entry(conn) {
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 slot => *slot = Some(waker.clone()),
             }
         }
+    }
+
+    /// Parks `conn`'s writer until the hub wakes it (through the waker
+    /// [`Core::remember_waker`] kept).
+    pub(crate) fn park_writer(&mut self, conn: ConnId) {
+        if let Some(e) = self.entry(conn) {
+            e.parked = true;
+        }
+    }
+
+    /// The wakers of the tasks among `count` slots from `*next` (then moved
+    /// on, wrapping) whose hub deadline is no later than `horizon`: the
+    /// sweep's step ([`crate::sweep`]).
+    pub(crate) fn near_deadlines(
+        &mut self,
+        horizon: Instant,
+        next: &mut usize,
+        count: usize,
+    ) -> Vec<Waker> {
+        if *next >= self.conns.len() {
+            *next = 0;
+        }
+        let end = (*next + count).min(self.conns.len());
+        let hub = &self.hub;
+        let near = self.conns[*next..end]
+            .iter()
+            .flatten()
+            .filter(|e| hub.poll_timeout(e.conn).is_some_and(|t| t <= horizon))
+            .filter_map(|e| e.waker.clone())
+            .collect();
+        *next = end;
+        near
     }
 
     /// Frees `conn` in the hub and here; returns its peer (kept here only,
@@ -155,7 +197,11 @@ impl Shared {
             while let Some(out) = core.hub.poll_output() {
                 match out {
                     Output::Wake(conn) => {
-                        if let Some(w) = core.entry(conn).and_then(|e| e.waker.take()) {
+                        let parked = core.entry(conn).filter(|e| e.parked);
+                        if let Some(w) = parked.and_then(|e| {
+                            e.parked = false;
+                            e.waker.clone()
+                        }) {
                             let flags = &core.flags[conn.index() / WakeFlags::LEN];
                             flags.of(conn).store(true, Ordering::Release);
                             wakers.push(w);

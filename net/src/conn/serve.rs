@@ -39,6 +39,7 @@ use confab_engine::{ConnId, Outgoing, ReadReady};
 use super::{feed, End, Fed, Transport, CLOSE_FLUSH, MIN_REARM, WRITE_BATCH, WRITE_CHUNK};
 use crate::counters::Counters;
 use crate::shared::Shared;
+use crate::sweep::NEAR;
 
 /// A connection's reader and writer until one of them ends it.
 pub(crate) struct Serve<'a, T> {
@@ -54,9 +55,13 @@ pub(crate) struct Serve<'a, T> {
 struct Reader {
     /// Bytes the hub has not taken yet; freed whenever it empties.
     leftover: Vec<u8>,
-    /// The connection's one timer: the hub's deadline, or the close bound.
-    timer: Timer,
-    /// The deadline `timer` is set to (`None`: not armed, or fired).
+    /// A timer for `armed` only while it is near ([`NEAR`]), or for the
+    /// close bound: boxed, so that an idle connection, whose deadline is its
+    /// idle ping far away, holds neither a timer in its task nor an entry in
+    /// the reactor's timer map (~110 bytes per connection); the sweep
+    /// ([`crate::sweep`]) wakes the task when its deadline comes near.
+    timer: Option<Box<Timer>>,
+    /// The hub's deadline for the connection (`None`: none, or fired).
     armed: Option<Instant>,
     /// What the hub last said about reading, and how far the step is.
     reading: Reading,
@@ -107,7 +112,7 @@ impl<'a, T: Transport> Serve<'a, T> {
     ) -> Serve<'a, T> {
         let mut reader = Reader {
             leftover: Vec::new(),
-            timer: Timer::never(),
+            timer: None,
             armed: None,
             reading: Reading::Now,
         };
@@ -144,12 +149,13 @@ impl<T: Transport> Future for Serve<'_, T> {
 }
 
 impl Reader {
-    /// Takes in what the hub said, re-arming the timer if its deadline moved.
+    /// Takes in what the hub said, moving the timer if its deadline moved
+    /// (a far deadline's timer goes at the next [`Reader::poll_timer`]).
     fn set(&mut self, fed: Fed) {
         if fed.deadline != self.armed {
-            match fed.deadline {
-                Some(t) => self.timer.set_at(t),
-                None => self.timer = Timer::never(),
+            match (&mut self.timer, fed.deadline) {
+                (Some(timer), Some(t)) => timer.set_at(t),
+                _ => self.timer = None,
             }
             self.armed = fed.deadline;
         }
@@ -161,9 +167,20 @@ impl Reader {
         };
     }
 
-    /// The timer's poll; `armed` is cleared when it fires.
+    /// Ready once `armed` has passed, which is then cleared. A near
+    /// deadline is waited for with a timer of its own; a far one is left to
+    /// the sweep, which wakes this task once it is near.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        ready!(Pin::new(&mut self.timer).poll(cx));
+        let Some(t) = self.armed else {
+            return Poll::Pending;
+        };
+        if t.saturating_duration_since(Instant::now()) > NEAR {
+            self.timer = None;
+            return Poll::Pending;
+        }
+        let timer = self.timer.get_or_insert_with(|| Box::new(Timer::at(t)));
+        ready!(Pin::new(&mut **timer).poll(cx));
+        self.timer = None;
         self.armed = None;
         Poll::Ready(())
     }
@@ -185,12 +202,14 @@ impl Reader {
             match self.reading {
                 Reading::Closing => {
                     // Closing: the writer flushes and ends the race, within a
-                    // bound. The connection's one timer measures it.
+                    // bound. The reader's timer measures it.
                     self.reading = Reading::ClosingArmed;
-                    self.timer.set_after(CLOSE_FLUSH);
+                    self.timer = Some(Box::new(Timer::after(CLOSE_FLUSH)));
                 }
                 Reading::ClosingArmed => {
-                    ready!(Pin::new(&mut self.timer).poll(cx));
+                    if let Some(timer) = &mut self.timer {
+                        ready!(Pin::new(&mut **timer).poll(cx));
+                    }
                     return Poll::Ready(End::FlushTimeout);
                 }
                 Reading::Paused => {
@@ -257,9 +276,11 @@ impl Writer {
                 }
                 let (frames, parked) = (&mut self.frames, &mut self.parked);
                 let drained = shared.with_core(|core, _| {
+                    // The sweep wakes the task through this waker too.
+                    core.remember_waker(conn, cx.waker());
                     let drained = core.hub.drain(conn, frames, WRITE_BATCH);
                     if drained.bytes == 0 && !drained.close {
-                        core.park_writer(conn, cx.waker());
+                        core.park_writer(conn);
                         *parked = true;
                         // Parked, perhaps for hours: an idle connection
                         // keeps no buffer (the vector is empty here). A
@@ -271,7 +292,7 @@ impl Writer {
                         // so the loop need not lock again only to park.
                         *parked = drained.empty && !drained.close;
                         if *parked {
-                            core.park_writer(conn, cx.waker());
+                            core.park_writer(conn);
                         }
                         Some(drained)
                     }
