@@ -12,7 +12,9 @@
 //!   back by the rate limit or the per-turn budget) is kept in a per-connection
 //!   vector that is freed when it empties. `read_ready` is obeyed: `At(t)`
 //!   stops reading until `t` (TCP back-pressure does the rest), `Never` stops
-//!   for good. The connection's one [`Timer`] is armed with `poll_timeout`.
+//!   for good. The hub's deadline (`poll_timeout`) is waited for with a
+//!   timer only once it is near; until then the sweep (`crate::sweep`) keeps
+//!   watch.
 //! - **Writer.** Drains up to [`WRITE_BATCH`] bytes of frames under the lock,
 //!   writes them outside it, copied into one buffer per write, and parks when the queue is
 //!   empty until the hub wakes it. It ends the connection after writing the
@@ -43,8 +45,9 @@
 //! ([`serve::Serve`]), each holding what it needs once (two `async` blocks
 //! raced by `future::or` kept copies of their arguments and closures' captures);
 //! reading and writing are `poll_*` methods of the [`Transport`] (no nested
-//! futures); the connection has one [`Timer`], reused for the close-flush
-//! bound; and the functions around it return `async move` blocks instead of
+//! futures); the reader's [`Timer`] is boxed and exists only while a
+//! deadline is near (or for the close-flush bound), and the close's linger is
+//! boxed too; and the functions around it return `async move` blocks instead of
 //! being `async fn`s, since an `async fn` moves its arguments into locals
 //! and its state machine keeps both copies.
 

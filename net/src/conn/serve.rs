@@ -15,8 +15,10 @@
 //!   back by the per-turn budget, yields once and feeds again; `At`, waits
 //!   for the timer (armed no later than `At`) and then reads what came
 //!   meanwhile in with the held-back frames; `Never`, the session is closing:
-//!   the writer ends the race by flushing, and the connection's one timer
-//!   bounds that by [`CLOSE_FLUSH`].
+//!   the writer ends the race by flushing, and the reader's timer bounds
+//!   that by [`CLOSE_FLUSH`]. The timer exists only while a deadline is
+//!   within [`NEAR`]: farther ones are watched by the sweep
+//!   ([`crate::sweep`]), which wakes the task when they come near.
 //! - **Writer.** Drains up to [`WRITE_BATCH`] under the lock, parking in the
 //!   same hold when that emptied the queue; writes outside it through the
 //!   thread's contiguous buffer; when parked, takes the lock again only once
