@@ -11,8 +11,11 @@
 //! reaches (or whose queued deltas had to be dropped) gets a fresh snapshot
 //! instead, so superseded deltas are coalesced into the snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use crate::event::Event;
 use crate::frame::Presence;
@@ -28,8 +31,74 @@ use crate::shared::Shared;
 #[derive(Debug)]
 pub(crate) struct Online {
     pub(crate) name: Name,
-    pub(crate) sessions: Vec<ConnId>,
+    pub(crate) sessions: Conns,
     nodes_elsewhere: u32,
+}
+
+/// A user's sessions on this node. Nearly every user has one, held inline:
+/// a `Vec` of one kept a 32-byte allocation (and its malloc header) per
+/// online user, ~48 bytes of the server's memory per idle connection
+/// (docs/PERFORMANCE.md, "Fourth step"). Read as a slice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Conns {
+    #[default]
+    None,
+    One(ConnId),
+    /// Two or more.
+    Many(Vec<ConnId>),
+}
+
+impl Conns {
+    fn push(&mut self, conn: ConnId) {
+        *self = match std::mem::take(self) {
+            Conns::None => Conns::One(conn),
+            Conns::One(first) => Conns::Many(vec![first, conn]),
+            Conns::Many(mut v) => {
+                v.push(conn);
+                Conns::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        match self {
+            Conns::None => {}
+            Conns::One(c) => {
+                if *c == conn {
+                    *self = Conns::None;
+                }
+            }
+            Conns::Many(v) => {
+                v.retain(|c| *c != conn);
+                match v[..] {
+                    [] => *self = Conns::None,
+                    [one] => *self = Conns::One(one),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Conns {
+    type Target = [ConnId];
+
+    fn deref(&self) -> &[ConnId] {
+        match self {
+            Conns::None => &[],
+            Conns::One(c) => std::slice::from_ref(c),
+            Conns::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Conns {
+    type Item = &'a ConnId;
+    type IntoIter = std::slice::Iter<'a, ConnId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 impl Online {
@@ -38,33 +107,45 @@ impl Online {
     }
 }
 
-/// The online users, densely in a vector, with a map from key to position.
+/// The online users, densely in a vector, with a table from key to position.
 ///
 /// Why not one `HashMap<NameKey, Online>`: its table is sized to a power
 /// of two and filled at random, so every page of it is touched and its
 /// slack is resident; with ~100-byte entries that was ~180 bytes per
-/// online user at 19,000 users. Here the table holds 40-byte buckets and
-/// the entries sit in a vector (whose unused tail is never touched). The
-/// room's fan-out also walks the vector instead of the table.
+/// online user at 19,000 users. Here the entries sit in a vector (whose
+/// unused tail is never touched), and the table holds only their positions,
+/// 4 bytes each: a `HashMap<NameKey, u32>` kept a copy of the 33-byte key
+/// beside each, 41 bytes a bucket, ~70 bytes per online user at 19,000 users
+/// (docs/PERFORMANCE.md, "Fourth step"). A position's key is its entry's
+/// name's. The room's fan-out also walks the vector instead of the table.
 #[derive(Debug, Default)]
 pub(crate) struct OnlineUsers {
-    at: HashMap<NameKey, u32>,
+    at: HashTable<u32>,
+    hasher: RandomState,
     users: Vec<Online>,
 }
 
 impl OnlineUsers {
+    fn position(&self, key: &NameKey) -> Option<usize> {
+        let users = &self.users;
+        let hash = self.hasher.hash_one(key);
+        let found = self
+            .at
+            .find(hash, |&i| users[i as usize].name.key() == *key);
+        found.map(|&i| i as usize)
+    }
+
     pub(crate) fn get(&self, key: &NameKey) -> Option<&Online> {
-        let &i = self.at.get(key)?;
-        self.users.get(i as usize)
+        self.users.get(self.position(key)?)
     }
 
     fn get_mut(&mut self, key: &NameKey) -> Option<&mut Online> {
-        let &i = self.at.get(key)?;
-        self.users.get_mut(i as usize)
+        let i = self.position(key)?;
+        self.users.get_mut(i)
     }
 
     pub(crate) fn contains_key(&self, key: &NameKey) -> bool {
-        self.at.contains_key(key)
+        self.position(key).is_some()
     }
 
     pub(crate) fn values(&self) -> std::slice::Iter<'_, Online> {
@@ -73,23 +154,42 @@ impl OnlineUsers {
 
     /// The entry of `user`, created (with no sessions) if absent.
     fn entry(&mut self, user: Name) -> &mut Online {
-        let next = u32::try_from(self.users.len()).expect("fewer than 2^32 online users");
-        let i = *self.at.entry(user.key()).or_insert(next) as usize;
-        if i == self.users.len() {
-            self.users.push(Online {
-                name: user,
-                sessions: Vec::new(),
-                nodes_elsewhere: 0,
-            });
-        }
+        let key = user.key();
+        let i = match self.position(&key) {
+            Some(i) => i,
+            None => {
+                let next = u32::try_from(self.users.len()).expect("fewer than 2^32 online users");
+                let (users, hasher) = (&self.users, &self.hasher);
+                let rehash = |&i: &u32| hasher.hash_one(users[i as usize].name.key());
+                self.at.insert_unique(hasher.hash_one(key), next, rehash);
+                self.users.push(Online {
+                    name: user,
+                    sessions: Conns::None,
+                    nodes_elsewhere: 0,
+                });
+                next as usize
+            }
+        };
         &mut self.users[i]
     }
 
     fn remove(&mut self, key: &NameKey) {
-        let Some(i) = self.at.remove(key) else { return };
+        let users = &self.users;
+        let hash = self.hasher.hash_one(key);
+        let eq = |&i: &u32| users[i as usize].name.key() == *key;
+        let Ok(entry) = self.at.find_entry(hash, eq) else {
+            return;
+        };
+        let (i, _) = entry.remove();
         self.users.swap_remove(i as usize);
-        if let Some(moved) = self.users.get(i as usize) {
-            self.at.insert(moved.name.key(), i);
+        // The last entry moved into `i`: its position changes in the table.
+        let Some(moved) = self.users.get(i as usize) else {
+            return;
+        };
+        let last = self.users.len() as u32;
+        let hash = self.hasher.hash_one(moved.name.key());
+        if let Some(at) = self.at.find_mut(hash, |&j| j == last) {
+            *at = i;
         }
     }
 }
@@ -158,7 +258,7 @@ impl Roster {
     pub(crate) fn detach(&mut self, user: Name, conn: ConnId) -> Option<Arc<Shared>> {
         let key = user.key();
         let online = self.online.get_mut(&key)?;
-        online.sessions.retain(|c| *c != conn);
+        online.sessions.remove(conn);
         self.settle(&key)
     }
 
@@ -266,6 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn a_user_s_sessions_are_inline_while_there_is_one_and_in_order_when_more() {
+        let mut c = Conns::None;
+        c.push(conn(1));
+        assert_eq!(c, Conns::One(conn(1)));
+        c.push(conn(2));
+        c.push(conn(3));
+        assert_eq!(&c[..], &[conn(1), conn(2), conn(3)]);
+        c.remove(conn(2));
+        c.remove(conn(7));
+        assert_eq!(&c[..], &[conn(1), conn(3)]);
+        c.remove(conn(1));
+        assert_eq!(c, Conns::One(conn(3)), "back inline at one");
+        c.remove(conn(3));
+        assert!(c.is_empty());
+        assert_eq!(c, Conns::None);
+    }
+
+    #[test]
     fn users_leaving_from_the_middle_keep_every_other_user_findable() {
         let mut r = Roster::new(16, 65536);
         let names: Vec<Name> = ["ann", "Bob", "cy", "dee", "eve"]
@@ -286,7 +404,7 @@ mod tests {
             (names[4], vec![conn(4)]),
         ] {
             let online = r.online.get(&n.key()).expect("still online");
-            assert_eq!((online.name, &online.sessions), (n, &sessions));
+            assert_eq!((online.name, &online.sessions[..]), (n, &sessions[..]));
         }
         assert!(!r.online.contains_key(&names[0].key()));
         assert!(!r.online.contains_key(&names[3].key()));

@@ -19,31 +19,27 @@
 //! cancelled; the pools finish their queues; the writer commits everything
 //! queued; then [`Server::run`] returns.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_channel::Sender;
-use async_executor::{Executor, Task};
+use async_executor::Executor;
 use async_io::{Async, Timer};
 use confab_engine::irc::IrcConfig;
-use confab_engine::{ConnId, Hub, Protocol};
+use confab_engine::{Hub, Protocol};
 use easy_parallel::Parallel;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use log::{debug, info, warn};
 
 use crate::auth_queue::FairQueue;
-use crate::conn::{self, End};
 use crate::control;
 use crate::effects::Effects;
-use crate::guard::{Disconnect, Done};
 use crate::inbox::Results;
 use crate::listeners::{self, accept, IrcListener, Listeners};
 use crate::measures::{self, NET};
@@ -54,6 +50,8 @@ use crate::shared::Shared;
 use crate::signals::Dumps;
 use crate::source::source_of;
 use crate::store::{Retention, Store, StoreError};
+use crate::task_slab::TaskSlab;
+use crate::tcp_task::{plain_connection, tls_connection, Connection, Tls};
 use crate::web::{self, Web, WebConn};
 use crate::workers::auth::{self as pool, AuthJob, Authenticator};
 use crate::workers::queue::{Jobs, Queue};
@@ -369,13 +367,14 @@ async fn serve(
         Summary,
     }
     let (done_tx, done_rx) = async_channel::unbounded::<u64>();
-    let mut tasks: HashMap<u64, Task<()>> = HashMap::new();
+    let mut tasks = TaskSlab::default();
     let mut accepted = 0u64;
     let prune = WriteJob::PruneSends {
         window: options.engine.dedup_window,
         keep: options.engine.dedup_per_device,
     };
     let storage_clock = ex.spawn(storage_clock(shared.clone(), options.retention, prune));
+    let sweep = ex.spawn(crate::sweep::sweep(shared.clone()));
     let dumps = options
         .counters_on_signal
         .then(|| ex.spawn(log_counters_on_signal(shared.clone())));
@@ -426,9 +425,7 @@ async fn serve(
         .await;
         match event {
             Event::Stop => break,
-            Event::Finished(id) => {
-                tasks.remove(&id);
-            }
+            Event::Finished(id) => tasks.remove(id),
             Event::Summary => refusals.summarize(Instant::now()),
             Event::Accepted(Ok((stream, peer)), protocol) => {
                 // Frames are written whole; no need to wait for more.
@@ -449,7 +446,7 @@ async fn serve(
                 };
                 measures::count(&NET.accepted);
                 info!("connection opened peer={peer} conn={conn}");
-                let id = accepted;
+                let id = tasks.next_id();
                 accepted += 1;
                 let c = Connection {
                     shared: shared.clone(),
@@ -458,6 +455,7 @@ async fn serve(
                     woken,
                     done: done_tx.clone(),
                     id,
+                    ended: false,
                 };
                 let task = match &tls {
                     None => ex.spawn(plain_connection(c)),
@@ -472,11 +470,11 @@ async fn serve(
                         ex.spawn(tls_connection(c, tls))
                     }
                 };
-                tasks.insert(id, task);
+                tasks.insert(task);
             }
             Event::WebAccepted(Ok((stream, peer))) => {
                 let _ = stream.get_ref().set_nodelay(true);
-                let (Some(web), id) = (&web, accepted) else {
+                let (Some(web), id) = (&web, u64::from(tasks.next_id())) else {
                     continue;
                 };
                 accepted += 1;
@@ -487,7 +485,7 @@ async fn serve(
                     done: done_tx.clone(),
                     id,
                 };
-                tasks.insert(id, ex.spawn(web::connection(c, web.clone())));
+                tasks.insert(ex.spawn(web::connection(c, web.clone())));
             }
             Event::Accepted(Err(e), _) | Event::WebAccepted(Err(e)) => {
                 // Out of file descriptors, usually: back off instead of spinning.
@@ -512,9 +510,7 @@ async fn serve(
         })
         .await;
         match finished {
-            Some(id) => {
-                tasks.remove(&id);
-            }
+            Some(id) => tasks.remove(id),
             None => {
                 warn!(
                     "{} connections did not close within the shutdown timeout; dropping them",
@@ -524,117 +520,15 @@ async fn serve(
             }
         }
     }
-    for (_, task) in tasks {
+    for task in tasks.into_tasks() {
         task.cancel().await;
     }
     storage_clock.cancel().await;
+    sweep.cancel().await;
     if let Some(dumps) = dumps {
         dumps.cancel().await;
     }
     accepted
-}
-
-/// What a TLS connection starts with.
-#[derive(Clone)]
-struct Tls {
-    acceptor: TlsAcceptor,
-    /// The most the handshake may take.
-    timeout: Duration,
-}
-
-/// What a connection's task owns.
-struct Connection {
-    shared: Arc<Shared>,
-    stream: Async<TcpStream>,
-    conn: ConnId,
-    woken: Arc<AtomicBool>,
-    /// Told `id` when the task ends.
-    done: Sender<u64>,
-    id: u64,
-}
-
-impl Connection {
-    /// Declared first, dropped last: the accept loop hears of the end
-    /// after the hub has.
-    fn done(&self) -> Done<'_> {
-        Done {
-            done: &self.done,
-            id: self.id,
-        }
-    }
-
-    fn disconnect(&self) -> Disconnect<'_> {
-        Disconnect {
-            shared: &self.shared,
-            conn: self.conn,
-            end: None,
-        }
-    }
-}
-
-// Each connection's task is held in memory as long as the connection lives,
-// so its size is paid per connection (docs/PERFORMANCE.md). Hence:
-// - Plain and TLS connections are different tasks: an async state machine is
-//   as large as its largest await, and a plain connection must not carry
-//   room for rustls's state (~3.7 KiB).
-// - These are functions returning `async move` blocks, not `async fn`s: an
-//   `async fn` moves its arguments into locals, and the state machine keeps
-//   both copies.
-
-/// A plain TCP connection's task: [`conn::serve`].
-#[allow(clippy::manual_async_fn)]
-fn plain_connection(c: Connection) -> impl Future<Output = ()> + Send {
-    async move {
-        let _done = c.done();
-        let mut guard = c.disconnect();
-        guard.end = Some(conn::serve(&c.shared, &c.stream, c.conn, &c.woken).await);
-    }
-}
-
-/// A TLS connection's task: the handshake, then [`conn::serve`].
-#[allow(clippy::manual_async_fn)]
-fn tls_connection(c: Connection, tls: Tls) -> impl Future<Output = ()> + Send {
-    async move {
-        let _done = c.done();
-        let mut guard = c.disconnect();
-        guard.end = Some(serve_tls(&c.shared, &c.stream, tls, c.conn, &c.woken).await);
-    }
-}
-
-/// The TLS handshake, then [`conn::serve`] over the encrypted stream.
-async fn serve_tls(
-    shared: &Shared,
-    stream: &Async<TcpStream>,
-    tls: Tls,
-    conn: ConnId,
-    woken: &AtomicBool,
-) -> End {
-    // A client that does not speak TLS (or says nothing) fails here, and is
-    // closed: at once on garbage, after the auth timeout on silence.
-    let handshake = future::or(async { Some(tls.acceptor.accept(stream).await) }, async {
-        Timer::after(tls.timeout).await;
-        None
-    });
-    match handshake.await {
-        Some(Ok(mut stream)) => {
-            measures::count(&NET.tls_ok);
-            // Room for a whole drain's records, so that one drain is one
-            // write to rustls and (usually) one vectored write to the socket.
-            stream
-                .get_mut()
-                .1
-                .set_buffer_limit(Some(conn::WRITE_BATCH + conn::TLS_SLACK));
-            conn::serve(shared, &conn::TlsConn::new(stream), conn, woken).await
-        }
-        Some(Err(e)) => {
-            measures::count(&NET.tls_failed);
-            End::Handshake(e)
-        }
-        None => {
-            measures::count(&NET.tls_timeout);
-            End::HandshakeTimeout
-        }
-    }
 }
 
 /// Sends the storage writer its [`WriteJob::Tick`]s, and once a minute

@@ -36,29 +36,49 @@ pub(crate) struct Core {
     /// this is as long as the most connections there were at once, with no
     /// hashing per wake-up and no map's slack per connection.
     conns: Vec<Option<ConnEntry>>,
+    /// The writers' wake flags, [`WakeFlags::LEN`] connections' to a block,
+    /// block `i / LEN` for the connection at index `i`: blocks are never
+    /// freed, so a task's flag is there as long as the task is.
+    flags: Vec<Arc<WakeFlags>>,
 }
 
 struct ConnEntry {
     /// Which connection holds the slot (the index alone is reused).
     conn: ConnId,
     peer: SocketAddr,
+    /// The connection task's waker, from its writer's first drain on: the
+    /// hub wakes the writer through it, and the sweep the reader.
     waker: Option<Waker>,
-    /// Set when the hub wakes the writer: the writer's task is also woken by
-    /// its reader, and only this says the lock is worth taking.
-    woken: Arc<AtomicBool>,
+    /// The writer waits for the hub to wake it.
+    parked: bool,
+}
+
+/// Set when the hub wakes a writer: the writer's task is also woken by its
+/// reader, and only its flag says the lock is worth taking. One allocation
+/// for [`WakeFlags::LEN`] connections: a flag of its own (an
+/// `Arc<AtomicBool>`) was 32 bytes of heap per connection.
+pub(crate) struct WakeFlags([AtomicBool; WakeFlags::LEN]);
+
+impl WakeFlags {
+    const LEN: usize = 256;
+
+    /// `conn`'s flag (the block must be `conn`'s, from [`Core::connect`]).
+    pub(crate) fn of(&self, conn: ConnId) -> &AtomicBool {
+        &self.0[conn.index() % WakeFlags::LEN]
+    }
 }
 
 impl Core {
-    /// Registers a new connection with the hub; returns its writer's wake flag too.
+    /// Registers a new connection with the hub; returns the block of its
+    /// writer's wake flag too.
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         peer: SocketAddr,
         source: Source,
         protocol: Protocol,
-    ) -> (ConnId, Arc<AtomicBool>) {
+    ) -> (ConnId, Arc<WakeFlags>) {
         let conn = self.hub.connect(now, source, protocol);
-        let woken = Arc::new(AtomicBool::new(false));
         let i = conn.index();
         if self.conns.len() <= i {
             self.conns.resize_with(i + 1, || None);
@@ -67,9 +87,18 @@ impl Core {
             conn,
             peer,
             waker: None,
-            woken: woken.clone(),
+            parked: false,
         });
-        (conn, woken)
+        let block = i / WakeFlags::LEN;
+        while self.flags.len() <= block {
+            let flags = std::array::from_fn(|_| AtomicBool::new(false));
+            self.flags.push(Arc::new(WakeFlags(flags)));
+        }
+        let flags = self.flags[block].clone();
+        // The slot's previous tenant has gone (the hub reuses an index only
+        // after its disconnect, which its task makes as it ends).
+        flags.of(conn).store(false, Ordering::Release);
+        (conn, flags)
     }
 
     fn entry(&mut self, conn: ConnId) -> Option<&mut ConnEntry> {
@@ -79,14 +108,51 @@ impl Core {
             .filter(|e| e.conn == conn)
     }
 
-    /// Parks `conn`'s writer until the hub wakes it.
-    pub(crate) fn park_writer(&mut self, conn: ConnId, waker: &Waker) {
+    /// How many connection slots there are (the most connections at once).
+    pub(crate) fn slots(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Keeps `conn`'s task's waker (a clone only if it changed).
+    pub(crate) fn remember_waker(&mut self, conn: ConnId, waker: &Waker) {
         if let Some(e) = self.entry(conn) {
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 slot => *slot = Some(waker.clone()),
             }
         }
+    }
+
+    /// Parks `conn`'s writer until the hub wakes it (through the waker
+    /// [`Core::remember_waker`] kept).
+    pub(crate) fn park_writer(&mut self, conn: ConnId) {
+        if let Some(e) = self.entry(conn) {
+            e.parked = true;
+        }
+    }
+
+    /// The wakers of the tasks among `count` slots from `*next` (then moved
+    /// on, wrapping) whose hub deadline is no later than `horizon`: the
+    /// sweep's step ([`crate::sweep`]).
+    pub(crate) fn near_deadlines(
+        &mut self,
+        horizon: Instant,
+        next: &mut usize,
+        count: usize,
+    ) -> Vec<Waker> {
+        if *next >= self.conns.len() {
+            *next = 0;
+        }
+        let end = (*next + count).min(self.conns.len());
+        let hub = &self.hub;
+        let near = self.conns[*next..end]
+            .iter()
+            .flatten()
+            .filter(|e| hub.poll_timeout(e.conn).is_some_and(|t| t <= horizon))
+            .filter_map(|e| e.waker.clone())
+            .collect();
+        *next = end;
+        near
     }
 
     /// Frees `conn` in the hub and here; returns its peer (kept here only,
@@ -111,6 +177,7 @@ impl Shared {
             core: Mutex::new(Core {
                 hub,
                 conns: Vec::new(),
+                flags: Vec::new(),
             }),
             counters: Counters::default(),
             effects,
@@ -130,11 +197,14 @@ impl Shared {
             while let Some(out) = core.hub.poll_output() {
                 match out {
                     Output::Wake(conn) => {
-                        if let Some(e) = core.entry(conn) {
-                            if let Some(w) = e.waker.take() {
-                                e.woken.store(true, Ordering::Release);
-                                wakers.push(w);
-                            }
+                        let parked = core.entry(conn).filter(|e| e.parked);
+                        if let Some(w) = parked.and_then(|e| {
+                            e.parked = false;
+                            e.waker.clone()
+                        }) {
+                            let flags = &core.flags[conn.index() / WakeFlags::LEN];
+                            flags.of(conn).store(true, Ordering::Release);
+                            wakers.push(w);
                         }
                     }
                     Output::Effect(effect) => {

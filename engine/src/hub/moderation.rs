@@ -309,7 +309,7 @@ impl Hub {
             .roster
             .online
             .get(&user.key())
-            .map(|o| o.sessions.clone())
+            .map(|o| o.sessions.to_vec())
             .unwrap_or_default();
         for &conn in &conns {
             self.fatal(conn, Ref(0), error.clone());

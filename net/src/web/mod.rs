@@ -363,7 +363,7 @@ async fn upgrade<S>(
     let config = ws::config(web.max_frame);
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await;
     let ws = ws::WsConn::new(ws, &c.stream, web.max_frame, framing);
-    let end = conn::serve(&c.shared, &ws, conn, &woken).await;
+    let end = conn::serve(&c.shared, &ws, conn, woken.of(conn)).await;
     if ws.refused() {
         conn::Transport::finish(&ws).await;
     }

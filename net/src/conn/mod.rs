@@ -12,7 +12,9 @@
 //!   back by the rate limit or the per-turn budget) is kept in a per-connection
 //!   vector that is freed when it empties. `read_ready` is obeyed: `At(t)`
 //!   stops reading until `t` (TCP back-pressure does the rest), `Never` stops
-//!   for good. The connection's one [`Timer`] is armed with `poll_timeout`.
+//!   for good. The hub's deadline (`poll_timeout`) is waited for with a
+//!   timer only once it is near; until then the sweep (`crate::sweep`) keeps
+//!   watch.
 //! - **Writer.** Drains up to [`WRITE_BATCH`] bytes of frames under the lock,
 //!   writes them outside it, copied into one buffer per write, and parks when the queue is
 //!   empty until the hub wakes it. It ends the connection after writing the
@@ -38,13 +40,20 @@
 //!
 //! **Task size.** A connection's task stays in memory as long as the
 //! connection, so every byte of its state machine is paid per connection
-//! (19,000 idle ones are the bar, docs/PERFORMANCE.md). A state machine is as
-//! large as its largest await, and the reader and the writer are both inline
-//! in it. So: reading and writing are `poll_*` methods waited on in small
-//! `poll_fn`s (no nested futures); the connection has one [`Timer`], reused
-//! for the close-flush bound; and the functions that make up the task return
-//! `async move` blocks instead of being `async fn`s, since an `async fn`
-//! moves its arguments into locals and its state machine keeps both copies.
+//! (19,000 idle ones are the bar, docs/PERFORMANCE.md). So: the reader and
+//! the writer are plain structs polled in turn by one hand-written future
+//! ([`serve::Serve`]), each holding what it needs once (two `async` blocks
+//! raced by `future::or` kept copies of their arguments and closures' captures);
+//! reading and writing are `poll_*` methods of the [`Transport`] (no nested
+//! futures); the reader's [`Timer`] is boxed and exists only while a
+//! deadline is near (or for the close-flush bound), and the close's linger is
+//! boxed too; and the functions around it return `async move` blocks instead of
+//! being `async fn`s, since an `async fn` moves its arguments into locals
+//! and its state machine keeps both copies.
+
+mod serve;
+
+pub(crate) use serve::Serve;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -52,18 +61,17 @@ use std::future::Future;
 use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use confab_engine::{ConnId, Outgoing, ReadReady};
+use confab_engine::{ConnId, ReadReady};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
 use futures_rustls::server::TlsStream;
 
-use crate::counters::Counters;
 use crate::linger;
 use crate::shared::Shared;
 
@@ -327,7 +335,9 @@ impl AsyncWrite for &TlsConn<'_> {
     }
 }
 
-/// Serves `conn` on `stream` until it ends.
+/// Serves `conn` on `stream` until it ends. (A plain TCP connection's task
+/// awaits [`Serve`] itself, `tcp_task.rs`: this wrapper's copies of its
+/// arguments would be 32 more bytes in every such task.)
 // Not an `async fn`: see "Task size" in the module docs.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<'a>(
@@ -337,11 +347,9 @@ pub(crate) fn serve<'a>(
     woken: &'a AtomicBool,
 ) -> impl Future<Output = End> + Send + 'a {
     async move {
-        let end = future::or(
-            read_side(shared, stream, conn),
-            write_side(shared, stream, conn, woken),
-        )
-        .await;
+        // The reader and the writer end before the close's linger starts,
+        // so the task holds room for one or the other, not both.
+        let end = serve::Serve::new(shared, stream, conn, woken).await;
         if let End::Closed = end {
             stream.finish().await;
         }
@@ -356,97 +364,6 @@ pub(crate) struct Fed {
     deadline: Option<Instant>,
     /// The leftover holds a whole frame the hub did not take (budget).
     backlog: bool,
-}
-
-// Not an `async fn`: see "Task size" in the module docs.
-#[allow(clippy::manual_async_fn)]
-fn read_side<'a>(
-    shared: &'a Shared,
-    stream: &'a impl Transport,
-    conn: ConnId,
-) -> impl Future<Output = End> + Send + 'a {
-    async move {
-        enum Event {
-            Read(Result<Fed, End>),
-            Timer,
-        }
-        let mut leftover = Vec::new();
-        let mut timer = Timer::never();
-        let mut armed = None;
-        let mut fed = feed(shared, conn, &mut leftover, &[], false);
-        loop {
-            if fed.deadline != armed {
-                match fed.deadline {
-                    Some(t) => timer.set_at(t),
-                    None => timer = Timer::never(),
-                }
-                armed = fed.deadline;
-            }
-            fed = match fed.ready {
-                ReadReady::Never => {
-                    // Closing: the writer flushes and ends the race, within a
-                    // bound. The connection's one timer measures it (a second
-                    // `Timer` would be room in every connection's task).
-                    timer.set_after(CLOSE_FLUSH);
-                    (&mut timer).await;
-                    return End::FlushTimeout;
-                }
-                ReadReady::At(_) => {
-                    // Paused by the rate limit; the deadline is no later than `At`.
-                    (&mut timer).await;
-                    armed = None;
-                    // What arrived meanwhile goes in with the held-back frames,
-                    // so the hub sees a flood that never paused as one.
-                    match stream.read_now_and_feed(shared, conn, &mut leftover) {
-                        Ok(Some(fed)) => not_sooner(fed),
-                        Ok(None) => on_timer(shared, conn, &mut leftover),
-                        Err(end) => return end,
-                    }
-                }
-                ReadReady::Now if fed.backlog => {
-                    future::yield_now().await;
-                    feed(shared, conn, &mut leftover, &[], false)
-                }
-                ReadReady::Now => {
-                    // The read first, then the timer, in one poll: nothing but
-                    // this closure's references waits in the task. A read reads
-                    // and feeds in one step after its wait, or not at all.
-                    let event = future::poll_fn(|cx| {
-                        if let Poll::Ready(r) =
-                            stream.poll_read_and_feed(cx, shared, conn, &mut leftover)
-                        {
-                            return Poll::Ready(Event::Read(r));
-                        }
-                        if Pin::new(&mut timer).poll(cx).is_ready() {
-                            return Poll::Ready(Event::Timer);
-                        }
-                        Poll::Pending
-                    })
-                    .await;
-                    match event {
-                        Event::Timer => {
-                            armed = None;
-                            on_timer(shared, conn, &mut leftover)
-                        }
-                        Event::Read(Ok(fed)) => fed,
-                        Event::Read(Err(end)) => return end,
-                    }
-                }
-            };
-        }
-    }
-}
-
-/// Handles a timer firing.
-fn on_timer(shared: &Shared, conn: ConnId, leftover: &mut Vec<u8>) -> Fed {
-    not_sooner(feed(shared, conn, leftover, &[], true))
-}
-
-/// After a timeout: the next deadline is at least [`MIN_REARM`] away.
-fn not_sooner(mut fed: Fed) -> Fed {
-    let soonest = Instant::now() + MIN_REARM;
-    fed.deadline = fed.deadline.map(|t| t.max(soonest));
-    fed
 }
 
 /// Reads once and feeds the hub (after its timeout, if `timeout`). The
@@ -556,129 +473,5 @@ pub(crate) fn feed_transport(shared: &Shared, conn: ConnId, leftover: &[u8], len
     })
 }
 
-// Not an `async fn`: see "Task size" in the module docs.
-#[allow(clippy::manual_async_fn)]
-fn write_side<'a>(
-    shared: &'a Shared,
-    stream: &'a impl Transport,
-    conn: ConnId,
-    woken: &'a AtomicBool,
-) -> impl Future<Output = End> + Send + 'a {
-    async move {
-        let mut frames = Vec::new();
-        // The hub holds this task's waker: it wakes the writer (setting
-        // `woken`) when a frame is queued.
-        let mut parked = false;
-        loop {
-            // Unless parked, the first poll drains; later polls (the task is
-            // woken by the reader's events too) take the lock only if the hub
-            // woke this writer.
-            let mut first = !parked;
-            let drained = future::poll_fn(|cx| {
-                if !std::mem::take(&mut first) && !woken.swap(false, Ordering::AcqRel) {
-                    return Poll::Pending;
-                }
-                shared.with_core(|core, _| {
-                    let drained = core.hub.drain(conn, &mut frames, WRITE_BATCH);
-                    if drained.bytes == 0 && !drained.close {
-                        core.park_writer(conn, cx.waker());
-                        parked = true;
-                        // Parked, perhaps for hours: an idle connection
-                        // keeps no buffer (the vector is empty here). A
-                        // busy one keeps it from drain to drain.
-                        frames = Vec::new();
-                        Poll::Pending
-                    } else {
-                        // Emptied: park in this same hold, before writing,
-                        // so the loop need not lock again only to park.
-                        parked = drained.empty && !drained.close;
-                        if parked {
-                            core.park_writer(conn, cx.waker());
-                        }
-                        Poll::Ready(drained)
-                    }
-                })
-            })
-            .await;
-            if drained.bytes > 0 {
-                Counters::add(&shared.counters.drains, 1);
-            }
-            if let Err(e) = write_frames(stream, &frames, &shared.counters).await {
-                return End::Io(e);
-            }
-            if drained.close {
-                return End::Closed;
-            }
-            frames.clear();
-            if parked || frames.capacity() > 1024 {
-                // Parked: perhaps idle from now on (see above).
-                frames = Vec::new();
-            }
-        }
-    }
-}
-
-/// Writes every frame, looping on partial writes, then flushes.
-///
-/// The frames are copied into one contiguous buffer of the thread's,
-/// [`WRITE_CHUNK`] bytes at a time, and each chunk is one plain write: the
-/// kernel copies one contiguous buffer several times faster than the same
-/// bytes in one iovec per ~150-byte frame (docs/PERFORMANCE.md, "Where the
-/// CPU goes"). The buffer is the thread's, not the task's, so a waiting
-/// write holds none: the progress is two integers, and a chunk the socket
-/// did not take is copied again when it is writable.
-async fn write_frames(
-    stream: &impl Transport,
-    frames: &[Outgoing],
-    counters: &Counters,
-) -> io::Result<()> {
-    // The next frame to write, and how much of it is already written.
-    let (mut next, mut offset) = (0, 0);
-    future::poll_fn(|cx| {
-        while next < frames.len() {
-            let n = WRITE_BUF.with_borrow_mut(|buf| {
-                buf.clear();
-                for (i, f) in frames[next..].iter().enumerate() {
-                    let f = if i == 0 { &f[offset..] } else { &f[..] };
-                    if !buf.is_empty() && buf.len() + f.len() > WRITE_CHUNK {
-                        break;
-                    }
-                    buf.extend_from_slice(f);
-                }
-                let n = stream.poll_write_vectored(cx, &[IoSlice::new(buf)]);
-                if buf.capacity() > 2 * WRITE_CHUNK {
-                    // A frame larger than a chunk (a history page): not kept.
-                    *buf = Vec::with_capacity(WRITE_CHUNK);
-                }
-                n
-            });
-            let mut n = ready!(n)?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            Counters::add(&counters.writes, 1);
-            Counters::add(&counters.written_bytes, n as u64);
-            while let Some(f) = frames.get(next) {
-                let rest = f.len() - offset;
-                if n < rest {
-                    offset += n;
-                    break;
-                }
-                n -= rest;
-                next += 1;
-                offset = 0;
-            }
-        }
-        stream.poll_flush(cx)
-    })
-    .await
-}
-
-/// Bytes copied into [`WRITE_BUF`] for one write.
+/// Bytes copied into one write (see `serve::Writer::poll_write`).
 pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
-
-thread_local! {
-    /// The contiguous copy of the frames a writer is writing (see
-    /// [`write_frames`]).
-    static WRITE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(WRITE_CHUNK));
-}
