@@ -15,7 +15,14 @@ fn n(s: &str) -> Name {
     Name::new(s).expect("valid test name")
 }
 
-fn say(store: &mut dyn Store, ms: u64, sender: &str, target: Target, body: &str) -> MessageId {
+/// Commits one message at `ms`; its id.
+pub(crate) fn say(
+    store: &mut dyn Store,
+    ms: u64,
+    sender: &str,
+    target: Target,
+    body: &str,
+) -> MessageId {
     let m = NewMessage {
         sender: n(sender),
         target,
@@ -29,7 +36,13 @@ fn say(store: &mut dyn Store, ms: u64, sender: &str, target: Target, body: &str)
     }
 }
 
-fn dm_bodies(store: &mut dyn Store, user: &str, with: &str, window: &Window) -> Vec<String> {
+/// The bodies `user` reads in `window` of their DMs with `with`, sorted.
+pub(crate) fn dm_bodies(
+    store: &mut dyn Store,
+    user: &str,
+    with: &str,
+    window: &Window,
+) -> Vec<String> {
     let page = store
         .history_window(&n(user), &Target::User(n(with)), window, 50)
         .expect("reads");

@@ -15,26 +15,12 @@ fn open(dir: &TempDir) -> SqliteStore {
 }
 
 fn dm(store: &mut SqliteStore, ms: u64, from: &str, to: &str, body: &str) -> MessageId {
-    let m = NewMessage {
-        sender: n(from),
-        target: Target::User(n(to)),
-        body: body.to_owned(),
-        kind: confab_engine::MessageKind::Message,
-        tags: confab_engine::ClientTags::default(),
-    };
-    match &store.commit(&[Write::Message(m)], ms).expect("commits")[..] {
-        [Written::Message(Ok(c))] => c.id,
-        other => panic!("not committed: {other:?}"),
-    }
+    crate::store::tests_history_from::say(store, ms, from, Target::User(n(to)), body)
 }
 
 fn dm_bodies(store: &mut SqliteStore, user: &str, with: &str) -> Vec<String> {
-    let page = store
-        .history(&n(user), &Target::User(n(with)), MessageId(0), 50)
-        .expect("reads");
-    let mut bodies: Vec<String> = page.messages.into_iter().map(|m| m.body).collect();
-    bodies.sort();
-    bodies
+    let all = confab_engine::window::Window::Newest(confab_engine::window::Range::default());
+    crate::store::tests_history_from::dm_bodies(store, user, with, &all)
 }
 
 #[test]
