@@ -1087,6 +1087,15 @@ fn history_and_replay_are_index_scans() {
         "{history}"
     );
     assert_scans_no_table(&history);
+    // An account with a floor (a name registered again): the replay's
+    // condition on direct messages keeps the range scans.
+    store
+        .conn
+        .execute(
+            "UPDATE accounts SET history_from = 1 WHERE name_key = 'alice'",
+            [],
+        )
+        .unwrap();
     let sources = Sources::new(
         &store.conn,
         &n("alice"),
@@ -1100,6 +1109,7 @@ fn history_and_replay_are_index_scans() {
     .expect("the room is always a source");
     // The room, the group and the direct conversation.
     assert_eq!(sources.ranges.len(), 3, "{:?}", sources.ranges);
+    assert!(sources.only.contains("kind <> 2"), "{}", sources.only);
     let mut params: Vec<&dyn ToSql> = sources.params.iter().map(|p| &**p as &dyn ToSql).collect();
     params.push(&5);
     let limit = format!("ORDER BY id DESC LIMIT ?{}", params.len());
